@@ -1,0 +1,390 @@
+//! Check: everything that can be known about a program before it runs.
+//!
+//! The checker never touches the network or the disk. It reports every
+//! problem it finds in one pass, and hands the interpreter what it learned
+//! (which variables carry secrets).
+
+mod flow;
+mod permissions;
+mod sensitivity;
+mod services;
+mod suggest;
+pub mod symbols;
+mod usage;
+pub mod values;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::diagnostic::{self, Code, Diagnostic};
+use crate::source::Span;
+use crate::syntax::ast::*;
+
+pub use suggest::did_you_mean;
+pub use symbols::Symbols;
+
+/// What the checker learned about a program.
+#[derive(Debug, Default)]
+pub struct Analysis {
+    /// Sorted by file and position.
+    pub diagnostics: Vec<Diagnostic>,
+    /// For each service, the variables that may hold a secret value.
+    pub sensitive: BTreeMap<String, BTreeSet<String>>,
+    /// Every `secret.NAME` read, with where it is read.
+    pub secret_reads: Vec<(String, Span)>,
+}
+
+impl Analysis {
+    pub fn errors(&self) -> usize {
+        self.diagnostics.iter().filter(|d| d.is_error()).count()
+    }
+
+    pub fn warnings(&self) -> usize {
+        self.diagnostics.len() - self.errors()
+    }
+
+    pub fn is_sensitive(&self, service: &str, var: &str) -> bool {
+        self.sensitive
+            .get(service)
+            .is_some_and(|vars| vars.contains(var))
+    }
+}
+
+/// Checks a parsed program.
+pub fn check(program: &Program) -> Analysis {
+    let mut diagnostics = Vec::new();
+    let symbols = Symbols::collect(program, &mut diagnostics);
+    let mut checker = Checker {
+        symbols: &symbols,
+        diagnostics,
+        usage: usage::Usage::default(),
+        secret_reads: Vec::new(),
+    };
+    checker.check_roles();
+    checker.check_identities();
+    for service in &symbols.service_order {
+        checker.check_service(service);
+    }
+    for schedule in &symbols.schedule_order {
+        checker.check_schedule(schedule);
+    }
+    let Checker {
+        mut diagnostics,
+        usage,
+        secret_reads,
+        ..
+    } = checker;
+    permissions::check(&symbols, &mut diagnostics);
+    for service in &symbols.service_order {
+        for action in &service.actions {
+            flow::check_action(action, &mut diagnostics);
+        }
+    }
+    let sensitive = sensitivity::analyse(&symbols);
+    sensitivity::check_plain_http(&symbols, &sensitive, &mut diagnostics);
+    usage.report(&symbols, &mut diagnostics);
+    diagnostic::sort(&mut diagnostics);
+    Analysis {
+        diagnostics,
+        sensitive,
+        secret_reads,
+    }
+}
+
+pub(crate) struct Checker<'a, 'p> {
+    pub symbols: &'a Symbols<'p>,
+    pub diagnostics: Vec<Diagnostic>,
+    pub usage: usage::Usage<'p>,
+    pub secret_reads: Vec<(String, Span)>,
+}
+
+impl<'a, 'p> Checker<'a, 'p> {
+    pub fn push(&mut self, diagnostic: Diagnostic) {
+        self.diagnostics.push(diagnostic);
+    }
+
+    /// Reports an unknown secret unless it is declared; returns whether it is.
+    pub fn resolve_secret(&mut self, name: &Name) -> bool {
+        if self.symbols.secrets.contains_key(name.as_str()) {
+            return true;
+        }
+        let candidates = self.symbols.secret_order.iter().map(|s| s.name.as_str());
+        let help = did_you_mean(
+            name.as_str(),
+            candidates,
+            format!(
+                "declare it first: `secret {} {{ environment_specific }}`",
+                name.text
+            ),
+        );
+        self.push(
+            Diagnostic::new(
+                Code::UnknownSecret,
+                format!("unknown secret `{}`", name.text),
+            )
+            .label(name.span, "no secret has this name")
+            .help(help),
+        );
+        false
+    }
+
+    /// Resolves `service.endpoint`, reporting what is unknown.
+    pub fn resolve_endpoint(&mut self, service: &Name, endpoint: Option<&Name>) -> bool {
+        let Some(table) = self.symbols.services.get(service.as_str()) else {
+            let candidates = self.symbols.service_order.iter().map(|s| s.name.as_str());
+            let help = did_you_mean(
+                service.as_str(),
+                candidates,
+                "declare the service with `service NAME { ... }`",
+            );
+            self.push(
+                Diagnostic::new(
+                    Code::UnknownService,
+                    format!("unknown service `{}`", service.text),
+                )
+                .label(service.span, "no service has this name")
+                .help(help),
+            );
+            return false;
+        };
+        let Some(endpoint) = endpoint else {
+            return true;
+        };
+        if table.endpoints.contains_key(endpoint.as_str()) {
+            return true;
+        }
+        let candidates = table.decl.endpoints.iter().map(|e| e.name.as_str());
+        let fallback = if table.decl.endpoints.is_empty() {
+            format!(
+                "`{}` has no endpoints yet; add `endpoint {} {{ ... }}`",
+                service.text, endpoint.text
+            )
+        } else {
+            let names: Vec<String> = table
+                .decl
+                .endpoints
+                .iter()
+                .map(|e| format!("`{}`", e.name.text))
+                .collect();
+            format!(
+                "the endpoints of `{}` are {}",
+                service.text,
+                names.join(", ")
+            )
+        };
+        let help = did_you_mean(endpoint.as_str(), candidates, fallback);
+        self.push(
+            Diagnostic::new(
+                Code::UnknownEndpoint,
+                format!("unknown endpoint `{}.{}`", service.text, endpoint.text),
+            )
+            .label(
+                endpoint.span,
+                format!("`{}` has no endpoint with this name", service.text),
+            )
+            .help(help),
+        );
+        false
+    }
+
+    /// Resolves a service account by name, reporting unknown names and users.
+    pub fn resolve_service_account(&mut self, name: &Name) -> Option<&'p IdentityDecl> {
+        match self.symbols.identities.get(name.as_str()) {
+            Some(identity) if identity.kind == IdentityKind::ServiceAccount => Some(identity),
+            Some(identity) => {
+                self.push(
+                    Diagnostic::new(
+                        Code::NotAServiceAccount,
+                        format!("`{}` is a user, not a service account", name.text),
+                    )
+                    .label(name.span, "a service account is needed here")
+                    .label(identity.name.span, "declared as a user here")
+                    .help(format!(
+                        "declare a service account (`service_account NAME {{ roles ... }}`) and use it instead of `{}`",
+                        name.text
+                    )),
+                );
+                None
+            }
+            None => {
+                let candidates = self
+                    .symbols
+                    .identity_order
+                    .iter()
+                    .filter(|i| i.kind == IdentityKind::ServiceAccount)
+                    .map(|i| i.name.as_str());
+                let help = did_you_mean(
+                    name.as_str(),
+                    candidates,
+                    format!(
+                        "declare it: `service_account {} {{ roles ... }}`",
+                        name.text
+                    ),
+                );
+                self.push(
+                    Diagnostic::new(
+                        Code::UnknownIdentity,
+                        format!("unknown service account `{}`", name.text),
+                    )
+                    .label(name.span, "no service account has this name")
+                    .help(help),
+                );
+                None
+            }
+        }
+    }
+
+    fn check_roles(&mut self) {
+        for role in self.symbols.role_order.clone() {
+            for grant in &role.grants {
+                match &grant.kind {
+                    GrantKind::Run(pattern) => {
+                        self.resolve_endpoint(&pattern.service, pattern.endpoint.as_ref());
+                    }
+                    GrantKind::UpdateSecret(secret) => {
+                        self.resolve_secret(secret);
+                    }
+                    GrantKind::ReadSecret(secret) => {
+                        // Other apps read it through `svc serve`: that is a use.
+                        if self.resolve_secret(secret) {
+                            self.usage.secret_used(secret.as_str());
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn check_identities(&mut self) {
+        for identity in self.symbols.identity_order.clone() {
+            for role in &identity.roles {
+                if self.symbols.roles.contains_key(role.as_str()) {
+                    self.usage.role_used(role.as_str());
+                    continue;
+                }
+                let candidates = self.symbols.role_order.iter().map(|r| r.name.as_str());
+                let help = did_you_mean(
+                    role.as_str(),
+                    candidates,
+                    format!("declare it: `role {} {{ grant ... }}`", role.text),
+                );
+                self.push(
+                    Diagnostic::new(Code::UnknownRole, format!("unknown role `{}`", role.text))
+                        .label(role.span, "no role has this name")
+                        .help(help),
+                );
+            }
+        }
+    }
+
+    fn check_schedule(&mut self, schedule: &'p ScheduleDecl) {
+        let mut missing = Vec::new();
+        match &schedule.endpoint {
+            Some(endpoint) => {
+                self.resolve_endpoint(&endpoint.service, Some(&endpoint.endpoint));
+            }
+            None => missing.push("`endpoint SERVICE.ENDPOINT`"),
+        }
+        match &schedule.service_account {
+            Some(account) => {
+                self.resolve_service_account(account);
+            }
+            None => missing.push("`service_account NAME`"),
+        }
+        if schedule.every.is_none() && schedule.cron.is_none() {
+            missing.push("`every DURATION` or `cron \"...\"`");
+        }
+        if !missing.is_empty() {
+            self.push(
+                Diagnostic::new(
+                    Code::MissingProperty,
+                    format!(
+                        "schedule `{}` is missing {}",
+                        schedule.name.text,
+                        missing.join(" and ")
+                    ),
+                )
+                .label(schedule.name.span, "incomplete schedule")
+                .help(format!("add {}", missing.join(" and "))),
+            );
+        }
+        if let (Some(every), Some(cron)) = (&schedule.every, &schedule.cron) {
+            self.push(
+                Diagnostic::new(
+                    Code::ConflictingProperty,
+                    "a schedule has `every` or `cron`, not both",
+                )
+                .label(cron.span, "`cron` given here")
+                .label(every.span, "and `every` here")
+                .help("remove one of them"),
+            );
+        }
+        if let Some(every) = &schedule.every {
+            self.positive_duration(every);
+        }
+        if let Some(cron) = &schedule.cron
+            && let Err(problem) = values::cron(&cron.value)
+        {
+            self.push(
+                Diagnostic::new(Code::InvalidCron, format!("invalid cron expression `{}`", cron.value))
+                    .label(cron.span, problem)
+                    .help("write five fields: minute hour day-of-month month day-of-week, such as `\"0 * * * *\"`"),
+            );
+        }
+        if let Some(zone) = &schedule.time_zone {
+            if let Err(problem) = values::time_zone(&zone.value) {
+                let help = did_you_mean(
+                    &zone.value,
+                    values::time_zone_names(),
+                    "use an IANA name such as `\"Europe/Oslo\"` or `\"UTC\"`",
+                );
+                self.push(
+                    Diagnostic::new(
+                        Code::InvalidTimeZone,
+                        format!("unknown time zone `{}`", zone.value),
+                    )
+                    .label(zone.span, problem)
+                    .help(help),
+                );
+            }
+            if schedule.cron.is_none() {
+                self.push(
+                    Diagnostic::new(
+                        Code::ConflictingProperty,
+                        "`time_zone` only applies to `cron` schedules",
+                    )
+                    .label(zone.span, "has no effect without `cron`")
+                    .help("remove `time_zone`, or use `cron`"),
+                );
+            }
+        }
+        if let Some(before) = &schedule.before_expiry {
+            if self.resolve_secret(&before.secret) {
+                self.usage.secret_used(before.secret.as_str());
+            }
+            if schedule.every.is_none() {
+                self.push(
+                    Diagnostic::new(
+                        Code::MissingProperty,
+                        "`before_expiry` needs `every` as its fallback",
+                    )
+                    .label(before.span, "used when the expiry is known")
+                    .help("add `every DURATION`: it fires while the secret has no known expiry"),
+                );
+            }
+        }
+    }
+
+    /// Reports a zero duration where only a positive one makes sense.
+    pub fn positive_duration(&mut self, duration: &DurationLit) {
+        if duration.value.is_some_and(|d| d.is_zero()) {
+            self.push(
+                Diagnostic::new(
+                    Code::InvalidDuration,
+                    format!("`{}` is not a valid duration here", duration.text),
+                )
+                .label(duration.span, "must be longer than zero")
+                .help(crate::syntax::duration::HELP),
+            );
+        }
+    }
+}

@@ -1,0 +1,426 @@
+//! Permissions: who can run which endpoint, and whether each of them may
+//! update every secret that endpoint can update. Also the `run_service`
+//! call graph: grants along it, and cycles in it.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use super::symbols::Symbols;
+use crate::diagnostic::{Code, Diagnostic};
+use crate::source::Span;
+use crate::syntax::ast::*;
+
+type Key<'p> = (&'p str, &'p str);
+
+fn key_text(key: Key<'_>) -> String {
+    format!("{}.{}", key.0, key.1)
+}
+
+struct Call<'p> {
+    target: Key<'p>,
+    as_account: Option<&'p Name>,
+    span: Span,
+}
+
+/// A secret an endpoint can update, and where in its action that happens
+/// (the update itself, or the `run_service` that leads to it).
+#[derive(Clone)]
+struct Write<'p> {
+    secret: &'p Name,
+    span: Span,
+    via: Option<String>,
+}
+
+struct Graph<'p> {
+    writes: HashMap<Key<'p>, Vec<Write<'p>>>,
+    calls: HashMap<Key<'p>, Vec<Call<'p>>>,
+    order: Vec<Key<'p>>,
+}
+
+pub fn check<'p>(symbols: &Symbols<'p>, diagnostics: &mut Vec<Diagnostic>) {
+    let graph = build_graph(symbols);
+    report_cycles(&graph, diagnostics);
+    let runners = runners(symbols, &graph);
+    report_call_grants(symbols, &graph, &runners, diagnostics);
+    report_update_grants(symbols, &graph, &runners, diagnostics);
+    report_schedules(symbols, diagnostics);
+}
+
+fn build_graph<'p>(symbols: &Symbols<'p>) -> Graph<'p> {
+    let mut graph = Graph {
+        writes: HashMap::new(),
+        calls: HashMap::new(),
+        order: Vec::new(),
+    };
+    for service in &symbols.service_order {
+        for endpoint in &service.endpoints {
+            let key = (service.name.as_str(), endpoint.name.as_str());
+            if graph.writes.contains_key(&key) {
+                continue;
+            }
+            graph.order.push(key);
+            let mut writes = Vec::new();
+            let mut calls = Vec::new();
+            if let Some(action) = symbols.endpoint_action(key.0, key.1) {
+                action.body.walk(&mut |statement| match &statement.kind {
+                    StatementKind::UpdateSecrets { updates, .. } => {
+                        for update in updates {
+                            writes.push(Write {
+                                secret: &update.secret,
+                                span: update.span,
+                                via: None,
+                            });
+                        }
+                    }
+                    StatementKind::RunService {
+                        endpoint,
+                        as_account,
+                    } => {
+                        if symbols
+                            .endpoint(endpoint.service.as_str(), endpoint.endpoint.as_str())
+                            .is_some()
+                        {
+                            calls.push(Call {
+                                target: (endpoint.service.as_str(), endpoint.endpoint.as_str()),
+                                as_account: as_account.as_ref(),
+                                span: statement.span,
+                            });
+                        }
+                    }
+                    _ => {}
+                });
+            }
+            graph.writes.insert(key, writes);
+            graph.calls.insert(key, calls);
+        }
+    }
+    graph
+}
+
+/// Every secret `key` can update when run by one identity: its own updates
+/// and those of endpoints it calls without `as`.
+fn transitive_writes<'p>(graph: &Graph<'p>, key: Key<'p>) -> Vec<Write<'p>> {
+    let mut out: Vec<Write<'p>> = graph.writes.get(&key).cloned().unwrap_or_default();
+    let mut visited: BTreeSet<Key<'p>> = BTreeSet::from([key]);
+    // (endpoint to explore, span of the call in `key`'s action, path text)
+    let mut stack: Vec<(Key<'p>, Span, String)> = Vec::new();
+    for call in graph.calls.get(&key).into_iter().flatten() {
+        if call.as_account.is_none() {
+            stack.push((call.target, call.span, key_text(call.target)));
+        }
+    }
+    while let Some((target, span, path)) = stack.pop() {
+        if !visited.insert(target) {
+            continue;
+        }
+        for write in graph.writes.get(&target).into_iter().flatten() {
+            out.push(Write {
+                secret: write.secret,
+                span,
+                via: Some(path.clone()),
+            });
+        }
+        for call in graph.calls.get(&target).into_iter().flatten() {
+            if call.as_account.is_none() {
+                stack.push((
+                    call.target,
+                    span,
+                    format!("{path} → {}", key_text(call.target)),
+                ));
+            }
+        }
+    }
+    out
+}
+
+fn report_cycles(graph: &Graph<'_>, diagnostics: &mut Vec<Diagnostic>) {
+    // Tarjan-free: a DFS from each endpoint, reporting a back edge to the
+    // start once. Programs have few calls, so this is cheap.
+    let mut reported: BTreeSet<BTreeSet<String>> = BTreeSet::new();
+    for &start in &graph.order {
+        let mut stack: Vec<(Key<'_>, Vec<Key<'_>>, Option<Span>)> =
+            vec![(start, vec![start], None)];
+        let mut visited: BTreeSet<Key<'_>> = BTreeSet::new();
+        while let Some((node, path, first_span)) = stack.pop() {
+            for call in graph.calls.get(&node).into_iter().flatten() {
+                let span = first_span.unwrap_or(call.span);
+                if call.target == start {
+                    let members: BTreeSet<String> = path.iter().map(|k| key_text(*k)).collect();
+                    if reported.insert(members) {
+                        let mut names: Vec<String> =
+                            path.iter().map(|k| format!("`{}`", key_text(*k))).collect();
+                        names.push(format!("`{}`", key_text(start)));
+                        diagnostics.push(
+                            Diagnostic::new(
+                                Code::RunServiceCycle,
+                                format!("`{}` ends up calling itself", key_text(start)),
+                            )
+                            .label(span, format!("the cycle: {}", names.join(" → ")))
+                            .help("remove one of the `run_service` calls in the cycle"),
+                        );
+                    }
+                } else if visited.insert(call.target) {
+                    let mut next = path.clone();
+                    next.push(call.target);
+                    stack.push((call.target, next, Some(span)));
+                }
+            }
+        }
+    }
+}
+
+/// Why an identity can run an endpoint.
+#[derive(Clone, Copy)]
+enum Reason<'p> {
+    Grant,
+    Schedule(&'p ScheduleDecl),
+}
+
+type Runners<'p> = HashMap<Key<'p>, BTreeMap<&'p str, Reason<'p>>>;
+
+fn runners<'p>(symbols: &Symbols<'p>, graph: &Graph<'p>) -> Runners<'p> {
+    let mut out: Runners<'p> = HashMap::new();
+    for &key in &graph.order {
+        let entry = out.entry(key).or_default();
+        for identity in &symbols.identity_order {
+            if symbols.can_run(identity, key.0, key.1) {
+                entry.insert(identity.name.as_str(), Reason::Grant);
+            }
+        }
+    }
+    for schedule in &symbols.schedule_order {
+        let (Some(endpoint), Some(account)) = (&schedule.endpoint, &schedule.service_account)
+        else {
+            continue;
+        };
+        if !symbols.identities.contains_key(account.as_str()) {
+            continue;
+        }
+        if let Some(entry) = out.get_mut(&(endpoint.service.as_str(), endpoint.endpoint.as_str())) {
+            entry
+                .entry(account.as_str())
+                .or_insert(Reason::Schedule(schedule));
+        }
+    }
+    out
+}
+
+/// A role of the identity to put a missing grant in, for the help line.
+fn grant_help(symbols: &Symbols<'_>, identity: &IdentityDecl, grant: &str) -> String {
+    match identity
+        .roles
+        .iter()
+        .find(|r| symbols.roles.contains_key(r.as_str()))
+    {
+        Some(role) => format!(
+            "add `grant {grant}` to role `{}`, which `{}` has",
+            role.text, identity.name.text
+        ),
+        None => format!(
+            "give `{}` a role with `grant {grant}` (`roles ...` in its declaration)",
+            identity.name.text
+        ),
+    }
+}
+
+fn report_call_grants<'p>(
+    symbols: &Symbols<'p>,
+    graph: &Graph<'p>,
+    runners: &Runners<'p>,
+    diagnostics: &mut Vec<Diagnostic>,
+) {
+    for &key in &graph.order {
+        for call in graph.calls.get(&key).into_iter().flatten() {
+            let target = key_text(call.target);
+            match call.as_account {
+                Some(account) => {
+                    let Some(identity) = symbols.identities.get(account.as_str()) else {
+                        continue;
+                    };
+                    if !symbols.can_run(identity, call.target.0, call.target.1) {
+                        diagnostics.push(
+                            Diagnostic::new(
+                                Code::MissingRunGrant,
+                                format!("`{}` may not run `{target}`", account.text),
+                            )
+                            .label(call.span, format!("runs `{target}` as `{}`", account.text))
+                            .label(
+                                identity.name.span,
+                                format!("`{}` is declared here", account.text),
+                            )
+                            .help(grant_help(
+                                symbols,
+                                identity,
+                                &format!("run {target}"),
+                            )),
+                        );
+                    }
+                }
+                None => {
+                    for name in runners.get(&key).into_iter().flat_map(|r| r.keys()) {
+                        let identity = symbols.identities[name];
+                        if !symbols.can_run(identity, call.target.0, call.target.1) {
+                            diagnostics.push(
+                                Diagnostic::new(
+                                    Code::MissingRunGrant,
+                                    format!(
+                                        "`{name}` can run `{}`, which runs `{target}`, but may not run `{target}`",
+                                        key_text(key)
+                                    ),
+                                )
+                                .label(call.span, format!("runs `{target}` as the caller"))
+                                .label(identity.name.span, format!("`{name}` is declared here"))
+                                .help(grant_help(symbols, identity, &format!("run {target}"))),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn report_update_grants<'p>(
+    symbols: &Symbols<'p>,
+    graph: &Graph<'p>,
+    runners: &Runners<'p>,
+    diagnostics: &mut Vec<Diagnostic>,
+) {
+    for &key in &graph.order {
+        let Some(who) = runners.get(&key) else {
+            continue;
+        };
+        if who.is_empty() {
+            continue;
+        }
+        let mut writes = transitive_writes(graph, key);
+        writes.retain(|w| {
+            symbols
+                .secrets
+                .get(w.secret.as_str())
+                .is_some_and(|s| s.environment_specific && s.locked.is_none())
+        });
+        let mut seen: BTreeSet<(&str, &str)> = BTreeSet::new();
+        for write in &writes {
+            for (&name, reason) in who {
+                if !seen.insert((name, write.secret.as_str())) {
+                    continue;
+                }
+                let identity = symbols.identities[name];
+                if symbols.can_update_secret(identity, write.secret.as_str()) {
+                    continue;
+                }
+                let secret = &write.secret.text;
+                let endpoint = key_text(key);
+                let how = match reason {
+                    Reason::Grant => format!("`{name}` can run `{endpoint}`"),
+                    Reason::Schedule(schedule) => {
+                        format!(
+                            "schedule `{}` runs `{endpoint}` as `{name}`",
+                            schedule.name.text
+                        )
+                    }
+                };
+                let at = match &write.via {
+                    None => format!("updates `{secret}`"),
+                    Some(path) => format!("updates `{secret}` through `{path}`"),
+                };
+                let mut diagnostic = Diagnostic::new(
+                    Code::MissingUpdateGrant,
+                    format!("{how}, which updates `{secret}`, but `{name}` may not update it"),
+                )
+                .label(write.span, at);
+                diagnostic = match reason {
+                    Reason::Schedule(schedule) => match &schedule.service_account {
+                        Some(account) => {
+                            diagnostic.label(account.span, format!("runs as `{name}`"))
+                        }
+                        None => diagnostic,
+                    },
+                    Reason::Grant => {
+                        diagnostic.label(identity.name.span, format!("`{name}` is declared here"))
+                    }
+                };
+                diagnostics.push(diagnostic.help(grant_help(
+                    symbols,
+                    identity,
+                    &format!("update_secret {secret}"),
+                )));
+            }
+        }
+    }
+}
+
+fn report_schedules(symbols: &Symbols<'_>, diagnostics: &mut Vec<Diagnostic>) {
+    for schedule in &symbols.schedule_order {
+        let Some(endpoint_ref) = &schedule.endpoint else {
+            continue;
+        };
+        let Some(endpoint) = symbols.endpoint(
+            endpoint_ref.service.as_str(),
+            endpoint_ref.endpoint.as_str(),
+        ) else {
+            continue;
+        };
+        if !endpoint.methods.is_empty() && !endpoint.allows("GET") {
+            let methods = endpoint.methods.first().map_or(endpoint.name.span, |m| {
+                endpoint
+                    .methods
+                    .iter()
+                    .fold(m.span, |span, m| span.to(m.span))
+            });
+            diagnostics.push(
+                Diagnostic::new(
+                    Code::ScheduleMethod,
+                    format!(
+                        "schedule `{}` runs `{}`, which does not allow GET",
+                        schedule.name.text,
+                        endpoint_ref.display()
+                    ),
+                )
+                .label(endpoint_ref.span, "a schedule calls its endpoint with GET")
+                .label(methods, "the endpoint's methods")
+                .help(format!(
+                    "add `GET` to the `methods` of `{}`",
+                    endpoint_ref.display()
+                )),
+            );
+        }
+        let Some(account) = &schedule.service_account else {
+            continue;
+        };
+        let Some(identity) = symbols.identities.get(account.as_str()) else {
+            continue;
+        };
+        if identity.kind == IdentityKind::ServiceAccount
+            && !symbols.can_run(
+                identity,
+                endpoint_ref.service.as_str(),
+                endpoint_ref.endpoint.as_str(),
+            )
+        {
+            diagnostics.push(
+                Diagnostic::new(
+                    Code::MissingRunGrant,
+                    format!(
+                        "`{}` may not run `{}`",
+                        account.text,
+                        endpoint_ref.display()
+                    ),
+                )
+                .label(
+                    account.span,
+                    format!(
+                        "schedule `{}` runs as `{}`",
+                        schedule.name.text, account.text
+                    ),
+                )
+                .label(endpoint_ref.span, "the endpoint it runs")
+                .help(grant_help(
+                    symbols,
+                    identity,
+                    &format!("run {}", endpoint_ref.display()),
+                )),
+            );
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! Which values carry secrets.
+//!
+//! Sensitive are: every `secret.NAME`, every variable written into a secret
+//! by `update_secret`, and every variable connected to those by an
+//! assignment in either direction (what flows into a secret is as secret as
+//! the secret; what flows out of one is too). The interpreter redacts these
+//! in traces, logs and errors.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use super::symbols::Symbols;
+use super::values;
+use crate::diagnostic::{Code, Diagnostic};
+use crate::syntax::ast::*;
+
+pub fn analyse(symbols: &Symbols<'_>) -> BTreeMap<String, BTreeSet<String>> {
+    let mut out = BTreeMap::new();
+    for service in &symbols.service_order {
+        let mut edges: HashMap<&str, Vec<&str>> = HashMap::new();
+        let mut seeds: Vec<&str> = Vec::new();
+        for action in &service.actions {
+            action.body.walk(&mut |statement| match &statement.kind {
+                StatementKind::UpdateVariables { assignments } => {
+                    for assignment in assignments {
+                        let target = assignment.target.as_str();
+                        assignment.value.walk(&mut |e| match &e.kind {
+                            ExprKind::Variable { name } => {
+                                edges.entry(target).or_default().push(name.as_str());
+                                edges.entry(name.as_str()).or_default().push(target);
+                            }
+                            ExprKind::Secret { .. } => seeds.push(target),
+                            _ => {}
+                        });
+                    }
+                }
+                StatementKind::UpdateSecrets { updates, .. } => {
+                    for value in updates.iter().filter_map(|u| u.value.as_ref()) {
+                        value.walk(&mut |e| {
+                            if let ExprKind::Variable { name } = &e.kind {
+                                seeds.push(name.as_str());
+                            }
+                        });
+                    }
+                }
+                _ => {}
+            });
+        }
+        let mut sensitive: BTreeSet<String> = BTreeSet::new();
+        let mut stack = seeds;
+        while let Some(var) = stack.pop() {
+            if sensitive.insert(var.to_string()) {
+                stack.extend(edges.get(var).into_iter().flatten().copied());
+            }
+        }
+        out.insert(service.name.text.clone(), sensitive);
+    }
+    out
+}
+
+/// Whether an expression reads a secret or a sensitive variable.
+pub fn is_sensitive_expr(expr: &Expr, sensitive: &BTreeSet<String>) -> bool {
+    let mut found = false;
+    expr.walk(&mut |e| match &e.kind {
+        ExprKind::Secret { .. } => found = true,
+        ExprKind::Variable { name } if sensitive.contains(&name.text) => found = true,
+        _ => {}
+    });
+    found
+}
+
+/// Warns where a secret would travel in clear text over the network.
+pub fn check_plain_http(
+    symbols: &Symbols<'_>,
+    sensitive: &BTreeMap<String, BTreeSet<String>>,
+    diagnostics: &mut Vec<Diagnostic>,
+) {
+    let empty = BTreeSet::new();
+    for service in &symbols.service_order {
+        let vars = sensitive.get(&service.name.text).unwrap_or(&empty);
+        for action in &service.actions {
+            action.body.walk(&mut |statement| {
+                let StatementKind::WebRequest(request) = &statement.kind else {
+                    return;
+                };
+                let Some(url) = &request.url else {
+                    return;
+                };
+                let Some(prefix) = url.literal_prefix() else {
+                    return;
+                };
+                if !values::is_plain_http_off_loopback(&prefix) {
+                    return;
+                }
+                if let Some(leak) = request.expressions().into_iter().find(|e| is_sensitive_expr(e, vars)) {
+                    diagnostics.push(
+                        Diagnostic::new(Code::PlainHttpSecret, "a secret is sent over plain `http://`")
+                            .label(leak.span, "this value holds a secret")
+                            .label(url.span, "sent without TLS to this URL")
+                            .help("use an `https://` URL; plain `http://` is only safe to a loopback address"),
+                    );
+                }
+            });
+        }
+    }
+}

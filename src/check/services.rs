@@ -1,0 +1,817 @@
+//! Checks inside a service: variables, actions, statements, expressions and
+//! endpoints.
+
+use super::suggest::did_you_mean;
+use super::symbols::ServiceSymbols;
+use super::{Checker, values};
+use crate::diagnostic::{Code, Diagnostic};
+use crate::syntax::ast::*;
+
+/// The type of an expression as far as it is known before running.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Inferred {
+    Known(Type),
+    Null,
+    /// A parameter, or an expression whose parts already had an error.
+    Unknown,
+}
+
+struct Scope<'a, 'p> {
+    service: &'a ServiceSymbols<'p>,
+    in_catch: bool,
+}
+
+impl<'a, 'p> Checker<'a, 'p> {
+    pub(super) fn check_service(&mut self, service: &'p ServiceDecl) {
+        let Some(table) = self.symbols.services.get(service.name.as_str()) else {
+            return;
+        };
+        if !std::ptr::eq(table.decl, service) {
+            // A second service of the same name: already reported.
+            return;
+        }
+        for var in &service.vars {
+            if Type::from_name(&var.type_name.text).is_none() {
+                let help = did_you_mean(
+                    &var.type_name.text,
+                    Type::ALL,
+                    "the types are `string`, `number`, `bool` and `json`",
+                );
+                self.push(
+                    Diagnostic::new(
+                        Code::UnknownType,
+                        format!("unknown type `{}`", var.type_name.text),
+                    )
+                    .label(var.type_name.span, "not a type")
+                    .help(help),
+                );
+            }
+        }
+        for action in &service.actions {
+            let mut scope = Scope {
+                service: table,
+                in_catch: false,
+            };
+            self.check_block(&action.body, &mut scope);
+        }
+        for endpoint in &service.endpoints {
+            self.check_endpoint(table, endpoint);
+        }
+    }
+
+    fn check_endpoint(&mut self, table: &ServiceSymbols<'p>, endpoint: &'p EndpointDecl) {
+        if endpoint.methods.is_empty() {
+            self.push(
+                Diagnostic::new(
+                    Code::MissingProperty,
+                    format!("endpoint `{}` declares no methods", endpoint.name.text),
+                )
+                .label(endpoint.name.span, "callable with no HTTP method")
+                .help("add `methods GET` (or the methods callers will use)"),
+            );
+        }
+        let mut seen: Vec<&Name> = Vec::new();
+        for method in &endpoint.methods {
+            self.check_method(method, &values::ENDPOINT_METHODS);
+            if let Some(first) = seen.iter().find(|m| m.text == method.text) {
+                self.push(
+                    Diagnostic::new(
+                        Code::DuplicateProperty,
+                        format!("method `{}` is listed twice", method.text),
+                    )
+                    .label(method.span, "listed again here")
+                    .label(first.span, "first listed here")
+                    .help("list each method once"),
+                );
+            }
+            seen.push(method);
+        }
+        match &endpoint.process {
+            None => self.push(
+                Diagnostic::new(
+                    Code::MissingProperty,
+                    format!(
+                        "endpoint `{}` does not say what it processes",
+                        endpoint.name.text
+                    ),
+                )
+                .label(endpoint.name.span, "no `process` line")
+                .help("add `process ACTION` naming one of the service's actions"),
+            ),
+            Some(action) => {
+                if table.actions.contains_key(action.as_str()) {
+                    self.usage
+                        .action_used(&table.decl.name.text, action.as_str());
+                } else {
+                    let candidates = table.decl.actions.iter().map(|a| a.name.as_str());
+                    let help = did_you_mean(
+                        action.as_str(),
+                        candidates,
+                        format!(
+                            "declare it in service `{}`: `action {} {{ ... }}`",
+                            table.decl.name.text, action.text
+                        ),
+                    );
+                    self.push(
+                        Diagnostic::new(
+                            Code::UnknownAction,
+                            format!("unknown action `{}`", action.text),
+                        )
+                        .label(
+                            action.span,
+                            format!(
+                                "service `{}` has no action with this name",
+                                table.decl.name.text
+                            ),
+                        )
+                        .help(help),
+                    );
+                }
+            }
+        }
+    }
+
+    fn check_method(&mut self, method: &Name, allowed: &[&str]) {
+        if allowed.contains(&method.as_str()) {
+            return;
+        }
+        let list = allowed
+            .iter()
+            .map(|m| format!("`{m}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let help = did_you_mean(
+            method.as_str(),
+            allowed.iter().copied(),
+            format!("use one of {list}"),
+        );
+        self.push(
+            Diagnostic::new(
+                Code::InvalidMethod,
+                format!("`{}` is not an HTTP method svc supports", method.text),
+            )
+            .label(method.span, "unsupported method")
+            .help(help),
+        );
+    }
+
+    fn check_block(&mut self, block: &'p Block, scope: &mut Scope<'_, 'p>) {
+        for statement in &block.statements {
+            self.check_statement(statement, scope);
+        }
+    }
+
+    fn check_statement(&mut self, statement: &'p Statement, scope: &mut Scope<'_, 'p>) {
+        match &statement.kind {
+            StatementKind::UpdateVariables { assignments } => {
+                for assignment in assignments {
+                    let value = self.check_expr(&assignment.value, scope);
+                    self.assign(&assignment.target, value, &assignment.value, scope);
+                }
+            }
+            StatementKind::WebRequest(request) => self.check_web_request(request, scope),
+            StatementKind::If(if_statement) => {
+                self.expect_bool(&if_statement.condition, scope, "an `if` condition");
+                self.check_block(&if_statement.then_block, scope);
+                if let Some(else_block) = &if_statement.else_block {
+                    self.check_block(else_block, scope);
+                }
+            }
+            StatementKind::UpdateSecrets { updates, .. } => {
+                let mut seen: Vec<&Name> = Vec::new();
+                for update in updates {
+                    self.check_secret_update(update, scope);
+                    if let Some(first) = seen.iter().find(|s| s.text == update.secret.text) {
+                        self.push(
+                            Diagnostic::new(
+                                Code::DuplicateProperty,
+                                format!("`{}` is updated twice in one block", update.secret.text),
+                            )
+                            .label(update.secret.span, "updated again here")
+                            .label(first.span, "first updated here")
+                            .help("update each secret once per block"),
+                        );
+                    }
+                    seen.push(&update.secret);
+                }
+            }
+            StatementKind::RunService {
+                endpoint,
+                as_account,
+            } => {
+                self.resolve_endpoint(&endpoint.service, Some(&endpoint.endpoint));
+                if let Some(account) = as_account {
+                    self.resolve_service_account(account);
+                }
+            }
+            StatementKind::Sleep { duration } => {
+                if duration
+                    .value
+                    .is_some_and(|d| d > std::time::Duration::from_secs(3600))
+                {
+                    self.push(
+                        Diagnostic::new(
+                            Code::InvalidDuration,
+                            format!("`sleep {}` is too long", duration.text),
+                        )
+                        .label(duration.span, "longer than one hour")
+                        .help("a run should be short; use a `schedule` to wait longer"),
+                    );
+                }
+            }
+            StatementKind::Log { message } => {
+                self.check_expr(message, scope);
+            }
+            StatementKind::Throw { code, message } => {
+                if code.value.is_empty() {
+                    self.push(
+                        Diagnostic::new(Code::MissingProperty, "an error code cannot be empty")
+                            .label(code.span, "empty code")
+                            .help("name the error, such as `throw \"no_token\" \"the answer had no token\"`"),
+                    );
+                }
+                self.check_expr(message, scope);
+            }
+            StatementKind::Try { body, catches } => {
+                self.check_block(body, scope);
+                for catch in catches {
+                    if let CatchFilter::WebRequest { statuses } = &catch.filter {
+                        for status in statuses {
+                            if !(100..=599).contains(&status.value) {
+                                self.push(
+                                    Diagnostic::new(
+                                        Code::InvalidStatus,
+                                        format!("`{}` is not an HTTP status", status.value),
+                                    )
+                                    .label(status.span, "statuses are between 100 and 599")
+                                    .help("write a status such as `401` or `404`"),
+                                );
+                            }
+                        }
+                    }
+                    let outer = scope.in_catch;
+                    scope.in_catch = true;
+                    self.check_block(&catch.body, scope);
+                    scope.in_catch = outer;
+                }
+            }
+        }
+    }
+
+    fn check_secret_update(&mut self, update: &'p SecretUpdate, scope: &mut Scope<'_, 'p>) {
+        let name = &update.secret;
+        match self.symbols.secrets.get(name.as_str()) {
+            None => {
+                let candidates = self.symbols.secret_order.iter().map(|s| s.name.as_str());
+                let help = did_you_mean(
+                    name.as_str(),
+                    candidates,
+                    format!(
+                        "declare it: `secret {} {{ environment_specific }}`",
+                        name.text
+                    ),
+                );
+                self.push(
+                    Diagnostic::new(
+                        Code::SecretUndeclared,
+                        format!(
+                            "`{}` is not declared; the secret must be created first",
+                            name.text
+                        ),
+                    )
+                    .label(name.span, "update of an undeclared secret")
+                    .help(help),
+                );
+            }
+            Some(secret) => {
+                self.usage.secret_used(name.as_str());
+                if !secret.environment_specific {
+                    self.push(
+                        Diagnostic::new(
+                            Code::SecretNotEnvironmentSpecific,
+                            format!("`{}` is shared by every environment and cannot be updated by a run", name.text),
+                        )
+                        .label(name.span, "updated here")
+                        .label(secret.name.span, "declared without `environment_specific`")
+                        .help(format!(
+                            "add `environment_specific` to `secret {}`, so a run updates only its own environment",
+                            name.text
+                        )),
+                    );
+                }
+                if let Some(locked) = secret.locked {
+                    self.push(
+                        Diagnostic::new(Code::SecretLocked, format!("`{}` is locked", name.text))
+                            .label(name.span, "updated here")
+                            .label(locked, "locked here")
+                            .help(format!(
+                                "a locked secret is only changed with `svc secret set`; remove `locked` from `secret {}` if runs must update it",
+                                name.text
+                            )),
+                    );
+                }
+            }
+        }
+        match &update.value {
+            Some(value) => {
+                let inferred = self.check_expr(value, scope);
+                if inferred == Inferred::Known(Type::Bool) {
+                    self.type_mismatch(value, Type::String, Type::Bool, "a secret value");
+                }
+            }
+            None => self.push(
+                Diagnostic::new(
+                    Code::MissingProperty,
+                    format!("the update of `{}` has no value", name.text),
+                )
+                .label(update.span, "no `value = ...`")
+                .help("add `value = EXPR` to the block"),
+            ),
+        }
+        if let Some(expires_in) = &update.expires_in
+            && let Inferred::Known(found) = self.check_expr(expires_in, scope)
+            && found != Type::Number
+            && found != Type::Json
+        {
+            self.type_mismatch(expires_in, Type::Number, found, "`expires_in` (seconds)");
+        }
+    }
+
+    fn check_web_request(&mut self, request: &'p WebRequest, scope: &mut Scope<'_, 'p>) {
+        if let Some(method) = &request.method {
+            self.check_method(method, &values::REQUEST_METHODS);
+        }
+        match &request.url {
+            None => self.push(
+                Diagnostic::new(Code::MissingProperty, "a `web_request` needs a `url`")
+                    .label(request.span, "no `url`")
+                    .help("add `url \"https://...\"`"),
+            ),
+            Some(url) => {
+                self.expect_type(url, Type::String, scope, "a URL");
+                let complete = url.as_plain_string();
+                let text = complete.clone().or_else(|| url.literal_prefix());
+                if let Some(text) = text
+                    && let Err(problem) = values::url(&text, complete.is_some())
+                {
+                    self.push(
+                        Diagnostic::new(Code::InvalidUrl, "invalid URL")
+                            .label(url.span, problem)
+                            .help("write a full URL such as `\"https://api.example.com/oauth/token\"`"),
+                    );
+                }
+            }
+        }
+        for field in &request.query {
+            self.check_expr(&field.value, scope);
+        }
+        for field in &request.headers {
+            if let Err(problem) = values::header_name(&field.name.value) {
+                self.push(
+                    Diagnostic::new(
+                        Code::InvalidHeader,
+                        format!("invalid header name `{}`", field.name.value),
+                    )
+                    .label(field.name.span, problem)
+                    .help("header names are letters, digits and `-`, such as `\"Accept\"`"),
+                );
+            }
+            self.expect_type(&field.value, Type::String, scope, "a header value");
+        }
+        match &request.body {
+            Some(RequestBody::Form { fields, .. }) | Some(RequestBody::Json { fields, .. }) => {
+                for field in fields {
+                    self.check_expr(&field.value, scope);
+                }
+            }
+            Some(RequestBody::Raw { value, .. }) => {
+                self.check_expr(value, scope);
+            }
+            None => {}
+        }
+        match &request.auth {
+            Some(Auth::Basic { user, password, .. }) => {
+                self.expect_type(user, Type::String, scope, "a user name");
+                self.expect_type(password, Type::String, scope, "a password");
+            }
+            Some(Auth::Bearer { token, .. }) => {
+                self.expect_type(token, Type::String, scope, "a bearer token");
+            }
+            None => {}
+        }
+        if let Some(timeout) = &request.timeout {
+            self.positive_duration(timeout);
+        }
+        if let Some(retry) = &request.retry {
+            if let Some(attempts) = &retry.attempts
+                && !(1..=20).contains(&attempts.value)
+            {
+                self.push(
+                    Diagnostic::new(
+                        Code::InvalidNumber,
+                        format!("`attempts {}` is out of range", attempts.value),
+                    )
+                    .label(attempts.span, "between 1 and 20")
+                    .help("`attempts 1` sends the request once, without retrying"),
+                );
+            }
+            if let Some(max_time) = &retry.max_time {
+                self.positive_duration(max_time);
+            }
+        }
+        if let Some(redirects) = &request.redirects
+            && redirects.value > 20
+        {
+            self.push(
+                Diagnostic::new(
+                    Code::InvalidNumber,
+                    format!("`redirects {}` is too many", redirects.value),
+                )
+                .label(redirects.span, "at most 20")
+                .help("a token endpoint rarely redirects; 0 to 5 is plenty"),
+            );
+        }
+        let mut seen: Vec<&Name> = Vec::new();
+        for mapping in &request.result_mapping {
+            self.check_mapping(mapping, scope);
+            if let Some(first) = seen.iter().find(|m| m.text == mapping.target.text) {
+                self.push(
+                    Diagnostic::new(
+                        Code::DuplicateProperty,
+                        format!("`{}` is mapped twice", mapping.target.text),
+                    )
+                    .label(mapping.target.span, "mapped again here")
+                    .label(first.span, "first mapped here")
+                    .help("map each variable once"),
+                );
+            }
+            seen.push(&mapping.target);
+        }
+    }
+
+    fn check_mapping(&mut self, mapping: &'p Mapping, scope: &mut Scope<'_, 'p>) {
+        let service = scope.service;
+        let target = &mapping.target;
+        let target_type = if service.vars.contains_key(target.as_str()) {
+            self.usage
+                .var_assigned(&service.decl.name.text, target.as_str());
+            service.var_type(target.as_str())
+        } else {
+            let candidates = service.decl.vars.iter().map(|v| v.name.as_str());
+            let help = did_you_mean(
+                target.as_str(),
+                candidates,
+                format!(
+                    "declare it in service `{}`: `var {}: string`",
+                    service.decl.name.text, target.text
+                ),
+            );
+            self.push(
+                Diagnostic::new(
+                    Code::UndeclaredMappingTarget,
+                    format!(
+                        "`result_mapping` into undeclared variable `{}`",
+                        target.text
+                    ),
+                )
+                .label(target.span, "not a variable of this service")
+                .help(help),
+            );
+            None
+        };
+        match &mapping.source {
+            MappingSource::JsonPath { path, span } => {
+                if let Err(problem) = values::jsonpath(path) {
+                    self.push(
+                        Diagnostic::new(Code::InvalidJsonPath, format!("invalid JSONPath `{path}`"))
+                            .label(*span, problem)
+                            .help("write an RFC 9535 JSONPath such as `$.access_token` or `$.data[0]['token']`"),
+                    );
+                }
+            }
+            MappingSource::Header { name, .. } => {
+                if let Err(problem) = values::header_name(&name.value) {
+                    self.push(
+                        Diagnostic::new(
+                            Code::InvalidHeader,
+                            format!("invalid header name `{}`", name.value),
+                        )
+                        .label(name.span, problem)
+                        .help("header names are letters, digits and `-`, such as `\"Location\"`"),
+                    );
+                }
+                if let Some(t @ (Type::Bool | Type::Number)) = target_type {
+                    self.mapping_mismatch(mapping, t, "a header value is text");
+                }
+            }
+            MappingSource::Status { .. } => {
+                if let Some(Type::Bool) = target_type {
+                    self.mapping_mismatch(mapping, Type::Bool, "the status is a number");
+                }
+            }
+            MappingSource::Body { .. } => {
+                if let Some(t @ (Type::Bool | Type::Number)) = target_type {
+                    self.mapping_mismatch(mapping, t, "the body is text");
+                }
+            }
+        }
+    }
+
+    fn mapping_mismatch(&mut self, mapping: &Mapping, target: Type, why: &str) {
+        self.push(
+            Diagnostic::new(
+                Code::TypeMismatch,
+                format!(
+                    "cannot map into `{}`, a {} variable",
+                    mapping.target.text,
+                    target.name()
+                ),
+            )
+            .label(mapping.source.span(), why)
+            .help("declare the variable as `string` or `json`, or map a JSONPath instead"),
+        );
+    }
+
+    fn assign(
+        &mut self,
+        target: &'p Name,
+        value: Inferred,
+        expr: &Expr,
+        scope: &mut Scope<'_, 'p>,
+    ) {
+        let service = scope.service;
+        if !service.vars.contains_key(target.as_str()) {
+            self.unknown_variable(target, service);
+            return;
+        }
+        if value != Inferred::Null {
+            self.usage
+                .var_assigned(&service.decl.name.text, target.as_str());
+        }
+        let Some(declared) = service.var_type(target.as_str()) else {
+            return;
+        };
+        if let Inferred::Known(found) = value
+            && found != declared
+            && declared != Type::Json
+        {
+            self.push(
+                Diagnostic::new(
+                    Code::TypeMismatch,
+                    format!(
+                        "`{}` is a {} variable, but this value is a {}",
+                        target.text,
+                        declared.name(),
+                        found.name()
+                    ),
+                )
+                .label(expr.span, format!("a {}", found.name()))
+                .label(target.span, format!("declared as `{}`", declared.name()))
+                .help(conversion_help(declared)),
+            );
+        }
+    }
+
+    fn unknown_variable(&mut self, name: &Name, service: &ServiceSymbols<'p>) {
+        let candidates = service.decl.vars.iter().map(|v| v.name.as_str());
+        let help = did_you_mean(
+            name.as_str(),
+            candidates,
+            format!(
+                "declare it in service `{}`: `var {}: string`",
+                service.decl.name.text, name.text
+            ),
+        );
+        self.push(
+            Diagnostic::new(
+                Code::UnknownVariable,
+                format!("unknown variable `{}`", name.text),
+            )
+            .label(
+                name.span,
+                format!(
+                    "service `{}` has no variable with this name",
+                    service.decl.name.text
+                ),
+            )
+            .help(help),
+        );
+    }
+
+    fn expect_bool(&mut self, expr: &'p Expr, scope: &mut Scope<'_, 'p>, what: &str) {
+        if let Inferred::Known(found) = self.check_expr(expr, scope)
+            && found != Type::Bool
+            && found != Type::Json
+        {
+            let mut diagnostic = Diagnostic::new(
+                Code::TypeMismatch,
+                format!("{what} must be a bool, but this is a {}", found.name()),
+            )
+            .label(expr.span, format!("a {}", found.name()));
+            diagnostic = match &expr.kind {
+                ExprKind::Variable { name } => diagnostic.help(format!(
+                    "to test for a value, write `has_value({})`",
+                    name.text
+                )),
+                _ => diagnostic
+                    .help("compare it, such as `x == \"value\"`, or test it with `has_value(x)`"),
+            };
+            self.push(diagnostic);
+        }
+    }
+
+    fn expect_type(
+        &mut self,
+        expr: &'p Expr,
+        expected: Type,
+        scope: &mut Scope<'_, 'p>,
+        what: &str,
+    ) {
+        if let Inferred::Known(found) = self.check_expr(expr, scope)
+            && found != expected
+            && found != Type::Json
+            && !(expected == Type::String && found == Type::Number)
+        {
+            self.type_mismatch(expr, expected, found, what);
+        }
+    }
+
+    fn type_mismatch(&mut self, expr: &Expr, expected: Type, found: Type, what: &str) {
+        self.push(
+            Diagnostic::new(
+                Code::TypeMismatch,
+                format!(
+                    "{what} must be a {}, but this is a {}",
+                    expected.name(),
+                    found.name()
+                ),
+            )
+            .label(expr.span, format!("a {}", found.name()))
+            .help(conversion_help(expected)),
+        );
+    }
+
+    /// Resolves the names in an expression and infers its type.
+    fn check_expr(&mut self, expr: &'p Expr, scope: &mut Scope<'_, 'p>) -> Inferred {
+        match &expr.kind {
+            ExprKind::String { parts } => {
+                for part in parts {
+                    if let StringPart::Interpolation { expr } = part {
+                        self.check_expr(expr, scope);
+                    }
+                }
+                Inferred::Known(Type::String)
+            }
+            ExprKind::Number { .. } => Inferred::Known(Type::Number),
+            ExprKind::Bool { .. } => Inferred::Known(Type::Bool),
+            ExprKind::Null => Inferred::Null,
+            ExprKind::Variable { name } => {
+                let service = scope.service;
+                if service.vars.contains_key(name.as_str()) {
+                    self.usage.var_read(&service.decl.name.text, name);
+                    service
+                        .var_type(name.as_str())
+                        .map_or(Inferred::Unknown, Inferred::Known)
+                } else {
+                    self.unknown_variable(name, service);
+                    Inferred::Unknown
+                }
+            }
+            ExprKind::Secret { name } => {
+                self.secret_reads.push((name.text.clone(), expr.span));
+                if self.resolve_secret(name) {
+                    self.usage.secret_used(name.as_str());
+                }
+                Inferred::Known(Type::String)
+            }
+            ExprKind::Param { .. } => Inferred::Unknown,
+            ExprKind::Error { field } => {
+                let known = match field.as_str() {
+                    "code" | "message" => Some(Type::String),
+                    "status" => Some(Type::Number),
+                    _ => None,
+                };
+                if !scope.in_catch {
+                    self.push(
+                        Diagnostic::new(Code::UnknownErrorField, "`error` is only known inside `catch`")
+                            .label(expr.span, "no error is being handled here")
+                            .help("read `error.code`, `error.message` or `error.status` inside a `catch` block"),
+                    );
+                    return Inferred::Unknown;
+                }
+                match known {
+                    Some(t) => Inferred::Known(t),
+                    None => {
+                        let help = did_you_mean(
+                            field.as_str(),
+                            ["code", "message", "status"],
+                            "an error has `code`, `message` and `status`",
+                        );
+                        self.push(
+                            Diagnostic::new(
+                                Code::UnknownErrorField,
+                                format!("an error has no field `{}`", field.text),
+                            )
+                            .label(field.span, "unknown field")
+                            .help(help),
+                        );
+                        Inferred::Unknown
+                    }
+                }
+            }
+            ExprKind::Call { function, args } => {
+                for arg in args {
+                    self.check_expr(arg, scope);
+                }
+                if function.text != "has_value" {
+                    let help = did_you_mean(
+                        function.as_str(),
+                        ["has_value"],
+                        "the one function is `has_value(x)`",
+                    );
+                    self.push(
+                        Diagnostic::new(
+                            Code::UnknownFunction,
+                            format!("unknown function `{}`", function.text),
+                        )
+                        .label(function.span, "not a function")
+                        .help(help),
+                    );
+                    return Inferred::Unknown;
+                }
+                if args.len() != 1 {
+                    self.push(
+                        Diagnostic::new(
+                            Code::WrongArguments,
+                            format!("`has_value` takes one argument, not {}", args.len()),
+                        )
+                        .label(expr.span, "wrong number of arguments")
+                        .help("write `has_value(x)`"),
+                    );
+                }
+                Inferred::Known(Type::Bool)
+            }
+            ExprKind::Not { operand } => {
+                self.expect_bool(operand, scope, "the operand of `!`");
+                Inferred::Known(Type::Bool)
+            }
+            ExprKind::Binary { op, lhs, rhs } => {
+                match op {
+                    BinaryOp::And | BinaryOp::Or => {
+                        let what = format!("an operand of `{}`", op.symbol());
+                        self.expect_bool(lhs, scope, &what);
+                        self.expect_bool(rhs, scope, &what);
+                    }
+                    BinaryOp::Eq | BinaryOp::Ne => {
+                        let left = self.check_expr(lhs, scope);
+                        let right = self.check_expr(rhs, scope);
+                        if let (Inferred::Known(a), Inferred::Known(b)) = (left, right)
+                            && a != b
+                            && a != Type::Json
+                            && b != Type::Json
+                        {
+                            self.push(
+                                Diagnostic::new(
+                                    Code::TypeMismatch,
+                                    format!(
+                                        "comparing a {} with a {} is always {}",
+                                        a.name(),
+                                        b.name(),
+                                        *op == BinaryOp::Ne
+                                    ),
+                                )
+                                .label(expr.span, "values of different types")
+                                .help("compare values of the same type"),
+                            );
+                        }
+                    }
+                    BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge => {
+                        let what = format!("an operand of `{}`", op.symbol());
+                        for side in [lhs, rhs] {
+                            if let Inferred::Known(found) = self.check_expr(side, scope)
+                                && found != Type::Number
+                                && found != Type::Json
+                            {
+                                self.type_mismatch(side, Type::Number, found, &what);
+                            }
+                        }
+                    }
+                }
+                Inferred::Known(Type::Bool)
+            }
+        }
+    }
+}
+
+fn conversion_help(expected: Type) -> String {
+    match expected {
+        Type::String => {
+            "write the value in quotes, or declare the variable with another type".into()
+        }
+        Type::Number => {
+            "write a number such as `3600`, or declare the variable with another type".into()
+        }
+        Type::Bool => "write `true` or `false`, or declare the variable with another type".into(),
+        Type::Json => "any value fits a `json` variable".into(),
+    }
+}

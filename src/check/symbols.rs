@@ -1,0 +1,229 @@
+//! The names a program declares, and the duplicates among them.
+
+use std::collections::HashMap;
+
+use crate::diagnostic::{Code, Diagnostic};
+use crate::syntax::ast::*;
+
+/// Lookup tables over a program. Where a name is declared twice, the first
+/// declaration wins (the second is reported).
+#[derive(Default)]
+pub struct Symbols<'p> {
+    pub secrets: HashMap<&'p str, &'p SecretDecl>,
+    pub roles: HashMap<&'p str, &'p RoleDecl>,
+    pub identities: HashMap<&'p str, &'p IdentityDecl>,
+    pub services: HashMap<&'p str, ServiceSymbols<'p>>,
+    pub schedules: HashMap<&'p str, &'p ScheduleDecl>,
+    /// Declaration order, for stable suggestions and output.
+    pub secret_order: Vec<&'p SecretDecl>,
+    pub role_order: Vec<&'p RoleDecl>,
+    pub identity_order: Vec<&'p IdentityDecl>,
+    pub service_order: Vec<&'p ServiceDecl>,
+    pub schedule_order: Vec<&'p ScheduleDecl>,
+}
+
+pub struct ServiceSymbols<'p> {
+    pub decl: &'p ServiceDecl,
+    pub vars: HashMap<&'p str, &'p VarDecl>,
+    pub actions: HashMap<&'p str, &'p ActionDecl>,
+    pub endpoints: HashMap<&'p str, &'p EndpointDecl>,
+}
+
+impl<'p> ServiceSymbols<'p> {
+    pub fn var_type(&self, name: &str) -> Option<Type> {
+        self.vars
+            .get(name)
+            .and_then(|v| Type::from_name(&v.type_name.text))
+    }
+}
+
+impl<'p> Symbols<'p> {
+    /// Builds the tables, reporting every name declared twice.
+    pub fn collect(program: &'p Program, diagnostics: &mut Vec<Diagnostic>) -> Self {
+        let mut symbols = Symbols::default();
+        for item in &program.items {
+            match item {
+                Item::Secret(secret) => {
+                    if insert(
+                        &mut symbols.secrets,
+                        &secret.name,
+                        secret,
+                        "secret",
+                        diagnostics,
+                        |s| &s.name,
+                    ) {
+                        symbols.secret_order.push(secret);
+                    }
+                }
+                Item::Role(role) => {
+                    if insert(
+                        &mut symbols.roles,
+                        &role.name,
+                        role,
+                        "role",
+                        diagnostics,
+                        |r| &r.name,
+                    ) {
+                        symbols.role_order.push(role);
+                    }
+                }
+                Item::Identity(identity) => {
+                    let what = "user or service account";
+                    if insert(
+                        &mut symbols.identities,
+                        &identity.name,
+                        identity,
+                        what,
+                        diagnostics,
+                        |i| &i.name,
+                    ) {
+                        symbols.identity_order.push(identity);
+                    }
+                }
+                Item::Schedule(schedule) => {
+                    if insert(
+                        &mut symbols.schedules,
+                        &schedule.name,
+                        schedule,
+                        "schedule",
+                        diagnostics,
+                        |s| &s.name,
+                    ) {
+                        symbols.schedule_order.push(schedule);
+                    }
+                }
+                Item::Service(service) => {
+                    if let Some(first) = symbols.services.get(service.name.as_str()) {
+                        diagnostics.push(duplicate("service", &service.name, &first.decl.name));
+                        continue;
+                    }
+                    let mut table = ServiceSymbols {
+                        decl: service,
+                        vars: HashMap::new(),
+                        actions: HashMap::new(),
+                        endpoints: HashMap::new(),
+                    };
+                    for var in &service.vars {
+                        insert(
+                            &mut table.vars,
+                            &var.name,
+                            var,
+                            "variable",
+                            diagnostics,
+                            |v| &v.name,
+                        );
+                    }
+                    for action in &service.actions {
+                        insert(
+                            &mut table.actions,
+                            &action.name,
+                            action,
+                            "action",
+                            diagnostics,
+                            |a| &a.name,
+                        );
+                    }
+                    for endpoint in &service.endpoints {
+                        insert(
+                            &mut table.endpoints,
+                            &endpoint.name,
+                            endpoint,
+                            "endpoint",
+                            diagnostics,
+                            |e| &e.name,
+                        );
+                    }
+                    symbols.services.insert(service.name.as_str(), table);
+                    symbols.service_order.push(service);
+                }
+            }
+        }
+        symbols
+    }
+
+    pub fn endpoint(&self, service: &str, endpoint: &str) -> Option<&'p EndpointDecl> {
+        self.services.get(service)?.endpoints.get(endpoint).copied()
+    }
+
+    /// The action an endpoint processes, if both exist.
+    pub fn endpoint_action(&self, service: &str, endpoint: &str) -> Option<&'p ActionDecl> {
+        let table = self.services.get(service)?;
+        let endpoint = table.endpoints.get(endpoint)?;
+        table
+            .actions
+            .get(endpoint.process.as_ref()?.as_str())
+            .copied()
+    }
+
+    /// Whether a role grants `run` on `service.endpoint`.
+    pub fn role_runs(role: &RoleDecl, service: &str, endpoint: &str) -> bool {
+        role.grants.iter().any(|g| match &g.kind {
+            GrantKind::Run(pattern) => {
+                pattern.service.text == service
+                    && pattern.endpoint.as_ref().is_none_or(|e| e.text == endpoint)
+            }
+            _ => false,
+        })
+    }
+
+    /// The roles of an identity that exist.
+    pub fn roles_of<'s>(
+        &'s self,
+        identity: &'s IdentityDecl,
+    ) -> impl Iterator<Item = &'p RoleDecl> + 's {
+        identity
+            .roles
+            .iter()
+            .filter_map(|r| self.roles.get(r.as_str()).copied())
+    }
+
+    pub fn can_run(&self, identity: &IdentityDecl, service: &str, endpoint: &str) -> bool {
+        self.roles_of(identity)
+            .any(|r| Self::role_runs(r, service, endpoint))
+    }
+
+    pub fn can_update_secret(&self, identity: &IdentityDecl, secret: &str) -> bool {
+        self.roles_of(identity).any(|r| {
+            r.grants
+                .iter()
+                .any(|g| matches!(&g.kind, GrantKind::UpdateSecret(s) if s.text == secret))
+        })
+    }
+
+    pub fn can_read_secret(&self, identity: &IdentityDecl, secret: &str) -> bool {
+        self.roles_of(identity).any(|r| {
+            r.grants
+                .iter()
+                .any(|g| matches!(&g.kind, GrantKind::ReadSecret(s) if s.text == secret))
+        })
+    }
+}
+
+fn insert<'p, T>(
+    table: &mut HashMap<&'p str, &'p T>,
+    name: &'p Name,
+    value: &'p T,
+    what: &str,
+    diagnostics: &mut Vec<Diagnostic>,
+    name_of: impl Fn(&T) -> &Name,
+) -> bool {
+    if let Some(first) = table.get(name.as_str()) {
+        diagnostics.push(duplicate(what, name, name_of(first)));
+        return false;
+    }
+    table.insert(name.as_str(), value);
+    true
+}
+
+fn duplicate(what: &str, again: &Name, first: &Name) -> Diagnostic {
+    Diagnostic::new(
+        Code::DuplicateName,
+        format!("the {what} `{}` is declared twice", again.text),
+    )
+    .label(again.span, "declared again here")
+    .label(first.span, "first declared here")
+    .help(format!(
+        "rename one of them, or remove the second `{}`",
+        again.text
+    ))
+}

@@ -1,0 +1,162 @@
+//! Validation of values the grammar accepts leniently: HTTP methods, URLs,
+//! header names, JSONPath, cron expressions and time zones.
+//!
+//! Each function returns the problem in a few words, or `Ok`.
+
+use std::str::FromStr;
+
+/// Methods an endpoint may declare.
+pub const ENDPOINT_METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
+/// Methods a `web_request` may send.
+pub const REQUEST_METHODS: [&str; 7] = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
+
+/// Checks a URL as written. `complete` is false when the text is only the
+/// part before the first interpolation.
+pub fn url(text: &str, complete: bool) -> Result<(), String> {
+    if !complete && !text.contains("://") {
+        // `"${base}/token"`: nothing to check before run time, unless the
+        // literal start is clearly not a scheme.
+        if text.is_empty() || "https://".starts_with(text) || "http://".starts_with(text) {
+            return Ok(());
+        }
+        return Err("a URL starts with `https://` or `http://`".into());
+    }
+    if !complete {
+        let scheme = text.split("://").next().unwrap_or("");
+        return match scheme {
+            "http" | "https" => Ok(()),
+            other => Err(format!("`{other}` is not a web scheme; use `https`")),
+        };
+    }
+    let parsed = url::Url::parse(text).map_err(|e| format!("not a URL: {e}"))?;
+    match parsed.scheme() {
+        "http" | "https" => {}
+        other => return Err(format!("`{other}` is not a web scheme; use `https`")),
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err("the URL has no host".into());
+    }
+    Ok(())
+}
+
+/// Whether a URL literal uses plain `http://` to a host other than loopback.
+pub fn is_plain_http_off_loopback(prefix: &str) -> bool {
+    let Some(rest) = prefix.strip_prefix("http://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if let Some(bracketed) = host.strip_prefix('[') {
+        bracketed.split(']').next().unwrap_or("")
+    } else {
+        host.split(':').next().unwrap_or("")
+    };
+    if host.is_empty() {
+        // Host comes from an interpolation: unknown, so no warning.
+        return false;
+    }
+    if host.eq_ignore_ascii_case("localhost") {
+        return false;
+    }
+    match host.parse::<std::net::IpAddr>() {
+        Ok(ip) => !ip.is_loopback(),
+        Err(_) => true,
+    }
+}
+
+/// An HTTP header name: a non-empty RFC 9110 token.
+pub fn header_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("a header name cannot be empty".into());
+    }
+    let bad = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(*c)));
+    match bad {
+        Some(c) => Err(format!("{c:?} cannot appear in a header name")),
+        None => Ok(()),
+    }
+}
+
+/// An RFC 9535 JSONPath.
+pub fn jsonpath(path: &str) -> Result<(), String> {
+    serde_json_path::JsonPath::parse(path)
+        .map(|_| ())
+        .map_err(|e| first_line(&e.to_string()))
+}
+
+/// A five-field cron expression (or an alias such as `@hourly`).
+pub fn cron(expression: &str) -> Result<(), String> {
+    let trimmed = expression.trim();
+    if !trimmed.starts_with('@') {
+        let fields = trimmed.split_whitespace().count();
+        if fields != 5 {
+            return Err(format!(
+                "a cron expression has 5 fields, this one has {fields}"
+            ));
+        }
+    }
+    croner::Cron::from_str(trimmed)
+        .map(|_| ())
+        .map_err(|e| first_line(&e.to_string()))
+}
+
+/// An IANA time zone name.
+pub fn time_zone(name: &str) -> Result<(), String> {
+    chrono_tz::Tz::from_str(name)
+        .map(|_| ())
+        .map_err(|_| format!("`{name}` is not an IANA time zone"))
+}
+
+/// The IANA names closest to a misspelled one, for a hint.
+pub fn time_zone_names() -> impl Iterator<Item = &'static str> {
+    chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name())
+}
+
+fn first_line(text: &str) -> String {
+    text.lines().next().unwrap_or(text).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        assert!(url("https://api.hubapi.com/oauth/v1/token", true).is_ok());
+        assert!(url("ftp://x", true).is_err());
+        assert!(url("api.hubapi.com", true).is_err());
+        assert!(url("https://", true).is_err());
+        assert!(url("", false).is_ok());
+        assert!(url("https://", false).is_ok());
+        assert!(url("api/", false).is_err());
+    }
+
+    #[test]
+    fn plain_http() {
+        assert!(is_plain_http_off_loopback("http://example.com/token"));
+        assert!(is_plain_http_off_loopback("http://10.0.0.1:80/"));
+        assert!(!is_plain_http_off_loopback("http://127.0.0.1:8080/token"));
+        assert!(!is_plain_http_off_loopback("http://[::1]:8080/token"));
+        assert!(!is_plain_http_off_loopback("http://localhost/token"));
+        assert!(!is_plain_http_off_loopback("https://example.com"));
+        assert!(!is_plain_http_off_loopback("http://"));
+    }
+
+    #[test]
+    fn crons_and_zones() {
+        assert!(cron("0 * * * *").is_ok());
+        assert!(cron("@hourly").is_ok());
+        assert!(cron("0 * * *").is_err());
+        assert!(cron("61 * * * *").is_err());
+        assert!(time_zone("Europe/Oslo").is_ok());
+        assert!(time_zone("Europe/Olso").is_err());
+    }
+
+    #[test]
+    fn jsonpaths() {
+        assert!(jsonpath("$.access_token").is_ok());
+        assert!(jsonpath("$.data[0]['token']").is_ok());
+        assert!(jsonpath("$.data[").is_err());
+    }
+}

@@ -1,0 +1,22 @@
+//! svc keeps OAuth 2.0 access tokens fresh, from a small language of
+//! secrets, roles, services and schedules.
+//!
+//! The program flows through the modules in this order: [`source`] loads
+//! files, [`syntax`] parses them into an AST, [`check`] validates it
+//! ([`program`] ties the three together), and [`report`] renders what was
+//! found.
+
+#![forbid(unsafe_code)]
+// Guards with side effects (recording a property as seen) read worse than
+// an `if` inside the arm.
+#![allow(clippy::collapsible_match)]
+
+pub mod check;
+pub mod cli;
+mod commands;
+pub mod diagnostic;
+pub mod exit;
+pub mod program;
+pub mod report;
+pub mod source;
+pub mod syntax;

@@ -1,0 +1,199 @@
+//! Rendering diagnostics for people: miette reports with the source line,
+//! carets and labels, graphical on a terminal and plain ASCII otherwise.
+
+use std::fmt;
+use std::io::IsTerminal;
+use std::sync::Arc;
+
+use miette::{GraphicalReportHandler, GraphicalTheme, LabeledSpan, NamedSource};
+
+use crate::diagnostic::{Diagnostic, Severity};
+use crate::source::SourceMap;
+
+/// How to draw reports.
+#[derive(Clone, Copy, Debug)]
+pub struct Style {
+    pub color: bool,
+    pub unicode: bool,
+    pub width: usize,
+}
+
+impl Style {
+    /// Plain ASCII without color: for files, pipes and tests.
+    pub const PLAIN: Style = Style {
+        color: false,
+        unicode: false,
+        width: 100,
+    };
+
+    /// Graphical with color on a terminal (unless `NO_COLOR` is set), plain otherwise.
+    pub fn for_stderr() -> Style {
+        let stderr = std::io::stderr();
+        if !stderr.is_terminal() {
+            return Style::PLAIN;
+        }
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        let width = std::env::var("COLUMNS")
+            .ok()
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(100);
+        Style {
+            color: !no_color,
+            unicode: true,
+            width,
+        }
+    }
+
+    fn handler(self) -> GraphicalReportHandler {
+        let theme = match (self.unicode, self.color) {
+            (true, true) => GraphicalTheme::unicode(),
+            (true, false) => GraphicalTheme::unicode_nocolor(),
+            (false, true) => GraphicalTheme::ascii(),
+            (false, false) => GraphicalTheme::none(),
+        };
+        GraphicalReportHandler::new_themed(theme)
+            .with_width(self.width)
+            .with_links(false)
+    }
+}
+
+/// Renders one diagnostic as text.
+pub fn render(diagnostic: &Diagnostic, sources: &SourceMap, style: Style) -> String {
+    let report = Report::new(diagnostic, sources);
+    let mut out = String::new();
+    if style.handler().render_report(&mut out, &report).is_err() {
+        // Rendering into a String cannot fail; keep the message regardless.
+        out = format!("{}: {}\n", diagnostic.code.as_str(), diagnostic.message);
+    }
+    out
+}
+
+/// Renders several diagnostics, one after the other.
+pub fn render_all(diagnostics: &[Diagnostic], sources: &SourceMap, style: Style) -> String {
+    diagnostics
+        .iter()
+        .map(|d| render(d, sources, style))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A one-line summary: "2 errors and 1 warning in 3 files".
+pub fn summary(errors: usize, warnings: usize, files: usize) -> String {
+    let files = plural(files, "file");
+    match (errors, warnings) {
+        (0, 0) => format!("no problems in {files}"),
+        (0, w) => format!("{} in {files}", plural(w, "warning")),
+        (e, 0) => format!("{} in {files}", plural(e, "error")),
+        (e, w) => format!(
+            "{} and {} in {files}",
+            plural(e, "error"),
+            plural(w, "warning")
+        ),
+    }
+}
+
+pub fn plural(count: usize, noun: &str) -> String {
+    if count == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{count} {noun}s")
+    }
+}
+
+/// A diagnostic paired with its source, in the shape miette wants.
+struct Report {
+    message: String,
+    code: &'static str,
+    severity: Severity,
+    help: Option<String>,
+    labels: Vec<LabeledSpan>,
+    source: Option<NamedSource<Arc<str>>>,
+}
+
+impl Report {
+    fn new(diagnostic: &Diagnostic, sources: &SourceMap) -> Report {
+        let primary_file = diagnostic.primary_span().map(|s| s.file);
+        let mut labels = Vec::new();
+        let mut elsewhere = Vec::new();
+        for (i, label) in diagnostic.labels.iter().enumerate() {
+            if Some(label.span.file) == primary_file {
+                let text = Some(label.message.clone());
+                labels.push(if i == 0 {
+                    LabeledSpan::new_primary_with_span(text, label.span)
+                } else {
+                    LabeledSpan::new_with_span(text, label.span)
+                });
+            } else {
+                elsewhere.push(format!(
+                    "{} ({})",
+                    label.message,
+                    sources.location(label.span)
+                ));
+            }
+        }
+        let mut help = diagnostic.help.clone();
+        if !elsewhere.is_empty() {
+            let notes = elsewhere.join("; ");
+            help = Some(match help {
+                Some(h) => format!("{h}\nnote: {notes}"),
+                None => format!("note: {notes}"),
+            });
+        }
+        let source = primary_file.map(|id| {
+            let file = sources.get(id);
+            NamedSource::new(file.name.clone(), file.text.clone())
+        });
+        Report {
+            message: diagnostic.message.clone(),
+            code: diagnostic.code.as_str(),
+            severity: diagnostic.severity,
+            help,
+            labels,
+            source,
+        }
+    }
+}
+
+impl fmt::Debug for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Report {}
+
+impl miette::Diagnostic for Report {
+    fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        Some(Box::new(self.code))
+    }
+
+    fn severity(&self) -> Option<miette::Severity> {
+        Some(match self.severity {
+            Severity::Error => miette::Severity::Error,
+            Severity::Warning => miette::Severity::Warning,
+        })
+    }
+
+    fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
+        self.help
+            .as_ref()
+            .map(|h| Box::new(h) as Box<dyn fmt::Display>)
+    }
+
+    fn source_code(&self) -> Option<&dyn miette::SourceCode> {
+        self.source.as_ref().map(|s| s as &dyn miette::SourceCode)
+    }
+
+    fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
+        if self.labels.is_empty() {
+            return None;
+        }
+        Some(Box::new(self.labels.iter().cloned()))
+    }
+}

@@ -1,0 +1,685 @@
+//! The abstract syntax tree of a svc program.
+//!
+//! Every node keeps the byte span it came from, so the checker and the
+//! interpreter can point at it. Values that the grammar accepts leniently
+//! (methods, types, JSONPath, cron, durations) are kept as written; the
+//! checker validates them.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::source::Span;
+
+/// A name as written, with its span.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Name {
+    pub text: String,
+    pub span: Span,
+}
+
+impl Name {
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+/// A string literal without interpolation.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PlainString {
+    pub value: String,
+    pub span: Span,
+}
+
+/// A whole program: the items of every file, in load order.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Program {
+    pub items: Vec<Item>,
+}
+
+// Items are built once per load and walked by reference; boxing the large
+// variants would only add indirection.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Item {
+    Secret(SecretDecl),
+    Role(RoleDecl),
+    Identity(IdentityDecl),
+    Service(ServiceDecl),
+    Schedule(ScheduleDecl),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SecretDecl {
+    pub name: Name,
+    pub environment_specific: bool,
+    pub locked: Option<Span>,
+    pub description: Option<PlainString>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RoleDecl {
+    pub name: Name,
+    pub grants: Vec<Grant>,
+    pub description: Option<PlainString>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Grant {
+    pub kind: GrantKind,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GrantKind {
+    Run(EndpointPattern),
+    UpdateSecret(Name),
+    ReadSecret(Name),
+}
+
+/// `service.endpoint` or `service.*` in a grant.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EndpointPattern {
+    pub service: Name,
+    /// `None` for the wildcard `*`.
+    pub endpoint: Option<Name>,
+    pub span: Span,
+}
+
+/// `service.endpoint` where exactly one endpoint is meant.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EndpointRef {
+    pub service: Name,
+    pub endpoint: Name,
+    pub span: Span,
+}
+
+impl EndpointRef {
+    pub fn display(&self) -> String {
+        format!("{}.{}", self.service.text, self.endpoint.text)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IdentityKind {
+    User,
+    ServiceAccount,
+}
+
+impl IdentityKind {
+    pub fn keyword(self) -> &'static str {
+        match self {
+            IdentityKind::User => "user",
+            IdentityKind::ServiceAccount => "service_account",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct IdentityDecl {
+    pub kind: IdentityKind,
+    pub name: Name,
+    pub roles: Vec<Name>,
+    pub description: Option<PlainString>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ServiceDecl {
+    pub name: Name,
+    pub vars: Vec<VarDecl>,
+    pub actions: Vec<ActionDecl>,
+    pub endpoints: Vec<EndpointDecl>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct VarDecl {
+    pub name: Name,
+    /// The type as written; the checker resolves it.
+    pub type_name: Name,
+    pub span: Span,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Type {
+    String,
+    Number,
+    Bool,
+    Json,
+}
+
+impl Type {
+    pub const ALL: [&'static str; 4] = ["string", "number", "bool", "json"];
+
+    pub fn from_name(name: &str) -> Option<Type> {
+        Some(match name {
+            "string" => Type::String,
+            "number" => Type::Number,
+            "bool" => Type::Bool,
+            "json" => Type::Json,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Type::String => "string",
+            Type::Number => "number",
+            Type::Bool => "bool",
+            Type::Json => "json",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ActionDecl {
+    pub name: Name,
+    pub body: Block,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EndpointDecl {
+    pub name: Name,
+    pub description: Option<PlainString>,
+    /// Methods as written; empty when the endpoint has no `methods` line.
+    pub methods: Vec<Name>,
+    pub log: Option<LogSetting>,
+    pub process: Option<Name>,
+    pub span: Span,
+}
+
+impl EndpointDecl {
+    pub fn log_enabled(&self) -> bool {
+        self.log.as_ref().is_some_and(|l| l.enabled)
+    }
+
+    pub fn allows(&self, method: &str) -> bool {
+        self.methods.iter().any(|m| m.text == method)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LogSetting {
+    pub enabled: bool,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Block {
+    pub statements: Vec<Statement>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Statement {
+    pub kind: StatementKind,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "statement", rename_all = "snake_case")]
+pub enum StatementKind {
+    UpdateVariables {
+        assignments: Vec<Assignment>,
+    },
+    WebRequest(Box<WebRequest>),
+    If(IfStatement),
+    /// `update_secret NAME ...` (one entry) or `update_secrets { ... }`.
+    UpdateSecrets {
+        updates: Vec<SecretUpdate>,
+        grouped: bool,
+    },
+    RunService {
+        endpoint: EndpointRef,
+        as_account: Option<Name>,
+    },
+    Sleep {
+        duration: DurationLit,
+    },
+    Log {
+        message: Expr,
+    },
+    Throw {
+        code: PlainString,
+        message: Expr,
+    },
+    Try {
+        body: Block,
+        catches: Vec<Catch>,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Assignment {
+    pub target: Name,
+    pub value: Expr,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct IfStatement {
+    pub condition: Expr,
+    pub then_block: Block,
+    pub else_block: Option<Block>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SecretUpdate {
+    pub secret: Name,
+    pub value: Option<Expr>,
+    pub expires_in: Option<Expr>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Catch {
+    pub filter: CatchFilter,
+    pub body: Block,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CatchFilter {
+    /// `catch { }`: any error.
+    Any,
+    /// `catch web_request_error [STATUS...] { }`; no statuses means any.
+    WebRequest { statuses: Vec<StatusCode> },
+    /// `catch "code" { }`: errors thrown with that code.
+    Code(PlainString),
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct StatusCode {
+    pub value: u32,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct WebRequest {
+    pub method: Option<Name>,
+    pub url: Option<Expr>,
+    pub query: Vec<Field>,
+    pub headers: Vec<Field>,
+    pub body: Option<RequestBody>,
+    pub auth: Option<Auth>,
+    pub timeout: Option<DurationLit>,
+    pub retry: Option<Retry>,
+    pub redirects: Option<Integer>,
+    pub result_mapping: Vec<Mapping>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Field {
+    pub name: PlainString,
+    pub value: Expr,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestBody {
+    Form { fields: Vec<Field>, span: Span },
+    Json { fields: Vec<Field>, span: Span },
+    Raw { value: Expr, span: Span },
+}
+
+impl RequestBody {
+    pub fn span(&self) -> Span {
+        match self {
+            RequestBody::Form { span, .. }
+            | RequestBody::Json { span, .. }
+            | RequestBody::Raw { span, .. } => *span,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Auth {
+    Basic {
+        user: Expr,
+        password: Expr,
+        span: Span,
+    },
+    Bearer {
+        token: Expr,
+        span: Span,
+    },
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Retry {
+    pub attempts: Option<Integer>,
+    pub max_time: Option<DurationLit>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Integer {
+    pub value: u64,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Mapping {
+    pub target: Name,
+    pub source: MappingSource,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MappingSource {
+    /// An RFC 9535 JSONPath as written, `$` included.
+    JsonPath {
+        path: String,
+        span: Span,
+    },
+    Header {
+        name: PlainString,
+        span: Span,
+    },
+    Status {
+        span: Span,
+    },
+    Body {
+        span: Span,
+    },
+}
+
+impl MappingSource {
+    pub fn span(&self) -> Span {
+        match self {
+            MappingSource::JsonPath { span, .. }
+            | MappingSource::Header { span, .. }
+            | MappingSource::Status { span }
+            | MappingSource::Body { span } => *span,
+        }
+    }
+}
+
+/// A duration literal: `500ms`, `10s`, `5m`, `3h`, `7d`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DurationLit {
+    pub text: String,
+    /// `None` when the text is not a valid duration (the checker reports it).
+    #[serde(skip)]
+    pub value: Option<Duration>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ScheduleDecl {
+    pub name: Name,
+    pub endpoint: Option<EndpointRef>,
+    pub service_account: Option<Name>,
+    pub every: Option<DurationLit>,
+    pub cron: Option<PlainString>,
+    pub time_zone: Option<PlainString>,
+    pub before_expiry: Option<BeforeExpiry>,
+    pub disabled: bool,
+    pub description: Option<PlainString>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct BeforeExpiry {
+    pub secret: Name,
+    pub lead: DurationLit,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Expr {
+    pub kind: ExprKind,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "expr", rename_all = "snake_case")]
+pub enum ExprKind {
+    String {
+        parts: Vec<StringPart>,
+    },
+    Number {
+        value: f64,
+    },
+    Bool {
+        value: bool,
+    },
+    Null,
+    Variable {
+        name: Name,
+    },
+    Secret {
+        name: Name,
+    },
+    Param {
+        name: Name,
+    },
+    /// `error.code`, `error.message`, `error.status` inside a `catch`.
+    Error {
+        field: Name,
+    },
+    Call {
+        function: Name,
+        args: Vec<Expr>,
+    },
+    Not {
+        operand: Box<Expr>,
+    },
+    Binary {
+        op: BinaryOp,
+        lhs: Box<Expr>,
+        rhs: Box<Expr>,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StringPart {
+    Text { value: String },
+    Interpolation { expr: Expr },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BinaryOp {
+    Or,
+    And,
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+impl BinaryOp {
+    pub fn symbol(self) -> &'static str {
+        match self {
+            BinaryOp::Or => "||",
+            BinaryOp::And => "&&",
+            BinaryOp::Eq => "==",
+            BinaryOp::Ne => "!=",
+            BinaryOp::Lt => "<",
+            BinaryOp::Le => "<=",
+            BinaryOp::Gt => ">",
+            BinaryOp::Ge => ">=",
+        }
+    }
+}
+
+impl Expr {
+    /// Calls `f` on this expression and every expression inside it.
+    pub fn walk<'a>(&'a self, f: &mut impl FnMut(&'a Expr)) {
+        f(self);
+        match &self.kind {
+            ExprKind::String { parts } => {
+                for part in parts {
+                    if let StringPart::Interpolation { expr } = part {
+                        expr.walk(f);
+                    }
+                }
+            }
+            ExprKind::Call { args, .. } => args.iter().for_each(|a| a.walk(f)),
+            ExprKind::Not { operand } => operand.walk(f),
+            ExprKind::Binary { lhs, rhs, .. } => {
+                lhs.walk(f);
+                rhs.walk(f);
+            }
+            ExprKind::Number { .. }
+            | ExprKind::Bool { .. }
+            | ExprKind::Null
+            | ExprKind::Variable { .. }
+            | ExprKind::Secret { .. }
+            | ExprKind::Param { .. }
+            | ExprKind::Error { .. } => {}
+        }
+    }
+
+    /// The string value of a literal without interpolation.
+    pub fn as_plain_string(&self) -> Option<String> {
+        let ExprKind::String { parts } = &self.kind else {
+            return None;
+        };
+        let mut out = String::new();
+        for part in parts {
+            match part {
+                StringPart::Text { value } => out.push_str(value),
+                StringPart::Interpolation { .. } => return None,
+            }
+        }
+        Some(out)
+    }
+
+    /// The leading text of a string literal, up to its first interpolation.
+    pub fn literal_prefix(&self) -> Option<String> {
+        let ExprKind::String { parts } = &self.kind else {
+            return None;
+        };
+        let mut out = String::new();
+        for part in parts {
+            match part {
+                StringPart::Text { value } => out.push_str(value),
+                StringPart::Interpolation { .. } => break,
+            }
+        }
+        Some(out)
+    }
+}
+
+impl WebRequest {
+    /// Every expression of the request, with what it is for.
+    pub fn expressions(&self) -> Vec<&Expr> {
+        let mut out = Vec::new();
+        out.extend(self.url.iter());
+        out.extend(self.query.iter().map(|f| &f.value));
+        out.extend(self.headers.iter().map(|f| &f.value));
+        match &self.body {
+            Some(RequestBody::Form { fields, .. }) | Some(RequestBody::Json { fields, .. }) => {
+                out.extend(fields.iter().map(|f| &f.value))
+            }
+            Some(RequestBody::Raw { value, .. }) => out.push(value),
+            None => {}
+        }
+        match &self.auth {
+            Some(Auth::Basic { user, password, .. }) => {
+                out.push(user);
+                out.push(password);
+            }
+            Some(Auth::Bearer { token, .. }) => out.push(token),
+            None => {}
+        }
+        out
+    }
+}
+
+impl Block {
+    /// Calls `f` on every statement of this block and of the blocks nested in it.
+    pub fn walk<'a>(&'a self, f: &mut impl FnMut(&'a Statement)) {
+        for statement in &self.statements {
+            f(statement);
+            match &statement.kind {
+                StatementKind::If(if_statement) => {
+                    if_statement.then_block.walk(f);
+                    if let Some(else_block) = &if_statement.else_block {
+                        else_block.walk(f);
+                    }
+                }
+                StatementKind::Try { body, catches } => {
+                    body.walk(f);
+                    for catch in catches {
+                        catch.body.walk(f);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+impl Statement {
+    /// The expressions this statement evaluates directly (not those of nested blocks).
+    pub fn expressions(&self) -> Vec<&Expr> {
+        match &self.kind {
+            StatementKind::UpdateVariables { assignments } => {
+                assignments.iter().map(|a| &a.value).collect()
+            }
+            StatementKind::WebRequest(request) => request.expressions(),
+            StatementKind::If(if_statement) => vec![&if_statement.condition],
+            StatementKind::UpdateSecrets { updates, .. } => updates
+                .iter()
+                .flat_map(|u| u.value.iter().chain(u.expires_in.iter()))
+                .collect(),
+            StatementKind::Log { message } => vec![message],
+            StatementKind::Throw { message, .. } => vec![message],
+            StatementKind::RunService { .. }
+            | StatementKind::Sleep { .. }
+            | StatementKind::Try { .. } => Vec::new(),
+        }
+    }
+}
+
+impl Program {
+    pub fn secrets(&self) -> impl Iterator<Item = &SecretDecl> {
+        self.items.iter().filter_map(|i| match i {
+            Item::Secret(s) => Some(s),
+            _ => None,
+        })
+    }
+    pub fn roles(&self) -> impl Iterator<Item = &RoleDecl> {
+        self.items.iter().filter_map(|i| match i {
+            Item::Role(r) => Some(r),
+            _ => None,
+        })
+    }
+    pub fn identities(&self) -> impl Iterator<Item = &IdentityDecl> {
+        self.items.iter().filter_map(|i| match i {
+            Item::Identity(x) => Some(x),
+            _ => None,
+        })
+    }
+    pub fn services(&self) -> impl Iterator<Item = &ServiceDecl> {
+        self.items.iter().filter_map(|i| match i {
+            Item::Service(s) => Some(s),
+            _ => None,
+        })
+    }
+    pub fn schedules(&self) -> impl Iterator<Item = &ScheduleDecl> {
+        self.items.iter().filter_map(|i| match i {
+            Item::Schedule(s) => Some(s),
+            _ => None,
+        })
+    }
+}

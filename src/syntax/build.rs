@@ -1,0 +1,938 @@
+//! Builds the AST from pest pairs.
+//!
+//! The grammar guarantees the shape of the tree, so the builder can take
+//! children in order. What the grammar leaves open (a property given twice,
+//! an unknown escape, a malformed duration) becomes a diagnostic here.
+
+use std::collections::HashMap;
+
+use pest::iterators::Pair;
+
+use super::ast::*;
+use super::duration;
+use super::parser::Rule;
+use crate::diagnostic::{Code, Diagnostic};
+use crate::source::{FileId, Span};
+
+pub struct Builder {
+    file: FileId,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Children of a pair, without comments.
+fn children<'i>(pair: Pair<'i, Rule>) -> impl Iterator<Item = Pair<'i, Rule>> {
+    pair.into_inner().filter(|p| p.as_rule() != Rule::COMMENT)
+}
+
+/// Remembers which properties of one block were given, to report repeats.
+#[derive(Default)]
+struct Seen {
+    first: HashMap<&'static str, Span>,
+}
+
+impl Builder {
+    pub fn new(file: FileId) -> Self {
+        Builder {
+            file,
+            diagnostics: Vec::new(),
+        }
+    }
+
+    /// The span of a pair, without the whitespace and comments pest leaves
+    /// at the end of a rule that ends in a repetition or an option.
+    fn span(&self, pair: &Pair<'_, Rule>) -> Span {
+        let s = pair.as_span();
+        Span::new(self.file, s.start(), content_end(pair))
+    }
+
+    fn name(&self, pair: Pair<'_, Rule>) -> Name {
+        Name {
+            text: pair.as_str().to_string(),
+            span: self.span(&pair),
+        }
+    }
+
+    /// Records a property; returns false (and reports) when it was already given.
+    fn first_time(&mut self, seen: &mut Seen, property: &'static str, span: Span) -> bool {
+        if let Some(first) = seen.first.get(property) {
+            self.diagnostics.push(
+                Diagnostic::new(
+                    Code::DuplicateProperty,
+                    format!("`{property}` is given twice"),
+                )
+                .label(span, "given again here")
+                .label(*first, "first given here")
+                .help(format!("keep one `{property}` and remove the other")),
+            );
+            return false;
+        }
+        seen.first.insert(property, span);
+        true
+    }
+
+    pub fn program(&mut self, pair: Pair<'_, Rule>) -> Program {
+        let mut items = Vec::new();
+        for pair in children(pair) {
+            let item = match pair.as_rule() {
+                Rule::secret_decl => Item::Secret(self.secret(pair)),
+                Rule::role_decl => Item::Role(self.role(pair)),
+                Rule::user_decl => Item::Identity(self.identity(pair, IdentityKind::User)),
+                Rule::service_account_decl => {
+                    Item::Identity(self.identity(pair, IdentityKind::ServiceAccount))
+                }
+                Rule::service_decl => Item::Service(self.service(pair)),
+                Rule::schedule_decl => Item::Schedule(self.schedule(pair)),
+                _ => continue,
+            };
+            items.push(item);
+        }
+        Program { items }
+    }
+
+    fn secret(&mut self, pair: Pair<'_, Rule>) -> SecretDecl {
+        let span = self.span(&pair);
+        let mut inner = children(pair).skip(1);
+        let name = self.name(inner.next().expect("grammar: secret name"));
+        let mut decl = SecretDecl {
+            name,
+            environment_specific: false,
+            locked: None,
+            description: None,
+            span,
+        };
+        let mut seen = Seen::default();
+        for property in inner {
+            let pspan = self.span(&property);
+            match property.as_rule() {
+                Rule::environment_specific => {
+                    if self.first_time(&mut seen, "environment_specific", pspan) {
+                        decl.environment_specific = true;
+                    }
+                }
+                Rule::locked => {
+                    if self.first_time(&mut seen, "locked", pspan) {
+                        decl.locked = Some(pspan);
+                    }
+                }
+                Rule::description => {
+                    if self.first_time(&mut seen, "description", pspan) {
+                        decl.description = Some(self.description(property));
+                    }
+                }
+                _ => {}
+            }
+        }
+        decl
+    }
+
+    fn description(&mut self, pair: Pair<'_, Rule>) -> PlainString {
+        let string = children(pair).nth(1).expect("grammar: description string");
+        self.plain_string(string)
+    }
+
+    fn role(&mut self, pair: Pair<'_, Rule>) -> RoleDecl {
+        let span = self.span(&pair);
+        let mut inner = children(pair).skip(1);
+        let name = self.name(inner.next().expect("grammar: role name"));
+        let mut role = RoleDecl {
+            name,
+            grants: Vec::new(),
+            description: None,
+            span,
+        };
+        let mut seen = Seen::default();
+        for property in inner {
+            let pspan = self.span(&property);
+            match property.as_rule() {
+                Rule::grant => {
+                    let grant = children(property).nth(1).expect("grammar: grant kind");
+                    let rule = grant.as_rule();
+                    let target = children(grant).nth(1).expect("grammar: grant target");
+                    let kind = match rule {
+                        Rule::grant_run => GrantKind::Run(self.endpoint_pattern(target)),
+                        Rule::grant_update_secret => GrantKind::UpdateSecret(self.name(target)),
+                        _ => GrantKind::ReadSecret(self.name(target)),
+                    };
+                    role.grants.push(Grant { kind, span: pspan });
+                }
+                Rule::description => {
+                    if self.first_time(&mut seen, "description", pspan) {
+                        role.description = Some(self.description(property));
+                    }
+                }
+                _ => {}
+            }
+        }
+        role
+    }
+
+    fn endpoint_pattern(&mut self, pair: Pair<'_, Rule>) -> EndpointPattern {
+        let span = self.span(&pair);
+        let mut inner = pair.into_inner();
+        let service = self.name(inner.next().expect("grammar: service"));
+        let endpoint = inner.next().expect("grammar: endpoint");
+        let endpoint = (endpoint.as_rule() == Rule::ident).then(|| self.name(endpoint));
+        EndpointPattern {
+            service,
+            endpoint,
+            span,
+        }
+    }
+
+    fn endpoint_ref(&mut self, pair: Pair<'_, Rule>) -> EndpointRef {
+        let span = self.span(&pair);
+        let mut inner = pair.into_inner();
+        let service = self.name(inner.next().expect("grammar: service"));
+        let endpoint = self.name(inner.next().expect("grammar: endpoint"));
+        EndpointRef {
+            service,
+            endpoint,
+            span,
+        }
+    }
+
+    fn identity(&mut self, pair: Pair<'_, Rule>, kind: IdentityKind) -> IdentityDecl {
+        let span = self.span(&pair);
+        let mut inner = children(pair).skip(1);
+        let name = self.name(inner.next().expect("grammar: identity name"));
+        let mut identity = IdentityDecl {
+            kind,
+            name,
+            roles: Vec::new(),
+            description: None,
+            span,
+        };
+        let mut seen = Seen::default();
+        for property in inner {
+            let pspan = self.span(&property);
+            match property.as_rule() {
+                Rule::roles => {
+                    if self.first_time(&mut seen, "roles", pspan) {
+                        identity.roles = children(property).skip(1).map(|r| self.name(r)).collect();
+                    }
+                }
+                Rule::description => {
+                    if self.first_time(&mut seen, "description", pspan) {
+                        identity.description = Some(self.description(property));
+                    }
+                }
+                _ => {}
+            }
+        }
+        identity
+    }
+
+    fn service(&mut self, pair: Pair<'_, Rule>) -> ServiceDecl {
+        let span = self.span(&pair);
+        let mut inner = children(pair).skip(1);
+        let name = self.name(inner.next().expect("grammar: service name"));
+        let mut service = ServiceDecl {
+            name,
+            vars: Vec::new(),
+            actions: Vec::new(),
+            endpoints: Vec::new(),
+            span,
+        };
+        for item in inner {
+            let ispan = self.span(&item);
+            match item.as_rule() {
+                Rule::var_decl => {
+                    let mut parts = children(item).skip(1);
+                    let name = self.name(parts.next().expect("grammar: var name"));
+                    let type_name = self.name(parts.next().expect("grammar: var type"));
+                    service.vars.push(VarDecl {
+                        name,
+                        type_name,
+                        span: ispan,
+                    });
+                }
+                Rule::action_decl => {
+                    let mut parts = children(item).skip(1);
+                    let name = self.name(parts.next().expect("grammar: action name"));
+                    let body = self.block(parts.next().expect("grammar: action body"));
+                    service.actions.push(ActionDecl {
+                        name,
+                        body,
+                        span: ispan,
+                    });
+                }
+                Rule::endpoint_decl => {
+                    let endpoint = self.endpoint(item);
+                    service.endpoints.push(endpoint);
+                }
+                _ => {}
+            }
+        }
+        service
+    }
+
+    fn endpoint(&mut self, pair: Pair<'_, Rule>) -> EndpointDecl {
+        let span = self.span(&pair);
+        let mut inner = children(pair).skip(1);
+        let name = self.name(inner.next().expect("grammar: endpoint name"));
+        let mut endpoint = EndpointDecl {
+            name,
+            description: None,
+            methods: Vec::new(),
+            log: None,
+            process: None,
+            span,
+        };
+        let mut seen = Seen::default();
+        for property in inner {
+            let pspan = self.span(&property);
+            match property.as_rule() {
+                Rule::description => {
+                    if self.first_time(&mut seen, "description", pspan) {
+                        endpoint.description = Some(self.description(property));
+                    }
+                }
+                Rule::methods => {
+                    if self.first_time(&mut seen, "methods", pspan) {
+                        endpoint.methods =
+                            children(property).skip(1).map(|m| self.name(m)).collect();
+                    }
+                }
+                Rule::log_setting => {
+                    if self.first_time(&mut seen, "log", pspan) {
+                        let state = children(property).nth(1).expect("grammar: log state");
+                        endpoint.log = Some(LogSetting {
+                            enabled: state.as_str() == "enabled",
+                            span: pspan,
+                        });
+                    }
+                }
+                Rule::process => {
+                    if self.first_time(&mut seen, "process", pspan) {
+                        let action = children(property).nth(1).expect("grammar: process action");
+                        endpoint.process = Some(self.name(action));
+                    }
+                }
+                _ => {}
+            }
+        }
+        endpoint
+    }
+
+    fn block(&mut self, pair: Pair<'_, Rule>) -> Block {
+        let span = self.span(&pair);
+        let statements = children(pair).map(|s| self.statement(s)).collect();
+        Block { statements, span }
+    }
+
+    fn statement(&mut self, pair: Pair<'_, Rule>) -> Statement {
+        let span = self.span(&pair);
+        let kind = match pair.as_rule() {
+            Rule::update_variables => {
+                let assignments = children(pair)
+                    .skip(2)
+                    .map(|a| {
+                        let aspan = self.span(&a);
+                        let mut parts = children(a);
+                        let target = self.name(parts.next().expect("grammar: target"));
+                        let value = self.expr(parts.next().expect("grammar: value"));
+                        Assignment {
+                            target,
+                            value,
+                            span: aspan,
+                        }
+                    })
+                    .collect();
+                StatementKind::UpdateVariables { assignments }
+            }
+            Rule::web_request => StatementKind::WebRequest(Box::new(self.web_request(pair))),
+            Rule::if_statement => StatementKind::If(self.if_statement(pair)),
+            Rule::update_secret => {
+                let update = self.secret_update(children(pair).nth(1).expect("grammar: update"));
+                StatementKind::UpdateSecrets {
+                    updates: vec![update],
+                    grouped: false,
+                }
+            }
+            Rule::update_secrets => {
+                let updates = children(pair)
+                    .skip(1)
+                    .map(|u| self.secret_update(u))
+                    .collect();
+                StatementKind::UpdateSecrets {
+                    updates,
+                    grouped: true,
+                }
+            }
+            Rule::run_service => {
+                let mut parts = children(pair).skip(1);
+                let endpoint = self.endpoint_ref(parts.next().expect("grammar: endpoint"));
+                let as_account = parts.nth(1).map(|p| self.name(p));
+                StatementKind::RunService {
+                    endpoint,
+                    as_account,
+                }
+            }
+            Rule::sleep => StatementKind::Sleep {
+                duration: self.duration(children(pair).nth(1).expect("grammar: duration")),
+            },
+            Rule::log => StatementKind::Log {
+                message: self.expr(children(pair).nth(1).expect("grammar: message")),
+            },
+            Rule::throw => {
+                let mut parts = children(pair).skip(1);
+                let code = self.plain_string(parts.next().expect("grammar: code"));
+                let message = self.expr(parts.next().expect("grammar: message"));
+                StatementKind::Throw { code, message }
+            }
+            Rule::try_catch => {
+                let mut parts = children(pair).skip(1);
+                let body = self.block(parts.next().expect("grammar: try body"));
+                let catches = parts.map(|c| self.catch(c)).collect();
+                StatementKind::Try { body, catches }
+            }
+            rule => unreachable!("grammar: unexpected statement {rule:?}"),
+        };
+        Statement { kind, span }
+    }
+
+    fn catch(&mut self, pair: Pair<'_, Rule>) -> Catch {
+        let span = self.span(&pair);
+        let mut filter = CatchFilter::Any;
+        let mut body = Block::default();
+        for part in children(pair).skip(1) {
+            match part.as_rule() {
+                Rule::catch_web_request => {
+                    let statuses = children(part)
+                        .skip(1)
+                        .map(|s| StatusCode {
+                            value: s.as_str().parse().unwrap_or(0),
+                            span: self.span(&s),
+                        })
+                        .collect();
+                    filter = CatchFilter::WebRequest { statuses };
+                }
+                Rule::plain_string => filter = CatchFilter::Code(self.plain_string(part)),
+                Rule::block => body = self.block(part),
+                _ => {}
+            }
+        }
+        Catch { filter, body, span }
+    }
+
+    fn if_statement(&mut self, pair: Pair<'_, Rule>) -> IfStatement {
+        let mut parts = children(pair).skip(1);
+        let condition = self.expr(parts.next().expect("grammar: condition"));
+        let then_block = self.block(parts.next().expect("grammar: then block"));
+        let else_block = parts.next().map(|else_clause| {
+            let next = children(else_clause).nth(1).expect("grammar: else body");
+            match next.as_rule() {
+                Rule::block => self.block(next),
+                _ => {
+                    // `else if`: an else block holding one `if` statement.
+                    let span = self.span(&next);
+                    let nested = self.statement(next);
+                    Block {
+                        statements: vec![nested],
+                        span,
+                    }
+                }
+            }
+        });
+        IfStatement {
+            condition,
+            then_block,
+            else_block,
+        }
+    }
+
+    fn secret_update(&mut self, pair: Pair<'_, Rule>) -> SecretUpdate {
+        let span = self.span(&pair);
+        let mut parts = children(pair);
+        let secret = self.name(parts.next().expect("grammar: secret"));
+        let mut update = SecretUpdate {
+            secret,
+            value: None,
+            expires_in: None,
+            span,
+        };
+        let next = parts.next().expect("grammar: update value");
+        if next.as_rule() == Rule::secret_update_block {
+            let mut seen = Seen::default();
+            for field in children(next) {
+                let fspan = self.span(&field);
+                let mut fparts = children(field);
+                let key = fparts.next().expect("grammar: field key");
+                let value = self.expr(fparts.next().expect("grammar: field value"));
+                if key.as_rule() == Rule::kw_value {
+                    if self.first_time(&mut seen, "value", fspan) {
+                        update.value = Some(value);
+                    }
+                } else if self.first_time(&mut seen, "expires_in", fspan) {
+                    update.expires_in = Some(value);
+                }
+            }
+        } else {
+            update.value = Some(self.expr(next));
+        }
+        update
+    }
+
+    fn web_request(&mut self, pair: Pair<'_, Rule>) -> WebRequest {
+        let mut request = WebRequest {
+            span: self.span(&pair),
+            ..WebRequest::default()
+        };
+        let mut seen = Seen::default();
+        for property in children(pair).skip(1) {
+            let pspan = self.span(&property);
+            let rule = property.as_rule();
+            let key: &'static str = match rule {
+                Rule::request_method => "method",
+                Rule::request_url => "url",
+                Rule::request_query => "query",
+                Rule::request_headers => "headers",
+                Rule::request_form | Rule::request_json | Rule::request_body => match rule {
+                    Rule::request_form => "form",
+                    Rule::request_json => "json",
+                    _ => "body",
+                },
+                Rule::request_auth => "auth",
+                Rule::request_timeout => "timeout",
+                Rule::request_retry => "retry",
+                Rule::request_redirects => "redirects",
+                _ => "result_mapping",
+            };
+            if !self.first_time(&mut seen, key, pspan) {
+                continue;
+            }
+            let mut parts = children(property).skip(1);
+            match rule {
+                Rule::request_method => {
+                    request.method = Some(self.name(parts.next().expect("grammar: method")))
+                }
+                Rule::request_url => {
+                    request.url = Some(self.expr(parts.next().expect("grammar: url")))
+                }
+                Rule::request_query => request.query = self.fields(parts),
+                Rule::request_headers => request.headers = self.fields(parts),
+                Rule::request_form | Rule::request_json | Rule::request_body => {
+                    if let Some(other) = request.body.as_ref() {
+                        let other = other.span();
+                        self.diagnostics.push(
+                            Diagnostic::new(Code::ConflictingProperty, "a request has one body")
+                                .label(pspan, "a second body")
+                                .label(other, "the body is already given here")
+                                .help("use one of `form { }`, `json { }` or `body EXPR`"),
+                        );
+                        continue;
+                    }
+                    request.body = Some(match rule {
+                        Rule::request_form => RequestBody::Form {
+                            fields: self.fields(parts),
+                            span: pspan,
+                        },
+                        Rule::request_json => RequestBody::Json {
+                            fields: self.fields(parts),
+                            span: pspan,
+                        },
+                        _ => RequestBody::Raw {
+                            value: self.expr(parts.next().expect("grammar: body")),
+                            span: pspan,
+                        },
+                    });
+                }
+                Rule::request_auth => {
+                    let auth = parts.next().expect("grammar: auth");
+                    let kind = auth.as_rule();
+                    let mut args = children(auth).skip(1);
+                    request.auth = Some(if kind == Rule::auth_basic {
+                        let user = self.expr(args.next().expect("grammar: user"));
+                        let password = self.expr(args.next().expect("grammar: password"));
+                        Auth::Basic {
+                            user,
+                            password,
+                            span: pspan,
+                        }
+                    } else {
+                        Auth::Bearer {
+                            token: self.expr(args.next().expect("grammar: token")),
+                            span: pspan,
+                        }
+                    });
+                }
+                Rule::request_timeout => {
+                    request.timeout = Some(self.duration(parts.next().expect("grammar: timeout")));
+                }
+                Rule::request_retry => {
+                    let mut retry = Retry {
+                        span: pspan,
+                        ..Retry::default()
+                    };
+                    let mut seen_retry = Seen::default();
+                    for setting in parts {
+                        let sspan = self.span(&setting);
+                        let is_attempts = setting.as_rule() == Rule::retry_attempts;
+                        let value = children(setting).nth(1).expect("grammar: retry value");
+                        if is_attempts {
+                            if self.first_time(&mut seen_retry, "attempts", sspan) {
+                                retry.attempts = Some(self.integer(value));
+                            }
+                        } else if self.first_time(&mut seen_retry, "max_time", sspan) {
+                            retry.max_time = Some(self.duration(value));
+                        }
+                    }
+                    request.retry = Some(retry);
+                }
+                Rule::request_redirects => {
+                    request.redirects =
+                        Some(self.integer(parts.next().expect("grammar: redirects")));
+                }
+                _ => {
+                    request.result_mapping = parts.map(|m| self.mapping(m)).collect();
+                }
+            }
+        }
+        request
+    }
+
+    fn fields<'i>(&mut self, pairs: impl Iterator<Item = Pair<'i, Rule>>) -> Vec<Field> {
+        pairs
+            .map(|field| {
+                let span = self.span(&field);
+                let mut parts = children(field);
+                let key = parts.next().expect("grammar: field name");
+                let name = if key.as_rule() == Rule::ident {
+                    PlainString {
+                        value: key.as_str().to_string(),
+                        span: self.span(&key),
+                    }
+                } else {
+                    self.plain_string(key)
+                };
+                let value = self.expr(parts.next().expect("grammar: field value"));
+                Field { name, value, span }
+            })
+            .collect()
+    }
+
+    fn mapping(&mut self, pair: Pair<'_, Rule>) -> Mapping {
+        let span = self.span(&pair);
+        let mut parts = children(pair);
+        let target = self.name(parts.next().expect("grammar: mapping target"));
+        let source = parts.next().expect("grammar: mapping source");
+        let sspan = self.span(&source);
+        let source = match source.as_rule() {
+            Rule::jsonpath => MappingSource::JsonPath {
+                path: source.as_str().to_string(),
+                span: sspan,
+            },
+            Rule::header_source => MappingSource::Header {
+                name: self.plain_string(children(source).nth(1).expect("grammar: header name")),
+                span: sspan,
+            },
+            Rule::status_source => MappingSource::Status { span: sspan },
+            _ => MappingSource::Body { span: sspan },
+        };
+        Mapping {
+            target,
+            source,
+            span,
+        }
+    }
+
+    fn schedule(&mut self, pair: Pair<'_, Rule>) -> ScheduleDecl {
+        let span = self.span(&pair);
+        let mut inner = children(pair).skip(1);
+        let name = self.name(inner.next().expect("grammar: schedule name"));
+        let mut schedule = ScheduleDecl {
+            name,
+            endpoint: None,
+            service_account: None,
+            every: None,
+            cron: None,
+            time_zone: None,
+            before_expiry: None,
+            disabled: false,
+            description: None,
+            span,
+        };
+        let mut seen = Seen::default();
+        for property in inner {
+            let pspan = self.span(&property);
+            let rule = property.as_rule();
+            let key = match rule {
+                Rule::schedule_endpoint => "endpoint",
+                Rule::schedule_account => "service_account",
+                Rule::every => "every",
+                Rule::cron => "cron",
+                Rule::time_zone => "time_zone",
+                Rule::before_expiry => "before_expiry",
+                Rule::disabled => "disabled",
+                _ => "description",
+            };
+            if !self.first_time(&mut seen, key, pspan) {
+                continue;
+            }
+            if rule == Rule::disabled {
+                schedule.disabled = true;
+                continue;
+            }
+            if rule == Rule::description {
+                schedule.description = Some(self.description(property));
+                continue;
+            }
+            let mut parts = children(property).skip(1);
+            let value = parts.next().expect("grammar: schedule value");
+            match rule {
+                Rule::schedule_endpoint => schedule.endpoint = Some(self.endpoint_ref(value)),
+                Rule::schedule_account => schedule.service_account = Some(self.name(value)),
+                Rule::every => schedule.every = Some(self.duration(value)),
+                Rule::cron => schedule.cron = Some(self.plain_string(value)),
+                Rule::time_zone => schedule.time_zone = Some(self.plain_string(value)),
+                _ => {
+                    let secret = self.name(value);
+                    let lead = self.duration(parts.next().expect("grammar: lead time"));
+                    schedule.before_expiry = Some(BeforeExpiry {
+                        secret,
+                        lead,
+                        span: pspan,
+                    });
+                }
+            }
+        }
+        schedule
+    }
+
+    fn duration(&mut self, pair: Pair<'_, Rule>) -> DurationLit {
+        let span = self.span(&pair);
+        let text = pair.as_str().to_string();
+        let value = match duration::parse(&text) {
+            Ok(value) => Some(value),
+            Err(problem) => {
+                self.diagnostics.push(
+                    Diagnostic::new(
+                        Code::InvalidDuration,
+                        format!("`{text}` is not a valid duration"),
+                    )
+                    .label(span, problem)
+                    .help(duration::HELP),
+                );
+                None
+            }
+        };
+        DurationLit { text, value, span }
+    }
+
+    fn integer(&mut self, pair: Pair<'_, Rule>) -> Integer {
+        let span = self.span(&pair);
+        let value = pair.as_str().parse().unwrap_or_else(|_| {
+            self.diagnostics.push(
+                Diagnostic::new(
+                    Code::InvalidNumber,
+                    format!("`{}` is too large", pair.as_str()),
+                )
+                .label(span, "this number does not fit")
+                .help("use a smaller number"),
+            );
+            0
+        });
+        Integer { value, span }
+    }
+
+    fn plain_string(&mut self, pair: Pair<'_, Rule>) -> PlainString {
+        let span = self.span(&pair);
+        let mut value = String::new();
+        for part in pair.into_inner() {
+            match part.as_rule() {
+                Rule::escape => {
+                    if let Some(c) = self.escape(&part) {
+                        value.push(c);
+                    }
+                }
+                _ => value.push_str(part.as_str()),
+            }
+        }
+        PlainString { value, span }
+    }
+
+    fn escape(&mut self, pair: &Pair<'_, Rule>) -> Option<char> {
+        let c = match pair.as_str() {
+            "\\\"" => '"',
+            "\\\\" => '\\',
+            "\\n" => '\n',
+            "\\r" => '\r',
+            "\\t" => '\t',
+            "\\$" => '$',
+            other => {
+                self.diagnostics.push(
+                    Diagnostic::new(Code::InvalidEscape, format!("unknown escape `{other}`"))
+                        .label(self.span(pair), "not an escape svc knows")
+                        .help(r#"the escapes are `\"`, `\\`, `\n`, `\r`, `\t` and `\$`"#),
+                );
+                return None;
+            }
+        };
+        Some(c)
+    }
+
+    pub fn expr(&mut self, pair: Pair<'_, Rule>) -> Expr {
+        let mut tokens = children(pair).peekable();
+        self.binary(&mut tokens, 0)
+    }
+
+    fn binary<'i>(
+        &mut self,
+        tokens: &mut std::iter::Peekable<impl Iterator<Item = Pair<'i, Rule>>>,
+        min_precedence: u8,
+    ) -> Expr {
+        let mut lhs = self.unary(tokens);
+        while let Some(op) = tokens.peek().and_then(|p| binary_op(p.as_rule())) {
+            let precedence = precedence(op);
+            if precedence < min_precedence {
+                break;
+            }
+            tokens.next();
+            let rhs = self.binary(tokens, precedence + 1);
+            let span = lhs.span.to(rhs.span);
+            lhs = Expr {
+                kind: ExprKind::Binary {
+                    op,
+                    lhs: Box::new(lhs),
+                    rhs: Box::new(rhs),
+                },
+                span,
+            };
+        }
+        lhs
+    }
+
+    fn unary<'i>(
+        &mut self,
+        tokens: &mut std::iter::Peekable<impl Iterator<Item = Pair<'i, Rule>>>,
+    ) -> Expr {
+        let token = tokens.next().expect("grammar: operand");
+        if token.as_rule() == Rule::not {
+            let start = self.span(&token);
+            let operand = self.unary(tokens);
+            let span = start.to(operand.span);
+            return Expr {
+                kind: ExprKind::Not {
+                    operand: Box::new(operand),
+                },
+                span,
+            };
+        }
+        self.primary(token)
+    }
+
+    fn primary(&mut self, pair: Pair<'_, Rule>) -> Expr {
+        let span = self.span(&pair);
+        let kind = match pair.as_rule() {
+            Rule::expr => return self.expr(pair),
+            Rule::string => ExprKind::String {
+                parts: self.string_parts(pair),
+            },
+            Rule::number => ExprKind::Number {
+                value: pair.as_str().parse().unwrap_or(f64::NAN),
+            },
+            Rule::boolean => ExprKind::Bool {
+                value: pair.as_str() == "true",
+            },
+            Rule::null => ExprKind::Null,
+            Rule::call => {
+                let mut parts = children(pair);
+                let function = self.name(parts.next().expect("grammar: function"));
+                let args = parts.map(|a| self.expr(a)).collect();
+                ExprKind::Call { function, args }
+            }
+            Rule::secret_ref => ExprKind::Secret {
+                name: self.name(pair.into_inner().next().expect("grammar: secret name")),
+            },
+            Rule::param_ref => ExprKind::Param {
+                name: self.name(pair.into_inner().next().expect("grammar: param name")),
+            },
+            Rule::error_ref => ExprKind::Error {
+                field: self.name(pair.into_inner().next().expect("grammar: error field")),
+            },
+            _ => ExprKind::Variable {
+                name: self.name(pair),
+            },
+        };
+        Expr { kind, span }
+    }
+
+    fn string_parts(&mut self, pair: Pair<'_, Rule>) -> Vec<StringPart> {
+        let mut parts: Vec<StringPart> = Vec::new();
+        let push_text = |parts: &mut Vec<StringPart>, text: &str| {
+            if let Some(StringPart::Text { value }) = parts.last_mut() {
+                value.push_str(text);
+            } else {
+                parts.push(StringPart::Text {
+                    value: text.to_string(),
+                });
+            }
+        };
+        for part in pair.into_inner() {
+            match part.as_rule() {
+                Rule::string_text => push_text(&mut parts, part.as_str()),
+                Rule::escape => {
+                    if let Some(c) = self.escape(&part) {
+                        push_text(&mut parts, c.encode_utf8(&mut [0; 4]));
+                    }
+                }
+                Rule::interpolation => {
+                    let expr = children(part).next().expect("grammar: interpolated expr");
+                    parts.push(StringPart::Interpolation {
+                        expr: self.expr(expr),
+                    });
+                }
+                _ => {}
+            }
+        }
+        parts
+    }
+}
+
+fn binary_op(rule: Rule) -> Option<BinaryOp> {
+    Some(match rule {
+        Rule::or => BinaryOp::Or,
+        Rule::and => BinaryOp::And,
+        Rule::eq => BinaryOp::Eq,
+        Rule::ne => BinaryOp::Ne,
+        Rule::lt => BinaryOp::Lt,
+        Rule::le => BinaryOp::Le,
+        Rule::gt => BinaryOp::Gt,
+        Rule::ge => BinaryOp::Ge,
+        _ => return None,
+    })
+}
+
+fn precedence(op: BinaryOp) -> u8 {
+    match op {
+        BinaryOp::Or => 1,
+        BinaryOp::And => 2,
+        _ => 3,
+    }
+}
+
+/// Where the content of a pair ends, before trailing whitespace and comments.
+fn content_end(pair: &Pair<'_, Rule>) -> usize {
+    let start = pair.as_span().start();
+    let text = pair.as_str();
+    let mut end = start + text.trim_end().len();
+    loop {
+        let trimmed = &text[..end - start];
+        let last_line = trimmed.rfind('\n').map_or(trimmed, |i| &trimmed[i..]);
+        if !last_line.contains("//") {
+            return end;
+        }
+        // Rare: a trailing comment may be inside. Find one that ends here.
+        let comment = pair
+            .clone()
+            .into_inner()
+            .flatten()
+            .find(|p| p.as_rule() == Rule::COMMENT && p.as_span().end() == end);
+        match comment {
+            Some(comment) => {
+                end = start + text[..comment.as_span().start() - start].trim_end().len()
+            }
+            None => return end,
+        }
+    }
+}
