@@ -178,12 +178,37 @@ enum Reason<'p> {
 type Runners<'p> = HashMap<Key<'p>, BTreeMap<&'p str, Reason<'p>>>;
 
 fn runners<'p>(symbols: &Symbols<'p>, graph: &Graph<'p>) -> Runners<'p> {
-    let mut out: Runners<'p> = HashMap::new();
-    for &key in &graph.order {
-        let entry = out.entry(key).or_default();
-        for identity in &symbols.identity_order {
-            if symbols.can_run(identity, key.0, key.1) {
-                entry.insert(identity.name.as_str(), Reason::Grant);
+    let mut out: Runners<'p> = graph
+        .order
+        .iter()
+        .map(|&key| (key, BTreeMap::new()))
+        .collect();
+    // From the grants outwards, so the cost follows the number of grants,
+    // not identities times endpoints.
+    for identity in &symbols.identity_order {
+        for role in symbols.roles_of(identity) {
+            for grant in &role.grants {
+                let GrantKind::Run(pattern) = &grant.kind else {
+                    continue;
+                };
+                let Some(service) = symbols.services.get(pattern.service.as_str()) else {
+                    continue;
+                };
+                let endpoints: Vec<&'p str> = match &pattern.endpoint {
+                    Some(endpoint) => vec![endpoint.as_str()],
+                    None => service
+                        .decl
+                        .endpoints
+                        .iter()
+                        .map(|e| e.name.as_str())
+                        .collect(),
+                };
+                for endpoint in endpoints {
+                    let key = (service.decl.name.as_str(), endpoint);
+                    if let Some(entry) = out.get_mut(&key) {
+                        entry.insert(identity.name.as_str(), Reason::Grant);
+                    }
+                }
             }
         }
     }

@@ -16,6 +16,8 @@ use crate::source::{FileId, Span};
 
 pub struct Builder {
     file: FileId,
+    /// Where in the file the pairs being built start.
+    offset: usize,
     pub diagnostics: Vec<Diagnostic>,
 }
 
@@ -34,6 +36,7 @@ impl Builder {
     pub fn new(file: FileId) -> Self {
         Builder {
             file,
+            offset: 0,
             diagnostics: Vec::new(),
         }
     }
@@ -42,7 +45,11 @@ impl Builder {
     /// at the end of a rule that ends in a repetition or an option.
     fn span(&self, pair: &Pair<'_, Rule>) -> Span {
         let s = pair.as_span();
-        Span::new(self.file, s.start(), content_end(pair))
+        Span::new(
+            self.file,
+            self.offset + s.start(),
+            self.offset + content_end(pair),
+        )
     }
 
     fn name(&self, pair: Pair<'_, Rule>) -> Name {
@@ -70,23 +77,22 @@ impl Builder {
         true
     }
 
-    pub fn program(&mut self, pair: Pair<'_, Rule>) -> Program {
-        let mut items = Vec::new();
-        for pair in children(pair) {
-            let item = match pair.as_rule() {
-                Rule::secret_decl => Item::Secret(self.secret(pair)),
-                Rule::role_decl => Item::Role(self.role(pair)),
-                Rule::user_decl => Item::Identity(self.identity(pair, IdentityKind::User)),
-                Rule::service_account_decl => {
-                    Item::Identity(self.identity(pair, IdentityKind::ServiceAccount))
-                }
-                Rule::service_decl => Item::Service(self.service(pair)),
-                Rule::schedule_decl => Item::Schedule(self.schedule(pair)),
-                _ => continue,
-            };
-            items.push(item);
-        }
-        Program { items }
+    /// Builds the declaration of a `next_item` pair whose positions are
+    /// relative to `offset`; `None` at the end of the file.
+    pub fn item(&mut self, pair: Pair<'_, Rule>, offset: usize) -> Option<Item> {
+        self.offset = offset;
+        let pair = children(pair).next()?;
+        Some(match pair.as_rule() {
+            Rule::secret_decl => Item::Secret(self.secret(pair)),
+            Rule::role_decl => Item::Role(self.role(pair)),
+            Rule::user_decl => Item::Identity(self.identity(pair, IdentityKind::User)),
+            Rule::service_account_decl => {
+                Item::Identity(self.identity(pair, IdentityKind::ServiceAccount))
+            }
+            Rule::service_decl => Item::Service(self.service(pair)),
+            Rule::schedule_decl => Item::Schedule(self.schedule(pair)),
+            _ => return None,
+        })
     }
 
     fn secret(&mut self, pair: Pair<'_, Rule>) -> SecretDecl {

@@ -24,14 +24,25 @@ pub fn parse_program(sources: &SourceMap) -> (ast::Program, Vec<Diagnostic>) {
     (program, diagnostics)
 }
 
-/// Parses one file.
+/// Parses one file, one declaration at a time.
 pub fn parse_file(file: FileId, text: &str) -> (ast::Program, Vec<Diagnostic>) {
-    match parser::parse(file, text) {
-        Ok(mut pairs) => {
-            let mut builder = build::Builder::new(file);
-            let program = builder.program(pairs.next().expect("grammar: program"));
-            (program, builder.diagnostics)
+    let mut builder = build::Builder::new(file);
+    let mut program = ast::Program::default();
+    let mut offset = 0;
+    loop {
+        let mut pairs = match parser::parse_next_item(file, text, offset) {
+            Ok(pairs) => pairs,
+            Err(diagnostic) => {
+                builder.diagnostics.push(*diagnostic);
+                return (ast::Program::default(), builder.diagnostics);
+            }
+        };
+        let next = pairs.next().expect("grammar: next_item");
+        let consumed = next.as_span().end();
+        match builder.item(next, offset) {
+            Some(item) => program.items.push(item),
+            None => return (program, builder.diagnostics),
         }
-        Err(diagnostic) => (ast::Program::default(), vec![*diagnostic]),
+        offset += consumed;
     }
 }

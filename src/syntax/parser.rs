@@ -12,23 +12,46 @@ use crate::source::{FileId, Span};
 #[grammar = "../grammar/svc.pest"]
 pub struct SvcParser;
 
-/// Parses one file into pest pairs, or a syntax diagnostic.
-pub fn parse(
+/// Parses the declaration that starts at `offset` (after whitespace and
+/// comments), or the end of the file. Positions in the pairs are relative
+/// to `offset`; in a diagnostic they are absolute.
+pub fn parse_next_item(
     file: FileId,
     text: &str,
+    offset: usize,
 ) -> Result<pest::iterators::Pairs<'_, Rule>, Box<Diagnostic>> {
     use pest::Parser as _;
-    static DETAIL: std::sync::Once = std::sync::Once::new();
-    DETAIL.call_once(|| pest::set_error_detail(true));
-    SvcParser::parse(Rule::program, text)
-        .map_err(|error| Box::new(syntax_diagnostic(file, text, &error)))
+    let rest = &text[offset..];
+    SvcParser::parse(Rule::next_item, rest).map_err(|_| {
+        // Tracking every attempt makes parsing several times slower, so it
+        // is switched on only to explain an error, on a second parse. The
+        // switch is global: detailed parses take turns, and a plain parse
+        // that overlaps one is merely slower.
+        static DETAILED: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _turn = DETAILED
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        pest::set_error_detail(true);
+        let detailed = SvcParser::parse(Rule::next_item, rest);
+        pest::set_error_detail(false);
+        match detailed {
+            Err(error) => Box::new(syntax_diagnostic(file, text, offset, &error)),
+            Ok(_) => unreachable!("pest parses the same input the same way"),
+        }
+    })
 }
 
-fn syntax_diagnostic(file: FileId, text: &str, error: &pest::error::Error<Rule>) -> Diagnostic {
-    let position = match error.location {
-        InputLocation::Pos(pos) => pos,
-        InputLocation::Span((start, _)) => start,
-    };
+fn syntax_diagnostic(
+    file: FileId,
+    text: &str,
+    offset: usize,
+    error: &pest::error::Error<Rule>,
+) -> Diagnostic {
+    let position = offset
+        + match error.location {
+            InputLocation::Pos(pos) => pos,
+            InputLocation::Span((start, _)) => start,
+        };
     if let Some(open) = unterminated_string(text, position) {
         return Diagnostic::new(Code::Syntax, "unterminated string")
             .label(Span::new(file, open, open + 1), "this string is not closed")

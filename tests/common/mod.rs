@@ -1,0 +1,100 @@
+//! Helpers shared by the integration tests: run the real `svc` binary and
+//! look at what it printed.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// A finished `svc` process.
+pub struct Run {
+    pub status: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn all_output(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+}
+
+impl From<Output> for Run {
+    fn from(output: Output) -> Self {
+        Run {
+            status: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}
+
+/// A `svc` invocation being set up.
+pub struct Svc {
+    command: Command,
+    stdin: Option<Vec<u8>>,
+}
+
+pub fn svc() -> Svc {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_svc"));
+    command.env_remove("SVC_IDENTITY");
+    command.env_remove("SVC_SECRETS_DIR");
+    command.env_remove("SVC_AS");
+    command.env("NO_COLOR", "1");
+    Svc {
+        command,
+        stdin: None,
+    }
+}
+
+impl Svc {
+    pub fn arg(mut self, arg: impl AsRef<std::ffi::OsStr>) -> Self {
+        self.command.arg(arg);
+        self
+    }
+
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        self.command.args(args);
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> Self {
+        self.command.env(key, value);
+        self
+    }
+
+    pub fn current_dir(mut self, dir: impl AsRef<Path>) -> Self {
+        self.command.current_dir(dir);
+        self
+    }
+
+    pub fn stdin(mut self, input: impl Into<Vec<u8>>) -> Self {
+        self.stdin = Some(input.into());
+        self
+    }
+
+    pub fn run(mut self) -> Run {
+        use std::io::Write;
+        self.command.stdout(Stdio::piped()).stderr(Stdio::piped());
+        self.command.stdin(if self.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
+        let mut child = self.command.spawn().expect("svc starts");
+        if let Some(input) = self.stdin.take() {
+            let mut stdin = child.stdin.take().expect("stdin");
+            stdin.write_all(&input).expect("write stdin");
+        }
+        child.wait_with_output().expect("svc finishes").into()
+    }
+}
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
