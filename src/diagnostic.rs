@@ -44,6 +44,7 @@ macro_rules! codes {
 codes! {
     Syntax => "svc::syntax::unexpected", Error;
     InvalidEscape => "svc::syntax::invalid_escape", Error;
+    TooDeep => "svc::syntax::too_deep", Error;
     DuplicateProperty => "svc::property::duplicate", Error;
     MissingProperty => "svc::property::missing", Error;
     ConflictingProperty => "svc::property::conflict", Error;

@@ -57,13 +57,55 @@ impl Style {
     }
 }
 
+/// Lines longer than this are not drawn with carets: the graphical
+/// renderer cannot lay out labels that far to the right.
+const MAX_DRAWN_LINE: usize = 2_000;
+
 /// Renders one diagnostic as text.
 pub fn render(diagnostic: &Diagnostic, sources: &SourceMap, style: Style) -> String {
+    if touches_long_line(diagnostic, sources) {
+        return render_without_source(diagnostic, sources);
+    }
     let report = Report::new(diagnostic, sources);
     let mut out = String::new();
     if style.handler().render_report(&mut out, &report).is_err() {
         // Rendering into a String cannot fail; keep the message regardless.
         out = format!("{}: {}\n", diagnostic.code.as_str(), diagnostic.message);
+    }
+    out
+}
+
+fn touches_long_line(diagnostic: &Diagnostic, sources: &SourceMap) -> bool {
+    diagnostic.labels.iter().any(|label| {
+        let text = &sources.get(label.span.file).text;
+        let at = (label.span.start as usize).min(text.len());
+        let end = label.span.end().min(text.len());
+        let line_start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+        let line_end = text[end..].find('\n').map_or(text.len(), |i| end + i);
+        line_end - line_start > MAX_DRAWN_LINE
+    })
+}
+
+/// The same information as a graphical report, as plain lines.
+fn render_without_source(diagnostic: &Diagnostic, sources: &SourceMap) -> String {
+    let severity = match diagnostic.severity {
+        Severity::Error => "error",
+        Severity::Warning => "warning",
+    };
+    let mut out = format!(
+        "{}\n\n  {severity}: {}\n",
+        diagnostic.code.as_str(),
+        diagnostic.message
+    );
+    for label in &diagnostic.labels {
+        out.push_str(&format!(
+            "  --> {}: {}\n",
+            sources.location(label.span),
+            label.message
+        ));
+    }
+    if let Some(help) = &diagnostic.help {
+        out.push_str(&format!("  help: {help}\n"));
     }
     out
 }

@@ -160,3 +160,54 @@ fn bad_usage_exits_two() {
     let run = svc().args(["check", "--no-such-flag"]).run();
     assert_eq!(run.status, 2);
 }
+
+#[test]
+fn pathological_inputs_are_errors_not_crashes() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = 100_000;
+    let cases = [
+        (
+            "parens",
+            format!(
+                "service a {{ action b {{ log {}1{} }} }}",
+                "(".repeat(n),
+                ")".repeat(n)
+            ),
+        ),
+        (
+            "blocks",
+            format!(
+                "service a {{ action b {{ {} {} }} }}",
+                "if true { ".repeat(n),
+                "} ".repeat(n)
+            ),
+        ),
+        (
+            "negations",
+            format!("service a {{ action b {{ log {}true }} }}", "!".repeat(n)),
+        ),
+        ("long line", format!("secret A {{ {}oops }}", " ".repeat(n))),
+    ];
+    for (name, text) in cases {
+        let path = dir.path().join(format!("{}.svc", name.replace(' ', "_")));
+        std::fs::write(&path, text).unwrap();
+        let run = svc().arg("check").arg(&path).run();
+        assert_eq!(
+            run.status,
+            1,
+            "{name}: {}",
+            &run.stderr[..run.stderr.len().min(2000)]
+        );
+        assert!(!run.stderr.contains("panicked"), "{name}");
+        let expected = if name == "long line" {
+            "unexpected `oops`"
+        } else {
+            "svc::syntax::too_deep"
+        };
+        assert!(
+            run.stderr.contains(expected),
+            "{name}: {}",
+            &run.stderr[..run.stderr.len().min(2000)]
+        );
+    }
+}

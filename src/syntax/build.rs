@@ -14,8 +14,15 @@ use super::parser::Rule;
 use crate::diagnostic::{Code, Diagnostic};
 use crate::source::{FileId, Span};
 
+/// How deeply blocks and expressions may nest. Far beyond any real script,
+/// and low enough that every recursive pass over the AST stays well within
+/// the stack.
+pub const MAX_DEPTH: usize = 64;
+
 pub struct Builder {
     file: FileId,
+    /// Nesting of the block or expression being built.
+    depth: usize,
     /// Where in the file the pairs being built start.
     offset: usize,
     pub diagnostics: Vec<Diagnostic>,
@@ -36,6 +43,7 @@ impl Builder {
     pub fn new(file: FileId) -> Self {
         Builder {
             file,
+            depth: 0,
             offset: 0,
             diagnostics: Vec::new(),
         }
@@ -320,9 +328,27 @@ impl Builder {
         endpoint
     }
 
+    /// Enters one level of nesting; false (and reported) past the limit.
+    fn enter(&mut self, span: Span) -> bool {
+        self.depth += 1;
+        if self.depth == MAX_DEPTH + 1 {
+            self.diagnostics.push(
+                Diagnostic::new(Code::TooDeep, "nested too deeply")
+                    .label(span, format!("more than {MAX_DEPTH} levels deep"))
+                    .help("split the logic, or use fewer nested blocks and parentheses"),
+            );
+        }
+        self.depth <= MAX_DEPTH
+    }
+
     fn block(&mut self, pair: Pair<'_, Rule>) -> Block {
         let span = self.span(&pair);
-        let statements = children(pair).map(|s| self.statement(s)).collect();
+        let statements = if self.enter(span) {
+            children(pair).map(|s| self.statement(s)).collect()
+        } else {
+            Vec::new()
+        };
+        self.depth -= 1;
         Block { statements, span }
     }
 
@@ -778,8 +804,18 @@ impl Builder {
     }
 
     pub fn expr(&mut self, pair: Pair<'_, Rule>) -> Expr {
-        let mut tokens = children(pair).peekable();
-        self.binary(&mut tokens, 0)
+        let span = self.span(&pair);
+        let expr = if self.enter(span) {
+            let mut tokens = children(pair).peekable();
+            self.binary(&mut tokens, 0)
+        } else {
+            Expr {
+                kind: ExprKind::Null,
+                span,
+            }
+        };
+        self.depth -= 1;
+        expr
     }
 
     fn binary<'i>(
@@ -815,7 +851,15 @@ impl Builder {
         let token = tokens.next().expect("grammar: operand");
         if token.as_rule() == Rule::not {
             let start = self.span(&token);
+            if !self.enter(start) {
+                self.depth -= 1;
+                return Expr {
+                    kind: ExprKind::Null,
+                    span: start,
+                };
+            }
             let operand = self.unary(tokens);
+            self.depth -= 1;
             let span = start.to(operand.span);
             return Expr {
                 kind: ExprKind::Not {

@@ -77,6 +77,15 @@ fn syntax_diagnostic(
         }
     }
     let expected = group(expected);
+    if expected.is_empty() && nesting_at(text, position) > super::build::MAX_DEPTH {
+        // pest gave up on recursion before the builder could count it.
+        return Diagnostic::new(Code::TooDeep, "nested too deeply")
+            .label(
+                Span::new(file, position, position + 1),
+                format!("more than {} levels deep", super::build::MAX_DEPTH),
+            )
+            .help("split the logic, or use fewer nested blocks and parentheses");
+    }
     let found = found_at(text, position);
     let label = expected_label(&expected);
     let mut diagnostic = if found.is_empty() {
@@ -97,6 +106,38 @@ fn syntax_diagnostic(
         diagnostic = diagnostic.help(help);
     }
     diagnostic
+}
+
+/// How many brackets are open at `position` (strings and comments skipped).
+fn nesting_at(text: &str, position: usize) -> usize {
+    let mut depth: usize = 0;
+    let mut chars = text[..position.min(text.len())].chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '{' | '(' | '[' => depth += 1,
+            '}' | ')' | ']' => depth = depth.saturating_sub(1),
+            '"' => {
+                while let Some(c) = chars.next() {
+                    match c {
+                        '\\' => {
+                            chars.next();
+                        }
+                        '"' | '\n' => break,
+                        _ => {}
+                    }
+                }
+            }
+            '/' if chars.peek() == Some(&'/') => {
+                for c in chars.by_ref() {
+                    if c == '\n' {
+                        break;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    depth
 }
 
 /// If `position` is inside a string that is not closed on its line, the
