@@ -11,7 +11,11 @@ cd "$(dirname "$0")/.."
 step() { printf '\n==> %s\n' "$*"; }
 
 # Debian packages the tests use, by the command they provide.
-declare -A PACKAGES=()
+declare -A PACKAGES=(
+  [age]=age                      # interoperability of the secret store
+  [age-keygen]=age
+  [ssh-keygen]=openssh-client    # SSH keys as identities and recipients
+)
 missing=()
 for command in "${!PACKAGES[@]}"; do
   command -v "$command" >/dev/null 2>&1 || missing+=("${PACKAGES[$command]}")

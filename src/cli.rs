@@ -32,6 +32,162 @@ pub enum Command {
                       (or warnings with --deny-warnings), 2 when files cannot be read."
     )]
     Check(CheckArgs),
+
+    /// Manage secret values: one age-encrypted store per environment
+    #[command(
+        subcommand,
+        long_about = "Manage secret values. Each environment has one store, SECRETS_DIR/ENV.age, \
+                      encrypted with age to the public keys in SECRETS_DIR/ENV.recipients. Reading \
+                      needs an identity (--identity FILE or SVC_IDENTITY): an age identity file as \
+                      age-keygen writes it, or an unencrypted OpenSSH private key.\n\n\
+                      Only `svc secret get` prints a value."
+    )]
+    Secret(SecretCommand),
+
+    /// Run a command with secrets as environment variables
+    #[command(
+        long_about = "Decrypts the environment's store and runs COMMAND with each secret as an \
+                      environment variable of the same name (or only those given with --only), so \
+                      another program can use a fresh token without keeping its own copy. The exit \
+                      code is the command's.",
+        after_help = "Example: svc exec --env prod --only HUBSPOT_ACCESS_TOKEN -- ./sync-contacts.sh"
+    )]
+    Exec(ExecArgs),
+}
+
+/// Where the secret stores are and how to open them.
+#[derive(Args, Debug, Clone)]
+pub struct StoreArgs {
+    /// Environment of the store (dev, prod, ...)
+    #[arg(long, env = "SVC_ENV", value_name = "ENV")]
+    pub env: String,
+    /// Directory holding ENV.age and ENV.recipients
+    #[arg(
+        long,
+        env = "SVC_SECRETS_DIR",
+        default_value = "secrets",
+        value_name = "DIR"
+    )]
+    pub secrets_dir: PathBuf,
+    /// Identity file to decrypt with, repeatable [default: $SVC_IDENTITY, paths separated by `:`]
+    #[arg(long = "identity", short = 'i', value_name = "FILE")]
+    pub identities: Vec<PathBuf>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SecretCommand {
+    /// Create an empty store for an environment
+    Init {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Public key to encrypt to (age1..., ssh-ed25519 ..., ssh-rsa ...), repeatable
+        #[arg(
+            long = "recipient",
+            short = 'r',
+            value_name = "KEY",
+            required_unless_present = "recipients_file"
+        )]
+        recipients: Vec<String>,
+        /// File of public keys, one per line, as age's -R
+        #[arg(long, short = 'R', value_name = "FILE", conflicts_with = "recipients")]
+        recipients_file: Option<PathBuf>,
+    },
+    /// Set a secret; the value is read from stdin (or --from-file), never from an argument
+    #[command(
+        long_about = "Sets a secret's value, keeping the previous value for rollback. The value is \
+                      read from standard input (hidden when it is a terminal) or from --from-file; one \
+                      trailing newline is removed."
+    )]
+    Set {
+        name: String,
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Read the value from this file instead of stdin
+        #[arg(long, value_name = "FILE")]
+        from_file: Option<PathBuf>,
+        /// When the value expires, from now: 30m, 1h, 90d
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        expires_in: Option<std::time::Duration>,
+    },
+    /// Print a secret's value: the only command that reveals one
+    Get {
+        name: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// List the secrets of an environment: versions, dates, expiry; never values
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove a secret
+    Rm {
+        name: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Show a secret's versions and dates, never values
+    History {
+        name: String,
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make an earlier value current again (as a new version)
+    Rollback {
+        name: String,
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Version to restore [default: the one before the current]
+        #[arg(long, value_name = "VERSION")]
+        to: Option<u64>,
+    },
+    /// Change who can decrypt a store; the store is re-encrypted
+    #[command(subcommand)]
+    Recipients(RecipientsCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RecipientsCommand {
+    /// Add a public key and re-encrypt the store to it
+    Add {
+        key: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Remove a public key and re-encrypt the store without it
+    Remove {
+        key: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// List the public keys the store is encrypted to
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct ExecArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Only these secrets, comma-separated
+    #[arg(long, value_delimiter = ',', value_name = "NAME,...")]
+    pub only: Vec<String>,
+    /// The command and its arguments, after `--`
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<std::ffi::OsString>,
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    crate::syntax::duration::parse(text)
+        .map_err(|problem| format!("{problem}; {}", crate::syntax::duration::HELP))
 }
 
 #[derive(Args, Debug)]
@@ -41,11 +197,27 @@ pub struct CheckArgs {
     /// Exit with 1 when there are warnings, not only errors
     #[arg(long)]
     pub deny_warnings: bool,
+    /// Also report secrets the program reads that have no value in this environment's store
+    #[arg(long, value_name = "ENV")]
+    pub env: Option<String>,
+    /// Directory holding the secret stores (with --env)
+    #[arg(
+        long,
+        env = "SVC_SECRETS_DIR",
+        default_value = "secrets",
+        value_name = "DIR"
+    )]
+    pub secrets_dir: PathBuf,
+    /// Identity file to open the store with (with --env), repeatable [default: $SVC_IDENTITY]
+    #[arg(long = "identity", short = 'i', value_name = "FILE")]
+    pub identities: Vec<PathBuf>,
 }
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Check(args) => commands::check::run(args),
+        Command::Secret(command) => commands::secret::run(command),
+        Command::Exec(args) => commands::exec::run(args),
     }
 }

@@ -119,6 +119,24 @@ pub fn render_all(diagnostics: &[Diagnostic], sources: &SourceMap, style: Style)
         .join("\n")
 }
 
+/// Renders an error that has no source location (a store that cannot be
+/// decrypted, a file that cannot be read) in the same shape as diagnostics.
+pub fn render_error(code: &'static str, message: &str, help: Option<&str>, style: Style) -> String {
+    let report = Report {
+        message: message.to_string(),
+        code,
+        severity: Severity::Error,
+        help: help.map(str::to_owned),
+        labels: Vec::new(),
+        source: None,
+    };
+    let mut out = String::new();
+    if style.handler().render_report(&mut out, &report).is_err() {
+        out = format!("{code}: {message}\n");
+    }
+    out
+}
+
 /// A one-line summary: "2 errors and 1 warning in 3 files".
 pub fn summary(errors: usize, warnings: usize, files: usize) -> String {
     let files = plural(files, "file");

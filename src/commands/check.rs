@@ -1,26 +1,38 @@
 //! `svc check`.
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::cli::CheckArgs;
+use crate::cli::{CheckArgs, StoreArgs};
+use crate::diagnostic::{self, Code, Diagnostic};
 use crate::exit;
-use crate::program;
+use crate::program::{self, CheckedProgram};
 use crate::report::{self, Style};
 
 pub fn run(args: CheckArgs) -> ExitCode {
     let paths = if args.paths.is_empty() {
         vec![PathBuf::from(".")]
     } else {
-        args.paths
+        args.paths.clone()
     };
-    let checked = match program::load(&paths) {
+    let mut checked = match program::load(&paths) {
         Ok(checked) => checked,
         Err(error) => {
             eprintln!("error: {error}");
             return exit::code(exit::USAGE);
         }
     };
+    if let Some(env) = &args.env {
+        let store_args = StoreArgs {
+            env: env.clone(),
+            secrets_dir: args.secrets_dir.clone(),
+            identities: args.identities.clone(),
+        };
+        if let Err(error) = check_store_values(&mut checked, &store_args) {
+            return super::store_error(&error);
+        }
+    }
     let style = Style::for_stderr();
     let analysis = &checked.analysis;
     if !analysis.diagnostics.is_empty() {
@@ -41,4 +53,54 @@ pub fn run(args: CheckArgs) -> ExitCode {
     } else {
         exit::code(exit::SUCCESS)
     }
+}
+
+/// Reports each secret the program reads that has no value in the store,
+/// once, at its first read. Secrets that are only written may be empty
+/// until their first update, so they are not reported.
+fn check_store_values(
+    checked: &mut CheckedProgram,
+    args: &StoreArgs,
+) -> Result<(), crate::secrets::Error> {
+    let (store, identities) = super::secret::open(args)?;
+    let document = store.read(&identities)?;
+    let declared: BTreeSet<&str> = checked.program.secrets().map(|s| s.name.as_str()).collect();
+    let mut reported = BTreeSet::new();
+    let mut found = Vec::new();
+    for (name, span) in &checked.analysis.secret_reads {
+        if !declared.contains(name.as_str())
+            || document.get(name).is_some()
+            || !reported.insert(name.clone())
+        {
+            continue;
+        }
+        let uses = checked
+            .analysis
+            .secret_reads
+            .iter()
+            .filter(|(n, _)| n == name)
+            .count();
+        let label = if uses > 1 {
+            format!("read here and in {} other places", uses - 1)
+        } else {
+            "read here".to_string()
+        };
+        found.push(
+            Diagnostic::new(
+                Code::SecretWithoutValue,
+                format!(
+                    "secret `{name}` has no value in environment `{}`",
+                    store.env()
+                ),
+            )
+            .label(*span, label)
+            .help(format!(
+                "set it with `svc secret set {name} --env {}`",
+                store.env()
+            )),
+        );
+    }
+    checked.analysis.diagnostics.extend(found);
+    diagnostic::sort(&mut checked.analysis.diagnostics);
+    Ok(())
 }

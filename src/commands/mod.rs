@@ -1,3 +1,49 @@
 //! One module per command.
 
 pub mod check;
+pub mod exec;
+pub mod secret;
+
+use std::process::ExitCode;
+
+use crate::exit;
+use crate::report::{self, Style};
+use crate::secrets;
+
+/// Prints a store error in the shape of a diagnostic and returns its exit
+/// code: 2 when the user must change how svc is called, 1 otherwise.
+pub fn store_error(error: &secrets::Error) -> ExitCode {
+    eprint!(
+        "{}",
+        report::render_error(
+            error.code(),
+            &error.to_string(),
+            error.help().as_deref(),
+            Style::for_stderr()
+        )
+    );
+    let usage = matches!(
+        error,
+        secrets::Error::NoIdentity
+            | secrets::Error::IdentityUnreadable { .. }
+            | secrets::Error::IdentityInvalid { .. }
+            | secrets::Error::StoreMissing { .. }
+            | secrets::Error::StoreExists { .. }
+            | secrets::Error::InvalidEnvironment { .. }
+            | secrets::Error::RecipientsMissing { .. }
+            | secrets::Error::RecipientInvalid { .. }
+            | secrets::Error::NoRecipients { .. }
+            | secrets::Error::SecretMissing { .. }
+            | secrets::Error::Invalid(_)
+    );
+    exit::code(if usage { exit::USAGE } else { exit::FAILURE })
+}
+
+/// Prints a usage error that has no better home.
+pub fn usage_error(code: &'static str, message: &str, help: Option<&str>) -> ExitCode {
+    eprint!(
+        "{}",
+        report::render_error(code, message, help, Style::for_stderr())
+    );
+    exit::code(exit::USAGE)
+}

@@ -98,3 +98,98 @@ impl Svc {
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
+
+/// An age key pair made by the real `age-keygen`.
+pub struct Key {
+    pub path: PathBuf,
+    pub public: String,
+}
+
+pub fn age_keygen(dir: &Path, name: &str) -> Key {
+    let path = dir.join(name);
+    let status = Command::new("age-keygen")
+        .arg("-o")
+        .arg(&path)
+        .stderr(Stdio::null())
+        .status()
+        .expect("age-keygen is installed (Debian package `age`)");
+    assert!(status.success());
+    let output = Command::new("age-keygen")
+        .arg("-y")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let public = String::from_utf8(output.stdout).unwrap().trim().to_string();
+    Key { path, public }
+}
+
+/// A project directory with a `dev` store and the key that opens it.
+pub struct Project {
+    pub dir: tempfile::TempDir,
+    pub key: Key,
+}
+
+impl Project {
+    pub fn new() -> Project {
+        let dir = tempfile::tempdir().unwrap();
+        let key = age_keygen(dir.path(), "key.txt");
+        let project = Project { dir, key };
+        let run = project
+            .svc()
+            .args([
+                "secret",
+                "init",
+                "--env",
+                "dev",
+                "--recipient",
+                &project.key.public,
+            ])
+            .run();
+        assert_eq!(run.status, 0, "{}", run.stderr);
+        project
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `svc` in the project directory, with the project's identity.
+    pub fn svc(&self) -> Svc {
+        svc()
+            .current_dir(self.dir.path())
+            .env("SVC_IDENTITY", &self.key.path)
+    }
+
+    pub fn set(&self, name: &str, value: &str) {
+        let run = self
+            .svc()
+            .args(["secret", "set", name, "--env", "dev"])
+            .stdin(value)
+            .run();
+        assert_eq!(run.status, 0, "{}", run.stderr);
+    }
+
+    pub fn get(&self, name: &str) -> String {
+        let run = self
+            .svc()
+            .args(["secret", "get", name, "--env", "dev"])
+            .run();
+        assert_eq!(run.status, 0, "{}", run.stderr);
+        run.stdout.trim_end_matches('\n').to_string()
+    }
+
+    pub fn store(&self) -> PathBuf {
+        self.dir.path().join("secrets/dev.age")
+    }
+
+    /// The store decrypted by the real `age`.
+    pub fn age_decrypt(&self, key: &Path) -> Output {
+        Command::new("age")
+            .arg("-d")
+            .arg("-i")
+            .arg(key)
+            .arg(self.store())
+            .output()
+            .unwrap()
+    }
+}

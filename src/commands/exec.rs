@@ -1,0 +1,61 @@
+//! `svc exec`: run a command with secrets in its environment.
+
+use std::process::ExitCode;
+
+use super::store_error;
+use super::usage_error;
+use crate::cli::ExecArgs;
+use crate::secrets::Error;
+
+pub fn run(args: ExecArgs) -> ExitCode {
+    let (store, identities) = match super::secret::open(&args.store) {
+        Ok(opened) => opened,
+        Err(error) => return store_error(&error),
+    };
+    let document = match store.read(&identities) {
+        Ok(document) => document,
+        Err(error) => return store_error(&error),
+    };
+    for name in &args.only {
+        if document.get(name).is_none() {
+            return store_error(&Error::SecretMissing {
+                name: name.clone(),
+                env: store.env().to_string(),
+            });
+        }
+    }
+    let (program, rest) = args.command.split_first().expect("clap requires a command");
+    let mut command = std::process::Command::new(program);
+    command.args(rest);
+    for (name, entry) in &document.secrets {
+        if args.only.is_empty() || args.only.contains(name) {
+            command.env(name, entry.value.expose());
+        }
+    }
+    drop(document);
+    replace_process(command, &program.to_string_lossy())
+}
+
+#[cfg(unix)]
+fn replace_process(mut command: std::process::Command, program: &str) -> ExitCode {
+    use std::os::unix::process::CommandExt;
+    // `exec` only returns on failure.
+    let error = command.exec();
+    usage_error(
+        "svc::exec::failed",
+        &format!("cannot run `{program}`: {error}"),
+        Some("check the command after `--`; it is looked up in PATH"),
+    )
+}
+
+#[cfg(not(unix))]
+fn replace_process(mut command: std::process::Command, program: &str) -> ExitCode {
+    match command.status() {
+        Ok(status) => ExitCode::from(status.code().unwrap_or(1) as u8),
+        Err(error) => usage_error(
+            "svc::exec::failed",
+            &format!("cannot run `{program}`: {error}"),
+            Some("check the command after `--`; it is looked up in PATH"),
+        ),
+    }
+}

@@ -1,0 +1,475 @@
+//! `svc secret ...`: manage the values in an environment's store.
+
+use std::io::{IsTerminal, Read, Write};
+use std::path::Path;
+use std::process::ExitCode;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use zeroize::Zeroizing;
+
+use super::store_error;
+use crate::cli::{RecipientsCommand, SecretCommand, StoreArgs};
+use crate::exit;
+use crate::secrets::document::{self, RollbackError};
+use crate::secrets::keys::{self, same_key};
+use crate::secrets::{Error, Identities, NewValue, Recipient, SecretValue, Store};
+
+pub fn run(command: SecretCommand) -> ExitCode {
+    let result = match command {
+        SecretCommand::Init {
+            store,
+            recipients,
+            recipients_file,
+        } => init(&store, &recipients, recipients_file.as_deref()),
+        SecretCommand::Set {
+            name,
+            store,
+            from_file,
+            expires_in,
+        } => set(&name, &store, from_file.as_deref(), expires_in),
+        SecretCommand::Get { name, store } => get(&name, &store),
+        SecretCommand::List { store, json } => list(&store, json),
+        SecretCommand::Rm { name, store } => remove(&name, &store),
+        SecretCommand::History { name, store, json } => history(&name, &store, json),
+        SecretCommand::Rollback { name, store, to } => rollback(&name, &store, to),
+        SecretCommand::Recipients(RecipientsCommand::Add { key, store }) => {
+            add_recipient(&key, &store)
+        }
+        SecretCommand::Recipients(RecipientsCommand::Remove { key, store }) => {
+            remove_recipient(&key, &store)
+        }
+        SecretCommand::Recipients(RecipientsCommand::List { store }) => list_recipients(&store),
+    };
+    match result {
+        Ok(()) => exit::code(exit::SUCCESS),
+        Err(error) => store_error(&error),
+    }
+}
+
+/// The store and the identities to open it with.
+pub fn open(args: &StoreArgs) -> Result<(Store, Identities), Error> {
+    let store = Store::new(&args.secrets_dir, &args.env)?;
+    let paths = keys::identity_paths(&args.identities);
+    if paths.is_empty() {
+        return Err(Error::NoIdentity);
+    }
+    let identities = Identities::read(&paths)?;
+    Ok((store, identities))
+}
+
+fn init(args: &StoreArgs, recipients: &[String], file: Option<&Path>) -> Result<(), Error> {
+    let store = Store::new(&args.secrets_dir, &args.env)?;
+    let text = match file {
+        Some(path) => std::fs::read_to_string(path).map_err(|e| Error::io("read", path, e))?,
+        None => {
+            for key in recipients {
+                Recipient::parse(key)
+                    .map_err(|problem| Error::Invalid(format!("`--recipient {key}`: {problem}")))?;
+            }
+            let mut text = format!(
+                "# Public keys that can decrypt {}.age, one per line.\n",
+                args.env
+            );
+            for key in recipients {
+                text.push_str(key.trim());
+                text.push('\n');
+            }
+            text
+        }
+    };
+    store.init(&text)?;
+    eprintln!(
+        "created `{}`, encrypted to the keys in `{}`",
+        store.path().display(),
+        store.recipients_path().display()
+    );
+    Ok(())
+}
+
+fn set(
+    name: &str,
+    args: &StoreArgs,
+    from_file: Option<&Path>,
+    expires_in: Option<std::time::Duration>,
+) -> Result<(), Error> {
+    validate_name(name)?;
+    let (store, identities) = open(args)?;
+    let value = read_value(name, from_file)?;
+    let at = document::now();
+    let expires_at = expires_in
+        .map(|d| chrono::Duration::from_std(d).map(|d| at + d))
+        .transpose()
+        .map_err(|_| Error::Invalid("`--expires-in` is too long".into()))?;
+    let version = store.update(&identities, |doc| {
+        Ok(doc.set(name, NewValue { value, expires_at }, &identities.label, at))
+    })?;
+    eprintln!("set `{name}` in `{}`: version {version}", store.env());
+    Ok(())
+}
+
+/// Secret names become environment variable names in `svc exec`.
+fn validate_name(name: &str) -> Result<(), Error> {
+    let mut chars = name.chars();
+    let ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Invalid(format!(
+            "`{name}` is not a valid secret name: use letters, digits and `_`, not starting with a digit"
+        )))
+    }
+}
+
+/// Reads a value from a file or stdin (hidden at a terminal). One trailing
+/// newline is removed; the value must be non-empty UTF-8.
+fn read_value(name: &str, from_file: Option<&Path>) -> Result<SecretValue, Error> {
+    let mut bytes = Zeroizing::new(Vec::new());
+    match from_file {
+        Some(path) => {
+            let mut file = std::fs::File::open(path).map_err(|e| Error::io("read", path, e))?;
+            file.read_to_end(&mut bytes)
+                .map_err(|e| Error::io("read", path, e))?;
+        }
+        None if std::io::stdin().is_terminal() => {
+            let typed = Zeroizing::new(
+                rpassword::prompt_password(format!("value for {name} (input hidden): "))
+                    .map_err(|e| Error::io("read", Path::new("the terminal"), e))?,
+            );
+            bytes.extend_from_slice(typed.as_bytes());
+        }
+        None => {
+            std::io::stdin()
+                .read_to_end(&mut bytes)
+                .map_err(|e| Error::io("read", Path::new("standard input"), e))?;
+        }
+    }
+    if bytes.ends_with(b"\n") {
+        bytes.pop();
+        if bytes.ends_with(b"\r") {
+            bytes.pop();
+        }
+    }
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| Error::Invalid("the value is not UTF-8 text".into()))?;
+    if text.is_empty() {
+        return Err(Error::Invalid(format!(
+            "the value for `{name}` is empty; to remove a secret use `svc secret rm {name}`"
+        )));
+    }
+    Ok(SecretValue::new(text))
+}
+
+fn get(name: &str, args: &StoreArgs) -> Result<(), Error> {
+    let (store, identities) = open(args)?;
+    let document = store.read(&identities)?;
+    let entry = document.get(name).ok_or_else(|| Error::SecretMissing {
+        name: name.to_string(),
+        env: store.env().to_string(),
+    })?;
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{}", entry.value.expose())
+        .map_err(|e| Error::io("write", Path::new("standard output"), e))
+}
+
+#[derive(Serialize)]
+struct Listed<'a> {
+    name: &'a str,
+    version: u64,
+    updated_at: Option<DateTime<Utc>>,
+    updated_by: Option<&'a str>,
+    expires_at: Option<DateTime<Utc>>,
+    age_seconds: Option<i64>,
+    expires_in_seconds: Option<i64>,
+}
+
+fn list(args: &StoreArgs, json: bool) -> Result<(), Error> {
+    let (store, identities) = open(args)?;
+    let document = store.read(&identities)?;
+    let now = Utc::now();
+    let rows: Vec<Listed> = document
+        .secrets
+        .iter()
+        .map(|(name, e)| Listed {
+            name,
+            version: e.version,
+            updated_at: e.updated_at,
+            updated_by: e.updated_by.as_deref(),
+            expires_at: e.expires_at,
+            age_seconds: e.updated_at.map(|t| (now - t).num_seconds()),
+            expires_in_seconds: e.expires_at.map(|t| (t - now).num_seconds()),
+        })
+        .collect();
+    if json {
+        return print_json(&rows);
+    }
+    if rows.is_empty() {
+        eprintln!("no secrets in `{}`", store.env());
+        return Ok(());
+    }
+    let table: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.name.to_string(),
+                r.version.to_string(),
+                r.updated_at.map_or("-".into(), |t| {
+                    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                }),
+                r.updated_by.unwrap_or("-").to_string(),
+                r.expires_at.map_or("-".into(), |t| {
+                    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                }),
+                r.age_seconds
+                    .map_or("-".into(), |s| format!("{} ago", human_duration(s))),
+                r.expires_in_seconds.map_or("-".into(), |s| {
+                    if s >= 0 {
+                        format!("in {}", human_duration(s))
+                    } else {
+                        format!("expired {} ago", human_duration(-s))
+                    }
+                }),
+            ]
+        })
+        .collect();
+    print_table(
+        &[
+            "NAME",
+            "VERSION",
+            "UPDATED_AT",
+            "UPDATED_BY",
+            "EXPIRES_AT",
+            "AGE",
+            "EXPIRES",
+        ],
+        &table,
+    )
+}
+
+fn remove(name: &str, args: &StoreArgs) -> Result<(), Error> {
+    let (store, identities) = open(args)?;
+    store.update(&identities, |doc| {
+        doc.secrets
+            .remove(name)
+            .map(|_| ())
+            .ok_or_else(|| Error::SecretMissing {
+                name: name.to_string(),
+                env: store.env().to_string(),
+            })
+    })?;
+    eprintln!("removed `{name}` from `{}`", store.env());
+    Ok(())
+}
+
+#[derive(Serialize)]
+struct Version<'a> {
+    version: u64,
+    current: bool,
+    updated_at: Option<DateTime<Utc>>,
+    updated_by: Option<&'a str>,
+    expires_at: Option<DateTime<Utc>>,
+}
+
+fn history(name: &str, args: &StoreArgs, json: bool) -> Result<(), Error> {
+    let (store, identities) = open(args)?;
+    let document = store.read(&identities)?;
+    let entry = document.get(name).ok_or_else(|| Error::SecretMissing {
+        name: name.to_string(),
+        env: store.env().to_string(),
+    })?;
+    let mut versions = vec![Version {
+        version: entry.version,
+        current: true,
+        updated_at: entry.updated_at,
+        updated_by: entry.updated_by.as_deref(),
+        expires_at: entry.expires_at,
+    }];
+    versions.extend(entry.history.iter().map(|p| Version {
+        version: p.version,
+        current: false,
+        updated_at: p.updated_at,
+        updated_by: p.updated_by.as_deref(),
+        expires_at: p.expires_at,
+    }));
+    if json {
+        return print_json(&versions);
+    }
+    let table: Vec<Vec<String>> = versions
+        .iter()
+        .map(|v| {
+            vec![
+                format!("{}{}", v.version, if v.current { " (current)" } else { "" }),
+                v.updated_at.map_or("-".into(), |t| {
+                    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                }),
+                v.updated_by.unwrap_or("-").to_string(),
+                v.expires_at.map_or("-".into(), |t| {
+                    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                }),
+            ]
+        })
+        .collect();
+    print_table(
+        &["VERSION", "UPDATED_AT", "UPDATED_BY", "EXPIRES_AT"],
+        &table,
+    )
+}
+
+fn rollback(name: &str, args: &StoreArgs, to: Option<u64>) -> Result<(), Error> {
+    let (store, identities) = open(args)?;
+    let env = store.env().to_string();
+    let (restored, version) = store.update(&identities, |doc| {
+        doc.rollback(name, to, &identities.label, document::now())
+            .map_err(|e| match e {
+                RollbackError::NoSecret => Error::SecretMissing {
+                    name: name.to_string(),
+                    env: env.clone(),
+                },
+                RollbackError::NoHistory => {
+                    Error::Invalid(format!("`{name}` has no earlier version to roll back to"))
+                }
+                RollbackError::AlreadyCurrent(v) => {
+                    Error::Invalid(format!("version {v} of `{name}` is already current"))
+                }
+                RollbackError::UnknownVersion { version, available } => Error::Invalid(format!(
+                    "`{name}` has no version {version}; earlier versions kept: {}",
+                    if available.is_empty() {
+                        "none".to_string()
+                    } else {
+                        available
+                            .iter()
+                            .map(u64::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    }
+                )),
+            })
+    })?;
+    eprintln!("restored version {restored} of `{name}` in `{env}` as version {version}");
+    Ok(())
+}
+
+fn add_recipient(key: &str, args: &StoreArgs) -> Result<(), Error> {
+    Recipient::parse(key).map_err(|problem| Error::Invalid(format!("`{key}`: {problem}")))?;
+    let (store, identities) = open(args)?;
+    store.change_recipients(&identities, |file| {
+        if file.contains(key) {
+            return Err(Error::Invalid(format!(
+                "`{}` is already a recipient",
+                keys::short_key(key)
+            )));
+        }
+        file.lines.push(key.trim().to_string());
+        Ok(())
+    })?;
+    eprintln!(
+        "added `{}`; `{}` is re-encrypted",
+        keys::short_key(key),
+        store.path().display()
+    );
+    Ok(())
+}
+
+fn remove_recipient(key: &str, args: &StoreArgs) -> Result<(), Error> {
+    let (store, identities) = open(args)?;
+    store.change_recipients(&identities, |file| {
+        let before = file.lines.len();
+        file.lines.retain(|line| !same_key(line, key));
+        if file.lines.len() == before {
+            return Err(Error::Invalid(format!(
+                "`{}` is not a recipient",
+                keys::short_key(key)
+            )));
+        }
+        if file.recipients().is_err() {
+            return Err(Error::Invalid(
+                "this is the last recipient; a store needs at least one key that can decrypt it"
+                    .into(),
+            ));
+        }
+        Ok(())
+    })?;
+    eprintln!(
+        "removed `{}`; `{}` is re-encrypted and that key can no longer decrypt it",
+        keys::short_key(key),
+        store.path().display()
+    );
+    Ok(())
+}
+
+fn list_recipients(args: &StoreArgs) -> Result<(), Error> {
+    let store = Store::new(&args.secrets_dir, &args.env)?;
+    let file = crate::secrets::RecipientsFile::read(&store.recipients_path())?;
+    for (key, _) in file.recipients()? {
+        println!("{key}");
+    }
+    Ok(())
+}
+
+fn print_json(value: &impl Serialize) -> Result<(), Error> {
+    let mut stdout = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut stdout, value).expect("listing serializes");
+    writeln!(stdout).map_err(|e| Error::io("write", Path::new("standard output"), e))
+}
+
+fn print_table(header: &[&str], rows: &[Vec<String>]) -> Result<(), Error> {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            widths[i] = widths[i].max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    for row in std::iter::once(header.iter().map(|h| h.to_string()).collect::<Vec<_>>())
+        .chain(rows.iter().cloned())
+    {
+        let cells: Vec<String> = row
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<width$}", width = widths[i]))
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    std::io::stdout()
+        .write_all(out.as_bytes())
+        .map_err(|e| Error::io("write", Path::new("standard output"), e))
+}
+
+/// `3h 5m`, `45s`, `2d 4h`: the two largest units.
+pub fn human_duration(seconds: i64) -> String {
+    let seconds = seconds.max(0);
+    let units = [("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)];
+    let mut parts = Vec::new();
+    let mut rest = seconds;
+    for (unit, size) in units {
+        if rest >= size || (parts.is_empty() && size == 1) {
+            parts.push(format!("{}{unit}", rest / size));
+            rest %= size;
+        }
+        if parts.len() == 2 {
+            break;
+        }
+    }
+    if parts.len() == 2 && parts[1].starts_with('0') {
+        parts.pop();
+    }
+    parts.join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human_duration;
+
+    #[test]
+    fn durations_read_like_people_write_them() {
+        assert_eq!(human_duration(0), "0s");
+        assert_eq!(human_duration(45), "45s");
+        assert_eq!(human_duration(3_600), "1h");
+        assert_eq!(human_duration(11_100), "3h 5m");
+        assert_eq!(human_duration(187_200), "2d 4h");
+    }
+}

@@ -1,0 +1,161 @@
+//! Secrets: one age-encrypted JSON document per environment.
+//!
+//! `secrets/ENV.age` holds the values, encrypted to the public keys listed
+//! in `secrets/ENV.recipients`. Writers take a cross-process lock, re-read
+//! the store inside it, and replace the file atomically, so concurrent
+//! writers never lose each other's updates and a crash never leaves a
+//! broken store. Values live in zeroizing types and no error, log or
+//! `Debug` output ever contains one.
+
+pub mod atomic;
+pub mod document;
+pub mod keys;
+pub mod store;
+pub mod value;
+
+use std::path::{Path, PathBuf};
+
+pub use document::{Document, Entry, NewValue};
+pub use keys::{Identities, Recipient, RecipientsFile};
+pub use store::Store;
+pub use value::SecretValue;
+
+/// Everything that can go wrong with a store. No variant carries a value.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("no identity to decrypt the secret store")]
+    NoIdentity,
+    #[error("cannot read identity file `{}`: {source}", path.display())]
+    IdentityUnreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("identity file `{}` cannot be used: {problem}", path.display())]
+    IdentityInvalid { path: PathBuf, problem: String },
+    #[error("none of the identities given ({identities}) can decrypt `{}`", path.display())]
+    WrongIdentity { path: PathBuf, identities: String },
+    #[error("`{}` is damaged and cannot be decrypted ({problem})", path.display())]
+    Corrupted { path: PathBuf, problem: String },
+    #[error("`{}` does not hold a valid svc secret document: {problem}", path.display())]
+    InvalidDocument { path: PathBuf, problem: String },
+    #[error("there is no secret store for environment `{env}` (`{}`)", path.display())]
+    StoreMissing { env: String, path: PathBuf },
+    #[error("the secret store for environment `{env}` already exists (`{}`)", path.display())]
+    StoreExists { env: String, path: PathBuf },
+    #[error("`{name}` is not a valid environment name")]
+    InvalidEnvironment { name: String },
+    #[error("recipients file `{}` does not exist", path.display())]
+    RecipientsMissing { path: PathBuf },
+    #[error("recipients file `{}`, line {line}: {problem}", path.display())]
+    RecipientInvalid {
+        path: PathBuf,
+        line: usize,
+        problem: String,
+    },
+    #[error("recipients file `{}` lists no public key", path.display())]
+    NoRecipients { path: PathBuf },
+    #[error("no secret `{name}` in environment `{env}`")]
+    SecretMissing { name: String, env: String },
+    #[error("timed out after {seconds}s waiting for another svc process to finish writing `{}`", path.display())]
+    LockTimeout { path: PathBuf, seconds: u64 },
+    #[error("cannot {action} `{}`: {source}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Error {
+    pub fn io(action: &'static str, path: &Path, source: std::io::Error) -> Error {
+        Error::Io {
+            action,
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    /// A stable code, as diagnostics have.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::NoIdentity => "svc::store::no_identity",
+            Error::IdentityUnreadable { .. } | Error::IdentityInvalid { .. } => {
+                "svc::store::bad_identity"
+            }
+            Error::WrongIdentity { .. } => "svc::store::wrong_identity",
+            Error::Corrupted { .. } => "svc::store::corrupted",
+            Error::InvalidDocument { .. } => "svc::store::invalid_document",
+            Error::StoreMissing { .. } => "svc::store::missing",
+            Error::StoreExists { .. } => "svc::store::exists",
+            Error::InvalidEnvironment { .. } => "svc::store::invalid_environment",
+            Error::RecipientsMissing { .. }
+            | Error::RecipientInvalid { .. }
+            | Error::NoRecipients { .. } => "svc::store::bad_recipients",
+            Error::SecretMissing { .. } => "svc::store::no_such_secret",
+            Error::LockTimeout { .. } => "svc::store::lock_timeout",
+            Error::Io { .. } => "svc::store::io",
+            Error::Invalid(_) => "svc::store::invalid",
+        }
+    }
+
+    /// How to fix it.
+    pub fn help(&self) -> Option<String> {
+        Some(match self {
+            Error::NoIdentity => "pass `--identity FILE` or set `SVC_IDENTITY` to an age identity file \
+                                  (create one with `age-keygen -o key.txt`) or an unencrypted OpenSSH private key"
+                .into(),
+            Error::IdentityUnreadable { .. } => "check the path given to `--identity` or `SVC_IDENTITY`".into(),
+            Error::IdentityInvalid { .. } => {
+                "an identity file is what `age-keygen -o FILE` writes, or an OpenSSH private key".into()
+            }
+            Error::WrongIdentity { path, .. } => format!(
+                "the store is encrypted to the keys in `{}`; use the identity of one of them, \
+                 or ask someone who can decrypt it to add yours with `svc secret recipients add` \
+                 (if the file was damaged, restore it from version control)",
+                path.with_extension("recipients").display()
+            ),
+            Error::Corrupted { .. } => "restore the file from version control or a backup; svc never \
+                                        writes over a store it cannot decrypt"
+                .into(),
+            Error::InvalidDocument { .. } => "decrypt it with `age -d` and fix the JSON; see docs/secrets.md".into(),
+            Error::StoreMissing { env, .. } => {
+                format!("create it with `svc secret init --env {env} --recipient age1...`")
+            }
+            Error::StoreExists { .. } => "use `svc secret recipients add` to change who can decrypt it".into(),
+            Error::InvalidEnvironment { .. } => {
+                "environment names are letters, digits, `-` and `_`, such as `dev` or `prod`".into()
+            }
+            Error::RecipientsMissing { path } => format!(
+                "write the public keys (one per line, `age1...` or `ssh-ed25519 ...`) to `{}`",
+                path.display()
+            ),
+            Error::RecipientInvalid { .. } | Error::NoRecipients { .. } => {
+                "a recipients file has one public key per line; lines starting with `#` are comments".into()
+            }
+            Error::SecretMissing { env, name } => {
+                format!("`svc secret list --env {env}` shows the secrets; set it with `svc secret set {name} --env {env}`")
+            }
+            Error::LockTimeout { .. } => "another `svc` is still writing; try again, or look for a stuck process".into(),
+            _ => return None,
+        })
+    }
+}
+
+/// Environment names become file names: keep them to a safe alphabet.
+pub fn validate_environment(name: &str) -> Result<(), Error> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::InvalidEnvironment {
+            name: name.to_string(),
+        })
+    }
+}

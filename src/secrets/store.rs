@@ -1,0 +1,311 @@
+//! One environment's store: `DIR/ENV.age`, `DIR/ENV.recipients`, and the
+//! lock file `DIR/.ENV.lock` that serialises its writers.
+
+use std::io::{BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use zeroize::Zeroizing;
+
+use super::atomic::{self, Lock, LockError};
+use super::document::{self, Document};
+use super::keys::{Identities, RecipientsFile};
+use super::{Error, validate_environment};
+
+/// How long a writer waits for another by default.
+pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[derive(Clone, Debug)]
+pub struct Store {
+    dir: PathBuf,
+    env: String,
+    lock_timeout: Duration,
+}
+
+impl Store {
+    pub fn new(dir: impl Into<PathBuf>, env: &str) -> Result<Store, Error> {
+        validate_environment(env)?;
+        Ok(Store {
+            dir: dir.into(),
+            env: env.to_string(),
+            lock_timeout: DEFAULT_LOCK_TIMEOUT,
+        })
+    }
+
+    pub fn with_lock_timeout(mut self, timeout: Duration) -> Store {
+        self.lock_timeout = timeout;
+        self
+    }
+
+    pub fn env(&self) -> &str {
+        &self.env
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.dir.join(format!("{}.age", self.env))
+    }
+
+    pub fn recipients_path(&self) -> PathBuf {
+        self.dir.join(format!("{}.recipients", self.env))
+    }
+
+    fn lock_path(&self) -> PathBuf {
+        self.dir.join(format!(".{}.lock", self.env))
+    }
+
+    pub fn exists(&self) -> bool {
+        self.path().exists()
+    }
+
+    /// Creates an empty store encrypted to `recipients` (the text of a
+    /// recipients file). Fails if the store exists.
+    pub fn init(&self, recipients: &str) -> Result<(), Error> {
+        atomic::create_private_dir(&self.dir).map_err(|e| Error::io("create", &self.dir, e))?;
+        let _lock = self.lock()?;
+        if self.exists() {
+            return Err(Error::StoreExists {
+                env: self.env.clone(),
+                path: self.path(),
+            });
+        }
+        let file = RecipientsFile {
+            path: self.recipients_path(),
+            lines: recipients.lines().map(str::to_owned).collect(),
+        };
+        file.recipients()?;
+        atomic::write_file(&file.path, file.text().as_bytes())
+            .map_err(|e| Error::io("write", &file.path, e))?;
+        self.write_locked(&Document::new(&self.env), &file)
+    }
+
+    /// Decrypts and parses the store.
+    pub fn read(&self, identities: &Identities) -> Result<Document, Error> {
+        let path = self.path();
+        let bytes = std::fs::read(&path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Error::StoreMissing {
+                    env: self.env.clone(),
+                    path: path.clone(),
+                }
+            } else {
+                Error::io("read", &path, e)
+            }
+        })?;
+        let plaintext = decrypt(&path, &bytes, identities)?;
+        parse(&path, &plaintext, &self.env)
+    }
+
+    /// Changes the store: takes the lock, reads the current document inside
+    /// it, applies `change`, and writes the result atomically. If `change`
+    /// fails, nothing is written.
+    pub fn update<T>(
+        &self,
+        identities: &Identities,
+        change: impl FnOnce(&mut Document) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let _lock = self.lock()?;
+        let mut document = self.read(identities)?;
+        let result = change(&mut document)?;
+        let recipients = RecipientsFile::read(&self.recipients_path())?;
+        self.write_locked(&document, &recipients)?;
+        Ok(result)
+    }
+
+    /// Changes the recipients file and re-encrypts the store to the new
+    /// recipients, in one locked step.
+    pub fn change_recipients<T>(
+        &self,
+        identities: &Identities,
+        change: impl FnOnce(&mut RecipientsFile) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let _lock = self.lock()?;
+        let document = self.read(identities)?;
+        let mut recipients = RecipientsFile::read(&self.recipients_path())?;
+        let result = change(&mut recipients)?;
+        recipients.recipients()?;
+        // The store first: if writing the recipients file then fails, the
+        // store is still readable by the new set, and the old file only
+        // lists keys that can no longer decrypt it.
+        self.write_locked(&document, &recipients)?;
+        atomic::write_file(&recipients.path, recipients.text().as_bytes())
+            .map_err(|e| Error::io("write", &recipients.path, e))?;
+        Ok(result)
+    }
+
+    fn lock(&self) -> Result<Lock, Error> {
+        let path = self.lock_path();
+        Lock::acquire(&path, self.lock_timeout).map_err(|e| match e {
+            LockError::TimedOut => Error::LockTimeout {
+                path: self.path(),
+                seconds: self.lock_timeout.as_secs(),
+            },
+            LockError::Io(source) => Error::io("lock", &path, source),
+        })
+    }
+
+    fn write_locked(&self, document: &Document, recipients: &RecipientsFile) -> Result<(), Error> {
+        let path = self.path();
+        let keys = recipients.recipients()?;
+        let plaintext = serialize(document);
+        let encryptor = age::Encryptor::with_recipients(keys.iter().map(|(_, r)| r.as_dyn()))
+            .map_err(|e| Error::Invalid(format!("cannot encrypt to these recipients: {e}")))?;
+        let mut ciphertext = Vec::with_capacity(plaintext.len() + 1024);
+        let encrypt = |out: &mut Vec<u8>| -> std::io::Result<()> {
+            let mut writer = encryptor.wrap_output(out)?;
+            writer.write_all(&plaintext)?;
+            writer.finish()?;
+            Ok(())
+        };
+        encrypt(&mut ciphertext).map_err(|e| Error::io("encrypt", &path, e))?;
+        atomic::remove_stale_temp_files(&path);
+        atomic::write_file(&path, &ciphertext).map_err(|e| Error::io("write", &path, e))
+    }
+}
+
+fn decrypt(
+    path: &Path,
+    bytes: &[u8],
+    identities: &Identities,
+) -> Result<Zeroizing<Vec<u8>>, Error> {
+    let corrupted = |problem: String| Error::Corrupted {
+        path: path.to_path_buf(),
+        problem,
+    };
+    let reader = BufReader::new(age::armor::ArmoredReader::new(bytes));
+    let decryptor = age::Decryptor::new_buffered(reader).map_err(|e| match e {
+        age::DecryptError::UnknownFormat | age::DecryptError::InvalidHeader => {
+            corrupted("it is not an age file, or its header is damaged".into())
+        }
+        other => corrupted(other.to_string()),
+    })?;
+    if decryptor.is_scrypt() {
+        return Err(Error::Invalid(format!(
+            "`{}` is encrypted with a passphrase; a store must be encrypted to recipients (`age -R`)",
+            path.display()
+        )));
+    }
+    let mut stream = decryptor.decrypt(identities.iter()).map_err(|e| match e {
+        age::DecryptError::NoMatchingKeys => Error::WrongIdentity {
+            path: path.to_path_buf(),
+            identities: identities.describe_files(),
+        },
+        age::DecryptError::InvalidMac | age::DecryptError::InvalidHeader => {
+            corrupted("its header does not match its contents".into())
+        }
+        other => corrupted(other.to_string()),
+    })?;
+    let mut plaintext = Zeroizing::new(Vec::with_capacity(bytes.len()));
+    stream
+        .read_to_end(&mut plaintext)
+        .map_err(|_| corrupted("its contents fail authentication: truncated or modified".into()))?;
+    Ok(plaintext)
+}
+
+fn parse(path: &Path, plaintext: &[u8], env: &str) -> Result<Document, Error> {
+    let invalid = |problem: String| Error::InvalidDocument {
+        path: path.to_path_buf(),
+        problem,
+    };
+    let document: Document = serde_json::from_slice(plaintext).map_err(|e| {
+        let at = format!("line {}, column {}", e.line(), e.column());
+        match e.classify() {
+            serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
+                invalid(format!("the JSON is not valid at {at}"))
+            }
+            _ => invalid(format!("{} at {at}", without_quoted_text(&e.to_string()))),
+        }
+    })?;
+    if document.format > document::FORMAT {
+        return Err(invalid(format!(
+            "it has format {}, written by a newer svc (this one reads format {})",
+            document.format,
+            document::FORMAT
+        )));
+    }
+    if let Some(stored) = &document.environment
+        && stored != env
+    {
+        return Err(invalid(format!(
+            "it holds environment `{stored}`, not `{env}`; was it copied from another environment?"
+        )));
+    }
+    Ok(document)
+}
+
+/// serde's messages may quote a value from the document (`invalid type:
+/// string "abc", expected u64`): keep what kind of value it was and what
+/// was expected, never the value, and drop serde's own position suffix.
+fn without_quoted_text(message: &str) -> String {
+    let message = message.split(" at line ").next().unwrap_or(message);
+    for prefix in ["invalid type: ", "invalid value: "] {
+        if let Some(rest) = message.strip_prefix(prefix) {
+            let (found, expected) = rest
+                .split_once(", expected ")
+                .unwrap_or((rest, "something else"));
+            let kind = found.split(['`', '"']).next().unwrap_or(found).trim();
+            return format!("found {kind} where {expected} was expected");
+        }
+    }
+    let mut out = String::new();
+    let mut quoted = false;
+    for c in message.chars() {
+        if c == '"' {
+            if !quoted {
+                out.push_str("\"…\"");
+            }
+            quoted = !quoted;
+        } else if !quoted {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn serialize(document: &Document) -> Zeroizing<Vec<u8>> {
+    // Room for the whole document up front, so no reallocation leaves a
+    // copy of the values behind in freed memory.
+    let estimate: usize = document
+        .secrets
+        .iter()
+        .map(|(name, e)| {
+            name.len() * 2
+                + e.value.len() * 2
+                + e.history
+                    .iter()
+                    .map(|h| h.value.len() * 2 + 200)
+                    .sum::<usize>()
+                + 300
+        })
+        .sum::<usize>()
+        + document.api_keys.len() * 400
+        + 256;
+    let mut out = Zeroizing::new(Vec::with_capacity(estimate));
+    serde_json::to_writer_pretty(&mut *out, document).expect("a document always serializes");
+    out.push(b'\n');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoted_text_is_removed_from_messages() {
+        assert_eq!(
+            without_quoted_text("invalid type: string \"s3cr3t\", expected u64 at line 3 column 9"),
+            "found string where u64 was expected"
+        );
+        assert_eq!(
+            without_quoted_text("invalid type: integer `12345`, expected a string"),
+            "found integer where a string was expected"
+        );
+        assert_eq!(
+            without_quoted_text("unknown field `valu`"),
+            "unknown field `valu`"
+        );
+    }
+}
