@@ -44,6 +44,21 @@ pub enum Command {
     )]
     Secret(SecretCommand),
 
+    /// Run an endpoint: fetch a token, map it out of the response, update the secrets
+    #[command(
+        long_about = "Checks the program, then runs one endpoint's action node by node, as the \
+                      given user or service account, in the given environment. Secrets are read from \
+                      and written to that environment's store. A run that can update secrets holds a \
+                      lock on (environment, endpoint) from start to end, so two runs never spend the \
+                      same refresh token.\n\n\
+                      Exit codes: 0 success, 1 the run failed, 2 usage or script errors, 3 permission denied.",
+        after_help = "Example: svc run examples/hubspot_refresh.svc hubspot.refresh --env dev --as ops_oncall"
+    )]
+    Run(RunArgs),
+
+    /// Show the runs recorded in an endpoint's log
+    Logs(LogsArgs),
+
     /// Run a command with secrets as environment variables
     #[command(
         long_about = "Decrypts the environment's store and runs COMMAND with each secret as an \
@@ -174,6 +189,73 @@ pub enum RecipientsCommand {
 }
 
 #[derive(Args, Debug)]
+pub struct RunArgs {
+    /// The .svc file, or a directory loaded as one program
+    pub path: PathBuf,
+    /// The endpoint to run, as SERVICE.ENDPOINT
+    #[arg(value_name = "SERVICE.ENDPOINT")]
+    pub endpoint: String,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// The user or service account to run as
+    #[arg(long = "as", env = "SVC_AS", value_name = "IDENTITY")]
+    pub identity: Option<String>,
+    /// The HTTP method to call the endpoint with [default: GET if allowed, else its first method]
+    #[arg(long, value_name = "METHOD")]
+    pub method: Option<String>,
+    /// A parameter for `param.NAME`, repeatable
+    #[arg(long = "param", value_name = "NAME=VALUE", value_parser = parse_param)]
+    pub params: Vec<(String, String)>,
+    /// Show the requests that would be sent, secrets masked, and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// How to print the result
+    #[arg(long, value_enum, default_value = "human")]
+    pub output: OutputFormat,
+    /// Where endpoint logs are written
+    #[arg(long, env = "SVC_LOG_DIR", default_value = "logs", value_name = "DIR")]
+    pub log_dir: PathBuf,
+    /// How long to wait for another run of the same endpoint to finish
+    #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = parse_duration)]
+    pub lock_timeout: std::time::Duration,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutputFormat {
+    Human,
+    Json,
+}
+
+#[derive(Args, Debug)]
+pub struct LogsArgs {
+    /// The endpoint whose log to show, as SERVICE.ENDPOINT
+    #[arg(value_name = "SERVICE.ENDPOINT")]
+    pub endpoint: String,
+    /// Environment of the runs
+    #[arg(long, env = "SVC_ENV", value_name = "ENV")]
+    pub env: String,
+    /// Show the last N runs
+    #[arg(short = 'n', long = "lines", default_value = "20", value_name = "N")]
+    pub count: usize,
+    /// Print JSON lines, as stored, instead of a summary
+    #[arg(long)]
+    pub json: bool,
+    /// Where endpoint logs are written
+    #[arg(long, env = "SVC_LOG_DIR", default_value = "logs", value_name = "DIR")]
+    pub log_dir: PathBuf,
+}
+
+fn parse_param(text: &str) -> Result<(String, String), String> {
+    let (name, value) = text
+        .split_once('=')
+        .ok_or_else(|| "write a parameter as NAME=VALUE".to_string())?;
+    if name.is_empty() {
+        return Err("the parameter name is empty".into());
+    }
+    Ok((name.to_string(), value.to_string()))
+}
+
+#[derive(Args, Debug)]
 pub struct ExecArgs {
     #[command(flatten)]
     pub store: StoreArgs,
@@ -219,5 +301,7 @@ pub fn main() -> ExitCode {
         Command::Check(args) => commands::check::run(args),
         Command::Secret(command) => commands::secret::run(command),
         Command::Exec(args) => commands::exec::run(args),
+        Command::Run(args) => commands::run::run(args),
+        Command::Logs(args) => commands::logs::run(args),
     }
 }

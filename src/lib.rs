@@ -4,7 +4,8 @@
 //! The program flows through the modules in this order: [`source`] loads
 //! files, [`syntax`] parses them into an AST, [`check`] validates it
 //! ([`program`] ties the three together), and [`report`] renders what was
-//! found. [`secrets`] keeps the values, one encrypted store per environment.
+//! found. [`secrets`] keeps the values, one encrypted store per environment,
+//! and [`run`] interprets endpoints.
 
 #![forbid(unsafe_code)]
 // Guards with side effects (recording a property as seen) read worse than
@@ -18,6 +19,7 @@ pub mod diagnostic;
 pub mod exit;
 pub mod program;
 pub mod report;
+pub mod run;
 pub mod secrets;
 pub mod source;
 pub mod syntax;

@@ -1,11 +1,14 @@
 //! Loading a program: files, then syntax, then check.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 
+use crate::check::symbols::{grants_read_secret, grants_run, grants_update_secret};
 use crate::check::{self, Analysis};
 use crate::diagnostic::{self, Code};
 use crate::source::{self, LoadError, SourceMap};
-use crate::syntax::{self, ast::Program};
+use crate::syntax::ast::*;
+use crate::syntax::{self};
 
 /// A program with everything the checker found in it.
 #[derive(Debug)]
@@ -44,5 +47,185 @@ pub fn check_sources(sources: SourceMap) -> CheckedProgram {
         sources,
         program,
         analysis,
+    }
+}
+
+/// A checked program without errors, indexed by name for running it.
+#[derive(Debug)]
+pub struct Script {
+    pub checked: CheckedProgram,
+    secrets: HashMap<String, usize>,
+    roles: HashMap<String, usize>,
+    identities: HashMap<String, usize>,
+    services: HashMap<String, ServiceIndex>,
+    schedules: HashMap<String, usize>,
+}
+
+#[derive(Debug)]
+struct ServiceIndex {
+    position: usize,
+    vars: HashMap<String, usize>,
+    actions: HashMap<String, usize>,
+    endpoints: HashMap<String, usize>,
+}
+
+fn index<T>(items: &[T], name: impl Fn(&T) -> &str) -> HashMap<String, usize> {
+    let mut map = HashMap::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        // The first declaration wins, as in the checker.
+        map.entry(name(item).to_string()).or_insert(i);
+    }
+    map
+}
+
+impl Script {
+    /// Indexes a program. A program with errors cannot run: it is returned.
+    pub fn new(checked: CheckedProgram) -> Result<Script, Box<CheckedProgram>> {
+        if checked.has_errors() {
+            return Err(Box::new(checked));
+        }
+        let program = &checked.program;
+        let mut services = HashMap::with_capacity(program.services.len());
+        for (position, service) in program.services.iter().enumerate() {
+            services
+                .entry(service.name.text.clone())
+                .or_insert_with(|| ServiceIndex {
+                    position,
+                    vars: index(&service.vars, |v| v.name.as_str()),
+                    actions: index(&service.actions, |a| a.name.as_str()),
+                    endpoints: index(&service.endpoints, |e| e.name.as_str()),
+                });
+        }
+        Ok(Script {
+            secrets: index(&program.secrets, |s| s.name.as_str()),
+            roles: index(&program.roles, |r| r.name.as_str()),
+            identities: index(&program.identities, |i| i.name.as_str()),
+            schedules: index(&program.schedules, |s| s.name.as_str()),
+            services,
+            checked,
+        })
+    }
+
+    pub fn program(&self) -> &Program {
+        &self.checked.program
+    }
+
+    pub fn secret(&self, name: &str) -> Option<&SecretDecl> {
+        self.secrets.get(name).map(|&i| &self.program().secrets[i])
+    }
+
+    pub fn identity(&self, name: &str) -> Option<&IdentityDecl> {
+        self.identities
+            .get(name)
+            .map(|&i| &self.program().identities[i])
+    }
+
+    pub fn schedule(&self, name: &str) -> Option<&ScheduleDecl> {
+        self.schedules
+            .get(name)
+            .map(|&i| &self.program().schedules[i])
+    }
+
+    pub fn service(&self, name: &str) -> Option<&ServiceDecl> {
+        self.services
+            .get(name)
+            .map(|s| &self.program().services[s.position])
+    }
+
+    pub fn endpoint(&self, service: &str, endpoint: &str) -> Option<&EndpointDecl> {
+        let index = self.services.get(service)?;
+        let position = *index.endpoints.get(endpoint)?;
+        Some(&self.program().services[index.position].endpoints[position])
+    }
+
+    pub fn action(&self, service: &str, action: &str) -> Option<&ActionDecl> {
+        let index = self.services.get(service)?;
+        let position = *index.actions.get(action)?;
+        Some(&self.program().services[index.position].actions[position])
+    }
+
+    /// The action an endpoint processes.
+    pub fn endpoint_action(&self, service: &str, endpoint: &str) -> Option<&ActionDecl> {
+        let process = self.endpoint(service, endpoint)?.process.as_ref()?;
+        self.action(service, process.as_str())
+    }
+
+    pub fn var_type(&self, service: &str, var: &str) -> Option<Type> {
+        let index = self.services.get(service)?;
+        let position = *index.vars.get(var)?;
+        Type::from_name(
+            &self.program().services[index.position].vars[position]
+                .type_name
+                .text,
+        )
+    }
+
+    fn roles_of<'s>(
+        &'s self,
+        identity: &'s IdentityDecl,
+    ) -> impl Iterator<Item = &'s RoleDecl> + 's {
+        identity.roles.iter().filter_map(|r| {
+            self.roles
+                .get(r.as_str())
+                .map(|&i| &self.program().roles[i])
+        })
+    }
+
+    pub fn can_run(&self, identity: &IdentityDecl, service: &str, endpoint: &str) -> bool {
+        self.roles_of(identity)
+            .any(|r| grants_run(r, service, endpoint))
+    }
+
+    pub fn can_update_secret(&self, identity: &IdentityDecl, secret: &str) -> bool {
+        self.roles_of(identity)
+            .any(|r| grants_update_secret(r, secret))
+    }
+
+    pub fn can_read_secret(&self, identity: &IdentityDecl, secret: &str) -> bool {
+        self.roles_of(identity)
+            .any(|r| grants_read_secret(r, secret))
+    }
+
+    /// The users and service accounts allowed to run an endpoint.
+    pub fn runners(&self, service: &str, endpoint: &str) -> Vec<&IdentityDecl> {
+        self.program()
+            .identities
+            .iter()
+            .filter(|i| self.can_run(i, service, endpoint))
+            .collect()
+    }
+
+    /// Whether running the endpoint can update a secret, itself or through
+    /// the endpoints it runs.
+    pub fn updates_secrets(&self, service: &str, endpoint: &str) -> bool {
+        let mut seen = Vec::new();
+        self.updates_secrets_from(service, endpoint, &mut seen)
+    }
+
+    fn updates_secrets_from(
+        &self,
+        service: &str,
+        endpoint: &str,
+        seen: &mut Vec<(String, String)>,
+    ) -> bool {
+        let key = (service.to_string(), endpoint.to_string());
+        if seen.contains(&key) {
+            return false;
+        }
+        seen.push(key);
+        let Some(action) = self.endpoint_action(service, endpoint) else {
+            return false;
+        };
+        let mut updates = false;
+        let mut calls = Vec::new();
+        action.body.walk(&mut |statement| match &statement.kind {
+            StatementKind::UpdateSecrets { .. } => updates = true,
+            StatementKind::RunService { endpoint, .. } => calls.push(endpoint),
+            _ => {}
+        });
+        updates
+            || calls
+                .into_iter()
+                .any(|c| self.updates_secrets_from(c.service.as_str(), c.endpoint.as_str(), seen))
     }
 }

@@ -137,6 +137,38 @@ pub fn render_error(code: &'static str, message: &str, help: Option<&str>, style
     out
 }
 
+/// Renders a run-time error pointing at the node that failed.
+pub fn render_at(
+    code: &'static str,
+    message: &str,
+    help: Option<&str>,
+    span: Option<crate::source::Span>,
+    label: &str,
+    sources: &SourceMap,
+    style: Style,
+) -> String {
+    let Some(span) = span else {
+        return render_error(code, message, help, style);
+    };
+    let file = sources.get(span.file);
+    let report = Report {
+        message: message.to_string(),
+        code,
+        severity: Severity::Error,
+        help: help.map(str::to_owned),
+        labels: vec![LabeledSpan::new_primary_with_span(
+            Some(label.to_string()),
+            span,
+        )],
+        source: Some(NamedSource::new(file.name.clone(), file.text.clone())),
+    };
+    let mut out = String::new();
+    if style.handler().render_report(&mut out, &report).is_err() {
+        out = format!("{code}: {message}\n");
+    }
+    out
+}
+
 /// A one-line summary: "2 errors and 1 warning in 3 files".
 pub fn summary(errors: usize, warnings: usize, files: usize) -> String {
     let files = plural(files, "file");

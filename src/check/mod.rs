@@ -6,7 +6,7 @@
 
 mod flow;
 mod permissions;
-mod sensitivity;
+pub mod sensitivity;
 mod services;
 mod suggest;
 pub mod symbols;

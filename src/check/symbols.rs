@@ -41,102 +41,98 @@ impl<'p> Symbols<'p> {
     /// Builds the tables, reporting every name declared twice.
     pub fn collect(program: &'p Program, diagnostics: &mut Vec<Diagnostic>) -> Self {
         let mut symbols = Symbols::default();
-        for item in &program.items {
-            match item {
-                Item::Secret(secret) => {
-                    if insert(
-                        &mut symbols.secrets,
-                        &secret.name,
-                        secret,
-                        "secret",
-                        diagnostics,
-                        |s| &s.name,
-                    ) {
-                        symbols.secret_order.push(secret);
-                    }
-                }
-                Item::Role(role) => {
-                    if insert(
-                        &mut symbols.roles,
-                        &role.name,
-                        role,
-                        "role",
-                        diagnostics,
-                        |r| &r.name,
-                    ) {
-                        symbols.role_order.push(role);
-                    }
-                }
-                Item::Identity(identity) => {
-                    let what = "user or service account";
-                    if insert(
-                        &mut symbols.identities,
-                        &identity.name,
-                        identity,
-                        what,
-                        diagnostics,
-                        |i| &i.name,
-                    ) {
-                        symbols.identity_order.push(identity);
-                    }
-                }
-                Item::Schedule(schedule) => {
-                    if insert(
-                        &mut symbols.schedules,
-                        &schedule.name,
-                        schedule,
-                        "schedule",
-                        diagnostics,
-                        |s| &s.name,
-                    ) {
-                        symbols.schedule_order.push(schedule);
-                    }
-                }
-                Item::Service(service) => {
-                    if let Some(first) = symbols.services.get(service.name.as_str()) {
-                        diagnostics.push(duplicate("service", &service.name, &first.decl.name));
-                        continue;
-                    }
-                    let mut table = ServiceSymbols {
-                        decl: service,
-                        vars: HashMap::new(),
-                        actions: HashMap::new(),
-                        endpoints: HashMap::new(),
-                    };
-                    for var in &service.vars {
-                        insert(
-                            &mut table.vars,
-                            &var.name,
-                            var,
-                            "variable",
-                            diagnostics,
-                            |v| &v.name,
-                        );
-                    }
-                    for action in &service.actions {
-                        insert(
-                            &mut table.actions,
-                            &action.name,
-                            action,
-                            "action",
-                            diagnostics,
-                            |a| &a.name,
-                        );
-                    }
-                    for endpoint in &service.endpoints {
-                        insert(
-                            &mut table.endpoints,
-                            &endpoint.name,
-                            endpoint,
-                            "endpoint",
-                            diagnostics,
-                            |e| &e.name,
-                        );
-                    }
-                    symbols.services.insert(service.name.as_str(), table);
-                    symbols.service_order.push(service);
-                }
+        for secret in &program.secrets {
+            if insert(
+                &mut symbols.secrets,
+                &secret.name,
+                secret,
+                "secret",
+                diagnostics,
+                |s| &s.name,
+            ) {
+                symbols.secret_order.push(secret);
             }
+        }
+        for role in &program.roles {
+            if insert(
+                &mut symbols.roles,
+                &role.name,
+                role,
+                "role",
+                diagnostics,
+                |r| &r.name,
+            ) {
+                symbols.role_order.push(role);
+            }
+        }
+        for identity in &program.identities {
+            let what = "user or service account";
+            if insert(
+                &mut symbols.identities,
+                &identity.name,
+                identity,
+                what,
+                diagnostics,
+                |i| &i.name,
+            ) {
+                symbols.identity_order.push(identity);
+            }
+        }
+        for schedule in &program.schedules {
+            if insert(
+                &mut symbols.schedules,
+                &schedule.name,
+                schedule,
+                "schedule",
+                diagnostics,
+                |s| &s.name,
+            ) {
+                symbols.schedule_order.push(schedule);
+            }
+        }
+        for service in &program.services {
+            if let Some(first) = symbols.services.get(service.name.as_str()) {
+                diagnostics.push(duplicate("service", &service.name, &first.decl.name));
+                continue;
+            }
+            let mut table = ServiceSymbols {
+                decl: service,
+                vars: HashMap::new(),
+                actions: HashMap::new(),
+                endpoints: HashMap::new(),
+            };
+            for var in &service.vars {
+                insert(
+                    &mut table.vars,
+                    &var.name,
+                    var,
+                    "variable",
+                    diagnostics,
+                    |v| &v.name,
+                );
+            }
+            for action in &service.actions {
+                insert(
+                    &mut table.actions,
+                    &action.name,
+                    action,
+                    "action",
+                    diagnostics,
+                    |a| &a.name,
+                );
+            }
+            for endpoint in &service.endpoints {
+                insert(
+                    &mut table.endpoints,
+                    &endpoint.name,
+                    endpoint,
+                    "endpoint",
+                    diagnostics,
+                    |e| &e.name,
+                );
+            }
+            symbols.services.insert(service.name.as_str(), table);
+            symbols.service_order.push(service);
         }
         symbols
     }
@@ -155,17 +151,6 @@ impl<'p> Symbols<'p> {
             .copied()
     }
 
-    /// Whether a role grants `run` on `service.endpoint`.
-    pub fn role_runs(role: &RoleDecl, service: &str, endpoint: &str) -> bool {
-        role.grants.iter().any(|g| match &g.kind {
-            GrantKind::Run(pattern) => {
-                pattern.service.text == service
-                    && pattern.endpoint.as_ref().is_none_or(|e| e.text == endpoint)
-            }
-            _ => false,
-        })
-    }
-
     /// The roles of an identity that exist.
     pub fn roles_of<'s>(
         &'s self,
@@ -179,24 +164,36 @@ impl<'p> Symbols<'p> {
 
     pub fn can_run(&self, identity: &IdentityDecl, service: &str, endpoint: &str) -> bool {
         self.roles_of(identity)
-            .any(|r| Self::role_runs(r, service, endpoint))
+            .any(|r| grants_run(r, service, endpoint))
     }
 
     pub fn can_update_secret(&self, identity: &IdentityDecl, secret: &str) -> bool {
-        self.roles_of(identity).any(|r| {
-            r.grants
-                .iter()
-                .any(|g| matches!(&g.kind, GrantKind::UpdateSecret(s) if s.text == secret))
-        })
+        self.roles_of(identity)
+            .any(|r| grants_update_secret(r, secret))
     }
+}
 
-    pub fn can_read_secret(&self, identity: &IdentityDecl, secret: &str) -> bool {
-        self.roles_of(identity).any(|r| {
-            r.grants
-                .iter()
-                .any(|g| matches!(&g.kind, GrantKind::ReadSecret(s) if s.text == secret))
-        })
-    }
+/// Whether a role grants `run` on `service.endpoint`.
+pub fn grants_run(role: &RoleDecl, service: &str, endpoint: &str) -> bool {
+    role.grants.iter().any(|g| match &g.kind {
+        GrantKind::Run(pattern) => {
+            pattern.service.text == service
+                && pattern.endpoint.as_ref().is_none_or(|e| e.text == endpoint)
+        }
+        _ => false,
+    })
+}
+
+pub fn grants_update_secret(role: &RoleDecl, secret: &str) -> bool {
+    role.grants
+        .iter()
+        .any(|g| matches!(&g.kind, GrantKind::UpdateSecret(s) if s.text == secret))
+}
+
+pub fn grants_read_secret(role: &RoleDecl, secret: &str) -> bool {
+    role.grants
+        .iter()
+        .any(|g| matches!(&g.kind, GrantKind::ReadSecret(s) if s.text == secret))
 }
 
 fn insert<'p, T>(

@@ -64,7 +64,12 @@ fn check_store_values(
 ) -> Result<(), crate::secrets::Error> {
     let (store, identities) = super::secret::open(args)?;
     let document = store.read(&identities)?;
-    let declared: BTreeSet<&str> = checked.program.secrets().map(|s| s.name.as_str()).collect();
+    let declared: BTreeSet<&str> = checked
+        .program
+        .secrets
+        .iter()
+        .map(|s| s.name.as_str())
+        .collect();
     let mut reported = BTreeSet::new();
     let mut found = Vec::new();
     for (name, span) in &checked.analysis.secret_reads {

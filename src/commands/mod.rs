@@ -2,6 +2,8 @@
 
 pub mod check;
 pub mod exec;
+pub mod logs;
+pub mod run;
 pub mod secret;
 
 use std::process::ExitCode;

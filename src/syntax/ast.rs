@@ -31,23 +31,48 @@ pub struct PlainString {
     pub span: Span,
 }
 
-/// A whole program: the items of every file, in load order.
+/// A whole program: the declarations of every file, by kind, each kind in
+/// load order.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Program {
-    pub items: Vec<Item>,
+    pub secrets: Vec<SecretDecl>,
+    pub roles: Vec<RoleDecl>,
+    pub identities: Vec<IdentityDecl>,
+    pub services: Vec<ServiceDecl>,
+    pub schedules: Vec<ScheduleDecl>,
 }
 
-// Items are built once per load and walked by reference; boxing the large
+/// One top-level declaration, as the parser reads it.
+// Items are moved once, into their `Program` vector; boxing the large
 // variants would only add indirection.
 #[allow(clippy::large_enum_variant)]
-#[derive(Clone, Debug, PartialEq, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Item {
     Secret(SecretDecl),
     Role(RoleDecl),
     Identity(IdentityDecl),
     Service(ServiceDecl),
     Schedule(ScheduleDecl),
+}
+
+impl Program {
+    pub fn push(&mut self, item: Item) {
+        match item {
+            Item::Secret(x) => self.secrets.push(x),
+            Item::Role(x) => self.roles.push(x),
+            Item::Identity(x) => self.identities.push(x),
+            Item::Service(x) => self.services.push(x),
+            Item::Schedule(x) => self.schedules.push(x),
+        }
+    }
+
+    pub fn append(&mut self, mut other: Program) {
+        self.secrets.append(&mut other.secrets);
+        self.roles.append(&mut other.roles);
+        self.identities.append(&mut other.identities);
+        self.services.append(&mut other.services);
+        self.schedules.append(&mut other.schedules);
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -648,38 +673,5 @@ impl Statement {
             | StatementKind::Sleep { .. }
             | StatementKind::Try { .. } => Vec::new(),
         }
-    }
-}
-
-impl Program {
-    pub fn secrets(&self) -> impl Iterator<Item = &SecretDecl> {
-        self.items.iter().filter_map(|i| match i {
-            Item::Secret(s) => Some(s),
-            _ => None,
-        })
-    }
-    pub fn roles(&self) -> impl Iterator<Item = &RoleDecl> {
-        self.items.iter().filter_map(|i| match i {
-            Item::Role(r) => Some(r),
-            _ => None,
-        })
-    }
-    pub fn identities(&self) -> impl Iterator<Item = &IdentityDecl> {
-        self.items.iter().filter_map(|i| match i {
-            Item::Identity(x) => Some(x),
-            _ => None,
-        })
-    }
-    pub fn services(&self) -> impl Iterator<Item = &ServiceDecl> {
-        self.items.iter().filter_map(|i| match i {
-            Item::Service(s) => Some(s),
-            _ => None,
-        })
-    }
-    pub fn schedules(&self) -> impl Iterator<Item = &ScheduleDecl> {
-        self.items.iter().filter_map(|i| match i {
-            Item::Schedule(s) => Some(s),
-            _ => None,
-        })
     }
 }

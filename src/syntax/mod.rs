@@ -18,7 +18,7 @@ pub fn parse_program(sources: &SourceMap) -> (ast::Program, Vec<Diagnostic>) {
     let mut diagnostics = Vec::new();
     for (id, file) in sources.files() {
         let (items, mut found) = parse_file(id, &file.text);
-        program.items.extend(items.items);
+        program.append(items);
         diagnostics.append(&mut found);
     }
     (program, diagnostics)
@@ -40,7 +40,7 @@ pub fn parse_file(file: FileId, text: &str) -> (ast::Program, Vec<Diagnostic>) {
         let next = pairs.next().expect("grammar: next_item");
         let consumed = next.as_span().end();
         match builder.item(next, offset) {
-            Some(item) => program.items.push(item),
+            Some(item) => program.push(item),
             None => return (program, builder.diagnostics),
         }
         offset += consumed;

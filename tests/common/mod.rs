@@ -193,3 +193,37 @@ impl Project {
             .unwrap()
     }
 }
+
+impl Project {
+    /// Writes a file into the project.
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// The store decrypted by svc itself, as JSON.
+    pub fn document(&self) -> serde_json::Value {
+        let output = self.age_decrypt(&self.key.path);
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).unwrap()
+    }
+
+    /// Every line of every endpoint log of the project.
+    pub fn logs(&self) -> String {
+        let mut out = String::new();
+        let Ok(envs) = std::fs::read_dir(self.dir.path().join("logs")) else {
+            return out;
+        };
+        for env in envs.flatten() {
+            for file in std::fs::read_dir(env.path()).unwrap().flatten() {
+                out.push_str(&std::fs::read_to_string(file.path()).unwrap());
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,195 @@
+//! `svc run`.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use super::{store_error, usage_error};
+use crate::cli::{OutputFormat, RunArgs};
+use crate::exit;
+use crate::program::{self, Script};
+use crate::report::{self, Style};
+use crate::run::{Engine, Outcome, Refusal, RunRequest, Trigger};
+use crate::secrets::{Identities, Store, keys};
+
+pub fn run(args: RunArgs) -> ExitCode {
+    let script = match load_script(&args.path) {
+        Ok(script) => script,
+        Err(code) => return code,
+    };
+    let Some((service, endpoint)) = args.endpoint.split_once('.') else {
+        return usage_error(
+            "svc::run::bad_endpoint",
+            &format!("`{}` is not SERVICE.ENDPOINT", args.endpoint),
+            Some("name the endpoint with its service, such as `hubspot.refresh`"),
+        );
+    };
+    let Some(endpoint_decl) = script.endpoint(service, endpoint) else {
+        let refusal = unknown_endpoint(&script, &args.endpoint);
+        return refusal_exit(&refusal);
+    };
+    let Some(identity) = args.identity.clone() else {
+        let runners: Vec<String> = script
+            .runners(service, endpoint)
+            .iter()
+            .map(|i| i.name.text.clone())
+            .collect();
+        let help = if runners.is_empty() {
+            format!(
+                "no user or service account may run `{}`; grant `run {}` to a role",
+                args.endpoint, args.endpoint
+            )
+        } else {
+            format!("pass `--as` with one of: {}", runners.join(", "))
+        };
+        return usage_error(
+            "svc::run::no_identity",
+            "who runs this? `--as` is missing",
+            Some(&help),
+        );
+    };
+    let method = match &args.method {
+        Some(method) => method.to_ascii_uppercase(),
+        None if endpoint_decl.allows("GET") => "GET".into(),
+        None => endpoint_decl
+            .methods
+            .first()
+            .map_or("GET".into(), |m| m.text.clone()),
+    };
+    let store = match Store::new(&args.store.secrets_dir, &args.store.env) {
+        Ok(store) => store,
+        Err(error) => return store_error(&error),
+    };
+    let paths = keys::identity_paths(&args.store.identities);
+    let keys = if paths.is_empty() {
+        None
+    } else {
+        match Identities::read(&paths) {
+            Ok(identities) => Some(Arc::new(identities)),
+            Err(error) => return store_error(&error),
+        }
+    };
+    let request = RunRequest {
+        service: service.to_string(),
+        endpoint: endpoint.to_string(),
+        identity,
+        method,
+        params: args
+            .params
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+            .collect::<BTreeMap<_, _>>(),
+        dry_run: args.dry_run,
+        trigger: Trigger::Cli,
+    };
+    let script = Arc::new(script);
+    let mut engine = Engine::new(script.clone(), store, keys, args.log_dir.clone());
+    engine.lock_timeout = args.lock_timeout;
+    if let Err(refusal) = engine.admit(&request) {
+        return refusal_exit(&refusal);
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => return usage_error("svc::run::runtime", &format!("cannot start: {e}"), None),
+    };
+    let finished = runtime.block_on(engine.run(request));
+    let record = &finished.record;
+    match args.output {
+        OutputFormat::Json => {
+            let text = serde_json::to_string_pretty(record).expect("a record serializes");
+            println!("{}", finished.redactor.redact(&text));
+        }
+        OutputFormat::Human => print!("{}", finished.redactor.redact(&record.human())),
+    }
+    if let Some(error) = &finished.error
+        && args.output == OutputFormat::Human
+    {
+        let rendered = report::render_at(
+            error.diagnostic_code(),
+            &error.message,
+            error.help.as_deref(),
+            error.span,
+            "failed here",
+            &script.checked.sources,
+            Style::for_stderr(),
+        );
+        eprint!("{}", finished.redactor.redact(&rendered));
+    }
+    exit::code(match record.outcome {
+        Outcome::Success => exit::SUCCESS,
+        Outcome::Failed => exit::FAILURE,
+        Outcome::Denied => exit::PERMISSION_DENIED,
+    })
+}
+
+/// Loads and checks a program; a program with errors does not run.
+pub fn load_script(path: &std::path::Path) -> Result<Script, ExitCode> {
+    let checked = match program::load(&[path.to_path_buf()]) {
+        Ok(checked) => checked,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return Err(exit::code(exit::USAGE));
+        }
+    };
+    Script::new(checked).map_err(|checked| {
+        let errors: Vec<_> = checked
+            .analysis
+            .diagnostics
+            .iter()
+            .filter(|d| d.is_error())
+            .cloned()
+            .collect();
+        eprint!(
+            "{}",
+            report::render_all(&errors, &checked.sources, Style::for_stderr())
+        );
+        eprintln!(
+            "\n{}; fix them before running (see `svc check`)",
+            report::summary(errors.len(), 0, checked.sources.len())
+        );
+        exit::code(exit::USAGE)
+    })
+}
+
+fn unknown_endpoint(script: &Script, key: &str) -> Refusal {
+    let known: Vec<String> = script
+        .program()
+        .services
+        .iter()
+        .flat_map(|s| {
+            s.endpoints
+                .iter()
+                .map(move |e| format!("{}.{}", s.name.text, e.name.text))
+        })
+        .collect();
+    Refusal {
+        code: "svc::run::unknown_endpoint",
+        message: format!("unknown endpoint `{key}`"),
+        help: Some(crate::check::did_you_mean(
+            key,
+            known.iter().map(String::as_str),
+            format!("the endpoints are: {}", known.join(", ")),
+        )),
+        denied: false,
+    }
+}
+
+pub fn refusal_exit(refusal: &Refusal) -> ExitCode {
+    eprint!(
+        "{}",
+        report::render_error(
+            refusal.code,
+            &refusal.message,
+            refusal.help.as_deref(),
+            Style::for_stderr()
+        )
+    );
+    exit::code(if refusal.denied {
+        exit::PERMISSION_DENIED
+    } else {
+        exit::USAGE
+    })
+}

@@ -1,0 +1,48 @@
+//! Endpoint logs: one JSON line per run in `LOG_DIR/ENV/SERVICE.ENDPOINT.jsonl`.
+
+use std::io::{self, BufRead, Write};
+use std::path::{Path, PathBuf};
+
+use super::record::RunRecord;
+use super::redact::Redactor;
+
+pub fn path(log_dir: &Path, env: &str, endpoint: &str) -> PathBuf {
+    log_dir.join(env).join(format!("{endpoint}.jsonl"))
+}
+
+/// Appends a record as one line. The line is written with one `write` to
+/// a file opened for appending, so lines of concurrent runs do not mix.
+pub fn append(log_dir: &Path, record: &RunRecord, redactor: &Redactor) -> io::Result<()> {
+    let path = path(log_dir, &record.environment, &record.endpoint);
+    if let Some(dir) = path.parent() {
+        crate::secrets::atomic::create_private_dir(dir)?;
+    }
+    let mut line = redactor.redact(&serde_json::to_string(record).map_err(io::Error::other)?);
+    line.push('\n');
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(&path)?;
+    file.write_all(line.as_bytes())
+}
+
+/// Reads an endpoint's log, oldest first. Lines that do not parse (a line
+/// cut short by a full disk, say) are skipped.
+pub fn read(log_dir: &Path, env: &str, endpoint: &str) -> io::Result<Vec<RunRecord>> {
+    let file = match std::fs::File::open(path(log_dir, env, endpoint)) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut records = Vec::new();
+    for line in io::BufReader::new(file).lines() {
+        if let Ok(record) = serde_json::from_str(&line?) {
+            records.push(record);
+        }
+    }
+    Ok(records)
+}

@@ -1,0 +1,301 @@
+//! The record of a run: what happened node by node, and how it ended. It is
+//! printed as a trace, given as JSON with `--output json`, and appended to
+//! the endpoint log. Every string in it is redacted when it is made.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::error::ErrorReport;
+
+/// A value as it may be shown: itself, or only its length when it is
+/// sensitive.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Shown {
+    Redacted { redacted: bool, length: usize },
+    Value { value: serde_json::Value },
+}
+
+impl Shown {
+    pub fn redacted(length: usize) -> Shown {
+        Shown::Redacted {
+            redacted: true,
+            length,
+        }
+    }
+
+    fn human(&self) -> String {
+        match self {
+            Shown::Redacted { length, .. } => format!("*** ({length} characters, sensitive)"),
+            Shown::Value { value } => value.to_string(),
+        }
+    }
+}
+
+/// One step of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    Assign {
+        depth: usize,
+        name: String,
+        value: Shown,
+    },
+    Request {
+        depth: usize,
+        method: String,
+        url: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        status: Option<u16>,
+        duration_ms: u64,
+        attempts: u32,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        dry_run: bool,
+        /// Only for dry runs: what would be sent, secrets masked.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        headers: Vec<(String, String)>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        body: Option<String>,
+    },
+    Retry {
+        depth: usize,
+        attempt: u32,
+        reason: String,
+        wait_ms: u64,
+    },
+    Mapped {
+        depth: usize,
+        name: String,
+        value: Shown,
+    },
+    Branch {
+        depth: usize,
+        condition: String,
+        taken: bool,
+    },
+    SecretUpdated {
+        depth: usize,
+        name: String,
+        version: u64,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        expires_at: Option<DateTime<Utc>>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        dry_run: bool,
+    },
+    RunService {
+        depth: usize,
+        endpoint: String,
+        identity: String,
+    },
+    Log {
+        depth: usize,
+        message: String,
+    },
+    Sleep {
+        depth: usize,
+        ms: u64,
+    },
+    Caught {
+        depth: usize,
+        code: String,
+        message: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Success,
+    Failed,
+    Denied,
+}
+
+/// What started a run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    Cli,
+    Http,
+    Schedule { name: String },
+}
+
+impl Trigger {
+    pub fn describe(&self) -> String {
+        match self {
+            Trigger::Cli => "cli".into(),
+            Trigger::Http => "http".into(),
+            Trigger::Schedule { name } => format!("schedule {name}"),
+        }
+    }
+}
+
+/// A finished run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub id: String,
+    pub endpoint: String,
+    pub environment: String,
+    pub identity: String,
+    pub method: String,
+    pub trigger: Trigger,
+    pub started_at: DateTime<Utc>,
+    pub duration_ms: u64,
+    pub outcome: Outcome,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
+    pub trace: Vec<Event>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorReport>,
+    /// The service variables at the end of the run.
+    #[serde(default)]
+    pub variables: BTreeMap<String, Shown>,
+}
+
+impl RunRecord {
+    /// The trace as people read it.
+    pub fn human(&self) -> String {
+        let mut out = String::new();
+        let dry = if self.dry_run {
+            " (dry run: nothing is sent or changed)"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            out,
+            "run {} as {} in {}, {} via {}{dry}",
+            self.endpoint,
+            self.identity,
+            self.environment,
+            self.method,
+            self.trigger.describe()
+        );
+        for event in &self.trace {
+            render_event(&mut out, event);
+        }
+        match self.outcome {
+            Outcome::Success => {
+                let _ = writeln!(
+                    out,
+                    "ok: {} succeeded in {} ms",
+                    self.endpoint, self.duration_ms
+                );
+            }
+            Outcome::Failed | Outcome::Denied => {
+                let _ = writeln!(
+                    out,
+                    "failed: {} after {} ms",
+                    self.endpoint, self.duration_ms
+                );
+            }
+        }
+        out
+    }
+}
+
+fn render_event(out: &mut String, event: &Event) {
+    let pad = |depth: &usize| "  ".repeat(depth + 1);
+    let _ = match event {
+        Event::Assign { depth, name, value } => {
+            writeln!(out, "{}{name} = {}", pad(depth), value.human())
+        }
+        Event::Request {
+            depth,
+            method,
+            url,
+            status,
+            duration_ms,
+            attempts,
+            dry_run,
+            headers,
+            body,
+        } => {
+            if *dry_run {
+                let _ = writeln!(out, "{}would send {method} {url}", pad(depth));
+                for (name, value) in headers {
+                    let _ = writeln!(out, "{}  {name}: {value}", pad(depth));
+                }
+                match body {
+                    Some(body) => writeln!(out, "{}  body: {body}", pad(depth)),
+                    None => Ok(()),
+                }
+            } else {
+                let status = status.map_or("no answer".to_string(), |s| {
+                    reqwest::StatusCode::from_u16(s).map_or(s.to_string(), super::http::status_text)
+                });
+                let tries = if *attempts > 1 {
+                    format!(", {attempts} attempts")
+                } else {
+                    String::new()
+                };
+                writeln!(
+                    out,
+                    "{}{method} {url} -> {status} ({duration_ms} ms{tries})",
+                    pad(depth)
+                )
+            }
+        }
+        Event::Retry {
+            depth,
+            attempt,
+            reason,
+            wait_ms,
+        } => writeln!(
+            out,
+            "{}attempt {attempt} {reason}; retrying in {wait_ms} ms",
+            pad(depth)
+        ),
+        Event::Mapped { depth, name, value } => {
+            writeln!(out, "{}  {name} <- {}", pad(depth), value.human())
+        }
+        Event::Branch {
+            depth,
+            condition,
+            taken,
+        } => writeln!(
+            out,
+            "{}if {condition}: {}",
+            pad(depth),
+            if *taken { "true" } else { "false, skipped" }
+        ),
+        Event::SecretUpdated {
+            depth,
+            name,
+            version,
+            expires_at,
+            dry_run,
+        } => {
+            let expires = expires_at.map_or(String::new(), |t| {
+                format!(
+                    ", expires {}",
+                    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                )
+            });
+            if *dry_run {
+                writeln!(out, "{}would update secret {name}{expires}", pad(depth))
+            } else {
+                writeln!(
+                    out,
+                    "{}updated secret {name} to version {version}{expires}",
+                    pad(depth)
+                )
+            }
+        }
+        Event::RunService {
+            depth,
+            endpoint,
+            identity,
+        } => writeln!(out, "{}run_service {endpoint} as {identity}", pad(depth)),
+        Event::Log { depth, message } => writeln!(out, "{}log: {message}", pad(depth)),
+        Event::Sleep { depth, ms } => writeln!(out, "{}sleep {ms} ms", pad(depth)),
+        Event::Caught {
+            depth,
+            code,
+            message,
+        } => {
+            writeln!(out, "{}caught {code}: {message}", pad(depth))
+        }
+    };
+}
