@@ -15,6 +15,9 @@ declare -A PACKAGES=(
   [age]=age                      # interoperability of the secret store
   [age-keygen]=age
   [ssh-keygen]=openssh-client    # SSH keys as identities and recipients
+  [curl]=curl                    # tests ask the authorization servers about tokens
+  [node]=nodejs                  # the authorization servers of the tests
+  [npm]=npm
 )
 missing=()
 for command in "${!PACKAGES[@]}"; do
@@ -26,6 +29,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if [ ! -d tests/servers/node_modules ] || [ tests/servers/package-lock.json -nt tests/servers/node_modules ]; then
+  step "installing the test authorization servers (npm ci --prefix tests/servers)"
+  npm ci --prefix tests/servers --no-audit --no-fund --loglevel=error
 fi
 
 step "cargo fmt --check"

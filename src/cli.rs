@@ -91,6 +91,17 @@ pub struct StoreArgs {
 
 #[derive(Subcommand, Debug)]
 pub enum SecretCommand {
+    /// Create an age identity file (as age-keygen does) and print its public key
+    #[command(
+        long_about = "Writes a new X25519 identity to FILE, in the format age-keygen writes, readable \
+                      only by you (mode 0600); prints its public key on standard output, ready for \
+                      `svc secret init --recipient`. Never overwrites a file."
+    )]
+    Keygen {
+        /// Where to write the identity
+        #[arg(long, short = 'o', value_name = "FILE")]
+        output: PathBuf,
+    },
     /// Create an empty store for an environment
     Init {
         #[command(flatten)]

@@ -21,6 +21,20 @@ fn examples_check_clean() {
 }
 
 #[test]
+fn the_examples_directory_is_one_clean_program() {
+    let run = svc()
+        .args(["check", "--deny-warnings", "examples"])
+        .current_dir(root())
+        .run();
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("no problems in 3 files"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
 fn a_directory_is_one_program() {
     let run = svc()
         .arg("check")

@@ -17,6 +17,7 @@ use crate::secrets::{Error, Identities, NewValue, Recipient, SecretValue, Store}
 
 pub fn run(command: SecretCommand) -> ExitCode {
     let result = match command {
+        SecretCommand::Keygen { output } => keygen(&output),
         SecretCommand::Init {
             store,
             recipients,
@@ -56,6 +57,16 @@ pub fn open(args: &StoreArgs) -> Result<(Store, Identities), Error> {
     }
     let identities = Identities::read(&paths)?;
     Ok((store, identities))
+}
+
+fn keygen(path: &Path) -> Result<(), Error> {
+    let public = keys::write_new_identity(path)?;
+    println!("{public}");
+    eprintln!(
+        "wrote a new identity to `{}`; keep it private and backed up",
+        path.display()
+    );
+    Ok(())
 }
 
 fn init(args: &StoreArgs, recipients: &[String], file: Option<&Path>) -> Result<(), Error> {

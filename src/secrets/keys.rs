@@ -225,6 +225,34 @@ impl Identities {
     }
 }
 
+/// Writes a new X25519 identity as `age-keygen` does (mode 0600, never
+/// over an existing file) and returns its public key.
+pub fn write_new_identity(path: &Path) -> Result<String, Error> {
+    use age::secrecy::ExposeSecret;
+    use std::io::Write;
+    let identity = age::x25519::Identity::generate();
+    let public = identity.to_public().to_string();
+    let text = zeroize::Zeroizing::new(format!(
+        "# created: {}\n# public key: {public}\n{}\n",
+        super::document::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        identity.to_string().expose_secret()
+    ));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(path)
+        .map_err(|e| Error::io("create", path, e))?;
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(|e| Error::io("write", path, e))?;
+    Ok(public)
+}
+
 /// `age1abcdefgh…wxyz`: enough to tell keys apart in a listing.
 pub fn short_key(key: &str) -> String {
     if key.len() <= 20 {

@@ -227,3 +227,108 @@ impl Project {
         out
     }
 }
+
+/// A Node.js authorization server from `tests/servers/`, on 127.0.0.1,
+/// stopped when dropped (and when this process dies: it exits when its
+/// stdin closes).
+pub struct NodeServer {
+    child: std::process::Child,
+    _stdin: std::process::ChildStdin,
+    /// The JSON line the server printed when ready.
+    pub info: serde_json::Value,
+}
+
+impl NodeServer {
+    /// Starts `tests/servers/NAME.js` with a JSON config.
+    pub fn start(name: &str, config: serde_json::Value) -> NodeServer {
+        use std::io::BufRead;
+        let servers = root().join("tests/servers");
+        assert!(
+            servers.join("node_modules").exists(),
+            "the test servers are not installed: run `npm ci --prefix tests/servers` (scripts/test.sh does)"
+        );
+        let mut child = Command::new("node")
+            .arg(servers.join(format!("{name}.js")))
+            .arg(config.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("node is installed");
+        let stdin = child.stdin.take().unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let info: serde_json::Value = serde_json::from_str(&line)
+            .unwrap_or_else(|_| panic!("{name}.js did not start: {line:?}"));
+        NodeServer {
+            child,
+            _stdin: stdin,
+            info,
+        }
+    }
+
+    pub fn url(&self, key: &str) -> String {
+        self.info[key]
+            .as_str()
+            .unwrap_or_else(|| panic!("no {key} in {}", self.info))
+            .to_string()
+    }
+
+    /// POSTs a form and returns the status and the JSON answer.
+    pub fn post_form(
+        &self,
+        url: &str,
+        form: &[(&str, &str)],
+        basic: Option<(&str, &str)>,
+    ) -> (u16, serde_json::Value) {
+        let body = form
+            .iter()
+            .map(|(k, v)| format!("{}={}", urlencode(k), urlencode(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        let mut curl = Command::new("curl");
+        curl.args(["-s", "-o", "-", "-w", "\n%{http_code}", "-X", "POST", "-H"])
+            .arg("Content-Type: application/x-www-form-urlencoded")
+            .arg("--data-binary")
+            .arg(body)
+            .arg(url);
+        if let Some((user, password)) = basic {
+            curl.arg("-u").arg(format!("{user}:{password}"));
+        }
+        let output = curl.output().expect("curl is installed");
+        let text = String::from_utf8(output.stdout).unwrap();
+        let (body, status) = text.rsplit_once('\n').unwrap();
+        (
+            status.parse().unwrap(),
+            serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    pub fn get_json(&self, url: &str) -> serde_json::Value {
+        let output = Command::new("curl")
+            .args(["-s", url])
+            .output()
+            .expect("curl is installed");
+        serde_json::from_slice(&output.stdout).unwrap()
+    }
+}
+
+impl Drop for NodeServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
