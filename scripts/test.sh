@@ -18,6 +18,7 @@ declare -A PACKAGES=(
   [curl]=curl                    # tests ask the authorization servers about tokens
   [node]=nodejs                  # the authorization servers of the tests
   [npm]=npm
+  [chromium]=chromium            # the API explorer, in a headless browser
 )
 missing=()
 for command in "${!PACKAGES[@]}"; do
@@ -31,10 +32,22 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-if [ ! -d tests/servers/node_modules ] || [ tests/servers/package-lock.json -nt tests/servers/node_modules ]; then
-  step "installing the test authorization servers (npm ci --prefix tests/servers)"
-  npm ci --prefix tests/servers --no-audit --no-fund --loglevel=error
+# Fonts, so the explorer's screenshot has text to check.
+if [ ! -d /usr/share/fonts/truetype/dejavu ]; then
+  step "installing fonts-dejavu-core"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends fonts-dejavu-core
 fi
+
+# npm packages of the tests: authorization servers, OpenAPI validation,
+# and playwright-core (it drives Debian's chromium; no browser download).
+for dir in tests/servers tests/browser; do
+  if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules" ]; then
+    step "npm ci --prefix $dir"
+    npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error
+  fi
+done
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

@@ -59,6 +59,24 @@ pub enum Command {
     /// Show the runs recorded in an endpoint's log
     Logs(LogsArgs),
 
+    /// Serve endpoints over HTTP to other apps, an API explorer, metrics, and run the schedules
+    #[command(
+        long_about = "Loads and checks the program, then serves one environment: runs endpoints for \
+                      callers with an API key (svc key create), publishes an OpenAPI document and an \
+                      API explorer at /explorer, answers /healthz and /metrics, and fires the program's \
+                      schedules. SIGTERM or SIGINT stops it gracefully. See docs/serve.md.",
+        after_help = "Example: svc serve examples/ --env prod --listen 127.0.0.1:8700"
+    )]
+    Serve(ServeArgs),
+
+    /// Manage the API keys of `svc serve`
+    #[command(subcommand)]
+    Key(KeyCommand),
+
+    /// Inspect schedules: next fire times and last outcomes
+    #[command(subcommand)]
+    Schedule(ScheduleCommand),
+
     /// Run a command with secrets as environment variables
     #[command(
         long_about = "Decrypts the environment's store and runs COMMAND with each secret as an \
@@ -231,6 +249,113 @@ pub struct RunArgs {
     pub lock_timeout: std::time::Duration,
 }
 
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// .svc files or directories, loaded as one program [default: .]
+    pub paths: Vec<PathBuf>,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Address to listen on
+    #[arg(long, default_value = "127.0.0.1:8700", value_name = "ADDRESS")]
+    pub listen: std::net::SocketAddr,
+    /// PEM certificate chain: serve HTTPS (with --tls-key)
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Where endpoint, schedule and audit logs are written
+    #[arg(long, env = "SVC_LOG_DIR", default_value = "logs", value_name = "DIR")]
+    pub log_dir: PathBuf,
+    /// Where the schedules' state is kept
+    #[arg(
+        long,
+        env = "SVC_STATE_DIR",
+        default_value = "state",
+        value_name = "DIR"
+    )]
+    pub state_dir: PathBuf,
+    /// Serve HTTP only; do not run the schedules
+    #[arg(long)]
+    pub no_schedules: bool,
+    /// How long running endpoint runs may take to finish at shutdown
+    #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = parse_duration)]
+    pub shutdown_timeout: std::time::Duration,
+    /// How long a run waits for another run of the same endpoint
+    #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = parse_duration)]
+    pub lock_timeout: std::time::Duration,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeyCommand {
+    /// Create an API key for a user or service account; prints it once
+    Create {
+        /// The user or service account the key authenticates
+        #[arg(long = "as", value_name = "IDENTITY")]
+        identity: String,
+        #[command(flatten)]
+        store: StoreArgs,
+        /// A name to recognise the key by
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
+        /// The key stops working after this long: 30d, 12h
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        expires: Option<std::time::Duration>,
+    },
+    /// List the API keys: id, identity, name, dates; never the keys
+    List {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke an API key at once
+    Revoke {
+        /// The key's id (the 12 hex digits after `svc_`)
+        id: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ScheduleCommand {
+    /// Each schedule's next fire times and last outcome
+    List {
+        /// .svc files or directories, loaded as one program [default: .]
+        paths: Vec<PathBuf>,
+        /// Environment whose schedule state to read
+        #[arg(long, env = "SVC_ENV", value_name = "ENV")]
+        env: String,
+        /// Where the schedules' state is kept
+        #[arg(
+            long,
+            env = "SVC_STATE_DIR",
+            default_value = "state",
+            value_name = "DIR"
+        )]
+        state_dir: PathBuf,
+        /// Directory of the secret stores, for `before_expiry` schedules
+        #[arg(
+            long,
+            env = "SVC_SECRETS_DIR",
+            default_value = "secrets",
+            value_name = "DIR"
+        )]
+        secrets_dir: PathBuf,
+        /// Identity to read expiries with, for `before_expiry` schedules [default: $SVC_IDENTITY]
+        #[arg(long = "identity", short = 'i', value_name = "FILE")]
+        identities: Vec<PathBuf>,
+        /// How many fire times to show
+        #[arg(short = 'n', long, default_value = "3", value_name = "N")]
+        count: usize,
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OutputFormat {
     Human,
@@ -240,8 +365,15 @@ pub enum OutputFormat {
 #[derive(Args, Debug)]
 pub struct LogsArgs {
     /// The endpoint whose log to show, as SERVICE.ENDPOINT
-    #[arg(value_name = "SERVICE.ENDPOINT")]
-    pub endpoint: String,
+    #[arg(
+        value_name = "SERVICE.ENDPOINT",
+        required_unless_present = "schedule",
+        conflicts_with = "schedule"
+    )]
+    pub endpoint: Option<String>,
+    /// Show the runs of this schedule instead
+    #[arg(long, value_name = "NAME")]
+    pub schedule: Option<String>,
     /// Environment of the runs
     #[arg(long, env = "SVC_ENV", value_name = "ENV")]
     pub env: String,
@@ -314,5 +446,8 @@ pub fn main() -> ExitCode {
         Command::Exec(args) => commands::exec::run(args),
         Command::Run(args) => commands::run::run(args),
         Command::Logs(args) => commands::logs::run(args),
+        Command::Serve(args) => commands::serve::run(args),
+        Command::Key(command) => commands::key::run(command),
+        Command::Schedule(command) => commands::schedule::run(command),
     }
 }

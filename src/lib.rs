@@ -5,7 +5,8 @@
 //! files, [`syntax`] parses them into an AST, [`check`] validates it
 //! ([`program`] ties the three together), and [`report`] renders what was
 //! found. [`secrets`] keeps the values, one encrypted store per environment,
-//! and [`run`] interprets endpoints.
+//! and [`run`] interprets endpoints. [`serve`] runs them for other apps
+//! over HTTP and on [`schedule`].
 
 #![forbid(unsafe_code)]
 // Guards with side effects (recording a property as seen) read worse than
@@ -20,6 +21,8 @@ pub mod exit;
 pub mod program;
 pub mod report;
 pub mod run;
+pub mod schedule;
 pub mod secrets;
+pub mod serve;
 pub mod source;
 pub mod syntax;

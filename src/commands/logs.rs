@@ -1,4 +1,4 @@
-//! `svc logs`: the runs recorded in an endpoint's log.
+//! `svc logs`: the runs recorded in an endpoint's or a schedule's log.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -16,17 +16,47 @@ pub fn run(args: LogsArgs) -> ExitCode {
             error.help().as_deref(),
         );
     }
-    if args.endpoint.contains(['/', '\\']) || !args.endpoint.contains('.') {
-        return usage_error(
-            "svc::logs::bad_endpoint",
-            &format!("`{}` is not SERVICE.ENDPOINT", args.endpoint),
-            Some("name the endpoint with its service, such as `hubspot.refresh`"),
-        );
-    }
-    let records = match log::read(&args.log_dir, &args.env, &args.endpoint) {
+    let (what, path) = match (&args.endpoint, &args.schedule) {
+        (_, Some(schedule)) => {
+            if !is_name(schedule) {
+                return usage_error(
+                    "svc::logs::bad_schedule",
+                    &format!("`{schedule}` is not a schedule name"),
+                    None,
+                );
+            }
+            (
+                format!("schedule `{schedule}`"),
+                crate::serve::scheduler::log_path(&args.log_dir, &args.env, schedule),
+            )
+        }
+        (Some(endpoint), None) => {
+            let valid = endpoint
+                .split_once('.')
+                .is_some_and(|(s, e)| is_name(s) && is_name(e));
+            if !valid {
+                return usage_error(
+                    "svc::logs::bad_endpoint",
+                    &format!("`{endpoint}` is not SERVICE.ENDPOINT"),
+                    Some("name the endpoint with its service, such as `hubspot.refresh`"),
+                );
+            }
+            (
+                format!("`{endpoint}`"),
+                log::path(&args.log_dir, &args.env, endpoint),
+            )
+        }
+        (None, None) => {
+            return usage_error(
+                "svc::logs::nothing",
+                "name an endpoint or a `--schedule`",
+                None,
+            );
+        }
+    };
+    let records = match log::read_from(&path) {
         Ok(records) => records,
         Err(error) => {
-            let path = log::path(&args.log_dir, &args.env, &args.endpoint);
             return usage_error(
                 "svc::logs::unreadable",
                 &format!("cannot read `{}`: {error}", path.display()),
@@ -35,13 +65,10 @@ pub fn run(args: LogsArgs) -> ExitCode {
         }
     };
     let shown = &records[records.len().saturating_sub(args.count)..];
-    let mut out = std::io::stdout().lock();
     if shown.is_empty() && !args.json {
-        eprintln!(
-            "no runs of `{}` in `{}` are logged",
-            args.endpoint, args.env
-        );
+        eprintln!("no runs of {what} in `{}` are logged", args.env);
     }
+    let mut out = std::io::stdout().lock();
     for record in shown {
         let line = if args.json {
             serde_json::to_string(record).expect("a record serializes")
@@ -52,13 +79,14 @@ pub fn run(args: LogsArgs) -> ExitCode {
                 Outcome::Denied => "denied",
             };
             let mut line = format!(
-                "{}  {outcome:<7}  {:>6} ms  {} via {}  {}",
+                "{}  {outcome:<7}  {:>6} ms  {} via {}  {}  {}",
                 record
                     .started_at
                     .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                 record.duration_ms,
                 record.identity,
                 record.trigger.describe(),
+                record.endpoint,
                 record.id
             );
             if let Some(error) = &record.error {
@@ -71,4 +99,12 @@ pub fn run(args: LogsArgs) -> ExitCode {
         }
     }
     exit::code(exit::SUCCESS)
+}
+
+fn is_name(text: &str) -> bool {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }

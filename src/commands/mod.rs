@@ -2,9 +2,12 @@
 
 pub mod check;
 pub mod exec;
+pub mod key;
 pub mod logs;
 pub mod run;
+pub mod schedule;
 pub mod secret;
+pub mod serve;
 
 use std::process::ExitCode;
 

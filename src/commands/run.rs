@@ -99,24 +99,29 @@ pub fn run(args: RunArgs) -> ExitCode {
     let record = &finished.record;
     match args.output {
         OutputFormat::Json => {
-            let text = serde_json::to_string_pretty(record).expect("a record serializes");
-            println!("{}", finished.redactor.redact(&text));
+            println!(
+                "{}",
+                serde_json::to_string_pretty(record).expect("a record serializes")
+            );
         }
-        OutputFormat::Human => print!("{}", finished.redactor.redact(&record.human())),
+        OutputFormat::Human => print!("{}", record.human()),
     }
     if let Some(error) = &finished.error
         && args.output == OutputFormat::Human
     {
+        let message = finished.redactor.redact(&error.message);
+        let help = error.help.as_deref().map(|h| finished.redactor.redact(h));
         let rendered = report::render_at(
             error.diagnostic_code(),
-            &error.message,
-            error.help.as_deref(),
+            &message,
+            help.as_deref(),
             error.span,
             "failed here",
             &script.checked.sources,
             Style::for_stderr(),
         );
-        eprint!("{}", finished.redactor.redact(&rendered));
+        // The message is redacted; the source lines around it are the program's.
+        eprint!("{rendered}");
     }
     exit::code(match record.outcome {
         Outcome::Success => exit::SUCCESS,
@@ -127,7 +132,12 @@ pub fn run(args: RunArgs) -> ExitCode {
 
 /// Loads and checks a program; a program with errors does not run.
 pub fn load_script(path: &std::path::Path) -> Result<Script, ExitCode> {
-    let checked = match program::load(&[path.to_path_buf()]) {
+    load_paths(&[path.to_path_buf()])
+}
+
+/// Loads and checks the files and directories given as one program.
+pub fn load_paths(paths: &[std::path::PathBuf]) -> Result<Script, ExitCode> {
+    let checked = match program::load(paths) {
         Ok(checked) => checked,
         Err(error) => {
             eprintln!("error: {error}");

@@ -217,11 +217,7 @@ impl Engine {
         };
         // Everything in the record was redacted as it was made; this pass
         // also catches values first seen after the text that holds them.
-        let mut json = serde_json::to_value(&record).expect("a record serializes");
-        redactor.redact_json(&mut json);
-        if let Ok(clean) = serde_json::from_value(json) {
-            record = clean;
-        }
+        record.redact(&redactor);
         let logged = self
             .script
             .endpoint(&request.service, &request.endpoint)

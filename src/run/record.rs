@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::error::ErrorReport;
+use super::redact::Redactor;
 
 /// A value as it may be shown: itself, or only its length when it is
 /// sensitive.
@@ -155,6 +156,49 @@ pub struct RunRecord {
 }
 
 impl RunRecord {
+    /// Replaces known secret values in every free-text field: URLs, bodies,
+    /// messages and shown values. Names (of endpoints, identities,
+    /// variables, events) are not touched: they come from the program, and
+    /// a short secret value must not mangle them.
+    pub fn redact(&mut self, redactor: &Redactor) {
+        if redactor.is_empty() {
+            return;
+        }
+        let text = |s: &mut String| *s = redactor.redact(s);
+        let shown = |v: &mut Shown| {
+            if let Shown::Value { value } = v {
+                redactor.redact_json(value);
+            }
+        };
+        for event in &mut self.trace {
+            match event {
+                Event::Assign { value, .. } | Event::Mapped { value, .. } => shown(value),
+                Event::Request {
+                    url, headers, body, ..
+                } => {
+                    text(url);
+                    headers.iter_mut().for_each(|(_, v)| text(v));
+                    if let Some(body) = body {
+                        text(body);
+                    }
+                }
+                Event::Retry { reason, .. } => text(reason),
+                Event::Log { message, .. } | Event::Caught { message, .. } => text(message),
+                Event::Branch { .. }
+                | Event::SecretUpdated { .. }
+                | Event::RunService { .. }
+                | Event::Sleep { .. } => {}
+            }
+        }
+        if let Some(error) = &mut self.error {
+            text(&mut error.message);
+            if let Some(help) = &mut error.help {
+                text(help);
+            }
+        }
+        self.variables.values_mut().for_each(shown);
+    }
+
     /// The trace as people read it.
     pub fn human(&self) -> String {
         let mut out = String::new();

@@ -332,3 +332,163 @@ fn urlencode(text: &str) -> String {
         })
         .collect()
 }
+
+/// A `svc serve` process on 127.0.0.1, stopped with SIGTERM when dropped.
+pub struct Served {
+    pub child: std::process::Child,
+    pub base: String,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Project {
+    /// Starts `svc serve` in the project with extra arguments; waits until it listens.
+    pub fn serve(&self, args: &[&str]) -> Served {
+        use std::io::BufRead;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_svc"))
+            .arg("serve")
+            .args(args)
+            .args(["--listen", "127.0.0.1:0"])
+            .current_dir(self.dir.path())
+            .env("SVC_IDENTITY", &self.key.path)
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let lines = std::io::BufReader::new(child.stderr.take().unwrap());
+        let collected = stderr.clone();
+        std::thread::spawn(move || {
+            for line in lines.lines().map_while(Result::ok) {
+                if let Some(address) = line.strip_prefix("listening on ") {
+                    let _ = tx.send(address.to_string());
+                }
+                collected.lock().unwrap().push_str(&format!("{line}\n"));
+            }
+        });
+        let base = rx
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("svc serve did not start:\n{}", stderr.lock().unwrap()));
+        Served {
+            child,
+            base,
+            stderr,
+        }
+    }
+}
+
+/// An HTTP answer.
+pub struct Answer {
+    pub status: u16,
+    pub headers: String,
+    pub body: String,
+}
+
+impl Answer {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|_| panic!("not JSON ({}): {}", self.status, self.body))
+    }
+}
+
+impl Served {
+    /// `curl` a path of the server, with a key when given.
+    pub fn call(&self, method: &str, path: &str, key: Option<&str>, body: Option<&str>) -> Answer {
+        self.call_with(method, path, key, body, &[])
+    }
+
+    pub fn call_with(
+        &self,
+        method: &str,
+        path: &str,
+        key: Option<&str>,
+        body: Option<&str>,
+        extra: &[&str],
+    ) -> Answer {
+        let headers_file = tempfile::NamedTempFile::new().unwrap();
+        let mut curl = Command::new("curl");
+        curl.args(["-s", "-o", "-", "-w", "\n%{http_code}", "-X", method, "-D"])
+            .arg(headers_file.path())
+            .args(extra);
+        if let Some(key) = key {
+            curl.arg("-H").arg(format!("Authorization: Bearer {key}"));
+        }
+        if let Some(body) = body {
+            curl.args([
+                "-H",
+                "Content-Type: application/json",
+                "--data-binary",
+                body,
+            ]);
+        }
+        let output = curl
+            .arg(format!("{}{path}", self.base))
+            .output()
+            .expect("curl is installed");
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        let (body, status) = text.rsplit_once('\n').unwrap_or(("", "0"));
+        Answer {
+            status: status.trim().parse().unwrap_or(0),
+            headers: std::fs::read_to_string(headers_file.path()).unwrap_or_default(),
+            body: body.to_string(),
+        }
+    }
+
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Sends SIGTERM and waits; returns the exit code.
+    pub fn stop(&mut self) -> i32 {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code().unwrap_or(-1);
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("svc serve did not stop:\n{}", self.stderr());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+impl Project {
+    /// Creates an API key for an identity; returns the key.
+    pub fn key(&self, identity: &str, extra: &[&str]) -> String {
+        let run = self
+            .svc()
+            .args(["key", "create", "--as", identity, "--env", "dev"])
+            .args(extra.iter().copied())
+            .run();
+        assert_eq!(run.status, 0, "{}", run.stderr);
+        run.stdout.trim().to_string()
+    }
+}
+
+/// Waits until `check` holds, for at most `seconds`.
+pub fn eventually(seconds: u64, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    while std::time::Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    check()
+}

@@ -1,0 +1,149 @@
+//! `svc schedule list`: when each schedule fires next, and how it last went.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use chrono::Utc;
+use serde_json::json;
+
+use super::usage_error;
+use crate::cli::ScheduleCommand;
+use crate::exit;
+use crate::schedule::{Schedule, StateFile};
+use crate::secrets::{Identities, Store, keys};
+
+pub fn run(command: ScheduleCommand) -> ExitCode {
+    let ScheduleCommand::List {
+        paths,
+        env,
+        state_dir,
+        secrets_dir,
+        identities,
+        count,
+        json,
+    } = command;
+    if let Err(error) = crate::secrets::validate_environment(&env) {
+        return usage_error(
+            "svc::schedule::bad_environment",
+            &error.to_string(),
+            error.help().as_deref(),
+        );
+    }
+    let paths = if paths.is_empty() {
+        vec![PathBuf::from(".")]
+    } else {
+        paths
+    };
+    let script = match super::run::load_paths(&paths) {
+        Ok(script) => script,
+        Err(code) => return code,
+    };
+    let file = StateFile::new(&state_dir, &env);
+    let states = match file.load() {
+        Ok(states) => states,
+        Err(e) => {
+            return usage_error(
+                "svc::schedule::bad_state",
+                &format!("cannot read the schedule state: {e}"),
+                None,
+            );
+        }
+    };
+    let schedules: Vec<Schedule> = script
+        .program()
+        .schedules
+        .iter()
+        .filter_map(Schedule::from_decl)
+        .collect();
+    // Expiries, for `before_expiry` schedules, when the store can be opened.
+    let needs_store = schedules.iter().any(|s| s.before_expiry.is_some());
+    let document = if needs_store {
+        let identity_paths = keys::identity_paths(&identities);
+        Store::new(&secrets_dir, &env)
+            .ok()
+            .zip(Identities::read(&identity_paths).ok())
+            .and_then(|(store, ids)| store.read(&ids).ok())
+    } else {
+        None
+    };
+    let now = Utc::now();
+    let mut rows = Vec::new();
+    for schedule in &schedules {
+        let state = states.get(&schedule.name).cloned().unwrap_or_default();
+        let expires_at = schedule
+            .before_expiry
+            .as_ref()
+            .and_then(|(secret, _)| document.as_ref()?.get(secret)?.expires_at);
+        let upcoming = schedule.upcoming(&state, expires_at, now, count);
+        rows.push((schedule, state, upcoming));
+    }
+    if json {
+        let out: Vec<_> = rows
+            .iter()
+            .map(|(s, state, upcoming)| {
+                json!({
+                    "name": s.name,
+                    "endpoint": s.endpoint_key(),
+                    "service_account": s.account,
+                    "timing": s.describe(),
+                    "enabled": s.enabled,
+                    "next_runs": upcoming,
+                    "last_run_at": state.last_run_at,
+                    "last_outcome": state.last_outcome,
+                    "failures": state.failures,
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&out).expect("a listing serializes")
+        );
+        return exit::code(exit::SUCCESS);
+    }
+    if rows.is_empty() {
+        eprintln!("the program has no schedules");
+    }
+    let time = |t: &chrono::DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    for (schedule, state, upcoming) in rows {
+        println!(
+            "{}  ({} as {}, {})",
+            schedule.name,
+            schedule.endpoint_key(),
+            schedule.account,
+            schedule.describe()
+        );
+        if !schedule.enabled {
+            println!("  disabled");
+        } else if upcoming.is_empty() {
+            println!("  next: unknown");
+        } else {
+            let next: Vec<String> = upcoming
+                .iter()
+                .map(|t| {
+                    if *t <= now {
+                        format!("{} (due now)", time(&now))
+                    } else {
+                        time(t)
+                    }
+                })
+                .collect();
+            println!("  next: {}", next.join(", "));
+        }
+        match (&state.last_run_at, &state.last_outcome) {
+            (Some(at), Some(outcome)) => {
+                let outcome = serde_json::to_value(outcome)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default();
+                let failures = if state.failures > 0 {
+                    format!(" ({} failures in a row)", state.failures)
+                } else {
+                    String::new()
+                };
+                println!("  last: {} {outcome}{failures}", time(at));
+            }
+            _ => println!("  last: never ran"),
+        }
+    }
+    exit::code(exit::SUCCESS)
+}

@@ -1,0 +1,194 @@
+//! `svc serve`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use super::{store_error, usage_error};
+use crate::cli::ServeArgs;
+use crate::exit;
+use crate::run::Engine;
+use crate::schedule::StateFile;
+use crate::secrets::{Identities, Store, keys};
+use crate::serve::{self, App, Schedules, cache::StoreCache};
+
+pub fn run(args: ServeArgs) -> ExitCode {
+    let paths = if args.paths.is_empty() {
+        vec![PathBuf::from(".")]
+    } else {
+        args.paths.clone()
+    };
+    let script = match super::run::load_paths(&paths) {
+        Ok(script) => Arc::new(script),
+        Err(code) => return code,
+    };
+    let store = match Store::new(&args.store.secrets_dir, &args.store.env) {
+        Ok(store) => store,
+        Err(error) => return store_error(&error),
+    };
+    let identity_paths = keys::identity_paths(&args.store.identities);
+    if identity_paths.is_empty() {
+        return store_error(&crate::secrets::Error::NoIdentity);
+    }
+    let identities = match Identities::read(&identity_paths) {
+        Ok(identities) => Arc::new(identities),
+        Err(error) => return store_error(&error),
+    };
+    // Fail now, not at the first request, if the store cannot be opened.
+    if let Err(error) = store.read(&identities) {
+        return store_error(&error);
+    }
+    let schedules = match Schedules::load(&script, StateFile::new(&args.state_dir, &args.store.env))
+    {
+        Ok(schedules) => schedules,
+        Err(e) => {
+            return usage_error(
+                "svc::serve::bad_state",
+                &format!("cannot read the schedule state: {e}"),
+                None,
+            );
+        }
+    };
+    let cache = StoreCache::new(store.clone(), Some(identities.clone()));
+    let mut engine = Engine::new(script, store, Some(identities), args.log_dir.clone());
+    engine.lock_timeout = args.lock_timeout;
+    let app = Arc::new(App::new(engine, cache, schedules));
+    let listener = match std::net::TcpListener::bind(args.listen) {
+        Ok(listener) => listener,
+        Err(e) => {
+            return usage_error(
+                "svc::serve::cannot_listen",
+                &format!("cannot listen on {}: {e}", args.listen),
+                Some("choose another address with `--listen`"),
+            );
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => return usage_error("svc::serve::runtime", &format!("cannot start: {e}"), None),
+    };
+    runtime.block_on(serve_until_stopped(app, listener, args))
+}
+
+async fn serve_until_stopped(
+    app: Arc<App>,
+    listener: std::net::TcpListener,
+    args: ServeArgs,
+) -> ExitCode {
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            crate::run::http::install_crypto_provider();
+            match axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key).await {
+                Ok(config) => Some(config),
+                Err(e) => {
+                    return usage_error(
+                        "svc::serve::bad_tls",
+                        &format!(
+                            "cannot use `{}` and `{}` for TLS: {e}",
+                            cert.display(),
+                            key.display()
+                        ),
+                        Some("give a PEM certificate chain and its PEM private key"),
+                    );
+                }
+            }
+        }
+        _ => None,
+    };
+    if let Err(e) = listener.set_nonblocking(true) {
+        return usage_error(
+            "svc::serve::cannot_listen",
+            &format!("cannot listen: {e}"),
+            None,
+        );
+    }
+    let address = listener
+        .local_addr()
+        .map_or_else(|_| args.listen.to_string(), |a| a.to_string());
+    let handle = axum_server::Handle::new();
+    let router = serve::router(app.clone());
+    let service = router.into_make_service();
+    let server = match tls {
+        Some(config) => match axum_server::from_tcp_rustls(listener, config) {
+            Ok(server) => {
+                eprintln!("listening on https://{address}");
+                tokio::spawn(server.handle(handle.clone()).serve(service))
+            }
+            Err(e) => {
+                return usage_error(
+                    "svc::serve::cannot_listen",
+                    &format!("cannot listen: {e}"),
+                    None,
+                );
+            }
+        },
+        None => match axum_server::from_tcp(listener) {
+            Ok(server) => {
+                eprintln!("listening on http://{address}");
+                tokio::spawn(server.handle(handle.clone()).serve(service))
+            }
+            Err(e) => {
+                return usage_error(
+                    "svc::serve::cannot_listen",
+                    &format!("cannot listen: {e}"),
+                    None,
+                );
+            }
+        },
+    };
+    let shutdown = CancellationToken::new();
+    let scheduler = if args.no_schedules {
+        None
+    } else {
+        Some(tokio::spawn(serve::scheduler::run(
+            app.clone(),
+            shutdown.clone(),
+        )))
+    };
+    wait_for_signal().await;
+    eprintln!("stopping: no new connections or schedule runs; waiting for running endpoint runs");
+    shutdown.cancel();
+    handle.graceful_shutdown(Some(args.shutdown_timeout));
+    app.tracker.close();
+    let drained = tokio::time::timeout(args.shutdown_timeout, app.tracker.wait()).await;
+    if let Some(scheduler) = scheduler {
+        let _ = scheduler.await;
+    }
+    let _ = tokio::time::timeout(args.shutdown_timeout, server).await;
+    if drained.is_err() {
+        eprintln!(
+            "stopped after {}: some runs had not finished",
+            crate::syntax::duration::format(args.shutdown_timeout)
+        );
+        return exit::code(exit::FAILURE);
+    }
+    eprintln!("stopped");
+    exit::code(exit::SUCCESS)
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut terminate = match signal(SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,313 @@
+//! Schedules: when each one fires next, and what is remembered between
+//! processes so an overdue run fires at once and a recent one is not
+//! repeated.
+
+pub mod state;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+pub use state::{ScheduleState, StateFile};
+
+use crate::syntax::ast::ScheduleDecl;
+
+/// How long after a failed run it is tried again: 30 s, doubling, at most 1 h.
+pub fn retry_backoff(failures: u32) -> Duration {
+    let seconds = 30u64.saturating_mul(1 << failures.saturating_sub(1).min(16));
+    Duration::from_secs(seconds.min(3600))
+}
+
+/// The least time between two runs of a `before_expiry` schedule, so an
+/// expiry that a run does not move cannot make it fire in a loop.
+pub const MIN_EXPIRY_INTERVAL: Duration = Duration::from_secs(30);
+
+/// A schedule ready to be timed.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    pub name: String,
+    pub service: String,
+    pub endpoint: String,
+    pub account: String,
+    pub timing: Timing,
+    /// `before_expiry SECRET LEAD`.
+    pub before_expiry: Option<(String, Duration)>,
+    pub enabled: bool,
+}
+
+#[derive(Debug, Clone)]
+pub enum Timing {
+    Every(Duration),
+    Cron {
+        cron: Box<croner::Cron>,
+        zone: chrono_tz::Tz,
+        text: String,
+    },
+}
+
+impl Schedule {
+    /// From a checked declaration; `None` if it is incomplete (the checker
+    /// reported it).
+    pub fn from_decl(decl: &ScheduleDecl) -> Option<Schedule> {
+        let endpoint = decl.endpoint.as_ref()?;
+        let timing = match (&decl.every, &decl.cron) {
+            (Some(every), _) => Timing::Every(every.value?),
+            (None, Some(cron)) => {
+                let zone = match &decl.time_zone {
+                    Some(zone) => chrono_tz::Tz::from_str(&zone.value).ok()?,
+                    None => chrono_tz::UTC,
+                };
+                Timing::Cron {
+                    cron: Box::new(croner::Cron::from_str(cron.value.trim()).ok()?),
+                    zone,
+                    text: cron.value.clone(),
+                }
+            }
+            (None, None) => return None,
+        };
+        Some(Schedule {
+            name: decl.name.text.clone(),
+            service: endpoint.service.text.clone(),
+            endpoint: endpoint.endpoint.text.clone(),
+            account: decl.service_account.as_ref()?.text.clone(),
+            timing,
+            before_expiry: match &decl.before_expiry {
+                Some(b) => Some((b.secret.text.clone(), b.lead.value?)),
+                None => None,
+            },
+            enabled: !decl.disabled,
+        })
+    }
+
+    pub fn endpoint_key(&self) -> String {
+        format!("{}.{}", self.service, self.endpoint)
+    }
+
+    /// `every 24h`, `cron "0 * * * *" (Europe/Oslo)`, `5m before HUBSPOT_ACCESS_TOKEN expires, else every 1h`.
+    pub fn describe(&self) -> String {
+        let timing = match &self.timing {
+            Timing::Every(d) => format!("every {}", crate::syntax::duration::format(*d)),
+            Timing::Cron { text, zone, .. } => format!("cron \"{text}\" ({zone})"),
+        };
+        match &self.before_expiry {
+            Some((secret, lead)) => format!(
+                "{} before {secret} expires, else {timing}",
+                crate::syntax::duration::format(*lead)
+            ),
+            None => timing,
+        }
+    }
+
+    /// The next regular time after `after` (not counting retries).
+    fn regular_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        match &self.timing {
+            Timing::Every(period) => Some(after + chrono::Duration::from_std(*period).ok()?),
+            Timing::Cron { cron, zone, .. } => {
+                let local = after.with_timezone(zone);
+                let next = cron.find_next_occurrence(&local, false).ok()?;
+                Some(next.with_timezone(&Utc))
+            }
+        }
+    }
+
+    /// When this schedule fires next, given what happened before, the stored
+    /// expiry of its `before_expiry` secret, and the time now. A time in the
+    /// past means at once.
+    pub fn next_run(
+        &self,
+        state: &ScheduleState,
+        expires_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
+        if !self.enabled {
+            return None;
+        }
+        let regular = self.next_regular(state, expires_at, now)?;
+        if state.failures > 0
+            && let Some(last) = state.last_run_at
+        {
+            let retry = last + chrono::Duration::from_std(retry_backoff(state.failures)).ok()?;
+            return Some(retry.min(regular));
+        }
+        Some(regular)
+    }
+
+    fn next_regular(
+        &self,
+        state: &ScheduleState,
+        expires_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Option<DateTime<Utc>> {
+        if let (Some((_, lead)), Some(expires_at)) = (&self.before_expiry, expires_at) {
+            let due = expires_at - chrono::Duration::from_std(*lead).ok()?;
+            let earliest = state.last_run_at.map(|last| {
+                last + chrono::Duration::from_std(MIN_EXPIRY_INTERVAL).unwrap_or_default()
+            });
+            return Some(match earliest {
+                Some(earliest) => due.max(earliest),
+                None => due,
+            });
+        }
+        match (&self.timing, state.last_run_at) {
+            // Never ran: an `every` schedule runs at once.
+            (Timing::Every(_), None) => Some(now),
+            (Timing::Every(_), Some(last)) => self.regular_after(last),
+            // A cron schedule fires at its next occurrence, or at once if
+            // one passed since it last ran.
+            (Timing::Cron { .. }, None) => self.regular_after(now),
+            (Timing::Cron { .. }, Some(last)) => self.regular_after(last),
+        }
+    }
+
+    /// The next `count` regular times, for `svc schedule list`.
+    pub fn upcoming(
+        &self,
+        state: &ScheduleState,
+        expires_at: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+        count: usize,
+    ) -> Vec<DateTime<Utc>> {
+        let mut out = Vec::new();
+        let Some(first) = self.next_run(state, expires_at, now) else {
+            return out;
+        };
+        let mut next = first.max(now);
+        out.push(next);
+        while out.len() < count {
+            match self.regular_after(next) {
+                Some(after) => {
+                    next = after;
+                    out.push(next);
+                }
+                None => break,
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::syntax::ast::ScheduleDecl;
+
+    fn schedule(text: &str) -> Schedule {
+        let (program, diagnostics) = crate::syntax::parse_file(crate::source::FileId(0), text);
+        assert!(diagnostics.is_empty(), "{diagnostics:?}");
+        let decl: &ScheduleDecl = &program.schedules[0];
+        Schedule::from_decl(decl).unwrap()
+    }
+
+    fn at(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    #[test]
+    fn every_runs_at_once_then_each_period() {
+        let s = schedule("schedule s { endpoint a.b service_account x every 1h }");
+        let now = at("2026-11-28T12:00:00Z");
+        assert_eq!(s.next_run(&ScheduleState::default(), None, now), Some(now));
+        let state = ScheduleState {
+            last_run_at: Some(at("2026-11-28T11:30:00Z")),
+            ..ScheduleState::default()
+        };
+        assert_eq!(
+            s.next_run(&state, None, now),
+            Some(at("2026-11-28T12:30:00Z"))
+        );
+    }
+
+    #[test]
+    fn an_overdue_run_is_due_now_and_a_recent_one_is_not_repeated() {
+        let s = schedule("schedule s { endpoint a.b service_account x every 24h }");
+        let now = at("2026-11-28T12:00:00Z");
+        let overdue = ScheduleState {
+            last_run_at: Some(at("2026-11-26T12:00:00Z")),
+            ..ScheduleState::default()
+        };
+        assert!(s.next_run(&overdue, None, now).unwrap() <= now);
+        let recent = ScheduleState {
+            last_run_at: Some(at("2026-11-28T11:00:00Z")),
+            ..ScheduleState::default()
+        };
+        assert_eq!(
+            s.next_run(&recent, None, now),
+            Some(at("2026-11-29T11:00:00Z"))
+        );
+    }
+
+    #[test]
+    fn cron_follows_its_time_zone() {
+        let s = schedule(
+            "schedule s { endpoint a.b service_account x cron \"0 9 * * *\" time_zone \"Europe/Oslo\" }",
+        );
+        // 09:00 in Oslo is 08:00 UTC in winter.
+        let now = at("2026-11-28T07:00:00Z");
+        assert_eq!(
+            s.next_run(&ScheduleState::default(), None, now),
+            Some(at("2026-11-28T08:00:00Z"))
+        );
+        // A missed occurrence fires at once.
+        let missed = ScheduleState {
+            last_run_at: Some(at("2026-11-26T08:00:00Z")),
+            ..ScheduleState::default()
+        };
+        assert!(s.next_run(&missed, None, now).unwrap() < now);
+    }
+
+    #[test]
+    fn before_expiry_uses_the_expiry_and_falls_back_to_every() {
+        let s = schedule(
+            "schedule s { endpoint a.b service_account x before_expiry TOKEN 5m every 1h }",
+        );
+        let now = at("2026-11-28T12:00:00Z");
+        let state = ScheduleState {
+            last_run_at: Some(at("2026-11-28T11:50:00Z")),
+            ..ScheduleState::default()
+        };
+        let expires = at("2026-11-28T12:30:00Z");
+        assert_eq!(
+            s.next_run(&state, Some(expires), now),
+            Some(at("2026-11-28T12:25:00Z"))
+        );
+        assert_eq!(
+            s.next_run(&state, None, now),
+            Some(at("2026-11-28T12:50:00Z"))
+        );
+        // An expiry that did not move: not before 30 s after the last run.
+        let past = at("2026-11-28T11:00:00Z");
+        assert_eq!(
+            s.next_run(&state, Some(past), now),
+            Some(at("2026-11-28T11:50:30Z"))
+        );
+    }
+
+    #[test]
+    fn failures_retry_with_backoff_before_the_regular_time() {
+        let s = schedule("schedule s { endpoint a.b service_account x every 24h }");
+        let now = at("2026-11-28T12:00:00Z");
+        let state = ScheduleState {
+            last_run_at: Some(at("2026-11-28T11:59:00Z")),
+            failures: 3,
+            ..ScheduleState::default()
+        };
+        assert_eq!(
+            s.next_run(&state, None, now),
+            Some(at("2026-11-28T12:01:00Z"))
+        );
+        assert_eq!(retry_backoff(1), Duration::from_secs(30));
+        assert_eq!(retry_backoff(20), Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn disabled_schedules_never_run() {
+        let s = schedule("schedule s { endpoint a.b service_account x every 1h disabled }");
+        assert_eq!(
+            s.next_run(&ScheduleState::default(), None, Utc::now()),
+            None
+        );
+    }
+}

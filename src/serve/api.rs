@@ -1,0 +1,527 @@
+//! The HTTP handlers.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use chrono::Utc;
+use serde_json::{Value, json};
+
+use super::App;
+use super::keys::{self, Rejection};
+use crate::run::{Outcome, RunRequest, Trigger};
+use crate::syntax::ast::IdentityKind;
+
+/// An error answer: `{"error": {"code", "message"}}`.
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    allow: Option<String>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            allow: None,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = (
+            self.status,
+            Json(json!({"error": {"code": self.code, "message": self.message}})),
+        )
+            .into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"svc\""),
+            );
+        }
+        if let Some(allow) = self.allow
+            && let Ok(value) = HeaderValue::from_str(&allow)
+        {
+            response.headers_mut().insert(header::ALLOW, value);
+        }
+        response
+    }
+}
+
+/// Who is calling.
+pub struct Caller {
+    pub identity: String,
+    pub key_id: String,
+}
+
+/// Authenticates the `Authorization: Bearer` key against the store.
+pub fn authenticate(app: &App, headers: &HeaderMap) -> Result<Caller, ApiError> {
+    let unauthorized = |rejection: Rejection| {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            rejection.message(),
+        )
+    };
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .ok_or_else(|| unauthorized(Rejection::Missing))?;
+    let document = app.cache.document().map_err(|e| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            format!("the key store cannot be read: {e}"),
+        )
+    })?;
+    let (id, key) = keys::verify(&document, token, Utc::now()).map_err(unauthorized)?;
+    if app.script.identity(&key.identity).is_none() {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "unknown_identity",
+            format!(
+                "the key belongs to `{}`, which the program does not declare",
+                key.identity
+            ),
+        ));
+    }
+    Ok(Caller {
+        identity: key.identity.clone(),
+        key_id: id.to_string(),
+    })
+}
+
+pub async fn healthz() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+pub async fn explorer() -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'self'; style-src 'unsafe-inline'; script-src 'unsafe-inline'",
+        )],
+        Html(include_str!("explorer.html")),
+    )
+}
+
+pub async fn openapi(State(app): State<Arc<App>>) -> Json<Value> {
+    Json(app.openapi.clone())
+}
+
+pub async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
+    if let Ok(document) = app.cache.document() {
+        let now = Utc::now();
+        for (name, entry) in &document.secrets {
+            if let Some(expires_at) = entry.expires_at {
+                app.metrics
+                    .set_secret_expiry(name, (expires_at - now).num_milliseconds() as f64 / 1000.0);
+            }
+        }
+    }
+    for (name, next) in app.schedules.next_runs() {
+        app.metrics
+            .set_next_run(&name, next.timestamp_millis() as f64 / 1000.0);
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        app.metrics.encode(),
+    )
+}
+
+pub async fn catalog(State(app): State<Arc<App>>) -> Json<Value> {
+    let program = app.script.program();
+    let states = app.schedules.snapshot();
+    let services: Vec<Value> = program
+        .services
+        .iter()
+        .map(|service| {
+            let endpoints: Vec<Value> = service
+                .endpoints
+                .iter()
+                .map(|endpoint| {
+                    let schedules: Vec<&str> = program
+                        .schedules
+                        .iter()
+                        .filter(|s| {
+                            s.endpoint.as_ref().is_some_and(|e| {
+                                e.service.text == service.name.text && e.endpoint.text == endpoint.name.text
+                            })
+                        })
+                        .map(|s| s.name.as_str())
+                        .collect();
+                    json!({
+                        "name": endpoint.name.text,
+                        "path": format!("/api/services/{}/{}", service.name.text, endpoint.name.text),
+                        "description": endpoint.description.as_ref().map(|d| d.value.clone()),
+                        "methods": endpoint.methods.iter().map(|m| m.text.clone()).collect::<Vec<_>>(),
+                        "log": endpoint.log_enabled(),
+                        "schedules": schedules,
+                    })
+                })
+                .collect();
+            json!({"name": service.name.text, "endpoints": endpoints})
+        })
+        .collect();
+    let schedules: Vec<Value> = app
+        .schedules
+        .specs()
+        .iter()
+        .map(|schedule| {
+            let state = states.get(&schedule.name).cloned().unwrap_or_default();
+            json!({
+                "name": schedule.name,
+                "endpoint": schedule.endpoint_key(),
+                "service_account": schedule.account,
+                "timing": schedule.describe(),
+                "enabled": schedule.enabled,
+                "next_run_at": state.next_run_at,
+                "last_run_at": state.last_run_at,
+                "last_outcome": state.last_outcome,
+            })
+        })
+        .collect();
+    Json(json!({"environment": app.engine.env(), "services": services, "schedules": schedules}))
+}
+
+pub async fn whoami(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let caller = authenticate(&app, &headers)?;
+    let identity = app
+        .script
+        .identity(&caller.identity)
+        .expect("authenticate checks it exists");
+    let program = app.script.program();
+    let can_run: Vec<String> = program
+        .services
+        .iter()
+        .flat_map(|s| s.endpoints.iter().map(move |e| (s, e)))
+        .filter(|(s, e)| app.script.can_run(identity, &s.name.text, &e.name.text))
+        .map(|(s, e)| format!("{}.{}", s.name.text, e.name.text))
+        .collect();
+    let can_read: Vec<String> = program
+        .secrets
+        .iter()
+        .filter(|s| app.script.can_read_secret(identity, &s.name.text))
+        .map(|s| s.name.text.clone())
+        .collect();
+    Ok(Json(json!({
+        "identity": caller.identity,
+        "kind": match identity.kind { IdentityKind::User => "user", IdentityKind::ServiceAccount => "service_account" },
+        "key": caller.key_id,
+        "roles": identity.roles.iter().map(|r| r.text.clone()).collect::<Vec<_>>(),
+        "can_run": can_run,
+        "can_read": can_read,
+    })))
+}
+
+/// `METHOD /api/services/SERVICE/ENDPOINT`: runs the endpoint as the caller.
+pub async fn run_endpoint(
+    State(app): State<Arc<App>>,
+    Path((service, endpoint)): Path<(String, String)>,
+    method: Method,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let key = format!("{service}.{endpoint}");
+    let Some(declared) = app.script.endpoint(&service, &endpoint) else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_endpoint",
+            format!("no endpoint `{key}`"),
+        ));
+    };
+    let caller = authenticate(&app, &headers)?;
+    if !declared.allows(method.as_str()) {
+        let allow: Vec<&str> = declared.methods.iter().map(|m| m.as_str()).collect();
+        let mut error = ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!("`{key}` allows {}", allow.join(", ")),
+        );
+        error.allow = Some(allow.join(", "));
+        return Err(error);
+    }
+    let mut params: BTreeMap<String, Value> = BTreeMap::new();
+    let mut run_async = false;
+    for (name, value) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        if name == "async" {
+            run_async = matches!(value.as_ref(), "true" | "1" | "yes");
+        } else {
+            params.insert(name.into_owned(), Value::String(value.into_owned()));
+        }
+    }
+    params.extend(body_params(&headers, &body)?);
+    let request = RunRequest {
+        service,
+        endpoint,
+        identity: caller.identity.clone(),
+        method: method.as_str().to_string(),
+        params,
+        dry_run: false,
+        trigger: Trigger::Http,
+    };
+    if let Err(refusal) = app.engine.admit(&request) {
+        let status = if refusal.denied {
+            StatusCode::FORBIDDEN
+        } else {
+            StatusCode::BAD_REQUEST
+        };
+        let code = if refusal.denied {
+            "forbidden"
+        } else {
+            "bad_request"
+        };
+        return Err(ApiError::new(status, code, refusal.message));
+    }
+    if run_async {
+        let id = format!(
+            "{:016x}",
+            getrandom::u64().unwrap_or_else(|_| fastrand::u64(..))
+        );
+        app.jobs.start(&id, &caller.identity, &key);
+        let job_app = app.clone();
+        let job_id = id.clone();
+        app.tracker.spawn(async move {
+            let finished = job_app.engine.run(request).await;
+            job_app.metrics.record(&finished.record);
+            let record = serde_json::to_value(&finished.record).unwrap_or(Value::Null);
+            job_app.jobs.finish(&job_id, record);
+        });
+        let url = format!("/api/jobs/{id}");
+        return Ok((
+            StatusCode::ACCEPTED,
+            Json(json!({"job": id, "status": "running", "url": url})),
+        )
+            .into_response());
+    }
+    // A run the client abandons still finishes: it may be updating secrets.
+    let run_app = app.clone();
+    let finished = app
+        .tracker
+        .spawn(async move { run_app.engine.run(request).await })
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the run stopped unexpectedly",
+            )
+        })?;
+    app.metrics.record(&finished.record);
+    let status = match finished.record.outcome {
+        Outcome::Success => StatusCode::OK,
+        Outcome::Failed => StatusCode::BAD_GATEWAY,
+        Outcome::Denied => StatusCode::FORBIDDEN,
+    };
+    Ok((status, Json(finished.record)).into_response())
+}
+
+/// The fields of a JSON object or form body, as parameters.
+fn body_params(headers: &HeaderMap, body: &Bytes) -> Result<BTreeMap<String, Value>, ApiError> {
+    if body.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if content_type.starts_with("application/x-www-form-urlencoded") {
+        return Ok(url::form_urlencoded::parse(body)
+            .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
+            .collect());
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(map)) => Ok(map.into_iter().collect()),
+        _ => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_body",
+            "the body must be a JSON object or a form of parameters",
+        )),
+    }
+}
+
+pub async fn job(
+    State(app): State<Arc<App>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let caller = authenticate(&app, &headers)?;
+    match app.jobs.view(&id, &caller.identity) {
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_job",
+            format!("no job `{id}`"),
+        )),
+        Some(Err(())) => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "this job was started by someone else",
+        )),
+        Some(Ok(view)) => Ok(Json(serde_json::to_value(view).unwrap_or(Value::Null))),
+    }
+}
+
+pub async fn endpoint_logs(
+    State(app): State<Arc<App>>,
+    Path((service, endpoint)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    let caller = authenticate(&app, &headers)?;
+    let key = format!("{service}.{endpoint}");
+    if app.script.endpoint(&service, &endpoint).is_none() {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_endpoint",
+            format!("no endpoint `{key}`"),
+        ));
+    }
+    let identity = app
+        .script
+        .identity(&caller.identity)
+        .expect("authenticated");
+    if !app.script.can_run(identity, &service, &endpoint) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "`{}` may not run `{key}`, so may not read its log",
+                caller.identity
+            ),
+        ));
+    }
+    let count = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .find(|(k, _)| k == "n")
+        .and_then(|(_, v)| v.parse::<usize>().ok())
+        .unwrap_or(20)
+        .min(1000);
+    let log_dir = app.log_dir.clone();
+    let env = app.engine.env().to_string();
+    let read_key = key.clone();
+    let records =
+        tokio::task::spawn_blocking(move || crate::run::log::read(&log_dir, &env, &read_key))
+            .await
+            .map_err(|_| {
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "reading the log failed",
+                )
+            })?
+            .map_err(|e| {
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "log_unreadable",
+                    e.to_string(),
+                )
+            })?;
+    let entries: Vec<_> = records.into_iter().rev().take(count).collect();
+    Ok(Json(json!({"endpoint": key, "entries": entries})))
+}
+
+pub async fn list_secrets(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    authenticate(&app, &headers)?;
+    let document = app.cache.document().map_err(|e| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            e.to_string(),
+        )
+    })?;
+    let now = Utc::now();
+    let secrets: Vec<Value> = document
+        .secrets
+        .iter()
+        .map(|(name, entry)| {
+            json!({
+                "name": name,
+                "version": entry.version,
+                "updated_at": entry.updated_at,
+                "updated_by": entry.updated_by,
+                "expires_at": entry.expires_at,
+                "age_seconds": entry.updated_at.map(|t| (now - t).num_seconds()),
+                "expires_in_seconds": entry.expires_at.map(|t| (t - now).num_seconds()),
+            })
+        })
+        .collect();
+    Ok(Json(json!({"secrets": secrets})))
+}
+
+pub async fn read_secret(
+    State(app): State<Arc<App>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let caller = authenticate(&app, &headers)?;
+    let identity = app
+        .script
+        .identity(&caller.identity)
+        .expect("authenticated");
+    if !app.script.can_read_secret(identity, &name) {
+        app.audit(&caller, &name, "denied");
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "`{}` may not read `{name}`; grant `read_secret {name}` to one of its roles",
+                caller.identity
+            ),
+        ));
+    }
+    let document = app.cache.document().map_err(|e| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            e.to_string(),
+        )
+    })?;
+    let Some(entry) = document.get(&name) else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_value",
+            format!("`{name}` has no value in this environment"),
+        ));
+    };
+    app.audit(&caller, &name, "read");
+    let body = json!({
+        "name": name,
+        "value": entry.value.expose(),
+        "version": entry.version,
+        "updated_at": entry.updated_at,
+        "expires_at": entry.expires_at,
+    });
+    Ok(([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response())
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no such path; see /api/services/openapi.json",
+    )
+}

@@ -1,0 +1,132 @@
+//! `/metrics` in the Prometheus text format.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
+
+use crate::run::{Outcome, RunRecord};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RunLabels {
+    endpoint: String,
+    outcome: String,
+    trigger: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EndpointLabel {
+    endpoint: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SecretLabel {
+    secret: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ScheduleLabel {
+    schedule: String,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    runs: Family<RunLabels, Counter>,
+    durations: Family<EndpointLabel, Histogram>,
+    expiry: Family<SecretLabel, Gauge<f64, AtomicU64>>,
+    next_runs: Family<ScheduleLabel, Gauge<f64, AtomicU64>>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("svc");
+        let runs = Family::<RunLabels, Counter>::default();
+        let durations = Family::<EndpointLabel, Histogram>::new_with_constructor(|| {
+            Histogram::new([
+                0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+            ])
+        });
+        let expiry = Family::<SecretLabel, Gauge<f64, AtomicU64>>::default();
+        let next_runs = Family::<ScheduleLabel, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "runs",
+            "Endpoint runs by endpoint, outcome and trigger",
+            runs.clone(),
+        );
+        registry.register(
+            "run_duration_seconds",
+            "How long endpoint runs take",
+            durations.clone(),
+        );
+        registry.register(
+            "secret_expires_in_seconds",
+            "Seconds until each secret with a known expiry expires (negative: expired)",
+            expiry.clone(),
+        );
+        registry.register(
+            "schedule_next_run_timestamp_seconds",
+            "When each schedule fires next, as a Unix time",
+            next_runs.clone(),
+        );
+        Metrics {
+            registry,
+            runs,
+            durations,
+            expiry,
+            next_runs,
+        }
+    }
+}
+
+impl Metrics {
+    pub fn record(&self, record: &RunRecord) {
+        let outcome = match record.outcome {
+            Outcome::Success => "success",
+            Outcome::Failed => "failed",
+            Outcome::Denied => "denied",
+        };
+        let trigger = match &record.trigger {
+            crate::run::Trigger::Cli => "cli",
+            crate::run::Trigger::Http => "http",
+            crate::run::Trigger::Schedule { .. } => "schedule",
+        };
+        self.runs
+            .get_or_create(&RunLabels {
+                endpoint: record.endpoint.clone(),
+                outcome: outcome.into(),
+                trigger: trigger.into(),
+            })
+            .inc();
+        self.durations
+            .get_or_create(&EndpointLabel {
+                endpoint: record.endpoint.clone(),
+            })
+            .observe(record.duration_ms as f64 / 1000.0);
+    }
+
+    pub fn set_secret_expiry(&self, secret: &str, seconds: f64) {
+        self.expiry
+            .get_or_create(&SecretLabel {
+                secret: secret.to_string(),
+            })
+            .set(seconds);
+    }
+
+    pub fn set_next_run(&self, schedule: &str, unix_seconds: f64) {
+        self.next_runs
+            .get_or_create(&ScheduleLabel {
+                schedule: schedule.to_string(),
+            })
+            .set(unix_seconds);
+    }
+
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Encoding into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}

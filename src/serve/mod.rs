@@ -1,0 +1,117 @@
+//! Serve: endpoints over HTTP for other apps, the API explorer, metrics,
+//! and the scheduler, in one long-running process per environment.
+
+pub mod api;
+pub mod cache;
+pub mod jobs;
+pub mod keys;
+pub mod metrics;
+pub mod openapi;
+pub mod scheduler;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use axum::Router;
+use axum::routing::{any, get};
+use serde_json::{Value, json};
+use tokio_util::task::TaskTracker;
+
+use crate::program::Script;
+use crate::run::Engine;
+
+pub use scheduler::Schedules;
+
+/// Everything the handlers and the scheduler share.
+pub struct App {
+    pub script: Arc<Script>,
+    pub engine: Engine,
+    pub cache: cache::StoreCache,
+    pub jobs: jobs::Jobs,
+    pub metrics: metrics::Metrics,
+    /// Runs started by requests and schedules, waited for at shutdown.
+    pub tracker: TaskTracker,
+    pub schedules: Schedules,
+    pub log_dir: PathBuf,
+    pub openapi: Value,
+    audit: Mutex<()>,
+}
+
+impl App {
+    pub fn new(engine: Engine, cache: cache::StoreCache, schedules: Schedules) -> App {
+        let script = engine.script.clone();
+        App {
+            openapi: openapi::document(script.program()),
+            log_dir: engine.log_dir.clone(),
+            script,
+            engine,
+            cache,
+            jobs: jobs::Jobs::default(),
+            metrics: metrics::Metrics::default(),
+            tracker: TaskTracker::new(),
+            schedules,
+            audit: Mutex::new(()),
+        }
+    }
+
+    /// Appends to `LOG_DIR/ENV/audit.jsonl` who read (or was denied) which
+    /// secret, never the value.
+    pub fn audit(&self, caller: &api::Caller, secret: &str, action: &str) {
+        let line = json!({
+            "at": crate::secrets::document::now(),
+            "identity": caller.identity,
+            "key": caller.key_id,
+            "secret": secret,
+            "action": action,
+        });
+        let path = self.log_dir.join(self.engine.env()).join("audit.jsonl");
+        let _serialised = self.audit.lock().unwrap_or_else(|p| p.into_inner());
+        let written = (|| -> std::io::Result<()> {
+            if let Some(dir) = path.parent() {
+                crate::secrets::atomic::create_private_dir(dir)?;
+            }
+            let mut options = std::fs::OpenOptions::new();
+            options.create(true).append(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                options.mode(0o600);
+            }
+            options
+                .open(&path)?
+                .write_all(format!("{line}\n").as_bytes())
+        })();
+        if let Err(e) = written {
+            eprintln!(
+                "warning: cannot write the audit log `{}`: {e}",
+                path.display()
+            );
+        }
+    }
+}
+
+/// The HTTP routes.
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/healthz", get(api::healthz))
+        .route("/metrics", get(api::metrics))
+        .route("/explorer", get(api::explorer))
+        .route(
+            "/favicon.ico",
+            get(|| async { axum::http::StatusCode::NO_CONTENT }),
+        )
+        .route("/api/catalog", get(api::catalog))
+        .route("/api/whoami", get(api::whoami))
+        .route("/api/services/openapi.json", get(api::openapi))
+        .route("/api/services/{service}/{endpoint}", any(api::run_endpoint))
+        .route(
+            "/api/services/{service}/{endpoint}/logs",
+            get(api::endpoint_logs),
+        )
+        .route("/api/jobs/{id}", get(api::job))
+        .route("/api/secrets", get(api::list_secrets))
+        .route("/api/secrets/{name}", get(api::read_secret))
+        .fallback(api::not_found)
+        .with_state(app)
+}

@@ -1,0 +1,231 @@
+//! The OpenAPI 3.1 document of a program's endpoints, as `svc serve`
+//! publishes them at `/api/services/openapi.json`.
+
+use std::collections::BTreeSet;
+
+use serde_json::{Value, json};
+
+use crate::syntax::ast::*;
+
+/// Builds the document. It depends only on the program, so `svc compile
+/// --emit openapi` and the server publish the same one.
+pub fn document(program: &Program) -> Value {
+    let mut paths = serde_json::Map::new();
+    for service in &program.services {
+        for endpoint in &service.endpoints {
+            let params = endpoint_params(service, endpoint);
+            let mut item = serde_json::Map::new();
+            for method in &endpoint.methods {
+                let method = method.text.to_ascii_lowercase();
+                item.insert(
+                    method.clone(),
+                    operation(service, endpoint, &method, &params),
+                );
+            }
+            paths.insert(
+                format!("/api/services/{}/{}", service.name.text, endpoint.name.text),
+                Value::Object(item),
+            );
+        }
+    }
+    paths.insert("/api/jobs/{id}".into(), jobs_path());
+    paths.insert("/api/secrets/{name}".into(), secret_path());
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "svc endpoints",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Endpoints of the svc program: each runs its action as the caller, \
+                            identified by an API key (`svc key create`)."
+        },
+        "security": [{"bearer": []}],
+        "paths": paths,
+        "components": components(),
+    })
+}
+
+/// The `param.NAME` an endpoint's action reads.
+fn endpoint_params(service: &ServiceDecl, endpoint: &EndpointDecl) -> BTreeSet<String> {
+    let mut params = BTreeSet::new();
+    let Some(process) = &endpoint.process else {
+        return params;
+    };
+    let Some(action) = service.actions.iter().find(|a| a.name.text == process.text) else {
+        return params;
+    };
+    action.body.walk(&mut |statement| {
+        for expr in statement.expressions() {
+            expr.walk(&mut |e| {
+                if let ExprKind::Param { name } = &e.kind {
+                    params.insert(name.text.clone());
+                }
+            });
+        }
+    });
+    params
+}
+
+fn operation(
+    service: &ServiceDecl,
+    endpoint: &EndpointDecl,
+    method: &str,
+    params: &BTreeSet<String>,
+) -> Value {
+    let key = format!("{}.{}", service.name.text, endpoint.name.text);
+    let summary = endpoint
+        .description
+        .as_ref()
+        .map_or_else(|| format!("Run {key}"), |d| d.value.clone());
+    let mut parameters = vec![json!({
+        "name": "async",
+        "in": "query",
+        "required": false,
+        "description": "Answer 202 at once with a job to poll, instead of the run record",
+        "schema": {"type": "boolean"}
+    })];
+    let with_body = matches!(method, "post" | "put" | "patch");
+    if !with_body {
+        for param in params {
+            parameters.push(json!({
+                "name": param,
+                "in": "query",
+                "required": false,
+                "description": format!("`param.{param}` in the action"),
+                "schema": {"type": "string"}
+            }));
+        }
+    }
+    let mut operation = json!({
+        "operationId": format!("{}_{}_{method}", service.name.text, endpoint.name.text),
+        "summary": summary,
+        "tags": [service.name.text],
+        "parameters": parameters,
+        "responses": {
+            "200": {"description": "The run succeeded", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RunRecord"}}}},
+            "202": {"description": "The run started (`async=true`)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Job"}}}},
+            "401": {"$ref": "#/components/responses/Unauthorized"},
+            "403": {"$ref": "#/components/responses/Forbidden"},
+            "502": {"description": "The run failed; the record says why", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RunRecord"}}}}
+        }
+    });
+    if with_body {
+        let properties: serde_json::Map<String, Value> = params
+            .iter()
+            .map(|p| {
+                (
+                    p.clone(),
+                    json!({"description": format!("`param.{p}` in the action")}),
+                )
+            })
+            .collect();
+        operation["requestBody"] = json!({
+            "required": false,
+            "content": {
+                "application/json": {"schema": {"type": "object", "properties": properties}},
+                "application/x-www-form-urlencoded": {"schema": {"type": "object", "properties": properties}}
+            }
+        });
+    }
+    operation
+}
+
+fn jobs_path() -> Value {
+    json!({
+        "get": {
+            "operationId": "get_job",
+            "summary": "The state of an asynchronous run",
+            "tags": ["svc"],
+            "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+            "responses": {
+                "200": {"description": "The job", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Job"}}}},
+                "401": {"$ref": "#/components/responses/Unauthorized"},
+                "403": {"$ref": "#/components/responses/Forbidden"},
+                "404": {"$ref": "#/components/responses/NotFound"}
+            }
+        }
+    })
+}
+
+fn secret_path() -> Value {
+    json!({
+        "get": {
+            "operationId": "read_secret",
+            "summary": "The current value of a secret, for callers granted `read_secret`; every read is audited",
+            "tags": ["svc"],
+            "parameters": [{"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}],
+            "responses": {
+                "200": {"description": "The secret", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Secret"}}}},
+                "401": {"$ref": "#/components/responses/Unauthorized"},
+                "403": {"$ref": "#/components/responses/Forbidden"},
+                "404": {"$ref": "#/components/responses/NotFound"}
+            }
+        }
+    })
+}
+
+fn components() -> Value {
+    let error = json!({"description": "An error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}});
+    json!({
+        "securitySchemes": {
+            "bearer": {"type": "http", "scheme": "bearer", "description": "An svc API key: `svc key create --as IDENTITY --env ENV`"}
+        },
+        "responses": {
+            "Unauthorized": {"description": "No key, or an unknown, revoked or expired key", "content": error["content"]},
+            "Forbidden": {"description": "The key's identity lacks the grant", "content": error["content"]},
+            "NotFound": {"description": "Not found", "content": error["content"]}
+        },
+        "schemas": {
+            "Error": {
+                "type": "object",
+                "required": ["error"],
+                "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
+                    "code": {"type": "string"}, "message": {"type": "string"}
+                }}}
+            },
+            "RunRecord": {
+                "type": "object",
+                "required": ["id", "endpoint", "environment", "identity", "method", "trigger", "started_at", "duration_ms", "outcome", "trace"],
+                "properties": {
+                    "id": {"type": "string"},
+                    "endpoint": {"type": "string"},
+                    "environment": {"type": "string"},
+                    "identity": {"type": "string"},
+                    "method": {"type": "string"},
+                    "trigger": {},
+                    "started_at": {"type": "string", "format": "date-time"},
+                    "duration_ms": {"type": "integer", "minimum": 0},
+                    "outcome": {"type": "string", "enum": ["success", "failed", "denied"]},
+                    "dry_run": {"type": "boolean"},
+                    "trace": {"type": "array", "items": {"type": "object", "required": ["event"], "properties": {"event": {"type": "string"}}}},
+                    "error": {"type": "object", "properties": {
+                        "code": {"type": "string"}, "diagnostic": {"type": "string"}, "message": {"type": "string"},
+                        "status": {"type": "integer"}, "help": {"type": "string"}
+                    }},
+                    "variables": {"type": "object"}
+                }
+            },
+            "Job": {
+                "type": "object",
+                "required": ["job", "status"],
+                "properties": {
+                    "job": {"type": "string"},
+                    "status": {"type": "string", "enum": ["running", "done"]},
+                    "endpoint": {"type": "string"},
+                    "url": {"type": "string"},
+                    "record": {"$ref": "#/components/schemas/RunRecord"}
+                }
+            },
+            "Secret": {
+                "type": "object",
+                "required": ["name", "value", "version"],
+                "properties": {
+                    "name": {"type": "string"},
+                    "value": {"type": "string"},
+                    "version": {"type": "integer"},
+                    "updated_at": {"type": ["string", "null"], "format": "date-time"},
+                    "expires_at": {"type": ["string", "null"], "format": "date-time"}
+                }
+            }
+        }
+    })
+}
