@@ -81,6 +81,7 @@ pub fn run(args: RunArgs) -> ExitCode {
             .collect::<BTreeMap<_, _>>(),
         dry_run: args.dry_run,
         trigger: Trigger::Cli,
+        due_at: None,
     };
     let script = Arc::new(script);
     let mut engine = Engine::new(script.clone(), store, keys, args.log_dir.clone());

@@ -12,7 +12,7 @@ use crate::exit;
 use crate::run::Engine;
 use crate::schedule::StateFile;
 use crate::secrets::{Identities, Store, keys};
-use crate::serve::{self, App, Schedules, cache::StoreCache};
+use crate::serve::{self, App, Schedules};
 
 pub fn run(args: ServeArgs) -> ExitCode {
     let paths = if args.paths.is_empty() {
@@ -51,10 +51,9 @@ pub fn run(args: ServeArgs) -> ExitCode {
             );
         }
     };
-    let cache = StoreCache::new(store.clone(), Some(identities.clone()));
     let mut engine = Engine::new(script, store, Some(identities), args.log_dir.clone());
     engine.lock_timeout = args.lock_timeout;
-    let app = Arc::new(App::new(engine, cache, schedules));
+    let app = Arc::new(App::new(engine, schedules));
     let listener = match std::net::TcpListener::bind(args.listen) {
         Ok(listener) => listener,
         Err(e) => {

@@ -18,6 +18,7 @@ use super::value::Value;
 use crate::check::sensitivity::is_sensitive_expr;
 use crate::program::Script;
 use crate::secrets::atomic::{Lock, LockError};
+use crate::secrets::cache::StoreCache;
 use crate::secrets::{self, Document, Identities, NewValue, SecretValue, Store};
 use crate::syntax::ast::*;
 
@@ -29,6 +30,8 @@ pub const MAX_CALL_DEPTH: usize = 8;
 pub struct Engine {
     pub script: Arc<Script>,
     pub store: Store,
+    /// The decrypted store, shared by runs that do not change it.
+    pub cache: StoreCache,
     /// Identities that open the store; `None` when none was given, which
     /// only matters to runs that touch a secret.
     pub keys: Option<Arc<Identities>>,
@@ -47,6 +50,8 @@ pub struct RunRequest {
     pub params: BTreeMap<String, serde_json::Value>,
     pub dry_run: bool,
     pub trigger: Trigger,
+    /// When a schedule wanted the run to start, to record how late it did.
+    pub due_at: Option<chrono::DateTime<Utc>>,
 }
 
 /// A run that was refused before it started.
@@ -76,6 +81,7 @@ impl Engine {
     ) -> Engine {
         Engine {
             script,
+            cache: StoreCache::new(store.clone(), keys.clone()),
             store,
             keys,
             log_dir,
@@ -170,6 +176,9 @@ impl Engine {
     /// endpoint log when the endpoint has `log enabled` (not for dry runs).
     pub async fn run(&self, request: RunRequest) -> Finished {
         let started_at = secrets::document::now();
+        let lag_ms = request
+            .due_at
+            .map(|due| (Utc::now() - due).num_microseconds().unwrap_or(i64::MAX) as f64 / 1000.0);
         let clock = Instant::now();
         let mut run = Run {
             engine: self,
@@ -210,6 +219,7 @@ impl Engine {
             started_at,
             duration_ms: clock.elapsed().as_millis() as u64,
             outcome,
+            lag_ms,
             dry_run: request.dry_run,
             trace: run.trace,
             error: error.as_ref().map(|e| e.to_report()),
@@ -274,7 +284,7 @@ struct Run<'e> {
     trace: Vec<Event>,
     redactor: Redactor,
     /// The store, decrypted on first use, after the run lock was taken.
-    document: Option<Document>,
+    document: Option<Arc<Document>>,
     /// Endpoints whose run lock this run holds.
     held: Vec<(String, Lock)>,
 }
@@ -691,7 +701,7 @@ impl<'e> Run<'e> {
         .await
         .map_err(|_| RunError::new(ErrorKind::Limit, "the store task failed"))?;
         let (versions, document) = written.map_err(|e| store_failure(&e))?;
-        self.document = Some(document);
+        self.document = Some(Arc::new(document));
         for ((name, _, expires_at, _), version) in changes.into_iter().zip(versions) {
             self.trace.push(Event::SecretUpdated {
                 depth: frame.depth,
@@ -1240,14 +1250,14 @@ impl<'e> Run<'e> {
         })
     }
 
-    /// The decrypted store, read on first use.
+    /// The decrypted store, read on first use (after the run lock, if the
+    /// run takes one). The shared cache re-reads the file when it changed.
     fn document(&mut self) -> Result<&Document, RunError> {
         if self.document.is_none() {
-            let keys = self.keys()?;
             let document = self
                 .engine
-                .store
-                .read(&keys)
+                .cache
+                .document()
                 .map_err(|e| store_failure(&e))?;
             for entry in document.secrets.values() {
                 self.redactor.add(entry.value.expose());

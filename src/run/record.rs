@@ -145,6 +145,9 @@ pub struct RunRecord {
     pub started_at: DateTime<Utc>,
     pub duration_ms: u64,
     pub outcome: Outcome,
+    /// For schedule runs: how late the run started, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag_ms: Option<f64>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub dry_run: bool,
     pub trace: Vec<Event>,

@@ -8,6 +8,7 @@
 //! `Debug` output ever contains one.
 
 pub mod atomic;
+pub mod cache;
 pub mod document;
 pub mod keys;
 pub mod store;

@@ -81,7 +81,7 @@ pub fn authenticate(app: &App, headers: &HeaderMap) -> Result<Caller, ApiError> 
         })
         .map(str::trim)
         .ok_or_else(|| unauthorized(Rejection::Missing))?;
-    let document = app.cache.document().map_err(|e| {
+    let document = app.engine.cache.document().map_err(|e| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "store_unavailable",
@@ -124,7 +124,7 @@ pub async fn openapi(State(app): State<Arc<App>>) -> Json<Value> {
 }
 
 pub async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
-    if let Ok(document) = app.cache.document() {
+    if let Ok(document) = app.engine.cache.document() {
         let now = Utc::now();
         for (name, entry) in &document.secrets {
             if let Some(expires_at) = entry.expires_at {
@@ -280,6 +280,7 @@ pub async fn run_endpoint(
         params,
         dry_run: false,
         trigger: Trigger::Http,
+        due_at: None,
     };
     if let Err(refusal) = app.engine.admit(&request) {
         let status = if refusal.denied {
@@ -446,7 +447,7 @@ pub async fn list_secrets(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     authenticate(&app, &headers)?;
-    let document = app.cache.document().map_err(|e| {
+    let document = app.engine.cache.document().map_err(|e| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "store_unavailable",
@@ -493,7 +494,7 @@ pub async fn read_secret(
             ),
         ));
     }
-    let document = app.cache.document().map_err(|e| {
+    let document = app.engine.cache.document().map_err(|e| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "store_unavailable",

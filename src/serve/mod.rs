@@ -2,7 +2,6 @@
 //! and the scheduler, in one long-running process per environment.
 
 pub mod api;
-pub mod cache;
 pub mod jobs;
 pub mod keys;
 pub mod metrics;
@@ -27,7 +26,6 @@ pub use scheduler::Schedules;
 pub struct App {
     pub script: Arc<Script>,
     pub engine: Engine,
-    pub cache: cache::StoreCache,
     pub jobs: jobs::Jobs,
     pub metrics: metrics::Metrics,
     /// Runs started by requests and schedules, waited for at shutdown.
@@ -35,22 +33,24 @@ pub struct App {
     pub schedules: Schedules,
     pub log_dir: PathBuf,
     pub openapi: Value,
+    /// When the server started: overdue schedule runs count their lateness from here.
+    pub started_at: chrono::DateTime<chrono::Utc>,
     audit: Mutex<()>,
 }
 
 impl App {
-    pub fn new(engine: Engine, cache: cache::StoreCache, schedules: Schedules) -> App {
+    pub fn new(engine: Engine, schedules: Schedules) -> App {
         let script = engine.script.clone();
         App {
             openapi: openapi::document(script.program()),
             log_dir: engine.log_dir.clone(),
             script,
             engine,
-            cache,
             jobs: jobs::Jobs::default(),
             metrics: metrics::Metrics::default(),
             tracker: TaskTracker::new(),
             schedules,
+            started_at: chrono::Utc::now(),
             audit: Mutex::new(()),
         }
     }

@@ -185,7 +185,7 @@ pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
                 continue;
             }
             in_flight[index] = true;
-            fire(&app, &specs[index], index, done_tx.clone());
+            fire(&app, &specs[index], index, at, done_tx.clone());
         }
     }
     app.schedules.save();
@@ -195,6 +195,7 @@ fn fire(
     app: &Arc<App>,
     spec: &Schedule,
     index: usize,
+    due_at: DateTime<Utc>,
     done: tokio::sync::mpsc::UnboundedSender<(usize, Option<Finished>)>,
 ) {
     let request = RunRequest {
@@ -207,6 +208,8 @@ fn fire(
         trigger: Trigger::Schedule {
             name: spec.name.clone(),
         },
+        // A run due before the server started is not late, it is overdue.
+        due_at: Some(due_at.max(app.started_at)),
     };
     let app = app.clone();
     let name = spec.name.clone();
@@ -236,7 +239,7 @@ fn finish(app: &App, spec: &Schedule, finished: &Finished) {
 
 fn expiry(app: &App, spec: &Schedule) -> Option<DateTime<Utc>> {
     let (secret, _) = spec.before_expiry.as_ref()?;
-    app.cache.document().ok()?.get(secret)?.expires_at
+    app.engine.cache.document().ok()?.get(secret)?.expires_at
 }
 
 /// Takes the scheduler lock, trying again every few seconds; `None` if

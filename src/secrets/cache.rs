@@ -1,5 +1,5 @@
-//! The decrypted store, kept while its file does not change: keys, secret
-//! metadata and values for the server, at the cost of one `stat` a request.
+//! The decrypted store, kept while its file does not change, at the cost of
+//! one `stat` a read: runs and the server's requests share one decryption.
 
 use std::sync::{Arc, Mutex};
 
@@ -13,6 +13,7 @@ struct Stamp {
     modified: Option<std::time::SystemTime>,
 }
 
+/// A store and its last decrypted document.
 pub struct StoreCache {
     store: Store,
     keys: Option<Arc<Identities>>,
@@ -20,6 +21,10 @@ pub struct StoreCache {
 }
 
 impl StoreCache {
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
     pub fn new(store: Store, keys: Option<Arc<Identities>>) -> StoreCache {
         StoreCache {
             store,
