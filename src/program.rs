@@ -1,6 +1,6 @@
 //! Loading a program: files, then syntax, then check.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::path::PathBuf;
 
 use crate::check::symbols::{grants_read_secret, grants_run, grants_update_secret};
@@ -70,7 +70,7 @@ struct ServiceIndex {
 }
 
 fn index<T>(items: &[T], name: impl Fn(&T) -> &str) -> HashMap<String, usize> {
-    let mut map = HashMap::with_capacity(items.len());
+    let mut map = HashMap::with_capacity_and_hasher(items.len(), Default::default());
     for (i, item) in items.iter().enumerate() {
         // The first declaration wins, as in the checker.
         map.entry(name(item).to_string()).or_insert(i);
@@ -85,7 +85,7 @@ impl Script {
             return Err(Box::new(checked));
         }
         let program = &checked.program;
-        let mut services = HashMap::with_capacity(program.services.len());
+        let mut services = HashMap::with_capacity_and_hasher(program.services.len(), Default::default());
         for (position, service) in program.services.iter().enumerate() {
             services
                 .entry(service.name.text.clone())

@@ -2,7 +2,10 @@
 //! update every secret that endpoint can update. Also the `run_service`
 //! call graph: grants along it, and cycles in it.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+
+// Names are short and not chosen by an attacker: FxHash is faster than SipHash here.
+use rustc_hash::FxHashMap as HashMap;
 
 use super::symbols::Symbols;
 use crate::diagnostic::{Code, Diagnostic};
@@ -47,8 +50,8 @@ pub fn check<'p>(symbols: &Symbols<'p>, diagnostics: &mut Vec<Diagnostic>) {
 
 fn build_graph<'p>(symbols: &Symbols<'p>) -> Graph<'p> {
     let mut graph = Graph {
-        writes: HashMap::new(),
-        calls: HashMap::new(),
+        writes: HashMap::default(),
+        calls: HashMap::default(),
         order: Vec::new(),
     };
     for service in &symbols.service_order {

@@ -6,7 +6,9 @@
 //! the secret; what flows out of one is too). The interpreter redacts these
 //! in traces, logs and errors.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+
+use rustc_hash::FxHashMap as HashMap;
 
 use super::symbols::Symbols;
 use super::values;
@@ -16,7 +18,7 @@ use crate::syntax::ast::*;
 pub fn analyse(symbols: &Symbols<'_>) -> BTreeMap<String, BTreeSet<String>> {
     let mut out = BTreeMap::new();
     for service in &symbols.service_order {
-        let mut edges: HashMap<&str, Vec<&str>> = HashMap::new();
+        let mut edges: HashMap<&str, Vec<&str>> = HashMap::default();
         let mut seeds: Vec<&str> = Vec::new();
         for action in &service.actions {
             action.body.walk(&mut |statement| match &statement.kind {

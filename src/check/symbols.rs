@@ -1,6 +1,7 @@
 //! The names a program declares, and the duplicates among them.
 
-use std::collections::HashMap;
+// Names are short and not chosen by an attacker: FxHash is faster than SipHash here.
+use rustc_hash::FxHashMap as HashMap;
 
 use crate::diagnostic::{Code, Diagnostic};
 use crate::syntax::ast::*;
@@ -97,9 +98,9 @@ impl<'p> Symbols<'p> {
             }
             let mut table = ServiceSymbols {
                 decl: service,
-                vars: HashMap::new(),
-                actions: HashMap::new(),
-                endpoints: HashMap::new(),
+                vars: HashMap::default(),
+                actions: HashMap::default(),
+                endpoints: HashMap::default(),
             };
             for var in &service.vars {
                 insert(

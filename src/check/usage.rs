@@ -1,6 +1,6 @@
 //! Warnings for declarations nothing uses.
 
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 use super::symbols::Symbols;
 use crate::diagnostic::{Code, Diagnostic};

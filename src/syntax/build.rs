@@ -28,9 +28,9 @@ pub struct Builder {
     pub diagnostics: Vec<Diagnostic>,
 }
 
-/// Children of a pair, without comments.
-fn children<'i>(pair: Pair<'i, Rule>) -> impl Iterator<Item = Pair<'i, Rule>> {
-    pair.into_inner().filter(|p| p.as_rule() != Rule::COMMENT)
+/// Children of a pair.
+fn children<'i>(pair: Pair<'i, Rule>) -> pest::iterators::Pairs<'i, Rule> {
+    pair.into_inner()
 }
 
 /// Remembers which properties of one block were given, to report repeats.
@@ -965,24 +965,16 @@ fn precedence(op: BinaryOp) -> u8 {
 fn content_end(pair: &Pair<'_, Rule>) -> usize {
     let start = pair.as_span().start();
     let text = pair.as_str();
-    let mut end = start + text.trim_end().len();
-    loop {
-        let trimmed = &text[..end - start];
-        let last_line = trimmed.rfind('\n').map_or(trimmed, |i| &trimmed[i..]);
-        if !last_line.contains("//") {
-            return end;
-        }
-        // Rare: a trailing comment may be inside. Find one that ends here.
-        let comment = pair
-            .clone()
-            .into_inner()
-            .flatten()
-            .find(|p| p.as_rule() == Rule::COMMENT && p.as_span().end() == end);
-        match comment {
-            Some(comment) => {
-                end = start + text[..comment.as_span().start() - start].trim_end().len()
-            }
-            None => return end,
-        }
+    let mut end = text.trim_end().len();
+    let last_line = text[..end].rfind('\n').map_or(&text[..end], |i| &text[i..end]);
+    if !last_line.contains("//") {
+        return start + end;
     }
+    // Rare: a comment may end the pair. The pair starts where a token
+    // does, so scanning it from its start finds its comments exactly.
+    let comments = super::comments::scan(text);
+    while let Some(comment) = comments.iter().rev().find(|c| c.end == end) {
+        end = text[..comment.start].trim_end().len();
+    }
+    start + end
 }

@@ -4,6 +4,7 @@
 
 pub mod ast;
 mod build;
+pub mod comments;
 pub mod duration;
 pub mod parser;
 
@@ -44,5 +45,20 @@ pub fn parse_file(file: FileId, text: &str) -> (ast::Program, Vec<Diagnostic>) {
             None => return (program, builder.diagnostics),
         }
         offset += consumed;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_end_before_trailing_comments_and_whitespace() {
+        let text = "service x {\n  action a {\n    if has_value(t) { update_secret A = t // keep it\n    } // done\n  }\n}\n";
+        let (program, diagnostics) = parse_file(FileId(0), text);
+        assert!(diagnostics.is_empty(), "{diagnostics:?}");
+        let mut spans = Vec::new();
+        program.services[0].actions[0].body.walk(&mut |s| spans.push(&text[s.span.range()]));
+        assert_eq!(spans, vec!["if has_value(t) { update_secret A = t // keep it\n    }", "update_secret A = t"]);
     }
 }
