@@ -85,7 +85,8 @@ impl Script {
             return Err(Box::new(checked));
         }
         let program = &checked.program;
-        let mut services = HashMap::with_capacity_and_hasher(program.services.len(), Default::default());
+        let mut services =
+            HashMap::with_capacity_and_hasher(program.services.len(), Default::default());
         for (position, service) in program.services.iter().enumerate() {
             services
                 .entry(service.name.text.clone())

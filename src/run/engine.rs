@@ -38,6 +38,12 @@ pub struct Engine {
     pub log_dir: PathBuf,
     pub lock_timeout: Duration,
     http: Http,
+    /// Every JSONPath of the program, parsed once.
+    paths: rustc_hash::FxHashMap<String, serde_json_path::JsonPath>,
+    /// The endpoints that can update a secret, by service.
+    updating: rustc_hash::FxHashMap<String, rustc_hash::FxHashSet<String>>,
+    /// The redactor of the store's values, made once per version of it.
+    store_redactor: std::sync::Mutex<Option<(Arc<Document>, Arc<Redactor>)>>,
 }
 
 /// One request to run an endpoint.
@@ -79,7 +85,36 @@ impl Engine {
         keys: Option<Arc<Identities>>,
         log_dir: PathBuf,
     ) -> Engine {
+        let mut paths = rustc_hash::FxHashMap::default();
+        let mut updating: rustc_hash::FxHashMap<String, rustc_hash::FxHashSet<String>> =
+            Default::default();
+        for service in &script.program().services {
+            for action in &service.actions {
+                action.body.walk(&mut |statement| {
+                    if let StatementKind::WebRequest(request) = &statement.kind {
+                        for mapping in &request.result_mapping {
+                            if let MappingSource::JsonPath { path, .. } = &mapping.source
+                                && let Ok(compiled) = serde_json_path::JsonPath::parse(path)
+                            {
+                                paths.insert(path.clone(), compiled);
+                            }
+                        }
+                    }
+                });
+            }
+            for endpoint in &service.endpoints {
+                if script.updates_secrets(&service.name.text, &endpoint.name.text) {
+                    updating
+                        .entry(service.name.text.clone())
+                        .or_default()
+                        .insert(endpoint.name.text.clone());
+                }
+            }
+        }
         Engine {
+            paths,
+            updating,
+            store_redactor: std::sync::Mutex::new(None),
             script,
             cache: StoreCache::new(store.clone(), keys.clone()),
             store,
@@ -92,6 +127,35 @@ impl Engine {
 
     pub fn env(&self) -> &str {
         self.store.env()
+    }
+
+    /// Whether running the endpoint can update a secret (and so takes the run lock).
+    pub fn updates_secrets(&self, service: &str, endpoint: &str) -> bool {
+        self.updating
+            .get(service)
+            .is_some_and(|endpoints| endpoints.contains(endpoint))
+    }
+
+    /// The store's document and a redactor of all its values, shared by
+    /// every run until the store changes.
+    fn store_document(&self) -> Result<(Arc<Document>, Arc<Redactor>), secrets::Error> {
+        let document = self.cache.document()?;
+        let mut cached = self
+            .store_redactor
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some((seen, redactor)) = cached.as_ref()
+            && Arc::ptr_eq(seen, &document)
+        {
+            return Ok((document, redactor.clone()));
+        }
+        let mut redactor = Redactor::default();
+        for entry in document.secrets.values() {
+            redactor.add(entry.value.expose());
+        }
+        let redactor = Arc::new(redactor);
+        *cached = Some((document.clone(), redactor.clone()));
+        Ok((document, redactor))
     }
 
     /// Checks a request before running it: the endpoint exists, allows the
@@ -382,7 +446,7 @@ impl<'e> Run<'e> {
     ) -> Result<bool, RunError> {
         if self.dry_run
             || self.held.iter().any(|(k, _)| k == key)
-            || !self.script().updates_secrets(service, endpoint)
+            || !self.engine.updates_secrets(service, endpoint)
         {
             return Ok(false);
         }
@@ -1034,12 +1098,9 @@ impl<'e> Run<'e> {
                         })?);
                     }
                     let document = json.as_ref().expect("parsed above");
-                    let compiled = serde_json_path::JsonPath::parse(path).map_err(|e| {
-                        RunError::new(
-                            ErrorKind::Mapping,
-                            format!("invalid JSONPath `{path}`: {e}"),
-                        )
-                        .at(*span)
+                    let compiled = self.engine.paths.get(path).ok_or_else(|| {
+                        RunError::new(ErrorKind::Mapping, format!("invalid JSONPath `{path}`"))
+                            .at(*span)
                     })?;
                     match compiled.query(document).first() {
                         None => Value::Null,
@@ -1254,14 +1315,14 @@ impl<'e> Run<'e> {
     /// run takes one). The shared cache re-reads the file when it changed.
     fn document(&mut self) -> Result<&Document, RunError> {
         if self.document.is_none() {
-            let document = self
+            let (document, redactor) = self
                 .engine
-                .cache
-                .document()
+                .store_document()
                 .map_err(|e| store_failure(&e))?;
-            for entry in document.secrets.values() {
-                self.redactor.add(entry.value.expose());
-            }
+            // Values the run learned before stay; the store's are shared.
+            let mut merged = Redactor::on_top_of(redactor);
+            merged.absorb(&self.redactor);
+            self.redactor = merged;
             self.document = Some(document);
         }
         Ok(self.document.as_ref().expect("loaded above"))

@@ -3,7 +3,7 @@
 //! jittered exponential backoff that honours `Retry-After`.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
@@ -69,14 +69,22 @@ pub struct Retried {
 /// configuration without them: it never makes a TLS connection.
 #[derive(Default)]
 pub struct Http {
-    clients: Mutex<HashMap<(usize, bool), reqwest::Client>>,
+    clients: RwLock<HashMap<(usize, bool), reqwest::Client>>,
 }
 
 impl Http {
     fn client(&self, redirects: usize, tls: bool) -> Result<reqwest::Client, RunError> {
         // A redirect may lead from http to https: such clients get TLS.
         let tls = tls || redirects > 0;
-        let mut clients = self.clients.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(client) = self
+            .clients
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&(redirects, tls))
+        {
+            return Ok(client.clone());
+        }
+        let mut clients = self.clients.write().unwrap_or_else(|p| p.into_inner());
         if let Some(client) = clients.get(&(redirects, tls)) {
             return Ok(client.clone());
         }
@@ -97,7 +105,10 @@ impl Http {
             builder = builder.tls_backend_preconfigured(config);
         }
         let client = builder.build().map_err(|e| {
-            RunError::new(ErrorKind::Limit, format!("cannot set up HTTP: {}", e.without_url()))
+            RunError::new(
+                ErrorKind::Limit,
+                format!("cannot set up HTTP: {}", e.without_url()),
+            )
         })?;
         clients.insert((redirects, tls), client.clone());
         Ok(client)

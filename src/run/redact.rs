@@ -1,6 +1,8 @@
 //! One redactor for every output of a run: each known secret value is
 //! replaced by `***` wherever it appears.
 
+use std::sync::Arc;
+
 use zeroize::Zeroizing;
 
 /// The secret values a run has seen.
@@ -8,19 +10,49 @@ use zeroize::Zeroizing;
 pub struct Redactor {
     /// Longest first, so a value that contains another is replaced whole.
     values: Vec<Zeroizing<String>>,
+    /// Values known before the run (the store's), shared by every run that
+    /// read the same version of the store.
+    shared: Option<Arc<Redactor>>,
 }
 
 pub const MASK: &str = "***";
 
 impl std::fmt::Debug for Redactor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Redactor({} values)", self.values.len())
+        write!(
+            f,
+            "Redactor({} values)",
+            self.values.len() + self.shared.as_ref().map_or(0, |s| s.values.len())
+        )
     }
 }
 
 impl Redactor {
+    /// A redactor that knows the values of `shared`, and can learn more.
+    pub fn on_top_of(shared: Arc<Redactor>) -> Redactor {
+        Redactor {
+            values: Vec::new(),
+            shared: Some(shared),
+        }
+    }
+
+    /// Learns every value another redactor knows.
+    pub fn absorb(&mut self, other: &Redactor) {
+        if let Some(shared) = &other.shared {
+            self.absorb(shared);
+        }
+        for value in &other.values {
+            self.add(value);
+        }
+    }
+
+    fn knows(&self, value: &str) -> bool {
+        self.values.iter().any(|v| v.as_str() == value)
+            || self.shared.as_ref().is_some_and(|s| s.knows(value))
+    }
+
     pub fn add(&mut self, value: &str) {
-        if value.is_empty() || self.values.iter().any(|v| v.as_str() == value) {
+        if value.is_empty() || self.knows(value) {
             return;
         }
         self.values.push(Zeroizing::new(value.to_string()));
@@ -34,14 +66,24 @@ impl Redactor {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.values.is_empty()
+        self.values.is_empty() && self.shared.as_ref().is_none_or(|s| s.is_empty())
     }
 
-    /// The text with every known value replaced by `***`.
+    /// The text with every known value replaced by `***`, longest first.
     pub fn redact(&self, text: &str) -> String {
+        let shared: &[Zeroizing<String>] = self.shared.as_ref().map_or(&[], |s| &s.values);
+        let (mut own, mut other) = (self.values.iter().peekable(), shared.iter().peekable());
         let mut out = text.to_string();
-        for value in &self.values {
-            if out.contains(value.as_str()) {
+        loop {
+            let value = match (own.peek(), other.peek()) {
+                (Some(a), Some(b)) if a.len() >= b.len() => own.next(),
+                (Some(_), Some(_)) | (None, Some(_)) => other.next(),
+                (Some(_), None) => own.next(),
+                (None, None) => break,
+            };
+            if let Some(value) = value
+                && out.contains(value.as_str())
+            {
                 out = out.replace(value.as_str(), MASK);
             }
         }
@@ -74,6 +116,17 @@ mod tests {
         r.add("abc");
         r.add("abcdef");
         assert_eq!(r.redact("x abcdef y abc"), "x *** y ***");
+    }
+
+    #[test]
+    fn shared_values_are_redacted_too_longest_first() {
+        let mut base = Redactor::default();
+        base.add("abc");
+        let mut r = Redactor::on_top_of(std::sync::Arc::new(base));
+        r.add("abcdef");
+        r.add("abc");
+        assert_eq!(r.redact("x abcdef y abc"), "x *** y ***");
+        assert_eq!(r.values.len(), 1, "a shared value is not copied");
     }
 
     #[test]

@@ -316,19 +316,26 @@ pub async fn run_endpoint(
         )
             .into_response());
     }
-    // A run the client abandons still finishes: it may be updating secrets.
-    let run_app = app.clone();
-    let finished = app
-        .tracker
-        .spawn(async move { run_app.engine.run(request).await })
-        .await
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "the run stopped unexpectedly",
-            )
-        })?;
+    let finished = if app
+        .engine
+        .updates_secrets(&request.service, &request.endpoint)
+    {
+        // A run the client abandons still finishes: it may be writing secrets.
+        let run_app = app.clone();
+        app.tracker
+            .spawn(async move { run_app.engine.run(request).await })
+            .await
+            .map_err(|_| {
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "the run stopped unexpectedly",
+                )
+            })?
+    } else {
+        // Nothing to protect: run here, without waking another thread.
+        app.engine.run(request).await
+    };
     app.metrics.record(&finished.record);
     let status = match finished.record.outcome {
         Outcome::Success => StatusCode::OK,

@@ -966,7 +966,9 @@ fn content_end(pair: &Pair<'_, Rule>) -> usize {
     let start = pair.as_span().start();
     let text = pair.as_str();
     let mut end = text.trim_end().len();
-    let last_line = text[..end].rfind('\n').map_or(&text[..end], |i| &text[i..end]);
+    let last_line = text[..end]
+        .rfind('\n')
+        .map_or(&text[..end], |i| &text[i..end]);
     if !last_line.contains("//") {
         return start + end;
     }

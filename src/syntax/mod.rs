@@ -58,7 +58,15 @@ mod tests {
         let (program, diagnostics) = parse_file(FileId(0), text);
         assert!(diagnostics.is_empty(), "{diagnostics:?}");
         let mut spans = Vec::new();
-        program.services[0].actions[0].body.walk(&mut |s| spans.push(&text[s.span.range()]));
-        assert_eq!(spans, vec!["if has_value(t) { update_secret A = t // keep it\n    }", "update_secret A = t"]);
+        program.services[0].actions[0]
+            .body
+            .walk(&mut |s| spans.push(&text[s.span.range()]));
+        assert_eq!(
+            spans,
+            vec![
+                "if has_value(t) { update_secret A = t // keep it\n    }",
+                "update_secret A = t"
+            ]
+        );
     }
 }
