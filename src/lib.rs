@@ -18,6 +18,7 @@ pub mod cli;
 mod commands;
 pub mod diagnostic;
 pub mod exit;
+pub mod format;
 pub mod program;
 pub mod report;
 pub mod run;

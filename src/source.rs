@@ -177,6 +177,22 @@ pub enum LoadError {
 /// Loads the given paths. A directory contributes every `.svc` file below it
 /// (hidden directories skipped), in a stable order.
 pub fn load(paths: &[PathBuf]) -> Result<SourceMap, LoadError> {
+    let files = find(paths)?;
+    let mut map = SourceMap::new();
+    for path in files {
+        let bytes = std::fs::read(&path).map_err(|source| LoadError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let text =
+            String::from_utf8(bytes).map_err(|_| LoadError::NotUtf8 { path: path.clone() })?;
+        map.add(SourceFile::new(display_name(&path), path, text));
+    }
+    Ok(map)
+}
+
+/// The `.svc` files the paths name: files as given, directories searched.
+pub fn find(paths: &[PathBuf]) -> Result<Vec<PathBuf>, LoadError> {
     let mut files = Vec::new();
     for path in paths {
         let meta = std::fs::metadata(path).map_err(|source| LoadError::Read {
@@ -193,17 +209,7 @@ pub fn load(paths: &[PathBuf]) -> Result<SourceMap, LoadError> {
             files.push(path.clone());
         }
     }
-    let mut map = SourceMap::new();
-    for path in files {
-        let bytes = std::fs::read(&path).map_err(|source| LoadError::Read {
-            path: path.clone(),
-            source,
-        })?;
-        let text =
-            String::from_utf8(bytes).map_err(|_| LoadError::NotUtf8 { path: path.clone() })?;
-        map.add(SourceFile::new(display_name(&path), path, text));
-    }
-    Ok(map)
+    Ok(files)
 }
 
 fn collect_dir(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), LoadError> {

@@ -43,6 +43,15 @@ fn mutate(rng: &mut fastrand::Rng, input: &[u8]) -> Vec<u8> {
 }
 
 fn check(text: String) {
+    // The formatter too: never a panic, and what it formats stays formatted.
+    if let Ok(formatted) = svc::format::format(&text) {
+        let again = svc::format::format(&formatted);
+        assert_eq!(
+            again.as_ref(),
+            Ok(&formatted),
+            "formatting is not idempotent for:\n{text}"
+        );
+    }
     let mut sources = SourceMap::new();
     sources.add(SourceFile::new("mutant.svc", "mutant.svc", text));
     let checked = program::check_sources(sources);

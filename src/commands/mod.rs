@@ -2,6 +2,7 @@
 
 pub mod check;
 pub mod exec;
+pub mod fmt;
 pub mod key;
 pub mod logs;
 pub mod run;

@@ -11,6 +11,10 @@ use serde::Serialize;
 
 use crate::source::Span;
 
+/// Where each property of a block was written, in source order: the
+/// formatter keeps that order. Not part of the program's meaning.
+pub type Layout = Vec<(&'static str, Span)>;
+
 /// A name as written, with its span.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Name {
@@ -82,6 +86,8 @@ pub struct SecretDecl {
     pub locked: Option<Span>,
     pub description: Option<PlainString>,
     pub span: Span,
+    #[serde(skip)]
+    pub layout: Layout,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -90,6 +96,8 @@ pub struct RoleDecl {
     pub grants: Vec<Grant>,
     pub description: Option<PlainString>,
     pub span: Span,
+    #[serde(skip)]
+    pub layout: Layout,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -152,6 +160,8 @@ pub struct IdentityDecl {
     pub roles: Vec<Name>,
     pub description: Option<PlainString>,
     pub span: Span,
+    #[serde(skip)]
+    pub layout: Layout,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -219,6 +229,8 @@ pub struct EndpointDecl {
     pub log: Option<LogSetting>,
     pub process: Option<Name>,
     pub span: Span,
+    #[serde(skip)]
+    pub layout: Layout,
 }
 
 impl EndpointDecl {
@@ -302,6 +314,8 @@ pub struct SecretUpdate {
     pub value: Option<Expr>,
     pub expires_in: Option<Expr>,
     pub span: Span,
+    #[serde(skip)]
+    pub layout: Layout,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -341,6 +355,8 @@ pub struct WebRequest {
     pub redirects: Option<Integer>,
     pub result_mapping: Vec<Mapping>,
     pub span: Span,
+    #[serde(skip)]
+    pub layout: Layout,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -387,6 +403,8 @@ pub struct Retry {
     pub attempts: Option<Integer>,
     pub max_time: Option<DurationLit>,
     pub span: Span,
+    #[serde(skip)]
+    pub layout: Layout,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -455,6 +473,8 @@ pub struct ScheduleDecl {
     pub disabled: bool,
     pub description: Option<PlainString>,
     pub span: Span,
+    #[serde(skip)]
+    pub layout: Layout,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]

@@ -37,6 +37,7 @@ fn children<'i>(pair: Pair<'i, Rule>) -> pest::iterators::Pairs<'i, Rule> {
 #[derive(Default)]
 struct Seen {
     first: HashMap<&'static str, Span>,
+    order: Layout,
 }
 
 impl Builder {
@@ -82,6 +83,7 @@ impl Builder {
             return false;
         }
         seen.first.insert(property, span);
+        seen.order.push((property, span));
         true
     }
 
@@ -108,6 +110,7 @@ impl Builder {
         let mut inner = children(pair).skip(1);
         let name = self.name(inner.next().expect("grammar: secret name"));
         let mut decl = SecretDecl {
+            layout: Layout::new(),
             name,
             environment_specific: false,
             locked: None,
@@ -136,6 +139,7 @@ impl Builder {
                 _ => {}
             }
         }
+        decl.layout = seen.order;
         decl
     }
 
@@ -149,6 +153,7 @@ impl Builder {
         let mut inner = children(pair).skip(1);
         let name = self.name(inner.next().expect("grammar: role name"));
         let mut role = RoleDecl {
+            layout: Layout::new(),
             name,
             grants: Vec::new(),
             description: None,
@@ -177,6 +182,7 @@ impl Builder {
                 _ => {}
             }
         }
+        role.layout = seen.order;
         role
     }
 
@@ -210,6 +216,7 @@ impl Builder {
         let mut inner = children(pair).skip(1);
         let name = self.name(inner.next().expect("grammar: identity name"));
         let mut identity = IdentityDecl {
+            layout: Layout::new(),
             kind,
             name,
             roles: Vec::new(),
@@ -233,6 +240,7 @@ impl Builder {
                 _ => {}
             }
         }
+        identity.layout = seen.order;
         identity
     }
 
@@ -285,6 +293,7 @@ impl Builder {
         let mut inner = children(pair).skip(1);
         let name = self.name(inner.next().expect("grammar: endpoint name"));
         let mut endpoint = EndpointDecl {
+            layout: Layout::new(),
             name,
             description: None,
             methods: Vec::new(),
@@ -325,6 +334,7 @@ impl Builder {
                 _ => {}
             }
         }
+        endpoint.layout = seen.order;
         endpoint
     }
 
@@ -478,6 +488,7 @@ impl Builder {
         let mut parts = children(pair);
         let secret = self.name(parts.next().expect("grammar: secret"));
         let mut update = SecretUpdate {
+            layout: Layout::new(),
             secret,
             value: None,
             expires_in: None,
@@ -498,6 +509,11 @@ impl Builder {
                 } else if self.first_time(&mut seen, "expires_in", fspan) {
                     update.expires_in = Some(value);
                 }
+            }
+            // A block form, even with one field: the formatter keeps it.
+            update.layout = seen.order;
+            if update.layout.is_empty() {
+                update.layout.push(("block", span));
             }
         } else {
             update.value = Some(self.expr(next));
@@ -609,6 +625,7 @@ impl Builder {
                             retry.max_time = Some(self.duration(value));
                         }
                     }
+                    retry.layout = seen_retry.order;
                     request.retry = Some(retry);
                 }
                 Rule::request_redirects => {
@@ -620,6 +637,7 @@ impl Builder {
                 }
             }
         }
+        request.layout = seen.order;
         request
     }
 
@@ -673,6 +691,7 @@ impl Builder {
         let mut inner = children(pair).skip(1);
         let name = self.name(inner.next().expect("grammar: schedule name"));
         let mut schedule = ScheduleDecl {
+            layout: Layout::new(),
             name,
             endpoint: None,
             service_account: None,
@@ -728,6 +747,7 @@ impl Builder {
                 }
             }
         }
+        schedule.layout = seen.order;
         schedule
     }
 
