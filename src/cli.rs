@@ -378,6 +378,14 @@ pub enum ScheduleCommand {
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CheckFormat {
+    Human,
+    Json,
+    Github,
+    Sarif,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OutputFormat {
     Human,
     Json,
@@ -443,6 +451,9 @@ pub struct CheckArgs {
     /// Exit with 1 when there are warnings, not only errors
     #[arg(long)]
     pub deny_warnings: bool,
+    /// How to print the diagnostics: human (miette reports), json, github (workflow annotations), sarif (2.1.0)
+    #[arg(long, value_enum, default_value = "human")]
+    pub format: CheckFormat,
     /// Also report secrets the program reads that have no value in this environment's store
     #[arg(long, value_name = "ENV")]
     pub env: Option<String>,

@@ -15,7 +15,7 @@ pub enum Severity {
 }
 
 macro_rules! codes {
-    ($($variant:ident => $code:literal, $severity:ident;)*) => {
+    ($($variant:ident => $code:literal, $severity:ident, $summary:literal;)*) => {
         /// Every diagnostic code svc can report. The strings are stable: users
         /// match on them in CI, and `docs/language.md` documents each one.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -37,57 +37,64 @@ macro_rules! codes {
                     $(Code::$variant => Severity::$severity,)*
                 }
             }
+
+            /// One sentence on what the rule catches.
+            pub fn summary(self) -> &'static str {
+                match self {
+                    $(Code::$variant => $summary,)*
+                }
+            }
         }
     };
 }
 
 codes! {
-    Syntax => "svc::syntax::unexpected", Error;
-    InvalidEscape => "svc::syntax::invalid_escape", Error;
-    TooDeep => "svc::syntax::too_deep", Error;
-    DuplicateProperty => "svc::property::duplicate", Error;
-    MissingProperty => "svc::property::missing", Error;
-    ConflictingProperty => "svc::property::conflict", Error;
-    DuplicateName => "svc::name::duplicate", Error;
-    UnknownVariable => "svc::name::unknown_variable", Error;
-    UnknownSecret => "svc::name::unknown_secret", Error;
-    UnknownAction => "svc::name::unknown_action", Error;
-    UnknownRole => "svc::name::unknown_role", Error;
-    UnknownIdentity => "svc::name::unknown_identity", Error;
-    UnknownService => "svc::name::unknown_service", Error;
-    UnknownEndpoint => "svc::name::unknown_endpoint", Error;
-    UnknownFunction => "svc::name::unknown_function", Error;
-    UnknownErrorField => "svc::name::unknown_error_field", Error;
-    NotAServiceAccount => "svc::name::not_a_service_account", Error;
-    UnknownType => "svc::type::unknown", Error;
-    TypeMismatch => "svc::type::mismatch", Error;
-    UndeclaredMappingTarget => "svc::type::undeclared_mapping_target", Error;
-    WrongArguments => "svc::type::wrong_arguments", Error;
-    InvalidDuration => "svc::value::invalid_duration", Error;
-    InvalidNumber => "svc::value::invalid_number", Error;
-    InvalidJsonPath => "svc::value::invalid_jsonpath", Error;
-    InvalidCron => "svc::value::invalid_cron", Error;
-    InvalidTimeZone => "svc::value::invalid_time_zone", Error;
-    InvalidUrl => "svc::value::invalid_url", Error;
-    InvalidMethod => "svc::value::invalid_method", Error;
-    InvalidStatus => "svc::value::invalid_status", Error;
-    InvalidHeader => "svc::value::invalid_header", Error;
-    SecretUndeclared => "svc::secret::undeclared", Error;
-    SecretNotEnvironmentSpecific => "svc::secret::not_environment_specific", Error;
-    SecretLocked => "svc::secret::locked", Error;
-    MissingUpdateGrant => "svc::permission::missing_update_grant", Error;
-    MissingRunGrant => "svc::permission::missing_run_grant", Error;
-    ScheduleMethod => "svc::schedule::method_not_allowed", Error;
-    RunServiceCycle => "svc::run_service::cycle", Error;
-    SecretWithoutValue => "svc::store::missing_value", Error;
-    UnguardedSecretUpdate => "svc::secret::unguarded_update", Warning;
-    PlainHttpSecret => "svc::secret::plain_http", Warning;
-    UnusedVariable => "svc::unused::variable", Warning;
-    UnusedAction => "svc::unused::action", Warning;
-    UnusedSecret => "svc::unused::secret", Warning;
-    UnusedRole => "svc::unused::role", Warning;
-    NeverAssigned => "svc::variable::never_assigned", Warning;
-    UnreachableCode => "svc::flow::unreachable", Warning;
+    Syntax => "svc::syntax::unexpected", Error, "The file does not follow the grammar.";
+    InvalidEscape => "svc::syntax::invalid_escape", Error, "A string holds an escape svc does not know.";
+    TooDeep => "svc::syntax::too_deep", Error, "Blocks or expressions are nested too deeply.";
+    DuplicateProperty => "svc::property::duplicate", Error, "A property is given twice in one block.";
+    MissingProperty => "svc::property::missing", Error, "A block lacks a property it needs.";
+    ConflictingProperty => "svc::property::conflict", Error, "Two properties exclude each other.";
+    DuplicateName => "svc::name::duplicate", Error, "A name is declared twice.";
+    UnknownVariable => "svc::name::unknown_variable", Error, "A variable is used but not declared.";
+    UnknownSecret => "svc::name::unknown_secret", Error, "A secret is used but not declared.";
+    UnknownAction => "svc::name::unknown_action", Error, "An endpoint processes an action that does not exist.";
+    UnknownRole => "svc::name::unknown_role", Error, "An identity has a role that is not declared.";
+    UnknownIdentity => "svc::name::unknown_identity", Error, "A service account is named but not declared.";
+    UnknownService => "svc::name::unknown_service", Error, "A service is named but not declared.";
+    UnknownEndpoint => "svc::name::unknown_endpoint", Error, "An endpoint is named but not declared.";
+    UnknownFunction => "svc::name::unknown_function", Error, "A function svc does not know is called.";
+    UnknownErrorField => "svc::name::unknown_error_field", Error, "error.FIELD is used outside catch, or the field does not exist.";
+    NotAServiceAccount => "svc::name::not_a_service_account", Error, "A user is named where a service account is needed.";
+    UnknownType => "svc::type::unknown", Error, "A variable has a type svc does not know.";
+    TypeMismatch => "svc::type::mismatch", Error, "A value has the wrong type for where it is used.";
+    UndeclaredMappingTarget => "svc::type::undeclared_mapping_target", Error, "A result mapping writes a variable that is not declared.";
+    WrongArguments => "svc::type::wrong_arguments", Error, "A function is called with the wrong number of arguments.";
+    InvalidDuration => "svc::value::invalid_duration", Error, "A duration is malformed or out of range.";
+    InvalidNumber => "svc::value::invalid_number", Error, "A number is out of range.";
+    InvalidJsonPath => "svc::value::invalid_jsonpath", Error, "A JSONPath is not valid RFC 9535.";
+    InvalidCron => "svc::value::invalid_cron", Error, "A cron expression is not valid.";
+    InvalidTimeZone => "svc::value::invalid_time_zone", Error, "A time zone is not an IANA name.";
+    InvalidUrl => "svc::value::invalid_url", Error, "A URL is not valid.";
+    InvalidMethod => "svc::value::invalid_method", Error, "An HTTP method is not supported.";
+    InvalidStatus => "svc::value::invalid_status", Error, "An HTTP status is out of range.";
+    InvalidHeader => "svc::value::invalid_header", Error, "A header name is not valid.";
+    SecretUndeclared => "svc::secret::undeclared", Error, "update_secret of a secret that is not declared.";
+    SecretNotEnvironmentSpecific => "svc::secret::not_environment_specific", Error, "update_secret of a secret shared by every environment.";
+    SecretLocked => "svc::secret::locked", Error, "update_secret of a locked secret.";
+    MissingUpdateGrant => "svc::permission::missing_update_grant", Error, "An identity that can run an endpoint may not update a secret it updates.";
+    MissingRunGrant => "svc::permission::missing_run_grant", Error, "An identity runs an endpoint it has no run grant for.";
+    ScheduleMethod => "svc::schedule::method_not_allowed", Error, "A schedule's endpoint does not allow GET.";
+    RunServiceCycle => "svc::run_service::cycle", Error, "Endpoints call each other in a cycle.";
+    SecretWithoutValue => "svc::store::missing_value", Error, "A secret the program reads has no value in the environment.";
+    UnguardedSecretUpdate => "svc::secret::unguarded_update", Warning, "A secret may be updated with an empty value.";
+    PlainHttpSecret => "svc::secret::plain_http", Warning, "A secret is sent over plain http to a host that is not loopback.";
+    UnusedVariable => "svc::unused::variable", Warning, "A variable is never read.";
+    UnusedAction => "svc::unused::action", Warning, "An action is never processed.";
+    UnusedSecret => "svc::unused::secret", Warning, "A secret is never used.";
+    UnusedRole => "svc::unused::role", Warning, "A role is given to nobody.";
+    NeverAssigned => "svc::variable::never_assigned", Warning, "A variable is read but never given a value.";
+    UnreachableCode => "svc::flow::unreachable", Warning, "Statements that never run.";
 }
 
 impl Serialize for Code {

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::cli::{CheckArgs, StoreArgs};
+use crate::cli::{CheckArgs, CheckFormat, StoreArgs};
 use crate::diagnostic::{self, Code, Diagnostic};
 use crate::exit;
 use crate::program::{self, CheckedProgram};
@@ -33,21 +33,40 @@ pub fn run(args: CheckArgs) -> ExitCode {
             return super::store_error(&error);
         }
     }
-    let style = Style::for_stderr();
     let analysis = &checked.analysis;
-    if !analysis.diagnostics.is_empty() {
-        eprint!(
-            "{}",
-            report::render_all(&analysis.diagnostics, &checked.sources, style)
-        );
-        eprintln!();
-    }
     let errors = analysis.errors();
     let warnings = analysis.warnings();
-    eprintln!(
-        "{}",
-        report::summary(errors, warnings, checked.sources.len())
-    );
+    let diagnostics = &analysis.diagnostics;
+    match args.format {
+        CheckFormat::Human => {
+            if !diagnostics.is_empty() {
+                eprint!(
+                    "{}",
+                    report::render_all(diagnostics, &checked.sources, Style::for_stderr())
+                );
+                eprintln!();
+            }
+            eprintln!(
+                "{}",
+                report::summary(errors, warnings, checked.sources.len())
+            );
+        }
+        CheckFormat::Json => {
+            let document = report::formats::json(diagnostics, &checked.sources);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&document).expect("a report serializes")
+            );
+        }
+        CheckFormat::Github => print!("{}", report::formats::github(diagnostics, &checked.sources)),
+        CheckFormat::Sarif => {
+            let document = report::formats::sarif(diagnostics, &checked.sources);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&document).expect("a report serializes")
+            );
+        }
+    }
     if errors > 0 || (args.deny_warnings && warnings > 0) {
         exit::code(exit::FAILURE)
     } else {

@@ -289,3 +289,5 @@ impl miette::Diagnostic for Report {
         Some(Box::new(self.labels.iter().cloned()))
     }
 }
+
+pub mod formats;
