@@ -19,6 +19,7 @@ declare -A PACKAGES=(
   [node]=nodejs                  # the authorization servers of the tests
   [npm]=npm
   [chromium]=chromium            # the API explorer, in a headless browser
+  [dot]=graphviz                 # svc compile --emit dot is drawn by Graphviz
 )
 missing=()
 for command in "${!PACKAGES[@]}"; do

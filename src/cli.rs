@@ -45,6 +45,41 @@ pub enum Command {
     )]
     Fmt(FmtArgs),
 
+    /// Print a checked program as JSON (ast), an OpenAPI 3.1 document, or a Graphviz graph (dot)
+    #[command(
+        long_about = "Checks the program, then prints it in another form: `ast`, the checked AST as JSON \
+                      (spans index the listed files); `openapi`, the OpenAPI 3.1 document of its endpoints, \
+                      the one `svc serve` publishes; `dot`, a Graphviz graph of services, endpoints, actions, \
+                      schedules and the secrets each action reads and updates. A program with errors is not \
+                      compiled (exit 1).",
+        after_help = "Example: svc compile examples/hubspot_refresh.svc --emit dot | dot -Tsvg > hubspot.svg"
+    )]
+    Compile(CompileArgs),
+
+    /// Start a project: an example program, an identity, and an empty dev store
+    #[command(
+        long_about = "Creates a starter project in DIR (default: the current directory): an example \
+                      .svc file, secrets/dev.recipients and an empty encrypted dev store, and a .gitignore \
+                      that keeps identities, logs and state out of git. The store is encrypted to your age \
+                      identity: --identity FILE uses one you have; otherwise svc creates one at \
+                      ~/.config/svc/identity.txt (or reuses it) after asking, or with --yes."
+    )]
+    Init(InitArgs),
+
+    /// Print a shell completion script
+    #[command(
+        after_help = "Example: svc completions bash > ~/.local/share/bash-completion/completions/svc"
+    )]
+    Completions {
+        /// The shell
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+
+    /// Print the manual page (roff)
+    #[command(after_help = "Example: svc man > ~/.local/share/man/man1/svc.1")]
+    Man,
+
     /// Manage secret values: one age-encrypted store per environment
     #[command(
         subcommand,
@@ -227,6 +262,37 @@ pub enum RecipientsCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
+}
+
+#[derive(Args, Debug)]
+pub struct CompileArgs {
+    /// The .svc file, or a directory loaded as one program
+    pub path: PathBuf,
+    /// What to print
+    #[arg(long, value_enum, default_value = "ast")]
+    pub emit: Emit,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Emit {
+    Ast,
+    Openapi,
+    Dot,
+}
+
+#[derive(Args, Debug)]
+pub struct InitArgs {
+    /// Where to create the project [default: .]
+    pub dir: Option<PathBuf>,
+    /// Use this age identity file instead of creating one
+    #[arg(long, value_name = "FILE")]
+    pub identity: Option<PathBuf>,
+    /// Create the identity without asking
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    /// The environment of the first store
+    #[arg(long, default_value = "dev", value_name = "ENV")]
+    pub env: String,
 }
 
 #[derive(Args, Debug)]
@@ -475,6 +541,24 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Check(args) => commands::check::run(args),
         Command::Fmt(args) => commands::fmt::run(args),
+        Command::Compile(args) => commands::compile::run(args),
+        Command::Init(args) => commands::init::run(args),
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut <Cli as clap::CommandFactory>::command(),
+                "svc",
+                &mut std::io::stdout(),
+            );
+            ExitCode::SUCCESS
+        }
+        Command::Man => {
+            let page = clap_mangen::Man::new(<Cli as clap::CommandFactory>::command());
+            match page.render(&mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(_) => ExitCode::from(crate::exit::FAILURE),
+            }
+        }
         Command::Secret(command) => commands::secret::run(command),
         Command::Exec(args) => commands::exec::run(args),
         Command::Run(args) => commands::run::run(args),

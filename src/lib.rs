@@ -16,6 +16,7 @@
 pub mod check;
 pub mod cli;
 mod commands;
+pub mod compile;
 pub mod diagnostic;
 pub mod exit;
 pub mod format;

@@ -16,7 +16,7 @@ pub struct FileId(pub u32);
 /// A byte range in one source file.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]
 pub struct Span {
-    #[serde(skip)]
+    /// Index into the program's files.
     pub file: FileId,
     pub start: u32,
     pub len: u32,

@@ -42,7 +42,6 @@ fn strip_positions(value: &mut serde_json::Value) {
             for (_, v) in map.iter_mut() {
                 // A bare span (such as `locked`): where it was does not matter.
                 if let serde_json::Value::Object(inner) = v
-                    && inner.len() == 2
                     && inner.contains_key("start")
                     && inner.contains_key("len")
                 {

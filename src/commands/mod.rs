@@ -1,8 +1,10 @@
 //! One module per command.
 
 pub mod check;
+pub mod compile;
 pub mod exec;
 pub mod fmt;
+pub mod init;
 pub mod key;
 pub mod logs;
 pub mod run;

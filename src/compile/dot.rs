@@ -1,0 +1,197 @@
+//! A Graphviz DOT graph of a program: services with their endpoints and
+//! actions, the schedules that run endpoints, and the secrets each action
+//! reads and writes.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+
+use crate::syntax::ast::*;
+
+pub fn dot(program: &Program) -> String {
+    let mut out = String::new();
+    out.push_str("digraph svc {\n");
+    out.push_str("  rankdir=LR;\n");
+    out.push_str("  graph [fontname=\"Helvetica\", fontsize=12];\n");
+    out.push_str("  node [fontname=\"Helvetica\", fontsize=11];\n");
+    out.push_str("  edge [fontname=\"Helvetica\", fontsize=9];\n");
+    for service in &program.services {
+        let _ = writeln!(
+            out,
+            "  subgraph {} {{",
+            quote(&format!("cluster_{}", service.name.text))
+        );
+        let _ = writeln!(
+            out,
+            "    label={}; style=rounded; color=gray60;",
+            quote(&format!("service {}", service.name.text))
+        );
+        for endpoint in &service.endpoints {
+            let methods: Vec<&str> = endpoint.methods.iter().map(|m| m.as_str()).collect();
+            let _ = writeln!(
+                out,
+                "    {} [label={}, shape=box, style=\"rounded,filled\", fillcolor=\"#dbeafe\"];",
+                quote(&endpoint_id(&service.name.text, &endpoint.name.text)),
+                quote(&format!(
+                    "endpoint {}\n{}",
+                    endpoint.name.text,
+                    methods.join(" ")
+                ))
+            );
+        }
+        for action in &service.actions {
+            let _ = writeln!(
+                out,
+                "    {} [label={}, shape=ellipse];",
+                quote(&action_id(&service.name.text, &action.name.text)),
+                quote(&format!("action {}", action.name.text))
+            );
+        }
+        out.push_str("  }\n");
+    }
+    let mut secrets: BTreeSet<&str> = BTreeSet::new();
+    let mut edges = String::new();
+    for service in &program.services {
+        for endpoint in &service.endpoints {
+            if let Some(process) = &endpoint.process {
+                let _ = writeln!(
+                    edges,
+                    "  {} -> {} [label=\"process\"];",
+                    quote(&endpoint_id(&service.name.text, &endpoint.name.text)),
+                    quote(&action_id(&service.name.text, &process.text))
+                );
+            }
+        }
+        for action in &service.actions {
+            let from = quote(&action_id(&service.name.text, &action.name.text));
+            let mut writes = BTreeSet::new();
+            let mut reads = BTreeSet::new();
+            let mut calls = BTreeSet::new();
+            action.body.walk(&mut |statement| {
+                match &statement.kind {
+                    StatementKind::UpdateSecrets { updates, .. } => {
+                        writes.extend(updates.iter().map(|u| u.secret.as_str()));
+                    }
+                    StatementKind::RunService {
+                        endpoint,
+                        as_account,
+                    } => {
+                        calls.insert((
+                            endpoint.display(),
+                            as_account.as_ref().map(|a| a.text.clone()),
+                        ));
+                    }
+                    _ => {}
+                }
+                for expr in statement.expressions() {
+                    expr.walk(&mut |e| {
+                        if let ExprKind::Secret { name } = &e.kind {
+                            reads.insert(name.as_str());
+                        }
+                    });
+                }
+            });
+            for secret in &writes {
+                secrets.insert(secret);
+                let _ = writeln!(
+                    edges,
+                    "  {from} -> {} [label=\"updates\", color=\"#b45309\", fontcolor=\"#b45309\"];",
+                    quote(&secret_id(secret))
+                );
+            }
+            for secret in reads.difference(&writes) {
+                secrets.insert(secret);
+                let _ = writeln!(
+                    edges,
+                    "  {} -> {from} [label=\"reads\", style=dashed, color=gray50];",
+                    quote(&secret_id(secret))
+                );
+            }
+            for (endpoint, account) in &calls {
+                let label = match account {
+                    Some(account) => format!("run_service as {account}"),
+                    None => "run_service".to_string(),
+                };
+                let _ = writeln!(
+                    edges,
+                    "  {from} -> {} [label={}];",
+                    quote(endpoint),
+                    quote(&label)
+                );
+            }
+        }
+    }
+    for schedule in &program.schedules {
+        let timing = match (&schedule.every, &schedule.cron) {
+            (Some(every), _) => format!("every {}", every.text),
+            (None, Some(cron)) => format!("cron {}", cron.value),
+            (None, None) => String::new(),
+        };
+        let account = schedule
+            .service_account
+            .as_ref()
+            .map_or(String::new(), |a| format!("\nas {}", a.text));
+        let id = quote(&format!("schedule:{}", schedule.name.text));
+        let _ = writeln!(
+            out,
+            "  {id} [label={}, shape=note, style=filled, fillcolor=\"#ecfccb\"];",
+            quote(&format!(
+                "schedule {}\n{timing}{account}",
+                schedule.name.text
+            ))
+        );
+        if let Some(endpoint) = &schedule.endpoint {
+            let _ = writeln!(
+                edges,
+                "  {id} -> {} [label=\"runs\"];",
+                quote(&endpoint.display())
+            );
+        }
+    }
+    for secret in &secrets {
+        let locked = program
+            .secrets
+            .iter()
+            .any(|s| s.name.text == *secret && s.locked.is_some());
+        let label = if locked {
+            format!("{secret}\n(locked)")
+        } else {
+            secret.to_string()
+        };
+        let _ = writeln!(
+            out,
+            "  {} [label={}, shape=cylinder, style=filled, fillcolor=\"#fef3c7\"];",
+            quote(&secret_id(secret)),
+            quote(&label)
+        );
+    }
+    out.push_str(&edges);
+    out.push_str("}\n");
+    out
+}
+
+fn endpoint_id(service: &str, endpoint: &str) -> String {
+    format!("{service}.{endpoint}")
+}
+
+fn action_id(service: &str, action: &str) -> String {
+    format!("{service}/{action}")
+}
+
+fn secret_id(secret: &str) -> String {
+    format!("secret:{secret}")
+}
+
+/// A DOT string: quotes and backslashes escaped, newlines as `\n`.
+fn quote(text: &str) -> String {
+    let mut out = String::from("\"");
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
