@@ -41,9 +41,10 @@ if [ ! -d /usr/share/fonts/truetype/dejavu ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends fonts-dejavu-core
 fi
 
-# npm packages of the tests: authorization servers, OpenAPI validation,
-# and playwright-core (it drives Debian's chromium; no browser download).
-for dir in tests/servers tests/browser; do
+# npm packages of the tests: authorization servers, OpenAPI and SARIF
+# validation, playwright-core (it drives Debian's chromium; no browser
+# download), and the TextMate engine for the editor grammar.
+for dir in tests/servers tests/browser editors/test; do
   if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules" ]; then
     step "npm ci --prefix $dir"
     npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error

@@ -10,13 +10,22 @@ use std::time::{Duration, Instant};
 /// same directory, mode 0600, written and fsynced, renamed over the old
 /// file, then the directory fsynced so the rename itself is durable.
 pub fn write_file(path: &Path, contents: &[u8]) -> io::Result<()> {
+    write_file_with(path, |file| file.write_all(contents))
+}
+
+/// As [`write_file`], with the contents written by `write` straight into
+/// the temporary file (a large document need not be built in memory first).
+pub fn write_file_with(
+    path: &Path,
+    write: impl FnOnce(&mut File) -> io::Result<()>,
+) -> io::Result<()> {
     let dir = parent(path);
     let mut temp = tempfile::Builder::new()
         .prefix(&temp_prefix(path))
         .suffix(".tmp")
         .permissions(private())
         .tempfile_in(dir)?;
-    temp.write_all(contents)?;
+    write(temp.as_file_mut())?;
     temp.as_file().sync_all()?;
     temp.persist(path).map_err(|e| e.error)?;
     File::open(dir)?.sync_all()

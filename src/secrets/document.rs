@@ -62,11 +62,11 @@ pub struct Entry {
     pub value: SecretValue,
     #[serde(default = "default_version")]
     pub version: u64,
-    #[serde(default)]
+    #[serde(default, with = "super::timestamp::optional")]
     pub updated_at: Option<DateTime<Utc>>,
     #[serde(default)]
     pub updated_by: Option<String>,
-    #[serde(default)]
+    #[serde(default, with = "super::timestamp::optional")]
     pub expires_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<PastVersion>,
@@ -77,11 +77,11 @@ pub struct Entry {
 pub struct PastVersion {
     pub value: SecretValue,
     pub version: u64,
-    #[serde(default)]
+    #[serde(default, with = "super::timestamp::optional")]
     pub updated_at: Option<DateTime<Utc>>,
     #[serde(default)]
     pub updated_by: Option<String>,
-    #[serde(default)]
+    #[serde(default, with = "super::timestamp::optional")]
     pub expires_at: Option<DateTime<Utc>>,
 }
 
@@ -94,8 +94,11 @@ pub struct ApiKey {
     pub name: Option<String>,
     /// Hex SHA-256 of the key's secret part.
     pub hash: String,
+    #[serde(with = "super::timestamp::required")]
     pub created_at: DateTime<Utc>,
+    #[serde(default, with = "super::timestamp::optional")]
     pub expires_at: Option<DateTime<Utc>>,
+    #[serde(default, with = "super::timestamp::optional")]
     pub revoked_at: Option<DateTime<Utc>>,
 }
 

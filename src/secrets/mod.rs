@@ -12,6 +12,7 @@ pub mod cache;
 pub mod document;
 pub mod keys;
 pub mod store;
+pub mod timestamp;
 pub mod value;
 
 use std::path::{Path, PathBuf};

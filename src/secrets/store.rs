@@ -85,7 +85,7 @@ impl Store {
     /// Decrypts and parses the store.
     pub fn read(&self, identities: &Identities) -> Result<Document, Error> {
         let path = self.path();
-        let bytes = std::fs::read(&path).map_err(|e| {
+        let file = std::fs::File::open(&path).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 Error::StoreMissing {
                     env: self.env.clone(),
@@ -95,7 +95,13 @@ impl Store {
                 Error::io("read", &path, e)
             }
         })?;
-        let plaintext = decrypt(&path, &bytes, identities)?;
+        let size = file.metadata().map_or(0, |m| m.len() as usize);
+        let plaintext = decrypt(
+            &path,
+            BufReader::with_capacity(64 * 1024, file),
+            size,
+            identities,
+        )?;
         parse(&path, &plaintext, &self.env)
     }
 
@@ -150,32 +156,39 @@ impl Store {
     fn write_locked(&self, document: &Document, recipients: &RecipientsFile) -> Result<(), Error> {
         let path = self.path();
         let keys = recipients.recipients()?;
-        let plaintext = serialize(document);
         let encryptor = age::Encryptor::with_recipients(keys.iter().map(|(_, r)| r.as_dyn()))
             .map_err(|e| Error::Invalid(format!("cannot encrypt to these recipients: {e}")))?;
-        let mut ciphertext = Vec::with_capacity(plaintext.len() + 1024);
-        let encrypt = |out: &mut Vec<u8>| -> std::io::Result<()> {
-            let mut writer = encryptor.wrap_output(out)?;
-            writer.write_all(&plaintext)?;
-            writer.finish()?;
-            Ok(())
-        };
-        encrypt(&mut ciphertext).map_err(|e| Error::io("encrypt", &path, e))?;
         atomic::remove_stale_temp_files(&path);
-        atomic::write_file(&path, &ciphertext).map_err(|e| Error::io("write", &path, e))
+        // The JSON goes through the encryption into the temporary file: the
+        // plaintext never exists whole in memory, and no large buffer is
+        // built, zeroed and freed.
+        atomic::write_file_with(&path, |file| {
+            // serde writes many small pieces: batch them before age, which
+            // encrypts whole 64 KiB chunks into the file.
+            let mut writer =
+                std::io::BufWriter::with_capacity(64 * 1024, encryptor.wrap_output(file)?);
+            serde_json::to_writer(&mut writer, document).map_err(std::io::Error::other)?;
+            writer.write_all(b"\n")?;
+            writer.into_inner().map_err(|e| e.into_error())?.finish()?;
+            Ok(())
+        })
+        .map_err(|e| Error::io("write", &path, e))
     }
 }
 
+/// Decrypts a store as it is read: only the plaintext is held whole, in
+/// memory that is zeroed when dropped.
 fn decrypt(
     path: &Path,
-    bytes: &[u8],
+    input: impl std::io::BufRead,
+    size: usize,
     identities: &Identities,
 ) -> Result<Zeroizing<Vec<u8>>, Error> {
     let corrupted = |problem: String| Error::Corrupted {
         path: path.to_path_buf(),
         problem,
     };
-    let reader = BufReader::new(age::armor::ArmoredReader::new(bytes));
+    let reader = BufReader::new(age::armor::ArmoredReader::new(input));
     let decryptor = age::Decryptor::new_buffered(reader).map_err(|e| match e {
         age::DecryptError::UnknownFormat | age::DecryptError::InvalidHeader => {
             corrupted("it is not an age file, or its header is damaged".into())
@@ -198,7 +211,7 @@ fn decrypt(
         }
         other => corrupted(other.to_string()),
     })?;
-    let mut plaintext = Zeroizing::new(Vec::with_capacity(bytes.len()));
+    let mut plaintext = Zeroizing::new(Vec::with_capacity(size));
     stream
         .read_to_end(&mut plaintext)
         .map_err(|_| corrupted("its contents fail authentication: truncated or modified".into()))?;
@@ -262,30 +275,6 @@ fn without_quoted_text(message: &str) -> String {
             out.push(c);
         }
     }
-    out
-}
-
-fn serialize(document: &Document) -> Zeroizing<Vec<u8>> {
-    // Room for the whole document up front, so no reallocation leaves a
-    // copy of the values behind in freed memory.
-    let estimate: usize = document
-        .secrets
-        .iter()
-        .map(|(name, e)| {
-            name.len() * 2
-                + e.value.len() * 2
-                + e.history
-                    .iter()
-                    .map(|h| h.value.len() * 2 + 200)
-                    .sum::<usize>()
-                + 300
-        })
-        .sum::<usize>()
-        + document.api_keys.len() * 400
-        + 256;
-    let mut out = Zeroizing::new(Vec::with_capacity(estimate));
-    serde_json::to_writer_pretty(&mut *out, document).expect("a document always serializes");
-    out.push(b'\n');
     out
 }
 
