@@ -4,8 +4,6 @@
 //! children in order. What the grammar leaves open (a property given twice,
 //! an unknown escape, a malformed duration) becomes a diagnostic here.
 
-use std::collections::HashMap;
-
 use pest::iterators::Pair;
 
 use super::ast::*;
@@ -36,7 +34,6 @@ fn children<'i>(pair: Pair<'i, Rule>) -> pest::iterators::Pairs<'i, Rule> {
 /// Remembers which properties of one block were given, to report repeats.
 #[derive(Default)]
 struct Seen {
-    first: HashMap<&'static str, Span>,
     order: Layout,
 }
 
@@ -70,7 +67,8 @@ impl Builder {
 
     /// Records a property; returns false (and reports) when it was already given.
     fn first_time(&mut self, seen: &mut Seen, property: &'static str, span: Span) -> bool {
-        if let Some(first) = seen.first.get(property) {
+        // A block has a handful of properties: a list beats a hash map.
+        if let Some((_, first)) = seen.order.iter().find(|(p, _)| *p == property) {
             self.diagnostics.push(
                 Diagnostic::new(
                     Code::DuplicateProperty,
@@ -82,7 +80,6 @@ impl Builder {
             );
             return false;
         }
-        seen.first.insert(property, span);
         seen.order.push((property, span));
         true
     }
@@ -985,6 +982,12 @@ fn precedence(op: BinaryOp) -> u8 {
 fn content_end(pair: &Pair<'_, Rule>) -> usize {
     let start = pair.as_span().start();
     let text = pair.as_str();
+    // Most pairs end with their last token: what pest skips after it
+    // always ends in whitespace, since a comment ends before a newline and
+    // a declaration, which ends with `}`, closes every pair inside it.
+    if !text.ends_with(|c: char| c.is_whitespace()) {
+        return start + text.len();
+    }
     let mut end = text.trim_end().len();
     let last_line = text[..end]
         .rfind('\n')

@@ -7,6 +7,7 @@ mod build;
 pub mod comments;
 pub mod duration;
 pub mod parser;
+mod split;
 
 use crate::diagnostic::Diagnostic;
 use crate::source::{FileId, SourceMap};
@@ -25,8 +26,24 @@ pub fn parse_program(sources: &SourceMap) -> (ast::Program, Vec<Diagnostic>) {
     (program, diagnostics)
 }
 
-/// Parses one file, one declaration at a time.
+/// Parses one file, one declaration at a time. A large file is cut at
+/// lines that start a declaration and its parts are parsed on several
+/// threads; if any part does not parse, the whole file is parsed again in
+/// one piece, so errors are found and reported exactly as they would be.
 pub fn parse_file(file: FileId, text: &str) -> (ast::Program, Vec<Diagnostic>) {
+    if text.len() >= split::PARALLEL_FROM {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+        let cuts = split::cuts(text, threads);
+        if cuts.len() > 2
+            && let Some(parsed) = parse_parts(file, text, &cuts)
+        {
+            return parsed;
+        }
+    }
+    parse_whole(file, text)
+}
+
+fn parse_whole(file: FileId, text: &str) -> (ast::Program, Vec<Diagnostic>) {
     let mut builder = build::Builder::new(file);
     let mut program = ast::Program::default();
     let mut offset = 0;
@@ -48,9 +65,114 @@ pub fn parse_file(file: FileId, text: &str) -> (ast::Program, Vec<Diagnostic>) {
     }
 }
 
+/// Parses `text[cuts[i]..cuts[i + 1]]` for every i on its own thread, and
+/// joins the results in order; `None` when a part has a syntax error.
+fn parse_parts(
+    file: FileId,
+    text: &str,
+    cuts: &[usize],
+) -> Option<(ast::Program, Vec<Diagnostic>)> {
+    let parts: Vec<Option<(ast::Program, Vec<Diagnostic>)>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = cuts
+            .windows(2)
+            .skip(1)
+            .map(|w| scope.spawn(move || parse_part(file, text, w[0], w[1])))
+            .collect();
+        let first = parse_part(file, text, cuts[0], cuts[1]);
+        std::iter::once(first)
+            .chain(handles.into_iter().map(|h| h.join().ok().flatten()))
+            .collect()
+    });
+    let mut program = ast::Program::default();
+    let mut diagnostics = Vec::new();
+    for part in parts {
+        let (items, mut found) = part?;
+        program.append(items);
+        diagnostics.append(&mut found);
+    }
+    Some((program, diagnostics))
+}
+
+/// Parses the declarations of `text[start..end]`, with spans in `text`.
+fn parse_part(
+    file: FileId,
+    text: &str,
+    start: usize,
+    end: usize,
+) -> Option<(ast::Program, Vec<Diagnostic>)> {
+    let part = &text[..end];
+    let mut builder = build::Builder::new(file);
+    let mut program = ast::Program::default();
+    let mut offset = start;
+    loop {
+        let mut pairs = parser::try_parse_next_item(&part[offset..])?;
+        let next = pairs.next().expect("grammar: next_item");
+        let consumed = next.as_span().end();
+        match builder.item(next, offset) {
+            Some(item) => program.push(item),
+            None => return Some((program, builder.diagnostics)),
+        }
+        offset += consumed;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A program of `n` services, large enough for `n` of some hundreds
+    /// to be parsed in parts.
+    fn many_services(n: usize, schedule_indent: &str) -> String {
+        (0..n)
+            .map(|i| {
+                format!(
+                    "// service {i}\nsecret S{i} {{ environment_specific }}\n\
+                     role r{i} {{\n  grant run s{i}.refresh\n  grant update_secret S{i}\n}}\n\
+                     service_account bot{i} {{ roles r{i} }}\n\
+                     service s{i} {{\n  var token: string\n  action a {{\n    web_request {{\n\
+                     \x20     method POST\n      url \"http://127.0.0.1:1/t?{{}}\"\n\
+                     \x20     form {{ grant_type = \"client_credentials\" }}\n\
+                     \x20     result_mapping {{ token = $['a}}\\n'].b }}\n    }}\n\
+                     \x20   if has_value(token) {{ update_secret S{i} = \"${{token}}\" }}\n  }}\n\
+                     \x20 endpoint refresh {{ methods POST process a }}\n}}\n\
+                     schedule n{i} {{\n{schedule_indent}endpoint s{i}.refresh\n\
+                     {schedule_indent}service_account bot{i}\n{schedule_indent}every 1h\n}}\n"
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_file_parsed_in_parts_gives_what_it_gives_in_one_piece() {
+        for indent in ["  ", ""] {
+            let text = many_services(1500, indent);
+            assert!(text.len() > split::PARALLEL_FROM, "{}", text.len());
+            assert!(split::cuts(&text, 4).len() > 3);
+            let whole = parse_whole(FileId(3), &text);
+            assert!(whole.1.is_empty(), "{:?}", &whole.1[..1]);
+            assert_eq!(whole.0.services.len(), 1500);
+            assert_eq!(parse_file(FileId(3), &text), whole);
+            let cuts = split::cuts(&text, 4);
+            assert_eq!(
+                parse_parts(FileId(3), &text, &cuts),
+                Some(whole),
+                "{indent:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_error_in_any_part_is_reported_as_in_one_piece() {
+        let mut text = many_services(1500, "  ");
+        let late = text.rfind("every 1h").unwrap();
+        text.replace_range(late..late + 8, "every 1h }");
+        let first_part = text.find("service s3 {").unwrap();
+        text.insert_str(first_part, "duration ");
+        let cuts = split::cuts(&text, 4);
+        assert_eq!(parse_parts(FileId(0), &text, &cuts), None);
+        let (program, diagnostics) = parse_file(FileId(0), &text);
+        assert_eq!((program, diagnostics), parse_whole(FileId(0), &text));
+    }
 
     #[test]
     fn spans_end_before_trailing_comments_and_whitespace() {

@@ -22,7 +22,7 @@ pub fn parse_next_item(
 ) -> Result<pest::iterators::Pairs<'_, Rule>, Box<Diagnostic>> {
     use pest::Parser as _;
     let rest = &text[offset..];
-    SvcParser::parse(Rule::next_item, rest).map_err(|_| {
+    try_parse_next_item(rest).ok_or_else(|| {
         // Tracking every attempt makes parsing several times slower, so it
         // is switched on only to explain an error, on a second parse. The
         // switch is global: detailed parses take turns, and a plain parse
@@ -39,6 +39,13 @@ pub fn parse_next_item(
             Ok(_) => unreachable!("pest parses the same input the same way"),
         }
     })
+}
+
+/// Parses the declaration at the start of `text` (after whitespace and
+/// comments), or its end; `None` on a syntax error, unexplained.
+pub fn try_parse_next_item(text: &str) -> Option<pest::iterators::Pairs<'_, Rule>> {
+    use pest::Parser as _;
+    SvcParser::parse(Rule::next_item, text).ok()
 }
 
 fn syntax_diagnostic(
