@@ -5,6 +5,7 @@
 #
 #   bash bench/run.sh              # everything
 #   RUNS=10 bash bench/run.sh      # fewer repetitions per command
+#   ROUNDS=5 DURATION=5 bash bench/run.sh  # wrk rounds of section 4, and seconds each
 #   ONLY=refresh,check bash bench/run.sh   # some of: refresh check set serve schedules
 #
 # Needs: hyperfine, wrk, jq, age, curl (Debian), node, python3, and hurl
@@ -18,6 +19,7 @@ cd "$root"
 RUNS="${RUNS:-30}"
 ONLY="${ONLY:-refresh,check,set,serve,schedules}"
 DURATION="${DURATION:-10}"
+ROUNDS="${ROUNDS:-3}"
 wants() { [[ ",$ONLY," == *",$1,"* ]]; }
 step() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }
 
@@ -270,9 +272,23 @@ wrk.body = "grant_type=client_credentials&client_id=$CLIENT_ID&client_secret=$CL
 wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
 EOF
   curl -sf -H "Authorization: Bearer $key" "http://127.0.0.1:$serve_port/api/services/api/fetch" > /dev/null
-  wrk -t2 -c64 -d"${DURATION}s" --latency -s "$work/post.lua" "$TOKEN_URL" > "$work/wrk-direct.txt"
-  wrk -t2 -c64 -d"${DURATION}s" --latency -H "Authorization: Bearer $key" \
-    "http://127.0.0.1:$serve_port/api/services/api/fetch" > "$work/wrk-svc.txt"
+  # Rounds alternate between the two sides so that a busy moment of the
+  # shared machine does not fall on one side only; the medians are kept.
+  for round in $(seq "$ROUNDS"); do
+    wrk -t2 -c64 -d"${DURATION}s" --latency -s "$work/post.lua" "$TOKEN_URL" > "$work/wrk-direct-$round.txt"
+    wrk -t2 -c64 -d"${DURATION}s" --latency -H "Authorization: Bearer $key" \
+      "http://127.0.0.1:$serve_port/api/services/api/fetch" > "$work/wrk-svc-$round.txt"
+    read -r d _ d99 _ < <(wrk_stats "$work/wrk-direct-$round.txt")
+    read -r v _ v99 _ < <(wrk_stats "$work/wrk-svc-$round.txt")
+    record "serve_round_${round}" "direct $d req/s p99 $d99 ms, svc $v req/s p99 $v99 ms"
+  done
+  median_round() { # SIDE: the round of that side with the median throughput
+    for round in $(seq "$ROUNDS"); do
+      echo "$(wrk_stats "$work/wrk-$1-$round.txt" | cut -d' ' -f1) $round"
+    done | sort -n | awk '{ r[NR] = $2 } END { print r[int((NR + 1) / 2)] }'
+  }
+  cp "$work/wrk-direct-$(median_round direct).txt" "$work/wrk-direct.txt"
+  cp "$work/wrk-svc-$(median_round svc).txt" "$work/wrk-svc.txt"
   # The refreshing endpoint stores each token: its runs take turns by design.
   wrk -t2 -c64 -d"${DURATION}s" --latency -H "Authorization: Bearer $key" \
     "http://127.0.0.1:$serve_port/api/services/api/refresh" > "$work/wrk-refresh.txt"
