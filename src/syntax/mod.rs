@@ -44,22 +44,36 @@ pub fn parse_file(file: FileId, text: &str) -> (ast::Program, Vec<Diagnostic>) {
 }
 
 fn parse_whole(file: FileId, text: &str) -> (ast::Program, Vec<Diagnostic>) {
+    let parsed = parse_declarations(file, 0, |offset| {
+        parser::parse_next_item(file, text, offset)
+    });
+    parsed.unwrap_or_else(|(error, mut diagnostics)| {
+        diagnostics.push(*error);
+        (ast::Program::default(), diagnostics)
+    })
+}
+
+/// Builds the declarations of a file from offset `start` on, each parsed
+/// by `parse_next` at its offset; stops at the first syntax error with what
+/// `parse_next` said and what the builder found until then.
+fn parse_declarations<'t, E>(
+    file: FileId,
+    start: usize,
+    parse_next: impl Fn(usize) -> Result<pest::iterators::Pairs<'t, parser::Rule>, E>,
+) -> Result<(ast::Program, Vec<Diagnostic>), (E, Vec<Diagnostic>)> {
     let mut builder = build::Builder::new(file);
     let mut program = ast::Program::default();
-    let mut offset = 0;
+    let mut offset = start;
     loop {
-        let mut pairs = match parser::parse_next_item(file, text, offset) {
+        let mut pairs = match parse_next(offset) {
             Ok(pairs) => pairs,
-            Err(diagnostic) => {
-                builder.diagnostics.push(*diagnostic);
-                return (ast::Program::default(), builder.diagnostics);
-            }
+            Err(error) => return Err((error, builder.diagnostics)),
         };
         let next = pairs.next().expect("grammar: next_item");
         let consumed = next.as_span().end();
         match builder.item(next, offset) {
             Some(item) => program.push(item),
-            None => return (program, builder.diagnostics),
+            None => return Ok((program, builder.diagnostics)),
         }
         offset += consumed;
     }
@@ -101,19 +115,10 @@ fn parse_part(
     end: usize,
 ) -> Option<(ast::Program, Vec<Diagnostic>)> {
     let part = &text[..end];
-    let mut builder = build::Builder::new(file);
-    let mut program = ast::Program::default();
-    let mut offset = start;
-    loop {
-        let mut pairs = parser::try_parse_next_item(&part[offset..])?;
-        let next = pairs.next().expect("grammar: next_item");
-        let consumed = next.as_span().end();
-        match builder.item(next, offset) {
-            Some(item) => program.push(item),
-            None => return Some((program, builder.diagnostics)),
-        }
-        offset += consumed;
-    }
+    parse_declarations(file, start, |offset| {
+        parser::try_parse_next_item(&part[offset..]).ok_or(())
+    })
+    .ok()
 }
 
 #[cfg(test)]
