@@ -177,6 +177,17 @@ impl Printer<'_> {
             .any(|c| c.start > range.start && c.start < range.end)
     }
 
+    /// `leading` for the member `index` of a block: no blank line before
+    /// the first, blank lines as written before the others.
+    fn leading_member(&mut self, index: usize, start: usize) {
+        let blank = if index == 0 {
+            Blank::Never
+        } else {
+            Blank::AsWritten
+        };
+        self.leading(start, blank);
+    }
+
     /// Prints the comments before `start` on lines of their own, then the
     /// indentation of a new line, with a blank line where one belongs.
     fn leading(&mut self, start: usize, blank: Blank) {
@@ -385,14 +396,7 @@ impl Printer<'_> {
     /// Lines, each at its position, blank lines as written.
     fn lines(&mut self, lines: &[(Span, String)]) {
         for (index, (span, line)) in lines.iter().enumerate() {
-            self.leading(
-                span.start as usize,
-                if index == 0 {
-                    Blank::Never
-                } else {
-                    Blank::AsWritten
-                },
-            );
+            self.leading_member(index, span.start as usize);
             self.out.push_str(line);
             self.finish_line(span.end());
         }
@@ -413,14 +417,7 @@ impl Printer<'_> {
         members.sort_by_key(|(span, _)| span.start);
         self.block(service.span, |p| {
             for (index, (span, member)) in members.iter().enumerate() {
-                p.leading(
-                    span.start as usize,
-                    if index == 0 {
-                        Blank::Never
-                    } else {
-                        Blank::AsWritten
-                    },
-                );
+                p.leading_member(index, span.start as usize);
                 match member {
                     Member::Var(var) => {
                         p.out
@@ -515,14 +512,7 @@ impl Printer<'_> {
     fn statements(&mut self, block: &Block) {
         self.block(block.span, |p| {
             for (index, statement) in block.statements.iter().enumerate() {
-                p.leading(
-                    statement.span.start as usize,
-                    if index == 0 {
-                        Blank::Never
-                    } else {
-                        Blank::AsWritten
-                    },
-                );
+                p.leading_member(index, statement.span.start as usize);
                 p.statement(statement);
                 p.finish_line(statement.span.end());
             }
@@ -567,14 +557,7 @@ impl Printer<'_> {
                     .unwrap_or(0);
                 self.block(statement.span, |p| {
                     for (index, update) in updates.iter().enumerate() {
-                        p.leading(
-                            update.span.start as usize,
-                            if index == 0 {
-                                Blank::Never
-                            } else {
-                                Blank::AsWritten
-                            },
-                        );
+                        p.leading_member(index, update.span.start as usize);
                         p.secret_update(update, width);
                         p.finish_line(update.span.end());
                     }
@@ -682,14 +665,7 @@ impl Printer<'_> {
             .max()
             .unwrap_or(0);
         for (index, (span, key, value)) in fields.iter().enumerate() {
-            self.leading(
-                span.start as usize,
-                if index == 0 {
-                    Blank::Never
-                } else {
-                    Blank::AsWritten
-                },
-            );
+            self.leading_member(index, span.start as usize);
             self.out.push_str(key);
             self.out.push_str(&" ".repeat(width - key.chars().count()));
             self.out.push_str(" = ");
@@ -702,14 +678,7 @@ impl Printer<'_> {
         self.out.push_str("web_request");
         self.block(request.span, |p| {
             for (index, (name, span)) in request.layout.iter().enumerate() {
-                p.leading(
-                    span.start as usize,
-                    if index == 0 {
-                        Blank::Never
-                    } else {
-                        Blank::AsWritten
-                    },
-                );
+                p.leading_member(index, span.start as usize);
                 match *name {
                     "method" => {
                         let method = request.method.as_ref().map_or("GET", |m| m.as_str());
