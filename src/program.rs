@@ -188,11 +188,25 @@ impl Script {
     }
 
     /// The users and service accounts allowed to run an endpoint.
-    pub fn runners(&self, service: &str, endpoint: &str) -> Vec<&IdentityDecl> {
+    pub fn runners(&self, service: &str, endpoint: &str) -> Vec<String> {
         self.program()
             .identities
             .iter()
             .filter(|i| self.can_run(i, service, endpoint))
+            .map(|i| i.name.text.clone())
+            .collect()
+    }
+
+    /// Every endpoint as `service.endpoint`, in the order declared.
+    pub fn endpoint_keys(&self) -> Vec<String> {
+        self.program()
+            .services
+            .iter()
+            .flat_map(|s| {
+                s.endpoints
+                    .iter()
+                    .map(move |e| format!("{}.{}", s.name.text, e.name.text))
+            })
             .collect()
     }
 

@@ -6,7 +6,6 @@ use crate::cli::{CompileArgs, Emit};
 use crate::compile;
 use crate::exit;
 use crate::program;
-use crate::report::{self, Style};
 
 pub fn run(args: CompileArgs) -> ExitCode {
     let checked = match program::load(std::slice::from_ref(&args.path)) {
@@ -17,21 +16,7 @@ pub fn run(args: CompileArgs) -> ExitCode {
         }
     };
     if checked.has_errors() {
-        let errors: Vec<_> = checked
-            .analysis
-            .diagnostics
-            .iter()
-            .filter(|d| d.is_error())
-            .cloned()
-            .collect();
-        eprint!(
-            "{}",
-            report::render_all(&errors, &checked.sources, Style::for_stderr())
-        );
-        eprintln!(
-            "\n{}; a program with errors is not compiled",
-            report::summary(errors.len(), 0, checked.sources.len())
-        );
+        super::program_errors(&checked, "a program with errors is not compiled");
         return exit::code(exit::FAILURE);
     }
     let text = match args.emit {

@@ -15,6 +15,7 @@ pub mod serve;
 use std::process::ExitCode;
 
 use crate::exit;
+use crate::program::CheckedProgram;
 use crate::report::{self, Style};
 use crate::secrets;
 
@@ -54,4 +55,24 @@ pub fn usage_error(code: &'static str, message: &str, help: Option<&str>) -> Exi
         report::render_error(code, message, help, Style::for_stderr())
     );
     exit::code(exit::USAGE)
+}
+
+/// Prints the errors of a program that a command refuses to go on with
+/// (its warnings are for `svc check`), then what follows from them.
+pub fn program_errors(checked: &CheckedProgram, consequence: &str) {
+    let errors: Vec<_> = checked
+        .analysis
+        .diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .cloned()
+        .collect();
+    eprint!(
+        "{}",
+        report::render_all(&errors, &checked.sources, Style::for_stderr())
+    );
+    eprintln!(
+        "\n{}; {consequence}",
+        report::summary(errors.len(), 0, checked.sources.len())
+    );
 }

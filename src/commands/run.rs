@@ -25,15 +25,11 @@ pub fn run(args: RunArgs) -> ExitCode {
         );
     };
     let Some(endpoint_decl) = script.endpoint(service, endpoint) else {
-        let refusal = unknown_endpoint(&script, &args.endpoint);
+        let refusal = crate::run::unknown_endpoint(&script, &args.endpoint);
         return refusal_exit(&refusal);
     };
     let Some(identity) = args.identity.clone() else {
-        let runners: Vec<String> = script
-            .runners(service, endpoint)
-            .iter()
-            .map(|i| i.name.text.clone())
-            .collect();
+        let runners = script.runners(service, endpoint);
         let help = if runners.is_empty() {
             format!(
                 "no user or service account may run `{}`; grant `run {}` to a role",
@@ -146,46 +142,9 @@ pub fn load_paths(paths: &[std::path::PathBuf]) -> Result<Script, ExitCode> {
         }
     };
     Script::new(checked).map_err(|checked| {
-        let errors: Vec<_> = checked
-            .analysis
-            .diagnostics
-            .iter()
-            .filter(|d| d.is_error())
-            .cloned()
-            .collect();
-        eprint!(
-            "{}",
-            report::render_all(&errors, &checked.sources, Style::for_stderr())
-        );
-        eprintln!(
-            "\n{}; fix them before running (see `svc check`)",
-            report::summary(errors.len(), 0, checked.sources.len())
-        );
+        super::program_errors(&checked, "fix them before running (see `svc check`)");
         exit::code(exit::USAGE)
     })
-}
-
-fn unknown_endpoint(script: &Script, key: &str) -> Refusal {
-    let known: Vec<String> = script
-        .program()
-        .services
-        .iter()
-        .flat_map(|s| {
-            s.endpoints
-                .iter()
-                .map(move |e| format!("{}.{}", s.name.text, e.name.text))
-        })
-        .collect();
-    Refusal {
-        code: "svc::run::unknown_endpoint",
-        message: format!("unknown endpoint `{key}`"),
-        help: Some(crate::check::did_you_mean(
-            key,
-            known.iter().map(String::as_str),
-            format!("the endpoints are: {}", known.join(", ")),
-        )),
-        denied: false,
-    }
 }
 
 pub fn refusal_exit(refusal: &Refusal) -> ExitCode {

@@ -49,12 +49,7 @@ pub fn run(command: ScheduleCommand) -> ExitCode {
             );
         }
     };
-    let schedules: Vec<Schedule> = script
-        .program()
-        .schedules
-        .iter()
-        .filter_map(Schedule::from_decl)
-        .collect();
+    let schedules = Schedule::all(&script);
     // Expiries, for `before_expiry` schedules, when the store can be opened.
     let needs_store = schedules.iter().any(|s| s.before_expiry.is_some());
     let document = if needs_store {

@@ -112,33 +112,30 @@ async fn serve_until_stopped(
     let handle = axum_server::Handle::new();
     let router = serve::router(app.clone());
     let service = router.into_make_service();
-    let server = match tls {
-        Some(config) => match axum_server::from_tcp_rustls(listener, config) {
-            Ok(server) => {
-                eprintln!("listening on https://{address}");
-                tokio::spawn(server.handle(handle.clone()).serve(service))
-            }
-            Err(e) => {
-                return usage_error(
-                    "svc::serve::cannot_listen",
-                    &format!("cannot listen: {e}"),
-                    None,
-                );
-            }
-        },
-        None => match axum_server::from_tcp(listener) {
-            Ok(server) => {
-                eprintln!("listening on http://{address}");
-                tokio::spawn(server.handle(handle.clone()).serve(service))
-            }
-            Err(e) => {
-                return usage_error(
-                    "svc::serve::cannot_listen",
-                    &format!("cannot listen: {e}"),
-                    None,
-                );
-            }
-        },
+    let (scheme, started) = match tls {
+        Some(config) => (
+            "https",
+            axum_server::from_tcp_rustls(listener, config)
+                .map(|server| tokio::spawn(server.handle(handle.clone()).serve(service))),
+        ),
+        None => (
+            "http",
+            axum_server::from_tcp(listener)
+                .map(|server| tokio::spawn(server.handle(handle.clone()).serve(service))),
+        ),
+    };
+    let server = match started {
+        Ok(server) => {
+            eprintln!("listening on {scheme}://{address}");
+            server
+        }
+        Err(e) => {
+            return usage_error(
+                "svc::serve::cannot_listen",
+                &format!("cannot listen: {e}"),
+                None,
+            );
+        }
     };
     let shutdown = CancellationToken::new();
     let scheduler = if args.no_schedules {

@@ -169,27 +169,7 @@ impl Engine {
         };
         let key = format!("{}.{}", request.service, request.endpoint);
         let Some(endpoint) = self.script.endpoint(&request.service, &request.endpoint) else {
-            let known: Vec<String> = self
-                .script
-                .program()
-                .services
-                .iter()
-                .flat_map(|s| {
-                    s.endpoints
-                        .iter()
-                        .map(move |e| format!("{}.{}", s.name.text, e.name.text))
-                })
-                .collect();
-            let help = crate::check::did_you_mean(
-                &key,
-                known.iter().map(String::as_str),
-                format!("the endpoints are: {}", known.join(", ")),
-            );
-            return Err(refuse(
-                "svc::run::unknown_endpoint",
-                format!("unknown endpoint `{key}`"),
-                Some(help),
-            ));
+            return Err(unknown_endpoint(&self.script, &key));
         };
         if !endpoint.allows(&request.method) {
             let methods: Vec<&str> = endpoint.methods.iter().map(|m| m.as_str()).collect();
@@ -201,12 +181,7 @@ impl Engine {
             });
         }
         let Some(identity) = self.script.identity(&request.identity) else {
-            let runners: Vec<String> = self
-                .script
-                .runners(&request.service, &request.endpoint)
-                .iter()
-                .map(|i| i.name.text.clone())
-                .collect();
+            let runners = self.script.runners(&request.service, &request.endpoint);
             return Err(refuse(
                 "svc::run::unknown_identity",
                 format!(
@@ -220,12 +195,7 @@ impl Engine {
             .script
             .can_run(identity, &request.service, &request.endpoint)
         {
-            let runners: Vec<String> = self
-                .script
-                .runners(&request.service, &request.endpoint)
-                .iter()
-                .map(|i| i.name.text.clone())
-                .collect();
+            let runners = self.script.runners(&request.service, &request.endpoint);
             return Err(Refusal {
                 code: "svc::run::permission_denied",
                 message: format!("`{}` may not run `{key}`", request.identity),
@@ -313,6 +283,22 @@ impl Engine {
     pub async fn admit_and_run(&self, request: RunRequest) -> Result<Finished, Refusal> {
         self.admit(&request)?;
         Ok(self.run(request).await)
+    }
+}
+
+/// The refusal of an endpoint the script does not declare, with the
+/// nearest name or the list of them.
+pub fn unknown_endpoint(script: &Script, key: &str) -> Refusal {
+    let known = script.endpoint_keys();
+    Refusal {
+        code: "svc::run::unknown_endpoint",
+        message: format!("unknown endpoint `{key}`"),
+        help: Some(crate::check::did_you_mean(
+            key,
+            known.iter().map(String::as_str),
+            format!("the endpoints are: {}", known.join(", ")),
+        )),
+        denied: false,
     }
 }
 

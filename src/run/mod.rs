@@ -9,6 +9,6 @@ pub mod record;
 pub mod redact;
 pub mod value;
 
-pub use engine::{Engine, Finished, Refusal, RunRequest};
+pub use engine::{Engine, Finished, Refusal, RunRequest, unknown_endpoint};
 pub use error::{ErrorKind, RunError};
 pub use record::{Outcome, RunRecord, Trigger};

@@ -47,6 +47,16 @@ pub enum Timing {
 }
 
 impl Schedule {
+    /// The complete schedules of a script, in the order declared.
+    pub fn all(script: &crate::program::Script) -> Vec<Schedule> {
+        script
+            .program()
+            .schedules
+            .iter()
+            .filter_map(Schedule::from_decl)
+            .collect()
+    }
+
     /// From a checked declaration; `None` if it is incomplete (the checker
     /// reported it).
     pub fn from_decl(decl: &ScheduleDecl) -> Option<Schedule> {

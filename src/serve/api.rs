@@ -57,6 +57,17 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The environment's store as it is now, or 503 when it cannot be read.
+fn store_document(app: &App) -> Result<Arc<crate::secrets::Document>, ApiError> {
+    app.engine.cache.document().map_err(|e| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            e.to_string(),
+        )
+    })
+}
+
 /// Who is calling.
 pub struct Caller {
     pub identity: String,
@@ -454,13 +465,7 @@ pub async fn list_secrets(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     authenticate(&app, &headers)?;
-    let document = app.engine.cache.document().map_err(|e| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "store_unavailable",
-            e.to_string(),
-        )
-    })?;
+    let document = store_document(&app)?;
     let now = Utc::now();
     let secrets: Vec<Value> = document
         .secrets
@@ -501,13 +506,7 @@ pub async fn read_secret(
             ),
         ));
     }
-    let document = app.engine.cache.document().map_err(|e| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "store_unavailable",
-            e.to_string(),
-        )
-    })?;
+    let document = store_document(&app)?;
     let Some(entry) = document.get(&name) else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,

@@ -33,12 +33,7 @@ pub struct Schedules {
 
 impl Schedules {
     pub fn load(script: &Script, file: StateFile) -> std::io::Result<Schedules> {
-        let specs: Vec<Schedule> = script
-            .program()
-            .schedules
-            .iter()
-            .filter_map(Schedule::from_decl)
-            .collect();
+        let specs = Schedule::all(script);
         let mut states = file.load()?;
         // Forget schedules the program no longer has.
         states.retain(|name, _| specs.iter().any(|s| &s.name == name));
