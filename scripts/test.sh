@@ -11,35 +11,20 @@ cd "$(dirname "$0")/.."
 step() { printf '\n==> %s\n' "$*"; }
 
 # Debian packages the tests use, by the command they provide.
-declare -A PACKAGES=(
-  [age]=age                      # interoperability of the secret store
-  [age-keygen]=age
-  [ssh-keygen]=openssh-client    # SSH keys as identities and recipients
-  [curl]=curl                    # tests ask the authorization servers about tokens
-  [node]=nodejs                  # the authorization servers of the tests
-  [npm]=npm
-  [chromium]=chromium            # the API explorer, in a headless browser
-  [dot]=graphviz                 # svc compile --emit dot is drawn by Graphviz
+source scripts/lib/packages.sh
+packages=(
+  age=age                        # interoperability of the secret store
+  age-keygen=age
+  ssh-keygen=openssh-client      # SSH keys as identities and recipients
+  curl=curl                      # tests ask the authorization servers about tokens
+  node=nodejs                    # the authorization servers of the tests
+  npm=npm
+  chromium=chromium              # the API explorer, in a headless browser
+  dot=graphviz                   # svc compile --emit dot is drawn by Graphviz
+  cc=gcc                         # mimalloc's C sources, and the linker rustc calls
+  /usr/share/fonts/truetype/dejavu=fonts-dejavu-core  # text in the explorer's screenshot
 )
-missing=()
-for command in "${!PACKAGES[@]}"; do
-  command -v "$command" >/dev/null 2>&1 || missing+=("${PACKAGES[$command]}")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  step "installing Debian packages: ${missing[*]}"
-  sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
-fi
-
-# Fonts, so the explorer's screenshot has text to check.
-if [ ! -d /usr/share/fonts/truetype/dejavu ]; then
-  step "installing fonts-dejavu-core"
-  sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends fonts-dejavu-core
-fi
+ensure_packages "${packages[@]}"
 
 # npm packages of the tests: authorization servers, OpenAPI and SARIF
 # validation, playwright-core (it drives Debian's chromium; no browser

@@ -17,6 +17,11 @@ cd "$root"
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
+# A C compiler for the build, Node.js for oidc-provider, curl to ask it
+# about the token.
+source scripts/lib/packages.sh
+ensure_packages cc=gcc node=nodejs npm=npm curl=curl
+
 if [ -z "${SVC_BIN:-}" ]; then
   say "building svc (cargo build --release)"
   cargo build --release --quiet
@@ -24,9 +29,6 @@ if [ -z "${SVC_BIN:-}" ]; then
 fi
 svc() { "$SVC_BIN" "$@"; }
 
-for tool in node npm curl; do
-  command -v "$tool" >/dev/null || { echo "the quickstart needs $tool" >&2; exit 2; }
-done
 if [ ! -d tests/servers/node_modules ]; then
   say "installing oidc-provider (npm ci --prefix tests/servers)"
   npm ci --prefix tests/servers --no-audit --no-fund --loglevel=error
