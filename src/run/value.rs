@@ -28,13 +28,14 @@ impl fmt::Debug for Value {
 }
 
 impl Value {
-    /// Not null and not the empty string.
+    /// Not null, and not a string that is empty or only whitespace: a
+    /// blank token is no token.
     pub fn has_value(&self) -> bool {
         match self {
             Value::Null => false,
-            Value::String(s) => !s.is_empty(),
+            Value::String(s) => !s.trim().is_empty(),
             Value::Json(serde_json::Value::Null) => false,
-            Value::Json(serde_json::Value::String(s)) => !s.is_empty(),
+            Value::Json(serde_json::Value::String(s)) => !s.trim().is_empty(),
             _ => true,
         }
     }
@@ -98,15 +99,15 @@ impl Value {
         self.to_json() == other.to_json()
     }
 
-    /// Converts a JSON value (from a response) to a variable's type.
+    /// Converts a JSON value (from a response) to a variable's type. A
+    /// `string` takes only a JSON string: a number or `true` where a token
+    /// was expected is a broken answer, not a token.
     pub fn from_json(json: &serde_json::Value, target: Type) -> Result<Value, String> {
         use serde_json::Value as J;
         match (target, json) {
             (_, J::Null) => Ok(Value::Null),
             (Type::Json, v) => Ok(Value::Json(v.clone())),
             (Type::String, J::String(s)) => Ok(Value::String(s.clone())),
-            (Type::String, J::Number(n)) => Ok(Value::String(n.to_string())),
-            (Type::String, J::Bool(b)) => Ok(Value::String(b.to_string())),
             (Type::Number, J::Number(n)) => n
                 .as_f64()
                 .map(Value::Number)
@@ -215,10 +216,8 @@ mod tests {
             Value::from_json(&json!(3600), Type::Number),
             Ok(Value::Number(3600.0))
         );
-        assert_eq!(
-            Value::from_json(&json!(3600), Type::String),
-            Ok(Value::String("3600".into()))
-        );
+        assert!(Value::from_json(&json!(3600), Type::String).is_err());
+        assert!(Value::from_json(&json!(true), Type::String).is_err());
         assert_eq!(
             Value::from_json(&json!(null), Type::String),
             Ok(Value::Null)
@@ -237,6 +236,8 @@ mod tests {
         assert!(!Value::String(String::new()).has_value());
         assert!(Value::String("x".into()).has_value());
         assert!(Value::Number(0.0).has_value());
+        assert!(!Value::String(" \t\n".into()).has_value());
+        assert!(!Value::Json(json!("  ")).has_value());
     }
 
     #[test]
