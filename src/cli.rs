@@ -241,6 +241,36 @@ pub enum SecretCommand {
     /// Change who can decrypt a store; the store is re-encrypted
     #[command(subcommand)]
     Recipients(RecipientsCommand),
+    /// List the answers kept in the recovery journal (redacted), or reveal or discard one
+    #[command(
+        long_about = "A run keeps every answer to a request that sent a secret in an encrypted \
+                      recovery journal (STATE_DIR/ENV/journal) until its updates are written. A failed \
+                      run leaves its answers there: `svc run ... --replay` uses them. This command lists \
+                      them with every string value masked; --reveal prints one answer's body as it \
+                      came (it may hold a token), --discard forgets a run's answers.",
+        after_help = "Example: svc secret recover --env prod"
+    )]
+    Recover {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Where state is kept
+        #[arg(
+            long,
+            env = "SVC_STATE_DIR",
+            default_value = "state",
+            value_name = "DIR"
+        )]
+        state_dir: std::path::PathBuf,
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+        /// Print the body of one answer as it came: RUN_ID, or RUN_ID.SEQ when the run kept several
+        #[arg(long, value_name = "RUN_ID[.SEQ]", conflicts_with_all = ["discard", "json"])]
+        reveal: Option<String>,
+        /// Forget the answers a run kept
+        #[arg(long, value_name = "RUN_ID", conflicts_with = "json")]
+        discard: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -331,9 +361,20 @@ pub struct RunArgs {
     /// Where endpoint logs are written
     #[arg(long, env = "SVC_LOG_DIR", default_value = "logs", value_name = "DIR")]
     pub log_dir: PathBuf,
+    /// Where state is kept: the recovery journal of answers to requests that sent a secret
+    #[arg(
+        long,
+        env = "SVC_STATE_DIR",
+        default_value = "state",
+        value_name = "DIR"
+    )]
+    pub state_dir: PathBuf,
     /// How long to wait for another run of the same endpoint to finish
     #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = parse_duration)]
     pub lock_timeout: std::time::Duration,
+    /// Use the answers the last failed run kept in the recovery journal instead of sending again
+    #[arg(long, conflicts_with = "dry_run")]
+    pub replay: bool,
 }
 
 #[derive(Args, Debug)]

@@ -89,6 +89,8 @@ codes! {
     SecretWithoutValue => "svc::store::missing_value", Error, "A secret the program reads has no value in the environment.";
     UnguardedSecretUpdate => "svc::secret::unguarded_update", Warning, "A secret may be updated with an empty value.";
     PlainHttpSecret => "svc::secret::plain_http", Warning, "A secret is sent over plain http to a host that is not loopback.";
+    CrossOriginRedirect => "svc::secret::cross_origin_redirect", Warning, "A request that carries a secret follows redirects to other origins.";
+    RetrySpendsRotatingSecret => "svc::run::retry_spends_rotating_secret", Warning, "A request that presents a secret the run then replaces is retried.";
     UnusedVariable => "svc::unused::variable", Warning, "A variable is never read.";
     UnusedAction => "svc::unused::action", Warning, "An action is never processed.";
     UnusedSecret => "svc::unused::secret", Warning, "A secret is never used.";

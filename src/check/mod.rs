@@ -6,6 +6,7 @@
 
 mod flow;
 mod permissions;
+pub mod rotation;
 pub mod sensitivity;
 mod services;
 mod suggest;
@@ -31,6 +32,9 @@ pub struct Analysis {
     pub sensitive: BTreeMap<String, BTreeSet<String>>,
     /// Every `secret.NAME` read, with where it is read.
     pub secret_reads: Vec<(String, Span)>,
+    /// Requests that present a secret their run replaces, by the span of
+    /// the `web_request`: they must reach the server at most once.
+    pub rotating: rotation::Rotating,
 }
 
 impl Analysis {
@@ -81,12 +85,16 @@ pub fn check(program: &Program) -> Analysis {
     }
     let sensitive = sensitivity::analyse(&symbols);
     sensitivity::check_plain_http(&symbols, &sensitive, &mut diagnostics);
+    sensitivity::check_cross_origin(&symbols, &sensitive, &mut diagnostics);
+    let rotating = rotation::analyse(&symbols);
+    rotation::check_retries(&symbols, &rotating, &mut diagnostics);
     usage.report(&symbols, &mut diagnostics);
     diagnostic::sort(&mut diagnostics);
     Analysis {
         diagnostics,
         sensitive,
         secret_reads,
+        rotating,
     }
 }
 

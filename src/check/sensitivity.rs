@@ -105,3 +105,44 @@ pub fn check_plain_http(
         }
     }
 }
+
+/// Warns where a request that carries a secret opts into redirects to
+/// other origins.
+pub fn check_cross_origin(
+    symbols: &Symbols<'_>,
+    sensitive: &BTreeMap<String, BTreeSet<String>>,
+    diagnostics: &mut Vec<Diagnostic>,
+) {
+    let empty = BTreeSet::new();
+    for service in &symbols.service_order {
+        let vars = sensitive.get(&service.name.text).unwrap_or(&empty);
+        for action in &service.actions {
+            action.body.walk(&mut |statement| {
+                let StatementKind::WebRequest(request) = &statement.kind else {
+                    return;
+                };
+                let Some(opt_in) = request.cross_origin else {
+                    return;
+                };
+                if request
+                    .expressions()
+                    .into_iter()
+                    .any(|e| is_sensitive_expr(e, vars))
+                {
+                    diagnostics.push(
+                        Diagnostic::new(
+                            Code::CrossOriginRedirect,
+                            "this request carries a secret and follows redirects to other origins",
+                        )
+                        .label(opt_in, "redirects to another scheme, host or port are followed")
+                        .help(
+                            "svc drops the body, `auth` and headers holding secrets on such a redirect, \
+                             but the new origin still learns of the request; remove `cross_origin` \
+                             and use the URL the server redirects to",
+                        ),
+                    );
+                }
+            });
+        }
+    }
+}

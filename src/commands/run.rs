@@ -10,6 +10,7 @@ use crate::exit;
 use crate::program::{self, Script};
 use crate::report::{self, Style};
 use crate::run::{Engine, Outcome, Refusal, RunRequest, Trigger};
+use crate::secrets::journal::Journal;
 use crate::secrets::{Identities, Store, keys};
 
 pub fn run(args: RunArgs) -> ExitCode {
@@ -78,12 +79,26 @@ pub fn run(args: RunArgs) -> ExitCode {
         dry_run: args.dry_run,
         trigger: Trigger::Cli,
         due_at: None,
+        replay: None,
     };
     let script = Arc::new(script);
-    let mut engine = Engine::new(script.clone(), store, keys, args.log_dir.clone());
+    let journal = Journal::new(
+        crate::secrets::journal::dir(&args.state_dir, store.env()),
+        store.recipients_path(),
+    );
+    let mut engine =
+        Engine::new(script.clone(), store, keys, args.log_dir.clone()).with_journal(journal);
     engine.lock_timeout = args.lock_timeout;
+    engine.program_hint = shell_word(&args.path.display().to_string());
     if let Err(refusal) = engine.admit(&request) {
         return refusal_exit(&refusal);
+    }
+    let mut request = request;
+    if args.replay {
+        match engine.replay_for(service, endpoint) {
+            Ok(replay) => request.replay = Some(replay),
+            Err(refusal) => return refusal_exit(&refusal),
+        }
     }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -145,6 +160,19 @@ pub fn load_paths(paths: &[std::path::PathBuf]) -> Result<Script, ExitCode> {
         super::program_errors(&checked, "fix them before running (see `svc check`)");
         exit::code(exit::USAGE)
     })
+}
+
+/// A word as a shell reads it: quoted only when it must be.
+pub fn shell_word(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./:@%+=,".contains(&b));
+    if plain {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
 }
 
 pub fn refusal_exit(refusal: &Refusal) -> ExitCode {

@@ -12,6 +12,7 @@ use super::store_error;
 use crate::cli::{RecipientsCommand, SecretCommand, StoreArgs};
 use crate::exit;
 use crate::secrets::document::{self, RollbackError};
+use crate::secrets::journal::{self, Journal};
 use crate::secrets::keys::{self, same_key};
 use crate::secrets::{Error, Identities, NewValue, Recipient, SecretValue, Store};
 
@@ -41,6 +42,19 @@ pub fn run(command: SecretCommand) -> ExitCode {
             remove_recipient(&key, &store)
         }
         SecretCommand::Recipients(RecipientsCommand::List { store }) => list_recipients(&store),
+        SecretCommand::Recover {
+            store,
+            state_dir,
+            json,
+            reveal,
+            discard,
+        } => recover(
+            &store,
+            &state_dir,
+            json,
+            reveal.as_deref(),
+            discard.as_deref(),
+        ),
     };
     match result {
         Ok(()) => exit::code(exit::SUCCESS),
@@ -483,4 +497,181 @@ mod tests {
         assert_eq!(human_duration(11_100), "3h 5m");
         assert_eq!(human_duration(187_200), "2d 4h");
     }
+}
+
+/// `svc secret recover`: the answers kept in the recovery journal.
+fn recover(
+    args: &StoreArgs,
+    state_dir: &Path,
+    json: bool,
+    reveal: Option<&str>,
+    discard: Option<&str>,
+) -> Result<(), Error> {
+    let store = Store::new(&args.secrets_dir, &args.env)?;
+    let journal = Journal::new(
+        journal::dir(state_dir, store.env()),
+        store.recipients_path(),
+    );
+    if let Some(run_id) = discard {
+        let removed = journal.discard(run_id)?;
+        if removed == 0 {
+            return Err(Error::Invalid(format!(
+                "the recovery journal of `{}` holds no answer of run `{run_id}`",
+                store.env()
+            )));
+        }
+        eprintln!("forgot {removed} kept answer(s) of run {run_id}");
+        return Ok(());
+    }
+    let listed = journal.list()?;
+    if listed.is_empty() && reveal.is_none() {
+        if json {
+            println!("[]");
+        } else {
+            eprintln!(
+                "the recovery journal of `{}` is empty (`{}`)",
+                store.env(),
+                journal.dir().display()
+            );
+        }
+        return Ok(());
+    }
+    let (_, identities) = open(args)?;
+    if let Some(wanted) = reveal {
+        let (run_id, sequence) = match wanted.split_once('.') {
+            Some((run, seq)) => (
+                run,
+                Some(seq.parse::<u32>().map_err(|_| {
+                    Error::Invalid(format!("`{wanted}` is not RUN_ID or RUN_ID.SEQ"))
+                })?),
+            ),
+            None => (wanted, None),
+        };
+        let of_run: Vec<_> = listed
+            .iter()
+            .filter(|l| l.run_id == run_id && sequence.is_none_or(|s| s == l.sequence))
+            .collect();
+        let one = match of_run.as_slice() {
+            [one] => *one,
+            [] => {
+                return Err(Error::Invalid(format!(
+                    "the recovery journal of `{}` holds no answer `{wanted}`",
+                    store.env()
+                )));
+            }
+            several => {
+                let choices: Vec<String> = several
+                    .iter()
+                    .map(|l| format!("{}.{}", l.run_id, l.sequence))
+                    .collect();
+                return Err(Error::Invalid(format!(
+                    "run `{run_id}` kept {} answers: reveal one of {}",
+                    several.len(),
+                    choices.join(", ")
+                )));
+            }
+        };
+        let entry = journal.read(one, &identities)?;
+        let mut stdout = std::io::stdout().lock();
+        stdout
+            .write_all(&entry.body)
+            .and_then(|()| stdout.write_all(b"\n"))
+            .map_err(|e| Error::io("write", Path::new("standard output"), e))?;
+        return Ok(());
+    }
+    let mut shown = Vec::new();
+    for listed in &listed {
+        let entry = journal.read(listed, &identities)?;
+        shown.push(RecoveredAnswer::of(&entry));
+    }
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&shown).map_err(|e| Error::Invalid(e.to_string()))?
+        );
+        return Ok(());
+    }
+    for answer in &shown {
+        println!(
+            "{}.{}  {}  {}  {}  {} {}",
+            answer.run_id,
+            answer.sequence,
+            answer.endpoint,
+            answer.status,
+            answer
+                .received_at
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            answer.method,
+            answer.url
+        );
+        println!("  body: {}", answer.body);
+    }
+    eprintln!(
+        "string values are masked; `svc run ... --replay` uses the latest run's answers, \
+         `--reveal RUN_ID[.SEQ]` prints one as it came"
+    );
+    Ok(())
+}
+
+/// A kept answer as `svc secret recover` shows it: every string masked.
+#[derive(Serialize)]
+struct RecoveredAnswer {
+    run_id: String,
+    sequence: u32,
+    endpoint: String,
+    status: u16,
+    received_at: DateTime<Utc>,
+    method: String,
+    url: String,
+    body: serde_json::Value,
+}
+
+impl RecoveredAnswer {
+    fn of(entry: &journal::Entry) -> RecoveredAnswer {
+        let body = match serde_json::from_slice::<serde_json::Value>(&entry.body) {
+            Ok(mut json) => {
+                mask_strings(&mut json);
+                json
+            }
+            Err(_) => {
+                serde_json::Value::String(format!("*** ({} bytes, not JSON)", entry.body.len()))
+            }
+        };
+        RecoveredAnswer {
+            run_id: entry.run_id.clone(),
+            sequence: entry.sequence,
+            endpoint: entry.endpoint.clone(),
+            status: entry.status,
+            received_at: entry.received_at,
+            method: entry.method.clone(),
+            url: masked_url(&entry.url),
+            body,
+        }
+    }
+}
+
+/// Every string of a JSON value replaced by its length.
+fn mask_strings(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::String(s) => {
+            *s = format!("*** ({} characters)", s.chars().count());
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(mask_strings),
+        serde_json::Value::Object(map) => map.values_mut().for_each(mask_strings),
+        _ => {}
+    }
+}
+
+/// A URL without user, password or query values.
+fn masked_url(text: &str) -> String {
+    let Ok(mut url) = url::Url::parse(text) else {
+        return "***".into();
+    };
+    let names: Vec<String> = url.query_pairs().map(|(k, _)| k.into_owned()).collect();
+    if !names.is_empty() {
+        url.query_pairs_mut()
+            .clear()
+            .extend_pairs(names.iter().map(|k| (k.as_str(), "***")));
+    }
+    crate::run::http::display_url(&url)
 }

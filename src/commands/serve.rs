@@ -11,6 +11,7 @@ use crate::cli::ServeArgs;
 use crate::exit;
 use crate::run::Engine;
 use crate::schedule::StateFile;
+use crate::secrets::journal::Journal;
 use crate::secrets::{Identities, Store, keys};
 use crate::serve::{self, App, Schedules};
 
@@ -51,8 +52,19 @@ pub fn run(args: ServeArgs) -> ExitCode {
             );
         }
     };
-    let mut engine = Engine::new(script, store, Some(identities), args.log_dir.clone());
+    let journal = Journal::new(
+        crate::secrets::journal::dir(&args.state_dir, store.env()),
+        store.recipients_path(),
+    );
+    let mut engine =
+        Engine::new(script, store, Some(identities), args.log_dir.clone()).with_journal(journal);
     engine.lock_timeout = args.lock_timeout;
+    engine.program_hint = args
+        .paths
+        .iter()
+        .map(|p| super::run::shell_word(&p.display().to_string()))
+        .collect::<Vec<_>>()
+        .join(" ");
     let app = Arc::new(App::new(engine, schedules));
     let listener = match std::net::TcpListener::bind(args.listen) {
         Ok(listener) => listener,

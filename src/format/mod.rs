@@ -728,6 +728,9 @@ impl Printer<'_> {
                     "redirects" => {
                         if let Some(redirects) = &request.redirects {
                             p.out.push_str(&format!("redirects {}", redirects.value));
+                            if request.cross_origin.is_some() {
+                                p.out.push_str(" cross_origin");
+                            }
                         }
                     }
                     _ => p.result_mapping(*span, &request.result_mapping),

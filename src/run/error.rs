@@ -30,6 +30,8 @@ pub enum ErrorKind {
     Store { code: &'static str },
     /// Calls nested too deeply, or another limit.
     Limit,
+    /// A replay whose kept answers do not fit the program.
+    Replay,
 }
 
 impl RunError {
@@ -64,6 +66,7 @@ impl RunError {
             ErrorKind::PermissionDenied => "permission_denied".into(),
             ErrorKind::Store { .. } => "store_error".into(),
             ErrorKind::Limit => "limit_exceeded".into(),
+            ErrorKind::Replay => "replay_error".into(),
         }
     }
 
@@ -77,6 +80,7 @@ impl RunError {
             ErrorKind::PermissionDenied => "svc::run::permission_denied",
             ErrorKind::Store { code } => code,
             ErrorKind::Limit => "svc::run::limit_exceeded",
+            ErrorKind::Replay => "svc::run::replay_mismatch",
         }
     }
 
@@ -92,7 +96,10 @@ impl RunError {
     pub fn catchable(&self) -> bool {
         !matches!(
             self.kind,
-            ErrorKind::PermissionDenied | ErrorKind::Store { .. } | ErrorKind::Limit
+            ErrorKind::PermissionDenied
+                | ErrorKind::Store { .. }
+                | ErrorKind::Limit
+                | ErrorKind::Replay
         )
     }
 

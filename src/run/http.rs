@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::RwLock;
 use std::time::{Duration, Instant};
 
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, LOCATION, RETRY_AFTER};
 
 use super::error::{ErrorKind, RunError};
 use super::redact::Redactor;
@@ -27,13 +27,30 @@ const MAX_BACKOFF: Duration = Duration::from_secs(10);
 pub struct Request {
     pub method: reqwest::Method,
     pub url: url::Url,
-    pub headers: Vec<(String, String)>,
+    pub headers: Vec<Header>,
     pub body: Body,
+    /// The body holds a secret value.
+    pub body_secret: bool,
     pub auth: Option<Auth>,
     pub timeout: Duration,
+    /// How many redirects to follow.
     pub redirects: usize,
+    /// Follow redirects to another scheme, host or port, without the body,
+    /// the credentials or the headers that hold secrets.
+    pub cross_origin: bool,
     pub attempts: u32,
     pub max_time: Duration,
+    /// The request presents a secret its run replaces: send it again only
+    /// when it surely never reached the server, or the server answered 429
+    /// or 503 (it did not take it).
+    pub once: bool,
+}
+
+pub struct Header {
+    pub name: String,
+    pub value: String,
+    /// The value holds a secret.
+    pub secret: bool,
 }
 
 pub enum Body {
@@ -46,6 +63,13 @@ pub enum Body {
 pub enum Auth {
     Basic(String, String),
     Bearer(String),
+}
+
+impl Request {
+    /// Whether anything the request sends holds a secret.
+    fn carries_secret(&self) -> bool {
+        self.auth.is_some() || self.body_secret || self.headers.iter().any(|h| h.secret)
+    }
 }
 
 pub struct Response {
@@ -63,39 +87,34 @@ pub struct Retried {
     pub wait: Duration,
 }
 
-/// reqwest clients, one per redirect limit and need of TLS, made on first
-/// use. Loading the system's root certificates takes milliseconds, so a
-/// client for plain `http://` (a token server on loopback, say) gets a TLS
-/// configuration without them: it never makes a TLS connection.
+/// reqwest clients, one with TLS and one without, made on first use.
+/// Loading the system's root certificates takes milliseconds, so a client
+/// for plain `http://` (a token server on loopback, say) gets a TLS
+/// configuration without them: it never makes a TLS connection. Neither
+/// follows redirects: svc does, hop by hop, to decide what each hop may
+/// carry.
 #[derive(Default)]
 pub struct Http {
-    clients: RwLock<HashMap<(usize, bool), reqwest::Client>>,
+    clients: RwLock<HashMap<bool, reqwest::Client>>,
 }
 
 impl Http {
-    fn client(&self, redirects: usize, tls: bool) -> Result<reqwest::Client, RunError> {
-        // A redirect may lead from http to https: such clients get TLS.
-        let tls = tls || redirects > 0;
+    fn client(&self, tls: bool) -> Result<reqwest::Client, Failure> {
         if let Some(client) = self
             .clients
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .get(&(redirects, tls))
+            .get(&tls)
         {
             return Ok(client.clone());
         }
         let mut clients = self.clients.write().unwrap_or_else(|p| p.into_inner());
-        if let Some(client) = clients.get(&(redirects, tls)) {
+        if let Some(client) = clients.get(&tls) {
             return Ok(client.clone());
         }
         install_crypto_provider();
-        let policy = if redirects == 0 {
-            reqwest::redirect::Policy::none()
-        } else {
-            reqwest::redirect::Policy::limited(redirects)
-        };
         let mut builder = reqwest::Client::builder()
-            .redirect(policy)
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("svc/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(10));
         if !tls {
@@ -104,29 +123,28 @@ impl Http {
                 .with_no_client_auth();
             builder = builder.tls_backend_preconfigured(config);
         }
-        let client = builder.build().map_err(|e| {
-            RunError::new(
-                ErrorKind::Limit,
-                format!("cannot set up HTTP: {}", e.without_url()),
-            )
+        let client = builder.build().map_err(|e| Failure {
+            reason: format!("cannot set up HTTP: {}", e.without_url()),
+            help: "this is a bug in svc or its TLS setup".into(),
+            transient: false,
+            sent: false,
         })?;
-        clients.insert((redirects, tls), client.clone());
+        clients.insert(tls, client.clone());
         Ok(client)
     }
 
     /// Sends a request, retrying transient failures. A non-2xx answer that
     /// is not transient is returned as a response, for the caller to judge.
     pub async fn send(&self, request: &Request, redactor: &Redactor) -> Result<Response, RunError> {
-        let client = self.client(request.redirects, request.url.scheme() == "https")?;
         let started = Instant::now();
         let mut retries = Vec::new();
         let mut attempt: u32 = 0;
         loop {
             attempt += 1;
-            let outcome = self.attempt(&client, request).await;
+            let outcome = self.attempt(request, redactor).await;
             let last_attempt = attempt >= request.attempts.max(1);
             let (reason, retry_after, status) = match outcome {
-                Ok(mut response) if !is_transient(response.status) || last_attempt => {
+                Ok(mut response) if !retryable(request, response.status) || last_attempt => {
                     response.attempts = attempt;
                     response.elapsed = started.elapsed();
                     response.retries = retries;
@@ -137,13 +155,25 @@ impl Http {
                     retry_after(&response.headers),
                     Some(response.status.as_u16()),
                 ),
-                Err(failure) if failure.transient && !last_attempt => (failure.reason, None, None),
+                Err(failure)
+                    if failure.transient && !last_attempt && (!request.once || !failure.sent) =>
+                {
+                    (failure.reason, None, None)
+                }
                 Err(failure) => {
                     let tried = if attempt > 1 {
                         format!(" after {attempt} attempts")
                     } else {
                         String::new()
                     };
+                    let mut help = failure.help;
+                    if request.once && failure.transient && failure.sent && !last_attempt {
+                        help = format!(
+                            "{help}; svc did not send it again: it presents a secret that this run replaces, \
+                             and the server may have taken it (a second presentation of a rotated refresh \
+                             token can revoke the whole token family)"
+                        );
+                    }
                     return Err(RunError::new(
                         ErrorKind::WebRequest { status: None },
                         redactor.redact(&format!(
@@ -153,7 +183,7 @@ impl Http {
                             failure.reason
                         )),
                     )
-                    .help(failure.help));
+                    .help(help));
                 }
             };
             let backoff = backoff(attempt);
@@ -179,69 +209,182 @@ impl Http {
         }
     }
 
-    async fn attempt(
-        &self,
-        client: &reqwest::Client,
-        request: &Request,
-    ) -> Result<Response, Failure> {
-        let mut builder = client
-            .request(request.method.clone(), request.url.clone())
-            .timeout(request.timeout);
-        let mut headers = HeaderMap::new();
-        for (name, value) in &request.headers {
-            let name = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| Failure::fatal("an invalid header name"))?;
-            let value = HeaderValue::from_str(value).map_err(|_| {
-                Failure::fatal(&format!(
-                    "the value of header `{name}` is not valid in a header"
-                ))
-            })?;
-            headers.append(name, value);
-        }
-        builder = builder.headers(headers);
-        builder = match &request.auth {
-            Some(Auth::Basic(user, password)) => builder.basic_auth(user, Some(password)),
-            Some(Auth::Bearer(token)) => builder.bearer_auth(token),
-            None => builder,
-        };
-        builder = match &request.body {
-            Body::None => builder,
-            Body::Form(fields) => builder.form(fields),
-            Body::Json(value) => builder.json(value),
-            Body::Raw(text) => builder.body(text.clone()),
-        };
-        let mut response = builder
-            .send()
-            .await
-            .map_err(|e| Failure::from_reqwest(&e, request.timeout))?;
-        let status = response.status();
-        let headers = response.headers().clone();
-        if let Some(length) = response.content_length()
-            && length as usize > MAX_BODY
-        {
-            return Err(Failure::too_large());
-        }
-        let mut body = Vec::new();
+    /// One attempt: the request, and the redirects it may follow.
+    async fn attempt(&self, request: &Request, redactor: &Redactor) -> Result<Response, Failure> {
+        let origin = request.url.origin();
+        let mut url = request.url.clone();
+        let mut method = request.method.clone();
+        let mut with_body = true;
+        let mut foreign = false;
+        let mut hop = 0;
         loop {
-            match response.chunk().await {
-                Ok(Some(chunk)) => {
-                    if body.len() + chunk.len() > MAX_BODY {
-                        return Err(Failure::too_large());
-                    }
-                    body.extend_from_slice(&chunk);
+            let client = self.client(url.scheme() == "https")?;
+            let mut builder = client
+                .request(method.clone(), url.clone())
+                .timeout(request.timeout);
+            let mut headers = HeaderMap::new();
+            for header in &request.headers {
+                if foreign && header.secret {
+                    continue;
                 }
-                Ok(None) => break,
-                Err(e) => return Err(Failure::from_reqwest(&e, request.timeout)),
+                let name = HeaderName::from_bytes(header.name.as_bytes())
+                    .map_err(|_| Failure::fatal("an invalid header name"))?;
+                let value = HeaderValue::from_str(&header.value).map_err(|_| {
+                    Failure::fatal(&format!(
+                        "the value of header `{name}` is not valid in a header"
+                    ))
+                })?;
+                headers.append(name, value);
             }
+            builder = builder.headers(headers);
+            builder = match (&request.auth, foreign) {
+                (Some(Auth::Basic(user, password)), false) => {
+                    builder.basic_auth(user, Some(password))
+                }
+                (Some(Auth::Bearer(token)), false) => builder.bearer_auth(token),
+                _ => builder,
+            };
+            if with_body {
+                builder = match &request.body {
+                    Body::None => builder,
+                    Body::Form(fields) => builder.form(fields),
+                    Body::Json(value) => builder.json(value),
+                    Body::Raw(text) => builder.body(text.clone()),
+                };
+            }
+            // Past the first hop the request has reached a server: a
+            // failure now is not one before sending.
+            let sent = hop > 0;
+            let mut response = builder
+                .send()
+                .await
+                .map_err(|e| Failure::from_reqwest(&e, request.timeout, sent))?;
+            let status = response.status();
+            let location = (request.redirects > 0
+                && status.is_redirection()
+                && status != reqwest::StatusCode::NOT_MODIFIED)
+                .then(|| response.headers().get(LOCATION).cloned())
+                .flatten();
+            if let Some(location) = location {
+                if hop >= request.redirects {
+                    return Err(Failure::after_send(
+                        format!("more than {} redirects", request.redirects),
+                        "raise `redirects`, or use the URL the server redirects to",
+                    ));
+                }
+                let next = location
+                    .to_str()
+                    .ok()
+                    .and_then(|l| url.join(l).ok())
+                    .filter(|n| matches!(n.scheme(), "http" | "https"))
+                    .ok_or_else(|| {
+                        Failure::after_send(
+                            "the server redirects to an address that is not an http(s) URL".into(),
+                            "use the URL the server redirects to",
+                        )
+                    })?;
+                // RFC 9110 §15.4: 303 becomes a GET; 301 and 302 turn a
+                // POST into a GET, as every client does; 307 and 308
+                // repeat the request as it was.
+                let keeps_request = matches!(status.as_u16(), 307 | 308);
+                if !keeps_request
+                    && (status.as_u16() == 303 || method == reqwest::Method::POST)
+                    && method != reqwest::Method::HEAD
+                {
+                    method = reqwest::Method::GET;
+                    with_body = false;
+                }
+                if next.origin() != origin {
+                    self.may_leave(request, redactor, &next, with_body)?;
+                    foreign = true;
+                }
+                drop(response);
+                url = next;
+                hop += 1;
+                continue;
+            }
+            let headers = response.headers().clone();
+            if let Some(length) = response.content_length()
+                && length as usize > MAX_BODY
+            {
+                return Err(Failure::too_large());
+            }
+            let mut body = Vec::new();
+            loop {
+                match response.chunk().await {
+                    Ok(Some(chunk)) => {
+                        if body.len() + chunk.len() > MAX_BODY {
+                            return Err(Failure::too_large());
+                        }
+                        body.extend_from_slice(&chunk);
+                    }
+                    Ok(None) => break,
+                    Err(e) => return Err(Failure::from_reqwest(&e, request.timeout, true)),
+                }
+            }
+            return Ok(Response {
+                status,
+                headers,
+                body,
+                attempts: 0,
+                elapsed: Duration::ZERO,
+                retries: Vec::new(),
+            });
         }
-        Ok(Response {
-            status,
-            headers,
-            body,
-            attempts: 0,
-            elapsed: Duration::ZERO,
-            retries: Vec::new(),
-        })
+    }
+
+    /// Whether a redirect may lead to `next`, another origin: never with
+    /// a secret in the URL, and with other secrets only when the program
+    /// opts in (`redirects N cross_origin`), which drops them.
+    fn may_leave(
+        &self,
+        request: &Request,
+        redactor: &Redactor,
+        next: &url::Url,
+        with_body: bool,
+    ) -> Result<(), Failure> {
+        let shown = redactor.redact(&display_url(next));
+        if redactor.reveals(next.as_str()) {
+            return Err(Failure::after_send(
+                format!(
+                    "the server redirects to another origin with a secret in the URL ({shown})"
+                ),
+                "svc does not follow it; check the request against the API's documentation",
+            ));
+        }
+        if !request.carries_secret() {
+            return Ok(());
+        }
+        if !request.cross_origin {
+            return Err(Failure::after_send(
+                format!(
+                    "the server redirects to another origin ({shown}); this request carries secrets, \
+                     which svc does not send there"
+                ),
+                "use the URL the server redirects to; or add `cross_origin` to `redirects` to follow \
+                 it without the body, `auth` and secret headers",
+            ));
+        }
+        if with_body && request.body_secret {
+            return Err(Failure::after_send(
+                format!(
+                    "the server redirects to another origin ({shown}) and asks for the body again, \
+                     which holds a secret"
+                ),
+                "use the URL the server redirects to",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Whether an answer may be retried: 5xx and 429; only 429 and 503 for a
+/// request that must reach the server at most once.
+fn retryable(request: &Request, status: reqwest::StatusCode) -> bool {
+    if request.once {
+        matches!(status.as_u16(), 429 | 503)
+    } else {
+        is_transient(status)
     }
 }
 
@@ -249,6 +392,8 @@ struct Failure {
     reason: String,
     help: String,
     transient: bool,
+    /// The request may have reached the server.
+    sent: bool,
 }
 
 impl Failure {
@@ -257,6 +402,16 @@ impl Failure {
             reason: reason.to_string(),
             help: "check the request's headers".into(),
             transient: false,
+            sent: false,
+        }
+    }
+
+    fn after_send(reason: String, help: &str) -> Failure {
+        Failure {
+            reason,
+            help: help.into(),
+            transient: false,
+            sent: true,
         }
     }
 
@@ -268,10 +423,21 @@ impl Failure {
             ),
             help: "a token endpoint answers with a small JSON document; is the URL right?".into(),
             transient: false,
+            sent: true,
         }
     }
 
-    fn from_reqwest(error: &reqwest::Error, timeout: Duration) -> Failure {
+    /// `sent`: an earlier hop of this attempt reached a server already.
+    fn from_reqwest(error: &reqwest::Error, timeout: Duration, sent: bool) -> Failure {
+        // A failed connection (its timeout included) sent nothing.
+        if error.is_connect() {
+            return Failure {
+                reason: format!("cannot connect ({})", root_cause(error)),
+                help: "check the URL's host and port, and that the server is up".into(),
+                transient: true,
+                sent,
+            };
+        }
         if error.is_timeout() {
             return Failure {
                 reason: format!(
@@ -280,26 +446,16 @@ impl Failure {
                 ),
                 help: "raise `timeout`, or check that the server is up".into(),
                 transient: true,
+                sent: true,
             };
         }
-        if error.is_connect() {
-            return Failure {
-                reason: format!("cannot connect ({})", root_cause(error)),
-                help: "check the URL's host and port, and that the server is up".into(),
-                transient: true,
-            };
-        }
-        if error.is_redirect() {
-            return Failure {
-                reason: "too many redirects".into(),
-                help: "raise `redirects`, or use the URL the server redirects to".into(),
-                transient: false,
-            };
-        }
+        // A connection reset or a broken body: the server may have the
+        // request.
         Failure {
             reason: root_cause(error),
             help: "check the URL and the server".into(),
             transient: error.is_request() || error.is_body(),
+            sent: true,
         }
     }
 }

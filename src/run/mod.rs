@@ -1,14 +1,19 @@
 //! Run: the interpreter of endpoints, with its HTTP client, redaction,
 //! run records and endpoint logs.
 
+pub mod admission;
 pub mod engine;
 pub mod error;
 pub mod http;
+mod interpreter;
 pub mod log;
+mod mapping;
 pub mod record;
 pub mod redact;
+mod request;
 pub mod value;
 
-pub use engine::{Engine, Finished, Refusal, RunRequest, unknown_endpoint};
+pub use admission::{Refusal, unknown_endpoint};
+pub use engine::{Engine, Finished, RunRequest};
 pub use error::{ErrorKind, RunError};
 pub use record::{Outcome, RunRecord, Trigger};

@@ -55,6 +55,9 @@ pub enum Event {
         attempts: u32,
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         dry_run: bool,
+        /// The answer came from the recovery journal (`--replay`).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        replayed: bool,
         /// Only for dry runs: what would be sent, secrets masked.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         headers: Vec<(String, String)>,
@@ -102,6 +105,11 @@ pub enum Event {
     Caught {
         depth: usize,
         code: String,
+        message: String,
+    },
+    /// What became of an answer to a request that sent a secret.
+    Journal {
+        depth: usize,
         message: String,
     },
 }
@@ -156,6 +164,9 @@ pub struct RunRecord {
     /// The service variables at the end of the run.
     #[serde(default)]
     pub variables: BTreeMap<String, Shown>,
+    /// The run whose kept answers this one replayed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay_of: Option<String>,
 }
 
 impl RunRecord {
@@ -186,7 +197,9 @@ impl RunRecord {
                     }
                 }
                 Event::Retry { reason, .. } => text(reason),
-                Event::Log { message, .. } | Event::Caught { message, .. } => text(message),
+                Event::Log { message, .. }
+                | Event::Caught { message, .. }
+                | Event::Journal { message, .. } => text(message),
                 Event::Branch { .. }
                 | Event::SecretUpdated { .. }
                 | Event::RunService { .. }
@@ -256,6 +269,7 @@ fn render_event(out: &mut String, event: &Event) {
             duration_ms,
             attempts,
             dry_run,
+            replayed,
             headers,
             body,
         } => {
@@ -277,11 +291,19 @@ fn render_event(out: &mut String, event: &Event) {
                 } else {
                     String::new()
                 };
-                writeln!(
-                    out,
-                    "{}{method} {url} -> {status} ({duration_ms} ms{tries})",
-                    pad(depth)
-                )
+                if *replayed {
+                    writeln!(
+                        out,
+                        "{}{method} {url} -> {status} (replayed from the recovery journal)",
+                        pad(depth)
+                    )
+                } else {
+                    writeln!(
+                        out,
+                        "{}{method} {url} -> {status} ({duration_ms} ms{tries})",
+                        pad(depth)
+                    )
+                }
             }
         }
         Event::Retry {
@@ -344,5 +366,6 @@ fn render_event(out: &mut String, event: &Event) {
         } => {
             writeln!(out, "{}caught {code}: {message}", pad(depth))
         }
+        Event::Journal { depth, message } => writeln!(out, "{}  {message}", pad(depth)),
     };
 }

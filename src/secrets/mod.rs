@@ -10,6 +10,7 @@
 pub mod atomic;
 pub mod cache;
 pub mod document;
+pub mod journal;
 pub mod keys;
 pub mod store;
 pub mod timestamp;

@@ -178,7 +178,7 @@ impl Store {
 
 /// Decrypts a store as it is read: only the plaintext is held whole, in
 /// memory that is zeroed when dropped.
-fn decrypt(
+pub(crate) fn decrypt(
     path: &Path,
     input: impl std::io::BufRead,
     size: usize,

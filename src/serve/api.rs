@@ -292,6 +292,7 @@ pub async fn run_endpoint(
         dry_run: false,
         trigger: Trigger::Http,
         due_at: None,
+        replay: None,
     };
     if let Err(refusal) = app.engine.admit(&request) {
         let status = if refusal.denied {

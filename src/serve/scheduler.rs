@@ -205,6 +205,7 @@ fn fire(
         },
         // A run due before the server started is not late, it is overdue.
         due_at: Some(due_at.max(app.started_at)),
+        replay: None,
     };
     let app = app.clone();
     let name = spec.name.clone();

@@ -353,6 +353,9 @@ pub struct WebRequest {
     pub timeout: Option<DurationLit>,
     pub retry: Option<Retry>,
     pub redirects: Option<Integer>,
+    /// `redirects N cross_origin`: redirects to another scheme, host or
+    /// port are followed (without the body, credentials or secret headers).
+    pub cross_origin: Option<Span>,
     pub result_mapping: Vec<Mapping>,
     pub span: Span,
     #[serde(skip)]

@@ -628,6 +628,7 @@ impl Builder {
                 Rule::request_redirects => {
                     request.redirects =
                         Some(self.integer(parts.next().expect("grammar: redirects")));
+                    request.cross_origin = parts.next().map(|p| self.span(&p));
                 }
                 _ => {
                     request.result_mapping = parts.map(|m| self.mapping(m)).collect();

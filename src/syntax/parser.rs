@@ -377,6 +377,7 @@ fn describe(rule: Rule) -> Option<&'static str> {
         kw_attempts => "`attempts`",
         kw_max_time => "`max_time`",
         kw_redirects => "`redirects`",
+        cross_origin => "`cross_origin`",
         kw_result_mapping => "`result_mapping`",
         kw_header => "`header`",
         kw_if => "`if`",

@@ -1,0 +1,98 @@
+//! Admission: whether a request may run at all, decided before anything
+//! runs.
+
+use super::engine::{Engine, RunRequest};
+use crate::program::Script;
+
+/// A run that was refused before it started.
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    pub code: &'static str,
+    pub message: String,
+    pub help: Option<String>,
+    /// Denied (exit 3) rather than a wrong request (exit 2).
+    pub denied: bool,
+}
+
+impl Engine {
+    /// Checks a request before running it: the endpoint exists, allows the
+    /// method, and the identity exists and may run it.
+    pub fn admit(&self, request: &RunRequest) -> Result<(), Refusal> {
+        let refuse = |code, message: String, help: Option<String>| Refusal {
+            code,
+            message,
+            help,
+            denied: false,
+        };
+        let key = format!("{}.{}", request.service, request.endpoint);
+        let Some(endpoint) = self.script.endpoint(&request.service, &request.endpoint) else {
+            return Err(unknown_endpoint(&self.script, &key));
+        };
+        if !endpoint.allows(&request.method) {
+            let methods: Vec<&str> = endpoint.methods.iter().map(|m| m.as_str()).collect();
+            return Err(Refusal {
+                code: "svc::run::method_not_allowed",
+                message: format!("`{key}` does not allow {}", request.method),
+                help: Some(format!("it allows {}", methods.join(", "))),
+                denied: false,
+            });
+        }
+        let Some(identity) = self.script.identity(&request.identity) else {
+            let runners = self.script.runners(&request.service, &request.endpoint);
+            return Err(refuse(
+                "svc::run::unknown_identity",
+                format!(
+                    "no user or service account is called `{}`",
+                    request.identity
+                ),
+                Some(runners_help(&key, &runners)),
+            ));
+        };
+        if !self
+            .script
+            .can_run(identity, &request.service, &request.endpoint)
+        {
+            let runners = self.script.runners(&request.service, &request.endpoint);
+            return Err(Refusal {
+                code: "svc::run::permission_denied",
+                message: format!("`{}` may not run `{key}`", request.identity),
+                help: Some(runners_help(&key, &runners)),
+                denied: true,
+            });
+        }
+        Ok(())
+    }
+
+    /// Admits and runs a request.
+    pub async fn admit_and_run(&self, request: RunRequest) -> Result<super::Finished, Refusal> {
+        self.admit(&request)?;
+        Ok(self.run(request).await)
+    }
+}
+
+/// The refusal of an endpoint the script does not declare, with the
+/// nearest name or the list of them.
+pub fn unknown_endpoint(script: &Script, key: &str) -> Refusal {
+    let known = script.endpoint_keys();
+    Refusal {
+        code: "svc::run::unknown_endpoint",
+        message: format!("unknown endpoint `{key}`"),
+        help: Some(crate::check::did_you_mean(
+            key,
+            known.iter().map(String::as_str),
+            format!("the endpoints are: {}", known.join(", ")),
+        )),
+        denied: false,
+    }
+}
+
+fn runners_help(key: &str, runners: &[String]) -> String {
+    if runners.is_empty() {
+        format!("no user or service account may run `{key}`; grant `run {key}` to a role")
+    } else {
+        format!(
+            "`{key}` may be run by: {} (pass one with `--as`)",
+            runners.join(", ")
+        )
+    }
+}

@@ -1,0 +1,709 @@
+//! The interpreter: runs an endpoint's action statement by statement.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use chrono::Utc;
+
+use super::engine::{Engine, MAX_CALL_DEPTH, Replay};
+use super::error::{ErrorKind, RunError};
+use super::record::{Event, Shown, Trigger};
+use super::redact::Redactor;
+use super::value::Value;
+use crate::program::Script;
+use crate::secrets::atomic::{Lock, LockError};
+use crate::secrets::{self, Document, Identities, NewValue, SecretValue};
+use crate::syntax::ast::*;
+
+type Step<'a> = Pin<Box<dyn Future<Output = Result<(), RunError>> + Send + 'a>>;
+
+/// An endpoint's run: its variables at the end, shown as they may be, and
+/// how it ended.
+type EndpointRun<'a> =
+    Pin<Box<dyn Future<Output = (BTreeMap<String, Shown>, Result<(), RunError>)> + Send + 'a>>;
+
+/// The state of one run.
+pub(super) struct Run<'e> {
+    pub(super) engine: &'e Engine,
+    pub(super) dry_run: bool,
+    pub(super) trigger: Trigger,
+    pub(super) trace: Vec<Event>,
+    pub(super) redactor: Redactor,
+    /// The store, decrypted on first use, after the run lock was taken.
+    pub(super) document: Option<Arc<Document>>,
+    /// Endpoints whose run lock this run holds.
+    pub(super) held: Vec<(String, Lock)>,
+    /// The run's id, known from its start: the journal files its answers by it.
+    pub(super) run_id: String,
+    /// The endpoint the run was asked for, as `SERVICE.ENDPOINT`.
+    pub(super) endpoint_key: String,
+    /// The statuses of the answers this run kept in the recovery journal.
+    pub(super) journaled: Vec<u16>,
+    /// The kept answers a replay uses instead of sending requests again.
+    pub(super) replay: Option<Replay>,
+}
+
+/// The variables of one endpoint's run.
+pub(super) struct Frame<'e> {
+    pub(super) service: &'e ServiceDecl,
+    pub(super) identity: &'e IdentityDecl,
+    pub(super) endpoint: String,
+    pub(super) vars: HashMap<&'e str, Value>,
+    pub(super) params: &'e BTreeMap<String, serde_json::Value>,
+    /// The error a `catch` block is handling.
+    pub(super) error: Option<RunError>,
+    pub(super) depth: usize,
+    pub(super) sensitive: BTreeSet<String>,
+}
+
+impl Frame<'_> {
+    pub(super) fn is_sensitive(&self, var: &str) -> bool {
+        self.sensitive.contains(var)
+    }
+}
+
+impl<'e> Run<'e> {
+    pub(super) fn script(&self) -> &'e Script {
+        &self.engine.script
+    }
+
+    /// Runs one endpoint; returns its variables, shown as they may be.
+    pub(super) fn endpoint<'a>(
+        &'a mut self,
+        service: &'a str,
+        endpoint: &'a str,
+        identity: &'e IdentityDecl,
+        params: &'e BTreeMap<String, serde_json::Value>,
+        depth: usize,
+    ) -> EndpointRun<'a> {
+        Box::pin(async move {
+            let script = self.script();
+            let (Some(service_decl), Some(action)) = (
+                script.service(service),
+                script.endpoint_action(service, endpoint),
+            ) else {
+                let error = RunError::new(
+                    ErrorKind::Limit,
+                    format!("`{service}.{endpoint}` cannot run"),
+                );
+                return (BTreeMap::new(), Err(error));
+            };
+            let key = format!("{service}.{endpoint}");
+            let mut frame = Frame {
+                service: service_decl,
+                identity,
+                endpoint: key.clone(),
+                vars: service_decl
+                    .vars
+                    .iter()
+                    .map(|v| (v.name.as_str(), Value::Null))
+                    .collect(),
+                params,
+                error: None,
+                depth,
+                sensitive: script
+                    .checked
+                    .analysis
+                    .sensitive
+                    .get(service)
+                    .cloned()
+                    .unwrap_or_default(),
+            };
+            let locked = match self.lock_endpoint(&key, service, endpoint).await {
+                Ok(locked) => locked,
+                Err(error) => return (BTreeMap::new(), Err(error)),
+            };
+            let result = self.block(&mut frame, &action.body).await;
+            if locked {
+                self.held.retain(|(k, _)| *k != key);
+            }
+            let variables = frame
+                .vars
+                .iter()
+                .map(|(name, value)| (name.to_string(), self.show(&frame, name, value)))
+                .collect();
+            (variables, result)
+        })
+    }
+
+    /// Takes the run lock of an endpoint that can update secrets, so two
+    /// runs never spend the same refresh token. Returns whether it took it.
+    pub(super) async fn lock_endpoint(
+        &mut self,
+        key: &str,
+        service: &str,
+        endpoint: &str,
+    ) -> Result<bool, RunError> {
+        if self.dry_run
+            || self.held.iter().any(|(k, _)| k == key)
+            || !self.engine.updates_secrets(service, endpoint)
+        {
+            return Ok(false);
+        }
+        let store = &self.engine.store;
+        if let Err(e) = crate::secrets::atomic::create_private_dir(store.dir()) {
+            return Err(store_failure(&crate::secrets::Error::io(
+                "create",
+                store.dir(),
+                e,
+            )));
+        }
+        let path = store.dir().join(format!(".{}.{key}.run.lock", store.env()));
+        let timeout = self.engine.lock_timeout;
+        let acquired = tokio::task::spawn_blocking(move || Lock::acquire(&path, timeout))
+            .await
+            .map_err(|_| RunError::new(ErrorKind::Limit, "the lock task failed"))?;
+        match acquired {
+            Ok(lock) => {
+                self.held.push((key.to_string(), lock));
+                // Anything read before the lock may be stale now.
+                self.document = None;
+                Ok(true)
+            }
+            Err(LockError::TimedOut) => Err(RunError::new(
+                ErrorKind::Store {
+                    code: "svc::run::lock_timeout",
+                },
+                format!(
+                    "another run of `{key}` in `{}` did not finish within {}",
+                    store.env(),
+                    crate::syntax::duration::format(timeout)
+                ),
+            )
+            .help("wait for it, or raise `--lock-timeout`")),
+            Err(LockError::Io(e)) => Err(store_failure(&crate::secrets::Error::io(
+                "lock",
+                store.dir(),
+                e,
+            ))),
+        }
+    }
+
+    pub(super) fn block<'a>(&'a mut self, frame: &'a mut Frame<'e>, block: &'e Block) -> Step<'a> {
+        Box::pin(async move {
+            for statement in &block.statements {
+                self.statement(frame, statement)
+                    .await
+                    .map_err(|e| e.at(statement.span))?;
+            }
+            Ok(())
+        })
+    }
+
+    pub(super) fn statement<'a>(
+        &'a mut self,
+        frame: &'a mut Frame<'e>,
+        statement: &'e Statement,
+    ) -> Step<'a> {
+        Box::pin(async move {
+            let depth = frame.depth;
+            match &statement.kind {
+                StatementKind::UpdateVariables { assignments } => {
+                    for assignment in assignments {
+                        let value = self
+                            .eval(frame, &assignment.value)
+                            .map_err(|e| e.at(assignment.value.span))?;
+                        self.assign(frame, &assignment.target, value, assignment.span)?;
+                    }
+                    Ok(())
+                }
+                StatementKind::WebRequest(request) => self.web_request(frame, request).await,
+                StatementKind::If(if_statement) => {
+                    let taken = self.condition(frame, &if_statement.condition)?;
+                    let condition = self.source_text(if_statement.condition.span);
+                    self.trace.push(Event::Branch {
+                        depth,
+                        condition,
+                        taken,
+                    });
+                    if taken {
+                        self.block(frame, &if_statement.then_block).await
+                    } else if let Some(else_block) = &if_statement.else_block {
+                        self.block(frame, else_block).await
+                    } else {
+                        Ok(())
+                    }
+                }
+                StatementKind::UpdateSecrets { updates, .. } => {
+                    self.update_secrets(frame, updates).await
+                }
+                StatementKind::RunService {
+                    endpoint,
+                    as_account,
+                } => self.run_service(frame, endpoint, as_account.as_ref()).await,
+                StatementKind::Sleep { duration } => {
+                    let wait = duration.value.unwrap_or_default();
+                    self.trace.push(Event::Sleep {
+                        depth,
+                        ms: wait.as_millis() as u64,
+                    });
+                    if !self.dry_run {
+                        tokio::time::sleep(wait).await;
+                    }
+                    Ok(())
+                }
+                StatementKind::Log { message } => {
+                    let text = self.eval(frame, message)?.to_text();
+                    let message = self.redactor.redact(&text);
+                    self.trace.push(Event::Log { depth, message });
+                    Ok(())
+                }
+                StatementKind::Throw { code, message } => {
+                    let text = self.eval(frame, message)?.to_text();
+                    Err(RunError::new(
+                        ErrorKind::Thrown {
+                            code: code.value.clone(),
+                        },
+                        self.redactor.redact(&text),
+                    ))
+                }
+                StatementKind::Try { body, catches } => {
+                    let error = match self.block(frame, body).await {
+                        Ok(()) => return Ok(()),
+                        Err(error) if error.catchable() => error,
+                        Err(error) => return Err(error),
+                    };
+                    let Some(catch) = catches.iter().find(|c| catches_error(&c.filter, &error))
+                    else {
+                        return Err(error);
+                    };
+                    self.trace.push(Event::Caught {
+                        depth,
+                        code: error.code(),
+                        message: error.message.clone(),
+                    });
+                    let outer = frame.error.replace(error);
+                    let result = self.block(frame, &catch.body).await;
+                    frame.error = outer;
+                    result
+                }
+            }
+        })
+    }
+
+    pub(super) async fn run_service(
+        &mut self,
+        frame: &mut Frame<'e>,
+        target: &'e EndpointRef,
+        as_account: Option<&'e Name>,
+    ) -> Result<(), RunError> {
+        let script = self.script();
+        let identity = match as_account {
+            Some(account) => script.identity(account.as_str()).ok_or_else(|| {
+                RunError::new(
+                    ErrorKind::PermissionDenied,
+                    format!("unknown service account `{}`", account.text),
+                )
+            })?,
+            None => frame.identity,
+        };
+        let key = target.display();
+        if !script.can_run(identity, target.service.as_str(), target.endpoint.as_str()) {
+            return Err(RunError::new(
+                ErrorKind::PermissionDenied,
+                format!("`{}` may not run `{key}`", identity.name.text),
+            )
+            .help(format!(
+                "grant `run {key}` to a role of `{}`",
+                identity.name.text
+            )));
+        }
+        if frame.depth + 1 >= MAX_CALL_DEPTH {
+            return Err(RunError::new(
+                ErrorKind::Limit,
+                format!("`run_service` calls are nested more than {MAX_CALL_DEPTH} deep"),
+            ));
+        }
+        self.trace.push(Event::RunService {
+            depth: frame.depth,
+            endpoint: key,
+            identity: identity.name.text.clone(),
+        });
+        static NO_PARAMS: BTreeMap<String, serde_json::Value> = BTreeMap::new();
+        let (_, result) = self
+            .endpoint(
+                target.service.as_str(),
+                target.endpoint.as_str(),
+                identity,
+                &NO_PARAMS,
+                frame.depth + 1,
+            )
+            .await;
+        result
+    }
+
+    pub(super) async fn update_secrets(
+        &mut self,
+        frame: &mut Frame<'e>,
+        updates: &'e [SecretUpdate],
+    ) -> Result<(), RunError> {
+        let script = self.script();
+        let mut changes: Vec<(
+            String,
+            SecretValue,
+            Option<chrono::DateTime<Utc>>,
+            crate::source::Span,
+        )> = Vec::new();
+        let now = secrets::document::now();
+        for update in updates {
+            let name = update.secret.as_str();
+            let denied = |message: String| {
+                RunError::new(ErrorKind::PermissionDenied, message).at(update.span)
+            };
+            let Some(secret) = script.secret(name) else {
+                return Err(denied(format!("secret `{name}` is not declared")));
+            };
+            if secret.locked.is_some() || !secret.environment_specific {
+                return Err(denied(format!(
+                    "secret `{name}` may not be updated by a run"
+                )));
+            }
+            if !script.can_update_secret(frame.identity, name) {
+                return Err(denied(format!(
+                    "`{}` may not update secret `{name}`",
+                    frame.identity.name.text
+                ))
+                .help(format!(
+                    "grant `update_secret {name}` to a role of `{}`",
+                    frame.identity.name.text
+                )));
+            }
+            let Some(value_expr) = &update.value else {
+                return Err(
+                    RunError::new(ErrorKind::Type, "the update has no value").at(update.span)
+                );
+            };
+            let value = self
+                .eval(frame, value_expr)
+                .map_err(|e| e.at(value_expr.span))?;
+            if !value.has_value() {
+                return Err(RunError::new(
+                    ErrorKind::Type,
+                    format!("refusing to store an empty or blank value in `{name}`"),
+                )
+                .at(value_expr.span)
+                .help(format!(
+                    "guard the update with `if has_value(...)`; `{name}` keeps its value"
+                )));
+            }
+            let text = value.to_text();
+            self.redactor.add(&text);
+            let expires_at = match &update.expires_in {
+                None => None,
+                Some(expr) => {
+                    let seconds = self.eval(frame, expr).map_err(|e| e.at(expr.span))?;
+                    match seconds {
+                        v if v.is_null() => None,
+                        v => {
+                            let seconds = v
+                                .as_number()
+                                .or_else(|| v.to_text().trim().parse().ok())
+                                .filter(|s: &f64| s.is_finite() && *s >= 0.0 && *s < 1e10)
+                                .ok_or_else(|| {
+                                    RunError::new(
+                                        ErrorKind::Type,
+                                        format!(
+                                            "`expires_in` of `{name}` is not a number of seconds"
+                                        ),
+                                    )
+                                    .at(expr.span)
+                                })?;
+                            Some(now + chrono::Duration::milliseconds((seconds * 1000.0) as i64))
+                        }
+                    }
+                }
+            };
+            changes.push((
+                name.to_string(),
+                SecretValue::new(text),
+                expires_at,
+                update.span,
+            ));
+        }
+        if self.dry_run {
+            for (name, _, expires_at, _) in changes {
+                self.trace.push(Event::SecretUpdated {
+                    depth: frame.depth,
+                    name,
+                    version: 0,
+                    expires_at,
+                    dry_run: true,
+                });
+            }
+            return Ok(());
+        }
+        let keys = self.keys()?;
+        let store = self.engine.store.clone();
+        let by = format!(
+            "{} ({} {})",
+            frame.identity.name.text,
+            self.trigger.describe(),
+            frame.endpoint
+        );
+        let to_write: Vec<(String, SecretValue, Option<chrono::DateTime<Utc>>)> = changes
+            .iter()
+            .map(|(n, v, e, _)| (n.clone(), v.clone(), *e))
+            .collect();
+        // One locked, atomic write for the whole block, off the async threads.
+        let written = tokio::task::spawn_blocking(move || {
+            store.update(&keys, |doc| {
+                let versions: Vec<u64> = to_write
+                    .into_iter()
+                    .map(|(name, value, expires_at)| {
+                        doc.set(&name, NewValue { value, expires_at }, &by, now)
+                    })
+                    .collect();
+                Ok((versions, doc.clone()))
+            })
+        })
+        .await
+        .map_err(|_| RunError::new(ErrorKind::Limit, "the store task failed"))?;
+        let (versions, document) = written.map_err(|e| store_failure(&e))?;
+        self.document = Some(Arc::new(document));
+        for ((name, _, expires_at, _), version) in changes.into_iter().zip(versions) {
+            self.trace.push(Event::SecretUpdated {
+                depth: frame.depth,
+                name,
+                version,
+                expires_at,
+                dry_run: false,
+            });
+        }
+        Ok(())
+    }
+
+    pub(super) fn assign(
+        &mut self,
+        frame: &mut Frame<'e>,
+        target: &'e Name,
+        value: Value,
+        span: crate::source::Span,
+    ) -> Result<(), RunError> {
+        let name = target.as_str();
+        let declared = self
+            .script()
+            .var_type(&frame.service.name.text, name)
+            .unwrap_or(Type::Json);
+        let value = value.into_type(declared).map_err(|problem| {
+            RunError::new(
+                ErrorKind::Type,
+                format!("cannot assign to `{name}` ({}): {problem}", declared.name()),
+            )
+            .at(span)
+        })?;
+        if frame.is_sensitive(name) && value.has_value() {
+            self.redactor.add(&value.to_text());
+        }
+        let shown = self.show(frame, name, &value);
+        frame.vars.insert(name, value);
+        self.trace.push(Event::Assign {
+            depth: frame.depth,
+            name: name.to_string(),
+            value: shown,
+        });
+        Ok(())
+    }
+
+    pub(super) fn show(&self, frame: &Frame<'_>, name: &str, value: &Value) -> Shown {
+        if frame.is_sensitive(name) && !value.is_null() {
+            Shown::redacted(value.to_text().chars().count())
+        } else {
+            let mut json = value.to_json();
+            self.redactor.redact_json(&mut json);
+            Shown::Value { value: json }
+        }
+    }
+
+    pub(super) fn mask(&self, value: &str, sensitive: bool) -> String {
+        if sensitive {
+            "***".into()
+        } else {
+            self.redactor.redact(value)
+        }
+    }
+
+    pub(super) fn condition(
+        &mut self,
+        frame: &Frame<'e>,
+        expr: &'e Expr,
+    ) -> Result<bool, RunError> {
+        let value = self.eval(frame, expr).map_err(|e| e.at(expr.span))?;
+        if value.is_null() {
+            return Ok(false);
+        }
+        value.as_bool().ok_or_else(|| {
+            RunError::new(
+                ErrorKind::Type,
+                format!("the condition is a {}, not a bool", value.kind()),
+            )
+            .at(expr.span)
+        })
+    }
+
+    pub(super) fn eval(&mut self, frame: &Frame<'e>, expr: &'e Expr) -> Result<Value, RunError> {
+        Ok(match &expr.kind {
+            ExprKind::String { parts } => {
+                let mut text = String::new();
+                for part in parts {
+                    match part {
+                        StringPart::Text { value } => text.push_str(value),
+                        StringPart::Interpolation { expr } => {
+                            text.push_str(&self.eval(frame, expr)?.to_text())
+                        }
+                    }
+                }
+                Value::String(text)
+            }
+            ExprKind::Number { value } => Value::Number(*value),
+            ExprKind::Bool { value } => Value::Bool(*value),
+            ExprKind::Null => Value::Null,
+            ExprKind::Variable { name } => frame
+                .vars
+                .get(name.as_str())
+                .cloned()
+                .unwrap_or(Value::Null),
+            ExprKind::Secret { name } => {
+                let document = self.document().map_err(|e| e.at(expr.span))?;
+                match document.get(name.as_str()) {
+                    Some(entry) => Value::String(entry.value.expose().to_string()),
+                    None => Value::Null,
+                }
+            }
+            ExprKind::Param { name } => match frame.params.get(name.as_str()) {
+                None | Some(serde_json::Value::Null) => Value::Null,
+                Some(serde_json::Value::String(s)) => Value::String(s.clone()),
+                Some(other) => Value::Json(other.clone()),
+            },
+            ExprKind::Error { field } => match (&frame.error, field.as_str()) {
+                (None, _) => Value::Null,
+                (Some(error), "code") => Value::String(error.code()),
+                (Some(error), "message") => Value::String(error.message.clone()),
+                (Some(error), "status") => error
+                    .status()
+                    .map_or(Value::Null, |s| Value::Number(f64::from(s))),
+                _ => Value::Null,
+            },
+            ExprKind::Call { function, args } => match (function.as_str(), args.as_slice()) {
+                ("has_value", [arg]) => Value::Bool(self.eval(frame, arg)?.has_value()),
+                _ => {
+                    return Err(RunError::new(
+                        ErrorKind::Type,
+                        format!("unknown function `{}`", function.text),
+                    ));
+                }
+            },
+            ExprKind::Not { operand } => {
+                let value = self.eval(frame, operand)?;
+                match value.as_bool() {
+                    Some(b) => Value::Bool(!b),
+                    None if value.is_null() => Value::Bool(true),
+                    None => {
+                        return Err(RunError::new(
+                            ErrorKind::Type,
+                            format!("`!` needs a bool, not a {}", value.kind()),
+                        )
+                        .at(expr.span));
+                    }
+                }
+            }
+            ExprKind::Binary { op, lhs, rhs } => {
+                if matches!(op, BinaryOp::And | BinaryOp::Or) {
+                    let left = self.condition(frame, lhs)?;
+                    return Ok(Value::Bool(match (op, left) {
+                        (BinaryOp::And, false) => false,
+                        (BinaryOp::Or, true) => true,
+                        _ => self.condition(frame, rhs)?,
+                    }));
+                }
+                let left = self.eval(frame, lhs)?;
+                let right = self.eval(frame, rhs)?;
+                Value::Bool(match op {
+                    BinaryOp::Eq => left.equals(&right),
+                    BinaryOp::Ne => !left.equals(&right),
+                    _ => {
+                        let (Some(a), Some(b)) = (left.as_number(), right.as_number()) else {
+                            return Err(RunError::new(
+                                ErrorKind::Type,
+                                format!(
+                                    "`{}` compares numbers, not a {} and a {}",
+                                    op.symbol(),
+                                    left.kind(),
+                                    right.kind()
+                                ),
+                            )
+                            .at(expr.span));
+                        };
+                        match op {
+                            BinaryOp::Lt => a < b,
+                            BinaryOp::Le => a <= b,
+                            BinaryOp::Gt => a > b,
+                            _ => a >= b,
+                        }
+                    }
+                })
+            }
+        })
+    }
+
+    /// The decrypted store, read on first use (after the run lock, if the
+    /// run takes one). The shared cache re-reads the file when it changed.
+    pub(super) fn document(&mut self) -> Result<&Document, RunError> {
+        if self.document.is_none() {
+            let (document, redactor) = self
+                .engine
+                .store_document()
+                .map_err(|e| store_failure(&e))?;
+            // Values the run learned before stay; the store's are shared.
+            let mut merged = Redactor::on_top_of(redactor);
+            merged.absorb(&self.redactor);
+            self.redactor = merged;
+            self.document = Some(document);
+        }
+        Ok(self.document.as_ref().expect("loaded above"))
+    }
+
+    pub(super) fn keys(&self) -> Result<Arc<Identities>, RunError> {
+        self.engine
+            .keys
+            .clone()
+            .ok_or_else(|| store_failure(&crate::secrets::Error::NoIdentity))
+    }
+
+    /// The source text of a span, for the trace of `if` conditions.
+    pub(super) fn source_text(&self, span: crate::source::Span) -> String {
+        let sources = &self.script().checked.sources;
+        let text = sources.get(span.file).snippet(span);
+        text.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+}
+
+pub(super) fn catches_error(filter: &CatchFilter, error: &RunError) -> bool {
+    match filter {
+        CatchFilter::Any => true,
+        CatchFilter::Code(code) => error.code() == code.value,
+        CatchFilter::WebRequest { statuses } => match error.kind {
+            ErrorKind::WebRequest { status } => {
+                statuses.is_empty()
+                    || status.is_some_and(|s| statuses.iter().any(|c| c.value == u32::from(s)))
+            }
+            _ => false,
+        },
+    }
+}
+
+pub(super) fn store_failure(error: &crate::secrets::Error) -> RunError {
+    let mut failure = RunError::new(ErrorKind::Store { code: error.code() }, error.to_string());
+    failure.help = error.help();
+    failure
+}
+
+impl RunError {
+    pub(super) fn help_if_missing(mut self, help: &str) -> RunError {
+        if self.help.is_none() {
+            self.help = Some(help.to_string());
+        }
+        self
+    }
+}

@@ -1,0 +1,426 @@
+//! Building and sending a `web_request`: every expression evaluated, what
+//! may be shown of it, what the run learns about secrets from it, and the
+//! recovery journal that keeps the answer to a request that sent a secret.
+
+use zeroize::Zeroizing;
+
+use super::error::{ErrorKind, RunError};
+use super::http;
+use super::interpreter::{Frame, Run, store_failure};
+use super::record::Event;
+use super::value::Value;
+use crate::check::sensitivity::is_sensitive_expr;
+use crate::secrets::journal;
+use crate::syntax::ast::*;
+
+/// A request ready to send, and what of it may be shown.
+struct Built {
+    http: http::Request,
+    method: String,
+    /// The URL as shown: redacted, without user and password.
+    shown_url: String,
+    /// For dry runs: the headers and body with secrets masked.
+    shown_headers: Vec<(String, String)>,
+    shown_body: Option<String>,
+    /// Something it sends holds a secret (in the URL too).
+    carries_secret: bool,
+}
+
+impl<'e> Run<'e> {
+    pub(super) async fn web_request(
+        &mut self,
+        frame: &mut Frame<'e>,
+        request: &'e WebRequest,
+    ) -> Result<(), RunError> {
+        let depth = frame.depth;
+        let built = self.build(frame, request)?;
+        if self.dry_run {
+            self.trace.push(Event::Request {
+                depth,
+                method: built.method,
+                url: built.shown_url,
+                status: None,
+                duration_ms: 0,
+                attempts: 0,
+                dry_run: true,
+                replayed: false,
+                headers: built.shown_headers,
+                body: built.shown_body,
+            });
+            for mapping in &request.result_mapping {
+                self.assign(frame, &mapping.target, Value::Null, mapping.span)?;
+            }
+            return Ok(());
+        }
+        let replayed = built.carries_secret && self.replay.is_some();
+        let response = if replayed {
+            self.replayed(&built)?
+        } else {
+            match self.engine.http.send(&built.http, &self.redactor).await {
+                Ok(response) => response,
+                Err(error) => {
+                    self.trace.push(Event::Request {
+                        depth,
+                        method: built.method,
+                        url: built.shown_url,
+                        status: error.status(),
+                        duration_ms: 0,
+                        attempts: 0,
+                        dry_run: false,
+                        replayed: false,
+                        headers: Vec::new(),
+                        body: None,
+                    });
+                    return Err(error.help_if_missing("check the URL and that the server is up"));
+                }
+            }
+        };
+        for (i, retried) in response.retries.iter().enumerate() {
+            self.trace.push(Event::Retry {
+                depth,
+                attempt: i as u32 + 1,
+                reason: self.redactor.redact(&retried.reason),
+                wait_ms: retried.wait.as_millis() as u64,
+            });
+        }
+        self.trace.push(Event::Request {
+            depth,
+            method: built.method.clone(),
+            url: built.shown_url.clone(),
+            status: Some(response.status.as_u16()),
+            duration_ms: response.elapsed.as_millis() as u64,
+            attempts: response.attempts,
+            dry_run: false,
+            replayed,
+            headers: Vec::new(),
+            body: None,
+        });
+        // The answer to a request that sent a secret may carry the next
+        // one (a rotated refresh token): keep it before anything reads it.
+        if built.carries_secret && !replayed {
+            self.keep(depth, &built, &response).await;
+        }
+        if !response.status.is_success() {
+            return Err(self.http_error(&built.method, &built.shown_url, &response));
+        }
+        self.map_results(frame, request, &response)
+    }
+
+    /// Evaluates a request's expressions into a request to send.
+    fn build(&mut self, frame: &Frame<'e>, request: &'e WebRequest) -> Result<Built, RunError> {
+        let url_expr = request
+            .url
+            .as_ref()
+            .ok_or_else(|| RunError::new(ErrorKind::Type, "the request has no URL"))?;
+        let mut carries_secret = is_sensitive_expr(url_expr, &frame.sensitive);
+        let url_text = self
+            .eval(frame, url_expr)
+            .map_err(|e| e.at(url_expr.span))?
+            .to_text();
+        if carries_secret {
+            self.redactor.add(&url_text);
+        }
+        let mut url = url::Url::parse(&url_text).map_err(|e| {
+            RunError::new(
+                ErrorKind::Type,
+                self.redactor
+                    .redact(&format!("`{url_text}` is not a valid URL: {e}")),
+            )
+            .at(url_expr.span)
+        })?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(RunError::new(
+                ErrorKind::Type,
+                "only http and https URLs can be requested",
+            )
+            .at(url_expr.span));
+        }
+        if !request.query.is_empty() {
+            let mut pairs = Vec::new();
+            for field in &request.query {
+                let value = self
+                    .eval(frame, &field.value)
+                    .map_err(|e| e.at(field.span))?
+                    .to_text();
+                if is_sensitive_expr(&field.value, &frame.sensitive) {
+                    self.redactor.add(&value);
+                    carries_secret = true;
+                }
+                pairs.push((field.name.value.clone(), value));
+            }
+            url.query_pairs_mut().extend_pairs(pairs);
+        }
+        let mut shown_headers = Vec::new();
+        let mut headers = Vec::new();
+        for field in &request.headers {
+            let value = self
+                .eval(frame, &field.value)
+                .map_err(|e| e.at(field.span))?
+                .to_text();
+            let secret = is_sensitive_expr(&field.value, &frame.sensitive);
+            if secret {
+                self.redactor.add(&value);
+                carries_secret = true;
+            }
+            shown_headers.push((field.name.value.clone(), self.mask(&value, secret)));
+            headers.push(http::Header {
+                name: field.name.value.clone(),
+                value,
+                secret,
+            });
+        }
+        let mut shown_body = None;
+        let mut body_secret = false;
+        let body = match &request.body {
+            None => http::Body::None,
+            Some(RequestBody::Form { fields, .. }) => {
+                let mut pairs = Vec::new();
+                let mut shown = Vec::new();
+                for field in fields {
+                    let value = self
+                        .eval(frame, &field.value)
+                        .map_err(|e| e.at(field.span))?
+                        .to_text();
+                    let secret = is_sensitive_expr(&field.value, &frame.sensitive);
+                    if secret {
+                        self.redactor.add(&value);
+                        body_secret = true;
+                    }
+                    shown.push(format!(
+                        "{}={}",
+                        field.name.value,
+                        self.mask(&value, secret)
+                    ));
+                    pairs.push((field.name.value.clone(), value));
+                }
+                shown_body = Some(shown.join("&"));
+                http::Body::Form(pairs)
+            }
+            Some(RequestBody::Json { fields, .. }) => {
+                let mut object = serde_json::Map::new();
+                let mut shown = serde_json::Map::new();
+                for field in fields {
+                    let value = self
+                        .eval(frame, &field.value)
+                        .map_err(|e| e.at(field.span))?;
+                    let secret = is_sensitive_expr(&field.value, &frame.sensitive);
+                    let json = value.to_json();
+                    if secret {
+                        self.redactor.add(&value.to_text());
+                        self.redactor.add(&json.to_string());
+                        body_secret = true;
+                    }
+                    shown.insert(
+                        field.name.value.clone(),
+                        if secret {
+                            serde_json::Value::String("***".into())
+                        } else {
+                            json.clone()
+                        },
+                    );
+                    object.insert(field.name.value.clone(), json);
+                }
+                shown_body = Some(
+                    self.redactor
+                        .redact(&serde_json::Value::Object(shown).to_string()),
+                );
+                http::Body::Json(serde_json::Value::Object(object))
+            }
+            Some(RequestBody::Raw { value, .. }) => {
+                let text = self
+                    .eval(frame, value)
+                    .map_err(|e| e.at(value.span))?
+                    .to_text();
+                let secret = is_sensitive_expr(value, &frame.sensitive);
+                if secret {
+                    self.redactor.add(&text);
+                    body_secret = true;
+                }
+                shown_body = Some(self.mask(&text, secret));
+                http::Body::Raw(text)
+            }
+        };
+        carries_secret |= body_secret;
+        let auth = match &request.auth {
+            None => None,
+            Some(Auth::Basic { user, password, .. }) => {
+                let user_text = self
+                    .eval(frame, user)
+                    .map_err(|e| e.at(user.span))?
+                    .to_text();
+                let password_text = self
+                    .eval(frame, password)
+                    .map_err(|e| e.at(password.span))?
+                    .to_text();
+                if is_sensitive_expr(user, &frame.sensitive)
+                    || is_sensitive_expr(password, &frame.sensitive)
+                {
+                    self.redactor.add_basic(&user_text, &password_text);
+                    carries_secret = true;
+                }
+                shown_headers.push(("Authorization".into(), "Basic ***".into()));
+                Some(http::Auth::Basic(user_text, password_text))
+            }
+            Some(Auth::Bearer { token, .. }) => {
+                let token_text = self
+                    .eval(frame, token)
+                    .map_err(|e| e.at(token.span))?
+                    .to_text();
+                if is_sensitive_expr(token, &frame.sensitive) {
+                    self.redactor.add(&token_text);
+                    carries_secret = true;
+                }
+                shown_headers.push(("Authorization".into(), "Bearer ***".into()));
+                Some(http::Auth::Bearer(token_text))
+            }
+        };
+        let method_name = request.method.as_ref().map_or("GET", |m| m.as_str());
+        let method = reqwest::Method::from_bytes(method_name.as_bytes()).map_err(|_| {
+            RunError::new(
+                ErrorKind::Type,
+                format!("`{method_name}` is not an HTTP method"),
+            )
+        })?;
+        let shown_url = self.redactor.redact(&http::display_url(&url));
+        // A request that presents a secret its run replaces reaches the
+        // server at most once, unless the program asked for retries.
+        let once = request.retry.is_none()
+            && self
+                .script()
+                .checked
+                .analysis
+                .rotating
+                .contains_key(&request.span);
+        let http = http::Request {
+            method,
+            url,
+            headers,
+            body,
+            body_secret,
+            auth,
+            timeout: request
+                .timeout
+                .as_ref()
+                .and_then(|t| t.value)
+                .unwrap_or(http::DEFAULT_TIMEOUT),
+            redirects: request.redirects.as_ref().map_or(0, |r| r.value as usize),
+            cross_origin: request.cross_origin.is_some(),
+            attempts: request
+                .retry
+                .as_ref()
+                .and_then(|r| r.attempts.as_ref())
+                .map_or(http::DEFAULT_ATTEMPTS, |a| a.value as u32),
+            max_time: request
+                .retry
+                .as_ref()
+                .and_then(|r| r.max_time.as_ref())
+                .and_then(|m| m.value)
+                .unwrap_or(http::DEFAULT_MAX_TIME),
+            once,
+        };
+        Ok(Built {
+            http,
+            method: method_name.to_string(),
+            shown_url,
+            shown_headers,
+            shown_body,
+            carries_secret,
+        })
+    }
+
+    /// Keeps an answer in the recovery journal; a journal that cannot be
+    /// written is said in the trace, and the run goes on (its updates may
+    /// still succeed).
+    async fn keep(&mut self, depth: usize, built: &Built, response: &http::Response) {
+        let Some(journal) = self.engine.journal.clone() else {
+            return;
+        };
+        let entry = journal::Entry {
+            format: journal::FORMAT,
+            run_id: self.run_id.clone(),
+            endpoint: self.endpoint_key.clone(),
+            environment: self.engine.env().to_string(),
+            sequence: self.journaled.len() as u32,
+            received_at: chrono::Utc::now(),
+            method: built.method.clone(),
+            url: built.http.url.to_string(),
+            status: response.status.as_u16(),
+            headers: response
+                .headers
+                .iter()
+                .filter_map(|(n, v)| Some((n.to_string(), v.to_str().ok()?.to_string())))
+                .collect(),
+            body: Zeroizing::new(response.body.clone()),
+        };
+        let status = entry.status;
+        let written = tokio::task::spawn_blocking(move || journal.record(&entry)).await;
+        let message = match written {
+            Ok(Ok(_)) => {
+                self.journaled.push(status);
+                "the answer is kept in the recovery journal until the run's updates are written"
+                    .to_string()
+            }
+            Ok(Err(e)) => format!(
+                "cannot keep the answer in the recovery journal: {}",
+                self.redactor.redact(&e.to_string())
+            ),
+            Err(_) => "cannot keep the answer in the recovery journal: the task failed".into(),
+        };
+        self.trace.push(Event::Journal { depth, message });
+    }
+
+    /// The next kept answer of the run being replayed, in place of sending
+    /// a request that presents a secret again.
+    fn replayed(&mut self, built: &Built) -> Result<http::Response, RunError> {
+        let replay = self.replay.as_mut().expect("checked by the caller");
+        let Some(entry) = replay.entries.pop_front() else {
+            return Err(RunError::new(
+                ErrorKind::Replay,
+                format!(
+                    "the recovery journal of run {} holds no further answer for {} {}",
+                    replay.run_id, built.method, built.shown_url
+                ),
+            )
+            .help(
+                "a replay never sends a request that presents a secret; run without `--replay` \
+                 once the replayed answers are used",
+            ));
+        };
+        if entry.method != built.method || entry.url != built.http.url.as_str() {
+            let kept = self
+                .redactor
+                .redact(&format!("{} {}", entry.method, entry.url));
+            return Err(RunError::new(
+                ErrorKind::Replay,
+                format!(
+                    "the program now sends {} {} where run {} sent {kept}",
+                    built.method, built.shown_url, replay.run_id
+                ),
+            )
+            .help("a replay reads the answers in the order they came; change the program only after the request that was answered"));
+        }
+        let mut headers = reqwest::header::HeaderMap::new();
+        for (name, value) in &entry.headers {
+            if let (Ok(name), Ok(value)) = (
+                reqwest::header::HeaderName::from_bytes(name.as_bytes()),
+                reqwest::header::HeaderValue::from_str(value),
+            ) {
+                headers.append(name, value);
+            }
+        }
+        let status = reqwest::StatusCode::from_u16(entry.status).map_err(|_| {
+            store_failure(&crate::secrets::Error::Invalid(format!(
+                "the recovery journal holds an answer with status {}",
+                entry.status
+            )))
+        })?;
+        Ok(http::Response {
+            status,
+            headers,
+            body: entry.body.to_vec(),
+            attempts: 0,
+            elapsed: std::time::Duration::ZERO,
+            retries: Vec::new(),
+        })
+    }
+}

@@ -1,0 +1,420 @@
+//! A rotated refresh token is never lost, and never presented twice.
+//!
+//! `examples/hubspot_refresh.svc`, pointed at a provider played by wiremock
+//! on 127.0.0.1 that rotates the refresh token: a malformed field in the
+//! same answer, a store that cannot be written, or a crash between the
+//! answer and the write leave the answer in the recovery journal, and
+//! `svc run --replay` recovers the token from it without asking the
+//! provider again. A request that presents the refresh token is not re-sent
+//! once it may have reached the server.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Project, Run};
+use serde_json::json;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const CLIENT_ID: &str = "hub-client-id-5Tq";
+const CLIENT_SECRET: &str = "hub-client-secret-Lp0-very-private";
+const OLD_REFRESH: &str = "old-refresh-token-Zx81-spent";
+const OLD_ACCESS: &str = "old-access-token-Q1w2e3";
+const NEW_REFRESH: &str = "rotated-refresh-token-N3w9";
+const NEW_ACCESS: &str = "new-access-token-R4t5y6";
+
+/// The example as shipped, sending to the mock server instead of HubSpot.
+fn example(server: &str) -> String {
+    let text =
+        std::fs::read_to_string(common::root().join("examples/hubspot_refresh.svc")).unwrap();
+    assert!(text.contains("https://api.hubapi.com/oauth/v1/token"));
+    text.replace("https://api.hubapi.com", server)
+}
+
+/// The fix a user makes after a malformed `expires_in`: drop its mapping.
+fn without_expires_in(program: &str) -> String {
+    let fixed = program.replace("        expires_in        = $.expires_in\n", "");
+    assert_ne!(fixed, program, "the example maps expires_in");
+    fixed
+}
+
+struct Setup {
+    project: Project,
+    server: MockServer,
+}
+
+async fn setup() -> Setup {
+    let project = Project::new();
+    project.set("HUBSPOT_CLIENT_ID", CLIENT_ID);
+    project.set("HUBSPOT_CLIENT_SECRET", CLIENT_SECRET);
+    project.set("HUBSPOT_REFRESH_TOKEN", OLD_REFRESH);
+    project.set("HUBSPOT_ACCESS_TOKEN", OLD_ACCESS);
+    Setup {
+        project,
+        server: MockServer::start().await,
+    }
+}
+
+impl Setup {
+    async fn run(&self, program: &str, extra: &[&str]) -> Run {
+        self.project.write("hubspot.svc", program);
+        let call = self
+            .project
+            .svc()
+            .args([
+                "run",
+                "hubspot.svc",
+                "hubspot.refresh",
+                "--env",
+                "dev",
+                "--as",
+                "nightly",
+            ])
+            .args(extra.iter().copied());
+        tokio::task::spawn_blocking(move || call.run())
+            .await
+            .unwrap()
+    }
+
+    fn stored(&self, name: &str) -> String {
+        self.project.document()["secrets"][name]["value"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    fn journal_files(&self) -> Vec<std::path::PathBuf> {
+        match std::fs::read_dir(self.project.path().join("state/dev/journal")) {
+            Ok(entries) => entries.map(|e| e.unwrap().path()).collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    async fn requests(&self) -> usize {
+        self.server.received_requests().await.unwrap().len()
+    }
+
+    fn assert_no_leak(&self, output: &str) {
+        let everything = format!("{output}{}", self.project.logs());
+        for secret in [
+            CLIENT_ID,
+            CLIENT_SECRET,
+            OLD_REFRESH,
+            OLD_ACCESS,
+            NEW_REFRESH,
+            NEW_ACCESS,
+        ] {
+            assert!(
+                !everything.contains(secret),
+                "`{secret}` leaked:\n{everything}"
+            );
+        }
+    }
+}
+
+fn rotating_answer(expires_in: serde_json::Value) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(json!({
+        "access_token": NEW_ACCESS,
+        "refresh_token": NEW_REFRESH,
+        "expires_in": expires_in,
+    }))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_field_keeps_the_rotated_token_for_a_replay() {
+    let s = setup().await;
+    Mock::given(method("POST"))
+        .and(path("/oauth/v1/token"))
+        .respond_with(rotating_answer(json!("soon")))
+        .expect(1)
+        .mount(&s.server)
+        .await;
+    let program = example(&s.server.uri());
+    let failed = s.run(&program, &[]).await;
+    assert_eq!(failed.status, 1, "{}", failed.all_output());
+    assert!(
+        failed.stderr.contains("svc::run::mapping_error"),
+        "{}",
+        failed.stderr
+    );
+    assert!(
+        failed
+            .stderr
+            .contains("svc run hubspot.svc hubspot.refresh --env dev --as nightly --replay"),
+        "the error says how to recover:\n{}",
+        failed.stderr
+    );
+    assert!(
+        failed
+            .stdout
+            .contains("the answer is kept in the recovery journal"),
+        "{}",
+        failed.stdout
+    );
+    // Nothing was updated, and the answer is kept, encrypted.
+    assert_eq!(s.stored("HUBSPOT_REFRESH_TOKEN"), OLD_REFRESH);
+    let files = s.journal_files();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let on_disk = std::fs::read(&files[0]).unwrap();
+    assert!(!String::from_utf8_lossy(&on_disk).contains(NEW_REFRESH));
+
+    // `svc secret recover` lists it, redacted.
+    let listed = s
+        .project
+        .svc()
+        .args(["secret", "recover", "--env", "dev"])
+        .run();
+    assert_eq!(listed.status, 0, "{}", listed.all_output());
+    assert!(
+        listed.stdout.contains("hubspot.refresh") && listed.stdout.contains("200"),
+        "{}",
+        listed.stdout
+    );
+    assert!(
+        listed.stdout.contains("\"refresh_token\""),
+        "{}",
+        listed.stdout
+    );
+    s.assert_no_leak(&listed.all_output());
+
+    // The user drops the bad mapping and replays: no second request.
+    let fixed = without_expires_in(&program);
+    let replayed = s.run(&fixed, &["--replay"]).await;
+    assert_eq!(replayed.status, 0, "{}", replayed.all_output());
+    assert!(
+        replayed
+            .stdout
+            .contains("replayed from the recovery journal"),
+        "{}",
+        replayed.stdout
+    );
+    assert_eq!(s.requests().await, 1, "a replay sends nothing");
+    assert_eq!(s.stored("HUBSPOT_REFRESH_TOKEN"), NEW_REFRESH);
+    assert_eq!(s.stored("HUBSPOT_ACCESS_TOKEN"), NEW_ACCESS);
+    assert!(
+        s.journal_files().is_empty(),
+        "a success settles the journal"
+    );
+    s.assert_no_leak(&format!("{}{}", failed.all_output(), replayed.all_output()));
+
+    // Nothing is left to replay.
+    let again = s.run(&fixed, &["--replay"]).await;
+    assert_eq!(again.status, 2, "{}", again.all_output());
+    assert!(
+        again.stderr.contains("svc::run::nothing_to_replay"),
+        "{}",
+        again.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_cannot_be_written_keeps_the_answer() {
+    let s = setup().await;
+    // A store much larger than the journal entry, so a file size limit
+    // lets the journal be written and stops the store's write (EFBIG).
+    s.project.set("PADDING", &"p".repeat(64 * 1024));
+    Mock::given(method("POST"))
+        .respond_with(rotating_answer(json!(1800)))
+        .expect(1)
+        .mount(&s.server)
+        .await;
+    let program = example(&s.server.uri());
+    s.project.write("hubspot.svc", &program);
+    let svc = env!("CARGO_BIN_EXE_svc");
+    let project = s.project.path().to_path_buf();
+    let key = s.project.key.path.clone();
+    // `trap "" XFSZ`: an ignored signal stays ignored across exec, so the
+    // kernel's refusal reaches svc as an error, not as a killing signal.
+    let failed: Run = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "trap '' XFSZ; ulimit -f 32; exec '{svc}' run hubspot.svc hubspot.refresh --env dev --as nightly"
+            ))
+            .current_dir(project)
+            .env("SVC_IDENTITY", key)
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap()
+            .into()
+    })
+    .await
+    .unwrap();
+    assert_eq!(failed.status, 1, "{}", failed.all_output());
+    assert!(
+        failed.stderr.contains("svc::store::io") && failed.stderr.contains("--replay"),
+        "{}",
+        failed.stderr
+    );
+    assert_eq!(s.stored("HUBSPOT_REFRESH_TOKEN"), OLD_REFRESH);
+    assert_eq!(s.journal_files().len(), 1);
+    // With room again, the replay stores the rotated token.
+    let replayed = s.run(&program, &["--replay"]).await;
+    assert_eq!(replayed.status, 0, "{}", replayed.all_output());
+    assert_eq!(s.requests().await, 1);
+    assert_eq!(s.stored("HUBSPOT_REFRESH_TOKEN"), NEW_REFRESH);
+    s.assert_no_leak(&format!("{}{}", failed.all_output(), replayed.all_output()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_between_the_answer_and_the_write_keeps_the_answer() {
+    let s = setup().await;
+    Mock::given(method("POST"))
+        .respond_with(rotating_answer(json!(1800)))
+        .expect(1)
+        .mount(&s.server)
+        .await;
+    // The example, with a pause between the answer and the updates.
+    let program = example(&s.server.uri()).replace(
+        "    if has_value(new_refresh_token) {",
+        "    if param.pause == \"yes\" {\n      sleep 1h\n    }\n    if has_value(new_refresh_token) {",
+    );
+    s.project.write("hubspot.svc", &program);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_svc"))
+        .args([
+            "run",
+            "hubspot.svc",
+            "hubspot.refresh",
+            "--env",
+            "dev",
+            "--as",
+            "nightly",
+            "--param",
+            "pause=yes",
+        ])
+        .current_dir(s.project.path())
+        .env("SVC_IDENTITY", &s.project.key.path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let kept = tokio::task::spawn_blocking({
+        let dir = s.project.path().join("state/dev/journal");
+        move || common::eventually(20, || std::fs::read_dir(&dir).is_ok_and(|d| d.count() == 1))
+    })
+    .await
+    .unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(kept, "the answer was journaled before the pause");
+    assert_eq!(s.stored("HUBSPOT_REFRESH_TOKEN"), OLD_REFRESH);
+    let replayed = s.run(&program, &["--replay"]).await;
+    assert_eq!(replayed.status, 0, "{}", replayed.all_output());
+    assert_eq!(s.requests().await, 1);
+    assert_eq!(s.stored("HUBSPOT_REFRESH_TOKEN"), NEW_REFRESH);
+    s.assert_no_leak(&replayed.all_output());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_that_timed_out_is_not_sent_again() {
+    let s = setup().await;
+    Mock::given(method("POST"))
+        .respond_with(rotating_answer(json!(1800)).set_delay(Duration::from_secs(3)))
+        .mount(&s.server)
+        .await;
+    let program = example(&s.server.uri()).replace("timeout 10s", "timeout 500ms");
+    let run = s.run(&program, &[]).await;
+    assert_eq!(run.status, 1, "{}", run.all_output());
+    assert!(
+        run.stderr.contains("no answer within 500ms"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("did not send it again"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        s.requests().await,
+        1,
+        "the refresh token was presented once"
+    );
+    assert_eq!(s.stored("HUBSPOT_REFRESH_TOKEN"), OLD_REFRESH);
+    s.assert_no_leak(&run.all_output());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_answered_500_is_not_sent_again_but_503_is() {
+    let s = setup().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(500))
+        .up_to_n_times(1)
+        .mount(&s.server)
+        .await;
+    let program = example(&s.server.uri());
+    let run = s.run(&program, &[]).await;
+    assert_eq!(run.status, 1, "{}", run.all_output());
+    assert_eq!(s.requests().await, 1, "a 500 may have spent the token");
+
+    // 503 (and 429) say the server did not take the request: retried.
+    s.server.reset().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(1)
+        .mount(&s.server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(rotating_answer(json!(1800)))
+        .mount(&s.server)
+        .await;
+    let run = s.run(&program, &[]).await;
+    assert_eq!(run.status, 0, "{}", run.all_output());
+    assert_eq!(s.requests().await, 2);
+    assert_eq!(s.stored("HUBSPOT_REFRESH_TOKEN"), NEW_REFRESH);
+    s.assert_no_leak(&run.all_output());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_that_could_not_connect_is_retried() {
+    let s = setup().await;
+    // A port that was just free: nothing listens there.
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let program = example(&format!("http://127.0.0.1:{closed}"));
+    let run = s.run(&program, &[]).await;
+    assert_eq!(run.status, 1, "{}", run.all_output());
+    assert!(
+        run.stderr.contains("after 3 attempts") && run.stderr.contains("cannot connect"),
+        "{}",
+        run.stderr
+    );
+    s.assert_no_leak(&run.all_output());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_of_the_wrong_type_or_blank_never_overwrites_a_good_one() {
+    let s = setup().await;
+    let program = example(&s.server.uri());
+    for (access, refresh) in [(json!(true), json!(12345)), (json!("   "), json!("\t\n"))] {
+        s.server.reset().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+                "access_token": access,
+                "refresh_token": refresh,
+                "expires_in": 1800,
+            })))
+            .mount(&s.server)
+            .await;
+        let run = s.run(&program, &[]).await;
+        if access.is_string() {
+            // Blank strings have no value: the guarded updates are skipped.
+            assert_eq!(run.status, 0, "{}", run.all_output());
+            assert!(!run.stdout.contains("updated secret"), "{}", run.stdout);
+        } else {
+            assert_eq!(run.status, 1, "{}", run.all_output());
+            assert!(
+                run.stderr.contains("svc::run::mapping_error")
+                    && run.stderr.contains("does not fit `token` (string)"),
+                "{}",
+                run.stderr
+            );
+        }
+        assert_eq!(s.stored("HUBSPOT_REFRESH_TOKEN"), OLD_REFRESH);
+        assert_eq!(s.stored("HUBSPOT_ACCESS_TOKEN"), OLD_ACCESS);
+        s.assert_no_leak(&run.all_output());
+    }
+}
