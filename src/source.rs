@@ -84,16 +84,40 @@ impl SourceFile {
     /// One-based line and column (in characters) of a byte offset.
     pub fn line_col(&self, offset: usize) -> (usize, usize) {
         let offset = offset.min(self.text.len());
-        let line = match self.line_starts.binary_search(&offset) {
-            Ok(line) => line,
-            Err(next) => next - 1,
-        };
+        let line = self.line_index(offset);
         let start = self.line_starts[line];
         let column = self
             .text
             .get(start..offset)
             .map_or(offset - start, |s| s.chars().count());
         (line + 1, column + 1)
+    }
+
+    /// The zero-based index of the line holding a byte offset.
+    pub fn line_index(&self, offset: usize) -> usize {
+        match self.line_starts.binary_search(&offset.min(self.text.len())) {
+            Ok(line) => line,
+            Err(next) => next - 1,
+        }
+    }
+
+    /// Where the line `index` starts; the end of the text past the last line.
+    pub fn line_start(&self, index: usize) -> usize {
+        self.line_starts
+            .get(index)
+            .copied()
+            .unwrap_or(self.text.len())
+    }
+
+    /// The byte range of the line holding an offset, without its newline.
+    pub fn line_range(&self, offset: usize) -> std::ops::Range<usize> {
+        let index = self.line_index(offset);
+        let start = self.line_start(index);
+        let end = self
+            .line_starts
+            .get(index + 1)
+            .map_or(self.text.len(), |next| next - 1);
+        start..end
     }
 
     pub fn snippet(&self, span: Span) -> &str {

@@ -225,3 +225,30 @@ fn pathological_inputs_are_errors_not_crashes() {
         );
     }
 }
+
+/// Rendering is linear in the number of diagnostics: each report reads
+/// only the lines around its labels, never the file from its start.
+#[test]
+fn twenty_thousand_diagnostics_render_in_human_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = 20_000;
+    let vars: String = (0..n).map(|i| format!("  var v{i}: string\n")).collect();
+    let path = dir.path().join("unused.svc");
+    std::fs::write(&path, format!("service s {{\n{vars}}}\n")).unwrap();
+    let run = svc().arg("check").arg(&path).run();
+    assert_eq!(
+        run.status,
+        0,
+        "{}",
+        &run.stderr[..run.stderr.len().min(2000)]
+    );
+    assert_eq!(run.stderr.matches("svc::unused::variable").count(), n);
+    assert!(
+        run.stderr.contains(&format!("{n} warnings in 1 file")),
+        "{}",
+        &run.stderr[run.stderr.len().saturating_sub(500)..]
+    );
+    // The last report still names its own line.
+    let last = format!("unused.svc:{}:7", n + 1);
+    assert!(run.stderr.contains(&last), "no `{last}`");
+}
