@@ -53,6 +53,11 @@ impl From<Span> for miette::SourceSpan {
     }
 }
 
+/// The UTF-8 byte-order mark some editors write at the start of a file. It
+/// is not part of the program: a file's text starts after it, so columns
+/// on the first line count from the first character a reader sees.
+pub const BOM: char = '\u{feff}';
+
 /// One loaded source file.
 #[derive(Debug)]
 pub struct SourceFile {
@@ -69,7 +74,10 @@ impl SourceFile {
         path: impl Into<PathBuf>,
         text: impl Into<Arc<str>>,
     ) -> Self {
-        let text: Arc<str> = text.into();
+        let mut text: Arc<str> = text.into();
+        if let Some(rest) = text.strip_prefix(BOM) {
+            text = rest.into();
+        }
         let line_starts = std::iter::once(0)
             .chain(text.match_indices('\n').map(|(i, _)| i + 1))
             .collect();

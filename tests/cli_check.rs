@@ -252,3 +252,33 @@ fn twenty_thousand_diagnostics_render_in_human_format() {
     let last = format!("unused.svc:{}:7", n + 1);
     assert!(run.stderr.contains(&last), "no `{last}`");
 }
+
+/// A UTF-8 byte-order mark is not part of the program, and positions on
+/// the first line count from the first character after it.
+#[test]
+fn a_byte_order_mark_is_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bom.svc");
+    std::fs::write(
+        &path,
+        "\u{feff}secret A { }\nservice s {\n  var t: string\n}\n",
+    )
+    .unwrap();
+    let run = svc().arg("check").arg(&path).run();
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("bom.svc:1:8]"), "{}", run.stderr);
+    assert!(run.stderr.contains("bom.svc:3:7]"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("2 warnings in 1 file"),
+        "{}",
+        run.stderr
+    );
+    let run = svc().args(["check", "--format", "json"]).arg(&path).run();
+    let report: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let first = &report["diagnostics"][0];
+    assert_eq!(
+        (first["line"].as_u64(), first["column"].as_u64()),
+        (Some(1), Some(8)),
+        "{first}"
+    );
+}

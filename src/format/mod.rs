@@ -13,14 +13,27 @@
 use std::ops::Range;
 
 use crate::diagnostic::{Code, Diagnostic};
-use crate::source::{FileId, Span};
+use crate::source::{BOM, FileId, Span};
 use crate::syntax::ast::*;
 use crate::syntax::{self, comments};
 
 /// Formats a file. A file that does not parse, or whose meaning the parser
 /// had to guess (a property given twice, an unknown escape), is refused:
 /// formatting it would lose what was written.
+///
+/// A byte-order mark at the start is kept, and the rest formatted: the
+/// editor that wrote it would only write it again. Spans in the
+/// diagnostics count from after it, as in a loaded [`SourceFile`].
+///
+/// [`SourceFile`]: crate::source::SourceFile
 pub fn format(text: &str) -> Result<String, Vec<Diagnostic>> {
+    match text.strip_prefix(BOM) {
+        Some(rest) => format_text(rest).map(|formatted| format!("{BOM}{formatted}")),
+        None => format_text(text),
+    }
+}
+
+fn format_text(text: &str) -> Result<String, Vec<Diagnostic>> {
     let (program, diagnostics) = syntax::parse_file(FileId(0), text);
     let blocking: Vec<Diagnostic> = diagnostics
         .into_iter()
