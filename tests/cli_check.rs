@@ -282,3 +282,137 @@ fn a_byte_order_mark_is_ignored() {
         "{first}"
     );
 }
+
+/// Links are followed, but each directory and file is visited once: a link
+/// to a parent neither loops nor loads a file twice (which would report
+/// every declaration of it as a duplicate).
+#[test]
+fn directory_links_neither_loop_nor_load_a_file_twice() {
+    use std::os::unix::fs::symlink;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("p");
+    std::fs::create_dir_all(root.join("sub/deeper")).unwrap();
+    std::fs::copy(
+        common::root().join("examples/hubspot_refresh.svc"),
+        root.join("a.svc"),
+    )
+    .unwrap();
+    symlink("..", root.join("sub/up")).unwrap();
+    symlink("../..", root.join("sub/deeper/up2")).unwrap();
+    symlink("../a.svc", root.join("sub/again.svc")).unwrap();
+    let run = svc().arg("check").arg(&root).arg(root.join("a.svc")).run();
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("in 1 file"), "{}", run.stderr);
+    assert!(
+        !run.stderr.contains("svc::name::duplicate"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// A `.svc` entry of a directory that is a FIFO or a device is skipped
+/// with a warning: reading it could block or never end.
+#[test]
+fn special_files_in_a_directory_are_skipped_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::copy(
+        common::root().join("examples/hubspot_refresh.svc"),
+        root.join("a.svc"),
+    )
+    .unwrap();
+    let status = std::process::Command::new("mkfifo")
+        .arg(root.join("pipe.svc"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::os::unix::fs::symlink("/dev/zero", root.join("zero.svc")).unwrap();
+    let run = svc().arg("check").arg(root).run();
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    assert_eq!(
+        run.stderr.matches("svc::source::skipped").count(),
+        2,
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("pipe.svc`: it is a FIFO, not a regular file"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("zero.svc`: it is a character device"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("2 warnings in 1 file"),
+        "{}",
+        run.stderr
+    );
+    let run = svc().args(["check", "--deny-warnings"]).arg(root).run();
+    assert_eq!(run.status, 1, "{}", run.stderr);
+    let run = svc().args(["check", "--format", "json"]).arg(root).run();
+    assert!(
+        run.stdout.contains("\"svc::source::skipped\""),
+        "{}",
+        run.stdout
+    );
+    // The commands that run a program say so too.
+    let run = svc().args(["compile", "--emit", "dot"]).arg(root).run();
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("svc::source::skipped"),
+        "{}",
+        run.stderr
+    );
+    let run = svc().args(["fmt", "--check"]).arg(root).run();
+    assert!(
+        run.stderr.contains("svc::source::skipped"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// One bounded reader for every source: an endless file ends with an
+/// error after 64 MiB, and a FIFO named on the command line is read.
+#[test]
+fn sources_are_read_through_one_bounded_reader() {
+    let dir = tempfile::tempdir().unwrap();
+    let zero = dir.path().join("zero.svc");
+    std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+    for args in [vec!["check"], vec!["compile"], vec!["fmt", "--check"]] {
+        let run = svc().args(&args).arg(&zero).run();
+        assert_eq!(run.status, 2, "{args:?}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("is larger than 64 MiB"),
+            "{args:?}: {}",
+            run.stderr
+        );
+    }
+    let run = svc()
+        .args(["fmt", "-"])
+        .stdin(vec![b' '; 64 * 1024 * 1024 + 1])
+        .run();
+    assert_eq!(run.status, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("`<stdin>` is larger than 64 MiB"),
+        "{}",
+        run.stderr
+    );
+    // A FIFO given by name (process substitution) is a source like any other.
+    let example = common::root().join("examples/hubspot_refresh.svc");
+    let output = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "'{}' check <(cat '{}')",
+            env!("CARGO_BIN_EXE_svc"),
+            example.display()
+        ))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("no problems in 1 file"), "{stderr}");
+}

@@ -15,6 +15,7 @@ pub fn run(args: CompileArgs) -> ExitCode {
             return exit::code(exit::USAGE);
         }
     };
+    super::skipped_files(&checked);
     if checked.has_errors() {
         super::program_errors(&checked, "a program with errors is not compiled");
         return exit::code(exit::FAILURE);

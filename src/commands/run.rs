@@ -141,6 +141,7 @@ pub fn load_paths(paths: &[std::path::PathBuf]) -> Result<Script, ExitCode> {
             return Err(exit::code(exit::USAGE));
         }
     };
+    super::skipped_files(&checked);
     Script::new(checked).map_err(|checked| {
         super::program_errors(&checked, "fix them before running (see `svc check`)");
         exit::code(exit::USAGE)
