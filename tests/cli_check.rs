@@ -416,3 +416,62 @@ fn sources_are_read_through_one_bounded_reader() {
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("no problems in 1 file"), "{stderr}");
 }
+
+/// An operator chain is a tree as tall as it is long, and every pass over
+/// the AST recurses through it: its length counts toward the depth limit,
+/// so `check` and `compile` report it, and `fmt` refuses it, without a crash.
+#[test]
+fn long_operator_chains_are_too_deep_not_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = |condition: String| {
+        format!(
+            "service s {{\n  action a {{\n    if {condition} {{ log \"x\" }}\n  }}\n  endpoint e {{ methods GET process a }}\n}}\n"
+        )
+    };
+    let cases = [
+        ("and_2500", program(vec!["true"; 2_500].join(" && "))),
+        ("and_10000", program(vec!["true"; 10_000].join(" && "))),
+        ("mixed", program(vec!["1 == 2 && true"; 3_000].join(" || "))),
+        (
+            "interpolated",
+            program(format!(
+                "\"${{{}}}\" == \"\"",
+                vec!["true"; 5_000].join(" && ")
+            )),
+        ),
+        (
+            "else_if",
+            format!(
+                "service s {{ action a {{ if true {{ }} {}}} }}\n",
+                "else if true { } ".repeat(100_000)
+            ),
+        ),
+    ];
+    for (name, text) in cases {
+        let path = dir.path().join(format!("{name}.svc"));
+        std::fs::write(&path, text).unwrap();
+        for (args, status) in [
+            (vec!["check"], 1),
+            (vec!["compile"], 1),
+            (vec!["compile", "--emit", "dot"], 1),
+            (vec!["fmt", "--check"], 2),
+        ] {
+            let run = svc().args(&args).arg(&path).run();
+            let stderr = &run.stderr[..run.stderr.len().min(2000)];
+            assert_eq!(run.status, status, "{name} {args:?}: {stderr}");
+            assert!(
+                !run.stderr.contains("panicked"),
+                "{name} {args:?}: {stderr}"
+            );
+            assert!(
+                run.stderr.contains("svc::syntax::too_deep"),
+                "{name} {args:?}: {stderr}"
+            );
+        }
+    }
+    // Just under the limit, a chain is a program like any other.
+    let path = dir.path().join("short.svc");
+    std::fs::write(&path, program(vec!["true"; 40].join(" && "))).unwrap();
+    let run = svc().arg("check").arg(&path).run();
+    assert_eq!(run.status, 0, "{}", run.stderr);
+}
