@@ -50,9 +50,13 @@ fn create(
     let (store, identities) = open(args)?;
     let now = document::now();
     let expires_at = expires
-        .map(|d| chrono::Duration::from_std(d).map(|d| now + d))
-        .transpose()
-        .map_err(|_| Error::Invalid("`--expires` is too long".into()))?;
+        .map(|d| {
+            chrono::TimeDelta::from_std(d)
+                .ok()
+                .and_then(|d| now.checked_add_signed(d))
+                .ok_or_else(|| Error::Invalid("`--expires` is too long".into()))
+        })
+        .transpose()?;
     let key = keys::generate(identity, name, expires_at, now)
         .map_err(|e| Error::Invalid(format!("no randomness from the operating system: {e}")))?;
     let id = key.id.clone();

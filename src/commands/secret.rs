@@ -109,9 +109,13 @@ fn set(
     let value = read_value(name, from_file)?;
     let at = document::now();
     let expires_at = expires_in
-        .map(|d| chrono::Duration::from_std(d).map(|d| at + d))
-        .transpose()
-        .map_err(|_| Error::Invalid("`--expires-in` is too long".into()))?;
+        .map(|d| {
+            chrono::TimeDelta::from_std(d)
+                .ok()
+                .and_then(|d| at.checked_add_signed(d))
+                .ok_or_else(|| Error::Invalid("`--expires-in` is too long".into()))
+        })
+        .transpose()?;
     let version = store.update(&identities, |doc| {
         Ok(doc.set(name, NewValue { value, expires_at }, &identities.label, at))
     })?;
