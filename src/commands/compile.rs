@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use crate::cli::{CompileArgs, Emit};
 use crate::compile;
 use crate::exit;
+use crate::output::outln;
 use crate::program;
 
 pub fn run(args: CompileArgs) -> ExitCode {
@@ -28,6 +29,6 @@ pub fn run(args: CompileArgs) -> ExitCode {
             .expect("a document serializes"),
         Emit::Dot => compile::dot(&checked.program).trim_end().to_string(),
     };
-    println!("{text}");
+    outln!("{text}");
     exit::code(exit::SUCCESS)
 }

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use crate::cli::FmtArgs;
 use crate::exit;
 use crate::format;
+use crate::output::outln;
 use crate::report::{self, Style};
 use crate::source::{self, SourceFile, SourceMap};
 
@@ -61,7 +62,7 @@ pub fn run(args: FmtArgs) -> ExitCode {
         }
         unformatted += 1;
         if args.check {
-            println!("{}", path.display());
+            outln!("{}", path.display());
         } else if let Err(e) = replace(path, &formatted) {
             eprintln!("error: cannot write `{}`: {e}", path.display());
             failed = true;
@@ -97,7 +98,7 @@ fn stdin(check: bool) -> ExitCode {
             exit::FAILURE
         }),
         Ok(formatted) => {
-            let _ = std::io::stdout().write_all(formatted.as_bytes());
+            crate::output::bytes(formatted.as_bytes());
             exit::code(exit::SUCCESS)
         }
         Err(diagnostics) => {
