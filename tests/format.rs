@@ -322,3 +322,13 @@ fn fmt_keeps_a_byte_order_mark() {
     assert_eq!(run.status, 2);
     assert!(run.stderr.contains("<stdin>:1:12]"), "{}", run.stderr);
 }
+
+/// A string inside an interpolation may hold `//`: it is not a comment.
+/// The formatter used to take it for one, and printed it again after the
+/// line, which made the file invalid.
+#[test]
+fn slashes_in_a_string_inside_an_interpolation_are_not_a_comment() {
+    let text = "service s {\n  action a {\n    log \"${\"//x\"}\" // a comment\n  }\n}\n";
+    assert!(assert_formats_well("nested string", text));
+    assert_eq!(svc::format::format(text).unwrap(), text);
+}
