@@ -54,6 +54,25 @@ fn format_text(text: &str) -> Result<String, Vec<Diagnostic>> {
     Ok(printer.out)
 }
 
+/// Prints a program built in memory rather than parsed from a file: its
+/// spans are not read and it has no comments, so declarations come kind by
+/// kind (secrets, roles, identities, services, schedules), members and
+/// properties in the order of their vectors and layouts. What it prints
+/// parses back to the same program, and is already formatted
+/// (`tests/properties.rs` checks both on generated programs).
+pub fn print(program: &Program) -> String {
+    let mut printer = Printer {
+        text: "",
+        comments: Vec::new(),
+        next_comment: 0,
+        out: String::new(),
+        indent: 0,
+        last_end: 0,
+    };
+    printer.program(program);
+    printer.out
+}
+
 /// One top-level declaration, for ordering by position.
 enum Top<'a> {
     Secret(&'a SecretDecl),

@@ -516,3 +516,21 @@ pub fn eventually(seconds: u64, mut check: impl FnMut() -> bool) -> bool {
     }
     check()
 }
+
+/// A program's full structure, layouts and durations included, with every
+/// span left out: two programs that differ only in where things were
+/// written give the same text.
+pub fn without_spans(program: &svc::syntax::ast::Program) -> String {
+    let debug = format!("{program:#?}");
+    let mut out = String::with_capacity(debug.len());
+    let mut rest = debug.as_str();
+    while let Some(at) = rest.find("Span {") {
+        out.push_str(&rest[..at]);
+        out.push_str("Span");
+        let after = &rest[at..];
+        let end = after.find('}').expect("a span closes");
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
