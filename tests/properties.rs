@@ -1344,3 +1344,81 @@ proptest! {
         }
     }
 }
+
+/// The deepest program the builder accepts runs on a tokio worker, whose
+/// stack (2 MiB) is what `svc serve` runs endpoints on: an `&&` chain of
+/// 2,500 terms used to overflow it. Blocks nest to the limit, and the
+/// innermost condition is a chain that fills what depth is left.
+#[test]
+fn the_deepest_program_accepted_runs_on_a_tokio_worker() {
+    let max = 64;
+    let depth_of = |blocks: usize, terms: usize| {
+        let chain = vec!["has_value(param.p)"; terms].join(" && ");
+        format!(
+            "secret S0 {{ environment_specific }}\nrole all {{ grant run s.* }}\n\
+             service_account bot0 {{ roles all }}\n\
+             service s {{\n  action a {{\n{}log {chain}\n{}  }}\n  endpoint e {{ methods GET process a }}\n}}\n",
+            "if true {\n".repeat(blocks),
+            "}\n".repeat(blocks)
+        )
+    };
+    for blocks in [0, max / 2, max - 8] {
+        // The longest chain that still checks at this block depth.
+        let mut accepted = None;
+        for terms in (2..80).rev() {
+            let checked = checked(&depth_of(blocks, terms));
+            if checked.analysis.errors() == 0 {
+                accepted = Some((terms, checked));
+                break;
+            }
+            assert!(
+                checked
+                    .analysis
+                    .diagnostics
+                    .iter()
+                    .all(|d| d.code == svc::diagnostic::Code::TooDeep || !d.is_error()),
+                "{:?}",
+                checked.analysis.diagnostics
+            );
+        }
+        let (terms, checked) = accepted.expect("some chain fits");
+        assert!(terms > 2, "only {terms} terms fit after {blocks} blocks");
+        run_on_a_worker(checked);
+    }
+}
+
+fn run_on_a_worker(checked: svc::program::CheckedProgram) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let finished = runtime
+        .block_on(runtime.spawn(async move {
+            let secrets = secrets();
+            let logs = tempfile::tempdir().unwrap();
+            let script = Arc::new(svc::program::Script::new(checked).unwrap());
+            let store = svc::secrets::Store::new(&secrets.secrets_dir, "dev").unwrap();
+            let engine = svc::run::Engine::new(
+                script,
+                store,
+                Some(secrets.identities.clone()),
+                logs.path().join("logs"),
+            );
+            let request = svc::run::RunRequest {
+                service: "s".into(),
+                endpoint: "e".into(),
+                identity: "bot0".into(),
+                method: "GET".into(),
+                params: [("p".to_string(), serde_json::json!("x"))].into(),
+                dry_run: true,
+                trigger: svc::run::Trigger::Http,
+                due_at: None,
+            };
+            engine.admit(&request).unwrap();
+            engine.run(request).await
+        }))
+        .unwrap();
+    assert!(finished.error.is_none(), "{:?}", finished.error);
+    assert_eq!(finished.record.outcome, svc::run::Outcome::Success);
+}
