@@ -339,9 +339,9 @@ pub fn find(paths: &[PathBuf]) -> Result<Found, LoadError> {
             source,
         })?;
         if meta.is_dir() {
-            let before = walk.found.files.len();
-            walk.directory(path, &meta)?;
-            if walk.found.files.len() == before {
+            // Empty means no `.svc` file below it, not only none new.
+            let before = walk.svc_files;
+            if walk.directory(path, &meta)? && walk.svc_files == before {
                 return Err(LoadError::Empty { path: path.clone() });
             }
         } else if walk.first_visit(path, &meta) {
@@ -356,6 +356,8 @@ pub fn find(paths: &[PathBuf]) -> Result<Found, LoadError> {
 struct Walk {
     found: Found,
     seen: std::collections::HashSet<FileKey>,
+    /// `.svc` files met in directories, each time one is met.
+    svc_files: usize,
 }
 
 impl Walk {
@@ -368,10 +370,11 @@ impl Walk {
     }
 
     /// Searches a directory without recursion: how deep directories nest
-    /// is up to the file system, not to svc's stack.
-    fn directory(&mut self, root: &Path, meta: &std::fs::Metadata) -> Result<(), LoadError> {
+    /// is up to the file system, not to svc's stack. False when it was
+    /// searched before.
+    fn directory(&mut self, root: &Path, meta: &std::fs::Metadata) -> Result<bool, LoadError> {
         if !self.first_visit(root, meta) {
-            return Ok(());
+            return Ok(false);
         }
         let mut stack = vec![sorted_entries(root)?.into_iter()];
         while let Some(entries) = stack.last_mut() {
@@ -404,11 +407,14 @@ impl Walk {
                     path,
                     kind: special_kind(meta.file_type()),
                 });
-            } else if self.first_visit(&path, &meta) {
-                self.found.files.push(path);
+            } else {
+                self.svc_files += 1;
+                if self.first_visit(&path, &meta) {
+                    self.found.files.push(path);
+                }
             }
         }
-        Ok(())
+        Ok(true)
     }
 }
 
@@ -433,6 +439,33 @@ fn display_name(path: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paths_that_overlap_load_each_file_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("sub")).unwrap();
+        std::fs::create_dir_all(root.join("empty")).unwrap();
+        std::fs::write(root.join("a.svc"), "").unwrap();
+        std::fs::write(root.join("sub/b.svc"), "").unwrap();
+        let names = |paths: &[PathBuf]| -> Vec<String> {
+            find(paths)
+                .unwrap()
+                .files
+                .iter()
+                .map(|p| p.strip_prefix(root).unwrap().display().to_string())
+                .collect()
+        };
+        let all = vec!["a.svc".to_string(), "sub/b.svc".to_string()];
+        assert_eq!(names(&[root.into(), root.into()]), all);
+        assert_eq!(names(&[root.join("a.svc"), root.into()]), all);
+        assert_eq!(names(&[root.into(), root.join("sub")]), all);
+        assert_eq!(names(&[root.join("a.svc"), root.join("a.svc")]), ["a.svc"]);
+        assert!(matches!(
+            find(&[root.join("empty")]),
+            Err(LoadError::Empty { .. })
+        ));
+    }
 
     #[test]
     fn line_col_counts_from_one_in_characters() {

@@ -47,6 +47,8 @@ fn commands_end_quietly_when_standard_output_is_closed() {
         &["completions", "bash"],
         &["man"],
         &["fmt", "--check", "hubspot.svc"],
+        &["--help"],
+        &["check", "--help"],
     ];
     for args in commands {
         let run = project.svc().args(*args).run_with_closed_stdout();
