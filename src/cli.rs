@@ -589,13 +589,13 @@ pub fn main() -> ExitCode {
                 shell,
                 &mut <Cli as clap::CommandFactory>::command(),
                 "svc",
-                &mut std::io::stdout(),
+                &mut crate::output::writer(),
             );
             ExitCode::SUCCESS
         }
         Command::Man => {
             let page = clap_mangen::Man::new(<Cli as clap::CommandFactory>::command());
-            match page.render(&mut std::io::stdout()) {
+            match page.render(&mut crate::output::writer()) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(_) => ExitCode::from(crate::exit::FAILURE),
             }

@@ -97,6 +97,7 @@ codes! {
     UnusedRole => "svc::unused::role", Warning, "A role is given to nobody.";
     NeverAssigned => "svc::variable::never_assigned", Warning, "A variable is read but never given a value.";
     UnreachableCode => "svc::flow::unreachable", Warning, "Statements that never run.";
+    SkippedFile => "svc::source::skipped", Warning, "A .svc entry of a directory is not a regular file, and was not read.";
 }
 
 impl Serialize for Code {

@@ -10,6 +10,9 @@ pub const FAILURE: u8 = 1;
 pub const USAGE: u8 = 2;
 /// The identity may not do what was asked.
 pub const PERMISSION_DENIED: u8 = 3;
+/// The reader of standard output went away (`svc ... | head -1`): the
+/// status a shell shows for a program that SIGPIPE ended, 128 + 13.
+pub const CLOSED_PIPE: u8 = 141;
 
 pub fn code(value: u8) -> ExitCode {
     ExitCode::from(value)

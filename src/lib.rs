@@ -9,6 +9,9 @@
 //! over HTTP and on [`schedule`].
 
 #![forbid(unsafe_code)]
+// Standard output goes through `output`, which ends quietly on a closed
+// pipe; a `println!` elsewhere would panic there.
+#![deny(clippy::print_stdout)]
 // Guards with side effects (recording a property as seen) read worse than
 // an `if` inside the arm.
 #![allow(clippy::collapsible_match)]
@@ -20,6 +23,7 @@ pub mod compile;
 pub mod diagnostic;
 pub mod exit;
 pub mod format;
+pub mod output;
 pub mod program;
 pub mod report;
 pub mod run;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use crate::check::symbols::{grants_read_secret, grants_run, grants_update_secret};
 use crate::check::{self, Analysis};
-use crate::diagnostic::{self, Code};
+use crate::diagnostic::{self, Code, Diagnostic};
 use crate::source::{self, LoadError, SourceMap};
 use crate::syntax::ast::*;
 use crate::syntax::{self};
@@ -42,12 +42,28 @@ pub fn check_sources(sources: SourceMap) -> CheckedProgram {
         check::check(&program)
     };
     analysis.diagnostics.append(&mut parse_diagnostics);
+    analysis
+        .diagnostics
+        .extend(sources.skipped.iter().map(skipped_warning));
     diagnostic::sort(&mut analysis.diagnostics);
     CheckedProgram {
         sources,
         program,
         analysis,
     }
+}
+
+/// The warning for a `.svc` entry of a directory that was not read.
+pub fn skipped_warning(skipped: &source::Skipped) -> Diagnostic {
+    Diagnostic::new(
+        Code::SkippedFile,
+        format!(
+            "skipped `{}`: it is {}, not a regular file",
+            skipped.path.display(),
+            skipped.kind
+        ),
+    )
+    .help("only regular files are read from a directory; name it on the command line to read it anyway")
 }
 
 /// A checked program without errors, indexed by name for running it.

@@ -289,3 +289,46 @@ fn every_example_is_formatted() {
         .run();
     assert_eq!(run.status, 0, "{}{}", run.stdout, run.stderr);
 }
+
+/// `svc fmt` keeps a byte-order mark where it found one (the editor that
+/// wrote it would write it again) and formats what follows it.
+#[test]
+fn fmt_keeps_a_byte_order_mark() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bom.svc");
+    std::fs::write(&path, "\u{feff}secret   A{locked}\n").unwrap();
+    let run = svc().arg("fmt").arg(&path).run();
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        "\u{feff}secret A { locked }\n"
+    );
+    let run = svc().args(["fmt", "--check"]).arg(&path).run();
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    let run = svc()
+        .args(["fmt", "-"])
+        .stdin("\u{feff}secret   A{locked}\n")
+        .run();
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    assert_eq!(run.stdout, "\u{feff}secret A { locked }\n");
+    // Without a mark, none is added.
+    let run = svc().args(["fmt", "-"]).stdin("secret   A{locked}\n").run();
+    assert_eq!(run.stdout, "secret A { locked }\n");
+    // An error after the mark points at the right column.
+    let run = svc()
+        .args(["fmt", "-"])
+        .stdin("\u{feff}secret A { lockd }\n")
+        .run();
+    assert_eq!(run.status, 2);
+    assert!(run.stderr.contains("<stdin>:1:12]"), "{}", run.stderr);
+}
+
+/// A string inside an interpolation may hold `//`: it is not a comment.
+/// The formatter used to take it for one, and printed it again after the
+/// line, which made the file invalid.
+#[test]
+fn slashes_in_a_string_inside_an_interpolation_are_not_a_comment() {
+    let text = "service s {\n  action a {\n    log \"${\"//x\"}\" // a comment\n  }\n}\n";
+    assert!(assert_formats_well("nested string", text));
+    assert_eq!(svc::format::format(text).unwrap(), text);
+}

@@ -798,3 +798,75 @@ fn check_with_env_reports_secrets_without_a_value() {
         run.stderr
     );
 }
+
+/// Duration flags have the bound of durations in `.svc` files: ten years.
+/// `--expires-in 99999999d` used to panic adding it to the date.
+#[test]
+fn duration_flags_are_ten_years_at_most() {
+    let project = Project::new();
+    for flag in ["99999999d", "3651d"] {
+        let run = project
+            .svc()
+            .args([
+                "secret",
+                "set",
+                "TOKEN",
+                "--env",
+                "dev",
+                "--expires-in",
+                flag,
+            ])
+            .stdin("value")
+            .run();
+        assert_eq!(run.status, 2, "{flag}: {}", run.stderr);
+        assert!(run.stderr.contains("`3650d`"), "{flag}: {}", run.stderr);
+        assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+        let run = project
+            .svc()
+            .args([
+                "key",
+                "create",
+                "--as",
+                "bot",
+                "--env",
+                "dev",
+                "--expires",
+                flag,
+            ])
+            .run();
+        assert_eq!(run.status, 2, "{flag}: {}", run.stderr);
+        assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    }
+    let run = project
+        .svc()
+        .args([
+            "secret",
+            "set",
+            "TOKEN",
+            "--env",
+            "dev",
+            "--expires-in",
+            "3650d",
+        ])
+        .stdin("value")
+        .run();
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    // `every 99999999d` passed the check, then `schedule list` panicked.
+    project.write(
+        "far.svc",
+        "role r { grant run s.e }\nservice_account bot { roles r }\n\
+         service s { action a { log \"x\" } endpoint e { methods GET process a } }\n\
+         schedule far { endpoint s.e service_account bot every 99999999d }\n",
+    );
+    let run = project
+        .svc()
+        .args(["schedule", "list", "far.svc", "--env", "dev"])
+        .run();
+    assert_eq!(run.status, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("svc::value::invalid_duration"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+}

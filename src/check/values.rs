@@ -78,11 +78,45 @@ pub fn header_name(name: &str) -> Result<(), String> {
     }
 }
 
+/// How deeply brackets and parentheses may nest in a JSONPath. The
+/// JSONPath parser recurses once per level, with large frames: a few
+/// hundred levels overflowed the stack. Real paths nest two or three.
+pub const MAX_JSONPATH_DEPTH: usize = 16;
+
 /// An RFC 9535 JSONPath.
 pub fn jsonpath(path: &str) -> Result<(), String> {
+    if jsonpath_depth(path) > MAX_JSONPATH_DEPTH {
+        return Err(format!(
+            "brackets and parentheses nest more than {MAX_JSONPATH_DEPTH} levels deep"
+        ));
+    }
     serde_json_path::JsonPath::parse(path)
         .map(|_| ())
         .map_err(|e| first_line(&e.to_string()))
+}
+
+/// The deepest nesting of `[` and `(` in a JSONPath, outside quotes.
+fn jsonpath_depth(path: &str) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let mut quote = None;
+    let mut chars = path.chars();
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (Some(_), '\\') => {
+                chars.next();
+            }
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '\'' | '"') => quote = Some(c),
+            (None, '[' | '(') => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            (None, ']' | ')') => depth = depth.saturating_sub(1),
+            (None, _) => {}
+        }
+    }
+    deepest
 }
 
 /// A five-field cron expression (or an alias such as `@hourly`).
@@ -158,5 +192,17 @@ mod tests {
         assert!(jsonpath("$.access_token").is_ok());
         assert!(jsonpath("$.data[0]['token']").is_ok());
         assert!(jsonpath("$.data[").is_err());
+    }
+
+    #[test]
+    fn jsonpaths_nest_at_most_sixteen_levels() {
+        let nested = |n: usize| format!("${}{}", "[?@".repeat(n), "]".repeat(n));
+        assert!(jsonpath(&nested(MAX_JSONPATH_DEPTH)).is_ok());
+        let error = jsonpath(&nested(MAX_JSONPATH_DEPTH + 1)).unwrap_err();
+        assert!(error.contains("more than 16 levels"), "{error}");
+        // Deep enough to overflow the parser's stack: refused before it runs.
+        assert!(jsonpath(&nested(5_000)).is_err());
+        // Brackets inside quotes are names, not nesting.
+        assert!(jsonpath(&format!("$['{}']", "[".repeat(40))).is_ok());
     }
 }

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use crate::cli::{CheckArgs, CheckFormat, StoreArgs};
 use crate::diagnostic::{self, Code, Diagnostic};
 use crate::exit;
+use crate::output::{out, outln};
 use crate::program::{self, CheckedProgram};
 use crate::report::{self, Style};
 
@@ -53,15 +54,15 @@ pub fn run(args: CheckArgs) -> ExitCode {
         }
         CheckFormat::Json => {
             let document = report::formats::json(diagnostics, &checked.sources);
-            println!(
+            outln!(
                 "{}",
                 serde_json::to_string_pretty(&document).expect("a report serializes")
             );
         }
-        CheckFormat::Github => print!("{}", report::formats::github(diagnostics, &checked.sources)),
+        CheckFormat::Github => out!("{}", report::formats::github(diagnostics, &checked.sources)),
         CheckFormat::Sarif => {
             let document = report::formats::sarif(diagnostics, &checked.sources);
-            println!(
+            outln!(
                 "{}",
                 serde_json::to_string_pretty(&document).expect("a report serializes")
             );

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use crate::cli::{CompileArgs, Emit};
 use crate::compile;
 use crate::exit;
+use crate::output::outln;
 use crate::program;
 
 pub fn run(args: CompileArgs) -> ExitCode {
@@ -15,6 +16,7 @@ pub fn run(args: CompileArgs) -> ExitCode {
             return exit::code(exit::USAGE);
         }
     };
+    super::skipped_files(&checked);
     if checked.has_errors() {
         super::program_errors(&checked, "a program with errors is not compiled");
         return exit::code(exit::FAILURE);
@@ -27,6 +29,6 @@ pub fn run(args: CompileArgs) -> ExitCode {
             .expect("a document serializes"),
         Emit::Dot => compile::dot(&checked.program).trim_end().to_string(),
     };
-    println!("{text}");
+    outln!("{text}");
     exit::code(exit::SUCCESS)
 }

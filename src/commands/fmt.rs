@@ -1,12 +1,13 @@
 //! `svc fmt`.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use crate::cli::FmtArgs;
 use crate::exit;
 use crate::format;
+use crate::output::outln;
 use crate::report::{self, Style};
 use crate::source::{self, SourceFile, SourceMap};
 
@@ -19,20 +20,31 @@ pub fn run(args: FmtArgs) -> ExitCode {
     } else {
         args.paths
     };
-    let files = match source::find(&paths) {
-        Ok(files) => files,
+    let found = match source::find(&paths) {
+        Ok(found) => found,
         Err(error) => {
             eprintln!("error: {error}");
             return exit::code(exit::USAGE);
         }
     };
+    let skipped: Vec<_> = found
+        .skipped
+        .iter()
+        .map(crate::program::skipped_warning)
+        .collect();
+    if !skipped.is_empty() {
+        eprint!(
+            "{}",
+            report::render_all(&skipped, &SourceMap::new(), Style::for_stderr())
+        );
+    }
     let mut unformatted = 0;
     let mut failed = false;
-    for path in &files {
-        let text = match std::fs::read_to_string(path) {
+    for path in &found.files {
+        let text = match source::read(path) {
             Ok(text) => text,
             Err(e) => {
-                eprintln!("error: cannot read `{}`: {e}", path.display());
+                eprintln!("error: {e}");
                 failed = true;
                 continue;
             }
@@ -50,7 +62,7 @@ pub fn run(args: FmtArgs) -> ExitCode {
         }
         unformatted += 1;
         if args.check {
-            println!("{}", path.display());
+            outln!("{}", path.display());
         } else if let Err(e) = replace(path, &formatted) {
             eprintln!("error: cannot write `{}`: {e}", path.display());
             failed = true;
@@ -72,11 +84,13 @@ pub fn run(args: FmtArgs) -> ExitCode {
 }
 
 fn stdin(check: bool) -> ExitCode {
-    let mut text = String::new();
-    if let Err(e) = std::io::stdin().read_to_string(&mut text) {
-        eprintln!("error: cannot read standard input: {e}");
-        return exit::code(exit::USAGE);
-    }
+    let text = match source::read_bounded(std::io::stdin().lock(), 0, Path::new("<stdin>")) {
+        Ok(text) => text,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return exit::code(exit::USAGE);
+        }
+    };
     match format::format(&text) {
         Ok(formatted) if check => exit::code(if formatted == text {
             exit::SUCCESS
@@ -84,7 +98,7 @@ fn stdin(check: bool) -> ExitCode {
             exit::FAILURE
         }),
         Ok(formatted) => {
-            let _ = std::io::stdout().write_all(formatted.as_bytes());
+            crate::output::bytes(formatted.as_bytes());
             exit::code(exit::SUCCESS)
         }
         Err(diagnostics) => {

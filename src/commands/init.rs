@@ -8,6 +8,7 @@ use std::str::FromStr;
 use super::{store_error, usage_error};
 use crate::cli::InitArgs;
 use crate::exit;
+use crate::output::outln;
 use crate::secrets::{Error, Store, keys};
 
 /// The starter program: a client_credentials refresh, ready to edit. It
@@ -83,32 +84,30 @@ pub fn run(args: InitArgs) -> ExitCode {
     }
     let env = &args.env;
     let shown = |p: &Path| p.display().to_string();
-    println!("created {}", shown(&program));
-    println!(
+    outln!("created {}", shown(&program));
+    outln!(
         "created {} and {}, encrypted to {}",
         shown(&store.recipients_path()),
         shown(&store.path()),
         keys::short_key(&public)
     );
     if new_gitignore {
-        println!("created {}", shown(&gitignore));
+        outln!("created {}", shown(&gitignore));
     }
-    println!();
-    println!("next steps:");
-    println!("  export SVC_IDENTITY={}", shown(&identity));
+    outln!();
+    outln!("next steps:");
+    outln!("  export SVC_IDENTITY={}", shown(&identity));
     if dir != Path::new(".") {
-        println!("  cd {}", shown(&dir));
+        outln!("  cd {}", shown(&dir));
     }
-    println!(
+    outln!(
         "  svc check                                         # the starter program checks clean"
     );
-    println!("  svc secret set API_CLIENT_ID --env {env}            # values come from stdin");
-    println!("  svc secret set API_CLIENT_SECRET --env {env}");
-    println!("  edit tokens.svc: the token endpoint's URL and scope");
-    println!("  svc run tokens.svc api.refresh --env {env} --as token_bot");
-    println!(
-        "  svc serve --env {env}                               # HTTP, explorer and schedules"
-    );
+    outln!("  svc secret set API_CLIENT_ID --env {env}            # values come from stdin");
+    outln!("  svc secret set API_CLIENT_SECRET --env {env}");
+    outln!("  edit tokens.svc: the token endpoint's URL and scope");
+    outln!("  svc run tokens.svc api.refresh --env {env} --as token_bot");
+    outln!("  svc serve --env {env}                               # HTTP, explorer and schedules");
     exit::code(exit::SUCCESS)
 }
 

@@ -9,6 +9,7 @@ use super::secret::open;
 use super::store_error;
 use crate::cli::KeyCommand;
 use crate::exit;
+use crate::output::outln;
 use crate::secrets::{Error, document};
 use crate::serve::keys;
 
@@ -50,9 +51,13 @@ fn create(
     let (store, identities) = open(args)?;
     let now = document::now();
     let expires_at = expires
-        .map(|d| chrono::Duration::from_std(d).map(|d| now + d))
-        .transpose()
-        .map_err(|_| Error::Invalid("`--expires` is too long".into()))?;
+        .map(|d| {
+            chrono::TimeDelta::from_std(d)
+                .ok()
+                .and_then(|d| now.checked_add_signed(d))
+                .ok_or_else(|| Error::Invalid("`--expires` is too long".into()))
+        })
+        .transpose()?;
     let key = keys::generate(identity, name, expires_at, now)
         .map_err(|e| Error::Invalid(format!("no randomness from the operating system: {e}")))?;
     let id = key.id.clone();
@@ -61,7 +66,7 @@ fn create(
         doc.api_keys.insert(id.clone(), record);
         Ok(())
     })?;
-    println!("{}", key.token.as_str());
+    outln!("{}", key.token.as_str());
     eprintln!(
         "created key `{id}` for `{identity}` in `{}`; it is shown once: keep it now (only its hash is stored)",
         store.env()
@@ -104,7 +109,7 @@ fn list(args: &crate::cli::StoreArgs, json: bool) -> Result<(), Error> {
         })
         .collect();
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&rows).expect("a listing serializes")
         );
@@ -119,12 +124,16 @@ fn list(args: &crate::cli::StoreArgs, json: bool) -> Result<(), Error> {
             t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
         })
     };
-    println!(
+    outln!(
         "{:<12}  {:<8}  {:<20}  {:<16}  {:<20}  EXPIRES_AT",
-        "ID", "STATE", "IDENTITY", "NAME", "CREATED_AT"
+        "ID",
+        "STATE",
+        "IDENTITY",
+        "NAME",
+        "CREATED_AT"
     );
     for row in rows {
-        println!(
+        outln!(
             "{:<12}  {:<8}  {:<20}  {:<16}  {:<20}  {}",
             row.id,
             row.state,

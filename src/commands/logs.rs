@@ -68,7 +68,7 @@ pub fn run(args: LogsArgs) -> ExitCode {
     if shown.is_empty() && !args.json {
         eprintln!("no runs of {what} in `{}` are logged", args.env);
     }
-    let mut out = std::io::stdout().lock();
+    let mut out = crate::output::writer();
     for record in shown {
         let line = if args.json {
             serde_json::to_string(record).expect("a record serializes")

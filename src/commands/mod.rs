@@ -57,6 +57,23 @@ pub fn usage_error(code: &'static str, message: &str, help: Option<&str>) -> Exi
     exit::code(exit::USAGE)
 }
 
+/// Prints the warnings about files a directory walk did not read: a
+/// command that runs a program should say that part of it was left out.
+pub fn skipped_files(checked: &CheckedProgram) {
+    let warnings: Vec<_> = checked
+        .sources
+        .skipped
+        .iter()
+        .map(crate::program::skipped_warning)
+        .collect();
+    if !warnings.is_empty() {
+        eprint!(
+            "{}",
+            report::render_all(&warnings, &checked.sources, Style::for_stderr())
+        );
+    }
+}
+
 /// Prints the errors of a program that a command refuses to go on with
 /// (its warnings are for `svc check`), then what follows from them.
 pub fn program_errors(checked: &CheckedProgram, consequence: &str) {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use super::{store_error, usage_error};
 use crate::cli::{OutputFormat, RunArgs};
 use crate::exit;
+use crate::output::{out, outln};
 use crate::program::{self, Script};
 use crate::report::{self, Style};
 use crate::run::{Engine, Outcome, Refusal, RunRequest, Trigger};
@@ -111,12 +112,12 @@ pub fn run(args: RunArgs) -> ExitCode {
     let record = &finished.record;
     match args.output {
         OutputFormat::Json => {
-            println!(
+            outln!(
                 "{}",
                 serde_json::to_string_pretty(record).expect("a record serializes")
             );
         }
-        OutputFormat::Human => print!("{}", record.human()),
+        OutputFormat::Human => out!("{}", record.human()),
     }
     if let Some(error) = &finished.error
         && args.output == OutputFormat::Human
@@ -156,6 +157,7 @@ pub fn load_paths(paths: &[std::path::PathBuf]) -> Result<Script, ExitCode> {
             return Err(exit::code(exit::USAGE));
         }
     };
+    super::skipped_files(&checked);
     Script::new(checked).map_err(|checked| {
         super::program_errors(&checked, "fix them before running (see `svc check`)");
         exit::code(exit::USAGE)

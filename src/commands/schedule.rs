@@ -9,6 +9,7 @@ use serde_json::json;
 use super::usage_error;
 use crate::cli::ScheduleCommand;
 use crate::exit;
+use crate::output::outln;
 use crate::schedule::{Schedule, StateFile};
 use crate::secrets::{Identities, Store, keys};
 
@@ -89,7 +90,7 @@ pub fn run(command: ScheduleCommand) -> ExitCode {
                 })
             })
             .collect();
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&out).expect("a listing serializes")
         );
@@ -100,7 +101,7 @@ pub fn run(command: ScheduleCommand) -> ExitCode {
     }
     let time = |t: &chrono::DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     for (schedule, state, upcoming) in rows {
-        println!(
+        outln!(
             "{}  ({} as {}, {})",
             schedule.name,
             schedule.endpoint_key(),
@@ -108,9 +109,9 @@ pub fn run(command: ScheduleCommand) -> ExitCode {
             schedule.describe()
         );
         if !schedule.enabled {
-            println!("  disabled");
+            outln!("  disabled");
         } else if upcoming.is_empty() {
-            println!("  next: unknown");
+            outln!("  next: unknown");
         } else {
             let next: Vec<String> = upcoming
                 .iter()
@@ -122,7 +123,7 @@ pub fn run(command: ScheduleCommand) -> ExitCode {
                     }
                 })
                 .collect();
-            println!("  next: {}", next.join(", "));
+            outln!("  next: {}", next.join(", "));
         }
         match (&state.last_run_at, &state.last_outcome) {
             (Some(at), Some(outcome)) => {
@@ -135,9 +136,9 @@ pub fn run(command: ScheduleCommand) -> ExitCode {
                 } else {
                     String::new()
                 };
-                println!("  last: {} {outcome}{failures}", time(at));
+                outln!("  last: {} {outcome}{failures}", time(at));
             }
-            _ => println!("  last: never ran"),
+            _ => outln!("  last: never ran"),
         }
     }
     exit::code(exit::SUCCESS)

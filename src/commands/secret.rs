@@ -11,6 +11,7 @@ use zeroize::Zeroizing;
 use super::store_error;
 use crate::cli::{RecipientsCommand, SecretCommand, StoreArgs};
 use crate::exit;
+use crate::output::outln;
 use crate::secrets::document::{self, RollbackError};
 use crate::secrets::journal::{self, Journal};
 use crate::secrets::keys::{self, same_key};
@@ -75,7 +76,7 @@ pub fn open(args: &StoreArgs) -> Result<(Store, Identities), Error> {
 
 fn keygen(path: &Path) -> Result<(), Error> {
     let public = keys::write_new_identity(path)?;
-    println!("{public}");
+    outln!("{public}");
     eprintln!(
         "wrote a new identity to `{}`; keep it private and backed up",
         path.display()
@@ -123,9 +124,13 @@ fn set(
     let value = read_value(name, from_file)?;
     let at = document::now();
     let expires_at = expires_in
-        .map(|d| chrono::Duration::from_std(d).map(|d| at + d))
-        .transpose()
-        .map_err(|_| Error::Invalid("`--expires-in` is too long".into()))?;
+        .map(|d| {
+            chrono::TimeDelta::from_std(d)
+                .ok()
+                .and_then(|d| at.checked_add_signed(d))
+                .ok_or_else(|| Error::Invalid("`--expires-in` is too long".into()))
+        })
+        .transpose()?;
     let version = store.update(&identities, |doc| {
         Ok(doc.set(name, NewValue { value, expires_at }, &identities.label, at))
     })?;
@@ -195,7 +200,7 @@ fn get(name: &str, args: &StoreArgs) -> Result<(), Error> {
         name: name.to_string(),
         env: store.env().to_string(),
     })?;
-    let mut stdout = std::io::stdout().lock();
+    let mut stdout = crate::output::writer();
     writeln!(stdout, "{}", entry.value.expose())
         .map_err(|e| Error::io("write", Path::new("standard output"), e))
 }
@@ -429,13 +434,13 @@ fn list_recipients(args: &StoreArgs) -> Result<(), Error> {
     let store = Store::new(&args.secrets_dir, &args.env)?;
     let file = crate::secrets::RecipientsFile::read(&store.recipients_path())?;
     for (key, _) in file.recipients()? {
-        println!("{key}");
+        outln!("{key}");
     }
     Ok(())
 }
 
 fn print_json(value: &impl Serialize) -> Result<(), Error> {
-    let mut stdout = std::io::stdout().lock();
+    let mut stdout = crate::output::writer();
     serde_json::to_writer_pretty(&mut stdout, value).expect("listing serializes");
     writeln!(stdout).map_err(|e| Error::io("write", Path::new("standard output"), e))
 }
@@ -459,9 +464,8 @@ fn print_table(header: &[&str], rows: &[Vec<String>]) -> Result<(), Error> {
         out.push_str(cells.join("  ").trim_end());
         out.push('\n');
     }
-    std::io::stdout()
-        .write_all(out.as_bytes())
-        .map_err(|e| Error::io("write", Path::new("standard output"), e))
+    crate::output::bytes(out.as_bytes());
+    Ok(())
 }
 
 /// `3h 5m`, `45s`, `2d 4h`: the two largest units.

@@ -13,14 +13,27 @@
 use std::ops::Range;
 
 use crate::diagnostic::{Code, Diagnostic};
-use crate::source::{FileId, Span};
+use crate::source::{BOM, FileId, Span};
 use crate::syntax::ast::*;
 use crate::syntax::{self, comments};
 
 /// Formats a file. A file that does not parse, or whose meaning the parser
 /// had to guess (a property given twice, an unknown escape), is refused:
 /// formatting it would lose what was written.
+///
+/// A byte-order mark at the start is kept, and the rest formatted: the
+/// editor that wrote it would only write it again. Spans in the
+/// diagnostics count from after it, as in a loaded [`SourceFile`].
+///
+/// [`SourceFile`]: crate::source::SourceFile
 pub fn format(text: &str) -> Result<String, Vec<Diagnostic>> {
+    match text.strip_prefix(BOM) {
+        Some(rest) => format_text(rest).map(|formatted| format!("{BOM}{formatted}")),
+        None => format_text(text),
+    }
+}
+
+fn format_text(text: &str) -> Result<String, Vec<Diagnostic>> {
     let (program, diagnostics) = syntax::parse_file(FileId(0), text);
     let blocking: Vec<Diagnostic> = diagnostics
         .into_iter()
@@ -39,6 +52,25 @@ pub fn format(text: &str) -> Result<String, Vec<Diagnostic>> {
     };
     printer.program(&program);
     Ok(printer.out)
+}
+
+/// Prints a program built in memory rather than parsed from a file: its
+/// spans are not read and it has no comments, so declarations come kind by
+/// kind (secrets, roles, identities, services, schedules), members and
+/// properties in the order of their vectors and layouts. What it prints
+/// parses back to the same program, and is already formatted
+/// (`tests/properties.rs` checks both on generated programs).
+pub fn print(program: &Program) -> String {
+    let mut printer = Printer {
+        text: "",
+        comments: Vec::new(),
+        next_comment: 0,
+        out: String::new(),
+        indent: 0,
+        last_end: 0,
+    };
+    printer.program(program);
+    printer.out
 }
 
 /// One top-level declaration, for ordering by position.

@@ -23,6 +23,13 @@ pub fn retry_backoff(failures: u32) -> Duration {
 /// expiry that a run does not move cannot make it fire in a loop.
 pub const MIN_EXPIRY_INTERVAL: Duration = Duration::from_secs(30);
 
+/// A duration for date arithmetic. Every `+` and `-` on a date here is
+/// checked (`checked_add_signed`): past the last date chrono knows, a
+/// schedule has no next time, where `date + duration` would panic.
+fn delta(duration: Duration) -> Option<chrono::TimeDelta> {
+    chrono::TimeDelta::from_std(duration).ok()
+}
+
 /// A schedule ready to be timed.
 #[derive(Debug, Clone)]
 pub struct Schedule {
@@ -112,7 +119,7 @@ impl Schedule {
     /// The next regular time after `after` (not counting retries).
     fn regular_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
         match &self.timing {
-            Timing::Every(period) => Some(after + chrono::Duration::from_std(*period).ok()?),
+            Timing::Every(period) => after.checked_add_signed(delta(*period)?),
             Timing::Cron { cron, zone, .. } => {
                 let local = after.with_timezone(zone);
                 let next = cron.find_next_occurrence(&local, false).ok()?;
@@ -137,7 +144,7 @@ impl Schedule {
         if state.failures > 0
             && let Some(last) = state.last_run_at
         {
-            let retry = last + chrono::Duration::from_std(retry_backoff(state.failures)).ok()?;
+            let retry = last.checked_add_signed(delta(retry_backoff(state.failures))?)?;
             return Some(retry.min(regular));
         }
         Some(regular)
@@ -150,10 +157,10 @@ impl Schedule {
         now: DateTime<Utc>,
     ) -> Option<DateTime<Utc>> {
         if let (Some((_, lead)), Some(expires_at)) = (&self.before_expiry, expires_at) {
-            let due = expires_at - chrono::Duration::from_std(*lead).ok()?;
-            let earliest = state.last_run_at.map(|last| {
-                last + chrono::Duration::from_std(MIN_EXPIRY_INTERVAL).unwrap_or_default()
-            });
+            let due = expires_at.checked_sub_signed(delta(*lead)?)?;
+            let earliest = state
+                .last_run_at
+                .and_then(|last| last.checked_add_signed(delta(MIN_EXPIRY_INTERVAL)?));
             return Some(match earliest {
                 Some(earliest) => due.max(earliest),
                 None => due,
@@ -310,6 +317,27 @@ mod tests {
         );
         assert_eq!(retry_backoff(1), Duration::from_secs(30));
         assert_eq!(retry_backoff(20), Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn dates_past_the_last_one_chrono_knows_give_no_time_not_a_panic() {
+        let every = schedule("schedule s { endpoint a.b service_account x every 3650d }");
+        let expiry = schedule(
+            "schedule s { endpoint a.b service_account x before_expiry TOKEN 3650d every 1h }",
+        );
+        let last = DateTime::<Utc>::MAX_UTC - chrono::TimeDelta::days(1);
+        let state = ScheduleState {
+            last_run_at: Some(last),
+            failures: 2,
+            ..ScheduleState::default()
+        };
+        let now = Utc::now();
+        assert_eq!(every.next_run(&state, None, now), None);
+        assert!(every.upcoming(&state, None, now, 3).is_empty());
+        let first = DateTime::<Utc>::MIN_UTC + chrono::TimeDelta::days(1);
+        assert_eq!(expiry.next_run(&state, Some(first), now), None);
+        let fresh = ScheduleState::default();
+        assert_eq!(every.upcoming(&fresh, None, last, 3), vec![last]);
     }
 
     #[test]

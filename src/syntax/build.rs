@@ -12,15 +12,19 @@ use super::parser::Rule;
 use crate::diagnostic::{Code, Diagnostic};
 use crate::source::{FileId, Span};
 
-/// How deeply blocks and expressions may nest. Far beyond any real script,
-/// and low enough that every recursive pass over the AST stays well within
-/// the stack.
+/// How deeply blocks and expressions may nest: blocks, `else if`s,
+/// parentheses, `!`, calls, interpolations, and each operator of a chain
+/// (`a && b && c` is two levels). Far beyond any real script, and low
+/// enough that every recursive pass over the AST stays well within the
+/// stack, a tokio worker's included.
 pub const MAX_DEPTH: usize = 64;
 
 pub struct Builder {
     file: FileId,
     /// Nesting of the block or expression being built.
     depth: usize,
+    /// Whether the expression being built was already reported too deep.
+    expression_too_deep: bool,
     /// Where in the file the pairs being built start.
     offset: usize,
     pub diagnostics: Vec<Diagnostic>,
@@ -42,6 +46,7 @@ impl Builder {
         Builder {
             file,
             depth: 0,
+            expression_too_deep: false,
             offset: 0,
             diagnostics: Vec::new(),
         }
@@ -463,13 +468,17 @@ impl Builder {
             match next.as_rule() {
                 Rule::block => self.block(next),
                 _ => {
-                    // `else if`: an else block holding one `if` statement.
+                    // `else if`: an else block holding one `if` statement,
+                    // one level deeper, like any block: a long `else if`
+                    // chain is as deep a tree as nested blocks.
                     let span = self.span(&next);
-                    let nested = self.statement(next);
-                    Block {
-                        statements: vec![nested],
-                        span,
-                    }
+                    let statements = if self.enter(span) {
+                        vec![self.statement(next)]
+                    } else {
+                        Vec::new()
+                    };
+                    self.depth -= 1;
+                    Block { statements, span }
                 }
             }
         });
@@ -821,35 +830,65 @@ impl Builder {
         Some(c)
     }
 
+    /// Builds an expression that stands on its own (a condition, a value).
     pub fn expr(&mut self, pair: Pair<'_, Rule>) -> Expr {
+        self.expression_too_deep = false;
+        self.nested_expr(pair).0
+    }
+
+    /// Builds an expression, and says how tall its tree is: a leaf is 1.
+    ///
+    /// Parentheses, `!`, calls and interpolations recurse here and are
+    /// counted by `enter` before they do. An operator chain is built by a
+    /// loop, but `a && b && c` is a tree as tall as the chain is long, and
+    /// every pass over the AST (checker, formatter, serializer, interpreter,
+    /// even `Drop`) recurses through it: its height counts too, so no input
+    /// can build a tree taller than the limit.
+    fn nested_expr(&mut self, pair: Pair<'_, Rule>) -> (Expr, usize) {
         let span = self.span(&pair);
-        let expr = if self.enter(span) {
+        let built = if self.enter(span) {
             let mut tokens = children(pair).peekable();
             self.binary(&mut tokens, 0)
         } else {
-            Expr {
-                kind: ExprKind::Null,
-                span,
-            }
+            (
+                Expr {
+                    kind: ExprKind::Null,
+                    span,
+                },
+                1,
+            )
         };
         self.depth -= 1;
-        expr
+        built
     }
 
     fn binary<'i>(
         &mut self,
         tokens: &mut std::iter::Peekable<impl Iterator<Item = Pair<'i, Rule>>>,
         min_precedence: u8,
-    ) -> Expr {
-        let mut lhs = self.unary(tokens);
+    ) -> (Expr, usize) {
+        let (mut lhs, mut height) = self.unary(tokens);
         while let Some(op) = tokens.peek().and_then(|p| binary_op(p.as_rule())) {
             let precedence = precedence(op);
             if precedence < min_precedence {
                 break;
             }
             tokens.next();
-            let rhs = self.binary(tokens, precedence + 1);
+            let (rhs, rhs_height) = self.binary(tokens, precedence + 1);
             let span = lhs.span.to(rhs.span);
+            height = height.max(rhs_height) + 1;
+            // This node sits at the depth of the expression: its operands
+            // one level below, and the chain's first operand `height - 1`.
+            if self.depth + height - 1 > MAX_DEPTH {
+                self.chain_too_deep(span);
+                // The rest of the chain is not built: no tree past the limit.
+                tokens.for_each(drop);
+                let null = Expr {
+                    kind: ExprKind::Null,
+                    span,
+                };
+                return (null, 1);
+            }
             lhs = Expr {
                 kind: ExprKind::Binary {
                     op,
@@ -859,43 +898,63 @@ impl Builder {
                 span,
             };
         }
-        lhs
+        (lhs, height)
+    }
+
+    /// Reports an operator chain past the limit, once per expression.
+    fn chain_too_deep(&mut self, span: Span) {
+        if std::mem::replace(&mut self.expression_too_deep, true) {
+            return;
+        }
+        self.diagnostics.push(
+            Diagnostic::new(Code::TooDeep, "nested too deeply")
+                .label(span, format!("more than {MAX_DEPTH} levels deep"))
+                .help(
+                    "a chain of N operators nests N levels: split the condition into \
+                     variables or several `if`s, or use fewer operators in one expression",
+                ),
+        );
     }
 
     fn unary<'i>(
         &mut self,
         tokens: &mut std::iter::Peekable<impl Iterator<Item = Pair<'i, Rule>>>,
-    ) -> Expr {
+    ) -> (Expr, usize) {
         let token = tokens.next().expect("grammar: operand");
         if token.as_rule() == Rule::not {
             let start = self.span(&token);
             if !self.enter(start) {
                 self.depth -= 1;
-                return Expr {
+                let null = Expr {
                     kind: ExprKind::Null,
                     span: start,
                 };
+                return (null, 1);
             }
-            let operand = self.unary(tokens);
+            let (operand, height) = self.unary(tokens);
             self.depth -= 1;
             let span = start.to(operand.span);
-            return Expr {
+            let not = Expr {
                 kind: ExprKind::Not {
                     operand: Box::new(operand),
                 },
                 span,
             };
+            return (not, height + 1);
         }
         self.primary(token)
     }
 
-    fn primary(&mut self, pair: Pair<'_, Rule>) -> Expr {
+    fn primary(&mut self, pair: Pair<'_, Rule>) -> (Expr, usize) {
         let span = self.span(&pair);
+        let mut height = 1;
         let kind = match pair.as_rule() {
-            Rule::expr => return self.expr(pair),
-            Rule::string => ExprKind::String {
-                parts: self.string_parts(pair),
-            },
+            Rule::expr => return self.nested_expr(pair),
+            Rule::string => {
+                let (parts, tallest) = self.string_parts(pair);
+                height += tallest;
+                ExprKind::String { parts }
+            }
             Rule::number => ExprKind::Number {
                 value: pair.as_str().parse().unwrap_or(f64::NAN),
             },
@@ -906,7 +965,14 @@ impl Builder {
             Rule::call => {
                 let mut parts = children(pair);
                 let function = self.name(parts.next().expect("grammar: function"));
-                let args = parts.map(|a| self.expr(a)).collect();
+                let mut args = Vec::new();
+                let mut tallest = 0;
+                for arg in parts {
+                    let (arg, arg_height) = self.nested_expr(arg);
+                    tallest = tallest.max(arg_height);
+                    args.push(arg);
+                }
+                height += tallest;
                 ExprKind::Call { function, args }
             }
             Rule::secret_ref => ExprKind::Secret {
@@ -922,11 +988,13 @@ impl Builder {
                 name: self.name(pair),
             },
         };
-        Expr { kind, span }
+        (Expr { kind, span }, height)
     }
 
-    fn string_parts(&mut self, pair: Pair<'_, Rule>) -> Vec<StringPart> {
+    /// The parts of a string, and the height of its tallest interpolation.
+    fn string_parts(&mut self, pair: Pair<'_, Rule>) -> (Vec<StringPart>, usize) {
         let mut parts: Vec<StringPart> = Vec::new();
+        let mut tallest = 0;
         let push_text = |parts: &mut Vec<StringPart>, text: &str| {
             if let Some(StringPart::Text { value }) = parts.last_mut() {
                 value.push_str(text);
@@ -946,14 +1014,14 @@ impl Builder {
                 }
                 Rule::interpolation => {
                     let expr = children(part).next().expect("grammar: interpolated expr");
-                    parts.push(StringPart::Interpolation {
-                        expr: self.expr(expr),
-                    });
+                    let (expr, height) = self.nested_expr(expr);
+                    tallest = tallest.max(height);
+                    parts.push(StringPart::Interpolation { expr });
                 }
                 _ => {}
             }
         }
-        parts
+        (parts, tallest)
     }
 }
 

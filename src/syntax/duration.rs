@@ -4,6 +4,12 @@ use std::time::Duration;
 
 pub const HELP: &str = "write a whole number and one unit: `500ms`, `10s`, `5m`, `3h` or `7d`";
 
+/// The longest duration svc accepts, in `.svc` files and on the command
+/// line: ten years (`3650d`). Longer ones were accepted, and then panicked
+/// in date arithmetic (`every 99999999d` runs past the last date chrono
+/// knows); nothing svc waits for takes that long.
+pub const MAX: Duration = Duration::from_secs(3650 * 86_400);
+
 /// Parses a duration as written in `.svc` files and on the command line.
 /// The error says what is wrong, in a few words.
 pub fn parse(text: &str) -> Result<Duration, String> {
@@ -24,10 +30,13 @@ pub fn parse(text: &str) -> Result<Duration, String> {
         "" => return Err("the unit is missing".into()),
         other => return Err(format!("`{other}` is not a unit")),
     };
-    let millis = number
+    let too_long = || "longer than the maximum, `3650d` (ten years)".to_string();
+    let duration = number
         .checked_mul(millis_per_unit)
-        .ok_or_else(|| "this duration is too long".to_string())?;
-    Ok(Duration::from_millis(millis))
+        .map(Duration::from_millis)
+        .filter(|d| *d <= MAX)
+        .ok_or_else(too_long)?;
+    Ok(duration)
 }
 
 /// Formats a duration the way it would be written in a `.svc` file, using
@@ -67,6 +76,17 @@ mod tests {
         assert!(parse("s").is_err());
         assert!(parse("99999999999999999999d").is_err());
         assert!(parse("999999999999999999d").is_err());
+    }
+
+    #[test]
+    fn ten_years_at_most_in_any_unit() {
+        assert_eq!(parse("3650d"), Ok(MAX));
+        assert_eq!(parse("87600h"), Ok(MAX));
+        assert_eq!(parse(&format!("{}ms", MAX.as_millis())), Ok(MAX));
+        for text in ["3651d", "87601h", "99999999d", "315360000001ms"] {
+            let error = parse(text).unwrap_err();
+            assert!(error.contains("`3650d`"), "{text}: {error}");
+        }
     }
 
     #[test]

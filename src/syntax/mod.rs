@@ -10,7 +10,7 @@ pub mod parser;
 mod split;
 
 use crate::diagnostic::Diagnostic;
-use crate::source::{FileId, SourceMap};
+use crate::source::{BOM, FileId, SourceMap};
 
 /// Parses every file of the map into one program. A file with a syntax
 /// error contributes nothing; the others are still parsed, so one run
@@ -30,21 +30,30 @@ pub fn parse_program(sources: &SourceMap) -> (ast::Program, Vec<Diagnostic>) {
 /// lines that start a declaration and its parts are parsed on several
 /// threads; if any part does not parse, the whole file is parsed again in
 /// one piece, so errors are found and reported exactly as they would be.
+///
+/// A byte-order mark at the start is skipped; spans stay offsets into `text`.
 pub fn parse_file(file: FileId, text: &str) -> (ast::Program, Vec<Diagnostic>) {
+    let start = if text.starts_with(BOM) {
+        BOM.len_utf8()
+    } else {
+        0
+    };
     if text.len() >= split::PARALLEL_FROM {
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
-        let cuts = split::cuts(text, threads);
+        let mut cuts = split::cuts(text, threads);
+        // Every cut is at the start of a line, after the mark.
+        cuts[0] = start;
         if cuts.len() > 2
             && let Some(parsed) = parse_parts(file, text, &cuts)
         {
             return parsed;
         }
     }
-    parse_whole(file, text)
+    parse_whole(file, text, start)
 }
 
-fn parse_whole(file: FileId, text: &str) -> (ast::Program, Vec<Diagnostic>) {
-    let parsed = parse_declarations(file, 0, |offset| {
+fn parse_whole(file: FileId, text: &str, start: usize) -> (ast::Program, Vec<Diagnostic>) {
+    let parsed = parse_declarations(file, start, |offset| {
         parser::parse_next_item(file, text, offset)
     });
     parsed.unwrap_or_else(|(error, mut diagnostics)| {
@@ -153,7 +162,7 @@ mod tests {
             let text = many_services(1500, indent);
             assert!(text.len() > split::PARALLEL_FROM, "{}", text.len());
             assert!(split::cuts(&text, 4).len() > 3);
-            let whole = parse_whole(FileId(3), &text);
+            let whole = parse_whole(FileId(3), &text, 0);
             assert!(whole.1.is_empty(), "{:?}", &whole.1[..1]);
             assert_eq!(whole.0.services.len(), 1500);
             assert_eq!(parse_file(FileId(3), &text), whole);
@@ -176,7 +185,18 @@ mod tests {
         let cuts = split::cuts(&text, 4);
         assert_eq!(parse_parts(FileId(0), &text, &cuts), None);
         let (program, diagnostics) = parse_file(FileId(0), &text);
-        assert_eq!((program, diagnostics), parse_whole(FileId(0), &text));
+        assert_eq!((program, diagnostics), parse_whole(FileId(0), &text, 0));
+    }
+
+    #[test]
+    fn a_byte_order_mark_is_skipped_and_spans_index_the_text() {
+        let text = "\u{feff}secret A { locked }\n";
+        let (program, diagnostics) = parse_file(FileId(0), text);
+        assert!(diagnostics.is_empty(), "{diagnostics:?}");
+        assert_eq!(&text[program.secrets[0].name.span.range()], "A");
+        // Only at the start: elsewhere it is not whitespace.
+        let (_, diagnostics) = parse_file(FileId(0), "secret A { }\n\u{feff}secret B { }\n");
+        assert_eq!(diagnostics.len(), 1);
     }
 
     #[test]

@@ -84,8 +84,12 @@ fn syntax_diagnostic(
         }
     }
     let expected = group(expected);
-    if expected.is_empty() && nesting_at(text, position) > super::build::MAX_DEPTH {
-        // pest gave up on recursion before the builder could count it.
+    // pest stops when its stack runs low ("stack limit reached"): a long
+    // `else if` chain or deep nesting, before the builder could count it.
+    let limit_reached = matches!(&error.variant, ErrorVariant::CustomError { message } if message.ends_with("limit reached"));
+    if limit_reached
+        || (expected.is_empty() && nesting_at(text, position) > super::build::MAX_DEPTH)
+    {
         return Diagnostic::new(Code::TooDeep, "nested too deeply")
             .label(
                 Span::new(file, position, position + 1),

@@ -94,6 +94,30 @@ impl Svc {
     }
 }
 
+impl Svc {
+    /// Runs with standard output a pipe nobody reads: its reader is closed
+    /// before svc starts, so svc's first write to it fails with EPIPE, as
+    /// when `head` has read what it wanted. `stdout` of the result is empty.
+    pub fn run_with_closed_stdout(mut self) -> Run {
+        let (reader, writer) = std::io::pipe().expect("a pipe");
+        drop(reader);
+        self.command.stdout(writer).stderr(Stdio::piped());
+        self.command.stdin(if self.stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        });
+        let mut child = self.command.spawn().expect("svc starts");
+        if let Some(input) = self.stdin.take() {
+            use std::io::Write;
+            let mut stdin = child.stdin.take().expect("stdin");
+            // svc may end before it reads everything: that is its right.
+            let _ = stdin.write_all(&input);
+        }
+        child.wait_with_output().expect("svc finishes").into()
+    }
+}
+
 /// The repository root.
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -491,4 +515,22 @@ pub fn eventually(seconds: u64, mut check: impl FnMut() -> bool) -> bool {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     check()
+}
+
+/// A program's full structure, layouts and durations included, with every
+/// span left out: two programs that differ only in where things were
+/// written give the same text.
+pub fn without_spans(program: &svc::syntax::ast::Program) -> String {
+    let debug = format!("{program:#?}");
+    let mut out = String::with_capacity(debug.len());
+    let mut rest = debug.as_str();
+    while let Some(at) = rest.find("Span {") {
+        out.push_str(&rest[..at]);
+        out.push_str("Span");
+        let after = &rest[at..];
+        let end = after.find('}').expect("a span closes");
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    out
 }
