@@ -579,6 +579,9 @@ fn web_request(ctx: Arc<Ctx>, depth: u32) -> BoxedStrategy<Statement> {
                         value,
                         span: Span::default(),
                     });
+                    if present[5] {
+                        request.cross_origin = Some(Span::default());
+                    }
                     keys.push("redirects");
                 }
                 if present[4] {
@@ -1299,6 +1302,7 @@ fn dry_run_every_endpoint(checked: svc::program::CheckedProgram) -> Vec<svc::run
                 dry_run: true,
                 trigger: svc::run::Trigger::Cli,
                 due_at: None,
+                replay: None,
             };
             engine.admit(&request).expect("bot0 may run every endpoint");
             let finished = runtime.block_on(engine.run(request));
@@ -1414,6 +1418,7 @@ fn run_on_a_worker(checked: svc::program::CheckedProgram) {
                 dry_run: true,
                 trigger: svc::run::Trigger::Http,
                 due_at: None,
+                replay: None,
             };
             engine.admit(&request).unwrap();
             engine.run(request).await

@@ -530,7 +530,7 @@ fn recover(
     let listed = journal.list()?;
     if listed.is_empty() && reveal.is_none() {
         if json {
-            println!("[]");
+            outln!("[]");
         } else {
             eprintln!(
                 "the recovery journal of `{}` is empty (`{}`)",
@@ -576,11 +576,8 @@ fn recover(
             }
         };
         let entry = journal.read(one, &identities)?;
-        let mut stdout = std::io::stdout().lock();
-        stdout
-            .write_all(&entry.body)
-            .and_then(|()| stdout.write_all(b"\n"))
-            .map_err(|e| Error::io("write", Path::new("standard output"), e))?;
+        crate::output::bytes(&entry.body);
+        crate::output::bytes(b"\n");
         return Ok(());
     }
     let mut shown = Vec::new();
@@ -589,14 +586,14 @@ fn recover(
         shown.push(RecoveredAnswer::of(&entry));
     }
     if json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&shown).map_err(|e| Error::Invalid(e.to_string()))?
         );
         return Ok(());
     }
     for answer in &shown {
-        println!(
+        outln!(
             "{}.{}  {}  {}  {}  {} {}",
             answer.run_id,
             answer.sequence,
@@ -608,7 +605,7 @@ fn recover(
             answer.method,
             answer.url
         );
-        println!("  body: {}", answer.body);
+        outln!("  body: {}", answer.body);
     }
     eprintln!(
         "string values are masked; `svc run ... --replay` uses the latest run's answers, \
