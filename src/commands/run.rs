@@ -80,6 +80,7 @@ pub fn run(args: RunArgs) -> ExitCode {
         due_at: None,
     };
     let script = Arc::new(script);
+    crate::run::log::set_max_bytes(args.log_max_bytes);
     let mut engine = Engine::new(script.clone(), store, keys, args.log_dir.clone());
     engine.lock_timeout = args.lock_timeout;
     if let Err(refusal) = engine.admit(&request) {

@@ -51,6 +51,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
             );
         }
     };
+    crate::run::log::set_max_bytes(args.log_max_bytes);
     let mut engine = Engine::new(script, store, Some(identities), args.log_dir.clone());
     engine.lock_timeout = args.lock_timeout;
     let app = Arc::new(App::new(engine, schedules));

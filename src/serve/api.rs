@@ -436,27 +436,25 @@ pub async fn endpoint_logs(
         .and_then(|(_, v)| v.parse::<usize>().ok())
         .unwrap_or(20)
         .min(1000);
-    let log_dir = app.log_dir.clone();
-    let env = app.engine.env().to_string();
-    let read_key = key.clone();
-    let records =
-        tokio::task::spawn_blocking(move || crate::run::log::read(&log_dir, &env, &read_key))
-            .await
-            .map_err(|_| {
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "reading the log failed",
-                )
-            })?
-            .map_err(|e| {
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "log_unreadable",
-                    e.to_string(),
-                )
-            })?;
-    let entries: Vec<_> = records.into_iter().rev().take(count).collect();
+    let path = crate::run::log::path(&app.log_dir, app.engine.env(), &key);
+    // From the end of the log (and its rotated files): memory holds the
+    // entries asked for, not the log.
+    let entries = tokio::task::spawn_blocking(move || crate::run::log::read_last(&path, count))
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "reading the log failed",
+            )
+        })?
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "log_unreadable",
+                e.to_string(),
+            )
+        })?;
     Ok(Json(json!({"endpoint": key, "entries": entries})))
 }
 

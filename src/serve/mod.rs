@@ -8,9 +8,8 @@ pub mod metrics;
 pub mod openapi;
 pub mod scheduler;
 
-use std::io::Write;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::{any, get};
@@ -35,7 +34,6 @@ pub struct App {
     pub openapi: Value,
     /// When the server started: overdue schedule runs count their lateness from here.
     pub started_at: chrono::DateTime<chrono::Utc>,
-    audit: Mutex<()>,
 }
 
 impl App {
@@ -51,7 +49,6 @@ impl App {
             tracker: TaskTracker::new(),
             schedules,
             started_at: chrono::Utc::now(),
-            audit: Mutex::new(()),
         }
     }
 
@@ -66,23 +63,7 @@ impl App {
             "action": action,
         });
         let path = self.log_dir.join(self.engine.env()).join("audit.jsonl");
-        let _serialised = self.audit.lock().unwrap_or_else(|p| p.into_inner());
-        let written = (|| -> std::io::Result<()> {
-            if let Some(dir) = path.parent() {
-                crate::secrets::atomic::create_private_dir(dir)?;
-            }
-            let mut options = std::fs::OpenOptions::new();
-            options.create(true).append(true);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::OpenOptionsExt;
-                options.mode(0o600);
-            }
-            options
-                .open(&path)?
-                .write_all(format!("{line}\n").as_bytes())
-        })();
-        if let Err(e) = written {
+        if let Err(e) = crate::run::log::append_line(&path, format!("{line}\n").as_bytes()) {
             eprintln!(
                 "warning: cannot write the audit log `{}`: {e}",
                 path.display()
