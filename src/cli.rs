@@ -374,6 +374,9 @@ pub struct ServeArgs {
     /// How long a run waits for another run of the same endpoint
     #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = parse_duration)]
     pub lock_timeout: std::time::Duration,
+    /// Asynchronous runs kept at once; when all are still running, another is refused with 503
+    #[arg(long, default_value = "1000", value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_jobs: u64,
     /// Rotate a log (endpoint, schedule, audit) before it grows past this size: 16MiB, 512KiB, 0 for never
     #[arg(long, env = "SVC_LOG_MAX_BYTES", default_value = "16MiB", value_name = "SIZE", value_parser = parse_size)]
     pub log_max_bytes: u64,

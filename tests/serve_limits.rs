@@ -289,3 +289,51 @@ fn reading_the_last_entries_does_not_load_the_log() {
     assert_eq!(logs.status, 0, "{}", logs.stderr);
     assert!(logs.stdout.contains("\"newest\""), "{}", logs.stdout);
 }
+
+// ---------------------------------------------------------------------------
+// The job table.
+
+#[test]
+fn the_job_table_is_capped_and_the_oldest_finished_job_makes_room() {
+    let p = project("");
+    let bot = p.key("bot", &[]);
+    let server = p.serve(&[
+        "app.svc",
+        "--env",
+        "dev",
+        "--no-schedules",
+        "--max-jobs",
+        "2",
+    ]);
+    let start = || {
+        server.call(
+            "POST",
+            "/api/services/app/slow?async=true",
+            Some(&bot),
+            None,
+        )
+    };
+    let first = start();
+    assert_eq!(first.status, 202, "{}", first.body);
+    let first_url = first.json()["url"].as_str().unwrap().to_string();
+    assert_eq!(start().status, 202);
+    // Two running, none finished: refused, with a code.
+    let refused = start();
+    assert_eq!(refused.status, 503, "{}", refused.body);
+    assert_eq!(refused.json()["error"]["code"], "too_many_jobs");
+    // Synchronous runs are not jobs: still served.
+    assert_eq!(
+        server
+            .call("GET", "/api/services/app/hello", Some(&bot), None)
+            .status,
+        200
+    );
+    assert!(eventually(20, || server
+        .call("GET", &first_url, Some(&bot), None)
+        .json()["status"]
+        == "done"));
+    // The finished one makes room, and is gone.
+    let third = start();
+    assert_eq!(third.status, 202, "{}", third.body);
+    assert_eq!(server.call("GET", &first_url, Some(&bot), None).status, 404);
+}

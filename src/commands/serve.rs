@@ -54,7 +54,10 @@ pub fn run(args: ServeArgs) -> ExitCode {
     crate::run::log::set_max_bytes(args.log_max_bytes);
     let mut engine = Engine::new(script, store, Some(identities), args.log_dir.clone());
     engine.lock_timeout = args.lock_timeout;
-    let app = Arc::new(App::new(engine, schedules));
+    let limits = serve::Limits {
+        max_jobs: usize::try_from(args.max_jobs).unwrap_or(usize::MAX),
+    };
+    let app = Arc::new(App::new(engine, schedules, limits));
     let listener = match std::net::TcpListener::bind(args.listen) {
         Ok(listener) => listener,
         Err(e) => {

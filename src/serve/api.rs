@@ -311,7 +311,17 @@ pub async fn run_endpoint(
             "{:016x}",
             getrandom::u64().unwrap_or_else(|_| fastrand::u64(..))
         );
-        app.jobs.start(&id, &caller.identity, &key);
+        if let Err(full) = app.jobs.start(&id, &caller.identity, &key) {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too_many_jobs",
+                format!(
+                    "{} asynchronous runs are still running, the most this server keeps; \
+                     try again when one finishes, or run without `async`",
+                    full.max
+                ),
+            ));
+        }
         let job_app = app.clone();
         let job_id = id.clone();
         app.tracker.spawn(async move {

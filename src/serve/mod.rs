@@ -21,6 +21,21 @@ use crate::run::Engine;
 
 pub use scheduler::Schedules;
 
+/// The limits `svc serve` was given (its flags).
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Asynchronous jobs kept at once (running and finished).
+    pub max_jobs: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_jobs: jobs::DEFAULT_MAX_JOBS,
+        }
+    }
+}
+
 /// Everything the handlers and the scheduler share.
 pub struct App {
     pub script: Arc<Script>,
@@ -37,14 +52,14 @@ pub struct App {
 }
 
 impl App {
-    pub fn new(engine: Engine, schedules: Schedules) -> App {
+    pub fn new(engine: Engine, schedules: Schedules, limits: Limits) -> App {
         let script = engine.script.clone();
         App {
             openapi: openapi::document(script.program()),
             log_dir: engine.log_dir.clone(),
             script,
             engine,
-            jobs: jobs::Jobs::default(),
+            jobs: jobs::Jobs::new(limits.max_jobs),
             metrics: metrics::Metrics::default(),
             tracker: TaskTracker::new(),
             schedules,
