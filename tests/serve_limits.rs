@@ -337,3 +337,137 @@ fn the_job_table_is_capped_and_the_oldest_finished_job_makes_room() {
     assert_eq!(third.status, 202, "{}", third.body);
     assert_eq!(server.call("GET", &first_url, Some(&bot), None).status, 404);
 }
+
+// ---------------------------------------------------------------------------
+// Clock skew in the schedule state.
+
+const TICKER: &str =
+    "schedule ticker {\n  endpoint app.tick\n  service_account bot\n  every 1s\n}\n";
+
+fn ticks(p: &Project) -> u64 {
+    p.document()["secrets"]["TICKS"]["version"]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_last_run_in_the_future_counts_as_now() {
+    let p = project(TICKER);
+    let future = chrono::Utc::now() + chrono::Duration::days(2);
+    let state = serde_json::json!({"schedules": {"ticker": {
+        "last_run_at": future.to_rfc3339(), "last_outcome": "success"
+    }}});
+    std::fs::create_dir_all(p.path().join("state/dev")).unwrap();
+    std::fs::write(p.path().join("state/dev/schedules.json"), state.to_string()).unwrap();
+
+    let list = p
+        .svc()
+        .args(["schedule", "list", "app.svc", "--env", "dev"])
+        .run();
+    assert_eq!(list.status, 0, "{}", list.stderr);
+    assert!(
+        list.stderr.contains("schedule `ticker` last ran at")
+            && list.stderr.contains("in the future"),
+        "{}",
+        list.stderr
+    );
+    let next = list
+        .stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("next:"))
+        .unwrap_or_else(|| panic!("{}", list.stdout));
+    assert!(
+        !next.contains(&future.format("%Y-%m-%d").to_string()),
+        "still waits for the future: {next}"
+    );
+
+    let server = p.serve(&["app.svc", "--env", "dev"]);
+    assert!(
+        eventually(15, || ticks(&p) >= 1),
+        "the schedule did not fire: {}",
+        server.stderr()
+    );
+    assert!(
+        server.stderr().contains("in the future"),
+        "{}",
+        server.stderr()
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Health.
+
+fn health(server: &common::Served) -> (u16, serde_json::Value) {
+    let answer = server.call("GET", "/healthz", None, None);
+    (answer.status, answer.json())
+}
+
+fn scheduler_gauge(server: &common::Served, state: &str) -> String {
+    let text = server.call("GET", "/metrics", None, None).body;
+    let prefix = format!("svc_scheduler_state{{state=\"{state}\"}} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no {prefix} in {text}"))
+        .to_string()
+}
+
+#[test]
+fn health_tells_running_standby_and_off_apart() {
+    let p = project(&TICKER.replace("every 1s", "every 1h"));
+    let first = p.serve(&["app.svc", "--env", "dev"]);
+    assert!(eventually(10, || health(&first).1["scheduler"]["state"] == "running"));
+    assert_eq!(health(&first).0, 200);
+    assert_eq!(scheduler_gauge(&first, "running"), "1");
+    assert_eq!(scheduler_gauge(&first, "failed"), "0");
+
+    // Same state directory: the second one waits to take over.
+    let second = p.serve(&["app.svc", "--env", "dev"]);
+    assert!(eventually(10, || health(&second).1["scheduler"]["state"] == "standby"));
+    assert_eq!(health(&second).0, 200);
+    assert_eq!(health(&second).1["status"], "ok");
+
+    let off = p.serve(&["app.svc", "--env", "dev", "--no-schedules"]);
+    let (status, document) = health(&off);
+    assert_eq!(
+        (status, &document["scheduler"]["state"]),
+        (200, &serde_json::json!("off"))
+    );
+    assert_eq!(scheduler_gauge(&off, "off"), "1");
+}
+
+#[test]
+fn health_fails_when_the_schedules_cannot_run() {
+    let p = project(TICKER);
+    let bot = p.key("bot", &[]);
+    let local = p.path().to_str().unwrap().to_string();
+    // A state "directory" that is a regular file.
+    p.write("not-a-dir", "");
+    let server = p.serve(&["app.svc", "--env", "dev", "--state-dir", "not-a-dir"]);
+    let (status, document) = health(&server);
+    assert_eq!(status, 503, "{document}");
+    assert_eq!(document["status"], "unavailable");
+    assert_eq!(document["scheduler"]["state"], "failed");
+    assert_eq!(document["scheduler"]["code"], "state_unreadable");
+    assert!(!document.to_string().contains("not-a-dir") && !document.to_string().contains(&local));
+    assert!(server.stderr().contains("not-a-dir"), "{}", server.stderr());
+    assert_eq!(scheduler_gauge(&server, "failed"), "1");
+    // Endpoints are still served.
+    assert_eq!(
+        server.call("GET", "/api/whoami", Some(&bot), None).status,
+        200
+    );
+    drop(server);
+
+    // The scheduler lock cannot be taken: a directory where the file goes.
+    std::fs::create_dir_all(p.path().join("state/dev/.scheduler.lock")).unwrap();
+    let server = p.serve(&["app.svc", "--env", "dev"]);
+    assert!(
+        eventually(10, || health(&server).0 == 503),
+        "{}",
+        health(&server).1
+    );
+    let document = health(&server).1;
+    assert_eq!(document["scheduler"]["code"], "scheduler_lock");
+    assert!(!document.to_string().contains(&local), "{document}");
+    assert_eq!(ticks(&p), 0);
+}

@@ -12,6 +12,7 @@ use crate::exit;
 use crate::run::Engine;
 use crate::schedule::StateFile;
 use crate::secrets::{Identities, Store, keys};
+use crate::serve::health::SchedulerState;
 use crate::serve::{self, App, Schedules};
 
 pub fn run(args: ServeArgs) -> ExitCode {
@@ -40,17 +41,10 @@ pub fn run(args: ServeArgs) -> ExitCode {
     if let Err(error) = store.read(&identities) {
         return store_error(&error);
     }
-    let schedules = match Schedules::load(&script, StateFile::new(&args.state_dir, &args.store.env))
-    {
-        Ok(schedules) => schedules,
-        Err(e) => {
-            return usage_error(
-                "svc::serve::bad_state",
-                &format!("cannot read the schedule state: {e}"),
-                None,
-            );
-        }
-    };
+    // A state file that cannot be read stops the schedules, not the server:
+    // `/healthz` says so, and endpoints are still served.
+    let (schedules, state_error) =
+        Schedules::load(&script, StateFile::new(&args.state_dir, &args.store.env));
     crate::run::log::set_max_bytes(args.log_max_bytes);
     let mut engine = Engine::new(script, store, Some(identities), args.log_dir.clone());
     engine.lock_timeout = args.lock_timeout;
@@ -58,6 +52,20 @@ pub fn run(args: ServeArgs) -> ExitCode {
         max_jobs: usize::try_from(args.max_jobs).unwrap_or(usize::MAX),
     };
     let app = Arc::new(App::new(engine, schedules, limits));
+    if args.no_schedules {
+        app.health.set_scheduler(SchedulerState::Off {
+            reason: "--no-schedules",
+        });
+    } else if let Some(e) = state_error.filter(|_| app.schedules.any_enabled()) {
+        eprintln!(
+            "error: schedules do not run: cannot read the schedule state `{}`: {e}",
+            app.schedules.state_path().display()
+        );
+        app.health.set_scheduler(SchedulerState::Failed {
+            code: "state_unreadable",
+            reason: "the schedule state cannot be read; the server's log says why".into(),
+        });
+    }
     let listener = match std::net::TcpListener::bind(args.listen) {
         Ok(listener) => listener,
         Err(e) => {
@@ -142,13 +150,14 @@ async fn serve_until_stopped(
         }
     };
     let shutdown = CancellationToken::new();
-    let scheduler = if args.no_schedules {
-        None
+    let scheduler = if app.health.scheduler() == SchedulerState::Starting {
+        let task = tokio::spawn(serve::scheduler::run(app.clone(), shutdown.clone()));
+        let (app, shutdown) = (app.clone(), shutdown.clone());
+        Some(tokio::spawn(async move {
+            serve::health::supervise(&app.health, task, &shutdown).await;
+        }))
     } else {
-        Some(tokio::spawn(serve::scheduler::run(
-            app.clone(),
-            shutdown.clone(),
-        )))
+        None
     };
     wait_for_signal().await;
     eprintln!("stopping: no new connections or schedule runs; waiting for running endpoint runs");

@@ -116,8 +116,16 @@ pub fn authenticate(app: &App, headers: &HeaderMap) -> Result<Caller, ApiError> 
     })
 }
 
-pub async fn healthz() -> Json<Value> {
-    Json(json!({"status": "ok"}))
+/// `/healthz`: 200 while the schedules run, stand by or are off on
+/// purpose; 503 when they should run and cannot.
+pub async fn healthz(State(app): State<Arc<App>>) -> Response {
+    let status = if app.health.ok() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let document = app.health.document(app.schedules.save_failing());
+    (status, Json(document)).into_response()
 }
 
 pub async fn explorer() -> impl IntoResponse {
@@ -144,6 +152,8 @@ pub async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
             }
         }
     }
+    app.metrics
+        .set_scheduler_state(app.health.scheduler().name());
     for (name, next) in app.schedules.next_runs() {
         app.metrics
             .set_next_run(&name, next.timestamp_millis() as f64 / 1000.0);

@@ -32,12 +32,18 @@ struct ScheduleLabel {
     schedule: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabel {
+    state: String,
+}
+
 pub struct Metrics {
     registry: Registry,
     runs: Family<RunLabels, Counter>,
     durations: Family<EndpointLabel, Histogram>,
     expiry: Family<SecretLabel, Gauge<f64, AtomicU64>>,
     next_runs: Family<ScheduleLabel, Gauge<f64, AtomicU64>>,
+    scheduler: Family<StateLabel, Gauge>,
 }
 
 impl Default for Metrics {
@@ -71,8 +77,15 @@ impl Default for Metrics {
             "When each schedule fires next, as a Unix time",
             next_runs.clone(),
         );
+        let scheduler = Family::<StateLabel, Gauge>::default();
+        registry.register(
+            "scheduler_state",
+            "The scheduler's state: 1 for the current one (starting, running, standby, off, failed)",
+            scheduler.clone(),
+        );
         Metrics {
             registry,
+            scheduler,
             runs,
             durations,
             expiry,
@@ -121,6 +134,17 @@ impl Metrics {
                 schedule: schedule.to_string(),
             })
             .set(unix_seconds);
+    }
+
+    /// Sets the scheduler's state gauge: 1 for `current`, 0 for the others.
+    pub fn set_scheduler_state(&self, current: &str) {
+        for state in crate::serve::health::SchedulerState::NAMES {
+            self.scheduler
+                .get_or_create(&StateLabel {
+                    state: state.to_string(),
+                })
+                .set(i64::from(state == current));
+        }
     }
 
     pub fn encode(&self) -> String {

@@ -2,6 +2,7 @@
 //! and the scheduler, in one long-running process per environment.
 
 pub mod api;
+pub mod health;
 pub mod jobs;
 pub mod keys;
 pub mod metrics;
@@ -45,6 +46,8 @@ pub struct App {
     /// Runs started by requests and schedules, waited for at shutdown.
     pub tracker: TaskTracker,
     pub schedules: Schedules,
+    /// Whether the schedules run, for `/healthz` and `/metrics`.
+    pub health: health::Health,
     pub log_dir: PathBuf,
     pub openapi: Value,
     /// When the server started: overdue schedule runs count their lateness from here.
@@ -63,6 +66,7 @@ impl App {
             metrics: metrics::Metrics::default(),
             tracker: TaskTracker::new(),
             schedules,
+            health: health::Health::default(),
             started_at: chrono::Utc::now(),
         }
     }
