@@ -41,6 +41,7 @@ service app {
   }
   endpoint tick {
     methods GET
+    log enabled
     process tick
   }
   endpoint slow {
@@ -470,4 +471,72 @@ fn health_fails_when_the_schedules_cannot_run() {
     assert_eq!(document["scheduler"]["code"], "scheduler_lock");
     assert!(!document.to_string().contains(&local), "{document}");
     assert_eq!(ticks(&p), 0);
+}
+
+// ---------------------------------------------------------------------------
+// Errors carry a code, never a local path.
+
+#[test]
+fn errors_to_http_callers_name_no_local_path() {
+    let p = project("");
+    let bot = p.key("bot", &[]);
+    let server = p.serve(&["app.svc", "--env", "dev", "--no-schedules"]);
+    let local = p.path().canonicalize().unwrap();
+    let local = local.to_str().unwrap();
+    let no_path = |body: &str| {
+        assert!(
+            !body.contains(local) && !body.contains("secrets") && !body.contains(".lock"),
+            "a local path in an answer: {body}"
+        );
+    };
+
+    // A run whose store lock cannot be taken: 502, the code kept.
+    std::fs::create_dir_all(p.path().join("secrets/.dev.app.tick.run.lock")).unwrap();
+    let answer = server.call("GET", "/api/services/app/tick", Some(&bot), None);
+    assert_eq!(answer.status, 502, "{}", answer.body);
+    assert_eq!(answer.json()["error"]["code"], "store_error");
+    assert_eq!(answer.json()["error"]["diagnostic"], "svc::store::io");
+    no_path(&answer.body);
+    // The log entry, read over HTTP, is cleaned the same way; the file keeps it all.
+    let logs = server.call("GET", "/api/services/app/tick/logs?n=1", Some(&bot), None);
+    assert_eq!(logs.status, 200, "{}", logs.body);
+    assert_eq!(
+        logs.json()["entries"][0]["error"]["diagnostic"],
+        "svc::store::io"
+    );
+    no_path(&logs.body);
+    assert!(p.logs().contains("cannot lock `secrets`"), "{}", p.logs());
+    // An async run too.
+    let job = server.call("GET", "/api/services/app/tick?async=true", Some(&bot), None);
+    let url = job.json()["url"].as_str().unwrap().to_string();
+    assert!(eventually(10, || server
+        .call("GET", &url, Some(&bot), None)
+        .json()["status"]
+        == "done"));
+    no_path(&server.call("GET", &url, Some(&bot), None).body);
+
+    // A damaged store: 503 with a code, with a key or without a valid one.
+    std::fs::write(p.store(), "not an age file").unwrap();
+    for key in [Some(bot.as_str()), Some("svc_000000000000_nope"), None] {
+        let answer = server.call("GET", "/api/secrets", key, None);
+        if key.is_none() {
+            assert_eq!(answer.status, 401);
+            continue;
+        }
+        assert_eq!(answer.status, 503, "{}", answer.body);
+        assert_eq!(answer.json()["error"]["code"], "store_unavailable");
+        assert!(
+            answer.body.contains("svc::store::corrupted"),
+            "{}",
+            answer.body
+        );
+        no_path(&answer.body);
+    }
+    // The details went to the server's stderr.
+    assert!(
+        eventually(10, || server.stderr().contains("dev.age")
+            && server.stderr().contains("cannot lock `secrets`")),
+        "{}",
+        server.stderr()
+    );
 }

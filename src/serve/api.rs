@@ -59,13 +59,51 @@ impl IntoResponse for ApiError {
 
 /// The environment's store as it is now, or 503 when it cannot be read.
 fn store_document(app: &App) -> Result<Arc<crate::secrets::Document>, ApiError> {
-    app.engine.cache.document().map_err(|e| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "store_unavailable",
-            e.to_string(),
-        )
-    })
+    app.engine.cache.document().map_err(store_unavailable)
+}
+
+/// A store that cannot be read, told to HTTP callers with a code and no
+/// local path; the details (the store's path, the OS error) go to stderr.
+fn store_unavailable(error: crate::secrets::Error) -> ApiError {
+    eprintln!("error: {}: {error}", error.code());
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "store_unavailable",
+        format!(
+            "the secret store cannot be read ({}); the server's log says why",
+            error.code()
+        ),
+    )
+}
+
+/// A finished run as HTTP callers see it, its store failure (if any) told
+/// to the server's stderr first.
+fn answered_record(record: crate::run::RunRecord) -> crate::run::RunRecord {
+    if let Some(error) = &record.error
+        && error.diagnostic.starts_with("svc::store::")
+    {
+        eprintln!(
+            "error: run {} of `{}`: {}: {}",
+            record.id, record.endpoint, error.diagnostic, error.message
+        );
+    }
+    public_record(record)
+}
+
+/// A run record as HTTP callers see it: a store failure keeps its code and
+/// loses its message and help, which name local files; the server's stderr
+/// (and the endpoint log) keep them.
+fn public_record(mut record: crate::run::RunRecord) -> crate::run::RunRecord {
+    if let Some(error) = &mut record.error
+        && error.diagnostic.starts_with("svc::store::")
+    {
+        error.message = format!(
+            "the secret store failed ({}); the server's log says why",
+            error.diagnostic
+        );
+        error.help = None;
+    }
+    record
 }
 
 /// Who is calling.
@@ -92,13 +130,7 @@ pub fn authenticate(app: &App, headers: &HeaderMap) -> Result<Caller, ApiError> 
         })
         .map(str::trim)
         .ok_or_else(|| unauthorized(Rejection::Missing))?;
-    let document = app.engine.cache.document().map_err(|e| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "store_unavailable",
-            format!("the key store cannot be read: {e}"),
-        )
-    })?;
+    let document = app.engine.cache.document().map_err(store_unavailable)?;
     let (id, key) = keys::verify(&document, token, Utc::now()).map_err(unauthorized)?;
     if app.script.identity(&key.identity).is_none() {
         return Err(ApiError::new(
@@ -337,7 +369,8 @@ pub async fn run_endpoint(
         app.tracker.spawn(async move {
             let finished = job_app.engine.run(request).await;
             job_app.metrics.record(&finished.record);
-            let record = serde_json::to_value(&finished.record).unwrap_or(Value::Null);
+            let record =
+                serde_json::to_value(answered_record(finished.record)).unwrap_or(Value::Null);
             job_app.jobs.finish(&job_id, record);
         });
         let url = format!("/api/jobs/{id}");
@@ -373,7 +406,7 @@ pub async fn run_endpoint(
         Outcome::Failed => StatusCode::BAD_GATEWAY,
         Outcome::Denied => StatusCode::FORBIDDEN,
     };
-    Ok((status, Json(finished.record)).into_response())
+    Ok((status, Json(answered_record(finished.record))).into_response())
 }
 
 /// The fields of a JSON object or form body, as parameters.
@@ -469,12 +502,14 @@ pub async fn endpoint_logs(
             )
         })?
         .map_err(|e| {
+            eprintln!("error: cannot read the log of `{key}`: {e}");
             ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "log_unreadable",
-                e.to_string(),
+                "the endpoint's log cannot be read; the server's log says why",
             )
         })?;
+    let entries: Vec<_> = entries.into_iter().map(public_record).collect();
     Ok(Json(json!({"endpoint": key, "entries": entries})))
 }
 
