@@ -374,6 +374,21 @@ pub struct ServeArgs {
     /// How long a run waits for another run of the same endpoint
     #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = parse_duration)]
     pub lock_timeout: std::time::Duration,
+    /// How long a client has to send a complete request head (from connecting, or from the first byte of a later request)
+    #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = parse_duration)]
+    pub header_timeout: std::time::Duration,
+    /// How long a kept-alive connection may wait between requests
+    #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = parse_duration)]
+    pub idle_timeout: std::time::Duration,
+    /// How long reading a request body may take, once the key is checked (408 after)
+    #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = parse_duration)]
+    pub body_timeout: std::time::Duration,
+    /// The largest request body accepted (413 above)
+    #[arg(long, default_value = "1MiB", value_name = "SIZE", value_parser = parse_size)]
+    pub max_body_bytes: u64,
+    /// Open connections at most; at the cap, the oldest idle one is closed for a new one
+    #[arg(long, default_value = "4096", value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: u64,
     /// Asynchronous runs kept at once; when all are still running, another is refused with 503
     #[arg(long, default_value = "1000", value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub max_jobs: u64,

@@ -7,8 +7,10 @@
 
 mod common;
 
-use std::io::Write;
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use common::{Project, eventually};
 
@@ -538,5 +540,421 @@ fn errors_to_http_callers_name_no_local_path() {
             && server.stderr().contains("cannot lock `secrets`")),
         "{}",
         server.stderr()
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Connections: timeouts, the cap, bodies after the key.
+
+fn connect(server: &common::Served) -> TcpStream {
+    let address = server
+        .base
+        .trim_start_matches("http://")
+        .trim_start_matches("https://");
+    let stream = TcpStream::connect(address).unwrap();
+    stream.set_nodelay(true).unwrap();
+    stream
+}
+
+/// Whether the server closes `stream` within `limit` (anything it sends
+/// first is read and dropped); how long that took.
+fn closed_within(stream: &mut TcpStream, limit: Duration) -> Option<Duration> {
+    let started = Instant::now();
+    let mut buf = [0u8; 4096];
+    loop {
+        let left = limit.checked_sub(started.elapsed())?;
+        stream
+            .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .unwrap();
+        match stream.read(&mut buf) {
+            Ok(0) => return Some(started.elapsed()),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                return Some(started.elapsed());
+            }
+            Err(_) => return None,
+        }
+    }
+}
+
+/// Reads one response: its status and body (by Content-Length).
+fn read_response(stream: &mut TcpStream, limit: Duration) -> (u16, String) {
+    stream.set_read_timeout(Some(limit)).unwrap();
+    let mut data = Vec::new();
+    let mut buf = [0u8; 4096];
+    let head_end = loop {
+        if let Some(at) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+        let n = stream.read(&mut buf).expect("a response in time");
+        assert!(
+            n > 0,
+            "closed before a response: {:?}",
+            String::from_utf8_lossy(&data)
+        );
+        data.extend_from_slice(&buf[..n]);
+    };
+    let head = String::from_utf8_lossy(&data[..head_end]).to_string();
+    let status = head[9..12].parse().unwrap();
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case("content-length")
+                .then(|| value.trim().parse().ok())?
+        })
+        .unwrap_or(0);
+    while data.len() < head_end + length {
+        let n = stream.read(&mut buf).unwrap();
+        assert!(n > 0);
+        data.extend_from_slice(&buf[..n]);
+    }
+    (
+        status,
+        String::from_utf8_lossy(&data[head_end..head_end + length]).to_string(),
+    )
+}
+
+fn get(path: &str, key: Option<&str>) -> String {
+    let auth = key.map_or(String::new(), |k| format!("Authorization: Bearer {k}\r\n"));
+    format!("GET {path} HTTP/1.1\r\nHost: svc\r\n{auth}\r\n")
+}
+
+#[test]
+fn a_request_head_must_arrive_within_the_header_timeout() {
+    let p = project("");
+    let server = p.serve(&[
+        "app.svc",
+        "--env",
+        "dev",
+        "--no-schedules",
+        "--header-timeout",
+        "1s",
+        "--idle-timeout",
+        "30s",
+    ]);
+    // Nothing sent.
+    let mut silent = connect(&server);
+    // Half a head, then nothing.
+    let mut half = connect(&server);
+    half.write_all(b"GET /healthz HTTP/1.1\r\nHost: svc\r\n")
+        .unwrap();
+    // A head trickled a byte at a time: the timeout counts from its start.
+    let mut trickle = connect(&server);
+    trickle.write_all(b"GET /healthz HTTP/1.1\r\n").unwrap();
+    let started = Instant::now();
+    let mut closed = false;
+    trickle
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    while started.elapsed() < Duration::from_secs(10) {
+        if trickle.write_all(b"X").is_err() {
+            closed = true;
+            break;
+        }
+        let mut buf = [0u8; 64];
+        match trickle.read(&mut buf) {
+            Ok(0) => {
+                closed = true;
+                break;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                closed = true;
+                break;
+            }
+            _ => {}
+        }
+    }
+    assert!(closed, "a trickled head kept the connection open");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    // Others are served meanwhile.
+    assert_eq!(server.call("GET", "/healthz", None, None).status, 200);
+    for stream in [&mut silent, &mut half] {
+        let took = closed_within(stream, Duration::from_secs(10))
+            .expect("a stalled connection stayed open");
+        assert!(took < Duration::from_secs(4), "{took:?}");
+    }
+    // A head larger than the 16 KiB buffer: 431, not more memory.
+    let mut large = connect(&server);
+    let head = format!(
+        "GET /healthz HTTP/1.1\r\nHost: svc\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(20_000)
+    );
+    large.write_all(head.as_bytes()).unwrap();
+    assert_eq!(read_response(&mut large, Duration::from_secs(5)).0, 431);
+    // Not closed early: a head sent in time is answered.
+    let mut quick = connect(&server);
+    quick.write_all(get("/healthz", None).as_bytes()).unwrap();
+    assert_eq!(read_response(&mut quick, Duration::from_secs(5)).0, 200);
+}
+
+#[test]
+fn a_kept_alive_connection_is_closed_when_idle() {
+    let p = project("");
+    let server = p.serve(&[
+        "app.svc",
+        "--env",
+        "dev",
+        "--no-schedules",
+        "--idle-timeout",
+        "1s",
+        "--header-timeout",
+        "30s",
+    ]);
+    let mut stream = connect(&server);
+    stream.write_all(get("/healthz", None).as_bytes()).unwrap();
+    assert_eq!(read_response(&mut stream, Duration::from_secs(5)).0, 200);
+    // Kept alive: a second request on the same connection.
+    stream.write_all(get("/healthz", None).as_bytes()).unwrap();
+    assert_eq!(read_response(&mut stream, Duration::from_secs(5)).0, 200);
+    let took = closed_within(&mut stream, Duration::from_secs(10)).expect("still open");
+    assert!(
+        took >= Duration::from_millis(800) && took < Duration::from_secs(4),
+        "closed after {took:?}"
+    );
+    let metrics = server.call("GET", "/metrics", None, None).body;
+    assert!(
+        metrics.contains("svc_http_connections_closed_total{reason=\"idle_timeout\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn bodies_are_read_after_the_key_with_a_size_cap_and_a_timeout() {
+    let p = project("");
+    let bot = p.key("bot", &[]);
+    let server = p.serve(&[
+        "app.svc",
+        "--env",
+        "dev",
+        "--no-schedules",
+        "--body-timeout",
+        "1s",
+        "--max-body-bytes",
+        "64KiB",
+    ]);
+    let post = |key: Option<&str>, length: &str| {
+        let auth = key.map_or(String::new(), |k| format!("Authorization: Bearer {k}\r\n"));
+        format!(
+            "POST /api/services/app/hello HTTP/1.1\r\nHost: svc\r\n{auth}\
+             Content-Type: application/json\r\n{length}\r\n"
+        )
+    };
+    // No key, a 2 MB body announced and barely started: 401 at once, and
+    // the connection closed without waiting for the body.
+    let mut stream = connect(&server);
+    stream
+        .write_all(post(None, "Content-Length: 2000000\r\n").as_bytes())
+        .unwrap();
+    stream.write_all(&[b' '; 1024]).unwrap();
+    let (status, body) = read_response(&mut stream, Duration::from_secs(5));
+    assert_eq!(status, 401, "{body}");
+    assert!(closed_within(&mut stream, Duration::from_secs(5)).is_some());
+
+    // With a key: too large by its length, or as it arrives.
+    let mut stream = connect(&server);
+    stream
+        .write_all(post(Some(&bot), "Content-Length: 100000\r\n").as_bytes())
+        .unwrap();
+    let (status, body) = read_response(&mut stream, Duration::from_secs(5));
+    assert_eq!(status, 413, "{body}");
+    assert!(body.contains("body_too_large"), "{body}");
+    let mut stream = connect(&server);
+    stream
+        .write_all(post(Some(&bot), "Transfer-Encoding: chunked\r\n").as_bytes())
+        .unwrap();
+    let chunk = format!("{:x}\r\n{}\r\n", 16 * 1024, " ".repeat(16 * 1024));
+    // 128 KiB in chunks, no length announced: refused past 64 KiB.
+    for _ in 0..8 {
+        if stream.write_all(chunk.as_bytes()).is_err() {
+            break;
+        }
+    }
+    assert_eq!(read_response(&mut stream, Duration::from_secs(5)).0, 413);
+
+    // With a key, a body that stalls: 408 after the body timeout.
+    let mut stream = connect(&server);
+    stream
+        .write_all(post(Some(&bot), "Content-Length: 1000\r\n").as_bytes())
+        .unwrap();
+    stream.write_all(b"{\"who\": ").unwrap();
+    let started = Instant::now();
+    let (status, body) = read_response(&mut stream, Duration::from_secs(10));
+    assert_eq!(status, 408, "{body}");
+    assert!(body.contains("body_timeout"), "{body}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(800),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // A body in time is still a body.
+    let answer = server.call(
+        "POST",
+        "/api/services/app/hello",
+        Some(&bot),
+        Some(r#"{"who": "body"}"#),
+    );
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(answer.json()["trace"][0]["message"], "hello body");
+}
+
+#[test]
+fn at_the_connection_cap_stalled_clients_make_room_for_authenticated_ones() {
+    let p = project("");
+    let bot = p.key("bot", &[]);
+    let server = p.serve(&[
+        "app.svc",
+        "--env",
+        "dev",
+        "--no-schedules",
+        "--max-connections",
+        "8",
+        "--header-timeout",
+        "60s",
+        "--idle-timeout",
+        "60s",
+    ]);
+    // An authenticated client with a kept-alive connection.
+    let mut trusted = connect(&server);
+    trusted
+        .write_all(get("/api/whoami", Some(&bot)).as_bytes())
+        .unwrap();
+    assert_eq!(read_response(&mut trusted, Duration::from_secs(5)).0, 200);
+    // Sixty stalled clients, far more than the cap.
+    let mut stalled: Vec<TcpStream> = (0..60)
+        .map(|_| {
+            let mut s = connect(&server);
+            s.write_all(b"GET /healthz HTTP/1.1\r\n").unwrap();
+            s
+        })
+        .collect();
+    // A new authenticated client gets in at once, long before any timeout.
+    let started = Instant::now();
+    let answer = server.call("GET", "/api/whoami", Some(&bot), None);
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    // The kept-alive authenticated connection was spared.
+    trusted
+        .write_all(get("/api/whoami", Some(&bot)).as_bytes())
+        .unwrap();
+    assert_eq!(read_response(&mut trusted, Duration::from_secs(5)).0, 200);
+    // Stalled ones were closed to make room: at most the cap stays open.
+    let mut closed = 0;
+    for stream in &mut stalled {
+        if closed_within(stream, Duration::from_millis(100)).is_some() {
+            closed += 1;
+        }
+    }
+    assert!(
+        closed >= 60 - 8,
+        "only {closed} of 60 stalled connections were closed"
+    );
+}
+
+#[test]
+fn the_open_files_limit_is_raised_and_caps_the_connections() {
+    let p = project("");
+    let bot = p.key("bot", &[]);
+    // A soft limit below the hard one is raised to it.
+    let server = p.serve_wrapped(
+        &["prlimit", "--nofile=256:2048"],
+        &["app.svc", "--env", "dev", "--no-schedules"],
+    );
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", server.child.id())).unwrap();
+    let open_files = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap()
+        .split_whitespace()
+        .skip(3)
+        .take(2)
+        .collect::<Vec<_>>();
+    assert_eq!(open_files, ["2048", "2048"], "{limits}");
+    drop(server);
+
+    // 100 descriptors in all: fewer connections than asked, and clients
+    // that hold more sockets than that do not lock anyone out.
+    let server = p.serve_wrapped(
+        &["prlimit", "--nofile=100:100"],
+        &[
+            "app.svc",
+            "--env",
+            "dev",
+            "--no-schedules",
+            "--header-timeout",
+            "60s",
+        ],
+    );
+    assert!(
+        eventually(5, || server
+            .stderr()
+            .contains("serving at most 50 connections")),
+        "{}",
+        server.stderr()
+    );
+    let _stalled: Vec<TcpStream> = (0..150).map(|_| connect(&server)).collect();
+    let answer = server.call("GET", "/api/whoami", Some(&bot), None);
+    assert_eq!(answer.status, 200, "{}", answer.body);
+}
+
+#[test]
+fn tls_handshakes_have_the_header_timeout_and_shutdown_does_not_wait_for_stalled_clients() {
+    let p = project("");
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_string()]).unwrap();
+    let cert_path = p.write("cert.pem", &cert.cert.pem());
+    let key_path = p.write("key.pem", &cert.signing_key.serialize_pem());
+    let server = p.serve(&[
+        "app.svc",
+        "--env",
+        "dev",
+        "--no-schedules",
+        "--header-timeout",
+        "1s",
+        "--tls-cert",
+        cert_path.to_str().unwrap(),
+        "--tls-key",
+        key_path.to_str().unwrap(),
+    ]);
+    let mut silent = connect(&server);
+    let took = closed_within(&mut silent, Duration::from_secs(10)).expect("a handshake stalled");
+    assert!(took < Duration::from_secs(4), "{took:?}");
+    let answer = server.call_with(
+        "GET",
+        "/healthz",
+        None,
+        None,
+        &["--cacert", cert_path.to_str().unwrap(), "--http1.1"],
+    );
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    drop(server);
+
+    // A server with stalled clients stops at once, not after their timeouts.
+    let mut server = p.serve(&[
+        "app.svc",
+        "--env",
+        "dev",
+        "--no-schedules",
+        "--header-timeout",
+        "60s",
+    ]);
+    let _stalled: Vec<TcpStream> = (0..10)
+        .map(|_| {
+            let mut s = connect(&server);
+            s.write_all(b"GET /healthz HTTP/1.1\r\n").unwrap();
+            s
+        })
+        .collect();
+    assert_eq!(server.call("GET", "/healthz", None, None).status, 200);
+    let started = Instant::now();
+    assert_eq!(server.stop(), 0, "{}", server.stderr());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
     );
 }

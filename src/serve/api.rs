@@ -4,11 +4,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use chrono::Utc;
+use http_body_util::BodyExt;
 use serde_json::{Value, json};
 
 use super::App;
@@ -142,6 +143,7 @@ pub fn authenticate(app: &App, headers: &HeaderMap) -> Result<Caller, ApiError> 
             ),
         ));
     }
+    super::connections::mark_authenticated();
     Ok(Caller {
         identity: key.identity.clone(),
         key_id: id.to_string(),
@@ -294,8 +296,10 @@ pub async fn run_endpoint(
     method: Method,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<Response, ApiError> {
+    // The body is read only once the key and the method are checked: a
+    // caller without a key never makes the server hold its body.
     let key = format!("{service}.{endpoint}");
     let Some(declared) = app.script.endpoint(&service, &endpoint) else {
         return Err(ApiError::new(
@@ -324,6 +328,7 @@ pub async fn run_endpoint(
             params.insert(name.into_owned(), Value::String(value.into_owned()));
         }
     }
+    let body = read_body(&app.limits, &headers, body).await?;
     params.extend(body_params(&headers, &body)?);
     let request = RunRequest {
         service,
@@ -407,6 +412,62 @@ pub async fn run_endpoint(
         Outcome::Denied => StatusCode::FORBIDDEN,
     };
     Ok((status, Json(answered_record(finished.record))).into_response())
+}
+
+/// Reads a request body of at most `max_body_bytes` within `body_timeout`:
+/// 413 when it is (or says it is) larger, 408 when it comes too slowly.
+async fn read_body(
+    limits: &super::Limits,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Bytes, ApiError> {
+    let max = limits.max_body_bytes;
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("the body is larger than {max} bytes"),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > max as u64) {
+        return Err(too_large());
+    }
+    let read = async {
+        let mut body = body;
+        let mut out = Vec::with_capacity(declared.map_or(0, |n| n as usize));
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|_| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "bad_body",
+                    "the body could not be read",
+                )
+            })?;
+            if let Ok(data) = frame.into_data() {
+                if out.len() + data.len() > max {
+                    return Err(too_large());
+                }
+                out.extend_from_slice(&data);
+            }
+        }
+        Ok(Bytes::from(out))
+    };
+    tokio::time::timeout(limits.body_timeout, read)
+        .await
+        .unwrap_or_else(|_| {
+            Err(ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "body_timeout",
+                format!(
+                    "the body did not arrive within {}",
+                    crate::syntax::duration::format(limits.body_timeout)
+                ),
+            ))
+        })
 }
 
 /// The fields of a JSON object or form body, as parameters.

@@ -2,6 +2,7 @@
 //! and the scheduler, in one long-running process per environment.
 
 pub mod api;
+pub mod connections;
 pub mod health;
 pub mod jobs;
 pub mod keys;
@@ -27,12 +28,18 @@ pub use scheduler::Schedules;
 pub struct Limits {
     /// Asynchronous jobs kept at once (running and finished).
     pub max_jobs: usize,
+    /// The largest request body read.
+    pub max_body_bytes: usize,
+    /// How long reading a request body may take.
+    pub body_timeout: std::time::Duration,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_jobs: jobs::DEFAULT_MAX_JOBS,
+            max_body_bytes: 1 << 20,
+            body_timeout: std::time::Duration::from_secs(30),
         }
     }
 }
@@ -42,6 +49,7 @@ pub struct App {
     pub script: Arc<Script>,
     pub engine: Engine,
     pub jobs: jobs::Jobs,
+    pub limits: Limits,
     pub metrics: metrics::Metrics,
     /// Runs started by requests and schedules, waited for at shutdown.
     pub tracker: TaskTracker,
@@ -63,6 +71,7 @@ impl App {
             script,
             engine,
             jobs: jobs::Jobs::new(limits.max_jobs),
+            limits,
             metrics: metrics::Metrics::default(),
             tracker: TaskTracker::new(),
             schedules,
