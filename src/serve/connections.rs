@@ -497,7 +497,10 @@ where
     tokio::pin!(http);
     let limits = &shared.limits;
     // While a request is handled, look again this often.
-    let recheck = limits.header_timeout.min(limits.idle_timeout);
+    let recheck = limits
+        .header_timeout
+        .min(limits.idle_timeout)
+        .max(Duration::from_millis(100));
     let mut draining = false;
     loop {
         let wake_at = connection
