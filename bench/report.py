@@ -131,7 +131,14 @@ matter more than the absolute times.
     notes = os.path.join(os.path.dirname(__file__), "NOTES.md")
     if os.path.exists(notes):
         text += "\n" + open(notes).read()
-    with open(os.path.join(os.path.dirname(__file__), "RESULTS.md"), "w") as f:
+    results = os.path.join(os.path.dirname(__file__), "RESULTS.md")
+    # Keep the section bench/serve_soak.sh writes: this script does not measure it.
+    begin, end = "<!-- serve_soak: begin -->", "<!-- serve_soak: end -->"
+    if os.path.exists(results):
+        old = open(results).read()
+        if begin in old and end in old:
+            text += "\n" + old[old.index(begin):old.index(end) + len(end)] + "\n"
+    with open(results, "w") as f:
         f.write(text)
 
 

@@ -375,6 +375,9 @@ pub struct RunArgs {
     /// Use the answers the last failed run kept in the recovery journal instead of sending again
     #[arg(long, conflicts_with = "dry_run")]
     pub replay: bool,
+    /// Rotate the endpoint log before it grows past this size: 16MiB, 512KiB, 0 for never
+    #[arg(long, env = "SVC_LOG_MAX_BYTES", default_value = "16MiB", value_name = "SIZE", value_parser = parse_size)]
+    pub log_max_bytes: u64,
 }
 
 #[derive(Args, Debug)]
@@ -412,6 +415,27 @@ pub struct ServeArgs {
     /// How long a run waits for another run of the same endpoint
     #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = parse_duration)]
     pub lock_timeout: std::time::Duration,
+    /// How long a client has to send a complete request head (from connecting, or from the first byte of a later request)
+    #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = parse_duration)]
+    pub header_timeout: std::time::Duration,
+    /// How long a kept-alive connection may wait between requests
+    #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = parse_duration)]
+    pub idle_timeout: std::time::Duration,
+    /// How long reading a request body may take, once the key is checked (408 after)
+    #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = parse_duration)]
+    pub body_timeout: std::time::Duration,
+    /// The largest request body accepted (413 above)
+    #[arg(long, default_value = "1MiB", value_name = "SIZE", value_parser = parse_size)]
+    pub max_body_bytes: u64,
+    /// Open connections at most; at the cap, the oldest idle one is closed for a new one
+    #[arg(long, default_value = "4096", value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: u64,
+    /// Asynchronous runs kept at once; when all are still running, another is refused with 503
+    #[arg(long, default_value = "1000", value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_jobs: u64,
+    /// Rotate a log (endpoint, schedule, audit) before it grows past this size: 16MiB, 512KiB, 0 for never
+    #[arg(long, env = "SVC_LOG_MAX_BYTES", default_value = "16MiB", value_name = "SIZE", value_parser = parse_size)]
+    pub log_max_bytes: u64,
 }
 
 #[derive(Subcommand, Debug)]
@@ -522,6 +546,33 @@ pub struct LogsArgs {
     /// Where endpoint logs are written
     #[arg(long, env = "SVC_LOG_DIR", default_value = "logs", value_name = "DIR")]
     pub log_dir: PathBuf,
+}
+
+/// A size in bytes: `4096`, `512KiB`, `16MiB`, `1GiB` (`K`, `M`, `G` and
+/// `KB`, `MB`, `GB` mean the same powers of 1024).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits);
+    let number: u64 = number.parse().map_err(|_| {
+        format!("`{text}` is not a size; write bytes or a size such as 512KiB or 16MiB")
+    })?;
+    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => {
+            return Err(format!(
+                "`{unit}` is not a unit of size; use KiB, MiB or GiB"
+            ));
+        }
+    };
+    number
+        .checked_mul(factor)
+        .ok_or_else(|| format!("`{text}` is too large"))
 }
 
 fn parse_param(text: &str) -> Result<(String, String), String> {

@@ -54,7 +54,9 @@ pub fn run(args: LogsArgs) -> ExitCode {
             );
         }
     };
-    let records = match log::read_from(&path) {
+    // Newest first, from the end of the log and its rotated files: memory
+    // holds the records shown, not the log.
+    let mut shown = match log::read_last(&path, args.count) {
         Ok(records) => records,
         Err(error) => {
             return usage_error(
@@ -64,12 +66,12 @@ pub fn run(args: LogsArgs) -> ExitCode {
             );
         }
     };
-    let shown = &records[records.len().saturating_sub(args.count)..];
+    shown.reverse();
     if shown.is_empty() && !args.json {
         eprintln!("no runs of {what} in `{}` are logged", args.env);
     }
     let mut out = crate::output::writer();
-    for record in shown {
+    for record in &shown {
         let line = if args.json {
             serde_json::to_string(record).expect("a record serializes")
         } else {

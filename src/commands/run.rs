@@ -87,6 +87,7 @@ pub fn run(args: RunArgs) -> ExitCode {
         crate::secrets::journal::dir(&args.state_dir, store.env()),
         store.recipients_path(),
     );
+    crate::run::log::set_max_bytes(args.log_max_bytes);
     let mut engine =
         Engine::new(script.clone(), store, keys, args.log_dir.clone()).with_journal(journal);
     engine.lock_timeout = args.lock_timeout;

@@ -65,13 +65,18 @@ pub fn run(command: ScheduleCommand) -> ExitCode {
     let now = Utc::now();
     let mut rows = Vec::new();
     for schedule in &schedules {
-        let state = states.get(&schedule.name).cloned().unwrap_or_default();
+        let mut state = states.get(&schedule.name).cloned().unwrap_or_default();
+        // As the scheduler does: a last run in the future counts as now.
+        let stored = state.clone();
+        if let Some(said) = crate::serve::scheduler::clamp_clock_skew(&mut state, now) {
+            crate::serve::scheduler::warn_clock_skew(&schedule.name, said);
+        }
         let expires_at = schedule
             .before_expiry
             .as_ref()
             .and_then(|(secret, _)| document.as_ref()?.get(secret)?.expires_at);
         let upcoming = schedule.upcoming(&state, expires_at, now, count);
-        rows.push((schedule, state, upcoming));
+        rows.push((schedule, stored, upcoming));
     }
     if json {
         let out: Vec<_> = rows

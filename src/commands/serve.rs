@@ -13,6 +13,8 @@ use crate::run::Engine;
 use crate::schedule::StateFile;
 use crate::secrets::journal::Journal;
 use crate::secrets::{Identities, Store, keys};
+use crate::serve::connections;
+use crate::serve::health::SchedulerState;
 use crate::serve::{self, App, Schedules};
 
 pub fn run(args: ServeArgs) -> ExitCode {
@@ -41,17 +43,11 @@ pub fn run(args: ServeArgs) -> ExitCode {
     if let Err(error) = store.read(&identities) {
         return store_error(&error);
     }
-    let schedules = match Schedules::load(&script, StateFile::new(&args.state_dir, &args.store.env))
-    {
-        Ok(schedules) => schedules,
-        Err(e) => {
-            return usage_error(
-                "svc::serve::bad_state",
-                &format!("cannot read the schedule state: {e}"),
-                None,
-            );
-        }
-    };
+    // A state file that cannot be read stops the schedules, not the server:
+    // `/healthz` says so, and endpoints are still served.
+    let (schedules, state_error) =
+        Schedules::load(&script, StateFile::new(&args.state_dir, &args.store.env));
+    crate::run::log::set_max_bytes(args.log_max_bytes);
     let journal = Journal::new(
         crate::secrets::journal::dir(&args.state_dir, store.env()),
         store.recipients_path(),
@@ -65,7 +61,40 @@ pub fn run(args: ServeArgs) -> ExitCode {
         .map(|p| super::run::shell_word(&p.display().to_string()))
         .collect::<Vec<_>>()
         .join(" ");
-    let app = Arc::new(App::new(engine, schedules));
+    let limits = serve::Limits {
+        max_jobs: usize::try_from(args.max_jobs).unwrap_or(usize::MAX),
+        max_body_bytes: usize::try_from(args.max_body_bytes).unwrap_or(usize::MAX),
+        body_timeout: args.body_timeout,
+    };
+    let app = Arc::new(App::new(engine, schedules, limits));
+    if args.no_schedules {
+        app.health.set_scheduler(SchedulerState::Off {
+            reason: "--no-schedules",
+        });
+    } else if let Some(e) = state_error.filter(|_| app.schedules.any_enabled()) {
+        eprintln!(
+            "error: schedules do not run: cannot read the schedule state `{}`: {e}",
+            app.schedules.state_path().display()
+        );
+        app.health.set_scheduler(SchedulerState::Failed {
+            code: "state_unreadable",
+            reason: "the schedule state cannot be read; the server's log says why".into(),
+        });
+    }
+    // Idle sockets must not exhaust the descriptors the server needs: raise
+    // the soft limit to the hard one, and keep the connection cap below it.
+    let open_files = connections::raise_open_files_limit();
+    let max_connections = connections::connection_cap(
+        usize::try_from(args.max_connections).unwrap_or(usize::MAX),
+        open_files,
+    );
+    if (max_connections as u64) < args.max_connections {
+        eprintln!(
+            "warning: serving at most {max_connections} connections, not {}: the open-file limit is {}",
+            args.max_connections,
+            open_files.unwrap_or_default()
+        );
+    }
     let listener = match std::net::TcpListener::bind(args.listen) {
         Ok(listener) => listener,
         Err(e) => {
@@ -83,19 +112,20 @@ pub fn run(args: ServeArgs) -> ExitCode {
         Ok(runtime) => runtime,
         Err(e) => return usage_error("svc::serve::runtime", &format!("cannot start: {e}"), None),
     };
-    runtime.block_on(serve_until_stopped(app, listener, args))
+    runtime.block_on(serve_until_stopped(app, listener, args, max_connections))
 }
 
 async fn serve_until_stopped(
     app: Arc<App>,
     listener: std::net::TcpListener,
     args: ServeArgs,
+    max_connections: usize,
 ) -> ExitCode {
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => {
             crate::run::http::install_crypto_provider();
-            match axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key).await {
-                Ok(config) => Some(config),
+            match connections::tls_acceptor(cert, key) {
+                Ok(acceptor) => Some(acceptor),
                 Err(e) => {
                     return usage_error(
                         "svc::serve::bad_tls",
@@ -111,36 +141,11 @@ async fn serve_until_stopped(
         }
         _ => None,
     };
-    if let Err(e) = listener.set_nonblocking(true) {
-        return usage_error(
-            "svc::serve::cannot_listen",
-            &format!("cannot listen: {e}"),
-            None,
-        );
-    }
-    let address = listener
-        .local_addr()
-        .map_or_else(|_| args.listen.to_string(), |a| a.to_string());
-    let handle = axum_server::Handle::new();
-    let router = serve::router(app.clone());
-    let service = router.into_make_service();
-    let (scheme, started) = match tls {
-        Some(config) => (
-            "https",
-            axum_server::from_tcp_rustls(listener, config)
-                .map(|server| tokio::spawn(server.handle(handle.clone()).serve(service))),
-        ),
-        None => (
-            "http",
-            axum_server::from_tcp(listener)
-                .map(|server| tokio::spawn(server.handle(handle.clone()).serve(service))),
-        ),
-    };
-    let server = match started {
-        Ok(server) => {
-            eprintln!("listening on {scheme}://{address}");
-            server
-        }
+    let listener = match listener
+        .set_nonblocking(true)
+        .and_then(|()| tokio::net::TcpListener::from_std(listener))
+    {
+        Ok(listener) => listener,
         Err(e) => {
             return usage_error(
                 "svc::serve::cannot_listen",
@@ -149,19 +154,39 @@ async fn serve_until_stopped(
             );
         }
     };
+    let address = listener
+        .local_addr()
+        .map_or_else(|_| args.listen.to_string(), |a| a.to_string());
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let shutdown = CancellationToken::new();
-    let scheduler = if args.no_schedules {
-        None
+    let limits = connections::Limits {
+        header_timeout: args.header_timeout,
+        idle_timeout: args.idle_timeout,
+        max_connections,
+    };
+    let server = tokio::spawn(connections::serve(
+        listener,
+        tls,
+        serve::router(app.clone()),
+        limits,
+        shutdown.clone(),
+        Arc::new(app.metrics.connections()),
+    ));
+    eprintln!("listening on {scheme}://{address}");
+    let scheduler = if app.health.scheduler() == SchedulerState::Starting {
+        let task = tokio::spawn(serve::scheduler::run(app.clone(), shutdown.clone()));
+        let (app, shutdown) = (app.clone(), shutdown.clone());
+        Some(tokio::spawn(async move {
+            serve::health::supervise(&app.health, task, &shutdown).await;
+        }))
     } else {
-        Some(tokio::spawn(serve::scheduler::run(
-            app.clone(),
-            shutdown.clone(),
-        )))
+        None
     };
     wait_for_signal().await;
     eprintln!("stopping: no new connections or schedule runs; waiting for running endpoint runs");
+    // Stops accepting, closes idle connections, lets requests in progress
+    // answer, and stops the scheduler.
     shutdown.cancel();
-    handle.graceful_shutdown(Some(args.shutdown_timeout));
     app.tracker.close();
     let drained = tokio::time::timeout(args.shutdown_timeout, app.tracker.wait()).await;
     if let Some(scheduler) = scheduler {

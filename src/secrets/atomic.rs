@@ -1,4 +1,7 @@
-//! Durable file replacement and cross-process locks.
+//! Durable file replacement, appends and cross-process locks: the one
+//! place that opens files svc writes, so none of them follows a symbolic
+//! link (a link planted in a log or state directory must not redirect a
+//! write to another file).
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -15,10 +18,14 @@ pub fn write_file(path: &Path, contents: &[u8]) -> io::Result<()> {
 
 /// As [`write_file`], with the contents written by `write` straight into
 /// the temporary file (a large document need not be built in memory first).
+///
+/// A `path` that is a symbolic link is refused: the rename would replace
+/// the link with a regular file and leave its target stale.
 pub fn write_file_with(
     path: &Path,
     write: impl FnOnce(&mut File) -> io::Result<()>,
 ) -> io::Result<()> {
+    refuse_symlink(path)?;
     let dir = parent(path);
     let mut temp = tempfile::Builder::new()
         .prefix(&temp_prefix(path))
@@ -29,6 +36,90 @@ pub fn write_file_with(
     temp.as_file().sync_all()?;
     temp.persist(path).map_err(|e| e.error)?;
     File::open(dir)?.sync_all()
+}
+
+/// Why svc refuses to write a file: it is a symbolic link.
+#[derive(Debug)]
+pub struct SymlinkRefused {
+    pub path: PathBuf,
+}
+
+impl std::fmt::Display for SymlinkRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "`{}` is a symbolic link; svc does not write through links",
+            self.path.display()
+        )
+    }
+}
+
+impl std::error::Error for SymlinkRefused {}
+
+/// Whether an error is a refusal to write through a symbolic link.
+pub fn is_symlink_refusal(error: &io::Error) -> bool {
+    error
+        .get_ref()
+        .is_some_and(|inner| inner.is::<SymlinkRefused>())
+}
+
+fn symlink_refused(path: &Path) -> io::Error {
+    io::Error::other(SymlinkRefused {
+        path: path.to_path_buf(),
+    })
+}
+
+fn is_symlink(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
+}
+
+/// An error if `path` is a symbolic link.
+pub fn refuse_symlink(path: &Path) -> io::Result<()> {
+    if is_symlink(path) {
+        return Err(symlink_refused(path));
+    }
+    Ok(())
+}
+
+/// Private files, never through a link: `O_NOFOLLOW` makes the open fail on
+/// a link as its last component, and `O_NONBLOCK` keeps a FIFO planted in
+/// the path from blocking the writer (it has no effect on regular files).
+fn no_follow(options: &mut OpenOptions) -> &mut OpenOptions {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        let flags = rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK;
+        options
+            .mode(0o600)
+            .custom_flags(flags.bits() as std::ffi::c_int);
+    }
+    options
+}
+
+/// Opens `path` with `options` (and [`no_follow`]), and makes sure it is a
+/// regular file.
+fn open_regular(path: &Path, options: &mut OpenOptions) -> io::Result<File> {
+    let file = no_follow(options).open(path).map_err(|e| {
+        if is_symlink(path) {
+            symlink_refused(path)
+        } else {
+            e
+        }
+    })?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::other(format!(
+            "`{}` is not a regular file",
+            path.display()
+        )));
+    }
+    Ok(file)
+}
+
+/// Opens a file for appending, creating it (mode 0600) if needed. Every
+/// file svc appends to (endpoint, schedule and audit logs) is opened here.
+/// A symbolic link is refused with [`SymlinkRefused`].
+pub fn open_append(path: &Path) -> io::Result<File> {
+    open_regular(path, OpenOptions::new().create(true).append(true))
 }
 
 /// Removes temporary files that a writer killed mid-write left behind.
@@ -102,16 +193,18 @@ pub enum LockError {
 }
 
 impl Lock {
-    /// Takes the lock, waiting at most `timeout`.
+    /// Takes the lock, waiting at most `timeout`. A lock file that is a
+    /// symbolic link is refused.
     pub fn acquire(path: &Path, timeout: Duration) -> Result<Lock, LockError> {
-        let mut options = OpenOptions::new();
-        options.read(true).write(true).create(true).truncate(false);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        let file = options.open(path).map_err(LockError::Io)?;
+        let file = open_regular(
+            path,
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false),
+        )
+        .map_err(LockError::Io)?;
         let started = Instant::now();
         let mut pause = Duration::from_millis(1);
         loop {
@@ -171,5 +264,55 @@ mod tests {
         ));
         drop(held);
         assert!(Lock::acquire(&path, Duration::from_millis(30)).is_ok());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn links_are_never_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target");
+        std::fs::write(&target, b"keep").unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+
+        let error = open_append(&link).unwrap_err();
+        assert!(is_symlink_refusal(&error), "{error}");
+        assert!(error.to_string().contains("is a symbolic link"), "{error}");
+        let error = write_file(&link, b"new").unwrap_err();
+        assert!(is_symlink_refusal(&error), "{error}");
+        assert!(matches!(
+            Lock::acquire(&link, Duration::ZERO),
+            Err(LockError::Io(e)) if is_symlink_refusal(&e)
+        ));
+        // Nothing was written, and the link is still a link.
+        assert_eq!(std::fs::read(&target).unwrap(), b"keep");
+        assert!(is_symlink(&link));
+        // A dangling link is refused too, and not created through.
+        let dangling = dir.path().join("dangling");
+        std::os::unix::fs::symlink(dir.path().join("absent"), &dangling).unwrap();
+        assert!(is_symlink_refusal(&open_append(&dangling).unwrap_err()));
+        assert!(!dir.path().join("absent").exists());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_is_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        assert!(open_append(&fifo).is_err());
+    }
+
+    #[test]
+    fn appends_go_to_the_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log");
+        open_append(&path).unwrap().write_all(b"one\n").unwrap();
+        open_append(&path).unwrap().write_all(b"two\n").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"one\ntwo\n");
     }
 }

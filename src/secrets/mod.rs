@@ -61,6 +61,8 @@ pub enum Error {
     SecretMissing { name: String, env: String },
     #[error("timed out after {seconds}s waiting for another svc process to finish writing `{}`", path.display())]
     LockTimeout { path: PathBuf, seconds: u64 },
+    #[error("`{}` is a symbolic link; svc does not read or write a store file through a link", path.display())]
+    Symlink { path: PathBuf },
     #[error("cannot {action} `{}`: {source}", path.display())]
     Io {
         action: &'static str,
@@ -72,7 +74,17 @@ pub enum Error {
 }
 
 impl Error {
+    /// An I/O failure; a refusal to write through a symbolic link becomes
+    /// [`Error::Symlink`].
     pub fn io(action: &'static str, path: &Path, source: std::io::Error) -> Error {
+        if let Some(refused) = source
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<atomic::SymlinkRefused>())
+        {
+            return Error::Symlink {
+                path: refused.path.clone(),
+            };
+        }
         Error::Io {
             action,
             path: path.to_path_buf(),
@@ -98,6 +110,7 @@ impl Error {
             | Error::NoRecipients { .. } => "svc::store::bad_recipients",
             Error::SecretMissing { .. } => "svc::store::no_such_secret",
             Error::LockTimeout { .. } => "svc::store::lock_timeout",
+            Error::Symlink { .. } => "svc::store::symlink",
             Error::Io { .. } => "svc::store::io",
             Error::Invalid(_) => "svc::store::invalid",
         }
@@ -141,6 +154,12 @@ impl Error {
                 format!("`svc secret list --env {env}` shows the secrets; set it with `svc secret set {name} --env {env}`")
             }
             Error::LockTimeout { .. } => "another `svc` is still writing; try again, or look for a stuck process".into(),
+            Error::Symlink { path } => format!(
+                "svc replaces store files by renaming a new file over them, which would turn the link \
+                 into a regular file and leave its target stale: move the real file to `{}` \
+                 (or point `--secrets-dir` at the directory that holds it)",
+                path.display()
+            ),
             _ => return None,
         })
     }

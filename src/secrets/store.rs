@@ -85,6 +85,9 @@ impl Store {
     /// Decrypts and parses the store.
     pub fn read(&self, identities: &Identities) -> Result<Document, Error> {
         let path = self.path();
+        // A linked store is refused before it is used, not at the first
+        // write: by then a run may have spent a one-time refresh token.
+        atomic::refuse_symlink(&path).map_err(|e| Error::io("read", &path, e))?;
         let file = std::fs::File::open(&path).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 Error::StoreMissing {

@@ -4,11 +4,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use chrono::Utc;
+use http_body_util::BodyExt;
 use serde_json::{Value, json};
 
 use super::App;
@@ -59,13 +60,51 @@ impl IntoResponse for ApiError {
 
 /// The environment's store as it is now, or 503 when it cannot be read.
 fn store_document(app: &App) -> Result<Arc<crate::secrets::Document>, ApiError> {
-    app.engine.cache.document().map_err(|e| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "store_unavailable",
-            e.to_string(),
-        )
-    })
+    app.engine.cache.document().map_err(store_unavailable)
+}
+
+/// A store that cannot be read, told to HTTP callers with a code and no
+/// local path; the details (the store's path, the OS error) go to stderr.
+fn store_unavailable(error: crate::secrets::Error) -> ApiError {
+    eprintln!("error: {}: {error}", error.code());
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "store_unavailable",
+        format!(
+            "the secret store cannot be read ({}); the server's log says why",
+            error.code()
+        ),
+    )
+}
+
+/// A finished run as HTTP callers see it, its store failure (if any) told
+/// to the server's stderr first.
+fn answered_record(record: crate::run::RunRecord) -> crate::run::RunRecord {
+    if let Some(error) = &record.error
+        && error.diagnostic.starts_with("svc::store::")
+    {
+        eprintln!(
+            "error: run {} of `{}`: {}: {}",
+            record.id, record.endpoint, error.diagnostic, error.message
+        );
+    }
+    public_record(record)
+}
+
+/// A run record as HTTP callers see it: a store failure keeps its code and
+/// loses its message and help, which name local files; the server's stderr
+/// (and the endpoint log) keep them.
+fn public_record(mut record: crate::run::RunRecord) -> crate::run::RunRecord {
+    if let Some(error) = &mut record.error
+        && error.diagnostic.starts_with("svc::store::")
+    {
+        error.message = format!(
+            "the secret store failed ({}); the server's log says why",
+            error.diagnostic
+        );
+        error.help = None;
+    }
+    record
 }
 
 /// Who is calling.
@@ -92,13 +131,7 @@ pub fn authenticate(app: &App, headers: &HeaderMap) -> Result<Caller, ApiError> 
         })
         .map(str::trim)
         .ok_or_else(|| unauthorized(Rejection::Missing))?;
-    let document = app.engine.cache.document().map_err(|e| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "store_unavailable",
-            format!("the key store cannot be read: {e}"),
-        )
-    })?;
+    let document = app.engine.cache.document().map_err(store_unavailable)?;
     let (id, key) = keys::verify(&document, token, Utc::now()).map_err(unauthorized)?;
     if app.script.identity(&key.identity).is_none() {
         return Err(ApiError::new(
@@ -110,14 +143,23 @@ pub fn authenticate(app: &App, headers: &HeaderMap) -> Result<Caller, ApiError> 
             ),
         ));
     }
+    super::connections::mark_authenticated();
     Ok(Caller {
         identity: key.identity.clone(),
         key_id: id.to_string(),
     })
 }
 
-pub async fn healthz() -> Json<Value> {
-    Json(json!({"status": "ok"}))
+/// `/healthz`: 200 while the schedules run, stand by or are off on
+/// purpose; 503 when they should run and cannot.
+pub async fn healthz(State(app): State<Arc<App>>) -> Response {
+    let status = if app.health.ok() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let document = app.health.document(app.schedules.save_failing());
+    (status, Json(document)).into_response()
 }
 
 pub async fn explorer() -> impl IntoResponse {
@@ -144,6 +186,8 @@ pub async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
             }
         }
     }
+    app.metrics
+        .set_scheduler_state(app.health.scheduler().name());
     for (name, next) in app.schedules.next_runs() {
         app.metrics
             .set_next_run(&name, next.timestamp_millis() as f64 / 1000.0);
@@ -252,8 +296,10 @@ pub async fn run_endpoint(
     method: Method,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<Response, ApiError> {
+    // The body is read only once the key and the method are checked: a
+    // caller without a key never makes the server hold its body.
     let key = format!("{service}.{endpoint}");
     let Some(declared) = app.script.endpoint(&service, &endpoint) else {
         return Err(ApiError::new(
@@ -282,6 +328,7 @@ pub async fn run_endpoint(
             params.insert(name.into_owned(), Value::String(value.into_owned()));
         }
     }
+    let body = read_body(&app.limits, &headers, body).await?;
     params.extend(body_params(&headers, &body)?);
     let request = RunRequest {
         service,
@@ -312,13 +359,24 @@ pub async fn run_endpoint(
             "{:016x}",
             getrandom::u64().unwrap_or_else(|_| fastrand::u64(..))
         );
-        app.jobs.start(&id, &caller.identity, &key);
+        if let Err(full) = app.jobs.start(&id, &caller.identity, &key) {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "too_many_jobs",
+                format!(
+                    "{} asynchronous runs are still running, the most this server keeps; \
+                     try again when one finishes, or run without `async`",
+                    full.max
+                ),
+            ));
+        }
         let job_app = app.clone();
         let job_id = id.clone();
         app.tracker.spawn(async move {
             let finished = job_app.engine.run(request).await;
             job_app.metrics.record(&finished.record);
-            let record = serde_json::to_value(&finished.record).unwrap_or(Value::Null);
+            let record =
+                serde_json::to_value(answered_record(finished.record)).unwrap_or(Value::Null);
             job_app.jobs.finish(&job_id, record);
         });
         let url = format!("/api/jobs/{id}");
@@ -354,7 +412,63 @@ pub async fn run_endpoint(
         Outcome::Failed => StatusCode::BAD_GATEWAY,
         Outcome::Denied => StatusCode::FORBIDDEN,
     };
-    Ok((status, Json(finished.record)).into_response())
+    Ok((status, Json(answered_record(finished.record))).into_response())
+}
+
+/// Reads a request body of at most `max_body_bytes` within `body_timeout`:
+/// 413 when it is (or says it is) larger, 408 when it comes too slowly.
+async fn read_body(
+    limits: &super::Limits,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Bytes, ApiError> {
+    let max = limits.max_body_bytes;
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("the body is larger than {max} bytes"),
+        )
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > max as u64) {
+        return Err(too_large());
+    }
+    let read = async {
+        let mut body = body;
+        let mut out = Vec::with_capacity(declared.map_or(0, |n| n as usize));
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|_| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "bad_body",
+                    "the body could not be read",
+                )
+            })?;
+            if let Ok(data) = frame.into_data() {
+                if out.len() + data.len() > max {
+                    return Err(too_large());
+                }
+                out.extend_from_slice(&data);
+            }
+        }
+        Ok(Bytes::from(out))
+    };
+    tokio::time::timeout(limits.body_timeout, read)
+        .await
+        .unwrap_or_else(|_| {
+            Err(ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                "body_timeout",
+                format!(
+                    "the body did not arrive within {}",
+                    crate::syntax::duration::format(limits.body_timeout)
+                ),
+            ))
+        })
 }
 
 /// The fields of a JSON object or form body, as parameters.
@@ -437,27 +551,27 @@ pub async fn endpoint_logs(
         .and_then(|(_, v)| v.parse::<usize>().ok())
         .unwrap_or(20)
         .min(1000);
-    let log_dir = app.log_dir.clone();
-    let env = app.engine.env().to_string();
-    let read_key = key.clone();
-    let records =
-        tokio::task::spawn_blocking(move || crate::run::log::read(&log_dir, &env, &read_key))
-            .await
-            .map_err(|_| {
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal",
-                    "reading the log failed",
-                )
-            })?
-            .map_err(|e| {
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "log_unreadable",
-                    e.to_string(),
-                )
-            })?;
-    let entries: Vec<_> = records.into_iter().rev().take(count).collect();
+    let path = crate::run::log::path(&app.log_dir, app.engine.env(), &key);
+    // From the end of the log (and its rotated files): memory holds the
+    // entries asked for, not the log.
+    let entries = tokio::task::spawn_blocking(move || crate::run::log::read_last(&path, count))
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "reading the log failed",
+            )
+        })?
+        .map_err(|e| {
+            eprintln!("error: cannot read the log of `{key}`: {e}");
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "log_unreadable",
+                "the endpoint's log cannot be read; the server's log says why",
+            )
+        })?;
+    let entries: Vec<_> = entries.into_iter().map(public_record).collect();
     Ok(Json(json!({"endpoint": key, "entries": entries})))
 }
 

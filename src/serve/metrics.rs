@@ -32,12 +32,48 @@ struct ScheduleLabel {
     schedule: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabel {
+    state: String,
+}
+
 pub struct Metrics {
     registry: Registry,
     runs: Family<RunLabels, Counter>,
     durations: Family<EndpointLabel, Histogram>,
     expiry: Family<SecretLabel, Gauge<f64, AtomicU64>>,
     next_runs: Family<ScheduleLabel, Gauge<f64, AtomicU64>>,
+    scheduler: Family<StateLabel, Gauge>,
+    connections: Gauge,
+    closed: Family<ReasonLabel, Counter>,
+}
+
+/// The connection gauges, as the server updates them.
+pub struct ConnectionMetrics {
+    open: Gauge,
+    closed: Family<ReasonLabel, Counter>,
+}
+
+impl crate::serve::connections::Observer for ConnectionMetrics {
+    fn opened(&self) {
+        self.open.inc();
+    }
+
+    fn closed(&self, by_server: Option<crate::serve::connections::Closed>) {
+        self.open.dec();
+        if let Some(why) = by_server {
+            self.closed
+                .get_or_create(&ReasonLabel {
+                    reason: why.name().to_string(),
+                })
+                .inc();
+        }
+    }
 }
 
 impl Default for Metrics {
@@ -71,8 +107,29 @@ impl Default for Metrics {
             "When each schedule fires next, as a Unix time",
             next_runs.clone(),
         );
+        let scheduler = Family::<StateLabel, Gauge>::default();
+        registry.register(
+            "scheduler_state",
+            "The scheduler's state: 1 for the current one (starting, running, standby, off, failed)",
+            scheduler.clone(),
+        );
+        let connections = Gauge::default();
+        registry.register(
+            "http_connections",
+            "Open HTTP connections",
+            connections.clone(),
+        );
+        let closed = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "http_connections_closed",
+            "Connections the server closed, by reason (header_timeout, idle_timeout, evicted)",
+            closed.clone(),
+        );
         Metrics {
             registry,
+            scheduler,
+            connections,
+            closed,
             runs,
             durations,
             expiry,
@@ -121,6 +178,25 @@ impl Metrics {
                 schedule: schedule.to_string(),
             })
             .set(unix_seconds);
+    }
+
+    /// Sets the scheduler's state gauge: 1 for `current`, 0 for the others.
+    pub fn set_scheduler_state(&self, current: &str) {
+        for state in crate::serve::health::SchedulerState::NAMES {
+            self.scheduler
+                .get_or_create(&StateLabel {
+                    state: state.to_string(),
+                })
+                .set(i64::from(state == current));
+        }
+    }
+
+    /// The handles the connection server updates.
+    pub fn connections(&self) -> ConnectionMetrics {
+        ConnectionMetrics {
+            open: self.connections.clone(),
+            closed: self.closed.clone(),
+        }
     }
 
     pub fn encode(&self) -> String {

@@ -2,15 +2,16 @@
 //! and the scheduler, in one long-running process per environment.
 
 pub mod api;
+pub mod connections;
+pub mod health;
 pub mod jobs;
 pub mod keys;
 pub mod metrics;
 pub mod openapi;
 pub mod scheduler;
 
-use std::io::Write;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::{any, get};
@@ -22,36 +23,60 @@ use crate::run::Engine;
 
 pub use scheduler::Schedules;
 
+/// The limits `svc serve` was given (its flags).
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Asynchronous jobs kept at once (running and finished).
+    pub max_jobs: usize,
+    /// The largest request body read.
+    pub max_body_bytes: usize,
+    /// How long reading a request body may take.
+    pub body_timeout: std::time::Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_jobs: jobs::DEFAULT_MAX_JOBS,
+            max_body_bytes: 1 << 20,
+            body_timeout: std::time::Duration::from_secs(30),
+        }
+    }
+}
+
 /// Everything the handlers and the scheduler share.
 pub struct App {
     pub script: Arc<Script>,
     pub engine: Engine,
     pub jobs: jobs::Jobs,
+    pub limits: Limits,
     pub metrics: metrics::Metrics,
     /// Runs started by requests and schedules, waited for at shutdown.
     pub tracker: TaskTracker,
     pub schedules: Schedules,
+    /// Whether the schedules run, for `/healthz` and `/metrics`.
+    pub health: health::Health,
     pub log_dir: PathBuf,
     pub openapi: Value,
     /// When the server started: overdue schedule runs count their lateness from here.
     pub started_at: chrono::DateTime<chrono::Utc>,
-    audit: Mutex<()>,
 }
 
 impl App {
-    pub fn new(engine: Engine, schedules: Schedules) -> App {
+    pub fn new(engine: Engine, schedules: Schedules, limits: Limits) -> App {
         let script = engine.script.clone();
         App {
             openapi: openapi::document(script.program()),
             log_dir: engine.log_dir.clone(),
             script,
             engine,
-            jobs: jobs::Jobs::default(),
+            jobs: jobs::Jobs::new(limits.max_jobs),
+            limits,
             metrics: metrics::Metrics::default(),
             tracker: TaskTracker::new(),
             schedules,
+            health: health::Health::default(),
             started_at: chrono::Utc::now(),
-            audit: Mutex::new(()),
         }
     }
 
@@ -66,23 +91,7 @@ impl App {
             "action": action,
         });
         let path = self.log_dir.join(self.engine.env()).join("audit.jsonl");
-        let _serialised = self.audit.lock().unwrap_or_else(|p| p.into_inner());
-        let written = (|| -> std::io::Result<()> {
-            if let Some(dir) = path.parent() {
-                crate::secrets::atomic::create_private_dir(dir)?;
-            }
-            let mut options = std::fs::OpenOptions::new();
-            options.create(true).append(true);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::OpenOptionsExt;
-                options.mode(0o600);
-            }
-            options
-                .open(&path)?
-                .write_all(format!("{line}\n").as_bytes())
-        })();
-        if let Err(e) = written {
+        if let Err(e) = crate::run::log::append_line(&path, format!("{line}\n").as_bytes()) {
             eprintln!(
                 "warning: cannot write the audit log `{}`: {e}",
                 path.display()

@@ -4,6 +4,7 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -11,6 +12,7 @@ use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
 use super::App;
+use super::health::SchedulerState;
 use crate::program::Script;
 use crate::run::{Finished, RunRequest, Trigger};
 use crate::schedule::{Schedule, ScheduleState, StateFile};
@@ -29,19 +31,43 @@ pub struct Schedules {
     specs: Vec<Schedule>,
     states: Mutex<BTreeMap<String, ScheduleState>>,
     file: StateFile,
+    /// The last save of the state file failed.
+    save_failing: AtomicBool,
 }
 
 impl Schedules {
-    pub fn load(script: &Script, file: StateFile) -> std::io::Result<Schedules> {
+    /// The schedules of the program and their remembered states; when the
+    /// state file cannot be read, no states and the error (the scheduler
+    /// must then not run: a file it cannot read is not a reason to forget).
+    pub fn load(script: &Script, file: StateFile) -> (Schedules, Option<std::io::Error>) {
         let specs = Schedule::all(script);
-        let mut states = file.load()?;
+        let (mut states, error) = match file.load() {
+            Ok(states) => (states, None),
+            Err(e) => (BTreeMap::new(), Some(e)),
+        };
         // Forget schedules the program no longer has.
         states.retain(|name, _| specs.iter().any(|s| &s.name == name));
-        Ok(Schedules {
+        let schedules = Schedules {
             specs,
             states: Mutex::new(states),
             file,
-        })
+            save_failing: AtomicBool::new(false),
+        };
+        (schedules, error)
+    }
+
+    /// Whether any schedule is enabled.
+    pub fn any_enabled(&self) -> bool {
+        self.specs.iter().any(|s| s.enabled)
+    }
+
+    pub fn state_path(&self) -> &Path {
+        &self.file.path
+    }
+
+    /// Whether the last save of the state file failed.
+    pub fn save_failing(&self) -> bool {
+        self.save_failing.load(Ordering::Relaxed)
     }
 
     pub fn specs(&self) -> &[Schedule] {
@@ -78,12 +104,14 @@ impl Schedules {
 
     fn save(&self) {
         let snapshot = self.snapshot();
-        if let Err(e) = self.file.save(&snapshot) {
+        let saved = self.file.save(&snapshot);
+        if let Err(e) = &saved {
             eprintln!(
                 "warning: cannot save the schedule state to `{}`: {e}",
                 self.file.path.display()
             );
         }
+        self.save_failing.store(saved.is_err(), Ordering::Relaxed);
     }
 
     pub fn lock_path(&self) -> PathBuf {
@@ -100,12 +128,16 @@ pub fn log_path(log_dir: &Path, env: &str, schedule: &str) -> PathBuf {
 /// directory and environment does: others wait to take over.
 pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
     let specs = app.schedules.specs().to_vec();
-    if specs.iter().all(|s| !s.enabled) {
+    if !app.schedules.any_enabled() {
+        app.health.set_scheduler(SchedulerState::Off {
+            reason: "the program has no enabled schedule",
+        });
         return;
     }
-    let Some(_lock) = take_over(&app.schedules.lock_path(), &shutdown).await else {
+    let Some(_lock) = take_over(&app, &shutdown).await else {
         return;
     };
+    app.health.set_scheduler(SchedulerState::Running);
     let (done_tx, mut done_rx) =
         tokio::sync::mpsc::unbounded_channel::<(usize, Option<Finished>)>();
     let mut queue: BinaryHeap<Reverse<(DateTime<Utc>, usize, u64)>> = BinaryHeap::new();
@@ -118,8 +150,13 @@ pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
                 queue: &mut BinaryHeap<Reverse<(DateTime<Utc>, usize, u64)>>,
                 generation: &mut [u64]| {
         let spec = &specs[index];
-        let state = app.schedules.state(&spec.name);
-        let next = spec.next_run(&state, expiry(&app, spec), Utc::now());
+        let now = Utc::now();
+        let mut state = app.schedules.state(&spec.name);
+        if let Some(future) = clamp_clock_skew(&mut state, now) {
+            warn_clock_skew(&spec.name, future);
+            app.schedules.update(&spec.name, |s| *s = state.clone());
+        }
+        let next = spec.next_run(&state, expiry(&app, spec), now);
         app.schedules.update(&spec.name, |s| s.next_run_at = next);
         generation[index] += 1;
         if let Some(next) = next {
@@ -238,9 +275,29 @@ fn expiry(app: &App, spec: &Schedule) -> Option<DateTime<Utc>> {
     app.engine.cache.document().ok()?.get(secret)?.expires_at
 }
 
+/// A last run in the future (the clock was wrong, or another machine's
+/// clock wrote the state) would hold the schedule back until that time:
+/// it counts as now. Returns the time it said, if it was in the future.
+pub fn clamp_clock_skew(state: &mut ScheduleState, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let future = state.last_run_at.filter(|at| *at > now)?;
+    state.last_run_at = Some(now);
+    if state.last_success_at.is_some_and(|at| at > now) {
+        state.last_success_at = Some(now);
+    }
+    Some(future)
+}
+
+pub fn warn_clock_skew(schedule: &str, said: DateTime<Utc>) {
+    eprintln!(
+        "warning: schedule `{schedule}` last ran at {}, which is in the future (is a clock wrong?); counting it as now",
+        said.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    );
+}
+
 /// Takes the scheduler lock, trying again every few seconds; `None` if
-/// the server shuts down first.
-async fn take_over(path: &Path, shutdown: &CancellationToken) -> Option<Lock> {
+/// the server shuts down first or the lock cannot be taken (health says why).
+async fn take_over(app: &App, shutdown: &CancellationToken) -> Option<Lock> {
+    let path = &app.schedules.lock_path();
     if let Some(dir) = path.parent() {
         let _ = crate::secrets::atomic::create_private_dir(dir);
     }
@@ -252,6 +309,7 @@ async fn take_over(path: &Path, shutdown: &CancellationToken) -> Option<Lock> {
         match attempt {
             Ok(Ok(lock)) => return Some(lock),
             Ok(Err(LockError::TimedOut)) => {
+                app.health.set_scheduler(SchedulerState::Standby);
                 if !told {
                     eprintln!(
                         "another svc serve runs these schedules (`{}` is locked); this one takes over if it stops",
@@ -262,9 +320,15 @@ async fn take_over(path: &Path, shutdown: &CancellationToken) -> Option<Lock> {
             }
             Ok(Err(LockError::Io(e))) => {
                 eprintln!(
-                    "warning: schedules disabled: cannot lock `{}`: {e}",
+                    "error: schedules do not run: cannot lock `{}`: {e}",
                     path.display()
                 );
+                app.health.set_scheduler(SchedulerState::Failed {
+                    code: "scheduler_lock",
+                    reason: "the scheduler lock in the state directory cannot be taken; \
+                             the server's log says why"
+                        .into(),
+                });
                 return None;
             }
             Err(_) => return None,
@@ -273,5 +337,27 @@ async fn take_over(path: &Path, shutdown: &CancellationToken) -> Option<Lock> {
             _ = shutdown.cancelled() => return None,
             _ = tokio::time::sleep(TAKE_OVER_EVERY) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_last_run_in_the_future_counts_as_now() {
+        let now: DateTime<Utc> = "2026-11-28T12:00:00Z".parse().unwrap();
+        let future: DateTime<Utc> = "2026-12-30T12:00:00Z".parse().unwrap();
+        let mut state = ScheduleState {
+            last_run_at: Some(future),
+            last_success_at: Some(future),
+            ..ScheduleState::default()
+        };
+        assert_eq!(clamp_clock_skew(&mut state, now), Some(future));
+        assert_eq!(state.last_run_at, Some(now));
+        assert_eq!(state.last_success_at, Some(now));
+        // The past is left alone.
+        assert_eq!(clamp_clock_skew(&mut state, now), None);
+        assert_eq!(clamp_clock_skew(&mut ScheduleState::default(), now), None);
     }
 }

@@ -367,8 +367,22 @@ pub struct Served {
 impl Project {
     /// Starts `svc serve` in the project with extra arguments; waits until it listens.
     pub fn serve(&self, args: &[&str]) -> Served {
+        self.serve_wrapped(&[], args)
+    }
+
+    /// As [`Project::serve`], started through a wrapper command that execs
+    /// it (such as `prlimit --nofile=100:100`).
+    pub fn serve_wrapped(&self, wrapper: &[&str], args: &[&str]) -> Served {
         use std::io::BufRead;
-        let mut child = Command::new(env!("CARGO_BIN_EXE_svc"))
+        let mut command = match wrapper.split_first() {
+            Some((program, wrapper_args)) => {
+                let mut command = Command::new(program);
+                command.args(wrapper_args).arg(env!("CARGO_BIN_EXE_svc"));
+                command
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_svc")),
+        };
+        let mut child = command
             .arg("serve")
             .args(args)
             .args(["--listen", "127.0.0.1:0"])
