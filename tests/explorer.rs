@@ -49,6 +49,17 @@ fn the_explorer_lists_runs_and_shows_logs_without_values() {
     );
     let result: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     assert_eq!(result["ok"], true, "{result}");
+    // The badges agreed with the key: none without one, then the right.
+    for check in [
+        "badge_asks_for_a_key",
+        "badge_agrees_with_the_key",
+        "badge_follows_a_forgotten_key",
+    ] {
+        assert!(
+            result["checks"].to_string().contains(check),
+            "{check} not run: {result}"
+        );
+    }
     assert!(result["log_entries"].as_u64().unwrap() >= 1, "{result}");
     let png = std::fs::read(&screenshot).unwrap();
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");

@@ -166,6 +166,11 @@ async function main() {
   pass('only_127.0.0.1_requests_on_load');
 
   // ---- the key ----
+  // Without a key, no badge claims what may be run.
+  const canRun = `[data-testid=${q('can-run-' + endpoint)}]`;
+  if (await page.getAttribute(canRun, 'data-can') !== 'unknown') throw new Error('a badge claims a right before any key');
+  if (!(await textOf(canRun)).includes('paste a key')) throw new Error(`the badge says ${await textOf(canRun)} without a key`);
+  pass('badge_asks_for_a_key');
   await page.fill('[data-testid="key-input"]', key);
   await page.click('[data-testid="use-key"]');
   const whoState = await settled('[data-testid="whoami"]');
@@ -173,6 +178,9 @@ async function main() {
   const identity = await textOf('[data-testid="whoami-identity"]');
   if (!identity) throw new Error('whoami shows no identity');
   pass('whoami_shows_identity');
+  await page.waitForFunction((sel) => document.querySelector(sel)?.dataset.can === 'yes', canRun, { timeout: WAIT_MS });
+  if (await textOf(canRun) !== 'you may run it') throw new Error(`with the key the badge says ${await textOf(canRun)}`);
+  pass('badge_agrees_with_the_key');
   const storage = await page.evaluate(() => ({
     session: Object.values(sessionStorage), local: Object.values(localStorage),
   }));
@@ -213,6 +221,12 @@ async function main() {
   const entries = await page.locator(`${logArea} tr[data-testid="log-entry"]`).count();
   if (entries < 1) throw new Error('the log shows no entries');
   pass(`log_entries:${entries}`);
+
+  // Forgetting the key takes back what the badges said.
+  await page.click('[data-testid="forget-key"]');
+  await page.waitForFunction((sel) => document.querySelector(sel)?.dataset.can === 'unknown', canRun, { timeout: WAIT_MS });
+  if (!(await textOf(canRun)).includes('paste a key')) throw new Error(`after forgetting the key the badge says ${await textOf(canRun)}`);
+  pass('badge_follows_a_forgotten_key');
 
   await noSecretsInPage('at the end');
   pass('no_secret_values_at_end');
