@@ -23,8 +23,8 @@ source scripts/lib/packages.sh
 ensure_packages cc=gcc node=nodejs npm=npm curl=curl
 
 if [ -z "${SVC_BIN:-}" ]; then
-  say "building svc (cargo build --release)"
-  cargo build --release --quiet
+  say "building svc (cargo build --release: a few minutes the first time; cargo shows its progress)"
+  cargo build --release
   SVC_BIN="$root/target/release/svc"
 fi
 svc() { "$SVC_BIN" "$@"; }
