@@ -111,7 +111,8 @@ fn main() {
             .lines()
             .map_while(Result::ok)
         {
-            if let Some(address) = line.strip_prefix("listening on http://") {
+            if let Some((_, rest)) = line.split_once("listening on http://") {
+                let address = rest.split_whitespace().next().unwrap_or_default();
                 let _ = tx.send(address.to_string());
             } else {
                 eprintln!("svc serve: {line}");

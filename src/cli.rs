@@ -18,6 +18,9 @@ use crate::commands;
     after_help = "Exit codes: 0 success, 1 check errors or a failed run, 2 usage or input errors, 3 permission denied."
 )]
 pub struct Cli {
+    /// The project: a directory holding svc.toml, or the file [default: found by walking up from the program path or the current directory]
+    #[arg(long, global = true, env = "SVC_PROJECT", value_name = "PATH")]
+    pub project: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -124,6 +127,18 @@ pub enum Command {
     #[command(subcommand)]
     Schedule(ScheduleCommand),
 
+    /// Find what stands in the way: identity, store, secret values, keys, grants, directories, clocks
+    #[command(
+        long_about = "Reports, for a project and an environment, what a new user gets wrong: which \
+                      identity it found and whether it opens the store, secrets the program reads that \
+                      have no value, API keys of identities the program no longer declares, schedules \
+                      whose accounts lack grants (and every other error of `svc check`), state or log \
+                      directories that cannot be written, and schedule runs recorded in the future \
+                      (clock skew). Exits 0 when all is well, 1 otherwise.",
+        after_help = "Example: svc doctor --env prod"
+    )]
+    Doctor(DoctorArgs),
+
     /// Run a command with secrets as environment variables
     #[command(
         long_about = "Decrypts the environment's store and runs COMMAND with each secret as an \
@@ -138,18 +153,13 @@ pub enum Command {
 /// Where the secret stores are and how to open them.
 #[derive(Args, Debug, Clone)]
 pub struct StoreArgs {
-    /// Environment of the store (dev, prod, ...)
+    /// Environment of the store (dev, prod, ...) [default: `environment` in svc.toml]
     #[arg(long, env = "SVC_ENV", value_name = "ENV")]
-    pub env: String,
-    /// Directory holding ENV.age and ENV.recipients
-    #[arg(
-        long,
-        env = "SVC_SECRETS_DIR",
-        default_value = "secrets",
-        value_name = "DIR"
-    )]
-    pub secrets_dir: PathBuf,
-    /// Identity file to decrypt with, repeatable [default: $SVC_IDENTITY, paths separated by `:`]
+    pub env: Option<String>,
+    /// Directory holding ENV.age and ENV.recipients [default: `secrets_dir` in svc.toml, else `secrets` beside svc.toml, or in the current directory]
+    #[arg(long, env = "SVC_SECRETS_DIR", value_name = "DIR")]
+    pub secrets_dir: Option<PathBuf>,
+    /// Identity file to decrypt with, repeatable [default: $SVC_IDENTITY (paths separated by `:`), then `identity` in svc.toml, then $XDG_CONFIG_HOME/svc/identity.txt]
     #[arg(long = "identity", short = 'i', value_name = "FILE")]
     pub identities: Vec<PathBuf>,
 }
@@ -253,14 +263,9 @@ pub enum SecretCommand {
     Recover {
         #[command(flatten)]
         store: StoreArgs,
-        /// Where state is kept
-        #[arg(
-            long,
-            env = "SVC_STATE_DIR",
-            default_value = "state",
-            value_name = "DIR"
-        )]
-        state_dir: std::path::PathBuf,
+        /// Where state is kept [default: `state_dir` in svc.toml, else `state` beside it, or in the current directory]
+        #[arg(long, env = "SVC_STATE_DIR", value_name = "DIR")]
+        state_dir: Option<std::path::PathBuf>,
         /// Print JSON instead of a table
         #[arg(long)]
         json: bool,
@@ -296,8 +301,8 @@ pub enum RecipientsCommand {
 
 #[derive(Args, Debug)]
 pub struct CompileArgs {
-    /// The .svc file, or a directory loaded as one program
-    pub path: PathBuf,
+    /// The .svc file, or a directory loaded as one program [default: the project's program, or .]
+    pub path: Option<PathBuf>,
     /// What to print
     #[arg(long, value_enum, default_value = "ast")]
     pub emit: Emit,
@@ -335,12 +340,11 @@ pub struct FmtArgs {
 }
 
 #[derive(Args, Debug)]
+#[command(override_usage = "svc run [OPTIONS] [PATH] <SERVICE.ENDPOINT>")]
 pub struct RunArgs {
-    /// The .svc file, or a directory loaded as one program
-    pub path: PathBuf,
-    /// The endpoint to run, as SERVICE.ENDPOINT
-    #[arg(value_name = "SERVICE.ENDPOINT")]
-    pub endpoint: String,
+    /// [PATH] SERVICE.ENDPOINT: the .svc file or directory (default: the project's program, or .), and the endpoint to run
+    #[arg(value_name = "ARGS", num_args = 1..=2, required = true)]
+    pub target: Vec<String>,
     #[command(flatten)]
     pub store: StoreArgs,
     /// The user or service account to run as
@@ -355,20 +359,18 @@ pub struct RunArgs {
     /// Show the requests that would be sent, secrets masked, and change nothing
     #[arg(long)]
     pub dry_run: bool,
+    /// With --dry-run: simulated answers (a JSON file), so the run takes the branches a real answer would
+    #[arg(long, value_name = "FILE", requires = "dry_run")]
+    pub mock: Option<PathBuf>,
     /// How to print the result
     #[arg(long, value_enum, default_value = "human")]
     pub output: OutputFormat,
-    /// Where endpoint logs are written
-    #[arg(long, env = "SVC_LOG_DIR", default_value = "logs", value_name = "DIR")]
-    pub log_dir: PathBuf,
-    /// Where state is kept: the recovery journal of answers to requests that sent a secret
-    #[arg(
-        long,
-        env = "SVC_STATE_DIR",
-        default_value = "state",
-        value_name = "DIR"
-    )]
-    pub state_dir: PathBuf,
+    /// Where endpoint logs are written [default: `log_dir` in svc.toml, else `logs` beside it, or in the current directory]
+    #[arg(long, env = "SVC_LOG_DIR", value_name = "DIR")]
+    pub log_dir: Option<PathBuf>,
+    /// Where state is kept: the recovery journal of answers to requests that sent a secret [default: `state_dir` in svc.toml, else `state` beside it, or in the current directory]
+    #[arg(long, env = "SVC_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
     /// How long to wait for another run of the same endpoint to finish
     #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = parse_duration)]
     pub lock_timeout: std::time::Duration,
@@ -386,26 +388,24 @@ pub struct ServeArgs {
     pub paths: Vec<PathBuf>,
     #[command(flatten)]
     pub store: StoreArgs,
-    /// Address to listen on
-    #[arg(long, default_value = "127.0.0.1:8700", value_name = "ADDRESS")]
-    pub listen: std::net::SocketAddr,
+    /// Address to listen on [default: `listen` in svc.toml, else 127.0.0.1:8700]
+    #[arg(long, env = "SVC_LISTEN", value_name = "ADDRESS")]
+    pub listen: Option<std::net::SocketAddr>,
+    /// How to write the log lines on standard error: human, or json (one object a line) [default: `log_format` in svc.toml, else human]
+    #[arg(long, env = "SVC_LOG_FORMAT", value_enum, value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
     /// PEM certificate chain: serve HTTPS (with --tls-key)
     #[arg(long, value_name = "FILE", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
     /// PEM private key for --tls-cert
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
-    /// Where endpoint, schedule and audit logs are written
-    #[arg(long, env = "SVC_LOG_DIR", default_value = "logs", value_name = "DIR")]
-    pub log_dir: PathBuf,
-    /// Where the schedules' state is kept
-    #[arg(
-        long,
-        env = "SVC_STATE_DIR",
-        default_value = "state",
-        value_name = "DIR"
-    )]
-    pub state_dir: PathBuf,
+    /// Where endpoint, schedule and audit logs are written [default: `log_dir` in svc.toml, else `logs` beside it, or in the current directory]
+    #[arg(long, env = "SVC_LOG_DIR", value_name = "DIR")]
+    pub log_dir: Option<PathBuf>,
+    /// Where the schedules' state and the recovery journal are kept [default: `state_dir` in svc.toml, else `state` beside it, or in the current directory]
+    #[arg(long, env = "SVC_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
     /// Serve HTTP only; do not run the schedules
     #[arg(long)]
     pub no_schedules: bool,
@@ -447,6 +447,9 @@ pub enum KeyCommand {
         identity: String,
         #[command(flatten)]
         store: StoreArgs,
+        /// The program whose identities the keys are for [default: the project's program, or .]
+        #[arg(long = "program", value_name = "PATH")]
+        program: Vec<PathBuf>,
         /// A name to recognise the key by
         #[arg(long, value_name = "NAME")]
         name: Option<String>,
@@ -458,6 +461,9 @@ pub enum KeyCommand {
     List {
         #[command(flatten)]
         store: StoreArgs,
+        /// The program whose identities the keys are for [default: the project's program, or .]
+        #[arg(long = "program", value_name = "PATH")]
+        program: Vec<PathBuf>,
         /// Print JSON instead of a table
         #[arg(long)]
         json: bool,
@@ -468,6 +474,9 @@ pub enum KeyCommand {
         id: String,
         #[command(flatten)]
         store: StoreArgs,
+        /// The program whose identities the keys are for [default: the project's program, or .]
+        #[arg(long = "program", value_name = "PATH")]
+        program: Vec<PathBuf>,
     },
 }
 
@@ -477,26 +486,16 @@ pub enum ScheduleCommand {
     List {
         /// .svc files or directories, loaded as one program [default: .]
         paths: Vec<PathBuf>,
-        /// Environment whose schedule state to read
+        /// Environment whose schedule state to read [default: `environment` in svc.toml]
         #[arg(long, env = "SVC_ENV", value_name = "ENV")]
-        env: String,
-        /// Where the schedules' state is kept
-        #[arg(
-            long,
-            env = "SVC_STATE_DIR",
-            default_value = "state",
-            value_name = "DIR"
-        )]
-        state_dir: PathBuf,
-        /// Directory of the secret stores, for `before_expiry` schedules
-        #[arg(
-            long,
-            env = "SVC_SECRETS_DIR",
-            default_value = "secrets",
-            value_name = "DIR"
-        )]
-        secrets_dir: PathBuf,
-        /// Identity to read expiries with, for `before_expiry` schedules [default: $SVC_IDENTITY]
+        env: Option<String>,
+        /// Where the schedules' state is kept [default: as `svc serve`]
+        #[arg(long, env = "SVC_STATE_DIR", value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+        /// Directory of the secret stores, for `before_expiry` schedules [default: as `svc secret`]
+        #[arg(long, env = "SVC_SECRETS_DIR", value_name = "DIR")]
+        secrets_dir: Option<PathBuf>,
+        /// Identity to read expiries with, for `before_expiry` schedules [default: as `svc secret`]
         #[arg(long = "identity", short = 'i', value_name = "FILE")]
         identities: Vec<PathBuf>,
         /// How many fire times to show
@@ -522,6 +521,12 @@ pub enum OutputFormat {
     Json,
 }
 
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
 #[derive(Args, Debug)]
 pub struct LogsArgs {
     /// The endpoint whose log to show, as SERVICE.ENDPOINT
@@ -534,18 +539,18 @@ pub struct LogsArgs {
     /// Show the runs of this schedule instead
     #[arg(long, value_name = "NAME")]
     pub schedule: Option<String>,
-    /// Environment of the runs
+    /// Environment of the runs [default: `environment` in svc.toml]
     #[arg(long, env = "SVC_ENV", value_name = "ENV")]
-    pub env: String,
+    pub env: Option<String>,
     /// Show the last N runs
     #[arg(short = 'n', long = "lines", default_value = "20", value_name = "N")]
     pub count: usize,
     /// Print JSON lines, as stored, instead of a summary
     #[arg(long)]
     pub json: bool,
-    /// Where endpoint logs are written
-    #[arg(long, env = "SVC_LOG_DIR", default_value = "logs", value_name = "DIR")]
-    pub log_dir: PathBuf,
+    /// Where endpoint logs are written [default: as `svc run`]
+    #[arg(long, env = "SVC_LOG_DIR", value_name = "DIR")]
+    pub log_dir: Option<PathBuf>,
 }
 
 /// A size in bytes: `4096`, `512KiB`, `16MiB`, `1GiB` (`K`, `M`, `G` and
@@ -604,7 +609,7 @@ fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
 
 #[derive(Args, Debug)]
 pub struct CheckArgs {
-    /// Files or directories to check [default: .]
+    /// Files or directories to check [default: the project's program, or .]
     pub paths: Vec<PathBuf>,
     /// Exit with 1 when there are warnings, not only errors
     #[arg(long)]
@@ -615,21 +620,36 @@ pub struct CheckArgs {
     /// Also report secrets the program reads that have no value in this environment's store
     #[arg(long, value_name = "ENV")]
     pub env: Option<String>,
-    /// Directory holding the secret stores (with --env)
-    #[arg(
-        long,
-        env = "SVC_SECRETS_DIR",
-        default_value = "secrets",
-        value_name = "DIR"
-    )]
-    pub secrets_dir: PathBuf,
-    /// Identity file to open the store with (with --env), repeatable [default: $SVC_IDENTITY]
+    /// Directory holding the secret stores (with --env) [default: as `svc secret`]
+    #[arg(long, env = "SVC_SECRETS_DIR", value_name = "DIR")]
+    pub secrets_dir: Option<PathBuf>,
+    /// Identity file to open the store with (with --env), repeatable [default: as `svc secret`]
     #[arg(long = "identity", short = 'i', value_name = "FILE")]
     pub identities: Vec<PathBuf>,
 }
 
+#[derive(Args, Debug)]
+pub struct DoctorArgs {
+    /// The .svc files or directories of the program [default: the project's program, or .]
+    pub paths: Vec<PathBuf>,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Where logs are written [default: as `svc serve`]
+    #[arg(long, env = "SVC_LOG_DIR", value_name = "DIR")]
+    pub log_dir: Option<PathBuf>,
+    /// Where state is kept [default: as `svc serve`]
+    #[arg(long, env = "SVC_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    commands::context::set_project_flag(cli.project);
+    // `svc serve` chooses its own log format; other commands write only
+    // warnings and errors, for a person.
+    if !matches!(cli.command, Command::Serve(_)) {
+        crate::logging::init(crate::logging::Format::Command);
+    }
     match cli.command {
         Command::Check(args) => commands::check::run(args),
         Command::Fmt(args) => commands::fmt::run(args),
@@ -653,6 +673,7 @@ pub fn main() -> ExitCode {
         }
         Command::Secret(command) => commands::secret::run(command),
         Command::Exec(args) => commands::exec::run(args),
+        Command::Doctor(args) => commands::doctor::run(args),
         Command::Run(args) => commands::run::run(args),
         Command::Logs(args) => commands::logs::run(args),
         Command::Serve(args) => commands::serve::run(args),

@@ -431,7 +431,9 @@ fn a_wrong_or_missing_identity_says_what_to_pass() {
         "{}",
         run.stderr
     );
-    assert!(run.stderr.contains("dev.recipients"), "{}", run.stderr);
+    // The help names the key the store is encrypted to, so the user can
+    // find its identity.
+    assert!(run.stderr.contains(&p.key.public), "{}", run.stderr);
     assert!(!run.all_output().contains(VALUE));
 
     let run = svc()

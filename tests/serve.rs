@@ -168,8 +168,24 @@ fn keys_decide_who_may_call() {
     assert_eq!(answer.status, 401);
     assert!(answer.body.contains("expired"), "{}", answer.body);
 
-    // A key for an identity the program does not declare.
-    let ghost = p.key("ghost", &[]);
+    // A key is made only for an identity the program declares...
+    let refused = p
+        .svc()
+        .args(["key", "create", "--as", "bott", "--env", "dev"])
+        .run();
+    assert_eq!(refused.status, 2, "{}", refused.all_output());
+    assert!(
+        refused.stderr.contains("svc::key::unknown_identity")
+            && refused.stderr.contains("did you mean `bot`?"),
+        "{}",
+        refused.stderr
+    );
+    // ...but one made for another program's identity is refused when used,
+    // and listed as orphaned.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let other = elsewhere.path().join("other.svc");
+    std::fs::write(&other, "role r {}\nservice_account ghost { roles r }\n").unwrap();
+    let ghost = p.key("ghost", &["--program", other.to_str().unwrap()]);
     assert_eq!(
         server.call("GET", "/api/whoami", Some(&ghost), None).status,
         403
@@ -180,9 +196,15 @@ fn keys_decide_who_may_call() {
     assert!(
         list.stdout.contains("revoked")
             && list.stdout.contains("expired")
+            && list.stdout.contains("orphaned")
             && list.stdout.contains("ci"),
         "{}",
         list.stdout
+    );
+    assert!(
+        list.stderr.contains("no longer declares"),
+        "{}",
+        list.stderr
     );
     for key in [&bot, &viewer, &short] {
         assert!(!list.all_output().contains(key.as_str()));

@@ -149,12 +149,19 @@ fn init_makes_a_project_that_checks_clean() {
         0o600
     );
     assert!(
-        run.stdout.contains("next steps:")
+        run.stdout.contains("next steps")
             && run
                 .stdout
-                .contains("svc secret set API_CLIENT_ID --env dev"),
+                .contains("svc --project project secret set API_CLIENT_ID")
+            && !run.stdout.contains("export"),
         "{}",
         run.stdout
+    );
+    let project_file =
+        std::fs::read_to_string(work.path().join("project/svc.toml")).unwrap();
+    assert!(
+        project_file.contains("environment = \"dev\""),
+        "{project_file}"
     );
     let project = work.path().join("project");
     let gitignore = std::fs::read_to_string(project.join(".gitignore")).unwrap();

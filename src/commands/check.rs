@@ -1,9 +1,9 @@
 //! `svc check`.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
+use super::context::{Context, Place};
 use crate::cli::{CheckArgs, CheckFormat, StoreArgs};
 use crate::diagnostic::{self, Code, Diagnostic};
 use crate::exit;
@@ -12,11 +12,11 @@ use crate::program::{self, CheckedProgram};
 use crate::report::{self, Style};
 
 pub fn run(args: CheckArgs) -> ExitCode {
-    let paths = if args.paths.is_empty() {
-        vec![PathBuf::from(".")]
-    } else {
-        args.paths.clone()
+    let context = match Context::find(&args.paths) {
+        Ok(context) => context,
+        Err(code) => return code,
     };
+    let paths = context.program(&args.paths);
     let mut checked = match program::load(&paths) {
         Ok(checked) => checked,
         Err(error) => {
@@ -26,11 +26,15 @@ pub fn run(args: CheckArgs) -> ExitCode {
     };
     if let Some(env) = &args.env {
         let store_args = StoreArgs {
-            env: env.clone(),
+            env: Some(env.clone()),
             secrets_dir: args.secrets_dir.clone(),
             identities: args.identities.clone(),
         };
-        if let Err(error) = check_store_values(&mut checked, &store_args) {
+        let place = match context.place(&store_args) {
+            Ok(place) => place,
+            Err(code) => return code,
+        };
+        if let Err(error) = check_store_values(&mut checked, &place) {
             return super::store_error(&error);
         }
     }
@@ -78,11 +82,11 @@ pub fn run(args: CheckArgs) -> ExitCode {
 /// Reports each secret the program reads that has no value in the store,
 /// once, at its first read. Secrets that are only written may be empty
 /// until their first update, so they are not reported.
-fn check_store_values(
+pub fn check_store_values(
     checked: &mut CheckedProgram,
-    args: &StoreArgs,
+    place: &Place,
 ) -> Result<(), crate::secrets::Error> {
-    let (store, identities) = super::secret::open(args)?;
+    let (store, identities) = super::secret::open(place)?;
     let document = store.read(&identities)?;
     let declared: BTreeSet<&str> = checked
         .program

@@ -9,7 +9,12 @@ use crate::output::outln;
 use crate::program;
 
 pub fn run(args: CompileArgs) -> ExitCode {
-    let checked = match program::load(std::slice::from_ref(&args.path)) {
+    let given: Vec<_> = args.path.iter().cloned().collect();
+    let paths = match super::context::Context::find(&given) {
+        Ok(context) => context.program(&given),
+        Err(code) => return code,
+    };
+    let checked = match program::load(&paths) {
         Ok(checked) => checked,
         Err(error) => {
             eprintln!("error: {error}");

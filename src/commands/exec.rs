@@ -2,13 +2,18 @@
 
 use std::process::ExitCode;
 
+use super::context::Context;
 use super::store_error;
 use super::usage_error;
 use crate::cli::ExecArgs;
 use crate::secrets::Error;
 
 pub fn run(args: ExecArgs) -> ExitCode {
-    let (store, identities) = match super::secret::open(&args.store) {
+    let place = match Context::find(&[]).and_then(|c| c.place(&args.store)) {
+        Ok(place) => place,
+        Err(code) => return code,
+    };
+    let (store, identities) = match super::secret::open(&place) {
         Ok(opened) => opened,
         Err(error) => return store_error(&error),
     };

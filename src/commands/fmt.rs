@@ -1,7 +1,7 @@
 //! `svc fmt`.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 use crate::cli::FmtArgs;
@@ -15,10 +15,9 @@ pub fn run(args: FmtArgs) -> ExitCode {
     if args.paths.len() == 1 && args.paths[0] == Path::new("-") {
         return stdin(args.check);
     }
-    let paths = if args.paths.is_empty() {
-        vec![PathBuf::from(".")]
-    } else {
-        args.paths
+    let paths = match super::context::Context::find(&args.paths) {
+        Ok(context) => context.program(&args.paths),
+        Err(code) => return code,
     };
     let found = match source::find(&paths) {
         Ok(found) => found,

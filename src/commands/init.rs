@@ -32,11 +32,12 @@ pub fn run(args: InitArgs) -> ExitCode {
         return store_error(&error);
     }
     let program = dir.join("tokens.svc");
+    let project_file = dir.join(crate::project::FILE_NAME);
     let store = match Store::new(dir.join("secrets"), &args.env) {
         Ok(store) => store,
         Err(error) => return store_error(&error),
     };
-    for existing in [&program, &store.path()] {
+    for existing in [&program, &store.path(), &project_file] {
         if existing.exists() {
             return usage_error(
                 "svc::init::exists",
@@ -66,6 +67,39 @@ pub fn run(args: InitArgs) -> ExitCode {
             None,
         );
     }
+    let identity_line = if keys::default_identity_path().as_deref() == Some(identity.as_path()) {
+        "# identity  = \"~/.config/svc/identity.txt\"   # found there without being named\n"
+            .to_string()
+    } else {
+        let absolute = std::path::absolute(&identity).unwrap_or_else(|_| identity.clone());
+        format!(
+            "identity    = \"{}\"   # yours: teammates set SVC_IDENTITY or their own\n",
+            absolute.display()
+        )
+    };
+    let project_text = format!(
+        "# The svc project: defaults for every svc command run in this directory or\n\
+         # below it (or given `--project DIR`). Paths are relative to this file.\n\
+         # Flags and SVC_* variables override these. See docs/getting-started.md.\n\
+         program     = \".\"   # every .svc file below this directory\n\
+         environment = \"{}\"\n\
+         secrets_dir = \"secrets\"\n\
+         log_dir     = \"logs\"\n\
+         state_dir   = \"state\"\n\
+         {identity_line}\n\
+         # Settings of one environment:\n\
+         # [environments.prod]\n\
+         # secrets_dir = \"/etc/svc/secrets\"\n\
+         # listen      = \"127.0.0.1:8700\"\n",
+        args.env
+    );
+    if let Err(e) = std::fs::write(&project_file, project_text) {
+        return usage_error(
+            "svc::init::io",
+            &format!("cannot write `{}`: {e}", project_file.display()),
+            None,
+        );
+    }
     let gitignore = dir.join(".gitignore");
     let new_gitignore = !gitignore.exists();
     if new_gitignore && let Err(e) = std::fs::write(&gitignore, GITIGNORE) {
@@ -82,8 +116,8 @@ pub fn run(args: InitArgs) -> ExitCode {
     if let Err(error) = store.init(&recipients) {
         return store_error(&error);
     }
-    let env = &args.env;
     let shown = |p: &Path| p.display().to_string();
+    outln!("created {}", shown(&project_file));
     outln!("created {}", shown(&program));
     outln!(
         "created {} and {}, encrypted to {}",
@@ -95,19 +129,25 @@ pub fn run(args: InitArgs) -> ExitCode {
         outln!("created {}", shown(&gitignore));
     }
     outln!();
-    outln!("next steps:");
-    outln!("  export SVC_IDENTITY={}", shown(&identity));
-    if dir != Path::new(".") {
-        outln!("  cd {}", shown(&dir));
-    }
+    let (from, project) = if dir == Path::new(".") {
+        ("in this directory or below it", String::new())
+    } else {
+        (
+            "in it, or from here with `--project`",
+            format!(" --project {}", super::run::shell_word(&shown(&dir))),
+        )
+    };
     outln!(
-        "  svc check                                         # the starter program checks clean"
+        "next steps ({from}; svc.toml says the program and the `{}` environment):",
+        args.env
     );
-    outln!("  svc secret set API_CLIENT_ID --env {env}            # values come from stdin");
-    outln!("  svc secret set API_CLIENT_SECRET --env {env}");
+    outln!("  svc{project} check                     # the starter program checks clean");
+    outln!("  svc{project} secret set API_CLIENT_ID  # values come from stdin");
+    outln!("  svc{project} secret set API_CLIENT_SECRET");
     outln!("  edit tokens.svc: the token endpoint's URL and scope");
-    outln!("  svc run tokens.svc api.refresh --env {env} --as token_bot");
-    outln!("  svc serve --env {env}                               # HTTP, explorer and schedules");
+    outln!("  svc{project} run api.refresh --as token_bot");
+    outln!("  svc{project} serve                     # HTTP, explorer and schedules");
+    outln!("  svc{project} doctor                    # what stands in the way, if anything");
     exit::code(exit::SUCCESS)
 }
 
@@ -119,7 +159,7 @@ fn identity(args: &InitArgs) -> Result<(PathBuf, String), ExitCode> {
             .map(|key| (path.clone(), key))
             .map_err(|e| store_error(&e));
     }
-    let Some(path) = default_identity_path() else {
+    let Some(path) = keys::default_identity_path() else {
         return Err(usage_error(
             "svc::init::no_home",
             "there is no home directory to keep an identity in",
@@ -162,15 +202,6 @@ fn identity(args: &InitArgs) -> Result<(PathBuf, String), ExitCode> {
         path.display()
     );
     Ok((path, public))
-}
-
-/// `$XDG_CONFIG_HOME/svc/identity.txt`, or `~/.config/svc/identity.txt`.
-fn default_identity_path() -> Option<PathBuf> {
-    let config = match std::env::var_os("XDG_CONFIG_HOME").filter(|v| !v.is_empty()) {
-        Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(std::env::var_os("HOME").filter(|v| !v.is_empty())?).join(".config"),
-    };
-    Some(config.join("svc").join("identity.txt"))
 }
 
 /// Asks a yes/no question at a terminal; anywhere else, the answer is no.

@@ -5,8 +5,9 @@ use std::process::ExitCode;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use super::context::{Context, Place};
 use super::secret::open;
-use super::store_error;
+use super::{store_error, usage_error};
 use crate::cli::KeyCommand;
 use crate::exit;
 use crate::output::outln;
@@ -14,15 +15,52 @@ use crate::secrets::{Error, document};
 use crate::serve::keys;
 
 pub fn run(command: KeyCommand) -> ExitCode {
+    let (KeyCommand::Create { store, program, .. }
+    | KeyCommand::List { store, program, .. }
+    | KeyCommand::Revoke { store, program, .. }) = &command;
+    let context = match Context::find(program) {
+        Ok(context) => context,
+        Err(code) => return code,
+    };
+    let place = match context.place(store) {
+        Ok(place) => place,
+        Err(code) => return code,
+    };
+    let declared = declared_identities(&context.program(program));
     let result = match command {
         KeyCommand::Create {
             identity,
-            store,
             name,
             expires,
-        } => create(&identity, &store, name, expires),
-        KeyCommand::List { store, json } => list(&store, json),
-        KeyCommand::Revoke { id, store } => revoke(&id, &store),
+            ..
+        } => {
+            let known = match &declared {
+                Ok(known) => known,
+                Err(problem) => {
+                    return usage_error(
+                        "svc::key::no_program",
+                        &format!("cannot check `--as {identity}` against the program: {problem}"),
+                        Some(
+                            "run it in the project, or name the program with `--program PATH` or `--project DIR`",
+                        ),
+                    );
+                }
+            };
+            if !known.iter().any(|k| k == &identity) {
+                return usage_error(
+                    "svc::key::unknown_identity",
+                    &format!("the program declares no user or service account `{identity}`"),
+                    Some(&crate::check::did_you_mean(
+                        &identity,
+                        known.iter().map(String::as_str),
+                        format!("the identities are: {}", known.join(", ")),
+                    )),
+                );
+            }
+            create(&identity, &place, name, expires)
+        }
+        KeyCommand::List { json, .. } => list(&place, json, declared.ok().as_deref()),
+        KeyCommand::Revoke { id, .. } => revoke(&id, &place),
     };
     match result {
         Ok(()) => exit::code(exit::SUCCESS),
@@ -30,9 +68,21 @@ pub fn run(command: KeyCommand) -> ExitCode {
     }
 }
 
+/// The users and service accounts the program declares, or why it could
+/// not be read. Errors of the check do not matter here: only the names.
+fn declared_identities(paths: &[std::path::PathBuf]) -> Result<Vec<String>, String> {
+    let checked = crate::program::load(paths).map_err(|e| e.to_string())?;
+    Ok(checked
+        .program
+        .identities
+        .iter()
+        .map(|i| i.name.text.clone())
+        .collect())
+}
+
 fn create(
     identity: &str,
-    args: &crate::cli::StoreArgs,
+    place: &Place,
     name: Option<String>,
     expires: Option<std::time::Duration>,
 ) -> Result<(), Error> {
@@ -48,7 +98,7 @@ fn create(
             "`{identity}` is not a user or service account name"
         )));
     }
-    let (store, identities) = open(args)?;
+    let (store, identities) = open(place)?;
     let now = document::now();
     let expires_at = expires
         .map(|d| {
@@ -83,10 +133,15 @@ struct Listed<'a> {
     expires_at: Option<DateTime<Utc>>,
     revoked_at: Option<DateTime<Utc>>,
     state: &'static str,
+    /// Whether the program still declares the key's identity (unknown when
+    /// the program could not be read).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    identity_declared: Option<bool>,
 }
 
-fn list(args: &crate::cli::StoreArgs, json: bool) -> Result<(), Error> {
-    let (store, identities) = open(args)?;
+fn list(place: &Place, json: bool, declared: Option<&[String]>) -> Result<(), Error> {
+    let (store, identities) = open(place)?;
+    let gone = |identity: &str| declared.is_some_and(|known| !known.iter().any(|k| k == identity));
     let document = store.read(&identities)?;
     let now = Utc::now();
     let rows: Vec<Listed> = document
@@ -103,9 +158,12 @@ fn list(args: &crate::cli::StoreArgs, json: bool) -> Result<(), Error> {
                 "revoked"
             } else if key.expires_at.is_some_and(|at| at <= now) {
                 "expired"
+            } else if gone(&key.identity) {
+                "orphaned"
             } else {
                 "active"
             },
+            identity_declared: declared.map(|_| !gone(&key.identity)),
         })
         .collect();
     if json {
@@ -132,6 +190,7 @@ fn list(args: &crate::cli::StoreArgs, json: bool) -> Result<(), Error> {
         "NAME",
         "CREATED_AT"
     );
+    let orphans = rows.iter().filter(|r| r.state == "orphaned").count();
     for row in rows {
         outln!(
             "{:<12}  {:<8}  {:<20}  {:<16}  {:<20}  {}",
@@ -143,11 +202,17 @@ fn list(args: &crate::cli::StoreArgs, json: bool) -> Result<(), Error> {
             time(row.expires_at)
         );
     }
+    if orphans > 0 {
+        eprintln!(
+            "{orphans} key(s) belong to an identity the program no longer declares (`orphaned`): \
+             they are refused when used; revoke them with `svc key revoke ID`"
+        );
+    }
     Ok(())
 }
 
-fn revoke(id: &str, args: &crate::cli::StoreArgs) -> Result<(), Error> {
-    let (store, identities) = open(args)?;
+fn revoke(id: &str, place: &Place) -> Result<(), Error> {
+    let (store, identities) = open(place)?;
     let id = id
         .trim_start_matches("svc_")
         .split('_')

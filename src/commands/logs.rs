@@ -3,17 +3,38 @@
 use std::io::Write;
 use std::process::ExitCode;
 
+use super::context::Context;
 use super::usage_error;
 use crate::cli::LogsArgs;
 use crate::exit;
+use crate::project::Dir;
 use crate::run::{Outcome, log};
 
 pub fn run(args: LogsArgs) -> ExitCode {
-    if let Err(error) = crate::secrets::validate_environment(&args.env) {
+    let context = match Context::find(&[]) {
+        Ok(context) => context,
+        Err(code) => return code,
+    };
+    let env = match context.env(args.env.as_deref()) {
+        Ok(env) => env,
+        Err(code) => return code,
+    };
+    let log_dir = context.dir(args.log_dir.as_deref(), &env, Dir::Logs);
+    let env_dir = log_dir.join(&env);
+    if !env_dir.is_dir() {
         return usage_error(
-            "svc::logs::bad_environment",
-            &error.to_string(),
-            error.help().as_deref(),
+            "svc::logs::none",
+            &format!(
+                "nothing is logged for `{env}` in `{}`",
+                std::path::absolute(&log_dir)
+                    .unwrap_or_else(|_| log_dir.clone())
+                    .display()
+            ),
+            Some(if context.project.is_some() {
+                "no run of this environment has logged yet (endpoints log with `log enabled`)"
+            } else {
+                "no svc.toml was found here: run inside the project, or give `--project DIR` or `--log-dir DIR`"
+            }),
         );
     }
     let (what, path) = match (&args.endpoint, &args.schedule) {
@@ -27,7 +48,7 @@ pub fn run(args: LogsArgs) -> ExitCode {
             }
             (
                 format!("schedule `{schedule}`"),
-                crate::serve::scheduler::log_path(&args.log_dir, &args.env, schedule),
+                crate::serve::scheduler::log_path(&log_dir, &env, schedule),
             )
         }
         (Some(endpoint), None) => {
@@ -41,10 +62,7 @@ pub fn run(args: LogsArgs) -> ExitCode {
                     Some("name the endpoint with its service, such as `hubspot.refresh`"),
                 );
             }
-            (
-                format!("`{endpoint}`"),
-                log::path(&args.log_dir, &args.env, endpoint),
-            )
+            (format!("`{endpoint}`"), log::path(&log_dir, &env, endpoint))
         }
         (None, None) => {
             return usage_error(
@@ -68,7 +86,7 @@ pub fn run(args: LogsArgs) -> ExitCode {
     };
     shown.reverse();
     if shown.is_empty() && !args.json {
-        eprintln!("no runs of {what} in `{}` are logged", args.env);
+        eprintln!("no runs of {what} in `{}` are logged", env);
     }
     let mut out = crate::output::writer();
     for record in &shown {

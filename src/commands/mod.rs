@@ -2,6 +2,8 @@
 
 pub mod check;
 pub mod compile;
+pub mod context;
+pub mod doctor;
 pub mod exec;
 pub mod fmt;
 pub mod init;
@@ -33,7 +35,7 @@ pub fn store_error(error: &secrets::Error) -> ExitCode {
     );
     let usage = matches!(
         error,
-        secrets::Error::NoIdentity
+        secrets::Error::NoIdentity { .. }
             | secrets::Error::IdentityUnreadable { .. }
             | secrets::Error::IdentityInvalid { .. }
             | secrets::Error::StoreMissing { .. }

@@ -4,30 +4,41 @@ use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use super::context::Context;
 use super::{store_error, usage_error};
 use crate::cli::{OutputFormat, RunArgs};
 use crate::exit;
 use crate::output::{out, outln};
 use crate::program::{self, Script};
+use crate::project::Dir;
 use crate::report::{self, Style};
 use crate::run::{Engine, Outcome, Refusal, RunRequest, Trigger};
 use crate::secrets::journal::Journal;
-use crate::secrets::{Identities, Store, keys};
 
 pub fn run(args: RunArgs) -> ExitCode {
-    let script = match load_script(&args.path) {
+    // `[PATH] SERVICE.ENDPOINT`: with one word, the program is the project's.
+    let (given, endpoint_arg) = match args.target.as_slice() {
+        [endpoint] => (Vec::new(), endpoint.clone()),
+        [path, endpoint] => (vec![std::path::PathBuf::from(path)], endpoint.clone()),
+        _ => unreachable!("clap takes one or two words"),
+    };
+    let context = match Context::find(&given) {
+        Ok(context) => context,
+        Err(code) => return code,
+    };
+    let script = match load_paths(&context.program(&given)) {
         Ok(script) => script,
         Err(code) => return code,
     };
-    let Some((service, endpoint)) = args.endpoint.split_once('.') else {
+    let Some((service, endpoint)) = endpoint_arg.split_once('.') else {
         return usage_error(
             "svc::run::bad_endpoint",
-            &format!("`{}` is not SERVICE.ENDPOINT", args.endpoint),
+            &format!("`{}` is not SERVICE.ENDPOINT", endpoint_arg),
             Some("name the endpoint with its service, such as `hubspot.refresh`"),
         );
     };
     let Some(endpoint_decl) = script.endpoint(service, endpoint) else {
-        let refusal = crate::run::unknown_endpoint(&script, &args.endpoint);
+        let refusal = crate::run::unknown_endpoint(&script, &endpoint_arg);
         return refusal_exit(&refusal);
     };
     let Some(identity) = args.identity.clone() else {
@@ -35,7 +46,7 @@ pub fn run(args: RunArgs) -> ExitCode {
         let help = if runners.is_empty() {
             format!(
                 "no user or service account may run `{}`; grant `run {}` to a role",
-                args.endpoint, args.endpoint
+                endpoint_arg, endpoint_arg
             )
         } else {
             format!("pass `--as` with one of: {}", runners.join(", "))
@@ -54,18 +65,33 @@ pub fn run(args: RunArgs) -> ExitCode {
             .first()
             .map_or("GET".into(), |m| m.text.clone()),
     };
-    let store = match Store::new(&args.store.secrets_dir, &args.store.env) {
-        Ok(store) => store,
+    let place = match context.place(&args.store) {
+        Ok(place) => place,
+        Err(code) => return code,
+    };
+    if let Err(code) = context.check_backend(&place.env) {
+        return code;
+    }
+    // A run that reads no secret needs no identity: look for one, and say
+    // where svc looked if the run needs it after all.
+    let keys = match place.identities_if_any() {
+        Ok(found) => found.map(Arc::new),
         Err(error) => return store_error(&error),
     };
-    let paths = keys::identity_paths(&args.store.identities);
-    let keys = if paths.is_empty() {
-        None
-    } else {
-        match Identities::read(&paths) {
-            Ok(identities) => Some(Arc::new(identities)),
-            Err(error) => return store_error(&error),
-        }
+    let mocks = match &args.mock {
+        None => None,
+        Some(path) => match crate::run::mock::Mocks::load(path) {
+            Ok(mocks) => Some(mocks),
+            Err(problem) => {
+                return usage_error(
+                    "svc::run::bad_mock",
+                    &problem,
+                    Some(
+                        "a mock file is a JSON list of answers: {\"request\": \"SERVICE.ACTION#N\" or \"url\": ..., \"status\": 200, \"body\": {...}}; see docs/run.md",
+                    ),
+                );
+            }
+        },
     };
     let request = RunRequest {
         service: service.to_string(),
@@ -83,15 +109,24 @@ pub fn run(args: RunArgs) -> ExitCode {
         replay: None,
     };
     let script = Arc::new(script);
+    let env = place.env.clone();
+    let state_dir = context.dir(args.state_dir.as_deref(), &env, Dir::State);
+    let log_dir = context.dir(args.log_dir.as_deref(), &env, Dir::Logs);
     let journal = Journal::new(
-        crate::secrets::journal::dir(&args.state_dir, store.env()),
-        store.recipients_path(),
+        crate::secrets::journal::dir(&state_dir, &env),
+        place.store.recipients_path(),
     );
     crate::run::log::set_max_bytes(args.log_max_bytes);
     let mut engine =
-        Engine::new(script.clone(), store, keys, args.log_dir.clone()).with_journal(journal);
+        Engine::new(script.clone(), place.store.clone(), keys, log_dir).with_journal(journal);
     engine.lock_timeout = args.lock_timeout;
-    engine.program_hint = shell_word(&args.path.display().to_string());
+    engine.program_hint = context.program_hint(&given);
+    engine.mocks = mocks;
+    if let Err(crate::secrets::Error::NoIdentity { tried, recipients }) =
+        place.missing_identity_if_none()
+    {
+        engine.identity_search = (tried, recipients);
+    }
     if let Err(refusal) = engine.admit(&request) {
         return refusal_exit(&refusal);
     }
@@ -142,11 +177,6 @@ pub fn run(args: RunArgs) -> ExitCode {
         Outcome::Failed => exit::FAILURE,
         Outcome::Denied => exit::PERMISSION_DENIED,
     })
-}
-
-/// Loads and checks a program; a program with errors does not run.
-pub fn load_script(path: &std::path::Path) -> Result<Script, ExitCode> {
-    load_paths(&[path.to_path_buf()])
 }
 
 /// Loads and checks the files and directories given as one program.

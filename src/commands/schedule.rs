@@ -1,17 +1,17 @@
 //! `svc schedule list`: when each schedule fires next, and how it last went.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use chrono::Utc;
 use serde_json::json;
 
+use super::context::Context;
 use super::usage_error;
 use crate::cli::ScheduleCommand;
 use crate::exit;
 use crate::output::outln;
+use crate::project::Dir;
 use crate::schedule::{Schedule, StateFile};
-use crate::secrets::{Identities, Store, keys};
 
 pub fn run(command: ScheduleCommand) -> ExitCode {
     let ScheduleCommand::List {
@@ -23,18 +23,22 @@ pub fn run(command: ScheduleCommand) -> ExitCode {
         count,
         json,
     } = command;
-    if let Err(error) = crate::secrets::validate_environment(&env) {
-        return usage_error(
-            "svc::schedule::bad_environment",
-            &error.to_string(),
-            error.help().as_deref(),
-        );
-    }
-    let paths = if paths.is_empty() {
-        vec![PathBuf::from(".")]
-    } else {
-        paths
+    let context = match Context::find(&paths) {
+        Ok(context) => context,
+        Err(code) => return code,
     };
+    let store_args = crate::cli::StoreArgs {
+        env,
+        secrets_dir,
+        identities,
+    };
+    let place = match context.place(&store_args) {
+        Ok(place) => place,
+        Err(code) => return code,
+    };
+    let env = place.env.clone();
+    let state_dir = context.dir(state_dir.as_deref(), &env, Dir::State);
+    let paths = context.program(&paths);
     let script = match super::run::load_paths(&paths) {
         Ok(script) => script,
         Err(code) => return code,
@@ -54,11 +58,10 @@ pub fn run(command: ScheduleCommand) -> ExitCode {
     // Expiries, for `before_expiry` schedules, when the store can be opened.
     let needs_store = schedules.iter().any(|s| s.before_expiry.is_some());
     let document = if needs_store {
-        let identity_paths = keys::identity_paths(&identities);
-        Store::new(&secrets_dir, &env)
+        place
+            .identities()
             .ok()
-            .zip(Identities::read(&identity_paths).ok())
-            .and_then(|(store, ids)| store.read(&ids).ok())
+            .and_then(|ids| place.store.read(&ids).ok())
     } else {
         None
     };

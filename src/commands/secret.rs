@@ -8,55 +8,87 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use zeroize::Zeroizing;
 
+use super::context::{Context, Place};
 use super::store_error;
-use crate::cli::{RecipientsCommand, SecretCommand, StoreArgs};
+use crate::cli::{RecipientsCommand, SecretCommand};
 use crate::exit;
 use crate::output::outln;
+use crate::project::Dir;
 use crate::secrets::document::{self, RollbackError};
 use crate::secrets::journal::{self, Journal};
 use crate::secrets::keys::{self, same_key};
 use crate::secrets::{Error, Identities, NewValue, Recipient, SecretValue, Store};
 
 pub fn run(command: SecretCommand) -> ExitCode {
+    let store_args = match &command {
+        // Makes a key: no project or store is needed.
+        SecretCommand::Keygen { output } => return finish(keygen(output)),
+        SecretCommand::Init { store, .. }
+        | SecretCommand::Set { store, .. }
+        | SecretCommand::Get { store, .. }
+        | SecretCommand::List { store, .. }
+        | SecretCommand::Rm { store, .. }
+        | SecretCommand::History { store, .. }
+        | SecretCommand::Rollback { store, .. }
+        | SecretCommand::Recipients(RecipientsCommand::Add { store, .. })
+        | SecretCommand::Recipients(RecipientsCommand::Remove { store, .. })
+        | SecretCommand::Recipients(RecipientsCommand::List { store })
+        | SecretCommand::Recover { store, .. } => store,
+    };
+    let context = match Context::find(&[]) {
+        Ok(context) => context,
+        Err(code) => return code,
+    };
+    let place = match context.place(store_args) {
+        Ok(place) => place,
+        Err(code) => return code,
+    };
     let result = match command {
         SecretCommand::Keygen { output } => keygen(&output),
         SecretCommand::Init {
-            store,
             recipients,
             recipients_file,
-        } => init(&store, &recipients, recipients_file.as_deref()),
+            ..
+        } => init(&place, &recipients, recipients_file.as_deref()),
         SecretCommand::Set {
             name,
-            store,
             from_file,
             expires_in,
-        } => set(&name, &store, from_file.as_deref(), expires_in),
-        SecretCommand::Get { name, store } => get(&name, &store),
-        SecretCommand::List { store, json } => list(&store, json),
-        SecretCommand::Rm { name, store } => remove(&name, &store),
-        SecretCommand::History { name, store, json } => history(&name, &store, json),
-        SecretCommand::Rollback { name, store, to } => rollback(&name, &store, to),
-        SecretCommand::Recipients(RecipientsCommand::Add { key, store }) => {
-            add_recipient(&key, &store)
+            ..
+        } => set(&name, &place, from_file.as_deref(), expires_in),
+        SecretCommand::Get { name, .. } => get(&name, &place),
+        SecretCommand::List { json, .. } => list(&place, json),
+        SecretCommand::Rm { name, .. } => remove(&name, &place),
+        SecretCommand::History { name, json, .. } => history(&name, &place, json),
+        SecretCommand::Rollback { name, to, .. } => rollback(&name, &place, to),
+        SecretCommand::Recipients(RecipientsCommand::Add { key, .. }) => {
+            add_recipient(&key, &place)
         }
-        SecretCommand::Recipients(RecipientsCommand::Remove { key, store }) => {
-            remove_recipient(&key, &store)
+        SecretCommand::Recipients(RecipientsCommand::Remove { key, .. }) => {
+            remove_recipient(&key, &place)
         }
-        SecretCommand::Recipients(RecipientsCommand::List { store }) => list_recipients(&store),
+        SecretCommand::Recipients(RecipientsCommand::List { .. }) => list_recipients(&place),
         SecretCommand::Recover {
-            store,
             state_dir,
             json,
             reveal,
             discard,
-        } => recover(
-            &store,
-            &state_dir,
-            json,
-            reveal.as_deref(),
-            discard.as_deref(),
-        ),
+            ..
+        } => {
+            let state_dir = context.dir(state_dir.as_deref(), &place.env, Dir::State);
+            recover(
+                &place,
+                &state_dir,
+                json,
+                reveal.as_deref(),
+                discard.as_deref(),
+            )
+        }
     };
+    finish(result)
+}
+
+fn finish(result: Result<(), Error>) -> ExitCode {
     match result {
         Ok(()) => exit::code(exit::SUCCESS),
         Err(error) => store_error(&error),
@@ -64,14 +96,8 @@ pub fn run(command: SecretCommand) -> ExitCode {
 }
 
 /// The store and the identities to open it with.
-pub fn open(args: &StoreArgs) -> Result<(Store, Identities), Error> {
-    let store = Store::new(&args.secrets_dir, &args.env)?;
-    let paths = keys::identity_paths(&args.identities);
-    if paths.is_empty() {
-        return Err(Error::NoIdentity);
-    }
-    let identities = Identities::read(&paths)?;
-    Ok((store, identities))
+pub fn open(place: &Place) -> Result<(Store, Identities), Error> {
+    Ok((place.store.clone(), place.identities()?))
 }
 
 fn keygen(path: &Path) -> Result<(), Error> {
@@ -84,8 +110,8 @@ fn keygen(path: &Path) -> Result<(), Error> {
     Ok(())
 }
 
-fn init(args: &StoreArgs, recipients: &[String], file: Option<&Path>) -> Result<(), Error> {
-    let store = Store::new(&args.secrets_dir, &args.env)?;
+fn init(place: &Place, recipients: &[String], file: Option<&Path>) -> Result<(), Error> {
+    let store = place.store.clone();
     let text = match file {
         Some(path) => std::fs::read_to_string(path).map_err(|e| Error::io("read", path, e))?,
         None => {
@@ -95,7 +121,7 @@ fn init(args: &StoreArgs, recipients: &[String], file: Option<&Path>) -> Result<
             }
             let mut text = format!(
                 "# Public keys that can decrypt {}.age, one per line.\n",
-                args.env
+                place.env
             );
             for key in recipients {
                 text.push_str(key.trim());
@@ -115,12 +141,12 @@ fn init(args: &StoreArgs, recipients: &[String], file: Option<&Path>) -> Result<
 
 fn set(
     name: &str,
-    args: &StoreArgs,
+    place: &Place,
     from_file: Option<&Path>,
     expires_in: Option<std::time::Duration>,
 ) -> Result<(), Error> {
     validate_name(name)?;
-    let (store, identities) = open(args)?;
+    let (store, identities) = open(place)?;
     let value = read_value(name, from_file)?;
     let at = document::now();
     let expires_at = expires_in
@@ -193,8 +219,8 @@ fn read_value(name: &str, from_file: Option<&Path>) -> Result<SecretValue, Error
     Ok(SecretValue::new(text))
 }
 
-fn get(name: &str, args: &StoreArgs) -> Result<(), Error> {
-    let (store, identities) = open(args)?;
+fn get(name: &str, place: &Place) -> Result<(), Error> {
+    let (store, identities) = open(place)?;
     let document = store.read(&identities)?;
     let entry = document.get(name).ok_or_else(|| Error::SecretMissing {
         name: name.to_string(),
@@ -216,8 +242,8 @@ struct Listed<'a> {
     expires_in_seconds: Option<i64>,
 }
 
-fn list(args: &StoreArgs, json: bool) -> Result<(), Error> {
-    let (store, identities) = open(args)?;
+fn list(place: &Place, json: bool) -> Result<(), Error> {
+    let (store, identities) = open(place)?;
     let document = store.read(&identities)?;
     let now = Utc::now();
     let rows: Vec<Listed> = document
@@ -279,8 +305,8 @@ fn list(args: &StoreArgs, json: bool) -> Result<(), Error> {
     )
 }
 
-fn remove(name: &str, args: &StoreArgs) -> Result<(), Error> {
-    let (store, identities) = open(args)?;
+fn remove(name: &str, place: &Place) -> Result<(), Error> {
+    let (store, identities) = open(place)?;
     store.update(&identities, |doc| {
         doc.secrets
             .remove(name)
@@ -303,8 +329,8 @@ struct Version<'a> {
     expires_at: Option<DateTime<Utc>>,
 }
 
-fn history(name: &str, args: &StoreArgs, json: bool) -> Result<(), Error> {
-    let (store, identities) = open(args)?;
+fn history(name: &str, place: &Place, json: bool) -> Result<(), Error> {
+    let (store, identities) = open(place)?;
     let document = store.read(&identities)?;
     let entry = document.get(name).ok_or_else(|| Error::SecretMissing {
         name: name.to_string(),
@@ -348,8 +374,8 @@ fn history(name: &str, args: &StoreArgs, json: bool) -> Result<(), Error> {
     )
 }
 
-fn rollback(name: &str, args: &StoreArgs, to: Option<u64>) -> Result<(), Error> {
-    let (store, identities) = open(args)?;
+fn rollback(name: &str, place: &Place, to: Option<u64>) -> Result<(), Error> {
+    let (store, identities) = open(place)?;
     let env = store.env().to_string();
     let (restored, version) = store.update(&identities, |doc| {
         doc.rollback(name, to, &identities.label, document::now())
@@ -382,9 +408,9 @@ fn rollback(name: &str, args: &StoreArgs, to: Option<u64>) -> Result<(), Error> 
     Ok(())
 }
 
-fn add_recipient(key: &str, args: &StoreArgs) -> Result<(), Error> {
+fn add_recipient(key: &str, place: &Place) -> Result<(), Error> {
     Recipient::parse(key).map_err(|problem| Error::Invalid(format!("`{key}`: {problem}")))?;
-    let (store, identities) = open(args)?;
+    let (store, identities) = open(place)?;
     store.change_recipients(&identities, |file| {
         if file.contains(key) {
             return Err(Error::Invalid(format!(
@@ -403,8 +429,8 @@ fn add_recipient(key: &str, args: &StoreArgs) -> Result<(), Error> {
     Ok(())
 }
 
-fn remove_recipient(key: &str, args: &StoreArgs) -> Result<(), Error> {
-    let (store, identities) = open(args)?;
+fn remove_recipient(key: &str, place: &Place) -> Result<(), Error> {
+    let (store, identities) = open(place)?;
     store.change_recipients(&identities, |file| {
         let before = file.lines.len();
         file.lines.retain(|line| !same_key(line, key));
@@ -430,8 +456,8 @@ fn remove_recipient(key: &str, args: &StoreArgs) -> Result<(), Error> {
     Ok(())
 }
 
-fn list_recipients(args: &StoreArgs) -> Result<(), Error> {
-    let store = Store::new(&args.secrets_dir, &args.env)?;
+fn list_recipients(place: &Place) -> Result<(), Error> {
+    let store = place.store.clone();
     let file = crate::secrets::RecipientsFile::read(&store.recipients_path())?;
     for (key, _) in file.recipients()? {
         outln!("{key}");
@@ -505,13 +531,13 @@ mod tests {
 
 /// `svc secret recover`: the answers kept in the recovery journal.
 fn recover(
-    args: &StoreArgs,
+    place: &Place,
     state_dir: &Path,
     json: bool,
     reveal: Option<&str>,
     discard: Option<&str>,
 ) -> Result<(), Error> {
-    let store = Store::new(&args.secrets_dir, &args.env)?;
+    let store = place.store.clone();
     let journal = Journal::new(
         journal::dir(state_dir, store.env()),
         store.recipients_path(),
@@ -540,7 +566,7 @@ fn recover(
         }
         return Ok(());
     }
-    let (_, identities) = open(args)?;
+    let (_, identities) = open(place)?;
     if let Some(wanted) = reveal {
         let (run_id, sequence) = match wanted.split_once('.') {
             Some((run, seq)) => (

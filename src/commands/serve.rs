@@ -1,41 +1,83 @@
 //! `svc serve`.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
+use super::context::Context;
 use super::{store_error, usage_error};
-use crate::cli::ServeArgs;
+use crate::cli::{LogFormat, ServeArgs};
 use crate::exit;
+use crate::logging;
+use crate::project::Dir;
 use crate::run::Engine;
 use crate::schedule::StateFile;
 use crate::secrets::journal::Journal;
-use crate::secrets::{Identities, Store, keys};
 use crate::serve::connections;
 use crate::serve::health::SchedulerState;
 use crate::serve::{self, App, Schedules};
 
+/// Where `svc serve` listens unless told otherwise.
+const DEFAULT_LISTEN: std::net::SocketAddr = std::net::SocketAddr::V4(std::net::SocketAddrV4::new(
+    std::net::Ipv4Addr::LOCALHOST,
+    8700,
+));
+
 pub fn run(args: ServeArgs) -> ExitCode {
-    let paths = if args.paths.is_empty() {
-        vec![PathBuf::from(".")]
-    } else {
-        args.paths.clone()
+    let context = match Context::find(&args.paths) {
+        Ok(context) => context,
+        Err(code) => return code,
     };
+    let place = match context.place(&args.store) {
+        Ok(place) => place,
+        Err(code) => return code,
+    };
+    let env = place.env.clone();
+    let project = context.project.as_ref();
+    let log_format = match args.log_format {
+        Some(LogFormat::Json) => logging::Format::Json,
+        Some(LogFormat::Human) => logging::Format::Human,
+        None => match project.and_then(|p| p.setting(Some(&env), |s| s.log_format.as_ref())) {
+            Some(format) if format == "json" => logging::Format::Json,
+            Some(format) if format == "human" => logging::Format::Human,
+            Some(other) => {
+                return usage_error(
+                    "svc::project::invalid",
+                    &format!("`log_format = \"{other}\"` is neither `human` nor `json`"),
+                    None,
+                );
+            }
+            None => logging::Format::Human,
+        },
+    };
+    logging::init(log_format);
+    let listen = match args.listen {
+        Some(listen) => listen,
+        None => match project.and_then(|p| p.setting(Some(&env), |s| s.listen.as_ref())) {
+            Some(text) => match text.parse() {
+                Ok(address) => address,
+                Err(_) => {
+                    return usage_error(
+                        "svc::project::invalid",
+                        &format!("`listen = \"{text}\"` is not an address such as 127.0.0.1:8700"),
+                        None,
+                    );
+                }
+            },
+            None => DEFAULT_LISTEN,
+        },
+    };
+    if let Err(code) = context.check_backend(&env) {
+        return code;
+    }
+    let paths = context.program(&args.paths);
     let script = match super::run::load_paths(&paths) {
         Ok(script) => Arc::new(script),
         Err(code) => return code,
     };
-    let store = match Store::new(&args.store.secrets_dir, &args.store.env) {
-        Ok(store) => store,
-        Err(error) => return store_error(&error),
-    };
-    let identity_paths = keys::identity_paths(&args.store.identities);
-    if identity_paths.is_empty() {
-        return store_error(&crate::secrets::Error::NoIdentity);
-    }
-    let identities = match Identities::read(&identity_paths) {
+    let store = place.store.clone();
+    let identities = match place.identities() {
         Ok(identities) => Arc::new(identities),
         Err(error) => return store_error(&error),
     };
@@ -43,24 +85,19 @@ pub fn run(args: ServeArgs) -> ExitCode {
     if let Err(error) = store.read(&identities) {
         return store_error(&error);
     }
+    let state_dir = context.dir(args.state_dir.as_deref(), &env, Dir::State);
+    let log_dir = context.dir(args.log_dir.as_deref(), &env, Dir::Logs);
     // A state file that cannot be read stops the schedules, not the server:
     // `/healthz` says so, and endpoints are still served.
-    let (schedules, state_error) =
-        Schedules::load(&script, StateFile::new(&args.state_dir, &args.store.env));
+    let (schedules, state_error) = Schedules::load(&script, StateFile::new(&state_dir, &env));
     crate::run::log::set_max_bytes(args.log_max_bytes);
     let journal = Journal::new(
-        crate::secrets::journal::dir(&args.state_dir, store.env()),
+        crate::secrets::journal::dir(&state_dir, &env),
         store.recipients_path(),
     );
-    let mut engine =
-        Engine::new(script, store, Some(identities), args.log_dir.clone()).with_journal(journal);
+    let mut engine = Engine::new(script, store, Some(identities), log_dir).with_journal(journal);
     engine.lock_timeout = args.lock_timeout;
-    engine.program_hint = args
-        .paths
-        .iter()
-        .map(|p| super::run::shell_word(&p.display().to_string()))
-        .collect::<Vec<_>>()
-        .join(" ");
+    engine.program_hint = context.program_hint(&args.paths);
     let limits = serve::Limits {
         max_jobs: usize::try_from(args.max_jobs).unwrap_or(usize::MAX),
         max_body_bytes: usize::try_from(args.max_body_bytes).unwrap_or(usize::MAX),
@@ -72,8 +109,8 @@ pub fn run(args: ServeArgs) -> ExitCode {
             reason: "--no-schedules",
         });
     } else if let Some(e) = state_error.filter(|_| app.schedules.any_enabled()) {
-        eprintln!(
-            "error: schedules do not run: cannot read the schedule state `{}`: {e}",
+        tracing::error!(
+            "schedules do not run: cannot read the schedule state `{}`: {e}",
             app.schedules.state_path().display()
         );
         app.health.set_scheduler(SchedulerState::Failed {
@@ -89,18 +126,18 @@ pub fn run(args: ServeArgs) -> ExitCode {
         open_files,
     );
     if (max_connections as u64) < args.max_connections {
-        eprintln!(
-            "warning: serving at most {max_connections} connections, not {}: the open-file limit is {}",
+        tracing::warn!(
+            "serving at most {max_connections} connections, not {}: the open-file limit is {}",
             args.max_connections,
             open_files.unwrap_or_default()
         );
     }
-    let listener = match std::net::TcpListener::bind(args.listen) {
+    let listener = match std::net::TcpListener::bind(listen) {
         Ok(listener) => listener,
         Err(e) => {
             return usage_error(
                 "svc::serve::cannot_listen",
-                &format!("cannot listen on {}: {e}", args.listen),
+                &format!("cannot listen on {listen}: {e}"),
                 Some("choose another address with `--listen`"),
             );
         }
@@ -156,7 +193,7 @@ async fn serve_until_stopped(
     };
     let address = listener
         .local_addr()
-        .map_or_else(|_| args.listen.to_string(), |a| a.to_string());
+        .map_or_else(|_| "?".to_string(), |a| a.to_string());
     let scheme = if tls.is_some() { "https" } else { "http" };
     let shutdown = CancellationToken::new();
     let limits = connections::Limits {
@@ -172,7 +209,7 @@ async fn serve_until_stopped(
         shutdown.clone(),
         Arc::new(app.metrics.connections()),
     ));
-    eprintln!("listening on {scheme}://{address}");
+    tracing::info!(env = app.engine.env(), "listening on {scheme}://{address}");
     let scheduler = if app.health.scheduler() == SchedulerState::Starting {
         let task = tokio::spawn(serve::scheduler::run(app.clone(), shutdown.clone()));
         let (app, shutdown) = (app.clone(), shutdown.clone());
@@ -183,7 +220,9 @@ async fn serve_until_stopped(
         None
     };
     wait_for_signal().await;
-    eprintln!("stopping: no new connections or schedule runs; waiting for running endpoint runs");
+    tracing::info!(
+        "stopping: no new connections or schedule runs; waiting for running endpoint runs"
+    );
     // Stops accepting, closes idle connections, lets requests in progress
     // answer, and stops the scheduler.
     shutdown.cancel();
@@ -194,13 +233,13 @@ async fn serve_until_stopped(
     }
     let _ = tokio::time::timeout(args.shutdown_timeout, server).await;
     if drained.is_err() {
-        eprintln!(
+        tracing::warn!(
             "stopped after {}: some runs had not finished",
             crate::syntax::duration::format(args.shutdown_timeout)
         );
         return exit::code(exit::FAILURE);
     }
-    eprintln!("stopped");
+    tracing::info!("stopped");
     exit::code(exit::SUCCESS)
 }
 

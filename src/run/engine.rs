@@ -36,6 +36,10 @@ pub struct Engine {
     pub log_dir: PathBuf,
     pub lock_timeout: Duration,
     pub(super) http: Http,
+    /// Each `web_request` by its span, as `SERVICE.ACTION#N`.
+    pub(super) request_names: rustc_hash::FxHashMap<crate::source::Span, String>,
+    /// Simulated answers for dry runs (`--mock`).
+    pub mocks: Option<super::mock::Mocks>,
     /// Every JSONPath of the program, parsed once.
     pub(super) paths: rustc_hash::FxHashMap<String, serde_json_path::JsonPath>,
     /// The endpoints that can update a secret, by service.
@@ -47,6 +51,9 @@ pub struct Engine {
     pub journal: Option<Journal>,
     /// How a command line names the program, for the `--replay` help.
     pub program_hint: String,
+    /// Where the command looked for an identity and found none, and the
+    /// store's recipients: for the error of a run that needs one.
+    pub identity_search: (Vec<String>, Vec<String>),
 }
 
 /// One request to run an endpoint.
@@ -96,12 +103,19 @@ impl Engine {
         log_dir: PathBuf,
     ) -> Engine {
         let mut paths = rustc_hash::FxHashMap::default();
+        let mut request_names = rustc_hash::FxHashMap::default();
         let mut updating: rustc_hash::FxHashMap<String, rustc_hash::FxHashSet<String>> =
             Default::default();
         for service in &script.program().services {
             for action in &service.actions {
+                let mut ordinal = 0;
                 action.body.walk(&mut |statement| {
                     if let StatementKind::WebRequest(request) = &statement.kind {
+                        ordinal += 1;
+                        request_names.insert(
+                            request.span,
+                            format!("{}.{}#{ordinal}", service.name.text, action.name.text),
+                        );
                         for mapping in &request.result_mapping {
                             if let MappingSource::JsonPath { path, .. } = &mapping.source
                                 && let Ok(compiled) = serde_json_path::JsonPath::parse(path)
@@ -123,6 +137,8 @@ impl Engine {
         }
         Engine {
             paths,
+            request_names,
+            mocks: None,
             updating,
             store_redactor: std::sync::Mutex::new(None),
             script,
@@ -134,6 +150,7 @@ impl Engine {
             http: Http::default(),
             journal: None,
             program_hint: ".".into(),
+            identity_search: (Vec::new(), Vec::new()),
         }
     }
 
@@ -243,7 +260,7 @@ impl Engine {
             && !request.dry_run
             && let Err(e) = endpoint_log::append(&self.log_dir, &record, &redactor)
         {
-            eprintln!("warning: cannot write the endpoint log: {e}");
+            tracing::warn!("cannot write the endpoint log: {e}");
         }
         Finished {
             record,
@@ -254,6 +271,14 @@ impl Engine {
 }
 
 impl Engine {
+    /// The error of a run that needs an identity and has none.
+    pub fn no_identity(&self) -> secrets::Error {
+        secrets::Error::NoIdentity {
+            tried: self.identity_search.0.clone(),
+            recipients: self.identity_search.1.clone(),
+        }
+    }
+
     /// Sets where answers to requests that sent a secret are kept.
     pub fn with_journal(mut self, journal: Journal) -> Engine {
         self.journal = Some(journal);
@@ -291,7 +316,7 @@ impl Engine {
         let keys = self
             .keys
             .as_ref()
-            .ok_or_else(|| store_refusal(&secrets::Error::NoIdentity))?;
+            .ok_or_else(|| store_refusal(&self.no_identity()))?;
         let entries = listed
             .iter()
             .map(|l| journal.read(l, keys))
@@ -316,7 +341,7 @@ impl Engine {
         let key = format!("{}.{}", request.service, request.endpoint);
         let Some(error) = error else {
             if let Err(e) = journal.settled(&key, run_id) {
-                eprintln!("warning: cannot prune the recovery journal: {e}");
+                tracing::warn!("cannot prune the recovery journal: {e}");
             }
             return;
         };
@@ -326,9 +351,13 @@ impl Engine {
             None => None,
         };
         if let Some(kept) = kept {
+            let program = if self.program_hint.is_empty() {
+                String::new()
+            } else {
+                format!("{} ", self.program_hint)
+            };
             let command = format!(
-                "svc run {} {key} --env {} --as {} --replay",
-                self.program_hint,
+                "svc run {program}{key} --env {} --as {} --replay",
                 self.env(),
                 request.identity
             );

@@ -651,10 +651,12 @@ impl<'e> Run<'e> {
     /// run takes one). The shared cache re-reads the file when it changed.
     pub(super) fn document(&mut self) -> Result<&Document, RunError> {
         if self.document.is_none() {
-            let (document, redactor) = self
-                .engine
-                .store_document()
-                .map_err(|e| store_failure(&e))?;
+            let (document, redactor) = self.engine.store_document().map_err(|e| match e {
+                crate::secrets::Error::NoIdentity { .. } => {
+                    store_failure(&self.engine.no_identity())
+                }
+                other => store_failure(&other),
+            })?;
             // Values the run learned before stay; the store's are shared.
             let mut merged = Redactor::on_top_of(redactor);
             merged.absorb(&self.redactor);
@@ -668,7 +670,7 @@ impl<'e> Run<'e> {
         self.engine
             .keys
             .clone()
-            .ok_or_else(|| store_failure(&crate::secrets::Error::NoIdentity))
+            .ok_or_else(|| store_failure(&self.engine.no_identity()))
     }
 
     /// The source text of a span, for the trace of `if` conditions.

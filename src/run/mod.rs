@@ -8,6 +8,7 @@ pub mod http;
 mod interpreter;
 pub mod log;
 mod mapping;
+pub mod mock;
 pub mod record;
 pub mod redact;
 mod request;

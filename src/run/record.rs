@@ -274,7 +274,16 @@ fn render_event(out: &mut String, event: &Event) {
             body,
         } => {
             if *dry_run {
-                let _ = writeln!(out, "{}would send {method} {url}", pad(depth));
+                let _ = match status {
+                    Some(status) => writeln!(
+                        out,
+                        "{}would send {method} {url}; simulated answer {}",
+                        pad(depth),
+                        reqwest::StatusCode::from_u16(*status)
+                            .map_or(status.to_string(), super::http::status_text)
+                    ),
+                    None => writeln!(out, "{}would send {method} {url}", pad(depth)),
+                };
                 for (name, value) in headers {
                     let _ = writeln!(out, "{}  {name}: {value}", pad(depth));
                 }

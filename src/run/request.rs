@@ -35,11 +35,15 @@ impl<'e> Run<'e> {
         let depth = frame.depth;
         let built = self.build(frame, request)?;
         if self.dry_run {
+            let simulated = self.engine.mocks.as_ref().and_then(|mocks| {
+                let node = self.engine.request_names.get(&request.span)?;
+                mocks.answer(node, &built.method, &built.http.url)
+            });
             self.trace.push(Event::Request {
                 depth,
-                method: built.method,
-                url: built.shown_url,
-                status: None,
+                method: built.method.clone(),
+                url: built.shown_url.clone(),
+                status: simulated.as_ref().map(|r| r.status.as_u16()),
                 duration_ms: 0,
                 attempts: 0,
                 dry_run: true,
@@ -47,10 +51,16 @@ impl<'e> Run<'e> {
                 headers: built.shown_headers,
                 body: built.shown_body,
             });
-            for mapping in &request.result_mapping {
-                self.assign(frame, &mapping.target, Value::Null, mapping.span)?;
+            let Some(response) = simulated else {
+                for mapping in &request.result_mapping {
+                    self.assign(frame, &mapping.target, Value::Null, mapping.span)?;
+                }
+                return Ok(());
+            };
+            if !response.status.is_success() {
+                return Err(self.http_error(&built.method, &built.shown_url, &response));
             }
-            return Ok(());
+            return self.map_results(frame, request, &response);
         }
         let replayed = built.carries_secret && self.replay.is_some();
         let response = if replayed {

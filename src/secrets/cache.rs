@@ -58,7 +58,10 @@ impl StoreCache {
         {
             return Ok(document.clone());
         }
-        let keys = self.keys.as_ref().ok_or(secrets::Error::NoIdentity)?;
+        let keys = self.keys.as_ref().ok_or(secrets::Error::NoIdentity {
+            tried: Vec::new(),
+            recipients: Vec::new(),
+        })?;
         let document = Arc::new(self.store.read(keys)?);
         *cached = Some((stamp, document.clone()));
         Ok(document)

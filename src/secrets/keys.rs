@@ -196,7 +196,10 @@ impl Identities {
             }
         }
         if keys.is_empty() {
-            return Err(Error::NoIdentity);
+            return Err(Error::NoIdentity {
+                tried: Vec::new(),
+                recipients: Vec::new(),
+            });
         }
         let user = std::env::var("USER").ok().filter(|u| !u.is_empty());
         let keys_label = labels.first().cloned().unwrap_or_default();
@@ -280,6 +283,74 @@ pub fn identity_paths(flags: &[PathBuf]) -> Vec<PathBuf> {
             .collect(),
         None => Vec::new(),
     }
+}
+
+/// Where identities may come from, besides `SVC_IDENTITY` and the
+/// user's default file.
+pub struct IdentitySources<'a> {
+    /// `--identity FILE`, repeatable.
+    pub flags: &'a [PathBuf],
+    /// The project file's `identity` for the environment.
+    pub project: &'a [PathBuf],
+    /// The project file, to name it in messages.
+    pub project_file: Option<&'a Path>,
+}
+
+/// The identity files to decrypt with, from the first source that has
+/// any: `--identity`, `SVC_IDENTITY`, the project file, then the user's
+/// `$XDG_CONFIG_HOME/svc/identity.txt` (the one `svc init` makes) when it
+/// exists. With none, what was tried, one line each.
+pub fn find_identities(sources: &IdentitySources<'_>) -> Result<FoundIdentities, Vec<String>> {
+    let found = |paths: Vec<PathBuf>, source: &'static str| Ok(FoundIdentities { paths, source });
+    if !sources.flags.is_empty() {
+        return found(sources.flags.to_vec(), "--identity");
+    }
+    let mut tried = vec!["`--identity FILE`: not given".to_string()];
+    let from_env = identity_paths(&[]);
+    if !from_env.is_empty() {
+        return found(from_env, "SVC_IDENTITY");
+    }
+    tried.push("SVC_IDENTITY: not set".into());
+    if !sources.project.is_empty() {
+        return found(sources.project.to_vec(), "`identity` in svc.toml");
+    }
+    tried.push(match sources.project_file {
+        Some(file) => format!("`identity` in `{}`: not set", file.display()),
+        None => "a project file (svc.toml): none found".into(),
+    });
+    match default_identity_path() {
+        Some(path) if path.is_file() => return found(vec![path], "the user's default identity"),
+        Some(path) => tried.push(format!("`{}`: does not exist", path.display())),
+        None => tried.push("a default identity: no home directory".into()),
+    }
+    Err(tried)
+}
+
+/// Identity files found, and where they were named.
+#[derive(Debug, Clone)]
+pub struct FoundIdentities {
+    pub paths: Vec<PathBuf>,
+    /// `--identity`, `SVC_IDENTITY`, `identity` in svc.toml, or the user's default.
+    pub source: &'static str,
+}
+
+/// The user's own identity, as `svc init` makes it:
+/// `$XDG_CONFIG_HOME/svc/identity.txt`, or `~/.config/svc/identity.txt`.
+pub fn default_identity_path() -> Option<PathBuf> {
+    let config = match std::env::var_os("XDG_CONFIG_HOME").filter(|v| !v.is_empty()) {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(std::env::var_os("HOME").filter(|v| !v.is_empty())?).join(".config"),
+    };
+    Some(config.join("svc").join("identity.txt"))
+}
+
+/// The public keys a store is encrypted to, as its recipients file lists
+/// them (empty when there is no such file).
+pub fn store_recipients(recipients_path: &Path) -> Vec<String> {
+    RecipientsFile::read(recipients_path)
+        .and_then(|file| file.recipients())
+        .map(|keys| keys.into_iter().map(|(text, _)| text).collect())
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -27,7 +27,12 @@ pub use value::SecretValue;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("no identity to decrypt the secret store")]
-    NoIdentity,
+    NoIdentity {
+        /// Where svc looked, one line each.
+        tried: Vec<String>,
+        /// The public keys the store is encrypted to, if it exists.
+        recipients: Vec<String>,
+    },
     #[error("cannot read identity file `{}`: {source}", path.display())]
     IdentityUnreadable {
         path: PathBuf,
@@ -95,7 +100,7 @@ impl Error {
     /// A stable code, as diagnostics have.
     pub fn code(&self) -> &'static str {
         match self {
-            Error::NoIdentity => "svc::store::no_identity",
+            Error::NoIdentity { .. } => "svc::store::no_identity",
             Error::IdentityUnreadable { .. } | Error::IdentityInvalid { .. } => {
                 "svc::store::bad_identity"
             }
@@ -119,19 +124,52 @@ impl Error {
     /// How to fix it.
     pub fn help(&self) -> Option<String> {
         Some(match self {
-            Error::NoIdentity => "pass `--identity FILE` or set `SVC_IDENTITY` to an age identity file \
-                                  (create one with `age-keygen -o key.txt`) or an unencrypted OpenSSH private key"
-                .into(),
+            Error::NoIdentity { tried, recipients } => {
+                let mut help = String::new();
+                if !tried.is_empty() {
+                    help.push_str(&format!("svc looked for one in: {}; ", tried.join("; ")));
+                }
+                if recipients.is_empty() {
+                    help.push_str(
+                        "pass `--identity FILE` or set `SVC_IDENTITY` to an age identity file (`svc init` \
+                         or `age-keygen -o key.txt` makes one) or an unencrypted OpenSSH private key",
+                    );
+                } else {
+                    help.push_str(&format!(
+                        "the store is encrypted to {}: pass the identity of one of them with `--identity FILE`, \
+                         `SVC_IDENTITY` or `identity` in svc.toml (`age-keygen -y FILE` prints a file's public key); \
+                         a new key cannot open it",
+                        recipients
+                            .iter()
+                            .map(|r| format!("`{r}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
+                }
+                help
+            }
             Error::IdentityUnreadable { .. } => "check the path given to `--identity` or `SVC_IDENTITY`".into(),
             Error::IdentityInvalid { .. } => {
                 "an identity file is what `age-keygen -o FILE` writes, or an OpenSSH private key".into()
             }
-            Error::WrongIdentity { path, .. } => format!(
-                "the store is encrypted to the keys in `{}`; use the identity of one of them, \
-                 or ask someone who can decrypt it to add yours with `svc secret recipients add` \
-                 (if the file was damaged, restore it from version control)",
-                path.with_extension("recipients").display()
-            ),
+            Error::WrongIdentity { path, .. } => {
+                let recipients_path = path.with_extension("recipients");
+                let listed = keys::store_recipients(&recipients_path);
+                let keys = if listed.is_empty() {
+                    format!("the keys in `{}`", recipients_path.display())
+                } else {
+                    listed
+                        .iter()
+                        .map(|r| format!("`{r}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                format!(
+                    "the store is encrypted to {keys}; use the identity of one of them (`age-keygen -y FILE` \
+                     prints a file's public key), or ask someone who can decrypt it to add yours with \
+                     `svc secret recipients add` (if the file was damaged, restore it from version control)"
+                )
+            }
             Error::Corrupted { .. } => "restore the file from version control or a backup; svc never \
                                         writes over a store it cannot decrypt"
                 .into(),

@@ -54,8 +54,34 @@ impl IntoResponse for ApiError {
         {
             response.headers_mut().insert(header::ALLOW, value);
         }
+        response.extensions_mut().insert(Refused(self.code));
         response
     }
+}
+
+/// The code of an answer that refused a request, for the server's log.
+#[derive(Clone, Copy)]
+pub struct Refused(pub &'static str);
+
+/// Writes a log line for each refused request: method, path (not the
+/// query: it may carry parameters), status and code.
+pub async fn log_refusals(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let response = next.run(request).await;
+    if let Some(Refused(code)) = response.extensions().get::<Refused>().copied() {
+        tracing::warn!(
+            method = %method,
+            path = %path,
+            status = response.status().as_u16(),
+            code,
+            "refused"
+        );
+    }
+    response
 }
 
 /// The environment's store as it is now, or 503 when it cannot be read.
@@ -66,7 +92,7 @@ fn store_document(app: &App) -> Result<Arc<crate::secrets::Document>, ApiError> 
 /// A store that cannot be read, told to HTTP callers with a code and no
 /// local path; the details (the store's path, the OS error) go to stderr.
 fn store_unavailable(error: crate::secrets::Error) -> ApiError {
-    eprintln!("error: {}: {error}", error.code());
+    tracing::error!("{}: {error}", error.code());
     ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
         "store_unavailable",
@@ -83,9 +109,12 @@ fn answered_record(record: crate::run::RunRecord) -> crate::run::RunRecord {
     if let Some(error) = &record.error
         && error.diagnostic.starts_with("svc::store::")
     {
-        eprintln!(
-            "error: run {} of `{}`: {}: {}",
-            record.id, record.endpoint, error.diagnostic, error.message
+        tracing::error!(
+            "run {} of `{}`: {}: {}",
+            record.id,
+            record.endpoint,
+            error.diagnostic,
+            error.message
         );
     }
     public_record(record)
@@ -374,7 +403,7 @@ pub async fn run_endpoint(
         let job_id = id.clone();
         app.tracker.spawn(async move {
             let finished = job_app.engine.run(request).await;
-            job_app.metrics.record(&finished.record);
+            job_app.finished(&finished.record, None);
             let record =
                 serde_json::to_value(answered_record(finished.record)).unwrap_or(Value::Null);
             job_app.jobs.finish(&job_id, record);
@@ -406,12 +435,12 @@ pub async fn run_endpoint(
         // Nothing to protect: run here, without waking another thread.
         app.engine.run(request).await
     };
-    app.metrics.record(&finished.record);
     let status = match finished.record.outcome {
         Outcome::Success => StatusCode::OK,
         Outcome::Failed => StatusCode::BAD_GATEWAY,
         Outcome::Denied => StatusCode::FORBIDDEN,
     };
+    app.finished(&finished.record, Some(status.as_u16()));
     Ok((status, Json(answered_record(finished.record))).into_response())
 }
 
@@ -564,7 +593,7 @@ pub async fn endpoint_logs(
             )
         })?
         .map_err(|e| {
-            eprintln!("error: cannot read the log of `{key}`: {e}");
+            tracing::error!("cannot read the log of `{key}`: {e}");
             ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "log_unreadable",

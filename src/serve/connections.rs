@@ -400,7 +400,7 @@ pub async fn serve(
             Err(e) => {
                 // Out of file descriptors, say: wait for connections to close.
                 if !told_accept_error {
-                    eprintln!("warning: cannot accept connections: {e}");
+                    tracing::warn!("cannot accept connections: {e}");
                     told_accept_error = true;
                 }
                 tokio::select! {

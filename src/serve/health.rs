@@ -112,7 +112,7 @@ pub async fn supervise(
     match task.await {
         Ok(()) if shutdown.is_cancelled() => {}
         Ok(()) => {
-            eprintln!("error: the scheduler stopped unexpectedly; schedules do not run");
+            tracing::error!("the scheduler stopped unexpectedly; schedules do not run");
             health.scheduler_ended(
                 "scheduler_stopped",
                 "the scheduler stopped unexpectedly; the server's log says why",
@@ -127,7 +127,7 @@ pub async fn supervise(
                     .unwrap_or_else(|| "a panic".into()),
                 Err(error) => error.to_string(),
             };
-            eprintln!("error: the scheduler stopped: {why}; schedules do not run");
+            tracing::error!("the scheduler stopped: {why}; schedules do not run");
             health.set_scheduler(SchedulerState::Failed {
                 code: "scheduler_panicked",
                 reason: "the scheduler stopped on an internal error; the server's log says why"

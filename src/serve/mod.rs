@@ -80,6 +80,39 @@ impl App {
         }
     }
 
+    /// A run ended: counted in the metrics, and one line in the server's
+    /// log (from the redacted record: names, codes and times only).
+    pub fn finished(&self, record: &crate::run::RunRecord, http_status: Option<u16>) {
+        self.metrics.record(record);
+        let trigger = record.trigger.describe();
+        let error = record.error.as_ref().map(|e| e.diagnostic.as_str());
+        let outcome = match record.outcome {
+            crate::run::Outcome::Success => "success",
+            crate::run::Outcome::Failed => "failed",
+            crate::run::Outcome::Denied => "denied",
+        };
+        macro_rules! line {
+            ($level:ident) => {
+                tracing::$level!(
+                    env = record.environment.as_str(),
+                    endpoint = record.endpoint.as_str(),
+                    trigger = trigger.as_str(),
+                    identity = record.identity.as_str(),
+                    outcome,
+                    status = http_status,
+                    duration_ms = record.duration_ms,
+                    run_id = record.id.as_str(),
+                    error,
+                    "run"
+                )
+            };
+        }
+        match record.outcome {
+            crate::run::Outcome::Success => line!(info),
+            _ => line!(warn),
+        }
+    }
+
     /// Appends to `LOG_DIR/ENV/audit.jsonl` who read (or was denied) which
     /// secret, never the value.
     pub fn audit(&self, caller: &api::Caller, secret: &str, action: &str) {
@@ -92,10 +125,7 @@ impl App {
         });
         let path = self.log_dir.join(self.engine.env()).join("audit.jsonl");
         if let Err(e) = crate::run::log::append_line(&path, format!("{line}\n").as_bytes()) {
-            eprintln!(
-                "warning: cannot write the audit log `{}`: {e}",
-                path.display()
-            );
+            tracing::warn!("cannot write the audit log `{}`: {e}", path.display());
         }
     }
 }
@@ -122,5 +152,6 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/secrets", get(api::list_secrets))
         .route("/api/secrets/{name}", get(api::read_secret))
         .fallback(api::not_found)
+        .layer(axum::middleware::from_fn(api::log_refusals))
         .with_state(app)
 }

@@ -106,8 +106,8 @@ impl Schedules {
         let snapshot = self.snapshot();
         let saved = self.file.save(&snapshot);
         if let Err(e) = &saved {
-            eprintln!(
-                "warning: cannot save the schedule state to `{}`: {e}",
+            tracing::warn!(
+                "cannot save the schedule state to `{}`: {e}",
                 self.file.path.display()
             );
         }
@@ -244,13 +244,21 @@ fn fire(
         due_at: Some(due_at.max(app.started_at)),
         replay: None,
     };
+    tracing::info!(
+        env = app.engine.env(),
+        schedule = spec.name.as_str(),
+        endpoint = format!("{}.{}", spec.service, spec.endpoint),
+        identity = spec.account.as_str(),
+        due_at = %due_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "schedule fired"
+    );
     let app = app.clone();
     let name = spec.name.clone();
     app.tracker.clone().spawn(async move {
         let finished = match app.engine.admit_and_run(request).await {
             Ok(finished) => Some(finished),
             Err(refusal) => {
-                eprintln!("warning: schedule `{name}` cannot run: {}", refusal.message);
+                tracing::warn!("schedule `{name}` cannot run: {}", refusal.message);
                 None
             }
         };
@@ -260,13 +268,13 @@ fn fire(
 
 fn finish(app: &App, spec: &Schedule, finished: &Finished) {
     let record = &finished.record;
-    app.metrics.record(record);
+    app.finished(record, None);
     app.schedules.update(&spec.name, |s| {
         s.finished(record.started_at, record.outcome, &record.id)
     });
     let path = log_path(&app.log_dir, app.engine.env(), &spec.name);
     if let Err(e) = crate::run::log::append_to(&path, record, &finished.redactor) {
-        eprintln!("warning: cannot write `{}`: {e}", path.display());
+        tracing::warn!("cannot write `{}`: {e}", path.display());
     }
 }
 
@@ -288,8 +296,8 @@ pub fn clamp_clock_skew(state: &mut ScheduleState, now: DateTime<Utc>) -> Option
 }
 
 pub fn warn_clock_skew(schedule: &str, said: DateTime<Utc>) {
-    eprintln!(
-        "warning: schedule `{schedule}` last ran at {}, which is in the future (is a clock wrong?); counting it as now",
+    tracing::warn!(
+        "schedule `{schedule}` last ran at {}, which is in the future (is a clock wrong?); counting it as now",
         said.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
     );
 }
@@ -311,7 +319,7 @@ async fn take_over(app: &App, shutdown: &CancellationToken) -> Option<Lock> {
             Ok(Err(LockError::TimedOut)) => {
                 app.health.set_scheduler(SchedulerState::Standby);
                 if !told {
-                    eprintln!(
+                    tracing::info!(
                         "another svc serve runs these schedules (`{}` is locked); this one takes over if it stops",
                         path.display()
                     );
@@ -319,8 +327,8 @@ async fn take_over(app: &App, shutdown: &CancellationToken) -> Option<Lock> {
                 }
             }
             Ok(Err(LockError::Io(e))) => {
-                eprintln!(
-                    "error: schedules do not run: cannot lock `{}`: {e}",
+                tracing::error!(
+                    "schedules do not run: cannot lock `{}`: {e}",
                     path.display()
                 );
                 app.health.set_scheduler(SchedulerState::Failed {

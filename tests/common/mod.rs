@@ -37,9 +37,21 @@ pub struct Svc {
 
 pub fn svc() -> Svc {
     let mut command = Command::new(env!("CARGO_BIN_EXE_svc"));
-    command.env_remove("SVC_IDENTITY");
-    command.env_remove("SVC_SECRETS_DIR");
-    command.env_remove("SVC_AS");
+    for variable in [
+        "SVC_IDENTITY",
+        "SVC_SECRETS_DIR",
+        "SVC_LOG_DIR",
+        "SVC_STATE_DIR",
+        "SVC_ENV",
+        "SVC_AS",
+        "SVC_PROJECT",
+        "SVC_LISTEN",
+        "SVC_LOG_FORMAT",
+    ] {
+        command.env_remove(variable);
+    }
+    // The user's own identity is one place svc looks: never the machine's.
+    command.env("XDG_CONFIG_HOME", "/nonexistent/svc-test-config");
     command.env("NO_COLOR", "1");
     Svc {
         command,
@@ -400,8 +412,8 @@ impl Project {
         let collected = stderr.clone();
         std::thread::spawn(move || {
             for line in lines.lines().map_while(Result::ok) {
-                if let Some(address) = line.strip_prefix("listening on ") {
-                    let _ = tx.send(address.to_string());
+                if let Some(address) = listening_address(&line) {
+                    let _ = tx.send(address);
                 }
                 collected.lock().unwrap().push_str(&format!("{line}\n"));
             }
@@ -547,4 +559,14 @@ pub fn without_spans(program: &svc::syntax::ast::Program) -> String {
     }
     out.push_str(rest);
     out
+}
+
+/// The address in `svc serve`'s "listening on ADDRESS" line, human or JSON.
+pub fn listening_address(line: &str) -> Option<String> {
+    let (_, rest) = line.split_once("listening on ")?;
+    Some(
+        rest.split(|c: char| c.is_whitespace() || c == '"')
+            .next()?
+            .to_string(),
+    )
 }

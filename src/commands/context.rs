@@ -1,0 +1,215 @@
+//! Where a command works: the project (its `svc.toml`), the environment,
+//! the program, and the directories and identities of that environment.
+//!
+//! Every command that needs the secrets, logs or state asks here, so they
+//! are found the same way from any working directory: the command-line
+//! flag, its `SVC_*` variable, the project file (the environment's table,
+//! then the top level), then the default, beside the project file or, with
+//! no project file, in the current directory.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::OnceLock;
+
+use super::usage_error;
+use crate::cli::StoreArgs;
+use crate::project::{self, Dir, Project};
+use crate::secrets::{self, Identities, Store, keys};
+
+/// `--project` (or `SVC_PROJECT`), set once by the command line.
+static PROJECT_FLAG: OnceLock<Option<PathBuf>> = OnceLock::new();
+
+pub fn set_project_flag(path: Option<PathBuf>) {
+    let _ = PROJECT_FLAG.set(path);
+}
+
+/// The project a command works in, if any.
+pub struct Context {
+    pub project: Option<Project>,
+}
+
+impl Context {
+    /// Finds the project: `--project`, else walking up from the first
+    /// program path given, else from the current directory.
+    pub fn find(program_paths: &[PathBuf]) -> Result<Context, ExitCode> {
+        let flag = PROJECT_FLAG.get().cloned().flatten();
+        let found = match &flag {
+            Some(path) => {
+                let file = if path.is_dir() {
+                    path.join(project::FILE_NAME)
+                } else {
+                    path.clone()
+                };
+                if !file.is_file() {
+                    return Err(usage_error(
+                        "svc::project::missing",
+                        &format!("there is no project file at `{}`", file.display()),
+                        Some(
+                            "`--project` (or SVC_PROJECT) names a directory holding svc.toml, or the file; `svc init DIR` writes one",
+                        ),
+                    ));
+                }
+                project::load(&file).map(Some)
+            }
+            None => {
+                let start = program_paths
+                    .iter()
+                    .find(|p| p.as_os_str() != "-")
+                    .cloned()
+                    .unwrap_or_else(|| PathBuf::from("."));
+                project::find(&start)
+            }
+        };
+        match found {
+            Ok(project) => Ok(Context { project }),
+            Err(error) => Err(usage_error(
+                error.code(),
+                &error.to_string(),
+                Some(&error.help()),
+            )),
+        }
+    }
+
+    /// The program's paths: those given, else the project file's, else the
+    /// project's directory, else the current directory.
+    pub fn program(&self, given: &[PathBuf]) -> Vec<PathBuf> {
+        if !given.is_empty() {
+            return given.to_vec();
+        }
+        match &self.project {
+            Some(project) if !project.file.program.is_empty() => project.program(),
+            Some(project) => vec![project.root.clone()],
+            None => vec![PathBuf::from(".")],
+        }
+    }
+
+    /// How a command line names the program, for help lines.
+    pub fn program_hint(&self, given: &[PathBuf]) -> String {
+        let paths = if given.is_empty() && self.project.is_some() {
+            // The project finds its program: no path is needed.
+            return String::new();
+        } else if given.is_empty() {
+            vec![PathBuf::from(".")]
+        } else {
+            given.to_vec()
+        };
+        paths
+            .iter()
+            .map(|p| super::run::shell_word(&p.display().to_string()))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// The environment: `--env` or `SVC_ENV`, else the project's default.
+    pub fn env(&self, given: Option<&str>) -> Result<String, ExitCode> {
+        let env = given.map(str::to_owned).or_else(|| {
+            self.project
+                .as_ref()
+                .and_then(|p| p.file.environment.clone())
+        });
+        let Some(env) = env else {
+            return Err(usage_error(
+                "svc::cli::no_environment",
+                "which environment? `--env` is missing",
+                Some("pass `--env dev`, set SVC_ENV, or set `environment = \"dev\"` in svc.toml"),
+            ));
+        };
+        if let Err(error) = secrets::validate_environment(&env) {
+            return Err(super::store_error(&error));
+        }
+        Ok(env)
+    }
+
+    pub fn dir(&self, given: Option<&Path>, env: &str, which: Dir) -> PathBuf {
+        project::dir(given, self.project.as_ref(), Some(env), which)
+    }
+
+    /// The place of an environment, from a command's store arguments.
+    pub fn place(&self, args: &StoreArgs) -> Result<Place, ExitCode> {
+        let env = self.env(args.env.as_deref())?;
+        let secrets_dir = self.dir(args.secrets_dir.as_deref(), &env, Dir::Secrets);
+        let store = Store::new(&secrets_dir, &env).map_err(|e| super::store_error(&e))?;
+        Ok(Place {
+            identity_flags: args.identities.clone(),
+            project_identities: self
+                .project
+                .as_ref()
+                .map(|p| p.identities(Some(&env)))
+                .unwrap_or_default(),
+            project_file: self.project.as_ref().map(|p| p.path.clone()),
+            env,
+            store,
+        })
+    }
+
+    /// The backend the project asks for; only the files backend exists.
+    pub fn check_backend(&self, env: &str) -> Result<(), ExitCode> {
+        let Some(project) = &self.project else {
+            return Ok(());
+        };
+        match project.setting(Some(env), |s| s.backend.as_ref()) {
+            None => Ok(()),
+            Some(backend) if backend == "files" => Ok(()),
+            Some(backend) => Err(usage_error(
+                "svc::project::backend",
+                &format!(
+                    "`{}` asks for the backend `{backend}`, which this svc does not have",
+                    project.path.display()
+                ),
+                Some("this svc keeps state in files: set `backend = \"files\"` or remove the key"),
+            )),
+        }
+    }
+}
+
+/// An environment's store and where its identity may come from.
+pub struct Place {
+    pub env: String,
+    pub store: Store,
+    identity_flags: Vec<PathBuf>,
+    project_identities: Vec<PathBuf>,
+    project_file: Option<PathBuf>,
+}
+
+impl Place {
+    /// The identity files to open the store with, found in order: the
+    /// `--identity` flags, `SVC_IDENTITY`, the project file's `identity`,
+    /// the user's `$XDG_CONFIG_HOME/svc/identity.txt`.
+    pub fn identity_paths(&self) -> Result<Vec<PathBuf>, secrets::Error> {
+        self.find_identities().map(|found| found.paths)
+    }
+
+    /// The identity files, and which source named them.
+    pub fn find_identities(&self) -> Result<keys::FoundIdentities, secrets::Error> {
+        keys::find_identities(&keys::IdentitySources {
+            flags: &self.identity_flags,
+            project: &self.project_identities,
+            project_file: self.project_file.as_deref(),
+        })
+        .map_err(|tried| secrets::Error::NoIdentity {
+            tried,
+            recipients: keys::store_recipients(&self.store.recipients_path()),
+        })
+    }
+
+    /// The identities that open the store.
+    pub fn identities(&self) -> Result<Identities, secrets::Error> {
+        let paths = self.identity_paths()?;
+        Identities::read(&paths)
+    }
+
+    /// The identities, or why there are none (a run may need none).
+    pub fn identities_if_any(&self) -> Result<Option<Identities>, secrets::Error> {
+        match self.identity_paths() {
+            Ok(paths) => Identities::read(&paths).map(Some),
+            Err(secrets::Error::NoIdentity { .. }) => Ok(None),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Why no identity was found, if none was: for a run that found none
+    /// and then needs one.
+    pub fn missing_identity_if_none(&self) -> Result<(), secrets::Error> {
+        self.identity_paths().map(|_| ())
+    }
+}

@@ -1,0 +1,324 @@
+//! `svc doctor`: what stands between a project and a working setup.
+//!
+//! One line per check, `ok` or `FAIL` with what to do; exit 0 when every
+//! check passes, 1 when one fails. It reads and never writes.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use chrono::Utc;
+
+use super::context::{Context, Place};
+use crate::cli::DoctorArgs;
+use crate::diagnostic::Code;
+use crate::exit;
+use crate::output::outln;
+use crate::program::{self, CheckedProgram};
+use crate::project::Dir;
+use crate::schedule::StateFile;
+use crate::secrets::Document;
+
+/// The checks' findings, printed as they come.
+struct Report {
+    failed: usize,
+}
+
+impl Report {
+    fn ok(&mut self, topic: &str, what: impl AsRef<str>) {
+        outln!("ok    {topic}: {}", what.as_ref());
+    }
+
+    fn fail(&mut self, topic: &str, what: impl AsRef<str>, fix: impl AsRef<str>) {
+        self.failed += 1;
+        outln!("FAIL  {topic}: {}", what.as_ref());
+        outln!("      fix: {}", fix.as_ref());
+    }
+}
+
+pub fn run(args: DoctorArgs) -> ExitCode {
+    let context = match Context::find(&args.paths) {
+        Ok(context) => context,
+        Err(code) => return code,
+    };
+    let mut report = Report { failed: 0 };
+    match &context.project {
+        Some(project) => report.ok("project", project.path.display().to_string()),
+        None => report.ok(
+            "project",
+            "no svc.toml here or above: paths are relative to the current directory (`svc init` writes one)",
+        ),
+    }
+    let place = match context.place(&args.store) {
+        Ok(place) => place,
+        Err(code) => return code,
+    };
+    let env = place.env.clone();
+    let checked = program_check(&mut report, &context.program(&args.paths));
+    let document = store_check(&mut report, &place);
+    if let (Some(checked), Some(document)) = (&checked, &document) {
+        values_check(&mut report, checked, document, &env);
+        keys_check(&mut report, checked, document);
+    }
+    let log_dir = context.dir(args.log_dir.as_deref(), &env, Dir::Logs);
+    let state_dir = context.dir(args.state_dir.as_deref(), &env, Dir::State);
+    for (topic, dir) in [("log directory", &log_dir), ("state directory", &state_dir)] {
+        match writable(dir) {
+            Ok(()) => report.ok(topic, format!("`{}` can be written", dir.display())),
+            Err(problem) => report.fail(
+                topic,
+                format!("`{}` cannot be written: {problem}", dir.display()),
+                "make it a directory svc's user can write, or choose another with the flag, SVC_* or svc.toml",
+            ),
+        }
+    }
+    clock_check(&mut report, &StateFile::new(&state_dir, &env));
+    if report.failed == 0 {
+        outln!("\nall is well in `{env}`");
+        exit::code(exit::SUCCESS)
+    } else {
+        outln!("\n{} problem(s) in `{env}`", report.failed);
+        exit::code(exit::FAILURE)
+    }
+}
+
+/// The program checks without errors; grants of schedules' accounts are
+/// among the checker's rules.
+fn program_check(report: &mut Report, paths: &[std::path::PathBuf]) -> Option<CheckedProgram> {
+    let shown = paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let checked = match program::load(paths) {
+        Ok(checked) => checked,
+        Err(error) => {
+            report.fail(
+                "program",
+                error.to_string(),
+                "run in the project, or name the program's files or directory",
+            );
+            return None;
+        }
+    };
+    let errors: Vec<_> = checked
+        .analysis
+        .diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .collect();
+    if errors.is_empty() {
+        report.ok(
+            "program",
+            format!(
+                "{shown}: {} file(s), no errors, {} warning(s)",
+                checked.sources.len(),
+                checked.analysis.warnings()
+            ),
+        );
+    } else {
+        for error in &errors {
+            let topic = match error.code {
+                Code::MissingRunGrant | Code::MissingUpdateGrant => "grants",
+                _ => "program",
+            };
+            let at = error
+                .primary_span()
+                .map(|s| format!(" ({})", checked.sources.location(s)))
+                .unwrap_or_default();
+            report.fail(
+                topic,
+                format!("{}{at}: {}", error.code.as_str(), error.message),
+                error.help.as_deref().unwrap_or("see `svc check`"),
+            );
+        }
+    }
+    Some(checked)
+}
+
+/// An identity is found and opens the store.
+fn store_check(report: &mut Report, place: &Place) -> Option<Document> {
+    let store = &place.store;
+    if !store.exists() {
+        report.fail(
+            "store",
+            format!(
+                "there is no store for `{}` at `{}`",
+                place.env,
+                store.path().display()
+            ),
+            format!(
+                "create it: `svc secret init --env {} --recipient $(age-keygen -y IDENTITY_FILE)`",
+                place.env
+            ),
+        );
+        return None;
+    }
+    let found = match place.find_identities() {
+        Ok(found) => found,
+        Err(error) => {
+            report.fail(
+                "identity",
+                error.to_string(),
+                error.help().unwrap_or_default(),
+            );
+            return None;
+        }
+    };
+    let files = found
+        .paths
+        .iter()
+        .map(|p| format!("`{}`", p.display()))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let opened = crate::secrets::Identities::read(&found.paths).and_then(|ids| store.read(&ids));
+    match opened {
+        Ok(document) => {
+            report.ok(
+                "identity",
+                format!(
+                    "{files} (from {}) opens `{}`",
+                    found.source,
+                    store.path().display()
+                ),
+            );
+            Some(document)
+        }
+        Err(error) => {
+            report.fail(
+                "identity",
+                format!("{files} (from {}): {error}", found.source),
+                error.help().unwrap_or_default(),
+            );
+            None
+        }
+    }
+}
+
+/// Every secret the program reads has a value.
+fn values_check(report: &mut Report, checked: &CheckedProgram, document: &Document, env: &str) {
+    let declared: std::collections::BTreeSet<&str> = checked
+        .program
+        .secrets
+        .iter()
+        .map(|s| s.name.as_str())
+        .collect();
+    let mut missing: Vec<&str> = checked
+        .analysis
+        .secret_reads
+        .iter()
+        .map(|(name, _)| name.as_str())
+        .filter(|name| declared.contains(name) && document.get(name).is_none())
+        .collect();
+    missing.sort_unstable();
+    missing.dedup();
+    if missing.is_empty() {
+        report.ok(
+            "secret values",
+            format!("every secret the program reads has a value in `{env}`"),
+        );
+    } else {
+        for name in missing {
+            report.fail(
+                "secret values",
+                format!("`{name}` is read by the program and has no value in `{env}`"),
+                format!("`svc secret set {name} --env {env}` (the value comes from stdin)"),
+            );
+        }
+    }
+}
+
+/// No live API key belongs to an identity the program no longer declares.
+fn keys_check(report: &mut Report, checked: &CheckedProgram, document: &Document) {
+    let now = Utc::now();
+    let orphans: Vec<(&String, &String)> = document
+        .api_keys
+        .iter()
+        .filter(|(_, key)| key.revoked_at.is_none() && key.expires_at.is_none_or(|at| at > now))
+        .filter(|(_, key)| {
+            !checked
+                .program
+                .identities
+                .iter()
+                .any(|i| i.name.text == key.identity)
+        })
+        .map(|(id, key)| (id, &key.identity))
+        .collect();
+    if orphans.is_empty() {
+        report.ok(
+            "api keys",
+            format!(
+                "{} live key(s), each for an identity the program declares",
+                document
+                    .api_keys
+                    .values()
+                    .filter(|k| k.revoked_at.is_none() && k.expires_at.is_none_or(|at| at > now))
+                    .count()
+            ),
+        );
+    }
+    for (id, identity) in orphans {
+        report.fail(
+            "api keys",
+            format!("key `{id}` belongs to `{identity}`, which the program does not declare: it is refused when used"),
+            format!("`svc key revoke {id}`, or declare `{identity}` again"),
+        );
+    }
+}
+
+/// No schedule is recorded as having run in the future.
+fn clock_check(report: &mut Report, file: &StateFile) {
+    let states = match file.load() {
+        Ok(states) => states,
+        Err(error) => {
+            report.fail(
+                "schedule state",
+                format!("`{}` cannot be read: {error}", file.path.display()),
+                "restore or remove the file; svc rewrites it",
+            );
+            return;
+        }
+    };
+    let now = Utc::now();
+    let ahead: Vec<_> = states
+        .iter()
+        .filter_map(|(name, state)| Some((name, state.last_run_at.filter(|at| *at > now)?)))
+        .collect();
+    if ahead.is_empty() {
+        report.ok(
+            "clock",
+            format!("{} schedule(s) recorded, none in the future", states.len()),
+        );
+    }
+    for (name, at) in ahead {
+        report.fail(
+            "clock",
+            format!(
+                "schedule `{name}` last ran at {}, {} from now: a clock is wrong (this machine's, or the one that wrote the state)",
+                at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                super::secret::human_duration((at - now).num_seconds())
+            ),
+            "set the clock right (NTP); svc serve counts such a run as now",
+        );
+    }
+}
+
+/// Whether files can be made in a directory, or in the nearest existing
+/// one above it (svc creates the rest). Nothing is left behind.
+fn writable(dir: &Path) -> Result<(), String> {
+    let mut existing = dir;
+    while !existing.exists() {
+        match existing.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => existing = parent,
+            _ => {
+                existing = Path::new(".");
+                break;
+            }
+        }
+    }
+    if !existing.is_dir() {
+        return Err(format!("`{}` is not a directory", existing.display()));
+    }
+    tempfile::tempfile_in(existing)
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
