@@ -162,6 +162,9 @@ pub struct StoreArgs {
     /// Identity file to decrypt with, repeatable [default: $SVC_IDENTITY (paths separated by `:`), then `identity` in svc.toml, then $XDG_CONFIG_HOME/svc/identity.txt]
     #[arg(long = "identity", short = 'i', value_name = "FILE")]
     pub identities: Vec<PathBuf>,
+    /// Where state is kept: `files`, or a PostgreSQL URL postgres://user:password@host:port/db?sslmode=require [default: `backend` in svc.toml, else files]
+    #[arg(long, env = "SVC_BACKEND", value_name = "URL")]
+    pub backend: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -498,6 +501,9 @@ pub enum ScheduleCommand {
         /// Identity to read expiries with, for `before_expiry` schedules [default: as `svc secret`]
         #[arg(long = "identity", short = 'i', value_name = "FILE")]
         identities: Vec<PathBuf>,
+        /// Where state is kept: `files`, or a PostgreSQL URL [default: as `svc secret`]
+        #[arg(long, env = "SVC_BACKEND", value_name = "URL")]
+        backend: Option<String>,
         /// How many fire times to show
         #[arg(short = 'n', long, default_value = "3", value_name = "N")]
         count: usize,
@@ -551,6 +557,9 @@ pub struct LogsArgs {
     /// Where endpoint logs are written [default: as `svc run`]
     #[arg(long, env = "SVC_LOG_DIR", value_name = "DIR")]
     pub log_dir: Option<PathBuf>,
+    /// Where state is kept: `files`, or a PostgreSQL URL [default: as `svc secret`]
+    #[arg(long, env = "SVC_BACKEND", value_name = "URL")]
+    pub backend: Option<String>,
 }
 
 /// A size in bytes: `4096`, `512KiB`, `16MiB`, `1GiB` (`K`, `M`, `G` and
@@ -626,6 +635,9 @@ pub struct CheckArgs {
     /// Identity file to open the store with (with --env), repeatable [default: as `svc secret`]
     #[arg(long = "identity", short = 'i', value_name = "FILE")]
     pub identities: Vec<PathBuf>,
+    /// Where state is kept (with --env): `files`, or a PostgreSQL URL [default: as `svc secret`]
+    #[arg(long, env = "SVC_BACKEND", value_name = "URL")]
+    pub backend: Option<String>,
 }
 
 #[derive(Args, Debug)]

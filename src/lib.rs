@@ -16,6 +16,7 @@
 // an `if` inside the arm.
 #![allow(clippy::collapsible_match)]
 
+pub mod backend;
 pub mod check;
 pub mod cli;
 mod commands;

@@ -1274,22 +1274,32 @@ fn secrets() -> &'static Secrets {
     })
 }
 
+/// The files backend of a test: the store given, logs and state in `dir`.
+fn files_backend(secrets_dir: &std::path::Path, dir: &std::path::Path) -> svc::backend::Spec {
+    svc::backend::Spec::Files {
+        secrets_dir: secrets_dir.to_path_buf(),
+        log_dir: dir.join("logs"),
+        state_dir: dir.join("state"),
+    }
+}
+
 /// Runs every endpoint of a program that checks clean, dry, as `bot0`.
 fn dry_run_every_endpoint(checked: svc::program::CheckedProgram) -> Vec<svc::run::Finished> {
     let secrets = secrets();
     let logs = tempfile::tempdir().unwrap();
     let script = Arc::new(svc::program::Script::new(checked).expect("no errors"));
-    let store = svc::secrets::Store::new(&secrets.secrets_dir, "dev").unwrap();
-    let engine = svc::run::Engine::new(
-        script.clone(),
-        store,
-        Some(secrets.identities.clone()),
-        logs.path().join("logs"),
-    );
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
+    let backend = runtime
+        .block_on(svc::backend::Backend::open(
+            &files_backend(&secrets.secrets_dir, logs.path()),
+            "dev",
+            &svc::backend::Options::default(),
+        ))
+        .unwrap();
+    let engine = svc::run::Engine::new(script.clone(), backend, Some(secrets.identities.clone()));
     let mut runs = Vec::new();
     for service in &script.program().services {
         for endpoint in &service.endpoints {
@@ -1304,8 +1314,8 @@ fn dry_run_every_endpoint(checked: svc::program::CheckedProgram) -> Vec<svc::run
                 due_at: None,
                 replay: None,
             };
-            engine.admit(&request).expect("bot0 may run every endpoint");
-            let finished = runtime.block_on(engine.run(request));
+            let admitted = engine.admit(request).expect("bot0 may run every endpoint");
+            let finished = runtime.block_on(engine.run(admitted));
             assert!(finished.record.dry_run, "{:?}", finished.record);
             runs.push(finished);
         }
@@ -1402,13 +1412,14 @@ fn run_on_a_worker(checked: svc::program::CheckedProgram) {
             let secrets = secrets();
             let logs = tempfile::tempdir().unwrap();
             let script = Arc::new(svc::program::Script::new(checked).unwrap());
-            let store = svc::secrets::Store::new(&secrets.secrets_dir, "dev").unwrap();
-            let engine = svc::run::Engine::new(
-                script,
-                store,
-                Some(secrets.identities.clone()),
-                logs.path().join("logs"),
-            );
+            let backend = svc::backend::Backend::open(
+                &files_backend(&secrets.secrets_dir, logs.path()),
+                "dev",
+                &svc::backend::Options::default(),
+            )
+            .await
+            .unwrap();
+            let engine = svc::run::Engine::new(script, backend, Some(secrets.identities.clone()));
             let request = svc::run::RunRequest {
                 service: "s".into(),
                 endpoint: "e".into(),
@@ -1420,8 +1431,8 @@ fn run_on_a_worker(checked: svc::program::CheckedProgram) {
                 due_at: None,
                 replay: None,
             };
-            engine.admit(&request).unwrap();
-            engine.run(request).await
+            let admitted = engine.admit(request).unwrap();
+            engine.run(admitted).await
         }))
         .unwrap();
     assert!(finished.error.is_none(), "{:?}", finished.error);

@@ -507,7 +507,12 @@ fn errors_to_http_callers_name_no_local_path() {
         "svc::store::io"
     );
     no_path(&logs.body);
-    assert!(p.logs().contains("cannot lock `secrets`"), "{}", p.logs());
+    assert!(
+        p.logs()
+            .contains("cannot lock `secrets/.dev.app.tick.run.lock`"),
+        "{}",
+        p.logs()
+    );
     // An async run too.
     let job = server.call("GET", "/api/services/app/tick?async=true", Some(&bot), None);
     let url = job.json()["url"].as_str().unwrap().to_string();
@@ -537,7 +542,9 @@ fn errors_to_http_callers_name_no_local_path() {
     // The details went to the server's stderr.
     assert!(
         eventually(10, || server.stderr().contains("dev.age")
-            && server.stderr().contains("cannot lock `secrets`")),
+            && server
+                .stderr()
+                .contains("cannot lock `secrets/.dev.app.tick.run.lock`")),
         "{}",
         server.stderr()
     );

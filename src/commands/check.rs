@@ -29,6 +29,7 @@ pub fn run(args: CheckArgs) -> ExitCode {
             env: Some(env.clone()),
             secrets_dir: args.secrets_dir.clone(),
             identities: args.identities.clone(),
+            backend: args.backend.clone(),
         };
         let place = match context.place(&store_args) {
             Ok(place) => place,
@@ -86,8 +87,8 @@ pub fn check_store_values(
     checked: &mut CheckedProgram,
     place: &Place,
 ) -> Result<(), crate::secrets::Error> {
-    let (store, identities) = super::secret::open(place)?;
-    let document = store.read(&identities)?;
+    let identities = super::secret::open(place)?;
+    let document = super::secret::document(place, &identities)?;
     let declared: BTreeSet<&str> = checked
         .program
         .secrets
@@ -119,13 +120,13 @@ pub fn check_store_values(
                 Code::SecretWithoutValue,
                 format!(
                     "secret `{name}` has no value in environment `{}`",
-                    store.env()
+                    place.env
                 ),
             )
             .label(*span, label)
             .help(format!(
                 "set it with `svc secret set {name} --env {}`",
-                store.env()
+                place.env
             )),
         );
     }

@@ -12,9 +12,10 @@ use std::process::ExitCode;
 use std::sync::OnceLock;
 
 use super::usage_error;
+use crate::backend::{Backend, Options, Spec};
 use crate::cli::StoreArgs;
 use crate::project::{self, Dir, Project};
-use crate::secrets::{self, Identities, Store, keys};
+use crate::secrets::{self, Identities, keys};
 
 /// `--project` (or `SVC_PROJECT`), set once by the command line.
 static PROJECT_FLAG: OnceLock<Option<PathBuf>> = OnceLock::new();
@@ -124,11 +125,27 @@ impl Context {
         project::dir(given, self.project.as_ref(), Some(env), which)
     }
 
-    /// The place of an environment, from a command's store arguments.
+    /// The place of an environment, from a command's store arguments:
+    /// its backend opened (files with the directories of the project).
     pub fn place(&self, args: &StoreArgs) -> Result<Place, ExitCode> {
+        self.place_with(args, None, None, &Options::default())
+    }
+
+    /// As [`Context::place`], with the log and state directories given on
+    /// the command line (for the files backend) and the backend's options.
+    pub fn place_with(
+        &self,
+        args: &StoreArgs,
+        log_dir: Option<&Path>,
+        state_dir: Option<&Path>,
+        options: &Options,
+    ) -> Result<Place, ExitCode> {
         let env = self.env(args.env.as_deref())?;
-        let secrets_dir = self.dir(args.secrets_dir.as_deref(), &env, Dir::Secrets);
-        let store = Store::new(&secrets_dir, &env).map_err(|e| super::store_error(&e))?;
+        let spec = self.spec(args, &env, log_dir, state_dir)?;
+        let backend = match super::block_on(Backend::open(&spec, &env, options)) {
+            Ok(backend) => backend,
+            Err(error) => return Err(super::store_error(&error)),
+        };
         Ok(Place {
             identity_flags: args.identities.clone(),
             project_identities: self
@@ -138,26 +155,32 @@ impl Context {
                 .unwrap_or_default(),
             project_file: self.project.as_ref().map(|p| p.path.clone()),
             env,
-            store,
+            backend,
         })
     }
 
-    /// The backend the project asks for; only the files backend exists.
-    pub fn check_backend(&self, env: &str) -> Result<(), ExitCode> {
-        let Some(project) = &self.project else {
-            return Ok(());
+    /// Where the environment's state is: `--backend` or `SVC_BACKEND`, the
+    /// project file's `backend`, else files.
+    pub fn spec(
+        &self,
+        args: &StoreArgs,
+        env: &str,
+        log_dir: Option<&Path>,
+        state_dir: Option<&Path>,
+    ) -> Result<Spec, ExitCode> {
+        let files = || Spec::Files {
+            secrets_dir: self.dir(args.secrets_dir.as_deref(), env, Dir::Secrets),
+            log_dir: self.dir(log_dir, env, Dir::Logs),
+            state_dir: self.dir(state_dir, env, Dir::State),
         };
-        match project.setting(Some(env), |s| s.backend.as_ref()) {
-            None => Ok(()),
-            Some(backend) if backend == "files" => Ok(()),
-            Some(backend) => Err(usage_error(
-                "svc::project::backend",
-                &format!(
-                    "`{}` asks for the backend `{backend}`, which this svc does not have",
-                    project.path.display()
-                ),
-                Some("this svc keeps state in files: set `backend = \"files\"` or remove the key"),
-            )),
+        let named = args.backend.clone().or_else(|| {
+            self.project
+                .as_ref()
+                .and_then(|p| p.setting(Some(env), |s| s.backend.as_ref()))
+        });
+        match named {
+            None => Ok(files()),
+            Some(text) => Spec::parse(&text, files).map_err(|e| super::store_error(&e)),
         }
     }
 }
@@ -165,7 +188,7 @@ impl Context {
 /// An environment's store and where its identity may come from.
 pub struct Place {
     pub env: String,
-    pub store: Store,
+    pub backend: Backend,
     identity_flags: Vec<PathBuf>,
     project_identities: Vec<PathBuf>,
     project_file: Option<PathBuf>,
@@ -188,8 +211,21 @@ impl Place {
         })
         .map_err(|tried| secrets::Error::NoIdentity {
             tried,
-            recipients: keys::store_recipients(&self.store.recipients_path()),
+            recipients: self.recipient_keys(),
         })
+    }
+
+    /// The public keys the store is encrypted to (none when it is not there).
+    pub fn recipient_keys(&self) -> Vec<String> {
+        super::block_on(self.backend.secrets.recipients())
+            .map(|lines| {
+                lines
+                    .into_iter()
+                    .map(|l| l.trim().to_string())
+                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// The identities that open the store.

@@ -14,9 +14,12 @@ use crate::diagnostic::Code;
 use crate::exit;
 use crate::output::outln;
 use crate::program::{self, CheckedProgram};
-use crate::project::Dir;
-use crate::schedule::StateFile;
-use crate::secrets::Document;
+use std::collections::BTreeMap;
+
+use super::block_on;
+use crate::backend::Spec;
+use crate::secrets::document::ApiKey;
+use crate::secrets::{Document, Identities};
 
 /// The checks' findings, printed as they come.
 struct Report {
@@ -48,30 +51,53 @@ pub fn run(args: DoctorArgs) -> ExitCode {
             "no svc.toml here or above: paths are relative to the current directory (`svc init` writes one)",
         ),
     }
-    let place = match context.place(&args.store) {
+    let place = match context.place_with(
+        &args.store,
+        args.log_dir.as_deref(),
+        args.state_dir.as_deref(),
+        &crate::backend::Options::default(),
+    ) {
         Ok(place) => place,
         Err(code) => return code,
     };
     let env = place.env.clone();
+    report.ok("backend", place.backend.description.clone());
     let checked = program_check(&mut report, &context.program(&args.paths));
-    let document = store_check(&mut report, &place);
-    if let (Some(checked), Some(document)) = (&checked, &document) {
+    let opened = store_check(&mut report, &place);
+    if let (Some(checked), Some((document, identities))) = (&checked, &opened) {
         values_check(&mut report, checked, document, &env);
-        keys_check(&mut report, checked, document);
-    }
-    let log_dir = context.dir(args.log_dir.as_deref(), &env, Dir::Logs);
-    let state_dir = context.dir(args.state_dir.as_deref(), &env, Dir::State);
-    for (topic, dir) in [("log directory", &log_dir), ("state directory", &state_dir)] {
-        match writable(dir) {
-            Ok(()) => report.ok(topic, format!("`{}` can be written", dir.display())),
-            Err(problem) => report.fail(
-                topic,
-                format!("`{}` cannot be written: {problem}", dir.display()),
-                "make it a directory svc's user can write, or choose another with the flag, SVC_* or svc.toml",
+        match block_on(place.backend.keys.keys(identities)) {
+            Ok(keys) => keys_check(&mut report, checked, &keys),
+            Err(error) => report.fail(
+                "api keys",
+                error.to_string(),
+                error.help().unwrap_or_default(),
             ),
         }
     }
-    clock_check(&mut report, &StateFile::new(&state_dir, &env));
+    if let Spec::Files {
+        log_dir, state_dir, ..
+    } = context
+        .spec(
+            &args.store,
+            &env,
+            args.log_dir.as_deref(),
+            args.state_dir.as_deref(),
+        )
+        .unwrap_or(Spec::Postgres { url: String::new() })
+    {
+        for (topic, dir) in [("log directory", &log_dir), ("state directory", &state_dir)] {
+            match writable(dir) {
+                Ok(()) => report.ok(topic, format!("`{}` can be written", dir.display())),
+                Err(problem) => report.fail(
+                    topic,
+                    format!("`{}` cannot be written: {problem}", dir.display()),
+                    "make it a directory svc's user can write, or choose another with the flag, SVC_* or svc.toml",
+                ),
+            }
+        }
+    }
+    clock_check(&mut report, &place);
     if report.failed == 0 {
         outln!("\nall is well in `{env}`");
         exit::code(exit::SUCCESS)
@@ -136,22 +162,25 @@ fn program_check(report: &mut Report, paths: &[std::path::PathBuf]) -> Option<Ch
 }
 
 /// An identity is found and opens the store.
-fn store_check(report: &mut Report, place: &Place) -> Option<Document> {
-    let store = &place.store;
-    if !store.exists() {
-        report.fail(
-            "store",
-            format!(
-                "there is no store for `{}` at `{}`",
-                place.env,
-                store.path().display()
-            ),
-            format!(
-                "create it: `svc secret init --env {} --recipient $(age-keygen -y IDENTITY_FILE)`",
-                place.env
-            ),
-        );
-        return None;
+fn store_check(report: &mut Report, place: &Place) -> Option<(Document, Identities)> {
+    let secrets = &place.backend.secrets;
+    match block_on(secrets.exists()) {
+        Ok(true) => {}
+        Ok(false) => {
+            report.fail(
+                "store",
+                format!("there is no store for `{}` ({})", place.env, secrets.describe()),
+                format!(
+                    "create it: `svc secret init --env {} --recipient $(age-keygen -y IDENTITY_FILE)`",
+                    place.env
+                ),
+            );
+            return None;
+        }
+        Err(error) => {
+            report.fail("store", error.to_string(), error.help().unwrap_or_default());
+            return None;
+        }
     }
     let found = match place.find_identities() {
         Ok(found) => found,
@@ -170,18 +199,19 @@ fn store_check(report: &mut Report, place: &Place) -> Option<Document> {
         .map(|p| format!("`{}`", p.display()))
         .collect::<Vec<_>>()
         .join(", ");
-    let opened = crate::secrets::Identities::read(&found.paths).and_then(|ids| store.read(&ids));
+    let opened =
+        Identities::read(&found.paths).and_then(|ids| Ok((block_on(secrets.document(&ids))?, ids)));
     match opened {
-        Ok(document) => {
+        Ok((document, identities)) => {
             report.ok(
                 "identity",
                 format!(
-                    "{files} (from {}) opens `{}`",
+                    "{files} (from {}) opens {}",
                     found.source,
-                    store.path().display()
+                    secrets.describe()
                 ),
             );
-            Some(document)
+            Some(((*document).clone(), identities))
         }
         Err(error) => {
             report.fail(
@@ -228,10 +258,9 @@ fn values_check(report: &mut Report, checked: &CheckedProgram, document: &Docume
 }
 
 /// No live API key belongs to an identity the program no longer declares.
-fn keys_check(report: &mut Report, checked: &CheckedProgram, document: &Document) {
+fn keys_check(report: &mut Report, checked: &CheckedProgram, api_keys: &BTreeMap<String, ApiKey>) {
     let now = Utc::now();
-    let orphans: Vec<(&String, &String)> = document
-        .api_keys
+    let orphans: Vec<(&String, &String)> = api_keys
         .iter()
         .filter(|(_, key)| key.revoked_at.is_none() && key.expires_at.is_none_or(|at| at > now))
         .filter(|(_, key)| {
@@ -248,8 +277,7 @@ fn keys_check(report: &mut Report, checked: &CheckedProgram, document: &Document
             "api keys",
             format!(
                 "{} live key(s), each for an identity the program declares",
-                document
-                    .api_keys
+                api_keys
                     .values()
                     .filter(|k| k.revoked_at.is_none() && k.expires_at.is_none_or(|at| at > now))
                     .count()
@@ -266,13 +294,14 @@ fn keys_check(report: &mut Report, checked: &CheckedProgram, document: &Document
 }
 
 /// No schedule is recorded as having run in the future.
-fn clock_check(report: &mut Report, file: &StateFile) {
-    let states = match file.load() {
+fn clock_check(report: &mut Report, place: &Place) {
+    let store = &place.backend.schedules;
+    let states = match block_on(store.load()) {
         Ok(states) => states,
         Err(error) => {
             report.fail(
                 "schedule state",
-                format!("`{}` cannot be read: {error}", file.path.display()),
+                format!("{} cannot be read: {error}", store.describe()),
                 "restore or remove the file; svc rewrites it",
             );
             return;

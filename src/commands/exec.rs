@@ -13,11 +13,9 @@ pub fn run(args: ExecArgs) -> ExitCode {
         Ok(place) => place,
         Err(code) => return code,
     };
-    let (store, identities) = match super::secret::open(&place) {
-        Ok(opened) => opened,
-        Err(error) => return store_error(&error),
-    };
-    let document = match store.read(&identities) {
+    let document = match super::secret::open(&place)
+        .and_then(|identities| super::secret::document(&place, &identities))
+    {
         Ok(document) => document,
         Err(error) => return store_error(&error),
     };
@@ -25,7 +23,7 @@ pub fn run(args: ExecArgs) -> ExitCode {
         if document.get(name).is_none() {
             return store_error(&Error::SecretMissing {
                 name: name.clone(),
-                env: store.env().to_string(),
+                env: place.env.clone(),
             });
         }
     }

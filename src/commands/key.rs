@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::context::{Context, Place};
 use super::secret::open;
-use super::{store_error, usage_error};
+use super::{block_on, store_error, usage_error};
 use crate::cli::KeyCommand;
 use crate::exit;
 use crate::output::outln;
@@ -98,7 +98,7 @@ fn create(
             "`{identity}` is not a user or service account name"
         )));
     }
-    let (store, identities) = open(place)?;
+    let identities = open(place)?;
     let now = document::now();
     let expires_at = expires
         .map(|d| {
@@ -112,14 +112,11 @@ fn create(
         .map_err(|e| Error::Invalid(format!("no randomness from the operating system: {e}")))?;
     let id = key.id.clone();
     let record = key.record.clone();
-    store.update(&identities, |doc| {
-        doc.api_keys.insert(id.clone(), record);
-        Ok(())
-    })?;
+    block_on(place.backend.keys.add(&identities, &id, record))?;
     outln!("{}", key.token.as_str());
     eprintln!(
         "created key `{id}` for `{identity}` in `{}`; it is shown once: keep it now (only its hash is stored)",
-        store.env()
+        place.env
     );
     Ok(())
 }
@@ -140,12 +137,11 @@ struct Listed<'a> {
 }
 
 fn list(place: &Place, json: bool, declared: Option<&[String]>) -> Result<(), Error> {
-    let (store, identities) = open(place)?;
+    let identities = open(place)?;
     let gone = |identity: &str| declared.is_some_and(|known| !known.iter().any(|k| k == identity));
-    let document = store.read(&identities)?;
+    let api_keys = block_on(place.backend.keys.keys(&identities))?;
     let now = Utc::now();
-    let rows: Vec<Listed> = document
-        .api_keys
+    let rows: Vec<Listed> = api_keys
         .iter()
         .map(|(id, key)| Listed {
             id,
@@ -174,7 +170,7 @@ fn list(place: &Place, json: bool, declared: Option<&[String]>) -> Result<(), Er
         return Ok(());
     }
     if rows.is_empty() {
-        eprintln!("no keys in `{}`", store.env());
+        eprintln!("no keys in `{}`", place.env);
         return Ok(());
     }
     let time = |t: Option<DateTime<Utc>>| {
@@ -212,25 +208,14 @@ fn list(place: &Place, json: bool, declared: Option<&[String]>) -> Result<(), Er
 }
 
 fn revoke(id: &str, place: &Place) -> Result<(), Error> {
-    let (store, identities) = open(place)?;
+    let identities = open(place)?;
     let id = id
         .trim_start_matches("svc_")
         .split('_')
         .next()
         .unwrap_or(id)
         .to_string();
-    store.update(&identities, |doc| match doc.api_keys.get_mut(&id) {
-        None => Err(Error::Invalid(format!(
-            "no key `{id}`; `svc key list` shows the keys"
-        ))),
-        Some(key) if key.revoked_at.is_some() => {
-            Err(Error::Invalid(format!("key `{id}` is already revoked")))
-        }
-        Some(key) => {
-            key.revoked_at = Some(document::now());
-            Ok(())
-        }
-    })?;
-    eprintln!("revoked key `{id}` in `{}`", store.env());
+    block_on(place.backend.keys.revoke(&identities, &id, document::now()))?;
+    eprintln!("revoked key `{id}` in `{}`", place.env);
     Ok(())
 }

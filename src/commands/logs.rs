@@ -4,40 +4,35 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use super::context::Context;
-use super::usage_error;
+use super::{block_on, usage_error};
+use crate::backend::LogName;
 use crate::cli::LogsArgs;
 use crate::exit;
-use crate::project::Dir;
-use crate::run::{Outcome, log};
+use crate::run::Outcome;
 
 pub fn run(args: LogsArgs) -> ExitCode {
     let context = match Context::find(&[]) {
         Ok(context) => context,
         Err(code) => return code,
     };
-    let env = match context.env(args.env.as_deref()) {
-        Ok(env) => env,
+    let store_args = crate::cli::StoreArgs {
+        env: args.env.clone(),
+        secrets_dir: None,
+        identities: Vec::new(),
+        backend: args.backend.clone(),
+    };
+    let place = match context.place_with(
+        &store_args,
+        args.log_dir.as_deref(),
+        None,
+        &crate::backend::Options::default(),
+    ) {
+        Ok(place) => place,
         Err(code) => return code,
     };
-    let log_dir = context.dir(args.log_dir.as_deref(), &env, Dir::Logs);
-    let env_dir = log_dir.join(&env);
-    if !env_dir.is_dir() {
-        return usage_error(
-            "svc::logs::none",
-            &format!(
-                "nothing is logged for `{env}` in `{}`",
-                std::path::absolute(&log_dir)
-                    .unwrap_or_else(|_| log_dir.clone())
-                    .display()
-            ),
-            Some(if context.project.is_some() {
-                "no run of this environment has logged yet (endpoints log with `log enabled`)"
-            } else {
-                "no svc.toml was found here: run inside the project, or give `--project DIR` or `--log-dir DIR`"
-            }),
-        );
-    }
-    let (what, path) = match (&args.endpoint, &args.schedule) {
+    let env = place.env.clone();
+    let logs = &place.backend.logs;
+    let log = match (&args.endpoint, &args.schedule) {
         (_, Some(schedule)) => {
             if !is_name(schedule) {
                 return usage_error(
@@ -46,10 +41,7 @@ pub fn run(args: LogsArgs) -> ExitCode {
                     None,
                 );
             }
-            (
-                format!("schedule `{schedule}`"),
-                crate::serve::scheduler::log_path(&log_dir, &env, schedule),
-            )
+            LogName::Schedule(schedule)
         }
         (Some(endpoint), None) => {
             let valid = endpoint
@@ -62,7 +54,7 @@ pub fn run(args: LogsArgs) -> ExitCode {
                     Some("name the endpoint with its service, such as `hubspot.refresh`"),
                 );
             }
-            (format!("`{endpoint}`"), log::path(&log_dir, &env, endpoint))
+            LogName::Endpoint(endpoint)
         }
         (None, None) => {
             return usage_error(
@@ -72,17 +64,30 @@ pub fn run(args: LogsArgs) -> ExitCode {
             );
         }
     };
-    // Newest first, from the end of the log and its rotated files: memory
-    // holds the records shown, not the log.
-    let mut shown = match log::read_last(&path, args.count) {
-        Ok(records) => records,
-        Err(error) => {
+    let what = match log {
+        LogName::Schedule(schedule) => format!("schedule `{schedule}`"),
+        LogName::Endpoint(endpoint) => format!("`{endpoint}`"),
+    };
+    match block_on(logs.any()) {
+        Ok(true) => {}
+        Ok(false) => {
             return usage_error(
-                "svc::logs::unreadable",
-                &format!("cannot read `{}`: {error}", path.display()),
-                None,
+                "svc::logs::none",
+                &format!("nothing is logged for `{env}` ({})", logs.describe(log)),
+                Some(if context.project.is_some() {
+                    "no run of this environment has logged yet (endpoints log with `log enabled`)"
+                } else {
+                    "no svc.toml was found here: run inside the project, or give `--project DIR` or `--log-dir DIR`"
+                }),
             );
         }
+        Err(error) => return super::store_error(&error),
+    }
+    // Newest first, from the end of the log: memory holds the records
+    // shown, not the log.
+    let mut shown = match block_on(logs.read_last(log, args.count)) {
+        Ok(records) => records,
+        Err(error) => return super::store_error(&error),
     };
     shown.reverse();
     if shown.is_empty() && !args.json {

@@ -21,6 +21,26 @@ use crate::program::CheckedProgram;
 use crate::report::{self, Style};
 use crate::secrets;
 
+/// The one runtime of a command: backends connect and run on it, so
+/// every wait for one goes through [`block_on`].
+pub fn runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap_or_else(|e| {
+                eprintln!("error: cannot start svc's runtime: {e}");
+                std::process::exit(i32::from(exit::USAGE))
+            })
+    })
+}
+
+/// Waits for a future on the command's runtime.
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    runtime().block_on(future)
+}
+
 /// Prints a store error in the shape of a diagnostic and returns its exit
 /// code: 2 when the user must change how svc is called, 1 otherwise.
 pub fn store_error(error: &secrets::Error) -> ExitCode {

@@ -5,15 +5,13 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use super::context::Context;
-use super::{store_error, usage_error};
+use super::{block_on, store_error, usage_error};
 use crate::cli::{OutputFormat, RunArgs};
 use crate::exit;
 use crate::output::{out, outln};
 use crate::program::{self, Script};
-use crate::project::Dir;
 use crate::report::{self, Style};
 use crate::run::{Engine, Outcome, Refusal, RunRequest, Trigger};
-use crate::secrets::journal::Journal;
 
 pub fn run(args: RunArgs) -> ExitCode {
     // `[PATH] SERVICE.ENDPOINT`: with one word, the program is the project's.
@@ -65,13 +63,20 @@ pub fn run(args: RunArgs) -> ExitCode {
             .first()
             .map_or("GET".into(), |m| m.text.clone()),
     };
-    let place = match context.place(&args.store) {
+    crate::run::log::set_max_bytes(args.log_max_bytes);
+    let options = crate::backend::Options {
+        lock_timeout: args.lock_timeout,
+        ..crate::backend::Options::default()
+    };
+    let place = match context.place_with(
+        &args.store,
+        args.log_dir.as_deref(),
+        args.state_dir.as_deref(),
+        &options,
+    ) {
         Ok(place) => place,
         Err(code) => return code,
     };
-    if let Err(code) = context.check_backend(&place.env) {
-        return code;
-    }
     // A run that reads no secret needs no identity: look for one, and say
     // where svc looked if the run needs it after all.
     let keys = match place.identities_if_any() {
@@ -109,16 +114,7 @@ pub fn run(args: RunArgs) -> ExitCode {
         replay: None,
     };
     let script = Arc::new(script);
-    let env = place.env.clone();
-    let state_dir = context.dir(args.state_dir.as_deref(), &env, Dir::State);
-    let log_dir = context.dir(args.log_dir.as_deref(), &env, Dir::Logs);
-    let journal = Journal::new(
-        crate::secrets::journal::dir(&state_dir, &env),
-        place.store.recipients_path(),
-    );
-    crate::run::log::set_max_bytes(args.log_max_bytes);
-    let mut engine =
-        Engine::new(script.clone(), place.store.clone(), keys, log_dir).with_journal(journal);
+    let mut engine = Engine::new(script.clone(), place.backend.clone(), keys);
     engine.lock_timeout = args.lock_timeout;
     engine.program_hint = context.program_hint(&given);
     engine.mocks = mocks;
@@ -127,24 +123,18 @@ pub fn run(args: RunArgs) -> ExitCode {
     {
         engine.identity_search = (tried, recipients);
     }
-    if let Err(refusal) = engine.admit(&request) {
-        return refusal_exit(&refusal);
-    }
     let mut request = request;
     if args.replay {
-        match engine.replay_for(service, endpoint) {
+        match block_on(engine.replay_for(service, endpoint)) {
             Ok(replay) => request.replay = Some(replay),
             Err(refusal) => return refusal_exit(&refusal),
         }
     }
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => return usage_error("svc::run::runtime", &format!("cannot start: {e}"), None),
+    let admitted = match engine.admit(request) {
+        Ok(admitted) => admitted,
+        Err(refusal) => return refusal_exit(&refusal),
     };
-    let finished = runtime.block_on(engine.run(request));
+    let finished = block_on(engine.run(admitted));
     let record = &finished.record;
     match args.output {
         OutputFormat::Json => {

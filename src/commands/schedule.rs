@@ -6,12 +6,11 @@ use chrono::Utc;
 use serde_json::json;
 
 use super::context::Context;
-use super::usage_error;
+use super::{block_on, usage_error};
 use crate::cli::ScheduleCommand;
 use crate::exit;
 use crate::output::outln;
-use crate::project::Dir;
-use crate::schedule::{Schedule, StateFile};
+use crate::schedule::Schedule;
 
 pub fn run(command: ScheduleCommand) -> ExitCode {
     let ScheduleCommand::List {
@@ -20,6 +19,7 @@ pub fn run(command: ScheduleCommand) -> ExitCode {
         state_dir,
         secrets_dir,
         identities,
+        backend,
         count,
         json,
     } = command;
@@ -31,20 +31,23 @@ pub fn run(command: ScheduleCommand) -> ExitCode {
         env,
         secrets_dir,
         identities,
+        backend,
     };
-    let place = match context.place(&store_args) {
+    let place = match context.place_with(
+        &store_args,
+        None,
+        state_dir.as_deref(),
+        &crate::backend::Options::default(),
+    ) {
         Ok(place) => place,
         Err(code) => return code,
     };
-    let env = place.env.clone();
-    let state_dir = context.dir(state_dir.as_deref(), &env, Dir::State);
     let paths = context.program(&paths);
     let script = match super::run::load_paths(&paths) {
         Ok(script) => script,
         Err(code) => return code,
     };
-    let file = StateFile::new(&state_dir, &env);
-    let states = match file.load() {
+    let states = match block_on(place.backend.schedules.load()) {
         Ok(states) => states,
         Err(e) => {
             return usage_error(
@@ -61,7 +64,7 @@ pub fn run(command: ScheduleCommand) -> ExitCode {
         place
             .identities()
             .ok()
-            .and_then(|ids| place.store.read(&ids).ok())
+            .and_then(|ids| super::secret::document(&place, &ids).ok())
     } else {
         None
     };

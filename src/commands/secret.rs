@@ -9,15 +9,15 @@ use serde::Serialize;
 use zeroize::Zeroizing;
 
 use super::context::{Context, Place};
-use super::store_error;
+use super::{block_on, store_error};
+use crate::backend::{Change, Changed, RecipientChange};
 use crate::cli::{RecipientsCommand, SecretCommand};
 use crate::exit;
 use crate::output::outln;
-use crate::project::Dir;
-use crate::secrets::document::{self, RollbackError};
-use crate::secrets::journal::{self, Journal};
-use crate::secrets::keys::{self, same_key};
-use crate::secrets::{Error, Identities, NewValue, Recipient, SecretValue, Store};
+use crate::secrets::document;
+use crate::secrets::journal;
+use crate::secrets::keys;
+use crate::secrets::{Document, Error, Identities, Recipient, SecretValue};
 
 pub fn run(command: SecretCommand) -> ExitCode {
     let store_args = match &command {
@@ -39,7 +39,16 @@ pub fn run(command: SecretCommand) -> ExitCode {
         Ok(context) => context,
         Err(code) => return code,
     };
-    let place = match context.place(store_args) {
+    let state_dir = match &command {
+        SecretCommand::Recover { state_dir, .. } => state_dir.clone(),
+        _ => None,
+    };
+    let place = match context.place_with(
+        store_args,
+        None,
+        state_dir.as_deref(),
+        &crate::backend::Options::default(),
+    ) {
         Ok(place) => place,
         Err(code) => return code,
     };
@@ -69,21 +78,11 @@ pub fn run(command: SecretCommand) -> ExitCode {
         }
         SecretCommand::Recipients(RecipientsCommand::List { .. }) => list_recipients(&place),
         SecretCommand::Recover {
-            state_dir,
             json,
             reveal,
             discard,
             ..
-        } => {
-            let state_dir = context.dir(state_dir.as_deref(), &place.env, Dir::State);
-            recover(
-                &place,
-                &state_dir,
-                json,
-                reveal.as_deref(),
-                discard.as_deref(),
-            )
-        }
+        } => recover(&place, json, reveal.as_deref(), discard.as_deref()),
     };
     finish(result)
 }
@@ -95,9 +94,29 @@ fn finish(result: Result<(), Error>) -> ExitCode {
     }
 }
 
-/// The store and the identities to open it with.
-pub fn open(place: &Place) -> Result<(Store, Identities), Error> {
-    Ok((place.store.clone(), place.identities()?))
+/// The identities that open the environment's store.
+pub fn open(place: &Place) -> Result<Identities, Error> {
+    place.identities()
+}
+
+/// The environment's current document, decrypted.
+pub fn document(place: &Place, identities: &Identities) -> Result<std::sync::Arc<Document>, Error> {
+    block_on(place.backend.secrets.document(identities))
+}
+
+/// Applies changes to the store, as the identity's user.
+fn apply(
+    place: &Place,
+    identities: &Identities,
+    changes: Vec<Change>,
+) -> Result<Vec<Changed>, Error> {
+    let (changed, _) = block_on(place.backend.secrets.apply(
+        identities,
+        changes,
+        &identities.label,
+        document::now(),
+    ))?;
+    Ok(changed)
 }
 
 fn keygen(path: &Path) -> Result<(), Error> {
@@ -111,7 +130,6 @@ fn keygen(path: &Path) -> Result<(), Error> {
 }
 
 fn init(place: &Place, recipients: &[String], file: Option<&Path>) -> Result<(), Error> {
-    let store = place.store.clone();
     let text = match file {
         Some(path) => std::fs::read_to_string(path).map_err(|e| Error::io("read", path, e))?,
         None => {
@@ -130,11 +148,12 @@ fn init(place: &Place, recipients: &[String], file: Option<&Path>) -> Result<(),
             text
         }
     };
-    store.init(&text)?;
+    let secrets = &place.backend.secrets;
+    block_on(secrets.init(&text))?;
     eprintln!(
-        "created `{}`, encrypted to the keys in `{}`",
-        store.path().display(),
-        store.recipients_path().display()
+        "created the `{}` store ({}), encrypted to the keys given",
+        place.env,
+        secrets.describe()
     );
     Ok(())
 }
@@ -146,7 +165,7 @@ fn set(
     expires_in: Option<std::time::Duration>,
 ) -> Result<(), Error> {
     validate_name(name)?;
-    let (store, identities) = open(place)?;
+    let identities = open(place)?;
     let value = read_value(name, from_file)?;
     let at = document::now();
     let expires_at = expires_in
@@ -157,10 +176,21 @@ fn set(
                 .ok_or_else(|| Error::Invalid("`--expires-in` is too long".into()))
         })
         .transpose()?;
-    let version = store.update(&identities, |doc| {
-        Ok(doc.set(name, NewValue { value, expires_at }, &identities.label, at))
-    })?;
-    eprintln!("set `{name}` in `{}`: version {version}", store.env());
+    let changed = apply(
+        place,
+        &identities,
+        vec![Change::Set {
+            name: name.to_string(),
+            value,
+            expires_at,
+            expect: None,
+        }],
+    )?;
+    let version = match changed.first() {
+        Some(Changed::Set(version)) => *version,
+        _ => 0,
+    };
+    eprintln!("set `{name}` in `{}`: version {version}", place.env);
     Ok(())
 }
 
@@ -220,11 +250,11 @@ fn read_value(name: &str, from_file: Option<&Path>) -> Result<SecretValue, Error
 }
 
 fn get(name: &str, place: &Place) -> Result<(), Error> {
-    let (store, identities) = open(place)?;
-    let document = store.read(&identities)?;
+    let identities = open(place)?;
+    let document = document(place, &identities)?;
     let entry = document.get(name).ok_or_else(|| Error::SecretMissing {
         name: name.to_string(),
-        env: store.env().to_string(),
+        env: place.env.clone(),
     })?;
     let mut stdout = crate::output::writer();
     writeln!(stdout, "{}", entry.value.expose())
@@ -243,8 +273,8 @@ struct Listed<'a> {
 }
 
 fn list(place: &Place, json: bool) -> Result<(), Error> {
-    let (store, identities) = open(place)?;
-    let document = store.read(&identities)?;
+    let identities = open(place)?;
+    let document = document(place, &identities)?;
     let now = Utc::now();
     let rows: Vec<Listed> = document
         .secrets
@@ -263,7 +293,7 @@ fn list(place: &Place, json: bool) -> Result<(), Error> {
         return print_json(&rows);
     }
     if rows.is_empty() {
-        eprintln!("no secrets in `{}`", store.env());
+        eprintln!("no secrets in `{}`", place.env);
         return Ok(());
     }
     let table: Vec<Vec<String>> = rows
@@ -306,17 +336,15 @@ fn list(place: &Place, json: bool) -> Result<(), Error> {
 }
 
 fn remove(name: &str, place: &Place) -> Result<(), Error> {
-    let (store, identities) = open(place)?;
-    store.update(&identities, |doc| {
-        doc.secrets
-            .remove(name)
-            .map(|_| ())
-            .ok_or_else(|| Error::SecretMissing {
-                name: name.to_string(),
-                env: store.env().to_string(),
-            })
-    })?;
-    eprintln!("removed `{name}` from `{}`", store.env());
+    let identities = open(place)?;
+    apply(
+        place,
+        &identities,
+        vec![Change::Remove {
+            name: name.to_string(),
+        }],
+    )?;
+    eprintln!("removed `{name}` from `{}`", place.env);
     Ok(())
 }
 
@@ -330,11 +358,11 @@ struct Version<'a> {
 }
 
 fn history(name: &str, place: &Place, json: bool) -> Result<(), Error> {
-    let (store, identities) = open(place)?;
-    let document = store.read(&identities)?;
+    let identities = open(place)?;
+    let document = document(place, &identities)?;
     let entry = document.get(name).ok_or_else(|| Error::SecretMissing {
         name: name.to_string(),
-        env: store.env().to_string(),
+        env: place.env.clone(),
     })?;
     let mut versions = vec![Version {
         version: entry.version,
@@ -375,91 +403,59 @@ fn history(name: &str, place: &Place, json: bool) -> Result<(), Error> {
 }
 
 fn rollback(name: &str, place: &Place, to: Option<u64>) -> Result<(), Error> {
-    let (store, identities) = open(place)?;
-    let env = store.env().to_string();
-    let (restored, version) = store.update(&identities, |doc| {
-        doc.rollback(name, to, &identities.label, document::now())
-            .map_err(|e| match e {
-                RollbackError::NoSecret => Error::SecretMissing {
-                    name: name.to_string(),
-                    env: env.clone(),
-                },
-                RollbackError::NoHistory => {
-                    Error::Invalid(format!("`{name}` has no earlier version to roll back to"))
-                }
-                RollbackError::AlreadyCurrent(v) => {
-                    Error::Invalid(format!("version {v} of `{name}` is already current"))
-                }
-                RollbackError::UnknownVersion { version, available } => Error::Invalid(format!(
-                    "`{name}` has no version {version}; earlier versions kept: {}",
-                    if available.is_empty() {
-                        "none".to_string()
-                    } else {
-                        available
-                            .iter()
-                            .map(u64::to_string)
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    }
-                )),
-            })
-    })?;
-    eprintln!("restored version {restored} of `{name}` in `{env}` as version {version}");
+    let identities = open(place)?;
+    let changed = apply(
+        place,
+        &identities,
+        vec![Change::Rollback {
+            name: name.to_string(),
+            to,
+        }],
+    )?;
+    if let Some(Changed::RolledBack { restored, version }) = changed.first() {
+        eprintln!(
+            "restored version {restored} of `{name}` in `{}` as version {version}",
+            place.env
+        );
+    }
     Ok(())
 }
 
 fn add_recipient(key: &str, place: &Place) -> Result<(), Error> {
     Recipient::parse(key).map_err(|problem| Error::Invalid(format!("`{key}`: {problem}")))?;
-    let (store, identities) = open(place)?;
-    store.change_recipients(&identities, |file| {
-        if file.contains(key) {
-            return Err(Error::Invalid(format!(
-                "`{}` is already a recipient",
-                keys::short_key(key)
-            )));
-        }
-        file.lines.push(key.trim().to_string());
-        Ok(())
-    })?;
+    let identities = open(place)?;
+    block_on(
+        place
+            .backend
+            .secrets
+            .change_recipients(&identities, RecipientChange::Add(key.to_string())),
+    )?;
     eprintln!(
-        "added `{}`; `{}` is re-encrypted",
+        "added `{}`; {} is re-encrypted",
         keys::short_key(key),
-        store.path().display()
+        place.backend.secrets.describe()
     );
     Ok(())
 }
 
 fn remove_recipient(key: &str, place: &Place) -> Result<(), Error> {
-    let (store, identities) = open(place)?;
-    store.change_recipients(&identities, |file| {
-        let before = file.lines.len();
-        file.lines.retain(|line| !same_key(line, key));
-        if file.lines.len() == before {
-            return Err(Error::Invalid(format!(
-                "`{}` is not a recipient",
-                keys::short_key(key)
-            )));
-        }
-        if file.recipients().is_err() {
-            return Err(Error::Invalid(
-                "this is the last recipient; a store needs at least one key that can decrypt it"
-                    .into(),
-            ));
-        }
-        Ok(())
-    })?;
+    let identities = open(place)?;
+    block_on(
+        place
+            .backend
+            .secrets
+            .change_recipients(&identities, RecipientChange::Remove(key.to_string())),
+    )?;
     eprintln!(
-        "removed `{}`; `{}` is re-encrypted and that key can no longer decrypt it",
+        "removed `{}`; {} is re-encrypted and that key cannot decrypt what is written from now on",
         keys::short_key(key),
-        store.path().display()
+        place.backend.secrets.describe()
     );
     Ok(())
 }
 
 fn list_recipients(place: &Place) -> Result<(), Error> {
-    let store = place.store.clone();
-    let file = crate::secrets::RecipientsFile::read(&store.recipients_path())?;
-    for (key, _) in file.recipients()? {
+    for key in place.recipient_keys() {
         outln!("{key}");
     }
     Ok(())
@@ -532,41 +528,36 @@ mod tests {
 /// `svc secret recover`: the answers kept in the recovery journal.
 fn recover(
     place: &Place,
-    state_dir: &Path,
     json: bool,
     reveal: Option<&str>,
     discard: Option<&str>,
 ) -> Result<(), Error> {
-    let store = place.store.clone();
-    let journal = Journal::new(
-        journal::dir(state_dir, store.env()),
-        store.recipients_path(),
-    );
+    let journal = &place.backend.journal;
     if let Some(run_id) = discard {
-        let removed = journal.discard(run_id)?;
+        let removed = block_on(journal.discard(run_id))?;
         if removed == 0 {
             return Err(Error::Invalid(format!(
                 "the recovery journal of `{}` holds no answer of run `{run_id}`",
-                store.env()
+                place.env
             )));
         }
         eprintln!("forgot {removed} kept answer(s) of run {run_id}");
         return Ok(());
     }
-    let listed = journal.list()?;
+    let listed = block_on(journal.list())?;
     if listed.is_empty() && reveal.is_none() {
         if json {
             outln!("[]");
         } else {
             eprintln!(
-                "the recovery journal of `{}` is empty (`{}`)",
-                store.env(),
-                journal.dir().display()
+                "the recovery journal of `{}` is empty ({})",
+                place.env,
+                journal.describe()
             );
         }
         return Ok(());
     }
-    let (_, identities) = open(place)?;
+    let identities = open(place)?;
     if let Some(wanted) = reveal {
         let (run_id, sequence) = match wanted.split_once('.') {
             Some((run, seq)) => (
@@ -586,7 +577,7 @@ fn recover(
             [] => {
                 return Err(Error::Invalid(format!(
                     "the recovery journal of `{}` holds no answer `{wanted}`",
-                    store.env()
+                    place.env
                 )));
             }
             several => {
@@ -601,14 +592,14 @@ fn recover(
                 )));
             }
         };
-        let entry = journal.read(one, &identities)?;
+        let entry = block_on(journal.read(one, &identities))?;
         crate::output::bytes(&entry.body);
         crate::output::bytes(b"\n");
         return Ok(());
     }
     let mut shown = Vec::new();
     for listed in &listed {
-        let entry = journal.read(listed, &identities)?;
+        let entry = block_on(journal.read(listed, &identities))?;
         shown.push(RecoveredAnswer::of(&entry));
     }
     if json {

@@ -10,10 +10,7 @@ use super::{store_error, usage_error};
 use crate::cli::{LogFormat, ServeArgs};
 use crate::exit;
 use crate::logging;
-use crate::project::Dir;
 use crate::run::Engine;
-use crate::schedule::StateFile;
-use crate::secrets::journal::Journal;
 use crate::serve::connections;
 use crate::serve::health::SchedulerState;
 use crate::serve::{self, App, Schedules};
@@ -29,11 +26,10 @@ pub fn run(args: ServeArgs) -> ExitCode {
         Ok(context) => context,
         Err(code) => return code,
     };
-    let place = match context.place(&args.store) {
-        Ok(place) => place,
+    let env = match context.env(args.store.env.as_deref()) {
+        Ok(env) => env,
         Err(code) => return code,
     };
-    let env = place.env.clone();
     let project = context.project.as_ref();
     let log_format = match args.log_format {
         Some(LogFormat::Json) => logging::Format::Json,
@@ -68,34 +64,42 @@ pub fn run(args: ServeArgs) -> ExitCode {
             None => DEFAULT_LISTEN,
         },
     };
-    if let Err(code) = context.check_backend(&env) {
-        return code;
-    }
+    crate::run::log::set_max_bytes(args.log_max_bytes);
+    let options = crate::backend::Options {
+        max_jobs: usize::try_from(args.max_jobs).unwrap_or(usize::MAX),
+        lock_timeout: args.lock_timeout,
+    };
+    let place = match context.place_with(
+        &args.store,
+        args.log_dir.as_deref(),
+        args.state_dir.as_deref(),
+        &options,
+    ) {
+        Ok(place) => place,
+        Err(code) => return code,
+    };
     let paths = context.program(&args.paths);
     let script = match super::run::load_paths(&paths) {
         Ok(script) => Arc::new(script),
         Err(code) => return code,
     };
-    let store = place.store.clone();
     let identities = match place.identities() {
         Ok(identities) => Arc::new(identities),
         Err(error) => return store_error(&error),
     };
+    let backend = place.backend.clone();
     // Fail now, not at the first request, if the store cannot be opened.
-    if let Err(error) = store.read(&identities) {
+    if let Err(error) = super::block_on(backend.secrets.document(&identities)) {
         return store_error(&error);
     }
-    let state_dir = context.dir(args.state_dir.as_deref(), &env, Dir::State);
-    let log_dir = context.dir(args.log_dir.as_deref(), &env, Dir::Logs);
-    // A state file that cannot be read stops the schedules, not the server:
+    // State that cannot be read stops the schedules, not the server:
     // `/healthz` says so, and endpoints are still served.
-    let (schedules, state_error) = Schedules::load(&script, StateFile::new(&state_dir, &env));
-    crate::run::log::set_max_bytes(args.log_max_bytes);
-    let journal = Journal::new(
-        crate::secrets::journal::dir(&state_dir, &env),
-        store.recipients_path(),
-    );
-    let mut engine = Engine::new(script, store, Some(identities), log_dir).with_journal(journal);
+    let (states, state_error) = match super::block_on(backend.schedules.load()) {
+        Ok(states) => (states, None),
+        Err(error) => (Default::default(), Some(error)),
+    };
+    let schedules = Schedules::new(&script, states);
+    let mut engine = Engine::new(script, backend, Some(identities));
     engine.lock_timeout = args.lock_timeout;
     engine.program_hint = context.program_hint(&args.paths);
     let limits = serve::Limits {
@@ -110,8 +114,8 @@ pub fn run(args: ServeArgs) -> ExitCode {
         });
     } else if let Some(e) = state_error.filter(|_| app.schedules.any_enabled()) {
         tracing::error!(
-            "schedules do not run: cannot read the schedule state `{}`: {e}",
-            app.schedules.state_path().display()
+            "schedules do not run: cannot read the schedule state {}: {e}",
+            app.engine.backend.schedules.describe()
         );
         app.health.set_scheduler(SchedulerState::Failed {
             code: "state_unreadable",
@@ -142,14 +146,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
             );
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => return usage_error("svc::serve::runtime", &format!("cannot start: {e}"), None),
-    };
-    runtime.block_on(serve_until_stopped(app, listener, args, max_connections))
+    super::block_on(serve_until_stopped(app, listener, args, max_connections))
 }
 
 async fn serve_until_stopped(

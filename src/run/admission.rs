@@ -1,7 +1,7 @@
 //! Admission: whether a request may run at all, decided before anything
 //! runs.
 
-use super::engine::{Engine, RunRequest};
+use super::engine::{Admitted, Engine, RunRequest};
 use crate::program::Script;
 
 /// A run that was refused before it started.
@@ -17,7 +17,7 @@ pub struct Refusal {
 impl Engine {
     /// Checks a request before running it: the endpoint exists, allows the
     /// method, and the identity exists and may run it.
-    pub fn admit(&self, request: &RunRequest) -> Result<(), Refusal> {
+    pub fn admit(&self, request: RunRequest) -> Result<Admitted, Refusal> {
         let refuse = |code, message: String, help: Option<String>| Refusal {
             code,
             message,
@@ -60,13 +60,13 @@ impl Engine {
                 denied: true,
             });
         }
-        Ok(())
+        Ok(Admitted::new(request))
     }
 
     /// Admits and runs a request.
     pub async fn admit_and_run(&self, request: RunRequest) -> Result<super::Finished, Refusal> {
-        self.admit(&request)?;
-        Ok(self.run(request).await)
+        let admitted = self.admit(request)?;
+        Ok(self.run(admitted).await)
     }
 }
 

@@ -1,7 +1,8 @@
-//! The interpreter: runs an endpoint's action node by node.
+//! The engine: what every run of a process shares (the script, the
+//! environment's backend, the HTTP clients), and a run from admission to
+//! its record.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,29 +12,25 @@ use super::admission::Refusal;
 use super::error::{ErrorKind, RunError};
 use super::http::Http;
 use super::interpreter::Run;
-use super::log as endpoint_log;
 use super::record::{Outcome, RunRecord, Trigger};
 use super::redact::Redactor;
+use crate::backend::{Backend, LogName};
 use crate::program::Script;
-use crate::secrets::cache::StoreCache;
-use crate::secrets::journal::{self, Journal};
-use crate::secrets::{self, Document, Identities, Store};
+use crate::secrets::journal;
+use crate::secrets::{self, Document, Identities};
 use crate::syntax::ast::*;
 
 /// How deeply `run_service` may nest.
 pub const MAX_CALL_DEPTH: usize = 8;
 
-/// What runs endpoints: the script, the environment's store, and where
-/// endpoint logs go. Shared by every run of a process.
+/// What runs endpoints: the script, the environment's backend (secrets,
+/// locks, logs, journal). Shared by every run of a process.
 pub struct Engine {
     pub script: Arc<Script>,
-    pub store: Store,
-    /// The decrypted store, shared by runs that do not change it.
-    pub cache: StoreCache,
+    pub backend: Backend,
     /// Identities that open the store; `None` when none was given, which
     /// only matters to runs that touch a secret.
     pub keys: Option<Arc<Identities>>,
-    pub log_dir: PathBuf,
     pub lock_timeout: Duration,
     pub(super) http: Http,
     /// Each `web_request` by its span, as `SERVICE.ACTION#N`.
@@ -46,14 +43,29 @@ pub struct Engine {
     updating: rustc_hash::FxHashMap<String, rustc_hash::FxHashSet<String>>,
     /// The redactor of the store's values, made once per version of it.
     store_redactor: std::sync::Mutex<Option<(Arc<Document>, Arc<Redactor>)>>,
-    /// Where answers to requests that sent a secret are kept until the
-    /// run's updates are written; `None` keeps nothing.
-    pub journal: Option<Journal>,
     /// How a command line names the program, for the `--replay` help.
     pub program_hint: String,
     /// Where the command looked for an identity and found none, and the
     /// store's recipients: for the error of a run that needs one.
     pub identity_search: (Vec<String>, Vec<String>),
+}
+
+/// A request that admission let through: the only thing `Engine::run`
+/// takes, so a run without admission cannot be written.
+#[derive(Debug, Clone)]
+pub struct Admitted {
+    request: RunRequest,
+}
+
+impl Admitted {
+    /// Admission's decision, made in `run::admission`.
+    pub(super) fn new(request: RunRequest) -> Admitted {
+        Admitted { request }
+    }
+
+    pub fn request(&self) -> &RunRequest {
+        &self.request
+    }
 }
 
 /// One request to run an endpoint.
@@ -96,12 +108,7 @@ pub struct Finished {
 }
 
 impl Engine {
-    pub fn new(
-        script: Arc<Script>,
-        store: Store,
-        keys: Option<Arc<Identities>>,
-        log_dir: PathBuf,
-    ) -> Engine {
+    pub fn new(script: Arc<Script>, backend: Backend, keys: Option<Arc<Identities>>) -> Engine {
         let mut paths = rustc_hash::FxHashMap::default();
         let mut request_names = rustc_hash::FxHashMap::default();
         let mut updating: rustc_hash::FxHashMap<String, rustc_hash::FxHashSet<String>> =
@@ -142,20 +149,17 @@ impl Engine {
             updating,
             store_redactor: std::sync::Mutex::new(None),
             script,
-            cache: StoreCache::new(store.clone(), keys.clone()),
-            store,
+            backend,
             keys,
-            log_dir,
             lock_timeout: secrets::store::DEFAULT_LOCK_TIMEOUT,
             http: Http::default(),
-            journal: None,
             program_hint: ".".into(),
             identity_search: (Vec::new(), Vec::new()),
         }
     }
 
     pub fn env(&self) -> &str {
-        self.store.env()
+        &self.backend.env
     }
 
     /// Whether running the endpoint can update a secret (and so takes the run lock).
@@ -167,8 +171,9 @@ impl Engine {
 
     /// The store's document and a redactor of all its values, shared by
     /// every run until the store changes.
-    pub(super) fn store_document(&self) -> Result<(Arc<Document>, Arc<Redactor>), secrets::Error> {
-        let document = self.cache.document()?;
+    pub async fn store_document(&self) -> Result<(Arc<Document>, Arc<Redactor>), secrets::Error> {
+        let keys = self.keys.as_ref().ok_or_else(|| self.no_identity())?;
+        let document = self.backend.secrets.document(keys).await?;
         let mut cached = self
             .store_redactor
             .lock()
@@ -187,7 +192,8 @@ impl Engine {
 
     /// Runs an admitted request to its end. The record is appended to the
     /// endpoint log when the endpoint has `log enabled` (not for dry runs).
-    pub async fn run(&self, request: RunRequest) -> Finished {
+    pub async fn run(&self, admitted: Admitted) -> Finished {
+        let Admitted { request } = admitted;
         let started_at = secrets::document::now();
         let lag_ms = request
             .due_at
@@ -229,7 +235,8 @@ impl Engine {
         };
         let mut error = result.err();
         if !request.dry_run {
-            self.settle_journal(&request, &run_id, &run.journaled, error.as_mut());
+            self.settle_journal(&request, &run_id, &run.journaled, error.as_mut())
+                .await;
         }
         let redactor = run.redactor;
         let mut record = RunRecord {
@@ -258,7 +265,11 @@ impl Engine {
             .is_some_and(|e| e.log_enabled());
         if logged
             && !request.dry_run
-            && let Err(e) = endpoint_log::append(&self.log_dir, &record, &redactor)
+            && let Err(e) = self
+                .backend
+                .logs
+                .append(LogName::Endpoint(&record.endpoint), &record)
+                .await
         {
             tracing::warn!("cannot write the endpoint log: {e}");
         }
@@ -279,68 +290,55 @@ impl Engine {
         }
     }
 
-    /// Sets where answers to requests that sent a secret are kept.
-    pub fn with_journal(mut self, journal: Journal) -> Engine {
-        self.journal = Some(journal);
-        self
-    }
-
     /// The kept answers of the last failed run of an endpoint, for a replay.
-    pub fn replay_for(&self, service: &str, endpoint: &str) -> Result<Replay, Refusal> {
+    pub async fn replay_for(&self, service: &str, endpoint: &str) -> Result<Replay, Refusal> {
         let key = format!("{service}.{endpoint}");
-        let refuse = |message: String, help: &str| Refusal {
-            code: "svc::run::nothing_to_replay",
-            message,
-            help: Some(help.to_string()),
-            denied: false,
-        };
-        let Some(journal) = &self.journal else {
-            return Err(refuse(
-                "this run keeps no recovery journal".into(),
-                "give `--state-dir`",
-            ));
-        };
+        let journal = &self.backend.journal;
         let listed = journal
             .latest_recoverable(&key)
+            .await
             .map_err(|e| store_refusal(&e))?;
         let Some(first) = listed.first() else {
-            return Err(refuse(
-                format!(
-                    "the recovery journal of `{}` holds no answer for `{key}`",
-                    self.env()
+            return Err(Refusal {
+                code: "svc::run::nothing_to_replay",
+                message: format!(
+                    "the recovery journal of `{}` ({}) holds no answer for `{key}`",
+                    self.env(),
+                    journal.describe()
                 ),
-                "a replay uses the answers a failed run kept; `svc secret recover` lists them",
-            ));
+                help: Some(
+                    "a replay uses the answers a failed run kept; `svc secret recover` lists them"
+                        .into(),
+                ),
+                denied: false,
+            });
         };
         let run_id = first.run_id.clone();
         let keys = self
             .keys
             .as_ref()
             .ok_or_else(|| store_refusal(&self.no_identity()))?;
-        let entries = listed
-            .iter()
-            .map(|l| journal.read(l, keys))
-            .collect::<Result<VecDeque<_>, _>>()
-            .map_err(|e| store_refusal(&e))?;
+        let mut entries = VecDeque::new();
+        for l in &listed {
+            entries.push_back(journal.read(l, keys).await.map_err(|e| store_refusal(&e))?);
+        }
         Ok(Replay { run_id, entries })
     }
 
     /// After a run: a success makes the answers it kept, and older ones
     /// of its endpoint, obsolete; a failure that kept a good answer says
     /// how to replay it.
-    fn settle_journal(
+    async fn settle_journal(
         &self,
         request: &RunRequest,
         run_id: &str,
         journaled: &[u16],
         error: Option<&mut RunError>,
     ) {
-        let Some(journal) = &self.journal else {
-            return;
-        };
+        let journal = &self.backend.journal;
         let key = format!("{}.{}", request.service, request.endpoint);
         let Some(error) = error else {
-            if let Err(e) = journal.settled(&key, run_id) {
+            if let Err(e) = journal.settled(&key, run_id).await {
                 tracing::warn!("cannot prune the recovery journal: {e}");
             }
             return;

@@ -521,6 +521,15 @@ pub fn display_url(url: &url::Url) -> String {
     shown.to_string()
 }
 
+/// A URL given as text, for messages: without user and password, and
+/// nothing at all when it does not parse (it may hold a password).
+pub fn display_url_text(text: &str) -> String {
+    match url::Url::parse(text) {
+        Ok(url) => display_url(&url),
+        Err(_) => "the URL given".into(),
+    }
+}
+
 static CRYPTO: std::sync::Once = std::sync::Once::new();
 
 /// reqwest is built without a default crypto provider; use ring's, once.

@@ -12,9 +12,9 @@ use super::error::{ErrorKind, RunError};
 use super::record::{Event, Shown, Trigger};
 use super::redact::Redactor;
 use super::value::Value;
+use crate::backend::{Change, Changed, Held, LockFailure};
 use crate::program::Script;
-use crate::secrets::atomic::{Lock, LockError};
-use crate::secrets::{self, Document, Identities, NewValue, SecretValue};
+use crate::secrets::{self, Document, Identities, SecretValue};
 use crate::syntax::ast::*;
 
 type Step<'a> = Pin<Box<dyn Future<Output = Result<(), RunError>> + Send + 'a>>;
@@ -34,7 +34,7 @@ pub(super) struct Run<'e> {
     /// The store, decrypted on first use, after the run lock was taken.
     pub(super) document: Option<Arc<Document>>,
     /// Endpoints whose run lock this run holds.
-    pub(super) held: Vec<(String, Lock)>,
+    pub(super) held: Vec<(String, Box<dyn Held>)>,
     /// The run's id, known from its start: the journal files its answers by it.
     pub(super) run_id: String,
     /// The endpoint the run was asked for, as `SERVICE.ENDPOINT`.
@@ -142,42 +142,27 @@ impl<'e> Run<'e> {
         {
             return Ok(false);
         }
-        let store = &self.engine.store;
-        if let Err(e) = crate::secrets::atomic::create_private_dir(store.dir()) {
-            return Err(store_failure(&crate::secrets::Error::io(
-                "create",
-                store.dir(),
-                e,
-            )));
-        }
-        let path = store.dir().join(format!(".{}.{key}.run.lock", store.env()));
         let timeout = self.engine.lock_timeout;
-        let acquired = tokio::task::spawn_blocking(move || Lock::acquire(&path, timeout))
-            .await
-            .map_err(|_| RunError::new(ErrorKind::Limit, "the lock task failed"))?;
-        match acquired {
+        match self.engine.backend.locks.run_lock(key, timeout).await {
             Ok(lock) => {
                 self.held.push((key.to_string(), lock));
-                // Anything read before the lock may be stale now.
+                // Anything read before the lock may be stale now: a rotated
+                // refresh token is read again under it.
                 self.document = None;
                 Ok(true)
             }
-            Err(LockError::TimedOut) => Err(RunError::new(
+            Err(LockFailure::TimedOut) => Err(RunError::new(
                 ErrorKind::Store {
                     code: "svc::run::lock_timeout",
                 },
                 format!(
                     "another run of `{key}` in `{}` did not finish within {}",
-                    store.env(),
+                    self.engine.env(),
                     crate::syntax::duration::format(timeout)
                 ),
             )
             .help("wait for it, or raise `--lock-timeout`")),
-            Err(LockError::Io(e)) => Err(store_failure(&crate::secrets::Error::io(
-                "lock",
-                store.dir(),
-                e,
-            ))),
+            Err(LockFailure::Failed(error)) => Err(store_failure(&error)),
         }
     }
 
@@ -199,6 +184,11 @@ impl<'e> Run<'e> {
     ) -> Step<'a> {
         Box::pin(async move {
             let depth = frame.depth;
+            if self.document.is_none() && reads_a_secret(statement) {
+                self.load_document()
+                    .await
+                    .map_err(|e| e.at(statement.span))?;
+            }
             match &statement.kind {
                 StatementKind::UpdateVariables { assignments } => {
                     for assignment in assignments {
@@ -435,33 +425,34 @@ impl<'e> Run<'e> {
             return Ok(());
         }
         let keys = self.keys()?;
-        let store = self.engine.store.clone();
         let by = format!(
             "{} ({} {})",
             frame.identity.name.text,
             self.trigger.describe(),
             frame.endpoint
         );
-        let to_write: Vec<(String, SecretValue, Option<chrono::DateTime<Utc>>)> = changes
+        let to_write: Vec<Change> = changes
             .iter()
-            .map(|(n, v, e, _)| (n.clone(), v.clone(), *e))
-            .collect();
-        // One locked, atomic write for the whole block, off the async threads.
-        let written = tokio::task::spawn_blocking(move || {
-            store.update(&keys, |doc| {
-                let versions: Vec<u64> = to_write
-                    .into_iter()
-                    .map(|(name, value, expires_at)| {
-                        doc.set(&name, NewValue { value, expires_at }, &by, now)
-                    })
-                    .collect();
-                Ok((versions, doc.clone()))
+            .map(|(name, value, expires_at, _)| Change::Set {
+                name: name.clone(),
+                value: value.clone(),
+                expires_at: *expires_at,
+                expect: None,
             })
-        })
-        .await
-        .map_err(|_| RunError::new(ErrorKind::Limit, "the store task failed"))?;
-        let (versions, document) = written.map_err(|e| store_failure(&e))?;
-        self.document = Some(Arc::new(document));
+            .collect();
+        // One atomic, durable write for the whole block.
+        let (changed, document) = self
+            .engine
+            .backend
+            .secrets
+            .apply(&keys, to_write, &by, now)
+            .await
+            .map_err(|e| store_failure(&e))?;
+        self.document = Some(document);
+        let versions = changed.into_iter().map(|c| match c {
+            Changed::Set(version) => version,
+            _ => 0,
+        });
         for ((name, _, expires_at, _), version) in changes.into_iter().zip(versions) {
             self.trace.push(Event::SecretUpdated {
                 depth: frame.depth,
@@ -649,21 +640,32 @@ impl<'e> Run<'e> {
 
     /// The decrypted store, read on first use (after the run lock, if the
     /// run takes one). The shared cache re-reads the file when it changed.
-    pub(super) fn document(&mut self) -> Result<&Document, RunError> {
-        if self.document.is_none() {
-            let (document, redactor) = self.engine.store_document().map_err(|e| match e {
-                crate::secrets::Error::NoIdentity { .. } => {
-                    store_failure(&self.engine.no_identity())
-                }
-                other => store_failure(&other),
-            })?;
-            // Values the run learned before stay; the store's are shared.
-            let mut merged = Redactor::on_top_of(redactor);
-            merged.absorb(&self.redactor);
-            self.redactor = merged;
-            self.document = Some(document);
+    /// Decrypts the store for the run, if it has not yet (after the run
+    /// lock, if the run takes one).
+    pub(super) async fn load_document(&mut self) -> Result<(), RunError> {
+        if self.document.is_some() {
+            return Ok(());
         }
-        Ok(self.document.as_ref().expect("loaded above"))
+        let (document, redactor) = self.engine.store_document().await.map_err(|e| match e {
+            crate::secrets::Error::NoIdentity { .. } => store_failure(&self.engine.no_identity()),
+            other => store_failure(&other),
+        })?;
+        // Values the run learned before stay; the store's are shared.
+        let mut merged = Redactor::on_top_of(redactor);
+        merged.absorb(&self.redactor);
+        self.redactor = merged;
+        self.document = Some(document);
+        Ok(())
+    }
+
+    /// The store, loaded before the statement that reads it.
+    pub(super) fn document(&self) -> Result<&Document, RunError> {
+        self.document.as_deref().ok_or_else(|| {
+            RunError::new(
+                ErrorKind::Limit,
+                "the secret store was read before it was loaded (a bug in svc)",
+            )
+        })
     }
 
     pub(super) fn keys(&self) -> Result<Arc<Identities>, RunError> {
@@ -679,6 +681,16 @@ impl<'e> Run<'e> {
         let text = sources.get(span.file).snippet(span);
         text.split_whitespace().collect::<Vec<_>>().join(" ")
     }
+}
+
+/// Whether a statement's own expressions read `secret.NAME` (nested
+/// blocks are statements of their own).
+fn reads_a_secret(statement: &Statement) -> bool {
+    let mut found = false;
+    for expr in statement.expressions() {
+        expr.walk(&mut |e| found |= matches!(e.kind, ExprKind::Secret { .. }));
+    }
+    found
 }
 
 pub(super) fn catches_error(filter: &CatchFilter, error: &RunError) -> bool {

@@ -15,6 +15,6 @@ mod request;
 pub mod value;
 
 pub use admission::{Refusal, unknown_endpoint};
-pub use engine::{Engine, Finished, RunRequest};
+pub use engine::{Admitted, Engine, Finished, Replay, RunRequest};
 pub use error::{ErrorKind, RunError};
 pub use record::{Outcome, RunRecord, Trigger};

@@ -342,9 +342,7 @@ impl<'e> Run<'e> {
     /// written is said in the trace, and the run goes on (its updates may
     /// still succeed).
     async fn keep(&mut self, depth: usize, built: &Built, response: &http::Response) {
-        let Some(journal) = self.engine.journal.clone() else {
-            return;
-        };
+        let journal = self.engine.backend.journal.clone();
         let entry = journal::Entry {
             format: journal::FORMAT,
             run_id: self.run_id.clone(),
@@ -363,18 +361,17 @@ impl<'e> Run<'e> {
             body: Zeroizing::new(response.body.clone()),
         };
         let status = entry.status;
-        let written = tokio::task::spawn_blocking(move || journal.record(&entry)).await;
+        let written = journal.record(&entry).await;
         let message = match written {
-            Ok(Ok(_)) => {
+            Ok(_) => {
                 self.journaled.push(status);
                 "the answer is kept in the recovery journal until the run's updates are written"
                     .to_string()
             }
-            Ok(Err(e)) => format!(
+            Err(e) => format!(
                 "cannot keep the answer in the recovery journal: {}",
                 self.redactor.redact(&e.to_string())
             ),
-            Err(_) => "cannot keep the answer in the recovery journal: the task failed".into(),
         };
         self.trace.push(Event::Journal { depth, message });
     }

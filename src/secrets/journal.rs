@@ -99,7 +99,8 @@ pub struct Listed {
     pub sequence: u32,
     pub status: u16,
     pub endpoint: String,
-    pub path: PathBuf,
+    /// Where it is kept: a file's path, or a database row's key.
+    pub handle: String,
     pub bytes: u64,
 }
 
@@ -113,8 +114,8 @@ impl Listed {
         (200..300).contains(&self.status)
     }
 
-    fn parse(path: PathBuf, bytes: u64) -> Option<Listed> {
-        let name = path.file_name()?.to_str()?.strip_suffix(".age")?;
+    /// From a name `RUN_ID-SEQ-STATUS-ENDPOINT` (a file's, without `.age`).
+    pub fn parse_name(name: &str, handle: String, bytes: u64) -> Option<Listed> {
         let mut parts = name.splitn(4, '-');
         let run_id = parts.next()?.to_string();
         let sequence = parts.next()?.parse().ok()?;
@@ -128,7 +129,7 @@ impl Listed {
             sequence,
             status,
             endpoint,
-            path,
+            handle,
             bytes,
         })
     }
@@ -174,10 +175,7 @@ impl Journal {
         let encryptor = age::Encryptor::with_recipients(keys.iter().map(|(_, r)| r.as_dyn()))
             .map_err(|e| Error::Invalid(format!("cannot encrypt to these recipients: {e}")))?;
         atomic::create_private_dir(&self.dir).map_err(|e| Error::io("create", &self.dir, e))?;
-        let name = format!(
-            "{}-{:03}-{}-{}.age",
-            entry.run_id, entry.sequence, entry.status, entry.endpoint
-        );
+        let name = format!("{}.age", entry_name(entry));
         let path = self.dir.join(name);
         let json = Zeroizing::new(
             serde_json::to_vec(entry)
@@ -205,7 +203,13 @@ impl Journal {
             .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
             .filter_map(|e| {
                 let bytes = e.metadata().map_or(0, |m| m.len());
-                Listed::parse(e.path(), bytes)
+                let path = e.path();
+                let name = path
+                    .file_name()?
+                    .to_str()?
+                    .strip_suffix(".age")?
+                    .to_string();
+                Listed::parse_name(&name, path.to_string_lossy().into_owned(), bytes)
             })
             .collect();
         out.sort_by(|a, b| (&a.run_id, a.sequence).cmp(&(&b.run_id, b.sequence)));
@@ -214,18 +218,15 @@ impl Journal {
 
     /// Decrypts one kept answer.
     pub fn read(&self, listed: &Listed, identities: &Identities) -> Result<Entry, Error> {
-        let file =
-            std::fs::File::open(&listed.path).map_err(|e| Error::io("read", &listed.path, e))?;
+        let path = Path::new(&listed.handle);
+        let file = std::fs::File::open(path).map_err(|e| Error::io("read", path, e))?;
         let plaintext = super::store::decrypt(
-            &listed.path,
+            path,
             BufReader::new(file),
             listed.bytes as usize,
             identities,
         )?;
-        serde_json::from_slice(&plaintext).map_err(|_| Error::InvalidDocument {
-            path: listed.path.clone(),
-            problem: "it is not a recovery journal entry".into(),
-        })
+        parse_entry(path, &plaintext)
     }
 
     /// The answers of the latest run of `endpoint` that kept a successful
@@ -249,7 +250,7 @@ impl Journal {
         let mut removed = 0;
         for listed in self.list()? {
             if listed.endpoint == endpoint && listed.run_id.as_str() <= run_id {
-                remove(&listed.path)?;
+                remove(Path::new(&listed.handle))?;
                 removed += 1;
             }
         }
@@ -261,7 +262,7 @@ impl Journal {
         let mut removed = 0;
         for listed in self.list()? {
             if listed.run_id == run_id {
-                remove(&listed.path)?;
+                remove(Path::new(&listed.handle))?;
                 removed += 1;
             }
         }
@@ -271,36 +272,60 @@ impl Journal {
     /// Drops answers past the bounds: too old, then the oldest beyond the
     /// count and size limits. Returns how many were dropped.
     fn prune(&self, now: DateTime<Utc>) -> usize {
-        let Ok(mut listed) = self.list() else {
+        let Ok(listed) = self.list() else {
             return 0;
         };
-        let mut dropped = 0;
-        let oldest_kept = now.checked_sub_signed(MAX_AGE);
-        listed.retain(|l| {
-            let expired = match (l.run_started(), oldest_kept) {
-                (Some(started), Some(limit)) => started < limit,
-                _ => false,
-            };
-            if expired && remove(&l.path).is_ok() {
-                dropped += 1;
-                return false;
-            }
-            true
-        });
-        let mut bytes: u64 = listed.iter().map(|l| l.bytes).sum();
-        let mut count = listed.len();
-        for l in &listed {
-            if count <= MAX_ENTRIES && bytes <= MAX_BYTES {
-                break;
-            }
-            if remove(&l.path).is_ok() {
-                dropped += 1;
-            }
-            count -= 1;
-            bytes = bytes.saturating_sub(l.bytes);
-        }
-        dropped
+        past_bounds(&listed, now)
+            .into_iter()
+            .filter(|l| remove(Path::new(&l.handle)).is_ok())
+            .count()
     }
+}
+
+/// An entry from its decrypted JSON.
+pub fn parse_entry(source: &Path, plaintext: &[u8]) -> Result<Entry, Error> {
+    serde_json::from_slice(plaintext).map_err(|_| Error::InvalidDocument {
+        path: source.to_path_buf(),
+        problem: "it is not a recovery journal entry".into(),
+    })
+}
+
+/// The name an entry is kept under: `RUN_ID-SEQ-STATUS-ENDPOINT`.
+pub fn entry_name(entry: &Entry) -> String {
+    format!(
+        "{}-{:03}-{}-{}",
+        entry.run_id, entry.sequence, entry.status, entry.endpoint
+    )
+}
+
+/// The bounds on kept answers: the ones to drop from a list (oldest
+/// first): too old, then the oldest beyond the count and size limits.
+pub fn past_bounds(listed: &[Listed], now: DateTime<Utc>) -> Vec<&Listed> {
+    let oldest_kept = now.checked_sub_signed(MAX_AGE);
+    let mut drop = Vec::new();
+    let mut kept = Vec::new();
+    for l in listed {
+        let expired = match (l.run_started(), oldest_kept) {
+            (Some(started), Some(limit)) => started < limit,
+            _ => false,
+        };
+        if expired {
+            drop.push(l);
+        } else {
+            kept.push(l);
+        }
+    }
+    let mut bytes: u64 = kept.iter().map(|l| l.bytes).sum();
+    let mut count = kept.len();
+    for l in kept {
+        if count <= MAX_ENTRIES && bytes <= MAX_BYTES {
+            break;
+        }
+        drop.push(l);
+        count -= 1;
+        bytes = bytes.saturating_sub(l.bytes);
+    }
+    drop
 }
 
 fn remove(path: &Path) -> Result<(), Error> {
@@ -376,7 +401,7 @@ mod tests {
             ),
             (0, 200, "api.refresh")
         );
-        let on_disk = std::fs::read(&listed[0].path).unwrap();
+        let on_disk = std::fs::read(&listed[0].handle).unwrap();
         assert!(!String::from_utf8_lossy(&on_disk).contains("rt-new-Q9"));
         let read = journal.read(&listed[0], &identities).unwrap();
         assert_eq!(&**read.body, br#"{"refresh_token":"rt-new-Q9"}"#);

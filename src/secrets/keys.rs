@@ -116,8 +116,10 @@ pub fn same_key(line: &str, key: &str) -> bool {
 }
 
 /// The identities a command decrypts with, and a short name for them.
+#[derive(Clone)]
 pub struct Identities {
-    keys: Vec<Box<dyn age::Identity + Send + Sync>>,
+    /// Shared: a copy for a blocking task or another thread is cheap.
+    keys: std::sync::Arc<Vec<Box<dyn age::Identity + Send + Sync>>>,
     /// Who writes, for `updated_by`: the public key when it is known.
     pub label: String,
     pub files: Vec<PathBuf>,
@@ -208,7 +210,7 @@ impl Identities {
             None => keys_label,
         };
         Ok(Identities {
-            keys,
+            keys: std::sync::Arc::new(keys),
             label,
             files: paths.to_vec(),
         })

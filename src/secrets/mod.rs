@@ -8,7 +8,6 @@
 //! `Debug` output ever contains one.
 
 pub mod atomic;
-pub mod cache;
 pub mod document;
 pub mod journal;
 pub mod keys;
@@ -76,6 +75,14 @@ pub enum Error {
     },
     #[error("{0}")]
     Invalid(String),
+    #[error("`{name}` changed meanwhile: version {found}, not the {expected} expected")]
+    Conflict {
+        name: String,
+        expected: u64,
+        found: u64,
+    },
+    #[error("the backend is unavailable: {problem}")]
+    Unavailable { problem: String },
 }
 
 impl Error {
@@ -118,6 +125,8 @@ impl Error {
             Error::Symlink { .. } => "svc::store::symlink",
             Error::Io { .. } => "svc::store::io",
             Error::Invalid(_) => "svc::store::invalid",
+            Error::Conflict { .. } => "svc::store::conflict",
+            Error::Unavailable { .. } => "svc::backend::unavailable",
         }
     }
 
@@ -192,6 +201,10 @@ impl Error {
                 format!("`svc secret list --env {env}` shows the secrets; set it with `svc secret set {name} --env {env}`")
             }
             Error::LockTimeout { .. } => "another `svc` is still writing; try again, or look for a stuck process".into(),
+            Error::Conflict { .. } => "another writer changed it first; read it again and retry".into(),
+            Error::Unavailable { .. } => {
+                "check that the database is up and reachable; svc reconnects by itself".into()
+            }
             Error::Symlink { path } => format!(
                 "svc replaces store files by renaming a new file over them, which would turn the link \
                  into a regular file and leave its target stale: move the real file to `{}` \

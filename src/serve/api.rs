@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 
 use super::App;
 use super::keys::{self, Rejection};
+use crate::backend::{JobRefused, LogName};
 use crate::run::{Outcome, RunRequest, Trigger};
 use crate::syntax::ast::IdentityKind;
 
@@ -85,17 +86,26 @@ pub async fn log_refusals(
 }
 
 /// The environment's store as it is now, or 503 when it cannot be read.
-fn store_document(app: &App) -> Result<Arc<crate::secrets::Document>, ApiError> {
-    app.engine.cache.document().map_err(store_unavailable)
+async fn store_document(app: &App) -> Result<Arc<crate::secrets::Document>, ApiError> {
+    app.engine
+        .store_document()
+        .await
+        .map(|(document, _)| document)
+        .map_err(store_unavailable)
 }
 
 /// A store that cannot be read, told to HTTP callers with a code and no
 /// local path; the details (the store's path, the OS error) go to stderr.
 fn store_unavailable(error: crate::secrets::Error) -> ApiError {
     tracing::error!("{}: {error}", error.code());
+    let code = if matches!(error, crate::secrets::Error::Unavailable { .. }) {
+        "backend_unavailable"
+    } else {
+        "store_unavailable"
+    };
     ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
-        "store_unavailable",
+        code,
         format!(
             "the secret store cannot be read ({}); the server's log says why",
             error.code()
@@ -143,7 +153,7 @@ pub struct Caller {
 }
 
 /// Authenticates the `Authorization: Bearer` key against the store.
-pub fn authenticate(app: &App, headers: &HeaderMap) -> Result<Caller, ApiError> {
+pub async fn authenticate(app: &App, headers: &HeaderMap) -> Result<Caller, ApiError> {
     let unauthorized = |rejection: Rejection| {
         ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -160,8 +170,19 @@ pub fn authenticate(app: &App, headers: &HeaderMap) -> Result<Caller, ApiError> 
         })
         .map(str::trim)
         .ok_or_else(|| unauthorized(Rejection::Missing))?;
-    let document = app.engine.cache.document().map_err(store_unavailable)?;
-    let (id, key) = keys::verify(&document, token, Utc::now()).map_err(unauthorized)?;
+    let identities = app
+        .engine
+        .keys
+        .as_ref()
+        .ok_or_else(|| store_unavailable(app.engine.no_identity()))?;
+    let api_keys = app
+        .engine
+        .backend
+        .keys
+        .keys(identities)
+        .await
+        .map_err(store_unavailable)?;
+    let (id, key) = keys::verify(&api_keys, token, Utc::now()).map_err(unauthorized)?;
     if app.script.identity(&key.identity).is_none() {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -206,7 +227,7 @@ pub async fn openapi(State(app): State<Arc<App>>) -> Json<Value> {
 }
 
 pub async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
-    if let Ok(document) = app.engine.cache.document() {
+    if let Ok(document) = store_document(&app).await {
         let now = Utc::now();
         for (name, entry) in &document.secrets {
             if let Some(expires_at) = entry.expires_at {
@@ -289,7 +310,7 @@ pub async fn whoami(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    let caller = authenticate(&app, &headers)?;
+    let caller = authenticate(&app, &headers).await?;
     let identity = app
         .script
         .identity(&caller.identity)
@@ -337,7 +358,7 @@ pub async fn run_endpoint(
             format!("no endpoint `{key}`"),
         ));
     };
-    let caller = authenticate(&app, &headers)?;
+    let caller = authenticate(&app, &headers).await?;
     if !declared.allows(method.as_str()) {
         let allow: Vec<&str> = declared.methods.iter().map(|m| m.as_str()).collect();
         let mut error = ApiError::new(
@@ -370,43 +391,60 @@ pub async fn run_endpoint(
         due_at: None,
         replay: None,
     };
-    if let Err(refusal) = app.engine.admit(&request) {
-        let status = if refusal.denied {
-            StatusCode::FORBIDDEN
-        } else {
-            StatusCode::BAD_REQUEST
-        };
-        let code = if refusal.denied {
-            "forbidden"
-        } else {
-            "bad_request"
-        };
-        return Err(ApiError::new(status, code, refusal.message));
-    }
+    let updates_secrets = app
+        .engine
+        .updates_secrets(&request.service, &request.endpoint);
+    let admitted = match app.engine.admit(request) {
+        Ok(admitted) => admitted,
+        Err(refusal) => {
+            let status = if refusal.denied {
+                StatusCode::FORBIDDEN
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            let code = if refusal.denied {
+                "forbidden"
+            } else {
+                "bad_request"
+            };
+            return Err(ApiError::new(status, code, refusal.message));
+        }
+    };
     if run_async {
         let id = format!(
             "{:016x}",
             getrandom::u64().unwrap_or_else(|_| fastrand::u64(..))
         );
-        if let Err(full) = app.jobs.start(&id, &caller.identity, &key) {
-            return Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "too_many_jobs",
-                format!(
-                    "{} asynchronous runs are still running, the most this server keeps; \
-                     try again when one finishes, or run without `async`",
-                    full.max
-                ),
-            ));
+        match app
+            .engine
+            .backend
+            .jobs
+            .start(&id, &caller.identity, &key)
+            .await
+        {
+            Ok(()) => {}
+            Err(JobRefused::Full { max }) => {
+                return Err(ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "too_many_jobs",
+                    format!(
+                        "{max} asynchronous runs are still running, the most this server keeps; \
+                         try again when one finishes, or run without `async`"
+                    ),
+                ));
+            }
+            Err(JobRefused::Failed(error)) => return Err(store_unavailable(error)),
         }
         let job_app = app.clone();
         let job_id = id.clone();
         app.tracker.spawn(async move {
-            let finished = job_app.engine.run(request).await;
+            let finished = job_app.engine.run(admitted).await;
             job_app.finished(&finished.record, None);
             let record =
                 serde_json::to_value(answered_record(finished.record)).unwrap_or(Value::Null);
-            job_app.jobs.finish(&job_id, record);
+            if let Err(e) = job_app.engine.backend.jobs.finish(&job_id, record).await {
+                tracing::warn!("cannot record the end of job {job_id}: {e}");
+            }
         });
         let url = format!("/api/jobs/{id}");
         return Ok((
@@ -415,14 +453,11 @@ pub async fn run_endpoint(
         )
             .into_response());
     }
-    let finished = if app
-        .engine
-        .updates_secrets(&request.service, &request.endpoint)
-    {
+    let finished = if updates_secrets {
         // A run the client abandons still finishes: it may be writing secrets.
         let run_app = app.clone();
         app.tracker
-            .spawn(async move { run_app.engine.run(request).await })
+            .spawn(async move { run_app.engine.run(admitted).await })
             .await
             .map_err(|_| {
                 ApiError::new(
@@ -433,7 +468,7 @@ pub async fn run_endpoint(
             })?
     } else {
         // Nothing to protect: run here, without waking another thread.
-        app.engine.run(request).await
+        app.engine.run(admitted).await
     };
     let status = match finished.record.outcome {
         Outcome::Success => StatusCode::OK,
@@ -530,8 +565,15 @@ pub async fn job(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    let caller = authenticate(&app, &headers)?;
-    match app.jobs.view(&id, &caller.identity) {
+    let caller = authenticate(&app, &headers).await?;
+    let view = app
+        .engine
+        .backend
+        .jobs
+        .view(&id, &caller.identity)
+        .await
+        .map_err(store_unavailable)?;
+    match view {
         None => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "unknown_job",
@@ -552,7 +594,7 @@ pub async fn endpoint_logs(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    let caller = authenticate(&app, &headers)?;
+    let caller = authenticate(&app, &headers).await?;
     let key = format!("{service}.{endpoint}");
     if app.script.endpoint(&service, &endpoint).is_none() {
         return Err(ApiError::new(
@@ -580,18 +622,14 @@ pub async fn endpoint_logs(
         .and_then(|(_, v)| v.parse::<usize>().ok())
         .unwrap_or(20)
         .min(1000);
-    let path = crate::run::log::path(&app.log_dir, app.engine.env(), &key);
-    // From the end of the log (and its rotated files): memory holds the
-    // entries asked for, not the log.
-    let entries = tokio::task::spawn_blocking(move || crate::run::log::read_last(&path, count))
+    // From the end of the log: memory holds the entries asked for, not
+    // the log.
+    let entries = app
+        .engine
+        .backend
+        .logs
+        .read_last(LogName::Endpoint(&key), count)
         .await
-        .map_err(|_| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "reading the log failed",
-            )
-        })?
         .map_err(|e| {
             tracing::error!("cannot read the log of `{key}`: {e}");
             ApiError::new(
@@ -608,8 +646,8 @@ pub async fn list_secrets(
     State(app): State<Arc<App>>,
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
-    authenticate(&app, &headers)?;
-    let document = store_document(&app)?;
+    authenticate(&app, &headers).await?;
+    let document = store_document(&app).await?;
     let now = Utc::now();
     let secrets: Vec<Value> = document
         .secrets
@@ -634,13 +672,13 @@ pub async fn read_secret(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let caller = authenticate(&app, &headers)?;
+    let caller = authenticate(&app, &headers).await?;
     let identity = app
         .script
         .identity(&caller.identity)
         .expect("authenticated");
     if !app.script.can_read_secret(identity, &name) {
-        app.audit(&caller, &name, "denied");
+        app.audit(&caller, &name, "denied").await;
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
@@ -650,7 +688,7 @@ pub async fn read_secret(
             ),
         ));
     }
-    let document = store_document(&app)?;
+    let document = store_document(&app).await?;
     let Some(entry) = document.get(&name) else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -658,7 +696,7 @@ pub async fn read_secret(
             format!("`{name}` has no value in this environment"),
         ));
     };
-    app.audit(&caller, &name, "read");
+    app.audit(&caller, &name, "read").await;
     let body = json!({
         "name": name,
         "value": entry.value.expose(),

@@ -4,6 +4,9 @@
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
+use std::collections::BTreeMap;
+
+#[cfg(test)]
 use crate::secrets::Document;
 use crate::secrets::document::ApiKey;
 
@@ -85,16 +88,13 @@ impl Rejection {
 
 /// The key's id and identity, if the token is a live key of the store.
 pub fn verify<'d>(
-    document: &'d Document,
+    keys: &'d BTreeMap<String, ApiKey>,
     token: &str,
     now: DateTime<Utc>,
 ) -> Result<(&'d str, &'d ApiKey), Rejection> {
     let rest = token.strip_prefix("svc_").ok_or(Rejection::Malformed)?;
     let (id, secret) = rest.split_once('_').ok_or(Rejection::Malformed)?;
-    let (id, key) = document
-        .api_keys
-        .get_key_value(id)
-        .ok_or(Rejection::Unknown)?;
+    let (id, key) = keys.get_key_value(id).ok_or(Rejection::Unknown)?;
     if !constant_time_eq(hash(secret).as_bytes(), key.hash.as_bytes()) {
         return Err(Rejection::Unknown);
     }
@@ -123,27 +123,27 @@ mod tests {
         assert_eq!(key.token.len(), 4 + 12 + 1 + 32);
         let mut document = Document::new("dev");
         document.api_keys.insert(key.id.clone(), key.record.clone());
-        let (id, record) = verify(&document, &key.token, now).unwrap();
+        let (id, record) = verify(&document.api_keys, &key.token, now).unwrap();
         assert_eq!((id, record.identity.as_str()), (key.id.as_str(), "nightly"));
 
         let wrong = format!("svc_{}_{}", key.id, "x".repeat(32));
         assert_eq!(
-            verify(&document, &wrong, now).unwrap_err(),
+            verify(&document.api_keys, &wrong, now).unwrap_err(),
             Rejection::Unknown
         );
         assert_eq!(
-            verify(&document, "Bearer nope", now).unwrap_err(),
+            verify(&document.api_keys, "Bearer nope", now).unwrap_err(),
             Rejection::Malformed
         );
 
         document.api_keys.get_mut(&key.id).unwrap().expires_at = Some(now);
         assert_eq!(
-            verify(&document, &key.token, now).unwrap_err(),
+            verify(&document.api_keys, &key.token, now).unwrap_err(),
             Rejection::Expired
         );
         document.api_keys.get_mut(&key.id).unwrap().revoked_at = Some(now);
         assert_eq!(
-            verify(&document, &key.token, now).unwrap_err(),
+            verify(&document.api_keys, &key.token, now).unwrap_err(),
             Rejection::Revoked
         );
     }

@@ -4,13 +4,11 @@
 pub mod api;
 pub mod connections;
 pub mod health;
-pub mod jobs;
 pub mod keys;
 pub mod metrics;
 pub mod openapi;
 pub mod scheduler;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Router;
@@ -37,7 +35,7 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
-            max_jobs: jobs::DEFAULT_MAX_JOBS,
+            max_jobs: crate::backend::jobs::DEFAULT_MAX_JOBS,
             max_body_bytes: 1 << 20,
             body_timeout: std::time::Duration::from_secs(30),
         }
@@ -48,7 +46,6 @@ impl Default for Limits {
 pub struct App {
     pub script: Arc<Script>,
     pub engine: Engine,
-    pub jobs: jobs::Jobs,
     pub limits: Limits,
     pub metrics: metrics::Metrics,
     /// Runs started by requests and schedules, waited for at shutdown.
@@ -56,7 +53,6 @@ pub struct App {
     pub schedules: Schedules,
     /// Whether the schedules run, for `/healthz` and `/metrics`.
     pub health: health::Health,
-    pub log_dir: PathBuf,
     pub openapi: Value,
     /// When the server started: overdue schedule runs count their lateness from here.
     pub started_at: chrono::DateTime<chrono::Utc>,
@@ -67,10 +63,8 @@ impl App {
         let script = engine.script.clone();
         App {
             openapi: openapi::document(script.program()),
-            log_dir: engine.log_dir.clone(),
             script,
             engine,
-            jobs: jobs::Jobs::new(limits.max_jobs),
             limits,
             metrics: metrics::Metrics::default(),
             tracker: TaskTracker::new(),
@@ -113,9 +107,9 @@ impl App {
         }
     }
 
-    /// Appends to `LOG_DIR/ENV/audit.jsonl` who read (or was denied) which
-    /// secret, never the value.
-    pub fn audit(&self, caller: &api::Caller, secret: &str, action: &str) {
+    /// Appends to the audit log who read (or was denied) which secret,
+    /// never the value.
+    pub async fn audit(&self, caller: &api::Caller, secret: &str, action: &str) {
         let line = json!({
             "at": crate::secrets::document::now(),
             "identity": caller.identity,
@@ -123,9 +117,8 @@ impl App {
             "secret": secret,
             "action": action,
         });
-        let path = self.log_dir.join(self.engine.env()).join("audit.jsonl");
-        if let Err(e) = crate::run::log::append_line(&path, format!("{line}\n").as_bytes()) {
-            tracing::warn!("cannot write the audit log `{}`: {e}", path.display());
+        if let Err(e) = self.engine.backend.logs.audit(&line).await {
+            tracing::warn!("cannot write the audit log: {e}");
         }
     }
 }

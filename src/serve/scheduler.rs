@@ -1,9 +1,16 @@
 //! The scheduler of `svc serve`: one timer over every schedule, firing each
 //! as its service account when it is due.
+//!
+//! Where the backend is shared by several replicas (PostgreSQL), each runs
+//! this loop over every schedule, and a due fire runs in the one replica
+//! that claims it: the claim is tied to that replica's database session (a
+//! killed replica's claim goes with it), and the claimant checks against
+//! the stored state that the fire is still due before it runs, so every
+//! fire time runs once in the fleet. With the files backend one process
+//! leads (a `flock`), and the others stand by.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -13,47 +20,41 @@ use tokio_util::sync::CancellationToken;
 
 use super::App;
 use super::health::SchedulerState;
+use crate::backend::{Held, LogName};
 use crate::program::Script;
 use crate::run::{Finished, RunRequest, Trigger};
-use crate::schedule::{Schedule, ScheduleState, StateFile};
-use crate::secrets::atomic::{Lock, LockError};
+use crate::schedule::{Schedule, ScheduleState};
 
 /// How often the scheduler looks again even when nothing is due: a
 /// `before_expiry` secret may have been refreshed by another process.
 const RECHECK: Duration = Duration::from_secs(30);
-/// How often the state file is written at most, when runs finish.
+/// How often the state is written at most, when runs finish (one leading
+/// process; a shared backend saves each fire's state at once).
 const SAVE_EVERY: Duration = Duration::from_secs(1);
 /// How often a standby server tries to take over the schedules.
 const TAKE_OVER_EVERY: Duration = Duration::from_secs(5);
+/// How soon a fire another replica holds is looked at again.
+const CLAIMED_ELSEWHERE: Duration = Duration::from_millis(500);
 
 /// The schedules of the program and what is known of them.
 pub struct Schedules {
     specs: Vec<Schedule>,
     states: Mutex<BTreeMap<String, ScheduleState>>,
-    file: StateFile,
-    /// The last save of the state file failed.
+    /// The last save of the state failed.
     save_failing: AtomicBool,
 }
 
 impl Schedules {
-    /// The schedules of the program and their remembered states; when the
-    /// state file cannot be read, no states and the error (the scheduler
-    /// must then not run: a file it cannot read is not a reason to forget).
-    pub fn load(script: &Script, file: StateFile) -> (Schedules, Option<std::io::Error>) {
+    /// The schedules of the program and their remembered states.
+    pub fn new(script: &Script, mut states: BTreeMap<String, ScheduleState>) -> Schedules {
         let specs = Schedule::all(script);
-        let (mut states, error) = match file.load() {
-            Ok(states) => (states, None),
-            Err(e) => (BTreeMap::new(), Some(e)),
-        };
         // Forget schedules the program no longer has.
         states.retain(|name, _| specs.iter().any(|s| &s.name == name));
-        let schedules = Schedules {
+        Schedules {
             specs,
             states: Mutex::new(states),
-            file,
             save_failing: AtomicBool::new(false),
-        };
-        (schedules, error)
+        }
     }
 
     /// Whether any schedule is enabled.
@@ -61,11 +62,7 @@ impl Schedules {
         self.specs.iter().any(|s| s.enabled)
     }
 
-    pub fn state_path(&self) -> &Path {
-        &self.file.path
-    }
-
-    /// Whether the last save of the state file failed.
+    /// Whether the last save of the state failed.
     pub fn save_failing(&self) -> bool {
         self.save_failing.load(Ordering::Relaxed)
     }
@@ -102,30 +99,54 @@ impl Schedules {
         change(states.entry(name.to_string()).or_default());
     }
 
-    fn save(&self) {
-        let snapshot = self.snapshot();
-        let saved = self.file.save(&snapshot);
+    /// Saves some states (all of them when `only` is `None`).
+    async fn save(&self, app: &App, only: Option<&str>) {
+        let mut states = self.snapshot();
+        if let Some(name) = only {
+            states.retain(|n, _| n == name);
+        }
+        let saved = app.engine.backend.schedules.save(&states).await;
         if let Err(e) = &saved {
             tracing::warn!(
-                "cannot save the schedule state to `{}`: {e}",
-                self.file.path.display()
+                "cannot save the schedule state to {}: {e}",
+                app.engine.backend.schedules.describe()
             );
         }
         self.save_failing.store(saved.is_err(), Ordering::Relaxed);
     }
+}
 
-    pub fn lock_path(&self) -> PathBuf {
-        self.file.scheduler_lock_path()
+/// How a fire ended, told to the loop.
+enum Fired {
+    /// It ran (or was refused at admission: `None`).
+    Ran(Option<Box<Finished>>),
+    /// Another replica ran it: the state as stored now.
+    RanElsewhere(Option<ScheduleState>),
+    /// Another replica holds it now: look again soon.
+    Claimed,
+}
+
+/// The expiries of the secrets `before_expiry` schedules watch.
+async fn expiries(app: &App) -> BTreeMap<String, DateTime<Utc>> {
+    let watched: Vec<&str> = app
+        .schedules
+        .specs()
+        .iter()
+        .filter_map(|s| s.before_expiry.as_ref().map(|(secret, _)| secret.as_str()))
+        .collect();
+    if watched.is_empty() {
+        return BTreeMap::new();
     }
+    let Ok((document, _)) = app.engine.store_document().await else {
+        return BTreeMap::new();
+    };
+    watched
+        .into_iter()
+        .filter_map(|name| Some((name.to_string(), document.get(name)?.expires_at?)))
+        .collect()
 }
 
-/// The log of one schedule's runs.
-pub fn log_path(log_dir: &Path, env: &str, schedule: &str) -> PathBuf {
-    log_dir.join(env).join(format!("schedule.{schedule}.jsonl"))
-}
-
-/// Runs the schedules until `shutdown`. Only one process per state
-/// directory and environment does: others wait to take over.
+/// Runs the schedules until `shutdown`.
 pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
     let specs = app.schedules.specs().to_vec();
     if !app.schedules.any_enabled() {
@@ -134,21 +155,23 @@ pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
         });
         return;
     }
-    let Some(_lock) = take_over(&app, &shutdown).await else {
+    let Some(_leading) = take_over(&app, &shutdown).await else {
         return;
     };
+    let shared = app.engine.backend.is_shared();
     app.health.set_scheduler(SchedulerState::Running);
-    let (done_tx, mut done_rx) =
-        tokio::sync::mpsc::unbounded_channel::<(usize, Option<Finished>)>();
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<(usize, Fired)>();
     let mut queue: BinaryHeap<Reverse<(DateTime<Utc>, usize, u64)>> = BinaryHeap::new();
     let mut generation = vec![0u64; specs.len()];
     let mut in_flight = vec![false; specs.len()];
     let mut dirty = false;
     let mut last_save = tokio::time::Instant::now();
+    let mut known_expiries = expiries(&app).await;
 
     let plan = |index: usize,
                 queue: &mut BinaryHeap<Reverse<(DateTime<Utc>, usize, u64)>>,
-                generation: &mut [u64]| {
+                generation: &mut [u64],
+                expiries: &BTreeMap<String, DateTime<Utc>>| {
         let spec = &specs[index];
         let now = Utc::now();
         let mut state = app.schedules.state(&spec.name);
@@ -156,7 +179,11 @@ pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
             warn_clock_skew(&spec.name, future);
             app.schedules.update(&spec.name, |s| *s = state.clone());
         }
-        let next = spec.next_run(&state, expiry(&app, spec), now);
+        let expiry = spec
+            .before_expiry
+            .as_ref()
+            .and_then(|(secret, _)| expiries.get(secret).copied());
+        let next = spec.next_run(&state, expiry, now);
         app.schedules.update(&spec.name, |s| s.next_run_at = next);
         generation[index] += 1;
         if let Some(next) = next {
@@ -164,9 +191,11 @@ pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
         }
     };
     for index in 0..specs.len() {
-        plan(index, &mut queue, &mut generation);
+        plan(index, &mut queue, &mut generation, &known_expiries);
     }
-    app.schedules.save();
+    if !shared {
+        app.schedules.save(&app, None).await;
+    }
     let mut last_recheck = tokio::time::Instant::now();
 
     loop {
@@ -179,30 +208,48 @@ pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
         let wait = if dirty { wait.min(SAVE_EVERY) } else { wait };
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            Some((index, finished)) = done_rx.recv() => {
+            Some((index, fired)) = done_rx.recv() => {
                 let spec = &specs[index];
                 in_flight[index] = false;
-                if let Some(finished) = finished {
-                    finish(&app, spec, &finished);
-                } else {
-                    let now = Utc::now();
-                    app.schedules.update(&spec.name, |s| s.finished(now, crate::run::Outcome::Denied, "refused"));
+                match fired {
+                    Fired::Ran(Some(finished)) => {
+                        finish(&app, spec, &finished).await;
+                        known_expiries = expiries(&app).await;
+                        dirty = !shared;
+                    }
+                    Fired::Ran(None) => {
+                        let now = Utc::now();
+                        app.schedules.update(&spec.name, |s| s.finished(now, crate::run::Outcome::Denied, "refused"));
+                        dirty = !shared;
+                    }
+                    Fired::RanElsewhere(stored) => {
+                        if let Some(stored) = stored {
+                            app.schedules.update(&spec.name, |s| *s = stored);
+                        }
+                        known_expiries = expiries(&app).await;
+                    }
+                    Fired::Claimed => {
+                        generation[index] += 1;
+                        let again = Utc::now() + chrono::TimeDelta::from_std(CLAIMED_ELSEWHERE).unwrap_or_default();
+                        queue.push(Reverse((again, index, generation[index])));
+                        continue;
+                    }
                 }
-                plan(index, &mut queue, &mut generation);
-                dirty = true;
+                plan(index, &mut queue, &mut generation, &known_expiries);
             }
             _ = tokio::time::sleep(wait) => {}
         }
         if dirty && last_save.elapsed() >= SAVE_EVERY {
-            app.schedules.save();
+            app.schedules.save(&app, None).await;
             dirty = false;
             last_save = tokio::time::Instant::now();
         }
         if last_recheck.elapsed() >= RECHECK {
             // Expiries may have moved: plan `before_expiry` schedules again.
+            known_expiries = expiries(&app).await;
             for index in 0..specs.len() {
                 if specs[index].before_expiry.is_some() && !in_flight[index] {
-                    plan(index, &mut queue, &mut generation);
+                    plan(index, &mut queue, &mut generation, &known_expiries);
                 }
             }
             last_recheck = tokio::time::Instant::now();
@@ -220,7 +267,9 @@ pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
             fire(&app, &specs[index], index, at, done_tx.clone());
         }
     }
-    app.schedules.save();
+    if !shared {
+        app.schedules.save(&app, None).await;
+    }
 }
 
 fn fire(
@@ -228,7 +277,7 @@ fn fire(
     spec: &Schedule,
     index: usize,
     due_at: DateTime<Utc>,
-    done: tokio::sync::mpsc::UnboundedSender<(usize, Option<Finished>)>,
+    done: tokio::sync::mpsc::UnboundedSender<(usize, Fired)>,
 ) {
     let request = RunRequest {
         service: spec.service.clone(),
@@ -244,6 +293,58 @@ fn fire(
         due_at: Some(due_at.max(app.started_at)),
         replay: None,
     };
+    let app = app.clone();
+    let spec = spec.clone();
+    app.tracker.clone().spawn(async move {
+        let fired = claim_and_run(&app, &spec, request, due_at).await;
+        let _ = done.send((index, fired));
+    });
+}
+
+/// Claims a due fire, checks (on a shared backend) that it is still due by
+/// the stored state, runs it, and saves its state before letting go.
+async fn claim_and_run(
+    app: &Arc<App>,
+    spec: &Schedule,
+    request: RunRequest,
+    due_at: DateTime<Utc>,
+) -> Fired {
+    let backend = &app.engine.backend;
+    let claim: Box<dyn Held> = match backend.locks.claim_fire(&spec.name).await {
+        Ok(Some(claim)) => claim,
+        Ok(None) => return Fired::Claimed,
+        Err(e) => {
+            tracing::warn!("schedule `{}` cannot be claimed: {e}", spec.name);
+            return Fired::Claimed;
+        }
+    };
+    if backend.is_shared() {
+        let stored = match backend.schedules.load_one(&spec.name).await {
+            Ok(stored) => stored,
+            Err(e) => {
+                tracing::warn!("schedule `{}`: cannot read its state: {e}", spec.name);
+                return Fired::Claimed;
+            }
+        };
+        let expiry = match &spec.before_expiry {
+            Some((secret, _)) => app
+                .engine
+                .store_document()
+                .await
+                .ok()
+                .and_then(|(d, _)| d.get(secret)?.expires_at),
+            None => None,
+        };
+        let now = Utc::now();
+        let mut state = stored.clone().unwrap_or_default();
+        clamp_clock_skew(&mut state, now);
+        let still_due = spec
+            .next_run(&state, expiry, now)
+            .is_some_and(|next| next <= now);
+        if !still_due {
+            return Fired::RanElsewhere(stored);
+        }
+    }
     tracing::info!(
         env = app.engine.env(),
         schedule = spec.name.as_str(),
@@ -252,35 +353,40 @@ fn fire(
         due_at = %due_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         "schedule fired"
     );
-    let app = app.clone();
-    let name = spec.name.clone();
-    app.tracker.clone().spawn(async move {
-        let finished = match app.engine.admit_and_run(request).await {
-            Ok(finished) => Some(finished),
-            Err(refusal) => {
-                tracing::warn!("schedule `{name}` cannot run: {}", refusal.message);
-                None
-            }
-        };
-        let _ = done.send((index, finished));
-    });
+    let finished = match app.engine.admit_and_run(request).await {
+        Ok(finished) => Some(Box::new(finished)),
+        Err(refusal) => {
+            tracing::warn!("schedule `{}` cannot run: {}", spec.name, refusal.message);
+            None
+        }
+    };
+    if backend.is_shared() {
+        // The fire's state is stored before the claim goes: a replica that
+        // claims next sees it ran.
+        let now = Utc::now();
+        app.schedules.update(&spec.name, |s| match &finished {
+            Some(f) => s.finished(f.record.started_at, f.record.outcome, &f.record.id),
+            None => s.finished(now, crate::run::Outcome::Denied, "refused"),
+        });
+        app.schedules.save(app, Some(&spec.name)).await;
+    }
+    drop(claim);
+    Fired::Ran(finished)
 }
 
-fn finish(app: &App, spec: &Schedule, finished: &Finished) {
+async fn finish(app: &App, spec: &Schedule, finished: &Finished) {
     let record = &finished.record;
     app.finished(record, None);
     app.schedules.update(&spec.name, |s| {
         s.finished(record.started_at, record.outcome, &record.id)
     });
-    let path = log_path(&app.log_dir, app.engine.env(), &spec.name);
-    if let Err(e) = crate::run::log::append_to(&path, record, &finished.redactor) {
-        tracing::warn!("cannot write `{}`: {e}", path.display());
+    let logs = &app.engine.backend.logs;
+    if let Err(e) = logs.append(LogName::Schedule(&spec.name), record).await {
+        tracing::warn!(
+            "cannot write {}: {e}",
+            logs.describe(LogName::Schedule(&spec.name))
+        );
     }
-}
-
-fn expiry(app: &App, spec: &Schedule) -> Option<DateTime<Utc>> {
-    let (secret, _) = spec.before_expiry.as_ref()?;
-    app.engine.cache.document().ok()?.get(secret)?.expires_at
 }
 
 /// A last run in the future (the clock was wrong, or another machine's
@@ -302,44 +408,31 @@ pub fn warn_clock_skew(schedule: &str, said: DateTime<Utc>) {
     );
 }
 
-/// Takes the scheduler lock, trying again every few seconds; `None` if
-/// the server shuts down first or the lock cannot be taken (health says why).
-async fn take_over(app: &App, shutdown: &CancellationToken) -> Option<Lock> {
-    let path = &app.schedules.lock_path();
-    if let Some(dir) = path.parent() {
-        let _ = crate::secrets::atomic::create_private_dir(dir);
-    }
+/// Takes the lead of the schedules (files: one process runs them; the
+/// others stand by and try again every few seconds); `None` if the server
+/// shuts down first or the lead cannot be taken (health says why).
+async fn take_over(app: &App, shutdown: &CancellationToken) -> Option<Box<dyn Held>> {
     let mut told = false;
     loop {
-        let attempt_path = path.to_path_buf();
-        let attempt =
-            tokio::task::spawn_blocking(move || Lock::acquire(&attempt_path, Duration::ZERO)).await;
-        match attempt {
-            Ok(Ok(lock)) => return Some(lock),
-            Ok(Err(LockError::TimedOut)) => {
+        match app.engine.backend.locks.schedule_leader().await {
+            Ok(Some(lead)) => return Some(lead),
+            Ok(None) => {
                 app.health.set_scheduler(SchedulerState::Standby);
                 if !told {
                     tracing::info!(
-                        "another svc serve runs these schedules (`{}` is locked); this one takes over if it stops",
-                        path.display()
+                        "another svc serve runs these schedules; this one takes over if it stops"
                     );
                     told = true;
                 }
             }
-            Ok(Err(LockError::Io(e))) => {
-                tracing::error!(
-                    "schedules do not run: cannot lock `{}`: {e}",
-                    path.display()
-                );
+            Err(e) => {
+                tracing::error!("schedules do not run: cannot take the scheduler lock: {e}");
                 app.health.set_scheduler(SchedulerState::Failed {
                     code: "scheduler_lock",
-                    reason: "the scheduler lock in the state directory cannot be taken; \
-                             the server's log says why"
-                        .into(),
+                    reason: "the scheduler lock cannot be taken; the server's log says why".into(),
                 });
                 return None;
             }
-            Err(_) => return None,
         }
         tokio::select! {
             _ = shutdown.cancelled() => return None,

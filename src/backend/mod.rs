@@ -1,0 +1,445 @@
+//! Storage: everything svc keeps between runs, behind one seam.
+//!
+//! An environment's state is its secrets (versioned, with history and
+//! recipients), the API keys of `svc serve`, the locks that keep two runs
+//! of an endpoint (and two replicas' schedule fires) apart, the schedules'
+//! state, the endpoint, schedule and audit logs, the asynchronous jobs,
+//! and the recovery journal. Each is a trait here; [`files`] keeps them in
+//! files beside the project (the default, as svc always did), and
+//! [`postgres`] in a PostgreSQL database that several `svc serve`
+//! replicas share. `run`, `schedule`, `serve` and the commands ask a
+//! [`Backend`] and never build a path from an environment name.
+
+pub mod files;
+pub mod jobs;
+pub mod postgres;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::run::RunRecord;
+use crate::schedule::ScheduleState;
+use crate::secrets::document::ApiKey;
+use crate::secrets::journal::{Entry, Listed};
+use crate::secrets::{Document, Error, Identities, SecretValue};
+
+/// Where an environment's state is kept.
+#[derive(Debug, Clone)]
+pub enum Spec {
+    /// Files: the store in `secrets_dir`, logs in `log_dir`, schedule state
+    /// and the journal in `state_dir`.
+    Files {
+        secrets_dir: PathBuf,
+        log_dir: PathBuf,
+        state_dir: PathBuf,
+    },
+    /// A PostgreSQL database, by URL (`postgres://` or `postgresql://`).
+    Postgres { url: String },
+}
+
+impl Spec {
+    /// A backend named on the command line, in `SVC_BACKEND` or in
+    /// svc.toml: `files`, or a PostgreSQL URL.
+    pub fn parse(text: &str, files: impl FnOnce() -> Spec) -> Result<Spec, Error> {
+        let text = text.trim();
+        if text.is_empty() || text == "files" {
+            return Ok(files());
+        }
+        if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+            return Ok(Spec::Postgres {
+                url: text.to_string(),
+            });
+        }
+        Err(Error::Invalid(format!(
+            "`{}` is not a backend: use `files`, or a URL such as postgres://user:password@host:5432/db",
+            crate::run::http::display_url_text(text)
+        )))
+    }
+}
+
+/// One environment's state, in whichever backend holds it.
+#[derive(Clone)]
+pub struct Backend {
+    pub env: String,
+    pub secrets: Arc<dyn SecretStore>,
+    pub keys: Arc<dyn KeyStore>,
+    pub locks: Arc<dyn Locks>,
+    pub schedules: Arc<dyn ScheduleStore>,
+    pub logs: Arc<dyn LogStore>,
+    pub jobs: Arc<dyn JobStore>,
+    pub journal: Arc<dyn JournalStore>,
+    /// What it is, for messages: `files in secrets/` or `postgres://host/db`.
+    pub description: String,
+}
+
+impl std::fmt::Debug for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Backend({}, {})", self.env, self.description)
+    }
+}
+
+/// How a backend is opened beyond its spec.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Asynchronous jobs kept at most.
+    pub max_jobs: usize,
+    /// How long a writer waits for another.
+    pub lock_timeout: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            max_jobs: 1000,
+            lock_timeout: crate::secrets::store::DEFAULT_LOCK_TIMEOUT,
+        }
+    }
+}
+
+impl Backend {
+    /// Opens an environment's state. The files backend opens nothing yet;
+    /// PostgreSQL connects, and creates or migrates its schema.
+    pub async fn open(spec: &Spec, env: &str, options: &Options) -> Result<Backend, Error> {
+        crate::secrets::validate_environment(env)?;
+        match spec {
+            Spec::Files {
+                secrets_dir,
+                log_dir,
+                state_dir,
+            } => Ok(files::open(secrets_dir, log_dir, state_dir, env, options)),
+            Spec::Postgres { url } => postgres::open(url, env, options).await,
+        }
+    }
+
+    /// Whether several processes on several hosts may share it.
+    pub fn is_shared(&self) -> bool {
+        self.locks.shared()
+    }
+}
+
+/// A change to a store, applied with others in one atomic write.
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// A new value; with `expect`, only if the current version is that
+    /// (compare-and-swap; `Some(0)`: only if the secret does not exist).
+    Set {
+        name: String,
+        value: SecretValue,
+        expires_at: Option<DateTime<Utc>>,
+        expect: Option<u64>,
+    },
+    Remove {
+        name: String,
+    },
+    /// An earlier value made current again, as a new version.
+    Rollback {
+        name: String,
+        to: Option<u64>,
+    },
+}
+
+/// What a change did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Changed {
+    /// The new version.
+    Set(u64),
+    Removed,
+    /// The version restored and the new version.
+    RolledBack {
+        restored: u64,
+        version: u64,
+    },
+}
+
+/// A change of who may decrypt a store.
+#[derive(Debug, Clone)]
+pub enum RecipientChange {
+    Add(String),
+    Remove(String),
+}
+
+/// The secrets of one environment.
+#[async_trait]
+pub trait SecretStore: Send + Sync {
+    /// Where it is, for messages.
+    fn describe(&self) -> String;
+
+    async fn exists(&self) -> Result<bool, Error>;
+
+    /// Creates an empty store encrypted to the public keys of `recipients`
+    /// (the text of a recipients file). Fails if the store exists.
+    async fn init(&self, recipients: &str) -> Result<(), Error>;
+
+    /// The current document, decrypted; shared while it does not change.
+    async fn document(&self, identities: &Identities) -> Result<Arc<Document>, Error>;
+
+    /// Applies changes in one atomic, durable write. Nothing is written
+    /// when one fails. Returns what each did, and the new document.
+    async fn apply(
+        &self,
+        identities: &Identities,
+        changes: Vec<Change>,
+        by: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(Vec<Changed>, Arc<Document>), Error>;
+
+    /// The lines of the recipients list (`#` comments kept).
+    async fn recipients(&self) -> Result<Vec<String>, Error>;
+
+    /// Changes who can decrypt; what is stored is re-encrypted so that a
+    /// removed key cannot read what is written after. Returns the new list.
+    async fn change_recipients(
+        &self,
+        identities: &Identities,
+        change: RecipientChange,
+    ) -> Result<Vec<String>, Error>;
+
+    /// The whole store as an age file, the format of the files backend.
+    async fn export(&self, identities: &Identities) -> Result<Vec<u8>, Error>;
+}
+
+/// The API keys of `svc serve` (only hashes are kept).
+#[async_trait]
+pub trait KeyStore: Send + Sync {
+    async fn keys(&self, identities: &Identities) -> Result<Arc<BTreeMap<String, ApiKey>>, Error>;
+    async fn add(&self, identities: &Identities, id: &str, key: ApiKey) -> Result<(), Error>;
+    /// Marks a key revoked; an error if it is unknown or revoked already.
+    async fn revoke(
+        &self,
+        identities: &Identities,
+        id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), Error>;
+}
+
+/// A lock held until dropped.
+pub trait Held: Send + Sync {}
+
+/// Why a lock was not taken.
+#[derive(Debug)]
+pub enum LockFailure {
+    TimedOut,
+    Failed(Error),
+}
+
+/// Locks that keep runs and schedule fires apart, in one process or many.
+#[async_trait]
+pub trait Locks: Send + Sync {
+    /// Whether processes on other hosts see these locks.
+    fn shared(&self) -> bool;
+
+    /// The lock of (environment, endpoint), held by a run that can update
+    /// secrets from before it reads one until it ends.
+    async fn run_lock(
+        &self,
+        endpoint: &str,
+        timeout: Duration,
+    ) -> Result<Box<dyn Held>, LockFailure>;
+
+    /// Leadership of the schedules, for a backend where one process runs
+    /// them all (files): `Ok(Some)` when taken, `Ok(None)` when another
+    /// has it. Backends that share fires among processes always grant it.
+    async fn schedule_leader(&self) -> Result<Option<Box<dyn Held>>, Error>;
+
+    /// The right to run one schedule's due fire: `None` when another
+    /// process is running it. Held until the fire's state is saved.
+    async fn claim_fire(&self, schedule: &str) -> Result<Option<Box<dyn Held>>, Error>;
+}
+
+/// What is remembered of each schedule.
+#[async_trait]
+pub trait ScheduleStore: Send + Sync {
+    fn describe(&self) -> String;
+    async fn load(&self) -> Result<BTreeMap<String, ScheduleState>, Error>;
+    /// One schedule's state as stored now (another process may have run it).
+    async fn load_one(&self, schedule: &str) -> Result<Option<ScheduleState>, Error>;
+    /// Saves the states given; others are left as they are.
+    async fn save(&self, states: &BTreeMap<String, ScheduleState>) -> Result<(), Error>;
+}
+
+/// Which log.
+#[derive(Debug, Clone, Copy)]
+pub enum LogName<'a> {
+    Endpoint(&'a str),
+    Schedule(&'a str),
+}
+
+/// Endpoint, schedule and audit logs.
+#[async_trait]
+pub trait LogStore: Send + Sync {
+    fn describe(&self, log: LogName<'_>) -> String;
+    /// Appends a record; it is redacted already.
+    async fn append(&self, log: LogName<'_>, record: &RunRecord) -> Result<(), Error>;
+    /// The last `count` records, oldest first.
+    async fn read_last(&self, log: LogName<'_>, count: usize) -> Result<Vec<RunRecord>, Error>;
+    /// Whether anything is logged for this environment at all.
+    async fn any(&self) -> Result<bool, Error>;
+    /// Appends a line to the audit log (who read which secret).
+    async fn audit(&self, line: &serde_json::Value) -> Result<(), Error>;
+}
+
+/// What a caller may see of a job.
+pub use jobs::JobView;
+
+/// Why a job was not started.
+#[derive(Debug)]
+pub enum JobRefused {
+    /// Every job kept is still running.
+    Full {
+        max: usize,
+    },
+    Failed(Error),
+}
+
+/// Asynchronous runs.
+#[async_trait]
+pub trait JobStore: Send + Sync {
+    async fn start(&self, id: &str, owner: &str, endpoint: &str) -> Result<(), JobRefused>;
+    async fn finish(&self, id: &str, record: serde_json::Value) -> Result<(), Error>;
+    /// `None` if unknown; `Some(Err(()))` if it belongs to someone else.
+    async fn view(&self, id: &str, caller: &str) -> Result<Option<Result<JobView, ()>>, Error>;
+}
+
+/// Answers to requests that sent a secret, kept until their run's updates
+/// are durable (see `secrets::journal`).
+#[async_trait]
+pub trait JournalStore: Send + Sync {
+    fn describe(&self) -> String;
+    /// Keeps an answer durably; returns how many old ones the bounds dropped.
+    async fn record(&self, entry: &Entry) -> Result<usize, Error>;
+    async fn list(&self) -> Result<Vec<Listed>, Error>;
+    async fn read(&self, listed: &Listed, identities: &Identities) -> Result<Entry, Error>;
+    /// Forgets the answers of `run_id` and the older ones of its endpoint.
+    async fn settled(&self, endpoint: &str, run_id: &str) -> Result<usize, Error>;
+    /// Forgets the answers of one run.
+    async fn discard(&self, run_id: &str) -> Result<usize, Error>;
+
+    /// The answers of the latest run of `endpoint` that kept a success.
+    async fn latest_recoverable(&self, endpoint: &str) -> Result<Vec<Listed>, Error> {
+        let listed = self.list().await?;
+        let run = listed
+            .iter()
+            .rev()
+            .find(|l| l.endpoint == endpoint && l.is_success())
+            .map(|l| l.run_id.clone());
+        Ok(match run {
+            Some(run) => listed.into_iter().filter(|l| l.run_id == run).collect(),
+            None => Vec::new(),
+        })
+    }
+}
+
+/// Applies one change to a document, as both backends define it.
+pub fn apply_to_document(
+    document: &mut Document,
+    change: Change,
+    by: &str,
+    at: DateTime<Utc>,
+    env: &str,
+) -> Result<Changed, Error> {
+    use crate::secrets::document::{NewValue, RollbackError};
+    match change {
+        Change::Set {
+            name,
+            value,
+            expires_at,
+            expect,
+        } => {
+            if let Some(expected) = expect {
+                let found = document.get(&name).map_or(0, |e| e.version);
+                if found != expected {
+                    return Err(Error::Conflict {
+                        name,
+                        expected,
+                        found,
+                    });
+                }
+            }
+            Ok(Changed::Set(document.set(
+                &name,
+                NewValue { value, expires_at },
+                by,
+                at,
+            )))
+        }
+        Change::Remove { name } => match document.secrets.remove(&name) {
+            Some(_) => Ok(Changed::Removed),
+            None => Err(Error::SecretMissing {
+                name,
+                env: env.to_string(),
+            }),
+        },
+        Change::Rollback { name, to } => document
+            .rollback(&name, to, by, at)
+            .map(|(restored, version)| Changed::RolledBack { restored, version })
+            .map_err(|e| match e {
+                RollbackError::NoSecret => Error::SecretMissing {
+                    name: name.clone(),
+                    env: env.to_string(),
+                },
+                RollbackError::NoHistory => {
+                    Error::Invalid(format!("`{name}` has no earlier version to roll back to"))
+                }
+                RollbackError::AlreadyCurrent(v) => {
+                    Error::Invalid(format!("version {v} of `{name}` is already current"))
+                }
+                RollbackError::UnknownVersion { version, available } => Error::Invalid(format!(
+                    "`{name}` has no version {version}; earlier versions kept: {}",
+                    if available.is_empty() {
+                        "none".to_string()
+                    } else {
+                        available
+                            .iter()
+                            .map(u64::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    }
+                )),
+            }),
+    }
+}
+
+/// A recipients list after a change: one key more (not twice), or one
+/// less (never the last).
+pub fn edit_recipients(lines: &[String], change: &RecipientChange) -> Result<Vec<String>, Error> {
+    use crate::secrets::keys::{Recipient, same_key, short_key};
+    let mut lines = lines.to_vec();
+    match change {
+        RecipientChange::Add(key) => {
+            Recipient::parse(key)
+                .map_err(|problem| Error::Invalid(format!("`{key}`: {problem}")))?;
+            if lines.iter().any(|l| same_key(l, key)) {
+                return Err(Error::Invalid(format!(
+                    "`{}` is already a recipient",
+                    short_key(key)
+                )));
+            }
+            lines.push(key.trim().to_string());
+        }
+        RecipientChange::Remove(key) => {
+            let before = lines.len();
+            lines.retain(|line| !same_key(line, key));
+            if lines.len() == before {
+                return Err(Error::Invalid(format!(
+                    "`{}` is not a recipient",
+                    short_key(key)
+                )));
+            }
+            let left = lines
+                .iter()
+                .any(|l| !l.trim().is_empty() && !l.trim().starts_with('#'));
+            if !left {
+                return Err(Error::Invalid(
+                    "this is the last recipient; a store needs at least one key that can decrypt it"
+                        .into(),
+                ));
+            }
+        }
+    }
+    Ok(lines)
+}
