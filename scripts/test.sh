@@ -23,6 +23,11 @@ packages=(
   dot=graphviz                   # svc compile --emit dot is drawn by Graphviz
   cc=gcc                         # mimalloc's C sources, and the linker rustc calls
   /usr/share/fonts/truetype/dejavu=fonts-dejavu-core  # text in the explorer's screenshot
+  # PostgreSQL for the database backend's tests (tests/common/pg.rs starts
+  # its own servers). Debian keeps initdb and pg_ctl out of PATH, under the
+  # server's version; `postgresql` brings them and `postgresql-client`
+  # (psql, pg_dump).
+  '/usr/lib/postgresql/*/bin/initdb'=postgresql
 )
 ensure_packages "${packages[@]}"
 

@@ -1,13 +1,14 @@
 # Sourced by scripts that need Debian packages: `ensure_packages
 # COMMAND=PACKAGE ...` installs, in one apt-get run, the packages whose
-# command is missing. A PACKAGE=PATH pair stands for a package without a
-# command: it is installed when PATH does not exist.
+# command is missing. A PATH=PACKAGE pair stands for a package without a
+# command on PATH: it is installed when nothing exists at PATH, which may be
+# a glob pattern (`/usr/lib/postgresql/*/bin/initdb`).
 ensure_packages() {
   local missing=() pair want package
   for pair in "$@"; do
     want="${pair%%=*}" package="${pair#*=}"
     if [[ "$want" == /* ]]; then
-      [ -e "$want" ] || missing+=("$package")
+      compgen -G "$want" >/dev/null || missing+=("$package")
     else
       command -v "$want" >/dev/null 2>&1 || missing+=("$package")
     fi
