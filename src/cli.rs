@@ -123,6 +123,10 @@ pub enum Command {
     #[command(subcommand)]
     Key(KeyCommand),
 
+    /// Where state is kept: the PostgreSQL backend's status, and migration from files
+    #[command(subcommand)]
+    Backend(BackendCommand),
+
     /// Inspect schedules: next fire times and last outcomes
     #[command(subcommand)]
     Schedule(ScheduleCommand),
@@ -254,6 +258,18 @@ pub enum SecretCommand {
     /// Change who can decrypt a store; the store is re-encrypted
     #[command(subcommand)]
     Recipients(RecipientsCommand),
+    /// Write the whole store (values, history, keys) as an age file on standard output
+    #[command(
+        long_about = "Writes the environment's store, with every secret's history and the API keys, \
+                      as an age file encrypted to the environment's recipients: the same JSON document \
+                      the files backend keeps in ENV.age, which `age -d` opens. From a database backend \
+                      it is a backup, or the way back to files.",
+        after_help = "Example: svc secret export --env prod --backend postgres://svc@db/svc > prod.age"
+    )]
+    Export {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
     /// List the answers kept in the recovery journal (redacted), or reveal or discard one
     #[command(
         long_about = "A run keeps every answer to a request that sent a secret in an encrypted \
@@ -513,6 +529,40 @@ pub enum ScheduleCommand {
     },
 }
 
+#[derive(Subcommand, Debug)]
+pub enum BackendCommand {
+    /// The backend's schema version, environments and their secret counts
+    Status {
+        /// The backend: a PostgreSQL URL [default: `backend` in svc.toml]
+        #[arg(long, env = "SVC_BACKEND", value_name = "URL")]
+        backend: Option<String>,
+    },
+    /// Copy an environment from files into a database: store with history, recipients, keys, schedule state, logs
+    #[command(
+        long_about = "Copies one environment from the files backend (the store with every history, its \
+                      recipients, the API keys, the schedule state, the endpoint, schedule and audit logs) \
+                      into a PostgreSQL database. Running it again copies only what changed; it refuses \
+                      to overwrite a secret the database holds in a newer version unless --force.",
+        after_help = "Example: svc backend migrate --env prod --to postgres://svc@db.internal/svc"
+    )]
+    Migrate {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The database to copy into
+        #[arg(long, value_name = "URL")]
+        to: String,
+        /// Overwrite what the database holds in a newer version
+        #[arg(long)]
+        force: bool,
+        /// Where the logs are [default: as `svc run`]
+        #[arg(long, env = "SVC_LOG_DIR", value_name = "DIR")]
+        log_dir: Option<PathBuf>,
+        /// Where the schedule state is [default: as `svc serve`]
+        #[arg(long, env = "SVC_STATE_DIR", value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+    },
+}
+
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CheckFormat {
     Human,
@@ -686,6 +736,7 @@ pub fn main() -> ExitCode {
         Command::Secret(command) => commands::secret::run(command),
         Command::Exec(args) => commands::exec::run(args),
         Command::Doctor(args) => commands::doctor::run(args),
+        Command::Backend(command) => commands::backend::run(command),
         Command::Run(args) => commands::run::run(args),
         Command::Logs(args) => commands::logs::run(args),
         Command::Serve(args) => commands::serve::run(args),

@@ -165,7 +165,7 @@ impl SecretStore for FileSecrets {
         changes: Vec<Change>,
         by: &str,
         at: DateTime<Utc>,
-    ) -> Result<(Vec<Changed>, Arc<Document>), Error> {
+    ) -> Result<(Vec<Changed>, Option<Arc<Document>>), Error> {
         let store = self.store.clone();
         let keys = identities.clone();
         let by = by.to_string();
@@ -182,7 +182,7 @@ impl SecretStore for FileSecrets {
         .await?;
         let document = Arc::new(document);
         self.cached(document.clone());
-        Ok((changed, document))
+        Ok((changed, Some(document)))
     }
 
     async fn recipients(&self) -> Result<Vec<String>, Error> {

@@ -90,6 +90,10 @@ pub struct Options {
     pub max_jobs: usize,
     /// How long a writer waits for another.
     pub lock_timeout: Duration,
+    /// A database keeps at most this many records per log...
+    pub log_keep_records: usize,
+    /// ...for at most this many days (files rotate by size instead).
+    pub log_keep_days: u32,
 }
 
 impl Default for Options {
@@ -97,6 +101,8 @@ impl Default for Options {
         Options {
             max_jobs: 1000,
             lock_timeout: crate::secrets::store::DEFAULT_LOCK_TIMEOUT,
+            log_keep_records: 10_000,
+            log_keep_days: 90,
         }
     }
 }
@@ -179,14 +185,29 @@ pub trait SecretStore: Send + Sync {
     async fn document(&self, identities: &Identities) -> Result<Arc<Document>, Error>;
 
     /// Applies changes in one atomic, durable write. Nothing is written
-    /// when one fails. Returns what each did, and the new document.
+    /// when one fails. Returns what each did, and the new document when it
+    /// comes at no cost (files; a database lets the next read fetch it).
     async fn apply(
         &self,
         identities: &Identities,
         changes: Vec<Change>,
         by: &str,
         at: DateTime<Utc>,
-    ) -> Result<(Vec<Changed>, Arc<Document>), Error>;
+    ) -> Result<(Vec<Changed>, Option<Arc<Document>>), Error>;
+
+    /// One secret with its history (`None` when it has no value).
+    async fn entry(
+        &self,
+        identities: &Identities,
+        name: &str,
+    ) -> Result<Option<crate::secrets::Entry>, Error> {
+        Ok(self.document(identities).await?.get(name).cloned())
+    }
+
+    /// Whether the backend answers (a database may be down).
+    async fn ping(&self) -> Result<(), Error> {
+        Ok(())
+    }
 
     /// The lines of the recipients list (`#` comments kept).
     async fn recipients(&self) -> Result<Vec<String>, Error>;

@@ -33,7 +33,8 @@ pub fn run(command: SecretCommand) -> ExitCode {
         | SecretCommand::Recipients(RecipientsCommand::Add { store, .. })
         | SecretCommand::Recipients(RecipientsCommand::Remove { store, .. })
         | SecretCommand::Recipients(RecipientsCommand::List { store })
-        | SecretCommand::Recover { store, .. } => store,
+        | SecretCommand::Recover { store, .. }
+        | SecretCommand::Export { store } => store,
     };
     let context = match Context::find(&[]) {
         Ok(context) => context,
@@ -77,6 +78,7 @@ pub fn run(command: SecretCommand) -> ExitCode {
             remove_recipient(&key, &place)
         }
         SecretCommand::Recipients(RecipientsCommand::List { .. }) => list_recipients(&place),
+        SecretCommand::Export { .. } => export(&place),
         SecretCommand::Recover {
             json,
             reveal,
@@ -359,10 +361,11 @@ struct Version<'a> {
 
 fn history(name: &str, place: &Place, json: bool) -> Result<(), Error> {
     let identities = open(place)?;
-    let document = document(place, &identities)?;
-    let entry = document.get(name).ok_or_else(|| Error::SecretMissing {
-        name: name.to_string(),
-        env: place.env.clone(),
+    let entry = block_on(place.backend.secrets.entry(&identities, name))?.ok_or_else(|| {
+        Error::SecretMissing {
+            name: name.to_string(),
+            env: place.env.clone(),
+        }
     })?;
     let mut versions = vec![Version {
         version: entry.version,
@@ -523,6 +526,18 @@ mod tests {
         assert_eq!(human_duration(11_100), "3h 5m");
         assert_eq!(human_duration(187_200), "2d 4h");
     }
+}
+
+/// `svc secret export`: the store as an age file, on standard output.
+fn export(place: &Place) -> Result<(), Error> {
+    let identities = open(place)?;
+    let bytes = block_on(place.backend.secrets.export(&identities))?;
+    crate::output::bytes(&bytes);
+    eprintln!(
+        "exported {} as an age file encrypted to its recipients",
+        place.backend.secrets.describe()
+    );
+    Ok(())
 }
 
 /// `svc secret recover`: the answers kept in the recovery journal.

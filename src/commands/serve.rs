@@ -68,6 +68,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
     let options = crate::backend::Options {
         max_jobs: usize::try_from(args.max_jobs).unwrap_or(usize::MAX),
         lock_timeout: args.lock_timeout,
+        ..crate::backend::Options::default()
     };
     let place = match context.place_with(
         &args.store,

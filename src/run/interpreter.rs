@@ -441,14 +441,13 @@ impl<'e> Run<'e> {
             })
             .collect();
         // One atomic, durable write for the whole block.
-        let (changed, document) = self
-            .engine
-            .backend
-            .secrets
-            .apply(&keys, to_write, &by, now)
-            .await
-            .map_err(|e| store_failure(&e))?;
-        self.document = Some(document);
+        let secrets = &self.engine.backend.secrets;
+        let (changed, document) =
+            through_outages(|| secrets.apply(&keys, to_write.clone(), &by, now))
+                .await
+                .map_err(|e| store_failure(&e))?;
+        // The new store, or a fresh read at the next secret read.
+        self.document = document;
         let versions = changed.into_iter().map(|c| match c {
             Changed::Set(version) => version,
             _ => 0,
@@ -680,6 +679,34 @@ impl<'e> Run<'e> {
         let sources = &self.script().checked.sources;
         let text = sources.get(span.file).snippet(span);
         text.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+}
+
+/// How long a write that must not be lost (a rotated token, the answer
+/// that carries it) is tried again while the backend is unreachable: a
+/// database restart or a fail-over takes seconds.
+const OUTAGE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Runs a backend write, trying again with backoff while the backend is
+/// unavailable (only then: any other error is final).
+pub(super) async fn through_outages<T, F, Fut>(mut write: F) -> Result<T, crate::secrets::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, crate::secrets::Error>>,
+{
+    let started = std::time::Instant::now();
+    let mut pause = std::time::Duration::from_millis(100);
+    loop {
+        match write().await {
+            Err(crate::secrets::Error::Unavailable { problem })
+                if started.elapsed() + pause < OUTAGE_PATIENCE =>
+            {
+                tracing::warn!("the backend is unavailable ({problem}); trying the write again");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(std::time::Duration::from_secs(2));
+            }
+            other => return other,
+        }
     }
 }
 

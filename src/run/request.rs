@@ -361,7 +361,7 @@ impl<'e> Run<'e> {
             body: Zeroizing::new(response.body.clone()),
         };
         let status = entry.status;
-        let written = journal.record(&entry).await;
+        let written = super::interpreter::through_outages(|| journal.record(&entry)).await;
         let message = match written {
             Ok(_) => {
                 self.journaled.push(status);

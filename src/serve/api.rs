@@ -202,14 +202,55 @@ pub async fn authenticate(app: &App, headers: &HeaderMap) -> Result<Caller, ApiE
 
 /// `/healthz`: 200 while the schedules run, stand by or are off on
 /// purpose; 503 when they should run and cannot.
+/// Whether the backend answers within a second or two.
+async fn backend_answers(app: &App) -> Result<(), String> {
+    match tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        app.engine.backend.secrets.ping(),
+    )
+    .await
+    {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(error)) => {
+            tracing::warn!("the backend does not answer: {error}");
+            Err(error.code().to_string())
+        }
+        Err(_) => Err("no answer within 2s".into()),
+    }
+}
+
+/// Liveness: the server answers; it says `degraded` when the backend does
+/// not (runs fail until it is back), and 503 when the schedules cannot run.
 pub async fn healthz(State(app): State<Arc<App>>) -> Response {
     let status = if app.health.ok() {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let document = app.health.document(app.schedules.save_failing());
+    let mut document = app.health.document(app.schedules.save_failing());
+    match backend_answers(&app).await {
+        Ok(()) => document["backend"] = json!({"state": "ok"}),
+        Err(problem) => {
+            document["backend"] = json!({"state": "unavailable", "problem": problem});
+            if status == StatusCode::OK {
+                document["status"] = json!("degraded");
+            }
+        }
+    }
     (status, Json(document)).into_response()
+}
+
+/// Readiness: 200 when the backend answers, so a load balancer sends no
+/// request to a replica that cannot run it.
+pub async fn readyz(State(app): State<Arc<App>>) -> Response {
+    match backend_answers(&app).await {
+        Ok(()) => (StatusCode::OK, Json(json!({"status": "ready"}))).into_response(),
+        Err(problem) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "unavailable", "error": {"code": "backend_unavailable", "message": problem}})),
+        )
+            .into_response(),
+    }
 }
 
 pub async fn explorer() -> impl IntoResponse {
@@ -470,8 +511,15 @@ pub async fn run_endpoint(
         // Nothing to protect: run here, without waking another thread.
         app.engine.run(admitted).await
     };
+    let backend_down = finished
+        .record
+        .error
+        .as_ref()
+        .is_some_and(|e| e.diagnostic == "svc::backend::unavailable");
     let status = match finished.record.outcome {
         Outcome::Success => StatusCode::OK,
+        // Nothing was written: the caller may try again when it is back.
+        Outcome::Failed if backend_down => StatusCode::SERVICE_UNAVAILABLE,
         Outcome::Failed => StatusCode::BAD_GATEWAY,
         Outcome::Denied => StatusCode::FORBIDDEN,
     };

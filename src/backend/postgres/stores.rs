@@ -1,0 +1,1319 @@
+//! Each store of the backend, on the database's tables.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use deadpool_postgres::Object;
+use tokio_postgres::GenericClient;
+
+use super::crypto::{self, DataKey};
+use super::{Database, lock_key, unavailable};
+use crate::backend::{
+    Backend, Change, Changed, Held, JobRefused, JobStore, JobView, JournalStore, KeyStore,
+    LockFailure, Locks, LogName, LogStore, Options, RecipientChange, ScheduleStore, SecretStore,
+};
+use crate::run::RunRecord;
+use crate::schedule::ScheduleState;
+use crate::secrets::document::{ApiKey, HISTORY_LIMIT, PastVersion};
+use crate::secrets::journal::{self, Entry, Listed};
+use crate::secrets::{Document, Error, Identities, SecretValue};
+
+/// The stores of one environment in a database.
+pub fn backend(database: Database, env: &str, options: &Options) -> Backend {
+    let secrets = Arc::new(PgSecrets {
+        db: database.clone(),
+        env: env.to_string(),
+        keys: Mutex::new(HashMap::new()),
+        cache: Mutex::new(None),
+        api_keys: Mutex::new(None),
+    });
+    Backend {
+        env: env.to_string(),
+        keys: secrets.clone(),
+        secrets,
+        locks: Arc::new(PgLocks {
+            db: database.clone(),
+            env: env.to_string(),
+            local: Mutex::new(HashMap::new()),
+        }),
+        schedules: Arc::new(PgSchedules {
+            db: database.clone(),
+            env: env.to_string(),
+        }),
+        logs: Arc::new(PgLogs {
+            db: database.clone(),
+            env: env.to_string(),
+            appended: AtomicU64::new(0),
+            keep_records: options.log_keep_records,
+            keep_days: options.log_keep_days,
+        }),
+        jobs: Arc::new(PgJobs {
+            db: database.clone(),
+            env: env.to_string(),
+            max: options.max_jobs.max(1),
+        }),
+        journal: Arc::new(PgJournal {
+            db: database.clone(),
+            env: env.to_string(),
+        }),
+        description: format!("PostgreSQL at {}", database.shown),
+    }
+}
+
+/// The API keys of an environment, by id.
+type KeyTable = Arc<BTreeMap<String, ApiKey>>;
+
+/// The secrets of an environment.
+pub struct PgSecrets {
+    db: Database,
+    env: String,
+    /// Data keys opened so far, by id.
+    keys: Mutex<HashMap<i32, DataKey>>,
+    /// The document as of a revision of the environment.
+    cache: Mutex<Option<(i64, Arc<Document>)>>,
+    /// The API keys as of a revision.
+    api_keys: Mutex<Option<(i64, KeyTable)>>,
+}
+
+/// A row of `svc_secrets` or `svc_secret_history`, before opening.
+struct Sealed {
+    version: i64,
+    key_id: i32,
+    sealed: Vec<u8>,
+    updated_at: Option<DateTime<Utc>>,
+    updated_by: Option<String>,
+    expires_at: Option<DateTime<Utc>>,
+}
+
+impl PgSecrets {
+    fn missing(&self) -> Error {
+        Error::StoreMissing {
+            env: self.env.clone(),
+            path: self.db.shown.clone().into(),
+        }
+    }
+
+    /// The environment's revision, and its current data key and recipients.
+    async fn environment(&self, client: &impl GenericClient) -> Result<(i64, i32, String), Error> {
+        let row = client
+            .query_opt(
+                "SELECT revision, current_key, recipients FROM svc_environments WHERE name = $1",
+                &[&self.env],
+            )
+            .await
+            .map_err(unavailable)?
+            .ok_or_else(|| self.missing())?;
+        Ok((row.get(0), row.get(1), row.get(2)))
+    }
+
+    async fn revision(&self, client: &impl GenericClient) -> Result<i64, Error> {
+        Ok(self.environment(client).await?.0)
+    }
+
+    /// A data key, opened with the identities (and kept open).
+    async fn data_key(
+        &self,
+        client: &impl GenericClient,
+        identities: &Identities,
+        id: i32,
+    ) -> Result<DataKey, Error> {
+        if let Some(key) = self.keys.lock().unwrap_or_else(|p| p.into_inner()).get(&id) {
+            return Ok(key.clone());
+        }
+        let row = client
+            .query_opt(
+                "SELECT wrapped FROM svc_data_keys WHERE env = $1 AND id = $2",
+                &[&self.env, &id],
+            )
+            .await
+            .map_err(unavailable)?
+            .ok_or_else(|| Error::Corrupted {
+                path: self.db.shown.clone().into(),
+                problem: format!("data key {id} of `{}` is missing", self.env),
+            })?;
+        let wrapped: Vec<u8> = row.get(0);
+        let key = crypto::unwrap(&wrapped, identities, &self.env)?;
+        self.keys
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, key.clone());
+        Ok(key)
+    }
+
+    async fn open_value(
+        &self,
+        client: &impl GenericClient,
+        identities: &Identities,
+        name: &str,
+        row: &Sealed,
+    ) -> Result<SecretValue, Error> {
+        let key = self.data_key(client, identities, row.key_id).await?;
+        let plaintext = crypto::open(&key, &self.env, name, row.version, &row.sealed)?;
+        let text = String::from_utf8(plaintext.to_vec()).map_err(|_| Error::Corrupted {
+            path: self.db.shown.clone().into(),
+            problem: format!("the value of `{name}` is not text"),
+        })?;
+        Ok(SecretValue::new(text))
+    }
+
+    /// The document, refreshed with the rows that changed since the cached
+    /// revision (all of them the first time).
+    async fn refreshed(&self, identities: &Identities) -> Result<Arc<Document>, Error> {
+        let client = self.db.client().await?;
+        let revision = self.revision(&**client).await?;
+        let cached = self.cache.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some((seen, document)) = &cached
+            && *seen == revision
+        {
+            return Ok(document.clone());
+        }
+        let since = cached.as_ref().map_or(-1, |(seen, _)| *seen);
+        let rows = client
+            .query(
+                "SELECT name, version, key_id, sealed, updated_at, updated_by, expires_at, removed, revision \
+                 FROM svc_secrets WHERE env = $1 AND revision > $2",
+                &[&self.env, &since],
+            )
+            .await
+            .map_err(unavailable)?;
+        let mut document = match &cached {
+            Some((_, document)) => (**document).clone(),
+            None => Document::new(&self.env),
+        };
+        let mut newest = revision;
+        for row in rows {
+            let name: String = row.get(0);
+            let removed: bool = row.get(7);
+            newest = newest.max(row.get::<_, i64>(8));
+            if removed {
+                document.secrets.remove(&name);
+                continue;
+            }
+            let sealed = Sealed {
+                version: row.get(1),
+                key_id: row.get(2),
+                sealed: row.get::<_, Option<Vec<u8>>>(3).unwrap_or_default(),
+                updated_at: row.get(4),
+                updated_by: row.get(5),
+                expires_at: row.get(6),
+            };
+            let value = self
+                .open_value(&**client, identities, &name, &sealed)
+                .await?;
+            document.secrets.insert(
+                name,
+                crate::secrets::Entry {
+                    value,
+                    version: sealed.version as u64,
+                    updated_at: sealed.updated_at,
+                    updated_by: sealed.updated_by,
+                    expires_at: sealed.expires_at,
+                    history: Vec::new(),
+                },
+            );
+        }
+        let document = Arc::new(document);
+        *self.cache.lock().unwrap_or_else(|p| p.into_inner()) = Some((newest, document.clone()));
+        Ok(document)
+    }
+
+    /// The history of one secret, newest first.
+    async fn history(
+        &self,
+        client: &impl GenericClient,
+        identities: &Identities,
+        name: &str,
+    ) -> Result<Vec<PastVersion>, Error> {
+        let rows = client
+            .query(
+                "SELECT version, key_id, sealed, updated_at, updated_by, expires_at \
+                 FROM svc_secret_history WHERE env = $1 AND name = $2 ORDER BY version DESC",
+                &[&self.env, &name],
+            )
+            .await
+            .map_err(unavailable)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let sealed = Sealed {
+                version: row.get(0),
+                key_id: row.get(1),
+                sealed: row.get(2),
+                updated_at: row.get(3),
+                updated_by: row.get(4),
+                expires_at: row.get(5),
+            };
+            out.push(PastVersion {
+                value: self.open_value(client, identities, name, &sealed).await?,
+                version: sealed.version as u64,
+                updated_at: sealed.updated_at,
+                updated_by: sealed.updated_by,
+                expires_at: sealed.expires_at,
+            });
+        }
+        Ok(out)
+    }
+
+    /// The whole store with every history: what `export` writes.
+    async fn full_document(&self, identities: &Identities) -> Result<Document, Error> {
+        let mut document = (*self.refreshed(identities).await?).clone();
+        let client = self.db.client().await?;
+        let names: Vec<String> = document.secrets.keys().cloned().collect();
+        for name in names {
+            let history = self.history(&**client, identities, &name).await?;
+            if let Some(entry) = document.secrets.get_mut(&name) {
+                entry.history = history;
+            }
+        }
+        document.api_keys = (*self.keys(identities).await?).clone();
+        Ok(document)
+    }
+}
+
+/// Bumps an environment's revision in a transaction (locking its row:
+/// writers of one environment take turns); returns it and the current key.
+async fn bump(
+    transaction: &tokio_postgres::Transaction<'_>,
+    env: &str,
+    missing: impl FnOnce() -> Error,
+) -> Result<(i64, i32, String), Error> {
+    let row = transaction
+        .query_opt(
+            "UPDATE svc_environments SET revision = revision + 1 WHERE name = $1 \
+             RETURNING revision, current_key, recipients",
+            &[&env],
+        )
+        .await
+        .map_err(unavailable)?
+        .ok_or_else(missing)?;
+    Ok((row.get(0), row.get(1), row.get(2)))
+}
+
+#[async_trait]
+impl SecretStore for PgSecrets {
+    fn describe(&self) -> String {
+        format!("the `{}` store in {}", self.env, self.db.shown)
+    }
+
+    async fn ping(&self) -> Result<(), Error> {
+        let client = self.db.client().await?;
+        client.simple_query("SELECT 1").await.map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn exists(&self) -> Result<bool, Error> {
+        let client = self.db.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT 1 FROM svc_environments WHERE name = $1",
+                &[&self.env],
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(row.is_some())
+    }
+
+    async fn init(&self, recipients: &str) -> Result<(), Error> {
+        let key = crypto::new_key()?;
+        let wrapped = crypto::wrap(&key, recipients)?;
+        let mut client = self.db.client().await?;
+        let transaction = client.transaction().await.map_err(unavailable)?;
+        let inserted = transaction
+            .execute(
+                "INSERT INTO svc_environments (name, recipients, current_key) VALUES ($1, $2, 1) \
+                 ON CONFLICT (name) DO NOTHING",
+                &[&self.env, &recipients],
+            )
+            .await
+            .map_err(unavailable)?;
+        if inserted == 0 {
+            return Err(Error::StoreExists {
+                env: self.env.clone(),
+                path: self.db.shown.clone().into(),
+            });
+        }
+        transaction
+            .execute(
+                "INSERT INTO svc_data_keys (env, id, wrapped) VALUES ($1, 1, $2)",
+                &[&self.env, &wrapped],
+            )
+            .await
+            .map_err(unavailable)?;
+        transaction.commit().await.map_err(unavailable)?;
+        self.keys
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(1, key);
+        Ok(())
+    }
+
+    async fn document(&self, identities: &Identities) -> Result<Arc<Document>, Error> {
+        self.refreshed(identities).await
+    }
+
+    async fn apply(
+        &self,
+        identities: &Identities,
+        changes: Vec<Change>,
+        by: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(Vec<Changed>, Option<Arc<Document>>), Error> {
+        let mut client = self.db.client().await?;
+        let transaction = client.transaction().await.map_err(unavailable)?;
+        let (revision, current_key, _) = bump(&transaction, &self.env, || self.missing()).await?;
+        let key = self
+            .data_key(&*transaction, identities, current_key)
+            .await?;
+        let mut done = Vec::new();
+        for change in changes {
+            done.push(
+                self.apply_one(
+                    &transaction,
+                    identities,
+                    &key,
+                    current_key,
+                    revision,
+                    change,
+                    by,
+                    at,
+                )
+                .await?,
+            );
+        }
+        transaction.commit().await.map_err(unavailable)?;
+        Ok((done, None))
+    }
+
+    async fn entry(
+        &self,
+        identities: &Identities,
+        name: &str,
+    ) -> Result<Option<crate::secrets::Entry>, Error> {
+        let document = self.refreshed(identities).await?;
+        let Some(entry) = document.get(name) else {
+            return Ok(None);
+        };
+        let mut entry = entry.clone();
+        let client = self.db.client().await?;
+        entry.history = self.history(&**client, identities, name).await?;
+        Ok(Some(entry))
+    }
+
+    async fn recipients(&self) -> Result<Vec<String>, Error> {
+        let client = self.db.client().await?;
+        let (_, _, recipients) = self.environment(&**client).await?;
+        Ok(recipients.lines().map(str::to_owned).collect())
+    }
+
+    async fn change_recipients(
+        &self,
+        identities: &Identities,
+        change: RecipientChange,
+    ) -> Result<Vec<String>, Error> {
+        let mut client = self.db.client().await?;
+        let transaction = client.transaction().await.map_err(unavailable)?;
+        let (_, current_key, recipients) = bump(&transaction, &self.env, || self.missing()).await?;
+        let lines: Vec<String> = recipients.lines().map(str::to_owned).collect();
+        let lines = super::super::edit_recipients(&lines, &change)?;
+        let text = format!("{}\n", lines.join("\n"));
+        // Every data key, wrapped again for the new list.
+        let ids: Vec<i32> = transaction
+            .query("SELECT id FROM svc_data_keys WHERE env = $1", &[&self.env])
+            .await
+            .map_err(unavailable)?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        for id in &ids {
+            let key = self.data_key(&*transaction, identities, *id).await?;
+            let wrapped = crypto::wrap(&key, &text)?;
+            transaction
+                .execute(
+                    "UPDATE svc_data_keys SET wrapped = $3 WHERE env = $1 AND id = $2",
+                    &[&self.env, id, &wrapped],
+                )
+                .await
+                .map_err(unavailable)?;
+        }
+        let mut new_current = current_key;
+        if matches!(change, RecipientChange::Remove(_)) {
+            // What is written from now on, the removed key never had.
+            let key = crypto::new_key()?;
+            new_current = ids.iter().copied().max().unwrap_or(0) + 1;
+            transaction
+                .execute(
+                    "INSERT INTO svc_data_keys (env, id, wrapped) VALUES ($1, $2, $3)",
+                    &[&self.env, &new_current, &crypto::wrap(&key, &text)?],
+                )
+                .await
+                .map_err(unavailable)?;
+            self.keys
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(new_current, key);
+        }
+        transaction
+            .execute(
+                "UPDATE svc_environments SET recipients = $2, current_key = $3 WHERE name = $1",
+                &[&self.env, &text, &new_current],
+            )
+            .await
+            .map_err(unavailable)?;
+        transaction.commit().await.map_err(unavailable)?;
+        Ok(lines)
+    }
+
+    async fn export(&self, identities: &Identities) -> Result<Vec<u8>, Error> {
+        let document = self.full_document(identities).await?;
+        let recipients = self.recipients().await?.join("\n");
+        let json = zeroize::Zeroizing::new(
+            serde_json::to_vec(&document).map_err(|e| Error::Invalid(e.to_string()))?,
+        );
+        let mut with_newline = zeroize::Zeroizing::new(json.to_vec());
+        with_newline.push(b'\n');
+        crypto::age_encrypt(&with_newline, &recipients)
+    }
+}
+
+impl PgSecrets {
+    #[allow(clippy::too_many_arguments)]
+    async fn apply_one(
+        &self,
+        transaction: &tokio_postgres::Transaction<'_>,
+        identities: &Identities,
+        key: &DataKey,
+        key_id: i32,
+        revision: i64,
+        change: Change,
+        by: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Changed, Error> {
+        let current = |name: &str| {
+            let name = name.to_string();
+            async move {
+                transaction
+                    .query_opt(
+                        "SELECT version, key_id, sealed, updated_at, updated_by, expires_at, removed \
+                         FROM svc_secrets WHERE env = $1 AND name = $2 FOR UPDATE",
+                        &[&self.env, &name],
+                    )
+                    .await
+                    .map_err(unavailable)
+                    .map(|row| {
+                        row.filter(|r| !r.get::<_, bool>(6)).map(|r| Sealed {
+                            version: r.get(0),
+                            key_id: r.get(1),
+                            sealed: r.get::<_, Option<Vec<u8>>>(2).unwrap_or_default(),
+                            updated_at: r.get(3),
+                            updated_by: r.get(4),
+                            expires_at: r.get(5),
+                        })
+                    })
+            }
+        };
+        match change {
+            Change::Set {
+                name,
+                value,
+                expires_at,
+                expect,
+            } => {
+                let old = current(&name).await?;
+                if let Some(expected) = expect {
+                    let found = old.as_ref().map_or(0, |o| o.version as u64);
+                    if found != expected {
+                        return Err(Error::Conflict {
+                            name,
+                            expected,
+                            found,
+                        });
+                    }
+                }
+                let version = self
+                    .write(
+                        transaction,
+                        key,
+                        key_id,
+                        revision,
+                        &name,
+                        old,
+                        value.expose(),
+                        expires_at,
+                        by,
+                        at,
+                    )
+                    .await?;
+                Ok(Changed::Set(version as u64))
+            }
+            Change::Remove { name } => {
+                if current(&name).await?.is_none() {
+                    return Err(Error::SecretMissing {
+                        name,
+                        env: self.env.clone(),
+                    });
+                }
+                transaction
+                    .execute(
+                        "DELETE FROM svc_secret_history WHERE env = $1 AND name = $2",
+                        &[&self.env, &name],
+                    )
+                    .await
+                    .map_err(unavailable)?;
+                transaction
+                    .execute(
+                        "UPDATE svc_secrets SET removed = true, sealed = NULL, revision = $3 \
+                         WHERE env = $1 AND name = $2",
+                        &[&self.env, &name, &revision],
+                    )
+                    .await
+                    .map_err(unavailable)?;
+                Ok(Changed::Removed)
+            }
+            Change::Rollback { name, to } => {
+                let Some(old) = current(&name).await? else {
+                    return Err(Error::SecretMissing {
+                        name,
+                        env: self.env.clone(),
+                    });
+                };
+                let history = self.history(transaction, identities, &name).await?;
+                let past = match to {
+                    None => history.first().ok_or_else(|| {
+                        Error::Invalid(format!("`{name}` has no earlier version to roll back to"))
+                    })?,
+                    Some(v) if v == old.version as u64 => {
+                        return Err(Error::Invalid(format!(
+                            "version {v} of `{name}` is already current"
+                        )));
+                    }
+                    Some(v) => history.iter().find(|p| p.version == v).ok_or_else(|| {
+                        Error::Invalid(format!(
+                            "`{name}` has no version {v}; earlier versions kept: {}",
+                            if history.is_empty() {
+                                "none".to_string()
+                            } else {
+                                history
+                                    .iter()
+                                    .map(|p| p.version.to_string())
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            }
+                        ))
+                    })?,
+                };
+                let restored = past.version;
+                let version = self
+                    .write(
+                        transaction,
+                        key,
+                        key_id,
+                        revision,
+                        &name,
+                        Some(old),
+                        past.value.expose(),
+                        past.expires_at,
+                        by,
+                        at,
+                    )
+                    .await?;
+                Ok(Changed::RolledBack {
+                    restored,
+                    version: version as u64,
+                })
+            }
+        }
+    }
+
+    /// Writes a new current value, the old one going to the history (which
+    /// keeps the last few). Returns the new version.
+    #[allow(clippy::too_many_arguments)]
+    async fn write(
+        &self,
+        transaction: &tokio_postgres::Transaction<'_>,
+        key: &DataKey,
+        key_id: i32,
+        revision: i64,
+        name: &str,
+        old: Option<Sealed>,
+        value: &str,
+        expires_at: Option<DateTime<Utc>>,
+        by: &str,
+        at: DateTime<Utc>,
+    ) -> Result<i64, Error> {
+        let version = match &old {
+            Some(old) => {
+                transaction
+                    .execute(
+                        "INSERT INTO svc_secret_history \
+                         (env, name, version, key_id, sealed, updated_at, updated_by, expires_at) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+                        &[
+                            &self.env,
+                            &name,
+                            &old.version,
+                            &old.key_id,
+                            &old.sealed,
+                            &old.updated_at,
+                            &old.updated_by,
+                            &old.expires_at,
+                        ],
+                    )
+                    .await
+                    .map_err(unavailable)?;
+                let keep_from = old.version + 1 - HISTORY_LIMIT as i64;
+                transaction
+                    .execute(
+                        "DELETE FROM svc_secret_history WHERE env = $1 AND name = $2 AND version < $3",
+                        &[&self.env, &name, &keep_from],
+                    )
+                    .await
+                    .map_err(unavailable)?;
+                old.version + 1
+            }
+            None => {
+                // New, or set again after a removal: the history starts over.
+                transaction
+                    .execute(
+                        "DELETE FROM svc_secret_history WHERE env = $1 AND name = $2",
+                        &[&self.env, &name],
+                    )
+                    .await
+                    .map_err(unavailable)?;
+                1
+            }
+        };
+        let sealed = crypto::seal(key, &self.env, name, version, value.as_bytes())?;
+        transaction
+            .execute(
+                "INSERT INTO svc_secrets \
+                 (env, name, version, key_id, sealed, updated_at, updated_by, expires_at, removed, revision) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, false, $9) \
+                 ON CONFLICT (env, name) DO UPDATE SET version = $3, key_id = $4, sealed = $5, \
+                 updated_at = $6, updated_by = $7, expires_at = $8, removed = false, revision = $9",
+                &[&self.env, &name, &version, &key_id, &sealed, &at, &by, &expires_at, &revision],
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(version)
+    }
+}
+
+#[async_trait]
+impl KeyStore for PgSecrets {
+    async fn keys(&self, _identities: &Identities) -> Result<Arc<BTreeMap<String, ApiKey>>, Error> {
+        let client = self.db.client().await?;
+        let revision = self.revision(&**client).await?;
+        if let Some((seen, keys)) = self
+            .api_keys
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            && *seen == revision
+        {
+            return Ok(keys.clone());
+        }
+        let rows = client
+            .query(
+                "SELECT id, identity, name, hash, created_at, expires_at, revoked_at \
+                 FROM svc_api_keys WHERE env = $1",
+                &[&self.env],
+            )
+            .await
+            .map_err(unavailable)?;
+        let keys: BTreeMap<String, ApiKey> = rows
+            .iter()
+            .map(|r| {
+                (
+                    r.get(0),
+                    ApiKey {
+                        identity: r.get(1),
+                        name: r.get(2),
+                        hash: r.get(3),
+                        created_at: r.get(4),
+                        expires_at: r.get(5),
+                        revoked_at: r.get(6),
+                    },
+                )
+            })
+            .collect();
+        let keys = Arc::new(keys);
+        *self.api_keys.lock().unwrap_or_else(|p| p.into_inner()) = Some((revision, keys.clone()));
+        Ok(keys)
+    }
+
+    async fn add(&self, _identities: &Identities, id: &str, key: ApiKey) -> Result<(), Error> {
+        let mut client = self.db.client().await?;
+        let transaction = client.transaction().await.map_err(unavailable)?;
+        bump(&transaction, &self.env, || self.missing()).await?;
+        transaction
+            .execute(
+                "INSERT INTO svc_api_keys (env, id, identity, name, hash, created_at, expires_at, revoked_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (env, id) DO UPDATE SET \
+                 identity = $3, name = $4, hash = $5, created_at = $6, expires_at = $7, revoked_at = $8",
+                &[
+                    &self.env,
+                    &id,
+                    &key.identity,
+                    &key.name,
+                    &key.hash,
+                    &key.created_at,
+                    &key.expires_at,
+                    &key.revoked_at,
+                ],
+            )
+            .await
+            .map_err(unavailable)?;
+        transaction.commit().await.map_err(unavailable)
+    }
+
+    async fn revoke(
+        &self,
+        identities: &Identities,
+        id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        let mut keys = (*self.keys(identities).await?).clone();
+        crate::backend::files::revoke_in(&mut keys, id, at)?;
+        let mut client = self.db.client().await?;
+        let transaction = client.transaction().await.map_err(unavailable)?;
+        bump(&transaction, &self.env, || self.missing()).await?;
+        transaction
+            .execute(
+                "UPDATE svc_api_keys SET revoked_at = $3 WHERE env = $1 AND id = $2",
+                &[&self.env, &id, &at],
+            )
+            .await
+            .map_err(unavailable)?;
+        transaction.commit().await.map_err(unavailable)
+    }
+}
+
+/// An advisory lock held on a connection of its own; dropping it unlocks
+/// (or, if that fails, closes the connection, which unlocks too).
+struct PgHeld {
+    client: Option<Object>,
+    key: i64,
+    _local: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl Held for PgHeld {}
+
+impl Drop for PgHeld {
+    fn drop(&mut self) {
+        let Some(client) = self.client.take() else {
+            return;
+        };
+        let key = self.key;
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                handle.spawn(async move {
+                    let unlocked = client
+                        .query_one("SELECT pg_advisory_unlock($1)", &[&key])
+                        .await
+                        .is_ok_and(|row| row.get::<_, bool>(0));
+                    if !unlocked {
+                        drop(Object::take(client));
+                    }
+                });
+            }
+            // No runtime to unlock on: closing the session unlocks.
+            Err(_) => drop(Object::take(client)),
+        }
+    }
+}
+
+/// Held by every process on a shared backend: fires are claimed one by one.
+struct Sharing;
+
+impl Held for Sharing {}
+
+/// Session-level advisory locks.
+struct PgLocks {
+    db: Database,
+    env: String,
+    /// One waiter per endpoint in this process asks the database at a time.
+    local: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl PgLocks {
+    /// One attempt at an advisory lock, on a connection kept if it is taken.
+    async fn try_lock(&self, key: i64) -> Result<Option<Object>, Error> {
+        let client = self.db.client().await?;
+        let taken: bool = client
+            .query_one("SELECT pg_try_advisory_lock($1)", &[&key])
+            .await
+            .map_err(unavailable)?
+            .get(0);
+        Ok(taken.then_some(client))
+    }
+}
+
+#[async_trait]
+impl Locks for PgLocks {
+    fn shared(&self) -> bool {
+        true
+    }
+
+    async fn run_lock(
+        &self,
+        endpoint: &str,
+        timeout: Duration,
+    ) -> Result<Box<dyn Held>, LockFailure> {
+        let started = Instant::now();
+        let local = self
+            .local
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(endpoint.to_string())
+            .or_default()
+            .clone();
+        let local = tokio::time::timeout(timeout, local.lock_owned())
+            .await
+            .map_err(|_| LockFailure::TimedOut)?;
+        let key = lock_key(&format!("svc:run:{}:{endpoint}", self.env));
+        let mut pause = Duration::from_millis(5);
+        loop {
+            // No connection is held while waiting: a waiting run must not
+            // take one from the run it waits for.
+            match self.try_lock(key).await {
+                Ok(Some(client)) => {
+                    return Ok(Box::new(PgHeld {
+                        client: Some(client),
+                        key,
+                        _local: Some(local),
+                    }));
+                }
+                Ok(None) => {}
+                Err(error) => return Err(LockFailure::Failed(error)),
+            }
+            let waited = started.elapsed();
+            if waited >= timeout {
+                return Err(LockFailure::TimedOut);
+            }
+            tokio::time::sleep(pause.min(timeout - waited)).await;
+            pause = (pause * 2).min(Duration::from_millis(100));
+        }
+    }
+
+    async fn schedule_leader(&self) -> Result<Option<Box<dyn Held>>, Error> {
+        Ok(Some(Box::new(Sharing)))
+    }
+
+    async fn claim_fire(&self, schedule: &str) -> Result<Option<Box<dyn Held>>, Error> {
+        let key = lock_key(&format!("svc:fire:{}:{schedule}", self.env));
+        Ok(self.try_lock(key).await?.map(|client| {
+            Box::new(PgHeld {
+                client: Some(client),
+                key,
+                _local: None,
+            }) as Box<dyn Held>
+        }))
+    }
+}
+
+/// Schedule state, a row per schedule.
+struct PgSchedules {
+    db: Database,
+    env: String,
+}
+
+fn state_of(value: serde_json::Value) -> Result<ScheduleState, Error> {
+    serde_json::from_value(value)
+        .map_err(|e| Error::Invalid(format!("a schedule state in the database: {e}")))
+}
+
+#[async_trait]
+impl ScheduleStore for PgSchedules {
+    fn describe(&self) -> String {
+        format!("the schedule state of `{}` in {}", self.env, self.db.shown)
+    }
+
+    async fn load(&self) -> Result<BTreeMap<String, ScheduleState>, Error> {
+        let client = self.db.client().await?;
+        let rows = client
+            .query(
+                "SELECT schedule, state FROM svc_schedule_state WHERE env = $1",
+                &[&self.env],
+            )
+            .await
+            .map_err(unavailable)?;
+        rows.into_iter()
+            .map(|r| Ok((r.get(0), state_of(r.get(1))?)))
+            .collect()
+    }
+
+    async fn load_one(&self, schedule: &str) -> Result<Option<ScheduleState>, Error> {
+        let client = self.db.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT state FROM svc_schedule_state WHERE env = $1 AND schedule = $2",
+                &[&self.env, &schedule],
+            )
+            .await
+            .map_err(unavailable)?;
+        row.map(|r| state_of(r.get(0))).transpose()
+    }
+
+    async fn save(&self, states: &BTreeMap<String, ScheduleState>) -> Result<(), Error> {
+        let client = self.db.client().await?;
+        for (name, state) in states {
+            let value = serde_json::to_value(state).map_err(|e| Error::Invalid(e.to_string()))?;
+            client
+                .execute(
+                    "INSERT INTO svc_schedule_state (env, schedule, state) VALUES ($1, $2, $3) \
+                     ON CONFLICT (env, schedule) DO UPDATE SET state = $3",
+                    &[&self.env, name, &value],
+                )
+                .await
+                .map_err(unavailable)?;
+        }
+        Ok(())
+    }
+}
+
+/// Endpoint, schedule and audit logs, bounded by count and age.
+struct PgLogs {
+    db: Database,
+    env: String,
+    appended: AtomicU64,
+    keep_records: usize,
+    keep_days: u32,
+}
+
+fn log_key(log: LogName<'_>) -> String {
+    match log {
+        LogName::Endpoint(endpoint) => format!("endpoint:{endpoint}"),
+        LogName::Schedule(schedule) => format!("schedule:{schedule}"),
+    }
+}
+
+impl PgLogs {
+    /// Drops what is past the retention: older than the days kept, and
+    /// beyond the records kept per log.
+    async fn prune(&self, client: &Object, log: &str) -> Result<(), Error> {
+        let days = f64::from(self.keep_days);
+        client
+            .execute(
+                "DELETE FROM svc_logs WHERE env = $1 AND at < now() - make_interval(days => $2::float8::int)",
+                &[&self.env, &days],
+            )
+            .await
+            .map_err(unavailable)?;
+        client
+            .execute(
+                "DELETE FROM svc_audit WHERE env = $1 AND at < now() - make_interval(days => $2::float8::int)",
+                &[&self.env, &days],
+            )
+            .await
+            .map_err(unavailable)?;
+        let keep = self.keep_records as i64;
+        client
+            .execute(
+                "DELETE FROM svc_logs WHERE env = $1 AND log = $2 AND id <= \
+                 (SELECT id FROM svc_logs WHERE env = $1 AND log = $2 ORDER BY id DESC OFFSET $3 LIMIT 1)",
+                &[&self.env, &log, &keep],
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl LogStore for PgLogs {
+    fn describe(&self, log: LogName<'_>) -> String {
+        format!(
+            "the log `{}` of `{}` in {}",
+            log_key(log),
+            self.env,
+            self.db.shown
+        )
+    }
+
+    async fn append(&self, log: LogName<'_>, record: &RunRecord) -> Result<(), Error> {
+        let value = serde_json::to_value(record).map_err(|e| Error::Invalid(e.to_string()))?;
+        let key = log_key(log);
+        let client = self.db.client().await?;
+        client
+            .execute(
+                "INSERT INTO svc_logs (env, log, record) VALUES ($1, $2, $3)",
+                &[&self.env, &key, &value],
+            )
+            .await
+            .map_err(unavailable)?;
+        // Pruning is cheap with the index, but not free: every so often.
+        if self
+            .appended
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(64)
+        {
+            self.prune(&client, &key).await?;
+        }
+        Ok(())
+    }
+
+    async fn read_last(&self, log: LogName<'_>, count: usize) -> Result<Vec<RunRecord>, Error> {
+        let client = self.db.client().await?;
+        let limit = count as i64;
+        let rows = client
+            .query(
+                "SELECT record FROM svc_logs WHERE env = $1 AND log = $2 ORDER BY id DESC LIMIT $3",
+                &[&self.env, &log_key(log), &limit],
+            )
+            .await
+            .map_err(unavailable)?;
+        let mut records: Vec<RunRecord> = rows
+            .into_iter()
+            .filter_map(|r| serde_json::from_value(r.get(0)).ok())
+            .collect();
+        records.reverse();
+        Ok(records)
+    }
+
+    async fn any(&self) -> Result<bool, Error> {
+        let client = self.db.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT 1 FROM svc_logs WHERE env = $1 LIMIT 1",
+                &[&self.env],
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(row.is_some())
+    }
+
+    async fn audit(&self, line: &serde_json::Value) -> Result<(), Error> {
+        let client = self.db.client().await?;
+        client
+            .execute(
+                "INSERT INTO svc_audit (env, line) VALUES ($1, $2)",
+                &[&self.env, line],
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+}
+
+/// Asynchronous runs, seen by every replica.
+struct PgJobs {
+    db: Database,
+    env: String,
+    max: usize,
+}
+
+#[async_trait]
+impl JobStore for PgJobs {
+    async fn start(&self, id: &str, owner: &str, endpoint: &str) -> Result<(), JobRefused> {
+        let failed = JobRefused::Failed;
+        let mut client = self.db.client().await.map_err(failed)?;
+        let transaction = client
+            .transaction()
+            .await
+            .map_err(|e| JobRefused::Failed(unavailable(e)))?;
+        let sql = |e| JobRefused::Failed(unavailable(e));
+        // One writer at a time per environment's job table.
+        transaction
+            .execute(
+                "SELECT pg_advisory_xact_lock($1)",
+                &[&lock_key(&format!("svc:jobs:{}", self.env))],
+            )
+            .await
+            .map_err(sql)?;
+        transaction
+            .execute(
+                "DELETE FROM svc_jobs WHERE env = $1 AND finished_at < now() - interval '1 hour'",
+                &[&self.env],
+            )
+            .await
+            .map_err(sql)?;
+        let kept: i64 = transaction
+            .query_one("SELECT count(*) FROM svc_jobs WHERE env = $1", &[&self.env])
+            .await
+            .map_err(sql)?
+            .get(0);
+        if kept as usize >= self.max {
+            let evicted = transaction
+                .execute(
+                    "DELETE FROM svc_jobs WHERE env = $1 AND id = \
+                     (SELECT id FROM svc_jobs WHERE env = $1 AND finished_at IS NOT NULL \
+                      ORDER BY finished_at LIMIT 1)",
+                    &[&self.env],
+                )
+                .await
+                .map_err(sql)?;
+            if evicted == 0 {
+                return Err(JobRefused::Full { max: self.max });
+            }
+        }
+        transaction
+            .execute(
+                "INSERT INTO svc_jobs (env, id, owner, endpoint) VALUES ($1, $2, $3, $4)",
+                &[&self.env, &id, &owner, &endpoint],
+            )
+            .await
+            .map_err(sql)?;
+        transaction.commit().await.map_err(sql)
+    }
+
+    async fn finish(&self, id: &str, record: serde_json::Value) -> Result<(), Error> {
+        let client = self.db.client().await?;
+        client
+            .execute(
+                "UPDATE svc_jobs SET finished_at = now(), record = $3 WHERE env = $1 AND id = $2",
+                &[&self.env, &id, &record],
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn view(&self, id: &str, caller: &str) -> Result<Option<Result<JobView, ()>>, Error> {
+        let client = self.db.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT owner, endpoint, record FROM svc_jobs WHERE env = $1 AND id = $2",
+                &[&self.env, &id],
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(row.map(|r| {
+            let owner: String = r.get(0);
+            if owner != caller {
+                return Err(());
+            }
+            let record: Option<serde_json::Value> = r.get(2);
+            Ok(JobView {
+                job: id.to_string(),
+                status: if record.is_some() { "done" } else { "running" },
+                endpoint: r.get(1),
+                record,
+            })
+        }))
+    }
+}
+
+/// The recovery journal, its answers sealed with age as in files.
+struct PgJournal {
+    db: Database,
+    env: String,
+}
+
+#[async_trait]
+impl JournalStore for PgJournal {
+    fn describe(&self) -> String {
+        format!(
+            "the recovery journal of `{}` in {}",
+            self.env, self.db.shown
+        )
+    }
+
+    async fn record(&self, entry: &Entry) -> Result<usize, Error> {
+        let client = self.db.client().await?;
+        let recipients: String = client
+            .query_opt(
+                "SELECT recipients FROM svc_environments WHERE name = $1",
+                &[&self.env],
+            )
+            .await
+            .map_err(unavailable)?
+            .ok_or_else(|| Error::StoreMissing {
+                env: self.env.clone(),
+                path: self.db.shown.clone().into(),
+            })?
+            .get(0);
+        let json = zeroize::Zeroizing::new(
+            serde_json::to_vec(entry).map_err(|e| Error::Invalid(e.to_string()))?,
+        );
+        let sealed = crypto::age_encrypt(&json, &recipients)?;
+        client
+            .execute(
+                "INSERT INTO svc_journal (env, name, sealed) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                &[&self.env, &journal::entry_name(entry), &sealed],
+            )
+            .await
+            .map_err(unavailable)?;
+        let listed = self.list().await?;
+        let drop = journal::past_bounds(&listed, Utc::now());
+        for l in &drop {
+            client
+                .execute(
+                    "DELETE FROM svc_journal WHERE env = $1 AND name = $2",
+                    &[&self.env, &l.handle],
+                )
+                .await
+                .map_err(unavailable)?;
+        }
+        Ok(drop.len())
+    }
+
+    async fn list(&self) -> Result<Vec<Listed>, Error> {
+        let client = self.db.client().await?;
+        let rows = client
+            .query(
+                "SELECT name, octet_length(sealed) FROM svc_journal WHERE env = $1 ORDER BY name",
+                &[&self.env],
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| {
+                let name: String = r.get(0);
+                let bytes: i32 = r.get(1);
+                Listed::parse_name(&name, name.clone(), bytes.max(0) as u64)
+            })
+            .collect())
+    }
+
+    async fn read(&self, listed: &Listed, identities: &Identities) -> Result<Entry, Error> {
+        let client = self.db.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT sealed FROM svc_journal WHERE env = $1 AND name = $2",
+                &[&self.env, &listed.handle],
+            )
+            .await
+            .map_err(unavailable)?
+            .ok_or_else(|| {
+                Error::Invalid(format!("answer `{}` is no longer kept", listed.handle))
+            })?;
+        let sealed: Vec<u8> = row.get(0);
+        let what = format!("answer `{}` of the recovery journal", listed.handle);
+        let plaintext = crypto::age_decrypt(&sealed, identities, &what)?;
+        journal::parse_entry(std::path::Path::new(&what), &plaintext)
+    }
+
+    async fn settled(&self, endpoint: &str, run_id: &str) -> Result<usize, Error> {
+        let mut removed = 0;
+        let client = self.db.client().await?;
+        for listed in self.list().await? {
+            if listed.endpoint == endpoint && listed.run_id.as_str() <= run_id {
+                removed += client
+                    .execute(
+                        "DELETE FROM svc_journal WHERE env = $1 AND name = $2",
+                        &[&self.env, &listed.handle],
+                    )
+                    .await
+                    .map_err(unavailable)? as usize;
+            }
+        }
+        Ok(removed)
+    }
+
+    async fn discard(&self, run_id: &str) -> Result<usize, Error> {
+        let pattern = format!("{run_id}-%");
+        let client = self.db.client().await?;
+        let removed = client
+            .execute(
+                "DELETE FROM svc_journal WHERE env = $1 AND name LIKE $2",
+                &[&self.env, &pattern],
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(removed as usize)
+    }
+}
