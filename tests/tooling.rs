@@ -157,8 +157,7 @@ fn init_makes_a_project_that_checks_clean() {
         "{}",
         run.stdout
     );
-    let project_file =
-        std::fs::read_to_string(work.path().join("project/svc.toml")).unwrap();
+    let project_file = std::fs::read_to_string(work.path().join("project/svc.toml")).unwrap();
     assert!(
         project_file.contains("environment = \"dev\""),
         "{project_file}"
