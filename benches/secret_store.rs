@@ -8,8 +8,9 @@ use std::hint::black_box;
 use std::path::PathBuf;
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
+use svc::backend::files::store::Store;
 use svc::secrets::document::now;
-use svc::secrets::{Identities, NewValue, SecretValue, Store};
+use svc::secrets::{Identities, NewValue, SecretValue};
 
 fn store_with(dir: &std::path::Path, secrets: usize) -> (Store, Identities) {
     let identity = age::x25519::Identity::generate();

@@ -1251,7 +1251,7 @@ fn secrets() -> &'static Secrets {
         let key = dir.path().join("key.txt");
         let public = svc::secrets::keys::write_new_identity(&key).unwrap();
         let secrets_dir = dir.path().join("secrets");
-        let store = svc::secrets::Store::new(&secrets_dir, "dev").unwrap();
+        let store = svc::backend::files::store::Store::new(&secrets_dir, "dev").unwrap();
         store.init(&format!("{public}\n")).unwrap();
         let identities = svc::secrets::Identities::read(&[key]).unwrap();
         store

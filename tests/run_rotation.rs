@@ -291,7 +291,21 @@ async fn a_crash_between_the_answer_and_the_write_keeps_the_answer() {
         .unwrap();
     let kept = tokio::task::spawn_blocking({
         let dir = s.project.path().join("state/dev/journal");
-        move || common::eventually(20, || std::fs::read_dir(&dir).is_ok_and(|d| d.count() == 1))
+        // A kept answer is renamed into place: count finished files, not
+        // the hidden temporary one it is written to first.
+        move || {
+            common::eventually(20, || {
+                std::fs::read_dir(&dir).is_ok_and(|d| {
+                    d.flatten()
+                        .filter(|e| {
+                            let name = e.file_name().to_string_lossy().into_owned();
+                            !name.starts_with('.') && name.ends_with(".age")
+                        })
+                        .count()
+                        == 1
+                })
+            })
+        }
     })
     .await
     .unwrap();

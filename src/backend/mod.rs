@@ -100,7 +100,7 @@ impl Default for Options {
     fn default() -> Options {
         Options {
             max_jobs: 1000,
-            lock_timeout: crate::secrets::store::DEFAULT_LOCK_TIMEOUT,
+            lock_timeout: crate::backend::files::store::DEFAULT_LOCK_TIMEOUT,
             log_keep_records: 10_000,
             log_keep_days: 90,
         }

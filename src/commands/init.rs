@@ -6,10 +6,11 @@ use std::process::ExitCode;
 use std::str::FromStr;
 
 use super::{store_error, usage_error};
+use crate::backend::files::store::Store;
 use crate::cli::InitArgs;
 use crate::exit;
 use crate::output::outln;
-use crate::secrets::{Error, Store, keys};
+use crate::secrets::{Error, keys};
 
 /// The starter program: a client_credentials refresh, ready to edit. It
 /// checks clean as it is.

@@ -63,7 +63,7 @@ pub fn run(args: RunArgs) -> ExitCode {
             .first()
             .map_or("GET".into(), |m| m.text.clone()),
     };
-    crate::run::log::set_max_bytes(args.log_max_bytes);
+    crate::backend::files::log::set_max_bytes(args.log_max_bytes);
     let options = crate::backend::Options {
         lock_timeout: args.lock_timeout,
         ..crate::backend::Options::default()

@@ -64,7 +64,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
             None => DEFAULT_LISTEN,
         },
     };
-    crate::run::log::set_max_bytes(args.log_max_bytes);
+    crate::backend::files::log::set_max_bytes(args.log_max_bytes);
     let options = crate::backend::Options {
         max_jobs: usize::try_from(args.max_jobs).unwrap_or(usize::MAX),
         lock_timeout: args.lock_timeout,

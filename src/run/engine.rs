@@ -151,7 +151,7 @@ impl Engine {
             script,
             backend,
             keys,
-            lock_timeout: secrets::store::DEFAULT_LOCK_TIMEOUT,
+            lock_timeout: crate::backend::files::store::DEFAULT_LOCK_TIMEOUT,
             http: Http::default(),
             program_hint: ".".into(),
             identity_search: (Vec::new(), Vec::new()),

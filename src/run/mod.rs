@@ -6,7 +6,6 @@ pub mod engine;
 pub mod error;
 pub mod http;
 mod interpreter;
-pub mod log;
 mod mapping;
 pub mod mock;
 pub mod record;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-pub use state::{ScheduleState, StateFile};
+pub use state::ScheduleState;
 
 use crate::syntax::ast::ScheduleDecl;
 

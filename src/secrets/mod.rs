@@ -7,11 +7,11 @@
 //! broken store. Values live in zeroizing types and no error, log or
 //! `Debug` output ever contains one.
 
+pub mod age_file;
 pub mod atomic;
 pub mod document;
 pub mod journal;
 pub mod keys;
-pub mod store;
 pub mod timestamp;
 pub mod value;
 
@@ -19,7 +19,6 @@ use std::path::{Path, PathBuf};
 
 pub use document::{Document, Entry, NewValue};
 pub use keys::{Identities, Recipient, RecipientsFile};
-pub use store::Store;
 pub use value::SecretValue;
 
 /// Everything that can go wrong with a store. No variant carries a value.

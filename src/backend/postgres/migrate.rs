@@ -11,9 +11,10 @@ use std::path::Path;
 
 use super::crypto;
 use super::{Database, unavailable};
+use crate::backend::files::state::StateFile;
+use crate::backend::files::store::Store;
 use crate::run::RunRecord;
-use crate::schedule::StateFile;
-use crate::secrets::{Document, Error, Identities, RecipientsFile, Store};
+use crate::secrets::{Document, Error, Identities, RecipientsFile};
 
 /// What a migration did.
 #[derive(Debug, Default)]
@@ -90,7 +91,7 @@ pub async fn from_files(
                 Some(schedule) => format!("schedule:{schedule}"),
                 None => format!("endpoint:{stem}"),
             };
-            let records = crate::run::log::read_last(&entry.path(), usize::MAX)
+            let records = crate::backend::files::log::read_last(&entry.path(), usize::MAX)
                 .map_err(|e| Error::io("read", &entry.path(), e))?;
             report.log_records += copy_records(&client, env, &log, &records).await?;
         }

@@ -1,16 +1,15 @@
 //! One environment's store: `DIR/ENV.age`, `DIR/ENV.recipients`, and the
 //! lock file `DIR/.ENV.lock` that serialises its writers.
 
-use std::io::{BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use zeroize::Zeroizing;
-
-use super::atomic::{self, Lock, LockError};
-use super::document::{self, Document};
-use super::keys::{Identities, RecipientsFile};
-use super::{Error, validate_environment};
+use crate::secrets::age_file::decrypt;
+use crate::secrets::atomic::{self, Lock, LockError};
+use crate::secrets::document::{self, Document};
+use crate::secrets::keys::{Identities, RecipientsFile};
+use crate::secrets::{Error, validate_environment};
 
 /// How long a writer waits for another by default.
 pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(60);
@@ -177,48 +176,6 @@ impl Store {
         })
         .map_err(|e| Error::io("write", &path, e))
     }
-}
-
-/// Decrypts a store as it is read: only the plaintext is held whole, in
-/// memory that is zeroed when dropped.
-pub(crate) fn decrypt(
-    path: &Path,
-    input: impl std::io::BufRead,
-    size: usize,
-    identities: &Identities,
-) -> Result<Zeroizing<Vec<u8>>, Error> {
-    let corrupted = |problem: String| Error::Corrupted {
-        path: path.to_path_buf(),
-        problem,
-    };
-    let reader = BufReader::new(age::armor::ArmoredReader::new(input));
-    let decryptor = age::Decryptor::new_buffered(reader).map_err(|e| match e {
-        age::DecryptError::UnknownFormat | age::DecryptError::InvalidHeader => {
-            corrupted("it is not an age file, or its header is damaged".into())
-        }
-        other => corrupted(other.to_string()),
-    })?;
-    if decryptor.is_scrypt() {
-        return Err(Error::Invalid(format!(
-            "`{}` is encrypted with a passphrase; a store must be encrypted to recipients (`age -R`)",
-            path.display()
-        )));
-    }
-    let mut stream = decryptor.decrypt(identities.iter()).map_err(|e| match e {
-        age::DecryptError::NoMatchingKeys => Error::WrongIdentity {
-            path: path.to_path_buf(),
-            identities: identities.describe_files(),
-        },
-        age::DecryptError::InvalidMac | age::DecryptError::InvalidHeader => {
-            corrupted("its header does not match its contents".into())
-        }
-        other => corrupted(other.to_string()),
-    })?;
-    let mut plaintext = Zeroizing::new(Vec::with_capacity(size));
-    stream
-        .read_to_end(&mut plaintext)
-        .map_err(|_| corrupted("its contents fail authentication: truncated or modified".into()))?;
-    Ok(plaintext)
 }
 
 fn parse(path: &Path, plaintext: &[u8], env: &str) -> Result<Document, Error> {

@@ -6,6 +6,11 @@
 //! they hold among processes that see the same filesystem. Async jobs live
 //! in the memory of the one `svc serve`.
 
+pub mod journal;
+pub mod log;
+pub mod state;
+pub mod store;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -21,11 +26,14 @@ use super::{
 };
 use crate::run::RunRecord;
 use crate::run::redact::Redactor;
-use crate::schedule::{ScheduleState, StateFile};
+use crate::schedule::ScheduleState;
 use crate::secrets::atomic::{Lock, LockError};
 use crate::secrets::document::ApiKey;
-use crate::secrets::journal::{self, Entry, Journal, Listed};
-use crate::secrets::{Document, Error, Identities, RecipientsFile, Store};
+use crate::secrets::journal::{Entry, Listed};
+use crate::secrets::{Document, Error, Identities, RecipientsFile};
+use journal::Journal;
+use state::StateFile;
+use store::Store;
 
 /// Opens the files of one environment.
 pub fn open(
@@ -419,9 +427,7 @@ struct FileLogs {
 impl FileLogs {
     fn path(&self, log: LogName<'_>) -> PathBuf {
         match log {
-            LogName::Endpoint(endpoint) => {
-                crate::run::log::path(&self.log_dir, &self.env, endpoint)
-            }
+            LogName::Endpoint(endpoint) => log::path(&self.log_dir, &self.env, endpoint),
             LogName::Schedule(schedule) => self
                 .log_dir
                 .join(&self.env)
@@ -438,16 +444,14 @@ impl LogStore for FileLogs {
 
     async fn append(&self, log: LogName<'_>, record: &RunRecord) -> Result<(), Error> {
         let path = self.path(log);
-        crate::run::log::append_to(&path, record, &Redactor::default())
+        log::append_to(&path, record, &Redactor::default())
             .map_err(|e| Error::io("write", &path, e))
     }
 
     async fn read_last(&self, log: LogName<'_>, count: usize) -> Result<Vec<RunRecord>, Error> {
         let path = self.path(log);
-        blocking(move || {
-            crate::run::log::read_last(&path, count).map_err(|e| Error::io("read", &path, e))
-        })
-        .await
+        blocking(move || log::read_last(&path, count).map_err(|e| Error::io("read", &path, e)))
+            .await
     }
 
     async fn any(&self) -> Result<bool, Error> {
@@ -456,7 +460,7 @@ impl LogStore for FileLogs {
 
     async fn audit(&self, line: &serde_json::Value) -> Result<(), Error> {
         let path = self.log_dir.join(&self.env).join("audit.jsonl");
-        crate::run::log::append_line(&path, format!("{line}\n").as_bytes())
+        log::append_line(&path, format!("{line}\n").as_bytes())
             .map_err(|e| Error::io("write", &path, e))
     }
 }
