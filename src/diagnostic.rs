@@ -64,6 +64,9 @@ codes! {
     UnknownService => "svc::name::unknown_service", Error, "A service is named but not declared.";
     UnknownEndpoint => "svc::name::unknown_endpoint", Error, "An endpoint is named but not declared.";
     UnknownFunction => "svc::name::unknown_function", Error, "A function svc does not know is called.";
+    UnknownClient => "svc::name::unknown_client", Error, "A request authenticates as an oauth_client that is not declared.";
+    UnknownArgument => "svc::name::unknown_argument", Error, "A construct is given an argument it does not take.";
+    UnknownTokenField => "svc::name::unknown_token_field", Error, "An oauth_client stores a token field svc does not know.";
     UnknownErrorField => "svc::name::unknown_error_field", Error, "error.FIELD is used outside catch, or the field does not exist.";
     NotAServiceAccount => "svc::name::not_a_service_account", Error, "A user is named where a service account is needed.";
     UnknownType => "svc::type::unknown", Error, "A variable has a type svc does not know.";
@@ -79,10 +82,15 @@ codes! {
     InvalidMethod => "svc::value::invalid_method", Error, "An HTTP method is not supported.";
     InvalidStatus => "svc::value::invalid_status", Error, "An HTTP status is out of range.";
     InvalidHeader => "svc::value::invalid_header", Error, "A header name is not valid.";
+    InvalidAlgorithm => "svc::value::invalid_algorithm", Error, "A JWT signing algorithm svc does not support.";
+    InvalidScope => "svc::value::invalid_scope", Error, "An OAuth scope holds characters RFC 6749 does not allow.";
+    InsecureUrl => "svc::value::insecure_url", Error, "An authorization server URL is plain http to a host that is not loopback.";
+    NotConstant => "svc::client::not_constant", Error, "An oauth_client value uses something other than literals and secrets.";
     SecretUndeclared => "svc::secret::undeclared", Error, "update_secret of a secret that is not declared.";
     SecretNotEnvironmentSpecific => "svc::secret::not_environment_specific", Error, "update_secret of a secret shared by every environment.";
     SecretLocked => "svc::secret::locked", Error, "update_secret of a locked secret.";
     MissingUpdateGrant => "svc::permission::missing_update_grant", Error, "An identity that can run an endpoint may not update a secret it updates.";
+    NoAuthorizer => "svc::permission::no_authorizer", Warning, "No user or service account may store the tokens of an oauth_client.";
     MissingRunGrant => "svc::permission::missing_run_grant", Error, "An identity runs an endpoint it has no run grant for.";
     ScheduleMethod => "svc::schedule::method_not_allowed", Error, "A schedule's endpoint does not allow GET.";
     RunServiceCycle => "svc::run_service::cycle", Error, "Endpoints call each other in a cycle.";
@@ -90,6 +98,7 @@ codes! {
     UnguardedSecretUpdate => "svc::secret::unguarded_update", Warning, "A secret may be updated with an empty value.";
     PlainHttpSecret => "svc::secret::plain_http", Warning, "A secret is sent over plain http to a host that is not loopback.";
     CrossOriginRedirect => "svc::secret::cross_origin_redirect", Warning, "A request that carries a secret follows redirects to other origins.";
+    UnlockedSigningKey => "svc::secret::unlocked_signing_key", Warning, "A private key that signs JWTs is held in a secret that is not locked.";
     RetrySpendsRotatingSecret => "svc::run::retry_spends_rotating_secret", Warning, "A request that presents a secret the run then replaces is retried.";
     UnusedVariable => "svc::unused::variable", Warning, "A variable is never read.";
     UnusedAction => "svc::unused::action", Warning, "An action is never processed.";

@@ -75,6 +75,7 @@ pub struct Script {
     identities: HashMap<String, usize>,
     services: HashMap<String, ServiceIndex>,
     schedules: HashMap<String, usize>,
+    clients: HashMap<String, usize>,
 }
 
 #[derive(Debug)]
@@ -118,6 +119,7 @@ impl Script {
             roles: index(&program.roles, |r| r.name.as_str()),
             identities: index(&program.identities, |i| i.name.as_str()),
             schedules: index(&program.schedules, |s| s.name.as_str()),
+            clients: index(&program.oauth_clients, |c| c.name.as_str()),
             services,
             checked,
         })
@@ -141,6 +143,12 @@ impl Script {
         self.schedules
             .get(name)
             .map(|&i| &self.program().schedules[i])
+    }
+
+    pub fn client(&self, name: &str) -> Option<&OAuthClientDecl> {
+        self.clients
+            .get(name)
+            .map(|&i| &self.program().oauth_clients[i])
     }
 
     pub fn service(&self, name: &str) -> Option<&ServiceDecl> {

@@ -4,6 +4,7 @@
 //! problem it finds in one pass, and hands the interpreter what it learned
 //! (which variables carry secrets).
 
+pub mod clients;
 mod flow;
 mod permissions;
 pub mod rotation;
@@ -70,6 +71,9 @@ pub fn check(program: &Program) -> Analysis {
     }
     for schedule in &symbols.schedule_order {
         checker.check_schedule(schedule);
+    }
+    for client in &symbols.client_order {
+        checker.check_client(client);
     }
     let Checker {
         mut diagnostics,

@@ -70,6 +70,35 @@ pub fn is_sensitive_expr(expr: &Expr, sensitive: &BTreeSet<String>) -> bool {
     found
 }
 
+/// Where a request sends a secret, if it does: an expression that reads
+/// one, or the credentials of the client it authenticates as.
+fn carried_secret(
+    symbols: &Symbols<'_>,
+    request: &WebRequest,
+    sensitive: &BTreeSet<String>,
+) -> Option<crate::source::Span> {
+    if let Some(leak) = request
+        .expressions()
+        .into_iter()
+        .find(|e| is_sensitive_expr(e, sensitive))
+    {
+        return Some(leak.span);
+    }
+    match &request.auth {
+        Some(Auth::Client { client, span }) => symbols
+            .clients
+            .get(client.as_str())
+            .is_some_and(|c| {
+                c.expressions()
+                    .iter()
+                    .any(|(_, e)| is_sensitive_expr(e, sensitive))
+                    || matches!(c.client_auth, Some(ClientAuth::PrivateKeyJwt(_)))
+            })
+            .then_some(*span),
+        _ => None,
+    }
+}
+
 /// Warns where a secret would travel in clear text over the network.
 pub fn check_plain_http(
     symbols: &Symbols<'_>,
@@ -93,10 +122,10 @@ pub fn check_plain_http(
                 if !values::is_plain_http_off_loopback(&prefix) {
                     return;
                 }
-                if let Some(leak) = request.expressions().into_iter().find(|e| is_sensitive_expr(e, vars)) {
+                if let Some(leak) = carried_secret(symbols, request, vars) {
                     diagnostics.push(
                         Diagnostic::new(Code::PlainHttpSecret, "a secret is sent over plain `http://`")
-                            .label(leak.span, "this value holds a secret")
+                            .label(leak, "this value holds a secret")
                             .label(url.span, "sent without TLS to this URL")
                             .help("use an `https://` URL; plain `http://` is only safe to a loopback address"),
                     );
@@ -124,11 +153,7 @@ pub fn check_cross_origin(
                 let Some(opt_in) = request.cross_origin else {
                     return;
                 };
-                if request
-                    .expressions()
-                    .into_iter()
-                    .any(|e| is_sensitive_expr(e, vars))
-                {
+                if carried_secret(symbols, request, vars).is_some() {
                     diagnostics.push(
                         Diagnostic::new(
                             Code::CrossOriginRedirect,

@@ -342,6 +342,8 @@ impl<'a, 'p> Checker<'a, 'p> {
             self.check_method(method, &values::REQUEST_METHODS);
         }
         match &request.url {
+            // The client's token endpoint.
+            None if matches!(request.auth, Some(Auth::Client { .. })) => {}
             None => self.push(
                 Diagnostic::new(Code::MissingProperty, "a `web_request` needs a `url`")
                     .label(request.span, "no `url`")
@@ -397,7 +399,32 @@ impl<'a, 'p> Checker<'a, 'p> {
             Some(Auth::Bearer { token, .. }) => {
                 self.expect_type(token, Type::String, scope, "a bearer token");
             }
+            Some(Auth::Client { client, .. }) => {
+                self.resolve_client(client);
+            }
+            Some(Auth::PrivateKeyJwt(jwt)) => {
+                if let Some(client_id) = &jwt.client_id {
+                    self.expect_type(client_id, Type::String, scope, "a client id");
+                }
+                self.signing_key(&jwt.key);
+                self.algorithm(jwt.alg.as_ref());
+                if let Some(kid) = &jwt.kid {
+                    self.expect_type(kid, Type::String, scope, "a key id");
+                }
+            }
+            Some(Auth::JwtBearer(jwt)) => {
+                self.signing_key(&jwt.key);
+                self.algorithm(jwt.alg.as_ref());
+                for (what, value) in jwt.expressions().into_iter().skip(1) {
+                    self.expect_type(value, Type::String, scope, &format!("`{what}`"));
+                }
+            }
             None => {}
+        }
+        if let Some(auth) = &request.auth
+            && !matches!(auth, Auth::Basic { .. } | Auth::Bearer { .. })
+        {
+            self.token_request(request, auth);
         }
         if let Some(timeout) = &request.timeout {
             self.positive_duration(timeout);
@@ -447,6 +474,56 @@ impl<'a, 'p> Checker<'a, 'p> {
             }
             seen.push(&mapping.target);
         }
+    }
+
+    /// A request that authenticates as an OAuth client, or with a signed
+    /// assertion, sends a form by POST.
+    fn token_request(&mut self, request: &'p WebRequest, auth: &'p Auth) {
+        if let Some(method) = &request.method
+            && method.text != "POST"
+        {
+            self.push(
+                Diagnostic::new(
+                    Code::ConflictingProperty,
+                    format!("this `auth` is sent in a form, by POST, not {}", method.text),
+                )
+                .label(method.span, "not POST")
+                .label(auth.span(), "sends form fields")
+                .help("remove `method` (POST is the default with this `auth`), or write `method POST`"),
+            );
+        }
+        if let Some(body @ (RequestBody::Json { .. } | RequestBody::Raw { .. })) = &request.body {
+            self.push(
+                Diagnostic::new(
+                    Code::ConflictingProperty,
+                    "this `auth` adds form fields, and the body is not a form",
+                )
+                .label(body.span(), "not a `form { }`")
+                .label(auth.span(), "sends form fields")
+                .help("send the other fields in `form { ... }`"),
+            );
+        }
+    }
+
+    /// Reports an unknown client unless it is declared.
+    fn resolve_client(&mut self, name: &Name) {
+        if self.symbols.clients.contains_key(name.as_str()) {
+            return;
+        }
+        let candidates = self.symbols.client_order.iter().map(|c| c.name.as_str());
+        let help = did_you_mean(
+            name.as_str(),
+            candidates,
+            format!(
+                "declare it: `oauth_client {} {{ token_url \"https://...\" client_id ... client_auth ... }}`",
+                name.text
+            ),
+        );
+        self.push(
+            Diagnostic::new(Code::UnknownClient, format!("unknown oauth_client `{}`", name.text))
+                .label(name.span, "no oauth_client has this name")
+                .help(help),
+        );
     }
 
     fn check_mapping(&mut self, mapping: &'p Mapping, scope: &mut Scope<'_, 'p>) {

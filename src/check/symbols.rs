@@ -15,12 +15,14 @@ pub struct Symbols<'p> {
     pub identities: HashMap<&'p str, &'p IdentityDecl>,
     pub services: HashMap<&'p str, ServiceSymbols<'p>>,
     pub schedules: HashMap<&'p str, &'p ScheduleDecl>,
+    pub clients: HashMap<&'p str, &'p OAuthClientDecl>,
     /// Declaration order, for stable suggestions and output.
     pub secret_order: Vec<&'p SecretDecl>,
     pub role_order: Vec<&'p RoleDecl>,
     pub identity_order: Vec<&'p IdentityDecl>,
     pub service_order: Vec<&'p ServiceDecl>,
     pub schedule_order: Vec<&'p ScheduleDecl>,
+    pub client_order: Vec<&'p OAuthClientDecl>,
 }
 
 pub struct ServiceSymbols<'p> {
@@ -89,6 +91,18 @@ impl<'p> Symbols<'p> {
                 |s| &s.name,
             ) {
                 symbols.schedule_order.push(schedule);
+            }
+        }
+        for client in &program.oauth_clients {
+            if insert(
+                &mut symbols.clients,
+                &client.name,
+                client,
+                "oauth_client",
+                diagnostics,
+                |c| &c.name,
+            ) {
+                symbols.client_order.push(client);
             }
         }
         for service in &program.services {

@@ -1,6 +1,7 @@
 //! A Graphviz DOT graph of a program: services with their endpoints and
-//! actions, the schedules that run endpoints, and the secrets each action
-//! reads and writes.
+//! actions, the schedules that run endpoints, the OAuth clients with the
+//! secrets they store, the actions that authenticate as them, and the
+//! secrets each action reads and writes.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -66,8 +67,14 @@ pub fn dot(program: &Program) -> String {
             let mut writes = BTreeSet::new();
             let mut reads = BTreeSet::new();
             let mut calls = BTreeSet::new();
+            let mut clients = BTreeSet::new();
             action.body.walk(&mut |statement| {
                 match &statement.kind {
+                    StatementKind::WebRequest(request) => {
+                        if let Some(Auth::Client { client, .. }) = &request.auth {
+                            clients.insert(client.as_str());
+                        }
+                    }
                     StatementKind::UpdateSecrets { updates, .. } => {
                         writes.extend(updates.iter().map(|u| u.secret.as_str()));
                     }
@@ -104,6 +111,13 @@ pub fn dot(program: &Program) -> String {
                     edges,
                     "  {} -> {from} [label=\"reads\", style=dashed, color=gray50];",
                     quote(&secret_id(secret))
+                );
+            }
+            for client in &clients {
+                let _ = writeln!(
+                    edges,
+                    "  {from} -> {} [label=\"authenticates as\", style=dotted];",
+                    quote(&client_id(client))
                 );
             }
             for (endpoint, account) in &calls {
@@ -147,6 +161,43 @@ pub fn dot(program: &Program) -> String {
             );
         }
     }
+    for client in &program.oauth_clients {
+        let id = quote(&client_id(&client.name.text));
+        let method = client
+            .client_auth
+            .as_ref()
+            .map_or(String::new(), |a| format!("\n{}", a.method()));
+        let _ = writeln!(
+            out,
+            "  {id} [label={}, shape=component, style=filled, fillcolor=\"#ede9fe\"];",
+            quote(&format!("oauth_client {}{method}", client.name.text))
+        );
+        let mut reads = BTreeSet::new();
+        for (_, expr) in client.expressions() {
+            expr.walk(&mut |e| {
+                if let ExprKind::Secret { name } = &e.kind {
+                    reads.insert(name.as_str());
+                }
+            });
+        }
+        for secret in &reads {
+            secrets.insert(secret);
+            let _ = writeln!(
+                edges,
+                "  {} -> {id} [label=\"reads\", style=dashed, color=gray50];",
+                quote(&secret_id(secret))
+            );
+        }
+        for store in client.stores.iter().flat_map(|s| &s.entries) {
+            secrets.insert(store.secret.as_str());
+            let _ = writeln!(
+                edges,
+                "  {id} -> {} [label={}, color=\"#7c3aed\", fontcolor=\"#7c3aed\"];",
+                quote(&secret_id(&store.secret.text)),
+                quote(&format!("stores {}", store.field_name.text))
+            );
+        }
+    }
     for secret in &secrets {
         let locked = program
             .secrets
@@ -175,6 +226,10 @@ fn endpoint_id(service: &str, endpoint: &str) -> String {
 
 fn action_id(service: &str, action: &str) -> String {
     format!("{service}/{action}")
+}
+
+fn client_id(client: &str) -> String {
+    format!("oauth_client:{client}")
 }
 
 fn secret_id(secret: &str) -> String {

@@ -80,6 +80,7 @@ enum Top<'a> {
     Identity(&'a IdentityDecl),
     Service(&'a ServiceDecl),
     Schedule(&'a ScheduleDecl),
+    OAuthClient(&'a OAuthClientDecl),
 }
 
 impl Top<'_> {
@@ -90,6 +91,7 @@ impl Top<'_> {
             Top::Identity(d) => d.span,
             Top::Service(d) => d.span,
             Top::Schedule(d) => d.span,
+            Top::OAuthClient(d) => d.span,
         }
     }
 }
@@ -120,6 +122,7 @@ impl Printer<'_> {
         items.extend(program.identities.iter().map(Top::Identity));
         items.extend(program.services.iter().map(Top::Service));
         items.extend(program.schedules.iter().map(Top::Schedule));
+        items.extend(program.oauth_clients.iter().map(Top::OAuthClient));
         items.sort_by_key(|i| i.span().start);
         let mut previous_one_line = false;
         for (index, item) in items.iter().enumerate() {
@@ -142,6 +145,7 @@ impl Printer<'_> {
                 Top::Identity(identity) => self.identity(identity),
                 Top::Service(service) => self.service(service),
                 Top::Schedule(schedule) => self.schedule(schedule),
+                Top::OAuthClient(client) => self.oauth_client(client),
             }
             self.finish_line(item.span().end());
             previous_one_line = one_line;
@@ -539,6 +543,58 @@ impl Printer<'_> {
         self.block(schedule.span, |p| p.lines(&lines));
     }
 
+    /// An `oauth_client`: one property a line, the values aligned.
+    fn oauth_client(&mut self, client: &OAuthClientDecl) {
+        self.out.push_str("oauth_client ");
+        self.out.push_str(&client.name.text);
+        let value = |name: &str| -> Option<String> {
+            Some(match name {
+                "issuer" => expr(client.issuer.as_ref()?),
+                "authorize_url" => expr(client.authorize_url.as_ref()?),
+                "token_url" => expr(client.token_url.as_ref()?),
+                "device_authorization_url" => expr(client.device_authorization_url.as_ref()?),
+                "client_id" => expr(client.client_id.as_ref()?),
+                "client_auth" => client_auth(client.client_auth.as_ref()?),
+                "scopes" => plain(&client.scopes.as_ref()?.value),
+                _ => plain(&client.description.as_ref()?.value),
+            })
+        };
+        let width = client
+            .layout
+            .iter()
+            .filter(|(name, _)| *name != "stores")
+            .map(|(name, _)| name.len())
+            .max()
+            .unwrap_or(0);
+        self.block(client.span, |p| {
+            for (index, (name, span)) in client.layout.iter().enumerate() {
+                if *name == "stores" {
+                    let Some(stores) = &client.stores else {
+                        continue;
+                    };
+                    p.leading_member(index, span.start as usize);
+                    p.out.push_str("stores");
+                    let entries: Vec<(Span, String, String)> = stores
+                        .entries
+                        .iter()
+                        .map(|s| (s.span, s.field_name.text.clone(), s.secret.text.clone()))
+                        .collect();
+                    p.entries(stores.span, &entries);
+                    p.finish_line(span.end());
+                    continue;
+                }
+                let Some(value) = value(name) else {
+                    continue;
+                };
+                p.leading_member(index, span.start as usize);
+                p.out.push_str(name);
+                p.out.push_str(&" ".repeat(width - name.len() + 1));
+                p.out.push_str(&value);
+                p.finish_line(span.end());
+            }
+        });
+    }
+
     // ------------------------------------------------------------ statements
 
     fn statements(&mut self, block: &Block) {
@@ -745,6 +801,17 @@ impl Printer<'_> {
                         Some(Auth::Bearer { token, .. }) => {
                             p.out.push_str(&format!("auth bearer({})", expr(token)))
                         }
+                        Some(Auth::Client { client, .. }) => {
+                            p.out.push_str(&format!("auth client({})", client.text))
+                        }
+                        Some(Auth::PrivateKeyJwt(jwt)) => {
+                            p.out.push_str("auth ");
+                            p.call("private_key_jwt", &private_key_jwt_arguments(jwt));
+                        }
+                        Some(Auth::JwtBearer(jwt)) => {
+                            p.out.push_str("auth ");
+                            p.call("jwt_bearer", &jwt_bearer_arguments(jwt));
+                        }
                         None => {}
                     },
                     "timeout" => {
@@ -770,6 +837,30 @@ impl Printer<'_> {
                 p.finish_line(span.end());
             }
         });
+    }
+
+    /// `NAME(a, b)` on one line when it fits in 100 columns; else one
+    /// argument a line, each with a comma.
+    fn call(&mut self, name: &str, arguments: &[String]) {
+        let one_line = format!("{name}({})", arguments.join(", "));
+        let column = self.out.len() - self.out.rfind('\n').map_or(0, |i| i + 1);
+        if column + one_line.len() <= 100 {
+            self.out.push_str(&one_line);
+            return;
+        }
+        self.out.push_str(name);
+        self.out.push('(');
+        self.indent += 1;
+        for argument in arguments {
+            self.out.push('\n');
+            self.push_indent();
+            self.out.push_str(argument);
+            self.out.push(',');
+        }
+        self.indent -= 1;
+        self.out.push('\n');
+        self.push_indent();
+        self.out.push(')');
     }
 
     fn retry(&mut self, retry: &Retry) {
@@ -856,6 +947,58 @@ enum Blank {
     Never,
     Always,
     AsWritten,
+}
+
+fn client_auth(auth: &ClientAuth) -> String {
+    match auth {
+        ClientAuth::SecretBasic { secret, .. } => format!("client_secret_basic({})", expr(secret)),
+        ClientAuth::SecretPost { secret, .. } => format!("client_secret_post({})", expr(secret)),
+        ClientAuth::PrivateKeyJwt(jwt) => {
+            format!("private_key_jwt({})", private_key_jwt_arguments(jwt).join(", "))
+        }
+        ClientAuth::None { .. } => "none".into(),
+    }
+}
+
+/// In an `oauth_client` the key comes first, unnamed; on a request every
+/// argument is named.
+fn private_key_jwt_arguments(jwt: &PrivateKeyJwt) -> Vec<String> {
+    let mut out = Vec::new();
+    match &jwt.client_id {
+        Some(client_id) => {
+            out.push(format!("client_id = {}", expr(client_id)));
+            out.push(format!("key = {}", expr(&jwt.key)));
+        }
+        None => out.push(expr(&jwt.key)),
+    }
+    if let Some(alg) = &jwt.alg {
+        out.push(format!("alg = {}", plain(&alg.value)));
+    }
+    if let Some(kid) = &jwt.kid {
+        out.push(format!("kid = {}", expr(kid)));
+    }
+    out
+}
+
+fn jwt_bearer_arguments(jwt: &JwtBearer) -> Vec<String> {
+    let mut out = vec![format!("key = {}", expr(&jwt.key))];
+    for (name, value) in [
+        ("issuer", &jwt.issuer),
+        ("subject", &jwt.subject),
+        ("audience", &jwt.audience),
+        ("scope", &jwt.scope),
+    ] {
+        if let Some(value) = value {
+            out.push(format!("{name} = {}", expr(value)));
+        }
+    }
+    if let Some(alg) = &jwt.alg {
+        out.push(format!("alg = {}", plain(&alg.value)));
+    }
+    if let Some(kid) = &jwt.kid {
+        out.push(format!("kid = {}", expr(kid)));
+    }
+    out
 }
 
 fn grant(grant: &Grant) -> String {

@@ -213,6 +213,7 @@ impl Engine {
             run_id: run_id.clone(),
             endpoint_key: endpoint_key.clone(),
             journaled: Vec::new(),
+            discovered: Default::default(),
             replay: request.replay.clone(),
         };
         let identity = self

@@ -32,6 +32,8 @@ pub enum ErrorKind {
     Limit,
     /// A replay whose kept answers do not fit the program.
     Replay,
+    /// An OAuth step: discovery, a client's values, a signing key.
+    OAuth { code: crate::oauth::Code },
 }
 
 impl RunError {
@@ -67,6 +69,7 @@ impl RunError {
             ErrorKind::Store { .. } => "store_error".into(),
             ErrorKind::Limit => "limit_exceeded".into(),
             ErrorKind::Replay => "replay_error".into(),
+            ErrorKind::OAuth { .. } => "oauth_error".into(),
         }
     }
 
@@ -81,6 +84,7 @@ impl RunError {
             ErrorKind::Store { code } => code,
             ErrorKind::Limit => "svc::run::limit_exceeded",
             ErrorKind::Replay => "svc::run::replay_mismatch",
+            ErrorKind::OAuth { code } => code.as_str(),
         }
     }
 
@@ -110,6 +114,17 @@ impl RunError {
             message: self.message.clone(),
             status: self.status(),
             help: self.help.clone(),
+        }
+    }
+}
+
+impl From<crate::oauth::Error> for RunError {
+    fn from(error: crate::oauth::Error) -> RunError {
+        RunError {
+            kind: ErrorKind::OAuth { code: error.code },
+            message: error.message,
+            help: error.help,
+            span: None,
         }
     }
 }

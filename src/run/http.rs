@@ -63,6 +63,40 @@ pub enum Body {
 pub enum Auth {
     Basic(String, String),
     Bearer(String),
+    /// Credentials in the form body: fixed fields (a client id and
+    /// secret), and an assertion signed afresh for each attempt, so that
+    /// no two carry the same `jti` (RFC 7523 §3).
+    Form {
+        fields: Vec<(String, String)>,
+        signed: Option<Signed>,
+    },
+}
+
+/// A form field holding a JWT assertion, signed when the request is sent.
+pub struct Signed {
+    /// `client_assertion` or `assertion`.
+    pub field: &'static str,
+    pub assertion: std::sync::Arc<crate::oauth::assertion::Assertion>,
+}
+
+impl Auth {
+    /// The form fields this authentication adds, a fresh assertion included.
+    fn form_fields(&self) -> Result<Vec<(String, String)>, Failure> {
+        let Auth::Form { fields, signed } = self else {
+            return Ok(Vec::new());
+        };
+        let mut out = fields.clone();
+        if let Some(signed) = signed {
+            let jwt = signed.assertion.sign().map_err(|e| Failure {
+                reason: format!("cannot sign the assertion: {}", e.message),
+                help: e.help.unwrap_or_else(|| "check the signing key".into()),
+                transient: false,
+                sent: false,
+            })?;
+            out.push((signed.field.to_string(), jwt));
+        }
+        Ok(out)
+    }
 }
 
 impl Request {
@@ -244,10 +278,26 @@ impl Http {
                 (Some(Auth::Bearer(token)), false) => builder.bearer_auth(token),
                 _ => builder,
             };
+            // Credentials in the form go only to the origin asked for, and
+            // only with a body (a redirect may have turned it into a GET).
+            let credentials = match (&request.auth, foreign, with_body) {
+                (Some(auth), false, true) => auth.form_fields()?,
+                _ => Vec::new(),
+            };
             if with_body {
                 builder = match &request.body {
-                    Body::None => builder,
-                    Body::Form(fields) => builder.form(fields),
+                    Body::None if credentials.is_empty() => builder,
+                    Body::None => builder.form(&credentials),
+                    Body::Form(fields) => {
+                        let mut all = fields.clone();
+                        all.extend(credentials);
+                        builder.form(&all)
+                    }
+                    Body::Json(_) | Body::Raw(_) if !credentials.is_empty() => {
+                        return Err(Failure::fatal(
+                            "client credentials go in a form body, and this body is not a form",
+                        ));
+                    }
                     Body::Json(value) => builder.json(value),
                     Body::Raw(text) => builder.body(text.clone()),
                 };

@@ -43,6 +43,8 @@ pub(super) struct Run<'e> {
     pub(super) journaled: Vec<u16>,
     /// The kept answers a replay uses instead of sending requests again.
     pub(super) replay: Option<Replay>,
+    /// Discovery documents fetched by this run, by issuer.
+    pub(super) discovered: crate::oauth::client::Discovered,
 }
 
 /// The variables of one endpoint's run.
@@ -689,7 +691,7 @@ const OUTAGE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Runs a backend write, trying again with backoff while the backend is
 /// unavailable (only then: any other error is final).
-pub(super) async fn through_outages<T, F, Fut>(mut write: F) -> Result<T, crate::secrets::Error>
+pub(crate) async fn through_outages<T, F, Fut>(mut write: F) -> Result<T, crate::secrets::Error>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<T, crate::secrets::Error>>,
@@ -713,6 +715,12 @@ where
 /// Whether a statement's own expressions read `secret.NAME` (nested
 /// blocks are statements of their own).
 fn reads_a_secret(statement: &Statement) -> bool {
+    // A client's credentials are secrets.
+    if let StatementKind::WebRequest(request) = &statement.kind
+        && matches!(request.auth, Some(Auth::Client { .. }))
+    {
+        return true;
+    }
     let mut found = false;
     for expr in statement.expressions() {
         expr.walk(&mut |e| found |= matches!(e.kind, ExprKind::Secret { .. }));

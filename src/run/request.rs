@@ -4,14 +4,21 @@
 
 use zeroize::Zeroizing;
 
+use std::sync::Arc;
+
 use super::error::{ErrorKind, RunError};
 use super::http;
 use super::interpreter::{Frame, Run, store_failure};
 use super::record::Event;
 use super::value::Value;
 use crate::check::sensitivity::is_sensitive_expr;
+use crate::oauth::assertion::{Assertion, Claims, Signer};
+use crate::oauth::client::{Credentials, Endpoints};
 use crate::secrets::journal;
 use crate::syntax::ast::*;
+
+const CLIENT_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+const JWT_BEARER_GRANT: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 
 /// A request ready to send, and what of it may be shown.
 struct Built {
@@ -33,7 +40,13 @@ impl<'e> Run<'e> {
         request: &'e WebRequest,
     ) -> Result<(), RunError> {
         let depth = frame.depth;
-        let built = self.build(frame, request)?;
+        let client = match &request.auth {
+            Some(Auth::Client { client, span }) => {
+                Some(self.client(client).await.map_err(|e| e.at(*span))?)
+            }
+            _ => None,
+        };
+        let built = self.build(frame, request, client)?;
         if self.dry_run {
             let simulated = self.engine.mocks.as_ref().and_then(|mocks| {
                 let node = self.engine.request_names.get(&request.span)?;
@@ -116,35 +129,75 @@ impl<'e> Run<'e> {
         self.map_results(frame, request, &response)
     }
 
-    /// Evaluates a request's expressions into a request to send.
-    fn build(&mut self, frame: &Frame<'e>, request: &'e WebRequest) -> Result<Built, RunError> {
-        let url_expr = request
-            .url
-            .as_ref()
-            .ok_or_else(|| RunError::new(ErrorKind::Type, "the request has no URL"))?;
-        let mut carries_secret = is_sensitive_expr(url_expr, &frame.sensitive);
-        let url_text = self
-            .eval(frame, url_expr)
-            .map_err(|e| e.at(url_expr.span))?
-            .to_text();
-        if carries_secret {
-            self.redactor.add(&url_text);
-        }
-        let mut url = url::Url::parse(&url_text).map_err(|e| {
+    /// The credentials and token endpoint of an `oauth_client`, for
+    /// `auth client(NAME)`.
+    async fn client(&mut self, name: &Name) -> Result<(Credentials, url::Url), RunError> {
+        let client = self.script().client(name.as_str()).ok_or_else(|| {
             RunError::new(
                 ErrorKind::Type,
-                self.redactor
-                    .redact(&format!("`{url_text}` is not a valid URL: {e}")),
+                format!("no oauth_client is called `{}`", name.text),
             )
-            .at(url_expr.span)
         })?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(RunError::new(
-                ErrorKind::Type,
-                "only http and https URLs can be requested",
+        let document = self.document.clone().ok_or_else(|| {
+            RunError::new(
+                ErrorKind::Limit,
+                "the secret store was read before it was loaded (a bug in svc)",
             )
-            .at(url_expr.span));
-        }
+        })?;
+        let env = self.engine.env().to_string();
+        let credentials = Credentials::resolve(client, &document, &env, &mut self.redactor)?;
+        let endpoints = Endpoints::resolve(
+            client,
+            &document,
+            &env,
+            &self.engine.http,
+            &mut self.redactor,
+            &mut self.discovered,
+        )
+        .await?;
+        Ok((credentials, endpoints.token))
+    }
+
+    /// Evaluates a request's expressions into a request to send.
+    fn build(
+        &mut self,
+        frame: &Frame<'e>,
+        request: &'e WebRequest,
+        client: Option<(Credentials, url::Url)>,
+    ) -> Result<Built, RunError> {
+        let (mut url, mut carries_secret) = match (&request.url, &client) {
+            (Some(url_expr), _) => {
+                let secret = is_sensitive_expr(url_expr, &frame.sensitive);
+                let url_text = self
+                    .eval(frame, url_expr)
+                    .map_err(|e| e.at(url_expr.span))?
+                    .to_text();
+                if secret {
+                    self.redactor.add(&url_text);
+                }
+                let url = url::Url::parse(&url_text).map_err(|e| {
+                    RunError::new(
+                        ErrorKind::Type,
+                        self.redactor
+                            .redact(&format!("`{url_text}` is not a valid URL: {e}")),
+                    )
+                    .at(url_expr.span)
+                })?;
+                if !matches!(url.scheme(), "http" | "https") {
+                    return Err(RunError::new(
+                        ErrorKind::Type,
+                        "only http and https URLs can be requested",
+                    )
+                    .at(url_expr.span));
+                }
+                (url, secret)
+            }
+            // The client's token endpoint.
+            (None, Some((_, token))) => (token.clone(), false),
+            (None, None) => {
+                return Err(RunError::new(ErrorKind::Type, "the request has no URL"));
+            }
+        };
         if !request.query.is_empty() {
             let mut pairs = Vec::new();
             for field in &request.query {
@@ -251,6 +304,12 @@ impl<'e> Run<'e> {
             }
         };
         carries_secret |= body_secret;
+        // Who the credentials of a token request are for: its URL, without
+        // query or fragment (RFC 7523 §3: the token endpoint).
+        let mut audience = url.clone();
+        audience.set_query(None);
+        audience.set_fragment(None);
+        let mut shown_form: Vec<String> = Vec::new();
         let auth = match &request.auth {
             None => None,
             Some(Auth::Basic { user, password, .. }) => {
@@ -283,8 +342,107 @@ impl<'e> Run<'e> {
                 shown_headers.push(("Authorization".into(), "Bearer ***".into()));
                 Some(http::Auth::Bearer(token_text))
             }
+            Some(Auth::Client { .. }) => {
+                let (credentials, _) = client.expect("resolved before building");
+                let (header, form) = credentials.shown();
+                if let Some(header) = header {
+                    shown_headers.push(("Authorization".into(), header.into()));
+                }
+                shown_form = form;
+                carries_secret |= credentials.is_secret();
+                Some(credentials.auth(&audience))
+            }
+            Some(Auth::PrivateKeyJwt(jwt)) => {
+                let client_id = match &jwt.client_id {
+                    Some(expr) => self.eval(frame, expr).map_err(|e| e.at(expr.span))?.to_text(),
+                    None => String::new(),
+                };
+                let signer = self.signer(frame, &jwt.key, jwt.alg.as_ref(), jwt.kid.as_ref())?.0;
+                shown_form = vec![
+                    format!("client_id={client_id}"),
+                    format!("client_assertion_type={CLIENT_ASSERTION_TYPE}"),
+                    "client_assertion=***".into(),
+                ];
+                carries_secret = true;
+                Some(http::Auth::Form {
+                    fields: vec![
+                        ("client_id".into(), client_id.clone()),
+                        ("client_assertion_type".into(), CLIENT_ASSERTION_TYPE.into()),
+                    ],
+                    signed: Some(http::Signed {
+                        field: "client_assertion",
+                        assertion: Arc::new(Assertion {
+                            signer: Arc::new(signer),
+                            claims: Claims::Client {
+                                client_id,
+                                audience: audience.to_string(),
+                            },
+                        }),
+                    }),
+                })
+            }
+            Some(Auth::JwtBearer(jwt)) => {
+                let (signer, facts) =
+                    self.signer(frame, &jwt.key, jwt.alg.as_ref(), jwt.kid.as_ref())?;
+                let mut text = |expr: &'e Option<Expr>| -> Result<Option<String>, RunError> {
+                    expr.as_ref()
+                        .map(|e| Ok(self.eval(frame, e).map_err(|err| err.at(e.span))?.to_text()))
+                        .transpose()
+                };
+                let issuer = match text(&jwt.issuer)? {
+                    Some(issuer) => issuer,
+                    None => facts.client_email.ok_or_else(|| {
+                        RunError::new(
+                            ErrorKind::Type,
+                            "`jwt_bearer` needs `issuer`: the key names no `client_email`",
+                        )
+                        .at(jwt.span)
+                        .help("add `issuer = \"...\"`: who the assertion says is asking")
+                    })?,
+                };
+                let subject = text(&jwt.subject)?;
+                let scope = text(&jwt.scope)?;
+                let audience = text(&jwt.audience)?.unwrap_or_else(|| audience.to_string());
+                shown_form = vec![
+                    format!("grant_type={JWT_BEARER_GRANT}"),
+                    "assertion=***".into(),
+                ];
+                carries_secret = true;
+                Some(http::Auth::Form {
+                    fields: vec![("grant_type".into(), JWT_BEARER_GRANT.into())],
+                    signed: Some(http::Signed {
+                        field: "assertion",
+                        assertion: Arc::new(Assertion {
+                            signer: Arc::new(signer),
+                            claims: Claims::Grant {
+                                issuer,
+                                subject,
+                                audience,
+                                scope,
+                            },
+                        }),
+                    }),
+                })
+            }
         };
-        let method_name = request.method.as_ref().map_or("GET", |m| m.as_str());
+        if !shown_form.is_empty() {
+            let mut parts: Vec<String> = shown_body
+                .take()
+                .filter(|b| !b.is_empty())
+                .into_iter()
+                .collect();
+            parts.extend(shown_form);
+            shown_body = Some(parts.join("&"));
+        }
+        // Credentials in a form go by POST.
+        let default_method = match &request.auth {
+            Some(Auth::Client { .. } | Auth::PrivateKeyJwt(_) | Auth::JwtBearer(_)) => "POST",
+            _ => "GET",
+        };
+        let method_name = request
+            .method
+            .as_ref()
+            .map_or(default_method, |m| m.as_str());
         let method = reqwest::Method::from_bytes(method_name.as_bytes()).map_err(|_| {
             RunError::new(
                 ErrorKind::Type,
@@ -336,6 +494,40 @@ impl<'e> Run<'e> {
             shown_body,
             carries_secret,
         })
+    }
+
+    /// The signer of a key held in a secret, and what the key said.
+    fn signer(
+        &mut self,
+        frame: &Frame<'e>,
+        key: &'e Expr,
+        alg: Option<&'e PlainString>,
+        kid: Option<&'e Expr>,
+    ) -> Result<(Signer, crate::oauth::assertion::KeyFacts), RunError> {
+        let name = match &key.kind {
+            ExprKind::Secret { name } => name.text.clone(),
+            _ => "key".into(),
+        };
+        let text = zeroize::Zeroizing::new(
+            self.eval(frame, key).map_err(|e| e.at(key.span))?.to_text(),
+        );
+        if text.trim().is_empty() {
+            return Err(RunError::from(
+                crate::oauth::Error::new(
+                    crate::oauth::Code::MissingValue,
+                    format!("secret `{name}` (the signing key) has no value in `{}`", self.engine.env()),
+                )
+                .help(format!("set it: `svc secret set {name} --env {} < key.pem`", self.engine.env())),
+            )
+            .at(key.span));
+        }
+        self.redactor.add(&text);
+        let kid = match kid {
+            Some(expr) => Some(self.eval(frame, expr).map_err(|e| e.at(expr.span))?.to_text()),
+            None => None,
+        };
+        Signer::from_secret(&name, &text, alg.map(|a| a.value.as_str()), kid)
+            .map_err(|e| RunError::from(e).at(key.span))
     }
 
     /// Keeps an answer in the recovery journal; a journal that cannot be

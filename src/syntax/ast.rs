@@ -44,6 +44,7 @@ pub struct Program {
     pub identities: Vec<IdentityDecl>,
     pub services: Vec<ServiceDecl>,
     pub schedules: Vec<ScheduleDecl>,
+    pub oauth_clients: Vec<OAuthClientDecl>,
 }
 
 /// One top-level declaration, as the parser reads it.
@@ -57,6 +58,7 @@ pub enum Item {
     Identity(IdentityDecl),
     Service(ServiceDecl),
     Schedule(ScheduleDecl),
+    OAuthClient(OAuthClientDecl),
 }
 
 impl Program {
@@ -67,6 +69,7 @@ impl Program {
             Item::Identity(x) => self.identities.push(x),
             Item::Service(x) => self.services.push(x),
             Item::Schedule(x) => self.schedules.push(x),
+            Item::OAuthClient(x) => self.oauth_clients.push(x),
         }
     }
 
@@ -76,6 +79,7 @@ impl Program {
         self.identities.append(&mut other.identities);
         self.services.append(&mut other.services);
         self.schedules.append(&mut other.schedules);
+        self.oauth_clients.append(&mut other.oauth_clients);
     }
 }
 
@@ -162,6 +166,208 @@ pub struct IdentityDecl {
     pub span: Span,
     #[serde(skip)]
     pub layout: Layout,
+}
+
+/// `oauth_client NAME { ... }`: a client of an authorization server.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct OAuthClientDecl {
+    pub name: Name,
+    /// OpenID Connect discovery (or RFC 8414) finds the endpoints.
+    pub issuer: Option<Expr>,
+    pub authorize_url: Option<Expr>,
+    pub token_url: Option<Expr>,
+    pub device_authorization_url: Option<Expr>,
+    pub client_id: Option<Expr>,
+    pub client_auth: Option<ClientAuth>,
+    pub scopes: Option<PlainString>,
+    /// Where `svc authorize` keeps the tokens it obtains.
+    pub stores: Option<TokenStores>,
+    pub description: Option<PlainString>,
+    pub span: Span,
+    #[serde(skip)]
+    pub layout: Layout,
+}
+
+impl OAuthClientDecl {
+    /// Every expression of the client, with what it is.
+    pub fn expressions(&self) -> Vec<(&'static str, &Expr)> {
+        let mut out = Vec::new();
+        for (what, expr) in [
+            ("issuer", &self.issuer),
+            ("authorize_url", &self.authorize_url),
+            ("token_url", &self.token_url),
+            ("device_authorization_url", &self.device_authorization_url),
+            ("client_id", &self.client_id),
+        ] {
+            if let Some(expr) = expr {
+                out.push((what, expr));
+            }
+        }
+        match &self.client_auth {
+            Some(ClientAuth::SecretBasic { secret, .. } | ClientAuth::SecretPost { secret, .. }) => {
+                out.push(("client secret", secret))
+            }
+            Some(ClientAuth::PrivateKeyJwt(jwt)) => {
+                out.extend(jwt.expressions());
+            }
+            Some(ClientAuth::None { .. }) | None => {}
+        }
+        out
+    }
+
+    /// The secret a token field is kept in.
+    pub fn store_of(&self, field: TokenField) -> Option<&Name> {
+        self.stores
+            .as_ref()?
+            .entries
+            .iter()
+            .find(|s| s.field == Some(field))
+            .map(|s| &s.secret)
+    }
+
+    /// Whether `openid` is among the scopes.
+    pub fn is_openid(&self) -> bool {
+        self.scopes
+            .as_ref()
+            .is_some_and(|s| s.value.split_whitespace().any(|s| s == "openid"))
+    }
+}
+
+/// How a client proves who it is to the token endpoint.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuth {
+    /// RFC 6749 §2.3.1, in the `Authorization` header.
+    SecretBasic { secret: Expr, span: Span },
+    /// RFC 6749 §2.3.1, in the form body.
+    SecretPost { secret: Expr, span: Span },
+    /// RFC 7523 §2.2, a client assertion signed with the client's key.
+    PrivateKeyJwt(Box<PrivateKeyJwt>),
+    /// A public client: its id, and PKCE.
+    None { span: Span },
+}
+
+impl ClientAuth {
+    pub fn span(&self) -> Span {
+        match self {
+            ClientAuth::SecretBasic { span, .. }
+            | ClientAuth::SecretPost { span, .. }
+            | ClientAuth::None { span } => *span,
+            ClientAuth::PrivateKeyJwt(jwt) => jwt.span,
+        }
+    }
+
+    pub fn method(&self) -> &'static str {
+        match self {
+            ClientAuth::SecretBasic { .. } => "client_secret_basic",
+            ClientAuth::SecretPost { .. } => "client_secret_post",
+            ClientAuth::PrivateKeyJwt(_) => "private_key_jwt",
+            ClientAuth::None { .. } => "none",
+        }
+    }
+}
+
+/// `private_key_jwt(...)`: in an `oauth_client` the client id is the
+/// client's; on a `web_request` it is an argument.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PrivateKeyJwt {
+    pub client_id: Option<Expr>,
+    pub key: Expr,
+    pub alg: Option<PlainString>,
+    pub kid: Option<Expr>,
+    pub span: Span,
+}
+
+impl PrivateKeyJwt {
+    pub fn expressions(&self) -> Vec<(&'static str, &Expr)> {
+        let mut out = Vec::new();
+        if let Some(client_id) = &self.client_id {
+            out.push(("client_id", client_id));
+        }
+        out.push(("key", &self.key));
+        if let Some(kid) = &self.kid {
+            out.push(("kid", kid));
+        }
+        out
+    }
+}
+
+/// `jwt_bearer(...)`: the RFC 7523 §2.1 grant, an assertion signed with a
+/// key (a PEM, a JWK, or a service-account JSON key).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct JwtBearer {
+    pub key: Expr,
+    pub issuer: Option<Expr>,
+    pub subject: Option<Expr>,
+    pub audience: Option<Expr>,
+    pub scope: Option<Expr>,
+    pub alg: Option<PlainString>,
+    pub kid: Option<Expr>,
+    pub span: Span,
+}
+
+impl JwtBearer {
+    pub fn expressions(&self) -> Vec<(&'static str, &Expr)> {
+        let mut out = vec![("key", &self.key)];
+        for (what, expr) in [
+            ("issuer", &self.issuer),
+            ("subject", &self.subject),
+            ("audience", &self.audience),
+            ("scope", &self.scope),
+            ("kid", &self.kid),
+        ] {
+            if let Some(expr) = expr {
+                out.push((what, expr));
+            }
+        }
+        out
+    }
+}
+
+/// `stores { refresh_token = SECRET ... }`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TokenStores {
+    pub entries: Vec<TokenStore>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TokenStore {
+    /// The field as written; `field` is `None` when it is not one svc knows.
+    pub field_name: Name,
+    pub field: Option<TokenField>,
+    pub secret: Name,
+    pub span: Span,
+}
+
+/// A field of a token response that `svc authorize` can keep.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenField {
+    AccessToken,
+    RefreshToken,
+    IdToken,
+}
+
+impl TokenField {
+    pub const ALL: [&'static str; 3] = ["access_token", "refresh_token", "id_token"];
+
+    pub fn from_name(name: &str) -> Option<TokenField> {
+        Some(match name {
+            "access_token" => TokenField::AccessToken,
+            "refresh_token" => TokenField::RefreshToken,
+            "id_token" => TokenField::IdToken,
+            _ => return None,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            TokenField::AccessToken => "access_token",
+            TokenField::RefreshToken => "refresh_token",
+            TokenField::IdToken => "id_token",
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -399,6 +605,26 @@ pub enum Auth {
         token: Expr,
         span: Span,
     },
+    /// `auth client(NAME)`: as the `oauth_client` authenticates; the URL
+    /// defaults to its token endpoint.
+    Client {
+        client: Name,
+        span: Span,
+    },
+    PrivateKeyJwt(Box<PrivateKeyJwt>),
+    JwtBearer(Box<JwtBearer>),
+}
+
+impl Auth {
+    pub fn span(&self) -> Span {
+        match self {
+            Auth::Basic { span, .. } | Auth::Bearer { span, .. } | Auth::Client { span, .. } => {
+                *span
+            }
+            Auth::PrivateKeyJwt(jwt) => jwt.span,
+            Auth::JwtBearer(jwt) => jwt.span,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -647,7 +873,9 @@ impl WebRequest {
                 out.push(password);
             }
             Some(Auth::Bearer { token, .. }) => out.push(token),
-            None => {}
+            Some(Auth::PrivateKeyJwt(jwt)) => out.extend(jwt.expressions().into_iter().map(|(_, e)| e)),
+            Some(Auth::JwtBearer(jwt)) => out.extend(jwt.expressions().into_iter().map(|(_, e)| e)),
+            Some(Auth::Client { .. }) | None => {}
         }
         out
     }

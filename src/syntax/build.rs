@@ -103,6 +103,7 @@ impl Builder {
             }
             Rule::service_decl => Item::Service(self.service(pair)),
             Rule::schedule_decl => Item::Schedule(self.schedule(pair)),
+            Rule::oauth_client_decl => Item::OAuthClient(self.oauth_client(pair)),
             _ => return None,
         })
     }
@@ -593,22 +594,7 @@ impl Builder {
                 }
                 Rule::request_auth => {
                     let auth = parts.next().expect("grammar: auth");
-                    let kind = auth.as_rule();
-                    let mut args = children(auth).skip(1);
-                    request.auth = Some(if kind == Rule::auth_basic {
-                        let user = self.expr(args.next().expect("grammar: user"));
-                        let password = self.expr(args.next().expect("grammar: password"));
-                        Auth::Basic {
-                            user,
-                            password,
-                            span: pspan,
-                        }
-                    } else {
-                        Auth::Bearer {
-                            token: self.expr(args.next().expect("grammar: token")),
-                            span: pspan,
-                        }
-                    });
+                    request.auth = self.auth(auth, pspan);
                 }
                 Rule::request_timeout => {
                     request.timeout = Some(self.duration(parts.next().expect("grammar: timeout")));
@@ -646,6 +632,336 @@ impl Builder {
         }
         request.layout = seen.order;
         request
+    }
+
+    /// The `auth` of a request; `None` when its arguments were wrong (reported).
+    fn auth(&mut self, pair: Pair<'_, Rule>, span: Span) -> Option<Auth> {
+        let kind = pair.as_rule();
+        if kind == Rule::private_key_jwt {
+            return self
+                .private_key_jwt(pair, span, true)
+                .map(|jwt| Auth::PrivateKeyJwt(Box::new(jwt)));
+        }
+        if kind == Rule::jwt_bearer {
+            return self
+                .jwt_bearer(pair, span)
+                .map(|jwt| Auth::JwtBearer(Box::new(jwt)));
+        }
+        let mut args = children(pair).skip(1);
+        Some(match kind {
+            Rule::auth_basic => {
+                let user = self.expr(args.next().expect("grammar: user"));
+                let password = self.expr(args.next().expect("grammar: password"));
+                Auth::Basic {
+                    user,
+                    password,
+                    span,
+                }
+            }
+            Rule::auth_bearer => Auth::Bearer {
+                token: self.expr(args.next().expect("grammar: token")),
+                span,
+            },
+            _ => Auth::Client {
+                client: self.name(args.next().expect("grammar: client name")),
+                span,
+            },
+        })
+    }
+
+    /// The arguments of `private_key_jwt(...)` or `jwt_bearer(...)`, by
+    /// name: the first may be the key, unnamed. Unknown, repeated and
+    /// misplaced arguments are reported and left out.
+    fn arguments(
+        &mut self,
+        pair: Pair<'_, Rule>,
+        construct: &str,
+        known: &[&'static str],
+    ) -> Vec<(&'static str, Expr, Span)> {
+        let mut out: Vec<(&'static str, Expr, Span)> = Vec::new();
+        for (index, argument) in children(pair).skip(1).enumerate() {
+            let span = self.span(&argument);
+            let mut parts = children(argument).peekable();
+            let name = match parts.peek().map(|p| p.as_rule()) {
+                Some(Rule::ident) => Some(self.name(parts.next().expect("grammar: name"))),
+                _ => None,
+            };
+            let value = self.expr(parts.next().expect("grammar: argument value"));
+            let key = match &name {
+                None if index == 0 => "key",
+                None => {
+                    self.diagnostics.push(
+                        Diagnostic::new(
+                            Code::UnknownArgument,
+                            format!("only the key may be given without a name in `{construct}`"),
+                        )
+                        .label(span, "an argument without a name")
+                        .help(format!(
+                            "name it: {}",
+                            known
+                                .iter()
+                                .map(|k| format!("`{k} = ...`"))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )),
+                    );
+                    continue;
+                }
+                Some(name) => match known.iter().find(|k| **k == name.text) {
+                    Some(key) => *key,
+                    None => {
+                        let help = crate::check::did_you_mean(
+                            &name.text,
+                            known.iter().copied(),
+                            format!(
+                                "`{construct}` takes {}",
+                                known
+                                    .iter()
+                                    .map(|k| format!("`{k}`"))
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ),
+                        );
+                        self.diagnostics.push(
+                            Diagnostic::new(
+                                Code::UnknownArgument,
+                                format!("`{construct}` has no argument `{}`", name.text),
+                            )
+                            .label(name.span, "not an argument of it")
+                            .help(help),
+                        );
+                        continue;
+                    }
+                },
+            };
+            if let Some((_, _, first)) = out.iter().find(|(k, _, _)| *k == key) {
+                self.diagnostics.push(
+                    Diagnostic::new(Code::DuplicateProperty, format!("`{key}` is given twice"))
+                        .label(span, "given again here")
+                        .label(*first, "first given here")
+                        .help(format!("keep one `{key}` and remove the other")),
+                );
+                continue;
+            }
+            out.push((key, value, span));
+        }
+        out
+    }
+
+    /// Takes an argument out of a list made by `arguments`.
+    fn take(arguments: &mut Vec<(&'static str, Expr, Span)>, key: &str) -> Option<Expr> {
+        let index = arguments.iter().position(|(k, _, _)| *k == key)?;
+        Some(arguments.remove(index).1)
+    }
+
+    /// `alg = "..."`: a string as written, without interpolation.
+    fn algorithm(&mut self, value: Option<Expr>) -> Option<PlainString> {
+        let value = value?;
+        match value.as_plain_string() {
+            Some(text) => Some(PlainString {
+                value: text,
+                span: value.span,
+            }),
+            None => {
+                self.diagnostics.push(
+                    Diagnostic::new(Code::InvalidAlgorithm, "`alg` is a string as written")
+                        .label(value.span, "not a plain string")
+                        .help("write the algorithm: `alg = \"RS256\"`, `\"ES256\"` or `\"EdDSA\"`"),
+                );
+                None
+            }
+        }
+    }
+
+    fn missing_argument(&mut self, construct: &str, argument: &str, span: Span, example: &str) {
+        self.diagnostics.push(
+            Diagnostic::new(
+                Code::MissingProperty,
+                format!("`{construct}` needs `{argument}`"),
+            )
+            .label(span, format!("no `{argument}`"))
+            .help(format!("add it: `{example}`")),
+        );
+    }
+
+    /// `private_key_jwt(...)`; on a request (`standalone`) it names the
+    /// client id too.
+    fn private_key_jwt(
+        &mut self,
+        pair: Pair<'_, Rule>,
+        span: Span,
+        standalone: bool,
+    ) -> Option<PrivateKeyJwt> {
+        const ON_REQUEST: [&str; 4] = ["client_id", "key", "alg", "kid"];
+        const IN_CLIENT: [&str; 3] = ["key", "alg", "kid"];
+        let known: &[&'static str] = if standalone { &ON_REQUEST } else { &IN_CLIENT };
+        let mut arguments = self.arguments(pair, "private_key_jwt", known);
+        let client_id = Self::take(&mut arguments, "client_id");
+        let key = Self::take(&mut arguments, "key");
+        let alg = Self::take(&mut arguments, "alg");
+        let kid = Self::take(&mut arguments, "kid");
+        let alg = self.algorithm(alg);
+        if standalone && client_id.is_none() {
+            self.missing_argument(
+                "private_key_jwt",
+                "client_id",
+                span,
+                "private_key_jwt(client_id = \"...\", key = secret.KEY)",
+            );
+            return None;
+        }
+        let Some(key) = key else {
+            self.missing_argument(
+                "private_key_jwt",
+                "key",
+                span,
+                "private_key_jwt(key = secret.KEY)",
+            );
+            return None;
+        };
+        Some(PrivateKeyJwt {
+            client_id,
+            key,
+            alg,
+            kid,
+            span,
+        })
+    }
+
+    fn jwt_bearer(&mut self, pair: Pair<'_, Rule>, span: Span) -> Option<JwtBearer> {
+        const KNOWN: [&str; 7] = [
+            "key", "issuer", "subject", "audience", "scope", "alg", "kid",
+        ];
+        let mut arguments = self.arguments(pair, "jwt_bearer", &KNOWN);
+        let key = Self::take(&mut arguments, "key");
+        let issuer = Self::take(&mut arguments, "issuer");
+        let subject = Self::take(&mut arguments, "subject");
+        let audience = Self::take(&mut arguments, "audience");
+        let scope = Self::take(&mut arguments, "scope");
+        let alg = Self::take(&mut arguments, "alg");
+        let kid = Self::take(&mut arguments, "kid");
+        let alg = self.algorithm(alg);
+        let Some(key) = key else {
+            self.missing_argument("jwt_bearer", "key", span, "jwt_bearer(key = secret.KEY)");
+            return None;
+        };
+        Some(JwtBearer {
+            key,
+            issuer,
+            subject,
+            audience,
+            scope,
+            alg,
+            kid,
+            span,
+        })
+    }
+
+    fn oauth_client(&mut self, pair: Pair<'_, Rule>) -> OAuthClientDecl {
+        let span = self.span(&pair);
+        let mut inner = children(pair).skip(1);
+        let name = self.name(inner.next().expect("grammar: client name"));
+        let mut client = OAuthClientDecl {
+            name,
+            issuer: None,
+            authorize_url: None,
+            token_url: None,
+            device_authorization_url: None,
+            client_id: None,
+            client_auth: None,
+            scopes: None,
+            stores: None,
+            description: None,
+            span,
+            layout: Layout::new(),
+        };
+        let mut seen = Seen::default();
+        for property in inner {
+            let pspan = self.span(&property);
+            let rule = property.as_rule();
+            let key = match rule {
+                Rule::client_issuer => "issuer",
+                Rule::client_authorize_url => "authorize_url",
+                Rule::client_token_url => "token_url",
+                Rule::client_device_url => "device_authorization_url",
+                Rule::client_id => "client_id",
+                Rule::client_auth => "client_auth",
+                Rule::client_scopes => "scopes",
+                Rule::client_stores => "stores",
+                _ => "description",
+            };
+            if !self.first_time(&mut seen, key, pspan) {
+                continue;
+            }
+            if rule == Rule::description {
+                client.description = Some(self.description(property));
+                continue;
+            }
+            let mut parts = children(property).skip(1);
+            match rule {
+                Rule::client_stores => {
+                    let entries = parts
+                        .map(|entry| {
+                            let span = self.span(&entry);
+                            let mut names = children(entry);
+                            let field_name = self.name(names.next().expect("grammar: field"));
+                            let secret = self.name(names.next().expect("grammar: secret"));
+                            TokenStore {
+                                field: TokenField::from_name(&field_name.text),
+                                field_name,
+                                secret,
+                                span,
+                            }
+                        })
+                        .collect();
+                    client.stores = Some(TokenStores {
+                        entries,
+                        span: pspan,
+                    });
+                }
+                Rule::client_scopes => {
+                    client.scopes =
+                        Some(self.plain_string(parts.next().expect("grammar: scopes")));
+                }
+                Rule::client_auth => {
+                    let method = parts.next().expect("grammar: client auth");
+                    client.client_auth = match method.as_rule() {
+                        Rule::auth_none => Some(ClientAuth::None { span: pspan }),
+                        Rule::private_key_jwt => self
+                            .private_key_jwt(method, pspan, false)
+                            .map(|jwt| ClientAuth::PrivateKeyJwt(Box::new(jwt))),
+                        basic_or_post => {
+                            let secret =
+                                self.expr(children(method).nth(1).expect("grammar: secret"));
+                            Some(if basic_or_post == Rule::client_secret_basic {
+                                ClientAuth::SecretBasic {
+                                    secret,
+                                    span: pspan,
+                                }
+                            } else {
+                                ClientAuth::SecretPost {
+                                    secret,
+                                    span: pspan,
+                                }
+                            })
+                        }
+                    };
+                }
+                _ => {
+                    let value = self.expr(parts.next().expect("grammar: client value"));
+                    let slot = match rule {
+                        Rule::client_issuer => &mut client.issuer,
+                        Rule::client_authorize_url => &mut client.authorize_url,
+                        Rule::client_token_url => &mut client.token_url,
+                        Rule::client_device_url => &mut client.device_authorization_url,
+                        _ => &mut client.client_id,
+                    };
+                    *slot = Some(value);
+                }
+            }
+        }
+        client.layout = seen.order;
+        client
     }
 
     fn fields<'i>(&mut self, pairs: impl Iterator<Item = Pair<'i, Rule>>) -> Vec<Field> {

@@ -213,7 +213,7 @@ fn syntax_help(expected: &[String]) -> Option<String> {
     }
     if expected.iter().any(|e| e.starts_with("a declaration")) {
         return Some(
-            "a file holds `secret`, `role`, `user`, `service_account`, `service` and `schedule` declarations".into(),
+            "a file holds `secret`, `role`, `user`, `service_account`, `service`, `schedule` and `oauth_client` declarations".into(),
         );
     }
     if expected.iter().any(|e| e == "a duration") {
@@ -252,6 +252,7 @@ fn group(expected: BTreeSet<String>) -> Vec<String> {
                 "`service_account`",
                 "`service`",
                 "`schedule`",
+                "`oauth_client`",
             ],
         ),
         (
@@ -292,7 +293,7 @@ fn group(expected: BTreeSet<String>) -> Vec<String> {
     // A declaration is only expected at the top level: say so with its words.
     if expected.remove("a declaration") {
         expected.insert(
-            "a declaration (`secret`, `role`, `user`, `service_account`, `service`, `schedule`)"
+            "a declaration (`secret`, `role`, `user`, `service_account`, `service`, `schedule`, `oauth_client`)"
                 .into(),
         );
     }
@@ -399,6 +400,22 @@ fn describe(rule: Rule) -> Option<&'static str> {
         kw_cron => "`cron`",
         kw_time_zone => "`time_zone`",
         kw_before_expiry => "`before_expiry`",
+        kw_oauth_client => "`oauth_client`",
+        kw_issuer => "`issuer`",
+        kw_authorize_url => "`authorize_url`",
+        kw_token_url => "`token_url`",
+        kw_device_authorization_url => "`device_authorization_url`",
+        kw_client_id => "`client_id`",
+        kw_client_auth => "`client_auth`",
+        kw_scopes => "`scopes`",
+        kw_stores => "`stores`",
+        kw_client_secret_basic => "`client_secret_basic`",
+        kw_client_secret_post => "`client_secret_post`",
+        kw_private_key_jwt => "`private_key_jwt`",
+        kw_jwt_bearer => "`jwt_bearer`",
+        kw_client => "`client`",
+        auth_none => "`none`",
+        argument => "an argument",
         _ => return None,
     })
 }

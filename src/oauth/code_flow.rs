@@ -1,0 +1,374 @@
+//! The authorization code grant with PKCE (RFC 6749 §4.1, RFC 7636) for
+//! a program on the user's machine: the browser comes back to a listener
+//! on a loopback address (RFC 8252 §7.3), which takes one redirect, checks
+//! its `state`, and tells the person they can close the tab.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine as _;
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use sha2::Digest as _;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use zeroize::Zeroizing;
+
+use super::client::{Credentials, Endpoints};
+use super::error::{Code, Error};
+use super::tokens::{self, Tokens};
+use crate::run::http::{self, Http};
+use crate::run::redact::Redactor;
+
+/// The path the browser is sent back to.
+pub const CALLBACK_PATH: &str = "/callback";
+
+/// An authorization started: the URL for the person, and what the
+/// redirect must bring back.
+pub struct Pending {
+    /// The URL to open: it carries the client id, the redirect URI, the
+    /// scopes, the `state` and the PKCE challenge, nothing secret.
+    pub url: url::Url,
+    pub redirect_uri: String,
+    listener: TcpListener,
+    state: String,
+    verifier: Zeroizing<String>,
+    pub nonce: Option<String>,
+}
+
+/// The PKCE S256 challenge of a verifier.
+pub fn challenge(verifier: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier))
+}
+
+/// Binds the redirect listener and builds the authorization URL.
+pub async fn start(
+    endpoints: &Endpoints,
+    client_id: &str,
+    scopes: Option<&str>,
+    listen: Option<SocketAddr>,
+) -> Result<Pending, Error> {
+    let Some(authorize) = &endpoints.authorize else {
+        return Err(Error::new(
+            Code::Unsupported,
+            "the client has no authorization endpoint",
+        )
+        .help("add `authorize_url` (or an `issuer` whose discovery names one), or use `--device`"));
+    };
+    let address = listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+    if !address.ip().is_loopback() {
+        return Err(Error::new(
+            Code::BadListen,
+            format!("`--listen {address}` is not a loopback address"),
+        )
+        .help("the redirect listener only listens on 127.0.0.1 or [::1] (RFC 8252 §8.3)"));
+    }
+    let listener = TcpListener::bind(address).await.map_err(|e| {
+        Error::new(Code::BadListen, format!("cannot listen on {address}: {e}"))
+            .help("pick a free port with `--listen 127.0.0.1:PORT`, or leave it out for any free port")
+    })?;
+    let bound = listener.local_addr().map_err(|e| {
+        Error::new(Code::BadListen, format!("cannot listen on {address}: {e}"))
+    })?;
+    let redirect_uri = format!("http://{bound}{CALLBACK_PATH}");
+    let state = super::random_token(16)?;
+    let verifier = Zeroizing::new(super::random_token(32)?);
+    let openid = scopes.is_some_and(|s| s.split_whitespace().any(|s| s == "openid"));
+    let nonce = if openid {
+        Some(super::random_token(16)?)
+    } else {
+        None
+    };
+    let mut url = authorize.clone();
+    let given: Vec<String> = url.query_pairs().map(|(k, _)| k.into_owned()).collect();
+    {
+        let mut query = url.query_pairs_mut();
+        query
+            .append_pair("response_type", "code")
+            .append_pair("client_id", client_id)
+            .append_pair("redirect_uri", &redirect_uri);
+        if let Some(scopes) = scopes {
+            let scopes = scopes.split_whitespace().collect::<Vec<_>>().join(" ");
+            query.append_pair("scope", &scopes);
+            // OpenID Connect Core §11: `offline_access` is only honoured
+            // with consent asked for.
+            if scopes.split(' ').any(|s| s == "offline_access")
+                && !given.iter().any(|k| k == "prompt")
+            {
+                query.append_pair("prompt", "consent");
+            }
+        }
+        query
+            .append_pair("state", &state)
+            .append_pair("code_challenge", &challenge(&verifier))
+            .append_pair("code_challenge_method", "S256");
+        if let Some(nonce) = &nonce {
+            query.append_pair("nonce", nonce);
+        }
+    }
+    Ok(Pending {
+        url,
+        redirect_uri,
+        listener,
+        state,
+        verifier,
+        nonce,
+    })
+}
+
+/// What the redirect brought.
+type Outcome = Result<Zeroizing<String>, Error>;
+
+/// Waits for the redirect, at most `timeout`; returns the code.
+pub async fn wait(pending: &Pending, issuer: Option<&str>, timeout: Duration) -> Outcome {
+    let (sender, mut outcomes) = mpsc::channel::<Outcome>(1);
+    let expected = Arc::new(Expected {
+        state: pending.state.clone(),
+        issuer: issuer.map(str::to_owned),
+        done: Mutex::new(false),
+        sender,
+    });
+    let mut connections = tokio::task::JoinSet::new();
+    let deadline = tokio::time::Instant::now() + timeout;
+    let outcome = loop {
+        tokio::select! {
+            accepted = pending.listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                // A browser opens a few connections; a flood is not a browser.
+                if connections.len() >= 16 {
+                    continue;
+                }
+                let expected = expected.clone();
+                connections.spawn(async move {
+                    let service = hyper::service::service_fn(move |request| {
+                        let expected = expected.clone();
+                        async move { Ok::<_, Infallible>(expected.answer(request).await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .timer(TokioTimer::new())
+                        .header_read_timeout(Duration::from_secs(10))
+                        .keep_alive(false)
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+            Some(outcome) = outcomes.recv() => break outcome,
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            _ = tokio::time::sleep_until(deadline) => {
+                break Err(Error::new(
+                    Code::Timeout,
+                    format!(
+                        "nobody completed the authorization within {}",
+                        crate::syntax::duration::format(timeout)
+                    ),
+                )
+                .help("run `svc authorize` again, and open the URL it prints; `--timeout` gives more time"));
+            }
+        }
+    };
+    // Let the page that answered the redirect reach the browser.
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    connections.abort_all();
+    outcome
+}
+
+/// What the one redirect must carry, and where to report it.
+struct Expected {
+    state: String,
+    issuer: Option<String>,
+    /// Set once a redirect was judged: later ones are turned away.
+    done: Mutex<bool>,
+    sender: mpsc::Sender<Outcome>,
+}
+
+impl Expected {
+    async fn answer(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
+        if request.uri().path() != CALLBACK_PATH || request.method() != hyper::Method::GET {
+            return page(StatusCode::NOT_FOUND, "Not found", "This is svc's redirect listener.");
+        }
+        let pairs: Vec<(String, String)> = url::form_urlencoded::parse(
+            request.uri().query().unwrap_or("").as_bytes(),
+        )
+        .into_owned()
+        .collect();
+        {
+            let mut done = self.done.lock().unwrap_or_else(|p| p.into_inner());
+            if *done {
+                return page(
+                    StatusCode::GONE,
+                    "Already done",
+                    "svc already received an answer for this authorization. You can close this tab.",
+                );
+            }
+            *done = true;
+        }
+        let (outcome, response) = self.judge(&pairs);
+        let _ = self.sender.send(outcome).await;
+        response
+    }
+
+    fn judge(&self, pairs: &[(String, String)]) -> (Outcome, Response<Full<Bytes>>) {
+        let get = |name: &str| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        };
+        let failed = |code: Code, message: String, help: &str| {
+            (
+                Err(Error::new(code, message).help(help)),
+                page(
+                    StatusCode::BAD_REQUEST,
+                    "Authorization failed",
+                    "svc did not get the authorization. The terminal says why; you can close this tab.",
+                ),
+            )
+        };
+        // The state is checked first: an answer to another request says
+        // nothing about this one.
+        if get("state") != Some(self.state.as_str()) {
+            return failed(
+                Code::StateMismatch,
+                "the redirect carries another `state` than the one svc sent".into(),
+                "it did not come from this authorization (an old tab, or a forged link); nothing was stored",
+            );
+        }
+        if let (Some(expected), Some(iss)) = (&self.issuer, get("iss"))
+            && iss.trim_end_matches('/') != expected.trim_end_matches('/')
+        {
+            return failed(
+                Code::StateMismatch,
+                format!(
+                    "the redirect comes from issuer `{}`, not `{expected}`",
+                    tokens::shorten(iss)
+                ),
+                "another authorization server answered (RFC 9207); nothing was stored",
+            );
+        }
+        if let Some(error) = get("error") {
+            let description = get("error_description")
+                .map(|d| format!(": {}", tokens::shorten(d)))
+                .unwrap_or_default();
+            let code = if error == "access_denied" {
+                Code::AccessDenied
+            } else {
+                Code::AuthorizationError
+            };
+            return failed(
+                code,
+                format!(
+                    "the authorization server answered `{}`{description}",
+                    tokens::shorten(error)
+                ),
+                if code == Code::AccessDenied {
+                    "consent was refused; nothing was stored"
+                } else {
+                    "check the client's registration (redirect URI, scopes); nothing was stored"
+                },
+            );
+        }
+        match get("code").filter(|c| !c.is_empty()) {
+            Some(code) => (
+                Ok(Zeroizing::new(code.to_string())),
+                page(
+                    StatusCode::OK,
+                    "Authorized",
+                    "svc received the authorization and is storing the tokens. You can close this tab.",
+                ),
+            ),
+            None => failed(
+                Code::AuthorizationError,
+                "the redirect carries neither a code nor an error".into(),
+                "nothing was stored",
+            ),
+        }
+    }
+}
+
+/// A small page: no script, nothing cached, no referrer.
+fn page(status: StatusCode, title: &str, text: &str) -> Response<Full<Bytes>> {
+    let body = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>svc: {title}</title>\
+         <style>body{{font:16px/1.5 system-ui,sans-serif;max-width:36em;margin:4em auto;padding:0 1em}}</style>\
+         </head><body><h1>{title}</h1><p>{text}</p></body></html>"
+    );
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    for (name, value) in [
+        ("content-type", "text/html; charset=utf-8"),
+        ("cache-control", "no-store"),
+        ("referrer-policy", "no-referrer"),
+        ("content-security-policy", "default-src 'none'; style-src 'unsafe-inline'"),
+        ("connection", "close"),
+    ] {
+        headers.insert(name, hyper::header::HeaderValue::from_static(value));
+    }
+    response
+}
+
+/// Exchanges the code for tokens (RFC 6749 §4.1.3, RFC 7636 §4.5). The
+/// answer is returned too, for the recovery journal.
+pub async fn exchange(
+    http: &Http,
+    endpoints: &Endpoints,
+    credentials: &Credentials,
+    pending: &Pending,
+    code: &str,
+    redactor: &mut Redactor,
+) -> Result<(Tokens, http::Response), Error> {
+    redactor.add(code);
+    redactor.add(&pending.verifier);
+    let form = vec![
+        ("grant_type".to_string(), "authorization_code".to_string()),
+        ("code".to_string(), code.to_string()),
+        ("redirect_uri".to_string(), pending.redirect_uri.clone()),
+        ("code_verifier".to_string(), pending.verifier.to_string()),
+    ];
+    super::token_request(
+        http,
+        &endpoints.token,
+        form,
+        credentials,
+        "the code exchange",
+        redactor,
+    )
+    .await
+}
+
+/// Checks the ID token's `nonce` against the one sent.
+pub fn check_nonce(tokens: &Tokens, pending: &Pending) -> Result<(), Error> {
+    let (Some(nonce), Some(id_token)) = (&pending.nonce, &tokens.id_token) else {
+        return Ok(());
+    };
+    let claimed = tokens::claims(id_token)
+        .and_then(|claims| claims.get("nonce")?.as_str().map(str::to_owned));
+    if claimed.as_deref() == Some(nonce.as_str()) {
+        return Ok(());
+    }
+    Err(Error::new(
+        Code::NonceMismatch,
+        "the ID token does not carry the nonce svc sent",
+    )
+    .help("the token may belong to another authorization; nothing was stored"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn s256_matches_rfc_7636_appendix_b() {
+        assert_eq!(
+            challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        );
+    }
+}

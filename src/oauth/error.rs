@@ -1,0 +1,82 @@
+//! What can stop `svc authorize`, or an OAuth step of a run, with a stable
+//! code for each.
+
+/// Declares the codes: variant, code, summary.
+macro_rules! codes {
+    ($($variant:ident => $code:literal, $summary:literal;)*) => {
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum Code {
+            $($variant,)*
+        }
+
+        impl Code {
+            pub const ALL: &'static [Code] = &[$(Code::$variant,)*];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Code::$variant => $code,)*
+                }
+            }
+
+            /// One sentence on when it happens.
+            pub fn summary(self) -> &'static str {
+                match self {
+                    $(Code::$variant => $summary,)*
+                }
+            }
+        }
+    };
+}
+
+codes! {
+    UnknownClient => "svc::authorize::unknown_client", "The program declares no oauth_client of that name.";
+    NothingToStore => "svc::authorize::nothing_to_store", "The oauth_client has no `stores` block.";
+    Unsupported => "svc::authorize::unsupported", "The client cannot do the flow asked for (no authorization or device endpoint).";
+    BadListen => "svc::authorize::bad_listen", "`--listen` is not a loopback address, or cannot be bound.";
+    MissingValue => "svc::oauth::missing_value", "A secret the client reads has no value in the environment.";
+    InvalidUrl => "svc::oauth::invalid_url", "A client URL is not a valid URL, or is plain http to a host that is not loopback.";
+    Discovery => "svc::oauth::discovery_failed", "The issuer's discovery document cannot be fetched or is not valid.";
+    BadKey => "svc::oauth::bad_key", "A signing key cannot be read, or cannot sign with the algorithm asked for.";
+    StateMismatch => "svc::authorize::state_mismatch", "The redirect came back with another `state` (or `iss`) than the one sent.";
+    AccessDenied => "svc::authorize::access_denied", "The person (or the server) refused the authorization.";
+    AuthorizationError => "svc::authorize::authorization_error", "The authorization server redirected back with an error.";
+    ExchangeFailed => "svc::authorize::exchange_failed", "The token endpoint refused the code, device code or request.";
+    BadResponse => "svc::oauth::bad_response", "A token or device response is not the JSON OAuth 2.0 describes.";
+    NonceMismatch => "svc::authorize::nonce_mismatch", "The ID token does not carry the nonce sent.";
+    MissingToken => "svc::authorize::missing_token", "The token response lacks a token the client stores.";
+    Timeout => "svc::authorize::timeout", "Nobody completed the authorization in time.";
+    ExpiredToken => "svc::authorize::expired_token", "The device code expired before the person approved it.";
+    Request => "svc::oauth::request_failed", "A request to the authorization server got no answer.";
+    NoRandomness => "svc::oauth::no_randomness", "The system's random number source failed.";
+}
+
+/// An OAuth failure. The message and help are already redacted.
+#[derive(Debug, Clone)]
+pub struct Error {
+    pub code: Code,
+    pub message: String,
+    pub help: Option<String>,
+}
+
+impl Error {
+    pub fn new(code: Code, message: impl Into<String>) -> Error {
+        Error {
+            code,
+            message: message.into(),
+            help: None,
+        }
+    }
+
+    pub fn help(mut self, help: impl Into<String>) -> Error {
+        self.help = Some(help.into());
+        self
+    }
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Error {}
