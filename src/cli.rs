@@ -106,6 +106,15 @@ pub enum Command {
     )]
     Run(RunArgs),
 
+    /// Get an oauth_client's first tokens with a person's consent, and store them
+    #[command(
+        long_about = "Runs the OAuth 2.0 authorization code flow with PKCE (S256) for an                       `oauth_client`: prints the authorization URL (and opens a browser when there                       is one), waits for the redirect on a loopback listener, checks its `state`,                       exchanges the code, and writes the tokens the client `stores` in one atomic                       update of the environment's store, with their expiry. With --device, runs the                       device authorization grant instead: prints a code to enter on another device                       and polls until it is approved. Runs as the identity given by --as, which must                       hold `update_secret` on every secret the client stores.\n\n\
+                      Exit codes: 0 stored, 1 the authorization failed (nothing stored), 2 usage or \
+                      script errors, 3 permission denied. See docs/authorize.md.",
+        after_help = "Example: svc authorize examples/hubspot.svc hubspot_app --env dev --as ops_oncall"
+    )]
+    Authorize(AuthorizeArgs),
+
     /// Show the runs recorded in an endpoint's log
     Logs(LogsArgs),
 
@@ -399,6 +408,40 @@ pub struct RunArgs {
     /// Rotate the endpoint log before it grows past this size: 16MiB, 512KiB, 0 for never
     #[arg(long, env = "SVC_LOG_MAX_BYTES", default_value = "16MiB", value_name = "SIZE", value_parser = parse_size)]
     pub log_max_bytes: u64,
+}
+
+#[derive(Args, Debug)]
+#[command(override_usage = "svc authorize [OPTIONS] [PATH] <CLIENT> --env <ENV> --as <IDENTITY>")]
+pub struct AuthorizeArgs {
+    /// [PATH] CLIENT: the .svc file or directory (default: the project's program, or .), and the oauth_client to authorize
+    #[arg(value_name = "ARGS", num_args = 1..=2, required = true)]
+    pub target: Vec<String>,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// The user or service account that authorizes (it must hold `update_secret` on what the client stores)
+    #[arg(long = "as", env = "SVC_AS", value_name = "IDENTITY")]
+    pub identity: Option<String>,
+    /// Use the device authorization grant (RFC 8628): a code to enter on another device, no redirect
+    #[arg(long)]
+    pub device: bool,
+    /// Print the authorization URL without opening a browser
+    #[arg(long)]
+    pub no_browser: bool,
+    /// Where the redirect listener listens: 127.0.0.1:PORT or [::1]:PORT [default: 127.0.0.1, any free port]
+    #[arg(long, value_name = "ADDRESS", conflicts_with = "device")]
+    pub listen: Option<std::net::SocketAddr>,
+    /// How long to wait for the person to finish
+    #[arg(long, default_value = "5m", value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout: std::time::Duration,
+    /// How to print the events: human, or json (one object a line: authorize_url, device_code, stored, error)
+    #[arg(long, value_enum, default_value = "human")]
+    pub output: OutputFormat,
+    /// Where the recovery journal is kept [default: `state_dir` in svc.toml, else `state` beside it, or in the current directory]
+    #[arg(long, env = "SVC_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<std::path::PathBuf>,
+    /// How long to wait for a run that updates the same secrets to finish
+    #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = parse_duration)]
+    pub lock_timeout: std::time::Duration,
 }
 
 #[derive(Args, Debug)]
@@ -738,6 +781,7 @@ pub fn main() -> ExitCode {
         Command::Doctor(args) => commands::doctor::run(args),
         Command::Backend(command) => commands::backend::run(command),
         Command::Run(args) => commands::run::run(args),
+        Command::Authorize(args) => commands::authorize::run(args),
         Command::Logs(args) => commands::logs::run(args),
         Command::Serve(args) => commands::serve::run(args),
         Command::Key(command) => commands::key::run(command),

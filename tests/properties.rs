@@ -1022,6 +1022,7 @@ fn program() -> impl Strategy<Value = Program> {
                         identities,
                         services,
                         schedules,
+                        oauth_clients: Vec::new(),
                     },
                 )
             })

@@ -98,12 +98,9 @@ impl<'a, 'p> Checker<'a, 'p> {
             }
             ExprKind::Number { .. } | ExprKind::Bool { .. } | ExprKind::Null => {
                 self.push(
-                    Diagnostic::new(
-                        Code::TypeMismatch,
-                        format!("`{what}` must be a string"),
-                    )
-                    .label(expr.span, "not a string")
-                    .help("write it in quotes, or read it from a secret: `secret.NAME`"),
+                    Diagnostic::new(Code::TypeMismatch, format!("`{what}` must be a string"))
+                        .label(expr.span, "not a string")
+                        .help("write it in quotes, or read it from a secret: `secret.NAME`"),
                 );
             }
             ExprKind::Variable { .. }
@@ -143,15 +140,12 @@ impl<'a, 'p> Checker<'a, 'p> {
         }
         if values::is_plain_http_off_loopback(&text) {
             self.push(
-                Diagnostic::new(
-                    Code::InsecureUrl,
-                    format!("`{what}` must use `https://`"),
-                )
-                .label(url.span, "plain http to a host that is not loopback")
-                .help(
-                    "codes, client secrets and tokens travel to an authorization server: use \
+                Diagnostic::new(Code::InsecureUrl, format!("`{what}` must use `https://`"))
+                    .label(url.span, "plain http to a host that is not loopback")
+                    .help(
+                        "codes, client secrets and tokens travel to an authorization server: use \
                      `https://`; plain `http://` is only allowed to 127.0.0.1, ::1 or localhost",
-                ),
+                    ),
             );
         }
     }
@@ -262,13 +256,19 @@ impl<'a, 'p> Checker<'a, 'p> {
                 self.push(
                     Diagnostic::new(
                         Code::UnknownTokenField,
-                        format!("a token response has no field `{}` svc keeps", store.field_name.text),
+                        format!(
+                            "a token response has no field `{}` svc keeps",
+                            store.field_name.text
+                        ),
                     )
                     .label(store.field_name.span, "not a token field")
                     .help(help),
                 );
             }
-            if let Some(first) = seen.iter().find(|s| s.field_name.text == store.field_name.text) {
+            if let Some(first) = seen
+                .iter()
+                .find(|s| s.field_name.text == store.field_name.text)
+            {
                 self.push(
                     Diagnostic::new(
                         Code::DuplicateProperty,

@@ -520,9 +520,12 @@ impl<'a, 'p> Checker<'a, 'p> {
             ),
         );
         self.push(
-            Diagnostic::new(Code::UnknownClient, format!("unknown oauth_client `{}`", name.text))
-                .label(name.span, "no oauth_client has this name")
-                .help(help),
+            Diagnostic::new(
+                Code::UnknownClient,
+                format!("unknown oauth_client `{}`", name.text),
+            )
+            .label(name.span, "no oauth_client has this name")
+            .help(help),
         );
     }
 

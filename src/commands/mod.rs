@@ -1,5 +1,6 @@
 //! One module per command.
 
+pub mod authorize;
 pub mod backend;
 pub mod check;
 pub mod compile;

@@ -954,7 +954,10 @@ fn client_auth(auth: &ClientAuth) -> String {
         ClientAuth::SecretBasic { secret, .. } => format!("client_secret_basic({})", expr(secret)),
         ClientAuth::SecretPost { secret, .. } => format!("client_secret_post({})", expr(secret)),
         ClientAuth::PrivateKeyJwt(jwt) => {
-            format!("private_key_jwt({})", private_key_jwt_arguments(jwt).join(", "))
+            format!(
+                "private_key_jwt({})",
+                private_key_jwt_arguments(jwt).join(", ")
+            )
         }
         ClientAuth::None { .. } => "none".into(),
     }

@@ -44,7 +44,7 @@ impl Signer {
                 Code::BadKey,
                 format!("secret `{secret}` does not hold a signing key svc can use: {e}"),
             )
-            .help("store a PEM private key, a JWK with its private part, or a service-account JSON key")
+            .help(e.help())
         })?;
         let alg = match alg {
             Some(name) => Algorithm::from_name(name).ok_or_else(|| {
@@ -122,13 +122,7 @@ impl Assertion {
                 subject,
                 audience,
                 scope,
-            } => jwt::grant_claims(
-                issuer,
-                subject.as_deref(),
-                audience,
-                scope.as_deref(),
-                now,
-            ),
+            } => jwt::grant_claims(issuer, subject.as_deref(), audience, scope.as_deref(), now),
         };
         jwt::sign(
             &self.signer.key,
@@ -136,6 +130,8 @@ impl Assertion {
             self.signer.kid.as_deref(),
             &claims,
         )
-        .map_err(|e| Error::new(Code::BadKey, format!("cannot sign the assertion: {e}")))
+        .map_err(|e| {
+            Error::new(Code::BadKey, format!("cannot sign the assertion: {e}")).help(e.help())
+        })
     }
 }

@@ -45,10 +45,7 @@ pub fn value(
             }
             _ => Err(Error::new(
                 Code::MissingValue,
-                format!(
-                    "secret `{}` ({what}) has no value in `{env}`",
-                    name.text
-                ),
+                format!("secret `{}` ({what}) has no value in `{env}`", name.text),
             )
             .help(format!(
                 "set it: `svc secret set {} --env {env}`",
@@ -100,26 +97,23 @@ impl Credentials {
             Some(expr) => value(expr, "client_id", document, env, redactor)?,
             None => String::new(),
         };
-        let method = match &client.client_auth {
-            Some(ClientAuth::SecretBasic { secret, .. }) => Method::Basic(Zeroizing::new(value(
-                secret,
-                "the client secret",
-                document,
-                env,
-                redactor,
-            )?)),
-            Some(ClientAuth::SecretPost { secret, .. }) => Method::Post(Zeroizing::new(value(
-                secret,
-                "the client secret",
-                document,
-                env,
-                redactor,
-            )?)),
-            Some(ClientAuth::PrivateKeyJwt(jwt)) => {
-                Method::Jwt(Arc::new(signer(jwt, document, env, redactor)?.0))
-            }
-            Some(ClientAuth::None { .. }) | None => Method::None,
-        };
+        let method =
+            match &client.client_auth {
+                Some(ClientAuth::SecretBasic { secret, .. }) => Method::Basic(Zeroizing::new(
+                    value(secret, "the client secret", document, env, redactor)?,
+                )),
+                Some(ClientAuth::SecretPost { secret, .. }) => Method::Post(Zeroizing::new(value(
+                    secret,
+                    "the client secret",
+                    document,
+                    env,
+                    redactor,
+                )?)),
+                Some(ClientAuth::PrivateKeyJwt(jwt)) => {
+                    Method::Jwt(Arc::new(signer(jwt, document, env, redactor)?.0))
+                }
+                Some(ClientAuth::None { .. }) | None => Method::None,
+            };
         Ok(Credentials { client_id, method })
     }
 
@@ -204,7 +198,12 @@ pub fn signer(
         Some(kid) => Some(value(kid, "kid", document, env, redactor)?),
         None => None,
     };
-    Signer::from_secret(&secret, &text, jwt.alg.as_ref().map(|a| a.value.as_str()), kid)
+    Signer::from_secret(
+        &secret,
+        &text,
+        jwt.alg.as_ref().map(|a| a.value.as_str()),
+        kid,
+    )
 }
 
 /// The name and text of a key secret.

@@ -57,7 +57,9 @@ pub async fn start(
             Code::Unsupported,
             "the client has no authorization endpoint",
         )
-        .help("add `authorize_url` (or an `issuer` whose discovery names one), or use `--device`"));
+        .help(
+            "add `authorize_url` (or an `issuer` whose discovery names one), or use `--device`",
+        ));
     };
     let address = listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
     if !address.ip().is_loopback() {
@@ -68,12 +70,13 @@ pub async fn start(
         .help("the redirect listener only listens on 127.0.0.1 or [::1] (RFC 8252 §8.3)"));
     }
     let listener = TcpListener::bind(address).await.map_err(|e| {
-        Error::new(Code::BadListen, format!("cannot listen on {address}: {e}"))
-            .help("pick a free port with `--listen 127.0.0.1:PORT`, or leave it out for any free port")
+        Error::new(Code::BadListen, format!("cannot listen on {address}: {e}")).help(
+            "pick a free port with `--listen 127.0.0.1:PORT`, or leave it out for any free port",
+        )
     })?;
-    let bound = listener.local_addr().map_err(|e| {
-        Error::new(Code::BadListen, format!("cannot listen on {address}: {e}"))
-    })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| Error::new(Code::BadListen, format!("cannot listen on {address}: {e}")))?;
     let redirect_uri = format!("http://{bound}{CALLBACK_PATH}");
     let state = super::random_token(16)?;
     let verifier = Zeroizing::new(super::random_token(32)?);
@@ -191,13 +194,16 @@ struct Expected {
 impl Expected {
     async fn answer(&self, request: Request<Incoming>) -> Response<Full<Bytes>> {
         if request.uri().path() != CALLBACK_PATH || request.method() != hyper::Method::GET {
-            return page(StatusCode::NOT_FOUND, "Not found", "This is svc's redirect listener.");
+            return page(
+                StatusCode::NOT_FOUND,
+                "Not found",
+                "This is svc's redirect listener.",
+            );
         }
-        let pairs: Vec<(String, String)> = url::form_urlencoded::parse(
-            request.uri().query().unwrap_or("").as_bytes(),
-        )
-        .into_owned()
-        .collect();
+        let pairs: Vec<(String, String)> =
+            url::form_urlencoded::parse(request.uri().query().unwrap_or("").as_bytes())
+                .into_owned()
+                .collect();
         {
             let mut done = self.done.lock().unwrap_or_else(|p| p.into_inner());
             if *done {
@@ -306,7 +312,10 @@ fn page(status: StatusCode, title: &str, text: &str) -> Response<Full<Bytes>> {
         ("content-type", "text/html; charset=utf-8"),
         ("cache-control", "no-store"),
         ("referrer-policy", "no-referrer"),
-        ("content-security-policy", "default-src 'none'; style-src 'unsafe-inline'"),
+        (
+            "content-security-policy",
+            "default-src 'none'; style-src 'unsafe-inline'",
+        ),
         ("connection", "close"),
     ] {
         headers.insert(name, hyper::header::HeaderValue::from_static(value));

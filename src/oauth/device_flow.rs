@@ -137,7 +137,11 @@ pub async fn poll(
             return Ok((tokens, response));
         }
         let Some(answer) = ErrorAnswer::parse(&response.body) else {
-            return Err(tokens::refused("polling for the token", &response, redactor));
+            return Err(tokens::refused(
+                "polling for the token",
+                &response,
+                redactor,
+            ));
         };
         match answer.error.as_str() {
             "authorization_pending" => {}
@@ -160,7 +164,13 @@ pub async fn poll(
                 )
                 .help("consent was refused; nothing was stored"));
             }
-            _ => return Err(tokens::refused("polling for the token", &response, redactor)),
+            _ => {
+                return Err(tokens::refused(
+                    "polling for the token",
+                    &response,
+                    redactor,
+                ));
+            }
         }
     }
 }

@@ -33,6 +33,10 @@ codes! {
     NothingToStore => "svc::authorize::nothing_to_store", "The oauth_client has no `stores` block.";
     Unsupported => "svc::authorize::unsupported", "The client cannot do the flow asked for (no authorization or device endpoint).";
     BadListen => "svc::authorize::bad_listen", "`--listen` is not a loopback address, or cannot be bound.";
+    NoIdentity => "svc::authorize::no_identity", "`--as` is missing: svc authorize runs as a user or service account.";
+    UnknownIdentity => "svc::authorize::unknown_identity", "`--as` names no user or service account of the program.";
+    PermissionDenied => "svc::authorize::permission_denied", "The identity lacks `update_secret` on a secret the client stores.";
+    StoreFailed => "svc::authorize::store_failed", "The tokens could not be written to the store (they are kept in the recovery journal).";
     MissingValue => "svc::oauth::missing_value", "A secret the client reads has no value in the environment.";
     InvalidUrl => "svc::oauth::invalid_url", "A client URL is not a valid URL, or is plain http to a host that is not loopback.";
     Discovery => "svc::oauth::discovery_failed", "The issuer's discovery document cannot be fetched or is not valid.";

@@ -45,7 +45,10 @@ pub fn server_url(text: &str, what: &str, redactor: &Redactor) -> Result<url::Ur
         "http" if loopback => Ok(url),
         "http" => Err(Error::new(
             Code::InvalidUrl,
-            format!("`{what}` ({}) is plain http to a host that is not loopback", shown()),
+            format!(
+                "`{what}` ({}) is plain http to a host that is not loopback",
+                shown()
+            ),
         )
         .help("codes, client secrets and tokens travel there: use `https://`")),
         other => Err(Error::new(

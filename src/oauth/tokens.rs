@@ -63,7 +63,10 @@ impl Tokens {
         let raw: Raw = serde_json::from_slice(body).map_err(|e| {
             Error::new(
                 Code::BadResponse,
-                format!("the token response is not a JSON object of tokens ({})", json_problem(&e)),
+                format!(
+                    "the token response is not a JSON object of tokens ({})",
+                    json_problem(&e)
+                ),
             )
             .help("check `token_url`: it is the server's token endpoint")
         })?;
@@ -161,7 +164,10 @@ pub fn refused(what: &str, response: &http::Response, redactor: &Redactor) -> Er
     match ErrorAnswer::parse(&response.body) {
         Some(answer) => Error::new(
             Code::ExchangeFailed,
-            format!("{what} was refused ({status}): {}", answer.describe(redactor)),
+            format!(
+                "{what} was refused ({status}): {}",
+                answer.describe(redactor)
+            ),
         ),
         None => Error::new(
             Code::ExchangeFailed,
@@ -183,11 +189,7 @@ pub fn json_problem(error: &serde_json::Error) -> &'static str {
 
 /// At most 300 characters, control characters dropped.
 pub fn shorten(text: &str) -> String {
-    let clean: String = text
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(300)
-        .collect();
+    let clean: String = text.chars().filter(|c| !c.is_control()).take(300).collect();
     if text.chars().filter(|c| !c.is_control()).count() > 300 {
         format!("{clean}...")
     } else {
@@ -240,12 +242,16 @@ mod tests {
 
     #[test]
     fn error_answers_are_redacted_and_short() {
-        let answer =
-            ErrorAnswer::parse(br#"{"error":"invalid_grant","error_description":"code abc123 is spent"}"#)
-                .unwrap();
+        let answer = ErrorAnswer::parse(
+            br#"{"error":"invalid_grant","error_description":"code abc123 is spent"}"#,
+        )
+        .unwrap();
         let redactor = Redactor::of(["abc123"]);
         let text = answer.describe(&redactor);
-        assert!(text.contains("invalid_grant") && !text.contains("abc123"), "{text}");
+        assert!(
+            text.contains("invalid_grant") && !text.contains("abc123"),
+            "{text}"
+        );
         assert!(shorten(&"x".repeat(1000)).len() < 310);
         assert!(ErrorAnswer::parse(b"<html>").is_none());
     }

@@ -16,6 +16,5 @@ pub mod value;
 pub use admission::{Refusal, unknown_endpoint};
 pub use engine::{Admitted, Engine, Finished, Replay, RunRequest};
 pub use error::{ErrorKind, RunError};
-#[allow(unused_imports)]
 pub(crate) use interpreter::through_outages;
 pub use record::{Outcome, RunRecord, Trigger};

@@ -354,10 +354,15 @@ impl<'e> Run<'e> {
             }
             Some(Auth::PrivateKeyJwt(jwt)) => {
                 let client_id = match &jwt.client_id {
-                    Some(expr) => self.eval(frame, expr).map_err(|e| e.at(expr.span))?.to_text(),
+                    Some(expr) => self
+                        .eval(frame, expr)
+                        .map_err(|e| e.at(expr.span))?
+                        .to_text(),
                     None => String::new(),
                 };
-                let signer = self.signer(frame, &jwt.key, jwt.alg.as_ref(), jwt.kid.as_ref())?.0;
+                let signer = self
+                    .signer(frame, &jwt.key, jwt.alg.as_ref(), jwt.kid.as_ref())?
+                    .0;
                 shown_form = vec![
                     format!("client_id={client_id}"),
                     format!("client_assertion_type={CLIENT_ASSERTION_TYPE}"),
@@ -508,22 +513,31 @@ impl<'e> Run<'e> {
             ExprKind::Secret { name } => name.text.clone(),
             _ => "key".into(),
         };
-        let text = zeroize::Zeroizing::new(
-            self.eval(frame, key).map_err(|e| e.at(key.span))?.to_text(),
-        );
+        let text =
+            zeroize::Zeroizing::new(self.eval(frame, key).map_err(|e| e.at(key.span))?.to_text());
         if text.trim().is_empty() {
             return Err(RunError::from(
                 crate::oauth::Error::new(
                     crate::oauth::Code::MissingValue,
-                    format!("secret `{name}` (the signing key) has no value in `{}`", self.engine.env()),
+                    format!(
+                        "secret `{name}` (the signing key) has no value in `{}`",
+                        self.engine.env()
+                    ),
                 )
-                .help(format!("set it: `svc secret set {name} --env {} < key.pem`", self.engine.env())),
+                .help(format!(
+                    "set it: `svc secret set {name} --env {} < key.pem`",
+                    self.engine.env()
+                )),
             )
             .at(key.span));
         }
         self.redactor.add(&text);
         let kid = match kid {
-            Some(expr) => Some(self.eval(frame, expr).map_err(|e| e.at(expr.span))?.to_text()),
+            Some(expr) => Some(
+                self.eval(frame, expr)
+                    .map_err(|e| e.at(expr.span))?
+                    .to_text(),
+            ),
             None => None,
         };
         Signer::from_secret(&name, &text, alg.map(|a| a.value.as_str()), kid)

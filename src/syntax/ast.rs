@@ -204,9 +204,9 @@ impl OAuthClientDecl {
             }
         }
         match &self.client_auth {
-            Some(ClientAuth::SecretBasic { secret, .. } | ClientAuth::SecretPost { secret, .. }) => {
-                out.push(("client secret", secret))
-            }
+            Some(
+                ClientAuth::SecretBasic { secret, .. } | ClientAuth::SecretPost { secret, .. },
+            ) => out.push(("client secret", secret)),
             Some(ClientAuth::PrivateKeyJwt(jwt)) => {
                 out.extend(jwt.expressions());
             }
@@ -873,7 +873,9 @@ impl WebRequest {
                 out.push(password);
             }
             Some(Auth::Bearer { token, .. }) => out.push(token),
-            Some(Auth::PrivateKeyJwt(jwt)) => out.extend(jwt.expressions().into_iter().map(|(_, e)| e)),
+            Some(Auth::PrivateKeyJwt(jwt)) => {
+                out.extend(jwt.expressions().into_iter().map(|(_, e)| e))
+            }
             Some(Auth::JwtBearer(jwt)) => out.extend(jwt.expressions().into_iter().map(|(_, e)| e)),
             Some(Auth::Client { .. }) | None => {}
         }

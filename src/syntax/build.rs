@@ -920,8 +920,7 @@ impl Builder {
                     });
                 }
                 Rule::client_scopes => {
-                    client.scopes =
-                        Some(self.plain_string(parts.next().expect("grammar: scopes")));
+                    client.scopes = Some(self.plain_string(parts.next().expect("grammar: scopes")));
                 }
                 Rule::client_auth => {
                     let method = parts.next().expect("grammar: client auth");

@@ -1,0 +1,588 @@
+//! `svc authorize`: the first tokens of an `oauth_client`, with a person's
+//! consent, stored in one atomic update.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use zeroize::Zeroizing;
+
+use super::context::{Context, Place};
+use super::run::load_paths;
+use crate::backend::{Change, Changed, Held, LockFailure};
+use crate::cli::{AuthorizeArgs, OutputFormat};
+use crate::exit;
+use crate::oauth::client::{Credentials, Endpoints};
+use crate::oauth::tokens::Tokens;
+use crate::oauth::{Code, Error, code_flow, device_flow};
+use crate::output::outln;
+use crate::program::Script;
+use crate::report::{self, Style};
+use crate::run::http::{self, Http};
+use crate::run::redact::Redactor;
+use crate::secrets::{Identities, SecretValue, journal};
+use crate::syntax::ast::*;
+
+pub fn run(args: AuthorizeArgs) -> ExitCode {
+    let events = Events {
+        json: args.output == OutputFormat::Json,
+    };
+    // `[PATH] CLIENT`: with one word, the program is the project's.
+    let (given, client_name) = match args.target.as_slice() {
+        [client] => (Vec::new(), client.clone()),
+        [path, client] => (vec![std::path::PathBuf::from(path)], client.clone()),
+        _ => unreachable!("clap takes one or two words"),
+    };
+    let context = match Context::find(&given) {
+        Ok(context) => context,
+        Err(code) => return code,
+    };
+    let script = match load_paths(&context.program(&given)) {
+        Ok(script) => script,
+        Err(code) => return code,
+    };
+    let client = match admit(&script, &client_name, args.identity.as_deref()) {
+        Ok(client) => client,
+        Err((error, status)) => return events.fail(&error, status),
+    };
+    let options = crate::backend::Options {
+        lock_timeout: args.lock_timeout,
+        ..crate::backend::Options::default()
+    };
+    let place = match context.place_with(&args.store, None, args.state_dir.as_deref(), &options) {
+        Ok(place) => place,
+        Err(code) => return code,
+    };
+    let keys = match place.identities() {
+        Ok(keys) => Arc::new(keys),
+        Err(error) => return super::store_error(&error),
+    };
+    let identity = args.identity.clone().unwrap_or_default();
+    let flow = Flow {
+        script: &script,
+        client,
+        place: &place,
+        keys,
+        identity,
+        args: &args,
+        events: &events,
+    };
+    match super::block_on(flow.run()) {
+        Ok(()) => exit::code(exit::SUCCESS),
+        Err(error) => {
+            let status = match error.code {
+                Code::BadListen | Code::Unsupported | Code::MissingValue | Code::InvalidUrl => {
+                    exit::USAGE
+                }
+                _ => exit::FAILURE,
+            };
+            events.fail(&error, status)
+        }
+    }
+}
+
+/// Finds the client and proves the identity may store its tokens, before
+/// anything is read or sent.
+fn admit<'s>(
+    script: &'s Script,
+    name: &str,
+    identity: Option<&str>,
+) -> Result<&'s OAuthClientDecl, (Error, u8)> {
+    let usage = |error: Error| (error, exit::USAGE);
+    let Some(client) = script.client(name) else {
+        let names: Vec<&str> = script
+            .program()
+            .oauth_clients
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect();
+        let fallback = if names.is_empty() {
+            "declare one: `oauth_client NAME { authorize_url ... token_url ... client_id ... client_auth ... stores { ... } }`".to_string()
+        } else {
+            format!("the clients are: {}", names.join(", "))
+        };
+        return Err(usage(
+            Error::new(
+                Code::UnknownClient,
+                format!("no oauth_client is called `{name}`"),
+            )
+            .help(crate::check::did_you_mean(
+                name,
+                names.iter().copied(),
+                fallback,
+            )),
+        ));
+    };
+    let stores: Vec<&TokenStore> = client.stores.iter().flat_map(|s| &s.entries).collect();
+    if stores.is_empty() {
+        return Err(usage(
+            Error::new(
+                Code::NothingToStore,
+                format!("oauth_client `{name}` does not say where to keep the tokens"),
+            )
+            .help("add `stores { refresh_token = SECRET  access_token = SECRET }`"),
+        ));
+    }
+    let may = |identity: &IdentityDecl| {
+        stores
+            .iter()
+            .all(|s| script.can_update_secret(identity, s.secret.as_str()))
+    };
+    let authorizers: Vec<&str> = script
+        .program()
+        .identities
+        .iter()
+        .filter(|i| may(i))
+        .map(|i| i.name.as_str())
+        .collect();
+    let who = if authorizers.is_empty() {
+        "nobody may store its tokens yet".to_string()
+    } else {
+        format!("it may be run by: {}", authorizers.join(", "))
+    };
+    let Some(identity) = identity else {
+        return Err(usage(
+            Error::new(Code::NoIdentity, "who authorizes? `--as` is missing")
+                .help(format!("pass `--as` with a user or service account; {who}")),
+        ));
+    };
+    let Some(declared) = script.identity(identity) else {
+        return Err(usage(
+            Error::new(
+                Code::UnknownIdentity,
+                format!("no user or service account is called `{identity}`"),
+            )
+            .help(who),
+        ));
+    };
+    if let Some(missing) = stores
+        .iter()
+        .find(|s| !script.can_update_secret(declared, s.secret.as_str()))
+    {
+        return Err((
+            Error::new(
+                Code::PermissionDenied,
+                format!(
+                    "`{identity}` may not update secret `{}`, which `{name}` stores",
+                    missing.secret.text
+                ),
+            )
+            .help(format!(
+                "grant `update_secret {}` to a role of `{identity}`; {who}",
+                missing.secret.text
+            )),
+            exit::PERMISSION_DENIED,
+        ));
+    }
+    Ok(client)
+}
+
+/// One authorization, from the first request to the store update.
+struct Flow<'a> {
+    script: &'a Script,
+    client: &'a OAuthClientDecl,
+    place: &'a Place,
+    keys: Arc<Identities>,
+    identity: String,
+    args: &'a AuthorizeArgs,
+    events: &'a Events,
+}
+
+impl Flow<'_> {
+    async fn run(&self) -> Result<(), Error> {
+        let env = self.place.env.as_str();
+        let backend = &self.place.backend;
+        let document = backend
+            .secrets
+            .document(&self.keys)
+            .await
+            .map_err(|e| store_failed(&e))?;
+        let mut redactor =
+            Redactor::of(document.secrets.values().map(|entry| entry.value.expose()));
+        let http = Http::default();
+        let credentials = Credentials::resolve(self.client, &document, env, &mut redactor)?;
+        let endpoints = Endpoints::resolve(
+            self.client,
+            &document,
+            env,
+            &http,
+            &mut redactor,
+            &mut Default::default(),
+        )
+        .await?;
+        let scopes = self.client.scopes.as_ref().map(|s| s.value.as_str());
+        let (tokens, response) = if self.args.device {
+            let grant =
+                device_flow::start(&http, &endpoints, &credentials, scopes, &mut redactor).await?;
+            self.events.device_code(self.client, env, &grant);
+            device_flow::poll(
+                &http,
+                &endpoints,
+                &credentials,
+                &grant,
+                self.args.timeout,
+                &mut redactor,
+            )
+            .await?
+        } else {
+            let pending =
+                code_flow::start(&endpoints, &credentials.client_id, scopes, self.args.listen)
+                    .await?;
+            self.events.authorize_url(self.client, env, &pending);
+            if !self.args.no_browser {
+                open_browser(&pending.url);
+            }
+            if !self.events.json {
+                eprintln!(
+                    "waiting for the redirect to {} (up to {}; Ctrl-C gives up)",
+                    pending.redirect_uri,
+                    crate::syntax::duration::format(self.args.timeout)
+                );
+            }
+            let code =
+                code_flow::wait(&pending, endpoints.issuer.as_deref(), self.args.timeout).await?;
+            let (tokens, response) = code_flow::exchange(
+                &http,
+                &endpoints,
+                &credentials,
+                &pending,
+                &code,
+                &mut redactor,
+            )
+            .await?;
+            code_flow::check_nonce(&tokens, &pending)?;
+            (tokens, response)
+        };
+        let changes = self.changes(&tokens)?;
+        let stored = self
+            .store(&endpoints, &response, changes, &redactor)
+            .await?;
+        self.events.stored(self.client, env, &stored);
+        Ok(())
+    }
+
+    /// The update of every stored secret; an error, and nothing stored,
+    /// when the answer lacks one of the tokens.
+    fn changes(&self, tokens: &Tokens) -> Result<Vec<(String, Change)>, Error> {
+        let now = crate::secrets::document::now();
+        let mut changes = Vec::new();
+        for store in self.client.stores.iter().flat_map(|s| &s.entries) {
+            let Some(field) = store.field else { continue };
+            let Some(value) = tokens.get(field) else {
+                let help = match field {
+                    TokenField::RefreshToken => {
+                        "ask for offline access: add `offline_access` to `scopes` (OpenID Connect), \
+                         or the provider's own parameter to `authorize_url` (Google: \
+                         `?access_type=offline&prompt=consent`)"
+                    }
+                    TokenField::IdToken => "add `openid` to `scopes`",
+                    TokenField::AccessToken => "check the client's grant types at the provider",
+                };
+                return Err(Error::new(
+                    Code::MissingToken,
+                    format!(
+                        "the token response has no `{}` for `{}`; nothing was stored",
+                        field.name(),
+                        store.secret.text
+                    ),
+                )
+                .help(help));
+            };
+            changes.push((
+                store.secret.text.clone(),
+                Change::Set {
+                    name: store.secret.text.clone(),
+                    value: SecretValue::new(value),
+                    expires_at: tokens.expires_at(field, now),
+                    expect: None,
+                },
+            ));
+        }
+        Ok(changes)
+    }
+
+    /// Keeps the answer in the recovery journal, takes the run locks of
+    /// the endpoints that update these secrets, and writes them all at once.
+    async fn store(
+        &self,
+        endpoints: &Endpoints,
+        response: &http::Response,
+        changes: Vec<(String, Change)>,
+        redactor: &Redactor,
+    ) -> Result<Vec<Stored>, Error> {
+        let backend = &self.place.backend;
+        let run_id = run_id();
+        let key = format!("authorize.{}", self.client.name.text);
+        let entry = journal::Entry {
+            format: journal::FORMAT,
+            run_id: run_id.clone(),
+            endpoint: key.clone(),
+            environment: self.place.env.clone(),
+            sequence: 0,
+            received_at: Utc::now(),
+            method: "POST".into(),
+            url: endpoints.token.to_string(),
+            status: response.status.as_u16(),
+            headers: Vec::new(),
+            body: Zeroizing::new(response.body.clone()),
+        };
+        let journaled = crate::run::through_outages(|| backend.journal.record(&entry))
+            .await
+            .is_ok();
+        let _held = self.lock_updaters().await?;
+        let by = format!(
+            "{} (svc authorize {})",
+            self.identity, self.client.name.text
+        );
+        let to_write: Vec<Change> = changes.iter().map(|(_, c)| c.clone()).collect();
+        let now = crate::secrets::document::now();
+        let written = crate::run::through_outages(|| {
+            backend
+                .secrets
+                .apply(&self.keys, to_write.clone(), &by, now)
+        })
+        .await;
+        let (changed, _) = match written {
+            Ok(written) => written,
+            Err(error) => {
+                let mut failed = store_failed(&error);
+                failed.message = redactor.redact(&failed.message);
+                if journaled {
+                    failed.help = Some(format!(
+                        "the tokens are kept in the recovery journal: `svc secret recover --env {} --reveal {run_id}` shows them",
+                        self.place.env
+                    ));
+                }
+                return Err(failed);
+            }
+        };
+        if journaled && let Err(e) = backend.journal.settled(&key, &run_id).await {
+            tracing::warn!("cannot prune the recovery journal: {e}");
+        }
+        Ok(changes
+            .into_iter()
+            .zip(changed)
+            .map(|((name, change), changed)| Stored {
+                name,
+                version: match changed {
+                    Changed::Set(version) => version,
+                    _ => 0,
+                },
+                expires_at: match change {
+                    Change::Set { expires_at, .. } => expires_at,
+                    _ => None,
+                },
+            })
+            .collect())
+    }
+
+    /// The run locks of every endpoint that updates a secret the client
+    /// stores: a refresh in flight would otherwise overwrite the new
+    /// tokens with the ones it got from the old refresh token.
+    async fn lock_updaters(&self) -> Result<Vec<Box<dyn Held>>, Error> {
+        let stored: Vec<&str> = self
+            .client
+            .stores
+            .iter()
+            .flat_map(|s| &s.entries)
+            .map(|s| s.secret.as_str())
+            .collect();
+        let mut keys = std::collections::BTreeSet::new();
+        for service in &self.script.program().services {
+            for endpoint in &service.endpoints {
+                let Some(action) = self
+                    .script
+                    .endpoint_action(&service.name.text, &endpoint.name.text)
+                else {
+                    continue;
+                };
+                let mut updates = false;
+                action.body.walk(&mut |statement| {
+                    if let StatementKind::UpdateSecrets { updates: list, .. } = &statement.kind {
+                        updates |= list.iter().any(|u| stored.contains(&u.secret.as_str()));
+                    }
+                });
+                if updates {
+                    keys.insert(format!("{}.{}", service.name.text, endpoint.name.text));
+                }
+            }
+        }
+        let mut held = Vec::new();
+        for key in keys {
+            match self
+                .place
+                .backend
+                .locks
+                .run_lock(&key, self.args.lock_timeout)
+                .await
+            {
+                Ok(lock) => held.push(lock),
+                Err(LockFailure::TimedOut) => {
+                    return Err(Error::new(
+                        Code::StoreFailed,
+                        format!(
+                            "a run of `{key}` did not finish within {}; nothing was stored",
+                            crate::syntax::duration::format(self.args.lock_timeout)
+                        ),
+                    )
+                    .help("try again when it is done, or raise `--lock-timeout`"));
+                }
+                Err(LockFailure::Failed(error)) => return Err(store_failed(&error)),
+            }
+        }
+        Ok(held)
+    }
+}
+
+fn store_failed(error: &crate::secrets::Error) -> Error {
+    let mut failed = Error::new(Code::StoreFailed, error.to_string());
+    failed.help = error.help();
+    failed
+}
+
+/// A time-ordered, unique id for the journal entry.
+fn run_id() -> String {
+    let millis = Utc::now().timestamp_millis().max(0) as u64;
+    format!("{millis:013x}{:08x}", fastrand::u32(..))
+}
+
+/// Opens the URL in the user's browser, when there is a display for one;
+/// the URL is printed either way.
+fn open_browser(url: &url::Url) {
+    let display = cfg!(any(target_os = "macos", windows))
+        || std::env::var_os("DISPLAY").is_some()
+        || std::env::var_os("WAYLAND_DISPLAY").is_some();
+    if display && let Err(e) = open::that_detached(url.as_str()) {
+        eprintln!("note: cannot open a browser ({e}); open the URL above by hand");
+    }
+}
+
+struct Stored {
+    name: String,
+    version: u64,
+    expires_at: Option<DateTime<Utc>>,
+}
+
+/// What the command tells the person, or (`--output json`) a script: one
+/// JSON object a line for each event.
+struct Events {
+    json: bool,
+}
+
+impl Events {
+    fn authorize_url(&self, client: &OAuthClientDecl, env: &str, pending: &code_flow::Pending) {
+        if self.json {
+            outln!(
+                "{}",
+                json!({
+                    "event": "authorize_url",
+                    "client": client.name.text,
+                    "environment": env,
+                    "url": pending.url.as_str(),
+                    "redirect_uri": pending.redirect_uri,
+                })
+            );
+        } else {
+            outln!(
+                "Open this URL in a browser to authorize `{}` in `{env}`:\n\n  {}\n",
+                client.name.text,
+                pending.url
+            );
+        }
+    }
+
+    fn device_code(&self, client: &OAuthClientDecl, env: &str, grant: &device_flow::Grant) {
+        if self.json {
+            outln!(
+                "{}",
+                json!({
+                    "event": "device_code",
+                    "client": client.name.text,
+                    "environment": env,
+                    "verification_uri": grant.verification_uri,
+                    "verification_uri_complete": grant.verification_uri_complete,
+                    "user_code": grant.user_code,
+                    "expires_in": grant.expires_in,
+                })
+            );
+        } else {
+            outln!(
+                "To authorize `{}` in `{env}`, open {} and enter the code\n\n  {}\n",
+                client.name.text,
+                grant.verification_uri,
+                grant.user_code
+            );
+            if let Some(complete) = &grant.verification_uri_complete {
+                outln!("or open {complete}\n");
+            }
+            eprintln!(
+                "waiting for the approval (the code expires in {}; Ctrl-C gives up)",
+                crate::syntax::duration::format(std::time::Duration::from_secs(grant.expires_in))
+            );
+        }
+    }
+
+    fn stored(&self, client: &OAuthClientDecl, env: &str, stored: &[Stored]) {
+        if self.json {
+            let secrets: Vec<serde_json::Value> = stored
+                .iter()
+                .map(|s| {
+                    json!({
+                        "name": s.name,
+                        "version": s.version,
+                        "expires_at": s.expires_at,
+                    })
+                })
+                .collect();
+            outln!(
+                "{}",
+                json!({
+                    "event": "stored",
+                    "client": client.name.text,
+                    "environment": env,
+                    "secrets": secrets,
+                })
+            );
+            return;
+        }
+        let parts: Vec<String> = stored
+            .iter()
+            .map(|s| match s.expires_at {
+                Some(at) => format!(
+                    "{} (version {}, expires {})",
+                    s.name,
+                    s.version,
+                    at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                ),
+                None => format!("{} (version {})", s.name, s.version),
+            })
+            .collect();
+        outln!("stored {} in `{env}`", parts.join(", "));
+    }
+
+    /// Reports a failure (already redacted) and returns the exit code.
+    fn fail(&self, error: &Error, status: u8) -> ExitCode {
+        if self.json {
+            outln!(
+                "{}",
+                json!({
+                    "event": "error",
+                    "code": error.code.as_str(),
+                    "message": error.message,
+                    "help": error.help,
+                })
+            );
+        }
+        eprint!(
+            "{}",
+            report::render_error(
+                error.code.as_str(),
+                &error.message,
+                error.help.as_deref(),
+                Style::for_stderr()
+            )
+        );
+        exit::code(status)
+    }
+}
