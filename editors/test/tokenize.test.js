@@ -21,6 +21,8 @@ const VSCODE = path.join(EDITORS, 'vscode');
 const VSCODE_GRAMMAR = path.join(VSCODE, 'syntaxes', 'svc.tmLanguage.json');
 const EXAMPLES = path.join(ROOT, 'examples');
 const CHECK_PROGRAMS = path.join(ROOT, 'tests', 'check');
+// Programs of the editor test's own: the forms the examples do not show.
+const FIXTURES = path.join(EDITORS, 'test', 'fixtures');
 
 // Every keyword of the language (grammar/svc.pest): wherever one of these
 // words stands outside a comment or a string, it must get a scope of its own.
@@ -32,7 +34,9 @@ const KEYWORDS = [
   'status', 'if', 'else', 'update_secret', 'update_secrets', 'value', 'expires_in', 'run_service',
   'as', 'sleep', 'throw', 'try', 'catch', 'web_request_error', 'grant', 'run', 'read_secret',
   'roles', 'description', 'every', 'cron', 'time_zone', 'before_expiry', 'disabled',
-  'environment_specific', 'locked', 'enabled',
+  'environment_specific', 'locked', 'enabled', 'oauth_client', 'issuer', 'authorize_url', 'token_url',
+  'device_authorization_url', 'client_id', 'client_auth', 'scopes', 'stores', 'client_secret_basic',
+  'client_secret_post', 'private_key_jwt', 'jwt_bearer', 'client', 'none',
 ];
 const KEYWORD_RE = new RegExp(`(?<![A-Za-z0-9_])(?:${KEYWORDS.join('|')})(?![A-Za-z0-9_])`, 'g');
 
@@ -225,6 +229,104 @@ function checkValidProgram(file, tokenized) {
   });
 }
 
+// Where the OAuth words are keywords. Most of them are also ordinary names
+// elsewhere: `client_id` and `scope` are form fields and named arguments,
+// `client`, `none`, `issuer` may be variables. So they are checked by place,
+// the way the parser (grammar/svc.pest) reads them, with a walk of its own
+// over the program's words (outside comments and strings), not the grammar's:
+//   - `oauth_client NAME {` at the top level: storage.type, the name entity.name.type.oauth-client;
+//   - directly in that block, a property (`issuer`, `token_url`, `client_auth`, `stores`, ...): keyword,
+//     and the method after `client_auth`: keyword;
+//   - `auth METHOD(`: both keywords; in `client(NAME)`, NAME is variable.other.oauth-client;
+//   - in `stores { FIELD = SECRET }`: FIELD variable.parameter, SECRET variable.other.secret;
+//   - in `private_key_jwt(...)` / `jwt_bearer(...)`: `NAME =` is variable.parameter;
+//   - anywhere else, these words are names: no keyword or storage.type scope.
+const CLIENT_PROPERTIES = new Set(['issuer', 'authorize_url', 'token_url', 'device_authorization_url', 'client_id',
+  'client_auth', 'scopes', 'stores', 'description']);
+const CLIENT_AUTH_METHODS = new Set(['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none']);
+const AUTH_METHODS = new Set(['basic', 'bearer', 'client', 'private_key_jwt', 'jwt_bearer']);
+const SIGNED_JWT = new Set(['private_key_jwt', 'jwt_bearer']);
+const PLACED_WORDS = new Set(['oauth_client', 'issuer', 'authorize_url', 'token_url', 'device_authorization_url',
+  'client_id', 'client_auth', 'scopes', 'stores', 'client_secret_basic', 'client_secret_post', 'private_key_jwt',
+  'jwt_bearer', 'client', 'none', 'key', 'alg', 'kid', 'subject', 'audience', 'scope']);
+
+// The words and punctuation of a program, each with its line and column;
+// comments, strings (with their interpolations) and JSONPaths are skipped.
+function lexProgram(tokenized) {
+  const out = [];
+  const re = /\/\/.*$|"(?:[^"\\]|\\.)*(?:"|$)|\$[^\s{}(),]*|\d[A-Za-z0-9_.]*|([A-Za-z_][A-Za-z0-9_]*)|==|!=|<=|>=|&&|\|\||\S/g;
+  tokenized.forEach((tl, row) => {
+    for (const m of tl.line.matchAll(re)) {
+      if (m[0].startsWith('//') || m[0].startsWith('"') || m[0].startsWith('$')) continue;
+      out.push({ text: m[0], word: m[1] !== undefined, row, start: m.index, end: m.index + m[0].length });
+    }
+  });
+  return out;
+}
+
+function checkKeywordPlaces(file, tokenized) {
+  const words = lexProgram(tokenized);
+  const placed = new Set();
+  const at = (w) => `${rel(file)}:${w.row + 1}:${w.start + 1}`;
+  const expectWord = (k, scopes) => {
+    placed.add(k);
+    const w = words[k];
+    const ts = tokensIn(tokenized[w.row], w.start, w.end);
+    const one = ts.length === 1 && ts[0].startIndex === w.start && ts[0].endIndex === w.end;
+    if (!check(one, `${at(w)}: \`${w.text}\` is not one token`)) return;
+    for (const scope of scopes) check(has(ts[0], scope), `${at(w)}: \`${w.text}\` should have ${scope} here, has: ${describe(ts[0])}`);
+  };
+  const stack = [];
+  let opens = null; // what the next `{` or `(` opens
+  for (let k = 0; k < words.length; k++) {
+    const w = words[k];
+    const prev = words[k - 1];
+    const next = words[k + 1];
+    if (w.text === '{' || w.text === '(') {
+      stack.push(opens || 'other');
+      opens = null;
+      continue;
+    }
+    if (w.text === '}' || w.text === ')') {
+      stack.pop();
+      continue;
+    }
+    if (!w.word || placed.has(k)) continue;
+    const inside = stack[stack.length - 1];
+    const member = prev && prev.text === '.'; // `secret.issuer`, `param.client`: a name
+    if (stack.length === 0 && w.text === 'oauth_client') {
+      expectWord(k, ['storage.type']);
+      if (next && next.word) expectWord(k + 1, ['entity.name.type.oauth-client.svc']);
+      opens = 'client';
+    } else if (inside === 'client' && !member && CLIENT_PROPERTIES.has(w.text)) {
+      expectWord(k, ['keyword']);
+      if (w.text === 'stores') opens = 'stores';
+      if (w.text === 'client_auth' && next && CLIENT_AUTH_METHODS.has(next.text)) {
+        expectWord(k + 1, ['keyword']);
+        if (SIGNED_JWT.has(next.text)) opens = 'arguments';
+      }
+    } else if (w.text === 'auth' && !member && next && AUTH_METHODS.has(next.text) && words[k + 2] && words[k + 2].text === '(') {
+      expectWord(k, ['keyword']);
+      expectWord(k + 1, ['keyword']);
+      if (next.text === 'client') opens = 'client-reference';
+      if (SIGNED_JWT.has(next.text)) opens = 'arguments';
+    } else if (inside === 'stores' && next && next.text === '=') {
+      expectWord(k, ['variable.parameter.svc']);
+    } else if (inside === 'stores' && prev && prev.text === '=') {
+      expectWord(k, ['variable.other.secret.svc']);
+    } else if (inside === 'arguments' && next && next.text === '=') {
+      expectWord(k, ['variable.parameter.svc']);
+    } else if (inside === 'client-reference') {
+      expectWord(k, ['variable.other.oauth-client.svc']);
+    } else if (PLACED_WORDS.has(w.text)) {
+      const ts = tokensIn(tokenized[w.row], w.start, w.end);
+      check(ts.every((t) => !has(t, 'keyword') && !has(t, 'storage.type')),
+        `${at(w)}: \`${w.text}\` is a name here, not a keyword: ${ts.map(describe).join(' | ')}`);
+    }
+  }
+  return placed.size;
+}
+
 function checkHubspot(file, tk) {
   expectSpan(tk, file, '// Keep a HubSpot', '// Keep a HubSpot access token fresh', ['comment.line.double-slash.svc']);
   expectToken(tk, file, '// Keep a HubSpot', '//', ['comment.line.double-slash.svc', 'punctuation.definition.comment.svc']);
@@ -344,6 +446,98 @@ function checkQuickstart(file, tk) {
   expectToken(tk, file, 'var expires_in: number', 'number', ['support.type.svc']);
 }
 
+function checkOauthClients(file, tk) {
+  expectToken(tk, file, 'oauth_client app {', 'oauth_client', ['storage.type.svc']);
+  expectToken(tk, file, 'oauth_client app {', 'app', ['entity.name.type.oauth-client.svc']);
+  expectToken(tk, file, 'oauth_client app {', '{', ['punctuation.section.block.begin.svc']);
+  expectToken(tk, file, 'authorize_url "https://idp', 'authorize_url', ['keyword.other.svc']);
+  expectSpan(tk, file, 'authorize_url "https://idp', '"https://idp.example.com/oauth/authorize"', ['string.quoted.double.svc'],
+    { not: ['comment'], whole: 'string' });
+  expectToken(tk, file, 'token_url     "https://idp', 'token_url', ['keyword.other.svc']);
+  expectToken(tk, file, 'client_id     secret.APP_CLIENT_ID', 'client_id', ['keyword.other.svc']);
+  expectToken(tk, file, 'client_id     secret.APP_CLIENT_ID', 'APP_CLIENT_ID', ['variable.other.secret.svc']);
+  expectToken(tk, file, 'client_auth   client_secret_basic(', 'client_auth', ['keyword.other.svc']);
+  expectToken(tk, file, 'client_auth   client_secret_basic(', 'client_secret_basic', ['keyword.other.svc']);
+  expectToken(tk, file, 'client_auth   client_secret_basic(', '(', ['punctuation.section.parens.begin.svc']);
+  expectToken(tk, file, 'client_auth   client_secret_basic(', 'APP_CLIENT_SECRET', ['variable.other.secret.svc']);
+  expectToken(tk, file, 'client_auth   client_secret_basic(', ')', ['punctuation.section.parens.end.svc']);
+  expectToken(tk, file, 'scopes        "openid', 'scopes', ['keyword.other.svc']);
+  expectSpan(tk, file, 'scopes        "openid', '"openid offline_access"', ['string.quoted.double.svc'], { whole: 'string' });
+  expectToken(tk, file, 'stores {', 'stores', ['keyword.other.svc']);
+  expectToken(tk, file, 'stores {', '{', ['punctuation.section.block.begin.svc']);
+  // In `stores`, a token field and the secret that keeps it.
+  expectToken(tk, file, 'refresh_token = APP_REFRESH_TOKEN', 'refresh_token', ['variable.parameter.svc']);
+  expectToken(tk, file, 'refresh_token = APP_REFRESH_TOKEN', '=', ['keyword.operator.assignment.svc']);
+  expectToken(tk, file, 'refresh_token = APP_REFRESH_TOKEN', 'APP_REFRESH_TOKEN', ['variable.other.secret.svc']);
+  expectToken(tk, file, 'access_token  = APP_ACCESS_TOKEN', 'APP_ACCESS_TOKEN', ['variable.other.secret.svc']);
+  expectToken(tk, file, 'oauth_client signed {', 'signed', ['entity.name.type.oauth-client.svc']);
+  expectToken(tk, file, 'issuer      "https://login', 'issuer', ['keyword.other.svc']);
+  expectToken(tk, file, 'client_auth private_key_jwt(secret.SIGNING_KEY', 'private_key_jwt', ['keyword.other.svc']);
+  expectToken(tk, file, 'client_auth private_key_jwt(secret.SIGNING_KEY', 'SIGNING_KEY', ['variable.other.secret.svc']);
+  expectToken(tk, file, 'client_auth private_key_jwt(secret.SIGNING_KEY', 'alg', ['variable.parameter.svc']);
+  expectSpan(tk, file, 'client_auth private_key_jwt(secret.SIGNING_KEY', '"ES256"', ['string.quoted.double.svc'], { whole: 'string' });
+  expectToken(tk, file, 'client_auth private_key_jwt(secret.SIGNING_KEY', 'kid', ['variable.parameter.svc']);
+  // `auth client(NAME)`: NAME refers to an oauth_client.
+  expectToken(tk, file, 'auth client(app)', 'auth', ['keyword.other.svc']);
+  expectToken(tk, file, 'auth client(app)', 'client', ['keyword.other.svc']);
+  expectToken(tk, file, 'auth client(app)', '(', ['punctuation.section.parens.begin.svc']);
+  expectToken(tk, file, 'auth client(app)', 'app', ['variable.other.oauth-client.svc']);
+  expectToken(tk, file, 'auth client(app)', ')', ['punctuation.section.parens.end.svc']);
+  expectToken(tk, file, 'auth client(signed)', 'signed', ['variable.other.oauth-client.svc']);
+  // A form field is a property, a `stores` field a parameter.
+  expectToken(tk, file, 'refresh_token = secret.APP_REFRESH_TOKEN', 'refresh_token', ['variable.other.property.svc']);
+  expectToken(tk, file, 'auth private_key_jwt(client_id', 'private_key_jwt', ['keyword.other.svc']);
+  expectToken(tk, file, 'auth private_key_jwt(client_id', 'client_id', ['variable.parameter.svc']);
+  expectToken(tk, file, 'auth private_key_jwt(client_id', '=', ['keyword.operator.assignment.svc']);
+  expectToken(tk, file, 'auth private_key_jwt(client_id', 'key', ['variable.parameter.svc'], 1);
+  expectToken(tk, file, 'auth private_key_jwt(client_id', 'SIGNING_KEY', ['variable.other.secret.svc']);
+  expectToken(tk, file, 'auth jwt_bearer(key', 'jwt_bearer', ['keyword.other.svc']);
+  expectToken(tk, file, 'auth jwt_bearer(key', 'key', ['variable.parameter.svc']);
+  expectToken(tk, file, 'auth jwt_bearer(key', 'scope', ['variable.parameter.svc']);
+  expectSpan(tk, file, 'auth jwt_bearer(key', '"https://www.example.com/auth/cloud"', ['string.quoted.double.svc'],
+    { not: ['comment'], whole: 'string' });
+}
+
+function checkOauthFixture(file, tk) {
+  expectToken(tk, file, 'device_authorization_url "https', 'device_authorization_url', ['keyword.other.svc']);
+  expectToken(tk, file, 'token_url                "https://${secret.TENANT}', 'TENANT', ['meta.interpolation.svc', 'variable.other.secret.svc']);
+  expectToken(tk, file, 'client_auth              client_secret_post(', 'client_secret_post', ['keyword.other.svc']);
+  expectToken(tk, file, 'client_auth              client_secret_post(', '//', ['punctuation.definition.comment.svc']);
+  expectToken(tk, file, 'id_token      = APP_ID_TOKEN', 'id_token', ['variable.parameter.svc']);
+  expectToken(tk, file, 'id_token      = APP_ID_TOKEN', 'APP_ID_TOKEN', ['variable.other.secret.svc']);
+  expectToken(tk, file, 'access_token  = APP_ACCESS_TOKEN   //', '//', ['punctuation.definition.comment.svc']);
+  expectToken(tk, file, 'description "The web app', 'description', ['keyword.other.svc']);
+  // A whole client on one line.
+  expectToken(tk, file, 'oauth_client cli {', 'cli', ['entity.name.type.oauth-client.svc'], 1);
+  expectToken(tk, file, 'oauth_client cli {', 'none', ['keyword.other.svc']);
+  expectToken(tk, file, 'oauth_client cli {', 'stores', ['keyword.other.svc']);
+  expectToken(tk, file, 'oauth_client cli {', 'CLI_REFRESH_TOKEN', ['variable.other.secret.svc']);
+  expectToken(tk, file, 'oauth_client cli {', '}', ['punctuation.section.block.end.svc'], 1);
+  // Arguments over several lines, with comments and a trailing comma; what follows is read as before.
+  expectToken(tk, file, 'client_auth private_key_jwt(', '(', ['punctuation.section.parens.begin.svc']);
+  expectToken(tk, file, 'secret.SIGNING_KEY,', 'SIGNING_KEY', ['variable.other.secret.svc']);
+  expectToken(tk, file, 'alg = "ES256",   // P-256', 'alg', ['variable.parameter.svc']);
+  expectToken(tk, file, 'alg = "ES256",   // P-256', '//', ['punctuation.definition.comment.svc']);
+  expectToken(tk, file, 'kid = "2026-11",', ',', ['punctuation.separator']);
+  expectToken(tk, file, 'scopes      "api.read"', 'scopes', ['keyword.other.svc']);
+  expectToken(tk, file, 'subject  = "ops@', 'subject', ['variable.parameter.svc']);
+  expectToken(tk, file, 'audience = "https', 'audience', ['variable.parameter.svc']);
+  expectToken(tk, file, 'scope    = scope,', 'scope', ['variable.parameter.svc']);
+  expectToken(tk, file, 'scope    = scope,', 'scope', ['variable.other.svc'], 1);
+  expectToken(tk, file, 'kid      = "k1",', 'kid', ['variable.parameter.svc']);
+  expectToken(tk, file, 'timeout 10s', 'timeout', ['keyword.other.svc']);
+  // `auth`, its method and the client's name on three lines.
+  expectToken(tk, file, '(cli)', 'cli', ['variable.other.oauth-client.svc']);
+  expectToken(tk, file, 'method POST', 'method', ['keyword.other.svc']);
+  expectToken(tk, file, 'auth bearer(secret.APP_ACCESS_TOKEN)', 'bearer', ['keyword.other.svc']);
+  // Where they are not keywords, these words are names.
+  expectToken(tk, file, 'none   = client', 'none', ['variable.other.svc']);
+  expectToken(tk, file, 'none   = client', 'client', ['variable.other.svc']);
+  expectToken(tk, file, 'auth private_key_jwt(client_id = client', 'client', ['variable.other.svc'], 1);
+  expectToken(tk, file, 'auth private_key_jwt(client_id = client', 'none', ['variable.other.svc']);
+  expectToken(tk, file, 'form { grant_type = "client_credentials"  client_id = client }', 'client_id', ['variable.other.property.svc']);
+}
+
 async function main() {
   const grammarJson = fs.readFileSync(GRAMMAR, 'utf8');
   const grammar = await loadGrammar();
@@ -360,6 +554,7 @@ async function main() {
     lines += tk.length;
     tokenizedExamples.set(path.relative(EXAMPLES, file), tk);
     checkValidProgram(file, tk);
+    checkKeywordPlaces(file, tk);
   }
   const specific = [
     ['hubspot_refresh.svc', checkHubspot],
@@ -370,14 +565,40 @@ async function main() {
     if (check(tokenizedExamples.has(name), `examples/${name} not found`)) fn(path.join(EXAMPLES, name), tokenizedExamples.get(name));
   }
 
-  // The checker's test programs: some hold deliberate errors, so only
-  // require that they tokenize, fully covered.
+  // The editor test's own programs, valid ones: checked as the examples are.
+  const fixtures = new Map();
+  for (const file of svcFiles(FIXTURES)) {
+    const tk = tokenizeFile(grammar, file);
+    files += 1;
+    lines += tk.length;
+    fixtures.set(path.relative(FIXTURES, file), tk);
+    checkValidProgram(file, tk);
+    checkKeywordPlaces(file, tk);
+  }
+  if (check(fixtures.has('oauth.svc'), 'editors/test/fixtures/oauth.svc not found')) {
+    checkOauthFixture(path.join(FIXTURES, 'oauth.svc'), fixtures.get('oauth.svc'));
+  }
+
+  // The checker's test programs (`// expect: CODE...` on their first line):
+  // every one must tokenize, fully covered. Those that expect no syntax error
+  // are programs the parser reads, so they are checked as the examples are
+  // (a wrong name or value is the checker's business, not the highlighter's).
   const programs = svcFiles(CHECK_PROGRAMS);
   check(programs.length > 0, 'no tests/check/*.svc found');
+  let parsed = 0;
   for (const file of programs) {
-    lines += tokenizeFile(grammar, file).length;
+    const tk = tokenizeFile(grammar, file);
+    lines += tk.length;
     files += 1;
+    const expected = (tk.length > 0 ? tk[0].line : '').replace(/^\/\/ expect: /, '').split(/\s+/);
+    if (expected.some((code) => code.startsWith('svc::syntax::'))) continue;
+    parsed += 1;
+    checkValidProgram(file, tk);
+    checkKeywordPlaces(file, tk);
+    if (path.basename(file) === 'oauth_clients_passes.svc') checkOauthClients(file, tk);
   }
+  check(parsed > 0 && parsed < programs.length, `tests/check: ${parsed} of ${programs.length} programs expect no syntax error`);
+  check(programs.some((f) => path.basename(f) === 'oauth_clients_passes.svc'), 'tests/check/oauth_clients_passes.svc not found');
 
   if (failures.length > 0) {
     for (const f of failures) console.log(`FAIL ${f}`);
