@@ -23,6 +23,7 @@ const EXAMPLES = path.join(ROOT, 'examples');
 const CHECK_PROGRAMS = path.join(ROOT, 'tests', 'check');
 // Programs of the editor test's own: the forms the examples do not show.
 const FIXTURES = path.join(EDITORS, 'test', 'fixtures');
+const PEST = path.join(ROOT, 'grammar', 'svc.pest');
 
 // Every keyword of the language (grammar/svc.pest): wherever one of these
 // words stands outside a comment or a string, it must get a scope of its own.
@@ -36,7 +37,7 @@ const KEYWORDS = [
   'roles', 'description', 'every', 'cron', 'time_zone', 'before_expiry', 'disabled',
   'environment_specific', 'locked', 'enabled', 'oauth_client', 'issuer', 'authorize_url', 'token_url',
   'device_authorization_url', 'client_id', 'client_auth', 'scopes', 'stores', 'client_secret_basic',
-  'client_secret_post', 'private_key_jwt', 'jwt_bearer', 'client', 'none',
+  'client_secret_post', 'private_key_jwt', 'jwt_bearer', 'client', 'none', 'cross_origin',
 ];
 const KEYWORD_RE = new RegExp(`(?<![A-Za-z0-9_])(?:${KEYWORDS.join('|')})(?![A-Za-z0-9_])`, 'g');
 
@@ -186,6 +187,20 @@ function checkGrammarFile(grammarJson) {
     for (const [key, value] of Object.entries(rule)) if (typeof value === 'object') walk(value, `${where}.${key}`);
   };
   walk(g, 'grammar');
+}
+
+// KEYWORDS follows the parser: every `kw_NAME` rule of grammar/svc.pest, and
+// every rule that is one word alone (`locked = @{ "locked" ~ !(...) }`), is in
+// the list, so a keyword the language gains cannot go unchecked.
+function checkKeywordList() {
+  const pest = fs.readFileSync(PEST, 'utf8');
+  const words = new Set();
+  for (const m of pest.matchAll(/^kw_([a-z_]+)\s*=/gm)) words.add(m[1]);
+  for (const m of pest.matchAll(/^[a-z_]+\s*=\s*@\{\s*"([a-z_]+)"\s*~\s*!\(ASCII_ALPHANUMERIC \| "_"\)\s*\}/gm)) words.add(m[1]);
+  for (const m of pest.matchAll(/^log_state\s*=\s*@\{\s*\(([^)]*)\)/gm)) for (const w of m[1].matchAll(/"([a-z_]+)"/g)) words.add(w[1]);
+  words.delete('null'); // a constant, not a keyword: constant.language.svc
+  check(words.size > 50, `${rel(PEST)}: found only ${words.size} keywords`);
+  for (const w of [...words].sort()) check(KEYWORDS.includes(w), `KEYWORDS lacks \`${w}\`, a keyword of ${rel(PEST)}`);
 }
 
 function checkVscodeExtension(grammarJson) {
@@ -543,6 +558,7 @@ async function main() {
   const grammar = await loadGrammar();
   checkGrammarFile(grammarJson);
   checkVscodeExtension(grammarJson);
+  checkKeywordList();
 
   let files = 0;
   let lines = 0;
