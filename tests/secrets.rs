@@ -778,7 +778,7 @@ fn check_with_env_reports_secrets_without_a_value() {
         run.stderr
     );
     assert!(
-        run.stderr.contains("hubspot_refresh.svc:36:25"),
+        run.stderr.contains("hubspot_refresh.svc:16:36"),
         "{}",
         run.stderr
     );

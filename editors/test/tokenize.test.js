@@ -374,21 +374,24 @@ function checkHubspot(file, tk) {
   expectToken(tk, file, 'token = null', 'null', ['constant.language.svc']);
   expectToken(tk, file, 'token = null', '=', ['keyword.operator']);
   expectToken(tk, file, 'web_request {', 'web_request', ['keyword']);
-  expectToken(tk, file, 'method POST', 'method', ['keyword']);
-  expectToken(tk, file, 'method POST', 'POST', ['constant.language.http-method.svc']);
-  expectToken(tk, file, 'url "https://api.hubapi.com', 'url', ['keyword']);
+  expectToken(tk, file, 'oauth_client hubspot_app', 'oauth_client', ['storage.type.svc']);
+  expectToken(tk, file, 'oauth_client hubspot_app', 'hubspot_app', ['entity.name']);
+  expectToken(tk, file, 'token_url     "https://api.hubapi.com', 'token_url', ['keyword']);
   // The URL is one string: its `//` starts no comment.
-  expectSpan(tk, file, 'url "https://api.hubapi.com', '"https://api.hubapi.com/oauth/v1/token"', ['string.quoted.double.svc'],
+  expectSpan(tk, file, 'token_url     "https://api.hubapi.com', '"https://api.hubapi.com/oauth/v1/token"', ['string.quoted.double.svc'],
     { not: ['comment'], whole: 'string' });
-  expectToken(tk, file, 'url "https://api.hubapi.com', '"', ['punctuation.definition.string.begin.svc']);
-  expectToken(tk, file, 'url "https://api.hubapi.com', '"', ['punctuation.definition.string.end.svc'], 1);
+  expectToken(tk, file, 'token_url     "https://api.hubapi.com', '"', ['punctuation.definition.string.begin.svc']);
+  expectToken(tk, file, 'token_url     "https://api.hubapi.com', '"', ['punctuation.definition.string.end.svc'], 1);
+  expectToken(tk, file, 'client_id     secret.HUBSPOT_CLIENT_ID', 'secret', ['variable.language.secret.svc']);
+  expectToken(tk, file, 'client_id     secret.HUBSPOT_CLIENT_ID', '.', ['punctuation.accessor.svc']);
+  expectToken(tk, file, 'client_id     secret.HUBSPOT_CLIENT_ID', 'HUBSPOT_CLIENT_ID', ['variable.other.secret.svc']);
+  expectToken(tk, file, 'auth client(hubspot_app)', 'auth', ['keyword']);
   expectToken(tk, file, 'headers {', 'headers', ['keyword']);
   expectSpan(tk, file, 'headers {', '"Accept"', ['string.quoted.double.svc'], { whole: 'string' });
   expectSpan(tk, file, 'headers {', '"application/json"', ['string.quoted.double.svc'], { whole: 'string' });
   expectToken(tk, file, 'form {', 'form', ['keyword']);
-  expectToken(tk, file, 'client_id     = secret.HUBSPOT_CLIENT_ID', 'secret', ['variable.language.secret.svc']);
-  expectToken(tk, file, 'client_id     = secret.HUBSPOT_CLIENT_ID', '.', ['punctuation.accessor.svc']);
-  expectToken(tk, file, 'client_id     = secret.HUBSPOT_CLIENT_ID', 'HUBSPOT_CLIENT_ID', ['variable.other.secret.svc']);
+  expectToken(tk, file, 'refresh_token = secret.HUBSPOT_REFRESH_TOKEN', 'secret', ['variable.language.secret.svc']);
+  expectToken(tk, file, 'refresh_token = secret.HUBSPOT_REFRESH_TOKEN', 'HUBSPOT_REFRESH_TOKEN', ['variable.other.secret.svc']);
   expectToken(tk, file, 'timeout 10s', 'timeout', ['keyword']);
   expectToken(tk, file, 'timeout 10s', '10s', ['constant.numeric.svc']);
   expectToken(tk, file, 'result_mapping {', 'result_mapping', ['keyword']);
