@@ -17,9 +17,10 @@ packages=(
   age-keygen=age
   ssh-keygen=openssh-client      # SSH keys as identities and recipients
   curl=curl                      # tests ask the authorization servers about tokens
+  openssl=openssl                # keys and signed JWTs (private_key_jwt, the JWT-bearer grant)
   node=nodejs                    # the authorization servers of the tests
   npm=npm
-  chromium=chromium              # the API explorer, in a headless browser
+  chromium=chromium              # the API explorer and OAuth consent pages, in a headless browser
   dot=graphviz                   # svc compile --emit dot is drawn by Graphviz
   cc=gcc                         # mimalloc's C sources, and the linker rustc calls
   /usr/share/fonts/truetype/dejavu=fonts-dejavu-core  # text in the explorer's screenshot
@@ -32,8 +33,9 @@ packages=(
 ensure_packages "${packages[@]}"
 
 # npm packages of the tests: authorization servers, OpenAPI and SARIF
-# validation, playwright-core (it drives Debian's chromium; no browser
-# download), and the TextMate engine for the editor grammar.
+# validation, playwright-core (it drives Debian's chromium for the explorer
+# and the consent pages; no browser download), and the TextMate engine for
+# the editor grammar.
 for dir in tests/servers tests/browser editors/test; do
   if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules" ]; then
     step "npm ci --prefix $dir"

@@ -572,3 +572,340 @@ pub fn listening_address(line: &str) -> Option<String> {
             .to_string(),
     )
 }
+
+// ---- OAuth flows with a person in them ------------------------------------------
+//
+// `tests/servers/oidc.js` serves the authorization code flow with PKCE and
+// the device flow; `tests/browser/consent.js` is the person: it logs in on
+// oidc-provider's own pages and approves or denies. The helpers below run
+// it, catch the redirect on a loopback port, make PKCE pairs and sign JWTs
+// with Debian's openssl (for private_key_jwt and tests/servers/jwt-bearer.js).
+
+/// Runs `tests/browser/consent.js` with a request (see the script's header
+/// for every key) and returns the JSON line it printed: `ok` (bool),
+/// `outcome` (`redirected`, `device_approved`, `device_denied`), `final_url`
+/// (a code's value replaced by `REDACTED`), `status`, `text` (the final page,
+/// at most 500 characters), `redirect` (`code`: whether there was one,
+/// `state`, `iss`, `error`, `error_description`), `steps`, `ms`, and `error`
+/// when `ok` is false. Does not panic when the flow failed: look at `ok`.
+/// Takes 3-5 s on an idle machine (most of it starting Chromium), gives up
+/// after 90 s; returns as soon as the line is there, while Chromium closes.
+pub fn browser_consent(request: serde_json::Value) -> serde_json::Value {
+    use std::io::{BufRead, Read};
+    let browser = root().join("tests/browser");
+    assert!(
+        browser.join("node_modules/playwright-core").exists(),
+        "playwright-core is not installed: run `npm ci --prefix tests/browser` (scripts/test.sh does)"
+    );
+    let mut child = Command::new("node")
+        .arg(browser.join("consent.js"))
+        .arg(request.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("node is installed");
+    let mut stderr = child.stderr.take().unwrap();
+    let stderr = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    // The line comes before the browser is closed: no need to wait for that.
+    let mut line = String::new();
+    let _ = std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line);
+    match serde_json::from_str::<serde_json::Value>(&line) {
+        Ok(result) => {
+            std::thread::spawn(move || {
+                let _ = child.wait();
+                let _ = stderr.join();
+            });
+            result
+        }
+        Err(_) => {
+            let status = child.wait().unwrap();
+            panic!(
+                "consent.js printed no JSON line ({status}):\n{line}\n{}",
+                stderr.join().unwrap_or_default()
+            )
+        }
+    }
+}
+
+/// A person logs in as `alice` at an authorization URL of oidc.js and
+/// `action`s ("approve" or "deny") the consent page; the browser follows the
+/// redirect to the client (svc's loopback listener, or a
+/// [`LoopbackRedirect`]). See [`browser_consent`] for the answer.
+pub fn consent(url: &str, action: &str) -> serde_json::Value {
+    browser_consent(serde_json::json!({"url": url, "login": "alice", "action": action}))
+}
+
+/// A person opens the device flow's verification page (`verification_uri`
+/// of the device authorization answer, or oidc.js's ready line), enters
+/// `user_code`, confirms the device, logs in as `alice` and `action`s
+/// ("approve" or "deny") the consent page. `ok` with `outcome`
+/// `device_approved` or `device_denied`; a code the provider refuses
+/// (unknown, expired, used) gives `ok: false` and the page's message in `error`.
+pub fn device_consent(verification_uri: &str, user_code: &str, action: &str) -> serde_json::Value {
+    browser_consent(serde_json::json!({
+        "device": verification_uri, "user_code": user_code, "login": "alice", "action": action,
+    }))
+}
+
+/// A PKCE pair (RFC 7636): a random verifier and its S256 challenge.
+pub struct Pkce {
+    pub verifier: String,
+    pub challenge: String,
+}
+
+impl Pkce {
+    pub fn new() -> Pkce {
+        use base64::Engine as _;
+        use sha2::Digest as _;
+        const UNRESERVED: &[u8] =
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~";
+        let verifier: String = (0..64)
+            .map(|_| UNRESERVED[fastrand::usize(..UNRESERVED.len())] as char)
+            .collect();
+        let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(sha2::Sha256::digest(verifier.as_bytes()));
+        Pkce {
+            verifier,
+            challenge,
+        }
+    }
+}
+
+/// `endpoint` with `params` in its query string, form-encoded.
+pub fn authorize_url(endpoint: &str, params: &[(&str, &str)]) -> String {
+    url::Url::parse_with_params(endpoint, params)
+        .expect("an absolute URL")
+        .to_string()
+}
+
+/// What came to a [`LoopbackRedirect`].
+#[derive(Debug, Clone)]
+pub struct Callback {
+    /// The request target, as sent (with the code in it).
+    pub target: String,
+    /// The query's parameters, decoded.
+    pub query: std::collections::BTreeMap<String, String>,
+}
+
+/// A stand-in for a client's loopback redirect listener (RFC 8252 section
+/// 7.3): listens on 127.0.0.1 on a free port, answers every request with a
+/// small "you can close this tab" page, and hands over the first request
+/// for its path that carries `code` or `error`.
+pub struct LoopbackRedirect {
+    pub port: u16,
+    path: String,
+    callbacks: std::sync::mpsc::Receiver<Callback>,
+}
+
+impl LoopbackRedirect {
+    /// Listens for `path` (such as "/callback").
+    pub fn start(path: &str) -> LoopbackRedirect {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (tx, callbacks) = std::sync::mpsc::channel();
+        let wanted = path.to_string();
+        // Each connection on a thread of its own: a browser may open one
+        // and send nothing on it (a preconnect). Accepting stops with the
+        // first connection after the callback came (or with the test process).
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if done.load(std::sync::atomic::Ordering::SeqCst) {
+                    return;
+                }
+                let Ok(stream) = stream else { continue };
+                let (tx, wanted, done) = (tx.clone(), wanted.clone(), done.clone());
+                std::thread::spawn(move || {
+                    if let Some(callback) = answer_redirect(stream, &wanted) {
+                        done.store(true, std::sync::atomic::Ordering::SeqCst);
+                        let _ = tx.send(callback);
+                    }
+                });
+            }
+        });
+        LoopbackRedirect {
+            port,
+            path: path.to_string(),
+            callbacks,
+        }
+    }
+
+    /// `http://127.0.0.1:PORT/PATH`.
+    pub fn redirect_uri(&self) -> String {
+        format!("http://127.0.0.1:{}{}", self.port, self.path)
+    }
+
+    /// The callback, once it came; panics after `seconds`.
+    pub fn wait(&self, seconds: u64) -> Callback {
+        self.callbacks
+            .recv_timeout(std::time::Duration::from_secs(seconds))
+            .unwrap_or_else(|_| panic!("no callback on {} in {seconds} s", self.redirect_uri()))
+    }
+}
+
+/// Reads one request from a [`LoopbackRedirect`]'s connection and answers
+/// it; the callback when it was one.
+fn answer_redirect(mut stream: std::net::TcpStream, wanted: &str) -> Option<Callback> {
+    use std::io::{BufRead, Write};
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .ok()?;
+    let mut reader = std::io::BufReader::new(stream.try_clone().ok()?);
+    let mut request_line = String::new();
+    reader.read_line(&mut request_line).ok()?;
+    // The headers, up to the empty line.
+    let mut header = String::new();
+    while reader.read_line(&mut header).is_ok_and(|n| n > 2) {
+        header.clear();
+    }
+    let target = request_line.split_whitespace().nth(1)?.to_string();
+    let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+    let query: std::collections::BTreeMap<String, String> =
+        url::form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect();
+    let ours = path == wanted && (query.contains_key("code") || query.contains_key("error"));
+    let (status, body) = if ours {
+        (
+            "200 OK",
+            "<!doctype html><title>Done</title><p>Authorization received. You can close this tab.</p>",
+        )
+    } else {
+        (
+            "404 Not Found",
+            "<!doctype html><title>Not here</title><p>Not the callback.</p>",
+        )
+    };
+    let _ = write!(
+        stream,
+        "HTTP/1.1 {status}\r\ncontent-type: text/html; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    ours.then_some(Callback { target, query })
+}
+
+/// A key pair made by Debian's `openssl`, for JWTs: the private key's file
+/// (PEM, PKCS#8) and the public key (PEM, SPKI) that servers are given.
+pub struct JwtKey {
+    pub private: PathBuf,
+    pub public_pem: String,
+    /// The JWS algorithm it signs with: RS256, ES256 or EdDSA.
+    pub alg: &'static str,
+}
+
+/// Makes a key pair in `dir` (named `name`) for `alg`: "RS256" (RSA 2048),
+/// "ES256" (P-256) or "EdDSA" (Ed25519).
+pub fn openssl_key(dir: &Path, name: &str, alg: &str) -> JwtKey {
+    let (alg, options): (&'static str, &[&str]) = match alg {
+        "RS256" => (
+            "RS256",
+            &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"],
+        ),
+        "ES256" => (
+            "ES256",
+            &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"],
+        ),
+        "EdDSA" => ("EdDSA", &["-algorithm", "ed25519"]),
+        other => panic!("no key for {other}: RS256, ES256 or EdDSA"),
+    };
+    let private = dir.join(format!("{name}.pem"));
+    let status = Command::new("openssl")
+        .arg("genpkey")
+        .args(options)
+        .arg("-out")
+        .arg(&private)
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl is installed");
+    assert!(status.success(), "openssl genpkey failed");
+    let output = Command::new("openssl")
+        .args(["pkey", "-pubout", "-in"])
+        .arg(&private)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "openssl pkey -pubout failed");
+    JwtKey {
+        private,
+        public_pem: String::from_utf8(output.stdout).unwrap(),
+        alg,
+    }
+}
+
+/// A compact JWS of `claims`, signed with `key` by `openssl`; `header`
+/// gets `alg` (and `typ: JWT` unless it has a `typ`) added. The signature
+/// is what RFC 7518 asks for: PKCS#1 v1.5 for RS256, r||s (not DER) for
+/// ES256, Ed25519 over the raw input for EdDSA.
+pub fn sign_jwt(key: &JwtKey, header: serde_json::Value, claims: &serde_json::Value) -> String {
+    use base64::Engine as _;
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let mut header = header;
+    header["alg"] = key.alg.into();
+    if header.get("typ").is_none() {
+        header["typ"] = "JWT".into();
+    }
+    let input = format!(
+        "{}.{}",
+        b64(header.to_string().as_bytes()),
+        b64(claims.to_string().as_bytes())
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("input");
+    std::fs::write(&data, &input).unwrap();
+    let mut openssl = Command::new("openssl");
+    match key.alg {
+        "EdDSA" => openssl
+            .args(["pkeyutl", "-sign", "-rawin", "-inkey"])
+            .arg(&key.private)
+            .arg("-in")
+            .arg(&data),
+        _ => openssl
+            .args(["dgst", "-sha256", "-sign"])
+            .arg(&key.private)
+            .arg(&data),
+    };
+    let output = openssl.output().expect("openssl is installed");
+    assert!(
+        output.status.success(),
+        "openssl could not sign: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let signature = match key.alg {
+        "ES256" => ecdsa_der_to_raw(&output.stdout, 32),
+        _ => output.stdout,
+    };
+    format!("{input}.{}", b64(&signature))
+}
+
+/// An ECDSA signature as DER (`SEQUENCE { INTEGER r, INTEGER s }`, what
+/// openssl writes) to the fixed-width r||s of JWS.
+fn ecdsa_der_to_raw(der: &[u8], width: usize) -> Vec<u8> {
+    fn integer(bytes: &[u8]) -> (&[u8], &[u8]) {
+        assert_eq!(bytes[0], 0x02, "an INTEGER");
+        let len = bytes[1] as usize;
+        (&bytes[2..2 + len], &bytes[2 + len..])
+    }
+    assert_eq!(der[0], 0x30, "a SEQUENCE");
+    // Short or one-byte long form: P-256 signatures are at most 72 bytes.
+    let body = if der[1] == 0x81 { &der[3..] } else { &der[2..] };
+    let (r, rest) = integer(body);
+    let (s, _) = integer(rest);
+    let mut raw = vec![0; 2 * width];
+    for (i, part) in [r, s].into_iter().enumerate() {
+        let part = &part[part.len().saturating_sub(width)..];
+        raw[(i + 1) * width - part.len()..(i + 1) * width].copy_from_slice(part);
+    }
+    raw
+}
+
+/// Seconds since the Unix epoch, for JWT claims.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}

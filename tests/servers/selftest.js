@@ -1,4 +1,5 @@
-// Self-test of the test servers: starts oidc.js and rotating.js as child
+// Self-test of the test servers: starts oidc.js, rotating.js and
+// jwt-bearer.js as child
 // processes the way svc's integration tests do (JSON config as argv[1], stdin
 // piped, the first stdout line is the ready line) and exercises every feature
 // with fetch. Prints one line per check and a closing "N passed, M failed"
@@ -8,6 +9,7 @@
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { generateKeyPairSync, randomUUID, sign } from 'node:crypto';
 import { dirname, join } from 'node:path';
 import process from 'node:process';
 import { fileURLToPath } from 'node:url';
@@ -206,7 +208,10 @@ async function testOidc() {
   let proc;
   await check('oidc: starts and prints its ready line', async () => {
     proc = await start('oidc.js', config);
-    assert.deepEqual(Object.keys(proc.info), ['issuer', 'token_endpoint', 'introspection_endpoint']);
+    assert.deepEqual(Object.keys(proc.info), [
+      'issuer', 'token_endpoint', 'introspection_endpoint', 'authorization_endpoint',
+      'revocation_endpoint', 'jwks_uri', 'discovery', 'stats_endpoint',
+    ]);
     assertLoopbackUrl(proc.info.issuer);
     assert.match(proc.info.issuer, /^http:\/\/127\.0\.0\.1:\d+$/);
     assert.ok(proc.info.token_endpoint.startsWith(`${proc.info.issuer}/`));
@@ -508,9 +513,175 @@ async function testRotating() {
   console.log(`# rotating.js startup: ${proc.startupMs} ms, then ${second?.startupMs} ms`);
 }
 
+// ---------------------------------------------------------------------------------
+// oidc.js with people in the loop: code flow, device flow, private_key_jwt
+// (the browser part is tests/browser/consent.js, proved by tests/oidc_harness.rs)
+
+const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
+const CLIENT_ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer';
+
+// A compact JWS signed with node:crypto.
+function jwt(alg, privateKey, claims, header = {}) {
+  const b64 = (v) => Buffer.from(JSON.stringify(v)).toString('base64url');
+  const input = `${b64({ alg, typ: 'JWT', ...header })}.${b64(claims)}`;
+  const hash = alg === 'EdDSA' ? null : 'sha256';
+  const key = alg === 'ES256' ? { key: privateKey, dsaEncoding: 'ieee-p1363' } : privateKey;
+  return `${input}.${sign(hash, Buffer.from(input), key).toString('base64url')}`;
+}
+
+async function waitFor(what, fn, ms = 10_000) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const value = await fn();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function testOidcInteractive() {
+  console.log('# oidc.js (code flow, device flow, private_key_jwt)');
+  const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const config = {
+    clients: [
+      { client_id: 'code', token_endpoint_auth_method: 'none', grant_types: ['authorization_code', 'refresh_token'],
+        redirect_uris: ['http://127.0.0.1/callback'], scope: 'openid offline_access api:read' },
+      { client_id: 'device', client_secret: 'device-secret', token_endpoint_auth_method: 'client_secret_post',
+        grant_types: [DEVICE_GRANT, 'refresh_token'], device_code_ttl: 1 },
+      { client_id: 'jwt', token_endpoint_auth_method: 'private_key_jwt',
+        public_keys: [ec.publicKey.export({ type: 'spki', format: 'pem' })] },
+    ],
+    device_poll_interval: 1,
+  };
+  let proc;
+  await check('oidc+: starts; the ready line has the device endpoints', async () => {
+    proc = await start('oidc.js', config);
+    for (const key of ['authorization_endpoint', 'device_authorization_endpoint', 'verification_uri', 'discovery', 'stats_endpoint']) {
+      assert.ok(proc.info[key].startsWith(`${proc.info.issuer}/`), key);
+    }
+  });
+  if (!proc) return;
+  const { info } = proc;
+  await check('oidc+: discovery', async () => {
+    const d = await (await fetch(info.discovery)).json();
+    assert.equal(d.authorization_endpoint, info.authorization_endpoint);
+    assert.equal(d.device_authorization_endpoint, info.device_authorization_endpoint);
+    assert.equal(d.introspection_endpoint, info.introspection_endpoint);
+    assert.deepEqual(d.code_challenge_methods_supported, ['S256']);
+  });
+  const authorize = (params) => fetch(`${info.authorization_endpoint}?${new URLSearchParams({
+    response_type: 'code', client_id: 'code', scope: 'openid', state: 's', ...params,
+  })}`, { redirect: 'manual' });
+  await check('oidc+: any port on a loopback redirect URI -> the login page', async () => {
+    const r = await authorize({
+      redirect_uri: 'http://127.0.0.1:54321/callback', code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256',
+    });
+    assert.equal(r.status, 303);
+    assert.match(r.headers.get('location'), /^\/interaction\//);
+  });
+  await check('oidc+: no PKCE -> invalid_request back to the client', async () => {
+    const r = await authorize({ redirect_uri: 'http://127.0.0.1:54321/callback' });
+    assert.equal(r.status, 303);
+    const location = new URL(r.headers.get('location'));
+    assert.equal(location.origin, 'http://127.0.0.1:54321');
+    assert.equal(location.searchParams.get('error'), 'invalid_request');
+  });
+  await check('oidc+: device flow: interval, pending, then expired_token', async () => {
+    const d = await post(info.device_authorization_endpoint, { client_id: 'device', client_secret: 'device-secret' });
+    assert.equal(d.status, 200, JSON.stringify(d.json));
+    assert.equal(d.json.interval, 1);
+    assert.equal(d.json.expires_in, 1);
+    const poll = () => post(info.token_endpoint, {
+      grant_type: DEVICE_GRANT, device_code: d.json.device_code, client_id: 'device', client_secret: 'device-secret',
+    });
+    assertError(await poll(), 400, 'authorization_pending');
+    const expired = await waitFor('expired_token', async () => {
+      const r = await poll();
+      return r.json.error === 'authorization_pending' ? undefined : r;
+    });
+    assertError(expired, 400, 'expired_token');
+  });
+  await check('oidc+: private_key_jwt (ES256), and its jti only once', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const assertion = jwt('ES256', ec.privateKey, {
+      iss: 'jwt', sub: 'jwt', aud: info.token_endpoint, iat: now, exp: now + 60, jti: randomUUID(),
+    });
+    const form = { grant_type: 'client_credentials', client_assertion_type: CLIENT_ASSERTION_TYPE, client_assertion: assertion };
+    assertTokenResponse(await post(info.token_endpoint, form));
+    assertError(await post(info.token_endpoint, form), 401, 'invalid_client');
+    const stats = await (await fetch(info.stats_endpoint)).json();
+    assert.equal(stats.last_token_request.auth_method, 'private_key_jwt');
+    assert.match(stats.last_grant_error.detail, /only be used once/);
+  });
+  await check('oidc+: stderr stays quiet', async () => {
+    assert.equal(proc.stderr, '');
+  });
+  await check('oidc+: exits when its stdin closes', async () => {
+    proc.child.stdin.end();
+    await assertExits(proc, 'stdin close');
+  });
+  await check('oidc+: a code client without redirect_uris -> exit code 2', async () => {
+    const p = spawn(process.execPath, [join(HERE, 'oidc.js'), JSON.stringify({
+      clients: [{ client_id: 'x', token_endpoint_auth_method: 'none', grant_types: ['authorization_code'] }],
+    })], { stdio: ['pipe', 'pipe', 'pipe'] });
+    assert.equal(await withTimeout(new Promise((r) => p.on('exit', r)), EXIT_TIMEOUT_MS, 'exit'), 2);
+  });
+}
+
+// ---------------------------------------------------------------------------------
+// jwt-bearer.js
+
+async function testJwtBearer() {
+  console.log('# jwt-bearer.js (RFC 7523 grant and client assertions)');
+  const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const ed = generateKeyPairSync('ed25519');
+  const config = {
+    issuers: [{ iss: 'robot@example', key: rsa.publicKey.export({ type: 'spki', format: 'pem' }) }],
+    clients: [{ client_id: 'client', key: ed.publicKey.export({ format: 'jwk' }) }],
+  };
+  let proc;
+  await check('jwt-bearer: starts and prints its ready line', async () => {
+    proc = await start('jwt-bearer.js', config);
+    assert.deepEqual(Object.keys(proc.info), ['issuer', 'token_endpoint', 'introspection_endpoint', 'stats_endpoint']);
+    assertLoopbackUrl(proc.info.token_endpoint);
+  });
+  if (!proc) return;
+  const { token_endpoint: tokenUrl } = proc.info;
+  const now = Math.floor(Date.now() / 1000);
+  const claims = { iss: 'robot@example', aud: tokenUrl, iat: now, exp: now + 600 };
+  await check('jwt-bearer: RS256 assertion -> token; again -> invalid_grant', async () => {
+    const assertion = jwt('RS256', rsa.privateKey, { ...claims, jti: randomUUID() });
+    const form = { grant_type: 'urn:ietf:params:oauth:grant-type:jwt-bearer', assertion };
+    const r = await post(tokenUrl, form);
+    assertTokenResponse(r);
+    const i = await post(proc.info.introspection_endpoint, { token: r.json.access_token });
+    assert.equal(i.json.active, true);
+    assertError(await post(tokenUrl, form), 400, 'invalid_grant');
+  });
+  await check('jwt-bearer: aud of another server -> invalid_grant', async () => {
+    const assertion = jwt('RS256', rsa.privateKey, { ...claims, aud: 'http://127.0.0.1:1/token', jti: randomUUID() });
+    assertError(await post(tokenUrl, { grant_type: 'urn:ietf:params:oauth:grant-type:jwt-bearer', assertion }), 400, 'invalid_grant');
+  });
+  await check('jwt-bearer: EdDSA client assertion -> client_credentials token', async () => {
+    const assertion = jwt('EdDSA', ed.privateKey, { iss: 'client', sub: 'client', aud: tokenUrl, iat: now, exp: now + 60, jti: randomUUID() });
+    assertTokenResponse(await post(tokenUrl, { grant_type: 'client_credentials', client_assertion_type: CLIENT_ASSERTION_TYPE, client_assertion: assertion }));
+  });
+  await check('jwt-bearer: stderr stays quiet', async () => {
+    assert.equal(proc.stderr, '');
+  });
+  await check('jwt-bearer: exits when its stdin closes', async () => {
+    proc.child.stdin.end();
+    await assertExits(proc, 'stdin close');
+  });
+  await check('jwt-bearer: exits when its parent is SIGKILLed', () => orphanCheck('jwt-bearer.js', config));
+  await check('jwt-bearer: bad config -> exit code 2, nothing on stdout', () => badConfig('jwt-bearer.js'));
+}
+
 try {
   await testOidc();
+  await testOidcInteractive();
   await testRotating();
+  await testJwtBearer();
 } finally {
   for (const child of children) child.kill('SIGKILL');
 }
