@@ -109,6 +109,17 @@ impl Svc {
 }
 
 impl Svc {
+    /// Starts svc with piped standard output and error and no input, for a
+    /// test that talks to it while it runs.
+    pub fn spawn(mut self) -> std::process::Child {
+        self.command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("svc starts")
+    }
+
     /// Runs with standard output a pipe nobody reads: its reader is closed
     /// before svc starts, so svc's first write to it fails with EPIPE, as
     /// when `head` has read what it wanted. `stdout` of the result is empty.
