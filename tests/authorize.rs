@@ -812,3 +812,90 @@ fn jwt_bearer_grant_with_a_google_style_service_account_key() {
     assert!(run.stderr.contains("invalid_grant"), "{}", run.stderr);
     assert_eq!(p.get("TOKEN"), before);
 }
+
+#[test]
+fn readme_first_token_lines_name_what_the_example_declares() {
+    // The lines of README's "first token" section, run in a project whose
+    // store has no values yet: each gets past the names and the grants and
+    // stops at the first missing value, before anything is sent.
+    let readme = std::fs::read_to_string(common::root().join("README.md")).unwrap();
+    let section = readme
+        .split("## The first token")
+        .nth(1)
+        .and_then(|s| s.split("```").nth(1))
+        .expect("README has a first-token section with a code block");
+    let authorize = section
+        .lines()
+        .find(|l| l.starts_with("svc authorize "))
+        .expect("an svc authorize line");
+    let p = Project::new();
+    let example = common::root().join("examples/hubspot_refresh.svc");
+    let args: Vec<String> = authorize
+        .split_whitespace()
+        .skip(1)
+        .map(|word| {
+            if word.ends_with(".svc") {
+                example.display().to_string()
+            } else {
+                word.to_string()
+            }
+        })
+        .collect();
+    let run = p
+        .svc()
+        .args(&args)
+        .args(["--secrets-dir", "secrets", "--no-browser"])
+        .run();
+    assert_eq!(run.status, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("svc::oauth::missing_value")
+            && run.stderr.contains("HUBSPOT_CLIENT_ID"),
+        "{}",
+        run.stderr
+    );
+    for line in section.lines().filter(|l| l.starts_with("svc ")) {
+        for name in line
+            .split_whitespace()
+            .filter(|w| w.chars().all(|c| c.is_ascii_uppercase() || c == '_') && w.len() > 3)
+        {
+            let run = p
+                .svc()
+                .args([
+                    "secret",
+                    "set",
+                    name,
+                    "--env",
+                    "dev",
+                    "--secrets-dir",
+                    "secrets",
+                ])
+                .stdin(format!("v-{name}-91f3"))
+                .run();
+            assert_eq!(run.status, 0, "{name}: {}", run.stderr);
+        }
+    }
+    let run = p
+        .svc()
+        .args(&args)
+        .args([
+            "--secrets-dir",
+            "secrets",
+            "--no-browser",
+            "--timeout",
+            "1s",
+        ])
+        .run();
+    // With the values set, it goes as far as the person's consent.
+    assert!(
+        run.stdout.contains("app.hubspot.com/oauth/authorize"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stderr.contains("svc::authorize::timeout"),
+        "{}",
+        run.stderr
+    );
+    // The client id is in the URL by design; the client secret is not.
+    assert_no_leak(&run.all_output(), &["v-HUBSPOT_CLIENT_SECRET-91f3"]);
+}

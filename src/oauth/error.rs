@@ -84,3 +84,39 @@ impl std::fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_has_one_row_in_docs_authorize() {
+        let docs = include_str!("../../docs/authorize.md");
+        for code in Code::ALL {
+            let row = format!("| `{}` |", code.as_str());
+            assert_eq!(
+                docs.matches(&row).count(),
+                1,
+                "docs/authorize.md has no row (or two) for {}",
+                code.as_str()
+            );
+        }
+        // And no row for a code that does not exist.
+        let rows = docs.lines().filter(|l| l.starts_with("| `svc::")).count();
+        assert_eq!(rows, Code::ALL.len());
+    }
+
+    #[test]
+    fn codes_are_distinct_and_namespaced() {
+        let mut seen = std::collections::BTreeSet::new();
+        for code in Code::ALL {
+            let name = code.as_str();
+            assert!(
+                name.starts_with("svc::authorize::") || name.starts_with("svc::oauth::"),
+                "{name}"
+            );
+            assert!(seen.insert(name), "{name} twice");
+            assert!(code.summary().ends_with('.'), "{name}");
+        }
+    }
+}
