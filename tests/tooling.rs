@@ -81,12 +81,15 @@ fn compile_emits_a_graph_graphviz_draws() {
         ),
         "{dot}"
     );
-    assert!(
-        dot.contains(
-            r#""secret:HUBSPOT_CLIENT_SECRET" -> "hubspot/refresh_access_token" [label="reads""#
-        ),
-        "{dot}"
-    );
+    // The client reads its credentials and stores the tokens; the action
+    // authenticates as the client.
+    for edge in [
+        r#""secret:HUBSPOT_CLIENT_SECRET" -> "oauth_client:hubspot_app" [label="reads""#,
+        r#""hubspot/refresh_access_token" -> "oauth_client:hubspot_app" [label="authenticates as", style=dotted]"#,
+        r#""oauth_client:hubspot_app" -> "secret:HUBSPOT_REFRESH_TOKEN" [label="stores refresh_token""#,
+    ] {
+        assert!(dot.contains(edge), "{edge}\n{dot}");
+    }
     assert!(
         dot.contains(r#""schedule:hubspot_nightly" -> "hubspot.refresh" [label="runs"]"#),
         "{dot}"
