@@ -132,12 +132,14 @@ matter more than the absolute times.
     if os.path.exists(notes):
         text += "\n" + open(notes).read()
     results = os.path.join(os.path.dirname(__file__), "RESULTS.md")
-    # Keep the section bench/serve_soak.sh writes: this script does not measure it.
-    begin, end = "<!-- serve_soak: begin -->", "<!-- serve_soak: end -->"
+    # Keep the sections bench/serve_soak.sh and bench/backend.sh write: this
+    # script does not measure them.
     if os.path.exists(results):
         old = open(results).read()
-        if begin in old and end in old:
-            text += "\n" + old[old.index(begin):old.index(end) + len(end)] + "\n"
+        for block in ("serve_soak", "backend"):
+            begin, end = f"<!-- {block}: begin -->", f"<!-- {block}: end -->"
+            if begin in old and end in old:
+                text += "\n" + old[old.index(begin):old.index(end) + len(end)] + "\n"
     with open(results, "w") as f:
         f.write(text)
 
