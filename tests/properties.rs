@@ -92,7 +92,8 @@ impl Ty {
             Type::String => Ty::String,
             Type::Number => Ty::Number,
             Type::Bool => Ty::Bool,
-            Type::Json => Ty::Any,
+            // Durations and times are not generated (see `var_type`).
+            Type::Json | Type::Duration | Type::Time => Ty::Any,
         }
     }
 }
@@ -311,6 +312,82 @@ fn typed(ty: Ty, ctx: Arc<Ctx>, depth: u32) -> BoxedStrategy<Expr> {
                 .prop_map(|arg| {
                     expr(ExprKind::Call {
                         function: name("has_value"),
+                        args: vec![arg],
+                    })
+                })
+                .boxed(),
+        ));
+    }
+    if matches!(ty, Ty::Number | Ty::Any) {
+        // Arithmetic, where precedence and grouping must survive printing.
+        let binary = |op: BinaryOp, lhs: Expr, rhs: Expr| {
+            expr(ExprKind::Binary {
+                op,
+                lhs: Box::new(lhs),
+                rhs: Box::new(rhs),
+            })
+        };
+        branches.push((
+            2,
+            (
+                select(vec![
+                    BinaryOp::Add,
+                    BinaryOp::Sub,
+                    BinaryOp::Mul,
+                    BinaryOp::Div,
+                ]),
+                typed(Ty::Number, ctx.clone(), d),
+                typed(Ty::Number, ctx.clone(), d),
+            )
+                .prop_map(move |(op, l, r)| binary(op, l, r))
+                .boxed(),
+        ));
+        branches.push((
+            1,
+            (
+                select(vec![BinaryOp::Mul, BinaryOp::Div]),
+                (1u64..100_000).prop_map(|s| expr(ExprKind::Duration { millis: s * 1000 })),
+                typed(Ty::Number, ctx.clone(), d),
+            )
+                .prop_map(move |(op, l, r)| {
+                    expr(ExprKind::Call {
+                        function: name("seconds"),
+                        args: vec![binary(op, l, r)],
+                    })
+                })
+                .boxed(),
+        ));
+    }
+    if matches!(ty, Ty::String | Ty::Any) {
+        let c = ctx.clone();
+        branches.push((
+            1,
+            (typed(Ty::String, c.clone(), d), typed(Ty::String, c, d))
+                .prop_map(|(l, r)| {
+                    expr(ExprKind::Binary {
+                        op: BinaryOp::Add,
+                        lhs: Box::new(l),
+                        rhs: Box::new(r),
+                    })
+                })
+                .boxed(),
+        ));
+        branches.push((
+            1,
+            (
+                select(vec![
+                    "lower",
+                    "upper",
+                    "trim",
+                    "sha256",
+                    "base64_encode",
+                    "url_encode",
+                ]),
+                typed(Ty::String, ctx.clone(), d),
+            )
+                .prop_map(|(f, arg)| {
+                    expr(ExprKind::Call {
+                        function: name(f),
                         args: vec![arg],
                     })
                 })

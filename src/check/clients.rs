@@ -96,7 +96,10 @@ impl<'a, 'p> Checker<'a, 'p> {
                     self.usage.secret_used(name.as_str());
                 }
             }
-            ExprKind::Number { .. } | ExprKind::Bool { .. } | ExprKind::Null => {
+            ExprKind::Number { .. }
+            | ExprKind::Duration { .. }
+            | ExprKind::Bool { .. }
+            | ExprKind::Null => {
                 self.push(
                     Diagnostic::new(Code::TypeMismatch, format!("`{what}` must be a string"))
                         .label(expr.span, "not a string")

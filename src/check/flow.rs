@@ -7,6 +7,7 @@
 
 use std::collections::BTreeSet;
 
+use super::functions::Function;
 use crate::diagnostic::{Code, Diagnostic};
 use crate::source::Span;
 use crate::syntax::ast::*;
@@ -190,11 +191,28 @@ fn is_present(expr: &Expr, known: &Known) -> bool {
             StringPart::Text { value } => !value.is_empty(),
             StringPart::Interpolation { expr } => is_present(expr, known),
         }),
+        // Operators give a value or fail the run: never null.
         ExprKind::Number { .. }
+        | ExprKind::Duration { .. }
         | ExprKind::Bool { .. }
-        | ExprKind::Call { .. }
         | ExprKind::Not { .. }
         | ExprKind::Binary { .. } => true,
+        // A function of a null argument is null, except those made for it.
+        ExprKind::Call { function, args } => match Function::from_name(function.as_str()) {
+            Some(
+                Function::HasValue
+                | Function::Len
+                | Function::ToString
+                | Function::JsonString
+                | Function::Uuid
+                | Function::Now,
+            ) => true,
+            Some(Function::Default) => args.iter().any(|a| is_present(a, known)),
+            // A path that matches nothing, or the JSON `null`.
+            Some(Function::JsonPath | Function::JsonParse) => false,
+            Some(_) => args.iter().all(|a| is_present(a, known)),
+            None => true,
+        },
         ExprKind::Error { .. } => true,
         ExprKind::Variable { .. } | ExprKind::Secret { .. } | ExprKind::Param { .. } => {
             Nullable::of(expr).is_some_and(|n| known.contains(&n))

@@ -6,6 +6,7 @@
 
 pub mod clients;
 mod flow;
+pub mod functions;
 mod permissions;
 pub mod rotation;
 pub mod sensitivity;

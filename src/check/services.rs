@@ -1,6 +1,7 @@
 //! Checks inside a service: variables, actions, statements, expressions and
 //! endpoints.
 
+use super::functions::{Function, Param, Returns};
 use super::suggest::did_you_mean;
 use super::symbols::ServiceSymbols;
 use super::{Checker, values};
@@ -743,6 +744,7 @@ impl<'a, 'p> Checker<'a, 'p> {
                 Inferred::Known(Type::String)
             }
             ExprKind::Number { .. } => Inferred::Known(Type::Number),
+            ExprKind::Duration { .. } => Inferred::Known(Type::Duration),
             ExprKind::Bool { .. } => Inferred::Known(Type::Bool),
             ExprKind::Null => Inferred::Null,
             ExprKind::Variable { name } => {
@@ -799,38 +801,7 @@ impl<'a, 'p> Checker<'a, 'p> {
                     }
                 }
             }
-            ExprKind::Call { function, args } => {
-                for arg in args {
-                    self.check_expr(arg, scope);
-                }
-                if function.text != "has_value" {
-                    let help = did_you_mean(
-                        function.as_str(),
-                        ["has_value"],
-                        "the one function is `has_value(x)`",
-                    );
-                    self.push(
-                        Diagnostic::new(
-                            Code::UnknownFunction,
-                            format!("unknown function `{}`", function.text),
-                        )
-                        .label(function.span, "not a function")
-                        .help(help),
-                    );
-                    return Inferred::Unknown;
-                }
-                if args.len() != 1 {
-                    self.push(
-                        Diagnostic::new(
-                            Code::WrongArguments,
-                            format!("`has_value` takes one argument, not {}", args.len()),
-                        )
-                        .label(expr.span, "wrong number of arguments")
-                        .help("write `has_value(x)`"),
-                    );
-                }
-                Inferred::Known(Type::Bool)
-            }
+            ExprKind::Call { function, args } => self.check_call(expr, function, args, scope),
             ExprKind::Not { operand } => {
                 self.expect_bool(operand, scope, "the operand of `!`");
                 Inferred::Known(Type::Bool)
@@ -866,21 +837,173 @@ impl<'a, 'p> Checker<'a, 'p> {
                         }
                     }
                     BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge => {
-                        let what = format!("an operand of `{}`", op.symbol());
-                        for side in [lhs, rhs] {
-                            if let Inferred::Known(found) = self.check_expr(side, scope)
-                                && found != Type::Number
-                                && found != Type::Json
-                            {
-                                self.type_mismatch(side, Type::Number, found, &what);
+                        let left = self.check_expr(lhs, scope);
+                        let right = self.check_expr(rhs, scope);
+                        let ordered = |t: Type| {
+                            matches!(t, Type::Number | Type::Duration | Type::Time | Type::Json)
+                        };
+                        let fits = match (left, right) {
+                            (Inferred::Known(a), Inferred::Known(b)) => {
+                                ordered(a)
+                                    && ordered(b)
+                                    && (a == b || a == Type::Json || b == Type::Json)
                             }
+                            (Inferred::Known(t), _) | (_, Inferred::Known(t)) => ordered(t),
+                            _ => true,
+                        };
+                        if !fits {
+                            self.operator_mismatch(expr, *op, left, right);
                         }
+                    }
+                    BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div => {
+                        let left = self.check_expr(lhs, scope);
+                        let right = self.check_expr(rhs, scope);
+                        let (Inferred::Known(a), Inferred::Known(b)) = (left, right) else {
+                            return Inferred::Unknown;
+                        };
+                        if a == Type::Json || b == Type::Json {
+                            return Inferred::Unknown;
+                        }
+                        return match arithmetic(*op, a, b) {
+                            Some(t) => Inferred::Known(t),
+                            None => {
+                                self.operator_mismatch(expr, *op, left, right);
+                                Inferred::Unknown
+                            }
+                        };
                     }
                 }
                 Inferred::Known(Type::Bool)
             }
         }
     }
+
+    /// Types a call with the function's signature.
+    fn check_call(
+        &mut self,
+        expr: &'p Expr,
+        function: &'p Name,
+        args: &'p [Expr],
+        scope: &mut Scope<'_, 'p>,
+    ) -> Inferred {
+        let found: Vec<Inferred> = args.iter().map(|a| self.check_expr(a, scope)).collect();
+        let Some(known) = Function::from_name(function.as_str()) else {
+            let help = did_you_mean(
+                function.as_str(),
+                Function::names(),
+                "the functions are listed in docs/language.md, under Expressions",
+            );
+            self.push(
+                Diagnostic::new(
+                    Code::UnknownFunction,
+                    format!("unknown function `{}`", function.text),
+                )
+                .label(function.span, "not a function")
+                .help(help),
+            );
+            return Inferred::Unknown;
+        };
+        let params = known.params();
+        if args.len() != params.len() {
+            let count = match params.len() {
+                0 => "no arguments".to_string(),
+                1 => "one argument".to_string(),
+                n => format!("{n} arguments"),
+            };
+            self.push(
+                Diagnostic::new(
+                    Code::WrongArguments,
+                    format!("`{}` takes {count}, not {}", known.name(), args.len()),
+                )
+                .label(expr.span, "wrong number of arguments")
+                .help(format!("write `{}`", known.signature())),
+            );
+            return Inferred::Unknown;
+        }
+        for (i, (param, (arg, inferred))) in params.iter().zip(args.iter().zip(&found)).enumerate()
+        {
+            if let (Param::Of(expected), Inferred::Known(t)) = (param, inferred)
+                && t != expected
+                && *t != Type::Json
+                && *expected != Type::Json
+            {
+                let what = format!("argument {} of `{}`", i + 1, known.name());
+                self.type_mismatch(arg, *expected, *t, &what);
+            }
+        }
+        if known == Function::JsonPath
+            && let Some(path) = args[1].as_plain_string()
+            && let Err(problem) = values::jsonpath(&path)
+        {
+            self.push(
+                Diagnostic::new(Code::InvalidJsonPath, format!("invalid JSONPath `{path}`"))
+                    .label(args[1].span, problem)
+                    .help("write an RFC 9535 JSONPath such as `$.exp` or `$.items[0].id`"),
+            );
+        }
+        match known.returns() {
+            Returns::Of(t) => Inferred::Known(t),
+            Returns::Argument => found
+                .iter()
+                .find_map(|f| match f {
+                    Inferred::Known(t) => Some(Inferred::Known(*t)),
+                    _ => None,
+                })
+                .unwrap_or(Inferred::Unknown),
+        }
+    }
+
+    /// An operator given operands it does not take.
+    fn operator_mismatch(&mut self, expr: &Expr, op: BinaryOp, left: Inferred, right: Inferred) {
+        let name = |i: Inferred| match i {
+            Inferred::Known(t) => t.name(),
+            Inferred::Null => "null",
+            Inferred::Unknown => "value",
+        };
+        let takes = match op {
+            BinaryOp::Add => {
+                "`+` adds numbers or durations, a duration to a time, or joins two strings"
+            }
+            BinaryOp::Sub => {
+                "`-` subtracts numbers or durations, a duration from a time, or a time from a time"
+            }
+            BinaryOp::Mul => "`*` multiplies numbers, or a duration by a number",
+            BinaryOp::Div => {
+                "`/` divides numbers, a duration by a number, or a duration by a duration"
+            }
+            _ => "comparisons order two numbers, two durations or two times",
+        };
+        self.push(
+            Diagnostic::new(
+                Code::TypeMismatch,
+                format!(
+                    "`{}` does not take a {} and a {}",
+                    op.symbol(),
+                    name(left),
+                    name(right)
+                ),
+            )
+            .label(expr.span, "operands of these types")
+            .help(format!("{takes}; `string(x)` turns any value into text")),
+        );
+    }
+}
+
+/// The type of an arithmetic operation, when it has one.
+fn arithmetic(op: BinaryOp, a: Type, b: Type) -> Option<Type> {
+    use Type::*;
+    Some(match (op, a, b) {
+        (BinaryOp::Add, String, String) => String,
+        (BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div, Number, Number) => Number,
+        (BinaryOp::Add | BinaryOp::Sub, Duration, Duration) => Duration,
+        (BinaryOp::Add, Time, Duration) | (BinaryOp::Add, Duration, Time) => Time,
+        (BinaryOp::Sub, Time, Duration) => Time,
+        (BinaryOp::Sub, Time, Time) => Duration,
+        (BinaryOp::Mul, Duration, Number) | (BinaryOp::Mul, Number, Duration) => Duration,
+        (BinaryOp::Div, Duration, Number) => Duration,
+        (BinaryOp::Div, Duration, Duration) => Number,
+        _ => return None,
+    })
 }
 
 fn conversion_help(expected: Type) -> String {
@@ -893,5 +1016,11 @@ fn conversion_help(expected: Type) -> String {
         }
         Type::Bool => "write `true` or `false`, or declare the variable with another type".into(),
         Type::Json => "any value fits a `json` variable".into(),
+        Type::Duration => {
+            "write a duration such as `5m`, or declare the variable with another type".into()
+        }
+        Type::Time => {
+            "write `now()` or `from_unix(n)`, or declare the variable with another type".into()
+        }
     }
 }

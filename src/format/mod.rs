@@ -1062,15 +1062,14 @@ pub fn expr(e: &Expr) -> String {
 
 fn precedence(e: &Expr) -> u8 {
     match &e.kind {
-        ExprKind::Binary { op, .. } => match op {
-            BinaryOp::Or => 1,
-            BinaryOp::And => 2,
-            _ => 3,
-        },
-        ExprKind::Not { .. } => 4,
-        _ => 5,
+        ExprKind::Binary { op, .. } => op.precedence(),
+        ExprKind::Not { .. } => NOT,
+        _ => NOT + 1,
     }
 }
+
+/// `!` binds tighter than any binary operator.
+const NOT: u8 = 6;
 
 fn write_expr(out: &mut String, e: &Expr) {
     match &e.kind {
@@ -1089,6 +1088,9 @@ fn write_expr(out: &mut String, e: &Expr) {
             out.push('"');
         }
         ExprKind::Number { value } => out.push_str(&number(*value)),
+        ExprKind::Duration { millis } => out.push_str(&crate::syntax::duration::format(
+            std::time::Duration::from_millis(*millis),
+        )),
         ExprKind::Bool { value } => out.push_str(if *value { "true" } else { "false" }),
         ExprKind::Null => out.push_str("null"),
         ExprKind::Variable { name } => out.push_str(&name.text),
@@ -1117,7 +1119,7 @@ fn write_expr(out: &mut String, e: &Expr) {
         }
         ExprKind::Not { operand } => {
             out.push('!');
-            wrapped(out, operand, precedence(operand) < 4);
+            wrapped(out, operand, precedence(operand) < NOT);
         }
         ExprKind::Binary { op, lhs, rhs } => {
             let own = precedence(e);

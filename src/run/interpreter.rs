@@ -13,6 +13,7 @@ use super::record::{Event, Shown, Trigger};
 use super::redact::Redactor;
 use super::value::Value;
 use crate::backend::{Change, Changed, Held, LockFailure};
+use crate::check::functions::Function;
 use crate::program::Script;
 use crate::secrets::{self, Document, Identities, SecretValue};
 use crate::syntax::ast::*;
@@ -549,6 +550,10 @@ impl<'e> Run<'e> {
                 Value::String(text)
             }
             ExprKind::Number { value } => Value::Number(*value),
+            ExprKind::Duration { millis } => Value::Duration(
+                chrono::TimeDelta::try_milliseconds(i64::try_from(*millis).unwrap_or(i64::MAX))
+                    .unwrap_or(chrono::TimeDelta::MAX),
+            ),
             ExprKind::Bool { value } => Value::Bool(*value),
             ExprKind::Null => Value::Null,
             ExprKind::Variable { name } => frame
@@ -577,15 +582,26 @@ impl<'e> Run<'e> {
                     .map_or(Value::Null, |s| Value::Number(f64::from(s))),
                 _ => Value::Null,
             },
-            ExprKind::Call { function, args } => match (function.as_str(), args.as_slice()) {
-                ("has_value", [arg]) => Value::Bool(self.eval(frame, arg)?.has_value()),
-                _ => {
+            ExprKind::Call { function, args } => {
+                let Some(known) = Function::from_name(function.as_str()) else {
                     return Err(RunError::new(
                         ErrorKind::Type,
                         format!("unknown function `{}`", function.text),
-                    ));
+                    )
+                    .at(function.span));
+                };
+                let mut values = Vec::with_capacity(args.len());
+                for arg in args {
+                    values.push(self.eval(frame, arg)?);
                 }
-            },
+                let secret_in = self.holds_secret(&values);
+                let value = super::functions::call(known, values)
+                    .map_err(|message| RunError::new(ErrorKind::Type, message).at(expr.span))?;
+                if secret_in {
+                    self.learn_derived(&value);
+                }
+                value
+            }
             ExprKind::Not { operand } => {
                 let value = self.eval(frame, operand)?;
                 match value.as_bool() {
@@ -611,32 +627,45 @@ impl<'e> Run<'e> {
                 }
                 let left = self.eval(frame, lhs)?;
                 let right = self.eval(frame, rhs)?;
-                Value::Bool(match op {
-                    BinaryOp::Eq => left.equals(&right),
-                    BinaryOp::Ne => !left.equals(&right),
-                    _ => {
-                        let (Some(a), Some(b)) = (left.as_number(), right.as_number()) else {
-                            return Err(RunError::new(
-                                ErrorKind::Type,
-                                format!(
-                                    "`{}` compares numbers, not a {} and a {}",
-                                    op.symbol(),
-                                    left.kind(),
-                                    right.kind()
-                                ),
-                            )
-                            .at(expr.span));
-                        };
-                        match op {
-                            BinaryOp::Lt => a < b,
-                            BinaryOp::Le => a <= b,
-                            BinaryOp::Gt => a > b,
-                            _ => a >= b,
+                let failed =
+                    |message: String| RunError::new(ErrorKind::Type, message).at(expr.span);
+                match op {
+                    BinaryOp::Eq => Value::Bool(left.equals(&right)),
+                    BinaryOp::Ne => Value::Bool(!left.equals(&right)),
+                    BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div => {
+                        let pair = [left, right];
+                        let secret_in = self.holds_secret(&pair);
+                        let value = super::operators::arithmetic(*op, &pair[0], &pair[1])
+                            .map_err(failed)?;
+                        if secret_in {
+                            self.learn_derived(&value);
                         }
+                        value
                     }
-                })
+                    _ => {
+                        Value::Bool(super::operators::compare(*op, &left, &right).map_err(failed)?)
+                    }
+                }
             }
         })
+    }
+
+    /// Whether any of these values holds a secret the run knows.
+    fn holds_secret(&self, values: &[Value]) -> bool {
+        values.iter().any(|v| match v {
+            Value::String(_) | Value::Json(_) => self.redactor.reveals(&v.to_text()),
+            _ => false,
+        })
+    }
+
+    /// A value computed from a secret (`base64_encode(secret.X)`,
+    /// `"Bearer " + token`) is as secret as its source: the redactor learns
+    /// it. Numbers, bools, times and durations say little and are left.
+    fn learn_derived(&mut self, value: &Value) {
+        match value {
+            Value::String(_) | Value::Json(_) => self.redactor.add(&value.to_text()),
+            _ => {}
+        }
     }
 
     /// The decrypted store, read on first use (after the run lock, if the

@@ -4,10 +4,12 @@
 pub mod admission;
 pub mod engine;
 pub mod error;
+mod functions;
 pub mod http;
 mod interpreter;
 mod mapping;
 pub mod mock;
+mod operators;
 pub mod record;
 pub mod redact;
 mod request;

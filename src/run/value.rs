@@ -12,6 +12,9 @@ pub enum Value {
     Number(f64),
     Bool(bool),
     Json(serde_json::Value),
+    /// A length of time, possibly negative (`then - now()`).
+    Duration(chrono::TimeDelta),
+    Time(chrono::DateTime<chrono::Utc>),
 }
 
 // Values may hold secrets: `Debug` shows the kind and size, never the text.
@@ -23,6 +26,8 @@ impl fmt::Debug for Value {
             Value::Number(_) => f.write_str("Number"),
             Value::Bool(_) => f.write_str("Bool"),
             Value::Json(_) => f.write_str("Json"),
+            Value::Duration(_) => f.write_str("Duration"),
+            Value::Time(_) => f.write_str("Time"),
         }
     }
 }
@@ -51,6 +56,8 @@ impl Value {
             Value::Number(_) => "number",
             Value::Bool(_) => "bool",
             Value::Json(_) => "json",
+            Value::Duration(_) => "duration",
+            Value::Time(_) => "time",
         }
     }
 
@@ -63,6 +70,9 @@ impl Value {
             Value::Bool(b) => b.to_string(),
             Value::Json(serde_json::Value::String(s)) => s.clone(),
             Value::Json(v) => v.to_string(),
+            // What an API's `expires_in` takes: seconds.
+            Value::Duration(d) => format_number(seconds_of(*d)),
+            Value::Time(t) => format_time(*t),
         }
     }
 
@@ -74,6 +84,8 @@ impl Value {
             Value::Number(n) => number_json(*n),
             Value::Bool(b) => serde_json::Value::Bool(*b),
             Value::Json(v) => v.clone(),
+            Value::Duration(d) => number_json(seconds_of(*d)),
+            Value::Time(t) => serde_json::Value::String(format_time(*t)),
         }
     }
 
@@ -118,6 +130,18 @@ impl Value {
                     s.chars().count()
                 )
             }),
+            (Type::Duration, J::Number(n)) => n
+                .as_f64()
+                .and_then(duration_of_seconds)
+                .map(Value::Duration)
+                .ok_or_else(|| "a number of seconds out of range".to_string()),
+            (Type::Duration, J::String(s)) => parse_duration(s).map(Value::Duration),
+            (Type::Time, J::Number(n)) => n
+                .as_f64()
+                .and_then(time_of_unix)
+                .map(Value::Time)
+                .ok_or_else(|| "a Unix time out of range".to_string()),
+            (Type::Time, J::String(s)) => parse_time(s).map(Value::Time),
             (Type::Bool, J::Bool(b)) => Ok(Value::Bool(*b)),
             (Type::Bool, J::String(s)) => match s.trim() {
                 "true" => Ok(Value::Bool(true)),
@@ -147,6 +171,8 @@ impl Value {
                 "false" => Ok(Value::Bool(false)),
                 _ => Err("text that is not `true` or `false`".to_string()),
             },
+            Type::Duration => parse_duration(text).map(Value::Duration),
+            Type::Time => parse_time(text).map(Value::Time),
         }
     }
 
@@ -157,9 +183,19 @@ impl Value {
             (_, Type::Json) => Ok(Value::Json(self.to_json())),
             (Value::String(_), Type::String)
             | (Value::Number(_), Type::Number)
-            | (Value::Bool(_), Type::Bool) => Ok(self),
+            | (Value::Bool(_), Type::Bool)
+            | (Value::Duration(_), Type::Duration)
+            | (Value::Time(_), Type::Time) => Ok(self),
             (Value::Json(j), t) => Value::from_json(j, t),
-            (Value::Number(n), Type::String) => Ok(Value::String(format_number(*n))),
+            (Value::Number(_) | Value::Duration(_) | Value::Time(_), Type::String) => {
+                Ok(Value::String(self.to_text()))
+            }
+            (Value::Duration(d), Type::Number) => Ok(Value::Number(seconds_of(*d))),
+            (Value::Number(n), Type::Duration) => duration_of_seconds(*n)
+                .map(Value::Duration)
+                .ok_or_else(|| "a number of seconds out of range".to_string()),
+            (Value::String(s), Type::Duration) => parse_duration(s).map(Value::Duration),
+            (Value::String(s), Type::Time) => parse_time(s).map(Value::Time),
             (Value::String(s), Type::Number) => parse_number(s)
                 .map(Value::Number)
                 .ok_or_else(|| "a string that is not a number".to_string()),
@@ -177,6 +213,62 @@ fn json_kind(value: &serde_json::Value) -> &'static str {
         serde_json::Value::Array(_) => "array",
         serde_json::Value::Object(_) => "object",
     }
+}
+
+/// Seconds, with milliseconds as the fraction.
+pub fn seconds_of(d: chrono::TimeDelta) -> f64 {
+    d.num_milliseconds() as f64 / 1000.0
+}
+
+/// A duration of `seconds` (to the millisecond), if it is in range.
+pub fn duration_of_seconds(seconds: f64) -> Option<chrono::TimeDelta> {
+    let millis = (seconds * 1000.0).round();
+    // TimeDelta holds ±i64::MAX ms; stay well inside what a time can add.
+    (millis.is_finite() && millis.abs() < 1e15)
+        .then(|| chrono::TimeDelta::try_milliseconds(millis as i64))
+        .flatten()
+}
+
+/// The time `seconds` after the Unix epoch, if it is in range.
+pub fn time_of_unix(seconds: f64) -> Option<chrono::DateTime<chrono::Utc>> {
+    let millis = (seconds * 1000.0).round();
+    (millis.is_finite() && millis.abs() < 1e15)
+        .then(|| chrono::DateTime::from_timestamp_millis(millis as i64))
+        .flatten()
+}
+
+/// `2026-11-30T10:00:00Z` (milliseconds only when there are some).
+pub fn format_time(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
+/// `5m`, `90s` (svc's form), or a number of seconds.
+fn parse_duration(text: &str) -> Result<chrono::TimeDelta, String> {
+    let text = text.trim();
+    if let Some(seconds) = parse_number(text) {
+        return duration_of_seconds(seconds).ok_or_else(|| "a duration out of range".to_string());
+    }
+    crate::syntax::duration::parse(text)
+        .ok()
+        .and_then(|d| chrono::TimeDelta::from_std(d).ok())
+        .ok_or_else(|| {
+            format!(
+                "text of {} characters that is not a duration (`5m`, or seconds)",
+                text.chars().count()
+            )
+        })
+}
+
+/// An RFC 3339 time.
+fn parse_time(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(text.trim())
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|_| {
+            format!(
+                "text of {} characters that is not an RFC 3339 time",
+                text.chars().count()
+            )
+        })
 }
 
 fn parse_number(text: &str) -> Option<f64> {

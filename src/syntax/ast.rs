@@ -394,10 +394,14 @@ pub enum Type {
     Number,
     Bool,
     Json,
+    /// A length of time: `5m`, `now() - then`.
+    Duration,
+    /// An instant: `now()`, `from_unix(n)`.
+    Time,
 }
 
 impl Type {
-    pub const ALL: [&'static str; 4] = ["string", "number", "bool", "json"];
+    pub const ALL: [&'static str; 6] = ["string", "number", "bool", "json", "duration", "time"];
 
     pub fn from_name(name: &str) -> Option<Type> {
         Some(match name {
@@ -405,6 +409,8 @@ impl Type {
             "number" => Type::Number,
             "bool" => Type::Bool,
             "json" => Type::Json,
+            "duration" => Type::Duration,
+            "time" => Type::Time,
             _ => return None,
         })
     }
@@ -415,6 +421,8 @@ impl Type {
             Type::Number => "number",
             Type::Bool => "bool",
             Type::Json => "json",
+            Type::Duration => "duration",
+            Type::Time => "time",
         }
     }
 }
@@ -728,6 +736,10 @@ pub enum ExprKind {
     Number {
         value: f64,
     },
+    /// `5m`, `500ms`: a duration in milliseconds.
+    Duration {
+        millis: u64,
+    },
     Bool {
         value: bool,
     },
@@ -777,6 +789,10 @@ pub enum BinaryOp {
     Le,
     Gt,
     Ge,
+    Add,
+    Sub,
+    Mul,
+    Div,
 }
 
 impl BinaryOp {
@@ -790,6 +806,27 @@ impl BinaryOp {
             BinaryOp::Le => "<=",
             BinaryOp::Gt => ">",
             BinaryOp::Ge => ">=",
+            BinaryOp::Add => "+",
+            BinaryOp::Sub => "-",
+            BinaryOp::Mul => "*",
+            BinaryOp::Div => "/",
+        }
+    }
+
+    /// How tightly it binds: `||` loosest, `*` and `/` tightest. The
+    /// parser and the formatter share it.
+    pub fn precedence(self) -> u8 {
+        match self {
+            BinaryOp::Or => 1,
+            BinaryOp::And => 2,
+            BinaryOp::Eq
+            | BinaryOp::Ne
+            | BinaryOp::Lt
+            | BinaryOp::Le
+            | BinaryOp::Gt
+            | BinaryOp::Ge => 3,
+            BinaryOp::Add | BinaryOp::Sub => 4,
+            BinaryOp::Mul | BinaryOp::Div => 5,
         }
     }
 }
@@ -813,6 +850,7 @@ impl Expr {
                 rhs.walk(f);
             }
             ExprKind::Number { .. }
+            | ExprKind::Duration { .. }
             | ExprKind::Bool { .. }
             | ExprKind::Null
             | ExprKind::Variable { .. }

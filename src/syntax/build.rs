@@ -1273,6 +1273,19 @@ impl Builder {
             Rule::number => ExprKind::Number {
                 value: pair.as_str().parse().unwrap_or(f64::NAN),
             },
+            Rule::duration_literal => match crate::syntax::duration::parse(pair.as_str()) {
+                Ok(duration) => ExprKind::Duration {
+                    millis: u64::try_from(duration.as_millis()).unwrap_or(u64::MAX),
+                },
+                Err(why) => {
+                    self.diagnostics.push(
+                        Diagnostic::new(Code::InvalidDuration, format!("invalid duration: {why}"))
+                            .label(span, "out of range")
+                            .help("write a duration such as `30s`, `5m`, `1h` or `7d`"),
+                    );
+                    ExprKind::Null
+                }
+            },
             Rule::boolean => ExprKind::Bool {
                 value: pair.as_str() == "true",
             },
@@ -1350,16 +1363,16 @@ fn binary_op(rule: Rule) -> Option<BinaryOp> {
         Rule::le => BinaryOp::Le,
         Rule::gt => BinaryOp::Gt,
         Rule::ge => BinaryOp::Ge,
+        Rule::add => BinaryOp::Add,
+        Rule::sub => BinaryOp::Sub,
+        Rule::mul => BinaryOp::Mul,
+        Rule::div => BinaryOp::Div,
         _ => return None,
     })
 }
 
 fn precedence(op: BinaryOp) -> u8 {
-    match op {
-        BinaryOp::Or => 1,
-        BinaryOp::And => 2,
-        _ => 3,
-    }
+    op.precedence()
 }
 
 /// Where the content of a pair ends, before trailing whitespace and comments.
