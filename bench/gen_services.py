@@ -3,7 +3,9 @@
 
 Each service has the shape of the HubSpot example: its own secrets, a role,
 a service account, a refresh action with a web request, result mapping and
-guarded secret updates, an endpoint and a schedule. The output checks clean.
+guarded secret updates, an endpoint and a schedule; and the expressions of the
+language: arithmetic on times and durations, string functions and an HMAC.
+The output checks clean.
 
 usage: bench/gen_services.py N > services.svc
 """
@@ -29,18 +31,25 @@ service svc_{i} {{
   var token: string
   var new_refresh_token: string
   var expires_in: number
+  var deadline: time
+  var signature: string
 
   action refresh_access_token {{
     update service_variables {{
       token = null
       new_refresh_token = null
       expires_in = null
+      deadline = now() + 2 * 30s
+      signature = hmac_sha256(secret.S{i}_CLIENT_ID, "svc-" + lower(trim(" S{i} ")) + "." + string(unix(deadline)))
     }}
 
     web_request {{
       method POST
       url "https://auth{i}.example.com/oauth/v1/token"
-      headers {{ "Accept" = "application/json" }}
+      headers {{
+        "Accept"      = "application/json"
+        "X-Signature" = signature
+      }}
       form {{
         grant_type    = "refresh_token"
         client_id     = secret.S{i}_CLIENT_ID
@@ -58,7 +67,7 @@ service svc_{i} {{
     if has_value(new_refresh_token) {{
       update_secret S{i}_REFRESH_TOKEN = new_refresh_token
     }}
-    if has_value(token) {{
+    if has_value(token) && now() < deadline + 1m {{
       update_secret S{i}_ACCESS_TOKEN {{
         value      = token
         expires_in = expires_in
