@@ -106,6 +106,9 @@ codes! {
     UnusedRole => "svc::unused::role", Warning, "A role is given to nobody.";
     NeverAssigned => "svc::variable::never_assigned", Warning, "A variable is read but never given a value.";
     UnreachableCode => "svc::flow::unreachable", Warning, "Statements that never run.";
+    BreakOutsideLoop => "svc::flow::break_outside_loop", Error, "`break` outside a `foreach` or `while` loop.";
+    LoopVariable => "svc::name::loop_variable", Error, "A loop variable takes the name of a variable in scope, or is assigned.";
+    InvalidLoopBound => "svc::value::invalid_loop_bound", Error, "A `while` bound is 0 or more than 10,000.";
     SkippedFile => "svc::source::skipped", Warning, "A .svc entry of a directory is not a regular file, and was not read.";
 }
 

@@ -38,6 +38,7 @@ const KEYWORDS = [
   'environment_specific', 'locked', 'enabled', 'oauth_client', 'issuer', 'authorize_url', 'token_url',
   'device_authorization_url', 'client_id', 'client_auth', 'scopes', 'stores', 'client_secret_basic',
   'client_secret_post', 'private_key_jwt', 'jwt_bearer', 'client', 'none', 'cross_origin',
+  'foreach', 'in', 'while', 'max', 'break',
 ];
 const KEYWORD_RE = new RegExp(`(?<![A-Za-z0-9_])(?:${KEYWORDS.join('|')})(?![A-Za-z0-9_])`, 'g');
 
@@ -615,7 +616,9 @@ async function main() {
     checkValidProgram(file, tk);
     checkKeywordPlaces(file, tk);
     if (path.basename(file) === 'oauth_clients_passes.svc') checkOauthClients(file, tk);
+    if (path.basename(file) === 'loops_passes.svc') checkLoops(file, tk);
   }
+  check(programs.some((f) => path.basename(f) === 'loops_passes.svc'), 'tests/check/loops_passes.svc not found');
   check(parsed > 0 && parsed < programs.length, `tests/check: ${parsed} of ${programs.length} programs expect no syntax error`);
   check(programs.some((f) => path.basename(f) === 'oauth_clients_passes.svc'), 'tests/check/oauth_clients_passes.svc not found');
 
@@ -625,6 +628,19 @@ async function main() {
     process.exit(1);
   }
   console.log(`tokenized ${files} files, ${lines} lines, ${checks} checks passed`);
+}
+
+// `foreach ITEM in`, `while ... max N`, `break`: loop keywords; the item a name.
+function checkLoops(file, tk) {
+  expectToken(tk, file, 'while has_value(next) max 50', 'while', ['keyword.control.loop.svc']);
+  expectToken(tk, file, 'while has_value(next) max 50', 'has_value', ['support.function.svc']);
+  expectToken(tk, file, 'while has_value(next) max 50', 'max', ['keyword.control.loop.svc']);
+  expectToken(tk, file, 'while has_value(next) max 50', '50', ['constant.numeric.svc']);
+  expectToken(tk, file, 'foreach item in page', 'foreach', ['keyword.control.loop.svc']);
+  expectToken(tk, file, 'foreach item in page', 'item', ['variable.other.loop-item.svc']);
+  expectToken(tk, file, 'foreach item in page', 'in', ['keyword.control.loop.svc']);
+  expectToken(tk, file, 'break', 'break', ['keyword.control.loop.svc']);
+  expectToken(tk, file, 'pages = pages + 1', '+', ['keyword.operator.arithmetic.svc']);
 }
 
 main().catch((e) => {

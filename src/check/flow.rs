@@ -140,9 +140,24 @@ impl Flow<'_> {
                     .fold(first, |acc, o| acc.intersection(o).cloned().collect());
                 false
             }
+            StatementKind::Foreach { body, .. } | StatementKind::While { body, .. } => {
+                // The body runs zero or more times, and may leave by `break`
+                // from any point: what it writes is unknown afterwards, and
+                // what held before holds in it only until it writes.
+                let written = written_in(body);
+                let mut inside = known.clone();
+                inside.retain(|n| !written.contains(n));
+                if let StatementKind::While { condition, .. } = &statement.kind {
+                    inside.extend(facts(condition, true));
+                }
+                self.block(body, &mut inside);
+                known.retain(|n| !written.contains(n));
+                false
+            }
             StatementKind::RunService { .. }
             | StatementKind::Sleep { .. }
-            | StatementKind::Log { .. } => false,
+            | StatementKind::Log { .. }
+            | StatementKind::Break => false,
         }
     }
 
@@ -181,6 +196,26 @@ impl Flow<'_> {
             );
         }
     }
+}
+
+/// The variables a block may leave without a value: those it assigns or
+/// maps, at any depth.
+fn written_in(block: &Block) -> Known {
+    let mut out = Known::new();
+    block.walk(&mut |statement| match &statement.kind {
+        StatementKind::UpdateVariables { assignments } => {
+            for assignment in assignments {
+                out.insert(Nullable::Var(assignment.target.text.clone()));
+            }
+        }
+        StatementKind::WebRequest(request) => {
+            for mapping in &request.result_mapping {
+                out.insert(Nullable::Var(mapping.target.text.clone()));
+            }
+        }
+        _ => {}
+    });
+    out
 }
 
 /// Whether an expression's value is known to be present.

@@ -35,6 +35,18 @@ pub fn analyse(symbols: &Symbols<'_>) -> BTreeMap<String, BTreeSet<String>> {
                         });
                     }
                 }
+                // A loop's item is as secret as what it goes over.
+                StatementKind::Foreach { item, iterable, .. } => {
+                    let target = item.as_str();
+                    iterable.walk(&mut |e| match &e.kind {
+                        ExprKind::Variable { name } => {
+                            edges.entry(target).or_default().push(name.as_str());
+                            edges.entry(name.as_str()).or_default().push(target);
+                        }
+                        ExprKind::Secret { .. } => seeds.push(target),
+                        _ => {}
+                    });
+                }
                 StatementKind::UpdateSecrets { updates, .. } => {
                     for value in updates.iter().filter_map(|u| u.value.as_ref()) {
                         value.walk(&mut |e| {

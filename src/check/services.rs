@@ -20,7 +20,14 @@ enum Inferred {
 struct Scope<'a, 'p> {
     service: &'a ServiceSymbols<'p>,
     in_catch: bool,
+    /// The items of the loops around this point, innermost last.
+    locals: Vec<&'p Name>,
+    /// How many loops are around this point.
+    loops: usize,
 }
+
+/// The most passes a `while` may be given.
+pub const MAX_LOOP_BOUND: u64 = 10_000;
 
 impl<'a, 'p> Checker<'a, 'p> {
     pub(super) fn check_service(&mut self, service: &'p ServiceDecl) {
@@ -52,6 +59,8 @@ impl<'a, 'p> Checker<'a, 'p> {
             let mut scope = Scope {
                 service: table,
                 in_catch: false,
+                locals: Vec::new(),
+                loops: 0,
             };
             self.check_block(&action.body, &mut scope);
         }
@@ -254,6 +263,74 @@ impl<'a, 'p> Checker<'a, 'p> {
                     scope.in_catch = true;
                     self.check_block(&catch.body, scope);
                     scope.in_catch = outer;
+                }
+            }
+            StatementKind::Foreach {
+                item,
+                iterable,
+                body,
+            } => {
+                if let Inferred::Known(found) = self.check_expr(iterable, scope)
+                    && found != Type::Json
+                {
+                    self.push(
+                        Diagnostic::new(
+                            Code::TypeMismatch,
+                            format!("`foreach` goes over a JSON array, but this is a {}", found.name()),
+                        )
+                        .label(iterable.span, format!("a {}", found.name()))
+                        .help("map the array from a response into a `var NAME: json`, or `json_parse` a string that holds one"),
+                    );
+                }
+                let clash = scope.service.vars.contains_key(item.as_str())
+                    || scope.locals.iter().any(|l| l.text == item.text);
+                if clash {
+                    self.push(
+                        Diagnostic::new(
+                            Code::LoopVariable,
+                            format!("`{}` is already a variable here", item.text),
+                        )
+                        .label(item.span, "the loop's item needs a name of its own")
+                        .help("name the item something else, such as `page` or `entry`"),
+                    );
+                }
+                scope.locals.push(item);
+                scope.loops += 1;
+                self.check_block(body, scope);
+                scope.loops -= 1;
+                scope.locals.pop();
+            }
+            StatementKind::While {
+                condition,
+                max,
+                body,
+            } => {
+                self.expect_bool(condition, scope, "a `while` condition");
+                if max.value == 0 || max.value > MAX_LOOP_BOUND {
+                    self.push(
+                        Diagnostic::new(
+                            Code::InvalidLoopBound,
+                            format!("`max {}` is not a bound svc runs", max.value),
+                        )
+                        .label(max.span, format!("between 1 and {MAX_LOOP_BOUND}"))
+                        .help(
+                            "give the most passes the loop may need, such as `max 100` for pages",
+                        ),
+                    );
+                }
+                scope.loops += 1;
+                self.check_block(body, scope);
+                scope.loops -= 1;
+            }
+            StatementKind::Break => {
+                if scope.loops == 0 {
+                    self.push(
+                        Diagnostic::new(Code::BreakOutsideLoop, "`break` is not inside a loop")
+                            .label(statement.span, "nothing to leave")
+                            .help(
+                                "use `break` inside `foreach` or `while`; to end the run, `throw`",
+                            ),
+                    );
                 }
             }
         }
@@ -621,6 +698,18 @@ impl<'a, 'p> Checker<'a, 'p> {
         scope: &mut Scope<'_, 'p>,
     ) {
         let service = scope.service;
+        if let Some(local) = scope.locals.iter().find(|l| l.text == target.text) {
+            self.push(
+                Diagnostic::new(
+                    Code::LoopVariable,
+                    format!("`{}` is a loop's item: it cannot be assigned", target.text),
+                )
+                .label(target.span, "assigned here")
+                .label(local.span, "the loop's item")
+                .help("assign a service variable instead: `var NAME: json`"),
+            );
+            return;
+        }
         if !service.vars.contains_key(target.as_str()) {
             self.unknown_variable(target, service);
             return;
@@ -749,7 +838,9 @@ impl<'a, 'p> Checker<'a, 'p> {
             ExprKind::Null => Inferred::Null,
             ExprKind::Variable { name } => {
                 let service = scope.service;
-                if service.vars.contains_key(name.as_str()) {
+                if scope.locals.iter().any(|l| l.text == name.text) {
+                    Inferred::Known(Type::Json)
+                } else if service.vars.contains_key(name.as_str()) {
                     self.usage.var_read(&service.decl.name.text, name);
                     service
                         .var_type(name.as_str())

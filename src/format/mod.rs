@@ -630,6 +630,25 @@ impl Printer<'_> {
             }
             StatementKind::WebRequest(request) => self.web_request(request),
             StatementKind::If(if_statement) => self.if_statement(if_statement),
+            StatementKind::Foreach {
+                item,
+                iterable,
+                body,
+            } => {
+                self.out
+                    .push_str(&format!("foreach {} in {}", item.text, expr(iterable)));
+                self.statements(body);
+            }
+            StatementKind::While {
+                condition,
+                max,
+                body,
+            } => {
+                self.out
+                    .push_str(&format!("while {} max {}", expr(condition), max.value));
+                self.statements(body);
+            }
+            StatementKind::Break => self.out.push_str("break"),
             StatementKind::UpdateSecrets { updates, grouped } => {
                 if !grouped && let [update] = updates.as_slice() {
                     self.out.push_str("update_secret ");

@@ -214,6 +214,7 @@ impl Engine {
             endpoint_key: endpoint_key.clone(),
             journaled: Vec::new(),
             discovered: Default::default(),
+            breaking: false,
             replay: request.replay.clone(),
         };
         let identity = self

@@ -46,7 +46,12 @@ pub(super) struct Run<'e> {
     pub(super) replay: Option<Replay>,
     /// Discovery documents fetched by this run, by issuer.
     pub(super) discovered: crate::oauth::client::Discovered,
+    /// A `break` ran: blocks return until the innermost loop takes it.
+    pub(super) breaking: bool,
 }
+
+/// The most items a `foreach` goes over, as `while` is bounded by its `max`.
+const MAX_FOREACH_ITEMS: usize = 10_000;
 
 /// The variables of one endpoint's run.
 pub(super) struct Frame<'e> {
@@ -175,6 +180,9 @@ impl<'e> Run<'e> {
                 self.statement(frame, statement)
                     .await
                     .map_err(|e| e.at(statement.span))?;
+                if self.breaking {
+                    break;
+                }
             }
             Ok(())
         })
@@ -251,6 +259,112 @@ impl<'e> Run<'e> {
                         },
                         self.redactor.redact(&text),
                     ))
+                }
+                StatementKind::Foreach {
+                    item,
+                    iterable,
+                    body,
+                } => {
+                    let value = self
+                        .eval(frame, iterable)
+                        .map_err(|e| e.at(iterable.span))?;
+                    let secret = self.holds_secret(std::slice::from_ref(&value));
+                    let items = match value {
+                        // Nothing mapped: nothing to go over.
+                        Value::Null | Value::Json(serde_json::Value::Null) => Vec::new(),
+                        Value::Json(serde_json::Value::Array(items)) => items,
+                        other => {
+                            let kind = match &other {
+                                Value::Json(json) => super::value::json_kind(json),
+                                value => value.kind(),
+                            };
+                            return Err(RunError::new(
+                                ErrorKind::Type,
+                                format!("`foreach` goes over a JSON array, not a {kind}"),
+                            )
+                            .at(iterable.span));
+                        }
+                    };
+                    if items.len() > MAX_FOREACH_ITEMS {
+                        return Err(RunError::new(
+                            ErrorKind::Limit,
+                            format!(
+                                "`foreach` over {} items: at most {MAX_FOREACH_ITEMS} are gone over",
+                                items.len()
+                            ),
+                        )
+                        .at(iterable.span)
+                        .help("ask the API for smaller pages, and loop over the pages with `while`"));
+                    }
+                    let outer = frame.vars.remove(item.as_str());
+                    let mut passes = 0;
+                    let mut outcome = Ok(());
+                    for element in items {
+                        let element = Value::Json(element);
+                        if secret {
+                            self.learn_derived(&element);
+                        }
+                        frame.vars.insert(item.as_str(), element);
+                        passes += 1;
+                        outcome = self.block(frame, body).await;
+                        if outcome.is_err() || std::mem::take(&mut self.breaking) {
+                            break;
+                        }
+                    }
+                    frame.vars.remove(item.as_str());
+                    if let Some(outer) = outer {
+                        frame.vars.insert(item.as_str(), outer);
+                    }
+                    self.trace.push(Event::Loop {
+                        depth,
+                        kind: "foreach".into(),
+                        passes,
+                    });
+                    outcome
+                }
+                StatementKind::While {
+                    condition,
+                    max,
+                    body,
+                } => {
+                    let mut passes: u64 = 0;
+                    let outcome = loop {
+                        match self.condition(frame, condition) {
+                            Ok(true) => {}
+                            Ok(false) => break Ok(()),
+                            Err(e) => break Err(e.at(condition.span)),
+                        }
+                        if passes == max.value {
+                            break Err(RunError::new(
+                                ErrorKind::Thrown {
+                                    code: "loop_limit".into(),
+                                },
+                                format!(
+                                    "the `while` loop made its {} passes and its condition still holds",
+                                    max.value
+                                ),
+                            )
+                            .at(condition.span)
+                            .help("raise `max`, or make the condition false sooner; `catch \"loop_limit\"` handles it"));
+                        }
+                        passes += 1;
+                        if let Err(e) = self.block(frame, body).await {
+                            break Err(e);
+                        }
+                        if std::mem::take(&mut self.breaking) {
+                            break Ok(());
+                        }
+                    };
+                    self.trace.push(Event::Loop {
+                        depth,
+                        kind: "while".into(),
+                        passes: passes as usize,
+                    });
+                    outcome
+                }
+                StatementKind::Break => {
+                    self.breaking = true;
+                    Ok(())
                 }
                 StatementKind::Try { body, catches } => {
                     let error = match self.block(frame, body).await {

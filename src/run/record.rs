@@ -102,6 +102,12 @@ pub enum Event {
         depth: usize,
         ms: u64,
     },
+    /// A `foreach` or `while` ended: how many passes its body made.
+    Loop {
+        depth: usize,
+        kind: String,
+        passes: usize,
+    },
     Caught {
         depth: usize,
         code: String,
@@ -203,7 +209,8 @@ impl RunRecord {
                 Event::Branch { .. }
                 | Event::SecretUpdated { .. }
                 | Event::RunService { .. }
-                | Event::Sleep { .. } => {}
+                | Event::Sleep { .. }
+                | Event::Loop { .. } => {}
             }
         }
         if let Some(error) = &mut self.error {
@@ -368,6 +375,11 @@ fn render_event(out: &mut String, event: &Event) {
         } => writeln!(out, "{}run_service {endpoint} as {identity}", pad(depth)),
         Event::Log { depth, message } => writeln!(out, "{}log: {message}", pad(depth)),
         Event::Sleep { depth, ms } => writeln!(out, "{}sleep {ms} ms", pad(depth)),
+        Event::Loop {
+            depth,
+            kind,
+            passes,
+        } => writeln!(out, "{}{kind}: {passes} passes", pad(depth)),
         Event::Caught {
             depth,
             code,

@@ -204,7 +204,7 @@ impl Value {
     }
 }
 
-fn json_kind(value: &serde_json::Value) -> &'static str {
+pub(super) fn json_kind(value: &serde_json::Value) -> &'static str {
     match value {
         serde_json::Value::Null => "null",
         serde_json::Value::Bool(_) => "boolean",

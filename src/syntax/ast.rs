@@ -506,6 +506,22 @@ pub enum StatementKind {
         body: Block,
         catches: Vec<Catch>,
     },
+    /// `foreach ITEM in EXPR { ... }`: the body once per item of a JSON
+    /// array, with `ITEM` (a `json` value) in scope.
+    Foreach {
+        item: Name,
+        iterable: Expr,
+        body: Block,
+    },
+    /// `while COND max N { ... }`: at most N passes; a condition still true
+    /// after the N-th is an error.
+    While {
+        condition: Expr,
+        max: Integer,
+        body: Block,
+    },
+    /// Leaves the innermost loop.
+    Break,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -939,7 +955,17 @@ impl Block {
                         catch.body.walk(f);
                     }
                 }
-                _ => {}
+                StatementKind::Foreach { body, .. } | StatementKind::While { body, .. } => {
+                    body.walk(f)
+                }
+                StatementKind::UpdateVariables { .. }
+                | StatementKind::WebRequest(_)
+                | StatementKind::UpdateSecrets { .. }
+                | StatementKind::RunService { .. }
+                | StatementKind::Sleep { .. }
+                | StatementKind::Log { .. }
+                | StatementKind::Throw { .. }
+                | StatementKind::Break => {}
             }
         }
     }
@@ -960,6 +986,9 @@ impl Statement {
                 .collect(),
             StatementKind::Log { message } => vec![message],
             StatementKind::Throw { message, .. } => vec![message],
+            StatementKind::Foreach { iterable, .. } => vec![iterable],
+            StatementKind::While { condition, .. } => vec![condition],
+            StatementKind::Break => vec![],
             StatementKind::RunService { .. }
             | StatementKind::Sleep { .. }
             | StatementKind::Try { .. } => Vec::new(),

@@ -431,6 +431,29 @@ impl Builder {
                 let catches = parts.map(|c| self.catch(c)).collect();
                 StatementKind::Try { body, catches }
             }
+            Rule::foreach_loop => {
+                let mut parts = children(pair).skip(1);
+                let item = self.name(parts.next().expect("grammar: item"));
+                let iterable = self.expr(parts.nth(1).expect("grammar: iterable"));
+                let body = self.block(parts.next().expect("grammar: body"));
+                StatementKind::Foreach {
+                    item,
+                    iterable,
+                    body,
+                }
+            }
+            Rule::while_loop => {
+                let mut parts = children(pair).skip(1);
+                let condition = self.expr(parts.next().expect("grammar: condition"));
+                let max = self.integer(parts.nth(1).expect("grammar: max"));
+                let body = self.block(parts.next().expect("grammar: body"));
+                StatementKind::While {
+                    condition,
+                    max,
+                    body,
+                }
+            }
+            Rule::break_statement => StatementKind::Break,
             rule => unreachable!("grammar: unexpected statement {rule:?}"),
         };
         Statement { kind, span }

@@ -1,0 +1,278 @@
+//! `foreach`, `while` and `break` at run time, against a paged API on
+//! 127.0.0.1 that records every request it gets.
+
+mod common;
+
+use common::Project;
+use std::io::{BufRead, Read, Write};
+use std::sync::{Arc, Mutex};
+
+/// A paged API: `GET /items?page=N` answers the N-th page of `pages` (its
+/// `next` links the following page, null on the last one, or always a
+/// next page when `endless`); `POST /sink` takes a JSON body. Every
+/// request is kept as "METHOD TARGET BODY".
+struct PagedApi {
+    port: u16,
+    seen: Arc<Mutex<Vec<String>>>,
+}
+
+impl PagedApi {
+    fn start(pages: Vec<serde_json::Value>, endless: bool) -> PagedApi {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { return };
+                let (method, target, body) = read_request(&stream);
+                log.lock()
+                    .unwrap()
+                    .push(format!("{method} {target} {body}"));
+                let answer = if let Some(n) = target.strip_prefix("/items?page=") {
+                    let n: usize = n.parse().unwrap();
+                    let next = if endless || n < pages.len() {
+                        serde_json::json!(format!("http://127.0.0.1:{port}/items?page={}", n + 1))
+                    } else {
+                        serde_json::Value::Null
+                    };
+                    let items = pages.get(n - 1).cloned().unwrap_or(serde_json::json!([]));
+                    serde_json::json!({"items": items, "next": next}).to_string()
+                } else {
+                    "{}".to_string()
+                };
+                let mut stream = stream;
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+                    answer.len()
+                );
+            }
+        });
+        PagedApi { port, seen }
+    }
+
+    fn seen(&self) -> Vec<String> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+fn read_request(stream: &std::net::TcpStream) -> (String, String, String) {
+    let mut reader = std::io::BufReader::new(stream);
+    let mut request_line = String::new();
+    reader.read_line(&mut request_line).unwrap();
+    let mut length = 0;
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            length = value.trim().parse().unwrap();
+        }
+        if line == "\r\n" || line.is_empty() {
+            break;
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).unwrap();
+    let mut parts = request_line.split_whitespace();
+    (
+        parts.next().unwrap_or_default().to_string(),
+        parts.next().unwrap_or_default().to_string(),
+        String::from_utf8_lossy(&body).to_string(),
+    )
+}
+
+fn program(port: u16, max: u32, catch_limit: bool) -> String {
+    let body = format!(
+        r#"
+    update service_variables {{
+      next  = "http://127.0.0.1:{port}/items?page=1"
+      pages = 0
+    }}
+    while has_value(next) max {max} {{
+      web_request {{
+        url next
+        result_mapping {{
+          page = $.items
+          next = $.next
+        }}
+      }}
+      update service_variables {{ pages = pages + 1 }}
+      foreach item in page {{
+        if json_path(item, "$.deleted") == true {{
+          break
+        }}
+        web_request {{
+          method POST
+          url "http://127.0.0.1:{port}/sink"
+          json {{
+            id   = json_path(item, "$.id")
+            page = pages
+          }}
+        }}
+        update service_variables {{ last = string(json_path(item, "$.id")) }}
+      }}
+    }}"#
+    );
+    let body = if catch_limit {
+        format!(
+            "    try {{{body}\n    }} catch \"loop_limit\" {{\n      log \"stopped at the bound\"\n    }}"
+        )
+    } else {
+        body
+    };
+    format!(
+        r#"
+secret LAST_ID {{ environment_specific }}
+
+role pager {{
+  grant run api.sync
+  grant update_secret LAST_ID
+}}
+service_account bot {{ roles pager }}
+
+service api {{
+  var page: json
+  var next: string
+  var last: string
+  var pages: number
+
+  action sync {{
+{body}
+    if has_value(last) {{
+      update_secret LAST_ID = last
+    }}
+  }}
+
+  endpoint sync {{
+    methods POST
+    process sync
+  }}
+}}
+"#
+    )
+}
+
+fn run(p: &Project) -> common::Run {
+    p.svc()
+        .args(["run", "api.svc", "api.sync", "--env", "dev", "--as", "bot"])
+        .run()
+}
+
+#[test]
+fn while_pages_foreach_items_and_break_leaves_only_the_inner_loop() {
+    let api = PagedApi::start(
+        vec![
+            serde_json::json!([{"id": 1}, {"id": 2, "deleted": true}, {"id": 3}]),
+            serde_json::json!([{"id": 4}, {"id": 5}]),
+        ],
+        false,
+    );
+    let p = Project::new();
+    p.write("api.svc", &program(api.port, 10, false));
+    let check = p.svc().args(["check", "api.svc"]).run();
+    assert_eq!(check.status, 0, "{}", check.stderr);
+    let run = run(&p);
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    let seen = api.seen();
+    assert_eq!(
+        seen,
+        [
+            "GET /items?page=1 ",
+            r#"POST /sink {"id":1,"page":1}"#,
+            "GET /items?page=2 ",
+            r#"POST /sink {"id":4,"page":2}"#,
+            r#"POST /sink {"id":5,"page":2}"#,
+        ],
+        "{}",
+        run.stderr
+    );
+    assert_eq!(p.get("LAST_ID"), "5");
+    // The trace counts the passes of each loop.
+    assert!(
+        run.all_output().contains("foreach: 2 passes"),
+        "{}",
+        run.all_output()
+    );
+    assert!(
+        run.all_output().contains("while: 2 passes"),
+        "{}",
+        run.all_output()
+    );
+}
+
+#[test]
+fn a_while_that_reaches_its_bound_fails_with_loop_limit_unless_caught() {
+    let api = PagedApi::start(vec![serde_json::json!([])], true);
+    let p = Project::new();
+    p.set("LAST_ID", "kept");
+    p.write("api.svc", &program(api.port, 3, false));
+    let failed = run(&p);
+    assert_eq!(failed.status, 1, "{}", failed.stderr);
+    assert!(failed.stderr.contains("loop_limit"), "{}", failed.stderr);
+    assert!(failed.stderr.contains("3 passes"), "{}", failed.stderr);
+    // Exactly the bound: three pages asked for, not a fourth.
+    assert_eq!(api.seen().len(), 3, "{:?}", api.seen());
+    assert_eq!(p.get("LAST_ID"), "kept");
+
+    let api = PagedApi::start(vec![serde_json::json!([{"id": 7}])], true);
+    p.write("api.svc", &program(api.port, 2, true));
+    let caught = run(&p);
+    assert_eq!(caught.status, 0, "{}", caught.stderr);
+    assert!(
+        caught.all_output().contains("stopped at the bound"),
+        "{}",
+        caught.all_output()
+    );
+    assert_eq!(p.get("LAST_ID"), "7");
+}
+
+#[test]
+fn foreach_over_something_that_is_not_an_array_is_a_type_error() {
+    let p = Project::new();
+    p.write(
+        "api.svc",
+        r#"
+service api {
+  var items: json
+  action go {
+    update service_variables { items = json_parse("{\"a\": 1}") }
+    foreach item in items {
+      log "never"
+    }
+  }
+  endpoint go {
+    methods POST
+    process go
+  }
+}
+"#,
+    );
+    let run = p
+        .svc()
+        .args(["run", "api.svc", "api.go", "--env", "dev", "--as", "nobody"])
+        .run();
+    assert_ne!(run.status, 0);
+    // No identity may run it; with one, the loop's error shows.
+    p.write(
+        "api.svc",
+        &std::fs::read_to_string(p.path().join("api.svc"))
+            .unwrap()
+            .replace(
+                "service api {",
+                "role r { grant run api.go }\nservice_account bot { roles r }\nservice api {",
+            ),
+    );
+    let run = p
+        .svc()
+        .args(["run", "api.svc", "api.go", "--env", "dev", "--as", "bot"])
+        .run();
+    assert_eq!(run.status, 1, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("`foreach` goes over a JSON array, not a object"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("type_error"), "{}", run.stderr);
+}
