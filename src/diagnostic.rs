@@ -109,6 +109,8 @@ codes! {
     BreakOutsideLoop => "svc::flow::break_outside_loop", Error, "`break` outside a `foreach` or `while` loop.";
     LoopVariable => "svc::name::loop_variable", Error, "A loop variable takes the name of a variable in scope, or is assigned.";
     InvalidLoopBound => "svc::value::invalid_loop_bound", Error, "A `while` bound is 0 or more than 10,000.";
+    UnknownRunField => "svc::name::unknown_run_field", Error, "`run.FIELD` outside a hook, or a field other than `id`, `endpoint`, `environment`.";
+    HookUpdatesSecret => "svc::secret::updated_in_hook", Error, "A failure or recovery hook updates a secret.";
     SkippedFile => "svc::source::skipped", Warning, "A .svc entry of a directory is not a regular file, and was not read.";
 }
 

@@ -1011,6 +1011,8 @@ fn endpoint_decl(index: usize, actions: usize) -> BoxedStrategy<EndpointDecl> {
                     span: Span::default(),
                 }),
                 process: Some(name(&format!("a{action}"))),
+                on_failure: None,
+                on_recovery: None,
                 span: Span::default(),
                 layout: Layout::new(),
             };
@@ -1256,6 +1258,8 @@ fn schedules(
                     before_expiry: None,
                     disabled,
                     description: description.as_deref().map(plain),
+                    on_failure: None,
+                    on_recovery: None,
                     span: Span::default(),
                     layout: Layout::new(),
                 };

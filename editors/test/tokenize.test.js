@@ -38,7 +38,7 @@ const KEYWORDS = [
   'environment_specific', 'locked', 'enabled', 'oauth_client', 'issuer', 'authorize_url', 'token_url',
   'device_authorization_url', 'client_id', 'client_auth', 'scopes', 'stores', 'client_secret_basic',
   'client_secret_post', 'private_key_jwt', 'jwt_bearer', 'client', 'none', 'cross_origin',
-  'foreach', 'in', 'while', 'max', 'break',
+  'foreach', 'in', 'while', 'max', 'break', 'on_failure', 'on_recovery',
 ];
 const KEYWORD_RE = new RegExp(`(?<![A-Za-z0-9_])(?:${KEYWORDS.join('|')})(?![A-Za-z0-9_])`, 'g');
 
@@ -617,6 +617,7 @@ async function main() {
     checkKeywordPlaces(file, tk);
     if (path.basename(file) === 'oauth_clients_passes.svc') checkOauthClients(file, tk);
     if (path.basename(file) === 'loops_passes.svc') checkLoops(file, tk);
+    if (path.basename(file) === 'hooks_passes.svc') checkHooks(file, tk);
   }
   check(programs.some((f) => path.basename(f) === 'loops_passes.svc'), 'tests/check/loops_passes.svc not found');
   check(parsed > 0 && parsed < programs.length, `tests/check: ${parsed} of ${programs.length} programs expect no syntax error`);
@@ -628,6 +629,17 @@ async function main() {
     process.exit(1);
   }
   console.log(`tokenized ${files} files, ${lines} lines, ${checks} checks passed`);
+}
+
+// `on_failure { ... }` / `on_recovery { ... }` in endpoints and schedules;
+// `run.FIELD` inside them.
+function checkHooks(file, tk) {
+  expectToken(tk, file, 'on_failure {', 'on_failure', ['keyword.control.hook.svc']);
+  expectToken(tk, file, 'on_recovery {', 'on_recovery', ['keyword.control.hook.svc']);
+  expectToken(tk, file, 'run      = run.id', 'run', ['variable.language.run.svc'], 1);
+  expectToken(tk, file, 'run      = run.id', 'id', ['variable.other.run.svc']);
+  expectToken(tk, file, 'code     = error.code', 'error', ['variable.language.error.svc']);
+  expectToken(tk, file, 'run_service alerts.notify', 'run_service', ['keyword.other.svc']);
 }
 
 // `foreach ITEM in`, `while ... max N`, `break`: loop keywords; the item a name.

@@ -109,6 +109,7 @@ impl<'a, 'p> Checker<'a, 'p> {
             ExprKind::Variable { .. }
             | ExprKind::Param { .. }
             | ExprKind::Error { .. }
+            | ExprKind::Run { .. }
             | ExprKind::Call { .. }
             | ExprKind::Not { .. }
             | ExprKind::Binary { .. } => {

@@ -248,7 +248,7 @@ fn is_present(expr: &Expr, known: &Known) -> bool {
             Some(_) => args.iter().all(|a| is_present(a, known)),
             None => true,
         },
-        ExprKind::Error { .. } => true,
+        ExprKind::Error { .. } | ExprKind::Run { .. } => true,
         ExprKind::Variable { .. } | ExprKind::Secret { .. } | ExprKind::Param { .. } => {
             Nullable::of(expr).is_some_and(|n| known.contains(&n))
         }

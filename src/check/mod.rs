@@ -294,6 +294,14 @@ impl<'a, 'p> Checker<'a, 'p> {
         match &schedule.endpoint {
             Some(endpoint) => {
                 self.resolve_endpoint(&endpoint.service, Some(&endpoint.endpoint));
+                // A schedule's hooks run in the service of its endpoint.
+                if let Some(table) = self.symbols.services.get(endpoint.service.as_str()) {
+                    for kind in [HookKind::OnFailure, HookKind::OnRecovery] {
+                        if let Some(hook) = schedule.hook(kind) {
+                            self.check_hook(table, kind, hook);
+                        }
+                    }
+                }
             }
             None => missing.push("`endpoint SERVICE.ENDPOINT`"),
         }

@@ -63,34 +63,42 @@ fn build_graph<'p>(symbols: &Symbols<'p>) -> Graph<'p> {
             graph.order.push(key);
             let mut writes = Vec::new();
             let mut calls = Vec::new();
+            let mut visit = |statement: &'p Statement| match &statement.kind {
+                StatementKind::UpdateSecrets { updates, .. } => {
+                    for update in updates {
+                        writes.push(Write {
+                            secret: &update.secret,
+                            span: update.span,
+                            via: None,
+                        });
+                    }
+                }
+                StatementKind::RunService {
+                    endpoint,
+                    as_account,
+                } => {
+                    if symbols
+                        .endpoint(endpoint.service.as_str(), endpoint.endpoint.as_str())
+                        .is_some()
+                    {
+                        calls.push(Call {
+                            target: (endpoint.service.as_str(), endpoint.endpoint.as_str()),
+                            as_account: as_account.as_ref(),
+                            span: statement.span,
+                        });
+                    }
+                }
+                _ => {}
+            };
             if let Some(action) = symbols.endpoint_action(key.0, key.1) {
-                action.body.walk(&mut |statement| match &statement.kind {
-                    StatementKind::UpdateSecrets { updates, .. } => {
-                        for update in updates {
-                            writes.push(Write {
-                                secret: &update.secret,
-                                span: update.span,
-                                via: None,
-                            });
-                        }
-                    }
-                    StatementKind::RunService {
-                        endpoint,
-                        as_account,
-                    } => {
-                        if symbols
-                            .endpoint(endpoint.service.as_str(), endpoint.endpoint.as_str())
-                            .is_some()
-                        {
-                            calls.push(Call {
-                                target: (endpoint.service.as_str(), endpoint.endpoint.as_str()),
-                                as_account: as_account.as_ref(),
-                                span: statement.span,
-                            });
-                        }
-                    }
-                    _ => {}
-                });
+                action.body.walk(&mut visit);
+            }
+            // The endpoint's hooks run as the same identity.
+            for hook in [&endpoint.on_failure, &endpoint.on_recovery]
+                .into_iter()
+                .flatten()
+            {
+                hook.body.walk(&mut visit);
             }
             graph.writes.insert(key, writes);
             graph.calls.insert(key, calls);
@@ -449,6 +457,45 @@ fn report_schedules(symbols: &Symbols<'_>, diagnostics: &mut Vec<Diagnostic>) {
                     &format!("run {}", endpoint_ref.display()),
                 )),
             );
+        }
+        // The schedule's hooks run as its account: it must be allowed to
+        // run what they call.
+        for hook in [&schedule.on_failure, &schedule.on_recovery]
+            .into_iter()
+            .flatten()
+        {
+            hook.body.walk(&mut |statement| {
+                let StatementKind::RunService {
+                    endpoint: target,
+                    as_account: None,
+                } = &statement.kind
+                else {
+                    return;
+                };
+                if symbols
+                    .endpoint(target.service.as_str(), target.endpoint.as_str())
+                    .is_some()
+                    && !symbols.can_run(identity, target.service.as_str(), target.endpoint.as_str())
+                {
+                    diagnostics.push(
+                        Diagnostic::new(
+                            Code::MissingRunGrant,
+                            format!(
+                                "`{}` may not run `{}`, which a hook of schedule `{}` runs",
+                                account.text,
+                                target.display(),
+                                schedule.name.text
+                            ),
+                        )
+                        .label(statement.span, format!("runs as `{}`", account.text))
+                        .help(grant_help(
+                            symbols,
+                            identity,
+                            &format!("run {}", target.display()),
+                        )),
+                    );
+                }
+            });
         }
     }
 }

@@ -24,6 +24,8 @@ struct Scope<'a, 'p> {
     locals: Vec<&'p Name>,
     /// How many loops are around this point.
     loops: usize,
+    /// Inside `on_failure` or `on_recovery`: `run.*` is known.
+    in_hook: bool,
 }
 
 /// The most passes a `while` may be given.
@@ -61,11 +63,17 @@ impl<'a, 'p> Checker<'a, 'p> {
                 in_catch: false,
                 locals: Vec::new(),
                 loops: 0,
+                in_hook: false,
             };
             self.check_block(&action.body, &mut scope);
         }
         for endpoint in &service.endpoints {
             self.check_endpoint(table, endpoint);
+            for kind in [HookKind::OnFailure, HookKind::OnRecovery] {
+                if let Some(hook) = endpoint.hook(kind) {
+                    self.check_hook(table, kind, hook);
+                }
+            }
         }
     }
 
@@ -163,6 +171,38 @@ impl<'a, 'p> Checker<'a, 'p> {
             .label(method.span, "unsupported method")
             .help(help),
         );
+    }
+
+    /// A hook's statements, in its service: `error.*` (after a failure) and
+    /// `run.*` known; no secret may be updated there.
+    pub(super) fn check_hook(
+        &mut self,
+        table: &ServiceSymbols<'p>,
+        kind: HookKind,
+        hook: &'p Hook,
+    ) {
+        let mut scope = Scope {
+            service: table,
+            in_catch: kind == HookKind::OnFailure,
+            locals: Vec::new(),
+            loops: 0,
+            in_hook: true,
+        };
+        self.check_block(&hook.body, &mut scope);
+        hook.body.walk(&mut |statement| {
+            if let StatementKind::UpdateSecrets { updates, .. } = &statement.kind {
+                for update in updates {
+                    self.push(
+                        Diagnostic::new(
+                            Code::HookUpdatesSecret,
+                            format!("`{}` updates `{}`", kind.keyword(), update.secret.text),
+                        )
+                        .label(update.span, "a hook may not update a secret")
+                        .help("hooks report (a webhook, a log, a notifier's `run_service`); update secrets in actions"),
+                    );
+                }
+            }
+        });
     }
 
     fn check_block(&mut self, block: &'p Block, scope: &mut Scope<'_, 'p>) {
@@ -858,6 +898,36 @@ impl<'a, 'p> Checker<'a, 'p> {
                 Inferred::Known(Type::String)
             }
             ExprKind::Param { .. } => Inferred::Unknown,
+            ExprKind::Run { field } => {
+                if !scope.in_hook {
+                    self.push(
+                        Diagnostic::new(
+                            Code::UnknownRunField,
+                            "`run` is only known inside `on_failure` and `on_recovery`",
+                        )
+                        .label(expr.span, "no hook here")
+                        .help("read `run.id`, `run.endpoint` or `run.environment` inside a hook"),
+                    );
+                    return Inferred::Unknown;
+                }
+                if !matches!(field.as_str(), "id" | "endpoint" | "environment") {
+                    let help = did_you_mean(
+                        field.as_str(),
+                        ["id", "endpoint", "environment"],
+                        "a run has `id`, `endpoint` and `environment`",
+                    );
+                    self.push(
+                        Diagnostic::new(
+                            Code::UnknownRunField,
+                            format!("a run has no field `{}`", field.text),
+                        )
+                        .label(field.span, "unknown field")
+                        .help(help),
+                    );
+                    return Inferred::Unknown;
+                }
+                Inferred::Known(Type::String)
+            }
             ExprKind::Error { field } => {
                 let known = match field.as_str() {
                     "code" | "message" => Some(Type::String),
@@ -866,7 +936,7 @@ impl<'a, 'p> Checker<'a, 'p> {
                 };
                 if !scope.in_catch {
                     self.push(
-                        Diagnostic::new(Code::UnknownErrorField, "`error` is only known inside `catch`")
+                        Diagnostic::new(Code::UnknownErrorField, "`error` is only known inside `catch` and `on_failure`")
                             .label(expr.span, "no error is being handled here")
                             .help("read `error.code`, `error.message` or `error.status` inside a `catch` block"),
                     );

@@ -8,6 +8,30 @@ use std::fmt::Write as _;
 
 use crate::syntax::ast::*;
 
+/// The endpoints a hook runs, as red (failure) or green (recovery) dashed edges.
+fn hook_edges(
+    edges: &mut String,
+    from: &str,
+    on_failure: Option<&Hook>,
+    on_recovery: Option<&Hook>,
+) {
+    for (label, color, hook) in [
+        ("on_failure runs", "#b91c1c", on_failure),
+        ("on_recovery runs", "#15803d", on_recovery),
+    ] {
+        let Some(hook) = hook else { continue };
+        hook.body.walk(&mut |statement| {
+            if let StatementKind::RunService { endpoint, .. } = &statement.kind {
+                let _ = writeln!(
+                    edges,
+                    "  {from} -> {} [label=\"{label}\", style=dashed, color=\"{color}\", fontcolor=\"{color}\"];",
+                    quote(&endpoint.display())
+                );
+            }
+        });
+    }
+}
+
 pub fn dot(program: &Program) -> String {
     let mut out = String::new();
     out.push_str("digraph svc {\n");
@@ -53,14 +77,20 @@ pub fn dot(program: &Program) -> String {
     let mut edges = String::new();
     for service in &program.services {
         for endpoint in &service.endpoints {
+            let from = quote(&endpoint_id(&service.name.text, &endpoint.name.text));
             if let Some(process) = &endpoint.process {
                 let _ = writeln!(
                     edges,
-                    "  {} -> {} [label=\"process\"];",
-                    quote(&endpoint_id(&service.name.text, &endpoint.name.text)),
+                    "  {from} -> {} [label=\"process\"];",
                     quote(&action_id(&service.name.text, &process.text))
                 );
             }
+            hook_edges(
+                &mut edges,
+                &from,
+                endpoint.on_failure.as_ref(),
+                endpoint.on_recovery.as_ref(),
+            );
         }
         for action in &service.actions {
             let from = quote(&action_id(&service.name.text, &action.name.text));
@@ -160,6 +190,12 @@ pub fn dot(program: &Program) -> String {
                 quote(&endpoint.display())
             );
         }
+        hook_edges(
+            &mut edges,
+            &id,
+            schedule.on_failure.as_ref(),
+            schedule.on_recovery.as_ref(),
+        );
     }
     for client in &program.oauth_clients {
         let id = quote(&client_id(&client.name.text));

@@ -491,16 +491,41 @@ impl Printer<'_> {
                     .log
                     .as_ref()
                     .map(|l| format!("log {}", if l.enabled { "enabled" } else { "disabled" })),
+                "on_failure" | "on_recovery" => None,
                 _ => endpoint
                     .process
                     .as_ref()
                     .map(|a| format!("process {}", a.text)),
             };
             if let Some(line) = line {
-                lines.push((*span, line));
+                lines.push((*span, Item::Line(line)));
             }
         }
-        self.block(endpoint.span, |p| p.lines(&lines));
+        for (keyword, hook) in [
+            ("on_failure", &endpoint.on_failure),
+            ("on_recovery", &endpoint.on_recovery),
+        ] {
+            if let Some(hook) = hook {
+                lines.push((hook.span, Item::Hook(keyword, &hook.body)));
+            }
+        }
+        lines.sort_by_key(|(span, _)| span.start);
+        self.block(endpoint.span, |p| p.items(&lines));
+    }
+
+    /// Properties on a line each, and hooks with their statements.
+    fn items(&mut self, items: &[(Span, Item<'_>)]) {
+        for (index, (span, item)) in items.iter().enumerate() {
+            self.leading_member(index, span.start as usize);
+            match item {
+                Item::Line(line) => self.out.push_str(line),
+                Item::Hook(keyword, body) => {
+                    self.out.push_str(keyword);
+                    self.statements(body);
+                }
+            }
+            self.finish_line(span.end());
+        }
     }
 
     fn schedule(&mut self, schedule: &ScheduleDecl) {
@@ -531,16 +556,26 @@ impl Printer<'_> {
                     .as_ref()
                     .map(|b| format!("before_expiry {} {}", b.secret.text, b.lead.text)),
                 "disabled" => Some("disabled".to_string()),
+                "on_failure" | "on_recovery" => None,
                 _ => schedule
                     .description
                     .as_ref()
                     .map(|d| format!("description {}", plain(&d.value))),
             };
             if let Some(line) = line {
-                lines.push((*span, line));
+                lines.push((*span, Item::Line(line)));
             }
         }
-        self.block(schedule.span, |p| p.lines(&lines));
+        for (keyword, hook) in [
+            ("on_failure", &schedule.on_failure),
+            ("on_recovery", &schedule.on_recovery),
+        ] {
+            if let Some(hook) = hook {
+                lines.push((hook.span, Item::Hook(keyword, &hook.body)));
+            }
+        }
+        lines.sort_by_key(|(span, _)| span.start);
+        self.block(schedule.span, |p| p.items(&lines));
     }
 
     /// An `oauth_client`: one property a line, the values aligned.
@@ -1087,6 +1122,12 @@ fn precedence(e: &Expr) -> u8 {
     }
 }
 
+/// A member of an endpoint or schedule block.
+enum Item<'a> {
+    Line(String),
+    Hook(&'static str, &'a Block),
+}
+
 /// `!` binds tighter than any binary operator.
 const NOT: u8 = 6;
 
@@ -1123,6 +1164,10 @@ fn write_expr(out: &mut String, e: &Expr) {
         }
         ExprKind::Error { field } => {
             out.push_str("error.");
+            out.push_str(&field.text);
+        }
+        ExprKind::Run { field } => {
+            out.push_str("run.");
             out.push_str(&field.text);
         }
         ExprKind::Call { function, args } => {

@@ -12,7 +12,7 @@ use super::admission::Refusal;
 use super::error::{ErrorKind, RunError};
 use super::http::Http;
 use super::interpreter::Run;
-use super::record::{Outcome, RunRecord, Trigger};
+use super::record::{HookReport, Outcome, RunRecord, Trigger};
 use super::redact::Redactor;
 use crate::backend::{Backend, LogName};
 use crate::program::Script;
@@ -215,6 +215,7 @@ impl Engine {
             journaled: Vec::new(),
             discovered: Default::default(),
             breaking: false,
+            subject: None,
             replay: request.replay.clone(),
         };
         let identity = self
@@ -257,7 +258,12 @@ impl Engine {
             error: error.as_ref().map(|e| e.to_report()),
             variables,
             replay_of,
+            hooks: Vec::new(),
         };
+        if !request.dry_run && request.replay.is_none() {
+            self.endpoint_hooks(&request, &mut record, error.as_ref(), &redactor)
+                .await;
+        }
         // Everything in the record was redacted as it was made; this pass
         // also catches values first seen after the text that holds them.
         record.redact(&redactor);
@@ -284,6 +290,145 @@ impl Engine {
 }
 
 impl Engine {
+    /// The endpoint's `on_failure` after a failed run, its `on_recovery`
+    /// after the first success that follows failures. The count of failures
+    /// since the last success is kept with the schedules' states, under
+    /// `endpoint:SERVICE.ENDPOINT`, so it holds across processes.
+    async fn endpoint_hooks(
+        &self,
+        request: &RunRequest,
+        record: &mut RunRecord,
+        error: Option<&RunError>,
+        redactor: &Redactor,
+    ) {
+        let Some(endpoint) = self.script.endpoint(&request.service, &request.endpoint) else {
+            return;
+        };
+        if endpoint.on_failure.is_none() && endpoint.on_recovery.is_none() {
+            return;
+        }
+        if record.outcome == Outcome::Denied {
+            return;
+        }
+        let key = format!("endpoint:{}", record.endpoint);
+        let mut state = match self.backend.schedules.load_one(&key).await {
+            Ok(state) => state.unwrap_or_default(),
+            Err(e) => {
+                tracing::warn!("cannot read the hook state of `{}`: {e}", record.endpoint);
+                Default::default()
+            }
+        };
+        let failures_before = state.failures;
+        state.finished(record.started_at, record.outcome, &record.id);
+        let states = BTreeMap::from([(key, state)]);
+        if let Err(e) = self.backend.schedules.save(&states).await {
+            tracing::warn!("cannot save the hook state of `{}`: {e}", record.endpoint);
+        }
+        let kind = match record.outcome {
+            Outcome::Success if failures_before > 0 => HookKind::OnRecovery,
+            Outcome::Success => return,
+            _ => HookKind::OnFailure,
+        };
+        let Some(hook) = endpoint.hook(kind) else {
+            return;
+        };
+        let report = self
+            .hook(
+                kind,
+                &hook.body,
+                &request.service,
+                &request.identity,
+                &request.params,
+                record,
+                error,
+                redactor,
+                "endpoint".into(),
+            )
+            .await;
+        record.hooks.push(report);
+    }
+
+    /// Runs a hook of `subject` (a finished run) in `service` as
+    /// `identity`. Its failure is reported and logged, never raised: a
+    /// hook does not set off hooks.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn hook(
+        &self,
+        kind: HookKind,
+        body: &Block,
+        service: &str,
+        identity: &str,
+        params: &BTreeMap<String, serde_json::Value>,
+        subject: &RunRecord,
+        error: Option<&RunError>,
+        redactor: &Redactor,
+        of: String,
+    ) -> HookReport {
+        let (Some(service_decl), Some(identity_decl)) =
+            (self.script.service(service), self.script.identity(identity))
+        else {
+            return HookReport {
+                hook: kind.keyword().into(),
+                of,
+                outcome: Outcome::Failed,
+                trace: Vec::new(),
+                error: None,
+            };
+        };
+        let run_id = new_run_id();
+        let key = format!("{}.{}", subject.endpoint, kind.keyword());
+        let mut known = Redactor::default();
+        known.absorb(redactor);
+        let mut run = Run {
+            engine: self,
+            dry_run: false,
+            trigger: subject.trigger.clone(),
+            trace: Vec::new(),
+            redactor: known,
+            document: None,
+            held: Vec::new(),
+            run_id: run_id.clone(),
+            endpoint_key: key.clone(),
+            journaled: Vec::new(),
+            discovered: Default::default(),
+            breaking: false,
+            subject: Some((subject.id.clone(), subject.endpoint.clone())),
+            replay: None,
+        };
+        let result = run
+            .hook(service_decl, identity_decl, params, body, error.cloned())
+            .await;
+        if !run.journaled.is_empty()
+            && let Err(e) = self.backend.journal.settled(&key, &run_id).await
+        {
+            tracing::warn!("cannot prune the recovery journal after a hook: {e}");
+        }
+        if let Err(e) = &result {
+            tracing::warn!(
+                env = self.env(),
+                run = subject.id.as_str(),
+                endpoint = subject.endpoint.as_str(),
+                "{} of {of} failed: {} ({})",
+                kind.keyword(),
+                run.redactor.redact(&e.message),
+                e.code()
+            );
+        }
+        let mut report = HookReport {
+            hook: kind.keyword().into(),
+            of,
+            outcome: if result.is_ok() {
+                Outcome::Success
+            } else {
+                Outcome::Failed
+            },
+            trace: run.trace,
+            error: result.err().map(|e| e.to_report()),
+        };
+        report.redact(&run.redactor);
+        report
+    }
+
     /// The error of a run that needs an identity and has none.
     pub fn no_identity(&self) -> secrets::Error {
         secrets::Error::NoIdentity {

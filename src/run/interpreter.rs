@@ -48,6 +48,8 @@ pub(super) struct Run<'e> {
     pub(super) discovered: crate::oauth::client::Discovered,
     /// A `break` ran: blocks return until the innermost loop takes it.
     pub(super) breaking: bool,
+    /// In a hook: the id and endpoint of the run it reports on (`run.*`).
+    pub(super) subject: Option<(String, String)>,
 }
 
 /// The most items a `foreach` goes over, as `while` is bounded by its `max`.
@@ -134,6 +136,40 @@ impl<'e> Run<'e> {
                 .collect();
             (variables, result)
         })
+    }
+
+    /// Runs a hook's statements in `service`, as `identity`, with the error
+    /// of the run it reports on (after a failure) in scope.
+    pub(super) async fn hook(
+        &mut self,
+        service: &'e ServiceDecl,
+        identity: &'e IdentityDecl,
+        params: &'e BTreeMap<String, serde_json::Value>,
+        body: &'e Block,
+        error: Option<RunError>,
+    ) -> Result<(), RunError> {
+        let script = self.script();
+        let mut frame = Frame {
+            service,
+            identity,
+            endpoint: self.endpoint_key.clone(),
+            vars: service
+                .vars
+                .iter()
+                .map(|v| (v.name.as_str(), Value::Null))
+                .collect(),
+            params,
+            error,
+            depth: 0,
+            sensitive: script
+                .checked
+                .analysis
+                .sensitive
+                .get(&service.name.text)
+                .cloned()
+                .unwrap_or_default(),
+        };
+        self.block(&mut frame, body).await
     }
 
     /// Takes the run lock of an endpoint that can update secrets, so two
@@ -687,6 +723,18 @@ impl<'e> Run<'e> {
                 Some(serde_json::Value::String(s)) => Value::String(s.clone()),
                 Some(other) => Value::Json(other.clone()),
             },
+            ExprKind::Run { field } => {
+                let (id, endpoint) = match &self.subject {
+                    Some((id, endpoint)) => (id.as_str(), endpoint.as_str()),
+                    None => (self.run_id.as_str(), self.endpoint_key.as_str()),
+                };
+                match field.as_str() {
+                    "id" => Value::String(id.to_string()),
+                    "endpoint" => Value::String(endpoint.to_string()),
+                    "environment" => Value::String(self.engine.env().to_string()),
+                    _ => Value::Null,
+                }
+            }
             ExprKind::Error { field } => match (&frame.error, field.as_str()) {
                 (None, _) => Value::Null,
                 (Some(error), "code") => Value::String(error.code()),

@@ -173,6 +173,22 @@ pub struct RunRecord {
     /// The run whose kept answers this one replayed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replay_of: Option<String>,
+    /// The `on_failure` or `on_recovery` hooks this run set off.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<HookReport>,
+}
+
+/// What a hook did: it never changes the outcome of the run it reports on.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HookReport {
+    /// `on_failure` or `on_recovery`.
+    pub hook: String,
+    /// Whose hook: `endpoint`, or `schedule NAME`.
+    pub of: String,
+    pub outcome: Outcome,
+    pub trace: Vec<Event>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorReport>,
 }
 
 impl RunRecord {
@@ -190,7 +206,42 @@ impl RunRecord {
                 redactor.redact_json(value);
             }
         };
-        for event in &mut self.trace {
+        redact_trace(&mut self.trace, redactor);
+        for hook in &mut self.hooks {
+            hook.redact(redactor);
+        }
+        if let Some(error) = &mut self.error {
+            text(&mut error.message);
+            if let Some(help) = &mut error.help {
+                text(help);
+            }
+        }
+        self.variables.values_mut().for_each(shown);
+    }
+}
+
+impl HookReport {
+    pub fn redact(&mut self, redactor: &Redactor) {
+        redact_trace(&mut self.trace, redactor);
+        if let Some(error) = &mut self.error {
+            error.message = redactor.redact(&error.message);
+            if let Some(help) = &mut error.help {
+                *help = redactor.redact(help);
+            }
+        }
+    }
+}
+
+/// Redacts every text of a trace.
+fn redact_trace(trace: &mut [Event], redactor: &Redactor) {
+    let text = |s: &mut String| *s = redactor.redact(s);
+    let shown = |v: &mut Shown| {
+        if let Shown::Value { value } = v {
+            redactor.redact_json(value);
+        }
+    };
+    {
+        for event in trace.iter_mut() {
             match event {
                 Event::Assign { value, .. } | Event::Mapped { value, .. } => shown(value),
                 Event::Request {
@@ -213,15 +264,10 @@ impl RunRecord {
                 | Event::Loop { .. } => {}
             }
         }
-        if let Some(error) = &mut self.error {
-            text(&mut error.message);
-            if let Some(help) = &mut error.help {
-                text(help);
-            }
-        }
-        self.variables.values_mut().for_each(shown);
     }
+}
 
+impl RunRecord {
     /// The trace as people read it.
     pub fn human(&self) -> String {
         let mut out = String::new();
@@ -256,6 +302,24 @@ impl RunRecord {
                     "failed: {} after {} ms",
                     self.endpoint, self.duration_ms
                 );
+            }
+        }
+        for hook in &self.hooks {
+            let _ = writeln!(out, "{} of {}:", hook.hook, hook.of);
+            for event in &hook.trace {
+                render_event(&mut out, event);
+            }
+            match &hook.error {
+                None => {
+                    let _ = writeln!(out, "  {} ok", hook.hook);
+                }
+                Some(error) => {
+                    let _ = writeln!(
+                        out,
+                        "  {} failed: {} ({})",
+                        hook.hook, error.message, error.code
+                    );
+                }
             }
         }
         out

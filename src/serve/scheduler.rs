@@ -24,6 +24,7 @@ use crate::backend::{Held, LogName};
 use crate::program::Script;
 use crate::run::{Finished, RunRequest, Trigger};
 use crate::schedule::{Schedule, ScheduleState};
+use crate::syntax::ast::HookKind;
 
 /// How often the scheduler looks again even when nothing is due: a
 /// `before_expiry` secret may have been refreshed by another process.
@@ -318,6 +319,9 @@ async fn claim_and_run(
             return Fired::Claimed;
         }
     };
+    // Failed fires since the last success, before this one: what decides
+    // between `on_failure` and `on_recovery`.
+    let mut failures_before = app.schedules.state(&spec.name).failures;
     if backend.is_shared() {
         let stored = match backend.schedules.load_one(&spec.name).await {
             Ok(stored) => stored,
@@ -326,6 +330,7 @@ async fn claim_and_run(
                 return Fired::Claimed;
             }
         };
+        failures_before = stored.as_ref().map_or(0, |s| s.failures);
         let expiry = match &spec.before_expiry {
             Some((secret, _)) => app
                 .engine
@@ -353,13 +358,16 @@ async fn claim_and_run(
         due_at = %due_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         "schedule fired"
     );
-    let finished = match app.engine.admit_and_run(request).await {
+    let mut finished = match app.engine.admit_and_run(request).await {
         Ok(finished) => Some(Box::new(finished)),
         Err(refusal) => {
             tracing::warn!("schedule `{}` cannot run: {}", spec.name, refusal.message);
             None
         }
     };
+    if let Some(finished) = finished.as_mut() {
+        schedule_hooks(app, spec, finished, failures_before).await;
+    }
     if backend.is_shared() {
         // The fire's state is stored before the claim goes: a replica that
         // claims next sees it ran.
@@ -372,6 +380,40 @@ async fn claim_and_run(
     }
     drop(claim);
     Fired::Ran(finished)
+}
+
+/// The schedule's `on_failure` after a failed fire, its `on_recovery`
+/// after the first success that follows failed fires; what it did goes into
+/// the record the schedule's log keeps.
+async fn schedule_hooks(app: &App, spec: &Schedule, finished: &mut Finished, failures_before: u32) {
+    let kind = match finished.record.outcome {
+        crate::run::Outcome::Failed => HookKind::OnFailure,
+        crate::run::Outcome::Success if failures_before > 0 => HookKind::OnRecovery,
+        _ => return,
+    };
+    let Some(hook) = app
+        .engine
+        .script
+        .schedule(&spec.name)
+        .and_then(|decl| decl.hook(kind))
+    else {
+        return;
+    };
+    let report = app
+        .engine
+        .hook(
+            kind,
+            &hook.body,
+            &spec.service,
+            &spec.account,
+            &BTreeMap::new(),
+            &finished.record,
+            finished.error.as_ref(),
+            &finished.redactor,
+            format!("schedule {}", spec.name),
+        )
+        .await;
+    finished.record.hooks.push(report);
 }
 
 async fn finish(app: &App, spec: &Schedule, finished: &Finished) {

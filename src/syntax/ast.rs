@@ -442,9 +442,35 @@ pub struct EndpointDecl {
     pub methods: Vec<Name>,
     pub log: Option<LogSetting>,
     pub process: Option<Name>,
+    pub on_failure: Option<Hook>,
+    pub on_recovery: Option<Hook>,
     pub span: Span,
     #[serde(skip)]
     pub layout: Layout,
+}
+
+/// `on_failure { ... }` or `on_recovery { ... }`: statements run after a
+/// run fails, or after the first success that follows failures.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Hook {
+    pub body: Block,
+    pub span: Span,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HookKind {
+    OnFailure,
+    OnRecovery,
+}
+
+impl HookKind {
+    pub fn keyword(self) -> &'static str {
+        match self {
+            HookKind::OnFailure => "on_failure",
+            HookKind::OnRecovery => "on_recovery",
+        }
+    }
 }
 
 impl EndpointDecl {
@@ -725,9 +751,29 @@ pub struct ScheduleDecl {
     pub before_expiry: Option<BeforeExpiry>,
     pub disabled: bool,
     pub description: Option<PlainString>,
+    pub on_failure: Option<Hook>,
+    pub on_recovery: Option<Hook>,
     pub span: Span,
     #[serde(skip)]
     pub layout: Layout,
+}
+
+impl ScheduleDecl {
+    pub fn hook(&self, kind: HookKind) -> Option<&Hook> {
+        match kind {
+            HookKind::OnFailure => self.on_failure.as_ref(),
+            HookKind::OnRecovery => self.on_recovery.as_ref(),
+        }
+    }
+}
+
+impl EndpointDecl {
+    pub fn hook(&self, kind: HookKind) -> Option<&Hook> {
+        match kind {
+            HookKind::OnFailure => self.on_failure.as_ref(),
+            HookKind::OnRecovery => self.on_recovery.as_ref(),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -771,6 +817,10 @@ pub enum ExprKind {
     },
     /// `error.code`, `error.message`, `error.status` inside a `catch`.
     Error {
+        field: Name,
+    },
+    /// `run.id`, `run.endpoint`, `run.environment` inside a hook.
+    Run {
         field: Name,
     },
     Call {
@@ -872,7 +922,8 @@ impl Expr {
             | ExprKind::Variable { .. }
             | ExprKind::Secret { .. }
             | ExprKind::Param { .. }
-            | ExprKind::Error { .. } => {}
+            | ExprKind::Error { .. }
+            | ExprKind::Run { .. } => {}
         }
     }
 

@@ -302,6 +302,8 @@ impl Builder {
             methods: Vec::new(),
             log: None,
             process: None,
+            on_failure: None,
+            on_recovery: None,
             span,
         };
         let mut seen = Seen::default();
@@ -332,6 +334,15 @@ impl Builder {
                     if self.first_time(&mut seen, "process", pspan) {
                         let action = children(property).nth(1).expect("grammar: process action");
                         endpoint.process = Some(self.name(action));
+                    }
+                }
+                Rule::hook => {
+                    let (kind, hook) = self.hook(property);
+                    if self.first_time(&mut seen, kind.keyword(), pspan) {
+                        match kind {
+                            HookKind::OnFailure => endpoint.on_failure = Some(hook),
+                            HookKind::OnRecovery => endpoint.on_recovery = Some(hook),
+                        }
                     }
                 }
                 _ => {}
@@ -1046,12 +1057,24 @@ impl Builder {
             before_expiry: None,
             disabled: false,
             description: None,
+            on_failure: None,
+            on_recovery: None,
             span,
         };
         let mut seen = Seen::default();
         for property in inner {
             let pspan = self.span(&property);
             let rule = property.as_rule();
+            if rule == Rule::hook {
+                let (kind, hook) = self.hook(property);
+                if self.first_time(&mut seen, kind.keyword(), pspan) {
+                    match kind {
+                        HookKind::OnFailure => schedule.on_failure = Some(hook),
+                        HookKind::OnRecovery => schedule.on_recovery = Some(hook),
+                    }
+                }
+                continue;
+            }
             let key = match rule {
                 Rule::schedule_endpoint => "endpoint",
                 Rule::schedule_account => "service_account",
@@ -1094,6 +1117,17 @@ impl Builder {
         }
         schedule.layout = seen.order;
         schedule
+    }
+
+    fn hook(&mut self, pair: Pair<'_, Rule>) -> (HookKind, Hook) {
+        let span = self.span(&pair);
+        let mut parts = children(pair);
+        let kind = match parts.next().expect("grammar: hook keyword").as_rule() {
+            Rule::kw_on_failure => HookKind::OnFailure,
+            _ => HookKind::OnRecovery,
+        };
+        let body = self.block(parts.next().expect("grammar: hook body"));
+        (kind, Hook { body, span })
     }
 
     fn duration(&mut self, pair: Pair<'_, Rule>) -> DurationLit {
@@ -1334,6 +1368,9 @@ impl Builder {
             },
             Rule::error_ref => ExprKind::Error {
                 field: self.name(pair.into_inner().next().expect("grammar: error field")),
+            },
+            Rule::run_ref => ExprKind::Run {
+                field: self.name(pair.into_inner().next().expect("grammar: run field")),
             },
             _ => ExprKind::Variable {
                 name: self.name(pair),
