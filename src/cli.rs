@@ -227,10 +227,26 @@ pub enum SecretCommand {
         expires_in: Option<std::time::Duration>,
     },
     /// Print a secret's value: the only command that reveals one
+    #[command(
+        long_about = "Prints a secret's value. With --fresh, a secret declared with `refreshed_by` \
+                      is refreshed first (its endpoint runs as the declared service account) when it \
+                      expires within its `min_valid`, or has no known expiry; a failed refresh prints \
+                      no value and exits 1.",
+        after_help = "Example: svc secret get GRAPH_TOKEN --env prod --fresh"
+    )]
     Get {
         name: String,
         #[command(flatten)]
         store: StoreArgs,
+        /// Refresh the secret first if its `refreshed_by` says it is due
+        #[arg(long)]
+        fresh: bool,
+        /// The program that declares the secret, for --fresh (files or directories) [default: the project's program]
+        #[arg(long = "program", value_name = "PATH", requires = "fresh")]
+        program: Vec<PathBuf>,
+        /// How long to wait for another run of the refresher, for --fresh: 30s, 5m
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "60s", requires = "fresh")]
+        lock_timeout: std::time::Duration,
     },
     /// List the secrets of an environment: versions, dates, expiry; never values
     List {

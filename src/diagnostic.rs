@@ -89,6 +89,7 @@ codes! {
     SecretUndeclared => "svc::secret::undeclared", Error, "update_secret of a secret that is not declared.";
     SecretNotEnvironmentSpecific => "svc::secret::not_environment_specific", Error, "update_secret of a secret shared by every environment.";
     SecretLocked => "svc::secret::locked", Error, "update_secret of a locked secret.";
+    RefresherDoesNotUpdate => "svc::secret::refresher_does_not_update", Error, "A secret's refreshed_by endpoint never updates it.";
     MissingUpdateGrant => "svc::permission::missing_update_grant", Error, "An identity that can run an endpoint may not update a secret it updates.";
     NoAuthorizer => "svc::permission::no_authorizer", Warning, "No user or service account may store the tokens of an oauth_client.";
     MissingRunGrant => "svc::permission::missing_run_grant", Error, "An identity runs an endpoint it has no run grant for.";

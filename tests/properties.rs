@@ -967,6 +967,7 @@ fn secret_decl(
         environment_specific: *env,
         locked: locked.then(Span::default),
         description: description.as_deref().map(plain),
+        refreshed_by: None,
         span: Span::default(),
         layout: Layout::new(),
     };

@@ -39,6 +39,7 @@ const KEYWORDS = [
   'device_authorization_url', 'client_id', 'client_auth', 'scopes', 'stores', 'client_secret_basic',
   'client_secret_post', 'private_key_jwt', 'jwt_bearer', 'client', 'none', 'cross_origin',
   'foreach', 'in', 'while', 'max', 'break', 'on_failure', 'on_recovery',
+  'refreshed_by', 'min_valid',
 ];
 const KEYWORD_RE = new RegExp(`(?<![A-Za-z0-9_])(?:${KEYWORDS.join('|')})(?![A-Za-z0-9_])`, 'g');
 
@@ -439,8 +440,16 @@ function checkGraph(file, tk) {
   expectToken(tk, file, 'auth basic(', ')', ['punctuation.section.parens.end.svc']);
   expectSpan(tk, file, 'scope      = "https://graph', '"https://graph.example.com/.default"', ['string.quoted.double.svc'],
     { not: ['comment'], whole: 'string' });
-  expectSpan(tk, file, 'result_mapping { token = $.access_token }', '$.access_token', ['string.other.jsonpath.svc'], { whole: 'string.other.jsonpath' });
-  expectToken(tk, file, 'result_mapping { token = $.access_token }', '}', ['punctuation.section.block.end.svc']);
+  expectSpan(tk, file, 'token    = $.access_token', '$.access_token', ['string.other.jsonpath.svc'], { whole: 'string.other.jsonpath' });
+  expectSpan(tk, file, 'lifetime = $.expires_in', '$.expires_in', ['string.other.jsonpath.svc'], { whole: 'string.other.jsonpath' });
+  const refresher = 'refreshed_by graph.refresh as scheduler min_valid 5m';
+  expectToken(tk, file, refresher, 'refreshed_by', ['keyword.other.svc']);
+  expectToken(tk, file, refresher, 'graph', ['variable.other.service.svc']);
+  expectToken(tk, file, refresher, 'refresh', ['variable.other.endpoint.svc'], 1);
+  expectToken(tk, file, refresher, 'as', ['keyword.other.svc']);
+  expectToken(tk, file, refresher, 'scheduler', ['variable.other.identity.svc']);
+  expectToken(tk, file, refresher, 'min_valid', ['keyword.other.svc']);
+  expectToken(tk, file, refresher, '5m', ['constant.numeric.svc']);
   expectToken(tk, file, 'cron "0 * * * *"', 'cron', ['keyword']);
   expectSpan(tk, file, 'cron "0 * * * *"', '"0 * * * *"', ['string.quoted.double.svc'], { whole: 'string' });
   expectToken(tk, file, 'time_zone "Europe/Oslo"', 'time_zone', ['keyword']);

@@ -8,6 +8,7 @@ pub mod clients;
 mod flow;
 pub mod functions;
 mod permissions;
+mod refresh;
 pub mod rotation;
 pub mod sensitivity;
 mod services;
@@ -76,6 +77,7 @@ pub fn check(program: &Program) -> Analysis {
     for client in &symbols.client_order {
         checker.check_client(client);
     }
+    checker.check_refreshers();
     let Checker {
         mut diagnostics,
         usage,

@@ -184,6 +184,8 @@ fn report_cycles(graph: &Graph<'_>, diagnostics: &mut Vec<Diagnostic>) {
 enum Reason<'p> {
     Grant,
     Schedule(&'p ScheduleDecl),
+    /// `refreshed_by ... as ACCOUNT` of a secret: a read runs it.
+    Refresh(&'p SecretDecl),
 }
 
 type Runners<'p> = HashMap<Key<'p>, BTreeMap<&'p str, Reason<'p>>>;
@@ -235,6 +237,20 @@ fn runners<'p>(symbols: &Symbols<'p>, graph: &Graph<'p>) -> Runners<'p> {
             entry
                 .entry(account.as_str())
                 .or_insert(Reason::Schedule(schedule));
+        }
+    }
+    for secret in &symbols.secret_order {
+        let Some(refresher) = &secret.refreshed_by else {
+            continue;
+        };
+        let (endpoint, account) = (&refresher.endpoint, &refresher.service_account);
+        if !symbols.identities.contains_key(account.as_str()) {
+            continue;
+        }
+        if let Some(entry) = out.get_mut(&(endpoint.service.as_str(), endpoint.endpoint.as_str())) {
+            entry
+                .entry(account.as_str())
+                .or_insert(Reason::Refresh(secret));
         }
     }
     out
@@ -355,6 +371,10 @@ fn report_update_grants<'p>(
                             schedule.name.text
                         )
                     }
+                    Reason::Refresh(refreshed) => format!(
+                        "a read of `{}` runs `{endpoint}` as `{name}`",
+                        refreshed.name.text
+                    ),
                 };
                 let at = match &write.via {
                     None => format!("updates `{secret}`"),
@@ -370,6 +390,11 @@ fn report_update_grants<'p>(
                         Some(account) => {
                             diagnostic.label(account.span, format!("runs as `{name}`"))
                         }
+                        None => diagnostic,
+                    },
+                    Reason::Refresh(refreshed) => match &refreshed.refreshed_by {
+                        Some(refresher) => diagnostic
+                            .label(refresher.service_account.span, format!("runs as `{name}`")),
                         None => diagnostic,
                     },
                     Reason::Grant => {

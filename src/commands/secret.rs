@@ -66,6 +66,13 @@ pub fn run(command: SecretCommand) -> ExitCode {
             expires_in,
             ..
         } => set(&name, &place, from_file.as_deref(), expires_in),
+        SecretCommand::Get {
+            name,
+            fresh: true,
+            program,
+            lock_timeout,
+            ..
+        } => return get_fresh(&name, &place, &context, &program, lock_timeout),
         SecretCommand::Get { name, .. } => get(&name, &place),
         SecretCommand::List { json, .. } => list(&place, json),
         SecretCommand::Rm { name, .. } => remove(&name, &place),
@@ -261,6 +268,83 @@ fn get(name: &str, place: &Place) -> Result<(), Error> {
     let mut stdout = crate::output::writer();
     writeln!(stdout, "{}", entry.value.expose())
         .map_err(|e| Error::io("write", Path::new("standard output"), e))
+}
+
+/// `svc secret get NAME --fresh`: refreshed first when its `refreshed_by`
+/// says so (`run::refresh`). A failed refresh prints the run's error,
+/// never a value, and exits 1.
+fn get_fresh(
+    name: &str,
+    place: &Place,
+    context: &Context,
+    program: &[std::path::PathBuf],
+    lock_timeout: std::time::Duration,
+) -> ExitCode {
+    use crate::run::refresh::FreshError;
+    let script = match super::run::load_paths(&context.program(program)) {
+        Ok(script) => script,
+        Err(code) => return code,
+    };
+    if script.secret(name).is_none() {
+        return super::usage_error(
+            "svc::secret::undeclared",
+            &format!("the program does not declare `{name}`"),
+            Some(
+                "--fresh reads the secret's `refreshed_by` from the program: pass it with `--program PATH`",
+            ),
+        );
+    }
+    let identities = match open(place) {
+        Ok(identities) => identities,
+        Err(error) => return store_error(&error),
+    };
+    let script = std::sync::Arc::new(script);
+    let mut engine = crate::run::Engine::new(
+        script,
+        place.backend.clone(),
+        Some(std::sync::Arc::new(identities)),
+    );
+    engine.lock_timeout = lock_timeout;
+    engine.program_hint = context.program_hint(program);
+    match block_on(engine.read_fresh(name)) {
+        Ok(fresh) => {
+            if let Some(record) = &fresh.refreshed {
+                eprintln!(
+                    "refreshed `{name}` in `{}`: run {} of `{}`",
+                    place.env, record.id, record.endpoint
+                );
+            }
+            let Some(entry) = fresh.entry else {
+                return store_error(&Error::SecretMissing {
+                    name: name.to_string(),
+                    env: place.env.clone(),
+                });
+            };
+            let mut stdout = crate::output::writer();
+            match writeln!(stdout, "{}", entry.value.expose()) {
+                Ok(()) => exit::code(exit::SUCCESS),
+                Err(e) => store_error(&Error::io("write", Path::new("standard output"), e)),
+            }
+        }
+        Err(FreshError::Store(error)) => store_error(&error),
+        Err(FreshError::Failed {
+            code,
+            message,
+            help,
+            ..
+        }) => {
+            eprint!(
+                "{}",
+                crate::report::render_error(
+                    code,
+                    &message,
+                    help.as_deref(),
+                    crate::report::Style::for_stderr()
+                )
+            );
+            exit::code(exit::FAILURE)
+        }
+    }
 }
 
 #[derive(Serialize)]

@@ -234,6 +234,26 @@ pub fn dot(program: &Program) -> String {
             );
         }
     }
+    for secret in &program.secrets {
+        let Some(refresher) = &secret.refreshed_by else {
+            continue;
+        };
+        secrets.insert(secret.name.as_str());
+        let min_valid = refresher
+            .min_valid
+            .as_ref()
+            .map_or(String::new(), |m| format!(", min_valid {}", m.text));
+        let _ = writeln!(
+            edges,
+            "  {} -> {} [label={}, style=dotted, color=\"#b45309\", fontcolor=\"#b45309\"];",
+            quote(&secret_id(&secret.name.text)),
+            quote(&refresher.endpoint.display()),
+            quote(&format!(
+                "refreshed by\nas {}{min_valid}",
+                refresher.service_account.text
+            ))
+        );
+    }
     for secret in &secrets {
         let locked = program
             .secrets

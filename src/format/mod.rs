@@ -329,12 +329,16 @@ impl Printer<'_> {
     fn secret(&mut self, secret: &SecretDecl, width: usize) {
         self.out.push_str("secret ");
         self.out.push_str(&secret.name.text);
+        let refresher = secret.refreshed_by.as_ref().map(refreshed_by);
         let mut flags: Vec<&str> = Vec::new();
         if secret.environment_specific {
             flags.push("environment_specific");
         }
         if secret.locked.is_some() {
             flags.push("locked");
+        }
+        if let Some(refresher) = &refresher {
+            flags.push(refresher);
         }
         if secret.description.is_none() && !self.has_comment(secret.span) {
             let pad = width.saturating_sub(secret.name.text.chars().count());
@@ -352,6 +356,10 @@ impl Printer<'_> {
             for (name, span) in &secret.layout {
                 let line = match *name {
                     "environment_specific" | "locked" => name.to_string(),
+                    "refreshed_by" => match &refresher {
+                        Some(refresher) => refresher.clone(),
+                        None => continue,
+                    },
                     _ => match &secret.description {
                         Some(d) => format!("description {}", plain(&d.value)),
                         None => continue,
@@ -1054,6 +1062,20 @@ fn jwt_bearer_arguments(jwt: &JwtBearer) -> Vec<String> {
     }
     if let Some(kid) = &jwt.kid {
         out.push(format!("kid = {}", expr(kid)));
+    }
+    out
+}
+
+/// `refreshed_by SERVICE.ENDPOINT as ACCOUNT min_valid DURATION`.
+fn refreshed_by(refresher: &RefreshedBy) -> String {
+    let mut out = format!(
+        "refreshed_by {} as {}",
+        refresher.endpoint.display(),
+        refresher.service_account.text
+    );
+    if let Some(min_valid) = &refresher.min_valid {
+        out.push_str(" min_valid ");
+        out.push_str(&min_valid.text);
     }
     out
 }

@@ -43,6 +43,9 @@ pub struct Engine {
     updating: rustc_hash::FxHashMap<String, rustc_hash::FxHashSet<String>>,
     /// The redactor of the store's values, made once per version of it.
     store_redactor: std::sync::Mutex<Option<(Arc<Document>, Arc<Redactor>)>>,
+    /// One gate per secret refreshed on read, so concurrent reads in this
+    /// process wait for one refresh (`run::refresh`).
+    pub(super) refreshing: super::refresh::Gates,
     /// How a command line names the program, for the `--replay` help.
     pub program_hint: String,
     /// Where the command looked for an identity and found none, and the
@@ -148,6 +151,7 @@ impl Engine {
             mocks: None,
             updating,
             store_redactor: std::sync::Mutex::new(None),
+            refreshing: Default::default(),
             script,
             backend,
             keys,
@@ -193,6 +197,17 @@ impl Engine {
     /// Runs an admitted request to its end. The record is appended to the
     /// endpoint log when the endpoint has `log enabled` (not for dry runs).
     pub async fn run(&self, admitted: Admitted) -> Finished {
+        self.run_holding(admitted, Vec::new()).await
+    }
+
+    /// Runs an admitted request that already holds the run locks given
+    /// (by endpoint key): a refresh on read takes its endpoint's lock
+    /// before it decides to run, and the run must not wait for itself.
+    pub(crate) async fn run_holding(
+        &self,
+        admitted: Admitted,
+        held: Vec<(String, Box<dyn crate::backend::Held>)>,
+    ) -> Finished {
         let Admitted { request } = admitted;
         let started_at = secrets::document::now();
         let lag_ms = request
@@ -209,7 +224,7 @@ impl Engine {
             trace: Vec::new(),
             redactor: Redactor::default(),
             document: None,
-            held: Vec::new(),
+            held,
             run_id: run_id.clone(),
             endpoint_key: endpoint_key.clone(),
             journaled: Vec::new(),

@@ -12,6 +12,7 @@ pub mod mock;
 mod operators;
 pub mod record;
 pub mod redact;
+pub mod refresh;
 mod request;
 pub mod value;
 

@@ -134,7 +134,13 @@ pub enum Outcome {
 pub enum Trigger {
     Cli,
     Http,
-    Schedule { name: String },
+    Schedule {
+        name: String,
+    },
+    /// A read of a secret that is `refreshed_by` the endpoint.
+    Read {
+        secret: String,
+    },
 }
 
 impl Trigger {
@@ -143,6 +149,7 @@ impl Trigger {
             Trigger::Cli => "cli".into(),
             Trigger::Http => "http".into(),
             Trigger::Schedule { name } => format!("schedule {name}"),
+            Trigger::Read { secret } => format!("read of {secret}"),
         }
     }
 }

@@ -24,6 +24,8 @@ pub struct ApiError {
     code: &'static str,
     message: String,
     allow: Option<String>,
+    /// More fields of the error object (a failed refresh's run).
+    details: Option<serde_json::Map<String, Value>>,
 }
 
 impl ApiError {
@@ -33,17 +35,18 @@ impl ApiError {
             code,
             message: message.into(),
             allow: None,
+            details: None,
         }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut response = (
-            self.status,
-            Json(json!({"error": {"code": self.code, "message": self.message}})),
-        )
-            .into_response();
+        let mut error = json!({"code": self.code, "message": self.message});
+        if let (Some(details), Value::Object(object)) = (self.details, &mut error) {
+            object.extend(details);
+        }
+        let mut response = (self.status, Json(json!({ "error": error }))).into_response();
         if self.status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -736,8 +739,12 @@ pub async fn read_secret(
             ),
         ));
     }
-    let document = store_document(&app).await?;
-    let Some(entry) = document.get(&name) else {
+    let entry = if app.engine.refresher(&name).is_some() {
+        fresh_entry(&app, &caller, &name).await?
+    } else {
+        store_document(&app).await?.get(&name).cloned()
+    };
+    let Some(entry) = entry else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "no_value",
@@ -753,6 +760,73 @@ pub async fn read_secret(
         "expires_at": entry.expires_at,
     });
     Ok(([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response())
+}
+
+/// A secret declared with `refreshed_by`, refreshed first when it expires
+/// within `min_valid` (docs/serve.md). The refresh runs on a task of its
+/// own: a reader that goes away does not stop a run that writes secrets.
+async fn fresh_entry(
+    app: &Arc<App>,
+    caller: &Caller,
+    name: &str,
+) -> Result<Option<crate::secrets::Entry>, ApiError> {
+    use crate::run::refresh::FreshError;
+    let task_app = app.clone();
+    let task_name = name.to_string();
+    let read = app
+        .tracker
+        .spawn(async move { task_app.engine.read_fresh(&task_name).await })
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "the refresh stopped unexpectedly",
+            )
+        })?;
+    match read {
+        Ok(fresh) => {
+            if let Some(record) = &fresh.refreshed {
+                app.finished(record, None);
+            }
+            Ok(fresh.entry)
+        }
+        Err(FreshError::Store(error)) => Err(store_unavailable(error)),
+        Err(FreshError::Failed {
+            code,
+            message,
+            help,
+            record,
+        }) => {
+            app.audit(caller, name, "refresh_failed").await;
+            let mut details = serde_json::Map::new();
+            let backend_down = code == "svc::backend::unavailable";
+            let public_message = if code.starts_with("svc::store::") || backend_down {
+                tracing::error!("refresh of `{name}`: {code}: {message}");
+                format!("the refresh of `{name}` failed ({code}); the server's log says why")
+            } else {
+                message
+            };
+            details.insert("cause".into(), json!(code));
+            if let Some(help) = help.filter(|_| !code.starts_with("svc::store::")) {
+                details.insert("help".into(), json!(help));
+            }
+            if let Some(record) = record {
+                app.finished(&record, None);
+                details.insert("run".into(), json!(record.id));
+            }
+            // Nothing was refreshed: the caller may try again when the
+            // backend is back.
+            let status = if backend_down {
+                StatusCode::SERVICE_UNAVAILABLE
+            } else {
+                StatusCode::BAD_GATEWAY
+            };
+            let mut error = ApiError::new(status, "refresh_failed", public_message);
+            error.details = Some(details);
+            Err(error)
+        }
+    }
 }
 
 pub async fn not_found() -> ApiError {

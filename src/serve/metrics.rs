@@ -149,6 +149,7 @@ impl Metrics {
             crate::run::Trigger::Cli => "cli",
             crate::run::Trigger::Http => "http",
             crate::run::Trigger::Schedule { .. } => "schedule",
+            crate::run::Trigger::Read { .. } => "read",
         };
         self.runs
             .get_or_create(&RunLabels {

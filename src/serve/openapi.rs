@@ -29,7 +29,7 @@ pub fn document(program: &Program) -> Value {
         }
     }
     paths.insert("/api/jobs/{id}".into(), jobs_path());
-    paths.insert("/api/secrets/{name}".into(), secret_path());
+    paths.insert("/api/secrets/{name}".into(), secret_path(program));
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -146,7 +146,41 @@ fn jobs_path() -> Value {
     })
 }
 
-fn secret_path() -> Value {
+fn secret_path(program: &Program) -> Value {
+    let mut path = secret_read();
+    let refreshed: Vec<String> = program
+        .secrets
+        .iter()
+        .filter_map(|s| {
+            let refresher = s.refreshed_by.as_ref()?;
+            let min_valid = refresher
+                .min_valid
+                .as_ref()
+                .map_or("0s", |m| m.text.as_str());
+            Some(format!(
+                "`{}` (by `{}`, valid for {min_valid} more)",
+                s.name.text,
+                refresher.endpoint.display()
+            ))
+        })
+        .collect();
+    if !refreshed.is_empty() {
+        let get = &mut path["get"];
+        get["description"] = json!(format!(
+            "A secret declared with `refreshed_by` is refreshed before it is returned when it \
+             expires within its `min_valid` or has no known expiry; concurrent reads wait for \
+             one refresh. Refreshed on read: {}.",
+            refreshed.join(", ")
+        ));
+        get["responses"]["502"] = json!({
+            "description": "The refresh failed (`refresh_failed`; `cause` is the run's error code); no value is returned",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+        });
+    }
+    path
+}
+
+fn secret_read() -> Value {
     json!({
         "get": {
             "operationId": "read_secret",

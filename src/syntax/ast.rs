@@ -89,9 +89,24 @@ pub struct SecretDecl {
     pub environment_specific: bool,
     pub locked: Option<Span>,
     pub description: Option<PlainString>,
+    /// `refreshed_by SERVICE.ENDPOINT as ACCOUNT min_valid DURATION`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refreshed_by: Option<RefreshedBy>,
     pub span: Span,
     #[serde(skip)]
     pub layout: Layout,
+}
+
+/// Refresh on read: a read of the secret runs `endpoint` as
+/// `service_account` first when the secret is valid for less than
+/// `min_valid` more (or its expiry is unknown).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RefreshedBy {
+    pub endpoint: EndpointRef,
+    pub service_account: Name,
+    /// `None` when left out: the checker reports it (it is required).
+    pub min_valid: Option<DurationLit>,
+    pub span: Span,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]

@@ -118,12 +118,18 @@ impl Builder {
             environment_specific: false,
             locked: None,
             description: None,
+            refreshed_by: None,
             span,
         };
         let mut seen = Seen::default();
         for property in inner {
             let pspan = self.span(&property);
             match property.as_rule() {
+                Rule::refreshed_by => {
+                    if self.first_time(&mut seen, "refreshed_by", pspan) {
+                        decl.refreshed_by = Some(self.refreshed_by(property, pspan));
+                    }
+                }
                 Rule::environment_specific => {
                     if self.first_time(&mut seen, "environment_specific", pspan) {
                         decl.environment_specific = true;
@@ -144,6 +150,20 @@ impl Builder {
         }
         decl.layout = seen.order;
         decl
+    }
+
+    fn refreshed_by(&mut self, pair: Pair<'_, Rule>, span: Span) -> RefreshedBy {
+        // kw_refreshed_by endpoint_ref kw_as ident (kw_min_valid duration)?
+        let mut parts = children(pair).skip(1);
+        let endpoint = self.endpoint_ref(parts.next().expect("grammar: refresher"));
+        let service_account = self.name(parts.nth(1).expect("grammar: refresher account"));
+        let min_valid = parts.nth(1).map(|d| self.duration(d));
+        RefreshedBy {
+            endpoint,
+            service_account,
+            min_valid,
+            span,
+        }
     }
 
     fn description(&mut self, pair: Pair<'_, Rule>) -> PlainString {

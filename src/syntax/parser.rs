@@ -414,6 +414,8 @@ fn describe(rule: Rule) -> Option<&'static str> {
         kw_private_key_jwt => "`private_key_jwt`",
         kw_jwt_bearer => "`jwt_bearer`",
         kw_client => "`client`",
+        kw_refreshed_by => "`refreshed_by`",
+        kw_min_valid => "`min_valid`",
         auth_none => "`none`",
         argument => "an argument",
         _ => return None,

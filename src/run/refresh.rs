@@ -1,0 +1,220 @@
+//! Refresh on read: a secret declared with `refreshed_by SERVICE.ENDPOINT
+//! as ACCOUNT min_valid DURATION` is refreshed before a read hands it out,
+//! when it expires within `min_valid` from now or has no known expiry.
+//!
+//! Reads of one secret refresh it once: in a process, readers queue at the
+//! secret's gate; across processes (and against schedules and `svc run`),
+//! the refresh takes its endpoint's run lock before it decides. Whoever
+//! gets the lock reads the store again and runs the endpoint only when the
+//! secret is still not fresh, so the readers that waited find the new
+//! value. A failed refresh fails the read: a value that may expire within
+//! `min_valid` is never handed out as fresh.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use super::engine::{Engine, RunRequest};
+use super::record::{Outcome, RunRecord, Trigger};
+use crate::backend::LockFailure;
+use crate::secrets::{self, Entry};
+use crate::syntax::ast::RefreshedBy;
+
+/// One gate per secret.
+pub type Gates = Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>;
+
+/// What a read found.
+#[derive(Debug)]
+pub struct Fresh {
+    /// The entry, `None` when the secret has no value (and no refresher).
+    pub entry: Option<Entry>,
+    /// The refresh this read ran, if it ran one.
+    pub refreshed: Option<RunRecord>,
+}
+
+/// Why a fresh read failed. Messages never hold a secret value: a run's
+/// record is redacted before it gets here.
+#[derive(Debug)]
+pub enum FreshError {
+    /// The store could not be read.
+    Store(secrets::Error),
+    /// The refresh could not run, or ran and failed, or did not update the
+    /// secret. `code` is the run's (or the refusal's) diagnostic code.
+    Failed {
+        code: &'static str,
+        message: String,
+        help: Option<String>,
+        /// The run's record, when it ran.
+        record: Option<Box<RunRecord>>,
+    },
+}
+
+impl FreshError {
+    fn failed(code: &'static str, message: String, help: Option<String>) -> FreshError {
+        FreshError::Failed {
+            code,
+            message,
+            help,
+            record: None,
+        }
+    }
+}
+
+/// Whether an entry stays valid for `min_valid` more from `now`. An entry
+/// with no expiry cannot be shown to, so it is not fresh.
+pub fn is_fresh(entry: Option<&Entry>, min_valid: Duration, now: DateTime<Utc>) -> bool {
+    let Some(expires_at) = entry.and_then(|e| e.expires_at) else {
+        return false;
+    };
+    let min_valid = chrono::TimeDelta::from_std(min_valid).unwrap_or(chrono::TimeDelta::MAX);
+    now.checked_add_signed(min_valid)
+        .is_some_and(|limit| expires_at > limit)
+}
+
+impl Engine {
+    /// The refresher of a secret, if it is declared with one.
+    pub fn refresher(&self, secret: &str) -> Option<&RefreshedBy> {
+        self.script.secret(secret)?.refreshed_by.as_ref()
+    }
+
+    /// Reads a secret, refreshing it first when it is declared with
+    /// `refreshed_by` and is not valid for `min_valid` more.
+    pub async fn read_fresh(&self, name: &str) -> Result<Fresh, FreshError> {
+        let current = self.current(name).await?;
+        let Some(refresher) = self.refresher(name) else {
+            return Ok(Fresh {
+                entry: current,
+                refreshed: None,
+            });
+        };
+        let min_valid = refresher
+            .min_valid
+            .as_ref()
+            .and_then(|d| d.value)
+            .unwrap_or(Duration::ZERO);
+        if is_fresh(current.as_ref(), min_valid, Utc::now()) {
+            return Ok(Fresh {
+                entry: current,
+                refreshed: None,
+            });
+        }
+        // Readers of this process queue here; the first refreshes.
+        let gate = {
+            let mut gates = self.refreshing.lock().unwrap_or_else(|p| p.into_inner());
+            gates.entry(name.to_string()).or_default().clone()
+        };
+        let _turn = gate.lock().await;
+        let current = self.current(name).await?;
+        if is_fresh(current.as_ref(), min_valid, Utc::now()) {
+            return Ok(Fresh {
+                entry: current,
+                refreshed: None,
+            });
+        }
+        // Other processes, schedules and `svc run` take this lock too.
+        let service = refresher.endpoint.service.text.clone();
+        let endpoint = refresher.endpoint.endpoint.text.clone();
+        let key = format!("{service}.{endpoint}");
+        let lock = match self.backend.locks.run_lock(&key, self.lock_timeout).await {
+            Ok(lock) => lock,
+            Err(LockFailure::TimedOut) => {
+                return Err(FreshError::failed(
+                    "svc::run::lock_timeout",
+                    format!(
+                        "`{name}` needs a refresh, and another run of `{key}` in `{}` did not \
+                         finish within {}",
+                        self.env(),
+                        crate::syntax::duration::format(self.lock_timeout)
+                    ),
+                    Some("try again; if it keeps happening, see `svc logs` of the endpoint".into()),
+                ));
+            }
+            Err(LockFailure::Failed(error)) => return Err(FreshError::Store(error)),
+        };
+        let before = self.current(name).await?;
+        if is_fresh(before.as_ref(), min_valid, Utc::now()) {
+            return Ok(Fresh {
+                entry: before,
+                refreshed: None,
+            });
+        }
+        let method = match self.script.endpoint(&service, &endpoint) {
+            Some(decl) if !decl.allows("GET") => decl
+                .methods
+                .first()
+                .map_or("GET".into(), |m| m.text.to_ascii_uppercase()),
+            _ => "GET".into(),
+        };
+        let request = RunRequest {
+            service,
+            endpoint,
+            identity: refresher.service_account.text.clone(),
+            method,
+            params: Default::default(),
+            dry_run: false,
+            trigger: Trigger::Read {
+                secret: name.to_string(),
+            },
+            due_at: None,
+            replay: None,
+        };
+        let admitted = self
+            .admit(request)
+            .map_err(|refusal| FreshError::failed(refusal.code, refusal.message, refusal.help))?;
+        let finished = self.run_holding(admitted, vec![(key.clone(), lock)]).await;
+        let record = finished.record;
+        if record.outcome != Outcome::Success {
+            // The code of the run's error; its message and help as the
+            // record has them, redacted.
+            let code = finished
+                .error
+                .as_ref()
+                .map_or("svc::run::permission_denied", |e| e.diagnostic_code());
+            let (message, help) = match &record.error {
+                Some(error) => (error.message.clone(), error.help.clone()),
+                None => (format!("the run of `{key}` was denied"), None),
+            };
+            return Err(FreshError::Failed {
+                code,
+                message: format!(
+                    "the refresh of `{name}` by `{key}` failed (run {}): {message}",
+                    record.id
+                ),
+                help,
+                record: Some(Box::new(record)),
+            });
+        }
+        let after = self.current(name).await?;
+        let updated = match (&before, &after) {
+            (_, None) => false,
+            (None, Some(_)) => true,
+            (Some(old), Some(new)) => new.version != old.version,
+        };
+        if !updated {
+            return Err(FreshError::Failed {
+                code: "svc::run::not_refreshed",
+                message: format!(
+                    "`{name}` needed a refresh, and run {} of `{key}` succeeded without updating it",
+                    record.id
+                ),
+                help: Some(format!(
+                    "see the run's trace (`svc logs {key}`): its action updates `{name}` only on \
+                     some paths"
+                )),
+                record: Some(Box::new(record)),
+            });
+        }
+        Ok(Fresh {
+            entry: after,
+            refreshed: Some(record),
+        })
+    }
+
+    /// The secret's entry as stored now.
+    async fn current(&self, name: &str) -> Result<Option<Entry>, FreshError> {
+        let (document, _) = self.store_document().await.map_err(FreshError::Store)?;
+        Ok(document.get(name).cloned())
+    }
+}
