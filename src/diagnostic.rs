@@ -112,6 +112,12 @@ codes! {
     InvalidLoopBound => "svc::value::invalid_loop_bound", Error, "A `while` bound is 0 or more than 10,000.";
     UnknownRunField => "svc::name::unknown_run_field", Error, "`run.FIELD` outside a hook, or a field other than `id`, `endpoint`, `environment`.";
     HookUpdatesSecret => "svc::secret::updated_in_hook", Error, "A failure or recovery hook updates a secret.";
+    UnknownParam => "svc::name::unknown_param", Error, "A parameter the endpoint's `params` does not declare.";
+    MissingParam => "svc::param::missing", Error, "A schedule or `run_service` does not give a required parameter.";
+    InvalidParam => "svc::param::invalid", Error, "A parameter declaration with a type or default svc cannot use.";
+    SecretInResponse => "svc::secret::in_response", Error, "A response would show a secret the endpoint does not `reveals`.";
+    MissingReadGrant => "svc::permission::missing_read_grant", Error, "An identity that may run an endpoint may not read a secret its response reveals.";
+    NoResponse => "svc::run_service::no_response", Error, "`run_service ... into VAR` of an endpoint that declares no `response`.";
     SkippedFile => "svc::source::skipped", Warning, "A .svc entry of a directory is not a regular file, and was not read.";
 }
 

@@ -805,7 +805,9 @@ fn simple_statement(ctx: Arc<Ctx>, depth: u32) -> BoxedStrategy<Statement> {
                             endpoint: name(&endpoint),
                             span: Span::default(),
                         },
+                        args: Vec::new(),
                         as_account: account.map(|a| name(&a)),
+                        into: None,
                     })
                 })
                 .boxed(),
@@ -1014,6 +1016,8 @@ fn endpoint_decl(index: usize, actions: usize) -> BoxedStrategy<EndpointDecl> {
                 process: Some(name(&format!("a{action}"))),
                 on_failure: None,
                 on_recovery: None,
+                params: None,
+                response: None,
                 span: Span::default(),
                 layout: Layout::new(),
             };
@@ -1261,6 +1265,7 @@ fn schedules(
                     description: description.as_deref().map(plain),
                     on_failure: None,
                     on_recovery: None,
+                    params: Vec::new(),
                     span: Span::default(),
                     layout: Layout::new(),
                 };

@@ -39,7 +39,7 @@ const KEYWORDS = [
   'device_authorization_url', 'client_id', 'client_auth', 'scopes', 'stores', 'client_secret_basic',
   'client_secret_post', 'private_key_jwt', 'jwt_bearer', 'client', 'none', 'cross_origin',
   'foreach', 'in', 'while', 'max', 'break', 'on_failure', 'on_recovery',
-  'refreshed_by', 'min_valid',
+  'refreshed_by', 'min_valid', 'params', 'response', 'reveals', 'into',
 ];
 const KEYWORD_RE = new RegExp(`(?<![A-Za-z0-9_])(?:${KEYWORDS.join('|')})(?![A-Za-z0-9_])`, 'g');
 

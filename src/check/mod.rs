@@ -92,6 +92,7 @@ pub fn check(program: &Program) -> Analysis {
     }
     let sensitive = sensitivity::analyse(&symbols);
     sensitivity::check_plain_http(&symbols, &sensitive, &mut diagnostics);
+    sensitivity::check_responses(&symbols, &sensitive, &mut diagnostics);
     sensitivity::check_cross_origin(&symbols, &sensitive, &mut diagnostics);
     let rotating = rotation::analyse(&symbols);
     rotation::check_retries(&symbols, &rotating, &mut diagnostics);
@@ -296,6 +297,37 @@ impl<'a, 'p> Checker<'a, 'p> {
         match &schedule.endpoint {
             Some(endpoint) => {
                 self.resolve_endpoint(&endpoint.service, Some(&endpoint.endpoint));
+                // Fixed values for the endpoint's parameters: literals.
+                let mut given = Vec::new();
+                for field in &schedule.params {
+                    let inferred = match crate::run::params::constant(&field.value) {
+                        Some(_) => match &field.value.kind {
+                            ExprKind::String { .. } => services::literal(Type::String),
+                            ExprKind::Number { .. } => services::literal(Type::Number),
+                            ExprKind::Bool { .. } => services::literal(Type::Bool),
+                            ExprKind::Duration { .. } => services::literal(Type::Duration),
+                            _ => services::unknown(),
+                        },
+                        None => {
+                            self.push(
+                                Diagnostic::new(
+                                    Code::InvalidParam,
+                                    format!(
+                                        "`{}` of a schedule is not a literal",
+                                        field.name.value
+                                    ),
+                                )
+                                .label(field.value.span, "computed")
+                                .help(
+                                    "a schedule gives fixed values: `1`, `\"text\"`, `true`, `5m`",
+                                ),
+                            );
+                            services::unknown()
+                        }
+                    };
+                    given.push((field, inferred));
+                }
+                self.check_given_params(endpoint, &given, endpoint.span);
                 // A schedule's hooks run in the service of its endpoint.
                 if let Some(table) = self.symbols.services.get(endpoint.service.as_str()) {
                     for kind in [HookKind::OnFailure, HookKind::OnRecovery] {

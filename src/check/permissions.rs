@@ -76,6 +76,7 @@ fn build_graph<'p>(symbols: &Symbols<'p>) -> Graph<'p> {
                 StatementKind::RunService {
                     endpoint,
                     as_account,
+                    ..
                 } => {
                     if symbols
                         .endpoint(endpoint.service.as_str(), endpoint.endpoint.as_str())
@@ -493,6 +494,7 @@ fn report_schedules(symbols: &Symbols<'_>, diagnostics: &mut Vec<Diagnostic>) {
                 let StatementKind::RunService {
                     endpoint: target,
                     as_account: None,
+                    ..
                 } = &statement.kind
                 else {
                     return;

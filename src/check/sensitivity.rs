@@ -111,6 +111,63 @@ fn carried_secret(
     }
 }
 
+/// A response shows no secret unless its endpoint `reveals` it, and then
+/// only to identities that may read it.
+pub fn check_responses(
+    symbols: &Symbols<'_>,
+    sensitive: &BTreeMap<String, BTreeSet<String>>,
+    diagnostics: &mut Vec<Diagnostic>,
+) {
+    let empty = BTreeSet::new();
+    for service in &symbols.service_order {
+        let vars = sensitive.get(&service.name.text).unwrap_or(&empty);
+        for endpoint in &service.endpoints {
+            let Some(response) = &endpoint.response else {
+                continue;
+            };
+            let key = format!("{}.{}", service.name.text, endpoint.name.text);
+            if response.reveals.is_empty()
+                && let Some(leak) = response
+                    .expressions()
+                    .into_iter()
+                    .find(|e| is_sensitive_expr(e, vars))
+            {
+                diagnostics.push(
+                    Diagnostic::new(
+                        Code::SecretInResponse,
+                        format!("the response of `{key}` would show a secret"),
+                    )
+                    .label(leak.span, "holds a secret, or a value made from one")
+                    .help("leave it out, or say which secret it shows: `reveals NAME` (callers then need `read_secret NAME`)"),
+                );
+            }
+            for secret in &response.reveals {
+                for identity in symbols.identities.values() {
+                    if symbols.can_run(identity, &service.name.text, &endpoint.name.text)
+                        && !symbols.can_read_secret(identity, secret.as_str())
+                    {
+                        diagnostics.push(
+                            Diagnostic::new(
+                                Code::MissingReadGrant,
+                                format!(
+                                    "`{}` may run `{key}`, whose response reveals `{}`, but may not read it",
+                                    identity.name.text, secret.text
+                                ),
+                            )
+                            .label(secret.span, "revealed here")
+                            .label(identity.name.span, format!("`{}` is declared here", identity.name.text))
+                            .help(format!(
+                                "grant `read_secret {}` to a role of `{}`, or take back its `run {key}`",
+                                secret.text, identity.name.text
+                            )),
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Warns where a secret would travel in clear text over the network.
 pub fn check_plain_http(
     symbols: &Symbols<'_>,

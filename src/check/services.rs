@@ -10,7 +10,7 @@ use crate::syntax::ast::*;
 
 /// The type of an expression as far as it is known before running.
 #[derive(Clone, Copy, Debug, PartialEq)]
-enum Inferred {
+pub(super) enum Inferred {
     Known(Type),
     Null,
     /// A parameter, or an expression whose parts already had an error.
@@ -26,6 +26,9 @@ struct Scope<'a, 'p> {
     loops: usize,
     /// Inside `on_failure` or `on_recovery`: `run.*` is known.
     in_hook: bool,
+    /// The `params` of the endpoints that process this action, when every
+    /// one declares them (`param.NAME` is then checked and typed).
+    contracts: Option<Vec<&'p [ParamDecl]>>,
 }
 
 /// The most passes a `while` may be given.
@@ -58,17 +61,66 @@ impl<'a, 'p> Checker<'a, 'p> {
             }
         }
         for action in &service.actions {
+            let processing: Vec<&'p EndpointDecl> = service
+                .endpoints
+                .iter()
+                .filter(|e| {
+                    e.process
+                        .as_ref()
+                        .is_some_and(|p| p.text == action.name.text)
+                })
+                .collect();
+            let contracts = (!processing.is_empty())
+                .then(|| {
+                    processing
+                        .iter()
+                        .map(|e| e.params.as_deref())
+                        .collect::<Option<Vec<_>>>()
+                })
+                .flatten();
             let mut scope = Scope {
                 service: table,
                 in_catch: false,
                 locals: Vec::new(),
                 loops: 0,
                 in_hook: false,
+                contracts,
             };
             self.check_block(&action.body, &mut scope);
         }
         for endpoint in &service.endpoints {
             self.check_endpoint(table, endpoint);
+            self.check_param_decls(endpoint);
+            if let Some(response) = &endpoint.response {
+                let mut scope = Scope {
+                    service: table,
+                    in_catch: false,
+                    locals: Vec::new(),
+                    loops: 0,
+                    in_hook: false,
+                    contracts: endpoint.params.as_deref().map(|p| vec![p]),
+                };
+                for expr in response.expressions() {
+                    self.check_expr(expr, &mut scope);
+                }
+                if let Some(status) = &response.status
+                    && !(100..=599).contains(&status.value)
+                {
+                    self.push(
+                        Diagnostic::new(
+                            Code::InvalidStatus,
+                            format!("`{}` is not an HTTP status", status.value),
+                        )
+                        .label(status.span, "statuses are between 100 and 599")
+                        .help("write a status such as `200` or `201`"),
+                    );
+                }
+                for secret in &response.reveals {
+                    if self.resolve_secret(secret) {
+                        self.usage.secret_used(secret.as_str());
+                    }
+                }
+            }
             for kind in [HookKind::OnFailure, HookKind::OnRecovery] {
                 if let Some(hook) = endpoint.hook(kind) {
                     self.check_hook(table, kind, hook);
@@ -173,6 +225,191 @@ impl<'a, 'p> Checker<'a, 'p> {
         );
     }
 
+    /// Parameters given to an endpoint (by `run_service` or a schedule),
+    /// against its `params`: each declared, of its type, none missing.
+    pub(super) fn check_given_params(
+        &mut self,
+        target: &EndpointRef,
+        given: &[(&'p Field, Inferred)],
+        at: crate::source::Span,
+    ) {
+        let Some(callee) = self
+            .symbols
+            .endpoint(target.service.as_str(), target.endpoint.as_str())
+        else {
+            return;
+        };
+        let Some(declared) = &callee.params else {
+            return;
+        };
+        for (field, inferred) in given {
+            let Some(param) = declared.iter().find(|p| p.name.text == field.name.value) else {
+                let help = did_you_mean(
+                    &field.name.value,
+                    declared.iter().map(|p| p.name.as_str()),
+                    format!("`{}` takes: {}", target.display(), param_list(declared)),
+                );
+                self.push(
+                    Diagnostic::new(
+                        Code::UnknownParam,
+                        format!(
+                            "`{}` has no parameter `{}`",
+                            target.display(),
+                            field.name.value
+                        ),
+                    )
+                    .label(field.name.span, "not a parameter of it")
+                    .help(help),
+                );
+                continue;
+            };
+            if let (Some(t), Inferred::Known(found)) = (param.param_type(), inferred) {
+                let expected = t.value_type();
+                let fits = *found == expected
+                    || *found == Type::Json
+                    || expected == Type::Json
+                    || (expected == Type::Duration && *found == Type::Number);
+                if !fits {
+                    let what = format!("parameter `{}` of `{}`", param.name.text, target.display());
+                    self.type_mismatch(&field.value, expected, *found, &what);
+                }
+            }
+        }
+        let missing: Vec<&str> = declared
+            .iter()
+            .filter(|p| p.required() && !given.iter().any(|(f, _)| f.name.value == p.name.text))
+            .map(|p| p.name.as_str())
+            .collect();
+        if !missing.is_empty() {
+            self.push(
+                Diagnostic::new(
+                    Code::MissingParam,
+                    format!(
+                        "`{}` needs {}",
+                        target.display(),
+                        missing
+                            .iter()
+                            .map(|m| format!("`{m}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                )
+                .label(at, "not given here")
+                .help(format!("give them: {}", param_list(declared))),
+            );
+        }
+    }
+
+    fn check_call_contract(
+        &mut self,
+        target: &'p EndpointRef,
+        args: &'p [Field],
+        into: Option<&'p Name>,
+        scope: &mut Scope<'_, 'p>,
+    ) {
+        let given: Vec<(&'p Field, Inferred)> = args
+            .iter()
+            .map(|a| (a, self.check_expr(&a.value, scope)))
+            .collect();
+        let at = target.span;
+        if args.is_empty() {
+            self.check_given_params(target, &given, at);
+        } else {
+            let span = args.iter().fold(at, |s, a| s.to(a.span));
+            self.check_given_params(target, &given, span);
+        }
+        let Some(into) = into else {
+            return;
+        };
+        let callee = self
+            .symbols
+            .endpoint(target.service.as_str(), target.endpoint.as_str());
+        if callee.is_some_and(|c| c.response.is_none()) {
+            self.push(
+                Diagnostic::new(
+                    Code::NoResponse,
+                    format!(
+                        "`{}` declares no `response` to put into `{}`",
+                        target.display(),
+                        into.text
+                    ),
+                )
+                .label(into.span, "nothing comes back")
+                .help(format!(
+                    "declare `response {{ json {{ ... }} }}` in `{}`, or leave out `into`",
+                    target.display()
+                )),
+            );
+        }
+        self.assign(
+            into,
+            Inferred::Unknown,
+            &Expr {
+                kind: ExprKind::Null,
+                span: into.span,
+            },
+            scope,
+        );
+    }
+
+    /// An endpoint's `params`: known types, literal defaults of the type.
+    pub(super) fn check_param_decls(&mut self, endpoint: &'p EndpointDecl) {
+        let Some(declared) = &endpoint.params else {
+            return;
+        };
+        for param in declared {
+            let Some(t) = param.param_type() else {
+                self.push(
+                    Diagnostic::new(
+                        Code::InvalidParam,
+                        format!("`{}` is not a parameter type", param.type_name.text),
+                    )
+                    .label(param.type_name.span, "unknown type")
+                    .help("use `string`, `number`, `bool`, `json`, `duration`, or `list<string>`, `list<number>`, `list<bool>`"),
+                );
+                continue;
+            };
+            let Some(default) = &param.default else {
+                continue;
+            };
+            match crate::run::params::constant(default) {
+                None => self.push(
+                    Diagnostic::new(
+                        Code::InvalidParam,
+                        format!("the default of `{}` is not a literal", param.name.text),
+                    )
+                    .label(default.span, "computed")
+                    .help("write a literal default (`1`, `\"text\"`, `true`, `5m`), or make the parameter required"),
+                ),
+                Some(value) => {
+                    let fits = value.is_null()
+                        || match (t.list, t.base) {
+                            (true, _) => false,
+                            (_, Type::String) => value.is_string(),
+                            (_, Type::Number) => value.is_number() && !matches!(default.kind, ExprKind::Duration { .. }),
+                            (_, Type::Bool) => value.is_boolean(),
+                            (_, Type::Duration) => matches!(default.kind, ExprKind::Duration { .. }),
+                            _ => true,
+                        };
+                    if !fits {
+                        self.push(
+                            Diagnostic::new(
+                                Code::InvalidParam,
+                                format!("the default of `{}` is not a {}", param.name.text, t.name()),
+                            )
+                            .label(default.span, "of another type")
+                            .help(if t.list {
+                                "a list parameter has no default: mark it optional with `?`".to_string()
+                            } else {
+                                format!("write a {} literal", t.name())
+                            }),
+                        );
+                    }
+                }
+            }
+        }
+    }
+
     /// A hook's statements, in its service: `error.*` (after a failure) and
     /// `run.*` known; no secret may be updated there.
     pub(super) fn check_hook(
@@ -187,6 +424,7 @@ impl<'a, 'p> Checker<'a, 'p> {
             locals: Vec::new(),
             loops: 0,
             in_hook: true,
+            contracts: None,
         };
         self.check_block(&hook.body, &mut scope);
         hook.body.walk(&mut |statement| {
@@ -247,12 +485,15 @@ impl<'a, 'p> Checker<'a, 'p> {
             }
             StatementKind::RunService {
                 endpoint,
+                args,
                 as_account,
+                into,
             } => {
                 self.resolve_endpoint(&endpoint.service, Some(&endpoint.endpoint));
                 if let Some(account) = as_account {
                     self.resolve_service_account(account);
                 }
+                self.check_call_contract(endpoint, args, into.as_ref(), scope);
             }
             StatementKind::Sleep { duration } => {
                 if duration
@@ -897,7 +1138,42 @@ impl<'a, 'p> Checker<'a, 'p> {
                 }
                 Inferred::Known(Type::String)
             }
-            ExprKind::Param { .. } => Inferred::Unknown,
+            ExprKind::Param { name } => {
+                let Some(contracts) = &scope.contracts else {
+                    return Inferred::Unknown;
+                };
+                let declared: Vec<&ParamDecl> = contracts
+                    .iter()
+                    .filter_map(|c| c.iter().find(|p| p.name.text == name.text))
+                    .collect();
+                if declared.len() < contracts.len() {
+                    let all: Vec<&str> = contracts
+                        .iter()
+                        .flat_map(|c| c.iter().map(|p| p.name.as_str()))
+                        .collect();
+                    let help = did_you_mean(
+                        name.as_str(),
+                        all.iter().copied(),
+                        "declare it in the `params` of every endpoint that processes this action",
+                    );
+                    self.push(
+                        Diagnostic::new(
+                            Code::UnknownParam,
+                            format!(
+                                "no endpoint that runs this action declares the parameter `{}`",
+                                name.text
+                            ),
+                        )
+                        .label(name.span, "not in `params`")
+                        .help(help),
+                    );
+                    return Inferred::Unknown;
+                }
+                declared
+                    .first()
+                    .and_then(|p| p.param_type())
+                    .map_or(Inferred::Unknown, |t| Inferred::Known(t.value_type()))
+            }
             ExprKind::Run { field } => {
                 if !scope.in_hook {
                     self.push(
@@ -1165,6 +1441,28 @@ fn arithmetic(op: BinaryOp, a: Type, b: Type) -> Option<Type> {
         (BinaryOp::Div, Duration, Duration) => Number,
         _ => return None,
     })
+}
+
+/// The inferred type of a literal of type `t`.
+pub(super) fn literal(t: Type) -> Inferred {
+    Inferred::Known(t)
+}
+
+/// An expression whose type is not known.
+pub(super) fn unknown() -> Inferred {
+    Inferred::Unknown
+}
+
+/// `page: number, tags: list<string>`.
+fn param_list(declared: &[ParamDecl]) -> String {
+    if declared.is_empty() {
+        return "no parameters".into();
+    }
+    declared
+        .iter()
+        .map(|p| format!("{}: {}", p.name.text, p.type_name.text))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn conversion_help(expected: Type) -> String {

@@ -186,6 +186,11 @@ impl<'p> Symbols<'p> {
         self.roles_of(identity)
             .any(|r| grants_update_secret(r, secret))
     }
+
+    pub fn can_read_secret(&self, identity: &IdentityDecl, secret: &str) -> bool {
+        self.roles_of(identity)
+            .any(|r| grants_read_secret(r, secret))
+    }
 }
 
 /// Whether a role grants `run` on `service.endpoint`.

@@ -136,14 +136,30 @@ pub fn run(args: RunArgs) -> ExitCode {
     };
     let finished = block_on(engine.run(admitted));
     let record = &finished.record;
+    // The caller gets the response as declared: the secrets it `reveals`
+    // (which the checker proved `--as` may read) in clear; the record kept
+    // in the logs masks them.
+    let answer = finished
+        .answer
+        .as_ref()
+        .map(|a| serde_json::json!({"status": a.status, "body": a.body}));
     match args.output {
         OutputFormat::Json => {
+            let mut shown = record.clone();
+            if answer.is_some() {
+                shown.response = answer;
+            }
             outln!(
                 "{}",
-                serde_json::to_string_pretty(record).expect("a record serializes")
+                serde_json::to_string_pretty(&shown).expect("a record serializes")
             );
         }
-        OutputFormat::Human => out!("{}", record.human()),
+        OutputFormat::Human => {
+            out!("{}", record.human());
+            if let Some(answer) = &finished.answer {
+                outln!("response {}: {}", answer.status, answer.body);
+            }
+        }
     }
     if let Some(error) = &finished.error
         && args.output == OutputFormat::Human

@@ -111,6 +111,7 @@ pub fn dot(program: &Program) -> String {
                     StatementKind::RunService {
                         endpoint,
                         as_account,
+                        ..
                     } => {
                         calls.insert((
                             endpoint.display(),

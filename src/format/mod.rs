@@ -500,6 +500,18 @@ impl Printer<'_> {
                     .as_ref()
                     .map(|l| format!("log {}", if l.enabled { "enabled" } else { "disabled" })),
                 "on_failure" | "on_recovery" => None,
+                "params" => {
+                    if let Some(params) = &endpoint.params {
+                        lines.push((*span, Item::Params(params)));
+                    }
+                    None
+                }
+                "response" => {
+                    if let Some(response) = &endpoint.response {
+                        lines.push((*span, Item::Response(response)));
+                    }
+                    None
+                }
                 _ => endpoint
                     .process
                     .as_ref()
@@ -530,6 +542,69 @@ impl Printer<'_> {
                 Item::Hook(keyword, body) => {
                     self.out.push_str(keyword);
                     self.statements(body);
+                }
+                Item::Fields(keyword, fields) => self.field_block(keyword, *span, fields, false),
+                Item::Params(params) => {
+                    self.out.push_str("params");
+                    let lines: Vec<(Span, String)> = params
+                        .iter()
+                        .map(|p| {
+                            let mut line = format!("{}: {}", p.name.text, p.type_name.text);
+                            if p.optional {
+                                line.push('?');
+                            }
+                            if let Some(default) = &p.default {
+                                line.push_str(&format!(" = {}", expr(default)));
+                            }
+                            (p.span, line)
+                        })
+                        .collect();
+                    self.block(*span, |p| p.lines(&lines));
+                }
+                Item::Response(response) => {
+                    self.out.push_str("response");
+                    let mut members: Vec<(Span, ResponseMember<'_>)> = Vec::new();
+                    if let Some(status) = &response.status {
+                        members.push((status.span, ResponseMember::Status(status.value)));
+                    }
+                    match &response.body {
+                        Some(ResponseBody::Json { fields, span }) => {
+                            members.push((*span, ResponseMember::Json(fields)))
+                        }
+                        Some(ResponseBody::Expr(body)) => {
+                            members.push((body.span, ResponseMember::Body(body)))
+                        }
+                        None => {}
+                    }
+                    if let Some(first) = response.reveals.first() {
+                        members.push((first.span, ResponseMember::Reveals(&response.reveals)));
+                    }
+                    members.sort_by_key(|(s, _)| s.start);
+                    self.block(*span, |p| {
+                        for (index, (mspan, member)) in members.iter().enumerate() {
+                            p.leading_member(index, mspan.start as usize);
+                            match member {
+                                ResponseMember::Status(status) => {
+                                    p.out.push_str(&format!("status {status}"))
+                                }
+                                ResponseMember::Json(fields) => {
+                                    p.field_block("json", *mspan, fields, false)
+                                }
+                                ResponseMember::Body(body) => {
+                                    p.out.push_str(&format!("body {}", expr(body)))
+                                }
+                                ResponseMember::Reveals(names) => p.out.push_str(&format!(
+                                    "reveals {}",
+                                    names
+                                        .iter()
+                                        .map(|n| n.text.as_str())
+                                        .collect::<Vec<_>>()
+                                        .join(", ")
+                                )),
+                            }
+                            p.finish_line(mspan.end());
+                        }
+                    });
                 }
             }
             self.finish_line(span.end());
@@ -565,6 +640,10 @@ impl Printer<'_> {
                     .map(|b| format!("before_expiry {} {}", b.secret.text, b.lead.text)),
                 "disabled" => Some("disabled".to_string()),
                 "on_failure" | "on_recovery" => None,
+                "params" => {
+                    lines.push((*span, Item::Fields("params", &schedule.params)));
+                    None
+                }
                 _ => schedule
                     .description
                     .as_ref()
@@ -715,12 +794,24 @@ impl Printer<'_> {
             }
             StatementKind::RunService {
                 endpoint,
+                args,
                 as_account,
+                into,
             } => {
                 self.out
                     .push_str(&format!("run_service {}", endpoint.display()));
+                if !args.is_empty() {
+                    let args: Vec<String> = args
+                        .iter()
+                        .map(|a| format!("{} = {}", a.name.value, expr(&a.value)))
+                        .collect();
+                    self.out.push_str(&format!("({})", args.join(", ")));
+                }
                 if let Some(account) = as_account {
                     self.out.push_str(&format!(" as {}", account.text));
+                }
+                if let Some(into) = into {
+                    self.out.push_str(&format!(" into {}", into.text));
                 }
             }
             StatementKind::Sleep { duration } => {
@@ -1148,6 +1239,17 @@ fn precedence(e: &Expr) -> u8 {
 enum Item<'a> {
     Line(String),
     Hook(&'static str, &'a Block),
+    Fields(&'static str, &'a [Field]),
+    Params(&'a [ParamDecl]),
+    Response(&'a ResponseDecl),
+}
+
+/// A member of a `response` block.
+enum ResponseMember<'a> {
+    Status(u64),
+    Json(&'a [Field]),
+    Body(&'a Expr),
+    Reveals(&'a [Name]),
 }
 
 /// `!` binds tighter than any binary operator.

@@ -17,7 +17,7 @@ pub struct Refusal {
 impl Engine {
     /// Checks a request before running it: the endpoint exists, allows the
     /// method, and the identity exists and may run it.
-    pub fn admit(&self, request: RunRequest) -> Result<Admitted, Refusal> {
+    pub fn admit(&self, mut request: RunRequest) -> Result<Admitted, Refusal> {
         let refuse = |code, message: String, help: Option<String>| Refusal {
             code,
             message,
@@ -60,6 +60,15 @@ impl Engine {
                 denied: true,
             });
         }
+        // The declared parameters, on every way in: the command line, HTTP
+        // and schedules all come through here.
+        let given = std::mem::take(&mut request.params);
+        request.params = super::params::validate(endpoint, &key, given).map_err(|e| Refusal {
+            code: "svc::run::invalid_param",
+            message: e.message,
+            help: Some(e.help),
+            denied: false,
+        })?;
         Ok(Admitted::new(request))
     }
 

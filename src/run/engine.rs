@@ -11,6 +11,7 @@ use chrono::Utc;
 use super::admission::Refusal;
 use super::error::{ErrorKind, RunError};
 use super::http::Http;
+pub use super::interpreter::Answer;
 use super::interpreter::Run;
 use super::record::{HookReport, Outcome, RunRecord, Trigger};
 use super::redact::Redactor;
@@ -108,6 +109,8 @@ pub struct Finished {
     pub record: RunRecord,
     pub error: Option<RunError>,
     pub redactor: Redactor,
+    /// The declared response, as the caller gets it.
+    pub answer: Option<Answer>,
 }
 
 impl Engine {
@@ -242,16 +245,19 @@ impl Engine {
                 &request.service,
                 &request.endpoint,
                 identity,
-                &request.params,
+                std::borrow::Cow::Borrowed(&request.params),
                 0,
             )
             .await;
         let outcome = match &result {
-            Ok(()) => Outcome::Success,
+            Ok(_) => Outcome::Success,
             Err(e) if e.kind == ErrorKind::PermissionDenied => Outcome::Denied,
             Err(_) => Outcome::Failed,
         };
-        let mut error = result.err();
+        let (answer, mut error) = match result {
+            Ok(answer) => (answer, None),
+            Err(error) => (None, Some(error)),
+        };
         if !request.dry_run {
             self.settle_journal(&request, &run_id, &run.journaled, error.as_mut())
                 .await;
@@ -274,6 +280,9 @@ impl Engine {
             variables,
             replay_of,
             hooks: Vec::new(),
+            response: answer
+                .as_ref()
+                .map(|a| serde_json::json!({"status": a.status, "body": a.recorded})),
         };
         if !request.dry_run && request.replay.is_none() {
             self.endpoint_hooks(&request, &mut record, error.as_ref(), &redactor)
@@ -300,6 +309,7 @@ impl Engine {
             record,
             error,
             redactor,
+            answer,
         }
     }
 }

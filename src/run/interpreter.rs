@@ -22,8 +22,23 @@ type Step<'a> = Pin<Box<dyn Future<Output = Result<(), RunError>> + Send + 'a>>;
 
 /// An endpoint's run: its variables at the end, shown as they may be, and
 /// how it ended.
-type EndpointRun<'a> =
-    Pin<Box<dyn Future<Output = (BTreeMap<String, Shown>, Result<(), RunError>)> + Send + 'a>>;
+type EndpointRun<'a> = Pin<
+    Box<
+        dyn Future<Output = (BTreeMap<String, Shown>, Result<Option<Answer>, RunError>)>
+            + Send
+            + 'a,
+    >,
+>;
+
+/// What an endpoint with a declared `response` answers.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    /// As the caller gets it: the secrets it `reveals` are in clear.
+    pub body: serde_json::Value,
+    /// As records and logs keep it: every secret masked.
+    pub recorded: serde_json::Value,
+}
 
 /// The state of one run.
 pub(super) struct Run<'e> {
@@ -61,7 +76,9 @@ pub(super) struct Frame<'e> {
     pub(super) identity: &'e IdentityDecl,
     pub(super) endpoint: String,
     pub(super) vars: HashMap<&'e str, Value>,
-    pub(super) params: &'e BTreeMap<String, serde_json::Value>,
+    pub(super) params: std::borrow::Cow<'e, BTreeMap<String, serde_json::Value>>,
+    /// The declared parameters of the endpoint, if it declares them.
+    pub(super) contract: Option<&'e [ParamDecl]>,
     /// The error a `catch` block is handling.
     pub(super) error: Option<RunError>,
     pub(super) depth: usize,
@@ -85,7 +102,7 @@ impl<'e> Run<'e> {
         service: &'a str,
         endpoint: &'a str,
         identity: &'e IdentityDecl,
-        params: &'e BTreeMap<String, serde_json::Value>,
+        params: std::borrow::Cow<'e, BTreeMap<String, serde_json::Value>>,
         depth: usize,
     ) -> EndpointRun<'a> {
         Box::pin(async move {
@@ -101,6 +118,7 @@ impl<'e> Run<'e> {
                 return (BTreeMap::new(), Err(error));
             };
             let key = format!("{service}.{endpoint}");
+            let endpoint_decl = script.endpoint(service, endpoint);
             let mut frame = Frame {
                 service: service_decl,
                 identity,
@@ -111,6 +129,7 @@ impl<'e> Run<'e> {
                     .map(|v| (v.name.as_str(), Value::Null))
                     .collect(),
                 params,
+                contract: endpoint_decl.and_then(|e| e.params.as_deref()),
                 error: None,
                 depth,
                 sensitive: script
@@ -125,7 +144,22 @@ impl<'e> Run<'e> {
                 Ok(locked) => locked,
                 Err(error) => return (BTreeMap::new(), Err(error)),
             };
-            let result = self.block(&mut frame, &action.body).await;
+            let mut result = self.block(&mut frame, &action.body).await.map(|()| None);
+            if let (Ok(_), Some(response)) =
+                (&result, endpoint_decl.and_then(|e| e.response.as_ref()))
+            {
+                let reads_secret = response.expressions().iter().any(|e| {
+                    let mut found = false;
+                    e.walk(&mut |e| found |= matches!(e.kind, ExprKind::Secret { .. }));
+                    found
+                });
+                let loaded = if reads_secret && self.document.is_none() {
+                    self.load_document().await.map_err(|e| e.at(response.span))
+                } else {
+                    Ok(())
+                };
+                result = loaded.and_then(|()| self.respond(&mut frame, response).map(Some));
+            }
             if locked {
                 self.held.retain(|(k, _)| *k != key);
             }
@@ -158,7 +192,8 @@ impl<'e> Run<'e> {
                 .iter()
                 .map(|v| (v.name.as_str(), Value::Null))
                 .collect(),
-            params,
+            params: std::borrow::Cow::Borrowed(params),
+            contract: None,
             error,
             depth: 0,
             sensitive: script
@@ -268,8 +303,13 @@ impl<'e> Run<'e> {
                 }
                 StatementKind::RunService {
                     endpoint,
+                    args,
                     as_account,
-                } => self.run_service(frame, endpoint, as_account.as_ref()).await,
+                    into,
+                } => {
+                    self.run_service(frame, endpoint, args, as_account.as_ref(), into.as_ref())
+                        .await
+                }
                 StatementKind::Sleep { duration } => {
                     let wait = duration.value.unwrap_or_default();
                     self.trace.push(Event::Sleep {
@@ -430,7 +470,9 @@ impl<'e> Run<'e> {
         &mut self,
         frame: &mut Frame<'e>,
         target: &'e EndpointRef,
+        args: &'e [Field],
         as_account: Option<&'e Name>,
+        into: Option<&'e Name>,
     ) -> Result<(), RunError> {
         let script = self.script();
         let identity = match as_account {
@@ -461,20 +503,112 @@ impl<'e> Run<'e> {
         }
         self.trace.push(Event::RunService {
             depth: frame.depth,
-            endpoint: key,
+            endpoint: key.clone(),
             identity: identity.name.text.clone(),
         });
-        static NO_PARAMS: BTreeMap<String, serde_json::Value> = BTreeMap::new();
+        let mut given = BTreeMap::new();
+        for arg in args {
+            let value = self
+                .eval(frame, &arg.value)
+                .map_err(|e| e.at(arg.value.span))?;
+            given.insert(arg.name.value.clone(), value.to_json());
+        }
+        let params = match script.endpoint(target.service.as_str(), target.endpoint.as_str()) {
+            Some(callee) => super::params::validate(callee, &key, given).map_err(|e| {
+                RunError::new(ErrorKind::Type, self.redactor.redact(&e.message)).help(e.help)
+            })?,
+            None => given,
+        };
         let (_, result) = self
             .endpoint(
                 target.service.as_str(),
                 target.endpoint.as_str(),
                 identity,
-                &NO_PARAMS,
+                std::borrow::Cow::Owned(params),
                 frame.depth + 1,
             )
             .await;
-        result
+        let answer = result?;
+        if let Some(into) = into {
+            let body = answer.map_or(serde_json::Value::Null, |a| a.body);
+            let target_type = frame
+                .service
+                .vars
+                .iter()
+                .find(|v| v.name.text == into.text)
+                .and_then(|v| Type::from_name(&v.type_name.text))
+                .unwrap_or(Type::Json);
+            let value = Value::from_json(&body, target_type).map_err(|why| {
+                RunError::new(
+                    ErrorKind::Mapping,
+                    format!(
+                        "the response of `{key}` does not fit `{}`: {why}",
+                        into.text
+                    ),
+                )
+            })?;
+            if frame.is_sensitive(into.as_str()) {
+                self.redactor.add(&value.to_text());
+            }
+            self.trace.push(Event::Assign {
+                depth: frame.depth,
+                name: into.text.clone(),
+                value: self.show(frame, into.as_str(), &value),
+            });
+            frame.vars.insert(into.as_str(), value);
+        }
+        Ok(())
+    }
+
+    /// The response an endpoint declares, from its variables after the run.
+    /// The caller's copy shows the secrets it `reveals`; the record's masks
+    /// every secret.
+    pub(super) fn respond(
+        &mut self,
+        frame: &mut Frame<'e>,
+        response: &'e ResponseDecl,
+    ) -> Result<Answer, RunError> {
+        let mut body = match &response.body {
+            None => serde_json::Value::Null,
+            Some(ResponseBody::Expr(expr)) => self
+                .eval(frame, expr)
+                .map_err(|e| e.at(expr.span))?
+                .to_json(),
+            Some(ResponseBody::Json { fields, .. }) => {
+                let mut object = serde_json::Map::new();
+                for field in fields {
+                    let value = self
+                        .eval(frame, &field.value)
+                        .map_err(|e| e.at(field.value.span))?;
+                    object.insert(field.name.value.clone(), value.to_json());
+                }
+                serde_json::Value::Object(object)
+            }
+        };
+        let mut recorded = body.clone();
+        self.redactor.redact_json(&mut recorded);
+        if response.reveals.is_empty() {
+            body = recorded.clone();
+        } else if let Some(document) = &self.document {
+            // Every secret but those it reveals stays masked.
+            let hidden = Redactor::of(
+                document
+                    .secrets
+                    .iter()
+                    .filter(|(name, _)| !response.reveals.iter().any(|r| r.text == **name))
+                    .map(|(_, entry)| entry.value.expose()),
+            );
+            hidden.redact_json(&mut body);
+        }
+        let status = response
+            .status
+            .as_ref()
+            .map_or(200, |s| u16::try_from(s.value).unwrap_or(200));
+        Ok(Answer {
+            status,
+            body,
+            recorded,
+        })
     }
 
     pub(super) async fn update_secrets(
@@ -716,6 +850,29 @@ impl<'e> Run<'e> {
                 match document.get(name.as_str()) {
                     Some(entry) => Value::String(entry.value.expose().to_string()),
                     None => Value::Null,
+                }
+            }
+            ExprKind::Param { name }
+                if let Some(declared) = frame
+                    .contract
+                    .and_then(|c| c.iter().find(|p| p.name.text == name.text))
+                    .and_then(|p| p.param_type()) =>
+            {
+                match frame.params.get(name.as_str()) {
+                    None | Some(serde_json::Value::Null) => Value::Null,
+                    Some(value) => {
+                        Value::from_json(value, declared.value_type()).map_err(|why| {
+                            RunError::new(
+                                ErrorKind::Type,
+                                format!(
+                                    "parameter `{}` is {why}, not a {}",
+                                    name.text,
+                                    declared.name()
+                                ),
+                            )
+                            .at(expr.span)
+                        })?
+                    }
                 }
             }
             ExprKind::Param { name } => match frame.params.get(name.as_str()) {

@@ -10,6 +10,7 @@ mod interpreter;
 mod mapping;
 pub mod mock;
 mod operators;
+pub mod params;
 pub mod record;
 pub mod redact;
 pub mod refresh;

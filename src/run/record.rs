@@ -180,6 +180,9 @@ pub struct RunRecord {
     /// The run whose kept answers this one replayed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replay_of: Option<String>,
+    /// The declared response (`status`, `body`), every secret masked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response: Option<serde_json::Value>,
     /// The `on_failure` or `on_recovery` hooks this run set off.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hooks: Vec<HookReport>,

@@ -451,6 +451,11 @@ pub async fn run_endpoint(
             } else {
                 "bad_request"
             };
+            let code = if refusal.code == "svc::run::invalid_param" {
+                "invalid_param"
+            } else {
+                code
+            };
             return Err(ApiError::new(status, code, refusal.message));
         }
     };
@@ -526,6 +531,17 @@ pub async fn run_endpoint(
         Outcome::Failed => StatusCode::BAD_GATEWAY,
         Outcome::Denied => StatusCode::FORBIDDEN,
     };
+    // An endpoint with a declared response answers it, with its status;
+    // the run's record stays in the logs (the header names it).
+    if let (Outcome::Success, Some(answer)) = (finished.record.outcome, &finished.answer) {
+        let status = StatusCode::from_u16(answer.status).unwrap_or(StatusCode::OK);
+        app.finished(&finished.record, Some(status.as_u16()));
+        let mut response = (status, Json(answer.body.clone())).into_response();
+        if let Ok(id) = axum::http::HeaderValue::from_str(&finished.record.id) {
+            response.headers_mut().insert("x-svc-run", id);
+        }
+        return Ok(response);
+    }
     app.finished(&finished.record, Some(status.as_u16()));
     Ok((status, Json(answered_record(finished.record))).into_response())
 }

@@ -84,6 +84,9 @@ fn operation(
         "schema": {"type": "boolean"}
     })];
     let with_body = matches!(method, "post" | "put" | "patch");
+    if let Some(declared) = &endpoint.params {
+        return declared_operation(service, endpoint, method, declared, parameters, summary);
+    }
     if !with_body {
         for param in params {
             parameters.push(json!({
@@ -127,6 +130,146 @@ fn operation(
         });
     }
     operation
+}
+
+/// The JSON schema of a declared parameter's values.
+fn param_schema(param: &ParamDecl) -> Value {
+    let Some(t) = param.param_type() else {
+        return json!({});
+    };
+    let scalar = |base: Type| match base {
+        Type::String => json!({"type": "string"}),
+        Type::Number => json!({"type": "number"}),
+        Type::Bool => json!({"type": "boolean"}),
+        Type::Duration => {
+            json!({"type": ["number", "string"], "description": "seconds, or a duration such as `90s` or `5m`"})
+        }
+        _ => json!({}),
+    };
+    let mut schema = if t.list {
+        json!({"type": "array", "items": scalar(t.base)})
+    } else {
+        scalar(t.base)
+    };
+    if let Some(default) = param
+        .default
+        .as_ref()
+        .and_then(crate::run::params::constant)
+    {
+        schema["default"] = default;
+    }
+    schema
+}
+
+/// An operation whose parameters and response the endpoint declares.
+fn declared_operation(
+    service: &ServiceDecl,
+    endpoint: &EndpointDecl,
+    method: &str,
+    declared: &[ParamDecl],
+    mut parameters: Vec<Value>,
+    summary: String,
+) -> Value {
+    let with_body = matches!(method, "post" | "put" | "patch");
+    if !with_body {
+        for param in declared {
+            parameters.push(json!({
+                "name": param.name.text,
+                "in": "query",
+                "required": param.required(),
+                "description": format!("{} parameter", param.type_name.text),
+                "schema": param_schema(param),
+            }));
+        }
+    }
+    let (status, success) = match &endpoint.response {
+        Some(response) => {
+            let status = response.status.as_ref().map_or(200, |s| s.value);
+            let schema = match &response.body {
+                Some(ResponseBody::Json { fields, .. }) => {
+                    let properties: serde_json::Map<String, Value> = fields
+                        .iter()
+                        .map(|f| (f.name.value.clone(), value_schema(service, &f.value)))
+                        .collect();
+                    json!({"type": "object", "properties": properties})
+                }
+                Some(ResponseBody::Expr(expr)) => value_schema(service, expr),
+                None => json!({"type": "null"}),
+            };
+            (
+                status.to_string(),
+                json!({"description": "The response the endpoint declares (the run's id is in `X-Svc-Run`)",
+                       "headers": {"X-Svc-Run": {"schema": {"type": "string"}, "description": "the run's id"}},
+                       "content": {"application/json": {"schema": schema}}}),
+            )
+        }
+        None => (
+            "200".to_string(),
+            json!({"description": "The run succeeded", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RunRecord"}}}}),
+        ),
+    };
+    let mut responses = serde_json::Map::new();
+    responses.insert(status, success);
+    responses.insert("202".into(), json!({"description": "The run started (`async=true`)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Job"}}}}));
+    responses.insert("400".into(), json!({"description": "A parameter is missing, unknown or of the wrong type (`invalid_param`)", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}));
+    responses.insert(
+        "401".into(),
+        json!({"$ref": "#/components/responses/Unauthorized"}),
+    );
+    responses.insert(
+        "403".into(),
+        json!({"$ref": "#/components/responses/Forbidden"}),
+    );
+    responses.insert("502".into(), json!({"description": "The run failed; the record says why", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/RunRecord"}}}}));
+    let mut operation = json!({
+        "operationId": format!("{}_{}_{method}", service.name.text, endpoint.name.text),
+        "summary": summary,
+        "tags": [service.name.text],
+        "parameters": parameters,
+        "responses": responses,
+    });
+    if with_body {
+        let properties: serde_json::Map<String, Value> = declared
+            .iter()
+            .map(|p| (p.name.text.clone(), param_schema(p)))
+            .collect();
+        let required: Vec<&str> = declared
+            .iter()
+            .filter(|p| p.required())
+            .map(|p| p.name.as_str())
+            .collect();
+        let schema = json!({"type": "object", "properties": properties, "required": required,
+                            "additionalProperties": false});
+        operation["requestBody"] = json!({
+            "required": !required.is_empty(),
+            "content": {
+                "application/json": {"schema": schema},
+                "application/x-www-form-urlencoded": {"schema": schema}
+            }
+        });
+    }
+    operation
+}
+
+/// The schema of what an expression gives, as far as the program says.
+fn value_schema(service: &ServiceDecl, expr: &Expr) -> Value {
+    let t = match &expr.kind {
+        ExprKind::String { .. } => Some(Type::String),
+        ExprKind::Number { .. } => Some(Type::Number),
+        ExprKind::Bool { .. } => Some(Type::Bool),
+        ExprKind::Variable { name } => service
+            .vars
+            .iter()
+            .find(|v| v.name.text == name.text)
+            .and_then(|v| Type::from_name(&v.type_name.text)),
+        _ => None,
+    };
+    match t {
+        Some(Type::String) | Some(Type::Time) => json!({"type": "string"}),
+        Some(Type::Number) | Some(Type::Duration) => json!({"type": "number"}),
+        Some(Type::Bool) => json!({"type": "boolean"}),
+        _ => json!({}),
+    }
 }
 
 fn jobs_path() -> Value {

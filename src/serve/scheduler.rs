@@ -285,7 +285,23 @@ fn fire(
         endpoint: spec.endpoint.clone(),
         identity: spec.account.clone(),
         method: "GET".into(),
-        params: BTreeMap::new(),
+        // The schedule's fixed values for the endpoint's parameters.
+        params: app
+            .engine
+            .script
+            .schedule(&spec.name)
+            .map(|decl| {
+                decl.params
+                    .iter()
+                    .filter_map(|f| {
+                        Some((
+                            f.name.value.clone(),
+                            crate::run::params::constant(&f.value)?,
+                        ))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
         dry_run: false,
         trigger: Trigger::Schedule {
             name: spec.name.clone(),

@@ -459,9 +459,95 @@ pub struct EndpointDecl {
     pub process: Option<Name>,
     pub on_failure: Option<Hook>,
     pub on_recovery: Option<Hook>,
+    /// `params { ... }`: `None` when the endpoint declares no contract (it
+    /// takes any parameter, untyped).
+    pub params: Option<Vec<ParamDecl>>,
+    pub response: Option<ResponseDecl>,
     pub span: Span,
     #[serde(skip)]
     pub layout: Layout,
+}
+
+/// `NAME: TYPE`, `NAME: TYPE?` (optional, null when not given) or
+/// `NAME: TYPE = DEFAULT`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ParamDecl {
+    pub name: Name,
+    /// As written: `number`, `list<string>`.
+    pub type_name: Name,
+    pub optional: bool,
+    pub default: Option<Expr>,
+    pub span: Span,
+}
+
+impl ParamDecl {
+    pub fn param_type(&self) -> Option<ParamType> {
+        ParamType::parse(&self.type_name.text)
+    }
+
+    /// A caller may leave it out.
+    pub fn required(&self) -> bool {
+        !self.optional && self.default.is_none()
+    }
+}
+
+/// The type of a declared parameter: a type, or a list of one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ParamType {
+    pub base: Type,
+    pub list: bool,
+}
+
+impl ParamType {
+    pub fn parse(text: &str) -> Option<ParamType> {
+        if let Some(inner) = text.strip_prefix("list<").and_then(|t| t.strip_suffix('>')) {
+            let base = Type::from_name(inner)?;
+            return matches!(base, Type::String | Type::Number | Type::Bool)
+                .then_some(ParamType { base, list: true });
+        }
+        let base = Type::from_name(text)?;
+        (base != Type::Time).then_some(ParamType { base, list: false })
+    }
+
+    /// The type of `param.NAME` in expressions: a list is a JSON array.
+    pub fn value_type(self) -> Type {
+        if self.list { Type::Json } else { self.base }
+    }
+
+    pub fn name(self) -> String {
+        if self.list {
+            format!("list<{}>", self.base.name())
+        } else {
+            self.base.name().to_string()
+        }
+    }
+}
+
+/// `response { status N  json { ... } | body EXPR  reveals SECRET, ... }`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ResponseDecl {
+    pub status: Option<Integer>,
+    pub body: Option<ResponseBody>,
+    /// Secrets the body may show, to identities that may read them.
+    pub reveals: Vec<Name>,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResponseBody {
+    Json { fields: Vec<Field>, span: Span },
+    Expr(Expr),
+}
+
+impl ResponseDecl {
+    pub fn expressions(&self) -> Vec<&Expr> {
+        match &self.body {
+            Some(ResponseBody::Json { fields, .. }) => fields.iter().map(|f| &f.value).collect(),
+            Some(ResponseBody::Expr(expr)) => vec![expr],
+            None => Vec::new(),
+        }
+    }
 }
 
 /// `on_failure { ... }` or `on_recovery { ... }`: statements run after a
@@ -531,7 +617,11 @@ pub enum StatementKind {
     },
     RunService {
         endpoint: EndpointRef,
+        /// `(name = value, ...)`: the callee's parameters.
+        args: Vec<Field>,
         as_account: Option<Name>,
+        /// `into VAR`: the callee's response body goes into VAR.
+        into: Option<Name>,
     },
     Sleep {
         duration: DurationLit,
@@ -768,6 +858,8 @@ pub struct ScheduleDecl {
     pub description: Option<PlainString>,
     pub on_failure: Option<Hook>,
     pub on_recovery: Option<Hook>,
+    /// `params { name = value }`: fixed values for the endpoint's parameters.
+    pub params: Vec<Field>,
     pub span: Span,
     #[serde(skip)]
     pub layout: Layout,
@@ -1055,9 +1147,8 @@ impl Statement {
             StatementKind::Foreach { iterable, .. } => vec![iterable],
             StatementKind::While { condition, .. } => vec![condition],
             StatementKind::Break => vec![],
-            StatementKind::RunService { .. }
-            | StatementKind::Sleep { .. }
-            | StatementKind::Try { .. } => Vec::new(),
+            StatementKind::RunService { args, .. } => args.iter().map(|a| &a.value).collect(),
+            StatementKind::Sleep { .. } | StatementKind::Try { .. } => Vec::new(),
         }
     }
 }

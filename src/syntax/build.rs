@@ -324,12 +324,24 @@ impl Builder {
             process: None,
             on_failure: None,
             on_recovery: None,
+            params: None,
+            response: None,
             span,
         };
         let mut seen = Seen::default();
         for property in inner {
             let pspan = self.span(&property);
             match property.as_rule() {
+                Rule::endpoint_params => {
+                    if self.first_time(&mut seen, "params", pspan) {
+                        endpoint.params = Some(self.param_decls(property));
+                    }
+                }
+                Rule::endpoint_response => {
+                    if self.first_time(&mut seen, "response", pspan) {
+                        endpoint.response = Some(self.response(property));
+                    }
+                }
                 Rule::description => {
                     if self.first_time(&mut seen, "description", pspan) {
                         endpoint.description = Some(self.description(property));
@@ -438,10 +450,24 @@ impl Builder {
             Rule::run_service => {
                 let mut parts = children(pair).skip(1);
                 let endpoint = self.endpoint_ref(parts.next().expect("grammar: endpoint"));
-                let as_account = parts.nth(1).map(|p| self.name(p));
+                let mut args = Vec::new();
+                let mut as_account = None;
+                let mut into = None;
+                while let Some(part) = parts.next() {
+                    match part.as_rule() {
+                        Rule::run_arguments => args = self.named_arguments(part),
+                        Rule::kw_as => {
+                            as_account = parts.next().map(|p| self.name(p));
+                        }
+                        Rule::kw_into => into = parts.next().map(|p| self.name(p)),
+                        _ => {}
+                    }
+                }
                 StatementKind::RunService {
                     endpoint,
+                    args,
                     as_account,
+                    into,
                 }
             }
             Rule::sleep => StatementKind::Sleep {
@@ -1017,6 +1043,130 @@ impl Builder {
         client
     }
 
+    /// `(name = value, ...)` of a `run_service`: every argument named once.
+    fn named_arguments(&mut self, pair: Pair<'_, Rule>) -> Vec<Field> {
+        let mut out: Vec<Field> = Vec::new();
+        for argument in children(pair) {
+            let span = self.span(&argument);
+            let mut parts = children(argument).peekable();
+            let name = match parts.peek().map(|p| p.as_rule()) {
+                Some(Rule::ident) => Some(self.name(parts.next().expect("grammar: name"))),
+                _ => None,
+            };
+            let value = self.expr(parts.next().expect("grammar: argument value"));
+            let Some(name) = name else {
+                self.diagnostics.push(
+                    Diagnostic::new(Code::UnknownArgument, "a parameter without a name")
+                        .label(span, "which parameter is this?")
+                        .help("name it: `run_service api.list(page = 2)`"),
+                );
+                continue;
+            };
+            if let Some(first) = out.iter().find(|f| f.name.value == name.text) {
+                self.diagnostics.push(
+                    Diagnostic::new(
+                        Code::DuplicateProperty,
+                        format!("`{}` is given twice", name.text),
+                    )
+                    .label(span, "given again here")
+                    .label(first.span, "first given here")
+                    .help("give each parameter once"),
+                );
+                continue;
+            }
+            out.push(Field {
+                name: PlainString {
+                    value: name.text,
+                    span: name.span,
+                },
+                value,
+                span,
+            });
+        }
+        out
+    }
+
+    /// `params { NAME: TYPE[?] [= DEFAULT] ... }`.
+    fn param_decls(&mut self, pair: Pair<'_, Rule>) -> Vec<ParamDecl> {
+        let mut out: Vec<ParamDecl> = Vec::new();
+        for decl in children(pair).skip(1) {
+            let span = self.span(&decl);
+            let mut parts = children(decl);
+            let name = self.name(parts.next().expect("grammar: param name"));
+            let type_name = self.name(parts.next().expect("grammar: param type"));
+            let mut optional = false;
+            let mut default = None;
+            for part in parts {
+                match part.as_rule() {
+                    Rule::optional_mark => optional = true,
+                    _ => default = Some(self.expr(part)),
+                }
+            }
+            if let Some(first) = out.iter().find(|p| p.name.text == name.text) {
+                self.diagnostics.push(
+                    Diagnostic::new(
+                        Code::DuplicateName,
+                        format!("parameter `{}` is declared twice", name.text),
+                    )
+                    .label(name.span, "declared again here")
+                    .label(first.name.span, "first declared here")
+                    .help("declare each parameter once"),
+                );
+                continue;
+            }
+            out.push(ParamDecl {
+                name,
+                type_name,
+                optional,
+                default,
+                span,
+            });
+        }
+        out
+    }
+
+    fn response(&mut self, pair: Pair<'_, Rule>) -> ResponseDecl {
+        let span = self.span(&pair);
+        let mut response = ResponseDecl {
+            status: None,
+            body: None,
+            reveals: Vec::new(),
+            span,
+        };
+        let mut seen = Seen::default();
+        for part in children(pair).skip(1) {
+            let pspan = self.span(&part);
+            match part.as_rule() {
+                Rule::response_status => {
+                    if self.first_time(&mut seen, "status", pspan) {
+                        response.status =
+                            Some(self.integer(children(part).nth(1).expect("grammar: status")));
+                    }
+                }
+                Rule::response_json | Rule::response_body => {
+                    if self.first_time(&mut seen, "body", pspan) {
+                        response.body = Some(if part.as_rule() == Rule::response_json {
+                            ResponseBody::Json {
+                                fields: self.fields(children(part).skip(1)),
+                                span: pspan,
+                            }
+                        } else {
+                            ResponseBody::Expr(
+                                self.expr(children(part).nth(1).expect("grammar: body")),
+                            )
+                        });
+                    }
+                }
+                _ => {
+                    if self.first_time(&mut seen, "reveals", pspan) {
+                        response.reveals = children(part).skip(1).map(|n| self.name(n)).collect();
+                    }
+                }
+            }
+        }
+        response
+    }
+
     fn fields<'i>(&mut self, pairs: impl Iterator<Item = Pair<'i, Rule>>) -> Vec<Field> {
         pairs
             .map(|field| {
@@ -1079,12 +1229,19 @@ impl Builder {
             description: None,
             on_failure: None,
             on_recovery: None,
+            params: Vec::new(),
             span,
         };
         let mut seen = Seen::default();
         for property in inner {
             let pspan = self.span(&property);
             let rule = property.as_rule();
+            if rule == Rule::schedule_params {
+                if self.first_time(&mut seen, "params", pspan) {
+                    schedule.params = self.fields(children(property).skip(1));
+                }
+                continue;
+            }
             if rule == Rule::hook {
                 let (kind, hook) = self.hook(property);
                 if self.first_time(&mut seen, kind.keyword(), pspan) {
