@@ -24,6 +24,33 @@ fn the_explorer_lists_runs_and_shows_logs_without_values() {
             "\"${param.token_url}\"",
             &format!("\"{}\"", oidc.url("token_endpoint")),
         );
+    // An endpoint with a contract: the explorer builds its form from it.
+    let script = script.replace(
+        "service_account quickstart_bot { roles demo_refresher }",
+        "service_account quickstart_bot { roles demo_refresher calc_user }",
+    ) + r#"
+role calc_user { grant run calc.add }
+
+service calc {
+  var sum: number
+
+  action add {
+    update service_variables { sum = param.a + param.b }
+  }
+
+  endpoint add {
+    methods GET POST
+    params {
+      a: number
+      b: number = 2
+    }
+    response {
+      json { sum = sum }
+    }
+    process add
+  }
+}
+"#;
     p.write("demo.svc", &script);
     p.set("DEMO_CLIENT_ID", CLIENT_ID);
     p.set("DEMO_CLIENT_SECRET", CLIENT_SECRET);
@@ -36,6 +63,7 @@ fn the_explorer_lists_runs_and_shows_logs_without_values() {
         .env("SVC_URL", &server.base)
         .env("SVC_KEY", &key)
         .env("SVC_ENDPOINT", "demo.refresh")
+        .env("SVC_CONTRACT_ENDPOINT", "calc.add")
         .env("SVC_FORBIDDEN", format!("{CLIENT_SECRET},{OLD_TOKEN}"))
         .env("SCREENSHOT", &screenshot)
         .output()
@@ -54,6 +82,7 @@ fn the_explorer_lists_runs_and_shows_logs_without_values() {
         "badge_asks_for_a_key",
         "badge_agrees_with_the_key",
         "badge_follows_a_forgotten_key",
+        "contract_form_and_response",
     ] {
         assert!(
             result["checks"].to_string().contains(check),

@@ -323,6 +323,20 @@ pub async fn catalog(State(app): State<Arc<App>>) -> Json<Value> {
                         "methods": endpoint.methods.iter().map(|m| m.text.clone()).collect::<Vec<_>>(),
                         "log": endpoint.log_enabled(),
                         "schedules": schedules,
+                        // The declared contract, for the explorer's form;
+                        // null when the endpoint takes any parameter.
+                        "params": endpoint.params.as_ref().map(|params| {
+                            params
+                                .iter()
+                                .map(|p| json!({
+                                    "name": p.name.text,
+                                    "type": p.type_name.text,
+                                    "required": p.required(),
+                                    "default": p.default.as_ref().and_then(crate::run::params::constant),
+                                }))
+                                .collect::<Vec<_>>()
+                        }),
+                        "response": endpoint.response.is_some(),
                     })
                 })
                 .collect();

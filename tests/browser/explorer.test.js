@@ -213,6 +213,32 @@ async function main() {
   }
   pass('trace_request_200');
 
+  // ---- an endpoint with a declared contract: a typed form, the response ----
+  const contract = process.env.SVC_CONTRACT_ENDPOINT;
+  if (contract) {
+    const form = `[data-testid=${q('params-form-' + contract)}]`;
+    await page.waitForSelector(form, { state: 'visible' });
+    const labels = await textOf(form);
+    if (!labels.includes('a: number (required)') || !labels.includes('b: number')) {
+      throw new Error(`the form does not show the declared parameters: ${labels}`);
+    }
+    const contractResult = `[data-testid=${q('result-' + contract)}]`;
+    const contractRun = `[data-testid=${q('run-' + contract)}]`;
+    // A required parameter left empty: the page says which, and sends nothing.
+    await page.click(contractRun);
+    const emptyState = await settled(contractResult);
+    if (emptyState !== 'error' || !(await textOf(contractResult)).includes('a (number) is required')) {
+      throw new Error(`an empty required parameter gave ${emptyState}: ${await textOf(contractResult)}`);
+    }
+    await page.fill(`[data-testid=${q('param-' + contract + '-a')}]`, '40');
+    await page.click(contractRun);
+    const contractState = await settled(contractResult);
+    if (contractState !== 'done') throw new Error(`the contract run gave ${contractState}: ${await textOf(contractResult)}`);
+    const answered = JSON.parse(await textOf(`[data-testid=${q('response-' + contract)}]`));
+    if (answered.sum !== 42) throw new Error(`the response says ${JSON.stringify(answered)}, not a sum of 42`);
+    pass('contract_form_and_response');
+  }
+
   // ---- logs ----
   const logArea = `[data-testid=${q('log-entries-' + endpoint)}]`;
   await page.click(`[data-testid=${q('logs-' + endpoint)}]`);
