@@ -380,3 +380,56 @@ fn fmt_keeps_hooks_and_the_graph_shows_what_they_run() {
         dot.stdout
     );
 }
+
+#[test]
+fn two_runs_that_recover_at_once_post_one_recovery() {
+    let servers = Servers::start(1);
+    let p = Project::new();
+    p.set("CLIENT_SECRET", CLIENT_SECRET);
+    // The action updates no secret here, so its runs take no run lock and
+    // may end together.
+    let text = program(servers.port, true, false).replace(
+        "    if has_value(token) {\n      update_secret TOKEN = token\n    }\n",
+        "    log \"got a token\"\n",
+    );
+    p.write("api.svc", &text);
+    let failed = p
+        .svc()
+        .args([
+            "run",
+            "api.svc",
+            "api.refresh",
+            "--env",
+            "dev",
+            "--as",
+            "bot",
+        ])
+        .run();
+    assert_eq!(failed.status, 1, "{}", failed.stderr);
+    let runs: Vec<_> = (0..4)
+        .map(|_| {
+            p.svc()
+                .args([
+                    "run",
+                    "api.svc",
+                    "api.refresh",
+                    "--env",
+                    "dev",
+                    "--as",
+                    "bot",
+                ])
+                .spawn()
+        })
+        .collect();
+    for run in runs {
+        let output = run.wait_with_output().unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let hooks = servers.of("/hook");
+    let kinds: Vec<&str> = hooks.iter().map(|h| h["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["failure", "recovery"], "{hooks:?}");
+}

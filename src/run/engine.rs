@@ -336,6 +336,20 @@ impl Engine {
             return;
         }
         let key = format!("endpoint:{}", record.endpoint);
+        // Runs that take no run lock may end together: the count is read and
+        // written under a lock of its own, so one of them is the recovery.
+        let _counting = match self
+            .backend
+            .locks
+            .run_lock(&format!("{key}.hooks"), Duration::from_secs(10))
+            .await
+        {
+            Ok(held) => Some(held),
+            Err(e) => {
+                tracing::warn!("cannot lock the hook state of `{}`: {e:?}", record.endpoint);
+                None
+            }
+        };
         let mut state = match self.backend.schedules.load_one(&key).await {
             Ok(state) => state.unwrap_or_default(),
             Err(e) => {
