@@ -31,6 +31,20 @@ struct Scope<'a, 'p> {
     contracts: Option<Vec<&'p [ParamDecl]>>,
 }
 
+impl<'a, 'p> Scope<'a, 'p> {
+    /// The top of an action's (or a hook's, or a response's) statements.
+    fn new(service: &'a ServiceSymbols<'p>, contracts: Option<Vec<&'p [ParamDecl]>>) -> Self {
+        Scope {
+            service,
+            in_catch: false,
+            locals: Vec::new(),
+            loops: 0,
+            in_hook: false,
+            contracts,
+        }
+    }
+}
+
 /// The most passes a `while` may be given.
 pub const MAX_LOOP_BOUND: u64 = 10_000;
 
@@ -78,28 +92,14 @@ impl<'a, 'p> Checker<'a, 'p> {
                         .collect::<Option<Vec<_>>>()
                 })
                 .flatten();
-            let mut scope = Scope {
-                service: table,
-                in_catch: false,
-                locals: Vec::new(),
-                loops: 0,
-                in_hook: false,
-                contracts,
-            };
+            let mut scope = Scope::new(table, contracts);
             self.check_block(&action.body, &mut scope);
         }
         for endpoint in &service.endpoints {
             self.check_endpoint(table, endpoint);
             self.check_param_decls(endpoint);
             if let Some(response) = &endpoint.response {
-                let mut scope = Scope {
-                    service: table,
-                    in_catch: false,
-                    locals: Vec::new(),
-                    loops: 0,
-                    in_hook: false,
-                    contracts: endpoint.params.as_deref().map(|p| vec![p]),
-                };
+                let mut scope = Scope::new(table, endpoint.params.as_deref().map(|p| vec![p]));
                 for expr in response.expressions() {
                     self.check_expr(expr, &mut scope);
                 }
@@ -419,12 +419,9 @@ impl<'a, 'p> Checker<'a, 'p> {
         hook: &'p Hook,
     ) {
         let mut scope = Scope {
-            service: table,
             in_catch: kind == HookKind::OnFailure,
-            locals: Vec::new(),
-            loops: 0,
             in_hook: true,
-            contracts: None,
+            ..Scope::new(table, None)
         };
         self.check_block(&hook.body, &mut scope);
         hook.body.walk(&mut |statement| {
@@ -1174,70 +1171,30 @@ impl<'a, 'p> Checker<'a, 'p> {
                     .and_then(|p| p.param_type())
                     .map_or(Inferred::Unknown, |t| Inferred::Known(t.value_type()))
             }
-            ExprKind::Run { field } => {
-                if !scope.in_hook {
-                    self.push(
-                        Diagnostic::new(
-                            Code::UnknownRunField,
-                            "`run` is only known inside `on_failure` and `on_recovery`",
-                        )
-                        .label(expr.span, "no hook here")
-                        .help("read `run.id`, `run.endpoint` or `run.environment` inside a hook"),
-                    );
-                    return Inferred::Unknown;
-                }
-                if !matches!(field.as_str(), "id" | "endpoint" | "environment") {
-                    let help = did_you_mean(
-                        field.as_str(),
-                        ["id", "endpoint", "environment"],
-                        "a run has `id`, `endpoint` and `environment`",
-                    );
-                    self.push(
-                        Diagnostic::new(
-                            Code::UnknownRunField,
-                            format!("a run has no field `{}`", field.text),
-                        )
-                        .label(field.span, "unknown field")
-                        .help(help),
-                    );
-                    return Inferred::Unknown;
-                }
-                Inferred::Known(Type::String)
-            }
-            ExprKind::Error { field } => {
-                let known = match field.as_str() {
-                    "code" | "message" => Some(Type::String),
-                    "status" => Some(Type::Number),
-                    _ => None,
-                };
-                if !scope.in_catch {
-                    self.push(
-                        Diagnostic::new(Code::UnknownErrorField, "`error` is only known inside `catch` and `on_failure`")
-                            .label(expr.span, "no error is being handled here")
-                            .help("read `error.code`, `error.message` or `error.status` inside a `catch` block"),
-                    );
-                    return Inferred::Unknown;
-                }
-                match known {
-                    Some(t) => Inferred::Known(t),
-                    None => {
-                        let help = did_you_mean(
-                            field.as_str(),
-                            ["code", "message", "status"],
-                            "an error has `code`, `message` and `status`",
-                        );
-                        self.push(
-                            Diagnostic::new(
-                                Code::UnknownErrorField,
-                                format!("an error has no field `{}`", field.text),
-                            )
-                            .label(field.span, "unknown field")
-                            .help(help),
-                        );
-                        Inferred::Unknown
-                    }
-                }
-            }
+            ExprKind::Run { field } => self.scoped_field(
+                expr,
+                field,
+                scope.in_hook,
+                Code::UnknownRunField,
+                ("run", "`on_failure` and `on_recovery`", "a hook"),
+                &[
+                    ("id", Type::String),
+                    ("endpoint", Type::String),
+                    ("environment", Type::String),
+                ],
+            ),
+            ExprKind::Error { field } => self.scoped_field(
+                expr,
+                field,
+                scope.in_catch,
+                Code::UnknownErrorField,
+                ("error", "`catch` and `on_failure`", "a `catch` block"),
+                &[
+                    ("code", Type::String),
+                    ("message", Type::String),
+                    ("status", Type::Number),
+                ],
+            ),
             ExprKind::Call { function, args } => self.check_call(expr, function, args, scope),
             ExprKind::Not { operand } => {
                 self.expect_bool(operand, scope, "the operand of `!`");
@@ -1313,6 +1270,66 @@ impl<'a, 'p> Checker<'a, 'p> {
                 Inferred::Known(Type::Bool)
             }
         }
+    }
+
+    /// `run.FIELD` or `error.FIELD`: known only where `available`, and only
+    /// the fields listed. `context` is (the word, where it is known, the
+    /// place to read it in a help line).
+    fn scoped_field(
+        &mut self,
+        expr: &Expr,
+        field: &Name,
+        available: bool,
+        code: Code,
+        context: (&str, &str, &str),
+        fields: &[(&str, Type)],
+    ) -> Inferred {
+        let (word, places, place) = context;
+        let names: Vec<&str> = fields.iter().map(|(n, _)| *n).collect();
+        let listed = names
+            .iter()
+            .map(|n| format!("`{word}.{n}`"))
+            .collect::<Vec<_>>();
+        let listed = match listed.split_last() {
+            Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+            None => String::new(),
+        };
+        if !available {
+            let what = if word == "error" {
+                "no error is being handled here"
+            } else {
+                "no hook here"
+            };
+            self.push(
+                Diagnostic::new(code, format!("`{word}` is only known inside {places}"))
+                    .label(expr.span, what)
+                    .help(format!("read {listed} inside {place}")),
+            );
+            return Inferred::Unknown;
+        }
+        if let Some((_, t)) = fields.iter().find(|(n, _)| *n == field.as_str()) {
+            return Inferred::Known(*t);
+        }
+        let article = if word == "error" { "an" } else { "a" };
+        let all = names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>();
+        let all = match all.split_last() {
+            Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+            None => String::new(),
+        };
+        let help = did_you_mean(
+            field.as_str(),
+            names.iter().copied(),
+            format!("{article} {word} has {all}"),
+        );
+        self.push(
+            Diagnostic::new(
+                code,
+                format!("{article} {word} has no field `{}`", field.text),
+            )
+            .label(field.span, "unknown field")
+            .help(help),
+        );
+        Inferred::Unknown
     }
 
     /// Types a call with the function's signature.

@@ -85,7 +85,39 @@ pub(super) struct Frame<'e> {
     pub(super) sensitive: BTreeSet<String>,
 }
 
-impl Frame<'_> {
+impl<'e> Frame<'e> {
+    /// A fresh frame: every variable of the service null, no error, no contract.
+    fn new(
+        script: &Script,
+        service: &'e ServiceDecl,
+        identity: &'e IdentityDecl,
+        endpoint: String,
+        params: std::borrow::Cow<'e, BTreeMap<String, serde_json::Value>>,
+        depth: usize,
+    ) -> Frame<'e> {
+        Frame {
+            service,
+            identity,
+            endpoint,
+            vars: service
+                .vars
+                .iter()
+                .map(|v| (v.name.as_str(), Value::Null))
+                .collect(),
+            params,
+            contract: None,
+            error: None,
+            depth,
+            sensitive: script
+                .checked
+                .analysis
+                .sensitive
+                .get(&service.name.text)
+                .cloned()
+                .unwrap_or_default(),
+        }
+    }
+
     pub(super) fn is_sensitive(&self, var: &str) -> bool {
         self.sensitive.contains(var)
     }
@@ -120,25 +152,8 @@ impl<'e> Run<'e> {
             let key = format!("{service}.{endpoint}");
             let endpoint_decl = script.endpoint(service, endpoint);
             let mut frame = Frame {
-                service: service_decl,
-                identity,
-                endpoint: key.clone(),
-                vars: service_decl
-                    .vars
-                    .iter()
-                    .map(|v| (v.name.as_str(), Value::Null))
-                    .collect(),
-                params,
                 contract: endpoint_decl.and_then(|e| e.params.as_deref()),
-                error: None,
-                depth,
-                sensitive: script
-                    .checked
-                    .analysis
-                    .sensitive
-                    .get(service)
-                    .cloned()
-                    .unwrap_or_default(),
+                ..Frame::new(script, service_decl, identity, key.clone(), params, depth)
             };
             let locked = match self.lock_endpoint(&key, service, endpoint).await {
                 Ok(locked) => locked,
@@ -148,12 +163,7 @@ impl<'e> Run<'e> {
             if let (Ok(_), Some(response)) =
                 (&result, endpoint_decl.and_then(|e| e.response.as_ref()))
             {
-                let reads_secret = response.expressions().iter().any(|e| {
-                    let mut found = false;
-                    e.walk(&mut |e| found |= matches!(e.kind, ExprKind::Secret { .. }));
-                    found
-                });
-                let loaded = if reads_secret && self.document.is_none() {
+                let loaded = if self.document.is_none() && reads_secret(response.expressions()) {
                     self.load_document().await.map_err(|e| e.at(response.span))
                 } else {
                     Ok(())
@@ -183,26 +193,17 @@ impl<'e> Run<'e> {
         error: Option<RunError>,
     ) -> Result<(), RunError> {
         let script = self.script();
+        let endpoint = self.endpoint_key.clone();
         let mut frame = Frame {
-            service,
-            identity,
-            endpoint: self.endpoint_key.clone(),
-            vars: service
-                .vars
-                .iter()
-                .map(|v| (v.name.as_str(), Value::Null))
-                .collect(),
-            params: std::borrow::Cow::Borrowed(params),
-            contract: None,
             error,
-            depth: 0,
-            sensitive: script
-                .checked
-                .analysis
-                .sensitive
-                .get(&service.name.text)
-                .cloned()
-                .unwrap_or_default(),
+            ..Frame::new(
+                script,
+                service,
+                identity,
+                endpoint,
+                std::borrow::Cow::Borrowed(params),
+                0,
+            )
         };
         self.block(&mut frame, body).await
     }
@@ -1069,8 +1070,13 @@ fn reads_a_secret(statement: &Statement) -> bool {
     {
         return true;
     }
+    reads_secret(statement.expressions())
+}
+
+/// Whether any of these expressions reads `secret.NAME`.
+fn reads_secret<'a>(exprs: impl IntoIterator<Item = &'a Expr>) -> bool {
     let mut found = false;
-    for expr in statement.expressions() {
+    for expr in exprs {
         expr.walk(&mut |e| found |= matches!(e.kind, ExprKind::Secret { .. }));
     }
     found
