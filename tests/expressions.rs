@@ -7,7 +7,6 @@
 mod common;
 
 use common::Project;
-use std::io::{BufRead, Read, Write};
 use std::sync::mpsc;
 
 /// A server for one request: answers `body` with 200 and hands over the
@@ -18,31 +17,10 @@ fn one_answer(body: String) -> (u16, mpsc::Receiver<String>) {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let (stream, _) = listener.accept().unwrap();
-        let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
-        let mut request = String::new();
-        let mut length = 0;
-        loop {
-            let mut line = String::new();
-            reader.read_line(&mut line).unwrap();
-            if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                length = value.trim().parse().unwrap();
-            }
-            request.push_str(&line);
-            if line == "\r\n" || line.is_empty() {
-                break;
-            }
-        }
-        let mut content = vec![0; length];
-        reader.read_exact(&mut content).unwrap();
-        request.push_str(&String::from_utf8_lossy(&content));
-        let mut stream = stream;
-        write!(
-            stream,
-            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .unwrap();
-        tx.send(request).unwrap();
+        let request = common::read_request(&stream);
+        common::answer_json(stream, "200 OK", &body);
+        tx.send(format!("{}{}", request.head, request.body))
+            .unwrap();
     });
     (port, rx)
 }

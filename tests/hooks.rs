@@ -6,7 +6,6 @@
 mod common;
 
 use common::Project;
-use std::io::{BufRead, Read, Write};
 use std::sync::{Arc, Mutex};
 
 const CLIENT_SECRET: &str = "hook-client-secret-51c9e2";
@@ -30,7 +29,9 @@ impl Servers {
             let mut tokens = 0;
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { return };
-                let (path, body) = read_request(&stream);
+                let common::Received {
+                    target: path, body, ..
+                } = common::read_request(&stream);
                 log.lock().unwrap().push((path.clone(), body.clone()));
                 let (status, answer) = if path == "/token" {
                     tokens += 1;
@@ -52,12 +53,7 @@ impl Servers {
                 } else {
                     ("200 OK", "{}".to_string())
                 };
-                let mut stream = stream;
-                let _ = write!(
-                    stream,
-                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
-                    answer.len()
-                );
+                common::answer_json(stream, status, &answer);
             }
         });
         Servers { port, seen }
@@ -81,31 +77,6 @@ impl Servers {
             .filter(|(p, _)| p == path)
             .count()
     }
-}
-
-fn read_request(stream: &std::net::TcpStream) -> (String, String) {
-    let mut reader = std::io::BufReader::new(stream);
-    let mut request_line = String::new();
-    reader.read_line(&mut request_line).unwrap();
-    let mut length = 0;
-    loop {
-        let mut line = String::new();
-        reader.read_line(&mut line).unwrap();
-        if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-            length = value.trim().parse().unwrap();
-        }
-        if line == "\r\n" || line.is_empty() {
-            break;
-        }
-    }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).unwrap();
-    let path = request_line
-        .split_whitespace()
-        .nth(1)
-        .unwrap_or_default()
-        .to_string();
-    (path, String::from_utf8_lossy(&body).to_string())
 }
 
 /// The refresh endpoint, with hooks on the endpoint (`endpoint_hooks`) or

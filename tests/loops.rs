@@ -4,7 +4,6 @@
 mod common;
 
 use common::Project;
-use std::io::{BufRead, Read, Write};
 use std::sync::{Arc, Mutex};
 
 /// A paged API: `GET /items?page=N` answers the N-th page of `pages` (its
@@ -25,10 +24,11 @@ impl PagedApi {
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { return };
-                let (method, target, body) = read_request(&stream);
+                let request = common::read_request(&stream);
+                let target = request.target.as_str();
                 log.lock()
                     .unwrap()
-                    .push(format!("{method} {target} {body}"));
+                    .push(format!("{} {target} {}", request.method, request.body));
                 let answer = if let Some(n) = target.strip_prefix("/items?page=") {
                     let n: usize = n.parse().unwrap();
                     let next = if endless || n < pages.len() {
@@ -41,12 +41,7 @@ impl PagedApi {
                 } else {
                     "{}".to_string()
                 };
-                let mut stream = stream;
-                let _ = write!(
-                    stream,
-                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
-                    answer.len()
-                );
+                common::answer_json(stream, "200 OK", &answer);
             }
         });
         PagedApi { port, seen }
@@ -55,31 +50,6 @@ impl PagedApi {
     fn seen(&self) -> Vec<String> {
         self.seen.lock().unwrap().clone()
     }
-}
-
-fn read_request(stream: &std::net::TcpStream) -> (String, String, String) {
-    let mut reader = std::io::BufReader::new(stream);
-    let mut request_line = String::new();
-    reader.read_line(&mut request_line).unwrap();
-    let mut length = 0;
-    loop {
-        let mut line = String::new();
-        reader.read_line(&mut line).unwrap();
-        if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-            length = value.trim().parse().unwrap();
-        }
-        if line == "\r\n" || line.is_empty() {
-            break;
-        }
-    }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).unwrap();
-    let mut parts = request_line.split_whitespace();
-    (
-        parts.next().unwrap_or_default().to_string(),
-        parts.next().unwrap_or_default().to_string(),
-        String::from_utf8_lossy(&body).to_string(),
-    )
 }
 
 fn program(port: u16, max: u32, catch_limit: bool) -> String {

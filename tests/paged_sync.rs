@@ -6,7 +6,6 @@
 mod common;
 
 use common::Project;
-use std::io::{BufRead, Read, Write};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -34,7 +33,12 @@ impl Crm {
             let mut issued = Vec::<String>::new();
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { return };
-                let (target, headers, body) = read_request(&stream);
+                let common::Received {
+                    target,
+                    head: headers,
+                    body,
+                    ..
+                } = common::read_request(&stream);
                 let (path, query) = target.split_once('?').unwrap_or((&target, ""));
                 let query: std::collections::BTreeMap<String, String> =
                     url::form_urlencoded::parse(query.as_bytes())
@@ -108,13 +112,7 @@ impl Crm {
                     }
                     _ => (404, serde_json::json!({})),
                 };
-                let answer = answer.to_string();
-                let mut stream = stream;
-                let _ = write!(
-                    stream,
-                    "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
-                    answer.len()
-                );
+                common::answer_json(stream, &format!("{status} X"), &answer.to_string());
             }
         });
         Crm {
@@ -128,33 +126,6 @@ impl Crm {
     fn hooks(&self) -> Vec<serde_json::Value> {
         self.hooks.lock().unwrap().clone()
     }
-}
-
-fn read_request(stream: &std::net::TcpStream) -> (String, String, String) {
-    let mut reader = std::io::BufReader::new(stream);
-    let mut request_line = String::new();
-    reader.read_line(&mut request_line).unwrap();
-    let mut headers = String::new();
-    let mut length = 0;
-    loop {
-        let mut line = String::new();
-        reader.read_line(&mut line).unwrap();
-        if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-            length = value.trim().parse().unwrap();
-        }
-        if line == "\r\n" || line.is_empty() {
-            break;
-        }
-        headers.push_str(&line);
-    }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body).unwrap();
-    let target = request_line
-        .split_whitespace()
-        .nth(1)
-        .unwrap_or_default()
-        .to_string();
-    (target, headers, String::from_utf8_lossy(&body).to_string())
 }
 
 #[test]

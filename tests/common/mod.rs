@@ -920,3 +920,53 @@ pub fn unix_now() -> i64 {
         .unwrap()
         .as_secs() as i64
 }
+
+// ---- Small HTTP servers written in a test ---------------------------------------
+
+/// One HTTP/1.1 request as a test's own server received it.
+pub struct Received {
+    pub method: String,
+    /// The request target: path and query.
+    pub target: String,
+    /// The request line and the header lines, as sent.
+    pub head: String,
+    pub body: String,
+}
+
+/// Reads one request (its head, and a body of `content-length` bytes).
+pub fn read_request(stream: &std::net::TcpStream) -> Received {
+    use std::io::{BufRead, Read};
+    let mut reader = std::io::BufReader::new(stream);
+    let mut head = String::new();
+    let mut length = 0;
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        if line == "\r\n" || line.is_empty() {
+            break;
+        }
+        if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            length = value.trim().parse().unwrap();
+        }
+        head.push_str(&line);
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).unwrap();
+    let mut words = head.split_whitespace();
+    Received {
+        method: words.next().unwrap_or_default().to_string(),
+        target: words.next().unwrap_or_default().to_string(),
+        body: String::from_utf8_lossy(&body).to_string(),
+        head,
+    }
+}
+
+/// Answers with `status` (such as "200 OK") and a JSON body, and closes.
+pub fn answer_json(mut stream: std::net::TcpStream, status: &str, body: &str) {
+    use std::io::Write;
+    let _ = write!(
+        stream,
+        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+}
