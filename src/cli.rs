@@ -118,6 +118,18 @@ pub enum Command {
     /// Show the runs recorded in an endpoint's log
     Logs(LogsArgs),
 
+    /// Serve the Language Server Protocol on standard input and output, for editors
+    #[command(
+        long_about = "Speaks the Language Server Protocol (3.17) on standard input and output: \
+                      diagnostics as you type (the checks of `svc check`), hover, go to definition, \
+                      references, symbols, completion, rename, formatting and quick fixes. Each \
+                      workspace folder is one program, as `svc check DIR` loads it; a file opened \
+                      outside every folder is a program of its own. Editors start it; see \
+                      docs/tooling.md.",
+        after_help = "Example (Neovim): vim.lsp.config('svc', { cmd = { 'svc', 'lsp' }, filetypes = { 'svc' } })"
+    )]
+    Lsp,
+
     /// Serve endpoints over HTTP to other apps, an API explorer, metrics, and run the schedules
     #[command(
         long_about = "Loads and checks the program, then serves one environment: runs endpoints for \
@@ -799,6 +811,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => commands::run::run(args),
         Command::Authorize(args) => commands::authorize::run(args),
         Command::Logs(args) => commands::logs::run(args),
+        Command::Lsp => crate::lsp::run(),
         Command::Serve(args) => commands::serve::run(args),
         Command::Key(command) => commands::key::run(command),
         Command::Schedule(command) => commands::schedule::run(command),

@@ -25,6 +25,7 @@ pub mod diagnostic;
 pub mod exit;
 pub mod format;
 pub mod logging;
+pub mod lsp;
 pub mod oauth;
 pub mod output;
 pub mod program;

@@ -23,7 +23,7 @@ use crate::diagnostic::{self, Code, Diagnostic};
 use crate::source::Span;
 use crate::syntax::ast::*;
 
-pub use suggest::did_you_mean;
+pub use suggest::{did_you_mean, suggestion};
 pub use symbols::Symbols;
 
 /// What the checker learned about a program.

@@ -35,9 +35,22 @@ pub fn did_you_mean<'a>(
     }
 }
 
+/// The name a [`did_you_mean`] help line suggests, read back: quick fixes
+/// in the editor apply it.
+pub fn suggestion(help: &str) -> Option<&str> {
+    help.strip_prefix("did you mean `")?.strip_suffix("`?")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_suggestion_is_read_back_from_its_help_line() {
+        let help = did_you_mean("tokne", ["token"], "declare it");
+        assert_eq!(suggestion(&help), Some("token"));
+        assert_eq!(suggestion("declare it"), None);
+    }
 
     #[test]
     fn finds_misspellings() {

@@ -1,0 +1,397 @@
+//! `svc lsp`: the language server. It speaks the Language Server Protocol
+//! 3.17 over standard input and output.
+//!
+//! One thread reads and answers messages in order, so every answer sees
+//! every edit sent before it. A change re-parses the changed file at once;
+//! the program is checked again once edits pause for [`DEBOUNCE`], or
+//! before answering a request that needs the check, and the diagnostics
+//! of every file whose list changed are published.
+
+// lsp_types keys its edits by `Uri`, whose parsed form caches offsets in
+// cells; hashing and comparing read only the text, so the keys are stable.
+#![allow(clippy::mutable_key_type)]
+
+mod actions;
+mod completion;
+mod diagnostics;
+mod hover;
+mod keywords;
+pub mod names;
+mod navigate;
+pub mod text;
+pub mod workspace;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::RecvTimeoutError;
+use lsp_server::{Connection, ErrorCode, Message, Notification, Request, Response};
+use lsp_types::notification::Notification as _;
+use lsp_types::request::Request as _;
+use lsp_types::*;
+use rustc_hash::FxHashMap as HashMap;
+use serde_json::Value;
+
+use text::Encoding;
+use workspace::Workspace;
+
+/// How long edits must pause before the program is checked again: typing
+/// fast checks once per pause, not once per key.
+pub const DEBOUNCE: Duration = Duration::from_millis(15);
+
+type Failure = Box<dyn std::error::Error + Send + Sync>;
+
+/// Runs the server on stdio until the client says `exit` or goes away.
+pub fn run() -> ExitCode {
+    let (connection, threads) = Connection::stdio();
+    let served = serve(connection);
+    let joined = threads.join();
+    match (served, joined) {
+        (Ok(()), Ok(())) => ExitCode::SUCCESS,
+        (Err(error), _) => {
+            eprintln!("error: svc lsp: {error}");
+            ExitCode::from(crate::exit::FAILURE)
+        }
+        (_, Err(error)) => {
+            eprintln!("error: svc lsp: {error}");
+            ExitCode::from(crate::exit::FAILURE)
+        }
+    }
+}
+
+/// Serves one client on a connection: the handshake, then messages.
+pub fn serve(connection: Connection) -> Result<(), Failure> {
+    let (id, params) = connection.initialize_start()?;
+    let params: InitializeParams = serde_json::from_value(params)?;
+    let encoding = negotiate_encoding(&params);
+    let result = InitializeResult {
+        capabilities: capabilities(encoding),
+        server_info: Some(ServerInfo {
+            name: "svc".to_string(),
+            version: Some(env!("CARGO_PKG_VERSION").to_string()),
+        }),
+    };
+    connection.initialize_finish(id, serde_json::to_value(result)?)?;
+    let mut server = Server {
+        workspace: Workspace::new(&roots(&params)),
+        encoding,
+        docs: docs_base(params.initialization_options.as_ref()),
+        published: HashMap::default(),
+        sender: connection.sender.clone(),
+        check_at: None,
+    };
+    server.check_dirty();
+    loop {
+        let message = match server.check_at {
+            Some(at) => match connection.receiver.recv_deadline(at) {
+                Ok(message) => message,
+                Err(RecvTimeoutError::Timeout) => {
+                    server.check_dirty();
+                    continue;
+                }
+                Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            },
+            None => match connection.receiver.recv() {
+                Ok(message) => message,
+                Err(_) => return Ok(()),
+            },
+        };
+        match message {
+            Message::Request(request) => {
+                if connection.handle_shutdown(&request)? {
+                    return Ok(());
+                }
+                let response = server.request(request);
+                connection.sender.send(Message::Response(response))?;
+            }
+            Message::Notification(notification) => server.notification(notification),
+            Message::Response(_) => {}
+        }
+    }
+}
+
+/// UTF-8 when the client offers it (nothing to convert), else UTF-16.
+fn negotiate_encoding(params: &InitializeParams) -> Encoding {
+    let offered = params
+        .capabilities
+        .general
+        .as_ref()
+        .and_then(|g| g.position_encodings.as_ref());
+    match offered {
+        Some(kinds) if kinds.contains(&PositionEncodingKind::UTF8) => Encoding::Utf8,
+        _ => Encoding::Utf16,
+    }
+}
+
+fn capabilities(encoding: Encoding) -> ServerCapabilities {
+    ServerCapabilities {
+        position_encoding: Some(match encoding {
+            Encoding::Utf8 => PositionEncodingKind::UTF8,
+            Encoding::Utf16 => PositionEncodingKind::UTF16,
+        }),
+        text_document_sync: Some(TextDocumentSyncCapability::Options(
+            TextDocumentSyncOptions {
+                open_close: Some(true),
+                change: Some(TextDocumentSyncKind::INCREMENTAL),
+                ..Default::default()
+            },
+        )),
+        hover_provider: Some(HoverProviderCapability::Simple(true)),
+        definition_provider: Some(OneOf::Left(true)),
+        references_provider: Some(OneOf::Left(true)),
+        document_symbol_provider: Some(OneOf::Left(true)),
+        workspace_symbol_provider: Some(OneOf::Left(true)),
+        completion_provider: Some(CompletionOptions {
+            trigger_characters: Some(vec![".".to_string(), " ".to_string()]),
+            ..Default::default()
+        }),
+        rename_provider: Some(OneOf::Right(RenameOptions {
+            prepare_provider: Some(true),
+            work_done_progress_options: Default::default(),
+        })),
+        document_formatting_provider: Some(OneOf::Left(true)),
+        code_action_provider: Some(CodeActionProviderCapability::Options(CodeActionOptions {
+            code_action_kinds: Some(vec![CodeActionKind::QUICKFIX]),
+            ..Default::default()
+        })),
+        ..Default::default()
+    }
+}
+
+/// The folders of the session: the workspace folders, else the root.
+fn roots(params: &InitializeParams) -> Vec<PathBuf> {
+    let folders: Vec<PathBuf> = params
+        .workspace_folders
+        .iter()
+        .flatten()
+        .filter_map(|f| workspace::path_of_uri(&f.uri))
+        .collect();
+    if !folders.is_empty() {
+        return folders;
+    }
+    #[allow(deprecated)]
+    let root = params.root_uri.as_ref().and_then(workspace::path_of_uri);
+    root.into_iter().collect()
+}
+
+/// Where the codes' documentation is: `initializationOptions.docs` (a URL of
+/// docs/language.md), else the copy in the source tree svc was built from,
+/// when it is there.
+fn docs_base(options: Option<&Value>) -> Option<String> {
+    if let Some(url) = options.and_then(|o| o.get("docs")).and_then(Value::as_str) {
+        return Some(url.to_string());
+    }
+    let built_from = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/language.md");
+    built_from
+        .is_file()
+        .then(|| workspace::uri_of_path(&built_from))
+        .flatten()
+        .map(|uri| uri.as_str().to_string())
+}
+
+struct Server {
+    workspace: Workspace,
+    encoding: Encoding,
+    docs: Option<String>,
+    /// What was last published for each file, so only changes are sent.
+    published: HashMap<Uri, Vec<lsp_types::Diagnostic>>,
+    sender: crossbeam_channel::Sender<Message>,
+    /// When to check the programs that changed, once edits pause.
+    check_at: Option<Instant>,
+}
+
+impl Server {
+    fn notification(&mut self, notification: Notification) {
+        let method = notification.method.as_str();
+        let params = notification.params;
+        match method {
+            notification::DidOpenTextDocument::METHOD => {
+                if let Ok(p) = serde_json::from_value::<DidOpenTextDocumentParams>(params) {
+                    self.workspace
+                        .open(p.text_document.uri, p.text_document.text);
+                    // Opening shows the file's diagnostics at once.
+                    self.check_dirty();
+                }
+            }
+            notification::DidChangeTextDocument::METHOD => {
+                if let Ok(p) = serde_json::from_value::<DidChangeTextDocumentParams>(params)
+                    && let Some((project, file)) = self.workspace.find(&p.text_document.uri)
+                {
+                    let target = &mut self.workspace.projects[project];
+                    let mut text = target.document(file).text.clone();
+                    text::apply_changes(&mut text, p.content_changes, self.encoding);
+                    target.set_text(file, text);
+                    self.check_at = Some(Instant::now() + DEBOUNCE);
+                }
+            }
+            notification::DidCloseTextDocument::METHOD => {
+                if let Ok(p) = serde_json::from_value::<DidCloseTextDocumentParams>(params) {
+                    let uri = p.text_document.uri;
+                    if self.workspace.close(&uri).is_none() {
+                        self.publish(uri, Vec::new(), false);
+                    }
+                    self.check_dirty();
+                }
+            }
+            notification::DidSaveTextDocument::METHOD => {}
+            notification::DidChangeWatchedFiles::METHOD => {
+                if let Ok(p) = serde_json::from_value::<DidChangeWatchedFilesParams>(params) {
+                    for change in p.changes {
+                        self.workspace.changed_on_disk(change.uri);
+                    }
+                    self.check_dirty();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Checks every program that changed and publishes what differs.
+    fn check_dirty(&mut self) {
+        self.check_at = None;
+        for index in 0..self.workspace.projects.len() {
+            if self.workspace.projects[index].is_stale() {
+                self.publish_project(index);
+            }
+        }
+    }
+
+    fn publish_project(&mut self, index: usize) {
+        let project = &mut self.workspace.projects[index];
+        let per_file = project.diagnostics();
+        let edited = project.take_edited();
+        let mut updates = Vec::new();
+        for (i, (document, found)) in project.files.iter().zip(per_file).enumerate() {
+            let converted: Vec<lsp_types::Diagnostic> = found
+                .iter()
+                .filter_map(|d| {
+                    diagnostics::to_lsp(d, &project.files, self.encoding, self.docs.as_deref())
+                })
+                .collect();
+            // An edited file's list is sent even when unchanged, so the
+            // editor knows it holds for the new text.
+            let force = edited.contains(&crate::source::FileId(i as u32));
+            updates.push((document.uri.clone(), converted, force));
+        }
+        for (uri, list, force) in updates {
+            self.publish(uri, list, force);
+        }
+    }
+
+    /// Sends a file's diagnostics, unless `force` is false and they are
+    /// what was last sent (nothing sent counts as none).
+    fn publish(&mut self, uri: Uri, list: Vec<lsp_types::Diagnostic>, force: bool) {
+        let unchanged = match self.published.get(&uri) {
+            Some(previous) => *previous == list,
+            None => list.is_empty(),
+        };
+        if unchanged && !force {
+            return;
+        }
+        let params = PublishDiagnosticsParams {
+            uri: uri.clone(),
+            diagnostics: list.clone(),
+            version: None,
+        };
+        let _ = self.sender.send(Message::Notification(Notification::new(
+            notification::PublishDiagnostics::METHOD.to_string(),
+            params,
+        )));
+        self.published.insert(uri, list);
+    }
+
+    fn request(&mut self, request: Request) -> Response {
+        // Answers read the program as checked now, so check what changed.
+        if self.check_at.is_some() {
+            self.check_dirty();
+        }
+        let id = request.id.clone();
+        let answer = match request.method.as_str() {
+            request::HoverRequest::METHOD => self.with(request, hover::hover),
+            request::GotoDefinition::METHOD => self.with(request, navigate::definition),
+            request::References::METHOD => self.with(request, navigate::references),
+            request::DocumentSymbolRequest::METHOD => {
+                self.with(request, navigate::document_symbols)
+            }
+            request::WorkspaceSymbolRequest::METHOD => {
+                self.with(request, navigate::workspace_symbols)
+            }
+            request::Completion::METHOD => self.with(request, completion::complete),
+            request::PrepareRenameRequest::METHOD => self.with(request, navigate::prepare_rename),
+            request::Rename::METHOD => self.with(request, navigate::rename),
+            request::Formatting::METHOD => self.with(request, actions::format),
+            request::CodeActionRequest::METHOD => self.with(request, actions::code_actions),
+            _ => Err(Refusal::new(
+                ErrorCode::MethodNotFound,
+                format!("svc lsp does not handle `{}`", request.method),
+            )),
+        };
+        match answer {
+            Ok(value) => Response::new_ok(id, value),
+            Err(refusal) => Response::new_err(id, refusal.code as i32, refusal.message),
+        }
+    }
+
+    /// Decodes a request's parameters and runs its handler.
+    fn with<P: serde::de::DeserializeOwned, R: serde::Serialize>(
+        &mut self,
+        request: Request,
+        handler: fn(&mut Context, P) -> Result<R, Refusal>,
+    ) -> Result<Value, Refusal> {
+        let params: P = serde_json::from_value(request.params)
+            .map_err(|e| Refusal::new(ErrorCode::InvalidParams, e.to_string()))?;
+        let mut context = Context {
+            workspace: &mut self.workspace,
+            encoding: self.encoding,
+        };
+        let result = handler(&mut context, params)?;
+        serde_json::to_value(result)
+            .map_err(|e| Refusal::new(ErrorCode::InternalError, e.to_string()))
+    }
+}
+
+/// What a request handler works with.
+pub struct Context<'a> {
+    pub workspace: &'a mut Workspace,
+    pub encoding: Encoding,
+}
+
+/// A request the server answers with an error.
+#[derive(Debug)]
+pub struct Refusal {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl Refusal {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Refusal {
+        Refusal {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// A request about a document the server was not told of.
+    pub fn unknown_document(uri: &Uri) -> Refusal {
+        Refusal::new(
+            ErrorCode::InvalidParams,
+            format!(
+                "`{}` is not an open document or a file of the workspace",
+                uri.as_str()
+            ),
+        )
+    }
+}
+
+impl Context<'_> {
+    /// The program and file of a document, checked.
+    pub fn locate(&mut self, uri: &Uri) -> Result<(usize, crate::source::FileId), Refusal> {
+        let found = self
+            .workspace
+            .find(uri)
+            .ok_or_else(|| Refusal::unknown_document(uri))?;
+        self.workspace.projects[found.0].analyzed();
+        Ok(found)
+    }
+}

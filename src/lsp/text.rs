@@ -1,0 +1,164 @@
+//! Positions as the editor counts them, and edits to a document's text.
+//!
+//! svc's spans are byte offsets; the Language Server Protocol counts a
+//! line's characters in UTF-16 code units unless the client and server
+//! agree on UTF-8 (3.17's `positionEncoding`). Every conversion goes
+//! through [`LineIndex`], and clamps: an editor may send a position past the
+//! end of a line or of the file, and that is never a panic.
+
+use lsp_types::{Position, Range, TextDocumentContentChangeEvent};
+
+/// How the client counts characters within a line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Encoding {
+    Utf8,
+    Utf16,
+}
+
+/// The start of every line of one text.
+#[derive(Clone, Debug)]
+pub struct LineIndex {
+    starts: Vec<usize>,
+    len: usize,
+}
+
+impl LineIndex {
+    pub fn new(text: &str) -> LineIndex {
+        let starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        LineIndex {
+            starts,
+            len: text.len(),
+        }
+    }
+
+    /// The editor's position of a byte offset.
+    pub fn position(&self, text: &str, offset: usize, encoding: Encoding) -> Position {
+        let offset = floor_char_boundary(text, offset.min(self.len));
+        let line = match self.starts.binary_search(&offset) {
+            Ok(line) => line,
+            Err(next) => next - 1,
+        };
+        let before = &text[self.starts[line]..offset];
+        let character = match encoding {
+            Encoding::Utf8 => before.len(),
+            Encoding::Utf16 => before.encode_utf16().count(),
+        };
+        Position::new(line as u32, character as u32)
+    }
+
+    /// The byte offset of an editor's position, clamped to the text.
+    pub fn offset(&self, text: &str, position: Position, encoding: Encoding) -> usize {
+        let Some(&start) = self.starts.get(position.line as usize) else {
+            return self.len;
+        };
+        let end = self
+            .starts
+            .get(position.line as usize + 1)
+            .map_or(self.len, |next| next - 1);
+        let line = &text[start..end];
+        let wanted = position.character as usize;
+        let mut counted = 0;
+        for (i, c) in line.char_indices() {
+            if counted >= wanted {
+                return start + i;
+            }
+            counted += match encoding {
+                Encoding::Utf8 => c.len_utf8(),
+                Encoding::Utf16 => c.len_utf16(),
+            };
+        }
+        end
+    }
+
+    pub fn range(&self, text: &str, bytes: std::ops::Range<usize>, encoding: Encoding) -> Range {
+        Range::new(
+            self.position(text, bytes.start, encoding),
+            self.position(text, bytes.end, encoding),
+        )
+    }
+
+    pub fn bytes(&self, text: &str, range: Range, encoding: Encoding) -> std::ops::Range<usize> {
+        let start = self.offset(text, range.start, encoding);
+        let end = self.offset(text, range.end, encoding);
+        start.min(end)..end.max(start)
+    }
+}
+
+fn floor_char_boundary(text: &str, mut offset: usize) -> usize {
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    offset
+}
+
+/// Applies the changes of one `didChange`, in order, as the protocol
+/// says: each range is in the text as the previous change left it.
+pub fn apply_changes(
+    text: &mut String,
+    changes: Vec<TextDocumentContentChangeEvent>,
+    encoding: Encoding,
+) {
+    for change in changes {
+        match change.range {
+            None => *text = change.text,
+            Some(range) => {
+                let index = LineIndex::new(text);
+                let bytes = index.bytes(text, range, encoding);
+                text.replace_range(bytes, &change.text);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_count_utf16_units_and_round_trip() {
+        let text = "a\n\u{1F600}é b\nlast";
+        let index = LineIndex::new(text);
+        let b = text.find('b').unwrap();
+        assert_eq!(
+            index.position(text, b, Encoding::Utf16),
+            Position::new(1, 4)
+        );
+        assert_eq!(index.position(text, b, Encoding::Utf8), Position::new(1, 7));
+        assert_eq!(index.offset(text, Position::new(1, 4), Encoding::Utf16), b);
+        assert_eq!(index.offset(text, Position::new(1, 7), Encoding::Utf8), b);
+    }
+
+    #[test]
+    fn positions_past_a_line_or_the_text_are_clamped() {
+        let text = "ab\ncd";
+        let index = LineIndex::new(text);
+        assert_eq!(index.offset(text, Position::new(0, 99), Encoding::Utf16), 2);
+        assert_eq!(index.offset(text, Position::new(9, 0), Encoding::Utf16), 5);
+        // Inside a surrogate pair: the character's start.
+        let text = "\u{1F600}x";
+        let index = LineIndex::new(text);
+        assert_eq!(index.offset(text, Position::new(0, 1), Encoding::Utf16), 4);
+        assert_eq!(
+            index.position(text, 2, Encoding::Utf16),
+            Position::new(0, 0)
+        );
+    }
+
+    #[test]
+    fn changes_apply_in_order() {
+        let mut text = String::from("secret A { }\n");
+        let change = |l1, c1, l2, c2, t: &str| TextDocumentContentChangeEvent {
+            range: Some(Range::new(Position::new(l1, c1), Position::new(l2, c2))),
+            range_length: None,
+            text: t.into(),
+        };
+        apply_changes(
+            &mut text,
+            vec![change(0, 7, 0, 8, "BB"), change(0, 12, 0, 12, "locked ")],
+            Encoding::Utf16,
+        );
+        assert_eq!(text, "secret BB { locked }\n");
+    }
+}
