@@ -133,7 +133,6 @@ impl Fixer<'_> {
         let (role_name, _) = rest.split_once('`')?;
         let role = self
             .view
-            .analyzed
             .program
             .roles
             .iter()
@@ -180,7 +179,7 @@ impl Fixer<'_> {
         if !is_identifier(name) {
             return None;
         }
-        let program = &self.view.analyzed.program;
+        let program = &self.view.program;
         if program.secrets.iter().any(|s| s.name.text == name) {
             return None;
         }
@@ -230,7 +229,7 @@ impl Fixer<'_> {
 
     /// The innermost `update_secret` statement that holds a span.
     fn update_statement(&self, span: Span) -> Option<Span> {
-        let program = &self.view.analyzed.program;
+        let program = &self.view.program;
         let mut best: Option<Span> = None;
         let mut look = |block: &Block| {
             block.walk(&mut |statement| {

@@ -26,7 +26,7 @@ pub fn complete(
 
 /// The completions for a cursor after `before`.
 fn items(view: View, before: &str) -> Vec<CompletionItem> {
-    let program = &view.analyzed.program;
+    let program = &view.program;
     let line = before.rsplit('\n').next().unwrap_or("");
     let partial_start = line
         .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))

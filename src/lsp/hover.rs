@@ -21,9 +21,8 @@ pub fn hover(context: &mut Context, params: HoverParams) -> Result<Option<Hover>
     let offset = document.offset(at.position, encoding);
     let word = word_at(&document.text, offset);
     let current = document.is_current();
-    let (text, range) = if let Some(occurrence) = current
-        .then(|| view.analyzed.names.at(file, offset))
-        .flatten()
+    let (text, range) = if let Some(occurrence) =
+        current.then(|| view.names().at(file, offset)).flatten()
     {
         (describe(view, &occurrence.symbol), occurrence.span.range())
     } else if let Some(timing) = current.then(|| timing_at(view, file, offset)).flatten() {
@@ -41,7 +40,16 @@ pub fn hover(context: &mut Context, params: HoverParams) -> Result<Option<Hover>
                 range,
             ),
             (_, Some(keyword)) => (format!("**`{}`**: {}", keyword.word, keyword.doc), range),
-            _ => return Ok(None),
+            _ => match crate::syntax::duration::parse(word) {
+                Ok(duration) if word.starts_with(|c: char| c.is_ascii_digit()) => (
+                    match duration.subsec_millis() {
+                        0 => format!("duration `{word}`: {} seconds", duration.as_secs()),
+                        _ => format!("duration `{word}`: {} milliseconds", duration.as_millis()),
+                    },
+                    range,
+                ),
+                _ => return Ok(None),
+            },
         }
     } else {
         return Ok(None);
@@ -77,7 +85,7 @@ fn timing_at(view: View, file: FileId, offset: usize) -> Option<(String, std::op
     let inside = |span: crate::source::Span| {
         span.file == file && (span.start as usize) <= offset && offset <= span.end()
     };
-    let schedule = view.analyzed.program.schedules.iter().find(|s| {
+    let schedule = view.program.schedules.iter().find(|s| {
         s.every.as_ref().is_some_and(|e| inside(e.span))
             || s.cron.as_ref().is_some_and(|c| inside(c.span))
     })?;
@@ -106,8 +114,8 @@ fn timing_at(view: View, file: FileId, offset: usize) -> Option<(String, std::op
 
 /// What a declared name is, in Markdown.
 pub fn describe(view: View, symbol: &Symbol) -> String {
-    let program = &view.analyzed.program;
-    let declared = view.analyzed.names.declaration(symbol);
+    let program = &view.program;
+    let declared = view.names().declaration(symbol);
     let Some(declaration) = declared else {
         return format!("`{}`: not declared", symbol.qualified());
     };

@@ -25,7 +25,7 @@ pub fn name_at<'c>(
         return Ok(None);
     }
     let offset = document.offset(at.position, encoding);
-    let found = view.analyzed.names.at(file, offset).cloned();
+    let found = view.names().at(file, offset).cloned();
     Ok(found.map(|occurrence| (view, occurrence)))
 }
 
@@ -37,11 +37,7 @@ pub fn definition(
     let Some((view, occurrence)) = name_at(context, &params.text_document_position_params)? else {
         return Ok(None);
     };
-    let span = view
-        .analyzed
-        .names
-        .declaration(&occurrence.symbol)
-        .map(|d| d.name);
+    let span = view.names().declaration(&occurrence.symbol).map(|d| d.name);
     Ok(span.map(|span| GotoDefinitionResponse::Scalar(view.location(span, encoding))))
 }
 
@@ -54,7 +50,7 @@ pub fn references(
         return Ok(None);
     };
     let include_declaration = params.context.include_declaration;
-    let names = &view.analyzed.names;
+    let names = &view.names();
     let declarations: Vec<_> = names
         .declarations
         .iter()
@@ -101,7 +97,7 @@ pub fn document_symbols(
     if !view.document(file).is_current() {
         return Ok(None);
     }
-    let names = &view.analyzed.names;
+    let names = &view.names();
     let in_file: Vec<&Declaration> = names
         .declarations
         .iter()
@@ -174,7 +170,7 @@ pub fn workspace_symbols(
     let mut found = Vec::new();
     for project in &mut context.workspace.projects {
         let view = project.view();
-        for declaration in &view.analyzed.names.declarations {
+        for declaration in &view.names().declarations {
             let document = view.document(declaration.name.file);
             if !document.is_current()
                 || !matches_query(&declaration.symbol.qualified(), &params.query)
@@ -218,7 +214,7 @@ pub fn prepare_rename(
 }
 
 fn renamable(view: View, occurrence: &Occurrence) -> Result<(), Refusal> {
-    if !view.analyzed.names.is_declared(&occurrence.symbol) {
+    if !view.names().is_declared(&occurrence.symbol) {
         return Err(Refusal::new(
             ErrorCode::RequestFailed,
             format!(
@@ -270,13 +266,15 @@ pub fn rename(
         ));
     }
     let target = occurrence.symbol.renamed(&new_name);
-    let names = &view.analyzed.names;
+    let names = &view.names();
     if target != occurrence.symbol
         && let Some(existing) = names.declaration(&target)
     {
         let document = view.document(existing.name.file);
-        let (line, column) = crate::source::SourceFile::new("", "", document.text.as_str())
-            .line_col(existing.name.start as usize);
+        let at = document
+            .range(existing.name, super::text::Encoding::Utf8)
+            .start;
+        let (line, column) = (at.line + 1, at.character + 1);
         return Err(Refusal::new(
             ErrorCode::RequestFailed,
             format!(

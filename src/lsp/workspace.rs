@@ -3,9 +3,9 @@
 //!
 //! A folder is one program, as `svc check DIR` loads it (or as its
 //! `svc.toml` names it). A file opened outside every folder is a program
-//! of its own. Each file is parsed on its own, when its text changes; the
-//! program is checked again from the parsed files, so an edit costs one
-//! file's parse and one check.
+//! of its own. Each file is parsed on its own, when its text changes, and
+//! its declarations replace the ones it had in the program, in place; so
+//! an edit costs one file's parse and one check of the program.
 
 use std::path::{Path, PathBuf};
 
@@ -15,7 +15,7 @@ use super::names::Names;
 use super::text::{Encoding, LineIndex};
 use crate::check::{self, Analysis};
 use crate::diagnostic::{self, Code, Diagnostic};
-use crate::source::{self, BOM, FileId, Span};
+use crate::source::{self, FileId, Span};
 use crate::syntax::{self, ast::Program};
 
 /// One `.svc` file of a program.
@@ -23,50 +23,48 @@ use crate::syntax::{self, ast::Program};
 pub struct Document {
     pub uri: Uri,
     pub path: PathBuf,
-    /// The text without a leading byte-order mark: spans index it.
+    /// The text as the editor has it; spans index it (a leading
+    /// byte-order mark is skipped by the parser, not removed).
     pub text: String,
     pub lines: LineIndex,
     /// Whether the editor holds it: its text is the editor's, not the disk's.
     pub open: bool,
-    /// The declarations of the last text that parsed: while a file does not
-    /// parse, the rest of the program still sees what it declared.
-    parsed: Program,
+    /// How many declarations of each kind the file has in the program,
+    /// in the order of [`Program`]'s vectors. While a file does not parse,
+    /// the program keeps what it declared when it last did.
+    counts: [usize; KINDS],
     /// What parsing the current text found.
     syntax: Vec<Diagnostic>,
-    /// Whether `parsed` is the current text's.
+    /// Whether the program holds the current text's declarations.
     current: bool,
 }
 
+/// The kinds of declaration: the vectors of a [`Program`].
+const KINDS: usize = 6;
+
 impl Document {
-    fn new(uri: Uri, path: PathBuf, file: FileId, text: String) -> Document {
-        let mut document = Document {
+    fn new(uri: Uri, path: PathBuf) -> Document {
+        Document {
             uri,
             path,
             text: String::new(),
             lines: LineIndex::new(""),
             open: false,
-            parsed: Program::default(),
+            counts: [0; KINDS],
             syntax: Vec::new(),
             current: true,
-        };
-        document.set_text(file, text);
-        document
+        }
     }
 
-    /// Replaces the text and parses it.
-    pub fn set_text(&mut self, file: FileId, mut text: String) {
-        if text.starts_with(BOM) {
-            text.drain(..BOM.len_utf8());
-        }
+    /// Replaces the text and parses it: its declarations, if it parses.
+    fn set_text(&mut self, file: FileId, text: String) -> Option<Program> {
         let (program, syntax) = syntax::parse_file(file, &text);
         let failed = syntax.iter().any(|d| d.code == Code::Syntax);
-        if !failed {
-            self.parsed = program;
-        }
         self.current = !failed;
         self.syntax = syntax;
         self.lines = LineIndex::new(&text);
         self.text = text;
+        (!failed).then_some(program)
     }
 
     /// Whether the spans of the program's analysis point into this text.
@@ -88,12 +86,12 @@ impl Document {
     }
 }
 
-/// What the checker found in a program, with the index of its names.
+/// What the checker found in a program; the index of its names is made
+/// when a request first needs it, not for every check.
 #[derive(Debug)]
 pub struct Analyzed {
-    pub program: Program,
     pub analysis: Analysis,
-    pub names: Names,
+    names: std::sync::OnceLock<Names>,
 }
 
 /// One program: a folder's files, or one file opened alone.
@@ -103,6 +101,9 @@ pub struct Project {
     pub root: Option<PathBuf>,
     /// Indexed by [`FileId`]; a file that was deleted keeps its slot, empty.
     pub files: Vec<Document>,
+    /// The declarations of every file, each file's in one run per kind, in
+    /// the order of the files.
+    program: Program,
     analyzed: Option<Analyzed>,
     /// Files whose text changed since their diagnostics were last taken.
     edited: Vec<FileId>,
@@ -113,6 +114,7 @@ impl Project {
         Project {
             root,
             files: Vec::new(),
+            program: Program::default(),
             analyzed: None,
             edited: Vec::new(),
         }
@@ -133,13 +135,15 @@ impl Project {
                 }
             }
         }
+        // Only files with diagnostics are published at the start.
+        project.edited.clear();
         project
     }
 
     fn add(&mut self, uri: Uri, path: PathBuf, text: String) -> FileId {
         let id = FileId(self.files.len() as u32);
-        self.files.push(Document::new(uri, path, id, text));
-        self.analyzed = None;
+        self.files.push(Document::new(uri, path));
+        self.set_text(id, text);
         id
     }
 
@@ -149,11 +153,14 @@ impl Project {
             .is_some_and(|root| path.starts_with(root))
     }
 
+    /// The file a URI names: the same URI, or another spelling of the
+    /// same path (editors differ in what they percent-encode).
     pub fn file_of(&self, uri: &Uri) -> Option<FileId> {
-        self.files
-            .iter()
-            .position(|d| d.uri == *uri)
-            .map(|i| FileId(i as u32))
+        let found = self.files.iter().position(|d| d.uri == *uri).or_else(|| {
+            let path = path_of_uri(uri)?;
+            self.files.iter().position(|d| d.path == path)
+        });
+        found.map(|i| FileId(i as u32))
     }
 
     pub fn document(&self, file: FileId) -> &Document {
@@ -162,7 +169,17 @@ impl Project {
 
     /// Sets a file's text; the program is checked again when next asked.
     pub fn set_text(&mut self, file: FileId, text: String) {
-        self.files[file.0 as usize].set_text(file, text);
+        let index = file.0 as usize;
+        if let Some(parsed) = self.files[index].set_text(file, text) {
+            let mut at = [0; KINDS];
+            for document in &self.files[..index] {
+                for (kind, count) in document.counts.iter().enumerate() {
+                    at[kind] += count;
+                }
+            }
+            self.files[index].counts =
+                replace(&mut self.program, at, self.files[index].counts, parsed);
+        }
         self.analyzed = None;
         if !self.edited.contains(&file) {
             self.edited.push(file);
@@ -184,6 +201,7 @@ impl Project {
         self.analyzed();
         View {
             analyzed: self.analyzed.as_ref().expect("analyzed above"),
+            program: &self.program,
             files: &self.files,
         }
     }
@@ -191,16 +209,9 @@ impl Project {
     /// The program checked, from the files as they are now.
     pub fn analyzed(&mut self) -> &Analyzed {
         if self.analyzed.is_none() {
-            let mut program = Program::default();
-            for document in &self.files {
-                program.append(document.parsed.clone());
-            }
-            let analysis = check::check(&program);
-            let names = Names::new(&program);
             self.analyzed = Some(Analyzed {
-                program,
-                analysis,
-                names,
+                analysis: check::check(&self.program),
+                names: std::sync::OnceLock::new(),
             });
         }
         self.analyzed.as_ref().expect("analyzed above")
@@ -231,14 +242,49 @@ impl Project {
     }
 }
 
+/// Replaces the declarations a file has in the program, which start at
+/// `at` and number `counts` of each kind, by `parsed`; returns the new
+/// counts. The other files' declarations only move.
+fn replace(
+    program: &mut Program,
+    at: [usize; KINDS],
+    counts: [usize; KINDS],
+    parsed: Program,
+) -> [usize; KINDS] {
+    fn splice<T>(into: &mut Vec<T>, at: usize, count: usize, new: Vec<T>) -> usize {
+        let added = new.len();
+        into.splice(at..at + count, new);
+        added
+    }
+    [
+        splice(&mut program.secrets, at[0], counts[0], parsed.secrets),
+        splice(&mut program.roles, at[1], counts[1], parsed.roles),
+        splice(&mut program.identities, at[2], counts[2], parsed.identities),
+        splice(&mut program.services, at[3], counts[3], parsed.services),
+        splice(&mut program.schedules, at[4], counts[4], parsed.schedules),
+        splice(
+            &mut program.oauth_clients,
+            at[5],
+            counts[5],
+            parsed.oauth_clients,
+        ),
+    ]
+}
+
 /// A checked program and its files, to answer a request.
 #[derive(Clone, Copy)]
 pub struct View<'p> {
     pub analyzed: &'p Analyzed,
+    pub program: &'p Program,
     pub files: &'p [Document],
 }
 
 impl<'p> View<'p> {
+    /// Where every name is declared and used.
+    pub fn names(&self) -> &'p Names {
+        self.analyzed.names.get_or_init(|| Names::new(self.program))
+    }
+
     pub fn document(&self, file: FileId) -> &'p Document {
         &self.files[file.0 as usize]
     }
