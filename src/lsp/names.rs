@@ -532,3 +532,76 @@ impl Collector {
         self.endpoint(&endpoint.service.text, &endpoint.endpoint);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::FileId;
+
+    const PROGRAM: &str = r#"secret T { environment_specific refreshed_by api.get as bot min_valid 5m }
+role r { grant run api.get grant run api.* grant update_secret T grant read_secret T }
+service_account bot { roles r }
+oauth_client c { token_url "http://127.0.0.1/t" client_id secret.T client_auth none stores { access_token = T } }
+service api {
+  var v: string
+  action a {
+    web_request { url "http://127.0.0.1/${v}" auth client(c) result_mapping { v = $.x } }
+    foreach item in json_parse(v) { log item }
+    if has_value(v) { update_secret T = v }
+    log param.n
+  }
+  endpoint get { methods GET process a params { n: number = 1 } response { body v reveals T } }
+}
+schedule s { endpoint api.get service_account bot every 1h before_expiry T 5m params { n = 2 } }
+"#;
+
+    fn spans(names: &Names, symbol: &Symbol) -> Vec<&'static str> {
+        names
+            .spans(symbol)
+            .iter()
+            .map(|s| &PROGRAM[s.range()])
+            .collect()
+    }
+
+    #[test]
+    fn every_use_of_every_kind_is_indexed() {
+        let (program, diagnostics) = crate::syntax::parse_file(FileId(0), PROGRAM);
+        assert!(diagnostics.is_empty(), "{diagnostics:?}");
+        let names = Names::new(&program);
+        let member = |name: &str| (String::from("api"), name.to_string());
+        // Declaration, two grants, client_id, stores, the update, reveals,
+        // before_expiry.
+        assert_eq!(spans(&names, &Symbol::Secret("T".into())).len(), 8);
+        assert_eq!(spans(&names, &Symbol::Identity("bot".into())), ["bot"; 3]);
+        assert_eq!(spans(&names, &Symbol::Role("r".into())), ["r"; 2]);
+        assert_eq!(spans(&names, &Symbol::Client("c".into())), ["c"; 2]);
+        // Declaration, refreshed_by, two grants, the schedule.
+        assert_eq!(spans(&names, &Symbol::Service("api".into())), ["api"; 5]);
+        let (service, name) = member("get");
+        assert_eq!(
+            spans(&names, &Symbol::Endpoint { service, name }),
+            ["get"; 4]
+        );
+        let (service, name) = member("v");
+        // Declaration, interpolation, mapping target, json_parse argument,
+        // has_value, update value, response body; `item` is not a service
+        // variable.
+        assert_eq!(spans(&names, &Symbol::Variable { service, name }), ["v"; 7]);
+        let (service, name) = member("a");
+        assert_eq!(spans(&names, &Symbol::Action { service, name }), ["a"; 2]);
+        let param = Symbol::Param {
+            service: "api".into(),
+            endpoint: "get".into(),
+            name: "n".into(),
+        };
+        assert_eq!(spans(&names, &param), ["n"; 3]);
+        assert_eq!(spans(&names, &Symbol::Schedule("s".into())), ["s"]);
+        // The cursor just after a name still finds it.
+        let end = PROGRAM.find("roles r").unwrap() + "roles r".len();
+        assert_eq!(
+            names.at(FileId(0), end).unwrap().symbol,
+            Symbol::Role("r".into())
+        );
+        assert!(names.at(FileId(0), 0).is_none());
+    }
+}

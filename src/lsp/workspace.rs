@@ -398,3 +398,79 @@ pub fn uri_of_path(path: &Path) -> Option<Uri> {
         .parse()
         .ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn uri(name: &str) -> Uri {
+        format!("file:///ws/{name}").parse().unwrap()
+    }
+
+    /// The program as `svc check` would build it from the texts now.
+    fn fresh(project: &Project) -> Program {
+        let mut program = Program::default();
+        for (i, document) in project.files.iter().enumerate() {
+            program.append(syntax::parse_file(FileId(i as u32), &document.text).0);
+        }
+        program
+    }
+
+    #[test]
+    fn an_edit_replaces_only_its_files_declarations() {
+        let mut project = Project::new(Some(PathBuf::from("/ws")));
+        let texts = [
+            "secret A { environment_specific }\nrole r { grant update_secret A }\n",
+            "secret B { }\nsecret C { }\nservice s { var v: string }\n",
+            "role q { grant read_secret B }\nsecret D { locked }\n",
+        ];
+        for (i, text) in texts.iter().enumerate() {
+            project.add(
+                uri(&format!("{i}.svc")),
+                format!("/ws/{i}.svc").into(),
+                text.to_string(),
+            );
+        }
+        assert_eq!(project.program, fresh(&project));
+        // More declarations, fewer, then none, in the middle file.
+        for text in [
+            "secret B { }\nsecret C { }\nsecret E { }\nservice s { var v: string }\nservice t { }\n",
+            "service t { }\n",
+            "",
+            "secret B2 { }\n",
+        ] {
+            project.set_text(FileId(1), text.to_string());
+            assert_eq!(project.program, fresh(&project), "after {text:?}");
+        }
+        let names: Vec<&str> = project
+            .program
+            .secrets
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect();
+        assert_eq!(names, ["A", "B2", "D"]);
+    }
+
+    #[test]
+    fn a_file_that_stops_parsing_keeps_its_declarations() {
+        let mut project = Project::new(Some(PathBuf::from("/ws")));
+        let a = project.add(uri("a.svc"), "/ws/a.svc".into(), "secret A { }\n".into());
+        project.add(
+            uri("b.svc"),
+            "/ws/b.svc".into(),
+            "role r { grant read_secret A }\nuser u { roles r }\n".into(),
+        );
+        project.set_text(a, "secret A { \n".into());
+        assert!(!project.document(a).is_current());
+        assert_eq!(project.program.secrets.len(), 1);
+        let per_file = project.diagnostics();
+        // The syntax error is shown; no unknown secret in the other file.
+        assert_eq!(per_file[0].len(), 1, "{:?}", per_file[0]);
+        assert_eq!(per_file[0][0].code, Code::Syntax);
+        assert!(
+            per_file[1].iter().all(|d| d.code != Code::UnknownSecret),
+            "{:?}",
+            per_file[1]
+        );
+    }
+}
