@@ -102,7 +102,21 @@ pub fn serve(connection: Connection) -> Result<(), Failure> {
                 if connection.handle_shutdown(&request)? {
                     return Ok(());
                 }
-                let response = server.request(request);
+                let id = request.id.clone();
+                let method = request.method.clone();
+                // A request only reads the program: should answering one
+                // panic, the editor gets an error for it and the session
+                // goes on with its documents intact.
+                let answered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    server.request(request)
+                }));
+                let response = answered.unwrap_or_else(|_| {
+                    Response::new_err(
+                        id,
+                        ErrorCode::InternalError as i32,
+                        format!("svc lsp failed to answer `{method}`; this is a bug in svc"),
+                    )
+                });
                 connection.sender.send(Message::Response(response))?;
             }
             Message::Notification(notification) => server.notification(notification),
