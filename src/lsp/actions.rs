@@ -197,7 +197,15 @@ impl Fixer<'_> {
                     .map_or(document.text.len(), |i| secret.span.end() + i + 1);
                 (end, declaration)
             }
-            None => (0, format!("{declaration}\n")),
+            // After a byte-order mark, which must stay first.
+            None => (
+                if document.text.starts_with(crate::source::BOM) {
+                    crate::source::BOM.len_utf8()
+                } else {
+                    0
+                },
+                format!("{declaration}\n"),
+            ),
         };
         Some((
             format!("Declare `secret {name} {{ environment_specific }}`"),

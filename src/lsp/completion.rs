@@ -29,8 +29,10 @@ fn items(view: View, before: &str) -> Vec<CompletionItem> {
     let program = &view.program;
     let line = before.rsplit('\n').next().unwrap_or("");
     let partial_start = line
-        .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .map_or(0, |i| i + 1);
+        .char_indices()
+        .rev()
+        .find(|(_, c)| !(c.is_ascii_alphanumeric() || *c == '_'))
+        .map_or(0, |(i, c)| i + c.len_utf8());
     let lead = &line[..partial_start];
     let words: Vec<&str> = lead.split_whitespace().collect();
     let last = words.last().copied().unwrap_or("");

@@ -240,6 +240,15 @@ impl Collector {
         });
     }
 
+    /// Sets the scope of a service's members: its variables, and the
+    /// endpoints whose parameters `param.NAME` may mean.
+    fn enter_service(&mut self, service: Option<&ServiceDecl>, endpoints: Vec<String>) {
+        self.service_vars = service
+            .map(|s| s.vars.iter().map(|v| v.name.text.clone()).collect())
+            .unwrap_or_default();
+        self.param_owners = endpoints;
+    }
+
     fn program(&mut self, program: &Program) {
         for secret in &program.secrets {
             self.declare(
@@ -331,12 +340,24 @@ impl Collector {
             if let Some(before) = &schedule.before_expiry {
                 self.secret(&before.secret);
             }
+            // A schedule's hooks read the variables and parameters of the
+            // endpoint it runs.
+            let target = schedule.endpoint.as_ref();
+            let service = target.and_then(|e| {
+                program
+                    .services
+                    .iter()
+                    .find(|s| s.name.text == e.service.text)
+            });
+            let endpoint = target.map(|e| e.endpoint.text.clone());
+            self.enter_service(service, endpoint.into_iter().collect());
             for hook in [&schedule.on_failure, &schedule.on_recovery]
                 .into_iter()
                 .flatten()
             {
-                self.block(None, &hook.body);
+                self.block(service.map(|s| s.name.text.as_str()), &hook.body);
             }
+            self.enter_service(None, Vec::new());
         }
     }
 
@@ -348,7 +369,7 @@ impl Collector {
             service.span,
             None,
         );
-        self.service_vars = service.vars.iter().map(|v| v.name.text.clone()).collect();
+        self.enter_service(Some(service), Vec::new());
         for var in &service.vars {
             let symbol = Symbol::Variable {
                 service: name.to_string(),
@@ -400,6 +421,7 @@ impl Collector {
                     self.expr(Some(name), default);
                 }
             }
+            self.param_owners = vec![endpoint.name.text.clone()];
             if let Some(response) = &endpoint.response {
                 for expr in response.expressions() {
                     self.expr(Some(name), expr);
@@ -408,7 +430,6 @@ impl Collector {
                     self.secret(secret);
                 }
             }
-            self.param_owners = vec![endpoint.name.text.clone()];
             for hook in [&endpoint.on_failure, &endpoint.on_recovery]
                 .into_iter()
                 .flatten()

@@ -37,7 +37,13 @@ pub fn definition(
     let Some((view, occurrence)) = name_at(context, &params.text_document_position_params)? else {
         return Ok(None);
     };
-    let span = view.names().declaration(&occurrence.symbol).map(|d| d.name);
+    // A declaration in a file that does not parse now is where it was in
+    // text that is gone: no answer beats a wrong place.
+    let span = view
+        .names()
+        .declaration(&occurrence.symbol)
+        .map(|d| d.name)
+        .filter(|span| view.document(span.file).is_current());
     Ok(span.map(|span| GotoDefinitionResponse::Scalar(view.location(span, encoding))))
 }
 
@@ -257,11 +263,12 @@ pub fn rename(
         ));
     };
     renamable(view, &occurrence)?;
-    if !is_identifier(&new_name) || super::keywords::keyword(&new_name).is_some() {
+    // `true`, `false` and `null` parse as values where a name is read.
+    if !is_identifier(&new_name) || matches!(new_name.as_str(), "true" | "false" | "null") {
         return Err(Refusal::new(
             ErrorCode::InvalidParams,
             format!(
-                "`{new_name}` is not a name: names are letters, digits and `_`, start with a letter or `_`, and are not keywords"
+                "`{new_name}` is not a name: names are letters, digits and `_`, start with a letter or `_`, and are not `true`, `false` or `null`"
             ),
         ));
     }
@@ -300,5 +307,38 @@ pub fn rename(
         edits.sort_by_key(|e| (e.range.start.line, e.range.start.character));
         edits.dedup();
     }
+    still_parses(view, &occurrence.symbol, &new_name)?;
     Ok(Some(WorkspaceEdit::new(changes)))
+}
+
+/// Refuses a rename after which a file would not parse: a new name may be
+/// a keyword where the grammar reads one (`run_service`, `as`, `into`).
+fn still_parses(view: View, symbol: &Symbol, new_name: &str) -> Result<(), Refusal> {
+    let mut by_file: HashMap<crate::source::FileId, Vec<crate::source::Span>> = HashMap::new();
+    for span in view.names().spans(symbol) {
+        by_file.entry(span.file).or_default().push(*span);
+    }
+    for (file, mut spans) in by_file {
+        let document = view.document(file);
+        let mut text = document.text.clone();
+        spans.sort_by_key(|s| std::cmp::Reverse(s.start));
+        spans.dedup();
+        for span in spans {
+            text.replace_range(span.range(), new_name);
+        }
+        let (_, found) = crate::syntax::parse_file(file, &text);
+        if found
+            .iter()
+            .any(|d| d.code == crate::diagnostic::Code::Syntax)
+        {
+            return Err(Refusal::new(
+                ErrorCode::RequestFailed,
+                format!(
+                    "cannot rename to `{new_name}`: `{}` would no longer parse, since the language reads that word there",
+                    document.path.display()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }

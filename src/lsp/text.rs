@@ -23,10 +23,16 @@ pub struct LineIndex {
 }
 
 impl LineIndex {
+    /// Lines end at `\n`, `\r\n` or a lone `\r`, as the protocol counts them.
     pub fn new(text: &str) -> LineIndex {
-        let starts = std::iter::once(0)
-            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
-            .collect();
+        let bytes = text.as_bytes();
+        let mut starts = vec![0];
+        for (i, &b) in bytes.iter().enumerate() {
+            let ends = b == b'\n' || (b == b'\r' && bytes.get(i + 1) != Some(&b'\n'));
+            if ends {
+                starts.push(i + 1);
+            }
+        }
         LineIndex {
             starts,
             len: text.len(),
@@ -53,11 +59,13 @@ impl LineIndex {
         let Some(&start) = self.starts.get(position.line as usize) else {
             return self.len;
         };
-        let end = self
+        let next = self
             .starts
             .get(position.line as usize + 1)
-            .map_or(self.len, |next| next - 1);
-        let line = &text[start..end];
+            .copied()
+            .unwrap_or(self.len);
+        let line = text[start..next].trim_end_matches(['\n', '\r']);
+        let end = start + line.len();
         let wanted = position.character as usize;
         let mut counted = 0;
         for (i, c) in line.char_indices() {
@@ -144,6 +152,19 @@ mod tests {
             index.position(text, 2, Encoding::Utf16),
             Position::new(0, 0)
         );
+    }
+
+    #[test]
+    fn lines_end_at_a_lone_carriage_return_too() {
+        let text = "a\rb\r\nc\nd";
+        let index = LineIndex::new(text);
+        for (offset, line, character) in [(2, 1, 0), (5, 2, 0), (7, 3, 0)] {
+            let position = Position::new(line, character);
+            assert_eq!(index.position(text, offset, Encoding::Utf16), position);
+            assert_eq!(index.offset(text, position, Encoding::Utf16), offset);
+        }
+        // Past the end of `b`: before its `\r\n`.
+        assert_eq!(index.offset(text, Position::new(1, 9), Encoding::Utf16), 3);
     }
 
     #[test]

@@ -37,6 +37,9 @@ pub struct Document {
     syntax: Vec<Diagnostic>,
     /// Whether the program holds the current text's declarations.
     current: bool,
+    /// Whether any text of the file ever parsed: until one does, the
+    /// program lacks whatever it declares.
+    ever_parsed: bool,
 }
 
 /// The kinds of declaration: the vectors of a [`Program`].
@@ -53,6 +56,7 @@ impl Document {
             counts: [0; KINDS],
             syntax: Vec::new(),
             current: true,
+            ever_parsed: false,
         }
     }
 
@@ -61,6 +65,7 @@ impl Document {
         let (program, syntax) = syntax::parse_file(file, &text);
         let failed = syntax.iter().any(|d| d.code == Code::Syntax);
         self.current = !failed;
+        self.ever_parsed |= !failed;
         self.syntax = syntax;
         self.lines = LineIndex::new(&text);
         self.text = text;
@@ -99,6 +104,9 @@ pub struct Analyzed {
 pub struct Project {
     /// `None` for a file opened outside every folder.
     pub root: Option<PathBuf>,
+    /// What the program is made of: the folder, or the files and
+    /// directories its `svc.toml` names.
+    program_paths: Vec<PathBuf>,
     /// Indexed by [`FileId`]; a file that was deleted keeps its slot, empty.
     pub files: Vec<Document>,
     /// The declarations of every file, each file's in one run per kind, in
@@ -112,6 +120,7 @@ pub struct Project {
 impl Project {
     fn new(root: Option<PathBuf>) -> Project {
         Project {
+            program_paths: root.iter().cloned().collect(),
             root,
             files: Vec::new(),
             program: Program::default(),
@@ -128,6 +137,7 @@ impl Project {
             .map(|p| p.program())
             .filter(|paths| !paths.is_empty())
             .unwrap_or_else(|| vec![root.to_path_buf()]);
+        project.program_paths = paths.iter().map(|p| absolute(p)).collect();
         if let Ok(found) = source::find(&paths) {
             for path in found.files {
                 if let (Ok(text), Some(uri)) = (source::read(&path), uri_of_path(&path)) {
@@ -147,10 +157,11 @@ impl Project {
         id
     }
 
+    /// Whether a file belongs to the program: it is below one of the
+    /// program's paths (a file opened elsewhere in the folder is not).
     fn contains(&self, path: &Path) -> bool {
-        self.root
-            .as_ref()
-            .is_some_and(|root| path.starts_with(root))
+        let path = absolute(path);
+        self.program_paths.iter().any(|p| path.starts_with(p))
     }
 
     /// The file a URI names: the same URI, or another spelling of the
@@ -224,7 +235,16 @@ impl Project {
         let analyzed = self.analyzed.as_ref().expect("analyzed above");
         let mut per_file: Vec<Vec<Diagnostic>> =
             self.files.iter().map(|d| d.syntax.clone()).collect();
-        for found in &analyzed.analysis.diagnostics {
+        // With a file that never parsed, the program misses its
+        // declarations, and the check would report every use of them: as
+        // `svc check`, only the syntax errors are shown until it parses.
+        let incomplete = self.files.iter().any(|d| !d.ever_parsed);
+        let checked = if incomplete {
+            &[][..]
+        } else {
+            &analyzed.analysis.diagnostics[..]
+        };
+        for found in checked {
             let Some(span) = found.primary_span() else {
                 continue;
             };
@@ -384,6 +404,10 @@ impl Workspace {
             None => None,
         }
     }
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
 pub fn path_of_uri(uri: &Uri) -> Option<PathBuf> {
