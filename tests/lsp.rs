@@ -4,6 +4,8 @@
 
 #[path = "common/lsp_client.rs"]
 mod lsp_client;
+#[path = "common/mutate.rs"]
+mod mutate;
 
 use std::collections::{BTreeSet, HashMap};
 use std::io::Write;
@@ -11,6 +13,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use lsp_client::{Lsp, apply_edits, apply_workspace_edit, position, range, uri};
+use mutate::mutate;
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
@@ -1052,45 +1055,6 @@ fn document_and_workspace_symbols() {
 }
 
 // 11. Never a crash.
-
-/// Characters that matter to the grammar, so mutants reach deep rules
-/// (as in tests/mutations.rs).
-const INTERESTING: &[u8] = b"{}()[]\"$.=!<>&|,:*@?'\\/\n\t 0123456789abcdefghijklmnopqrstuvwxyz_ABCDEFGHIJKLMNOPQRSTUVWXYZ";
-
-/// tests/mutations.rs's mutation: bytes changed, dropped, repeated, spliced.
-fn mutate(rng: &mut fastrand::Rng, input: &[u8]) -> Vec<u8> {
-    let mut out = input.to_vec();
-    for _ in 0..rng.usize(1..=4) {
-        if out.is_empty() {
-            out.push(b'{');
-        }
-        let at = rng.usize(..out.len());
-        match rng.u8(..6) {
-            0 => out[at] = INTERESTING[rng.usize(..INTERESTING.len())],
-            1 => {
-                let end = (at + rng.usize(1..=16)).min(out.len());
-                out.drain(at..end);
-            }
-            2 => {
-                let end = (at + rng.usize(1..=32)).min(out.len());
-                let piece = out[at..end].to_vec();
-                let times = rng.usize(1..=3);
-                for _ in 0..times {
-                    out.splice(at..at, piece.iter().copied());
-                }
-            }
-            3 => out.insert(at, INTERESTING[rng.usize(..INTERESTING.len())]),
-            4 => {
-                // Splice a piece of the input somewhere else.
-                let from = rng.usize(..input.len());
-                let end = (from + rng.usize(1..=40)).min(input.len());
-                out.splice(at..at, input[from..end].iter().copied());
-            }
-            _ => out[at] = rng.u8(..),
-        }
-    }
-    out
-}
 
 fn examples() -> Vec<Vec<u8>> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
