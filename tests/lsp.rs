@@ -2,15 +2,14 @@
 //! and output as an editor does (JSON-RPC with `Content-Length` framing),
 //! on workspaces of real files in temporary directories.
 
+mod common;
 #[path = "common/lsp_client.rs"]
 mod lsp_client;
 #[path = "common/mutate.rs"]
 mod mutate;
 
 use std::collections::{BTreeSet, HashMap};
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 use lsp_client::{Lsp, apply_edits, apply_workspace_edit, position, range, uri};
 use mutate::mutate;
@@ -220,27 +219,9 @@ impl Session {
 
 /// What `svc fmt -` makes of a text.
 fn svc_fmt(text: &str) -> String {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_svc"))
-        .args(["fmt", "-"])
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(
-        output.status.success(),
-        "svc fmt - failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
+    let run = common::svc().args(["fmt", "-"]).stdin(text).run();
+    assert_eq!(run.status, 0, "svc fmt - failed: {}", run.stderr);
+    run.stdout
 }
 
 // 1. The handshake.

@@ -75,15 +75,8 @@ impl<'a, 'p> Checker<'a, 'p> {
             }
         }
         for action in &service.actions {
-            let processing: Vec<&'p EndpointDecl> = service
-                .endpoints
-                .iter()
-                .filter(|e| {
-                    e.process
-                        .as_ref()
-                        .is_some_and(|p| p.text == action.name.text)
-                })
-                .collect();
+            let processing: Vec<&'p EndpointDecl> =
+                service.endpoints_processing(&action.name.text).collect();
             let contracts = (!processing.is_empty())
                 .then(|| {
                     processing

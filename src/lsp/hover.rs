@@ -207,8 +207,7 @@ pub fn describe(view: View, symbol: &Symbol) -> String {
                 .services
                 .iter()
                 .filter(|s| s.name.text == *service)
-                .flat_map(|s| &s.endpoints)
-                .filter(|e| e.process.as_ref().is_some_and(|p| p.text == *name))
+                .flat_map(|s| s.endpoints_processing(name))
                 .map(|e| format!("`{service}.{}`", e.name.text))
                 .collect();
             format!(

@@ -384,13 +384,7 @@ impl Collector {
             };
             self.declare(symbol, &action.name, action.span, Some(name));
             self.param_owners = service
-                .endpoints
-                .iter()
-                .filter(|e| {
-                    e.process
-                        .as_ref()
-                        .is_some_and(|p| p.text == action.name.text)
-                })
+                .endpoints_processing(&action.name.text)
                 .map(|e| e.name.text.clone())
                 .collect();
             self.block(Some(name), &action.body);

@@ -394,6 +394,18 @@ pub struct ServiceDecl {
     pub span: Span,
 }
 
+impl ServiceDecl {
+    /// The endpoints that process an action.
+    pub fn endpoints_processing<'s>(
+        &'s self,
+        action: &'s str,
+    ) -> impl Iterator<Item = &'s EndpointDecl> + 's {
+        self.endpoints
+            .iter()
+            .filter(move |e| e.process.as_ref().is_some_and(|p| p.text == action))
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct VarDecl {
     pub name: Name,
