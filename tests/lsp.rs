@@ -1382,6 +1382,34 @@ fn a_file_created_on_disk_joins_the_program() {
     s.lsp.shutdown();
 }
 
+/// A client that can watch files for the server is asked to watch the
+/// `.svc` files; one that cannot is asked nothing.
+#[test]
+fn the_server_asks_a_client_that_can_to_watch_svc_files() {
+    let registrations = |capabilities: Value| {
+        let mut lsp = Lsp::start(None, capabilities);
+        lsp.sync();
+        let asked: Vec<Value> = lsp
+            .pending()
+            .iter()
+            .filter(|m| m["method"] == "client/registerCapability")
+            .map(|m| m["params"]["registrations"].clone())
+            .collect();
+        lsp.shutdown();
+        asked
+    };
+    let asked = registrations(
+        json!({ "workspace": { "didChangeWatchedFiles": { "dynamicRegistration": true } } }),
+    );
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    assert_eq!(asked[0][0]["method"], "workspace/didChangeWatchedFiles");
+    assert_eq!(
+        asked[0][0]["registerOptions"]["watchers"],
+        json!([{ "globPattern": "**/*.svc" }])
+    );
+    assert_eq!(registrations(json!({})), Vec::<Value>::new());
+}
+
 // The `docs` option.
 
 #[test]

@@ -73,6 +73,9 @@ pub fn serve(connection: Connection) -> Result<(), Failure> {
         }),
     };
     connection.initialize_finish(id, serde_json::to_value(result)?)?;
+    if can_watch_files(&params) {
+        connection.sender.send(watch_svc_files())?;
+    }
     let mut server = Server {
         workspace: Workspace::new(&roots(&params)),
         encoding,
@@ -136,6 +139,40 @@ fn negotiate_encoding(params: &InitializeParams) -> Encoding {
         Some(kinds) if kinds.contains(&PositionEncodingKind::UTF8) => Encoding::Utf8,
         _ => Encoding::Utf16,
     }
+}
+
+/// Whether the client can watch files for the server, when asked.
+fn can_watch_files(params: &InitializeParams) -> bool {
+    params
+        .capabilities
+        .workspace
+        .as_ref()
+        .and_then(|w| w.did_change_watched_files.as_ref())
+        .and_then(|w| w.dynamic_registration)
+        .unwrap_or(false)
+}
+
+/// Asks the client to report `.svc` files created, changed or deleted
+/// outside the editor (a `git pull`), so the program stays what is on disk.
+fn watch_svc_files() -> Message {
+    let options = DidChangeWatchedFilesRegistrationOptions {
+        watchers: vec![FileSystemWatcher {
+            glob_pattern: GlobPattern::String("**/*.svc".to_string()),
+            kind: None,
+        }],
+    };
+    let registration = Registration {
+        id: "svc-watch-files".to_string(),
+        method: notification::DidChangeWatchedFiles::METHOD.to_string(),
+        register_options: serde_json::to_value(options).ok(),
+    };
+    Message::Request(Request::new(
+        lsp_server::RequestId::from("svc-watch-files".to_string()),
+        request::RegisterCapability::METHOD.to_string(),
+        RegistrationParams {
+            registrations: vec![registration],
+        },
+    ))
 }
 
 fn capabilities(encoding: Encoding) -> ServerCapabilities {

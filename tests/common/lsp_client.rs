@@ -183,12 +183,13 @@ impl Lsp {
         }
     }
 
-    /// A message with a method: a notification, kept, or a request of the
-    /// server, answered with null.
+    /// A message with a method: a notification, or a request of the server,
+    /// answered with null; both are kept.
     fn handle(&mut self, message: Value) {
         if let Some(id) = message.get("id") {
             let id = id.clone();
             self.send(json!({ "jsonrpc": "2.0", "id": id, "result": null }));
+            self.pending.push_back(message);
             return;
         }
         if message["method"] == "textDocument/publishDiagnostics" {
@@ -266,7 +267,8 @@ impl Lsp {
         String::from_utf8_lossy(&self.errors.lock().unwrap()).into_owned()
     }
 
-    /// The notifications received and not taken yet.
+    /// The notifications and requests of the server received and not
+    /// taken yet.
     pub fn pending(&self) -> &VecDeque<Value> {
         &self.pending
     }
