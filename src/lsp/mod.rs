@@ -2,10 +2,12 @@
 //! 3.17 over standard input and output.
 //!
 //! One thread reads and answers messages in order, so every answer sees
-//! every edit sent before it. A change re-parses the changed file at once;
-//! the program is checked again once edits pause for [`DEBOUNCE`], or
-//! before answering a request that needs the check, and the diagnostics
-//! of every file whose list changed are published.
+//! every edit sent before it. Edits are debounced on their leading edge:
+//! an edit after a pause is checked as soon as the messages already sent
+//! are read, and edits that follow it within [`DEBOUNCE`] wait until they
+//! pause that long. A check parses the files that changed, checks the
+//! program, and publishes the diagnostics of every file whose list
+//! changed; a request that needs the program checks it first.
 
 // lsp_types keys its edits by `Uri`, whose parsed form caches offsets in
 // cells; hashing and comparing read only the text, so the keys are stable.
@@ -36,8 +38,9 @@ use serde_json::Value;
 use text::Encoding;
 use workspace::Workspace;
 
-/// How long edits must pause before the program is checked again: typing
-/// fast checks once per pause, not once per key.
+/// Edits closer together than this are checked together, once they pause
+/// this long: a burst of changes (a paste, a replace-all, keys faster than
+/// the check) costs one check, not one per change.
 pub const DEBOUNCE: Duration = Duration::from_millis(15);
 
 type Failure = Box<dyn std::error::Error + Send + Sync>;
@@ -83,6 +86,7 @@ pub fn serve(connection: Connection) -> Result<(), Failure> {
         published: HashMap::default(),
         sender: connection.sender.clone(),
         check_at: None,
+        last_change: None,
     };
     server.check_dirty();
     loop {
@@ -248,8 +252,10 @@ struct Server {
     /// What was last published for each file, so only changes are sent.
     published: HashMap<Uri, Vec<lsp_types::Diagnostic>>,
     sender: crossbeam_channel::Sender<Message>,
-    /// When to check the programs that changed, once edits pause.
+    /// When to check the programs that changed.
     check_at: Option<Instant>,
+    /// When the last edit came.
+    last_change: Option<Instant>,
 }
 
 impl Server {
@@ -273,7 +279,12 @@ impl Server {
                     let mut text = target.document(file).text.clone();
                     text::apply_changes(&mut text, p.content_changes, self.encoding);
                     target.set_text(file, text);
-                    self.check_at = Some(Instant::now() + DEBOUNCE);
+                    let now = Instant::now();
+                    let in_burst = self
+                        .last_change
+                        .is_some_and(|last| now.duration_since(last) < DEBOUNCE);
+                    self.check_at = Some(if in_burst { now + DEBOUNCE } else { now });
+                    self.last_change = Some(now);
                 }
             }
             notification::DidCloseTextDocument::METHOD => {

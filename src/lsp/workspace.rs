@@ -40,6 +40,9 @@ pub struct Document {
     /// Whether any text of the file ever parsed: until one does, the
     /// program lacks whatever it declares.
     ever_parsed: bool,
+    /// Whether the text changed since it was parsed. Parsing waits for the
+    /// check, so keys typed faster than a large file parses cost one parse.
+    unparsed: bool,
 }
 
 /// The kinds of declaration: the vectors of a [`Program`].
@@ -57,18 +60,25 @@ impl Document {
             syntax: Vec::new(),
             current: true,
             ever_parsed: false,
+            unparsed: false,
         }
     }
 
-    /// Replaces the text and parses it: its declarations, if it parses.
-    fn set_text(&mut self, file: FileId, text: String) -> Option<Program> {
-        let (program, syntax) = syntax::parse_file(file, &text);
+    /// Replaces the text, to be parsed before the next check.
+    fn set_text(&mut self, text: String) {
+        self.lines = LineIndex::new(&text);
+        self.text = text;
+        self.unparsed = true;
+    }
+
+    /// Parses the text: its declarations, if it parses.
+    fn parse(&mut self, file: FileId) -> Option<Program> {
+        self.unparsed = false;
+        let (program, syntax) = syntax::parse_file(file, &self.text);
         let failed = syntax.iter().any(|d| d.code == Code::Syntax);
         self.current = !failed;
         self.ever_parsed |= !failed;
         self.syntax = syntax;
-        self.lines = LineIndex::new(&text);
-        self.text = text;
         (!failed).then_some(program)
     }
 
@@ -178,22 +188,37 @@ impl Project {
         &self.files[file.0 as usize]
     }
 
-    /// Sets a file's text; the program is checked again when next asked.
+    /// Sets a file's text; it is parsed, and the program checked again,
+    /// when next asked. The same text again (an editor opening a file as it
+    /// is on disk) changes nothing.
     pub fn set_text(&mut self, file: FileId, text: String) {
         let index = file.0 as usize;
-        if let Some(parsed) = self.files[index].set_text(file, text) {
-            let mut at = [0; KINDS];
-            for document in &self.files[..index] {
-                for (kind, count) in document.counts.iter().enumerate() {
-                    at[kind] += count;
-                }
-            }
-            self.files[index].counts =
-                replace(&mut self.program, at, self.files[index].counts, parsed);
+        let document = &mut self.files[index];
+        if document.text == text && document.ever_parsed {
+            return;
         }
+        document.set_text(text);
         self.analyzed = None;
         if !self.edited.contains(&file) {
             self.edited.push(file);
+        }
+    }
+
+    /// Parses the files whose text changed, and puts each one's
+    /// declarations in the program in place of the ones it had.
+    fn parse_changed(&mut self) {
+        let mut at = [0; KINDS];
+        for index in 0..self.files.len() {
+            let file = FileId(index as u32);
+            if self.files[index].unparsed
+                && let Some(parsed) = self.files[index].parse(file)
+            {
+                self.files[index].counts =
+                    replace(&mut self.program, at, self.files[index].counts, parsed);
+            }
+            for (kind, count) in self.files[index].counts.iter().enumerate() {
+                at[kind] += count;
+            }
         }
     }
 
@@ -220,6 +245,7 @@ impl Project {
     /// The program checked, from the files as they are now.
     pub fn analyzed(&mut self) -> &Analyzed {
         if self.analyzed.is_none() {
+            self.parse_changed();
             self.analyzed = Some(Analyzed {
                 analysis: check::check(&self.program),
                 names: std::sync::OnceLock::new(),
@@ -455,6 +481,7 @@ mod tests {
                 text.to_string(),
             );
         }
+        project.analyzed();
         assert_eq!(project.program, fresh(&project));
         // More declarations, fewer, then none, in the middle file.
         for text in [
@@ -464,6 +491,7 @@ mod tests {
             "secret B2 { }\n",
         ] {
             project.set_text(FileId(1), text.to_string());
+            project.analyzed();
             assert_eq!(project.program, fresh(&project), "after {text:?}");
         }
         let names: Vec<&str> = project
@@ -484,7 +512,9 @@ mod tests {
             "/ws/b.svc".into(),
             "role r { grant read_secret A }\nuser u { roles r }\n".into(),
         );
+        project.analyzed();
         project.set_text(a, "secret A { \n".into());
+        project.analyzed();
         assert!(!project.document(a).is_current());
         assert_eq!(project.program.secrets.len(), 1);
         let per_file = project.diagnostics();
