@@ -228,8 +228,10 @@ impl Project {
         std::mem::take(&mut self.edited)
     }
 
+    /// Whether diagnostics are due: the program changed, or a file was
+    /// edited or opened since they were last taken.
     pub fn is_stale(&self) -> bool {
-        self.analyzed.is_none()
+        self.analyzed.is_none() || !self.edited.is_empty()
     }
 
     /// The program checked, with its files.
@@ -372,6 +374,11 @@ impl Workspace {
         let target = &mut self.projects[project];
         target.files[file.0 as usize].open = true;
         target.set_text(file, text);
+        // Its diagnostics are sent on opening, even when the text is the
+        // one already checked: the editor may have dropped them at close.
+        if !target.edited.contains(&file) {
+            target.edited.push(file);
+        }
         project
     }
 
