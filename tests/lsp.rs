@@ -43,7 +43,7 @@ service api {
   action refresh_token {
     web_request {
       method POST
-      url "https://auth.example.com/oauth/token"
+      url "https://127.0.0.1:9/oauth/token"
       form { grant_type = "client_credentials" client_secret = secret.OTHER }
       result_mapping { token = $.access_token }
     }
@@ -414,7 +414,7 @@ fn hover_on_a_secret_tells_how_it_is_kept_and_never_a_value() {
     // Nothing written as a value in the program shows.
     for literal in [
         "https://",
-        "auth.example.com",
+        "127.0.0.1:9/oauth/token",
         "client_credentials",
         "access_token",
     ] {
@@ -1420,14 +1420,14 @@ fn the_docs_option_sets_where_codes_link() {
     let mut lsp = Lsp::start_with_options(
         Some(dir.path()),
         json!({}),
-        json!({ "docs": "https://example.com/svc/docs/language.md" }),
+        json!({ "docs": "http://127.0.0.1:8000/docs/language.md" }),
     );
     let api = uri(&dir.path().join("api.svc"));
     lsp.open(&api, API);
     let list = lsp.wait_diagnostics(&api, |l| !l.is_empty());
     assert_eq!(
         list[0]["codeDescription"]["href"],
-        "https://example.com/svc/docs/language.md#svcpermissionmissing_update_grant"
+        "http://127.0.0.1:8000/docs/language.md#svcpermissionmissing_update_grant"
     );
     lsp.shutdown();
 }
@@ -1745,5 +1745,123 @@ fn a_file_outside_the_projects_program_is_not_merged_into_it() {
     let list = s.lsp.diagnostics_now(&scratch);
     assert!(!codes(&list).contains(&"svc::name::duplicate"), "{list:#?}");
     assert_eq!(s.lsp.diagnostics_now(&api), Vec::<Value>::new());
+    s.lsp.shutdown();
+}
+
+/// Hover on what is not a declared name: a keyword, a function, a
+/// duration, and a schedule's timing with its next runs.
+#[test]
+fn hover_explains_keywords_functions_durations_and_timings() {
+    let schedules = "schedule hourly {\n  endpoint api.refresh\n  service_account bot\n  cron \"0 * * * *\"\n}\n\
+                     schedule often {\n  endpoint api.refresh\n  service_account bot\n  every 10m\n}\n\
+                     service waiter {\n  action pause { sleep 1500ms }\n  endpoint wait { methods GET process pause }\n}\n";
+    let mut s = Session::new(
+        &[
+            ("roles.svc", ROLES_GRANTED),
+            ("api.svc", API),
+            ("schedules.svc", schedules),
+        ],
+        &[],
+    );
+    let hover = |s: &mut Session, name: &str, text: &str, context: &str, target: &str| {
+        let found = s.at("textDocument/hover", name, on(text, context, target));
+        found["contents"]["value"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    let keyword = hover(&mut s, "api.svc", API, "web_request {", "web_request");
+    assert!(keyword.starts_with("**`web_request`**: "), "{keyword}");
+    let function = hover(&mut s, "api.svc", API, "if has_value(token)", "has_value");
+    assert!(
+        function.contains("has_value(") && function.contains("-> bool"),
+        "{function}"
+    );
+    let duration = hover(&mut s, "schedules.svc", schedules, "sleep 1500ms", "1500ms");
+    assert!(duration.contains("1500 milliseconds"), "{duration}");
+    // The next runs: three, an hour apart on the hour, and ten minutes apart.
+    let runs = |text: &str| -> Vec<chrono::NaiveDateTime> {
+        text.lines()
+            .filter_map(|l| l.strip_prefix("- "))
+            .map(|t| chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S").unwrap())
+            .collect()
+    };
+    let cron = hover(
+        &mut s,
+        "schedules.svc",
+        schedules,
+        "cron \"0 * * * *\"",
+        "0 * * * *",
+    );
+    let times = runs(&cron);
+    assert_eq!(times.len(), 3, "{cron}");
+    assert!(
+        times
+            .iter()
+            .all(|t| t.format("%M:%S").to_string() == "00:00"),
+        "{cron}"
+    );
+    assert_eq!((times[1] - times[0]).num_minutes(), 60, "{cron}");
+    let every = hover(&mut s, "schedules.svc", schedules, "every 10m", "10m");
+    let times = runs(&every);
+    assert_eq!(times.len(), 3, "{every}");
+    assert_eq!((times[2] - times[1]).num_minutes(), 10, "{every}");
+    s.lsp.shutdown();
+}
+
+/// Snippets where their block may be written: a schedule at the top level,
+/// a web request and a guarded update among statements, with the
+/// statement keywords and the service's variables, and no top-level
+/// keyword inside an action.
+#[test]
+fn completion_offers_snippets_and_keywords_of_the_block() {
+    let mut s = Session::new(
+        &[("roles.svc", ROLES_GRANTED), ("api.svc", API)],
+        &["api.svc"],
+    );
+    let labels = |s: &mut Session, text: &str, offset: usize| -> Vec<(String, u64)> {
+        let at = position(text, offset, true);
+        let found = s.at("textDocument/completion", "api.svc", at);
+        found
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| {
+                (
+                    i["label"].as_str().unwrap().to_string(),
+                    i["kind"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    const SNIPPET: u64 = 15;
+    const KEYWORD: u64 = 14;
+    const VARIABLE: u64 = 6;
+    let text = format!("{API}\nsch");
+    s.set("api.svc", &text);
+    let top = labels(&mut s, &text, text.len());
+    assert!(top.contains(&("schedule".to_string(), SNIPPET)), "{top:?}");
+    assert!(top.contains(&("role".to_string(), KEYWORD)), "{top:?}");
+    let text = API.replace(
+        "    if has_value(token) {",
+        "    \n    if has_value(token) {",
+    );
+    s.set("api.svc", &text);
+    let inside = labels(&mut s, &text, text.find("    \n").unwrap() + 4);
+    for wanted in [
+        ("web_request", SNIPPET),
+        ("if has_value", SNIPPET),
+        ("update_secret", KEYWORD),
+        ("token", VARIABLE),
+    ] {
+        assert!(
+            inside.contains(&(wanted.0.to_string(), wanted.1)),
+            "{wanted:?} in {inside:?}"
+        );
+    }
+    assert!(
+        !inside.iter().any(|(l, _)| l == "role" || l == "schedule"),
+        "{inside:?}"
+    );
     s.lsp.shutdown();
 }
