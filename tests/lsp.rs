@@ -1863,5 +1863,18 @@ fn completion_offers_snippets_and_keywords_of_the_block() {
         !inside.iter().any(|(l, _)| l == "role" || l == "schedule"),
         "{inside:?}"
     );
+    // `else` continues an `if`: offered after its `}`, not at a line's start.
+    assert!(!inside.iter().any(|(l, _)| l == "else"), "{inside:?}");
+    let text = API.replace(
+        "      update_secret TOKEN = token\n    }",
+        "      update_secret TOKEN = token\n    } el",
+    );
+    s.set("api.svc", &text);
+    let after = labels(&mut s, &text, text.find("} el").unwrap() + 4);
+    assert!(after.contains(&("else".to_string(), KEYWORD)), "{after:?}");
+    assert!(
+        !after.iter().any(|(l, _)| l == "update_secret"),
+        "{after:?}"
+    );
     s.lsp.shutdown();
 }

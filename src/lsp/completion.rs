@@ -93,7 +93,19 @@ fn items(view: View, before: &str) -> Vec<CompletionItem> {
 
     // At the start of a line or after `=`: keywords, names and snippets.
     let place = innermost(&blocks);
+    // Words that continue a statement are offered where they continue
+    // one: `else` and `catch` after a block's `}`, the others never first.
+    let after_block = last == "}";
+    let keyword_fits = |word: &str| {
+        let continues = CONTINUING.contains(&word);
+        match (after_block, word) {
+            (true, "else" | "catch") => true,
+            (true, _) => false,
+            (false, _) => !(continues && words.is_empty()),
+        }
+    };
     let mut out: Vec<CompletionItem> = keywords::in_context(place)
+        .filter(|k| keyword_fits(k.word))
         .map(|k| CompletionItem {
             label: k.word.to_string(),
             kind: Some(CompletionItemKind::KEYWORD),
@@ -150,6 +162,17 @@ fn items(view: View, before: &str) -> Vec<CompletionItem> {
     out.extend(snippets(place));
     out
 }
+
+/// Keywords that continue a statement begun before them, never start one.
+const CONTINUING: &[&str] = &[
+    "else",
+    "catch",
+    "in",
+    "into",
+    "as",
+    "max",
+    "web_request_error",
+];
 
 fn named<'a>(
     names: impl Iterator<Item = &'a String>,
