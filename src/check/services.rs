@@ -304,13 +304,9 @@ impl<'a, 'p> Checker<'a, 'p> {
             .iter()
             .map(|a| (a, self.check_expr(&a.value, scope)))
             .collect();
-        let at = target.span;
-        if args.is_empty() {
-            self.check_given_params(target, &given, at);
-        } else {
-            let span = args.iter().fold(at, |s, a| s.to(a.span));
-            self.check_given_params(target, &given, span);
-        }
+        // The call and its arguments; with none, the fold is the call.
+        let span = args.iter().fold(target.span, |s, a| s.to(a.span));
+        self.check_given_params(target, &given, span);
         let Some(into) = into else {
             return;
         };
