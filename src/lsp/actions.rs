@@ -94,7 +94,7 @@ impl Fixer<'_> {
             Code::MissingUpdateGrant | Code::MissingRunGrant | Code::MissingReadGrant => {
                 self.add_grant(diagnostic)
             }
-            Code::UnknownSecret | Code::SecretUndeclared => self.declare_secret(diagnostic, span),
+            Code::UnknownSecret | Code::SecretUndeclared => self.declare_secret(span),
             Code::UnguardedSecretUpdate => self.guard_update(diagnostic, span),
             _ => None,
         };
@@ -172,7 +172,7 @@ impl Fixer<'_> {
 
     /// A secret used but not declared is declared, after the file's last
     /// secret (or at its top).
-    fn declare_secret(&self, diagnostic: &Diagnostic, span: Span) -> Option<(String, Changes)> {
+    fn declare_secret(&self, span: Span) -> Option<(String, Changes)> {
         let document = self.view.document(span.file);
         let written = document.snippet(span);
         let name = written.rsplit('.').next().unwrap_or(written);
@@ -183,7 +183,6 @@ impl Fixer<'_> {
         if program.secrets.iter().any(|s| s.name.text == name) {
             return None;
         }
-        let _ = diagnostic;
         let last = program
             .secrets
             .iter()

@@ -356,6 +356,8 @@ impl Server {
             diagnostics: list.clone(),
             version: None,
         };
+        // Fails only when the client is gone; the loop ends on the next
+        // receive then.
         let _ = self.sender.send(Message::Notification(Notification::new(
             notification::PublishDiagnostics::METHOD.to_string(),
             params,

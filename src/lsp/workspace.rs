@@ -109,6 +109,15 @@ pub struct Analyzed {
     names: std::sync::OnceLock<Names>,
 }
 
+impl Analyzed {
+    fn of(program: &Program) -> Analyzed {
+        Analyzed {
+            analysis: check::check(program),
+            names: std::sync::OnceLock::new(),
+        }
+    }
+}
+
 /// One program: a folder's files, or one file opened alone.
 #[derive(Debug)]
 pub struct Project {
@@ -236,37 +245,33 @@ impl Project {
 
     /// The program checked, with its files.
     pub fn view(&mut self) -> View<'_> {
-        self.analyzed();
+        if self.analyzed.is_none() {
+            self.parse_changed();
+        }
+        let program = &self.program;
         View {
-            analyzed: self.analyzed.as_ref().expect("analyzed above"),
-            program: &self.program,
+            analyzed: self.analyzed.get_or_insert_with(|| Analyzed::of(program)),
+            program,
             files: &self.files,
         }
     }
 
     /// The program checked, from the files as they are now.
     pub fn analyzed(&mut self) -> &Analyzed {
-        if self.analyzed.is_none() {
-            self.parse_changed();
-            self.analyzed = Some(Analyzed {
-                analysis: check::check(&self.program),
-                names: std::sync::OnceLock::new(),
-            });
-        }
-        self.analyzed.as_ref().expect("analyzed above")
+        self.view().analyzed
     }
 
     /// The diagnostics to show, per file: what parsing found, and what the
     /// check found where the file's text is the one checked.
     pub fn diagnostics(&mut self) -> Vec<Vec<Diagnostic>> {
-        self.analyzed();
-        let analyzed = self.analyzed.as_ref().expect("analyzed above");
-        let mut per_file: Vec<Vec<Diagnostic>> =
-            self.files.iter().map(|d| d.syntax.clone()).collect();
+        let View {
+            analyzed, files, ..
+        } = self.view();
+        let mut per_file: Vec<Vec<Diagnostic>> = files.iter().map(|d| d.syntax.clone()).collect();
         // With a file that never parsed, the program misses its
         // declarations, and the check would report every use of them: as
         // `svc check`, only the syntax errors are shown until it parses.
-        let incomplete = self.files.iter().any(|d| !d.ever_parsed);
+        let incomplete = files.iter().any(|d| !d.ever_parsed);
         let checked = if incomplete {
             &[][..]
         } else {
@@ -276,7 +281,7 @@ impl Project {
             let Some(span) = found.primary_span() else {
                 continue;
             };
-            let Some(document) = self.files.get(span.file.0 as usize) else {
+            let Some(document) = files.get(span.file.0 as usize) else {
                 continue;
             };
             if document.current {
