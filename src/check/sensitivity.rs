@@ -111,6 +111,15 @@ fn carried_secret(
     }
 }
 
+/// The sensitive variables of a service: none when it has none.
+fn vars_of<'a>(
+    sensitive: &'a BTreeMap<String, BTreeSet<String>>,
+    service: &str,
+) -> &'a BTreeSet<String> {
+    static NONE: BTreeSet<String> = BTreeSet::new();
+    sensitive.get(service).unwrap_or(&NONE)
+}
+
 /// A response shows no secret unless its endpoint `reveals` it, and then
 /// only to identities that may read it.
 pub fn check_responses(
@@ -118,9 +127,8 @@ pub fn check_responses(
     sensitive: &BTreeMap<String, BTreeSet<String>>,
     diagnostics: &mut Vec<Diagnostic>,
 ) {
-    let empty = BTreeSet::new();
     for service in &symbols.service_order {
-        let vars = sensitive.get(&service.name.text).unwrap_or(&empty);
+        let vars = vars_of(sensitive, &service.name.text);
         for endpoint in &service.endpoints {
             let Some(response) = &endpoint.response else {
                 continue;
@@ -174,9 +182,8 @@ pub fn check_plain_http(
     sensitive: &BTreeMap<String, BTreeSet<String>>,
     diagnostics: &mut Vec<Diagnostic>,
 ) {
-    let empty = BTreeSet::new();
     for service in &symbols.service_order {
-        let vars = sensitive.get(&service.name.text).unwrap_or(&empty);
+        let vars = vars_of(sensitive, &service.name.text);
         for action in &service.actions {
             action.body.walk(&mut |statement| {
                 let StatementKind::WebRequest(request) = &statement.kind else {
@@ -211,9 +218,8 @@ pub fn check_cross_origin(
     sensitive: &BTreeMap<String, BTreeSet<String>>,
     diagnostics: &mut Vec<Diagnostic>,
 ) {
-    let empty = BTreeSet::new();
     for service in &symbols.service_order {
-        let vars = sensitive.get(&service.name.text).unwrap_or(&empty);
+        let vars = vars_of(sensitive, &service.name.text);
         for action in &service.actions {
             action.body.walk(&mut |statement| {
                 let StatementKind::WebRequest(request) = &statement.kind else {
