@@ -166,6 +166,19 @@ service api {{
     )
 }
 
+/// `svc run api.svc api.refresh` in dev as `bot`, to be finished by the caller.
+fn refresh(p: &Project) -> common::Svc {
+    p.svc().args([
+        "run",
+        "api.svc",
+        "api.refresh",
+        "--env",
+        "dev",
+        "--as",
+        "bot",
+    ])
+}
+
 fn assert_no_secret(hooks: &[serde_json::Value]) {
     for hook in hooks {
         let text = hook.to_string();
@@ -232,19 +245,7 @@ fn endpoint_hooks_fire_for_cli_runs_and_remember_failures_across_processes() {
     let p = Project::new();
     p.set("CLIENT_SECRET", CLIENT_SECRET);
     p.write("api.svc", &program(servers.port, true, false));
-    let run = || {
-        p.svc()
-            .args([
-                "run",
-                "api.svc",
-                "api.refresh",
-                "--env",
-                "dev",
-                "--as",
-                "bot",
-            ])
-            .run()
-    };
+    let run = || refresh(&p).run();
     for expected_failures in 1..=2 {
         let failed = run();
         assert_eq!(failed.status, 1, "{}", failed.stderr);
@@ -291,20 +292,7 @@ fn a_failing_hook_is_reported_and_changes_nothing() {
         &format!("http://127.0.0.1:{closed}/hook"),
     );
     p.write("api.svc", &text);
-    let failed = p
-        .svc()
-        .args([
-            "run",
-            "api.svc",
-            "api.refresh",
-            "--env",
-            "dev",
-            "--as",
-            "bot",
-            "--output",
-            "json",
-        ])
-        .run();
+    let failed = refresh(&p).args(["--output", "json"]).run();
     // The run's own failure is what is reported: exit 1, its error code.
     assert_eq!(failed.status, 1, "{}", failed.stderr);
     let record: serde_json::Value = serde_json::from_str(&failed.stdout).unwrap();
@@ -364,34 +352,9 @@ fn two_runs_that_recover_at_once_post_one_recovery() {
         "    log \"got a token\"\n",
     );
     p.write("api.svc", &text);
-    let failed = p
-        .svc()
-        .args([
-            "run",
-            "api.svc",
-            "api.refresh",
-            "--env",
-            "dev",
-            "--as",
-            "bot",
-        ])
-        .run();
+    let failed = refresh(&p).run();
     assert_eq!(failed.status, 1, "{}", failed.stderr);
-    let runs: Vec<_> = (0..4)
-        .map(|_| {
-            p.svc()
-                .args([
-                    "run",
-                    "api.svc",
-                    "api.refresh",
-                    "--env",
-                    "dev",
-                    "--as",
-                    "bot",
-                ])
-                .spawn()
-        })
-        .collect();
+    let runs: Vec<_> = (0..4).map(|_| refresh(&p).spawn()).collect();
     for run in runs {
         let output = run.wait_with_output().unwrap();
         assert!(
