@@ -5,6 +5,7 @@
 use lsp_types::*;
 
 use super::keywords::{self, Context as Where};
+use super::navigate::is_name_char;
 use super::workspace::View;
 use super::{Context, Refusal};
 use crate::check::functions::Function;
@@ -31,7 +32,7 @@ fn items(view: View, before: &str) -> Vec<CompletionItem> {
     let partial_start = line
         .char_indices()
         .rev()
-        .find(|(_, c)| !(c.is_ascii_alphanumeric() || *c == '_'))
+        .find(|(_, c)| !is_name_char(*c))
         .map_or(0, |(i, c)| i + c.len_utf8());
     let lead = &line[..partial_start];
     let words: Vec<&str> = lead.split_whitespace().collect();

@@ -65,7 +65,7 @@ pub fn hover(context: &mut Context, params: HoverParams) -> Result<Option<Hover>
 
 /// The identifier (or duration literal) around a byte offset.
 pub fn word_at(text: &str, offset: usize) -> Option<std::ops::Range<usize>> {
-    let is_word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let is_word = super::navigate::is_name_char;
     let offset = offset.min(text.len());
     let start = text[..offset]
         .char_indices()

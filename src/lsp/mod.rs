@@ -290,7 +290,7 @@ impl Server {
             notification::DidCloseTextDocument::METHOD => {
                 if let Ok(p) = serde_json::from_value::<DidCloseTextDocumentParams>(params) {
                     let uri = p.text_document.uri;
-                    if self.workspace.close(&uri).is_none() {
+                    if !self.workspace.close(&uri) {
                         self.publish(uri, Vec::new(), false);
                     }
                     self.check_dirty();

@@ -241,13 +241,18 @@ fn renamable(view: View, occurrence: &Occurrence) -> Result<(), Refusal> {
     Ok(())
 }
 
+/// Whether a character may be part of a name (the grammar's `ident`).
+pub fn is_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_'
+}
+
 /// Whether `name` is written as an identifier of the language.
 pub fn is_identifier(name: &str) -> bool {
     let mut chars = name.chars();
     chars
         .next()
         .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && chars.all(is_name_char)
 }
 
 pub fn rename(

@@ -371,7 +371,7 @@ impl Workspace {
     }
 
     /// The editor opened a document: its text is now the editor's.
-    pub fn open(&mut self, uri: Uri, text: String) -> usize {
+    pub fn open(&mut self, uri: Uri, text: String) {
         let (project, file) = match self.find(&uri) {
             Some(found) => found,
             None => self.add(uri, String::new()),
@@ -384,7 +384,6 @@ impl Workspace {
         if !target.edited.contains(&file) {
             target.edited.push(file);
         }
-        project
     }
 
     /// Adds a file the workspace did not know, to the folder that holds
@@ -403,43 +402,43 @@ impl Workspace {
     }
 
     /// The editor closed a document: the disk's text counts again, and a
-    /// file opened alone is forgotten. Returns the program it was in, if
-    /// that program is still there.
-    pub fn close(&mut self, uri: &Uri) -> Option<usize> {
-        let (project, file) = self.find(uri)?;
+    /// file opened alone is forgotten. Whether the file is still in a
+    /// program.
+    pub fn close(&mut self, uri: &Uri) -> bool {
+        let Some((project, file)) = self.find(uri) else {
+            return false;
+        };
         if self.projects[project].root.is_none() {
             self.projects.remove(project);
-            return None;
+            return false;
         }
         let target = &mut self.projects[project];
         let document = &mut target.files[file.0 as usize];
         document.open = false;
         let text = source::read(&document.path).unwrap_or_default();
         target.set_text(file, text);
-        Some(project)
+        true
     }
 
     /// A file changed on disk (created, changed or deleted): an open
     /// document keeps the editor's text.
-    pub fn changed_on_disk(&mut self, uri: Uri) -> Option<usize> {
-        let path = path_of_uri(&uri)?;
-        if path.extension().is_none_or(|e| e != "svc") {
-            return None;
-        }
+    pub fn changed_on_disk(&mut self, uri: Uri) {
+        let Some(path) = path_of_uri(&uri).filter(|p| p.extension().is_some_and(|e| e == "svc"))
+        else {
+            return;
+        };
         let text = source::read(&path).unwrap_or_default();
         match self.find(&uri) {
             Some((project, file)) => {
                 let target = &mut self.projects[project];
-                if target.document(file).open {
-                    return None;
+                if !target.document(file).open {
+                    target.set_text(file, text);
                 }
-                target.set_text(file, text);
-                Some(project)
             }
             None if self.projects.iter().any(|p| p.contains(&path)) && path.is_file() => {
-                Some(self.add(uri, text).0)
+                self.add(uri, text);
             }
-            None => None,
+            None => {}
         }
     }
 }
