@@ -307,14 +307,18 @@ pub enum SecretCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
-    /// List the answers kept in the recovery journal (redacted), or reveal or discard one
+    /// List the answers kept in the recovery journal (redacted), or reveal, apply or discard one
     #[command(
         long_about = "A run keeps every answer to a request that sent a secret in an encrypted \
-                      recovery journal (STATE_DIR/ENV/journal) until its updates are written. A failed \
-                      run leaves its answers there: `svc run ... --replay` uses them. This command lists \
-                      them with every string value masked; --reveal prints one answer's body as it \
-                      came (it may hold a token), --discard forgets a run's answers.",
-        after_help = "Example: svc secret recover --env prod"
+                      recovery journal (STATE_DIR/ENV/journal, or the database) until its updates are \
+                      written. A failed run leaves its answers there, and the next run of an endpoint \
+                      that updates the same secrets stores them before it sends anything. This command \
+                      lists them with every string value masked; --reveal prints one answer's body as \
+                      it came (it may hold a token); --apply stores what a run's answers carry, by \
+                      running its endpoint of the project's program with them, as the run's identity \
+                      and parameters, without sending again what they answered; --discard forgets a \
+                      run's answers.",
+        after_help = "Examples:\n  svc secret recover --env prod\n  svc secret recover --env prod --apply 0192a3b4c5d6e7f8a9b0c1d2"
     )]
     Recover {
         #[command(flatten)]
@@ -331,6 +335,12 @@ pub enum SecretCommand {
         /// Forget the answers a run kept
         #[arg(long, value_name = "RUN_ID", conflicts_with = "json")]
         discard: Option<String>,
+        /// Store what a run's kept answers carry: its endpoint runs again with them
+        #[arg(long, value_name = "RUN_ID", conflicts_with_all = ["discard", "reveal", "json"])]
+        apply: Option<String>,
+        /// With --apply: run as this user or service account [default: the run's own]
+        #[arg(long = "as", value_name = "ACCOUNT", requires = "apply")]
+        identity: Option<String>,
     },
 }
 

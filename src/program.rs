@@ -1,6 +1,7 @@
 //! Loading a program: files, then syntax, then check.
 
 use rustc_hash::FxHashMap as HashMap;
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use crate::check::symbols::{grants_read_secret, grants_run, grants_update_secret};
@@ -237,34 +238,43 @@ impl Script {
     /// Whether running the endpoint can update a secret, itself or through
     /// the endpoints it runs.
     pub fn updates_secrets(&self, service: &str, endpoint: &str) -> bool {
-        let mut seen = Vec::new();
-        self.updates_secrets_from(service, endpoint, &mut seen)
+        !self.secrets_updated(service, endpoint).is_empty()
     }
 
-    fn updates_secrets_from(
+    /// The secrets that running the endpoint can update, itself or through
+    /// the endpoints it runs.
+    pub fn secrets_updated(&self, service: &str, endpoint: &str) -> BTreeSet<String> {
+        let mut seen = Vec::new();
+        let mut secrets = BTreeSet::new();
+        self.collect_updated(service, endpoint, &mut seen, &mut secrets);
+        secrets
+    }
+
+    fn collect_updated(
         &self,
         service: &str,
         endpoint: &str,
         seen: &mut Vec<(String, String)>,
-    ) -> bool {
+        secrets: &mut BTreeSet<String>,
+    ) {
         let key = (service.to_string(), endpoint.to_string());
         if seen.contains(&key) {
-            return false;
+            return;
         }
         seen.push(key);
         let Some(action) = self.endpoint_action(service, endpoint) else {
-            return false;
+            return;
         };
-        let mut updates = false;
         let mut calls = Vec::new();
         action.body.walk(&mut |statement| match &statement.kind {
-            StatementKind::UpdateSecrets { .. } => updates = true,
+            StatementKind::UpdateSecrets { updates, .. } => {
+                secrets.extend(updates.iter().map(|u| u.secret.text.clone()));
+            }
             StatementKind::RunService { endpoint, .. } => calls.push(endpoint),
             _ => {}
         });
-        updates
-            || calls
-                .into_iter()
-                .any(|c| self.updates_secrets_from(c.service.as_str(), c.endpoint.as_str(), seen))
+        for call in calls {
+            self.collect_updated(call.service.as_str(), call.endpoint.as_str(), seen, secrets);
+        }
     }
 }

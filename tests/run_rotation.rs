@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use common::{Project, Run};
 use serde_json::json;
-use wiremock::matchers::{method, path};
+use wiremock::matchers::{body_string_contains, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const CLIENT_ID: &str = "hub-client-id-5Tq";
@@ -89,6 +89,46 @@ impl Setup {
             Ok(entries) => entries.map(|e| e.unwrap().path()).collect(),
             Err(_) => Vec::new(),
         }
+    }
+
+    /// `svc secret recover --discard` for every run the journal keeps.
+    fn discard_journal(&self) {
+        let listed = self
+            .project
+            .svc()
+            .args(["secret", "recover", "--env", "dev", "--json"])
+            .run();
+        assert_eq!(listed.status, 0, "{}", listed.all_output());
+        let answers: Vec<serde_json::Value> = serde_json::from_str(&listed.stdout).unwrap();
+        let mut runs: Vec<&str> = answers
+            .iter()
+            .map(|a| a["run_id"].as_str().unwrap())
+            .collect();
+        runs.dedup();
+        for run in runs {
+            let discarded = self
+                .project
+                .svc()
+                .args(["secret", "recover", "--env", "dev", "--discard", run])
+                .run();
+            assert_eq!(discarded.status, 0, "{}", discarded.all_output());
+        }
+        assert!(self.journal_files().is_empty());
+    }
+
+    /// The refresh tokens the provider was sent, in order.
+    async fn presented(&self) -> Vec<String> {
+        self.server
+            .received_requests()
+            .await
+            .unwrap()
+            .iter()
+            .filter_map(|r| {
+                url::form_urlencoded::parse(&r.body)
+                    .find(|(k, _)| k == "refresh_token")
+                    .map(|(_, v)| v.into_owned())
+            })
+            .collect()
     }
 
     async fn requests(&self) -> usize {
@@ -426,9 +466,151 @@ async fn a_token_of_the_wrong_type_or_blank_never_overwrites_a_good_one() {
                 "{}",
                 run.stderr
             );
+            // The answer is journaled, and no value in it can be stored:
+            // the next run may not present the refresh token before a
+            // person decided (here: it carried nothing, forget it).
+            let refused = s.run(&program, &[]).await;
+            assert_eq!(refused.status, 1, "{}", refused.all_output());
+            assert!(
+                refused.stderr.contains("svc::run::unsettled_journal"),
+                "{}",
+                refused.stderr
+            );
+            assert_eq!(s.requests().await, 1, "the refused run sent nothing");
+            s.discard_journal();
         }
         assert_eq!(s.stored("HUBSPOT_REFRESH_TOKEN"), OLD_REFRESH);
         assert_eq!(s.stored("HUBSPOT_ACCESS_TOKEN"), OLD_ACCESS);
         s.assert_no_leak(&run.all_output());
     }
+}
+
+/// Answers the old refresh token with a rotated one and a malformed
+/// `expires_in`, and the rotated one with the next.
+async fn rotating_twice(s: &Setup) {
+    Mock::given(method("POST"))
+        .and(body_string_contains(OLD_REFRESH))
+        .respond_with(rotating_answer(json!("soon")))
+        .mount(&s.server)
+        .await;
+    Mock::given(method("POST"))
+        .and(body_string_contains(NEW_REFRESH))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "access_token": "newer-access-token-T7",
+            "refresh_token": "newer-refresh-token-U8",
+            "expires_in": 1800,
+        })))
+        .mount(&s.server)
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_next_run_stores_a_journaled_answer_before_it_sends_anything() {
+    let s = setup().await;
+    rotating_twice(&s).await;
+    let program = example(&s.server.uri());
+    let failed = s.run(&program, &[]).await;
+    assert_eq!(failed.status, 1, "{}", failed.all_output());
+    assert_eq!(s.journal_files().len(), 1);
+
+    // Fixed, and run as usual (no --replay): the kept answer is stored
+    // first, and the run presents the rotated token, not the spent one.
+    let fixed = without_expires_in(&program);
+    let next = s.run(&fixed, &[]).await;
+    assert_eq!(next.status, 0, "{}", next.all_output());
+    assert!(
+        next.stdout.contains("kept an answer that was never stored"),
+        "{}",
+        next.stdout
+    );
+    assert_eq!(s.presented().await, [OLD_REFRESH, NEW_REFRESH]);
+    assert_eq!(s.stored("HUBSPOT_REFRESH_TOKEN"), "newer-refresh-token-U8");
+    assert!(s.journal_files().is_empty(), "settled");
+    s.assert_no_leak(&format!("{}{}", failed.all_output(), next.all_output()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_is_refused_while_the_journal_holds_an_answer_it_cannot_store() {
+    let s = setup().await;
+    rotating_twice(&s).await;
+    let program = example(&s.server.uri());
+    let failed = s.run(&program, &[]).await;
+    assert_eq!(failed.status, 1, "{}", failed.all_output());
+
+    // The program is still broken: the kept answer cannot be stored, so
+    // nothing is sent (the spent token would revoke the family).
+    let refused = s.run(&program, &[]).await;
+    assert_eq!(refused.status, 1, "{}", refused.all_output());
+    let said = refused
+        .stderr
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        said.contains("svc::run::unsettled_journal")
+            && said.contains("svc run hubspot.svc hubspot.refresh --env dev --as nightly --replay"),
+        "{}",
+        refused.stderr
+    );
+    assert_eq!(s.presented().await, [OLD_REFRESH]);
+    assert_eq!(s.stored("HUBSPOT_REFRESH_TOKEN"), OLD_REFRESH);
+
+    // Over HTTP: 409, and nothing sent either.
+    let answer = tokio::task::block_in_place(|| {
+        let key = s.project.key("nightly", &[]);
+        let served = s.project.serve(&["--no-schedules", "--env", "dev"]);
+        served.call("GET", "/api/services/hubspot/refresh", Some(&key), None)
+    });
+    assert_eq!(answer.status, 409, "{}", answer.body);
+    assert_eq!(
+        answer.json()["error"]["code"],
+        "unsettled_journal",
+        "{}",
+        answer.body
+    );
+    assert_eq!(s.presented().await, [OLD_REFRESH]);
+
+    // A person applies it once the program is fixed.
+    s.project
+        .write("hubspot.svc", &without_expires_in(&program));
+    let listed = s
+        .project
+        .svc()
+        .args(["secret", "recover", "--env", "dev", "--json"])
+        .run();
+    let answers: Vec<serde_json::Value> = serde_json::from_str(&listed.stdout).unwrap();
+    let run_id = answers[0]["run_id"].as_str().unwrap().to_string();
+    let applied = s
+        .project
+        .svc()
+        .args(["secret", "recover", "--env", "dev", "--apply", &run_id])
+        .run();
+    assert_eq!(applied.status, 0, "{}", applied.all_output());
+    assert_eq!(s.stored("HUBSPOT_REFRESH_TOKEN"), NEW_REFRESH);
+    assert_eq!(s.presented().await, [OLD_REFRESH], "applying sends nothing");
+    assert!(s.journal_files().is_empty());
+    s.assert_no_leak(&format!(
+        "{}{}{}{}",
+        failed.all_output(),
+        refused.all_output(),
+        answer.body,
+        applied.all_output()
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journaled_answer_is_never_stored_over_a_newer_value() {
+    let s = setup().await;
+    rotating_twice(&s).await;
+    let program = example(&s.server.uri());
+    let failed = s.run(&program, &[]).await;
+    assert_eq!(failed.status, 1, "{}", failed.all_output());
+    // A person authorizes again meanwhile: a fresh token of their own.
+    s.project.set("HUBSPOT_REFRESH_TOKEN", NEW_REFRESH);
+    let next = s.run(&without_expires_in(&program), &[]).await;
+    assert_eq!(next.status, 0, "{}", next.all_output());
+    assert!(next.stdout.contains("obsolete"), "{}", next.stdout);
+    assert_eq!(s.presented().await, [OLD_REFRESH, NEW_REFRESH]);
+    assert_eq!(s.stored("HUBSPOT_REFRESH_TOKEN"), "newer-refresh-token-U8");
+    assert!(s.journal_files().is_empty());
 }

@@ -38,8 +38,10 @@ pub enum Spec {
         log_dir: PathBuf,
         state_dir: PathBuf,
     },
-    /// A PostgreSQL database, by URL (`postgres://` or `postgresql://`).
-    Postgres { url: String },
+    /// A PostgreSQL database, by URL (`postgres://` or `postgresql://`),
+    /// and the state directory where answers wait for the database when it
+    /// cannot be reached (the recovery journal's local spool).
+    Postgres { url: String, state_dir: PathBuf },
 }
 
 impl Spec {
@@ -51,8 +53,12 @@ impl Spec {
             return Ok(files());
         }
         if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+            let state_dir = match files() {
+                Spec::Files { state_dir, .. } | Spec::Postgres { state_dir, .. } => state_dir,
+            };
             return Ok(Spec::Postgres {
                 url: text.to_string(),
+                state_dir,
             });
         }
         Err(Error::Invalid(format!(
@@ -118,13 +124,21 @@ impl Backend {
                 log_dir,
                 state_dir,
             } => Ok(files::open(secrets_dir, log_dir, state_dir, env, options)),
-            Spec::Postgres { url } => postgres::open(url, env, options).await,
+            Spec::Postgres { url, state_dir } => postgres::open(url, state_dir, env, options).await,
         }
     }
 
     /// Whether several processes on several hosts may share it.
     pub fn is_shared(&self) -> bool {
         self.locks.shared()
+    }
+
+    /// The state directory, which holds the schedules' state and the
+    /// recovery journal (files), or the journal's local spool (PostgreSQL).
+    pub fn state_dir(spec: &Spec) -> &std::path::Path {
+        match spec {
+            Spec::Files { state_dir, .. } | Spec::Postgres { state_dir, .. } => state_dir,
+        }
     }
 }
 
@@ -195,6 +209,30 @@ pub trait SecretStore: Send + Sync {
         at: DateTime<Utc>,
     ) -> Result<(Vec<Changed>, Option<Arc<Document>>), Error>;
 
+    /// As [`SecretStore::apply`], for a run that holds locks: nothing is
+    /// written unless every lock is still held when the write commits
+    /// ([`Error::LockLost`] otherwise). A backend whose locks cannot be
+    /// lost while their holder lives checks only that none is known lost.
+    async fn apply_fenced(
+        &self,
+        identities: &Identities,
+        changes: Vec<Change>,
+        by: &str,
+        at: DateTime<Utc>,
+        locks: &[&dyn Held],
+    ) -> Result<(Vec<Changed>, Option<Arc<Document>>), Error> {
+        if locks.iter().any(|l| l.lost()) {
+            return Err(Error::LockLost);
+        }
+        self.apply(identities, changes, by, at).await
+    }
+
+    /// The document as last read, without asking the backend: for what
+    /// must never wait on a database (`/metrics`). `None` before a read.
+    fn cached_document(&self) -> Option<Arc<Document>> {
+        None
+    }
+
     /// One secret with its history (`None` when it has no value).
     async fn entry(
         &self,
@@ -239,7 +277,28 @@ pub trait KeyStore: Send + Sync {
 }
 
 /// A lock held until dropped.
-pub trait Held: Send + Sync {}
+pub trait Held: Send + Sync {
+    /// What a write under this lock checks at its commit: that the lock is
+    /// still held. `None` where a lock cannot be lost while its holder
+    /// lives (a file lock).
+    fn fence(&self) -> Option<Fence> {
+        None
+    }
+
+    /// Whether the lock is known to be gone (its database session ended).
+    /// `false` is no promise: [`Fence`] is what a write relies on.
+    fn lost(&self) -> bool {
+        false
+    }
+}
+
+/// A database lock as a write checks it: the advisory lock's key and the
+/// process id of the session that holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fence {
+    pub key: i64,
+    pub session: i32,
+}
 
 /// Why a lock was not taken.
 #[derive(Debug)]
@@ -331,8 +390,25 @@ pub trait JobStore: Send + Sync {
 #[async_trait]
 pub trait JournalStore: Send + Sync {
     fn describe(&self) -> String;
-    /// Keeps an answer durably; returns how many old ones the bounds dropped.
+    /// Keeps an answer durably; returns how many old ones the bounds
+    /// dropped. It is kept when this returns `Ok`, even if the database
+    /// of a shared backend could not take it yet (see [`JournalStore::flush`]).
     async fn record(&self, entry: &Entry) -> Result<usize, Error>;
+
+    /// Records, where every process that may take the run's lock sees it,
+    /// that a request presenting a rotating secret is about to leave (a
+    /// [`crate::secrets::journal::SENT`] entry). A request whose send
+    /// cannot be recorded is not sent. A backend whose locks cannot be lost
+    /// while their holder lives (files) has no one to tell: nothing to do.
+    async fn sending(&self, _entry: &Entry) -> Result<(), Error> {
+        Ok(())
+    }
+
+    /// Copies the answers kept on this host while a shared backend could
+    /// not be reached into it; returns how many. Nothing to do for files.
+    async fn flush(&self) -> Result<usize, Error> {
+        Ok(0)
+    }
     async fn list(&self) -> Result<Vec<Listed>, Error>;
     async fn read(&self, listed: &Listed, identities: &Identities) -> Result<Entry, Error>;
     /// Forgets the answers of `run_id` and the older ones of its endpoint.

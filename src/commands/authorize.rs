@@ -326,6 +326,10 @@ impl Flow<'_> {
             status: response.status.as_u16(),
             headers: Vec::new(),
             body: Zeroizing::new(response.body.clone()),
+            identity: String::new(),
+            based_on: Default::default(),
+            params: Default::default(),
+            answer_by: None,
         };
         let journaled = crate::run::through_outages(|| backend.journal.record(&entry))
             .await

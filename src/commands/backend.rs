@@ -30,7 +30,10 @@ pub fn run(command: BackendCommand) -> ExitCode {
                     Some("give a database with `--backend postgres://...` or SVC_BACKEND"),
                 );
             };
-            if let Err(error) = Spec::parse(&url, || Spec::Postgres { url: String::new() }) {
+            if let Err(error) = Spec::parse(&url, || Spec::Postgres {
+                url: String::new(),
+                state_dir: Default::default(),
+            }) {
                 return store_error(&error);
             }
             match block_on(postgres::status(&url)) {

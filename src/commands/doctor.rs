@@ -75,26 +75,28 @@ pub fn run(args: DoctorArgs) -> ExitCode {
             ),
         }
     }
-    if let Spec::Files {
-        log_dir, state_dir, ..
-    } = context
-        .spec(
-            &args.store,
-            &env,
-            args.log_dir.as_deref(),
-            args.state_dir.as_deref(),
-        )
-        .unwrap_or(Spec::Postgres { url: String::new() })
-    {
-        for (topic, dir) in [("log directory", &log_dir), ("state directory", &state_dir)] {
-            match writable(dir) {
-                Ok(()) => report.ok(topic, format!("`{}` can be written", dir.display())),
-                Err(problem) => report.fail(
-                    topic,
-                    format!("`{}` cannot be written: {problem}", dir.display()),
-                    "make it a directory svc's user can write, or choose another with the flag, SVC_* or svc.toml",
-                ),
-            }
+    let dirs = match context.spec(
+        &args.store,
+        &env,
+        args.log_dir.as_deref(),
+        args.state_dir.as_deref(),
+    ) {
+        Ok(Spec::Files {
+            log_dir, state_dir, ..
+        }) => vec![("log directory", log_dir), ("state directory", state_dir)],
+        // The database keeps the logs; answers wait in the state directory
+        // while it cannot be reached.
+        Ok(Spec::Postgres { state_dir, .. }) => vec![("state directory", state_dir)],
+        Err(_) => Vec::new(),
+    };
+    for (topic, dir) in &dirs {
+        match writable(dir) {
+            Ok(()) => report.ok(topic, format!("`{}` can be written", dir.display())),
+            Err(problem) => report.fail(
+                topic,
+                format!("`{}` cannot be written: {problem}", dir.display()),
+                "make it a directory svc's user can write, or choose another with the flag, SVC_* or svc.toml",
+            ),
         }
     }
     clock_check(&mut report, &place);

@@ -87,6 +87,11 @@ pub fn run(command: SecretCommand) -> ExitCode {
         SecretCommand::Recipients(RecipientsCommand::List { .. }) => list_recipients(&place),
         SecretCommand::Export { .. } => export(&place),
         SecretCommand::Recover {
+            apply: Some(run_id),
+            identity,
+            ..
+        } => return apply_recovered(&context, &place, &run_id, identity),
+        SecretCommand::Recover {
             json,
             reveal,
             discard,
@@ -728,6 +733,64 @@ fn recover(
          `--reveal RUN_ID[.SEQ]` prints one as it came"
     );
     Ok(())
+}
+
+/// `svc secret recover --apply RUN_ID`: runs the run's endpoint of the
+/// project's program again with its kept answers (as `svc run --replay`
+/// does for the latest), which stores what they carry.
+fn apply_recovered(
+    context: &Context,
+    place: &Place,
+    run_id: &str,
+    identity: Option<String>,
+) -> ExitCode {
+    let paths = context.program(&[]);
+    let script = match super::run::load_paths(&paths) {
+        Ok(script) => std::sync::Arc::new(script),
+        Err(code) => return code,
+    };
+    let keys = match place.identities() {
+        Ok(keys) => std::sync::Arc::new(keys),
+        Err(error) => return store_error(&error),
+    };
+    let mut engine = crate::run::Engine::new(script, place.backend.clone(), Some(keys));
+    engine.program_hint = context.program_hint(&[]);
+    let mut request = match block_on(engine.replay_run(run_id)) {
+        Ok(request) => request,
+        Err(refusal) => return super::run::refusal_exit(&refusal),
+    };
+    if let Some(identity) = identity {
+        request.identity = identity;
+    }
+    let admitted = match engine.admit(request) {
+        Ok(admitted) => admitted,
+        Err(refusal) => return super::run::refusal_exit(&refusal),
+    };
+    let finished = block_on(engine.run(admitted));
+    let record = &finished.record;
+    outln!("{}", record.human().trim_end());
+    if let Some(error) = &finished.error {
+        eprint!(
+            "{}",
+            crate::report::render_error(
+                error.diagnostic_code(),
+                &finished.redactor.redact(&error.message),
+                error
+                    .help
+                    .as_deref()
+                    .map(|h| finished.redactor.redact(h))
+                    .as_deref(),
+                crate::report::Style::for_stderr()
+            )
+        );
+    } else {
+        eprintln!("the answers of run {run_id} are stored; the journal forgot them");
+    }
+    exit::code(match record.outcome {
+        crate::run::Outcome::Success => exit::SUCCESS,
+        crate::run::Outcome::Failed => exit::FAILURE,
+        crate::run::Outcome::Denied => exit::PERMISSION_DENIED,
+    })
 }
 
 /// A kept answer as `svc secret recover` shows it: every string masked.

@@ -208,6 +208,9 @@ async fn serve_until_stopped(
         Arc::new(app.metrics.connections()),
     ));
     tracing::info!(env = app.engine.env(), "listening on {scheme}://{address}");
+    if app.engine.backend.is_shared() {
+        tokio::spawn(serve::copy_spooled_answers(app.clone(), shutdown.clone()));
+    }
     let scheduler = if app.health.scheduler() == SchedulerState::Starting {
         let task = tokio::spawn(serve::scheduler::run(app.clone(), shutdown.clone()));
         let (app, shutdown) = (app.clone(), shutdown.clone());

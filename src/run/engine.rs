@@ -40,8 +40,9 @@ pub struct Engine {
     pub mocks: Option<super::mock::Mocks>,
     /// Every JSONPath of the program, parsed once.
     pub(super) paths: rustc_hash::FxHashMap<String, serde_json_path::JsonPath>,
-    /// The endpoints that can update a secret, by service.
-    updating: rustc_hash::FxHashMap<String, rustc_hash::FxHashSet<String>>,
+    /// The secrets each endpoint that can update any can update, by
+    /// `SERVICE.ENDPOINT`.
+    updating: rustc_hash::FxHashMap<String, std::collections::BTreeSet<String>>,
     /// The redactor of the store's values, made once per version of it.
     store_redactor: std::sync::Mutex<Option<(Arc<Document>, Arc<Redactor>)>>,
     /// One gate per secret refreshed on read, so concurrent reads in this
@@ -117,7 +118,7 @@ impl Engine {
     pub fn new(script: Arc<Script>, backend: Backend, keys: Option<Arc<Identities>>) -> Engine {
         let mut paths = rustc_hash::FxHashMap::default();
         let mut request_names = rustc_hash::FxHashMap::default();
-        let mut updating: rustc_hash::FxHashMap<String, rustc_hash::FxHashSet<String>> =
+        let mut updating: rustc_hash::FxHashMap<String, std::collections::BTreeSet<String>> =
             Default::default();
         for service in &script.program().services {
             for action in &service.actions {
@@ -140,11 +141,12 @@ impl Engine {
                 });
             }
             for endpoint in &service.endpoints {
-                if script.updates_secrets(&service.name.text, &endpoint.name.text) {
-                    updating
-                        .entry(service.name.text.clone())
-                        .or_default()
-                        .insert(endpoint.name.text.clone());
+                let secrets = script.secrets_updated(&service.name.text, &endpoint.name.text);
+                if !secrets.is_empty() {
+                    updating.insert(
+                        format!("{}.{}", service.name.text, endpoint.name.text),
+                        secrets,
+                    );
                 }
             }
         }
@@ -171,9 +173,31 @@ impl Engine {
 
     /// Whether running the endpoint can update a secret (and so takes the run lock).
     pub fn updates_secrets(&self, service: &str, endpoint: &str) -> bool {
-        self.updating
-            .get(service)
-            .is_some_and(|endpoints| endpoints.contains(endpoint))
+        self.updating.contains_key(&format!("{service}.{endpoint}"))
+    }
+
+    /// As [`Engine::updates_secrets`], by `SERVICE.ENDPOINT`.
+    pub fn updates_secrets_key(&self, key: &str) -> bool {
+        self.updating.contains_key(key)
+    }
+
+    /// The command that replays the last failed run of `SERVICE.ENDPOINT`.
+    pub fn replay_command(&self, key: &str, identity: &str) -> String {
+        let program = if self.program_hint.is_empty() {
+            String::new()
+        } else {
+            format!("{} ", self.program_hint)
+        };
+        format!(
+            "svc run {program}{key} --env {} --as {identity} --replay",
+            self.env()
+        )
+    }
+
+    /// The secrets a run of `SERVICE.ENDPOINT` can update (none for an
+    /// endpoint the program does not declare).
+    pub fn secrets_updated(&self, key: &str) -> Option<&std::collections::BTreeSet<String>> {
+        self.updating.get(key)
     }
 
     /// The store's document and a redactor of all its values, shared by
@@ -235,6 +259,11 @@ impl Engine {
             breaking: false,
             subject: None,
             replay: request.replay.clone(),
+            identity: request.identity.clone(),
+            params: request.params.clone(),
+            based_on: BTreeMap::new(),
+            settled: Vec::new(),
+            sends: 0,
         };
         let identity = self
             .script
@@ -433,6 +462,11 @@ impl Engine {
             breaking: false,
             subject: Some((subject.id.clone(), subject.endpoint.clone())),
             replay: None,
+            identity: identity.to_string(),
+            params: params.clone(),
+            based_on: BTreeMap::new(),
+            settled: Vec::new(),
+            sends: 0,
         };
         let result = run
             .hook(service_decl, identity_decl, params, body, error.cloned())
@@ -484,7 +518,7 @@ impl Engine {
             .latest_recoverable(&key)
             .await
             .map_err(|e| store_refusal(&e))?;
-        let Some(first) = listed.first() else {
+        if listed.is_empty() {
             return Err(Refusal {
                 code: "svc::run::nothing_to_replay",
                 message: format!(
@@ -498,17 +532,117 @@ impl Engine {
                 ),
                 denied: false,
             });
+        }
+        Ok(self.replay_of(&listed).await?.1)
+    }
+
+    /// The kept answers of one run, for `svc secret recover --apply`: the
+    /// request that replays it as it ran (endpoint, identity, parameters).
+    pub async fn replay_run(&self, run_id: &str) -> Result<RunRequest, Refusal> {
+        let journal = &self.backend.journal;
+        let listed: Vec<_> = journal
+            .list()
+            .await
+            .map_err(|e| store_refusal(&e))?
+            .into_iter()
+            .filter(|l| l.run_id == run_id)
+            .collect();
+        if !listed.iter().any(|l| l.is_success()) {
+            return Err(Refusal {
+                code: "svc::run::nothing_to_replay",
+                message: format!(
+                    "the recovery journal of `{}` holds no successful answer of run `{run_id}`",
+                    self.env()
+                ),
+                help: Some("`svc secret recover` lists the runs and their answers".into()),
+                denied: false,
+            });
+        }
+        let (first, replay) = self.replay_of(&listed).await?;
+        let (service, endpoint) = first
+            .endpoint
+            .split_once('.')
+            .unwrap_or((first.endpoint.as_str(), ""));
+        let method = match self.script.endpoint(service, endpoint) {
+            Some(decl) if !decl.allows("POST") => decl
+                .methods
+                .first()
+                .map_or("GET".into(), |m| m.text.to_ascii_uppercase()),
+            _ => "POST".into(),
         };
-        let run_id = first.run_id.clone();
+        Ok(RunRequest {
+            service: service.to_string(),
+            endpoint: endpoint.to_string(),
+            identity: first.identity.clone(),
+            method,
+            params: first.params.clone(),
+            dry_run: false,
+            trigger: super::record::Trigger::Cli,
+            due_at: None,
+            replay: Some(replay),
+        })
+    }
+
+    /// The answers of one run's entries, refused when a secret the run
+    /// read has been written since: they would replace a newer value.
+    async fn replay_of(
+        &self,
+        listed: &[journal::Listed],
+    ) -> Result<(journal::Entry, Replay), Refusal> {
         let keys = self
             .keys
             .as_ref()
             .ok_or_else(|| store_refusal(&self.no_identity()))?;
+        let journal = &self.backend.journal;
         let mut entries = VecDeque::new();
-        for l in &listed {
+        // Answers only: a send's record is not one.
+        for l in listed
+            .iter()
+            .filter(|l| !l.is_sent() && l.status != journal::NO_ANSWER)
+        {
             entries.push_back(journal.read(l, keys).await.map_err(|e| store_refusal(&e))?);
         }
-        Ok(Replay { run_id, entries })
+        let Some(first) = entries.front().cloned() else {
+            return Err(Refusal {
+                code: "svc::run::nothing_to_replay",
+                message: "the run kept no answer, only the record of a send".into(),
+                help: Some("`svc secret recover` lists the runs and their answers".into()),
+                denied: false,
+            });
+        };
+        let (document, _) = self.store_document().await.map_err(|e| store_refusal(&e))?;
+        let newer: Vec<&String> = first
+            .based_on
+            .iter()
+            .filter(|(name, version)| document.get(name).map_or(0, |e| e.version) != **version)
+            .map(|(name, _)| name)
+            .collect();
+        if !newer.is_empty() {
+            return Err(Refusal {
+                code: "svc::run::obsolete_answer",
+                message: format!(
+                    "run {} kept its answers before {} was written again: they would replace a \
+                     newer value",
+                    first.run_id,
+                    newer
+                        .iter()
+                        .map(|n| format!("`{n}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                help: Some(format!(
+                    "nothing to recover; `svc secret recover --env {} --discard {}` forgets them",
+                    self.env(),
+                    first.run_id
+                )),
+                denied: false,
+            });
+        }
+        let replay = Replay {
+            run_id: first.run_id.clone(),
+            entries,
+        };
+        Ok((first, replay))
     }
 
     /// After a run: a success makes the answers it kept, and older ones
@@ -535,16 +669,7 @@ impl Engine {
             None => None,
         };
         if let Some(kept) = kept {
-            let program = if self.program_hint.is_empty() {
-                String::new()
-            } else {
-                format!("{} ", self.program_hint)
-            };
-            let command = format!(
-                "svc run {program}{key} --env {} --as {} --replay",
-                self.env(),
-                request.identity
-            );
+            let command = self.replay_command(&key, &request.identity);
             let note = format!(
                 "the answer that run {kept} received is kept in the recovery journal: fix the \
                  program, then `{command}` uses it without sending the request again"

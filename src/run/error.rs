@@ -34,6 +34,9 @@ pub enum ErrorKind {
     Replay,
     /// An OAuth step: discovery, a client's values, a signing key.
     OAuth { code: crate::oauth::Code },
+    /// The recovery journal holds an answer this run would supersede, and
+    /// it could not be stored first (`run::settle`).
+    Unsettled,
 }
 
 impl RunError {
@@ -70,6 +73,7 @@ impl RunError {
             ErrorKind::Limit => "limit_exceeded".into(),
             ErrorKind::Replay => "replay_error".into(),
             ErrorKind::OAuth { .. } => "oauth_error".into(),
+            ErrorKind::Unsettled => "unsettled_journal".into(),
         }
     }
 
@@ -85,6 +89,7 @@ impl RunError {
             ErrorKind::Limit => "svc::run::limit_exceeded",
             ErrorKind::Replay => "svc::run::replay_mismatch",
             ErrorKind::OAuth { code } => code.as_str(),
+            ErrorKind::Unsettled => "svc::run::unsettled_journal",
         }
     }
 
@@ -104,6 +109,7 @@ impl RunError {
                 | ErrorKind::Store { .. }
                 | ErrorKind::Limit
                 | ErrorKind::Replay
+                | ErrorKind::Unsettled
         )
     }
 

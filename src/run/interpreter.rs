@@ -65,6 +65,19 @@ pub(super) struct Run<'e> {
     pub(super) breaking: bool,
     /// In a hook: the id and endpoint of the run it reports on (`run.*`).
     pub(super) subject: Option<(String, String)>,
+    /// Who the run runs as, and with which parameters: the journal keeps
+    /// them with each answer, for a replay that settles it.
+    pub(super) identity: String,
+    pub(super) params: BTreeMap<String, serde_json::Value>,
+    /// The versions of the secrets the run's endpoint may update, as read
+    /// under its lock: what its writes expect to replace, and what the
+    /// journal keeps with each answer.
+    pub(super) based_on: BTreeMap<String, u64>,
+    /// The endpoints whose journal this run settled (`run::settle`).
+    pub(super) settled: Vec<String>,
+    /// Requests that presented a secret so far: the journal numbers their
+    /// answers by it.
+    pub(super) sends: u32,
 }
 
 /// The most items a `foreach` goes over, as `while` is bounded by its `max`.
@@ -159,7 +172,10 @@ impl<'e> Run<'e> {
                 Ok(locked) => locked,
                 Err(error) => return (BTreeMap::new(), Err(error)),
             };
-            let mut result = self.block(&mut frame, &action.body).await.map(|()| None);
+            let mut result = match self.admitted_under_lock(&key).await {
+                Ok(()) => self.block(&mut frame, &action.body).await.map(|()| None),
+                Err(error) => Err(error),
+            };
             if let (Ok(_), Some(response)) =
                 (&result, endpoint_decl.and_then(|e| e.response.as_ref()))
             {
@@ -244,6 +260,34 @@ impl<'e> Run<'e> {
             .help("wait for it, or raise `--lock-timeout`")),
             Err(LockFailure::Failed(error)) => Err(store_failure(&error)),
         }
+    }
+
+    /// What a run of an endpoint that updates secrets does once it holds
+    /// the lock, before its first statement: settles the recovery journal
+    /// (`run::settle`), and, for the endpoint the run was asked for, notes
+    /// the versions of the secrets it may replace.
+    async fn admitted_under_lock(&mut self, key: &str) -> Result<(), RunError> {
+        if self.dry_run || !self.engine.updates_secrets_key(key) {
+            return Ok(());
+        }
+        self.settle_journal_before(key).await?;
+        if key == self.endpoint_key && self.based_on.is_empty() && self.replay.is_none() {
+            self.load_document().await?;
+            let document = self.document()?;
+            let updates = self
+                .engine
+                .secrets_updated(key)
+                .cloned()
+                .unwrap_or_default();
+            self.based_on = updates
+                .into_iter()
+                .map(|name| {
+                    let version = document.get(&name).map_or(0, |e| e.version);
+                    (name, version)
+                })
+                .collect();
+        }
+        Ok(())
     }
 
     pub(super) fn block<'a>(&'a mut self, frame: &'a mut Frame<'e>, block: &'e Block) -> Step<'a> {
@@ -719,19 +763,31 @@ impl<'e> Run<'e> {
             self.trigger.describe(),
             frame.endpoint
         );
+        // Under a lock, a write replaces exactly the versions the run read
+        // under it: anything else wrote meanwhile, and wins.
+        let fenced = !self.held.is_empty();
+        if fenced {
+            self.load_document().await?;
+        }
+        let expected = |name: &str| -> Option<u64> {
+            let document = self.document.as_ref()?;
+            fenced.then(|| document.get(name).map_or(0, |e| e.version))
+        };
         let to_write: Vec<Change> = changes
             .iter()
             .map(|(name, value, expires_at, _)| Change::Set {
                 name: name.clone(),
                 value: value.clone(),
                 expires_at: *expires_at,
-                expect: None,
+                expect: expected(name),
             })
             .collect();
-        // One atomic, durable write for the whole block.
+        // One atomic, durable write for the whole block, committed only
+        // while every lock of the run is still held.
         let secrets = &self.engine.backend.secrets;
+        let locks: Vec<&dyn Held> = self.held.iter().map(|(_, held)| held.as_ref()).collect();
         let (changed, document) =
-            through_outages(|| secrets.apply(&keys, to_write.clone(), &by, now))
+            through_outages(|| secrets.apply_fenced(&keys, to_write.clone(), &by, now, &locks))
                 .await
                 .map_err(|e| store_failure(&e))?;
         // The new store, or a fresh read at the next secret read.

@@ -31,6 +31,8 @@ struct Built {
     shown_body: Option<String>,
     /// Something it sends holds a secret (in the URL too).
     carries_secret: bool,
+    /// It presents a secret its run replaces (a refresh token).
+    rotating: bool,
 }
 
 impl<'e> Run<'e> {
@@ -76,12 +78,20 @@ impl<'e> Run<'e> {
             return self.map_results(frame, request, &response);
         }
         let replayed = built.carries_secret && self.replay.is_some();
+        let sequence = self.sends;
+        if built.carries_secret && !replayed {
+            self.sends += 1;
+        }
         let response = if replayed {
             self.replayed(&built)?
         } else {
+            let announced = self.announce(sequence, &built).await?;
             match self.engine.http.send(&built.http, &self.redactor).await {
                 Ok(response) => response,
                 Err(error) => {
+                    if announced {
+                        self.no_answer(depth, sequence, &built).await;
+                    }
                     self.trace.push(Event::Request {
                         depth,
                         method: built.method,
@@ -121,7 +131,7 @@ impl<'e> Run<'e> {
         // The answer to a request that sent a secret may carry the next
         // one (a rotated refresh token): keep it before anything reads it.
         if built.carries_secret && !replayed {
-            self.keep(depth, &built, &response).await;
+            self.keep(depth, sequence, &built, &response).await;
         }
         if !response.status.is_success() {
             return Err(self.http_error(&built.method, &built.shown_url, &response));
@@ -457,13 +467,13 @@ impl<'e> Run<'e> {
         let shown_url = self.redactor.redact(&http::display_url(&url));
         // A request that presents a secret its run replaces reaches the
         // server at most once, unless the program asked for retries.
-        let once = request.retry.is_none()
-            && self
-                .script()
-                .checked
-                .analysis
-                .rotating
-                .contains_key(&request.span);
+        let rotating = self
+            .script()
+            .checked
+            .analysis
+            .rotating
+            .contains_key(&request.span);
+        let once = request.retry.is_none() && rotating;
         let http = http::Request {
             method,
             url,
@@ -498,6 +508,7 @@ impl<'e> Run<'e> {
             shown_headers,
             shown_body,
             carries_secret,
+            rotating,
         })
     }
 
@@ -544,28 +555,100 @@ impl<'e> Run<'e> {
             .map_err(|e| RunError::from(e).at(key.span))
     }
 
-    /// Keeps an answer in the recovery journal; a journal that cannot be
-    /// written is said in the trace, and the run goes on (its updates may
-    /// still succeed).
-    async fn keep(&mut self, depth: usize, built: &Built, response: &http::Response) {
-        let journal = self.engine.backend.journal.clone();
-        let entry = journal::Entry {
+    /// A journal entry of this run about a request: its answer, or a send.
+    fn entry(
+        &self,
+        sequence: u32,
+        built: &Built,
+        status: u16,
+        response: Option<&http::Response>,
+    ) -> journal::Entry {
+        journal::Entry {
             format: journal::FORMAT,
             run_id: self.run_id.clone(),
             endpoint: self.endpoint_key.clone(),
             environment: self.engine.env().to_string(),
-            sequence: self.journaled.len() as u32,
+            sequence,
             received_at: chrono::Utc::now(),
             method: built.method.clone(),
             url: built.http.url.to_string(),
-            status: response.status.as_u16(),
-            headers: response
-                .headers
-                .iter()
-                .filter_map(|(n, v)| Some((n.to_string(), v.to_str().ok()?.to_string())))
-                .collect(),
-            body: Zeroizing::new(response.body.clone()),
-        };
+            status,
+            headers: response.map_or_else(Vec::new, |response| {
+                response
+                    .headers
+                    .iter()
+                    .filter_map(|(n, v)| Some((n.to_string(), v.to_str().ok()?.to_string())))
+                    .collect()
+            }),
+            body: Zeroizing::new(response.map_or_else(Vec::new, |r| r.body.clone())),
+            identity: self.identity.clone(),
+            based_on: self.based_on.clone(),
+            params: self.params.clone(),
+            answer_by: None,
+        }
+    }
+
+    /// Before a request that presents a secret the run replaces leaves a
+    /// run holding database locks: records the send where every replica
+    /// sees it (`run::settle` says why). Returns whether it recorded one;
+    /// a send that cannot be recorded is not made.
+    async fn announce(&mut self, sequence: u32, built: &Built) -> Result<bool, RunError> {
+        if !built.rotating || self.held.is_empty() || !self.engine.backend.is_shared() {
+            return Ok(false);
+        }
+        let mut entry = self.entry(sequence, built, journal::SENT, None);
+        let due = built
+            .http
+            .max_time
+            .saturating_add(built.http.timeout)
+            .min(std::time::Duration::from_secs(24 * 3600));
+        entry.answer_by = chrono::TimeDelta::from_std(due)
+            .ok()
+            .and_then(|due| entry.received_at.checked_add_signed(due));
+        self.engine
+            .backend
+            .journal
+            .sending(&entry)
+            .await
+            .map_err(|e| {
+                let mut failure = store_failure(&e);
+                failure.message = format!(
+                    "nothing was sent: the send of {} {} cannot be recorded: {}",
+                    built.method, built.shown_url, failure.message
+                );
+                failure
+            })?;
+        Ok(true)
+    }
+
+    /// Records that an announced send got no answer, so that no run waits
+    /// for one; said in the trace when it cannot be.
+    async fn no_answer(&mut self, depth: usize, sequence: u32, built: &Built) {
+        let entry = self.entry(sequence, built, journal::NO_ANSWER, None);
+        let journal = self.engine.backend.journal.clone();
+        if let Err(e) = super::interpreter::through_outages(|| journal.record(&entry)).await {
+            self.trace.push(Event::Journal {
+                depth,
+                message: format!(
+                    "cannot record that the request got no answer: {}",
+                    self.redactor.redact(&e.to_string())
+                ),
+            });
+        }
+    }
+
+    /// Keeps an answer in the recovery journal; a journal that cannot be
+    /// written is said in the trace, and the run goes on (its updates may
+    /// still succeed).
+    async fn keep(
+        &mut self,
+        depth: usize,
+        sequence: u32,
+        built: &Built,
+        response: &http::Response,
+    ) {
+        let journal = self.engine.backend.journal.clone();
+        let entry = self.entry(sequence, built, response.status.as_u16(), Some(response));
         let status = entry.status;
         let written = super::interpreter::through_outages(|| journal.record(&entry)).await;
         let message = match written {

@@ -122,6 +122,22 @@ pub fn open_append(path: &Path) -> io::Result<File> {
     open_regular(path, OpenOptions::new().create(true).append(true))
 }
 
+/// Reads a file svc wrote, at most `max` bytes: a larger one is refused
+/// (`InvalidData`), never read whole.
+pub fn read_bounded(path: &Path, max: u64) -> io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    let file = File::open(path)?;
+    let mut bytes = Vec::with_capacity(file.metadata().map_or(0, |m| m.len()).min(max) as usize);
+    file.take(max + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("larger than {max} bytes"),
+        ));
+    }
+    Ok(bytes)
+}
+
 /// Removes temporary files that a writer killed mid-write left behind.
 /// Call only while holding the lock that serialises writers of `path`.
 pub fn remove_stale_temp_files(path: &Path) {

@@ -29,10 +29,22 @@ use super::Error;
 pub const MAX_ENTRIES: usize = 256;
 /// Bytes of encrypted answers kept at most, per environment.
 pub const MAX_BYTES: u64 = 64 * 1024 * 1024;
+/// The largest kept answer, sealed: a body is at most 10 MiB
+/// (`run::http::MAX_BODY`), a third more in base64.
+pub const MAX_ENTRY_BYTES: u64 = 16 * 1024 * 1024;
 /// How long an answer is kept.
 pub const MAX_AGE: chrono::TimeDelta = chrono::TimeDelta::days(30);
 
 pub const FORMAT: u32 = 1;
+
+/// The status of a send: the request is going out, its answer is to come.
+/// Kept before a request that presents a rotating secret leaves a run that
+/// holds a database lock, so that a run taking the lock after this one lost
+/// it waits for the answer instead of sending the same secret.
+pub const SENT: u16 = 0;
+/// The status of a send that got no answer: the request failed before one
+/// came (refused, reset, timed out).
+pub const NO_ANSWER: u16 = 1;
 
 /// One kept answer, decrypted.
 #[derive(Clone, Serialize, Deserialize)]
@@ -52,6 +64,20 @@ pub struct Entry {
     pub headers: Vec<(String, String)>,
     #[serde(with = "base64_body")]
     pub body: Zeroizing<Vec<u8>>,
+    /// Who the run ran as: settling the answer replays it as them.
+    #[serde(default)]
+    pub identity: String,
+    /// The versions of the secrets the run's endpoint may update, as the
+    /// run read them under its lock. A later write to any of them makes
+    /// the answer obsolete: it is never applied over a newer value.
+    #[serde(default)]
+    pub based_on: std::collections::BTreeMap<String, u64>,
+    /// The parameters the run was given, for the same replay.
+    #[serde(default)]
+    pub params: std::collections::BTreeMap<String, serde_json::Value>,
+    /// For a send ([`SENT`]): when its answer is due at the latest.
+    #[serde(default)]
+    pub answer_by: Option<DateTime<Utc>>,
 }
 
 // An answer holds secrets: `Debug` says only what it is.
@@ -110,6 +136,19 @@ impl Listed {
 
     pub fn is_success(&self) -> bool {
         (200..300).contains(&self.status)
+    }
+
+    /// A send whose answer is still to come.
+    pub fn is_sent(&self) -> bool {
+        self.status == SENT
+    }
+
+    /// The name of the send this answer (or lack of one) concludes.
+    pub fn sent_name(&self) -> String {
+        format!(
+            "{}-{:03}-{SENT}-{}",
+            self.run_id, self.sequence, self.endpoint
+        )
     }
 
     /// From a name `RUN_ID-SEQ-STATUS-ENDPOINT` (a file's, without `.age`).

@@ -82,6 +82,8 @@ pub enum Error {
     },
     #[error("the backend is unavailable: {problem}")]
     Unavailable { problem: String },
+    #[error("the run lost its lock before its write could be committed; nothing was written")]
+    LockLost,
 }
 
 impl Error {
@@ -126,6 +128,7 @@ impl Error {
             Error::Invalid(_) => "svc::store::invalid",
             Error::Conflict { .. } => "svc::store::conflict",
             Error::Unavailable { .. } => "svc::backend::unavailable",
+            Error::LockLost => "svc::run::lock_lost",
         }
     }
 
@@ -204,6 +207,10 @@ impl Error {
             Error::Unavailable { .. } => {
                 "check that the database is up and reachable; svc reconnects by itself".into()
             }
+            Error::LockLost => "the database ended the lock's session (a restart, a fail-over, or \
+                                an administrator); the answer is kept in the recovery journal, and \
+                                the next run of the endpoint applies it before it sends anything"
+                .into(),
             Error::Symlink { path } => format!(
                 "svc replaces store files by renaming a new file over them, which would turn the link \
                  into a regular file and leave its target stale: move the real file to `{}` \

@@ -533,16 +533,9 @@ pub async fn run_endpoint(
         // Nothing to protect: run here, without waking another thread.
         app.engine.run(admitted).await
     };
-    let backend_down = finished
-        .record
-        .error
-        .as_ref()
-        .is_some_and(|e| e.diagnostic == "svc::backend::unavailable");
     let status = match finished.record.outcome {
         Outcome::Success => StatusCode::OK,
-        // Nothing was written: the caller may try again when it is back.
-        Outcome::Failed if backend_down => StatusCode::SERVICE_UNAVAILABLE,
-        Outcome::Failed => StatusCode::BAD_GATEWAY,
+        Outcome::Failed => failed_run_status(finished.record.error.as_ref()),
         Outcome::Denied => StatusCode::FORBIDDEN,
     };
     // An endpoint with a declared response answers it, with its status;
@@ -558,6 +551,20 @@ pub async fn run_endpoint(
     }
     app.finished(&finished.record, Some(status.as_u16()));
     Ok((status, Json(answered_record(finished.record))).into_response())
+}
+
+/// The status of a failed run: 409 when the recovery journal holds an
+/// answer that must be stored first (nothing was sent); 503 when the
+/// backend was away or the run lost its lock (nothing was written, and
+/// the caller may try again); 502 for anything else the run met.
+pub fn failed_run_status(error: Option<&crate::run::error::ErrorReport>) -> StatusCode {
+    match error.map(|e| e.diagnostic.as_str()) {
+        Some("svc::run::unsettled_journal") => StatusCode::CONFLICT,
+        Some("svc::backend::unavailable" | "svc::run::lock_lost") => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+        _ => StatusCode::BAD_GATEWAY,
+    }
 }
 
 /// Reads a request body of at most `max_body_bytes` within `body_timeout`:
@@ -846,13 +853,14 @@ async fn fresh_entry(
                 details.insert("run".into(), json!(record.id));
             }
             // Nothing was refreshed: the caller may try again when the
-            // backend is back.
-            let status = if backend_down {
-                StatusCode::SERVICE_UNAVAILABLE
-            } else {
-                StatusCode::BAD_GATEWAY
+            // backend is back, or once the journal is settled.
+            let (status, api_code) = match code {
+                "svc::run::unsettled_journal" => (StatusCode::CONFLICT, "unsettled_journal"),
+                "svc::run::lock_lost" => (StatusCode::SERVICE_UNAVAILABLE, "refresh_failed"),
+                _ if backend_down => (StatusCode::SERVICE_UNAVAILABLE, "refresh_failed"),
+                _ => (StatusCode::BAD_GATEWAY, "refresh_failed"),
             };
-            let mut error = ApiError::new(status, "refresh_failed", public_message);
+            let mut error = ApiError::new(status, api_code, public_message);
             error.details = Some(details);
             Err(error)
         }

@@ -123,6 +123,26 @@ impl App {
     }
 }
 
+/// How often `svc serve` copies the answers it kept while the database
+/// could not be reached into the database's journal.
+const SPOOL_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Copies the answers kept on this host while the database was away into
+/// its recovery journal as soon as it answers again, so that every
+/// replica's next run of the endpoint settles them (`run::settle`), not
+/// only this one's.
+pub async fn copy_spooled_answers(app: Arc<App>, shutdown: tokio_util::sync::CancellationToken) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(SPOOL_EVERY) => {}
+        }
+        if let Err(e) = app.engine.backend.journal.flush().await {
+            tracing::debug!("the journal's spool waits for the database: {e}");
+        }
+    }
+}
+
 /// The HTTP routes.
 pub fn router(app: Arc<App>) -> Router {
     Router::new()

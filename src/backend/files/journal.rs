@@ -20,7 +20,9 @@ pub fn dir(state_dir: &Path, env: &str) -> PathBuf {
 #[derive(Debug, Clone)]
 pub struct Journal {
     dir: PathBuf,
-    recipients: PathBuf,
+    /// The store's recipients file; `None` for a spool, whose answers come
+    /// sealed already.
+    recipients: Option<PathBuf>,
 }
 
 impl Journal {
@@ -29,7 +31,15 @@ impl Journal {
     pub fn new(dir: impl Into<PathBuf>, recipients: impl Into<PathBuf>) -> Journal {
         Journal {
             dir: dir.into(),
-            recipients: recipients.into(),
+            recipients: Some(recipients.into()),
+        }
+    }
+
+    /// Answers sealed elsewhere, kept in `dir` until they go on.
+    pub fn sealed_in(dir: impl Into<PathBuf>) -> Journal {
+        Journal {
+            dir: dir.into(),
+            recipients: None,
         }
     }
 
@@ -40,25 +50,54 @@ impl Journal {
     /// Keeps an answer, durably, then drops what is past the bounds.
     /// Returns how many older answers the bounds dropped.
     pub fn record(&self, entry: &Entry) -> Result<usize, Error> {
-        let recipients = RecipientsFile::read(&self.recipients)?;
+        let Some(recipients) = &self.recipients else {
+            return Err(Error::Invalid(
+                "this journal keeps sealed answers only (a bug in svc)".into(),
+            ));
+        };
+        let recipients = RecipientsFile::read(recipients)?;
         let keys = recipients.recipients()?;
         let encryptor = age::Encryptor::with_recipients(keys.iter().map(|(_, r)| r.as_dyn()))
             .map_err(|e| Error::Invalid(format!("cannot encrypt to these recipients: {e}")))?;
-        atomic::create_private_dir(&self.dir).map_err(|e| Error::io("create", &self.dir, e))?;
-        let name = format!("{}.age", entry_name(entry));
-        let path = self.dir.join(name);
         let json = Zeroizing::new(
             serde_json::to_vec(entry)
                 .map_err(|e| Error::Invalid(format!("cannot encode the answer: {e}")))?,
         );
-        atomic::write_file_with(&path, |file| {
+        self.write(&entry_name(entry), |file| {
             let mut writer = encryptor.wrap_output(file)?;
             writer.write_all(&json)?;
             writer.finish()?;
             Ok(())
-        })
-        .map_err(|e| Error::io("write", &path, e))?;
+        })?;
         Ok(self.prune(Utc::now()))
+    }
+
+    /// Keeps an answer that is sealed already (an age file's bytes) under
+    /// its name, durably.
+    pub fn keep_sealed(&self, name: &str, sealed: &[u8]) -> Result<(), Error> {
+        self.write(name, |file| file.write_all(sealed))
+    }
+
+    /// The sealed bytes of a kept answer, as they are on disk.
+    pub fn sealed(&self, listed: &Listed) -> Result<Vec<u8>, Error> {
+        let path = Path::new(&listed.handle);
+        crate::secrets::atomic::read_bounded(path, crate::secrets::journal::MAX_ENTRY_BYTES)
+            .map_err(|e| Error::io("read", path, e))
+    }
+
+    /// Forgets one kept answer.
+    pub fn forget(&self, listed: &Listed) -> Result<(), Error> {
+        remove(Path::new(&listed.handle))
+    }
+
+    fn write(
+        &self,
+        name: &str,
+        fill: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
+    ) -> Result<(), Error> {
+        atomic::create_private_dir(&self.dir).map_err(|e| Error::io("create", &self.dir, e))?;
+        let path = self.dir.join(format!("{name}.age"));
+        atomic::write_file_with(&path, fill).map_err(|e| Error::io("write", &path, e))
     }
 
     /// Every kept answer, oldest first. A journal that does not exist is empty.
@@ -197,6 +236,10 @@ mod tests {
             status,
             headers: vec![("content-type".into(), "application/json".into())],
             body: Zeroizing::new(body.as_bytes().to_vec()),
+            identity: "nightly".into(),
+            based_on: Default::default(),
+            params: Default::default(),
+            answer_by: None,
         }
     }
 

@@ -42,7 +42,8 @@ pub async fn from_files(
     let recipients = RecipientsFile::read(&store.recipients_path())?.text();
     let database = Database::connect(url)?;
     database.migrate().await?;
-    let backend = super::stores::backend(database.clone(), env, &Default::default());
+    let backend =
+        super::stores::backend(database.clone(), state_dir, env, &Default::default()).await;
     if !backend.secrets.exists().await? {
         backend.secrets.init(&recipients).await?;
     }

@@ -11,11 +11,16 @@
 //! their cached copy on every read (no stale cache across replicas).
 
 mod crypto;
+mod deadline;
+mod journal;
+mod locks;
 pub mod migrate;
 mod schema;
 mod stores;
 
+use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
 
@@ -25,8 +30,21 @@ use crate::secrets::Error;
 pub use crypto::{age_decrypt, age_encrypt};
 pub use schema::VERSION as SCHEMA_VERSION;
 
-/// Connections a process keeps at most (runs holding locks each keep one).
+/// Connections a process keeps at most for its work; its locks live on a
+/// session of their own ([`locks`]).
 const POOL_SIZE: usize = 32;
+
+/// How long one call to the database may take, waiting for a connection
+/// included: past it the call fails as unavailable, so a database that
+/// stops answering (paused, or cut off without a reset) fails requests
+/// within seconds instead of holding them. A read makes two or three
+/// calls, each well under a second when the database answers.
+pub const CALL_DEADLINE: Duration = Duration::from_secs(3);
+
+/// What the server itself allows a statement: longer than the client's
+/// deadline, so a client that gave up does not leave a query that holds
+/// row locks running for long.
+const STATEMENT_TIMEOUT_MS: u64 = 10_000;
 
 /// An error of the database, or of reaching it: the backend is
 /// unavailable (the message never holds the URL's password).
@@ -40,6 +58,9 @@ pub fn unavailable(error: impl std::fmt::Display) -> Error {
 #[derive(Clone)]
 pub struct Database {
     pool: Pool,
+    /// How the pool connects, for the sessions made outside it (locks).
+    config: Arc<tokio_postgres::Config>,
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
     /// `postgres://host:port/db`, without user and password.
     pub shown: String,
 }
@@ -47,15 +68,31 @@ pub struct Database {
 impl Database {
     /// Connects (lazily: the pool opens connections on first use).
     pub fn connect(url: &str) -> Result<Database, Error> {
-        let config: tokio_postgres::Config = url.parse().map_err(|e| {
+        let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
             Error::Invalid(format!(
                 "`{}` is not a PostgreSQL URL: {e}",
                 crate::run::http::display_url_text(url)
             ))
         })?;
+        // A statement may run this long on the server, whatever the URL's
+        // own options say besides.
+        let options = format!(
+            "{} -c statement_timeout={STATEMENT_TIMEOUT_MS}",
+            config.get_options().unwrap_or_default()
+        );
+        config
+            .options(options.trim())
+            .connect_timeout(CALL_DEADLINE)
+            // A peer that vanished (a cut network, a machine gone) is
+            // noticed within about a minute even on an idle session.
+            .keepalives(true)
+            .keepalives_idle(Duration::from_secs(30))
+            .keepalives_interval(Duration::from_secs(10))
+            .keepalives_retries(3);
+        let tls = tls();
         let manager = Manager::from_config(
-            config,
-            tls(),
+            config.clone(),
+            tls.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -63,12 +100,14 @@ impl Database {
         let pool = Pool::builder(manager)
             .max_size(POOL_SIZE)
             .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(std::time::Duration::from_secs(30)))
-            .create_timeout(Some(std::time::Duration::from_secs(10)))
+            .wait_timeout(Some(CALL_DEADLINE))
+            .create_timeout(Some(CALL_DEADLINE))
             .build()
             .map_err(|e| Error::Invalid(format!("cannot set up the database pool: {e}")))?;
         Ok(Database {
             pool,
+            config: Arc::new(config),
+            tls,
             shown: shown_url(url),
         })
     }
@@ -78,6 +117,37 @@ impl Database {
         self.pool.get().await.map_err(|e| Error::Unavailable {
             problem: format!("cannot reach {}: {e}", self.shown),
         })
+    }
+
+    /// A session of its own, outside the pool, and the task that drives
+    /// it; `alive` turns false when the session ends.
+    async fn session(
+        &self,
+    ) -> Result<(tokio_postgres::Client, Arc<std::sync::atomic::AtomicBool>), Error> {
+        let connected =
+            tokio::time::timeout(CALL_DEADLINE, self.config.connect(self.tls.clone())).await;
+        let (client, connection) = match connected {
+            Ok(Ok(pair)) => pair,
+            Ok(Err(e)) => {
+                return Err(Error::Unavailable {
+                    problem: format!("cannot reach {}: {e}", self.shown),
+                });
+            }
+            Err(_) => {
+                return Err(Error::Unavailable {
+                    problem: format!("{} did not answer within {CALL_DEADLINE:?}", self.shown),
+                });
+            }
+        };
+        let alive = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let flag = alive.clone();
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::warn!("a database session ended: {e}");
+            }
+            flag.store(false, std::sync::atomic::Ordering::SeqCst);
+        });
+        Ok((client, alive))
     }
 
     /// Creates or migrates the schema; returns its version.
@@ -114,11 +184,30 @@ fn tls() -> tokio_postgres_rustls::MakeRustlsConnect {
     tokio_postgres_rustls::MakeRustlsConnect::new(config)
 }
 
-/// Opens an environment in a database, migrating the schema first.
-pub async fn open(url: &str, env: &str, options: &Options) -> Result<Backend, Error> {
+/// Opens an environment in a database, migrating the schema first;
+/// `state_dir` keeps the answers that wait for the database.
+pub async fn open(
+    url: &str,
+    state_dir: &Path,
+    env: &str,
+    options: &Options,
+) -> Result<Backend, Error> {
     let database = Database::connect(url)?;
     database.migrate().await?;
-    Ok(stores::backend(database, env, options))
+    Ok(stores::backend(database, state_dir, env, options).await)
+}
+
+/// Runs one call to the database within [`CALL_DEADLINE`].
+pub async fn within<T>(
+    shown: &str,
+    call: impl std::future::Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    match tokio::time::timeout(CALL_DEADLINE, call).await {
+        Ok(result) => result,
+        Err(_) => Err(Error::Unavailable {
+            problem: format!("{shown} did not answer within {CALL_DEADLINE:?}"),
+        }),
+    }
 }
 
 /// A stable 64-bit key for an advisory lock.

@@ -3,7 +3,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -11,19 +10,26 @@ use deadpool_postgres::Object;
 use tokio_postgres::GenericClient;
 
 use super::crypto::{self, DataKey};
+use super::journal::{PgJournal, Spool};
+use super::locks::PgLocks;
 use super::{Database, lock_key, unavailable};
 use crate::backend::{
-    Backend, Change, Changed, Held, JobRefused, JobStore, JobView, JournalStore, KeyStore,
-    LockFailure, Locks, LogName, LogStore, Options, RecipientChange, ScheduleStore, SecretStore,
+    Backend, Change, Changed, Fence, Held, JobRefused, JobStore, JobView, KeyStore, LogName,
+    LogStore, Options, RecipientChange, ScheduleStore, SecretStore,
 };
 use crate::run::RunRecord;
 use crate::schedule::ScheduleState;
 use crate::secrets::document::{ApiKey, HISTORY_LIMIT, PastVersion};
-use crate::secrets::journal::{self, Entry, Listed};
 use crate::secrets::{Document, Error, Identities, SecretValue};
 
-/// The stores of one environment in a database.
-pub fn backend(database: Database, env: &str, options: &Options) -> Backend {
+/// The stores of one environment in a database; `state_dir` keeps the
+/// answers that wait for the database ([`super::journal::Spool`]).
+pub async fn backend(
+    database: Database,
+    state_dir: &std::path::Path,
+    env: &str,
+    options: &Options,
+) -> Backend {
     let secrets = Arc::new(PgSecrets {
         db: database.clone(),
         env: env.to_string(),
@@ -31,15 +37,16 @@ pub fn backend(database: Database, env: &str, options: &Options) -> Backend {
         cache: Mutex::new(None),
         api_keys: Mutex::new(None),
     });
-    Backend {
+    let spool = Arc::new(Spool::new(state_dir, env));
+    let journal = PgJournal::new(database.clone(), env, spool.clone());
+    // Known from the start, so that an answer can be sealed even when the
+    // database goes away before the first one comes.
+    let _ = journal.recipients().await;
+    super::deadline::bounded(Backend {
         env: env.to_string(),
         keys: secrets.clone(),
         secrets,
-        locks: Arc::new(PgLocks {
-            db: database.clone(),
-            env: env.to_string(),
-            local: Mutex::new(HashMap::new()),
-        }),
+        locks: Arc::new(PgLocks::new(database.clone(), env, spool)),
         schedules: Arc::new(PgSchedules {
             db: database.clone(),
             env: env.to_string(),
@@ -56,12 +63,9 @@ pub fn backend(database: Database, env: &str, options: &Options) -> Backend {
             env: env.to_string(),
             max: options.max_jobs.max(1),
         }),
-        journal: Arc::new(PgJournal {
-            db: database.clone(),
-            env: env.to_string(),
-        }),
+        journal: Arc::new(journal),
         description: format!("PostgreSQL at {}", database.shown),
-    }
+    })
 }
 
 /// The API keys of an environment, by id.
@@ -273,6 +277,25 @@ impl PgSecrets {
     }
 }
 
+/// Whether the session a fence names still holds its advisory lock (a
+/// `bigint` key shows in `pg_locks` as its high and low halves).
+async fn still_held(
+    transaction: &tokio_postgres::Transaction<'_>,
+    fence: &Fence,
+) -> Result<bool, Error> {
+    let key = fence.key as u64;
+    let (high, low) = ((key >> 32) as u32, key as u32);
+    let row = transaction
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted \
+             AND pid = $1 AND classid = $2 AND objid = $3 AND objsubid = 1)",
+            &[&fence.session, &high, &low],
+        )
+        .await
+        .map_err(unavailable)?;
+    Ok(row.get(0))
+}
+
 /// Bumps an environment's revision in a transaction (locking its row:
 /// writers of one environment take turns); returns it and the current key.
 async fn bump(
@@ -361,6 +384,24 @@ impl SecretStore for PgSecrets {
         by: &str,
         at: DateTime<Utc>,
     ) -> Result<(Vec<Changed>, Option<Arc<Document>>), Error> {
+        self.apply_fenced(identities, changes, by, at, &[]).await
+    }
+
+    async fn apply_fenced(
+        &self,
+        identities: &Identities,
+        changes: Vec<Change>,
+        by: &str,
+        at: DateTime<Utc>,
+        locks: &[&dyn Held],
+    ) -> Result<(Vec<Changed>, Option<Arc<Document>>), Error> {
+        let mut fences = Vec::new();
+        for lock in locks {
+            match lock.fence() {
+                Some(fence) if !lock.lost() => fences.push(fence),
+                _ => return Err(Error::LockLost),
+            }
+        }
         let mut client = self.db.client().await?;
         let transaction = client.transaction().await.map_err(unavailable)?;
         let (revision, current_key, _) = bump(&transaction, &self.env, || self.missing()).await?;
@@ -383,8 +424,23 @@ impl SecretStore for PgSecrets {
                 .await?,
             );
         }
+        // Last, after the row locks that order this write among others: a
+        // run that took a lock after this one lost it bumped nothing yet.
+        for fence in &fences {
+            if !still_held(&transaction, fence).await? {
+                return Err(Error::LockLost);
+            }
+        }
         transaction.commit().await.map_err(unavailable)?;
         Ok((done, None))
+    }
+
+    fn cached_document(&self) -> Option<Arc<Document>> {
+        self.cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|(_, document)| document.clone())
     }
 
     async fn entry(
@@ -791,129 +847,6 @@ impl KeyStore for PgSecrets {
     }
 }
 
-/// An advisory lock held on a connection of its own; dropping it unlocks
-/// (or, if that fails, closes the connection, which unlocks too).
-struct PgHeld {
-    client: Option<Object>,
-    key: i64,
-    _local: Option<tokio::sync::OwnedMutexGuard<()>>,
-}
-
-impl Held for PgHeld {}
-
-impl Drop for PgHeld {
-    fn drop(&mut self) {
-        let Some(client) = self.client.take() else {
-            return;
-        };
-        let key = self.key;
-        match tokio::runtime::Handle::try_current() {
-            Ok(handle) => {
-                handle.spawn(async move {
-                    let unlocked = client
-                        .query_one("SELECT pg_advisory_unlock($1)", &[&key])
-                        .await
-                        .is_ok_and(|row| row.get::<_, bool>(0));
-                    if !unlocked {
-                        drop(Object::take(client));
-                    }
-                });
-            }
-            // No runtime to unlock on: closing the session unlocks.
-            Err(_) => drop(Object::take(client)),
-        }
-    }
-}
-
-/// Held by every process on a shared backend: fires are claimed one by one.
-struct Sharing;
-
-impl Held for Sharing {}
-
-/// Session-level advisory locks.
-struct PgLocks {
-    db: Database,
-    env: String,
-    /// One waiter per endpoint in this process asks the database at a time.
-    local: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-}
-
-impl PgLocks {
-    /// One attempt at an advisory lock, on a connection kept if it is taken.
-    async fn try_lock(&self, key: i64) -> Result<Option<Object>, Error> {
-        let client = self.db.client().await?;
-        let taken: bool = client
-            .query_one("SELECT pg_try_advisory_lock($1)", &[&key])
-            .await
-            .map_err(unavailable)?
-            .get(0);
-        Ok(taken.then_some(client))
-    }
-}
-
-#[async_trait]
-impl Locks for PgLocks {
-    fn shared(&self) -> bool {
-        true
-    }
-
-    async fn run_lock(
-        &self,
-        endpoint: &str,
-        timeout: Duration,
-    ) -> Result<Box<dyn Held>, LockFailure> {
-        let started = Instant::now();
-        let local = self
-            .local
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(endpoint.to_string())
-            .or_default()
-            .clone();
-        let local = tokio::time::timeout(timeout, local.lock_owned())
-            .await
-            .map_err(|_| LockFailure::TimedOut)?;
-        let key = lock_key(&format!("svc:run:{}:{endpoint}", self.env));
-        let mut pause = Duration::from_millis(5);
-        loop {
-            // No connection is held while waiting: a waiting run must not
-            // take one from the run it waits for.
-            match self.try_lock(key).await {
-                Ok(Some(client)) => {
-                    return Ok(Box::new(PgHeld {
-                        client: Some(client),
-                        key,
-                        _local: Some(local),
-                    }));
-                }
-                Ok(None) => {}
-                Err(error) => return Err(LockFailure::Failed(error)),
-            }
-            let waited = started.elapsed();
-            if waited >= timeout {
-                return Err(LockFailure::TimedOut);
-            }
-            tokio::time::sleep(pause.min(timeout - waited)).await;
-            pause = (pause * 2).min(Duration::from_millis(100));
-        }
-    }
-
-    async fn schedule_leader(&self) -> Result<Option<Box<dyn Held>>, Error> {
-        Ok(Some(Box::new(Sharing)))
-    }
-
-    async fn claim_fire(&self, schedule: &str) -> Result<Option<Box<dyn Held>>, Error> {
-        let key = lock_key(&format!("svc:fire:{}:{schedule}", self.env));
-        Ok(self.try_lock(key).await?.map(|client| {
-            Box::new(PgHeld {
-                client: Some(client),
-                key,
-                _local: None,
-            }) as Box<dyn Held>
-        }))
-    }
-}
-
 /// Schedule state, a row per schedule.
 struct PgSchedules {
     db: Database,
@@ -1193,127 +1126,5 @@ impl JobStore for PgJobs {
                 record,
             })
         }))
-    }
-}
-
-/// The recovery journal, its answers sealed with age as in files.
-struct PgJournal {
-    db: Database,
-    env: String,
-}
-
-#[async_trait]
-impl JournalStore for PgJournal {
-    fn describe(&self) -> String {
-        format!(
-            "the recovery journal of `{}` in {}",
-            self.env, self.db.shown
-        )
-    }
-
-    async fn record(&self, entry: &Entry) -> Result<usize, Error> {
-        let client = self.db.client().await?;
-        let recipients: String = client
-            .query_opt(
-                "SELECT recipients FROM svc_environments WHERE name = $1",
-                &[&self.env],
-            )
-            .await
-            .map_err(unavailable)?
-            .ok_or_else(|| Error::StoreMissing {
-                env: self.env.clone(),
-                path: self.db.shown.clone().into(),
-            })?
-            .get(0);
-        let json = zeroize::Zeroizing::new(
-            serde_json::to_vec(entry).map_err(|e| Error::Invalid(e.to_string()))?,
-        );
-        let sealed = crypto::age_encrypt(&json, &recipients)?;
-        client
-            .execute(
-                "INSERT INTO svc_journal (env, name, sealed) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-                &[&self.env, &journal::entry_name(entry), &sealed],
-            )
-            .await
-            .map_err(unavailable)?;
-        let listed = self.list().await?;
-        let drop = journal::past_bounds(&listed, Utc::now());
-        for l in &drop {
-            client
-                .execute(
-                    "DELETE FROM svc_journal WHERE env = $1 AND name = $2",
-                    &[&self.env, &l.handle],
-                )
-                .await
-                .map_err(unavailable)?;
-        }
-        Ok(drop.len())
-    }
-
-    async fn list(&self) -> Result<Vec<Listed>, Error> {
-        let client = self.db.client().await?;
-        let rows = client
-            .query(
-                "SELECT name, octet_length(sealed) FROM svc_journal WHERE env = $1 ORDER BY name",
-                &[&self.env],
-            )
-            .await
-            .map_err(unavailable)?;
-        Ok(rows
-            .iter()
-            .filter_map(|r| {
-                let name: String = r.get(0);
-                let bytes: i32 = r.get(1);
-                Listed::parse_name(&name, name.clone(), bytes.max(0) as u64)
-            })
-            .collect())
-    }
-
-    async fn read(&self, listed: &Listed, identities: &Identities) -> Result<Entry, Error> {
-        let client = self.db.client().await?;
-        let row = client
-            .query_opt(
-                "SELECT sealed FROM svc_journal WHERE env = $1 AND name = $2",
-                &[&self.env, &listed.handle],
-            )
-            .await
-            .map_err(unavailable)?
-            .ok_or_else(|| {
-                Error::Invalid(format!("answer `{}` is no longer kept", listed.handle))
-            })?;
-        let sealed: Vec<u8> = row.get(0);
-        let what = format!("answer `{}` of the recovery journal", listed.handle);
-        let plaintext = crypto::age_decrypt(&sealed, identities, &what)?;
-        journal::parse_entry(std::path::Path::new(&what), &plaintext)
-    }
-
-    async fn settled(&self, endpoint: &str, run_id: &str) -> Result<usize, Error> {
-        let mut removed = 0;
-        let client = self.db.client().await?;
-        for listed in self.list().await? {
-            if listed.endpoint == endpoint && listed.run_id.as_str() <= run_id {
-                removed += client
-                    .execute(
-                        "DELETE FROM svc_journal WHERE env = $1 AND name = $2",
-                        &[&self.env, &listed.handle],
-                    )
-                    .await
-                    .map_err(unavailable)? as usize;
-            }
-        }
-        Ok(removed)
-    }
-
-    async fn discard(&self, run_id: &str) -> Result<usize, Error> {
-        let pattern = format!("{run_id}-%");
-        let client = self.db.client().await?;
-        let removed = client
-            .execute(
-                "DELETE FROM svc_journal WHERE env = $1 AND name LIKE $2",
-                &[&self.env, &pattern],
-            )
-            .await
-            .map_err(unavailable)?;
-        Ok(removed as usize)
     }
 }

@@ -1,0 +1,224 @@
+//! A deadline on every call to the database.
+//!
+//! A database that stops answering without closing its connections (a
+//! paused server, a network that drops packets) would hold every request
+//! that reads a secret, and every connection slot of `svc serve`, for as
+//! long as it lasts. So each store of the PostgreSQL backend is wrapped
+//! here: a call that has no answer within [`CALL_DEADLINE`] fails as
+//! unavailable (503 `backend_unavailable` to an HTTP caller), and the
+//! server's `statement_timeout` ends what the client gave up on. The
+//! journal and the locks bound their own calls (`journal`, `locks`): a
+//! journal write must not be cut off after its answer reached the local
+//! spool, and a lock waits for as long as its caller says.
+//!
+//! Every method is forwarded, those with a default body included, so that
+//! the wrapped store's own version of each is the one that runs.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::CALL_DEADLINE;
+use crate::backend::{
+    Backend, Change, Changed, Held, JobRefused, JobStore, JobView, KeyStore, LogName, LogStore,
+    RecipientChange, ScheduleStore, SecretStore,
+};
+use crate::run::RunRecord;
+use crate::schedule::ScheduleState;
+use crate::secrets::document::ApiKey;
+use crate::secrets::{Document, Error, Identities};
+
+/// Calls that touch every secret (re-wrapping every data key, exporting
+/// the whole history) may take this much longer.
+const BULK: u32 = 20;
+
+/// The backend with a deadline on each store's calls.
+pub fn bounded(backend: Backend) -> Backend {
+    Backend {
+        secrets: Arc::new(Bounded(backend.secrets)),
+        keys: Arc::new(Bounded(backend.keys)),
+        schedules: Arc::new(Bounded(backend.schedules)),
+        logs: Arc::new(Bounded(backend.logs)),
+        jobs: Arc::new(Bounded(backend.jobs)),
+        ..backend
+    }
+}
+
+struct Bounded<T: ?Sized>(Arc<T>);
+
+async fn within<T>(
+    limit: Duration,
+    call: impl std::future::Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    match tokio::time::timeout(limit, call).await {
+        Ok(result) => result,
+        Err(_) => Err(Error::Unavailable {
+            problem: format!("the database did not answer within {limit:?}"),
+        }),
+    }
+}
+
+#[async_trait]
+impl SecretStore for Bounded<dyn SecretStore> {
+    fn describe(&self) -> String {
+        self.0.describe()
+    }
+
+    async fn exists(&self) -> Result<bool, Error> {
+        within(CALL_DEADLINE, self.0.exists()).await
+    }
+
+    async fn init(&self, recipients: &str) -> Result<(), Error> {
+        within(CALL_DEADLINE, self.0.init(recipients)).await
+    }
+
+    async fn document(&self, identities: &Identities) -> Result<Arc<Document>, Error> {
+        within(CALL_DEADLINE, self.0.document(identities)).await
+    }
+
+    async fn apply(
+        &self,
+        identities: &Identities,
+        changes: Vec<Change>,
+        by: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(Vec<Changed>, Option<Arc<Document>>), Error> {
+        within(CALL_DEADLINE, self.0.apply(identities, changes, by, at)).await
+    }
+
+    async fn apply_fenced(
+        &self,
+        identities: &Identities,
+        changes: Vec<Change>,
+        by: &str,
+        at: DateTime<Utc>,
+        locks: &[&dyn Held],
+    ) -> Result<(Vec<Changed>, Option<Arc<Document>>), Error> {
+        within(
+            CALL_DEADLINE,
+            self.0.apply_fenced(identities, changes, by, at, locks),
+        )
+        .await
+    }
+
+    fn cached_document(&self) -> Option<Arc<Document>> {
+        self.0.cached_document()
+    }
+
+    async fn entry(
+        &self,
+        identities: &Identities,
+        name: &str,
+    ) -> Result<Option<crate::secrets::Entry>, Error> {
+        within(CALL_DEADLINE, self.0.entry(identities, name)).await
+    }
+
+    async fn ping(&self) -> Result<(), Error> {
+        within(CALL_DEADLINE, self.0.ping()).await
+    }
+
+    async fn recipients(&self) -> Result<Vec<String>, Error> {
+        within(CALL_DEADLINE, self.0.recipients()).await
+    }
+
+    async fn change_recipients(
+        &self,
+        identities: &Identities,
+        change: RecipientChange,
+    ) -> Result<Vec<String>, Error> {
+        within(
+            CALL_DEADLINE * BULK,
+            self.0.change_recipients(identities, change),
+        )
+        .await
+    }
+
+    async fn export(&self, identities: &Identities) -> Result<Vec<u8>, Error> {
+        within(CALL_DEADLINE * BULK, self.0.export(identities)).await
+    }
+}
+
+#[async_trait]
+impl KeyStore for Bounded<dyn KeyStore> {
+    async fn keys(&self, identities: &Identities) -> Result<Arc<BTreeMap<String, ApiKey>>, Error> {
+        within(CALL_DEADLINE, self.0.keys(identities)).await
+    }
+
+    async fn add(&self, identities: &Identities, id: &str, key: ApiKey) -> Result<(), Error> {
+        within(CALL_DEADLINE, self.0.add(identities, id, key)).await
+    }
+
+    async fn revoke(
+        &self,
+        identities: &Identities,
+        id: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        within(CALL_DEADLINE, self.0.revoke(identities, id, at)).await
+    }
+}
+
+#[async_trait]
+impl ScheduleStore for Bounded<dyn ScheduleStore> {
+    fn describe(&self) -> String {
+        self.0.describe()
+    }
+
+    async fn load(&self) -> Result<BTreeMap<String, ScheduleState>, Error> {
+        within(CALL_DEADLINE, self.0.load()).await
+    }
+
+    async fn load_one(&self, schedule: &str) -> Result<Option<ScheduleState>, Error> {
+        within(CALL_DEADLINE, self.0.load_one(schedule)).await
+    }
+
+    async fn save(&self, states: &BTreeMap<String, ScheduleState>) -> Result<(), Error> {
+        within(CALL_DEADLINE, self.0.save(states)).await
+    }
+}
+
+#[async_trait]
+impl LogStore for Bounded<dyn LogStore> {
+    fn describe(&self, log: LogName<'_>) -> String {
+        self.0.describe(log)
+    }
+
+    async fn append(&self, log: LogName<'_>, record: &RunRecord) -> Result<(), Error> {
+        within(CALL_DEADLINE, self.0.append(log, record)).await
+    }
+
+    async fn read_last(&self, log: LogName<'_>, count: usize) -> Result<Vec<RunRecord>, Error> {
+        within(CALL_DEADLINE, self.0.read_last(log, count)).await
+    }
+
+    async fn any(&self) -> Result<bool, Error> {
+        within(CALL_DEADLINE, self.0.any()).await
+    }
+
+    async fn audit(&self, line: &serde_json::Value) -> Result<(), Error> {
+        within(CALL_DEADLINE, self.0.audit(line)).await
+    }
+}
+
+#[async_trait]
+impl JobStore for Bounded<dyn JobStore> {
+    async fn start(&self, id: &str, owner: &str, endpoint: &str) -> Result<(), JobRefused> {
+        match tokio::time::timeout(CALL_DEADLINE, self.0.start(id, owner, endpoint)).await {
+            Ok(result) => result,
+            Err(_) => Err(JobRefused::Failed(Error::Unavailable {
+                problem: format!("the database did not answer within {CALL_DEADLINE:?}"),
+            })),
+        }
+    }
+
+    async fn finish(&self, id: &str, record: serde_json::Value) -> Result<(), Error> {
+        within(CALL_DEADLINE, self.0.finish(id, record)).await
+    }
+
+    async fn view(&self, id: &str, caller: &str) -> Result<Option<Result<JobView, ()>>, Error> {
+        within(CALL_DEADLINE, self.0.view(id, caller)).await
+    }
+}

@@ -1,0 +1,347 @@
+//! The recovery journal on PostgreSQL, and the local spool that keeps its
+//! answers while the database cannot be reached.
+//!
+//! An answer that carries a rotated refresh token exists once: the
+//! provider will not send it again, and the token it replaces is spent. So
+//! it must be durable the moment it arrives, whether or not the database
+//! is up. [`PgJournal::record`] seals it with age to the environment's
+//! recipients and writes it first to the spool, a directory of this host
+//! (`STATE_DIR/ENV/journal-spool/`, one fsynced file an answer), then into
+//! `svc_journal`; the spool's file goes once the row is committed. When the
+//! database does not answer, the answer stays in the spool and `record`
+//! still succeeds: it is kept. The spool goes into the database
+//! ([`Spool::flush`]) before this process takes a run lock, every few
+//! seconds in `svc serve`, and when `svc secret recover` lists the journal:
+//! so once this host reaches the database again, every replica's admission
+//! sees the answer before anyone sends the secret it replaces.
+//!
+//! Sends ([`journal::SENT`]) are the exception: they go to the database
+//! only, because they are for other replicas to see; a send that cannot be
+//! recorded is not made.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use chrono::Utc;
+
+use super::{Database, crypto, unavailable, within};
+use crate::backend::JournalStore;
+use crate::backend::files::journal::Journal;
+use crate::secrets::journal::{self, Entry, Listed};
+use crate::secrets::{Error, Identities};
+
+/// Answers sealed and kept on this host until the database has them.
+pub(super) struct Spool {
+    files: Journal,
+    env: String,
+    /// One flush at a time in this process.
+    flushing: tokio::sync::Mutex<()>,
+}
+
+impl Spool {
+    pub(super) fn new(state_dir: &Path, env: &str) -> Spool {
+        Spool {
+            files: Journal::sealed_in(state_dir.join(env).join("journal-spool")),
+            env: env.to_string(),
+            flushing: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    fn dir(&self) -> &Path {
+        self.files.dir()
+    }
+
+    /// Copies every spooled answer into the database, then forgets it
+    /// here. Returns how many went; fails (keeping the rest) when the
+    /// database does not take one.
+    pub(super) async fn flush(&self, db: &Database) -> Result<usize, Error> {
+        if !self.dir().exists() {
+            return Ok(0);
+        }
+        let _one = self.flushing.lock().await;
+        let listed = self.files.list()?;
+        let mut copied = 0;
+        for answer in &listed {
+            let sealed = self.files.sealed(answer)?;
+            let name = Path::new(&answer.handle)
+                .file_stem()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default()
+                .to_string();
+            within(&db.shown, insert(db, &self.env, &name, answer, &sealed)).await?;
+            self.files.forget(answer)?;
+            copied += 1;
+        }
+        if copied > 0 {
+            tracing::info!(
+                "copied {copied} answer(s) kept in `{}` into the database's recovery journal",
+                self.dir().display()
+            );
+        }
+        Ok(copied)
+    }
+}
+
+/// Inserts a sealed answer; an answer (or the lack of one) concludes its
+/// send, which goes in the same transaction.
+async fn insert(
+    db: &Database,
+    env: &str,
+    name: &str,
+    listed: &Listed,
+    sealed: &[u8],
+) -> Result<(), Error> {
+    let mut client = db.client().await?;
+    let transaction = client.transaction().await.map_err(unavailable)?;
+    transaction
+        .execute(
+            "INSERT INTO svc_journal (env, name, sealed) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            &[&env, &name, &sealed],
+        )
+        .await
+        .map_err(unavailable)?;
+    if !listed.is_sent() {
+        transaction
+            .execute(
+                "DELETE FROM svc_journal WHERE env = $1 AND name = $2",
+                &[&env, &listed.sent_name()],
+            )
+            .await
+            .map_err(unavailable)?;
+    }
+    transaction.commit().await.map_err(unavailable)
+}
+
+/// The recovery journal in `svc_journal`, with its spool.
+pub(super) struct PgJournal {
+    db: Database,
+    env: String,
+    spool: Arc<Spool>,
+    /// The environment's recipients as last read: answers are sealed to
+    /// them when the database cannot tell.
+    recipients: Mutex<Option<String>>,
+}
+
+impl PgJournal {
+    pub(super) fn new(db: Database, env: &str, spool: Arc<Spool>) -> PgJournal {
+        PgJournal {
+            db,
+            env: env.to_string(),
+            spool,
+            recipients: Mutex::new(None),
+        }
+    }
+
+    /// The environment's recipients, from the database when it answers,
+    /// else as last read.
+    pub(super) async fn recipients(&self) -> Result<String, Error> {
+        let read = within(&self.db.shown, async {
+            let client = self.db.client().await?;
+            let row = client
+                .query_opt(
+                    "SELECT recipients FROM svc_environments WHERE name = $1",
+                    &[&self.env],
+                )
+                .await
+                .map_err(unavailable)?;
+            Ok(row.map(|r| r.get::<_, String>(0)))
+        })
+        .await;
+        let mut known = self.recipients.lock().unwrap_or_else(|p| p.into_inner());
+        match read {
+            Ok(Some(recipients)) => {
+                *known = Some(recipients.clone());
+                Ok(recipients)
+            }
+            Ok(None) => Err(Error::StoreMissing {
+                env: self.env.clone(),
+                path: self.db.shown.clone().into(),
+            }),
+            Err(error) => known.clone().ok_or(error),
+        }
+    }
+
+    fn seal(entry: &Entry, recipients: &str) -> Result<Vec<u8>, Error> {
+        let json = zeroize::Zeroizing::new(
+            serde_json::to_vec(entry).map_err(|e| Error::Invalid(e.to_string()))?,
+        );
+        crypto::age_encrypt(&json, recipients)
+    }
+
+    /// Drops what is past the journal's bounds.
+    async fn prune(&self) -> Result<usize, Error> {
+        let listed = self.list_database().await?;
+        let drop = journal::past_bounds(&listed, Utc::now());
+        within(&self.db.shown, async {
+            let client = self.db.client().await?;
+            for l in &drop {
+                client
+                    .execute(
+                        "DELETE FROM svc_journal WHERE env = $1 AND name = $2",
+                        &[&self.env, &l.handle],
+                    )
+                    .await
+                    .map_err(unavailable)?;
+            }
+            Ok(drop.len())
+        })
+        .await
+    }
+
+    async fn list_database(&self) -> Result<Vec<Listed>, Error> {
+        within(&self.db.shown, async {
+            let client = self.db.client().await?;
+            let rows = client
+                .query(
+                    "SELECT name, octet_length(sealed) FROM svc_journal WHERE env = $1 ORDER BY name",
+                    &[&self.env],
+                )
+                .await
+                .map_err(unavailable)?;
+            Ok(rows
+                .iter()
+                .filter_map(|r| {
+                    let name: String = r.get(0);
+                    let bytes: i32 = r.get(1);
+                    Listed::parse_name(&name, name.clone(), bytes.max(0) as u64)
+                })
+                .collect())
+        })
+        .await
+    }
+
+    async fn delete_where(&self, sql: &str, value: &str) -> Result<usize, Error> {
+        within(&self.db.shown, async {
+            let client = self.db.client().await?;
+            let removed = client
+                .execute(sql, &[&self.env, &value])
+                .await
+                .map_err(unavailable)?;
+            Ok(removed as usize)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl JournalStore for PgJournal {
+    fn describe(&self) -> String {
+        format!(
+            "the recovery journal of `{}` in {} (and `{}` while it cannot be reached)",
+            self.env,
+            self.db.shown,
+            self.spool.dir().display()
+        )
+    }
+
+    async fn record(&self, entry: &Entry) -> Result<usize, Error> {
+        let recipients = self.recipients().await?;
+        let sealed = Self::seal(entry, &recipients)?;
+        let name = journal::entry_name(entry);
+        // On this host first: kept, whatever the database does next.
+        let spool = self.spool.clone();
+        let (spooled_name, spooled) = (name.clone(), sealed.clone());
+        tokio::task::spawn_blocking(move || spool.files.keep_sealed(&spooled_name, &spooled))
+            .await
+            .map_err(|_| Error::Invalid("a file task stopped unexpectedly".into()))??;
+        let listed = Listed::parse_name(&name, name.clone(), sealed.len() as u64)
+            .ok_or_else(|| Error::Invalid(format!("`{name}` is not a journal entry's name")))?;
+        match within(
+            &self.db.shown,
+            insert(&self.db, &self.env, &name, &listed, &sealed),
+        )
+        .await
+        {
+            Ok(()) => {
+                let path = self.spool.dir().join(format!("{name}.age"));
+                let in_spool = Listed {
+                    handle: path.to_string_lossy().into_owned(),
+                    ..listed
+                };
+                self.spool.files.forget(&in_spool)?;
+                self.prune().await
+            }
+            Err(error) => {
+                tracing::warn!(
+                    "the answer of run {} is kept in `{}` until the database answers again: {error}",
+                    entry.run_id,
+                    self.spool.dir().display()
+                );
+                Ok(0)
+            }
+        }
+    }
+
+    async fn sending(&self, entry: &Entry) -> Result<(), Error> {
+        let recipients = self.recipients().await?;
+        let sealed = Self::seal(entry, &recipients)?;
+        let name = journal::entry_name(entry);
+        within(&self.db.shown, async {
+            let client = self.db.client().await?;
+            client
+                .execute(
+                    "INSERT INTO svc_journal (env, name, sealed) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                    &[&self.env, &name, &sealed],
+                )
+                .await
+                .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list(&self) -> Result<Vec<Listed>, Error> {
+        self.spool.flush(&self.db).await?;
+        self.list_database().await
+    }
+
+    async fn read(&self, listed: &Listed, identities: &Identities) -> Result<Entry, Error> {
+        let sealed: Vec<u8> = within(&self.db.shown, async {
+            let client = self.db.client().await?;
+            let row = client
+                .query_opt(
+                    "SELECT sealed FROM svc_journal WHERE env = $1 AND name = $2",
+                    &[&self.env, &listed.handle],
+                )
+                .await
+                .map_err(unavailable)?
+                .ok_or_else(|| {
+                    Error::Invalid(format!("answer `{}` is no longer kept", listed.handle))
+                })?;
+            Ok(row.get(0))
+        })
+        .await?;
+        let what = format!("answer `{}` of the recovery journal", listed.handle);
+        let plaintext = crypto::age_decrypt(&sealed, identities, &what)?;
+        journal::parse_entry(Path::new(&what), &plaintext)
+    }
+
+    async fn settled(&self, endpoint: &str, run_id: &str) -> Result<usize, Error> {
+        let mut removed = 0;
+        for listed in self.list_database().await? {
+            if listed.endpoint == endpoint && listed.run_id.as_str() <= run_id {
+                removed += self
+                    .delete_where(
+                        "DELETE FROM svc_journal WHERE env = $1 AND name = $2",
+                        &listed.handle,
+                    )
+                    .await?;
+            }
+        }
+        Ok(removed)
+    }
+
+    async fn discard(&self, run_id: &str) -> Result<usize, Error> {
+        self.spool.flush(&self.db).await?;
+        self.delete_where(
+            "DELETE FROM svc_journal WHERE env = $1 AND name LIKE $2",
+            &format!("{run_id}-%"),
+        )
+        .await
+    }
+
+    async fn flush(&self) -> Result<usize, Error> {
+        self.spool.flush(&self.db).await
+    }
+}
