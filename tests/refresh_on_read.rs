@@ -21,6 +21,8 @@ enum Mode {
     Grant,
     /// 400 `invalid_client`.
     Refuse,
+    /// As `Grant`, with tokens that live 60 s: less than `min_valid` (5m).
+    ShortLived,
 }
 
 #[derive(Default)]
@@ -110,9 +112,12 @@ fn answer(stream: std::net::TcpStream, mode: Mode, state: &(Mutex<State>, Condva
         number
     };
     let (status, body) = match mode {
-        Mode::Grant => (
+        Mode::Grant | Mode::ShortLived => (
             "200 OK",
-            format!(r#"{{"access_token": "fresh-token-{number}", "expires_in": 3600}}"#),
+            format!(
+                r#"{{"access_token": "fresh-token-{number}", "expires_in": {}}}"#,
+                if mode == Mode::Grant { 3600 } else { 60 }
+            ),
         ),
         Mode::Refuse => (
             "400 Bad Request",
@@ -261,6 +266,55 @@ fn concurrent_reads_of_a_due_secret_refresh_it_once_and_all_get_the_new_value() 
     let answer = server.call("GET", "/api/secrets/API_TOKEN", Some(&key), None);
     assert_eq!(answer.json()["value"], "fresh-token-1");
     assert_eq!(tokens.requests(), 1);
+}
+
+#[test]
+fn tokens_that_live_less_than_min_valid_are_refreshed_once_not_by_every_read() {
+    // The provider's tokens live 60 s; reads want 5 minutes left.
+    let tokens = TokenServer::start(Mode::ShortLived, true);
+    let p = project(&tokens, "1m");
+    let key = p.key("app", &[]);
+    let server = Arc::new(p.serve(&["app.svc", "--env", "dev", "--no-schedules"]));
+    let readers: Vec<_> = (0..50)
+        .map(|_| {
+            let server = server.clone();
+            let key = key.clone();
+            std::thread::spawn(move || {
+                server.call("GET", "/api/secrets/API_TOKEN", Some(&key), None)
+            })
+        })
+        .collect();
+    for reader in readers {
+        let answer = reader.join().unwrap();
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        assert_eq!(answer.json()["value"], "fresh-token-1", "{}", answer.body);
+    }
+    assert_eq!(
+        tokens.requests(),
+        1,
+        "the readers took one refresh's result"
+    );
+    // Half its life is left: later reads hand it out as it is.
+    for _ in 0..10 {
+        let answer = server.call("GET", "/api/secrets/API_TOKEN", Some(&key), None);
+        assert_eq!(answer.json()["value"], "fresh-token-1");
+    }
+    assert_eq!(tokens.requests(), 1);
+    assert!(
+        server
+            .stderr()
+            .contains("no longer than its `min_valid` (5m)"),
+        "the refresh said so:\n{}",
+        server.stderr()
+    );
+    let doctor = p.svc().args(["doctor", "--env", "dev"]).run();
+    assert!(
+        doctor
+            .stdout
+            .contains("warn  refresh on read: `API_TOKEN` is valid for 60s"),
+        "{}",
+        doctor.all_output()
+    );
 }
 
 #[test]

@@ -99,8 +99,11 @@ fn logs_and_the_audit_log_are_never_written_through_a_link() {
 
     let answer = server.call("GET", "/api/services/app/hello", Some(&bot), None);
     assert_eq!(answer.status, 200, "{}", answer.body);
+    // A read that cannot be audited is refused: no value without a record.
     let answer = server.call("GET", "/api/secrets/SHARED_TOKEN", Some(&viewer), None);
-    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert_eq!(answer.status, 503, "{}", answer.body);
+    assert_eq!(answer.json()["error"]["code"], "audit_unavailable");
+    assert!(!answer.body.contains(SHARED));
     // Both refusals are said, clearly.
     assert!(
         eventually(10, || server.stderr().matches("is a symbolic link").count()
@@ -964,4 +967,84 @@ fn tls_handshakes_have_the_header_timeout_and_shutdown_does_not_wait_for_stalled
         "{:?}",
         started.elapsed()
     );
+}
+
+// ---------------------------------------------------------------------------
+// The audit log fails closed.
+
+/// `sh` that runs the rest of its arguments with files limited to 64
+/// blocks: an append past that fails (EFBIG) as on a full disk, and the
+/// ignored XFSZ signal stays ignored across exec, so svc sees the error.
+const SMALL_FILES: [&str; 3] = ["sh", "-c", "trap '' XFSZ; ulimit -f 64; exec \"$0\" \"$@\""];
+
+#[test]
+fn a_read_that_cannot_be_audited_is_refused_and_readyz_says_so() {
+    let p = project("");
+    let viewer = p.key("viewer", &[]);
+    let audit = p.path().join("logs/dev/audit.jsonl");
+    std::fs::create_dir_all(audit.parent().unwrap()).unwrap();
+    // Past the limit: every append fails.
+    std::fs::write(&audit, "x".repeat(256 * 1024)).unwrap();
+    let server = p.serve_wrapped(&SMALL_FILES, &["app.svc", "--env", "dev", "--no-schedules"]);
+    let read = server.call("GET", "/api/secrets/SHARED_TOKEN", Some(&viewer), None);
+    assert_eq!(read.status, 503, "{}", read.body);
+    assert_eq!(read.json()["error"]["code"], "audit_unavailable");
+    assert!(!read.body.contains(SHARED));
+    let ready = server.call("GET", "/readyz", None, None);
+    assert_eq!(ready.status, 503, "{}", ready.body);
+    assert_eq!(ready.json()["error"]["code"], "audit_unavailable");
+    let health = server.call("GET", "/healthz", None, None).json();
+    assert_eq!(health["audit"]["state"], "unavailable", "{health}");
+    // Room again: /readyz finds out by itself, and reads are served.
+    std::fs::write(&audit, "").unwrap();
+    assert!(eventually(10, || server
+        .call("GET", "/readyz", None, None)
+        .status
+        == 200));
+    let read = server.call("GET", "/api/secrets/SHARED_TOKEN", Some(&viewer), None);
+    assert_eq!(read.status, 200, "{}", read.body);
+    let lines = std::fs::read_to_string(&audit).unwrap();
+    assert!(lines.contains("\"action\":\"read\""), "{lines}");
+    assert!(!lines.contains(SHARED) && !server.stderr().contains(SHARED));
+}
+
+#[test]
+fn svc_secret_get_is_audited_and_prints_nothing_it_cannot_audit() {
+    let p = project("");
+    let read = p
+        .svc()
+        .args(["secret", "get", "SHARED_TOKEN", "--env", "dev"])
+        .run();
+    assert_eq!(read.status, 0, "{}", read.all_output());
+    assert_eq!(read.stdout.trim(), SHARED);
+    let audit = p.path().join("logs/dev/audit.jsonl");
+    let lines = std::fs::read_to_string(&audit).unwrap();
+    let line: serde_json::Value = serde_json::from_str(lines.lines().last().unwrap()).unwrap();
+    assert_eq!(line["secret"], "SHARED_TOKEN");
+    assert_eq!(line["action"], "read");
+    assert_eq!(line["via"], "cli");
+    assert_eq!(line["recipient"], p.key.public.as_str(), "{line}");
+    assert!(line["user"].is_string(), "{line}");
+    assert!(!lines.contains(SHARED));
+
+    // A full disk: no record, so no value, and exit 1.
+    std::fs::write(&audit, "x".repeat(256 * 1024)).unwrap();
+    let svc = env!("CARGO_BIN_EXE_svc");
+    let refused: common::Run = std::process::Command::new(SMALL_FILES[0])
+        .args(&SMALL_FILES[1..])
+        .args([svc, "secret", "get", "SHARED_TOKEN", "--env", "dev"])
+        .current_dir(p.path())
+        .env("SVC_IDENTITY", &p.key.path)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap()
+        .into();
+    assert_eq!(refused.status, 1, "{}", refused.all_output());
+    assert!(refused.stdout.is_empty(), "{}", refused.stdout);
+    assert!(
+        refused.stderr.contains("svc::audit::unavailable"),
+        "{}",
+        refused.stderr
+    );
+    assert!(!refused.all_output().contains(SHARED));
 }

@@ -31,6 +31,12 @@ impl Report {
         outln!("ok    {topic}: {}", what.as_ref());
     }
 
+    /// Worth knowing, and no failure.
+    fn warn(&mut self, topic: &str, what: impl AsRef<str>, fix: impl AsRef<str>) {
+        outln!("warn  {topic}: {}", what.as_ref());
+        outln!("      fix: {}", fix.as_ref());
+    }
+
     fn fail(&mut self, topic: &str, what: impl AsRef<str>, fix: impl AsRef<str>) {
         self.failed += 1;
         outln!("FAIL  {topic}: {}", what.as_ref());
@@ -66,6 +72,7 @@ pub fn run(args: DoctorArgs) -> ExitCode {
     let opened = store_check(&mut report, &place);
     if let (Some(checked), Some((document, identities))) = (&checked, &opened) {
         values_check(&mut report, checked, document, &env);
+        refresh_check(&mut report, checked, document);
         match block_on(place.backend.keys.keys(identities)) {
             Ok(keys) => keys_check(&mut report, checked, &keys),
             Err(error) => report.fail(
@@ -99,6 +106,7 @@ pub fn run(args: DoctorArgs) -> ExitCode {
             ),
         }
     }
+    journal_check(&mut report, &place);
     clock_check(&mut report, &place);
     if report.failed == 0 {
         outln!("\nall is well in `{env}`");
@@ -256,6 +264,73 @@ fn values_check(report: &mut Report, checked: &CheckedProgram, document: &Docume
                 format!("`svc secret set {name} --env {env}` (the value comes from stdin)"),
             );
         }
+    }
+}
+
+/// A token refreshed on read that its provider makes no longer-lived than
+/// its `min_valid` would be refreshed by every read: reads hand it out
+/// until half its lifetime is left instead, which the user should know.
+fn refresh_check(report: &mut Report, checked: &CheckedProgram, document: &Document) {
+    for secret in &checked.program.secrets {
+        let Some(refresher) = &secret.refreshed_by else {
+            continue;
+        };
+        let min_valid = refresher
+            .min_valid
+            .as_ref()
+            .and_then(|d| d.value)
+            .unwrap_or_default();
+        let name = secret.name.as_str();
+        if let Some(warning) = document
+            .get(name)
+            .and_then(|entry| crate::run::refresh::short_lived(name, entry, min_valid))
+        {
+            report.warn(
+                "refresh on read",
+                warning,
+                format!(
+                    "lower `min_valid` of `{name}` below the provider's token lifetime, or ask \
+                     the provider for longer-lived tokens"
+                ),
+            );
+        }
+    }
+}
+
+/// The recovery journal holds no answer that waits to be stored: such an
+/// answer holds back every run of its endpoint (`run::settle`).
+fn journal_check(report: &mut Report, place: &Place) {
+    let journal = &place.backend.journal;
+    match block_on(journal.list()) {
+        Ok(listed) => {
+            let mut runs: Vec<(&str, &str)> = listed
+                .iter()
+                .filter(|l| l.is_success() || l.is_sent())
+                .map(|l| (l.run_id.as_str(), l.endpoint.as_str()))
+                .collect();
+            runs.dedup();
+            if runs.is_empty() {
+                report.ok("recovery journal", "no answer waits to be stored");
+            }
+            for (run, endpoint) in runs {
+                report.warn(
+                    "recovery journal",
+                    format!(
+                        "run {run} of `{endpoint}` kept an answer that is not stored yet; the \
+                         next run of `{endpoint}` stores it first, or is refused"
+                    ),
+                    format!(
+                        "`svc secret recover --env {}` shows it; `--apply {run}` stores it",
+                        place.env
+                    ),
+                );
+            }
+        }
+        Err(error) => report.fail(
+            "recovery journal",
+            error.to_string(),
+            error.help().unwrap_or_default(),
+        ),
     }
 }
 

@@ -13,10 +13,11 @@ pub fn run(args: ExecArgs) -> ExitCode {
         Ok(place) => place,
         Err(code) => return code,
     };
-    let document = match super::secret::open(&place)
-        .and_then(|identities| super::secret::document(&place, &identities))
-    {
-        Ok(document) => document,
+    let (identities, document) = match super::secret::open(&place).and_then(|identities| {
+        let document = super::secret::document(&place, &identities)?;
+        Ok((identities, document))
+    }) {
+        Ok(opened) => opened,
         Err(error) => return store_error(&error),
     };
     for name in &args.only {
@@ -26,6 +27,16 @@ pub fn run(args: ExecArgs) -> ExitCode {
                 env: place.env.clone(),
             });
         }
+    }
+    // Each secret handed to the command is a read, recorded before it.
+    let handed: Vec<&str> = document
+        .secrets
+        .keys()
+        .map(String::as_str)
+        .filter(|name| args.only.is_empty() || args.only.iter().any(|o| o == name))
+        .collect();
+    if let Err(error) = super::secret::audit_cli_reads(&place, &identities, &handed, "exec") {
+        return store_error(&error);
     }
     let (program, rest) = args.command.split_first().expect("clap requires a command");
     let mut command = std::process::Command::new(program);

@@ -270,9 +270,53 @@ fn get(name: &str, place: &Place) -> Result<(), Error> {
         name: name.to_string(),
         env: place.env.clone(),
     })?;
+    audit_cli_reads(place, &identities, &[name], "read")?;
     let mut stdout = crate::output::writer();
     writeln!(stdout, "{}", entry.value.expose())
         .map_err(|e| Error::io("write", Path::new("standard output"), e))
+}
+
+/// Records a read of secrets from the command line in the environment's
+/// audit log, where `svc serve` records its reads: who (the local user,
+/// and the public key of the identity that opened the store) read what.
+/// A read that cannot be recorded prints nothing: the caller returns the
+/// error before any value.
+pub fn audit_cli_reads(
+    place: &Place,
+    identities: &Identities,
+    names: &[&str],
+    action: &str,
+) -> Result<(), Error> {
+    let recipients = block_on(place.backend.secrets.recipients()).unwrap_or_default();
+    let opened_by = identities
+        .public_keys()
+        .iter()
+        .find(|key| recipients.iter().any(|line| keys::same_key(line, key)))
+        .or_else(|| identities.public_keys().first())
+        .cloned()
+        .unwrap_or_else(|| identities.label.clone());
+    for name in names {
+        let line = serde_json::json!({
+            "at": document::now(),
+            "user": local_user(),
+            "recipient": opened_by,
+            "secret": name,
+            "action": action,
+            "via": "cli",
+        });
+        block_on(place.backend.logs.audit(&line)).map_err(|error| Error::AuditUnavailable {
+            problem: error.to_string(),
+        })?;
+    }
+    Ok(())
+}
+
+/// The local user, as the audit log names them.
+fn local_user() -> String {
+    std::env::var("USER")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| format!("uid {}", rustix::process::getuid().as_raw()))
 }
 
 /// `svc secret get NAME --fresh`: refreshed first when its `refreshed_by`
@@ -325,6 +369,10 @@ fn get_fresh(
                     env: place.env.clone(),
                 });
             };
+            let identities = engine.keys.as_deref().expect("opened above");
+            if let Err(error) = audit_cli_reads(place, identities, &[name], "read") {
+                return store_error(&error);
+            }
             let mut stdout = crate::output::writer();
             match writeln!(stdout, "{}", entry.value.expose()) {
                 Ok(()) => exit::code(exit::SUCCESS),

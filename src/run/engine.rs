@@ -264,6 +264,7 @@ impl Engine {
             based_on: BTreeMap::new(),
             settled: Vec::new(),
             sends: 0,
+            settling: false,
         };
         let identity = self
             .script
@@ -467,6 +468,7 @@ impl Engine {
             based_on: BTreeMap::new(),
             settled: Vec::new(),
             sends: 0,
+            settling: false,
         };
         let result = run
             .hook(service_decl, identity_decl, params, body, error.cloned())

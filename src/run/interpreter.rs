@@ -78,6 +78,9 @@ pub(super) struct Run<'e> {
     /// Requests that presented a secret so far: the journal numbers their
     /// answers by it.
     pub(super) sends: u32,
+    /// Replaying another run's kept answers to settle them (`run::settle`),
+    /// which forgets them itself.
+    pub(super) settling: bool,
 }
 
 /// The most items a `foreach` goes over, as `while` is bounded by its `max`.
@@ -185,6 +188,23 @@ impl<'e> Run<'e> {
                     Ok(())
                 };
                 result = loaded.and_then(|()| self.respond(&mut frame, response).map(Some));
+            }
+            // The answers a successful run kept go while it still holds the
+            // lock: the next run must not find them and take them for
+            // unsettled ones.
+            if result.is_ok()
+                && depth == 0
+                && !self.settling
+                && !self.dry_run
+                && !self.held.is_empty()
+                && let Err(e) = self
+                    .engine
+                    .backend
+                    .journal
+                    .settled(&key, &self.run_id)
+                    .await
+            {
+                tracing::warn!("cannot prune the recovery journal: {e}");
             }
             if locked {
                 self.held.retain(|(k, _)| *k != key);

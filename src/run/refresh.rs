@@ -22,8 +22,44 @@ use crate::backend::LockFailure;
 use crate::secrets::{self, Entry};
 use crate::syntax::ast::RefreshedBy;
 
-/// One gate per secret.
-pub type Gates = Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>;
+/// One gate per secret, and the versions this process's refreshes made
+/// that live no longer than their `min_valid`.
+#[derive(Default)]
+pub struct Gates {
+    gates: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// A refresh cannot make these fresh: they are handed out until half
+    /// their lifetime is left instead of being refreshed by every read.
+    short_lived: Mutex<HashMap<String, u64>>,
+}
+
+impl Gates {
+    fn gate(&self, name: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut gates = self.gates.lock().unwrap_or_else(|p| p.into_inner());
+        gates.entry(name.to_string()).or_default().clone()
+    }
+
+    /// Whether `entry` is a short-lived version a refresh of this process
+    /// made, with half its lifetime left.
+    fn good_enough(&self, name: &str, entry: Option<&Entry>, now: DateTime<Utc>) -> bool {
+        let Some(entry) = entry else {
+            return false;
+        };
+        let made = self
+            .short_lived
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .copied();
+        made == Some(entry.version) && half_left(entry, now)
+    }
+
+    fn made_short_lived(&self, name: &str, version: u64) {
+        self.short_lived
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_string(), version);
+    }
+}
 
 /// What a read found.
 #[derive(Debug)]
@@ -73,6 +109,43 @@ pub fn is_fresh(entry: Option<&Entry>, min_valid: Duration, now: DateTime<Utc>) 
         .is_some_and(|limit| expires_at > limit)
 }
 
+/// A token's lifetime as it was stored: from its update to its expiry.
+pub fn lifetime(entry: &Entry) -> Option<chrono::TimeDelta> {
+    let lifetime = entry.expires_at? - entry.updated_at?;
+    (lifetime > chrono::TimeDelta::zero()).then_some(lifetime)
+}
+
+/// Whether half of an entry's lifetime is still ahead of `now`.
+fn half_left(entry: &Entry, now: DateTime<Utc>) -> bool {
+    match (lifetime(entry), entry.expires_at) {
+        (Some(lifetime), Some(expires_at)) => expires_at - now > lifetime / 2,
+        _ => false,
+    }
+}
+
+/// What a refresh that made a token shorter-lived than `min_valid` says.
+pub fn short_lived(name: &str, entry: &Entry, min_valid: Duration) -> Option<String> {
+    let lifetime = lifetime(entry)?;
+    let declared = chrono::TimeDelta::from_std(min_valid).ok()?;
+    (lifetime <= declared).then(|| {
+        format!(
+            "`{name}` is valid for {}s after its refresh, no longer than its `min_valid` ({}): \
+             reads hand it out until half of that is left, then refresh it",
+            lifetime.num_seconds(),
+            crate::syntax::duration::format(min_valid)
+        )
+    })
+}
+
+/// Whether the value changed since a reader looked (another reader's
+/// refresh, or a write): that reader takes it rather than refresh again,
+/// while it has not expired.
+fn changed_since(seen: Option<u64>, now_stored: Option<&Entry>, now: DateTime<Utc>) -> bool {
+    now_stored.is_some_and(|entry| {
+        Some(entry.version) != seen && entry.expires_at.is_none_or(|at| at > now)
+    })
+}
+
 impl Engine {
     /// The refresher of a secret, if it is declared with one.
     pub fn refresher(&self, secret: &str) -> Option<&RefreshedBy> {
@@ -94,20 +167,24 @@ impl Engine {
             .as_ref()
             .and_then(|d| d.value)
             .unwrap_or(Duration::ZERO);
-        if is_fresh(current.as_ref(), min_valid, Utc::now()) {
+        let usable = |entry: Option<&Entry>| {
+            let now = Utc::now();
+            is_fresh(entry, min_valid, now) || self.refreshing.good_enough(name, entry, now)
+        };
+        if usable(current.as_ref()) {
             return Ok(Fresh {
                 entry: current,
                 refreshed: None,
             });
         }
+        // The version this reader found stale: a reader that waited while
+        // another refreshed takes that refresh's result.
+        let seen = current.as_ref().map(|e| e.version);
         // Readers of this process queue here; the first refreshes.
-        let gate = {
-            let mut gates = self.refreshing.lock().unwrap_or_else(|p| p.into_inner());
-            gates.entry(name.to_string()).or_default().clone()
-        };
+        let gate = self.refreshing.gate(name);
         let _turn = gate.lock().await;
         let current = self.current(name).await?;
-        if is_fresh(current.as_ref(), min_valid, Utc::now()) {
+        if changed_since(seen, current.as_ref(), Utc::now()) || usable(current.as_ref()) {
             return Ok(Fresh {
                 entry: current,
                 refreshed: None,
@@ -134,7 +211,8 @@ impl Engine {
             Err(LockFailure::Failed(error)) => return Err(FreshError::Store(error)),
         };
         let before = self.current(name).await?;
-        if is_fresh(before.as_ref(), min_valid, Utc::now()) {
+        // Another process may have refreshed it while this one waited.
+        if changed_since(seen, before.as_ref(), Utc::now()) || usable(before.as_ref()) {
             return Ok(Fresh {
                 entry: before,
                 refreshed: None,
@@ -205,6 +283,14 @@ impl Engine {
                 )),
                 record: Some(Box::new(record)),
             });
+        }
+        if let Some(entry) = &after
+            && let Some(warning) = short_lived(name, entry, min_valid)
+        {
+            // Refreshing again would make no fresher token: this one is
+            // handed out until half its lifetime is left.
+            self.refreshing.made_short_lived(name, entry.version);
+            tracing::warn!(env = self.env(), run = record.id.as_str(), "{warning}");
         }
         Ok(Fresh {
             entry: after,

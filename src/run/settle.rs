@@ -125,10 +125,12 @@ impl Run<'_> {
         };
         let keys = self.keys()?;
         let journal = self.engine.backend.journal.clone();
-        let entry = journal
-            .read(first, &keys)
-            .await
-            .map_err(|e| store_failure(&e))?;
+        let entry = match journal.read(first, &keys).await {
+            Ok(entry) => entry,
+            // Settled meanwhile by the run that kept it (or another).
+            Err(_) if !self.still_kept(run_id).await? => return Ok(Settled::Done),
+            Err(e) => return Err(store_failure(&e)),
+        };
         if self.obsolete(&entry).await? {
             journal
                 .discard(run_id)
@@ -168,6 +170,18 @@ impl Run<'_> {
             .await
             .map_err(|e| store_failure(&e))?;
         Ok(Settled::Done)
+    }
+
+    /// Whether the journal still keeps anything of a run.
+    async fn still_kept(&self, run_id: &str) -> Result<bool, RunError> {
+        let listed = self
+            .engine
+            .backend
+            .journal
+            .list()
+            .await
+            .map_err(|e| store_failure(&e))?;
+        Ok(listed.iter().any(|l| l.run_id == run_id))
     }
 
     /// Whether a secret the journaled run read under its lock has been
@@ -216,7 +230,9 @@ impl Run<'_> {
         });
         let outer_key = std::mem::replace(&mut self.endpoint_key, first.endpoint.clone());
         let params = std::borrow::Cow::Owned(first.params.clone());
+        self.settling = true;
         let (_, result) = self.endpoint(service, endpoint, identity, params, 0).await;
+        self.settling = false;
         self.replay = outer_replay;
         self.endpoint_key = outer_key;
         // What it stored is what this run reads next.

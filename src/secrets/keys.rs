@@ -123,6 +123,9 @@ pub struct Identities {
     /// Who writes, for `updated_by`: the public key when it is known.
     pub label: String,
     pub files: Vec<PathBuf>,
+    /// The public key of each identity (`age1...`), or `ssh key FILE` for
+    /// an SSH key, in the order they were read.
+    public: Vec<String>,
 }
 
 impl Identities {
@@ -131,6 +134,7 @@ impl Identities {
     pub fn read(paths: &[PathBuf]) -> Result<Identities, Error> {
         let mut keys: Vec<Box<dyn age::Identity + Send + Sync>> = Vec::new();
         let mut labels = Vec::new();
+        let mut public = Vec::new();
         for path in paths {
             let bytes = zeroize::Zeroizing::new(std::fs::read(path).map_err(|source| {
                 Error::IdentityUnreadable {
@@ -164,6 +168,7 @@ impl Identities {
                     }
                 }
                 labels.push(format!("ssh key {}", file_name(path)));
+                public.push(format!("ssh key {}", file_name(path)));
                 keys.push(Box::new(identity));
                 continue;
             }
@@ -187,6 +192,7 @@ impl Identities {
                         ),
                     })?;
                 labels.push(short_key(&identity.to_public().to_string()));
+                public.push(identity.to_public().to_string());
                 keys.push(Box::new(identity));
                 found += 1;
             }
@@ -213,7 +219,13 @@ impl Identities {
             keys: std::sync::Arc::new(keys),
             label,
             files: paths.to_vec(),
+            public,
         })
+    }
+
+    /// The public key of each identity (`ssh key FILE` for an SSH key).
+    pub fn public_keys(&self) -> &[String] {
+        &self.public
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &dyn age::Identity> {

@@ -84,6 +84,8 @@ pub enum Error {
     Unavailable { problem: String },
     #[error("the run lost its lock before its write could be committed; nothing was written")]
     LockLost,
+    #[error("the read cannot be recorded in the audit log, so no value is given: {problem}")]
+    AuditUnavailable { problem: String },
 }
 
 impl Error {
@@ -129,6 +131,7 @@ impl Error {
             Error::Conflict { .. } => "svc::store::conflict",
             Error::Unavailable { .. } => "svc::backend::unavailable",
             Error::LockLost => "svc::run::lock_lost",
+            Error::AuditUnavailable { .. } => "svc::audit::unavailable",
         }
     }
 
@@ -207,6 +210,9 @@ impl Error {
             Error::Unavailable { .. } => {
                 "check that the database is up and reachable; svc reconnects by itself".into()
             }
+            Error::AuditUnavailable { .. } => "every read of a secret is recorded first: free space where \
+                the audit log is written (LOG_DIR), or bring the database back, and read again"
+                .into(),
             Error::LockLost => "the database ended the lock's session (a restart, a fail-over, or \
                                 an administrator); the answer is kept in the recovery journal, and \
                                 the next run of the endpoint applies it before it sends anything"

@@ -240,20 +240,39 @@ pub async fn healthz(State(app): State<Arc<App>>) -> Response {
             }
         }
     }
+    if app.audit_ready().await {
+        document["audit"] = json!({"state": "ok"});
+    } else {
+        document["audit"] = json!({"state": "unavailable"});
+        if status == StatusCode::OK {
+            document["status"] = json!("degraded");
+        }
+    }
     (status, Json(document)).into_response()
 }
 
 /// Readiness: 200 when the backend answers, so a load balancer sends no
 /// request to a replica that cannot run it.
 pub async fn readyz(State(app): State<Arc<App>>) -> Response {
-    match backend_answers(&app).await {
-        Ok(()) => (StatusCode::OK, Json(json!({"status": "ready"}))).into_response(),
-        Err(problem) => (
+    let unavailable = |code: &str, problem: String| {
+        (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "unavailable", "error": {"code": "backend_unavailable", "message": problem}})),
+            Json(json!({"status": "unavailable", "error": {"code": code, "message": problem}})),
         )
-            .into_response(),
+            .into_response()
+    };
+    if let Err(problem) = backend_answers(&app).await {
+        return unavailable("backend_unavailable", problem);
     }
+    // Reads are refused while they cannot be audited: this replica is of
+    // no use to a load balancer then.
+    if !app.audit_ready().await {
+        return unavailable(
+            "audit_unavailable",
+            "the audit log cannot be written; the server's log says why".into(),
+        );
+    }
+    (StatusCode::OK, Json(json!({"status": "ready"}))).into_response()
 }
 
 pub async fn explorer() -> impl IntoResponse {
@@ -271,7 +290,23 @@ pub async fn openapi(State(app): State<Arc<App>>) -> Json<Value> {
 }
 
 pub async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
-    if let Ok(document) = store_document(&app).await {
+    // A scrape never waits on a database: it shows the store as last read,
+    // and reads it again behind the answer for the next scrape. Files are
+    // read here (a stat, and a decryption when they changed).
+    let document = if app.engine.backend.is_shared() {
+        use std::sync::atomic::Ordering;
+        if !app.metrics_reading.swap(true, Ordering::SeqCst) {
+            let reader = app.clone();
+            tokio::spawn(async move {
+                let _ = reader.engine.store_document().await;
+                reader.metrics_reading.store(false, Ordering::SeqCst);
+            });
+        }
+        app.engine.backend.secrets.cached_document()
+    } else {
+        store_document(&app).await.ok()
+    };
+    if let Some(document) = document {
         let now = Utc::now();
         for (name, entry) in &document.secrets {
             if let Some(expires_at) = entry.expires_at {
@@ -766,7 +801,8 @@ pub async fn read_secret(
         .identity(&caller.identity)
         .expect("authenticated");
     if !app.script.can_read_secret(identity, &name) {
-        app.audit(&caller, &name, "denied").await;
+        // Refused either way: a record that cannot be written changes nothing.
+        let _ = app.audit(&caller, &name, "denied").await;
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
@@ -788,7 +824,17 @@ pub async fn read_secret(
             format!("`{name}` has no value in this environment"),
         ));
     };
-    app.audit(&caller, &name, "read").await;
+    // Recorded before the value leaves, or it does not leave.
+    if app.audit(&caller, &name, "read").await.is_err() {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "audit_unavailable",
+            format!(
+                "the read of `{name}` cannot be recorded in the audit log, so it is refused; the \
+                 server's log says why"
+            ),
+        ));
+    }
     let body = json!({
         "name": name,
         "value": entry.value.expose(),
@@ -835,7 +881,7 @@ async fn fresh_entry(
             help,
             record,
         }) => {
-            app.audit(caller, name, "refresh_failed").await;
+            let _ = app.audit(caller, name, "refresh_failed").await;
             let mut details = serde_json::Map::new();
             let backend_down = code == "svc::backend::unavailable";
             let public_message = if code.starts_with("svc::store::") || backend_down {

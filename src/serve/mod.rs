@@ -56,6 +56,11 @@ pub struct App {
     pub openapi: Value,
     /// When the server started: overdue schedule runs count their lateness from here.
     pub started_at: chrono::DateTime<chrono::Utc>,
+    /// The last audit record could not be written: reads are refused, and
+    /// `/readyz` fails, until one can.
+    audit_failing: std::sync::atomic::AtomicBool,
+    /// A scrape's read of the store runs behind it (`api::metrics`): one at a time.
+    pub metrics_reading: std::sync::atomic::AtomicBool,
 }
 
 impl App {
@@ -71,6 +76,8 @@ impl App {
             schedules,
             health: health::Health::default(),
             started_at: chrono::Utc::now(),
+            audit_failing: std::sync::atomic::AtomicBool::new(false),
+            metrics_reading: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -107,19 +114,58 @@ impl App {
         }
     }
 
-    /// Appends to the audit log who read (or was denied) which secret,
-    /// never the value.
-    pub async fn audit(&self, caller: &api::Caller, secret: &str, action: &str) {
+    /// Records who read (or was refused) which secret, in the audit log of
+    /// the environment. An error means the record was not written: a read
+    /// that would hand out a value must then be refused (as Vault does).
+    pub async fn audit(
+        &self,
+        caller: &api::Caller,
+        secret: &str,
+        action: &str,
+    ) -> Result<(), crate::secrets::Error> {
         let line = json!({
             "at": crate::secrets::document::now(),
             "identity": caller.identity,
             "key": caller.key_id,
             "secret": secret,
             "action": action,
+            "via": "http",
         });
-        if let Err(e) = self.engine.backend.logs.audit(&line).await {
-            tracing::warn!("cannot write the audit log: {e}");
+        self.record_audit(&line).await
+    }
+
+    async fn record_audit(&self, line: &Value) -> Result<(), crate::secrets::Error> {
+        use std::sync::atomic::Ordering;
+        match self.engine.backend.logs.audit(line).await {
+            Ok(()) => {
+                if self.audit_failing.swap(false, Ordering::SeqCst) {
+                    tracing::info!("the audit log takes records again: reads are served");
+                }
+                Ok(())
+            }
+            Err(error) => {
+                self.audit_failing.store(true, Ordering::SeqCst);
+                tracing::error!(
+                    "{}: cannot write the audit log, so reads of secrets are refused: {error}",
+                    error.code()
+                );
+                Err(error)
+            }
         }
+    }
+
+    /// Whether the audit log takes records. While the last one failed, a
+    /// probe record (no secret, no caller) is tried, so that `/readyz`
+    /// comes back by itself once the disk or the database does.
+    pub async fn audit_ready(&self) -> bool {
+        if !self.audit_failing.load(std::sync::atomic::Ordering::SeqCst) {
+            return true;
+        }
+        let probe = json!({
+            "at": crate::secrets::document::now(),
+            "action": "audit_probe",
+        });
+        self.record_audit(&probe).await.is_ok()
     }
 }
 

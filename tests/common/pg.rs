@@ -55,6 +55,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::OnceLock;
 
+/// A paused server, resumed when dropped.
+pub struct Paused<'a>(&'a Postgres);
+
+impl Drop for Paused<'_> {
+    fn drop(&mut self) {
+        self.0.resume();
+    }
+}
+
 /// A PostgreSQL server of the tests, stopped and deleted when dropped or
 /// when the test process ends.
 pub struct Postgres {
@@ -241,6 +250,66 @@ impl Postgres {
             String::from_utf8_lossy(&output.stderr),
             self.log()
         );
+    }
+
+    /// Pauses the server: SIGSTOP to the postmaster and every process it
+    /// started. Its sockets stay open and connect, and nothing answers, as
+    /// a hung database or a network that drops packets. [`Postgres::resume`]
+    /// lets it go on, as does dropping the guard (a test that panics must
+    /// not leave a stopped server, which not even its watchdog can stop).
+    pub fn pause(&self) -> Paused<'_> {
+        self.signal_all("-STOP");
+        Paused(self)
+    }
+
+    pub fn resume(&self) {
+        self.signal_all("-CONT");
+    }
+
+    fn signal_all(&self, signal: &str) {
+        let pid_file =
+            std::fs::read_to_string(self.dir.join("data/postmaster.pid")).expect("the server runs");
+        let postmaster: u32 = pid_file.lines().next().unwrap().trim().parse().unwrap();
+        let mut pids = vec![postmaster];
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            // `pid (comm) state ppid ...`: comm may hold spaces, not `)`.
+            let parent = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                .and_then(|ppid| ppid.parse::<u32>().ok());
+            if parent == Some(postmaster) {
+                pids.push(pid);
+            }
+        }
+        let status = Command::new("kill")
+            .arg(signal)
+            .args(pids.iter().map(u32::to_string))
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill {signal} {pids:?}");
+    }
+
+    /// Ends the sessions of database `db` that hold an advisory lock
+    /// (`pg_terminate_backend`), as an administrator would; returns how
+    /// many it ended.
+    pub fn terminate_lock_holders(&self, db: &str) -> usize {
+        self.psql(
+            "postgres",
+            &format!(
+                "SELECT count(pg_terminate_backend(pid)) FROM (SELECT DISTINCT pid FROM pg_locks \
+                 WHERE locktype = 'advisory' AND granted AND database = \
+                 (SELECT oid FROM pg_database WHERE datname = '{db}')) AS holders"
+            ),
+        )
+        .trim()
+        .parse()
+        .unwrap()
     }
 
     /// `pg_ctl` for `start` or `restart` with this server's options; `-w`

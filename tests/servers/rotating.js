@@ -8,7 +8,12 @@
 // Config:
 //   {"clients": [{"client_id": "...", "client_secret": "..."}],
 //    "access_token_lifetime": 3600,        // optional, seconds (default 3600)
-//    "refresh_token_lifetime": 1209600}    // optional, seconds (default 14 days)
+//    "refresh_token_lifetime": 1209600,    // optional, seconds (default 14 days)
+//    "answer_delay_ms": 0}                 // optional: a refresh is answered this
+//                                          // long after the token was rotated
+//
+// POST /config {"answer_delay_ms": N} changes the delay while it runs: a slow
+// provider that has already rotated the token when its answer is late.
 //
 // Listens on 127.0.0.1 on a free port and, once ready, prints exactly one line
 // of JSON to stdout:
@@ -72,7 +77,9 @@ for (const [name, value] of [['access_token_lifetime', accessTokenLifetime], ['r
 
 const accessTokens = new Map(); // value -> { accessToken, accessTokenExpiresAt, scope, client, user }
 const refreshTokens = new Map(); // value -> { refreshToken, refreshTokenExpiresAt, scope, client, user, revoked }
+let answerDelayMs = config.answer_delay_ms ?? 0;
 const stats = {
+  received_refresh_grants: 0, // refresh_token grants received, before any answer
   refresh_grants: 0, // refresh_token grants that succeeded
   rejected_refresh_grants: 0, // refresh_token grants rejected with invalid_grant
   reused_refresh_tokens: 0, // ... of which presented an already rotated (revoked) refresh token
@@ -249,9 +256,13 @@ async function token(req, res) {
   const request = new Request({ method: req.method, headers, query: {}, body });
   const response = new Response();
   const isRefresh = body.grant_type === 'refresh_token';
+  if (isRefresh) stats.received_refresh_grants += 1;
   try {
     await oauth.token(request, response);
     if (isRefresh) stats.refresh_grants += 1;
+    if (isRefresh && answerDelayMs > 0) {
+      await new Promise((resolve) => setTimeout(resolve, answerDelayMs));
+    }
     // oauth2-server computes expires_in from the expiry time it just stored,
     // rounding down (3599 for 3600); report the configured lifetime instead.
     response.body.expires_in = accessTokenLifetime;
@@ -341,6 +352,19 @@ const routes = {
     seed(req, res, body ?? {});
   },
   'GET /stats': async (req, res) => send(res, 200, stats),
+  'POST /config': async (req, res) => {
+    const text = await readBody(req);
+    let body;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      throw new HttpError(400, 'invalid_request', 'body must be JSON');
+    }
+    const delay = body?.answer_delay_ms;
+    if (!Number.isInteger(delay) || delay < 0) throw new HttpError(400, 'invalid_request', 'answer_delay_ms must be a non-negative integer');
+    answerDelayMs = delay;
+    send(res, 200, { answer_delay_ms: answerDelayMs });
+  },
 };
 
 const server = http.createServer((req, res) => {

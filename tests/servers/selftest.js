@@ -476,7 +476,20 @@ async function testRotating() {
     const res = await fetch(statsUrl);
     assert.equal(res.status, 200);
     const stats = await res.json();
-    assert.deepEqual(stats, expected);
+    const { received_refresh_grants: received, ...counted } = stats;
+    assert.deepEqual(counted, expected);
+    assert.ok(received >= expected.refresh_grants + expected.rejected_refresh_grants, JSON.stringify(stats));
+  });
+  await check('rotating: POST /config delays the answer of a rotated token', async () => {
+    const configUrl = new URL('/config', tokenUrl).href;
+    assert.equal((await postJson(configUrl, { answer_delay_ms: 300 })).status, 200);
+    const { json } = await postJson(seedUrl, { client_id: 'client-b' });
+    const started = Date.now();
+    const r = await refresh(json.refresh_token, { auth: ['client-b', 'secret-b'] });
+    assertTokenResponse(r);
+    assert.ok(Date.now() - started >= 300, 'answered after the delay');
+    assert.equal((await postJson(configUrl, { answer_delay_ms: 0 })).status, 200);
+    assert.equal((await postJson(configUrl, { answer_delay_ms: -1 })).status, 400);
   });
   await check('rotating: access_token_lifetime is honoured', async () => {
     const p = await start('rotating.js', { ...config, access_token_lifetime: 1 });

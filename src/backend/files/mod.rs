@@ -193,6 +193,14 @@ impl SecretStore for FileSecrets {
         Ok((changed, Some(document)))
     }
 
+    fn cached_document(&self) -> Option<Arc<Document>> {
+        self.cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|(_, document)| document.clone())
+    }
+
     async fn recipients(&self) -> Result<Vec<String>, Error> {
         Ok(RecipientsFile::read(&self.store.recipients_path())?.lines)
     }

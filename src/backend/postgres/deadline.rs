@@ -4,12 +4,15 @@
 //! paused server, a network that drops packets) would hold every request
 //! that reads a secret, and every connection slot of `svc serve`, for as
 //! long as it lasts. So each store of the PostgreSQL backend is wrapped
-//! here: a call that has no answer within [`CALL_DEADLINE`] fails as
-//! unavailable (503 `backend_unavailable` to an HTTP caller), and the
-//! server's `statement_timeout` ends what the client gave up on. The
-//! journal and the locks bound their own calls (`journal`, `locks`): a
-//! journal write must not be cut off after its answer reached the local
-//! spool, and a lock waits for as long as its caller says.
+//! here: a call fails as unavailable (503 `backend_unavailable` to an HTTP
+//! caller) once the database has answered nothing for [`super::STALL`]
+//! (4 s), or after [`LONGEST_CALL`] in any case; the server's
+//! `statement_timeout` ends what the client gave up on. A busy database
+//! that answers other calls meanwhile is not a stalled one: its callers
+//! wait their turn for a connection instead of failing. The journal and the
+//! locks bound their own calls the same way (`journal`, `locks`): a journal
+//! write must not be cut off after its answer reached the local spool, and
+//! a lock waits for as long as its caller says.
 //!
 //! Every method is forwarded, those with a default body included, so that
 //! the wrapped store's own version of each is the one that runs.
@@ -21,7 +24,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::CALL_DEADLINE;
+use super::{Database, LONGEST_CALL, Progress};
 use crate::backend::{
     Backend, Change, Changed, Held, JobRefused, JobStore, JobView, KeyStore, LogName, LogStore,
     RecipientChange, ScheduleStore, SecretStore,
@@ -32,32 +35,40 @@ use crate::secrets::document::ApiKey;
 use crate::secrets::{Document, Error, Identities};
 
 /// Calls that touch every secret (re-wrapping every data key, exporting
-/// the whole history) may take this much longer.
+/// the whole history) may take this much longer while the database works.
 const BULK: u32 = 20;
 
 /// The backend with a deadline on each store's calls.
-pub fn bounded(backend: Backend) -> Backend {
+pub fn bounded(backend: Backend, db: &Database) -> Backend {
+    let deadline = Deadline {
+        progress: db.progress.clone(),
+        shown: db.shown.clone(),
+    };
     Backend {
-        secrets: Arc::new(Bounded(backend.secrets)),
-        keys: Arc::new(Bounded(backend.keys)),
-        schedules: Arc::new(Bounded(backend.schedules)),
-        logs: Arc::new(Bounded(backend.logs)),
-        jobs: Arc::new(Bounded(backend.jobs)),
+        secrets: Arc::new(Bounded(backend.secrets, deadline.clone())),
+        keys: Arc::new(Bounded(backend.keys, deadline.clone())),
+        schedules: Arc::new(Bounded(backend.schedules, deadline.clone())),
+        logs: Arc::new(Bounded(backend.logs, deadline.clone())),
+        jobs: Arc::new(Bounded(backend.jobs, deadline)),
         ..backend
     }
 }
 
-struct Bounded<T: ?Sized>(Arc<T>);
+#[derive(Clone)]
+struct Deadline {
+    progress: Progress,
+    shown: String,
+}
 
-async fn within<T>(
-    limit: Duration,
-    call: impl std::future::Future<Output = Result<T, Error>>,
-) -> Result<T, Error> {
-    match tokio::time::timeout(limit, call).await {
-        Ok(result) => result,
-        Err(_) => Err(Error::Unavailable {
-            problem: format!("the database did not answer within {limit:?}"),
-        }),
+struct Bounded<T: ?Sized>(Arc<T>, Deadline);
+
+impl<T: ?Sized> Bounded<T> {
+    async fn within<R>(
+        &self,
+        longest: Duration,
+        call: impl std::future::Future<Output = Result<R, Error>>,
+    ) -> Result<R, Error> {
+        self.1.progress.bound(&self.1.shown, longest, call).await
     }
 }
 
@@ -68,15 +79,15 @@ impl SecretStore for Bounded<dyn SecretStore> {
     }
 
     async fn exists(&self) -> Result<bool, Error> {
-        within(CALL_DEADLINE, self.0.exists()).await
+        self.within(LONGEST_CALL, self.0.exists()).await
     }
 
     async fn init(&self, recipients: &str) -> Result<(), Error> {
-        within(CALL_DEADLINE, self.0.init(recipients)).await
+        self.within(LONGEST_CALL, self.0.init(recipients)).await
     }
 
     async fn document(&self, identities: &Identities) -> Result<Arc<Document>, Error> {
-        within(CALL_DEADLINE, self.0.document(identities)).await
+        self.within(LONGEST_CALL, self.0.document(identities)).await
     }
 
     async fn apply(
@@ -86,7 +97,8 @@ impl SecretStore for Bounded<dyn SecretStore> {
         by: &str,
         at: DateTime<Utc>,
     ) -> Result<(Vec<Changed>, Option<Arc<Document>>), Error> {
-        within(CALL_DEADLINE, self.0.apply(identities, changes, by, at)).await
+        self.within(LONGEST_CALL, self.0.apply(identities, changes, by, at))
+            .await
     }
 
     async fn apply_fenced(
@@ -97,8 +109,8 @@ impl SecretStore for Bounded<dyn SecretStore> {
         at: DateTime<Utc>,
         locks: &[&dyn Held],
     ) -> Result<(Vec<Changed>, Option<Arc<Document>>), Error> {
-        within(
-            CALL_DEADLINE,
+        self.within(
+            LONGEST_CALL,
             self.0.apply_fenced(identities, changes, by, at, locks),
         )
         .await
@@ -113,15 +125,16 @@ impl SecretStore for Bounded<dyn SecretStore> {
         identities: &Identities,
         name: &str,
     ) -> Result<Option<crate::secrets::Entry>, Error> {
-        within(CALL_DEADLINE, self.0.entry(identities, name)).await
+        self.within(LONGEST_CALL, self.0.entry(identities, name))
+            .await
     }
 
     async fn ping(&self) -> Result<(), Error> {
-        within(CALL_DEADLINE, self.0.ping()).await
+        self.within(LONGEST_CALL, self.0.ping()).await
     }
 
     async fn recipients(&self) -> Result<Vec<String>, Error> {
-        within(CALL_DEADLINE, self.0.recipients()).await
+        self.within(LONGEST_CALL, self.0.recipients()).await
     }
 
     async fn change_recipients(
@@ -129,26 +142,28 @@ impl SecretStore for Bounded<dyn SecretStore> {
         identities: &Identities,
         change: RecipientChange,
     ) -> Result<Vec<String>, Error> {
-        within(
-            CALL_DEADLINE * BULK,
+        self.within(
+            LONGEST_CALL * BULK,
             self.0.change_recipients(identities, change),
         )
         .await
     }
 
     async fn export(&self, identities: &Identities) -> Result<Vec<u8>, Error> {
-        within(CALL_DEADLINE * BULK, self.0.export(identities)).await
+        self.within(LONGEST_CALL * BULK, self.0.export(identities))
+            .await
     }
 }
 
 #[async_trait]
 impl KeyStore for Bounded<dyn KeyStore> {
     async fn keys(&self, identities: &Identities) -> Result<Arc<BTreeMap<String, ApiKey>>, Error> {
-        within(CALL_DEADLINE, self.0.keys(identities)).await
+        self.within(LONGEST_CALL, self.0.keys(identities)).await
     }
 
     async fn add(&self, identities: &Identities, id: &str, key: ApiKey) -> Result<(), Error> {
-        within(CALL_DEADLINE, self.0.add(identities, id, key)).await
+        self.within(LONGEST_CALL, self.0.add(identities, id, key))
+            .await
     }
 
     async fn revoke(
@@ -157,7 +172,8 @@ impl KeyStore for Bounded<dyn KeyStore> {
         id: &str,
         at: DateTime<Utc>,
     ) -> Result<(), Error> {
-        within(CALL_DEADLINE, self.0.revoke(identities, id, at)).await
+        self.within(LONGEST_CALL, self.0.revoke(identities, id, at))
+            .await
     }
 }
 
@@ -168,15 +184,15 @@ impl ScheduleStore for Bounded<dyn ScheduleStore> {
     }
 
     async fn load(&self) -> Result<BTreeMap<String, ScheduleState>, Error> {
-        within(CALL_DEADLINE, self.0.load()).await
+        self.within(LONGEST_CALL, self.0.load()).await
     }
 
     async fn load_one(&self, schedule: &str) -> Result<Option<ScheduleState>, Error> {
-        within(CALL_DEADLINE, self.0.load_one(schedule)).await
+        self.within(LONGEST_CALL, self.0.load_one(schedule)).await
     }
 
     async fn save(&self, states: &BTreeMap<String, ScheduleState>) -> Result<(), Error> {
-        within(CALL_DEADLINE, self.0.save(states)).await
+        self.within(LONGEST_CALL, self.0.save(states)).await
     }
 }
 
@@ -187,38 +203,39 @@ impl LogStore for Bounded<dyn LogStore> {
     }
 
     async fn append(&self, log: LogName<'_>, record: &RunRecord) -> Result<(), Error> {
-        within(CALL_DEADLINE, self.0.append(log, record)).await
+        self.within(LONGEST_CALL, self.0.append(log, record)).await
     }
 
     async fn read_last(&self, log: LogName<'_>, count: usize) -> Result<Vec<RunRecord>, Error> {
-        within(CALL_DEADLINE, self.0.read_last(log, count)).await
+        self.within(LONGEST_CALL, self.0.read_last(log, count))
+            .await
     }
 
     async fn any(&self) -> Result<bool, Error> {
-        within(CALL_DEADLINE, self.0.any()).await
+        self.within(LONGEST_CALL, self.0.any()).await
     }
 
     async fn audit(&self, line: &serde_json::Value) -> Result<(), Error> {
-        within(CALL_DEADLINE, self.0.audit(line)).await
+        self.within(LONGEST_CALL, self.0.audit(line)).await
     }
 }
 
 #[async_trait]
 impl JobStore for Bounded<dyn JobStore> {
     async fn start(&self, id: &str, owner: &str, endpoint: &str) -> Result<(), JobRefused> {
-        match tokio::time::timeout(CALL_DEADLINE, self.0.start(id, owner, endpoint)).await {
+        // A refusal is an answer; only a call that got none fails here.
+        let started = async { Ok(self.0.start(id, owner, endpoint).await) };
+        match self.within(LONGEST_CALL, started).await {
             Ok(result) => result,
-            Err(_) => Err(JobRefused::Failed(Error::Unavailable {
-                problem: format!("the database did not answer within {CALL_DEADLINE:?}"),
-            })),
+            Err(error) => Err(JobRefused::Failed(error)),
         }
     }
 
     async fn finish(&self, id: &str, record: serde_json::Value) -> Result<(), Error> {
-        within(CALL_DEADLINE, self.0.finish(id, record)).await
+        self.within(LONGEST_CALL, self.0.finish(id, record)).await
     }
 
     async fn view(&self, id: &str, caller: &str) -> Result<Option<Result<JobView, ()>>, Error> {
-        within(CALL_DEADLINE, self.0.view(id, caller)).await
+        self.within(LONGEST_CALL, self.0.view(id, caller)).await
     }
 }

@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use chrono::Utc;
 
-use super::{Database, crypto, unavailable, within};
+use super::{Database, crypto, unavailable};
 use crate::backend::JournalStore;
 use crate::backend::files::journal::Journal;
 use crate::secrets::journal::{self, Entry, Listed};
@@ -69,7 +69,8 @@ impl Spool {
                 .and_then(|n| n.to_str())
                 .unwrap_or_default()
                 .to_string();
-            within(&db.shown, insert(db, &self.env, &name, answer, &sealed)).await?;
+            db.within(insert(db, &self.env, &name, answer, &sealed))
+                .await?;
             self.files.forget(answer)?;
             copied += 1;
         }
@@ -136,18 +137,20 @@ impl PgJournal {
     /// The environment's recipients, from the database when it answers,
     /// else as last read.
     pub(super) async fn recipients(&self) -> Result<String, Error> {
-        let read = within(&self.db.shown, async {
-            let client = self.db.client().await?;
-            let row = client
-                .query_opt(
-                    "SELECT recipients FROM svc_environments WHERE name = $1",
-                    &[&self.env],
-                )
-                .await
-                .map_err(unavailable)?;
-            Ok(row.map(|r| r.get::<_, String>(0)))
-        })
-        .await;
+        let read = self
+            .db
+            .within(async {
+                let client = self.db.client().await?;
+                let row = client
+                    .query_opt(
+                        "SELECT recipients FROM svc_environments WHERE name = $1",
+                        &[&self.env],
+                    )
+                    .await
+                    .map_err(unavailable)?;
+                Ok(row.map(|r| r.get::<_, String>(0)))
+            })
+            .await;
         let mut known = self.recipients.lock().unwrap_or_else(|p| p.into_inner());
         match read {
             Ok(Some(recipients)) => {
@@ -173,24 +176,25 @@ impl PgJournal {
     async fn prune(&self) -> Result<usize, Error> {
         let listed = self.list_database().await?;
         let drop = journal::past_bounds(&listed, Utc::now());
-        within(&self.db.shown, async {
-            let client = self.db.client().await?;
-            for l in &drop {
-                client
-                    .execute(
-                        "DELETE FROM svc_journal WHERE env = $1 AND name = $2",
-                        &[&self.env, &l.handle],
-                    )
-                    .await
-                    .map_err(unavailable)?;
-            }
-            Ok(drop.len())
-        })
-        .await
+        self.db
+            .within(async {
+                let client = self.db.client().await?;
+                for l in &drop {
+                    client
+                        .execute(
+                            "DELETE FROM svc_journal WHERE env = $1 AND name = $2",
+                            &[&self.env, &l.handle],
+                        )
+                        .await
+                        .map_err(unavailable)?;
+                }
+                Ok(drop.len())
+            })
+            .await
     }
 
     async fn list_database(&self) -> Result<Vec<Listed>, Error> {
-        within(&self.db.shown, async {
+        self.db.within(async {
             let client = self.db.client().await?;
             let rows = client
                 .query(
@@ -212,15 +216,16 @@ impl PgJournal {
     }
 
     async fn delete_where(&self, sql: &str, value: &str) -> Result<usize, Error> {
-        within(&self.db.shown, async {
-            let client = self.db.client().await?;
-            let removed = client
-                .execute(sql, &[&self.env, &value])
-                .await
-                .map_err(unavailable)?;
-            Ok(removed as usize)
-        })
-        .await
+        self.db
+            .within(async {
+                let client = self.db.client().await?;
+                let removed = client
+                    .execute(sql, &[&self.env, &value])
+                    .await
+                    .map_err(unavailable)?;
+                Ok(removed as usize)
+            })
+            .await
     }
 }
 
@@ -247,11 +252,10 @@ impl JournalStore for PgJournal {
             .map_err(|_| Error::Invalid("a file task stopped unexpectedly".into()))??;
         let listed = Listed::parse_name(&name, name.clone(), sealed.len() as u64)
             .ok_or_else(|| Error::Invalid(format!("`{name}` is not a journal entry's name")))?;
-        match within(
-            &self.db.shown,
-            insert(&self.db, &self.env, &name, &listed, &sealed),
-        )
-        .await
+        match self
+            .db
+            .within(insert(&self.db, &self.env, &name, &listed, &sealed))
+            .await
         {
             Ok(()) => {
                 let path = self.spool.dir().join(format!("{name}.age"));
@@ -277,7 +281,7 @@ impl JournalStore for PgJournal {
         let recipients = self.recipients().await?;
         let sealed = Self::seal(entry, &recipients)?;
         let name = journal::entry_name(entry);
-        within(&self.db.shown, async {
+        self.db.within(async {
             let client = self.db.client().await?;
             client
                 .execute(
@@ -297,21 +301,23 @@ impl JournalStore for PgJournal {
     }
 
     async fn read(&self, listed: &Listed, identities: &Identities) -> Result<Entry, Error> {
-        let sealed: Vec<u8> = within(&self.db.shown, async {
-            let client = self.db.client().await?;
-            let row = client
-                .query_opt(
-                    "SELECT sealed FROM svc_journal WHERE env = $1 AND name = $2",
-                    &[&self.env, &listed.handle],
-                )
-                .await
-                .map_err(unavailable)?
-                .ok_or_else(|| {
-                    Error::Invalid(format!("answer `{}` is no longer kept", listed.handle))
-                })?;
-            Ok(row.get(0))
-        })
-        .await?;
+        let sealed: Vec<u8> = self
+            .db
+            .within(async {
+                let client = self.db.client().await?;
+                let row = client
+                    .query_opt(
+                        "SELECT sealed FROM svc_journal WHERE env = $1 AND name = $2",
+                        &[&self.env, &listed.handle],
+                    )
+                    .await
+                    .map_err(unavailable)?
+                    .ok_or_else(|| {
+                        Error::Invalid(format!("answer `{}` is no longer kept", listed.handle))
+                    })?;
+                Ok(row.get(0))
+            })
+            .await?;
         let what = format!("answer `{}` of the recovery journal", listed.handle);
         let plaintext = crypto::age_decrypt(&sealed, identities, &what)?;
         journal::parse_entry(Path::new(&what), &plaintext)

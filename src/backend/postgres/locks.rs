@@ -57,16 +57,17 @@ impl Session {
         self.alive.load(Ordering::SeqCst) && !self.client.is_closed()
     }
 
-    /// One statement on the session, within the deadline.
-    async fn ask(&self, sql: &str, key: i64) -> Result<bool, Error> {
-        let asked = tokio::time::timeout(CALL_DEADLINE, self.client.query_one(sql, &[&key])).await;
-        match asked {
-            Ok(Ok(row)) => Ok(row.get::<_, bool>(0)),
-            Ok(Err(e)) => Err(unavailable(e)),
-            Err(_) => Err(Error::Unavailable {
-                problem: format!("the lock session did not answer within {CALL_DEADLINE:?}"),
-            }),
-        }
+    /// One statement on the session, within the database's deadline.
+    async fn ask(&self, db: &Database, sql: &str, key: i64) -> Result<bool, Error> {
+        db.within(async {
+            let row = self
+                .client
+                .query_one(sql, &[&key])
+                .await
+                .map_err(unavailable)?;
+            Ok(row.get::<_, bool>(0))
+        })
+        .await
     }
 }
 
@@ -100,32 +101,20 @@ impl PgLocks {
         {
             return Ok(session.clone());
         }
+        // A session that the server does not close for idling.
         let (client, alive) = self.db.session().await?;
-        // A lock session waits between statements for as long as a run
-        // lasts: the server must not close it for idling.
-        // (`idle_session_timeout` is PostgreSQL 14's; older servers have
-        // no such timeout, and refuse the name.)
-        let _ = tokio::time::timeout(
-            CALL_DEADLINE,
-            client.batch_execute("SET idle_session_timeout = 0"),
-        )
-        .await;
-        let pid: i32 = match tokio::time::timeout(
-            CALL_DEADLINE,
-            client.query_one("SELECT pg_backend_pid()", &[]),
-        )
-        .await
-        {
-            Ok(Ok(row)) => row.get(0),
-            Ok(Err(e)) => return Err(unavailable(e)),
-            Err(_) => {
-                return Err(Error::Unavailable {
-                    problem: format!("{} did not answer within {CALL_DEADLINE:?}", self.db.shown),
-                });
-            }
-        };
+        let pid: i32 = self
+            .db
+            .within(async {
+                let row = client
+                    .query_one("SELECT pg_backend_pid()", &[])
+                    .await
+                    .map_err(unavailable)?;
+                Ok(row.get(0))
+            })
+            .await?;
         let session = Arc::new(Session { client, pid, alive });
-        heartbeat(Arc::downgrade(&session));
+        heartbeat(Arc::downgrade(&session), self.db.progress.clone());
         *current = Some(session.clone());
         Ok(session)
     }
@@ -147,8 +136,12 @@ impl PgLocks {
         local: tokio::sync::OwnedMutexGuard<()>,
     ) -> Result<Result<PgHeld, tokio::sync::OwnedMutexGuard<()>>, Error> {
         let session = self.session().await?;
-        match session.ask("SELECT pg_try_advisory_lock($1)", key).await {
+        match session
+            .ask(&self.db, "SELECT pg_try_advisory_lock($1)", key)
+            .await
+        {
             Ok(true) => Ok(Ok(PgHeld {
+                db: self.db.clone(),
                 session: Some(session),
                 key,
                 local: Some(local),
@@ -174,7 +167,7 @@ impl PgLocks {
 
 /// Proves the session alive while it is, and marks it ended when it does
 /// not answer and its connection closed.
-fn heartbeat(session: std::sync::Weak<Session>) {
+fn heartbeat(session: std::sync::Weak<Session>, progress: super::Progress) {
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(HEARTBEAT).await;
@@ -186,6 +179,9 @@ fn heartbeat(session: std::sync::Weak<Session>) {
             }
             let answered =
                 tokio::time::timeout(CALL_DEADLINE, session.client.simple_query("SELECT 1")).await;
+            if let Ok(Ok(_)) = answered {
+                progress.answered();
+            }
             if let Ok(Err(e)) = answered {
                 tracing::warn!("the lock session failed its heartbeat: {e}");
                 if session.client.is_closed() {
@@ -199,6 +195,7 @@ fn heartbeat(session: std::sync::Weak<Session>) {
 
 /// An advisory lock on the lock session; dropping it unlocks.
 struct PgHeld {
+    db: Database,
     session: Option<Arc<Session>>,
     key: i64,
     local: Option<tokio::sync::OwnedMutexGuard<()>>,
@@ -228,12 +225,13 @@ impl Drop for PgHeld {
         let key = self.key;
         // The local mutex is let go once the database let go of the key.
         let local = self.local.take();
+        let db = self.db.clone();
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => {
                 handle.spawn(async move {
                     let _local = local;
                     if !matches!(
-                        session.ask("SELECT pg_advisory_unlock($1)", key).await,
+                        session.ask(&db, "SELECT pg_advisory_unlock($1)", key).await,
                         Ok(true)
                     ) {
                         tracing::warn!("the advisory lock {key} was not held at its release");

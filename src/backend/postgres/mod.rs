@@ -34,12 +34,19 @@ pub use schema::VERSION as SCHEMA_VERSION;
 /// session of their own ([`locks`]).
 const POOL_SIZE: usize = 32;
 
-/// How long one call to the database may take, waiting for a connection
-/// included: past it the call fails as unavailable, so a database that
-/// stops answering (paused, or cut off without a reset) fails requests
-/// within seconds instead of holding them. A read makes two or three
-/// calls, each well under a second when the database answers.
-pub const CALL_DEADLINE: Duration = Duration::from_secs(3);
+/// How long the database may make no progress at all (answer no call of
+/// this process) before the calls waiting on it fail as unavailable: a
+/// database that stops answering without closing its connections (paused,
+/// or cut off by a network that drops packets) fails requests within
+/// seconds instead of holding them. A database that answers other calls
+/// meanwhile is busy, not stalled: its callers wait, up to [`LONGEST_CALL`].
+pub const STALL: Duration = Duration::from_secs(4);
+
+/// How long one call waits at most, however busy the database is.
+pub const LONGEST_CALL: Duration = Duration::from_secs(30);
+
+/// The deadline of a connection attempt.
+pub const CALL_DEADLINE: Duration = STALL;
 
 /// What the server itself allows a statement: longer than the client's
 /// deadline, so a client that gave up does not leave a query that holds
@@ -54,10 +61,78 @@ pub fn unavailable(error: impl std::fmt::Display) -> Error {
     }
 }
 
+/// When the database last answered a call of this process.
+#[derive(Clone)]
+pub struct Progress {
+    epoch: std::time::Instant,
+    /// Milliseconds from `epoch` to the last answer.
+    last: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Progress {
+    fn new() -> Progress {
+        Progress {
+            epoch: std::time::Instant::now(),
+            last: Arc::new(std::sync::atomic::AtomicU64::new(0)),
+        }
+    }
+
+    /// The database answered a call.
+    pub fn answered(&self) {
+        let now = self.epoch.elapsed().as_millis() as u64;
+        self.last
+            .fetch_max(now, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn last(&self) -> std::time::Instant {
+        self.epoch + Duration::from_millis(self.last.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    /// Runs one call: it fails as unavailable once the database answered
+    /// nothing for [`STALL`] since the call began (or since its last
+    /// answer), or after `longest` in any case.
+    pub async fn bound<T>(
+        &self,
+        shown: &str,
+        longest: Duration,
+        call: impl std::future::Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
+        let started = std::time::Instant::now();
+        let mut call = std::pin::pin!(call);
+        loop {
+            let quiet_since = self.last().max(started);
+            let deadline = (quiet_since + STALL).min(started + longest);
+            match tokio::time::timeout_at(deadline.into(), &mut call).await {
+                Ok(result) => {
+                    if result.is_ok() {
+                        self.answered();
+                    }
+                    return result;
+                }
+                Err(_) => {
+                    let now = std::time::Instant::now();
+                    if now >= started + longest {
+                        return Err(Error::Unavailable {
+                            problem: format!("{shown} did not answer within {longest:?}"),
+                        });
+                    }
+                    if self.last().max(started) + STALL <= now {
+                        return Err(Error::Unavailable {
+                            problem: format!("{shown} answered nothing for {STALL:?}"),
+                        });
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// The connections to one database.
 #[derive(Clone)]
 pub struct Database {
     pool: Pool,
+    /// When the database last answered this process.
+    pub progress: Progress,
     /// How the pool connects, for the sessions made outside it (locks).
     config: Arc<tokio_postgres::Config>,
     tls: tokio_postgres_rustls::MakeRustlsConnect,
@@ -99,13 +174,20 @@ impl Database {
         );
         let pool = Pool::builder(manager)
             .max_size(POOL_SIZE)
+            .post_create(deadpool_postgres::Hook::async_fn(|client, _| {
+                Box::pin(async move {
+                    never_idle_out(client).await;
+                    Ok(())
+                })
+            }))
             .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(CALL_DEADLINE))
-            .create_timeout(Some(CALL_DEADLINE))
+            .wait_timeout(Some(LONGEST_CALL))
+            .create_timeout(Some(LONGEST_CALL))
             .build()
             .map_err(|e| Error::Invalid(format!("cannot set up the database pool: {e}")))?;
         Ok(Database {
             pool,
+            progress: Progress::new(),
             config: Arc::new(config),
             tls,
             shown: shown_url(url),
@@ -124,21 +206,16 @@ impl Database {
     async fn session(
         &self,
     ) -> Result<(tokio_postgres::Client, Arc<std::sync::atomic::AtomicBool>), Error> {
-        let connected =
-            tokio::time::timeout(CALL_DEADLINE, self.config.connect(self.tls.clone())).await;
-        let (client, connection) = match connected {
-            Ok(Ok(pair)) => pair,
-            Ok(Err(e)) => {
-                return Err(Error::Unavailable {
-                    problem: format!("cannot reach {}: {e}", self.shown),
-                });
-            }
-            Err(_) => {
-                return Err(Error::Unavailable {
-                    problem: format!("{} did not answer within {CALL_DEADLINE:?}", self.shown),
-                });
-            }
-        };
+        let (client, connection) = self
+            .within(async {
+                self.config
+                    .connect(self.tls.clone())
+                    .await
+                    .map_err(|e| Error::Unavailable {
+                        problem: format!("cannot reach {}: {e}", self.shown),
+                    })
+            })
+            .await?;
         let alive = Arc::new(std::sync::atomic::AtomicBool::new(true));
         let flag = alive.clone();
         tokio::spawn(async move {
@@ -147,6 +224,7 @@ impl Database {
             }
             flag.store(false, std::sync::atomic::Ordering::SeqCst);
         });
+        never_idle_out(&client).await;
         Ok((client, alive))
     }
 
@@ -155,6 +233,19 @@ impl Database {
         let mut client = self.client().await?;
         schema::migrate(&mut client).await
     }
+}
+
+/// Turns `idle_session_timeout` off for a session of svc's: a lock
+/// session waits between statements for as long as a run lasts, and a
+/// pooled one that the server closed for idling would fail the next call
+/// that takes it. (It is PostgreSQL 14's; an older server has no such
+/// timeout, and refuses the name: that refusal is no failure.)
+async fn never_idle_out(client: &tokio_postgres::Client) {
+    let _ = tokio::time::timeout(
+        CALL_DEADLINE,
+        client.batch_execute("SET idle_session_timeout = 0"),
+    )
+    .await;
 }
 
 /// A URL for messages: scheme, host, port and database only.
@@ -197,16 +288,13 @@ pub async fn open(
     Ok(stores::backend(database, state_dir, env, options).await)
 }
 
-/// Runs one call to the database within [`CALL_DEADLINE`].
-pub async fn within<T>(
-    shown: &str,
-    call: impl std::future::Future<Output = Result<T, Error>>,
-) -> Result<T, Error> {
-    match tokio::time::timeout(CALL_DEADLINE, call).await {
-        Ok(result) => result,
-        Err(_) => Err(Error::Unavailable {
-            problem: format!("{shown} did not answer within {CALL_DEADLINE:?}"),
-        }),
+impl Database {
+    /// Runs one call to the database, bounded as [`Progress::bound`] says.
+    pub async fn within<T>(
+        &self,
+        call: impl std::future::Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
+        self.progress.bound(&self.shown, LONGEST_CALL, call).await
     }
 }
 

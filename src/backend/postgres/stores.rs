@@ -42,30 +42,34 @@ pub async fn backend(
     // Known from the start, so that an answer can be sealed even when the
     // database goes away before the first one comes.
     let _ = journal.recipients().await;
-    super::deadline::bounded(Backend {
-        env: env.to_string(),
-        keys: secrets.clone(),
-        secrets,
-        locks: Arc::new(PgLocks::new(database.clone(), env, spool)),
-        schedules: Arc::new(PgSchedules {
-            db: database.clone(),
+    let bounded_by = database.clone();
+    super::deadline::bounded(
+        Backend {
             env: env.to_string(),
-        }),
-        logs: Arc::new(PgLogs {
-            db: database.clone(),
-            env: env.to_string(),
-            appended: AtomicU64::new(0),
-            keep_records: options.log_keep_records,
-            keep_days: options.log_keep_days,
-        }),
-        jobs: Arc::new(PgJobs {
-            db: database.clone(),
-            env: env.to_string(),
-            max: options.max_jobs.max(1),
-        }),
-        journal: Arc::new(journal),
-        description: format!("PostgreSQL at {}", database.shown),
-    })
+            keys: secrets.clone(),
+            secrets,
+            locks: Arc::new(PgLocks::new(database.clone(), env, spool)),
+            schedules: Arc::new(PgSchedules {
+                db: database.clone(),
+                env: env.to_string(),
+            }),
+            logs: Arc::new(PgLogs {
+                db: database.clone(),
+                env: env.to_string(),
+                appended: AtomicU64::new(0),
+                keep_records: options.log_keep_records,
+                keep_days: options.log_keep_days,
+            }),
+            jobs: Arc::new(PgJobs {
+                db: database.clone(),
+                env: env.to_string(),
+                max: options.max_jobs.max(1),
+            }),
+            journal: Arc::new(journal),
+            description: format!("PostgreSQL at {}", database.shown),
+        },
+        &bounded_by,
+    )
 }
 
 /// The API keys of an environment, by id.
