@@ -546,6 +546,131 @@ fn an_expired_device_code_or_nobody_in_time_stores_nothing() {
     assert_eq!(store_bytes(&p), before);
 }
 
+/// A device authorization server played by wiremock on 127.0.0.1, for
+/// the answers oidc-provider never gives: `/device` and `/token`.
+struct DeviceProvider {
+    runtime: tokio::runtime::Runtime,
+    server: wiremock::MockServer,
+}
+
+impl DeviceProvider {
+    fn start() -> DeviceProvider {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let server = runtime.block_on(wiremock::MockServer::start());
+        DeviceProvider { runtime, server }
+    }
+
+    fn uri(&self) -> String {
+        self.server.uri()
+    }
+
+    /// From now on `/device` answers `device`, and `/token` `status` with `token`.
+    fn answer(&self, device: Value, status: u16, token: Value) {
+        use wiremock::matchers::{method, path};
+        use wiremock::{Mock, ResponseTemplate};
+        self.runtime.block_on(async {
+            self.server.reset().await;
+            Mock::given(method("POST"))
+                .and(path("/device"))
+                .respond_with(ResponseTemplate::new(200).set_body_json(device))
+                .mount(&self.server)
+                .await;
+            Mock::given(method("POST"))
+                .and(path("/token"))
+                .respond_with(ResponseTemplate::new(status).set_body_json(token))
+                .mount(&self.server)
+                .await;
+        });
+    }
+
+    /// A project whose `oauth_client app` uses this server for the device flow.
+    fn project(&self) -> Project {
+        let p = Project::new();
+        let text = program(
+            "https://unused.invalid",
+            "client_secret_post(secret.CLIENT_SECRET)",
+        )
+        .replace(
+            "issuer      \"https://unused.invalid\"",
+            &format!(
+                "device_authorization_url \"{0}/device\"\n  token_url \"{0}/token\"",
+                self.uri()
+            ),
+        );
+        p.write("app.svc", &text);
+        p.set("CLIENT_ID", DEVICE.0);
+        p.set("CLIENT_SECRET", DEVICE.1);
+        p
+    }
+}
+
+/// `svc authorize app --device` in `p`, to its end.
+fn authorize_device(p: &Project, extra: &[&str]) -> Run {
+    p.svc()
+        .args([
+            "authorize",
+            "app.svc",
+            "app",
+            "--env",
+            "dev",
+            "--as",
+            "ops",
+            "--device",
+            "--no-browser",
+        ])
+        .args(extra)
+        .run()
+}
+
+#[test]
+fn provider_text_reaches_the_terminal_without_control_characters() {
+    let provider = DeviceProvider::start();
+    let p = provider.project();
+    // Clear the screen, retitle the window, a C1 CSI, a right-to-left override.
+    let hostile = "\u{1b}[2J\u{1b}]0;owned\u{7}\u{9b}31m\u{202e}";
+    provider.answer(
+        json!({"device_code": "device-code-0c3e",
+               "user_code": format!("{hostile}WDJB-MJHT{hostile}"),
+               "verification_uri": format!("{}/verify{hostile}", provider.uri()),
+               "verification_uri_complete": format!("{}/verify?c=WDJB{hostile}", provider.uri()),
+               "expires_in": 600, "interval": 1}),
+        400,
+        json!({"error": "access_denied", "error_description": format!("refused {hostile}here")}),
+    );
+    let unsafe_char = |c: &char| {
+        (c.is_control() && *c != '\n')
+            || ('\u{202a}'..='\u{202e}').contains(c)
+            || ('\u{2066}'..='\u{2069}').contains(c)
+    };
+    for output in ["human", "json"] {
+        let run = authorize_device(&p, &["--timeout", "30s", "--output", output]);
+        assert_eq!(run.status, 1, "{}", run.stderr);
+        assert!(
+            run.stderr.contains("svc::authorize::access_denied"),
+            "{}",
+            run.stderr
+        );
+        let all = run.all_output();
+        assert!(
+            all.contains("WDJB-MJHT") && all.contains("refused"),
+            "{all}"
+        );
+        let found: Vec<char> = all.chars().filter(unsafe_char).collect();
+        assert!(found.is_empty(), "{output}: {found:?} in\n{all}");
+        if output == "json" {
+            // Escaped in JSON is not enough: the values themselves are clean.
+            for line in run.stdout.lines() {
+                let event: Value = serde_json::from_str(line).unwrap();
+                for (key, value) in event.as_object().unwrap() {
+                    let text = value.as_str().unwrap_or_default();
+                    let found: Vec<char> = text.chars().filter(unsafe_char).collect();
+                    assert!(found.is_empty(), "{key}: {found:?} in {line}");
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn the_identity_must_hold_update_secret_for_every_stored_secret() {
     // Refused before anything is sent: no provider needed.

@@ -187,14 +187,16 @@ pub fn json_problem(error: &serde_json::Error) -> &'static str {
     }
 }
 
-/// At most 300 characters, control characters dropped.
+/// At most 300 characters, without what a terminal must not see
+/// ([`crate::output::strip_controls`]).
 pub fn shorten(text: &str) -> String {
-    let clean: String = text.chars().filter(|c| !c.is_control()).take(300).collect();
-    if text.chars().filter(|c| !c.is_control()).count() > 300 {
-        format!("{clean}...")
-    } else {
-        clean
+    const MAX: usize = 300;
+    let clean = crate::output::strip_controls(text);
+    let mut short: String = clean.chars().take(MAX).collect();
+    if clean.chars().nth(MAX).is_some() {
+        short.push_str("...");
     }
+    short
 }
 
 #[cfg(test)]
