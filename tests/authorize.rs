@@ -623,6 +623,71 @@ fn authorize_device(p: &Project, extra: &[&str]) -> Run {
 }
 
 #[test]
+fn hostile_device_durations_are_clamped_and_checked_never_a_panic() {
+    let provider = DeviceProvider::start();
+    let p = provider.project();
+    let device = |expires_in: Value, interval: Value| {
+        json!({"device_code": "device-code-77ad", "user_code": "WDJB-MJHT",
+               "verification_uri": format!("{}/verify", provider.uri()),
+               "expires_in": expires_in, "interval": interval})
+    };
+    let tokens = json!({"access_token": "access-hostile-1f9c", "refresh_token": "refresh-hostile-8b02",
+                        "token_type": "Bearer", "expires_in": u64::MAX, "refresh_expires_in": -1});
+
+    // 2^64 - 1 seconds to live and between polls: svc waits no longer
+    // than `--timeout`, and says so.
+    provider.answer(
+        device(json!(u64::MAX), json!(u64::MAX)),
+        200,
+        tokens.clone(),
+    );
+    let run = authorize_device(&p, &["--timeout", "2s"]);
+    assert_eq!(run.status, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("svc::authorize::timeout"),
+        "{}",
+        run.stderr
+    );
+
+    // A code that lives "forever", polled at once (interval 0): the
+    // tokens, whose own lifetimes are nonsense too, are stored.
+    provider.answer(device(json!(u64::MAX), json!(0)), 200, tokens.clone());
+    let run = authorize_device(&p, &["--timeout", "30s", "--output", "json"]);
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    let events: Vec<Value> = run
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let expires_in = events[0]["expires_in"].as_u64().unwrap();
+    assert!((1..=86_400).contains(&expires_in), "{}", events[0]);
+    assert_eq!(events.last().unwrap()["event"], "stored", "{}", run.stdout);
+    assert_eq!(p.get("REFRESH_TOKEN"), "refresh-hostile-8b02");
+    assert_no_leak(
+        &run.all_output(),
+        &["device-code-77ad", "refresh-hostile-8b02"],
+    );
+
+    // Not a number of seconds at all: a clear error with a stable code.
+    for (expires_in, interval, field) in [
+        (json!("soon"), json!(5), "expires_in"),
+        (json!(-1), json!(5), "expires_in"),
+        (json!(600), json!(-5), "interval"),
+        (json!(600), json!([1]), "interval"),
+    ] {
+        provider.answer(device(expires_in, interval), 200, tokens.clone());
+        let run = authorize_device(&p, &["--timeout", "5s"]);
+        assert_eq!(run.status, 1, "{field}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("svc::oauth::bad_response")
+                && run.stderr.contains(&format!("`{field}`")),
+            "{}",
+            run.stderr
+        );
+    }
+}
+
+#[test]
 fn provider_text_reaches_the_terminal_without_control_characters() {
     let provider = DeviceProvider::start();
     let p = provider.project();

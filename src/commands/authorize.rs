@@ -511,7 +511,7 @@ impl Events {
                     "verification_uri": verification_uri,
                     "verification_uri_complete": complete,
                     "user_code": user_code,
-                    "expires_in": grant.expires_in,
+                    "expires_in": grant.expires_in.as_secs(),
                 })
             );
         } else {
@@ -524,7 +524,7 @@ impl Events {
             }
             eprintln!(
                 "waiting for the approval (the code expires in {}; Ctrl-C gives up)",
-                crate::syntax::duration::format(std::time::Duration::from_secs(grant.expires_in))
+                crate::syntax::duration::format(grant.expires_in)
             );
         }
     }

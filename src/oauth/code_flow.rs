@@ -136,7 +136,7 @@ pub async fn wait(pending: &Pending, issuer: Option<&str>, timeout: Duration) ->
         sender,
     });
     let mut connections = tokio::task::JoinSet::new();
-    let deadline = tokio::time::Instant::now() + timeout;
+    let deadline = super::seconds::after(tokio::time::Instant::now(), timeout);
     let outcome = loop {
         tokio::select! {
             accepted = pending.listener.accept() => {
