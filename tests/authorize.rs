@@ -424,36 +424,82 @@ fn a_denied_consent_stores_nothing() {
     assert_eq!(store_bytes(&p), before);
 }
 
+/// A GET with curl: the status and the page.
+fn get(url: &str) -> (u16, String) {
+    let output = std::process::Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "-",
+            "-w",
+            "\n%{http_code}",
+            "--max-time",
+            "10",
+            url,
+        ])
+        .output()
+        .expect("curl is installed");
+    let text = String::from_utf8_lossy(&output.stdout).to_string();
+    let (page, status) = text.rsplit_once('\n').unwrap_or(("", &text));
+    (status.parse().unwrap_or(0), page.to_string())
+}
+
 #[test]
-fn a_tampered_state_is_refused_and_stores_nothing() {
+fn a_forged_callback_is_turned_away_and_the_genuine_redirect_still_completes() {
     let p = project("client_secret_basic(secret.CLIENT_SECRET)", CONFIDENTIAL);
     let before = store_bytes(&p);
     let mut authorizing = Authorizing::start(&p, &["--as", "ops"]);
-    let url = authorizing.expect("authorize_url")["url"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    // The person approves a request whose state someone else changed.
-    let mut tampered = url::Url::parse(&url).unwrap();
-    let pairs: Vec<(String, String)> = tampered
-        .query_pairs()
-        .map(|(k, v)| {
-            let v = if k == "state" {
-                format!("{v}x")
-            } else {
-                v.into_owned()
-            };
-            (k.into_owned(), v)
-        })
-        .collect();
-    tampered.query_pairs_mut().clear().extend_pairs(pairs);
-    let person = common::consent(tampered.as_str(), "approve");
-    assert_eq!(person["redirect"]["code"], true, "{person}");
-    let (status, code, run) = failed(authorizing);
-    assert_eq!(status, 1, "{}", run.stderr);
-    assert_eq!(code, "svc::authorize::state_mismatch", "{}", run.stderr);
+    let event = authorizing.expect("authorize_url");
+    let url = event["url"].as_str().unwrap().to_string();
+    let redirect_uri = event["redirect_uri"].as_str().unwrap();
+    // Any local process can reach the listener: without a state, with
+    // another one (and a code of its own), with markup to reflect.
+    let forged = [
+        redirect_uri.to_string(),
+        common::authorize_url(
+            redirect_uri,
+            &[("code", "forged-code-c41e"), ("state", "not-the-state")],
+        ),
+        common::authorize_url(
+            redirect_uri,
+            &[
+                ("error", "access_denied"),
+                ("error_description", "<script>alert(1)</script>"),
+                ("state", "<b>forged</b>"),
+            ],
+        ),
+    ];
+    for request in &forged {
+        let (status, page) = get(request);
+        assert_eq!(status, 400, "{request}: {page}");
+        assert!(page.contains("keeps waiting"), "{page}");
+        for reflected in ["forged", "not-the-state", "<script>", "<b>"] {
+            assert!(
+                !page.contains(reflected),
+                "the page reflects {reflected}: {page}"
+            );
+        }
+    }
     assert_eq!(store_bytes(&p), before);
-    assert_no_leak(&run.all_output(), &[CONFIDENTIAL.1]);
+
+    // The person's own redirect still finds svc listening.
+    let person = common::consent(&url, "approve");
+    assert_eq!(person["ok"], true, "{person}");
+    assert!(
+        person["text"]
+            .as_str()
+            .unwrap()
+            .contains("You can close this tab"),
+        "{person}"
+    );
+    let (status, events, run) = authorizing.finish();
+    assert_eq!(status, 0, "{}", run.stderr);
+    assert_eq!(events.last().unwrap()["event"], "stored", "{}", run.stdout);
+    assert_eq!(introspect(&p.get("REFRESH_TOKEN"))["active"], true);
+    assert_no_leak(
+        &run.all_output(),
+        &[CONFIDENTIAL.1, &p.get("REFRESH_TOKEN")],
+    );
 }
 
 #[test]
@@ -535,14 +581,26 @@ fn an_expired_device_code_or_nobody_in_time_stores_nothing() {
     assert!(run.stderr.contains("--device"), "{}", run.stderr);
     assert_eq!(store_bytes(&p), before);
 
-    // The code flow, with nobody at the browser.
+    // The code flow, with nobody at the browser, and a request with
+    // another state: turned away, and counted in the error.
     let p = project("client_secret_basic(secret.CLIENT_SECRET)", CONFIDENTIAL);
     let before = store_bytes(&p);
-    let mut authorizing = Authorizing::start(&p, &["--as", "ops", "--timeout", "1s"]);
-    authorizing.expect("authorize_url");
+    let mut authorizing = Authorizing::start(&p, &["--as", "ops", "--timeout", "3s"]);
+    let event = authorizing.expect("authorize_url");
+    let forged = common::authorize_url(
+        event["redirect_uri"].as_str().unwrap(),
+        &[("code", "forged-code-5d0b"), ("state", "stale")],
+    );
+    assert_eq!(get(&forged).0, 400);
     let (status, code, run) = failed(authorizing);
     assert_eq!(status, 1, "{}", run.stderr);
     assert_eq!(code, "svc::authorize::timeout", "{}", run.stderr);
+    assert!(
+        run.stdout
+            .contains("the listener turned away 1 request without the `state` svc sent"),
+        "{}",
+        run.stdout
+    );
     assert_eq!(store_bytes(&p), before);
 }
 

@@ -1,11 +1,14 @@
 //! The authorization code grant with PKCE (RFC 6749 §4.1, RFC 7636) for
 //! a program on the user's machine: the browser comes back to a listener
-//! on a loopback address (RFC 8252 §7.3), which takes one redirect, checks
-//! its `state`, and tells the person they can close the tab.
+//! on a loopback address (RFC 8252 §7.3), which waits for the one redirect
+//! that carries its `state`, and tells the person they can close the tab.
+//! Any process on the machine can connect to it: a request without the
+//! state is turned away and ends nothing.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -126,13 +129,16 @@ pub async fn start(
 /// What the redirect brought.
 type Outcome = Result<Zeroizing<String>, Error>;
 
-/// Waits for the redirect, at most `timeout`; returns the code.
+/// Waits for the redirect, at most `timeout`; returns the code. Requests
+/// without the `state` svc sent are turned away, and svc keeps waiting:
+/// any local process can reach the listener.
 pub async fn wait(pending: &Pending, issuer: Option<&str>, timeout: Duration) -> Outcome {
     let (sender, mut outcomes) = mpsc::channel::<Outcome>(1);
     let expected = Arc::new(Expected {
         state: pending.state.clone(),
         issuer: issuer.map(str::to_owned),
-        done: Mutex::new(false),
+        done: AtomicBool::new(false),
+        turned_away: AtomicUsize::new(0),
         sender,
     });
     let mut connections = tokio::task::JoinSet::new();
@@ -162,14 +168,19 @@ pub async fn wait(pending: &Pending, issuer: Option<&str>, timeout: Duration) ->
             Some(outcome) = outcomes.recv() => break outcome,
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             _ = tokio::time::sleep_until(deadline) => {
-                break Err(Error::new(
-                    Code::Timeout,
-                    format!(
-                        "nobody completed the authorization within {}",
-                        crate::syntax::duration::format(timeout)
-                    ),
-                )
-                .help("run `svc authorize` again, and open the URL it prints; `--timeout` gives more time"));
+                let mut message = format!(
+                    "nobody completed the authorization within {}",
+                    crate::syntax::duration::format(timeout)
+                );
+                let turned_away = expected.turned_away.load(Ordering::Relaxed);
+                if turned_away > 0 {
+                    message.push_str(&format!(
+                        "; the listener turned away {} without the `state` svc sent",
+                        crate::report::plural(turned_away, "request")
+                    ));
+                }
+                break Err(Error::new(Code::Timeout, message)
+                .help("run `svc authorize` again, and open the URL it prints (not an older tab's); `--timeout` gives more time"));
             }
         }
     };
@@ -186,8 +197,11 @@ pub async fn wait(pending: &Pending, issuer: Option<&str>, timeout: Duration) ->
 struct Expected {
     state: String,
     issuer: Option<String>,
-    /// Set once a redirect was judged: later ones are turned away.
-    done: Mutex<bool>,
+    /// Set once a redirect with the state was judged: later ones are
+    /// turned away.
+    done: AtomicBool,
+    /// Requests to the callback without the state.
+    turned_away: AtomicUsize,
     sender: mpsc::Sender<Outcome>,
 }
 
@@ -204,20 +218,39 @@ impl Expected {
             url::form_urlencoded::parse(request.uri().query().unwrap_or("").as_bytes())
                 .into_owned()
                 .collect();
-        {
-            let mut done = self.done.lock().unwrap_or_else(|p| p.into_inner());
-            if *done {
-                return page(
-                    StatusCode::GONE,
-                    "Already done",
-                    "svc already received an answer for this authorization. You can close this tab.",
-                );
-            }
-            *done = true;
+        // The state first: a request without it says nothing about this
+        // authorization (an old tab, another process), so it ends nothing.
+        if !self.carries_state(&pairs) {
+            self.turned_away.fetch_add(1, Ordering::Relaxed);
+            return page(
+                StatusCode::BAD_REQUEST,
+                "Not this authorization",
+                "This request does not carry the state svc sent, so svc ignored it and keeps waiting. \
+                 If you approved in an older tab, open the URL svc printed last.",
+            );
+        }
+        if self.done.swap(true, Ordering::AcqRel) {
+            return page(
+                StatusCode::GONE,
+                "Already done",
+                "svc already received an answer for this authorization. You can close this tab.",
+            );
         }
         let (outcome, response) = self.judge(&pairs);
         let _ = self.sender.send(outcome).await;
         response
+    }
+
+    /// Whether the request carries the state svc sent. The digests are
+    /// compared, so the time a comparison takes says nothing about how
+    /// much of a guess was right.
+    fn carries_state(&self, pairs: &[(String, String)]) -> bool {
+        pairs
+            .iter()
+            .find(|(k, _)| k == "state")
+            .is_some_and(|(_, given)| {
+                sha2::Sha256::digest(given) == sha2::Sha256::digest(&self.state)
+            })
     }
 
     fn judge(&self, pairs: &[(String, String)]) -> (Outcome, Response<Full<Bytes>>) {
@@ -237,15 +270,8 @@ impl Expected {
                 ),
             )
         };
-        // The state is checked first: an answer to another request says
-        // nothing about this one.
-        if get("state") != Some(self.state.as_str()) {
-            return failed(
-                Code::StateMismatch,
-                "the redirect carries another `state` than the one svc sent".into(),
-                "it did not come from this authorization (an old tab, or a forged link); nothing was stored",
-            );
-        }
+        // The state is right (`answer` checked it): another issuer means
+        // the person was sent to another server (RFC 9207).
         if let (Some(expected), Some(iss)) = (&self.issuer, get("iss"))
             && iss.trim_end_matches('/') != expected.trim_end_matches('/')
         {
@@ -316,6 +342,7 @@ fn page(status: StatusCode, title: &str, text: &str) -> Response<Full<Bytes>> {
             "content-security-policy",
             "default-src 'none'; style-src 'unsafe-inline'",
         ),
+        ("x-content-type-options", "nosniff"),
         ("connection", "close"),
     ] {
         headers.insert(name, hyper::header::HeaderValue::from_static(value));
