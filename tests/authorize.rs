@@ -503,6 +503,50 @@ fn a_forged_callback_is_turned_away_and_the_genuine_redirect_still_completes() {
 }
 
 #[test]
+fn idle_connections_neither_block_the_listener_nor_stay_open() {
+    use std::io::Read;
+    let p = project("client_secret_basic(secret.CLIENT_SECRET)", CONFIDENTIAL);
+    let mut authorizing = Authorizing::start(&p, &["--as", "ops"]);
+    let event = authorizing.expect("authorize_url");
+    let url = event["url"].as_str().unwrap().to_string();
+    let redirect_uri = url::Url::parse(event["redirect_uri"].as_str().unwrap()).unwrap();
+    let address = format!(
+        "{}:{}",
+        redirect_uri.host_str().unwrap(),
+        redirect_uri.port().unwrap()
+    );
+    // A local process opens many connections and sends nothing on them.
+    let idle: Vec<std::net::TcpStream> = (0..40)
+        .map(|_| std::net::TcpStream::connect(&address).unwrap())
+        .collect();
+    // A new connection is answered at once all the same.
+    let (status, page) = get(&format!("http://{address}/"));
+    assert_eq!(status, 404, "{page}");
+    // And svc closes the idle ones soon: each read ends, none times out.
+    let started = std::time::Instant::now();
+    for mut stream in idle {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut byte = [0u8; 1];
+        match stream.read(&mut byte) {
+            Ok(0) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            other => panic!(
+                "an idle connection is still open after {:?}: {other:?}",
+                started.elapsed()
+            ),
+        }
+    }
+
+    let person = common::consent(&url, "approve");
+    assert_eq!(person["ok"], true, "{person}");
+    let (status, events, run) = authorizing.finish();
+    assert_eq!(status, 0, "{}", run.stderr);
+    assert_eq!(events.last().unwrap()["event"], "stored", "{}", run.stdout);
+}
+
+#[test]
 fn a_replayed_code_is_refused_by_the_provider_and_stores_nothing() {
     let oidc = provider();
     // A code the test gets and spends itself, as an eavesdropper on an

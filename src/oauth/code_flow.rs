@@ -3,12 +3,14 @@
 //! on a loopback address (RFC 8252 §7.3), which waits for the one redirect
 //! that carries its `state`, and tells the person they can close the tab.
 //! Any process on the machine can connect to it: a request without the
-//! state is turned away and ends nothing.
+//! state is turned away and ends nothing, and a connection that sends no
+//! request is closed soon, or at once when a new one needs its place.
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -17,7 +19,7 @@ use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use sha2::Digest as _;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use zeroize::Zeroizing;
 
@@ -129,6 +131,18 @@ pub async fn start(
 /// What the redirect brought.
 type Outcome = Result<Zeroizing<String>, Error>;
 
+/// How long a connection may take to send its request. A browser sends it
+/// at once; one that sends nothing is closed.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The longest a connection lives, its answer included.
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Connections that have not sent their request yet, at most: a browser
+/// opens a few. A new one closes the oldest of them, so idle connections
+/// never keep the browser's redirect out.
+const MAX_WAITING: usize = 32;
+
 /// Waits for the redirect, at most `timeout`; returns the code. Requests
 /// without the `state` svc sent are turned away, and svc keeps waiting:
 /// any local process can reach the listener.
@@ -142,28 +156,26 @@ pub async fn wait(pending: &Pending, issuer: Option<&str>, timeout: Duration) ->
         sender,
     });
     let mut connections = tokio::task::JoinSet::new();
+    // The connections that have not sent a request yet, oldest first.
+    let mut waiting: VecDeque<Waiting> = VecDeque::new();
     let deadline = super::seconds::after(tokio::time::Instant::now(), timeout);
     let outcome = loop {
         tokio::select! {
             accepted = pending.listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
-                // A browser opens a few connections; a flood is not a browser.
-                if connections.len() >= 16 {
+                waiting.retain(Waiting::is_waiting);
+                let Ok((stream, _)) = accepted else {
+                    // Out of file descriptors, most likely: free one.
+                    if !close_oldest(&mut waiting) {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
                     continue;
+                };
+                if waiting.len() >= MAX_WAITING {
+                    close_oldest(&mut waiting);
                 }
-                let expected = expected.clone();
-                connections.spawn(async move {
-                    let service = hyper::service::service_fn(move |request| {
-                        let expected = expected.clone();
-                        async move { Ok::<_, Infallible>(expected.answer(request).await) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .timer(TokioTimer::new())
-                        .header_read_timeout(Duration::from_secs(10))
-                        .keep_alive(false)
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
+                let phase = Arc::new(AtomicU8::new(WAITING));
+                let task = connections.spawn(serve(stream, expected.clone(), phase.clone()));
+                waiting.push_back(Waiting { task, phase });
             }
             Some(outcome) = outcomes.recv() => break outcome,
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
@@ -184,13 +196,74 @@ pub async fn wait(pending: &Pending, issuer: Option<&str>, timeout: Duration) ->
             }
         }
     };
-    // Let the page that answered the redirect reach the browser.
+    // Close what asked nothing, and let the page that answered the
+    // redirect reach the browser.
+    while close_oldest(&mut waiting) {}
     let _ = tokio::time::timeout(Duration::from_secs(2), async {
         while connections.join_next().await.is_some() {}
     })
     .await;
     connections.abort_all();
     outcome
+}
+
+/// A connection's phase: waiting for its request, asked (never closed to
+/// make room then), or closed before it asked.
+const WAITING: u8 = 0;
+const ASKED: u8 = 1;
+const CLOSED: u8 = 2;
+
+/// A connection that had not sent its request when last looked at.
+struct Waiting {
+    task: tokio::task::AbortHandle,
+    phase: Arc<AtomicU8>,
+}
+
+impl Waiting {
+    fn is_waiting(&self) -> bool {
+        self.phase.load(Ordering::Acquire) == WAITING && !self.task.is_finished()
+    }
+}
+
+/// Closes the oldest connection that still has not sent its request;
+/// false when there is none.
+fn close_oldest(waiting: &mut VecDeque<Waiting>) -> bool {
+    while let Some(oldest) = waiting.pop_front() {
+        if oldest
+            .phase
+            .compare_exchange(WAITING, CLOSED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            oldest.task.abort();
+            return true;
+        }
+    }
+    false
+}
+
+/// Serves one connection: one request, within [`REQUEST_TIMEOUT`] of the
+/// connection, and its answer, within [`CONNECTION_TIMEOUT`].
+async fn serve(stream: TcpStream, expected: Arc<Expected>, phase: Arc<AtomicU8>) {
+    let service = hyper::service::service_fn(move |request| {
+        let asked = phase
+            .compare_exchange(WAITING, ASKED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+        let expected = expected.clone();
+        async move {
+            Ok::<_, Infallible>(if asked {
+                expected.answer(request).await
+            } else {
+                // Closed to make room an instant ago: nobody reads this.
+                page(StatusCode::SERVICE_UNAVAILABLE, "Busy", "Try again.")
+            })
+        }
+    });
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(REQUEST_TIMEOUT)
+        .keep_alive(false)
+        .serve_connection(TokioIo::new(stream), service);
+    let _ = tokio::time::timeout(CONNECTION_TIMEOUT, connection).await;
 }
 
 /// What the one redirect must carry, and where to report it.
