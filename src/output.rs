@@ -14,7 +14,13 @@
 //! error shows where it happens, not in an exit handler that hides it. Any
 //! other write error (a full disk, a closed descriptor) is reported on
 //! standard error, exit 2.
+//!
+//! Text that another program wrote (an authorization server's user code,
+//! URL or error description) passes through [`strip_controls`] before it
+//! is printed, on standard output or standard error: the one place svc
+//! decides what of it a terminal may see.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::io::{self, Write};
 
@@ -79,6 +85,23 @@ impl Drop for Writer {
     }
 }
 
+/// Text from elsewhere made safe to print on a terminal: every control
+/// character is dropped (C0, newline and tab included, DEL and C1), so no
+/// escape sequence can clear the screen, move the cursor, retitle the
+/// window or hide a link, and no line can be faked; so is every
+/// bidirectional embedding, override and isolate (U+202A-U+202E,
+/// U+2066-U+2069), so text reads in the order it is. What remains is shown
+/// as it is: a server's `user_code` with an ESC in it shows what is left.
+pub fn strip_controls(text: &str) -> Cow<'_, str> {
+    let unsafe_char =
+        |c: char| c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    if text.chars().any(unsafe_char) {
+        Cow::Owned(text.chars().filter(|&c| !unsafe_char(c)).collect())
+    } else {
+        Cow::Borrowed(text)
+    }
+}
+
 /// `print!` through [`crate::output`].
 macro_rules! out {
     ($($arg:tt)*) => {
@@ -97,3 +120,18 @@ macro_rules! outln {
 }
 
 pub(crate) use {out, outln};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strip_controls_leaves_no_escape_sequence_and_no_reordering() {
+        let hostile = "\u{1b}[2J\u{1b}]0;owned\u{7}WDJB\u{9b}31m-\u{7f}MJHT\u{202e}\u{2066}\r\n\t";
+        assert_eq!(strip_controls(hostile), "[2J]0;ownedWDJB31m-MJHT");
+        assert!(matches!(
+            strip_controls("https://idp.example/device é"),
+            Cow::Borrowed("https://idp.example/device é")
+        ));
+    }
+}

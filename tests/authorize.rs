@@ -424,36 +424,126 @@ fn a_denied_consent_stores_nothing() {
     assert_eq!(store_bytes(&p), before);
 }
 
+/// A GET with curl: the status and the page.
+fn get(url: &str) -> (u16, String) {
+    let output = std::process::Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "-",
+            "-w",
+            "\n%{http_code}",
+            "--max-time",
+            "10",
+            url,
+        ])
+        .output()
+        .expect("curl is installed");
+    let text = String::from_utf8_lossy(&output.stdout).to_string();
+    let (page, status) = text.rsplit_once('\n').unwrap_or(("", &text));
+    (status.parse().unwrap_or(0), page.to_string())
+}
+
 #[test]
-fn a_tampered_state_is_refused_and_stores_nothing() {
+fn a_forged_callback_is_turned_away_and_the_genuine_redirect_still_completes() {
     let p = project("client_secret_basic(secret.CLIENT_SECRET)", CONFIDENTIAL);
     let before = store_bytes(&p);
     let mut authorizing = Authorizing::start(&p, &["--as", "ops"]);
-    let url = authorizing.expect("authorize_url")["url"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    // The person approves a request whose state someone else changed.
-    let mut tampered = url::Url::parse(&url).unwrap();
-    let pairs: Vec<(String, String)> = tampered
-        .query_pairs()
-        .map(|(k, v)| {
-            let v = if k == "state" {
-                format!("{v}x")
-            } else {
-                v.into_owned()
-            };
-            (k.into_owned(), v)
-        })
-        .collect();
-    tampered.query_pairs_mut().clear().extend_pairs(pairs);
-    let person = common::consent(tampered.as_str(), "approve");
-    assert_eq!(person["redirect"]["code"], true, "{person}");
-    let (status, code, run) = failed(authorizing);
-    assert_eq!(status, 1, "{}", run.stderr);
-    assert_eq!(code, "svc::authorize::state_mismatch", "{}", run.stderr);
+    let event = authorizing.expect("authorize_url");
+    let url = event["url"].as_str().unwrap().to_string();
+    let redirect_uri = event["redirect_uri"].as_str().unwrap();
+    // Any local process can reach the listener: without a state, with
+    // another one (and a code of its own), with markup to reflect.
+    let forged = [
+        redirect_uri.to_string(),
+        common::authorize_url(
+            redirect_uri,
+            &[("code", "forged-code-c41e"), ("state", "not-the-state")],
+        ),
+        common::authorize_url(
+            redirect_uri,
+            &[
+                ("error", "access_denied"),
+                ("error_description", "<script>alert(1)</script>"),
+                ("state", "<b>forged</b>"),
+            ],
+        ),
+    ];
+    for request in &forged {
+        let (status, page) = get(request);
+        assert_eq!(status, 400, "{request}: {page}");
+        assert!(page.contains("keeps waiting"), "{page}");
+        for reflected in ["forged", "not-the-state", "<script>", "<b>"] {
+            assert!(
+                !page.contains(reflected),
+                "the page reflects {reflected}: {page}"
+            );
+        }
+    }
     assert_eq!(store_bytes(&p), before);
-    assert_no_leak(&run.all_output(), &[CONFIDENTIAL.1]);
+
+    // The person's own redirect still finds svc listening.
+    let person = common::consent(&url, "approve");
+    assert_eq!(person["ok"], true, "{person}");
+    assert!(
+        person["text"]
+            .as_str()
+            .unwrap()
+            .contains("You can close this tab"),
+        "{person}"
+    );
+    let (status, events, run) = authorizing.finish();
+    assert_eq!(status, 0, "{}", run.stderr);
+    assert_eq!(events.last().unwrap()["event"], "stored", "{}", run.stdout);
+    assert_eq!(introspect(&p.get("REFRESH_TOKEN"))["active"], true);
+    assert_no_leak(
+        &run.all_output(),
+        &[CONFIDENTIAL.1, &p.get("REFRESH_TOKEN")],
+    );
+}
+
+#[test]
+fn idle_connections_neither_block_the_listener_nor_stay_open() {
+    use std::io::Read;
+    let p = project("client_secret_basic(secret.CLIENT_SECRET)", CONFIDENTIAL);
+    let mut authorizing = Authorizing::start(&p, &["--as", "ops"]);
+    let event = authorizing.expect("authorize_url");
+    let url = event["url"].as_str().unwrap().to_string();
+    let redirect_uri = url::Url::parse(event["redirect_uri"].as_str().unwrap()).unwrap();
+    let address = format!(
+        "{}:{}",
+        redirect_uri.host_str().unwrap(),
+        redirect_uri.port().unwrap()
+    );
+    // A local process opens many connections and sends nothing on them.
+    let idle: Vec<std::net::TcpStream> = (0..40)
+        .map(|_| std::net::TcpStream::connect(&address).unwrap())
+        .collect();
+    // A new connection is answered at once all the same.
+    let (status, page) = get(&format!("http://{address}/"));
+    assert_eq!(status, 404, "{page}");
+    // And svc closes the idle ones soon: each read ends, none times out.
+    let started = std::time::Instant::now();
+    for mut stream in idle {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut byte = [0u8; 1];
+        match stream.read(&mut byte) {
+            Ok(0) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            other => panic!(
+                "an idle connection is still open after {:?}: {other:?}",
+                started.elapsed()
+            ),
+        }
+    }
+
+    let person = common::consent(&url, "approve");
+    assert_eq!(person["ok"], true, "{person}");
+    let (status, events, run) = authorizing.finish();
+    assert_eq!(status, 0, "{}", run.stderr);
+    assert_eq!(events.last().unwrap()["event"], "stored", "{}", run.stdout);
 }
 
 #[test]
@@ -535,15 +625,217 @@ fn an_expired_device_code_or_nobody_in_time_stores_nothing() {
     assert!(run.stderr.contains("--device"), "{}", run.stderr);
     assert_eq!(store_bytes(&p), before);
 
-    // The code flow, with nobody at the browser.
+    // The code flow, with nobody at the browser, and a request with
+    // another state: turned away, and counted in the error.
     let p = project("client_secret_basic(secret.CLIENT_SECRET)", CONFIDENTIAL);
     let before = store_bytes(&p);
-    let mut authorizing = Authorizing::start(&p, &["--as", "ops", "--timeout", "1s"]);
-    authorizing.expect("authorize_url");
+    let mut authorizing = Authorizing::start(&p, &["--as", "ops", "--timeout", "3s"]);
+    let event = authorizing.expect("authorize_url");
+    let forged = common::authorize_url(
+        event["redirect_uri"].as_str().unwrap(),
+        &[("code", "forged-code-5d0b"), ("state", "stale")],
+    );
+    assert_eq!(get(&forged).0, 400);
     let (status, code, run) = failed(authorizing);
     assert_eq!(status, 1, "{}", run.stderr);
     assert_eq!(code, "svc::authorize::timeout", "{}", run.stderr);
+    assert!(
+        run.stdout
+            .contains("the listener turned away 1 request without the `state` svc sent"),
+        "{}",
+        run.stdout
+    );
     assert_eq!(store_bytes(&p), before);
+}
+
+/// A device authorization server played by wiremock on 127.0.0.1, for
+/// the answers oidc-provider never gives: `/device` and `/token`.
+struct DeviceProvider {
+    runtime: tokio::runtime::Runtime,
+    server: wiremock::MockServer,
+}
+
+impl DeviceProvider {
+    fn start() -> DeviceProvider {
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let server = runtime.block_on(wiremock::MockServer::start());
+        DeviceProvider { runtime, server }
+    }
+
+    fn uri(&self) -> String {
+        self.server.uri()
+    }
+
+    /// From now on `/device` answers `device`, and `/token` `status` with `token`.
+    fn answer(&self, device: Value, status: u16, token: Value) {
+        use wiremock::matchers::{method, path};
+        use wiremock::{Mock, ResponseTemplate};
+        self.runtime.block_on(async {
+            self.server.reset().await;
+            Mock::given(method("POST"))
+                .and(path("/device"))
+                .respond_with(ResponseTemplate::new(200).set_body_json(device))
+                .mount(&self.server)
+                .await;
+            Mock::given(method("POST"))
+                .and(path("/token"))
+                .respond_with(ResponseTemplate::new(status).set_body_json(token))
+                .mount(&self.server)
+                .await;
+        });
+    }
+
+    /// A project whose `oauth_client app` uses this server for the device flow.
+    fn project(&self) -> Project {
+        let p = Project::new();
+        let text = program(
+            "https://unused.invalid",
+            "client_secret_post(secret.CLIENT_SECRET)",
+        )
+        .replace(
+            "issuer      \"https://unused.invalid\"",
+            &format!(
+                "device_authorization_url \"{0}/device\"\n  token_url \"{0}/token\"",
+                self.uri()
+            ),
+        );
+        p.write("app.svc", &text);
+        p.set("CLIENT_ID", DEVICE.0);
+        p.set("CLIENT_SECRET", DEVICE.1);
+        p
+    }
+}
+
+/// `svc authorize app --device` in `p`, to its end.
+fn authorize_device(p: &Project, extra: &[&str]) -> Run {
+    p.svc()
+        .args([
+            "authorize",
+            "app.svc",
+            "app",
+            "--env",
+            "dev",
+            "--as",
+            "ops",
+            "--device",
+            "--no-browser",
+        ])
+        .args(extra)
+        .run()
+}
+
+#[test]
+fn hostile_device_durations_are_clamped_and_checked_never_a_panic() {
+    let provider = DeviceProvider::start();
+    let p = provider.project();
+    let device = |expires_in: Value, interval: Value| {
+        json!({"device_code": "device-code-77ad", "user_code": "WDJB-MJHT",
+               "verification_uri": format!("{}/verify", provider.uri()),
+               "expires_in": expires_in, "interval": interval})
+    };
+    let tokens = json!({"access_token": "access-hostile-1f9c", "refresh_token": "refresh-hostile-8b02",
+                        "token_type": "Bearer", "expires_in": u64::MAX, "refresh_expires_in": -1});
+
+    // 2^64 - 1 seconds to live and between polls: svc waits no longer
+    // than `--timeout`, and says so.
+    provider.answer(
+        device(json!(u64::MAX), json!(u64::MAX)),
+        200,
+        tokens.clone(),
+    );
+    let run = authorize_device(&p, &["--timeout", "2s"]);
+    assert_eq!(run.status, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("svc::authorize::timeout"),
+        "{}",
+        run.stderr
+    );
+
+    // A code that lives "forever", polled at once (interval 0): the
+    // tokens, whose own lifetimes are nonsense too, are stored.
+    provider.answer(device(json!(u64::MAX), json!(0)), 200, tokens.clone());
+    let run = authorize_device(&p, &["--timeout", "30s", "--output", "json"]);
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    let events: Vec<Value> = run
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let expires_in = events[0]["expires_in"].as_u64().unwrap();
+    assert!((1..=86_400).contains(&expires_in), "{}", events[0]);
+    assert_eq!(events.last().unwrap()["event"], "stored", "{}", run.stdout);
+    assert_eq!(p.get("REFRESH_TOKEN"), "refresh-hostile-8b02");
+    assert_no_leak(
+        &run.all_output(),
+        &["device-code-77ad", "refresh-hostile-8b02"],
+    );
+
+    // Not a number of seconds at all: a clear error with a stable code.
+    for (expires_in, interval, field) in [
+        (json!("soon"), json!(5), "expires_in"),
+        (json!(-1), json!(5), "expires_in"),
+        (json!(600), json!(-5), "interval"),
+        (json!(600), json!([1]), "interval"),
+    ] {
+        provider.answer(device(expires_in, interval), 200, tokens.clone());
+        let run = authorize_device(&p, &["--timeout", "5s"]);
+        assert_eq!(run.status, 1, "{field}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("svc::oauth::bad_response")
+                && run.stderr.contains(&format!("`{field}`")),
+            "{}",
+            run.stderr
+        );
+    }
+}
+
+#[test]
+fn provider_text_reaches_the_terminal_without_control_characters() {
+    let provider = DeviceProvider::start();
+    let p = provider.project();
+    // Clear the screen, retitle the window, a C1 CSI, a right-to-left override.
+    let hostile = "\u{1b}[2J\u{1b}]0;owned\u{7}\u{9b}31m\u{202e}";
+    provider.answer(
+        json!({"device_code": "device-code-0c3e",
+               "user_code": format!("{hostile}WDJB-MJHT{hostile}"),
+               "verification_uri": format!("{}/verify{hostile}", provider.uri()),
+               "verification_uri_complete": format!("{}/verify?c=WDJB{hostile}", provider.uri()),
+               "expires_in": 600, "interval": 1}),
+        400,
+        json!({"error": "access_denied", "error_description": format!("refused {hostile}here")}),
+    );
+    let unsafe_char = |c: &char| {
+        (c.is_control() && *c != '\n')
+            || ('\u{202a}'..='\u{202e}').contains(c)
+            || ('\u{2066}'..='\u{2069}').contains(c)
+    };
+    for output in ["human", "json"] {
+        let run = authorize_device(&p, &["--timeout", "30s", "--output", output]);
+        assert_eq!(run.status, 1, "{}", run.stderr);
+        assert!(
+            run.stderr.contains("svc::authorize::access_denied"),
+            "{}",
+            run.stderr
+        );
+        let all = run.all_output();
+        assert!(
+            all.contains("WDJB-MJHT") && all.contains("refused"),
+            "{all}"
+        );
+        let found: Vec<char> = all.chars().filter(unsafe_char).collect();
+        assert!(found.is_empty(), "{output}: {found:?} in\n{all}");
+        if output == "json" {
+            // Escaped in JSON is not enough: the values themselves are clean.
+            for line in run.stdout.lines() {
+                let event: Value = serde_json::from_str(line).unwrap();
+                for (key, value) in event.as_object().unwrap() {
+                    let text = value.as_str().unwrap_or_default();
+                    let found: Vec<char> = text.chars().filter(unsafe_char).collect();
+                    assert!(found.is_empty(), "{key}: {found:?} in {line}");
+                }
+            }
+        }
+    }
 }
 
 #[test]

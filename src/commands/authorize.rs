@@ -16,7 +16,7 @@ use crate::exit;
 use crate::oauth::client::{Credentials, Endpoints};
 use crate::oauth::tokens::Tokens;
 use crate::oauth::{Code, Error, code_flow, device_flow};
-use crate::output::outln;
+use crate::output::{outln, strip_controls};
 use crate::program::Script;
 use crate::report::{self, Style};
 use crate::run::http::{self, Http};
@@ -476,6 +476,8 @@ struct Events {
 
 impl Events {
     fn authorize_url(&self, client: &OAuthClientDecl, env: &str, pending: &code_flow::Pending) {
+        // Built by svc, but from an endpoint discovery may have named.
+        let url = strip_controls(pending.url.as_str());
         if self.json {
             outln!(
                 "{}",
@@ -483,20 +485,26 @@ impl Events {
                     "event": "authorize_url",
                     "client": client.name.text,
                     "environment": env,
-                    "url": pending.url.as_str(),
+                    "url": url,
                     "redirect_uri": pending.redirect_uri,
                 })
             );
         } else {
             outln!(
-                "Open this URL in a browser to authorize `{}` in `{env}`:\n\n  {}\n",
+                "Open this URL in a browser to authorize `{}` in `{env}`:\n\n  {url}\n",
                 client.name.text,
-                pending.url
             );
         }
     }
 
     fn device_code(&self, client: &OAuthClientDecl, env: &str, grant: &device_flow::Grant) {
+        // All three are the server's words.
+        let verification_uri = strip_controls(&grant.verification_uri);
+        let complete = grant
+            .verification_uri_complete
+            .as_deref()
+            .map(strip_controls);
+        let user_code = strip_controls(&grant.user_code);
         if self.json {
             outln!(
                 "{}",
@@ -504,25 +512,23 @@ impl Events {
                     "event": "device_code",
                     "client": client.name.text,
                     "environment": env,
-                    "verification_uri": grant.verification_uri,
-                    "verification_uri_complete": grant.verification_uri_complete,
-                    "user_code": grant.user_code,
-                    "expires_in": grant.expires_in,
+                    "verification_uri": verification_uri,
+                    "verification_uri_complete": complete,
+                    "user_code": user_code,
+                    "expires_in": grant.expires_in.as_secs(),
                 })
             );
         } else {
             outln!(
-                "To authorize `{}` in `{env}`, open {} and enter the code\n\n  {}\n",
+                "To authorize `{}` in `{env}`, open {verification_uri} and enter the code\n\n  {user_code}\n",
                 client.name.text,
-                grant.verification_uri,
-                grant.user_code
             );
-            if let Some(complete) = &grant.verification_uri_complete {
+            if let Some(complete) = &complete {
                 outln!("or open {complete}\n");
             }
             eprintln!(
                 "waiting for the approval (the code expires in {}; Ctrl-C gives up)",
-                crate::syntax::duration::format(std::time::Duration::from_secs(grant.expires_in))
+                crate::syntax::duration::format(grant.expires_in)
             );
         }
     }
@@ -566,15 +572,19 @@ impl Events {
     }
 
     /// Reports a failure (already redacted) and returns the exit code.
+    /// The message and help may quote the server (an `error_description`,
+    /// an issuer, a URL): neither reaches the terminal unstripped.
     fn fail(&self, error: &Error, status: u8) -> ExitCode {
+        let message = strip_controls(&error.message);
+        let help = error.help.as_deref().map(strip_controls);
         if self.json {
             outln!(
                 "{}",
                 json!({
                     "event": "error",
                     "code": error.code.as_str(),
-                    "message": error.message,
-                    "help": error.help,
+                    "message": message,
+                    "help": help,
                 })
             );
         }
@@ -582,8 +592,8 @@ impl Events {
             "{}",
             report::render_error(
                 error.code.as_str(),
-                &error.message,
-                error.help.as_deref(),
+                &message,
+                help.as_deref(),
                 Style::for_stderr()
             )
         );

@@ -1,11 +1,16 @@
 //! The authorization code grant with PKCE (RFC 6749 §4.1, RFC 7636) for
 //! a program on the user's machine: the browser comes back to a listener
-//! on a loopback address (RFC 8252 §7.3), which takes one redirect, checks
-//! its `state`, and tells the person they can close the tab.
+//! on a loopback address (RFC 8252 §7.3), which waits for the one redirect
+//! that carries its `state`, and tells the person they can close the tab.
+//! Any process on the machine can connect to it: a request without the
+//! state is turned away and ends nothing, and a connection that sends no
+//! request is closed soon, or at once when a new one needs its place.
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -14,7 +19,7 @@ use hyper::body::{Bytes, Incoming};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use sha2::Digest as _;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use zeroize::Zeroizing;
 
@@ -126,54 +131,74 @@ pub async fn start(
 /// What the redirect brought.
 type Outcome = Result<Zeroizing<String>, Error>;
 
-/// Waits for the redirect, at most `timeout`; returns the code.
+/// How long a connection may take to send its request. A browser sends it
+/// at once; one that sends nothing is closed.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The longest a connection lives, its answer included.
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Connections that have not sent their request yet, at most: a browser
+/// opens a few. A new one closes the oldest of them, so idle connections
+/// never keep the browser's redirect out.
+const MAX_WAITING: usize = 32;
+
+/// Waits for the redirect, at most `timeout`; returns the code. Requests
+/// without the `state` svc sent are turned away, and svc keeps waiting:
+/// any local process can reach the listener.
 pub async fn wait(pending: &Pending, issuer: Option<&str>, timeout: Duration) -> Outcome {
     let (sender, mut outcomes) = mpsc::channel::<Outcome>(1);
     let expected = Arc::new(Expected {
         state: pending.state.clone(),
         issuer: issuer.map(str::to_owned),
-        done: Mutex::new(false),
+        done: AtomicBool::new(false),
+        turned_away: AtomicUsize::new(0),
         sender,
     });
     let mut connections = tokio::task::JoinSet::new();
-    let deadline = tokio::time::Instant::now() + timeout;
+    // The connections that have not sent a request yet, oldest first.
+    let mut waiting: VecDeque<Waiting> = VecDeque::new();
+    let deadline = super::seconds::after(tokio::time::Instant::now(), timeout);
     let outcome = loop {
         tokio::select! {
             accepted = pending.listener.accept() => {
-                let Ok((stream, _)) = accepted else { continue };
-                // A browser opens a few connections; a flood is not a browser.
-                if connections.len() >= 16 {
+                waiting.retain(Waiting::is_waiting);
+                let Ok((stream, _)) = accepted else {
+                    // Out of file descriptors, most likely: free one.
+                    if !close_oldest(&mut waiting) {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
                     continue;
+                };
+                if waiting.len() >= MAX_WAITING {
+                    close_oldest(&mut waiting);
                 }
-                let expected = expected.clone();
-                connections.spawn(async move {
-                    let service = hyper::service::service_fn(move |request| {
-                        let expected = expected.clone();
-                        async move { Ok::<_, Infallible>(expected.answer(request).await) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .timer(TokioTimer::new())
-                        .header_read_timeout(Duration::from_secs(10))
-                        .keep_alive(false)
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
+                let phase = Arc::new(AtomicU8::new(WAITING));
+                let task = connections.spawn(serve(stream, expected.clone(), phase.clone()));
+                waiting.push_back(Waiting { task, phase });
             }
             Some(outcome) = outcomes.recv() => break outcome,
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             _ = tokio::time::sleep_until(deadline) => {
-                break Err(Error::new(
-                    Code::Timeout,
-                    format!(
-                        "nobody completed the authorization within {}",
-                        crate::syntax::duration::format(timeout)
-                    ),
-                )
-                .help("run `svc authorize` again, and open the URL it prints; `--timeout` gives more time"));
+                let mut message = format!(
+                    "nobody completed the authorization within {}",
+                    crate::syntax::duration::format(timeout)
+                );
+                let turned_away = expected.turned_away.load(Ordering::Relaxed);
+                if turned_away > 0 {
+                    message.push_str(&format!(
+                        "; the listener turned away {} without the `state` svc sent",
+                        crate::report::plural(turned_away, "request")
+                    ));
+                }
+                break Err(Error::new(Code::Timeout, message)
+                .help("run `svc authorize` again, and open the URL it prints (not an older tab's); `--timeout` gives more time"));
             }
         }
     };
-    // Let the page that answered the redirect reach the browser.
+    // Close what asked nothing, and let the page that answered the
+    // redirect reach the browser.
+    while close_oldest(&mut waiting) {}
     let _ = tokio::time::timeout(Duration::from_secs(2), async {
         while connections.join_next().await.is_some() {}
     })
@@ -182,12 +207,74 @@ pub async fn wait(pending: &Pending, issuer: Option<&str>, timeout: Duration) ->
     outcome
 }
 
+/// A connection's phase: waiting for its request, asked (never closed to
+/// make room then), or closed before it asked.
+const WAITING: u8 = 0;
+const ASKED: u8 = 1;
+const CLOSED: u8 = 2;
+
+/// A connection that had not sent its request when last looked at.
+struct Waiting {
+    task: tokio::task::AbortHandle,
+    phase: Arc<AtomicU8>,
+}
+
+impl Waiting {
+    fn is_waiting(&self) -> bool {
+        self.phase.load(Ordering::Acquire) == WAITING && !self.task.is_finished()
+    }
+}
+
+/// Closes the oldest connection that still has not sent its request;
+/// false when there is none.
+fn close_oldest(waiting: &mut VecDeque<Waiting>) -> bool {
+    while let Some(oldest) = waiting.pop_front() {
+        if oldest
+            .phase
+            .compare_exchange(WAITING, CLOSED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            oldest.task.abort();
+            return true;
+        }
+    }
+    false
+}
+
+/// Serves one connection: one request, within [`REQUEST_TIMEOUT`] of the
+/// connection, and its answer, within [`CONNECTION_TIMEOUT`].
+async fn serve(stream: TcpStream, expected: Arc<Expected>, phase: Arc<AtomicU8>) {
+    let service = hyper::service::service_fn(move |request| {
+        let asked = phase
+            .compare_exchange(WAITING, ASKED, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+        let expected = expected.clone();
+        async move {
+            Ok::<_, Infallible>(if asked {
+                expected.answer(request).await
+            } else {
+                // Closed to make room an instant ago: nobody reads this.
+                page(StatusCode::SERVICE_UNAVAILABLE, "Busy", "Try again.")
+            })
+        }
+    });
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(REQUEST_TIMEOUT)
+        .keep_alive(false)
+        .serve_connection(TokioIo::new(stream), service);
+    let _ = tokio::time::timeout(CONNECTION_TIMEOUT, connection).await;
+}
+
 /// What the one redirect must carry, and where to report it.
 struct Expected {
     state: String,
     issuer: Option<String>,
-    /// Set once a redirect was judged: later ones are turned away.
-    done: Mutex<bool>,
+    /// Set once a redirect with the state was judged: later ones are
+    /// turned away.
+    done: AtomicBool,
+    /// Requests to the callback without the state.
+    turned_away: AtomicUsize,
     sender: mpsc::Sender<Outcome>,
 }
 
@@ -204,20 +291,39 @@ impl Expected {
             url::form_urlencoded::parse(request.uri().query().unwrap_or("").as_bytes())
                 .into_owned()
                 .collect();
-        {
-            let mut done = self.done.lock().unwrap_or_else(|p| p.into_inner());
-            if *done {
-                return page(
-                    StatusCode::GONE,
-                    "Already done",
-                    "svc already received an answer for this authorization. You can close this tab.",
-                );
-            }
-            *done = true;
+        // The state first: a request without it says nothing about this
+        // authorization (an old tab, another process), so it ends nothing.
+        if !self.carries_state(&pairs) {
+            self.turned_away.fetch_add(1, Ordering::Relaxed);
+            return page(
+                StatusCode::BAD_REQUEST,
+                "Not this authorization",
+                "This request does not carry the state svc sent, so svc ignored it and keeps waiting. \
+                 If you approved in an older tab, open the URL svc printed last.",
+            );
+        }
+        if self.done.swap(true, Ordering::AcqRel) {
+            return page(
+                StatusCode::GONE,
+                "Already done",
+                "svc already received an answer for this authorization. You can close this tab.",
+            );
         }
         let (outcome, response) = self.judge(&pairs);
         let _ = self.sender.send(outcome).await;
         response
+    }
+
+    /// Whether the request carries the state svc sent. The digests are
+    /// compared, so the time a comparison takes says nothing about how
+    /// much of a guess was right.
+    fn carries_state(&self, pairs: &[(String, String)]) -> bool {
+        pairs
+            .iter()
+            .find(|(k, _)| k == "state")
+            .is_some_and(|(_, given)| {
+                sha2::Sha256::digest(given) == sha2::Sha256::digest(&self.state)
+            })
     }
 
     fn judge(&self, pairs: &[(String, String)]) -> (Outcome, Response<Full<Bytes>>) {
@@ -237,15 +343,8 @@ impl Expected {
                 ),
             )
         };
-        // The state is checked first: an answer to another request says
-        // nothing about this one.
-        if get("state") != Some(self.state.as_str()) {
-            return failed(
-                Code::StateMismatch,
-                "the redirect carries another `state` than the one svc sent".into(),
-                "it did not come from this authorization (an old tab, or a forged link); nothing was stored",
-            );
-        }
+        // The state is right (`answer` checked it): another issuer means
+        // the person was sent to another server (RFC 9207).
         if let (Some(expected), Some(iss)) = (&self.issuer, get("iss"))
             && iss.trim_end_matches('/') != expected.trim_end_matches('/')
         {
@@ -316,6 +415,7 @@ fn page(status: StatusCode, title: &str, text: &str) -> Response<Full<Bytes>> {
             "content-security-policy",
             "default-src 'none'; style-src 'unsafe-inline'",
         ),
+        ("x-content-type-options", "nosniff"),
         ("connection", "close"),
     ] {
         headers.insert(name, hyper::header::HeaderValue::from_static(value));

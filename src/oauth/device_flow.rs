@@ -9,6 +9,7 @@ use zeroize::Zeroizing;
 
 use super::client::{Credentials, Endpoints};
 use super::error::{Code, Error};
+use super::seconds;
 use super::tokens::{self, ErrorAnswer, Tokens};
 use crate::run::http::{self, Http};
 use crate::run::redact::Redactor;
@@ -16,14 +17,29 @@ use crate::run::redact::Redactor;
 /// The grant type of the polling requests.
 const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
+/// The longest a device code lives, whatever the server says (providers
+/// give 5 to 30 minutes); `--timeout` ends the wait before anyway.
+const MAX_CODE_LIFETIME: Duration = Duration::from_secs(86_400);
+
+/// Between two polls: 5 seconds when the server does not say (§3.2),
+/// never less than 1 second nor, as the server asks, more than a minute.
+const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
+const MIN_INTERVAL: Duration = Duration::from_secs(1);
+const MAX_INTERVAL: Duration = Duration::from_secs(60);
+
+/// What each `slow_down` adds (§3.5), up to 5 minutes between polls.
+const SLOW_DOWN: Duration = Duration::from_secs(5);
+const MAX_SLOWED_INTERVAL: Duration = Duration::from_secs(300);
+
 /// What the device authorization endpoint answered.
 pub struct Grant {
     device_code: Zeroizing<String>,
     pub user_code: String,
     pub verification_uri: String,
     pub verification_uri_complete: Option<String>,
-    pub expires_in: u64,
-    interval: u64,
+    /// How long the code lives, clamped to [`MAX_CODE_LIFETIME`].
+    pub expires_in: Duration,
+    interval: Duration,
 }
 
 #[derive(Deserialize)]
@@ -34,8 +50,9 @@ struct Raw {
     #[serde(alias = "verification_url")]
     verification_uri: String,
     verification_uri_complete: Option<String>,
-    expires_in: u64,
-    interval: Option<u64>,
+    // Seconds, read by `seconds::clamped`.
+    expires_in: serde_json::Value,
+    interval: Option<serde_json::Value>,
 }
 
 /// Asks for a device code (RFC 8628 §3.1).
@@ -78,14 +95,29 @@ pub async fn start(
         )
     })?;
     redactor.add(&raw.device_code);
+    let not_seconds = |field: &str| {
+        Error::new(
+            Code::BadResponse,
+            format!("the device authorization answer's `{field}` is not a number of seconds"),
+        )
+        .help(
+            "RFC 8628 §3.2 asks for a whole number of seconds; the server's answer cannot be used",
+        )
+    };
+    let expires_in = seconds::clamped(&raw.expires_in, MIN_INTERVAL, MAX_CODE_LIFETIME)
+        .ok_or_else(|| not_seconds("expires_in"))?;
+    let interval = match &raw.interval {
+        None => DEFAULT_INTERVAL,
+        Some(interval) => seconds::clamped(interval, MIN_INTERVAL, MAX_INTERVAL)
+            .ok_or_else(|| not_seconds("interval"))?,
+    };
     Ok(Grant {
         device_code: Zeroizing::new(raw.device_code),
         user_code: raw.user_code,
         verification_uri: raw.verification_uri,
         verification_uri_complete: raw.verification_uri_complete,
-        expires_in: raw.expires_in,
-        // §3.2: 5 seconds when the server does not say.
-        interval: raw.interval.unwrap_or(5).clamp(1, 60),
+        expires_in,
+        interval,
     })
 }
 
@@ -100,11 +132,11 @@ pub async fn poll(
     redactor: &mut Redactor,
 ) -> Result<(Tokens, http::Response), Error> {
     let started = tokio::time::Instant::now();
-    let expires = started + Duration::from_secs(grant.expires_in);
-    let deadline = (started + timeout).min(expires);
-    let mut interval = Duration::from_secs(grant.interval);
+    let expires = seconds::after(started, grant.expires_in);
+    let deadline = seconds::after(started, timeout).min(expires);
+    let mut interval = grant.interval;
     loop {
-        if tokio::time::Instant::now() + interval > deadline {
+        if seconds::after(tokio::time::Instant::now(), interval) > deadline {
             return Err(if deadline >= expires {
                 Error::new(
                     Code::ExpiredToken,
@@ -146,7 +178,9 @@ pub async fn poll(
         match answer.error.as_str() {
             "authorization_pending" => {}
             // §3.5: wait 5 seconds longer from now on.
-            "slow_down" => interval += Duration::from_secs(5),
+            "slow_down" => {
+                interval = interval.saturating_add(SLOW_DOWN).min(MAX_SLOWED_INTERVAL);
+            }
             "expired_token" => {
                 return Err(Error::new(
                     Code::ExpiredToken,

@@ -41,7 +41,7 @@ codes! {
     InvalidUrl => "svc::oauth::invalid_url", "A client URL is not a valid URL, or is plain http to a host that is not loopback.";
     Discovery => "svc::oauth::discovery_failed", "The issuer's discovery document cannot be fetched or is not valid.";
     BadKey => "svc::oauth::bad_key", "A signing key cannot be read, or cannot sign with the algorithm asked for.";
-    StateMismatch => "svc::authorize::state_mismatch", "The redirect came back with another `state` (or `iss`) than the one sent.";
+    StateMismatch => "svc::authorize::state_mismatch", "The redirect carried the `state` sent, but another issuer (`iss`) than the one expected.";
     AccessDenied => "svc::authorize::access_denied", "The person (or the server) refused the authorization.";
     AuthorizationError => "svc::authorize::authorization_error", "The authorization server redirected back with an error.";
     ExchangeFailed => "svc::authorize::exchange_failed", "The token endpoint refused the code, device code or request.";

@@ -12,6 +12,7 @@ pub mod device_flow;
 pub mod discovery;
 pub mod error;
 pub mod jwt;
+pub mod seconds;
 pub mod tokens;
 
 use base64::Engine as _;

@@ -47,14 +47,10 @@ struct Raw {
     refresh_token_expires_in: Option<serde_json::Value>,
 }
 
-/// Seconds as a JSON number or a numeric string (some servers quote it).
+/// A token's lifetime in seconds ([`super::seconds::parse`]); one of more
+/// than 300 years, or not a number of seconds, says nothing.
 fn seconds(value: Option<serde_json::Value>) -> Option<f64> {
-    let seconds = match value? {
-        serde_json::Value::Number(n) => n.as_f64()?,
-        serde_json::Value::String(s) => s.trim().parse().ok()?,
-        _ => return None,
-    };
-    (seconds.is_finite() && (0.0..1e10).contains(&seconds)).then_some(seconds)
+    super::seconds::parse(&value?).filter(|seconds| *seconds < 1e10)
 }
 
 impl Tokens {
@@ -94,7 +90,9 @@ impl Tokens {
     /// access token, the refresh token's own lifetime, the ID token's `exp`.
     pub fn expires_at(&self, field: TokenField, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let after = |seconds: f64| {
-            now.checked_add_signed(chrono::TimeDelta::milliseconds((seconds * 1000.0) as i64))
+            now.checked_add_signed(chrono::TimeDelta::try_milliseconds(
+                (seconds * 1000.0) as i64,
+            )?)
         };
         match field {
             TokenField::AccessToken => self.expires_in.and_then(after),
@@ -187,14 +185,16 @@ pub fn json_problem(error: &serde_json::Error) -> &'static str {
     }
 }
 
-/// At most 300 characters, control characters dropped.
+/// At most 300 characters, without what a terminal must not see
+/// ([`crate::output::strip_controls`]).
 pub fn shorten(text: &str) -> String {
-    let clean: String = text.chars().filter(|c| !c.is_control()).take(300).collect();
-    if text.chars().filter(|c| !c.is_control()).count() > 300 {
-        format!("{clean}...")
-    } else {
-        clean
+    const MAX: usize = 300;
+    let clean = crate::output::strip_controls(text);
+    let mut short: String = clean.chars().take(MAX).collect();
+    if clean.chars().nth(MAX).is_some() {
+        short.push_str("...");
     }
+    short
 }
 
 #[cfg(test)]
