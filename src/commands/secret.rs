@@ -762,12 +762,17 @@ fn recover(
         return Ok(());
     }
     for answer in &shown {
+        let status = match answer.kind {
+            "sent" => "sent, no answer recorded yet".to_string(),
+            "no_answer" => "no answer came".to_string(),
+            _ => answer.status.to_string(),
+        };
         outln!(
             "{}.{}  {}  {}  {}  {} {}",
             answer.run_id,
             answer.sequence,
             answer.endpoint,
-            answer.status,
+            status,
             answer
                 .received_at
                 .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
@@ -847,6 +852,9 @@ struct RecoveredAnswer {
     run_id: String,
     sequence: u32,
     endpoint: String,
+    /// `answer`, `sent` (the request went out, its answer is to come) or
+    /// `no_answer` (it failed before one came).
+    kind: &'static str,
     status: u16,
     received_at: DateTime<Utc>,
     method: String,
@@ -856,11 +864,17 @@ struct RecoveredAnswer {
 
 impl RecoveredAnswer {
     fn of(entry: &journal::Entry) -> RecoveredAnswer {
+        let kind = match entry.status {
+            journal::SENT => "sent",
+            journal::NO_ANSWER => "no_answer",
+            _ => "answer",
+        };
         let body = match serde_json::from_slice::<serde_json::Value>(&entry.body) {
             Ok(mut json) => {
                 mask_strings(&mut json);
                 json
             }
+            Err(_) if entry.body.is_empty() => serde_json::Value::Null,
             Err(_) => {
                 serde_json::Value::String(format!("*** ({} bytes, not JSON)", entry.body.len()))
             }
@@ -869,6 +883,7 @@ impl RecoveredAnswer {
             run_id: entry.run_id.clone(),
             sequence: entry.sequence,
             endpoint: entry.endpoint.clone(),
+            kind,
             status: entry.status,
             received_at: entry.received_at,
             method: entry.method.clone(),
