@@ -330,6 +330,7 @@ impl Flow<'_> {
             based_on: Default::default(),
             params: Default::default(),
             answer_by: None,
+            rotating: true,
         };
         let journaled = crate::run::through_outages(|| backend.journal.record(&entry))
             .await

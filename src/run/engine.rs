@@ -265,6 +265,7 @@ impl Engine {
             settled: Vec::new(),
             sends: 0,
             settling: false,
+            answered_at: None,
         };
         let identity = self
             .script
@@ -469,6 +470,7 @@ impl Engine {
             settled: Vec::new(),
             sends: 0,
             settling: false,
+            answered_at: None,
         };
         let result = run
             .hook(service_decl, identity_decl, params, body, error.cloned())

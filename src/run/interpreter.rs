@@ -81,6 +81,9 @@ pub(super) struct Run<'e> {
     /// Replaying another run's kept answers to settle them (`run::settle`),
     /// which forgets them itself.
     pub(super) settling: bool,
+    /// When the last answer to a request came (a replayed one: when it
+    /// came then): the time an `expires_in` counts from.
+    pub(super) answered_at: Option<chrono::DateTime<Utc>>,
 }
 
 /// The most items a `foreach` goes over, as `while` is bounded by its `max`.
@@ -752,7 +755,10 @@ impl<'e> Run<'e> {
                                     )
                                     .at(expr.span)
                                 })?;
-                            Some(now + chrono::Duration::milliseconds((seconds * 1000.0) as i64))
+                            // From when the answer came: a replayed one
+                            // came before now, and its token expires sooner.
+                            let from = self.answered_at.unwrap_or(now).min(now);
+                            Some(from + chrono::Duration::milliseconds((seconds * 1000.0) as i64))
                         }
                     }
                 }

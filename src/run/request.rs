@@ -83,11 +83,16 @@ impl<'e> Run<'e> {
             self.sends += 1;
         }
         let response = if replayed {
-            self.replayed(&built)?
+            let (response, received_at) = self.replayed(&built)?;
+            self.answered_at = Some(received_at);
+            response
         } else {
             let announced = self.announce(sequence, &built).await?;
             match self.engine.http.send(&built.http, &self.redactor).await {
-                Ok(response) => response,
+                Ok(response) => {
+                    self.answered_at = Some(chrono::Utc::now());
+                    response
+                }
                 Err(error) => {
                     if announced {
                         self.no_answer(depth, sequence, &built).await;
@@ -585,6 +590,7 @@ impl<'e> Run<'e> {
             based_on: self.based_on.clone(),
             params: self.params.clone(),
             answer_by: None,
+            rotating: built.rotating,
         }
     }
 
@@ -666,8 +672,11 @@ impl<'e> Run<'e> {
     }
 
     /// The next kept answer of the run being replayed, in place of sending
-    /// a request that presents a secret again.
-    fn replayed(&mut self, built: &Built) -> Result<http::Response, RunError> {
+    /// a request that presents a secret again, and when it came.
+    fn replayed(
+        &mut self,
+        built: &Built,
+    ) -> Result<(http::Response, chrono::DateTime<chrono::Utc>), RunError> {
         let replay = self.replay.as_mut().expect("checked by the caller");
         let Some(entry) = replay.entries.pop_front() else {
             return Err(RunError::new(
@@ -710,13 +719,16 @@ impl<'e> Run<'e> {
                 entry.status
             )))
         })?;
-        Ok(http::Response {
-            status,
-            headers,
-            body: entry.body.to_vec(),
-            attempts: 0,
-            elapsed: std::time::Duration::ZERO,
-            retries: Vec::new(),
-        })
+        Ok((
+            http::Response {
+                status,
+                headers,
+                body: entry.body.to_vec(),
+                attempts: 0,
+                elapsed: std::time::Duration::ZERO,
+                retries: Vec::new(),
+            },
+            entry.received_at,
+        ))
     }
 }

@@ -164,6 +164,15 @@ impl Run<'_> {
                     .map_err(|e| store_failure(&e))?,
             );
         }
+        // An answer to a request that presented nothing the run replaces
+        // (a client credentials grant) leaves nothing spent behind: the
+        // next run asks again, rather than store an old token.
+        if !answers
+            .iter()
+            .any(|a| a.rotating && (200..300).contains(&a.status))
+        {
+            return Ok(Settled::Done);
+        }
         self.replay_journaled(run_id, &entry, answers).await?;
         journal
             .discard(run_id)

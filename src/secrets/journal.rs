@@ -78,6 +78,16 @@ pub struct Entry {
     /// For a send ([`SENT`]): when its answer is due at the latest.
     #[serde(default)]
     pub answer_by: Option<DateTime<Utc>>,
+    /// The request presented a secret its run replaces (a refresh token):
+    /// its answer carries the successor, which the next run must store
+    /// before it presents anything. (Entries written before svc said so
+    /// are taken to.)
+    #[serde(default = "presumed_rotating")]
+    pub rotating: bool,
+}
+
+fn presumed_rotating() -> bool {
+    true
 }
 
 // An answer holds secrets: `Debug` says only what it is.

@@ -240,6 +240,7 @@ mod tests {
             based_on: Default::default(),
             params: Default::default(),
             answer_by: None,
+            rotating: true,
         }
     }
 

@@ -63,7 +63,18 @@ impl Spool {
         let listed = self.files.list()?;
         let mut copied = 0;
         for answer in &listed {
-            let sealed = self.files.sealed(answer)?;
+            // A file that cannot be read must not hold back the others,
+            // nor every run lock after it: it is said, and left there.
+            let sealed = match self.files.sealed(answer) {
+                Ok(sealed) => sealed,
+                Err(error) => {
+                    tracing::error!(
+                        "{}: a kept answer cannot be read, and stays where it is: {error}",
+                        error.code()
+                    );
+                    continue;
+                }
+            };
             let name = Path::new(&answer.handle)
                 .file_stem()
                 .and_then(|n| n.to_str())
@@ -244,12 +255,23 @@ impl JournalStore for PgJournal {
         let recipients = self.recipients().await?;
         let sealed = Self::seal(entry, &recipients)?;
         let name = journal::entry_name(entry);
-        // On this host first: kept, whatever the database does next.
+        // On this host first: kept, whatever the database does next. A
+        // state directory that cannot be written leaves the database alone
+        // to keep it (svc doctor checks that directory).
         let spool = self.spool.clone();
         let (spooled_name, spooled) = (name.clone(), sealed.clone());
-        tokio::task::spawn_blocking(move || spool.files.keep_sealed(&spooled_name, &spooled))
-            .await
-            .map_err(|_| Error::Invalid("a file task stopped unexpectedly".into()))??;
+        let local =
+            tokio::task::spawn_blocking(move || spool.files.keep_sealed(&spooled_name, &spooled))
+                .await
+                .map_err(|_| Error::Invalid("a file task stopped unexpectedly".into()))
+                .and_then(|written| written);
+        if let Err(error) = &local {
+            tracing::error!(
+                "{}: the answer of run {} cannot be kept on this host, only in the database: {error}",
+                error.code(),
+                entry.run_id
+            );
+        }
         let listed = Listed::parse_name(&name, name.clone(), sealed.len() as u64)
             .ok_or_else(|| Error::Invalid(format!("`{name}` is not a journal entry's name")))?;
         match self
@@ -258,15 +280,17 @@ impl JournalStore for PgJournal {
             .await
         {
             Ok(()) => {
-                let path = self.spool.dir().join(format!("{name}.age"));
-                let in_spool = Listed {
-                    handle: path.to_string_lossy().into_owned(),
-                    ..listed
-                };
-                self.spool.files.forget(&in_spool)?;
+                if local.is_ok() {
+                    let path = self.spool.dir().join(format!("{name}.age"));
+                    let in_spool = Listed {
+                        handle: path.to_string_lossy().into_owned(),
+                        ..listed
+                    };
+                    self.spool.files.forget(&in_spool)?;
+                }
                 self.prune().await
             }
-            Err(error) => {
+            Err(error) if local.is_ok() => {
                 tracing::warn!(
                     "the answer of run {} is kept in `{}` until the database answers again: {error}",
                     entry.run_id,
@@ -274,6 +298,7 @@ impl JournalStore for PgJournal {
                 );
                 Ok(0)
             }
+            Err(error) => Err(error),
         }
     }
 
