@@ -15,6 +15,7 @@ pub use super::interpreter::Answer;
 use super::interpreter::Run;
 use super::record::{HookReport, Outcome, RunRecord, Trigger};
 use super::redact::Redactor;
+use super::trace::Trace;
 use crate::backend::{Backend, LogName};
 use crate::program::Script;
 use crate::secrets::journal;
@@ -224,7 +225,7 @@ impl Engine {
             engine: self,
             dry_run: request.dry_run,
             trigger: request.trigger.clone(),
-            trace: Vec::new(),
+            trace: Trace::default(),
             redactor: Redactor::default(),
             document: None,
             held,
@@ -275,7 +276,7 @@ impl Engine {
             outcome,
             lag_ms,
             dry_run: request.dry_run,
-            trace: run.trace,
+            trace: run.trace.into_events(),
             error: error.as_ref().map(|e| e.to_report()),
             variables,
             replay_of,
@@ -422,7 +423,7 @@ impl Engine {
             engine: self,
             dry_run: false,
             trigger: subject.trigger.clone(),
-            trace: Vec::new(),
+            trace: Trace::default(),
             redactor: known,
             document: None,
             held: Vec::new(),
@@ -461,7 +462,7 @@ impl Engine {
             } else {
                 Outcome::Failed
             },
-            trace: run.trace,
+            trace: run.trace.into_events(),
             error: result.err().map(|e| e.to_report()),
         };
         report.redact(&run.redactor);

@@ -45,7 +45,7 @@ pub(super) struct Run<'e> {
     pub(super) engine: &'e Engine,
     pub(super) dry_run: bool,
     pub(super) trigger: Trigger,
-    pub(super) trace: Vec<Event>,
+    pub(super) trace: super::trace::Trace,
     pub(super) redactor: Redactor,
     /// The store, decrypted on first use, after the run lock was taken.
     pub(super) document: Option<Arc<Document>>,
@@ -376,7 +376,9 @@ impl<'e> Run<'e> {
                     let outer = frame.vars.remove(item.as_str());
                     let mut passes = 0;
                     let mut outcome = Ok(());
+                    self.trace.loop_begins();
                     for element in items {
+                        self.trace.pass_begins();
                         let element = Value::Json(element);
                         if secret {
                             self.learn_derived(&element);
@@ -392,6 +394,7 @@ impl<'e> Run<'e> {
                     if let Some(outer) = outer {
                         frame.vars.insert(item.as_str(), outer);
                     }
+                    self.trace.loop_ends();
                     self.trace.push(Event::Loop {
                         depth,
                         kind: "foreach".into(),
@@ -405,6 +408,7 @@ impl<'e> Run<'e> {
                     body,
                 } => {
                     let mut passes: u64 = 0;
+                    self.trace.loop_begins();
                     let outcome = loop {
                         match self.condition(frame, condition) {
                             Ok(true) => {}
@@ -425,6 +429,7 @@ impl<'e> Run<'e> {
                             .help("raise `max`, or make the condition false sooner; `catch \"loop_limit\"` handles it"));
                         }
                         passes += 1;
+                        self.trace.pass_begins();
                         if let Err(e) = self.block(frame, body).await {
                             break Err(e);
                         }
@@ -432,6 +437,7 @@ impl<'e> Run<'e> {
                             break Ok(());
                         }
                     };
+                    self.trace.loop_ends();
                     self.trace.push(Event::Loop {
                         depth,
                         kind: "while".into(),

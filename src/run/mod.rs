@@ -15,6 +15,7 @@ pub mod record;
 pub mod redact;
 pub mod refresh;
 mod request;
+pub mod trace;
 pub mod value;
 
 pub use admission::{Refusal, unknown_endpoint};
