@@ -369,3 +369,59 @@ fn a_loop_of_200000_passes_keeps_a_bounded_trace_that_says_what_it_cut() {
     assert_eq!(record["hooks"][0]["outcome"], "success", "{record}");
     assert_bounded(record["hooks"][0]["trace"].as_array().unwrap());
 }
+
+#[test]
+fn a_string_doubled_in_a_loop_stops_at_the_bound_of_a_value() {
+    let p = Project::new();
+    p.write(
+        "api.svc",
+        r#"
+role grower { grant run api.grow }
+service_account bot { roles grower }
+
+service api {
+  var s: string
+
+  action grow {
+    update service_variables { s = "0123456789abcdef" }
+    while true max 100 {
+      update service_variables { s = s + s }
+    }
+  }
+
+  endpoint grow {
+    methods POST
+    process grow
+  }
+}
+"#,
+    );
+    // Under 2 GB of address space: unbounded, the string took it all and
+    // svc aborted on a failed allocation.
+    let run: common::Run = std::process::Command::new("prlimit")
+        .arg("--as=2000000000")
+        .arg(env!("CARGO_BIN_EXE_svc"))
+        .args(["run", "api.svc", "api.grow", "--env", "dev", "--as", "bot"])
+        .args(["--output", "json"])
+        .current_dir(p.path())
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("prlimit runs (util-linux)")
+        .into();
+    assert_eq!(run.status, 1, "{}", run.stderr);
+    let record: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(record["error"]["code"], "limit_exceeded", "{}", run.stderr);
+    assert!(
+        record["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("more than 10 MiB"),
+        "{}",
+        record["error"]
+    );
+    // 16 bytes doubled 19 times is the last string under the bound.
+    assert_eq!(
+        record["variables"]["s"]["value"].as_str().map(str::len),
+        Some(16 << 19)
+    );
+}

@@ -70,6 +70,10 @@ pub(super) struct Run<'e> {
 /// The most items a `foreach` goes over, as `while` is bounded by its `max`.
 const MAX_FOREACH_ITEMS: usize = 10_000;
 
+/// The longest string an expression makes, in bytes: as long as the longest
+/// answer a request reads, so a string doubled in a loop stops here.
+const MAX_TEXT: usize = super::http::MAX_BODY;
+
 /// The variables of one endpoint's run.
 pub(super) struct Frame<'e> {
     pub(super) service: &'e ServiceDecl,
@@ -837,6 +841,9 @@ impl<'e> Run<'e> {
                             text.push_str(&self.eval(frame, expr)?.to_text())
                         }
                     }
+                    if text.len() > MAX_TEXT {
+                        return Err(too_long(expr));
+                    }
                 }
                 Value::String(text)
             }
@@ -923,6 +930,9 @@ impl<'e> Run<'e> {
                 let secret_in = self.holds_secret(&values);
                 let value = super::functions::call(known, values)
                     .map_err(|message| RunError::new(ErrorKind::Type, message).at(expr.span))?;
+                if matches!(&value, Value::String(s) if s.len() > MAX_TEXT) {
+                    return Err(too_long(expr));
+                }
                 if secret_in {
                     self.learn_derived(&value);
                 }
@@ -963,6 +973,9 @@ impl<'e> Run<'e> {
                         let secret_in = self.holds_secret(&pair);
                         let value = super::operators::arithmetic(*op, &pair[0], &pair[1])
                             .map_err(failed)?;
+                        if matches!(&value, Value::String(s) if s.len() > MAX_TEXT) {
+                            return Err(too_long(expr));
+                        }
                         if secret_in {
                             self.learn_derived(&value);
                         }
@@ -1065,6 +1078,19 @@ where
             other => return other,
         }
     }
+}
+
+/// The error of an expression that makes a string longer than [`MAX_TEXT`].
+fn too_long(expr: &Expr) -> RunError {
+    RunError::new(
+        ErrorKind::Limit,
+        format!(
+            "the expression makes a string of more than {} MiB",
+            MAX_TEXT >> 20
+        ),
+    )
+    .at(expr.span)
+    .help("a string a run makes is at most as long as the longest answer it reads; see \"Bounds of a run\" in docs/run.md")
 }
 
 /// Whether a statement's own expressions read `secret.NAME` (nested
