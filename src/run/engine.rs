@@ -191,8 +191,11 @@ impl Engine {
         {
             return Ok((document, redactor.clone()));
         }
-        let redactor = Arc::new(Redactor::of(
-            document.secrets.values().map(|entry| entry.value.expose()),
+        let redactor = Arc::new(Redactor::of_secrets(
+            document
+                .secrets
+                .iter()
+                .map(|(name, entry)| (name.as_str(), entry.value.expose())),
         ));
         *cached = Some((document.clone(), redactor.clone()));
         Ok((document, redactor))
