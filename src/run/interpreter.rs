@@ -266,6 +266,17 @@ impl<'e> Run<'e> {
     pub(super) fn block<'a>(&'a mut self, frame: &'a mut Frame<'e>, block: &'e Block) -> Step<'a> {
         Box::pin(async move {
             for statement in &block.statements {
+                if self.redactor.is_full() {
+                    return Err(RunError::new(
+                        ErrorKind::Limit,
+                        format!(
+                            "the run has seen more than {} MiB of secret values (in every form it may send them)",
+                            super::redact::MAX_LEARNED >> 20
+                        ),
+                    )
+                    .at(statement.span)
+                    .help("see \"Bounds of a run\" in docs/run.md"));
+                }
                 self.statement(frame, statement)
                     .await
                     .map_err(|e| e.at(statement.span))?;

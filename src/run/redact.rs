@@ -73,6 +73,10 @@ struct Known {
     origin: Origin,
 }
 
+/// The most bytes of forms a run learns beyond the store's: the redactor's
+/// share of a run's memory ceiling (docs/run.md, "Bounds of a run").
+pub const MAX_LEARNED: usize = 256 << 20;
+
 /// The secret values a run has seen, in every form they may take.
 #[derive(Default, Clone)]
 pub struct Redactor {
@@ -84,6 +88,8 @@ pub struct Redactor {
     /// Values known before the run (the store's), shared by every run that
     /// read the same version of the store.
     shared: Option<Arc<Redactor>>,
+    /// The bytes of the forms in `values`.
+    bytes: usize,
     /// Some value in `values` is a JSON array or object, which an output
     /// may show as a structure rather than as text.
     structured: bool,
@@ -184,6 +190,7 @@ impl Redactor {
             }
             same
         });
+        redactor.bytes = redactor.values.iter().map(|k| k.form.len()).sum();
         redactor.sorted = true;
         redactor
     }
@@ -222,6 +229,7 @@ impl Redactor {
     }
 
     fn push(&mut self, form: String, origin: Origin) {
+        self.bytes += form.len();
         self.structured |= form.starts_with(['{', '[']);
         self.values.push(Known {
             form: Zeroizing::new(form),
@@ -277,6 +285,11 @@ impl Redactor {
 
     pub fn is_empty(&self) -> bool {
         self.values.is_empty() && self.shared.as_ref().is_none_or(|s| s.is_empty())
+    }
+
+    /// Whether the run has learned more than [`MAX_LEARNED`] bytes of forms.
+    pub fn is_full(&self) -> bool {
+        self.bytes > MAX_LEARNED
     }
 
     /// What the known values that `text` holds are made from; `None` when
@@ -578,6 +591,16 @@ mod tests {
             shown,
             serde_json::json!({"claims": "***", "other": {"sub": "x"}})
         );
+    }
+
+    #[test]
+    fn counts_the_bytes_a_run_learned_beyond_the_store() {
+        let mut r = Redactor::on_top_of(Arc::new(Redactor::of_secrets([("K", "k-value")])));
+        r.add("k-value");
+        assert_eq!(r.bytes, 0, "the store's values are not the run's");
+        r.add("a/b");
+        assert_eq!(r.bytes, forms("a/b").iter().map(String::len).sum::<usize>());
+        assert!(!r.is_full());
     }
 
     #[test]
