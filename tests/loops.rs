@@ -246,3 +246,182 @@ service api {
     );
     assert!(run.stderr.contains("type_error"), "{}", run.stderr);
 }
+
+/// Loops of 200,000 passes in all: `i` goes to 400, and in each of its
+/// passes `j` goes to 500. `api.spin` succeeds; `api.fail` throws and its
+/// `on_failure` hook spins the same loops.
+const SPIN: &str = r#"
+role spinner {
+  grant run api.spin
+  grant run api.fail
+}
+service_account bot { roles spinner }
+
+service api {
+  var i: number
+  var j: number
+
+  action spin {
+    update service_variables { i = 0 }
+    while i < 400 max 10000 {
+      update service_variables { j = 0 }
+      while j < 500 max 10000 {
+        update service_variables { j = j + 1 }
+      }
+      update service_variables { i = i + 1 }
+    }
+  }
+
+  action fail {
+    throw "stop" "failed on purpose"
+  }
+
+  endpoint spin {
+    methods POST
+    process spin
+  }
+
+  endpoint fail {
+    methods POST
+    process fail
+    on_failure {
+      update service_variables { i = 0 }
+      while i < 400 max 10000 {
+        update service_variables { j = 0 }
+        while j < 500 max 10000 {
+          update service_variables { j = j + 1 }
+        }
+        update service_variables { i = i + 1 }
+      }
+    }
+  }
+}
+"#;
+
+/// The events the loops of [`SPIN`] make unbounded: `i = 0`; per outer
+/// pass `j = 0`, 500 assignments, the inner loop's end and `i = i + 1`;
+/// the outer loop's end.
+const SPIN_EVENTS: u64 = 1 + 400 * (1 + 500 + 1 + 1) + 1;
+
+/// A bounded trace: at most 1,000 events, the first passes and the last
+/// of each loop kept, and one `truncated` event at the end that counts
+/// the rest, so that the kept and the omitted make every event.
+fn assert_bounded(trace: &[serde_json::Value]) {
+    let truncated: Vec<&serde_json::Value> =
+        trace.iter().filter(|e| e["event"] == "truncated").collect();
+    assert_eq!(truncated.len(), 1, "{trace:?}");
+    assert_eq!(trace.last(), Some(truncated[0]));
+    let kept = trace.len() as u64 - 1;
+    assert!(kept <= 1000, "{kept} events kept");
+    assert_eq!(
+        truncated[0]["omitted"].as_u64().unwrap() + kept,
+        SPIN_EVENTS
+    );
+    // The last pass of each loop is kept, and the loops' ends.
+    let assigned = |name: &str, value: u64| {
+        trace
+            .iter()
+            .any(|e| e["event"] == "assign" && e["name"] == name && e["value"]["value"] == value)
+    };
+    assert!(assigned("i", 400) && assigned("j", 500), "{trace:?}");
+    assert!(
+        trace
+            .iter()
+            .any(|e| e["event"] == "loop" && e["depth"] == 0 && e["passes"] == 400),
+        "{trace:?}"
+    );
+}
+
+#[test]
+fn a_loop_of_200000_passes_keeps_a_bounded_trace_that_says_what_it_cut() {
+    let p = Project::new();
+    p.write("api.svc", SPIN);
+    let check = p.svc().args(["check", "api.svc"]).run();
+    assert_eq!(check.status, 0, "{}", check.stderr);
+    let spin = |endpoint: &str| {
+        p.svc()
+            .args(["run", "api.svc", endpoint, "--env", "dev", "--as", "bot"])
+            .args(["--output", "json"])
+            .run()
+    };
+
+    let run = spin("api.spin");
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    // Unbounded, the trace of these passes was 10 MB and more.
+    assert!(
+        run.stdout.len() < 200_000,
+        "{} bytes of output",
+        run.stdout.len()
+    );
+    let record: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_bounded(record["trace"].as_array().unwrap());
+
+    // A hook's trace has the same bound.
+    let failed = spin("api.fail");
+    assert_eq!(failed.status, 1, "{}", failed.stderr);
+    assert!(
+        failed.stdout.len() < 200_000,
+        "{} bytes of output",
+        failed.stdout.len()
+    );
+    let record: serde_json::Value = serde_json::from_str(&failed.stdout).unwrap();
+    assert_eq!(record["hooks"][0]["hook"], "on_failure", "{record}");
+    assert_eq!(record["hooks"][0]["outcome"], "success", "{record}");
+    assert_bounded(record["hooks"][0]["trace"].as_array().unwrap());
+}
+
+#[test]
+fn a_string_doubled_in_a_loop_stops_at_the_bound_of_a_value() {
+    let p = Project::new();
+    p.write(
+        "api.svc",
+        r#"
+role grower { grant run api.grow }
+service_account bot { roles grower }
+
+service api {
+  var s: string
+
+  action grow {
+    update service_variables { s = "0123456789abcdef" }
+    while true max 100 {
+      update service_variables { s = s + s }
+    }
+  }
+
+  endpoint grow {
+    methods POST
+    process grow
+  }
+}
+"#,
+    );
+    // Under 2 GB of address space: unbounded, the string took it all and
+    // svc aborted on a failed allocation.
+    let run: common::Run = std::process::Command::new("prlimit")
+        .arg("--as=2000000000")
+        .arg(env!("CARGO_BIN_EXE_svc"))
+        .args(["run", "api.svc", "api.grow", "--env", "dev", "--as", "bot"])
+        .args(["--output", "json"])
+        .current_dir(p.path())
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("prlimit runs (util-linux)")
+        .into();
+    assert_eq!(run.status, 1, "{}", run.stderr);
+    let record: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(record["error"]["code"], "limit_exceeded", "{}", run.stderr);
+    assert!(
+        record["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("more than 10 MiB"),
+        "{}",
+        record["error"]
+    );
+    // 16 bytes doubled 19 times is the last string under the bound.
+    assert_eq!(
+        record["variables"]["s"]["value"].as_str().map(str::len),
+        Some(16 << 19)
+    );
+}

@@ -33,6 +33,8 @@ pub struct Analysis {
     pub diagnostics: Vec<Diagnostic>,
     /// For each service, the variables that may hold a secret value.
     pub sensitive: BTreeMap<String, BTreeSet<String>>,
+    /// For each service, the secrets each variable may be made from.
+    pub derived: sensitivity::Derived,
     /// Every `secret.NAME` read, with where it is read.
     pub secret_reads: Vec<(String, Span)>,
     /// Requests that present a secret their run replaces, by the span of
@@ -92,7 +94,8 @@ pub fn check(program: &Program) -> Analysis {
     }
     let sensitive = sensitivity::analyse(&symbols);
     sensitivity::check_plain_http(&symbols, &sensitive, &mut diagnostics);
-    sensitivity::check_responses(&symbols, &sensitive, &mut diagnostics);
+    let derived = sensitivity::derive(&symbols, &sensitive);
+    sensitivity::check_responses(&symbols, &sensitive, &derived, &mut diagnostics);
     sensitivity::check_cross_origin(&symbols, &sensitive, &mut diagnostics);
     let rotating = rotation::analyse(&symbols);
     rotation::check_retries(&symbols, &rotating, &mut diagnostics);
@@ -101,6 +104,7 @@ pub fn check(program: &Program) -> Analysis {
     Analysis {
         diagnostics,
         sensitive,
+        derived,
         secret_reads,
         rotating,
     }

@@ -15,6 +15,7 @@ pub use super::interpreter::Answer;
 use super::interpreter::Run;
 use super::record::{HookReport, Outcome, RunRecord, Trigger};
 use super::redact::Redactor;
+use super::trace::Trace;
 use crate::backend::{Backend, LogName};
 use crate::program::Script;
 use crate::secrets::journal;
@@ -214,8 +215,11 @@ impl Engine {
         {
             return Ok((document, redactor.clone()));
         }
-        let redactor = Arc::new(Redactor::of(
-            document.secrets.values().map(|entry| entry.value.expose()),
+        let redactor = Arc::new(Redactor::of_secrets(
+            document
+                .secrets
+                .iter()
+                .map(|(name, entry)| (name.as_str(), entry.value.expose())),
         ));
         *cached = Some((document.clone(), redactor.clone()));
         Ok((document, redactor))
@@ -248,7 +252,7 @@ impl Engine {
             engine: self,
             dry_run: request.dry_run,
             trigger: request.trigger.clone(),
-            trace: Vec::new(),
+            trace: Trace::default(),
             redactor: Redactor::default(),
             document: None,
             held,
@@ -306,7 +310,7 @@ impl Engine {
             outcome,
             lag_ms,
             dry_run: request.dry_run,
-            trace: run.trace,
+            trace: run.trace.into_events(),
             error: error.as_ref().map(|e| e.to_report()),
             variables,
             replay_of,
@@ -453,7 +457,7 @@ impl Engine {
             engine: self,
             dry_run: false,
             trigger: subject.trigger.clone(),
-            trace: Vec::new(),
+            trace: Trace::default(),
             redactor: known,
             document: None,
             held: Vec::new(),
@@ -499,7 +503,7 @@ impl Engine {
             } else {
                 Outcome::Failed
             },
-            trace: run.trace,
+            trace: run.trace.into_events(),
             error: result.err().map(|e| e.to_report()),
         };
         report.redact(&run.redactor);

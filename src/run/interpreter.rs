@@ -10,7 +10,7 @@ use chrono::Utc;
 use super::engine::{Engine, MAX_CALL_DEPTH, Replay};
 use super::error::{ErrorKind, RunError};
 use super::record::{Event, Shown, Trigger};
-use super::redact::Redactor;
+use super::redact::{Origin, Redactor};
 use super::value::Value;
 use crate::backend::{Change, Changed, Held, LockFailure};
 use crate::check::functions::Function;
@@ -45,7 +45,7 @@ pub(super) struct Run<'e> {
     pub(super) engine: &'e Engine,
     pub(super) dry_run: bool,
     pub(super) trigger: Trigger,
-    pub(super) trace: Vec<Event>,
+    pub(super) trace: super::trace::Trace,
     pub(super) redactor: Redactor,
     /// The store, decrypted on first use, after the run lock was taken.
     pub(super) document: Option<Arc<Document>>,
@@ -89,6 +89,10 @@ pub(super) struct Run<'e> {
 /// The most items a `foreach` goes over, as `while` is bounded by its `max`.
 const MAX_FOREACH_ITEMS: usize = 10_000;
 
+/// The longest string an expression makes, in bytes: as long as the longest
+/// answer a request reads, so a string doubled in a loop stops here.
+const MAX_TEXT: usize = super::http::MAX_BODY;
+
 /// The variables of one endpoint's run.
 pub(super) struct Frame<'e> {
     pub(super) service: &'e ServiceDecl,
@@ -102,12 +106,14 @@ pub(super) struct Frame<'e> {
     pub(super) error: Option<RunError>,
     pub(super) depth: usize,
     pub(super) sensitive: BTreeSet<String>,
+    /// The secrets each variable may be made from, as the checker found.
+    pub(super) derived: &'e BTreeMap<String, BTreeSet<String>>,
 }
 
 impl<'e> Frame<'e> {
     /// A fresh frame: every variable of the service null, no error, no contract.
     fn new(
-        script: &Script,
+        script: &'e Script,
         service: &'e ServiceDecl,
         identity: &'e IdentityDecl,
         endpoint: String,
@@ -134,6 +140,12 @@ impl<'e> Frame<'e> {
                 .get(&service.name.text)
                 .cloned()
                 .unwrap_or_default(),
+            derived: script
+                .checked
+                .analysis
+                .derived
+                .get(&service.name.text)
+                .unwrap_or(&NOTHING_DERIVED),
         }
     }
 
@@ -141,6 +153,8 @@ impl<'e> Frame<'e> {
         self.sensitive.contains(var)
     }
 }
+
+static NOTHING_DERIVED: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
 
 impl<'e> Run<'e> {
     pub(super) fn script(&self) -> &'e Script {
@@ -185,7 +199,10 @@ impl<'e> Run<'e> {
             if let (Ok(_), Some(response)) =
                 (&result, endpoint_decl.and_then(|e| e.response.as_ref()))
             {
-                let loaded = if self.document.is_none() && reads_secret(response.expressions()) {
+                // A response that reveals secrets shows their stored values.
+                let loaded = if self.document.is_none()
+                    && (reads_secret(response.expressions()) || !response.reveals.is_empty())
+                {
                     self.load_document().await.map_err(|e| e.at(response.span))
                 } else {
                     Ok(())
@@ -316,6 +333,17 @@ impl<'e> Run<'e> {
     pub(super) fn block<'a>(&'a mut self, frame: &'a mut Frame<'e>, block: &'e Block) -> Step<'a> {
         Box::pin(async move {
             for statement in &block.statements {
+                if self.redactor.is_full() {
+                    return Err(RunError::new(
+                        ErrorKind::Limit,
+                        format!(
+                            "the run has seen more than {} MiB of secret values (in every form it may send them)",
+                            super::redact::MAX_LEARNED >> 20
+                        ),
+                    )
+                    .at(statement.span)
+                    .help("see \"Bounds of a run\" in docs/run.md"));
+                }
                 self.statement(frame, statement)
                     .await
                     .map_err(|e| e.at(statement.span))?;
@@ -412,7 +440,7 @@ impl<'e> Run<'e> {
                     let value = self
                         .eval(frame, iterable)
                         .map_err(|e| e.at(iterable.span))?;
-                    let secret = self.holds_secret(std::slice::from_ref(&value));
+                    let secret = self.origin_in(std::slice::from_ref(&value));
                     let items = match value {
                         // Nothing mapped: nothing to go over.
                         Value::Null | Value::Json(serde_json::Value::Null) => Vec::new(),
@@ -443,10 +471,12 @@ impl<'e> Run<'e> {
                     let outer = frame.vars.remove(item.as_str());
                     let mut passes = 0;
                     let mut outcome = Ok(());
+                    self.trace.loop_begins();
                     for element in items {
+                        self.trace.pass_begins();
                         let element = Value::Json(element);
-                        if secret {
-                            self.learn_derived(&element);
+                        if let Some(origin) = &secret {
+                            self.learn_derived(&element, origin);
                         }
                         frame.vars.insert(item.as_str(), element);
                         passes += 1;
@@ -459,6 +489,7 @@ impl<'e> Run<'e> {
                     if let Some(outer) = outer {
                         frame.vars.insert(item.as_str(), outer);
                     }
+                    self.trace.loop_ends();
                     self.trace.push(Event::Loop {
                         depth,
                         kind: "foreach".into(),
@@ -472,6 +503,7 @@ impl<'e> Run<'e> {
                     body,
                 } => {
                     let mut passes: u64 = 0;
+                    self.trace.loop_begins();
                     let outcome = loop {
                         match self.condition(frame, condition) {
                             Ok(true) => {}
@@ -492,6 +524,7 @@ impl<'e> Run<'e> {
                             .help("raise `max`, or make the condition false sooner; `catch \"loop_limit\"` handles it"));
                         }
                         passes += 1;
+                        self.trace.pass_begins();
                         if let Err(e) = self.block(frame, body).await {
                             break Err(e);
                         }
@@ -499,6 +532,7 @@ impl<'e> Run<'e> {
                             break Ok(());
                         }
                     };
+                    self.trace.loop_ends();
                     self.trace.push(Event::Loop {
                         depth,
                         kind: "while".into(),
@@ -616,7 +650,7 @@ impl<'e> Run<'e> {
                 )
             })?;
             if frame.is_sensitive(into.as_str()) {
-                self.redactor.add(&value.to_text());
+                self.learn_variable(frame, into.as_str(), &value);
             }
             self.trace.push(Event::Assign {
                 depth: frame.depth,
@@ -657,16 +691,23 @@ impl<'e> Run<'e> {
         self.redactor.redact_json(&mut recorded);
         if response.reveals.is_empty() {
             body = recorded.clone();
-        } else if let Some(document) = &self.document {
-            // Every secret but those it reveals stays masked.
-            let hidden = Redactor::of(
-                document
-                    .secrets
-                    .iter()
-                    .filter(|(name, _)| !response.reveals.iter().any(|r| r.text == **name))
-                    .map(|(_, entry)| entry.value.expose()),
-            );
-            hidden.redact_json(&mut body);
+        } else {
+            // Every value made from a secret it does not reveal is masked,
+            // by what the run knows of each value: not by which store, or
+            // which version of it, the run happens to hold.
+            let revealed: Vec<&str> = response.reveals.iter().map(|r| r.as_str()).collect();
+            let stored: Vec<&str> = self
+                .document
+                .iter()
+                .flat_map(|document| {
+                    revealed
+                        .iter()
+                        .filter_map(|name| document.get(name).map(|e| e.value.expose()))
+                })
+                .collect();
+            self.redactor
+                .hiding(&revealed, &stored)
+                .redact_json(&mut body);
         }
         let status = response
             .status
@@ -853,8 +894,8 @@ impl<'e> Run<'e> {
             )
             .at(span)
         })?;
-        if frame.is_sensitive(name) && value.has_value() {
-            self.redactor.add(&value.to_text());
+        if frame.is_sensitive(name) {
+            self.learn_variable(frame, name, &value);
         }
         let shown = self.show(frame, name, &value);
         frame.vars.insert(name, value);
@@ -912,6 +953,9 @@ impl<'e> Run<'e> {
                         StringPart::Interpolation { expr } => {
                             text.push_str(&self.eval(frame, expr)?.to_text())
                         }
+                    }
+                    if text.len() > MAX_TEXT {
+                        return Err(too_long(expr));
                     }
                 }
                 Value::String(text)
@@ -996,11 +1040,14 @@ impl<'e> Run<'e> {
                 for arg in args {
                     values.push(self.eval(frame, arg)?);
                 }
-                let secret_in = self.holds_secret(&values);
+                let secret_in = self.origin_in(&values);
                 let value = super::functions::call(known, values)
                     .map_err(|message| RunError::new(ErrorKind::Type, message).at(expr.span))?;
-                if secret_in {
-                    self.learn_derived(&value);
+                if matches!(&value, Value::String(s) if s.len() > MAX_TEXT) {
+                    return Err(too_long(expr));
+                }
+                if let Some(origin) = &secret_in {
+                    self.learn_derived(&value, origin);
                 }
                 value
             }
@@ -1036,11 +1083,14 @@ impl<'e> Run<'e> {
                     BinaryOp::Ne => Value::Bool(!left.equals(&right)),
                     BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div => {
                         let pair = [left, right];
-                        let secret_in = self.holds_secret(&pair);
+                        let secret_in = self.origin_in(&pair);
                         let value = super::operators::arithmetic(*op, &pair[0], &pair[1])
                             .map_err(failed)?;
-                        if secret_in {
-                            self.learn_derived(&value);
+                        if matches!(&value, Value::String(s) if s.len() > MAX_TEXT) {
+                            return Err(too_long(expr));
+                        }
+                        if let Some(origin) = &secret_in {
+                            self.learn_derived(&value, origin);
                         }
                         value
                     }
@@ -1052,22 +1102,52 @@ impl<'e> Run<'e> {
         })
     }
 
-    /// Whether any of these values holds a secret the run knows.
-    fn holds_secret(&self, values: &[Value]) -> bool {
-        values.iter().any(|v| match v {
-            Value::String(_) | Value::Json(_) => self.redactor.reveals(&v.to_text()),
-            _ => false,
-        })
+    /// What the secret values the run knows in these values are made from;
+    /// `None` when they hold none.
+    fn origin_in(&self, values: &[Value]) -> Option<Origin> {
+        let mut origin: Option<Origin> = None;
+        for value in values {
+            if let Value::String(_) | Value::Json(_) = value
+                && let Some(found) = self.redactor.origin_in(&value.to_text())
+            {
+                match &mut origin {
+                    Some(origin) => origin.join(&found),
+                    None => origin = Some(found),
+                }
+            }
+        }
+        origin
     }
 
     /// A value computed from a secret (`base64_encode(secret.X)`,
-    /// `"Bearer " + token`) is as secret as its source: the redactor learns
-    /// it. Numbers, bools, times and durations say little and are left.
-    fn learn_derived(&mut self, value: &Value) {
+    /// `"Bearer " + token`) is as secret as its source, and made from what
+    /// its source is made from: the redactor learns it. Numbers, bools,
+    /// times and durations say little and are left.
+    pub(super) fn learn_derived(&mut self, value: &Value, origin: &Origin) {
         match value {
-            Value::String(_) | Value::Json(_) => self.redactor.add(&value.to_text()),
+            Value::String(_) | Value::Json(_) => self.redactor.learn(&value.to_text(), origin),
             _ => {}
         }
+    }
+
+    /// The value of a sensitive variable, whatever its type: made from the
+    /// secrets it holds, and from those the checker found may flow into
+    /// the variable; from what the run cannot tell when it knows neither.
+    pub(super) fn learn_variable(&mut self, frame: &Frame<'e>, name: &str, value: &Value) {
+        if !value.has_value() {
+            return;
+        }
+        let text = value.to_text();
+        let mut origin = self.redactor.origin_in(&text);
+        if let Some(secrets) = frame.derived.get(name) {
+            let declared = Origin::Of(secrets.clone());
+            match &mut origin {
+                Some(origin) => origin.join(&declared),
+                None => origin = Some(declared),
+            }
+        }
+        self.redactor
+            .learn(&text, &origin.unwrap_or(Origin::Unknown));
     }
 
     /// The decrypted store, read on first use (after the run lock, if the
@@ -1141,6 +1221,19 @@ where
             other => return other,
         }
     }
+}
+
+/// The error of an expression that makes a string longer than [`MAX_TEXT`].
+fn too_long(expr: &Expr) -> RunError {
+    RunError::new(
+        ErrorKind::Limit,
+        format!(
+            "the expression makes a string of more than {} MiB",
+            MAX_TEXT >> 20
+        ),
+    )
+    .at(expr.span)
+    .help("a string a run makes is at most as long as the longest answer it reads; see \"Bounds of a run\" in docs/run.md")
 }
 
 /// Whether a statement's own expressions read `secret.NAME` (nested

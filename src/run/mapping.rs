@@ -135,8 +135,8 @@ impl<'e> Run<'e> {
                     Value::from_text(&text, declared).map_err(|p| fits(p, "`body`"))?
                 }
             };
-            if frame.is_sensitive(target) && value.has_value() {
-                self.redactor.add(&value.to_text());
+            if frame.is_sensitive(target) {
+                self.learn_variable(frame, target, &value);
             }
             frame.vars.insert(target, value.clone());
             let shown = self.show(frame, target, &value);

@@ -16,6 +16,7 @@ pub mod redact;
 pub mod refresh;
 mod request;
 mod settle;
+pub mod trace;
 pub mod value;
 
 pub use admission::{Refusal, unknown_endpoint};

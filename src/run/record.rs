@@ -118,6 +118,11 @@ pub enum Event {
         depth: usize,
         message: String,
     },
+    /// The trace is bounded (`run::trace`): this many events were made and
+    /// not kept. Always the last event, and only when some were left out.
+    Truncated {
+        omitted: usize,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -271,7 +276,8 @@ fn redact_trace(trace: &mut [Event], redactor: &Redactor) {
                 | Event::SecretUpdated { .. }
                 | Event::RunService { .. }
                 | Event::Sleep { .. }
-                | Event::Loop { .. } => {}
+                | Event::Loop { .. }
+                | Event::Truncated { .. } => {}
             }
         }
     }
@@ -462,5 +468,12 @@ fn render_event(out: &mut String, event: &Event) {
             writeln!(out, "{}caught {code}: {message}", pad(depth))
         }
         Event::Journal { depth, message } => writeln!(out, "{}  {message}", pad(depth)),
+        Event::Truncated { omitted } => writeln!(
+            out,
+            "  ... and {omitted} more {} not kept (a trace keeps the first {} passes and the last of each loop, and at most {} events)",
+            if *omitted == 1 { "event" } else { "events" },
+            super::trace::KEPT_PASSES,
+            super::trace::MAX_EVENTS
+        ),
     };
 }
