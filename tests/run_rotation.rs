@@ -555,10 +555,18 @@ async fn a_run_is_refused_while_the_journal_holds_an_answer_it_cannot_store() {
     assert_eq!(s.presented().await, [OLD_REFRESH]);
     assert_eq!(s.stored("HUBSPOT_REFRESH_TOKEN"), OLD_REFRESH);
 
-    // Over HTTP: 409, and nothing sent either.
+    // Over HTTP: 409; from the schedule (it fires at once, never having
+    // run): a failed run with that code; and nothing sent either.
     let answer = tokio::task::block_in_place(|| {
         let key = s.project.key("nightly", &[]);
-        let served = s.project.serve(&["--no-schedules", "--env", "dev"]);
+        let served = s.project.serve(&["--env", "dev"]);
+        let schedule_log = s.project.path().join("logs/dev/schedule.hubspot_nightly.jsonl");
+        assert!(
+            common::eventually(20, || std::fs::read_to_string(&schedule_log)
+                .is_ok_and(|log| log.contains("svc::run::unsettled_journal"))),
+            "{}",
+            served.stderr()
+        );
         served.call("GET", "/api/services/hubspot/refresh", Some(&key), None)
     });
     assert_eq!(answer.status, 409, "{}", answer.body);
