@@ -1444,7 +1444,15 @@ fn malformed_messages_are_answered_and_the_session_goes_on() {
     assert_eq!(error["code"], -32602, "{error}");
     lsp.initialize(None, json!({}), Value::Null);
     assert_eq!(lsp.init["serverInfo"]["name"], "svc");
-    lsp.shutdown();
+    // After `shutdown`, a request is refused and `exit` still ends it well.
+    assert_eq!(lsp.request("shutdown", Value::Null), Value::Null);
+    let error = lsp
+        .request_raw("workspace/symbol", json!({ "query": "" }))
+        .unwrap_err();
+    assert_eq!(error["code"], -32600, "{error}");
+    lsp.notify("exit", Value::Null);
+    let (status, stderr) = lsp.close_input();
+    assert!(status.success(), "{status}; stderr:\n{stderr}");
 }
 
 /// A length far beyond the 64 MiB cap is refused at once and its bytes are
