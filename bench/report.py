@@ -132,11 +132,11 @@ matter more than the absolute times.
     if os.path.exists(notes):
         text += "\n" + open(notes).read()
     results = os.path.join(os.path.dirname(__file__), "RESULTS.md")
-    # Keep the sections bench/serve_soak.sh and bench/backend.sh write: this
-    # script does not measure them.
+    # Keep the sections bench/serve_soak.sh, bench/backend.sh and
+    # bench/serve_keys.sh write: this script does not measure them.
     if os.path.exists(results):
         old = open(results).read()
-        for block in ("serve_soak", "backend"):
+        for block in ("serve_soak", "backend", "serve_keys"):
             begin, end = f"<!-- {block}: begin -->", f"<!-- {block}: end -->"
             if begin in old and end in old:
                 text += "\n" + old[old.index(begin):old.index(end) + len(end)] + "\n"

@@ -489,7 +489,8 @@ fn a_restarted_database_loses_nothing_and_serve_recovers() {
         "one token per run that succeeded, and at most one per run that failed: {counts}, {statuses:?}"
     );
     assert_eq!(
-        pg.psql("restart", "SELECT count(*) FROM svc_journal").trim(),
+        pg.psql("restart", "SELECT count(*) FROM svc_journal")
+            .trim(),
         "0",
         "every kept answer was stored"
     );

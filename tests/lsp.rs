@@ -1306,6 +1306,181 @@ fn incremental_changes_keep_the_servers_text_in_step() {
     lsp.shutdown();
 }
 
+/// `bytes` framed with their length.
+fn framed(bytes: &[u8]) -> Vec<u8> {
+    let mut out = format!("Content-Length: {}\r\n\r\n", bytes.len()).into_bytes();
+    out.extend_from_slice(bytes);
+    out
+}
+
+/// Sends `bytes` and returns the error of the answer, which must be a
+/// JSON-RPC 2.0 error with the id given.
+fn refused(lsp: &mut Lsp, bytes: &[u8], id: Value) -> Value {
+    lsp.send_raw(bytes);
+    let answer = lsp.next_answer();
+    assert_eq!(answer["jsonrpc"], "2.0", "{answer}");
+    assert_eq!(answer["id"], id, "{answer}");
+    assert!(answer.get("result").is_none(), "{answer}");
+    answer["error"].clone()
+}
+
+/// The process's resident memory, in MiB.
+fn resident_mib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no VmRSS in {status}"));
+    kib / 1024
+}
+
+/// Input that is not a message is answered with a JSON-RPC error (id
+/// null when there is none to find) and the session goes on, before the
+/// handshake and after it.
+#[test]
+fn malformed_messages_are_answered_and_the_session_goes_on() {
+    let mut lsp = Lsp::start(None, json!({}));
+    let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+    let deep_params = format!(
+        r#"{{"jsonrpc":"2.0","id":5,"method":"workspace/symbol","params":{{"query":{deep}}}}}"#
+    );
+    for (what, bytes, code, id) in [
+        ("not JSON", framed(b"hello"), -32700, Value::Null),
+        (
+            "nested 200 deep",
+            framed(deep.as_bytes()),
+            -32700,
+            Value::Null,
+        ),
+        (
+            "a request nested 200 deep",
+            framed(deep_params.as_bytes()),
+            -32700,
+            Value::Null,
+        ),
+        (
+            "not UTF-8",
+            framed(b"{\"a\": \"\xff\"}"),
+            -32700,
+            Value::Null,
+        ),
+        (
+            "cut short",
+            framed(b"{\"jsonrpc\": \"2.0\", "),
+            -32700,
+            Value::Null,
+        ),
+        (
+            "JSON, not a message",
+            framed(b"[1, 2]"),
+            -32600,
+            Value::Null,
+        ),
+        (
+            "a request without a method",
+            framed(br#"{"jsonrpc":"2.0","id":7}"#),
+            -32600,
+            json!(7),
+        ),
+        (
+            "no Content-Length",
+            b"Content-Type: application/vscode-jsonrpc\r\n\r\n".to_vec(),
+            -32700,
+            Value::Null,
+        ),
+        (
+            "a Content-Length that is not a number",
+            b"Content-Length: ten\r\n\r\n".to_vec(),
+            -32700,
+            Value::Null,
+        ),
+        (
+            "a Content-Length beyond 64 bits",
+            b"Content-Length: 99999999999999999999999\r\n\r\n".to_vec(),
+            -32700,
+            Value::Null,
+        ),
+        (
+            "a header line that is no header",
+            b"Content-Length 5\r\n\r\n".to_vec(),
+            -32700,
+            Value::Null,
+        ),
+    ] {
+        let error = refused(&mut lsp, &bytes, id);
+        assert_eq!(error["code"], code, "{what}: {error}");
+        let message = error["message"].as_str().unwrap_or_default();
+        assert!(!message.is_empty(), "{what}: {error}");
+        // Still serving.
+        let symbols = lsp.request("workspace/symbol", json!({ "query": "" }));
+        assert!(symbols.is_array(), "{what}: {symbols}");
+    }
+    // A message without a length, its body, then a message with one: the
+    // first is refused and the reader finds the next header after it.
+    let mut bytes = b"Content-Type: application/vscode-jsonrpc\r\n\r\n".to_vec();
+    bytes.extend_from_slice(br#"{"jsonrpc":"2.0","id":90,"method":"shutdown"}"#);
+    bytes.extend_from_slice(&framed(
+        br#"{"jsonrpc":"2.0","id":91,"method":"workspace/symbol","params":{"query":""}}"#,
+    ));
+    let error = refused(&mut lsp, &bytes, Value::Null);
+    assert_eq!(error["code"], -32700, "{error}");
+    let answer = lsp.next_answer();
+    assert_eq!(answer["id"], 91, "{answer}");
+    assert!(answer["result"].is_array(), "{answer}");
+    // Nothing was told on standard error that the client sent.
+    assert!(!lsp.stderr_so_far().contains("hello"));
+    let stderr = lsp.shutdown();
+    assert!(!stderr.contains("hello"), "{stderr}");
+
+    // Before the handshake too, where an `initialize` with parameters
+    // that are not its own is refused and a good one is still welcome.
+    let mut lsp = Lsp::spawn();
+    let error = refused(&mut lsp, &framed(b"hello"), Value::Null);
+    assert_eq!(error["code"], -32700, "{error}");
+    let bad =
+        framed(br#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"capabilities":7}}"#);
+    let error = refused(&mut lsp, &bad, json!(1));
+    assert_eq!(error["code"], -32602, "{error}");
+    lsp.initialize(None, json!({}), Value::Null);
+    assert_eq!(lsp.init["serverInfo"]["name"], "svc");
+    // After `shutdown`, a request is refused and `exit` still ends it well.
+    assert_eq!(lsp.request("shutdown", Value::Null), Value::Null);
+    let error = lsp
+        .request_raw("workspace/symbol", json!({ "query": "" }))
+        .unwrap_err();
+    assert_eq!(error["code"], -32600, "{error}");
+    lsp.notify("exit", Value::Null);
+    let (status, stderr) = lsp.close_input();
+    assert!(status.success(), "{status}; stderr:\n{stderr}");
+}
+
+/// A length far beyond the 64 MiB cap is refused at once and its bytes are
+/// skipped as they come, never held: the memory stays small, and the end of
+/// the input still ends the server cleanly.
+#[test]
+fn a_huge_content_length_is_refused_without_holding_its_bytes() {
+    for length in ["1500000000", "99999999999999"] {
+        let mut lsp = Lsp::start(None, json!({}));
+        lsp.send_raw(format!("Content-Length: {length}\r\n\r\n").as_bytes());
+        // 16 MiB of it.
+        let chunk = vec![b' '; 1 << 20];
+        for _ in 0..16 {
+            lsp.send_raw(&chunk);
+        }
+        let resident = resident_mib(lsp.pid());
+        assert!(resident < 100, "{length}: {resident} MiB resident");
+        let error = lsp.next_answer();
+        assert_eq!(error["id"], Value::Null, "{error}");
+        assert_eq!(error["error"]["code"], -32700, "{error}");
+        let message = error["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("64 MiB"), "{message}");
+        let (status, stderr) = lsp.close_input();
+        assert!(status.success(), "{length}: {status}; stderr:\n{stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
 // 12. A syntax error.
 
 #[test]

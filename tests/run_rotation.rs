@@ -560,7 +560,10 @@ async fn a_run_is_refused_while_the_journal_holds_an_answer_it_cannot_store() {
     let answer = tokio::task::block_in_place(|| {
         let key = s.project.key("nightly", &[]);
         let served = s.project.serve(&["--env", "dev"]);
-        let schedule_log = s.project.path().join("logs/dev/schedule.hubspot_nightly.jsonl");
+        let schedule_log = s
+            .project
+            .path()
+            .join("logs/dev/schedule.hubspot_nightly.jsonl");
         assert!(
             common::eventually(20, || std::fs::read_to_string(&schedule_log)
                 .is_ok_and(|log| log.contains("svc::run::unsettled_journal"))),

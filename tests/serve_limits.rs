@@ -733,6 +733,144 @@ fn a_kept_alive_connection_is_closed_when_idle() {
     );
 }
 
+/// Reads up to the end of an interim `100 Continue` head.
+fn read_continue(stream: &mut TcpStream) {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut seen = Vec::new();
+    let mut byte = [0u8; 1];
+    while !seen.ends_with(b"\r\n\r\n") {
+        assert_eq!(stream.read(&mut byte).expect("a 100 Continue in time"), 1);
+        seen.push(byte[0]);
+    }
+    assert!(seen.starts_with(b"HTTP/1.1 100"), "{seen:?}");
+}
+
+#[test]
+fn a_partial_pipelined_head_has_the_header_timeout_not_the_idle_one() {
+    let p = project("");
+    let bot = p.key("bot", &[]);
+    let server = p.serve(&[
+        "app.svc",
+        "--env",
+        "dev",
+        "--no-schedules",
+        "--header-timeout",
+        "1s",
+        "--idle-timeout",
+        "30s",
+    ]);
+    const PARTIAL: &[u8] = b"GET /healthz HT";
+    let post = |path: &str, framing: &str| {
+        format!(
+            "POST {path} HTTP/1.1\r\nHost: svc\r\nAuthorization: Bearer {bot}\r\n\
+             Content-Type: application/json\r\nExpect: 100-continue\r\n{framing}\r\n"
+        )
+    };
+    let body = r#"{"who": "body"}"#;
+    let length = format!("Content-Length: {}\r\n", body.len());
+    let chunked = format!("{:x}\r\n{body}\r\n0\r\n\r\n", body.len());
+    // Each case runs on its own connection, at once: a request answered,
+    // then what the server does with what the client sent after it.
+    type Sends<'a> = Box<dyn FnOnce(&mut TcpStream) + Send + 'a>;
+    let cases: Vec<(&str, Sends)> = vec![
+        // The next head started in the same packet as the request.
+        (
+            "pipelined",
+            Box::new(|s| {
+                let mut bytes = get("/healthz", None).into_bytes();
+                bytes.extend_from_slice(PARTIAL);
+                s.write_all(&bytes).unwrap();
+            }),
+        ),
+        // ... in the same packet as the end of a body.
+        (
+            "after a body",
+            Box::new(|s| {
+                s.write_all(post("/api/services/app/hello", &length).as_bytes())
+                    .unwrap();
+                read_continue(s);
+                s.write_all(format!("{body}GET /healthz HT").as_bytes())
+                    .unwrap();
+            }),
+        ),
+        // ... and after a chunked one.
+        (
+            "after a chunked body",
+            Box::new(|s| {
+                s.write_all(
+                    post("/api/services/app/hello", "Transfer-Encoding: chunked\r\n").as_bytes(),
+                )
+                .unwrap();
+                read_continue(s);
+                s.write_all(format!("{chunked}GET /healthz HT").as_bytes())
+                    .unwrap();
+            }),
+        ),
+        // ... while the request is being handled (the action takes 1.5 s).
+        (
+            "in flight",
+            Box::new(|s| {
+                s.write_all(post("/api/services/app/slow", &length).as_bytes())
+                    .unwrap();
+                read_continue(s);
+                s.write_all(body.as_bytes()).unwrap();
+                s.write_all(PARTIAL).unwrap();
+            }),
+        ),
+    ];
+    // A request with a body, then nothing: idle, not a head.
+    let idle: Vec<(&str, String)> = vec![
+        (
+            "idle after a body",
+            post("/api/services/app/hello", &length).replace("Expect: 100-continue\r\n", "") + body,
+        ),
+        (
+            "idle after a chunked body",
+            post("/api/services/app/hello", "Transfer-Encoding: chunked\r\n")
+                .replace("Expect: 100-continue\r\n", "")
+                + &chunked,
+        ),
+    ];
+    std::thread::scope(|scope| {
+        for (name, send) in cases {
+            let server = &server;
+            scope.spawn(move || {
+                let mut stream = connect(server);
+                send(&mut stream);
+                let (status, answer) = read_response(&mut stream, Duration::from_secs(10));
+                assert_eq!(status, 200, "{name}: {answer}");
+                let took = closed_within(&mut stream, Duration::from_secs(8))
+                    .unwrap_or_else(|| panic!("{name}: a partial head held the connection"));
+                assert!(took < Duration::from_secs(4), "{name}: {took:?}");
+            });
+        }
+        for (name, request) in idle {
+            let server = &server;
+            scope.spawn(move || {
+                let mut stream = connect(server);
+                stream.write_all(request.as_bytes()).unwrap();
+                let (status, answer) = read_response(&mut stream, Duration::from_secs(10));
+                assert_eq!(status, 200, "{name}: {answer}");
+                // Well past the header timeout, and still open.
+                assert_eq!(
+                    closed_within(&mut stream, Duration::from_millis(2500)),
+                    None,
+                    "{name}: closed as if a head had started"
+                );
+                stream.write_all(get("/healthz", None).as_bytes()).unwrap();
+                assert_eq!(read_response(&mut stream, Duration::from_secs(5)).0, 200);
+            });
+        }
+    });
+    let metrics = server.call("GET", "/metrics", None, None).body;
+    assert!(
+        metrics.contains("svc_http_connections_closed_total{reason=\"header_timeout\"} 4"),
+        "{metrics}"
+    );
+}
+
 #[test]
 fn bodies_are_read_after_the_key_with_a_size_cap_and_a_timeout() {
     let p = project("");

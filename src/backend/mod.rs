@@ -262,10 +262,18 @@ pub trait SecretStore: Send + Sync {
     async fn export(&self, identities: &Identities) -> Result<Vec<u8>, Error>;
 }
 
+/// The API keys of an environment by id (the `<id>` of a token
+/// `svc_<id>_<secret>`), as of one version of the key table. A backend
+/// builds it once when the table changes and hands the same one to every
+/// request until it changes again: authenticating costs one lookup, not a
+/// copy of the table.
+pub type KeyIndex = Arc<BTreeMap<String, ApiKey>>;
+
 /// The API keys of `svc serve` (only hashes are kept).
 #[async_trait]
 pub trait KeyStore: Send + Sync {
-    async fn keys(&self, identities: &Identities) -> Result<Arc<BTreeMap<String, ApiKey>>, Error>;
+    /// The current index: a key revoked or added is in it at once.
+    async fn keys(&self, identities: &Identities) -> Result<KeyIndex, Error>;
     async fn add(&self, identities: &Identities, id: &str, key: ApiKey) -> Result<(), Error>;
     /// Marks a key revoked; an error if it is unknown or revoked already.
     async fn revoke(

@@ -21,6 +21,7 @@ mod keywords;
 pub mod names;
 mod navigate;
 pub mod text;
+pub mod transport;
 pub mod workspace;
 
 use std::path::PathBuf;
@@ -28,7 +29,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::RecvTimeoutError;
-use lsp_server::{Connection, ErrorCode, Message, Notification, Request, Response};
+use lsp_server::{Connection, ErrorCode, Message, Notification, Request, RequestId, Response};
 use lsp_types::notification::Notification as _;
 use lsp_types::request::Request as _;
 use lsp_types::*;
@@ -46,8 +47,16 @@ pub const DEBOUNCE: Duration = Duration::from_millis(15);
 type Failure = Box<dyn std::error::Error + Send + Sync>;
 
 /// Runs the server on stdio until the client says `exit` or goes away.
+/// Input that is not a message is answered with an error and skipped
+/// ([`transport`]).
 pub fn run() -> ExitCode {
-    let (connection, threads) = Connection::stdio();
+    let (connection, threads) = match transport::stdio() {
+        Ok(started) => started,
+        Err(error) => {
+            eprintln!("error: svc lsp: cannot start: {error}");
+            return ExitCode::from(crate::exit::FAILURE);
+        }
+    };
     let served = serve(connection);
     let joined = threads.join();
     match (served, joined) {
@@ -63,10 +72,10 @@ pub fn run() -> ExitCode {
     }
 }
 
-/// Serves one client on a connection: the handshake, then messages.
+/// Serves one client on a connection: the handshake, then messages, until
+/// `exit` or the end of the input.
 pub fn serve(connection: Connection) -> Result<(), Failure> {
-    let (id, params) = connection.initialize_start()?;
-    let params: InitializeParams = serde_json::from_value(params)?;
+    let (id, params) = initialize(&connection)?;
     let encoding = negotiate_encoding(&params);
     let result = InitializeResult {
         capabilities: capabilities(encoding),
@@ -75,7 +84,17 @@ pub fn serve(connection: Connection) -> Result<(), Failure> {
             version: Some(env!("CARGO_PKG_VERSION").to_string()),
         }),
     };
-    connection.initialize_finish(id, serde_json::to_value(result)?)?;
+    let result = serde_json::to_value(result)?;
+    connection
+        .sender
+        .send(Message::Response(Response::new_ok(id, result)))?;
+    // The client says `initialized` before anything else; one that does
+    // not is served all the same.
+    let mut pending = match connection.receiver.recv() {
+        Ok(Message::Notification(n)) if n.method == notification::Initialized::METHOD => None,
+        Ok(message) => Some(message),
+        Err(_) => return Ok(()),
+    };
     if can_watch_files(&params) {
         connection.sender.send(watch_svc_files())?;
     }
@@ -89,26 +108,30 @@ pub fn serve(connection: Connection) -> Result<(), Failure> {
         last_change: None,
     };
     server.check_dirty();
+    let mut shut_down = false;
     loop {
-        let message = match server.check_at {
-            Some(at) => match connection.receiver.recv_deadline(at) {
-                Ok(message) => message,
-                Err(RecvTimeoutError::Timeout) => {
-                    server.check_dirty();
-                    continue;
-                }
-                Err(RecvTimeoutError::Disconnected) => return Ok(()),
-            },
-            None => match connection.receiver.recv() {
-                Ok(message) => message,
-                Err(_) => return Ok(()),
-            },
+        let received = match pending.take() {
+            Some(message) => Some(message),
+            None => server.receive(&connection.receiver),
+        };
+        let Some(message) = received else {
+            return Ok(());
         };
         match message {
+            Message::Request(request) if request.method == request::Shutdown::METHOD => {
+                shut_down = true;
+                let answer = Response::new_ok(request.id, Value::Null);
+                connection.sender.send(Message::Response(answer))?;
+            }
+            Message::Request(request) if shut_down => {
+                let answer = Response::new_err(
+                    request.id,
+                    ErrorCode::InvalidRequest as i32,
+                    "svc lsp is shutting down; it reads only `exit` now".to_string(),
+                );
+                connection.sender.send(Message::Response(answer))?;
+            }
             Message::Request(request) => {
-                if connection.handle_shutdown(&request)? {
-                    return Ok(());
-                }
                 let id = request.id.clone();
                 let method = request.method.clone();
                 // A request only reads the program: should answering one
@@ -126,10 +149,46 @@ pub fn serve(connection: Connection) -> Result<(), Failure> {
                 });
                 connection.sender.send(Message::Response(response))?;
             }
+            Message::Notification(n) if n.method == notification::Exit::METHOD => return Ok(()),
+            Message::Notification(_) if shut_down => {}
             Message::Notification(notification) => server.notification(notification),
             Message::Response(_) => {}
         }
     }
+}
+
+/// Waits for `initialize`, and answers what comes before it: a request
+/// with an error, as does an `initialize` whose parameters do not fit.
+/// An error if the client says `exit` or goes away first.
+fn initialize(connection: &Connection) -> Result<(RequestId, InitializeParams), Failure> {
+    for message in &connection.receiver {
+        let refusal = match message {
+            Message::Request(request) if request.method == request::Initialize::METHOD => {
+                match serde_json::from_value::<InitializeParams>(request.params) {
+                    Ok(params) => return Ok((request.id, params)),
+                    Err(error) => Response::new_err(
+                        request.id,
+                        ErrorCode::InvalidParams as i32,
+                        format!("the `initialize` parameters do not fit LSP 3.17: {error}"),
+                    ),
+                }
+            }
+            Message::Request(request) => Response::new_err(
+                request.id,
+                ErrorCode::ServerNotInitialized as i32,
+                format!(
+                    "svc lsp is not initialized; `initialize` comes before `{}`",
+                    request.method
+                ),
+            ),
+            Message::Notification(n) if n.method == notification::Exit::METHOD => {
+                return Err("the client said `exit` before `initialize`".into());
+            }
+            Message::Notification(_) | Message::Response(_) => continue,
+        };
+        connection.sender.send(Message::Response(refusal))?;
+    }
+    Err("the input ended before `initialize`".into())
 }
 
 /// UTF-8 when the client offers it (nothing to convert), else UTF-16.
@@ -259,6 +318,21 @@ struct Server {
 }
 
 impl Server {
+    /// The next message; edits pending a check are checked when none comes
+    /// before their time. `None` when the input ended.
+    fn receive(&mut self, messages: &crossbeam_channel::Receiver<Message>) -> Option<Message> {
+        loop {
+            let Some(at) = self.check_at else {
+                return messages.recv().ok();
+            };
+            match messages.recv_deadline(at) {
+                Ok(message) => return Some(message),
+                Err(RecvTimeoutError::Timeout) => self.check_dirty(),
+                Err(RecvTimeoutError::Disconnected) => return None,
+            }
+        }
+    }
+
     fn notification(&mut self, notification: Notification) {
         let method = notification.method.as_str();
         let params = notification.params;

@@ -86,7 +86,7 @@ pub struct PastVersion {
 }
 
 /// An API key of `svc serve`, as stored: only a hash of the key.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApiKey {
     /// The user or service account the key authenticates.

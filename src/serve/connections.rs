@@ -5,7 +5,10 @@
 //! - A connection must send a complete request head within the header
 //!   timeout: from when it was accepted (TLS handshake included) for its
 //!   first request, from its first byte for the next ones. Trickling bytes
-//!   does not extend it.
+//!   does not extend it. The server follows where each request ends in the
+//!   bytes read ([`Framing`]), so a head that started in the same packet as
+//!   the previous request, or while that one was answered, counts too: from
+//!   the answer to the previous request, if its first byte came before.
 //! - Between requests, a kept-alive connection is closed after the idle
 //!   timeout. A request being handled has no connection deadline: its body
 //!   is read under the body timeout by the handler, after the key is checked.
@@ -38,6 +41,8 @@ use tokio::sync::{Notify, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+
+use super::framing::Framing;
 
 /// The most a request head (request line and headers) may take.
 pub const MAX_HEAD_BYTES: usize = 16 * 1024;
@@ -135,7 +140,14 @@ struct Phase {
     in_flight: u32,
     served: u64,
     idle_since: Instant,
-    head_started: Option<Instant>,
+    /// Where requests end in the bytes read so far.
+    framing: Framing,
+    /// Request heads begun in the bytes read.
+    heads: u64,
+    /// Requests handed to the router.
+    requests: u64,
+    /// When the last head began.
+    head_began: Instant,
 }
 
 impl Connection {
@@ -148,7 +160,10 @@ impl Connection {
                 in_flight: 0,
                 served: 0,
                 idle_since: now,
-                head_started: None,
+                framing: Framing::default(),
+                heads: 0,
+                requests: 0,
+                head_began: now,
             }),
             trusted: AtomicBool::new(false),
             evicted: AtomicBool::new(false),
@@ -161,12 +176,23 @@ impl Connection {
         self.phase.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn saw_bytes(&self) {
+    /// Bytes were read from the client.
+    fn received(&self, bytes: &[u8]) {
         let mut phase = self.phase();
-        if phase.in_flight == 0 && phase.served > 0 && phase.head_started.is_none() {
-            phase.head_started = Some(Instant::now());
+        let began = match phase.framing.feed(bytes) {
+            Some(began) => began,
+            // Framing lost: bytes read between requests start a head, which
+            // misses only heads that came with the request before.
+            None => u64::from(phase.in_flight == 0 && phase.heads == phase.requests),
+        };
+        if began > 0 {
+            phase.heads += began;
+            phase.head_began = Instant::now();
+            let idle = phase.in_flight == 0;
             drop(phase);
-            self.wake.notify_one();
+            if idle {
+                self.wake.notify_one();
+            }
         }
     }
 
@@ -181,7 +207,8 @@ impl Connection {
             None
         } else if phase.served == 0 {
             Some((self.accepted + limits.header_timeout, Closed::HeaderTimeout))
-        } else if let Some(started) = phase.head_started {
+        } else if phase.heads > phase.requests {
+            let started = phase.head_began.max(phase.idle_since);
             Some((started + limits.header_timeout, Closed::HeaderTimeout))
         } else {
             Some((phase.idle_since + limits.idle_timeout, Closed::IdleTimeout))
@@ -197,7 +224,13 @@ impl Busy {
         {
             let mut phase = connection.phase();
             phase.in_flight += 1;
-            phase.head_started = None;
+            phase.requests += 1;
+            if phase.heads < phase.requests {
+                // hyper found a request where the framing saw none: it is
+                // out of step, so stop trusting it.
+                phase.framing.lose();
+                phase.heads = phase.requests;
+            }
         }
         Busy(connection)
     }
@@ -205,11 +238,14 @@ impl Busy {
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        let mut phase = self.0.phase();
-        phase.in_flight = phase.in_flight.saturating_sub(1);
-        phase.served += 1;
-        phase.idle_since = Instant::now();
-        phase.head_started = None;
+        {
+            let mut phase = self.0.phase();
+            phase.in_flight = phase.in_flight.saturating_sub(1);
+            phase.served += 1;
+            phase.idle_since = Instant::now();
+        }
+        // A head may have started meanwhile: its deadline is now the one.
+        self.0.wake.notify_one();
     }
 }
 
@@ -276,13 +312,14 @@ impl Drop for Registered<'_> {
     }
 }
 
-/// A socket that tells its connection when bytes arrive.
-struct Watched {
-    stream: TcpStream,
+/// A stream (TCP, or TLS over it) that tells its connection what bytes
+/// arrive.
+struct Watched<S> {
+    stream: S,
     connection: Arc<Connection>,
 }
 
-impl AsyncRead for Watched {
+impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -292,13 +329,13 @@ impl AsyncRead for Watched {
         let before = buf.filled().len();
         let polled = Pin::new(&mut this.stream).poll_read(cx, buf);
         if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            this.connection.saw_bytes();
+            this.connection.received(&buf.filled()[before..]);
         }
         polled
     }
 }
 
-impl AsyncWrite for Watched {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -464,17 +501,13 @@ async fn serve_connection(
     connection: Arc<Connection>,
     shared: &Shared,
 ) -> Option<Closed> {
-    let io = Watched {
-        stream,
-        connection: connection.clone(),
-    };
     let Some(acceptor) = &shared.tls else {
-        return drive(io, connection, shared).await;
+        return drive(stream, connection, shared).await;
     };
     // The handshake counts against the first request's header timeout.
     let deadline = connection.accepted + shared.limits.header_timeout;
     let tls = tokio::select! {
-        tls = acceptor.accept(io) => tls.ok()?,
+        tls = acceptor.accept(stream) => tls.ok()?,
         _ = tokio::time::sleep_until(deadline) => return Some(Closed::HeaderTimeout),
         _ = connection.evict.notified() => return Some(Closed::Evicted),
         _ = shared.shutdown.cancelled() => return None,
@@ -491,6 +524,10 @@ where
 {
     let service = Tracked {
         router: TowerToHyperService::new(shared.router.clone()),
+        connection: connection.clone(),
+    };
+    let io = Watched {
+        stream: io,
         connection: connection.clone(),
     };
     let http = shared.http.serve_connection(TokioIo::new(io), service);
@@ -583,11 +620,12 @@ mod tests {
         let connection = Arc::new(Connection::new(0));
         let start = connection.accepted;
         // First request: counted from the accept, bytes or not.
-        connection.saw_bytes();
+        connection.received(b"GET / HTTP/1.1\r\n");
         assert_eq!(
             connection.deadline(&limits),
             Some((start + limits.header_timeout, Closed::HeaderTimeout))
         );
+        connection.received(b"\r\n");
         let busy = Busy::new(connection.clone());
         assert_eq!(connection.deadline(&limits), None);
         tokio::time::advance(Duration::from_secs(100)).await;
@@ -599,12 +637,26 @@ mod tests {
         );
         // The next head: from its first byte, and trickling does not extend it.
         tokio::time::advance(Duration::from_secs(5)).await;
-        connection.saw_bytes();
+        connection.received(b"G");
         tokio::time::advance(Duration::from_secs(5)).await;
-        connection.saw_bytes();
+        connection.received(b"ET");
         assert_eq!(
             connection.deadline(&limits),
             Some((idle + Duration::from_secs(15), Closed::HeaderTimeout))
+        );
+        // A head that began while a request was answered: from the answer.
+        connection.received(b" / HTTP/1.1\r\n\r\n");
+        let busy = Busy::new(connection.clone());
+        connection.received(b"GET / HT");
+        assert_eq!(connection.deadline(&limits), None);
+        tokio::time::advance(Duration::from_secs(30)).await;
+        drop(busy);
+        assert_eq!(
+            connection.deadline(&limits),
+            Some((
+                Instant::now() + limits.header_timeout,
+                Closed::HeaderTimeout
+            ))
         );
     }
 

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod connections;
+mod framing;
 pub mod health;
 pub mod keys;
 pub mod metrics;

@@ -54,6 +54,13 @@ impl Lsp {
 
     /// [`Lsp::start`] with `initializationOptions`.
     pub fn start_with_options(root: Option<&Path>, capabilities: Value, options: Value) -> Lsp {
+        let mut lsp = Lsp::spawn();
+        lsp.initialize(root, capabilities, options);
+        lsp
+    }
+
+    /// Starts the server without the handshake.
+    pub fn spawn() -> Lsp {
         let mut child = Command::new(env!("CARGO_BIN_EXE_svc"))
             .arg("lsp")
             .env("NO_COLOR", "1")
@@ -82,7 +89,7 @@ impl Lsp {
                 written.lock().unwrap().extend_from_slice(&chunk[..read]);
             }
         });
-        let mut lsp = Lsp {
+        Lsp {
             stdin: child.stdin.take(),
             child,
             incoming,
@@ -93,13 +100,18 @@ impl Lsp {
             latest: HashMap::new(),
             init: Value::Null,
             finished: false,
-        };
+        }
+    }
+
+    /// The handshake: `initialize` with one workspace folder (or none), the
+    /// client's capabilities and `initializationOptions`, then `initialized`.
+    pub fn initialize(&mut self, root: Option<&Path>, capabilities: Value, options: Value) {
         let folders = match root {
             Some(root) => json!([{ "uri": uri(root), "name": "ws" }]),
             None => Value::Null,
         };
         let root_uri = root.map_or(Value::Null, |r| Value::String(uri(r)));
-        lsp.init = lsp.request(
+        self.init = self.request(
             "initialize",
             json!({
                 "processId": null,
@@ -109,8 +121,7 @@ impl Lsp {
                 "initializationOptions": options,
             }),
         );
-        lsp.notify("initialized", json!({}));
-        lsp
+        self.notify("initialized", json!({}));
     }
 
     /// Starts the server on a folder, with UTF-16 positions.
@@ -126,6 +137,56 @@ impl Lsp {
             .and_then(|()| stdin.write_all(&body))
             .and_then(|()| stdin.flush())
             .expect("svc lsp reads its input");
+    }
+
+    /// Sends bytes as they are: the test writes the framing.
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        let stdin = self.stdin.as_mut().expect("stdin is open");
+        stdin
+            .write_all(bytes)
+            .and_then(|()| stdin.flush())
+            .expect("svc lsp reads its input");
+    }
+
+    /// The next answer (a message without a method); notifications and
+    /// requests of the server that come meanwhile are kept.
+    pub fn next_answer(&mut self) -> Value {
+        let deadline = Instant::now() + TIMEOUT;
+        self.receive(deadline)
+            .unwrap_or_else(|| panic!("no answer within {TIMEOUT:?}"))
+    }
+
+    /// The process id of the server.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Closes the server's input (no `shutdown`, no `exit`) and waits for it
+    /// to end: its exit status and what it wrote on standard error.
+    pub fn close_input(mut self) -> (std::process::ExitStatus, String) {
+        self.stdin = None;
+        let deadline = Instant::now() + TIMEOUT;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("svc lsp is waited for") {
+                break status;
+            }
+            // Drain what it still says; the output closes when it ends.
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.incoming.recv_timeout(left) {
+                Ok(_) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    break self.child.wait().expect("svc lsp is waited for");
+                }
+                Err(RecvTimeoutError::Timeout) => panic!("svc lsp did not end at end of input"),
+            }
+        };
+        self.finished = true;
+        self.stderr
+            .take()
+            .expect("stderr is read once")
+            .join()
+            .expect("the stderr reader ends");
+        (status, self.stderr_so_far())
     }
 
     pub fn notify(&mut self, method: &str, params: Value) {

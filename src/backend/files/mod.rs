@@ -13,7 +13,7 @@ pub mod store;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -21,8 +21,9 @@ use chrono::{DateTime, Utc};
 
 use super::jobs::Jobs;
 use super::{
-    Backend, Change, Changed, Held, JobRefused, JobStore, JobView, JournalStore, KeyStore,
-    LockFailure, Locks, LogName, LogStore, Options, RecipientChange, ScheduleStore, SecretStore,
+    Backend, Change, Changed, Held, JobRefused, JobStore, JobView, JournalStore, KeyIndex,
+    KeyStore, LockFailure, Locks, LogName, LogStore, Options, RecipientChange, ScheduleStore,
+    SecretStore,
 };
 use crate::run::RunRecord;
 use crate::run::redact::Redactor;
@@ -49,6 +50,7 @@ pub fn open(
     let secrets = Arc::new(FileSecrets {
         store: store.clone(),
         cache: Mutex::new(None),
+        keys: Mutex::new(None),
     });
     Backend {
         env: env.to_string(),
@@ -122,6 +124,9 @@ fn stamp(path: &Path, env: &str) -> Result<Stamp, Error> {
 pub struct FileSecrets {
     store: Store,
     cache: Mutex<Option<(Stamp, Arc<Document>)>>,
+    /// The key index and the document it was last found in (held weakly:
+    /// an old document, secrets and all, is not kept alive for it).
+    keys: Mutex<Option<(Weak<Document>, KeyIndex)>>,
 }
 
 impl FileSecrets {
@@ -142,6 +147,25 @@ impl FileSecrets {
         let document = Arc::new(self.store.read(identities)?);
         *cached = Some((now, document.clone()));
         Ok(document)
+    }
+
+    /// The key index of a document: the last one while the document is the
+    /// same, or a new document holds the same keys (a secret was written);
+    /// else a new index, built once for this version of the table.
+    fn key_index(&self, document: &Arc<Document>) -> KeyIndex {
+        let mut index = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((found_in, keys)) = index.as_mut() {
+            if std::ptr::eq(found_in.as_ptr(), Arc::as_ptr(document)) {
+                return keys.clone();
+            }
+            if **keys == document.api_keys {
+                *found_in = Arc::downgrade(document);
+                return keys.clone();
+            }
+        }
+        let keys = Arc::new(document.api_keys.clone());
+        *index = Some((Arc::downgrade(document), keys.clone()));
+        keys
     }
 }
 
@@ -230,8 +254,9 @@ impl SecretStore for FileSecrets {
 /// The API keys of the files backend live in the store's document.
 #[async_trait]
 impl KeyStore for FileSecrets {
-    async fn keys(&self, identities: &Identities) -> Result<Arc<BTreeMap<String, ApiKey>>, Error> {
-        Ok(Arc::new(self.read_now(identities)?.api_keys.clone()))
+    async fn keys(&self, identities: &Identities) -> Result<KeyIndex, Error> {
+        // A stat, and a new index only when the file changed its keys.
+        Ok(self.key_index(&self.read_now(identities)?))
     }
 
     async fn add(&self, identities: &Identities, id: &str, key: ApiKey) -> Result<(), Error> {
@@ -523,5 +548,92 @@ impl JournalStore for FileJournal {
 
     async fn discard(&self, run_id: &str) -> Result<usize, Error> {
         self.0.discard(run_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secrets::SecretValue;
+
+    /// A files backend with a new store of `keys` API keys.
+    fn backend_with_keys(dir: &Path, keys: usize) -> (Backend, Identities, Vec<String>) {
+        let identity = age::x25519::Identity::generate();
+        let key_path = dir.join("key.txt");
+        {
+            use age::secrecy::ExposeSecret;
+            std::fs::write(
+                &key_path,
+                format!("{}\n", identity.to_string().expose_secret()),
+            )
+            .unwrap();
+        }
+        let identities = Identities::read(&[key_path]).unwrap();
+        let secrets_dir = dir.join("secrets");
+        let store = Store::new(&secrets_dir, "dev").unwrap();
+        store.init(&format!("{}\n", identity.to_public())).unwrap();
+        let now = crate::secrets::document::now();
+        let ids = store
+            .update(&identities, |doc| {
+                let mut ids = Vec::new();
+                for _ in 0..keys {
+                    let key = crate::serve::keys::generate("bot", None, None, now).unwrap();
+                    ids.push(key.id.clone());
+                    doc.api_keys.insert(key.id, key.record);
+                }
+                Ok(ids)
+            })
+            .unwrap();
+        let backend = open(&secrets_dir, dir, dir, "dev", &Options::default());
+        (backend, identities, ids)
+    }
+
+    #[tokio::test]
+    async fn the_key_index_is_shared_until_the_key_table_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let (backend, identities, ids) = backend_with_keys(dir.path(), 50);
+        let first = backend.keys.keys(&identities).await.unwrap();
+        assert_eq!(first.len(), 50);
+        // Every request reads the same index: no copy of the table.
+        let again = backend.keys.keys(&identities).await.unwrap();
+        assert!(Arc::ptr_eq(&first, &again), "the key table was copied");
+        // A secret written changes the document, not the key table.
+        let set = Change::Set {
+            name: "TOKEN".into(),
+            value: SecretValue::new("v1".to_string()),
+            expires_at: None,
+            expect: None,
+        };
+        let now = crate::secrets::document::now();
+        backend
+            .secrets
+            .apply(&identities, vec![set], "test", now)
+            .await
+            .unwrap();
+        let after_secret = backend.keys.keys(&identities).await.unwrap();
+        assert!(Arc::ptr_eq(&first, &after_secret), "rebuilt for a secret");
+        // A key revoked here, or by another process: seen at once.
+        backend
+            .keys
+            .revoke(&identities, &ids[0], now)
+            .await
+            .unwrap();
+        let revoked = backend.keys.keys(&identities).await.unwrap();
+        assert!(!Arc::ptr_eq(&first, &revoked));
+        assert!(revoked[&ids[0]].revoked_at.is_some());
+        assert!(
+            first[&ids[0]].revoked_at.is_none(),
+            "an index never changes"
+        );
+        let other = open(
+            &dir.path().join("secrets"),
+            dir.path(),
+            dir.path(),
+            "dev",
+            &Options::default(),
+        );
+        other.keys.revoke(&identities, &ids[1], now).await.unwrap();
+        let seen = backend.keys.keys(&identities).await.unwrap();
+        assert!(seen[&ids[1]].revoked_at.is_some());
     }
 }

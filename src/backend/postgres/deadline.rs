@@ -26,8 +26,8 @@ use chrono::{DateTime, Utc};
 
 use super::{Database, LONGEST_CALL, Progress};
 use crate::backend::{
-    Backend, Change, Changed, Held, JobRefused, JobStore, JobView, KeyStore, LogName, LogStore,
-    RecipientChange, ScheduleStore, SecretStore,
+    Backend, Change, Changed, Held, JobRefused, JobStore, JobView, KeyIndex, KeyStore, LogName,
+    LogStore, RecipientChange, ScheduleStore, SecretStore,
 };
 use crate::run::RunRecord;
 use crate::schedule::ScheduleState;
@@ -157,7 +157,7 @@ impl SecretStore for Bounded<dyn SecretStore> {
 
 #[async_trait]
 impl KeyStore for Bounded<dyn KeyStore> {
-    async fn keys(&self, identities: &Identities) -> Result<Arc<BTreeMap<String, ApiKey>>, Error> {
+    async fn keys(&self, identities: &Identities) -> Result<KeyIndex, Error> {
         self.within(LONGEST_CALL, self.0.keys(identities)).await
     }
 

@@ -14,8 +14,8 @@ use super::journal::{PgJournal, Spool};
 use super::locks::PgLocks;
 use super::{Database, lock_key, unavailable};
 use crate::backend::{
-    Backend, Change, Changed, Fence, Held, JobRefused, JobStore, JobView, KeyStore, LogName,
-    LogStore, Options, RecipientChange, ScheduleStore, SecretStore,
+    Backend, Change, Changed, Fence, Held, JobRefused, JobStore, JobView, KeyIndex, KeyStore,
+    LogName, LogStore, Options, RecipientChange, ScheduleStore, SecretStore,
 };
 use crate::run::RunRecord;
 use crate::schedule::ScheduleState;
@@ -72,9 +72,6 @@ pub async fn backend(
     )
 }
 
-/// The API keys of an environment, by id.
-type KeyTable = Arc<BTreeMap<String, ApiKey>>;
-
 /// The secrets of an environment.
 pub struct PgSecrets {
     db: Database,
@@ -83,8 +80,8 @@ pub struct PgSecrets {
     keys: Mutex<HashMap<i32, DataKey>>,
     /// The document as of a revision of the environment.
     cache: Mutex<Option<(i64, Arc<Document>)>>,
-    /// The API keys as of a revision.
-    api_keys: Mutex<Option<(i64, KeyTable)>>,
+    /// The key index as of a revision.
+    api_keys: Mutex<Option<(i64, KeyIndex)>>,
 }
 
 /// A row of `svc_secrets` or `svc_secret_history`, before opening.
@@ -763,7 +760,7 @@ impl PgSecrets {
 
 #[async_trait]
 impl KeyStore for PgSecrets {
-    async fn keys(&self, _identities: &Identities) -> Result<Arc<BTreeMap<String, ApiKey>>, Error> {
+    async fn keys(&self, _identities: &Identities) -> Result<KeyIndex, Error> {
         let client = self.db.client().await?;
         let revision = self.revision(&**client).await?;
         if let Some((seen, keys)) = self
@@ -799,8 +796,14 @@ impl KeyStore for PgSecrets {
                 )
             })
             .collect();
-        let keys = Arc::new(keys);
-        *self.api_keys.lock().unwrap_or_else(|p| p.into_inner()) = Some((revision, keys.clone()));
+        // The revision counts every change of the environment: when the
+        // keys are the same (a secret was written), the index stays.
+        let mut index = self.api_keys.lock().unwrap_or_else(|p| p.into_inner());
+        let keys = match index.take() {
+            Some((_, built)) if *built == keys => built,
+            _ => Arc::new(keys),
+        };
+        *index = Some((revision, keys.clone()));
         Ok(keys)
     }
 
