@@ -242,39 +242,13 @@ impl Script {
     }
 
     /// The secrets that running the endpoint can update, itself or through
-    /// the endpoints it runs.
+    /// the endpoints it runs: the checker's model says.
     pub fn secrets_updated(&self, service: &str, endpoint: &str) -> BTreeSet<String> {
-        let mut seen = Vec::new();
-        let mut secrets = BTreeSet::new();
-        self.collect_updated(service, endpoint, &mut seen, &mut secrets);
-        secrets
-    }
-
-    fn collect_updated(
-        &self,
-        service: &str,
-        endpoint: &str,
-        seen: &mut Vec<(String, String)>,
-        secrets: &mut BTreeSet<String>,
-    ) {
-        let key = (service.to_string(), endpoint.to_string());
-        if seen.contains(&key) {
-            return;
-        }
-        seen.push(key);
-        let Some(action) = self.endpoint_action(service, endpoint) else {
-            return;
-        };
-        let mut calls = Vec::new();
-        action.body.walk(&mut |statement| match &statement.kind {
-            StatementKind::UpdateSecrets { updates, .. } => {
-                secrets.extend(updates.iter().map(|u| u.secret.text.clone()));
-            }
-            StatementKind::RunService { endpoint, .. } => calls.push(endpoint),
-            _ => {}
-        });
-        for call in calls {
-            self.collect_updated(call.service.as_str(), call.endpoint.as_str(), seen, secrets);
-        }
+        self.checked
+            .analysis
+            .effects
+            .get(&format!("{service}.{endpoint}"))
+            .map(|effects| effects.writes.clone())
+            .unwrap_or_default()
     }
 }

@@ -2053,3 +2053,34 @@ fn completion_offers_snippets_and_keywords_of_the_block() {
     );
     s.lsp.shutdown();
 }
+
+#[test]
+fn hover_counts_updates_made_through_run_service() {
+    const CHAIN: &str = r#"secret TOKEN { environment_specific }
+role refresher {
+  grant run api.refresh
+  grant run api.nightly
+  grant update_secret TOKEN
+}
+service_account bot { roles refresher }
+service api {
+  action fetch { update_secret TOKEN = "t" }
+  action both { run_service api.refresh }
+  endpoint refresh { methods POST process fetch }
+  endpoint nightly { methods POST process both }
+}
+"#;
+    let mut s = Session::new(&[("chain.svc", CHAIN)], &["chain.svc"]);
+    let hover = s.at(
+        "textDocument/hover",
+        "chain.svc",
+        on(CHAIN, "TOKEN = \"t\"", "TOKEN"),
+    );
+    let text = hover["contents"]["value"].as_str().unwrap();
+    // `api.nightly` updates it only through `run_service api.refresh`.
+    assert!(
+        text.contains("updated by: `api.nightly`, `api.refresh`"),
+        "{text}"
+    );
+    s.lsp.shutdown();
+}

@@ -7,6 +7,7 @@
 pub mod clients;
 mod flow;
 pub mod functions;
+pub mod model;
 mod permissions;
 mod refresh;
 pub mod rotation;
@@ -40,6 +41,14 @@ pub struct Analysis {
     /// Requests that present a secret their run replaces, by the span of
     /// the `web_request`: they must reach the server at most once.
     pub rotating: rotation::Rotating,
+    /// What running each endpoint can read, update and run, by
+    /// `SERVICE.ENDPOINT` (every endpoint the program declares).
+    pub effects: BTreeMap<String, model::Effects>,
+    /// What each action's own statements do, by `SERVICE.ACTION`.
+    pub actions: BTreeMap<String, model::ActionEffects>,
+    /// Where each name is declared and used, when the check was asked to
+    /// record them ([`check_with_names`]).
+    pub names: Option<model::Names>,
 }
 
 impl Analysis {
@@ -60,13 +69,25 @@ impl Analysis {
 
 /// Checks a parsed program.
 pub fn check(program: &Program) -> Analysis {
+    check_program(program, false)
+}
+
+/// Checks a parsed program, and records where each name is declared and
+/// used ([`Analysis::names`]), for the tools that navigate it.
+pub fn check_with_names(program: &Program) -> Analysis {
+    check_program(program, true)
+}
+
+fn check_program(program: &Program, record_names: bool) -> Analysis {
     let mut diagnostics = Vec::new();
-    let symbols = Symbols::collect(program, &mut diagnostics);
+    let mut recorder = model::Recorder::new(record_names);
+    let symbols = Symbols::collect(program, &mut diagnostics, &mut recorder);
     let mut checker = Checker {
         symbols: &symbols,
         diagnostics,
         usage: usage::Usage::default(),
         secret_reads: Vec::new(),
+        names: recorder,
     };
     checker.check_roles();
     checker.check_identities();
@@ -84,9 +105,10 @@ pub fn check(program: &Program) -> Analysis {
         mut diagnostics,
         usage,
         secret_reads,
+        names,
         ..
     } = checker;
-    permissions::check(&symbols, &mut diagnostics);
+    let (effects, actions) = permissions::check(&symbols, &mut diagnostics);
     for service in &symbols.service_order {
         for action in &service.actions {
             flow::check_action(action, &mut diagnostics);
@@ -107,6 +129,9 @@ pub fn check(program: &Program) -> Analysis {
         derived,
         secret_reads,
         rotating,
+        effects,
+        actions,
+        names: names.finish(),
     }
 }
 
@@ -115,6 +140,8 @@ pub(crate) struct Checker<'a, 'p> {
     pub diagnostics: Vec<Diagnostic>,
     pub usage: usage::Usage<'p>,
     pub secret_reads: Vec<(String, Span)>,
+    /// Where each name is used, as it is resolved.
+    pub names: model::Recorder,
 }
 
 impl<'a, 'p> Checker<'a, 'p> {
@@ -122,8 +149,14 @@ impl<'a, 'p> Checker<'a, 'p> {
         self.diagnostics.push(diagnostic);
     }
 
+    /// A name used where it means `symbol` (declared or not), for the model.
+    pub fn used(&mut self, symbol: impl FnOnce() -> model::Symbol, span: Span) {
+        self.names.use_(symbol, span);
+    }
+
     /// Reports an unknown secret unless it is declared; returns whether it is.
     pub fn resolve_secret(&mut self, name: &Name) -> bool {
+        self.used(|| model::Symbol::Secret(name.text.clone()), name.span);
         if self.symbols.secrets.contains_key(name.as_str()) {
             return true;
         }
@@ -149,6 +182,17 @@ impl<'a, 'p> Checker<'a, 'p> {
 
     /// Resolves `service.endpoint`, reporting what is unknown.
     pub fn resolve_endpoint(&mut self, service: &Name, endpoint: Option<&Name>) -> bool {
+        self.used(
+            || model::Symbol::Service(service.text.clone()),
+            service.span,
+        );
+        if let Some(endpoint) = endpoint {
+            let symbol = || model::Symbol::Endpoint {
+                service: service.text.clone(),
+                name: endpoint.text.clone(),
+            };
+            self.used(symbol, endpoint.span);
+        }
         let Some(table) = self.symbols.services.get(service.as_str()) else {
             let candidates = self.symbols.service_order.iter().map(|s| s.name.as_str());
             let help = did_you_mean(
@@ -208,6 +252,7 @@ impl<'a, 'p> Checker<'a, 'p> {
 
     /// Resolves a service account by name, reporting unknown names and users.
     pub fn resolve_service_account(&mut self, name: &Name) -> Option<&'p IdentityDecl> {
+        self.used(|| model::Symbol::Identity(name.text.clone()), name.span);
         match self.symbols.identities.get(name.as_str()) {
             Some(identity) if identity.kind == IdentityKind::ServiceAccount => Some(identity),
             Some(identity) => {
@@ -277,6 +322,7 @@ impl<'a, 'p> Checker<'a, 'p> {
     fn check_identities(&mut self) {
         for identity in self.symbols.identity_order.clone() {
             for role in &identity.roles {
+                self.used(|| model::Symbol::Role(role.text.clone()), role.span);
                 if self.symbols.roles.contains_key(role.as_str()) {
                     self.usage.role_used(role.as_str());
                     continue;
@@ -336,7 +382,7 @@ impl<'a, 'p> Checker<'a, 'p> {
                 if let Some(table) = self.symbols.services.get(endpoint.service.as_str()) {
                     for kind in [HookKind::OnFailure, HookKind::OnRecovery] {
                         if let Some(hook) = schedule.hook(kind) {
-                            self.check_hook(table, kind, hook);
+                            self.check_hook(table, kind, hook, &endpoint.endpoint);
                         }
                     }
                 }

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 // Names are short and not chosen by an attacker: FxHash is faster than SipHash here.
 use rustc_hash::FxHashMap as HashMap;
 
+use super::model::{ActionEffects, Effects};
 use super::symbols::Symbols;
 use crate::diagnostic::{Code, Diagnostic};
 use crate::source::Span;
@@ -18,6 +19,7 @@ fn key_text(key: Key<'_>) -> String {
     format!("{}.{}", key.0, key.1)
 }
 
+#[derive(Clone)]
 struct Call<'p> {
     target: Key<'p>,
     as_account: Option<&'p Name>,
@@ -35,25 +37,141 @@ struct Write<'p> {
 
 struct Graph<'p> {
     writes: HashMap<Key<'p>, Vec<Write<'p>>>,
+    /// The secrets each endpoint's own statements (its action, response
+    /// and hooks, and the clients it authenticates as) read.
+    reads: HashMap<Key<'p>, BTreeSet<&'p str>>,
     calls: HashMap<Key<'p>, Vec<Call<'p>>>,
     order: Vec<Key<'p>>,
+    /// What each action's own statements do, by `SERVICE.ACTION`.
+    actions: BTreeMap<String, ActionEffects>,
 }
 
-pub fn check<'p>(symbols: &Symbols<'p>, diagnostics: &mut Vec<Diagnostic>) {
-    let graph = build_graph(symbols);
+/// Checks the grants along the call graph; returns what running each
+/// endpoint can read, update and run.
+pub fn check<'p>(
+    symbols: &Symbols<'p>,
+    diagnostics: &mut Vec<Diagnostic>,
+) -> (BTreeMap<String, Effects>, BTreeMap<String, ActionEffects>) {
+    let mut graph = build_graph(symbols);
     report_cycles(&graph, diagnostics);
     let runners = runners(symbols, &graph);
     report_call_grants(symbols, &graph, &runners, diagnostics);
     report_update_grants(symbols, &graph, &runners, diagnostics);
     report_schedules(symbols, diagnostics);
+    (effects(&graph), std::mem::take(&mut graph.actions))
+}
+
+/// What running each endpoint can do: its own reads and updates, and those
+/// of every endpoint it runs, directly or not, as whichever identity.
+fn effects(graph: &Graph<'_>) -> BTreeMap<String, Effects> {
+    let mut out = BTreeMap::new();
+    for &start in &graph.order {
+        let mut effects = Effects::default();
+        let mut visited = BTreeSet::from([start]);
+        let mut stack = vec![start];
+        while let Some(key) = stack.pop() {
+            for write in graph.writes.get(&key).into_iter().flatten() {
+                effects.writes.insert(write.secret.text.clone());
+            }
+            for read in graph.reads.get(&key).into_iter().flatten() {
+                effects.reads.insert(read.to_string());
+            }
+            for call in graph.calls.get(&key).into_iter().flatten() {
+                effects.runs.insert(key_text(call.target));
+                if visited.insert(call.target) {
+                    stack.push(call.target);
+                }
+            }
+        }
+        out.insert(key_text(start), effects);
+    }
+    out
+}
+
+/// What one block of statements (an action's, a hook's) does itself.
+#[derive(Default, Clone)]
+struct Part<'p> {
+    writes: Vec<Write<'p>>,
+    reads: BTreeSet<&'p str>,
+    calls: Vec<Call<'p>>,
+    clients: BTreeSet<&'p str>,
+}
+
+impl<'p> Part<'p> {
+    fn of(symbols: &Symbols<'p>, block: &'p Block) -> Part<'p> {
+        let mut part = Part::default();
+        block.walk(&mut |statement| {
+            for expr in statement.expressions() {
+                part.read(expr);
+            }
+            if let StatementKind::WebRequest(request) = &statement.kind
+                && let Some(Auth::Client { client, .. }) = &request.auth
+            {
+                part.clients.insert(client.as_str());
+                // Its credentials are secrets the request reads.
+                if let Some(client) = symbols.clients.get(client.as_str()) {
+                    for (_, expr) in client.expressions() {
+                        part.read(expr);
+                    }
+                }
+            }
+            visit_writes_and_calls(symbols, statement, &mut part.writes, &mut part.calls);
+        });
+        part
+    }
+
+    fn read(&mut self, expr: &'p Expr) {
+        expr.walk(&mut |e| {
+            if let ExprKind::Secret { name } = &e.kind {
+                self.reads.insert(name.as_str());
+            }
+        });
+    }
+
+    fn add(&mut self, other: &Part<'p>) {
+        self.writes.extend(other.writes.iter().cloned());
+        self.reads.extend(other.reads.iter().copied());
+        self.calls.extend(other.calls.iter().cloned());
+        self.clients.extend(other.clients.iter().copied());
+    }
+
+    /// As the model keeps it.
+    fn effects(&self) -> ActionEffects {
+        ActionEffects {
+            reads: self.reads.iter().map(|r| r.to_string()).collect(),
+            writes: self.writes.iter().map(|w| w.secret.text.clone()).collect(),
+            runs: self
+                .calls
+                .iter()
+                .map(|c| (key_text(c.target), c.as_account.map(|a| a.text.clone())))
+                .collect(),
+            clients: self.clients.iter().map(|c| c.to_string()).collect(),
+        }
+    }
 }
 
 fn build_graph<'p>(symbols: &Symbols<'p>) -> Graph<'p> {
     let mut graph = Graph {
         writes: HashMap::default(),
+        reads: HashMap::default(),
         calls: HashMap::default(),
         order: Vec::new(),
+        actions: BTreeMap::new(),
     };
+    let mut parts: HashMap<Key<'p>, Part<'p>> = HashMap::default();
+    for service in &symbols.service_order {
+        for action in &service.actions {
+            let key = (service.name.as_str(), action.name.as_str());
+            if parts.contains_key(&key) {
+                continue;
+            }
+            let part = Part::of(symbols, &action.body);
+            graph
+                .actions
+                .insert(format!("{}.{}", key.0, key.1), part.effects());
+            parts.insert(key, part);
+        }
+    }
     for service in &symbols.service_order {
         for endpoint in &service.endpoints {
             let key = (service.name.as_str(), endpoint.name.as_str());
@@ -61,51 +179,66 @@ fn build_graph<'p>(symbols: &Symbols<'p>) -> Graph<'p> {
                 continue;
             }
             graph.order.push(key);
-            let mut writes = Vec::new();
-            let mut calls = Vec::new();
-            let mut visit = |statement: &'p Statement| match &statement.kind {
-                StatementKind::UpdateSecrets { updates, .. } => {
-                    for update in updates {
-                        writes.push(Write {
-                            secret: &update.secret,
-                            span: update.span,
-                            via: None,
-                        });
-                    }
-                }
-                StatementKind::RunService {
-                    endpoint,
-                    as_account,
-                    ..
-                } => {
-                    if symbols
-                        .endpoint(endpoint.service.as_str(), endpoint.endpoint.as_str())
-                        .is_some()
-                    {
-                        calls.push(Call {
-                            target: (endpoint.service.as_str(), endpoint.endpoint.as_str()),
-                            as_account: as_account.as_ref(),
-                            span: statement.span,
-                        });
-                    }
-                }
-                _ => {}
-            };
-            if let Some(action) = symbols.endpoint_action(key.0, key.1) {
-                action.body.walk(&mut visit);
-            }
+            let mut part = symbols
+                .endpoint_action(key.0, key.1)
+                .and_then(|action| parts.get(&(key.0, action.name.as_str())))
+                .cloned()
+                .unwrap_or_default();
             // The endpoint's hooks run as the same identity.
             for hook in [&endpoint.on_failure, &endpoint.on_recovery]
                 .into_iter()
                 .flatten()
             {
-                hook.body.walk(&mut visit);
+                part.add(&Part::of(symbols, &hook.body));
             }
-            graph.writes.insert(key, writes);
-            graph.calls.insert(key, calls);
+            if let Some(response) = &endpoint.response {
+                for expr in response.expressions() {
+                    part.read(expr);
+                }
+            }
+            graph.writes.insert(key, part.writes);
+            graph.calls.insert(key, part.calls);
+            graph.reads.insert(key, part.reads);
         }
     }
     graph
+}
+
+/// The updates and the `run_service` calls of one statement.
+fn visit_writes_and_calls<'p>(
+    symbols: &Symbols<'p>,
+    statement: &'p Statement,
+    writes: &mut Vec<Write<'p>>,
+    calls: &mut Vec<Call<'p>>,
+) {
+    match &statement.kind {
+        StatementKind::UpdateSecrets { updates, .. } => {
+            for update in updates {
+                writes.push(Write {
+                    secret: &update.secret,
+                    span: update.span,
+                    via: None,
+                });
+            }
+        }
+        StatementKind::RunService {
+            endpoint,
+            as_account,
+            ..
+        } => {
+            if symbols
+                .endpoint(endpoint.service.as_str(), endpoint.endpoint.as_str())
+                .is_some()
+            {
+                calls.push(Call {
+                    target: (endpoint.service.as_str(), endpoint.endpoint.as_str()),
+                    as_account: as_account.as_ref(),
+                    span: statement.span,
+                });
+            }
+        }
+        _ => {}
+    }
 }
 
 /// Every secret `key` can update when run by one identity: its own updates

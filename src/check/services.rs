@@ -2,6 +2,7 @@
 //! endpoints.
 
 use super::functions::{Function, Param, Returns};
+use super::model::Symbol;
 use super::suggest::did_you_mean;
 use super::symbols::ServiceSymbols;
 use super::{Checker, values};
@@ -29,11 +30,18 @@ struct Scope<'a, 'p> {
     /// The `params` of the endpoints that process this action, when every
     /// one declares them (`param.NAME` is then checked and typed).
     contracts: Option<Vec<&'p [ParamDecl]>>,
+    /// The endpoints whose parameters `param.NAME` means here: those that
+    /// process the action, or the one whose response or hook this is.
+    owners: Vec<&'p str>,
 }
 
 impl<'a, 'p> Scope<'a, 'p> {
     /// The top of an action's (or a hook's, or a response's) statements.
-    fn new(service: &'a ServiceSymbols<'p>, contracts: Option<Vec<&'p [ParamDecl]>>) -> Self {
+    fn new(
+        service: &'a ServiceSymbols<'p>,
+        contracts: Option<Vec<&'p [ParamDecl]>>,
+        owners: Vec<&'p str>,
+    ) -> Self {
         Scope {
             service,
             in_catch: false,
@@ -41,6 +49,7 @@ impl<'a, 'p> Scope<'a, 'p> {
             loops: 0,
             in_hook: false,
             contracts,
+            owners,
         }
     }
 }
@@ -85,14 +94,19 @@ impl<'a, 'p> Checker<'a, 'p> {
                         .collect::<Option<Vec<_>>>()
                 })
                 .flatten();
-            let mut scope = Scope::new(table, contracts);
+            let owners = processing.iter().map(|e| e.name.as_str()).collect();
+            let mut scope = Scope::new(table, contracts, owners);
             self.check_block(&action.body, &mut scope);
         }
         for endpoint in &service.endpoints {
             self.check_endpoint(table, endpoint);
             self.check_param_decls(endpoint);
             if let Some(response) = &endpoint.response {
-                let mut scope = Scope::new(table, endpoint.params.as_deref().map(|p| vec![p]));
+                let mut scope = Scope::new(
+                    table,
+                    endpoint.params.as_deref().map(|p| vec![p]),
+                    vec![endpoint.name.as_str()],
+                );
                 for expr in response.expressions() {
                     self.check_expr(expr, &mut scope);
                 }
@@ -116,7 +130,7 @@ impl<'a, 'p> Checker<'a, 'p> {
             }
             for kind in [HookKind::OnFailure, HookKind::OnRecovery] {
                 if let Some(hook) = endpoint.hook(kind) {
-                    self.check_hook(table, kind, hook);
+                    self.check_hook(table, kind, hook, &endpoint.name);
                 }
             }
         }
@@ -162,6 +176,11 @@ impl<'a, 'p> Checker<'a, 'p> {
                 .help("add `process ACTION` naming one of the service's actions"),
             ),
             Some(action) => {
+                let symbol = || Symbol::Action {
+                    service: table.decl.name.text.clone(),
+                    name: action.text.clone(),
+                };
+                self.used(symbol, action.span);
                 if table.actions.contains_key(action.as_str()) {
                     self.usage
                         .action_used(&table.decl.name.text, action.as_str());
@@ -226,6 +245,14 @@ impl<'a, 'p> Checker<'a, 'p> {
         given: &[(&'p Field, Inferred)],
         at: crate::source::Span,
     ) {
+        for (field, _) in given {
+            let symbol = || Symbol::Param {
+                service: target.service.text.clone(),
+                endpoint: target.endpoint.text.clone(),
+                name: field.name.value.clone(),
+            };
+            self.used(symbol, field.name.span);
+        }
         let Some(callee) = self
             .symbols
             .endpoint(target.service.as_str(), target.endpoint.as_str())
@@ -401,16 +428,18 @@ impl<'a, 'p> Checker<'a, 'p> {
 
     /// A hook's statements, in its service: `error.*` (after a failure) and
     /// `run.*` known; no secret may be updated there.
+    /// A hook of `endpoint` (the endpoint's own, or a schedule's of it).
     pub(super) fn check_hook(
         &mut self,
         table: &ServiceSymbols<'p>,
         kind: HookKind,
         hook: &'p Hook,
+        endpoint: &'p Name,
     ) {
         let mut scope = Scope {
             in_catch: kind == HookKind::OnFailure,
             in_hook: true,
-            ..Scope::new(table, None)
+            ..Scope::new(table, None, vec![endpoint.as_str()])
         };
         self.check_block(&hook.body, &mut scope);
         hook.body.walk(&mut |statement| {
@@ -605,6 +634,7 @@ impl<'a, 'p> Checker<'a, 'p> {
 
     fn check_secret_update(&mut self, update: &'p SecretUpdate, scope: &mut Scope<'_, 'p>) {
         let name = &update.secret;
+        self.used(|| Symbol::Secret(name.text.clone()), name.span);
         match self.symbols.secrets.get(name.as_str()) {
             None => {
                 let candidates = self.symbols.secret_order.iter().map(|s| s.name.as_str());
@@ -852,6 +882,7 @@ impl<'a, 'p> Checker<'a, 'p> {
 
     /// Reports an unknown client unless it is declared.
     fn resolve_client(&mut self, name: &Name) {
+        self.used(|| Symbol::Client(name.text.clone()), name.span);
         if self.symbols.clients.contains_key(name.as_str()) {
             return;
         }
@@ -878,6 +909,7 @@ impl<'a, 'p> Checker<'a, 'p> {
         let service = scope.service;
         let target = &mapping.target;
         let target_type = if service.vars.contains_key(target.as_str()) {
+            self.variable_used(service, target);
             self.usage
                 .var_assigned(&service.decl.name.text, target.as_str());
             service.var_type(target.as_str())
@@ -981,6 +1013,7 @@ impl<'a, 'p> Checker<'a, 'p> {
             self.unknown_variable(target, service);
             return;
         }
+        self.variable_used(service, target);
         if value != Inferred::Null {
             self.usage
                 .var_assigned(&service.decl.name.text, target.as_str());
@@ -1007,6 +1040,15 @@ impl<'a, 'p> Checker<'a, 'p> {
                 .help(conversion_help(declared)),
             );
         }
+    }
+
+    /// A use of a declared variable of the service, for the model.
+    fn variable_used(&mut self, service: &ServiceSymbols<'p>, name: &Name) {
+        let symbol = || Symbol::Variable {
+            service: service.decl.name.text.clone(),
+            name: name.text.clone(),
+        };
+        self.used(symbol, name.span);
     }
 
     fn unknown_variable(&mut self, name: &Name, service: &ServiceSymbols<'p>) {
@@ -1108,6 +1150,7 @@ impl<'a, 'p> Checker<'a, 'p> {
                 if scope.locals.iter().any(|l| l.text == name.text) {
                     Inferred::Known(Type::Json)
                 } else if service.vars.contains_key(name.as_str()) {
+                    self.variable_used(service, name);
                     self.usage.var_read(&service.decl.name.text, name);
                     service
                         .var_type(name.as_str())
@@ -1125,6 +1168,14 @@ impl<'a, 'p> Checker<'a, 'p> {
                 Inferred::Known(Type::String)
             }
             ExprKind::Param { name } => {
+                for &endpoint in &scope.owners {
+                    let symbol = || Symbol::Param {
+                        service: scope.service.decl.name.text.clone(),
+                        endpoint: endpoint.to_string(),
+                        name: name.text.clone(),
+                    };
+                    self.used(symbol, name.span);
+                }
                 let Some(contracts) = &scope.contracts else {
                     return Inferred::Unknown;
                 };

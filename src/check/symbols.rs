@@ -3,6 +3,7 @@
 // Names are short and not chosen by an attacker: FxHash is faster than SipHash here.
 use rustc_hash::FxHashMap as HashMap;
 
+use super::model::{Recorder, Symbol};
 use crate::diagnostic::{Code, Diagnostic};
 use crate::syntax::ast::*;
 
@@ -41,8 +42,14 @@ impl<'p> ServiceSymbols<'p> {
 }
 
 impl<'p> Symbols<'p> {
-    /// Builds the tables, reporting every name declared twice.
-    pub fn collect(program: &'p Program, diagnostics: &mut Vec<Diagnostic>) -> Self {
+    /// Builds the tables, reporting every name declared twice, and records
+    /// every declaration (duplicates too) in the model.
+    pub fn collect(
+        program: &'p Program,
+        diagnostics: &mut Vec<Diagnostic>,
+        recorder: &mut Recorder,
+    ) -> Self {
+        record_declarations(program, recorder);
         let mut symbols = Symbols::default();
         for secret in &program.secrets {
             if insert(
@@ -243,4 +250,63 @@ fn duplicate(what: &str, again: &Name, first: &Name) -> Diagnostic {
         "rename one of them, or remove the second `{}`",
         again.text
     ))
+}
+
+/// Every declaration of the program, for the model.
+fn record_declarations(program: &Program, recorder: &mut Recorder) {
+    for secret in &program.secrets {
+        let symbol = || Symbol::Secret(secret.name.text.clone());
+        recorder.declare(symbol, &secret.name, secret.span, None);
+    }
+    for role in &program.roles {
+        let symbol = || Symbol::Role(role.name.text.clone());
+        recorder.declare(symbol, &role.name, role.span, None);
+    }
+    for identity in &program.identities {
+        let symbol = || Symbol::Identity(identity.name.text.clone());
+        recorder.declare(symbol, &identity.name, identity.span, None);
+    }
+    for client in &program.oauth_clients {
+        let symbol = || Symbol::Client(client.name.text.clone());
+        recorder.declare(symbol, &client.name, client.span, None);
+    }
+    for schedule in &program.schedules {
+        let symbol = || Symbol::Schedule(schedule.name.text.clone());
+        recorder.declare(symbol, &schedule.name, schedule.span, None);
+    }
+    for service in &program.services {
+        let name = service.name.text.as_str();
+        let symbol = || Symbol::Service(name.to_string());
+        recorder.declare(symbol, &service.name, service.span, None);
+        for var in &service.vars {
+            let symbol = || Symbol::Variable {
+                service: name.to_string(),
+                name: var.name.text.clone(),
+            };
+            recorder.declare(symbol, &var.name, var.span, Some(name));
+        }
+        for action in &service.actions {
+            let symbol = || Symbol::Action {
+                service: name.to_string(),
+                name: action.name.text.clone(),
+            };
+            recorder.declare(symbol, &action.name, action.span, Some(name));
+        }
+        for endpoint in &service.endpoints {
+            let symbol = || Symbol::Endpoint {
+                service: name.to_string(),
+                name: endpoint.name.text.clone(),
+            };
+            recorder.declare(symbol, &endpoint.name, endpoint.span, Some(name));
+            let container = format!("{name}.{}", endpoint.name.text);
+            for param in endpoint.params.iter().flatten() {
+                let symbol = || Symbol::Param {
+                    service: name.to_string(),
+                    endpoint: endpoint.name.text.clone(),
+                    name: param.name.text.clone(),
+                };
+                recorder.declare(symbol, &param.name, param.span, Some(&container));
+            }
+        }
+    }
 }

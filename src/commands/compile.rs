@@ -32,7 +32,9 @@ pub fn run(args: CompileArgs) -> ExitCode {
         }
         Emit::Openapi => serde_json::to_string_pretty(&compile::openapi(&checked))
             .expect("a document serializes"),
-        Emit::Dot => compile::dot(&checked.program).trim_end().to_string(),
+        Emit::Dot => compile::dot(&checked.program, &checked.analysis)
+            .trim_end()
+            .to_string(),
     };
     outln!("{text}");
     exit::code(exit::SUCCESS)

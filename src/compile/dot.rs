@@ -32,7 +32,7 @@ fn hook_edges(
     }
 }
 
-pub fn dot(program: &Program) -> String {
+pub fn dot(program: &Program, analysis: &crate::check::Analysis) -> String {
     let mut out = String::new();
     out.push_str("digraph svc {\n");
     out.push_str("  rankdir=LR;\n");
@@ -94,41 +94,16 @@ pub fn dot(program: &Program) -> String {
         }
         for action in &service.actions {
             let from = quote(&action_id(&service.name.text, &action.name.text));
-            let mut writes = BTreeSet::new();
-            let mut reads = BTreeSet::new();
-            let mut calls = BTreeSet::new();
-            let mut clients = BTreeSet::new();
-            action.body.walk(&mut |statement| {
-                match &statement.kind {
-                    StatementKind::WebRequest(request) => {
-                        if let Some(Auth::Client { client, .. }) = &request.auth {
-                            clients.insert(client.as_str());
-                        }
-                    }
-                    StatementKind::UpdateSecrets { updates, .. } => {
-                        writes.extend(updates.iter().map(|u| u.secret.as_str()));
-                    }
-                    StatementKind::RunService {
-                        endpoint,
-                        as_account,
-                        ..
-                    } => {
-                        calls.insert((
-                            endpoint.display(),
-                            as_account.as_ref().map(|a| a.text.clone()),
-                        ));
-                    }
-                    _ => {}
-                }
-                for expr in statement.expressions() {
-                    expr.walk(&mut |e| {
-                        if let ExprKind::Secret { name } = &e.kind {
-                            reads.insert(name.as_str());
-                        }
-                    });
-                }
-            });
-            for secret in &writes {
+            // What the checker found the action does.
+            let Some(effects) = analysis
+                .actions
+                .get(&format!("{}.{}", service.name.text, action.name.text))
+            else {
+                continue;
+            };
+            let (writes, reads) = (&effects.writes, &effects.reads);
+            let (calls, clients) = (&effects.runs, &effects.clients);
+            for secret in writes {
                 secrets.insert(secret);
                 let _ = writeln!(
                     edges,
@@ -136,7 +111,7 @@ pub fn dot(program: &Program) -> String {
                     quote(&secret_id(secret))
                 );
             }
-            for secret in reads.difference(&writes) {
+            for secret in reads.difference(writes) {
                 secrets.insert(secret);
                 let _ = writeln!(
                     edges,
@@ -144,14 +119,14 @@ pub fn dot(program: &Program) -> String {
                     quote(&secret_id(secret))
                 );
             }
-            for client in &clients {
+            for client in clients {
                 let _ = writeln!(
                     edges,
                     "  {from} -> {} [label=\"authenticates as\", style=dotted];",
                     quote(&client_id(client))
                 );
             }
-            for (endpoint, account) in &calls {
+            for (endpoint, account) in calls {
                 let label = match account {
                     Some(account) => format!("run_service as {account}"),
                     None => "run_service".to_string(),

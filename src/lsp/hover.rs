@@ -4,10 +4,10 @@
 
 use lsp_types::*;
 
-use super::names::Symbol;
 use super::workspace::View;
 use super::{Context, Refusal, keywords};
 use crate::check::functions::Function;
+use crate::check::model::Symbol;
 use crate::check::symbols::{grants_read_secret, grants_run, grants_update_secret};
 use crate::source::FileId;
 use crate::syntax::ast::*;
@@ -134,7 +134,7 @@ pub fn describe(view: View, symbol: &Symbol) -> String {
         format!("declared in `{}`, line {line}", file_name(&document.path))
     };
     let mut out = match symbol {
-        Symbol::Secret(name) => describe_secret(program, name, &header),
+        Symbol::Secret(name) => describe_secret(view, name, &header),
         Symbol::Role(name) => {
             let role = program.roles.iter().find(|r| r.name.text == *name);
             let mut text = header(format!("role {name}"));
@@ -289,7 +289,8 @@ fn grant_text(grant: &Grant) -> String {
 
 /// A secret's declaration and who may touch it. It never shows a value:
 /// the language server does not read the stores.
-fn describe_secret(program: &Program, name: &str, header: &dyn Fn(String) -> String) -> String {
+fn describe_secret(view: View, name: &str, header: &dyn Fn(String) -> String) -> String {
+    let program = view.program;
     let Some(secret) = program.secrets.iter().find(|s| s.name.text == name) else {
         return header(format!("secret {name}"));
     };
@@ -328,26 +329,15 @@ fn describe_secret(program: &Program, name: &str, header: &dyn Fn(String) -> Str
         "\n- read granted by: {}",
         list(&roles(grants_read_secret))
     ));
-    let mut updaters = Vec::new();
-    for service in &program.services {
-        for endpoint in &service.endpoints {
-            let Some(process) = &endpoint.process else {
-                continue;
-            };
-            let Some(action) = service.actions.iter().find(|a| a.name.text == process.text) else {
-                continue;
-            };
-            let mut updates = false;
-            action.body.walk(&mut |statement| {
-                if let StatementKind::UpdateSecrets { updates: list, .. } = &statement.kind {
-                    updates |= list.iter().any(|u| u.secret.text == name);
-                }
-            });
-            if updates {
-                updaters.push(format!("`{}.{}`", service.name.text, endpoint.name.text));
-            }
-        }
-    }
+    // Every endpoint whose run can update it, through `run_service` too.
+    let updaters: Vec<String> = view
+        .analyzed
+        .analysis
+        .effects
+        .iter()
+        .filter(|(_, effects)| effects.writes.contains(name))
+        .map(|(endpoint, _)| format!("`{endpoint}`"))
+        .collect();
     text.push_str(&format!("\n- updated by: {}", list(&updaters)));
     if let Some(description) = &secret.description {
         text.push_str(&format!("\n\n{}", description.value));

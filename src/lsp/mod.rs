@@ -18,7 +18,6 @@ mod completion;
 mod diagnostics;
 mod hover;
 mod keywords;
-pub mod names;
 mod navigate;
 pub mod text;
 pub mod transport;

@@ -1,14 +1,14 @@
 //! Go to definition, find references, the symbol lists and rename: all
-//! read the program's [`Names`](super::names::Names).
+//! read the program's [`Names`](crate::check::model::Names), which the checker records.
 
 use std::collections::HashMap;
 
 use lsp_server::ErrorCode;
 use lsp_types::*;
 
-use super::names::{Declaration, Occurrence, Symbol};
 use super::workspace::View;
 use super::{Context, Refusal};
+use crate::check::model::{Declaration, Occurrence, Symbol};
 
 /// The name under the cursor, with the program it is in. `None` when the
 /// cursor is on no name, or the file does not parse now (its spans would

@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 
 use lsp_types::Uri;
 
-use super::names::Names;
 use super::text::{Encoding, LineIndex};
+use crate::check::model::Names;
 use crate::check::{self, Analysis};
 use crate::diagnostic::{self, Code, Diagnostic};
 use crate::source::{self, FileId, Span};
@@ -101,19 +101,16 @@ impl Document {
     }
 }
 
-/// What the checker found in a program; the index of its names is made
-/// when a request first needs it, not for every check.
+/// What the checker found in a program, with the names it resolved.
 #[derive(Debug)]
 pub struct Analyzed {
     pub analysis: Analysis,
-    names: std::sync::OnceLock<Names>,
 }
 
 impl Analyzed {
     fn of(program: &Program) -> Analyzed {
         Analyzed {
-            analysis: check::check(program),
-            names: std::sync::OnceLock::new(),
+            analysis: check::check_with_names(program),
         }
     }
 }
@@ -333,9 +330,14 @@ pub struct View<'p> {
 }
 
 impl<'p> View<'p> {
-    /// Where every name is declared and used.
+    /// Where every name is declared and used, as the checker resolved them.
     pub fn names(&self) -> &'p Names {
-        self.analyzed.names.get_or_init(|| Names::new(self.program))
+        static NONE: std::sync::OnceLock<Names> = std::sync::OnceLock::new();
+        self.analyzed
+            .analysis
+            .names
+            .as_ref()
+            .unwrap_or_else(|| NONE.get_or_init(Names::default))
     }
 
     pub fn document(&self, file: FileId) -> &'p Document {
