@@ -1,7 +1,11 @@
 //! Diagnostics of the syntax and check phases, with stable codes.
 //!
 //! A [`Diagnostic`] is plain data: a code, a severity, a message, labelled
-//! spans and a help line. [`crate::report`] turns it into output.
+//! spans, a help line, and the fixes that would resolve it (each one a set
+//! of text edits, and whether it is safe to apply without review).
+//! [`crate::report`] turns it into output; `svc check --fix` and the
+//! language server's quick fixes apply the fixes as they are: nothing ever
+//! reads a fix back out of the help text.
 
 use serde::Serialize;
 
@@ -134,6 +138,54 @@ pub struct Label {
     pub message: String,
 }
 
+/// One replacement in a file: the text of `span` becomes `text` (an empty
+/// span inserts).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+pub struct Edit {
+    pub span: Span,
+    pub text: String,
+}
+
+/// A way to resolve a diagnostic: edits made together.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+pub struct Fix {
+    /// What it does, as an editor's menu says it: "Add `grant ...` to role `r`".
+    pub title: String,
+    /// Whether it can be applied without review (`svc check --fix`): it
+    /// keeps what the program means. A fix that guesses (a misspelt name)
+    /// or widens what the program may do (a grant) is not.
+    pub safe: bool,
+    /// Non-overlapping, in any order.
+    pub edits: Vec<Edit>,
+}
+
+impl Fix {
+    pub fn new(title: impl Into<String>, safe: bool, edits: Vec<Edit>) -> Fix {
+        Fix {
+            title: title.into(),
+            safe,
+            edits,
+        }
+    }
+
+    /// One replacement.
+    pub fn replace(
+        title: impl Into<String>,
+        safe: bool,
+        span: Span,
+        text: impl Into<String>,
+    ) -> Fix {
+        Fix::new(
+            title,
+            safe,
+            vec![Edit {
+                span,
+                text: text.into(),
+            }],
+        )
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Diagnostic {
     pub code: Code,
@@ -142,6 +194,8 @@ pub struct Diagnostic {
     /// The first label is the primary one: where the problem is.
     pub labels: Vec<Label>,
     pub help: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fixes: Vec<Fix>,
 }
 
 impl Diagnostic {
@@ -152,7 +206,45 @@ impl Diagnostic {
             message: message.into(),
             labels: Vec::new(),
             help: None,
+            fixes: Vec::new(),
         }
+    }
+
+    /// A way to resolve it; `None` (a fix the layout of the file does not
+    /// allow) adds nothing.
+    pub fn fix(mut self, fix: impl Into<Option<Fix>>) -> Self {
+        self.fixes.extend(fix.into());
+        self
+    }
+
+    /// For a name that was written where nothing declares it: when one of
+    /// `candidates` is close, the help asks "did you mean `x`?" and a fix
+    /// writes `x` over the name (`at`, the span of `written` alone); else
+    /// the help is `fallback`.
+    pub fn suggest<'a>(
+        mut self,
+        written: &str,
+        at: impl Into<Option<Span>>,
+        candidates: impl IntoIterator<Item = &'a str>,
+        fallback: impl Into<String>,
+    ) -> Self {
+        match crate::suggest::closest(written, candidates) {
+            Some(candidate) => {
+                self.help = Some(format!("did you mean `{candidate}`?"));
+                // A guess: the editor offers it, `--fix` applies it only
+                // when told to apply unsafe fixes.
+                if let Some(at) = at.into() {
+                    self.fixes.push(Fix::replace(
+                        format!("Change `{written}` to `{candidate}`"),
+                        false,
+                        at,
+                        candidate,
+                    ));
+                }
+            }
+            None => self.help = Some(fallback.into()),
+        }
+        self
     }
 
     pub fn label(mut self, span: Span, message: impl Into<String>) -> Self {

@@ -36,4 +36,5 @@ pub mod schedule;
 pub mod secrets;
 pub mod serve;
 pub mod source;
+pub mod suggest;
 pub mod syntax;

@@ -40,7 +40,7 @@ pub fn check_sources(sources: SourceMap) -> CheckedProgram {
     let mut analysis = if syntax_failed {
         Analysis::default()
     } else {
-        check::check(&program)
+        check::check(&program, &sources)
     };
     analysis.diagnostics.append(&mut parse_diagnostics);
     analysis

@@ -58,6 +58,29 @@ impl From<Span> for miette::SourceSpan {
 /// on the first line count from the first character a reader sees.
 pub const BOM: char = '\u{feff}';
 
+/// The text of each file of a program, for what needs more than spans:
+/// the fixes that keep a file's layout.
+pub trait Texts {
+    /// `None` when the text is unknown, or is not the one the program's
+    /// spans point into (an editor's file that no longer parses).
+    fn text(&self, file: FileId) -> Option<&str>;
+}
+
+impl Texts for SourceMap {
+    fn text(&self, file: FileId) -> Option<&str> {
+        self.files.get(file.0 as usize).map(|f| &*f.text)
+    }
+}
+
+/// No text at all: diagnostics come without the fixes that need one.
+pub struct NoTexts;
+
+impl Texts for NoTexts {
+    fn text(&self, _: FileId) -> Option<&str> {
+        None
+    }
+}
+
 /// One loaded source file.
 #[derive(Debug)]
 pub struct SourceFile {

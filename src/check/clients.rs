@@ -6,7 +6,6 @@
 //! Its URLs must be `https://`, or `http://` to a loopback address: an
 //! authorization code, a client secret or a refresh token travel there.
 
-use super::suggest::did_you_mean;
 use super::{Checker, values};
 use crate::diagnostic::{Code, Diagnostic};
 use crate::syntax::ast::*;
@@ -184,6 +183,14 @@ impl<'a, 'p> Checker<'a, 'p> {
                 .help(format!(
                     "a private key is changed by people, never by a run: add `locked` to `secret {}`",
                     name.text
+                ))
+                .fix(self.layout.add_word(
+                    secret.span,
+                    "locked",
+                    format!("Lock `{}`", name.text),
+                    // Nothing updates a signing key; were something to,
+                    // the check says so once it is locked.
+                    true,
                 )),
             );
         }
@@ -196,18 +203,18 @@ impl<'a, 'p> Checker<'a, 'p> {
         if ALGORITHMS.contains(&alg.value.as_str()) {
             return;
         }
-        let help = did_you_mean(
-            &alg.value,
-            ALGORITHMS,
-            "svc signs with `RS256`, `ES256` (P-256) or `EdDSA` (Ed25519)",
-        );
         self.push(
             Diagnostic::new(
                 Code::InvalidAlgorithm,
                 format!("unknown signing algorithm `{}`", alg.value),
             )
             .label(alg.span, "not an algorithm svc signs with")
-            .help(help),
+            .suggest(
+                &alg.value,
+                alg.value_span(),
+                ALGORITHMS,
+                "svc signs with `RS256`, `ES256` (P-256) or `EdDSA` (Ed25519)",
+            ),
         );
     }
 
@@ -252,11 +259,6 @@ impl<'a, 'p> Checker<'a, 'p> {
         let mut seen: Vec<&TokenStore> = Vec::new();
         for store in &stores.entries {
             if store.field.is_none() {
-                let help = did_you_mean(
-                    &store.field_name.text,
-                    TokenField::ALL,
-                    "a client stores `access_token`, `refresh_token` and `id_token`",
-                );
                 self.push(
                     Diagnostic::new(
                         Code::UnknownTokenField,
@@ -266,7 +268,12 @@ impl<'a, 'p> Checker<'a, 'p> {
                         ),
                     )
                     .label(store.field_name.span, "not a token field")
-                    .help(help),
+                    .suggest(
+                        &store.field_name.text,
+                        store.field_name.span,
+                        TokenField::ALL,
+                        "a client stores `access_token`, `refresh_token` and `id_token`",
+                    ),
                 );
             }
             if let Some(first) = seen
@@ -317,7 +324,8 @@ impl<'a, 'p> Checker<'a, 'p> {
                 .help(format!(
                     "tokens belong to one environment: add `environment_specific` to `secret {}`",
                     name.text
-                )),
+                ))
+                .fix(self.make_environment_specific(secret)),
             );
         }
         if let Some(locked) = secret.locked {

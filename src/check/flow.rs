@@ -7,6 +7,7 @@
 
 use std::collections::BTreeSet;
 
+use super::fixes::Layout;
 use super::functions::Function;
 use crate::diagnostic::{Code, Diagnostic};
 use crate::source::Span;
@@ -41,17 +42,21 @@ impl Nullable {
 
 type Known = BTreeSet<Nullable>;
 
-pub fn check_action(action: &ActionDecl, diagnostics: &mut Vec<Diagnostic>) {
-    let mut flow = Flow { diagnostics };
+pub fn check_action(action: &ActionDecl, layout: Layout<'_>, diagnostics: &mut Vec<Diagnostic>) {
+    let mut flow = Flow {
+        diagnostics,
+        layout,
+    };
     let mut known = Known::new();
     flow.block(&action.body, &mut known);
 }
 
-struct Flow<'d> {
+struct Flow<'d, 't> {
     diagnostics: &'d mut Vec<Diagnostic>,
+    layout: Layout<'t>,
 }
 
-impl Flow<'_> {
+impl Flow<'_, '_> {
     /// Walks a block, updating `known`. Returns true when every path
     /// through the block ends in a `throw`.
     fn block(&mut self, block: &Block, known: &mut Known) -> bool {
@@ -59,11 +64,16 @@ impl Flow<'_> {
             if self.statement(statement, known) {
                 if let Some(next) = block.statements.get(i + 1) {
                     let last = block.statements.last().map_or(next.span, |s| s.span);
+                    let unreachable = next.span.to(last);
+                    let fix = self
+                        .layout
+                        .remove_statements(unreachable, "Remove the code that never runs".into());
                     self.diagnostics.push(
                         Diagnostic::new(Code::UnreachableCode, "this code never runs")
-                            .label(next.span.to(last), "unreachable")
+                            .label(unreachable, "unreachable")
                             .label(statement.span, "every path through this ends the run")
-                            .help("remove it, or move it before the statement that ends the run"),
+                            .help("remove it, or move it before the statement that ends the run")
+                            .fix(fix),
                     );
                 }
                 return true;
@@ -112,7 +122,7 @@ impl Flow<'_> {
             StatementKind::UpdateSecrets { updates, .. } => {
                 for update in updates {
                     if let Some(value) = &update.value {
-                        self.require_present(&update.secret, value, known);
+                        self.require_present(statement.span, &update.secret, value, known);
                     }
                 }
                 false
@@ -161,7 +171,8 @@ impl Flow<'_> {
         }
     }
 
-    fn require_present(&mut self, secret: &Name, value: &Expr, known: &Known) {
+    /// `statement` is the update: the fix puts it inside `if has_value`.
+    fn require_present(&mut self, statement: Span, secret: &Name, value: &Expr, known: &Known) {
         let mut unguarded: Vec<(Nullable, Span)> = Vec::new();
         value.walk(&mut |e| {
             if let Some(n) = Nullable::of(e)
@@ -192,7 +203,8 @@ impl Flow<'_> {
                 .label(span, format!("`{name}` is not checked for a value on every path to here"))
                 .help(format!(
                     "guard the update with `if has_value({name}) {{ ... }}`, so a failed request cannot erase a good secret"
-                )),
+                ))
+                .fix(self.layout.guard(statement, &name)),
             );
         }
     }

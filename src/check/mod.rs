@@ -5,6 +5,7 @@
 //! (which variables carry secrets).
 
 pub mod clients;
+pub mod fixes;
 mod flow;
 pub mod functions;
 pub mod model;
@@ -13,7 +14,6 @@ mod refresh;
 pub mod rotation;
 pub mod sensitivity;
 mod services;
-mod suggest;
 pub mod symbols;
 mod usage;
 pub mod values;
@@ -21,10 +21,10 @@ pub mod values;
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::diagnostic::{self, Code, Diagnostic};
-use crate::source::Span;
+use crate::source::{Span, Texts};
 use crate::syntax::ast::*;
 
-pub use suggest::{did_you_mean, suggestion};
+pub use crate::suggest::did_you_mean;
 pub use symbols::Symbols;
 
 /// What the checker learned about a program.
@@ -67,20 +67,22 @@ impl Analysis {
     }
 }
 
-/// Checks a parsed program.
-pub fn check(program: &Program) -> Analysis {
-    check_program(program, false)
+/// Checks a parsed program; `texts` are its files' texts, which the fixes
+/// that keep a file's layout read.
+pub fn check(program: &Program, texts: &dyn Texts) -> Analysis {
+    check_program(program, texts, false)
 }
 
 /// Checks a parsed program, and records where each name is declared and
 /// used ([`Analysis::names`]), for the tools that navigate it.
-pub fn check_with_names(program: &Program) -> Analysis {
-    check_program(program, true)
+pub fn check_with_names(program: &Program, texts: &dyn Texts) -> Analysis {
+    check_program(program, texts, true)
 }
 
-fn check_program(program: &Program, record_names: bool) -> Analysis {
+fn check_program(program: &Program, texts: &dyn Texts, record_names: bool) -> Analysis {
     let mut diagnostics = Vec::new();
     let mut recorder = model::Recorder::new(record_names);
+    let layout = fixes::Layout::new(texts);
     let symbols = Symbols::collect(program, &mut diagnostics, &mut recorder);
     let mut checker = Checker {
         symbols: &symbols,
@@ -88,6 +90,7 @@ fn check_program(program: &Program, record_names: bool) -> Analysis {
         usage: usage::Usage::default(),
         secret_reads: Vec::new(),
         names: recorder,
+        layout,
     };
     checker.check_roles();
     checker.check_identities();
@@ -108,20 +111,20 @@ fn check_program(program: &Program, record_names: bool) -> Analysis {
         names,
         ..
     } = checker;
-    let (effects, actions) = permissions::check(&symbols, &mut diagnostics);
+    let (effects, actions) = permissions::check(&symbols, layout, &mut diagnostics);
     for service in &symbols.service_order {
         for action in &service.actions {
-            flow::check_action(action, &mut diagnostics);
+            flow::check_action(action, layout, &mut diagnostics);
         }
     }
     let sensitive = sensitivity::analyse(&symbols);
     sensitivity::check_plain_http(&symbols, &sensitive, &mut diagnostics);
     let derived = sensitivity::derive(&symbols, &sensitive);
-    sensitivity::check_responses(&symbols, &sensitive, &derived, &mut diagnostics);
+    sensitivity::check_responses(&symbols, layout, &sensitive, &derived, &mut diagnostics);
     sensitivity::check_cross_origin(&symbols, &sensitive, &mut diagnostics);
     let rotating = rotation::analyse(&symbols);
     rotation::check_retries(&symbols, &rotating, &mut diagnostics);
-    usage.report(&symbols, &mut diagnostics);
+    usage.report(&symbols, layout, &mut diagnostics);
     diagnostic::sort(&mut diagnostics);
     Analysis {
         diagnostics,
@@ -142,11 +145,30 @@ pub(crate) struct Checker<'a, 'p> {
     pub secret_reads: Vec<(String, Span)>,
     /// Where each name is used, as it is resolved.
     pub names: model::Recorder,
+    /// The files' texts, for fixes.
+    pub layout: fixes::Layout<'a>,
 }
 
 impl<'a, 'p> Checker<'a, 'p> {
     pub fn push(&mut self, diagnostic: Diagnostic) {
         self.diagnostics.push(diagnostic);
+    }
+
+    /// The fix that adds `environment_specific` to a secret's declaration.
+    pub fn make_environment_specific(&self, secret: &SecretDecl) -> Option<diagnostic::Fix> {
+        // Where its value is kept changes: a person decides.
+        self.layout.add_word(
+            secret.span,
+            "environment_specific",
+            format!("Make `{}` environment-specific", secret.name.text),
+            false,
+        )
+    }
+
+    /// The fix that declares an undeclared secret, in the file that uses it.
+    pub fn declare_secret(&self, name: &Name) -> Option<diagnostic::Fix> {
+        self.layout
+            .declare_secret(&self.symbols.secret_order, name.span, name.as_str())
     }
 
     /// A name used where it means `symbol` (declared or not), for the model.
@@ -161,21 +183,22 @@ impl<'a, 'p> Checker<'a, 'p> {
             return true;
         }
         let candidates = self.symbols.secret_order.iter().map(|s| s.name.as_str());
-        let help = did_you_mean(
-            name.as_str(),
-            candidates,
-            format!(
-                "declare it first: `secret {} {{ environment_specific }}`",
-                name.text
-            ),
-        );
         self.push(
             Diagnostic::new(
                 Code::UnknownSecret,
                 format!("unknown secret `{}`", name.text),
             )
             .label(name.span, "no secret has this name")
-            .help(help),
+            .suggest(
+                name.as_str(),
+                name.span,
+                candidates,
+                format!(
+                    "declare it first: `secret {} {{ environment_specific }}`",
+                    name.text
+                ),
+            )
+            .fix(self.declare_secret(name)),
         );
         false
     }
@@ -195,18 +218,18 @@ impl<'a, 'p> Checker<'a, 'p> {
         }
         let Some(table) = self.symbols.services.get(service.as_str()) else {
             let candidates = self.symbols.service_order.iter().map(|s| s.name.as_str());
-            let help = did_you_mean(
-                service.as_str(),
-                candidates,
-                "declare the service with `service NAME { ... }`",
-            );
             self.push(
                 Diagnostic::new(
                     Code::UnknownService,
                     format!("unknown service `{}`", service.text),
                 )
                 .label(service.span, "no service has this name")
-                .help(help),
+                .suggest(
+                    service.as_str(),
+                    service.span,
+                    candidates,
+                    "declare the service with `service NAME { ... }`",
+                ),
             );
             return false;
         };
@@ -235,7 +258,6 @@ impl<'a, 'p> Checker<'a, 'p> {
                 names.join(", ")
             )
         };
-        let help = did_you_mean(endpoint.as_str(), candidates, fallback);
         self.push(
             Diagnostic::new(
                 Code::UnknownEndpoint,
@@ -245,7 +267,7 @@ impl<'a, 'p> Checker<'a, 'p> {
                 endpoint.span,
                 format!("`{}` has no endpoint with this name", service.text),
             )
-            .help(help),
+            .suggest(endpoint.as_str(), endpoint.span, candidates, fallback),
         );
         false
     }
@@ -277,21 +299,21 @@ impl<'a, 'p> Checker<'a, 'p> {
                     .iter()
                     .filter(|i| i.kind == IdentityKind::ServiceAccount)
                     .map(|i| i.name.as_str());
-                let help = did_you_mean(
-                    name.as_str(),
-                    candidates,
-                    format!(
-                        "declare it: `service_account {} {{ roles ... }}`",
-                        name.text
-                    ),
-                );
                 self.push(
                     Diagnostic::new(
                         Code::UnknownIdentity,
                         format!("unknown service account `{}`", name.text),
                     )
                     .label(name.span, "no service account has this name")
-                    .help(help),
+                    .suggest(
+                        name.as_str(),
+                        name.span,
+                        candidates,
+                        format!(
+                            "declare it: `service_account {} {{ roles ... }}`",
+                            name.text
+                        ),
+                    ),
                 );
                 None
             }
@@ -328,15 +350,15 @@ impl<'a, 'p> Checker<'a, 'p> {
                     continue;
                 }
                 let candidates = self.symbols.role_order.iter().map(|r| r.name.as_str());
-                let help = did_you_mean(
-                    role.as_str(),
-                    candidates,
-                    format!("declare it: `role {} {{ grant ... }}`", role.text),
-                );
                 self.push(
                     Diagnostic::new(Code::UnknownRole, format!("unknown role `{}`", role.text))
                         .label(role.span, "no role has this name")
-                        .help(help),
+                        .suggest(
+                            role.as_str(),
+                            role.span,
+                            candidates,
+                            format!("declare it: `role {} {{ grant ... }}`", role.text),
+                        ),
                 );
             }
         }
@@ -437,18 +459,18 @@ impl<'a, 'p> Checker<'a, 'p> {
         }
         if let Some(zone) = &schedule.time_zone {
             if let Err(problem) = values::time_zone(&zone.value) {
-                let help = did_you_mean(
-                    &zone.value,
-                    values::time_zone_names(),
-                    "use an IANA name such as `\"Europe/Oslo\"` or `\"UTC\"`",
-                );
                 self.push(
                     Diagnostic::new(
                         Code::InvalidTimeZone,
                         format!("unknown time zone `{}`", zone.value),
                     )
                     .label(zone.span, problem)
-                    .help(help),
+                    .suggest(
+                        &zone.value,
+                        zone.value_span(),
+                        values::time_zone_names(),
+                        "use an IANA name such as `\"Europe/Oslo\"` or `\"UTC\"`",
+                    ),
                 );
             }
             if schedule.cron.is_none() {

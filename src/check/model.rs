@@ -347,7 +347,7 @@ schedule s { endpoint api.get service_account bot every 1h before_expiry T 5m pa
     fn every_use_of_every_kind_is_indexed() {
         let (program, diagnostics) = crate::syntax::parse_file(FileId(0), PROGRAM);
         assert!(diagnostics.is_empty(), "{diagnostics:?}");
-        let analysis = crate::check::check_with_names(&program);
+        let analysis = crate::check::check_with_names(&program, &crate::source::NoTexts);
         let names = analysis.names.expect("recorded");
         let member = |name: &str| (String::from("api"), name.to_string());
         // Declaration, two grants, client_id, stores, the update, reveals,

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 // Names are short and not chosen by an attacker: FxHash is faster than SipHash here.
 use rustc_hash::FxHashMap as HashMap;
 
+use super::fixes::{Layout, WithGrant};
 use super::model::{ActionEffects, Effects};
 use super::symbols::Symbols;
 use crate::diagnostic::{Code, Diagnostic};
@@ -50,14 +51,15 @@ struct Graph<'p> {
 /// endpoint can read, update and run.
 pub fn check<'p>(
     symbols: &Symbols<'p>,
+    layout: Layout<'_>,
     diagnostics: &mut Vec<Diagnostic>,
 ) -> (BTreeMap<String, Effects>, BTreeMap<String, ActionEffects>) {
     let mut graph = build_graph(symbols);
     report_cycles(&graph, diagnostics);
     let runners = runners(symbols, &graph);
-    report_call_grants(symbols, &graph, &runners, diagnostics);
-    report_update_grants(symbols, &graph, &runners, diagnostics);
-    report_schedules(symbols, diagnostics);
+    report_call_grants(symbols, layout, &graph, &runners, diagnostics);
+    report_update_grants(symbols, layout, &graph, &runners, diagnostics);
+    report_schedules(symbols, layout, diagnostics);
     (effects(&graph), std::mem::take(&mut graph.actions))
 }
 
@@ -390,26 +392,9 @@ fn runners<'p>(symbols: &Symbols<'p>, graph: &Graph<'p>) -> Runners<'p> {
     out
 }
 
-/// A role of the identity to put a missing grant in, for the help line.
-fn grant_help(symbols: &Symbols<'_>, identity: &IdentityDecl, grant: &str) -> String {
-    match identity
-        .roles
-        .iter()
-        .find(|r| symbols.roles.contains_key(r.as_str()))
-    {
-        Some(role) => format!(
-            "add `grant {grant}` to role `{}`, which `{}` has",
-            role.text, identity.name.text
-        ),
-        None => format!(
-            "give `{}` a role with `grant {grant}` (`roles ...` in its declaration)",
-            identity.name.text
-        ),
-    }
-}
-
 fn report_call_grants<'p>(
     symbols: &Symbols<'p>,
+    layout: Layout<'_>,
     graph: &Graph<'p>,
     runners: &Runners<'p>,
     diagnostics: &mut Vec<Diagnostic>,
@@ -433,11 +418,12 @@ fn report_call_grants<'p>(
                                 identity.name.span,
                                 format!("`{}` is declared here", account.text),
                             )
-                            .help(grant_help(
+                            .with_grant(
                                 symbols,
+                                layout,
                                 identity,
                                 &format!("run {target}"),
-                            )),
+                            ),
                         );
                     }
                 }
@@ -455,7 +441,7 @@ fn report_call_grants<'p>(
                                 )
                                 .label(call.span, format!("runs `{target}` as the caller"))
                                 .label(identity.name.span, format!("`{name}` is declared here"))
-                                .help(grant_help(symbols, identity, &format!("run {target}"))),
+                                .with_grant(symbols, layout, identity, &format!("run {target}")),
                             );
                         }
                     }
@@ -467,6 +453,7 @@ fn report_call_grants<'p>(
 
 fn report_update_grants<'p>(
     symbols: &Symbols<'p>,
+    layout: Layout<'_>,
     graph: &Graph<'p>,
     runners: &Runners<'p>,
     diagnostics: &mut Vec<Diagnostic>,
@@ -535,17 +522,18 @@ fn report_update_grants<'p>(
                         diagnostic.label(identity.name.span, format!("`{name}` is declared here"))
                     }
                 };
-                diagnostics.push(diagnostic.help(grant_help(
+                diagnostics.push(diagnostic.with_grant(
                     symbols,
+                    layout,
                     identity,
                     &format!("update_secret {secret}"),
-                )));
+                ));
             }
         }
     }
 }
 
-fn report_schedules(symbols: &Symbols<'_>, diagnostics: &mut Vec<Diagnostic>) {
+fn report_schedules(symbols: &Symbols<'_>, layout: Layout<'_>, diagnostics: &mut Vec<Diagnostic>) {
     for schedule in &symbols.schedule_order {
         let Some(endpoint_ref) = &schedule.endpoint else {
             continue;
@@ -577,7 +565,8 @@ fn report_schedules(symbols: &Symbols<'_>, diagnostics: &mut Vec<Diagnostic>) {
                 .help(format!(
                     "add `GET` to the `methods` of `{}`",
                     endpoint_ref.display()
-                )),
+                ))
+                .fix(layout.add_method(endpoint, "GET")),
             );
         }
         let Some(account) = &schedule.service_account else {
@@ -610,11 +599,12 @@ fn report_schedules(symbols: &Symbols<'_>, diagnostics: &mut Vec<Diagnostic>) {
                     ),
                 )
                 .label(endpoint_ref.span, "the endpoint it runs")
-                .help(grant_help(
+                .with_grant(
                     symbols,
+                    layout,
                     identity,
                     &format!("run {}", endpoint_ref.display()),
-                )),
+                ),
             );
         }
         // The schedule's hooks run as its account: it must be allowed to
@@ -648,11 +638,12 @@ fn report_schedules(symbols: &Symbols<'_>, diagnostics: &mut Vec<Diagnostic>) {
                             ),
                         )
                         .label(statement.span, format!("runs as `{}`", account.text))
-                        .help(grant_help(
+                        .with_grant(
                             symbols,
+                            layout,
                             identity,
                             &format!("run {}", target.display()),
-                        )),
+                        ),
                     );
                 }
             });

@@ -12,6 +12,7 @@
 use std::collections::BTreeSet;
 
 use super::Checker;
+use super::fixes::WithGrant;
 use super::symbols::Symbols;
 use crate::diagnostic::{Code, Diagnostic};
 use crate::syntax::ast::*;
@@ -51,7 +52,8 @@ impl<'p> Checker<'_, 'p> {
                 .label(secret.name.span, "declared without `environment_specific`")
                 .help(format!(
                     "add `environment_specific` to `{name}`: a refresh writes one environment's value"
-                )),
+                ))
+                .fix(self.make_environment_specific(secret)),
             );
         }
         if let Some(locked) = secret.locked {
@@ -105,20 +107,6 @@ impl<'p> Checker<'_, 'p> {
             endpoint.endpoint.as_str(),
         ) {
             let grant = format!("run {}", endpoint.display());
-            let help = match account
-                .roles
-                .iter()
-                .find(|r| self.symbols.roles.contains_key(r.as_str()))
-            {
-                Some(role) => format!(
-                    "add `grant {grant}` to role `{}`, which `{}` has",
-                    role.text, account.name.text
-                ),
-                None => format!(
-                    "give `{}` a role with `grant {grant}` (`roles ...` in its declaration)",
-                    account.name.text
-                ),
-            };
             self.push(
                 Diagnostic::new(
                     Code::MissingRunGrant,
@@ -133,7 +121,7 @@ impl<'p> Checker<'_, 'p> {
                     format!("a read of `{name}` runs it as `{}`", account.name.text),
                 )
                 .label(endpoint.span, "the endpoint it runs")
-                .help(help),
+                .with_grant(self.symbols, self.layout, account, &grant),
             );
         }
     }

@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use rustc_hash::FxHashMap as HashMap;
 
+use super::fixes::Layout;
 use super::symbols::Symbols;
 use super::values;
 use crate::diagnostic::{Code, Diagnostic};
@@ -307,6 +308,7 @@ fn vars_of<'a>(
 /// `reveals` that secret, and then only to identities that may read it.
 pub fn check_responses(
     symbols: &Symbols<'_>,
+    layout: Layout<'_>,
     sensitive: &BTreeMap<String, BTreeSet<String>>,
     derived: &Derived,
     diagnostics: &mut Vec<Diagnostic>,
@@ -349,6 +351,11 @@ pub fn check_responses(
                             .help(format!(
                                 "grant `read_secret {}` to a role of `{}`, or take back its `run {key}`",
                                 secret.text, identity.name.text
+                            ))
+                            .fix(layout.grant_to(
+                                symbols,
+                                identity,
+                                &format!("read_secret {}", secret.text),
                             )),
                         );
                     }

@@ -3,7 +3,6 @@
 
 use super::functions::{Function, Param, Returns};
 use super::model::Symbol;
-use super::suggest::did_you_mean;
 use super::symbols::ServiceSymbols;
 use super::{Checker, values};
 use crate::diagnostic::{Code, Diagnostic};
@@ -68,18 +67,18 @@ impl<'a, 'p> Checker<'a, 'p> {
         }
         for var in &service.vars {
             if Type::from_name(&var.type_name.text).is_none() {
-                let help = did_you_mean(
-                    &var.type_name.text,
-                    Type::ALL,
-                    "the types are `string`, `number`, `bool` and `json`",
-                );
                 self.push(
                     Diagnostic::new(
                         Code::UnknownType,
                         format!("unknown type `{}`", var.type_name.text),
                     )
                     .label(var.type_name.span, "not a type")
-                    .help(help),
+                    .suggest(
+                        &var.type_name.text,
+                        var.type_name.span,
+                        Type::ALL,
+                        "the types are `string`, `number`, `bool` and `json`",
+                    ),
                 );
             }
         }
@@ -158,7 +157,12 @@ impl<'a, 'p> Checker<'a, 'p> {
                     )
                     .label(method.span, "listed again here")
                     .label(first.span, "first listed here")
-                    .help("list each method once"),
+                    .help("list each method once")
+                    .fix(self.layout.remove_word(
+                        method.span,
+                        format!("Remove the second `{}`", method.text),
+                        true,
+                    )),
                 );
             }
             seen.push(method);
@@ -186,14 +190,6 @@ impl<'a, 'p> Checker<'a, 'p> {
                         .action_used(&table.decl.name.text, action.as_str());
                 } else {
                     let candidates = table.decl.actions.iter().map(|a| a.name.as_str());
-                    let help = did_you_mean(
-                        action.as_str(),
-                        candidates,
-                        format!(
-                            "declare it in service `{}`: `action {} {{ ... }}`",
-                            table.decl.name.text, action.text
-                        ),
-                    );
                     self.push(
                         Diagnostic::new(
                             Code::UnknownAction,
@@ -206,7 +202,15 @@ impl<'a, 'p> Checker<'a, 'p> {
                                 table.decl.name.text
                             ),
                         )
-                        .help(help),
+                        .suggest(
+                            action.as_str(),
+                            action.span,
+                            candidates,
+                            format!(
+                                "declare it in service `{}`: `action {} {{ ... }}`",
+                                table.decl.name.text, action.text
+                            ),
+                        ),
                     );
                 }
             }
@@ -222,18 +226,18 @@ impl<'a, 'p> Checker<'a, 'p> {
             .map(|m| format!("`{m}`"))
             .collect::<Vec<_>>()
             .join(", ");
-        let help = did_you_mean(
-            method.as_str(),
-            allowed.iter().copied(),
-            format!("use one of {list}"),
-        );
         self.push(
             Diagnostic::new(
                 Code::InvalidMethod,
                 format!("`{}` is not an HTTP method svc supports", method.text),
             )
             .label(method.span, "unsupported method")
-            .help(help),
+            .suggest(
+                method.as_str(),
+                method.span,
+                allowed.iter().copied(),
+                format!("use one of {list}"),
+            ),
         );
     }
 
@@ -264,11 +268,6 @@ impl<'a, 'p> Checker<'a, 'p> {
         };
         for (field, inferred) in given {
             let Some(param) = declared.iter().find(|p| p.name.text == field.name.value) else {
-                let help = did_you_mean(
-                    &field.name.value,
-                    declared.iter().map(|p| p.name.as_str()),
-                    format!("`{}` takes: {}", target.display(), param_list(declared)),
-                );
                 self.push(
                     Diagnostic::new(
                         Code::UnknownParam,
@@ -279,7 +278,12 @@ impl<'a, 'p> Checker<'a, 'p> {
                         ),
                     )
                     .label(field.name.span, "not a parameter of it")
-                    .help(help),
+                    .suggest(
+                        &field.name.value,
+                        field.name.value_span(),
+                        declared.iter().map(|p| p.name.as_str()),
+                        format!("`{}` takes: {}", target.display(), param_list(declared)),
+                    ),
                 );
                 continue;
             };
@@ -638,14 +642,6 @@ impl<'a, 'p> Checker<'a, 'p> {
         match self.symbols.secrets.get(name.as_str()) {
             None => {
                 let candidates = self.symbols.secret_order.iter().map(|s| s.name.as_str());
-                let help = did_you_mean(
-                    name.as_str(),
-                    candidates,
-                    format!(
-                        "declare it: `secret {} {{ environment_specific }}`",
-                        name.text
-                    ),
-                );
                 self.push(
                     Diagnostic::new(
                         Code::SecretUndeclared,
@@ -655,7 +651,16 @@ impl<'a, 'p> Checker<'a, 'p> {
                         ),
                     )
                     .label(name.span, "update of an undeclared secret")
-                    .help(help),
+                    .suggest(
+                        name.as_str(),
+                        name.span,
+                        candidates,
+                        format!(
+                            "declare it: `secret {} {{ environment_specific }}`",
+                            name.text
+                        ),
+                    )
+                    .fix(self.declare_secret(name)),
                 );
             }
             Some(secret) => {
@@ -671,7 +676,8 @@ impl<'a, 'p> Checker<'a, 'p> {
                         .help(format!(
                             "add `environment_specific` to `secret {}`, so a run updates only its own environment",
                             name.text
-                        )),
+                        ))
+                        .fix(self.make_environment_specific(secret)),
                     );
                 }
                 if let Some(locked) = secret.locked {
@@ -887,21 +893,16 @@ impl<'a, 'p> Checker<'a, 'p> {
             return;
         }
         let candidates = self.symbols.client_order.iter().map(|c| c.name.as_str());
-        let help = did_you_mean(
-            name.as_str(),
-            candidates,
-            format!(
-                "declare it: `oauth_client {} {{ token_url \"https://...\" client_id ... client_auth ... }}`",
-                name.text
-            ),
-        );
         self.push(
             Diagnostic::new(
                 Code::UnknownClient,
                 format!("unknown oauth_client `{}`", name.text),
             )
             .label(name.span, "no oauth_client has this name")
-            .help(help),
+            .suggest(name.as_str(), name.span, candidates, format!(
+                "declare it: `oauth_client {} {{ token_url \"https://...\" client_id ... client_auth ... }}`",
+                name.text
+            )),
         );
     }
 
@@ -915,14 +916,6 @@ impl<'a, 'p> Checker<'a, 'p> {
             service.var_type(target.as_str())
         } else {
             let candidates = service.decl.vars.iter().map(|v| v.name.as_str());
-            let help = did_you_mean(
-                target.as_str(),
-                candidates,
-                format!(
-                    "declare it in service `{}`: `var {}: string`",
-                    service.decl.name.text, target.text
-                ),
-            );
             self.push(
                 Diagnostic::new(
                     Code::UndeclaredMappingTarget,
@@ -932,7 +925,15 @@ impl<'a, 'p> Checker<'a, 'p> {
                     ),
                 )
                 .label(target.span, "not a variable of this service")
-                .help(help),
+                .suggest(
+                    target.as_str(),
+                    target.span,
+                    candidates,
+                    format!(
+                        "declare it in service `{}`: `var {}: string`",
+                        service.decl.name.text, target.text
+                    ),
+                ),
             );
             None
         };
@@ -1053,14 +1054,6 @@ impl<'a, 'p> Checker<'a, 'p> {
 
     fn unknown_variable(&mut self, name: &Name, service: &ServiceSymbols<'p>) {
         let candidates = service.decl.vars.iter().map(|v| v.name.as_str());
-        let help = did_you_mean(
-            name.as_str(),
-            candidates,
-            format!(
-                "declare it in service `{}`: `var {}: string`",
-                service.decl.name.text, name.text
-            ),
-        );
         self.push(
             Diagnostic::new(
                 Code::UnknownVariable,
@@ -1073,7 +1066,15 @@ impl<'a, 'p> Checker<'a, 'p> {
                     service.decl.name.text
                 ),
             )
-            .help(help),
+            .suggest(
+                name.as_str(),
+                name.span,
+                candidates,
+                format!(
+                    "declare it in service `{}`: `var {}: string`",
+                    service.decl.name.text, name.text
+                ),
+            ),
         );
     }
 
@@ -1188,11 +1189,6 @@ impl<'a, 'p> Checker<'a, 'p> {
                         .iter()
                         .flat_map(|c| c.iter().map(|p| p.name.as_str()))
                         .collect();
-                    let help = did_you_mean(
-                        name.as_str(),
-                        all.iter().copied(),
-                        "declare it in the `params` of every endpoint that processes this action",
-                    );
                     self.push(
                         Diagnostic::new(
                             Code::UnknownParam,
@@ -1202,7 +1198,7 @@ impl<'a, 'p> Checker<'a, 'p> {
                             ),
                         )
                         .label(name.span, "not in `params`")
-                        .help(help),
+                        .suggest(name.as_str(), name.span, all.iter().copied(), "declare it in the `params` of every endpoint that processes this action"),
                     );
                     return Inferred::Unknown;
                 }
@@ -1356,18 +1352,18 @@ impl<'a, 'p> Checker<'a, 'p> {
             Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
             None => String::new(),
         };
-        let help = did_you_mean(
-            field.as_str(),
-            names.iter().copied(),
-            format!("{article} {word} has {all}"),
-        );
         self.push(
             Diagnostic::new(
                 code,
                 format!("{article} {word} has no field `{}`", field.text),
             )
             .label(field.span, "unknown field")
-            .help(help),
+            .suggest(
+                field.as_str(),
+                field.span,
+                names.iter().copied(),
+                format!("{article} {word} has {all}"),
+            ),
         );
         Inferred::Unknown
     }
@@ -1382,18 +1378,18 @@ impl<'a, 'p> Checker<'a, 'p> {
     ) -> Inferred {
         let found: Vec<Inferred> = args.iter().map(|a| self.check_expr(a, scope)).collect();
         let Some(known) = Function::from_name(function.as_str()) else {
-            let help = did_you_mean(
-                function.as_str(),
-                Function::names(),
-                "the functions are listed in docs/language.md, under Expressions",
-            );
             self.push(
                 Diagnostic::new(
                     Code::UnknownFunction,
                     format!("unknown function `{}`", function.text),
                 )
                 .label(function.span, "not a function")
-                .help(help),
+                .suggest(
+                    function.as_str(),
+                    function.span,
+                    Function::names(),
+                    "the functions are listed in docs/language.md, under Expressions",
+                ),
             );
             return Inferred::Unknown;
         };

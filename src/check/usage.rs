@@ -2,6 +2,7 @@
 
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
+use super::fixes::Layout;
 use super::symbols::Symbols;
 use crate::diagnostic::{Code, Diagnostic};
 use crate::source::Span;
@@ -36,7 +37,12 @@ impl<'p> Usage<'p> {
         self.roles.insert(role);
     }
 
-    pub fn report(&self, symbols: &Symbols<'p>, diagnostics: &mut Vec<Diagnostic>) {
+    pub fn report(
+        &self,
+        symbols: &Symbols<'p>,
+        layout: Layout<'_>,
+        diagnostics: &mut Vec<Diagnostic>,
+    ) {
         for service in &symbols.service_order {
             let name = service.name.as_str();
             for var in &service.vars {
@@ -45,7 +51,19 @@ impl<'p> Usage<'p> {
                     None => diagnostics.push(
                         Diagnostic::new(Code::UnusedVariable, format!("variable `{}` is never read", var.name.text))
                             .label(var.name.span, "declared here")
-                            .help("remove it, or use it in an expression"),
+                            .help("remove it, or use it in an expression")
+                            // Nothing reads or writes it: removing it
+                            // changes nothing. (One that is written would
+                            // leave its assignments naming nothing.)
+                            .fix(if self.assigned.contains(&key) {
+                                None
+                            } else {
+                                layout.remove_line(
+                                    var.span,
+                                    format!("Remove `var {}`", var.name.text),
+                                    true,
+                                )
+                            }),
                     ),
                     Some(read) if !self.assigned.contains(&key) => diagnostics.push(
                         Diagnostic::new(

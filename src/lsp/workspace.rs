@@ -108,10 +108,23 @@ pub struct Analyzed {
 }
 
 impl Analyzed {
-    fn of(program: &Program) -> Analyzed {
+    fn of(program: &Program, files: &[Document]) -> Analyzed {
         Analyzed {
-            analysis: check::check_with_names(program),
+            analysis: check::check_with_names(program, &Texts(files)),
         }
+    }
+}
+
+/// The texts of the editor's files, for fixes: only those whose text the
+/// program's spans point into.
+struct Texts<'f>(&'f [Document]);
+
+impl crate::source::Texts for Texts<'_> {
+    fn text(&self, file: FileId) -> Option<&str> {
+        self.0
+            .get(file.0 as usize)
+            .filter(|d| d.current)
+            .map(|d| d.text.as_str())
     }
 }
 
@@ -246,10 +259,13 @@ impl Project {
             self.parse_changed();
         }
         let program = &self.program;
+        let files = &self.files;
         View {
-            analyzed: self.analyzed.get_or_insert_with(|| Analyzed::of(program)),
+            analyzed: self
+                .analyzed
+                .get_or_insert_with(|| Analyzed::of(program, files)),
             program,
-            files: &self.files,
+            files,
         }
     }
 

@@ -35,6 +35,26 @@ pub struct PlainString {
     pub span: Span,
 }
 
+impl PlainString {
+    /// The span of the value's own characters: inside the quotes of a
+    /// quoted literal, all of a bare word. `None` when the literal was
+    /// written with escapes (its text is not the value).
+    pub fn value_span(&self) -> Option<Span> {
+        let len = self.value.len() as u32;
+        if self.span.len == len {
+            Some(self.span)
+        } else if self.span.len == len + 2 {
+            Some(Span {
+                start: self.span.start + 1,
+                len,
+                ..self.span
+            })
+        } else {
+            None
+        }
+    }
+}
+
 /// A whole program: the declarations of every file, by kind, each kind in
 /// load order.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]

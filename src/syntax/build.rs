@@ -790,25 +790,25 @@ impl Builder {
                 Some(name) => match known.iter().find(|k| **k == name.text) {
                     Some(key) => *key,
                     None => {
-                        let help = crate::check::did_you_mean(
-                            &name.text,
-                            known.iter().copied(),
-                            format!(
-                                "`{construct}` takes {}",
-                                known
-                                    .iter()
-                                    .map(|k| format!("`{k}`"))
-                                    .collect::<Vec<_>>()
-                                    .join(", ")
-                            ),
-                        );
                         self.diagnostics.push(
                             Diagnostic::new(
                                 Code::UnknownArgument,
                                 format!("`{construct}` has no argument `{}`", name.text),
                             )
                             .label(name.span, "not an argument of it")
-                            .help(help),
+                            .suggest(
+                                &name.text,
+                                name.span,
+                                known.iter().copied(),
+                                format!(
+                                    "`{construct}` takes {}",
+                                    known
+                                        .iter()
+                                        .map(|k| format!("`{k}`"))
+                                        .collect::<Vec<_>>()
+                                        .join(", ")
+                                ),
+                            ),
                         );
                         continue;
                     }

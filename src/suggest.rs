@@ -1,4 +1,5 @@
-//! "Did you mean" by edit distance.
+//! "Did you mean" by edit distance: for the checker, the parser and the
+//! commands alike (a leaf: it depends on nothing of svc).
 
 /// The candidate closest to `name`, if it is close enough to be a likely
 /// misspelling. Ties go to the first candidate given.
@@ -78,22 +79,9 @@ pub fn did_you_mean<'a>(
     }
 }
 
-/// The name a [`did_you_mean`] help line suggests, read back: quick fixes
-/// in the editor apply it.
-pub fn suggestion(help: &str) -> Option<&str> {
-    help.strip_prefix("did you mean `")?.strip_suffix("`?")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_suggestion_is_read_back_from_its_help_line() {
-        let help = did_you_mean("tokne", ["token"], "declare it");
-        assert_eq!(suggestion(&help), Some("token"));
-        assert_eq!(suggestion("declare it"), None);
-    }
 
     #[test]
     fn finds_misspellings() {
