@@ -32,7 +32,13 @@ pub enum Command {
         long_about = "Parses and checks .svc files without running anything. A directory loads every \
                       .svc file below it as one program. With no path, the current directory.\n\n\
                       Exits 0 when there are no errors (warnings allowed), 1 when there are errors \
-                      (or warnings with --deny-warnings), 2 when files cannot be read."
+                      (or warnings with --deny-warnings), 2 when files cannot be read.\n\n\
+                      --fix applies the fixes that keep what the program means (a guard around an \
+                      update, an unused variable removed, a method listed twice), checks again, and \
+                      reports what is left; --unsafe-fixes applies those that need review too (a \
+                      misspelt name's nearest match, a missing grant, a declaration). --fix --diff \
+                      prints the changes instead, and exits 1 when there are some.",
+        after_help = "Examples:\n  svc check\n  svc check --fix\n  svc check --fix --unsafe-fixes --diff"
     )]
     Check(CheckArgs),
 
@@ -769,6 +775,15 @@ pub struct CheckArgs {
     /// Where state is kept (with --env): `files`, or a PostgreSQL URL [default: as `svc secret`]
     #[arg(long, env = "SVC_BACKEND", value_name = "URL")]
     pub backend: Option<String>,
+    /// Apply the safe fixes to the files, in place, then report what is left
+    #[arg(long)]
+    pub fix: bool,
+    /// With --fix: apply the fixes that need review too (a misspelt name's nearest match, a missing grant)
+    #[arg(long, requires = "fix")]
+    pub unsafe_fixes: bool,
+    /// With --fix: print the changes as a unified diff instead of making them; exit 1 when there are some
+    #[arg(long, requires = "fix")]
+    pub diff: bool,
 }
 
 #[derive(Args, Debug)]

@@ -47,6 +47,21 @@ fn json_has_the_documented_schema() {
             .unwrap()
             .contains("add `grant update_secret TOKEN`")
     );
+    // The fix, as data: where the grant goes, and that it needs review.
+    assert_eq!(
+        grant["fixes"],
+        serde_json::json!([{
+            "title": "Add `grant update_secret TOKEN` to role `refresher`",
+            "safe": false,
+            "edits": [{
+                "file": CASE,
+                "start": {"line": 7, "column": 1},
+                "end": {"line": 7, "column": 1},
+                "text": "  grant update_secret TOKEN\n",
+            }],
+        }]),
+        "{grant}"
+    );
     insta::assert_json_snapshot!("json_report", report);
 }
 
@@ -152,6 +167,45 @@ fn sarif_validates_against_the_sarif_2_1_0_schema() {
     assert_eq!(region["startColumn"], 21);
     let rule = &run0["tool"]["driver"]["rules"][result["ruleIndex"].as_u64().unwrap() as usize];
     assert_eq!(rule["id"], "svc::permission::missing_update_grant");
+    // A relative path stays relative to the base the log names.
+    let location = &result["locations"][0]["physicalLocation"]["artifactLocation"];
+    assert_eq!(location["uri"], CASE);
+    assert_eq!(location["uriBaseId"], "SRCROOT");
+    let base = run0["originalUriBaseIds"]["SRCROOT"]["uri"]
+        .as_str()
+        .unwrap();
+    assert!(
+        base.starts_with("file:///") && base.ends_with('/'),
+        "{base}"
+    );
+    // Its fix, as SARIF says one.
+    let change = &result["fixes"][0]["artifactChanges"][0];
+    assert_eq!(change["artifactLocation"]["uri"], CASE);
+    assert_eq!(
+        change["replacements"][0]["insertedContent"]["text"],
+        "  grant update_secret TOKEN\n"
+    );
+    assert_eq!(change["replacements"][0]["deletedRegion"]["startLine"], 7);
+    // An absolute path is a file URI.
+    let absolute = root().join(CASE);
+    let run = svc()
+        .args(["check", "--format", "sarif"])
+        .arg(&absolute)
+        .current_dir(root())
+        .run();
+    let validated = validate_sarif(&run.stdout);
+    assert!(
+        validated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&validated.stdout)
+    );
+    let log: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let uri = log["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]
+        ["uri"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(uri, format!("file://{}", absolute.display()));
     // The validator is not a rubber stamp.
     let broken = run
         .stdout

@@ -2084,3 +2084,51 @@ service api {
     );
     s.lsp.shutdown();
 }
+
+#[test]
+fn a_fix_that_several_diagnostics_need_is_offered_once() {
+    // `bot` runs two endpoints that update TOKEN and may update neither:
+    // two diagnostics, one grant to add.
+    const TWICE: &str = r#"secret TOKEN { environment_specific }
+role refresher {
+  grant run api.a
+  grant run api.b
+}
+service_account bot { roles refresher }
+service api {
+  action one { update_secret TOKEN = "1" }
+  action two { update_secret TOKEN = "2" }
+  endpoint a { methods POST process one }
+  endpoint b { methods POST process two }
+}
+"#;
+    let mut s = Session::new(&[("twice.svc", TWICE)], &["twice.svc"]);
+    let uri = s.uri("twice.svc");
+    let diagnostics = s.lsp.diagnostics_now(&uri);
+    let grants: Vec<&Value> = diagnostics
+        .iter()
+        .filter(|d| d["code"] == MISSING_UPDATE_GRANT)
+        .collect();
+    assert_eq!(grants.len(), 2, "{diagnostics:#?}");
+    let actions = s.lsp.request(
+        "textDocument/codeAction",
+        json!({
+            "textDocument": { "uri": uri },
+            "range": { "start": { "line": 0, "character": 0 }, "end": { "line": 12, "character": 0 } },
+            "context": { "diagnostics": diagnostics },
+        }),
+    );
+    let offered: Vec<&Value> = actions
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["title"] == "Add `grant update_secret TOKEN` to role `refresher`")
+        .collect();
+    assert_eq!(offered.len(), 1, "{actions:#}");
+    assert_eq!(
+        offered[0]["diagnostics"].as_array().unwrap().len(),
+        2,
+        "{actions:#}"
+    );
+    s.lsp.shutdown();
+}

@@ -192,16 +192,20 @@ impl<'t> Layout<'t> {
             return None;
         }
         let before = text[..close].trim_end();
-        let (at, insert) = if before.ends_with('{') {
-            (close, format!(" {word} "))
+        let edit = if before.ends_with('{') {
+            // `{}` or `{ }`: the word, between single spaces.
+            Edit {
+                span: Span {
+                    start: before.len() as u32,
+                    len: (close - before.len()) as u32,
+                    ..declaration
+                },
+                text: format!(" {word} "),
+            }
         } else {
-            (before.len(), format!(" {word}"))
+            insertion(declaration, before.len(), format!(" {word}"))
         };
-        Some(Fix::new(
-            title,
-            safe,
-            vec![insertion(declaration, at, insert)],
-        ))
+        Some(Fix::new(title, safe, vec![edit]))
     }
 
     /// A method added to an endpoint's `methods`, after the last one.
@@ -292,5 +296,123 @@ impl WithGrant for Diagnostic {
                 identity.name.text
             )),
         }
+    }
+}
+
+/// The fixes of `diagnostics` to apply in one round: for each diagnostic
+/// its first fix that is safe (any, with `unsafe_too`) whose edits
+/// overlap none chosen before, by file. The same edits wanted by two
+/// diagnostics (one grant two runs need) are made once. What is left out
+/// (an overlap) is found again when the result is checked again.
+pub fn choose(
+    diagnostics: &[Diagnostic],
+    unsafe_too: bool,
+) -> std::collections::BTreeMap<crate::source::FileId, Vec<Edit>> {
+    let mut chosen: Vec<&Fix> = Vec::new();
+    let mut edits: Vec<&Edit> = Vec::new();
+    for diagnostic in diagnostics {
+        let fix = diagnostic.fixes.iter().find(|fix| {
+            (fix.safe || unsafe_too)
+                && (chosen.iter().any(|c| c.edits == fix.edits)
+                    || !fix
+                        .edits
+                        .iter()
+                        .any(|e| edits.iter().any(|taken| overlap(e.span, taken.span))))
+        });
+        let Some(fix) = fix else {
+            continue;
+        };
+        if chosen.iter().any(|c| c.edits == fix.edits) {
+            continue;
+        }
+        chosen.push(fix);
+        edits.extend(&fix.edits);
+    }
+    let mut by_file: std::collections::BTreeMap<_, Vec<Edit>> = Default::default();
+    for edit in edits {
+        by_file
+            .entry(edit.span.file)
+            .or_default()
+            .push(edit.clone());
+    }
+    by_file
+}
+
+/// Whether two edits of one file conflict: their ranges share a byte, an
+/// insertion falls inside a replacement, or both insert at one place
+/// (their order would be a guess). Edits that only meet do not.
+fn overlap(a: Span, b: Span) -> bool {
+    if a.file != b.file {
+        return false;
+    }
+    let (a0, a1, b0, b1) = (a.start as usize, a.end(), b.start as usize, b.end());
+    match (a.len == 0, b.len == 0) {
+        (true, true) => a0 == b0,
+        (true, false) => b0 < a0 && a0 < b1,
+        (false, true) => a0 < b0 && b0 < a1,
+        (false, false) => a0 < b1 && b0 < a1,
+    }
+}
+
+/// A text with non-overlapping edits made, in any order given.
+pub fn apply(text: &str, edits: &[Edit]) -> String {
+    let mut sorted: Vec<&Edit> = edits.iter().collect();
+    sorted.sort_by_key(|e| (e.span.start, e.span.len));
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    for edit in sorted {
+        let start = edit.span.start as usize;
+        if start < at || edit.span.end() > text.len() {
+            continue;
+        }
+        out.push_str(&text[at..start]);
+        out.push_str(&edit.text);
+        at = edit.span.end();
+    }
+    out.push_str(&text[at..]);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::FileId;
+
+    fn edit(start: u32, len: u32, text: &str) -> Edit {
+        Edit {
+            span: Span {
+                file: FileId(0),
+                start,
+                len,
+            },
+            text: text.into(),
+        }
+    }
+
+    #[test]
+    fn edits_are_made_in_place_whatever_their_order() {
+        let text = "grant run a.b\n";
+        let edits = [edit(10, 1, "x"), edit(0, 0, "// "), edit(14, 0, "end\n")];
+        assert_eq!(apply(text, &edits), "// grant run x.b\nend\n");
+    }
+
+    #[test]
+    fn overlapping_fixes_wait_for_the_next_round_and_twins_are_made_once() {
+        use crate::diagnostic::{Code, Diagnostic};
+        let fix = |e: Edit| Fix::new("f", true, vec![e]);
+        let diagnostics = vec![
+            Diagnostic::new(Code::UnusedVariable, "a").fix(fix(edit(0, 5, ""))),
+            Diagnostic::new(Code::UnusedVariable, "b").fix(fix(edit(3, 4, "x"))),
+            Diagnostic::new(Code::UnusedVariable, "c").fix(fix(edit(0, 5, ""))),
+            Diagnostic::new(Code::UnusedVariable, "d").fix(Fix::new(
+                "u",
+                false,
+                vec![edit(9, 1, "")],
+            )),
+        ];
+        let chosen = choose(&diagnostics, false);
+        assert_eq!(chosen[&FileId(0)], vec![edit(0, 5, "")]);
+        let chosen = choose(&diagnostics, true);
+        assert_eq!(chosen[&FileId(0)], vec![edit(0, 5, ""), edit(9, 1, "")]);
     }
 }

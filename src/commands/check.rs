@@ -24,6 +24,16 @@ pub fn run(args: CheckArgs) -> ExitCode {
             return exit::code(exit::USAGE);
         }
     };
+    if args.fix {
+        let (fixed, changed) = fix(checked, args.unsafe_fixes);
+        if args.diff {
+            return print_diff(&fixed, &changed);
+        }
+        if let Err(code) = write_fixed(&fixed, &changed) {
+            return code;
+        }
+        checked = fixed;
+    }
     if let Some(env) = &args.env {
         let store_args = StoreArgs {
             env: Some(env.clone()),
@@ -77,6 +87,92 @@ pub fn run(args: CheckArgs) -> ExitCode {
         exit::code(exit::FAILURE)
     } else {
         exit::code(exit::SUCCESS)
+    }
+}
+
+/// The most rounds of fixes: each round applies what does not overlap and
+/// checks the result again, so fixes that touched one place go in turn.
+const FIX_ROUNDS: usize = 10;
+
+/// The program with its fixes applied in memory, round after round, and
+/// the texts it started from (of the files that changed).
+fn fix(
+    mut checked: CheckedProgram,
+    unsafe_too: bool,
+) -> (
+    CheckedProgram,
+    Vec<(crate::source::FileId, std::sync::Arc<str>)>,
+) {
+    let mut original: Vec<(crate::source::FileId, std::sync::Arc<str>)> = Vec::new();
+    for _ in 0..FIX_ROUNDS {
+        let edits = crate::check::fixes::choose(&checked.analysis.diagnostics, unsafe_too);
+        if edits.is_empty() {
+            break;
+        }
+        let mut sources = crate::source::SourceMap::new();
+        for (id, file) in checked.sources.files() {
+            let text = match edits.get(&id) {
+                Some(edits) => {
+                    if !original.iter().any(|(o, _)| *o == id) {
+                        original.push((id, file.text.clone()));
+                    }
+                    crate::check::fixes::apply(&file.text, edits)
+                }
+                None => file.text.to_string(),
+            };
+            sources.add(crate::source::SourceFile::new(
+                file.name.clone(),
+                file.path.clone(),
+                text,
+            ));
+        }
+        sources.skipped = std::mem::take(&mut checked.sources.skipped);
+        checked = program::check_sources(sources);
+    }
+    (checked, original)
+}
+
+/// Writes the files the fixes changed.
+fn write_fixed(
+    fixed: &CheckedProgram,
+    changed: &[(crate::source::FileId, std::sync::Arc<str>)],
+) -> Result<(), ExitCode> {
+    for (id, _) in changed {
+        let file = fixed.sources.get(*id);
+        if let Err(e) = super::fmt::replace(&file.path, &file.text) {
+            eprintln!("error: cannot write `{}`: {e}", file.path.display());
+            return Err(exit::code(exit::USAGE));
+        }
+        eprintln!("fixed {}", file.name);
+    }
+    Ok(())
+}
+
+/// `--fix --diff`: the changes as a unified diff; exit 1 when there are.
+fn print_diff(
+    fixed: &CheckedProgram,
+    changed: &[(crate::source::FileId, std::sync::Arc<str>)],
+) -> ExitCode {
+    for (id, before) in changed {
+        let file = fixed.sources.get(*id);
+        let diff = similar::TextDiff::from_lines(&**before, &*file.text);
+        out!(
+            "{}",
+            diff.unified_diff()
+                .context_radius(3)
+                .header(&format!("a/{}", file.name), &format!("b/{}", file.name))
+        );
+    }
+    if changed.is_empty() {
+        eprintln!("nothing to fix");
+        exit::code(exit::SUCCESS)
+    } else {
+        eprintln!(
+            "{} would change; run `svc check --fix` to change {}",
+            report::plural(changed.len(), "file"),
+            if changed.len() == 1 { "it" } else { "them" }
+        );
+        exit::code(exit::FAILURE)
     }
 }
 

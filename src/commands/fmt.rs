@@ -122,7 +122,7 @@ fn print_errors(path: &Path, text: &str, diagnostics: &[crate::diagnostic::Diagn
 
 /// Writes the file through a temporary file in the same directory, keeping
 /// its permissions, so an interrupted write never leaves half a file.
-fn replace(path: &Path, text: &str) -> std::io::Result<()> {
+pub fn replace(path: &Path, text: &str) -> std::io::Result<()> {
     let dir = path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())

@@ -5,7 +5,7 @@
 
 use serde_json::{Value, json};
 
-use crate::diagnostic::{Code, Diagnostic, Severity};
+use crate::diagnostic::{Code, Diagnostic, Fix, Severity};
 use crate::source::{SourceMap, Span};
 
 /// The version of the `--format json` document; bumped on any change that
@@ -44,6 +44,7 @@ pub fn json(diagnostics: &[Diagnostic], sources: &SourceMap) -> Value {
                 item["column"] = json!(column);
                 item["end"] = json!({"line": end_line, "column": end_column});
             }
+            item["fixes"] = Value::Array(d.fixes.iter().map(|fix| json_fix(sources, fix)).collect());
             item["labels"] = Value::Array(
                 d.labels
                     .iter()
@@ -64,6 +65,25 @@ pub fn json(diagnostics: &[Diagnostic], sources: &SourceMap) -> Value {
         "summary": {"errors": errors, "warnings": diagnostics.len() - errors},
         "diagnostics": items,
     })
+}
+
+/// A fix as `--format json` carries it: 1-based lines and columns, as the
+/// rest of the report; `end` is exclusive.
+fn json_fix(sources: &SourceMap, fix: &Fix) -> Value {
+    let edits: Vec<Value> = fix
+        .edits
+        .iter()
+        .map(|edit| {
+            let (file, line, column, end_line, end_column) = position(sources, edit.span);
+            json!({
+                "file": file,
+                "start": {"line": line, "column": column},
+                "end": {"line": end_line, "column": end_column},
+                "text": edit.text,
+            })
+        })
+        .collect();
+    json!({"title": fix.title, "safe": fix.safe, "edits": edits})
 }
 
 /// GitHub Actions workflow commands: one annotation a diagnostic.
@@ -133,6 +153,10 @@ pub fn sarif(diagnostics: &[Diagnostic], sources: &SourceMap) -> Value {
                 "level": sarif_level(d.severity),
                 "message": {"text": text},
             });
+            if !d.fixes.is_empty() {
+                result["fixes"] =
+                    Value::Array(d.fixes.iter().map(|fix| sarif_fix(sources, fix)).collect());
+            }
             let mut labels = d.labels.iter();
             if let Some(primary) = labels.next() {
                 result["locations"] = json!([location(sources, primary.span, &primary.message)]);
@@ -161,9 +185,37 @@ pub fn sarif(diagnostics: &[Diagnostic], sources: &SourceMap) -> Value {
                 "rules": rules,
             }},
             "columnKind": "unicodeCodePoints",
-            "artifacts": sources.files().map(|(_, f)| json!({"location": {"uri": uri(&f.name)}})).collect::<Vec<_>>(),
+            "originalUriBaseIds": {SRCROOT: {"uri": working_directory_uri()}},
+            "artifacts": sources.files().map(|(_, f)| json!({"location": artifact(&f.name)})).collect::<Vec<_>>(),
             "results": results,
         }]
+    })
+}
+
+/// A fix as SARIF has it: the changes to each artifact, each a region
+/// deleted and the text put in its place.
+fn sarif_fix(sources: &SourceMap, fix: &Fix) -> Value {
+    let mut by_file: Vec<(crate::source::FileId, Vec<Value>)> = Vec::new();
+    for edit in &fix.edits {
+        let (_, line, column, end_line, end_column) = position(sources, edit.span);
+        let replacement = json!({
+            "deletedRegion": {"startLine": line, "startColumn": column, "endLine": end_line, "endColumn": end_column},
+            "insertedContent": {"text": edit.text},
+        });
+        match by_file.iter_mut().find(|(f, _)| *f == edit.span.file) {
+            Some((_, list)) => list.push(replacement),
+            None => by_file.push((edit.span.file, vec![replacement])),
+        }
+    }
+    json!({
+        "description": {"text": fix.title},
+        "artifactChanges": by_file
+            .into_iter()
+            .map(|(file, replacements)| json!({
+                "artifactLocation": artifact(&sources.get(file).name),
+                "replacements": replacements,
+            }))
+            .collect::<Vec<_>>(),
     })
 }
 
@@ -178,15 +230,40 @@ fn location(sources: &SourceMap, span: Span, message: &str) -> Value {
     let (file, line, column, end_line, end_column) = position(sources, span);
     json!({
         "physicalLocation": {
-            "artifactLocation": {"uri": uri(&file)},
+            "artifactLocation": artifact(&file),
             "region": {"startLine": line, "startColumn": column, "endLine": end_line, "endColumn": end_column},
         },
         "message": {"text": message},
     })
 }
 
-/// A relative path as a URI reference: `/` separators, other characters
-/// that URIs reserve escaped.
+/// The base of relative artifact locations: the directory svc ran in, as
+/// `originalUriBaseIds` names it (SARIF 2.1.0 §3.14.14).
+const SRCROOT: &str = "SRCROOT";
+
+fn working_directory_uri() -> String {
+    let dir = std::env::current_dir().unwrap_or_default();
+    let mut uri = format!("file://{}", uri(&dir.to_string_lossy()));
+    if !uri.ends_with('/') {
+        uri.push('/');
+    }
+    uri
+}
+
+/// Where a file is, for SARIF: a relative path stays relative to
+/// `SRCROOT` (what code-scanning services want), an absolute one is a
+/// `file://` URI.
+fn artifact(path: &str) -> Value {
+    let is_absolute = std::path::Path::new(path).is_absolute();
+    if is_absolute {
+        json!({"uri": format!("file://{}", uri(path))})
+    } else {
+        json!({"uri": uri(path), "uriBaseId": SRCROOT})
+    }
+}
+
+/// A path as a URI reference: `/` separators, other characters that URIs
+/// reserve escaped.
 fn uri(path: &str) -> String {
     let mut out = String::new();
     for byte in path.replace('\\', "/").bytes() {
