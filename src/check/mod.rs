@@ -372,7 +372,7 @@ impl<'a, 'p> Checker<'a, 'p> {
                 // Fixed values for the endpoint's parameters: literals.
                 let mut given = Vec::new();
                 for field in &schedule.params {
-                    let inferred = match crate::run::params::constant(&field.value) {
+                    let inferred = match crate::check::values::constant(&field.value) {
                         Some(_) => match &field.value.kind {
                             ExprKind::String { .. } => services::literal(Type::String),
                             ExprKind::Number { .. } => services::literal(Type::Number),

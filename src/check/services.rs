@@ -392,7 +392,7 @@ impl<'a, 'p> Checker<'a, 'p> {
             let Some(default) = &param.default else {
                 continue;
             };
-            match crate::run::params::constant(default) {
+            match crate::check::values::constant(default) {
                 None => self.push(
                     Diagnostic::new(
                         Code::InvalidParam,

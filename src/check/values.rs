@@ -175,6 +175,29 @@ fn first_line(text: &str) -> String {
     text.lines().next().unwrap_or(text).to_string()
 }
 
+/// `3` rather than `3.0`.
+pub fn normal_number(value: serde_json::Value) -> serde_json::Value {
+    match value.as_f64() {
+        Some(n) if n.fract() == 0.0 && n.abs() < 1e15 => serde_json::Value::from(n as i64),
+        _ => value,
+    }
+}
+
+/// The value of a literal as JSON (a parameter's default, a schedule's
+/// parameter): `None` for anything a run would compute.
+pub fn constant(expr: &crate::syntax::ast::Expr) -> Option<serde_json::Value> {
+    use crate::syntax::ast::ExprKind;
+    use serde_json::Value as Json;
+    Some(match &expr.kind {
+        ExprKind::Null => Json::Null,
+        ExprKind::Bool { value } => Json::Bool(*value),
+        ExprKind::Number { value } => normal_number(Json::from(*value)),
+        ExprKind::Duration { millis } => normal_number(Json::from(*millis as f64 / 1000.0)),
+        ExprKind::String { .. } => Json::String(expr.as_plain_string()?),
+        _ => return None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

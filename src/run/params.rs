@@ -68,7 +68,7 @@ pub fn validate(
                 })?
             }
             _ => match &param.default {
-                Some(default) => constant(default).unwrap_or(Json::Null),
+                Some(default) => crate::check::values::constant(default).unwrap_or(Json::Null),
                 None if param.optional => Json::Null,
                 None => {
                     return Err(ParamError {
@@ -129,7 +129,7 @@ fn convert(value: &Json, param_type: ParamType) -> Result<Json, String> {
                 .ok()
                 .filter(|n| n.is_finite())
                 .and_then(serde_json::Number::from_f64)
-                .map(|n| normal_number(Json::Number(n)))
+                .map(|n| crate::check::values::normal_number(Json::Number(n)))
                 .ok_or_else(|| format!("`{}` is not a number", shorten(text))),
             (other, None) => Err(format!("a number, not a JSON {}", kind(other))),
         },
@@ -143,7 +143,9 @@ fn convert(value: &Json, param_type: ParamType) -> Result<Json, String> {
         Type::Duration => match (value, text) {
             (Json::Number(n), _) if n.as_f64().is_some_and(|n| n >= 0.0) => Ok(value.clone()),
             (_, Some(text)) => crate::syntax::duration::parse(text.trim())
-                .map(|d| normal_number(Json::from(d.as_millis() as f64 / 1000.0)))
+                .map(|d| {
+                    crate::check::values::normal_number(Json::from(d.as_millis() as f64 / 1000.0))
+                })
                 .map_err(|_| format!("`{}` is not a duration such as `5m`", shorten(text))),
             (other, None) => Err(format!("a duration, not a JSON {}", kind(other))),
         },
@@ -155,26 +157,6 @@ fn convert(value: &Json, param_type: ParamType) -> Result<Json, String> {
         }),
         Type::Time => Err("a time cannot be a parameter".into()),
     }
-}
-
-/// `3` rather than `3.0`.
-fn normal_number(value: Json) -> Json {
-    match value.as_f64() {
-        Some(n) if n.fract() == 0.0 && n.abs() < 1e15 => Json::from(n as i64),
-        _ => value,
-    }
-}
-
-/// The value of a default: a literal (the checker allows nothing else).
-pub fn constant(expr: &Expr) -> Option<Json> {
-    Some(match &expr.kind {
-        ExprKind::Null => Json::Null,
-        ExprKind::Bool { value } => Json::Bool(*value),
-        ExprKind::Number { value } => normal_number(Json::from(*value)),
-        ExprKind::Duration { millis } => normal_number(Json::from(*millis as f64 / 1000.0)),
-        ExprKind::String { .. } => Json::String(expr.as_plain_string()?),
-        _ => return None,
-    })
 }
 
 fn kind(value: &Json) -> &'static str {

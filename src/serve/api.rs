@@ -367,7 +367,7 @@ pub async fn catalog(State(app): State<Arc<App>>) -> Json<Value> {
                                     "name": p.name.text,
                                     "type": p.type_name.text,
                                     "required": p.required(),
-                                    "default": p.default.as_ref().and_then(crate::run::params::constant),
+                                    "default": p.default.as_ref().and_then(crate::check::values::constant),
                                 }))
                                 .collect::<Vec<_>>()
                         }),

@@ -154,7 +154,7 @@ fn param_schema(param: &ParamDecl) -> Value {
     if let Some(default) = param
         .default
         .as_ref()
-        .and_then(crate::run::params::constant)
+        .and_then(crate::check::values::constant)
     {
         schema["default"] = default;
     }

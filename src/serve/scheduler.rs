@@ -296,7 +296,7 @@ fn fire(
                     .filter_map(|f| {
                         Some((
                             f.name.value.clone(),
-                            crate::run::params::constant(&f.value)?,
+                            crate::check::values::constant(&f.value)?,
                         ))
                     })
                     .collect()
