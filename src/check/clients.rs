@@ -12,7 +12,7 @@ use crate::diagnostic::{Code, Diagnostic};
 use crate::syntax::ast::*;
 
 /// The JOSE algorithms svc signs with.
-pub const ALGORITHMS: [&str; 3] = ["RS256", "ES256", "EdDSA"];
+pub const ALGORITHMS: [&str; 5] = ["RS256", "RS384", "PS256", "ES256", "EdDSA"];
 
 impl<'a, 'p> Checker<'a, 'p> {
     pub(super) fn check_client(&mut self, client: &'p OAuthClientDecl) {
@@ -199,7 +199,7 @@ impl<'a, 'p> Checker<'a, 'p> {
         let help = did_you_mean(
             &alg.value,
             ALGORITHMS,
-            "svc signs with `RS256`, `ES256` (P-256) or `EdDSA` (Ed25519)",
+            "svc signs with `RS256`, `RS384`, `PS256` (RSA), `ES256` (P-256) or `EdDSA` (Ed25519)",
         );
         self.push(
             Diagnostic::new(

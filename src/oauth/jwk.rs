@@ -210,16 +210,16 @@ mod tests {
     fn rsa_jwk_is_read() {
         let mut jwk = rsa_jwk();
         jwk.insert("kid".into(), "rsa-1".into());
-        jwk.insert("alg".into(), "RS256".into());
+        jwk.insert("alg".into(), "PS256".into());
         jwk.insert("use".into(), "sig".into());
         let material = parse(&Value::Object(jwk).to_string());
         assert_eq!(material.kid.as_deref(), Some("rsa-1"));
-        assert_eq!(material.alg, Some(Algorithm::Rs256));
+        assert_eq!(material.alg, Some(Algorithm::Ps256));
         assert_eq!(
             material.key.public_key(),
             parse(RSA_PKCS8_PEM).key.public_key()
         );
-        assert_signs(&material, Algorithm::Rs256);
+        assert_signs(&material, Algorithm::Ps256);
     }
 
     #[test]
@@ -285,6 +285,15 @@ mod tests {
         jwk.insert("alg".into(), "ES256".into());
         let err = parse_err(&Value::Object(jwk.clone()).to_string());
         assert!(matches!(err, KeyError::AlgorithmMismatch { .. }), "{err:?}");
+        for alg in ["RS384", "PS256"] {
+            jwk.insert("alg".into(), alg.into());
+            assert_eq!(
+                parse(&Value::Object(jwk.clone()).to_string())
+                    .alg
+                    .map(Algorithm::name),
+                Some(alg)
+            );
+        }
         jwk.insert("alg".into(), "PS512".into());
         let err = parse_err(&Value::Object(jwk).to_string());
         assert_eq!(
@@ -293,8 +302,8 @@ mod tests {
         );
         assert_eq!(
             err.help(),
-            "svc signs with `RS256`, `ES256` or `EdDSA`; remove the JWK's `alg` or set it to \
-             one of them"
+            "svc signs with `RS256`, `RS384`, `PS256`, `ES256` or `EdDSA`; remove the JWK's \
+             `alg` or set it to one of them"
         );
     }
 

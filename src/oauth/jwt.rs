@@ -2,7 +2,7 @@
 //!
 //! A [`SigningKey`] is made from the parts [`super::keys`] and
 //! [`super::jwk`] read out of a secret; [`sign`] makes a compact JWS of a
-//! claims object with `RS256`, `ES256` or `EdDSA`;
+//! claims object with `RS256`, `RS384`, `PS256`, `ES256` or `EdDSA`;
 //! [`client_assertion_claims`] (`private_key_jwt`, RFC 7523 §2.2) and
 //! [`grant_claims`] (the JWT-bearer grant, §2.1) build the claims of the two
 //! uses.
@@ -22,7 +22,7 @@ use ring::rand::SystemRandom;
 use ring::rsa::{KeyPairComponents, PublicKeyComponents};
 use ring::signature::{
     ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair as _, RSA_PKCS1_SHA256,
-    RsaKeyPair,
+    RSA_PKCS1_SHA384, RSA_PSS_SHA256, RsaEncoding, RsaKeyPair,
 };
 use serde_json::{Map, Value};
 
@@ -45,6 +45,10 @@ pub const RSA_BITS: std::ops::RangeInclusive<usize> = 2048..=4096;
 pub enum Algorithm {
     /// RSASSA-PKCS1-v1_5 with SHA-256.
     Rs256,
+    /// RSASSA-PKCS1-v1_5 with SHA-384.
+    Rs384,
+    /// RSASSA-PSS with SHA-256, MGF1 with SHA-256 and a 32-byte salt.
+    Ps256,
     /// ECDSA on P-256 with SHA-256.
     Es256,
     /// Ed25519.
@@ -52,10 +56,16 @@ pub enum Algorithm {
 }
 
 impl Algorithm {
-    pub const ALL: [Algorithm; 3] = [Algorithm::Rs256, Algorithm::Es256, Algorithm::EdDsa];
+    pub const ALL: [Algorithm; 5] = [
+        Algorithm::Rs256,
+        Algorithm::Rs384,
+        Algorithm::Ps256,
+        Algorithm::Es256,
+        Algorithm::EdDsa,
+    ];
 
     /// The JOSE names, in the order of [`Algorithm::ALL`].
-    pub const NAMES: [&'static str; 3] = ["RS256", "ES256", "EdDSA"];
+    pub const NAMES: [&'static str; 5] = ["RS256", "RS384", "PS256", "ES256", "EdDSA"];
 
     /// The algorithm of a JOSE name; names are case-sensitive.
     pub fn from_name(name: &str) -> Option<Algorithm> {
@@ -66,6 +76,8 @@ impl Algorithm {
     pub fn name(self) -> &'static str {
         match self {
             Algorithm::Rs256 => "RS256",
+            Algorithm::Rs384 => "RS384",
+            Algorithm::Ps256 => "PS256",
             Algorithm::Es256 => "ES256",
             Algorithm::EdDsa => "EdDSA",
         }
@@ -74,13 +86,13 @@ impl Algorithm {
     /// The kind of key it signs with.
     pub fn key_type(self) -> KeyType {
         match self {
-            Algorithm::Rs256 => KeyType::Rsa,
+            Algorithm::Rs256 | Algorithm::Rs384 | Algorithm::Ps256 => KeyType::Rsa,
             Algorithm::Es256 => KeyType::P256,
             Algorithm::EdDsa => KeyType::Ed25519,
         }
     }
 
-    /// "`RS256`, `ES256` or `EdDSA`", for messages.
+    /// "`RS256`, `RS384`, `PS256`, `ES256` or `EdDSA`", for messages.
     pub fn listed() -> String {
         let names: Vec<String> = Algorithm::NAMES
             .iter()
@@ -109,7 +121,7 @@ impl KeyType {
     /// The algorithms a key of this type signs with, the default first.
     pub fn algorithms(self) -> &'static [Algorithm] {
         match self {
-            KeyType::Rsa => &[Algorithm::Rs256],
+            KeyType::Rsa => &[Algorithm::Rs256, Algorithm::Rs384, Algorithm::Ps256],
             KeyType::P256 => &[Algorithm::Es256],
             KeyType::Ed25519 => &[Algorithm::EdDsa],
         }
@@ -268,13 +280,19 @@ impl SigningKey {
 
     fn signature(&self, alg: Algorithm, message: &[u8]) -> Result<Vec<u8>, KeyError> {
         let rng = SystemRandom::new();
+        let rsa_padding: Option<&'static dyn RsaEncoding> = match alg {
+            Algorithm::Rs256 => Some(&RSA_PKCS1_SHA256),
+            Algorithm::Rs384 => Some(&RSA_PKCS1_SHA384),
+            Algorithm::Ps256 => Some(&RSA_PSS_SHA256),
+            Algorithm::Es256 | Algorithm::EdDsa => None,
+        };
+        if let (Pair::Rsa(pair), Some(padding)) = (&self.pair, rsa_padding) {
+            let mut signature = vec![0; pair.public().modulus_len()];
+            pair.sign(padding, &rng, message, &mut signature)
+                .map_err(|_| KeyError::Signing)?;
+            return Ok(signature);
+        }
         match (&self.pair, alg) {
-            (Pair::Rsa(pair), Algorithm::Rs256) => {
-                let mut signature = vec![0; pair.public().modulus_len()];
-                pair.sign(&RSA_PKCS1_SHA256, &rng, message, &mut signature)
-                    .map_err(|_| KeyError::Signing)?;
-                Ok(signature)
-            }
             (Pair::P256(pair), Algorithm::Es256) => pair
                 .sign(&rng, message)
                 .map(|signature| signature.as_ref().to_vec())
@@ -419,6 +437,7 @@ fn fresh_jti() -> String {
 
 #[cfg(test)]
 mod tests {
+    use ring::signature::{RSA_PKCS1_2048_8192_SHA256, UnparsedPublicKey};
     use serde_json::json;
 
     use super::*;
@@ -454,15 +473,49 @@ mod tests {
         }
         assert_eq!(Algorithm::from_name("es256"), None);
         assert_eq!(Algorithm::from_name("HS256"), None);
-        assert_eq!(Algorithm::listed(), "`RS256`, `ES256` or `EdDSA`");
+        assert_eq!(Algorithm::from_name("PS384"), None);
+        assert_eq!(
+            Algorithm::listed(),
+            "`RS256`, `RS384`, `PS256`, `ES256` or `EdDSA`"
+        );
+    }
+
+    /// The checker keeps its own list (it sits below `oauth`); it must be
+    /// this one.
+    #[test]
+    fn the_checker_knows_every_algorithm() {
+        assert_eq!(crate::check::clients::ALGORITHMS, Algorithm::NAMES);
     }
 
     #[test]
-    fn rsa_signs_rs256() {
+    fn rsa_signs_rs256_rs384_and_ps256() {
         let material = parse(RSA_PKCS8_PEM);
-        assert_eq!(material.key.algorithms(), &[Algorithm::Rs256]);
-        assert_eq!(material.key.default_algorithm(), Algorithm::Rs256);
-        assert_signs(&material, Algorithm::Rs256);
+        let key = &material.key;
+        assert_eq!(
+            key.algorithms(),
+            &[Algorithm::Rs256, Algorithm::Rs384, Algorithm::Ps256]
+        );
+        assert_eq!(key.default_algorithm(), Algorithm::Rs256);
+        for alg in [Algorithm::Rs256, Algorithm::Rs384, Algorithm::Ps256] {
+            assert_signs(&material, alg);
+        }
+        // PKCS#1 v1.5 is deterministic, PSS is salted: two PS256
+        // signatures of the same claims differ, and both verify.
+        let claims = client_assertion_claims("c", "https://as.example/token", NOW);
+        let rs = [0, 1].map(|_| sign(key, Algorithm::Rs384, None, &claims).unwrap());
+        assert_eq!(rs[0], rs[1]);
+        let ps = [0, 1].map(|_| sign(key, Algorithm::Ps256, None, &claims).unwrap());
+        assert_ne!(ps[0], ps[1]);
+        // A signature of one algorithm does not verify as another.
+        let jws = sign(key, Algorithm::Ps256, None, &claims).unwrap();
+        let parts: Vec<&str> = jws.split('.').collect();
+        let signature = URL_SAFE_NO_PAD.decode(parts[2]).unwrap();
+        let message = format!("{}.{}", parts[0], parts[1]);
+        assert!(
+            UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, key.public_key())
+                .verify(message.as_bytes(), &signature)
+                .is_err()
+        );
     }
 
     #[test]
@@ -525,15 +578,20 @@ mod tests {
             err.to_string(),
             "the key is an RSA key; `ES256` needs a P-256 key"
         );
-        assert_eq!(err.help(), "use `alg = \"RS256\"`, or store a P-256 key");
+        assert_eq!(
+            err.help(),
+            "use `alg = \"RS256\"`, `alg = \"RS384\"` or `alg = \"PS256\"`, or store a P-256 key"
+        );
         assert_eq!(err.code(), "svc::key::algorithm");
         let ec = parse(&pem("PRIVATE KEY", &p256_pkcs8()));
-        let err = sign(&ec.key, Algorithm::Rs256, None, &claims).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "the key is a P-256 key; `RS256` needs an RSA key"
-        );
-        assert_eq!(err.help(), "use `alg = \"ES256\"`, or store an RSA key");
+        for alg in [Algorithm::Ps256, Algorithm::Rs384] {
+            let err = sign(&ec.key, alg, None, &claims).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                format!("the key is a P-256 key; `{alg}` needs an RSA key")
+            );
+            assert_eq!(err.help(), "use `alg = \"ES256\"`, or store an RSA key");
+        }
         let err = sign(&ec.key, Algorithm::EdDsa, None, &claims).unwrap_err();
         assert_eq!(
             err.to_string(),

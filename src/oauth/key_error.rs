@@ -31,6 +31,8 @@ pub enum KeyError {
     },
     #[error("svc cannot sign with {kind} keys")]
     UnsupportedKeyType { kind: String },
+    #[error("the key is an RSA-PSS key (`id-RSASSA-PSS`), which svc does not read")]
+    RsaPssKey,
     #[error("the EC key is on the curve `{curve}`; svc signs only with P-256 EC keys")]
     UnsupportedCurve { curve: String },
     #[error("the EC key gives its curve by explicit parameters, not by name")]
@@ -80,6 +82,7 @@ impl KeyError {
             | KeyError::JwksWithoutPrivateKey { .. }
             | KeyError::NotAKey { .. } => "svc::key::not_private",
             KeyError::UnsupportedKeyType { .. }
+            | KeyError::RsaPssKey
             | KeyError::UnsupportedCurve { .. }
             | KeyError::ExplicitCurve
             | KeyError::RsaKeySize { .. }
@@ -121,9 +124,13 @@ impl KeyError {
                 }
             }
             KeyError::UnsupportedKeyType { .. } | KeyError::UnsupportedCurve { .. } => {
-                "store an RSA key (`RS256`), a P-256 EC key (`ES256`) or an Ed25519 key \
-                 (`EdDSA`); `openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256` \
-                 makes a P-256 key"
+                "store an RSA key (`RS256`, `RS384`, `PS256`), a P-256 EC key (`ES256`) or an \
+                 Ed25519 key (`EdDSA`); `openssl genpkey -algorithm EC -pkeyopt \
+                 ec_paramgen_curve:P-256` makes a P-256 key"
+            }
+            KeyError::RsaPssKey => {
+                "an ordinary RSA key signs `PS256` too: make one with `openssl genpkey -algorithm \
+                 RSA -pkeyopt rsa_keygen_bits:2048` and write `alg = \"PS256\"`"
             }
             KeyError::ExplicitCurve => {
                 "`openssl ec -in key.pem -param_enc named_curve -out named.pem` names the \

@@ -175,6 +175,8 @@ pub(super) fn from_pkcs8(der: &[u8]) -> Result<SigningKey, KeyError> {
         let seed = OctetStringRef::from_der(info.private_key)
             .map_err(|_| KeyError::Malformed { format })?;
         SigningKey::ed25519(seed.as_bytes(), info.public_key, format)
+    } else if algorithm == rfc5912::ID_RSASSA_PSS {
+        Err(KeyError::RsaPssKey)
     } else {
         Err(KeyError::UnsupportedKeyType {
             kind: format!("`{}`", algorithm_name(&algorithm)),
@@ -631,9 +633,11 @@ mod tests {
             );
             assert_eq!(err.code(), "svc::key::unsupported");
         }
+        // An RSA-PSS key: the help says an ordinary RSA key signs PS256.
         let pss = pkcs8(rfc5912::ID_RSASSA_PSS, None, &rsa_pkcs1_der());
         let err = parse_err(&pem("PRIVATE KEY", &pss));
-        assert_eq!(err.to_string(), "svc cannot sign with `RSASSA-PSS` keys");
+        assert!(matches!(err, KeyError::RsaPssKey), "{err:?}");
+        assert!(err.help().contains("`alg = \"PS256\"`"), "{}", err.help());
     }
 
     #[test]
