@@ -1,5 +1,6 @@
 //! JSON Web Keys (RFC 7517, RFC 7518 §6, RFC 8037): the private JWK a
-//! secret may hold, read into a [`SigningKey`].
+//! secret may hold, read into a [`SigningKey`], and the public JWK of a
+//! key, written for registering it with an authorization server.
 //!
 //! A JWK is JSON with base64url members, not ASN.1: `serde_json` and
 //! `base64` read it, and *ring* checks that the members belong together.
@@ -8,10 +9,11 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Serialize;
 use serde_json::{Map, Value};
 use zeroize::Zeroizing;
 
-use super::jwt::{Algorithm, RsaParts, SigningKey};
+use super::jwt::{Algorithm, KeyType, PublicParts, RsaParts, SigningKey};
 use super::key_error::{KeyError, shown};
 use super::keys::{KeyMaterial, left_padded};
 
@@ -178,6 +180,84 @@ fn jwk_bytes(
         })
 }
 
+/// The public JWK of a key (RFC 7517 §4, RFC 7518 §6, RFC 8037 §2): what
+/// an authorization server is given to verify its signatures. It has no
+/// member for a private value: there is none to fill.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PublicJwk {
+    pub kty: &'static str,
+    #[serde(rename = "use")]
+    pub use_: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alg: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kid: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub crv: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub x: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub y: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub n: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub e: Option<String>,
+}
+
+impl PublicJwk {
+    /// The public JWK of `key`, for signatures (`use: "sig"`), with `alg`
+    /// and `kid` when given. `alg` must be one the key signs with.
+    pub fn of(
+        key: &SigningKey,
+        alg: Option<Algorithm>,
+        kid: Option<&str>,
+    ) -> Result<PublicJwk, KeyError> {
+        if let Some(alg) = alg {
+            key.check_algorithm(alg)?;
+        }
+        let b64 = |bytes: &[u8]| Some(URL_SAFE_NO_PAD.encode(bytes));
+        let mut jwk = PublicJwk {
+            kty: "",
+            use_: "sig",
+            alg: alg.map(Algorithm::name),
+            kid: kid.map(str::to_owned),
+            crv: None,
+            x: None,
+            y: None,
+            n: None,
+            e: None,
+        };
+        match key.public_parts() {
+            PublicParts::Rsa { n, e } => {
+                jwk.kty = "RSA";
+                jwk.n = b64(&n);
+                jwk.e = b64(&e);
+            }
+            PublicParts::P256 { x, y } => {
+                jwk.kty = "EC";
+                jwk.crv = Some("P-256");
+                jwk.x = b64(&x);
+                jwk.y = b64(&y);
+            }
+            PublicParts::Ed25519 { x } => {
+                jwk.kty = "OKP";
+                jwk.crv = Some("Ed25519");
+                jwk.x = b64(&x);
+            }
+        }
+        Ok(jwk)
+    }
+
+    /// The `alg` a key with one algorithm has anyway; an RSA key signs
+    /// with several, so it has none unless one is given.
+    pub fn implied_algorithm(key: &SigningKey) -> Option<Algorithm> {
+        match key.key_type() {
+            KeyType::Rsa => None,
+            KeyType::P256 | KeyType::Ed25519 => Some(key.default_algorithm()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use ring::signature::{Ed25519KeyPair, KeyPair as _};
@@ -329,5 +409,95 @@ mod tests {
         multi.insert("oth".into(), json!([]));
         let err = parse_err(&Value::Object(multi).to_string());
         assert_eq!(err.to_string(), "svc cannot sign with multi-prime RSA keys");
+    }
+
+    /// The public JWK of each key type has exactly the public members, and
+    /// they are the key's.
+    #[test]
+    fn public_jwk_has_the_public_members_only() {
+        let rsa = rsa_jwk();
+        let material = parse(RSA_PKCS8_PEM);
+        let jwk = PublicJwk::of(&material.key, None, None).unwrap();
+        assert_eq!(
+            serde_json::to_value(&jwk).unwrap(),
+            json!({"kty": "RSA", "use": "sig", "n": rsa["n"], "e": rsa["e"]})
+        );
+
+        let ec = p256_jwk(&p256_pkcs8());
+        let material = parse(&Value::Object(ec.clone()).to_string());
+        let jwk = PublicJwk::of(&material.key, Some(Algorithm::Es256), Some("ec-1")).unwrap();
+        assert_eq!(
+            serde_json::to_value(&jwk).unwrap(),
+            json!({"kty": "EC", "use": "sig", "alg": "ES256", "kid": "ec-1", "crv": "P-256",
+                   "x": ec["x"], "y": ec["y"]})
+        );
+
+        let ed = ed25519_jwk();
+        let material = parse(&Value::Object(ed.clone()).to_string());
+        let jwk = PublicJwk::of(&material.key, None, None).unwrap();
+        assert_eq!(
+            serde_json::to_value(&jwk).unwrap(),
+            json!({"kty": "OKP", "use": "sig", "crv": "Ed25519", "x": ed["x"]})
+        );
+
+        // What a key with one algorithm implies; RSA implies nothing.
+        assert_eq!(
+            PublicJwk::implied_algorithm(&material.key),
+            Some(Algorithm::EdDsa)
+        );
+        assert_eq!(
+            PublicJwk::implied_algorithm(&parse(RSA_PKCS8_PEM).key),
+            None
+        );
+        // An `alg` the key cannot sign with is refused.
+        let err = PublicJwk::of(&material.key, Some(Algorithm::Rs256), None).unwrap_err();
+        assert_eq!(err.code(), "svc::key::algorithm");
+    }
+
+    /// The public JWK, read back as a public key, verifies what the
+    /// private key signed: *ring* is given only the JWK's members.
+    #[test]
+    fn public_jwk_verifies_signatures() {
+        use ring::signature::{
+            ECDSA_P256_SHA256_FIXED, ED25519, RSA_PSS_2048_8192_SHA256, RsaPublicKeyComponents,
+            UnparsedPublicKey,
+        };
+        let b64 = |jwk: &PublicJwk, member: &str| {
+            let value = serde_json::to_value(jwk).unwrap();
+            URL_SAFE_NO_PAD
+                .decode(value[member].as_str().unwrap())
+                .unwrap()
+        };
+        let claims = client_assertion_claims("c", "https://as.example/token", NOW);
+        let signed = |key: &SigningKey, alg| {
+            let jws = sign(key, alg, None, &claims).unwrap();
+            let (input, signature) = jws.rsplit_once('.').unwrap();
+            (input.to_owned(), URL_SAFE_NO_PAD.decode(signature).unwrap())
+        };
+
+        let rsa = parse(RSA_PKCS8_PEM).key;
+        let jwk = PublicJwk::of(&rsa, Some(Algorithm::Ps256), None).unwrap();
+        let (input, signature) = signed(&rsa, Algorithm::Ps256);
+        RsaPublicKeyComponents {
+            n: b64(&jwk, "n"),
+            e: b64(&jwk, "e"),
+        }
+        .verify(&RSA_PSS_2048_8192_SHA256, input.as_bytes(), &signature)
+        .unwrap();
+
+        let ec = parse(&pem("PRIVATE KEY", &p256_pkcs8())).key;
+        let jwk = PublicJwk::of(&ec, None, None).unwrap();
+        let point = [vec![4], b64(&jwk, "x"), b64(&jwk, "y")].concat();
+        let (input, signature) = signed(&ec, Algorithm::Es256);
+        UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, point)
+            .verify(input.as_bytes(), &signature)
+            .unwrap();
+
+        let ed = parse(&Value::Object(ed25519_jwk()).to_string()).key;
+        let jwk = PublicJwk::of(&ed, None, None).unwrap();
+        let (input, signature) = signed(&ed, Algorithm::EdDsa);
+        UnparsedPublicKey::new(&ED25519, b64(&jwk, "x"))
+            .verify(input.as_bytes(), &signature)
+            .unwrap();
     }
 }

@@ -160,6 +160,14 @@ pub(super) struct RsaParts<'a> {
     pub qi: &'a [u8],
 }
 
+/// The public half of a key, in the forms a JWK gives it (RFC 7518 §6):
+/// big-endian integers and coordinates, the RSA ones without leading zeros.
+pub enum PublicParts {
+    Rsa { n: Vec<u8>, e: Vec<u8> },
+    P256 { x: Vec<u8>, y: Vec<u8> },
+    Ed25519 { x: Vec<u8> },
+}
+
 /// A private key svc signs with: RSA (2048 to 4096 bits), ECDSA P-256 or
 /// Ed25519. Its `Debug` shows the type and size only.
 pub struct SigningKey {
@@ -275,6 +283,30 @@ impl SigningKey {
             Pair::Rsa(pair) => pair.public().as_ref(),
             Pair::P256(pair) => pair.public_key().as_ref(),
             Pair::Ed25519(pair) => pair.public_key().as_ref(),
+        }
+    }
+
+    /// The public half, as a JWK gives it.
+    pub fn public_parts(&self) -> PublicParts {
+        match &self.pair {
+            Pair::Rsa(pair) => {
+                let components = PublicKeyComponents::<Vec<u8>>::from(pair.public());
+                PublicParts::Rsa {
+                    n: unsigned(&components.n).to_vec(),
+                    e: unsigned(&components.e).to_vec(),
+                }
+            }
+            Pair::P256(pair) => {
+                // 0x04, then x and y of 32 bytes each (SEC 1 §2.3.3).
+                let point = pair.public_key().as_ref();
+                PublicParts::P256 {
+                    x: point[1..33].to_vec(),
+                    y: point[33..65].to_vec(),
+                }
+            }
+            Pair::Ed25519(pair) => PublicParts::Ed25519 {
+                x: pair.public_key().as_ref().to_vec(),
+            },
         }
     }
 
