@@ -302,6 +302,29 @@ mod tests {
         assert_signs(&material, Algorithm::Ps256);
     }
 
+    /// ring takes CRT values that do not fit the key and fails only when
+    /// it signs: the reader signs once, so such a key is refused where it
+    /// is read. (`d` is not checked: ring never uses it.)
+    #[test]
+    fn rsa_jwk_whose_crt_values_do_not_fit_is_refused() {
+        for member in ["dp", "dq", "qi"] {
+            let mut jwk = rsa_jwk();
+            let mut value = URL_SAFE_NO_PAD
+                .decode(jwk[member].as_str().unwrap())
+                .unwrap();
+            let last = value.len() - 1;
+            value[last] ^= 0x02;
+            jwk.insert(member.into(), b64url(&value).into());
+            let err = parse_err(&Value::Object(jwk).to_string());
+            assert_eq!(
+                err.to_string(),
+                "the RSA JWK cannot be used: its parts do not belong together",
+                "{member}"
+            );
+            assert_eq!(err.code(), "svc::key::invalid");
+        }
+    }
+
     #[test]
     fn p256_jwk_is_read_and_checked() {
         let mut jwk = p256_jwk(&p256_pkcs8());

@@ -201,11 +201,24 @@ impl SigningKey {
             dQ: unsigned(parts.dq),
             qInv: unsigned(parts.qi),
         };
-        RsaKeyPair::from_components(&components)
-            .map(|pair| SigningKey {
-                pair: Pair::Rsa(pair),
-            })
-            .map_err(|err| rejected(format, err))
+        let pair = RsaKeyPair::from_components(&components).map_err(|err| rejected(format, err))?;
+        // ring checks dP and dQ against e and n only when it signs (and
+        // then refuses to give the signature): one signature now makes a
+        // damaged key an error where it is read, not at its first request.
+        let mut signature = vec![0; pair.public().modulus_len()];
+        pair.sign(
+            &RSA_PKCS1_SHA256,
+            &SystemRandom::new(),
+            b"svc: is this key whole?",
+            &mut signature,
+        )
+        .map_err(|_| KeyError::Rejected {
+            format,
+            reason: "its parts do not belong together",
+        })?;
+        Ok(SigningKey {
+            pair: Pair::Rsa(pair),
+        })
     }
 
     /// A P-256 key from its private scalar (32 bytes) and its public point
