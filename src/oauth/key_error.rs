@@ -217,17 +217,67 @@ pub(super) fn or_list(items: &[String]) -> String {
     }
 }
 
-/// A name from the input (a label, a curve, a `kty`), made safe to show:
-/// short, without control characters.
+/// A name from the input (a PEM label, a `kty`, a curve, a `kid`), made
+/// safe to show: at most 40 characters, control characters replaced, and
+/// no run of more than 11 characters base64 or hex is made of. That is
+/// enough for any name, and too short for 9 bytes of a key that landed in
+/// the wrong place (a PEM whose body ran into its `BEGIN` line, a JWK
+/// member pasted over another).
 pub(super) fn shown(name: &str) -> String {
     const MAX: usize = 40;
-    let mut out: String = name
-        .chars()
-        .take(MAX)
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect();
-    if name.chars().nth(MAX).is_some() {
-        out.push('…');
+    const RUN: usize = 11;
+    let mut out = String::new();
+    let (mut kept, mut run) = (0, 0);
+    for c in name.chars() {
+        let encodes = c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '-' | '_' | '=');
+        run = if encodes { run + 1 } else { 0 };
+        if run > RUN {
+            if run == RUN + 1 {
+                out.push('…');
+            }
+            continue;
+        }
+        if kept == MAX {
+            out.push('…');
+            break;
+        }
+        out.push(if c.is_control() { '?' } else { c });
+        kept += 1;
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shown;
+
+    #[test]
+    fn shown_names_are_short_and_hold_no_long_encoded_run() {
+        for name in [
+            "OPENSSH PRIVATE KEY",
+            "CERTIFICATE REQUEST",
+            "P-384",
+            "secp384r1",
+            "Ed448",
+            "2026-11",
+        ] {
+            assert_eq!(shown(name), name);
+        }
+        assert_eq!(shown("a\u{1b}[31mb"), "a?[31mb");
+        assert_eq!(
+            shown("P-256RopouRY5U0gb1g2dfA43Ry4uqDus47p3Fn9"),
+            "P-256RopouR…"
+        );
+        assert_eq!(
+            shown("PRIVATE KEY----- MIIEvQIBADANBgkqhkiG9w0BAQEF"),
+            "PRIVATE KEY----- MIIEvQIBADA…"
+        );
+        assert_eq!(
+            shown("0b4f0a3e-7d43-4a5b-9d4c-2a9c1a4e3b11"),
+            "0b4f0a3e-7d…"
+        );
+        let words = "word ".repeat(20);
+        assert_eq!(shown(&words).chars().count(), 41);
+        assert!(shown(&words).ends_with('…'));
+    }
 }
