@@ -1,7 +1,10 @@
 //! Signing keys end to end: the algorithms svc signs with, verified by
-//! tests/servers/jwt-bearer.js (node:crypto) with keys openssl made.
+//! tests/servers/jwt-bearer.js (node:crypto) with keys openssl made;
+//! `svc secret public-jwk`; and the key reader fed mutated keys.
 
 mod common;
+#[path = "common/mutate.rs"]
+mod mutate;
 
 use common::{NodeServer, Project};
 use serde_json::json;
@@ -361,5 +364,345 @@ fn a_registered_public_jwk_verifies_svc_assertions() {
             stats["last_client_assertion"]["header"]["alg"], alg,
             "{stats}"
         );
+    }
+}
+
+// ------------------------------------------------------------------ the key reader, fuzzed
+
+/// One form of a test key: the text a secret would hold, the DER inside
+/// it (for PEM forms) and its PEM label.
+struct Sample {
+    text: String,
+    der: Option<(Vec<u8>, &'static str)>,
+}
+
+/// Every form svc reads, of three fixed keys (fixtures, so a failure
+/// reproduces), and the byte strings no message may show: the keys' DER
+/// documents and, for what a successful read prints, their private parts.
+struct Corpus {
+    samples: Vec<Sample>,
+    /// Any 9 bytes of these, in any encoding, in an error is a leak.
+    any_key_bytes: aho_corasick::AhoCorasick,
+    /// Any 9 bytes of the private parts in a key's Debug or its public
+    /// JWK is a leak.
+    private_bytes: aho_corasick::AhoCorasick,
+}
+
+fn corpus() -> &'static Corpus {
+    use der::Decode as _;
+    static CORPUS: std::sync::OnceLock<Corpus> = std::sync::OnceLock::new();
+    CORPUS.get_or_init(|| {
+        let fixture = |name: &str| {
+            std::fs::read_to_string(common::root().join("tests/fixtures").join(name)).unwrap()
+        };
+        let der_of = |pem: &str| {
+            let (_, der) = pem_rfc7468::decode_vec(pem.as_bytes()).unwrap();
+            der
+        };
+        let b64 = |bytes: &[u8]| {
+            use base64::Engine as _;
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+        };
+        let pem = |label: &str, der: &[u8]| {
+            pem_rfc7468::encode_string(label, pem_rfc7468::LineEnding::LF, der).unwrap()
+        };
+
+        let rsa_pem = fixture("jwt-rsa-2048.pem");
+        let rsa_pkcs8 = der_of(&rsa_pem);
+        let rsa_pkcs1 = pkcs8::PrivateKeyInfo::from_der(&rsa_pkcs8)
+            .unwrap()
+            .private_key
+            .to_vec();
+        let rsa = pkcs1::RsaPrivateKey::from_der(&rsa_pkcs1).unwrap();
+        let rsa_private: Vec<Vec<u8>> = [
+            rsa.private_exponent,
+            rsa.prime1,
+            rsa.prime2,
+            rsa.exponent1,
+            rsa.exponent2,
+            rsa.coefficient,
+        ]
+        .iter()
+        .map(|int| int.as_bytes().to_vec())
+        .collect();
+        let rsa_jwk = json!({"kty": "RSA", "kid": "rsa-1", "alg": "PS256",
+            "n": b64(rsa.modulus.as_bytes()), "e": b64(rsa.public_exponent.as_bytes()),
+            "d": b64(&rsa_private[0]), "p": b64(&rsa_private[1]), "q": b64(&rsa_private[2]),
+            "dp": b64(&rsa_private[3]), "dq": b64(&rsa_private[4]), "qi": b64(&rsa_private[5])});
+
+        let ec_pem = fixture("jwt-p256.pem");
+        let ec_pkcs8 = der_of(&ec_pem);
+        let ec_sec1 = pkcs8::PrivateKeyInfo::from_der(&ec_pkcs8)
+            .unwrap()
+            .private_key
+            .to_vec();
+        let ec = sec1::EcPrivateKey::from_der(&ec_sec1).unwrap();
+        let ec_d = ec.private_key.to_vec();
+        let point = ec.public_key.unwrap();
+        let ec_jwk = json!({"kty": "EC", "crv": "P-256", "kid": "ec-1",
+            "x": b64(&point[1..33]), "y": b64(&point[33..]), "d": b64(&ec_d)});
+
+        let ed_pem = fixture("jwt-ed25519.pem");
+        let ed_pkcs8 = der_of(&ed_pem);
+        let seed = der::asn1::OctetStringRef::from_der(
+            pkcs8::PrivateKeyInfo::from_der(&ed_pkcs8)
+                .unwrap()
+                .private_key,
+        )
+        .unwrap()
+        .as_bytes()
+        .to_vec();
+        let spki = std::process::Command::new("openssl")
+            .args(["pkey", "-pubout", "-outform", "DER", "-in"])
+            .arg(common::root().join("tests/fixtures/jwt-ed25519.pem"))
+            .output()
+            .unwrap()
+            .stdout;
+        let ed_jwk = json!({"kty": "OKP", "crv": "Ed25519", "alg": "EdDSA",
+            "x": b64(&spki[spki.len() - 32..]), "d": b64(&seed)});
+        let mut ec_public = ec_jwk.clone();
+        ec_public.as_object_mut().unwrap().remove("d");
+
+        let sec1_pem = pem("EC PRIVATE KEY", &ec_sec1);
+        let pkcs1_pem = pem("RSA PRIVATE KEY", &rsa_pkcs1);
+        let samples = vec![
+            Sample {
+                text: rsa_pem.clone(),
+                der: Some((rsa_pkcs8.clone(), "PRIVATE KEY")),
+            },
+            Sample {
+                text: pkcs1_pem,
+                der: Some((rsa_pkcs1.clone(), "RSA PRIVATE KEY")),
+            },
+            Sample {
+                text: ec_pem,
+                der: Some((ec_pkcs8.clone(), "PRIVATE KEY")),
+            },
+            Sample {
+                text: sec1_pem,
+                der: Some((ec_sec1.clone(), "EC PRIVATE KEY")),
+            },
+            Sample {
+                text: ed_pem,
+                der: Some((ed_pkcs8.clone(), "PRIVATE KEY")),
+            },
+            Sample {
+                text: rsa_jwk.to_string(),
+                der: None,
+            },
+            Sample {
+                text: ec_jwk.to_string(),
+                der: None,
+            },
+            Sample {
+                text: ed_jwk.to_string(),
+                der: None,
+            },
+            Sample {
+                text: json!({"keys": [ec_public, ed_jwk]}).to_string(),
+                der: None,
+            },
+            Sample {
+                text: json!({"type": "service_account", "private_key_id": "sa-1",
+                    "private_key": rsa_pem, "client_email": "robot@svc-tests.example"})
+                .to_string(),
+                der: Some((rsa_pkcs8.clone(), "PRIVATE KEY")),
+            },
+        ];
+        // The sample keys must read as they are.
+        for sample in &samples {
+            svc::oauth::keys::KeyMaterial::parse(&sample.text)
+                .unwrap_or_else(|e| panic!("{e}: {}", sample.text));
+        }
+
+        let mut private = rsa_private;
+        private.push(ec_d);
+        private.push(seed);
+        let mut all = private.clone();
+        all.extend([rsa_pkcs8, rsa_pkcs1, ec_pkcs8, ec_sec1, ed_pkcs8]);
+        Corpus {
+            samples,
+            any_key_bytes: needles(&all),
+            private_bytes: needles(&private),
+        }
+    })
+}
+
+/// Every 9-byte window of `secrets`, as hex (both cases), base64 (both
+/// alphabets) and the decimal list a `Debug` of bytes prints: a message
+/// holding any of them shows more than 8 bytes of a key.
+fn needles(secrets: &[Vec<u8>]) -> aho_corasick::AhoCorasick {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+    let mut needles = std::collections::BTreeSet::new();
+    for secret in secrets {
+        for window in secret.windows(9) {
+            // A run of one byte (DER padding, a zero run) is no one's key.
+            if window.iter().all(|&byte| byte == window[0]) {
+                continue;
+            }
+            let hex: String = window.iter().map(|byte| format!("{byte:02x}")).collect();
+            needles.insert(hex.to_uppercase());
+            needles.insert(hex);
+            needles.insert(STANDARD_NO_PAD.encode(window));
+            needles.insert(URL_SAFE_NO_PAD.encode(window));
+            let decimal: Vec<String> = window.iter().map(u8::to_string).collect();
+            needles.insert(decimal.join(", "));
+        }
+    }
+    aho_corasick::AhoCorasick::new(needles).unwrap()
+}
+
+/// A mutant of a sample, one of five ways: its text; its DER, under its
+/// own PEM label or another; one JWK member's bytes; or two samples run
+/// together.
+fn mutant(corpus: &Corpus, index: usize, how: u8, seed: u64) -> String {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let sample = &corpus.samples[index];
+    let pem = |label: &str, der: &[u8]| {
+        pem_rfc7468::encode_string(label, pem_rfc7468::LineEnding::LF, der).unwrap()
+    };
+    let lossy = |bytes: Vec<u8>| String::from_utf8_lossy(&bytes).into_owned();
+    match (how, &sample.der) {
+        (1, Some((der, label))) => {
+            let der = mutate::mutate(&mut rng, der);
+            let text = pem(label, &der);
+            if sample.text.starts_with('{') {
+                json!({"type": "service_account", "private_key": text}).to_string()
+            } else {
+                text
+            }
+        }
+        (2, Some((der, _))) => {
+            let labels = [
+                "PRIVATE KEY",
+                "RSA PRIVATE KEY",
+                "EC PRIVATE KEY",
+                "PUBLIC KEY",
+            ];
+            let der = if rng.bool() {
+                mutate::mutate(&mut rng, der)
+            } else {
+                der.clone()
+            };
+            pem(labels[rng.usize(..labels.len())], &der)
+        }
+        (3, None) => {
+            let mut json: serde_json::Value = serde_json::from_str(&sample.text).unwrap();
+            let jwk = match json.get_mut("keys") {
+                Some(keys) => &mut keys[1],
+                None => &mut json,
+            };
+            let object = jwk.as_object_mut().unwrap();
+            let members: Vec<String> = object
+                .iter()
+                .filter(|(_, value)| value.as_str().is_some_and(|text| text.len() > 8))
+                .map(|(member, _)| member.clone())
+                .collect();
+            let member = &members[rng.usize(..members.len())];
+            let bytes = URL_SAFE_NO_PAD
+                .decode(object[member].as_str().unwrap())
+                .unwrap();
+            let bytes = mutate::mutate(&mut rng, &bytes);
+            object.insert(member.clone(), URL_SAFE_NO_PAD.encode(bytes).into());
+            json.to_string()
+        }
+        (4, _) => {
+            let other = &corpus.samples[rng.usize(..corpus.samples.len())].text;
+            let (a, b) = (sample.text.as_bytes(), other.as_bytes());
+            let (cut_a, cut_b) = (rng.usize(..=a.len()), rng.usize(..=b.len()));
+            lossy([&a[..cut_a], &b[cut_b..]].concat())
+        }
+        _ => lossy(mutate::mutate(&mut rng, sample.text.as_bytes())),
+    }
+}
+
+/// What reading a mutant says: an error (its message, `Debug`, help and
+/// code), or a key (its `Debug` and public JWK), or why a key that reads
+/// is of no use.
+enum Said {
+    Error(String),
+    Key(String),
+    Useless(String),
+}
+
+fn read(text: &str) -> Said {
+    use svc::oauth::jwk::PublicJwk;
+    use svc::oauth::jwt::{client_assertion_claims, sign};
+    let material = match svc::oauth::keys::KeyMaterial::parse(text) {
+        Err(error) => {
+            return Said::Error(format!(
+                "{error}\n{error:?}\n{}\n{}",
+                error.help(),
+                error.code()
+            ));
+        }
+        Ok(material) => material,
+    };
+    // A key that reads signs with each of its algorithms, and has a public JWK.
+    let claims = client_assertion_claims("c", "https://as.example/token", 1_750_000_000);
+    for &alg in material.key.algorithms() {
+        if let Err(error) = sign(&material.key, alg, material.kid.as_deref(), &claims) {
+            return Said::Useless(format!("{material:?} cannot sign {alg}: {error}"));
+        }
+    }
+    match PublicJwk::of(&material.key, material.alg, material.kid.as_deref()) {
+        Ok(jwk) => {
+            let mut shown = format!("{material:?}\n{}", serde_json::to_string(&jwk).unwrap());
+            // The input's own public labels are echoed as they are (a `kid`
+            // goes to the server in every header), whatever a mutation
+            // put in them.
+            for label in [&material.kid, &material.client_email, &material.token_uri]
+                .into_iter()
+                .flatten()
+                .filter(|label| !label.is_empty())
+            {
+                shown = shown.replace(label.as_str(), "<label>");
+            }
+            Said::Key(shown)
+        }
+        Err(error) => Said::Useless(format!("{material:?} has no public JWK: {error}")),
+    }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig {
+        cases: 2048,
+        ..proptest::prelude::ProptestConfig::default()
+    })]
+
+    /// Mutated PEM, DER, JWK and service-account keys: the reader never
+    /// panics, and nothing it says (an error's message, `Debug` and help;
+    /// a key's `Debug` and public JWK) holds 9 bytes of a key's DER or
+    /// private parts, in hex, base64 or as a list of numbers.
+    #[test]
+    fn the_key_reader_never_panics_or_shows_key_bytes(
+        index in 0..10usize,
+        how in 0..5u8,
+        seed in proptest::prelude::any::<u64>(),
+    ) {
+        let corpus = corpus();
+        let text = mutant(corpus, index, how, seed);
+        let said = std::panic::catch_unwind(|| read(&text));
+        proptest::prop_assert!(said.is_ok(), "the reader panicked on:\n{}", text);
+        let (shown, needles) = match said.unwrap() {
+            Said::Error(error) => (error, &corpus.any_key_bytes),
+            Said::Key(key) => (key, &corpus.private_bytes),
+            Said::Useless(why) => {
+                proptest::prop_assert!(false, "{}; read from:\n{}", why, text);
+                unreachable!()
+            }
+        };
+        if let Some(found) = needles.find(&shown) {
+            proptest::prop_assert!(
+                false,
+                "{:?} of a key shows in:\n{}\nread from:\n{}",
+                &shown[found.range()],
+                shown,
+                text
+            );
+        }
     }
 }
