@@ -219,30 +219,41 @@ pub(super) fn or_list(items: &[String]) -> String {
 
 /// A name from the input (a PEM label, a `kty`, a curve, a `kid`), made
 /// safe to show: at most 40 characters, control characters replaced, and
-/// no run of more than 11 characters base64 or hex is made of. That is
-/// enough for any name, and too short for 9 bytes of a key that landed in
-/// the wrong place (a PEM whose body ran into its `BEGIN` line, a JWK
-/// member pasted over another).
+/// no run of more than 11 of the characters base64 and hex are made of
+/// that looks encoded (it has a digit, or both cases). That is enough for
+/// any name (`authorized_user`, `OPENSSH PRIVATE KEY`, a `kid` prefix), and
+/// too short for 9 bytes of a key that landed in the wrong place (a PEM
+/// body run into its `BEGIN` line, a JWK member pasted over another).
 pub(super) fn shown(name: &str) -> String {
     const MAX: usize = 40;
     const RUN: usize = 11;
-    let mut out = String::new();
-    let (mut kept, mut run) = (0, 0);
-    for c in name.chars() {
-        let encodes = c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '-' | '_' | '=');
-        run = if encodes { run + 1 } else { 0 };
-        if run > RUN {
-            if run == RUN + 1 {
-                out.push('…');
-            }
-            continue;
+    let encodes = |c: char| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '-' | '_' | '=');
+    let looks_encoded = |run: &str| {
+        run.chars().any(|c| c.is_ascii_digit())
+            || (run.chars().any(|c| c.is_ascii_uppercase())
+                && run.chars().any(|c| c.is_ascii_lowercase()))
+    };
+    let mut kept = String::new();
+    let mut rest = name;
+    while let Some(first) = rest.chars().next() {
+        let same = |c: char| encodes(c) == encodes(first);
+        let end = rest.find(|c: char| !same(c)).unwrap_or(rest.len());
+        let (part, after) = rest.split_at(end);
+        if encodes(first) && part.len() > RUN && looks_encoded(part) {
+            kept.push_str(&part[..RUN]);
+            kept.push('…');
+        } else {
+            kept.push_str(part);
         }
-        if kept == MAX {
-            out.push('…');
-            break;
-        }
-        out.push(if c.is_control() { '?' } else { c });
-        kept += 1;
+        rest = after;
+    }
+    let mut out: String = kept
+        .chars()
+        .take(MAX)
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect();
+    if kept.chars().nth(MAX).is_some() {
+        out.push('…');
     }
     out
 }
@@ -260,6 +271,8 @@ mod tests {
             "secp384r1",
             "Ed448",
             "2026-11",
+            "authorized_user",
+            "service_account_key_file",
         ] {
             assert_eq!(shown(name), name);
         }
