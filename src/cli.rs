@@ -266,6 +266,32 @@ pub enum SecretCommand {
         #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "60s", requires = "fresh")]
         lock_timeout: std::time::Duration,
     },
+    /// Print the public JWK of the private key a secret holds, to register it with a provider
+    #[command(
+        long_about = "Reads the private key held in secret NAME as `private_key_jwt` and `jwt_bearer` \
+                      read it (a PEM, a JWK or a service-account JSON key) and prints its public JWK: \
+                      `kty`, `use: \"sig\"`, `alg` and `kid` when known, and the public members (`n` \
+                      and `e` for RSA, `crv`, `x` and `y` for P-256, `crv` and `x` for Ed25519), never \
+                      a private one. An EC or Ed25519 key has its one `alg`; an RSA key signs RS256, \
+                      RS384 and PS256, so it has the JWK's `alg` or --alg. The read is recorded in the \
+                      audit log, as `svc secret get`'s is.",
+        after_help = "Examples:\n  svc secret public-jwk WORKFORCE_KEY --env prod --kid 2026-11\n  svc secret public-jwk SIGNING_KEY --env prod --alg PS256 --jwks > jwks.json"
+    )]
+    PublicJwk {
+        /// The secret that holds the private key
+        name: String,
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The key id, `kid` [default: the JWK's `kid`, or the service account's `private_key_id`]
+        #[arg(long, value_name = "KID")]
+        kid: Option<String>,
+        /// The algorithm, `alg`; it must be one the key signs with [default: the JWK's `alg`, or the one an EC or Ed25519 key has]
+        #[arg(long, value_name = "ALG", value_parser = clap::builder::PossibleValuesParser::new(crate::oauth::jwt::Algorithm::NAMES))]
+        alg: Option<String>,
+        /// Print a JWK set, `{"keys": [JWK]}`, as a `jwks_uri` serves one
+        #[arg(long)]
+        jwks: bool,
+    },
     /// List the secrets of an environment: versions, dates, expiry; never values
     List {
         #[command(flatten)]

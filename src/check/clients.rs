@@ -11,7 +11,7 @@ use crate::diagnostic::{Code, Diagnostic};
 use crate::syntax::ast::*;
 
 /// The JOSE algorithms svc signs with.
-pub const ALGORITHMS: [&str; 3] = ["RS256", "ES256", "EdDSA"];
+pub const ALGORITHMS: [&str; 5] = ["RS256", "RS384", "PS256", "ES256", "EdDSA"];
 
 impl<'a, 'p> Checker<'a, 'p> {
     pub(super) fn check_client(&mut self, client: &'p OAuthClientDecl) {
@@ -213,7 +213,7 @@ impl<'a, 'p> Checker<'a, 'p> {
                 &alg.value,
                 alg.value_span(),
                 ALGORITHMS,
-                "svc signs with `RS256`, `ES256` (P-256) or `EdDSA` (Ed25519)",
+                "svc signs with `RS256`, `RS384`, `PS256` (RSA), `ES256` (P-256) or `EdDSA` (Ed25519)",
             ),
         );
     }

@@ -26,6 +26,7 @@ pub fn run(command: SecretCommand) -> ExitCode {
         SecretCommand::Init { store, .. }
         | SecretCommand::Set { store, .. }
         | SecretCommand::Get { store, .. }
+        | SecretCommand::PublicJwk { store, .. }
         | SecretCommand::List { store, .. }
         | SecretCommand::Rm { store, .. }
         | SecretCommand::History { store, .. }
@@ -74,6 +75,13 @@ pub fn run(command: SecretCommand) -> ExitCode {
             ..
         } => return get_fresh(&name, &place, &context, &program, lock_timeout),
         SecretCommand::Get { name, .. } => get(&name, &place),
+        SecretCommand::PublicJwk {
+            name,
+            kid,
+            alg,
+            jwks,
+            ..
+        } => return public_jwk(&name, &place, kid, alg.as_deref(), jwks),
         SecretCommand::List { json, .. } => list(&place, json),
         SecretCommand::Rm { name, .. } => remove(&name, &place),
         SecretCommand::History { name, json, .. } => history(&name, &place, json),
@@ -274,6 +282,73 @@ fn get(name: &str, place: &Place) -> Result<(), Error> {
     let mut stdout = crate::output::writer();
     writeln!(stdout, "{}", entry.value.expose())
         .map_err(|e| Error::io("write", Path::new("standard output"), e))
+}
+
+/// `svc secret public-jwk NAME`: the public JWK of the private key the
+/// secret holds. The read is audited as `get`'s is, before the key is
+/// read; a secret that holds no usable key prints the key error (exit 2).
+fn public_jwk(
+    name: &str,
+    place: &Place,
+    kid: Option<String>,
+    alg: Option<&str>,
+    jwks: bool,
+) -> ExitCode {
+    use crate::oauth::jwk::PublicJwk;
+    use crate::oauth::jwt::{Algorithm, KeyError, KeyMaterial};
+
+    let read = || -> Result<Result<KeyMaterial, KeyError>, Error> {
+        let identities = open(place)?;
+        let document = document(place, &identities)?;
+        let entry = document.get(name).ok_or_else(|| Error::SecretMissing {
+            name: name.to_string(),
+            env: place.env.clone(),
+        })?;
+        audit_cli_reads(place, &identities, &[name], "public_jwk")?;
+        Ok(KeyMaterial::parse(entry.value.expose()))
+    };
+    let key_error = |error: KeyError| {
+        super::usage_error(
+            error.code(),
+            &format!("secret `{name}` does not hold a signing key svc can use: {error}"),
+            Some(&error.help()),
+        )
+    };
+    let material = match read() {
+        Ok(Ok(material)) => material,
+        Ok(Err(error)) => return key_error(error),
+        Err(error) => return store_error(&error),
+    };
+    let asked = alg.and_then(Algorithm::from_name);
+    if let Some(alg) = asked
+        && let Err(error) = material.key.check_algorithm(alg)
+    {
+        let can: Vec<String> = material
+            .key
+            .algorithms()
+            .iter()
+            .map(|alg| format!("`--alg {alg}`"))
+            .collect();
+        return super::usage_error(
+            error.code(),
+            &format!("`--alg {alg}` does not fit the key in secret `{name}`: {error}"),
+            Some(&format!("leave `--alg` out, or give {}", can.join(" or "))),
+        );
+    }
+    let alg = asked
+        .or(material.alg)
+        .or_else(|| PublicJwk::implied_algorithm(&material.key));
+    let kid = kid.or(material.kid);
+    let jwk = match PublicJwk::of(&material.key, alg, kid.as_deref()) {
+        Ok(jwk) => jwk,
+        Err(error) => return key_error(error),
+    };
+    let printed = if jwks {
+        print_json(&serde_json::json!({ "keys": [jwk] }))
+    } else {
+        print_json(&jwk)
+    };
+    finish(printed)
 }
 
 /// Records a read of secrets from the command line in the environment's

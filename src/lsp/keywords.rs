@@ -433,7 +433,7 @@ pub const KEYWORDS: &[Keyword] = &[
     },
     Keyword {
         word: "private_key_jwt",
-        doc: "A client assertion signed with a private key (RFC 7523 §2.2): `private_key_jwt(secret.KEY, alg = \"RS256\", kid = \"...\")`.",
+        doc: "A client assertion signed with a private key (RFC 7523 §2.2): `private_key_jwt(secret.KEY, alg = \"PS256\", kid = \"...\")`.",
         context: Context::OAuthClient,
     },
     Keyword {

@@ -49,7 +49,7 @@ impl Signer {
         let alg = match alg {
             Some(name) => Algorithm::from_name(name).ok_or_else(|| {
                 Error::new(Code::BadKey, format!("unknown signing algorithm `{name}`"))
-                    .help("use `RS256`, `ES256` or `EdDSA`")
+                    .help(format!("use {}", Algorithm::listed()))
             })?,
             None => material
                 .alg

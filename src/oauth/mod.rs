@@ -11,9 +11,15 @@ pub mod code_flow;
 pub mod device_flow;
 pub mod discovery;
 pub mod error;
+pub mod jwk;
 pub mod jwt;
+pub mod key_error;
+pub mod keys;
 pub mod seconds;
 pub mod tokens;
+
+#[cfg(test)]
+mod test_keys;
 
 use base64::Engine as _;
 

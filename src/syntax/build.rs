@@ -846,7 +846,7 @@ impl Builder {
                 self.diagnostics.push(
                     Diagnostic::new(Code::InvalidAlgorithm, "`alg` is a string as written")
                         .label(value.span, "not a plain string")
-                        .help("write the algorithm: `alg = \"RS256\"`, `\"ES256\"` or `\"EdDSA\"`"),
+                        .help("write the algorithm: `alg = \"RS256\"`, `\"RS384\"`, `\"PS256\"`, `\"ES256\"` or `\"EdDSA\"`"),
                 );
                 None
             }
