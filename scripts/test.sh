@@ -21,6 +21,7 @@ packages=(
   node=nodejs                    # the authorization servers of the tests
   npm=npm
   chromium=chromium              # the API explorer and OAuth consent pages, in a headless browser
+  nvim=neovim                    # Debian 12's Neovim 0.7.2 runs the documented LSP setup and the tree-sitter parser
   dot=graphviz                   # svc compile --emit dot is drawn by Graphviz
   cc=gcc                         # mimalloc's C sources, and the linker rustc calls
   /usr/share/fonts/truetype/dejavu=fonts-dejavu-core  # text in the explorer's screenshot
@@ -42,6 +43,17 @@ for dir in tests/servers tests/browser editors/test; do
     npm ci --prefix "$dir" --no-audit --no-fund --loglevel=error
   fi
 done
+
+# The tree-sitter CLI, built from crates.io, for the tests of the tree-sitter
+# grammar (tests/tree_sitter.rs). The version generated the committed parser;
+# a cold build takes about ten minutes of CPU (6 minutes on two free cores),
+# once; later runs find it installed.
+tree_sitter_cli=0.27.1
+export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
+if [ "$(tree-sitter --version 2>/dev/null)" != "tree-sitter $tree_sitter_cli" ]; then
+  step "cargo install tree-sitter-cli --version $tree_sitter_cli --locked"
+  cargo install tree-sitter-cli --version "$tree_sitter_cli" --locked --force
+fi
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

@@ -2132,3 +2132,157 @@ service api {
     );
     s.lsp.shutdown();
 }
+
+/// A service whose action is processed by an endpoint with parameters,
+/// beside an endpoint whose parameters the action never sees.
+const VALUES: &str = r#"secret TOKEN { environment_specific }
+secret OTHER { environment_specific }
+
+service api {
+  var token: string
+  var expires: number
+
+  action refresh_token {
+    web_request {
+      method POST
+      url "https://127.0.0.1:9/oauth/token"
+      form { grant_type = "client_credentials" client_secret = secret.OTHER }
+      headers { "X-Audience" = param.audience }
+      result_mapping { token = $.access_token }
+    }
+    update service_variables { expires = 3600 }
+    if has_value(token) {
+      update_secret TOKEN { value = token }
+    }
+  }
+
+  action other {
+    log "expires in ${expires}"
+  }
+
+  endpoint refresh {
+    methods POST
+    process refresh_token
+    params { audience: string? }
+  }
+
+  endpoint elsewhere {
+    methods POST
+    process other
+    params { unrelated: string? }
+  }
+}
+"#;
+
+/// Where a value goes, completion offers what a value may be: the
+/// service's variables, the parameters of the endpoint that processes the
+/// action, every function of the checker's table, and `secret.NAME`; not
+/// the keywords `description` and `as` that it offered before. One case per
+/// place: a form field, a header, `update service_variables` and the
+/// `value` of `update_secret NAME { ... }`, each with the value erased as
+/// the user is about to type it (the file does not parse then).
+#[test]
+fn completion_where_a_value_goes_offers_names_functions_and_secrets() {
+    let mut s = Session::new(
+        &[("roles.svc", ROLES_GRANTED), ("api.svc", VALUES)],
+        &["api.svc"],
+    );
+    s.assert_clean(&[]);
+    let cases = [
+        (
+            "form",
+            "grant_type = \"client_credentials\"",
+            "\"client_credentials\"",
+        ),
+        (
+            "headers",
+            "\"X-Audience\" = param.audience",
+            "param.audience",
+        ),
+        ("update service_variables", "expires = 3600", "3600"),
+        ("update_secret", "{ value = token }", "token"),
+    ];
+    let mut functions: Vec<&str> = svc::check::functions::Function::names().collect();
+    functions.sort();
+    assert!(functions.contains(&"has_value"), "{functions:?}");
+    for (place, context, value) in cases {
+        let erased = find(VALUES, context, value);
+        let text = format!("{}{}", &VALUES[..erased.start], &VALUES[erased.end..]);
+        s.set("api.svc", &text);
+        let at = position(&text, erased.start, true);
+        let answer = s.at("textDocument/completion", "api.svc", at);
+        let items = answer.as_array().expect("a list of completion items");
+        let labels: BTreeSet<&str> = items.iter().filter_map(|i| i["label"].as_str()).collect();
+        let kind = |label: &str| {
+            items
+                .iter()
+                .find(|i| i["label"] == label)
+                .and_then(|i| i["kind"].as_u64())
+        };
+        for wanted in [
+            "token",
+            "expires",
+            "param.audience",
+            "param.",
+            "secret.",
+            "secret.TOKEN",
+            "secret.OTHER",
+        ] {
+            assert!(
+                labels.contains(wanted),
+                "{place}: no `{wanted}` in {labels:?}"
+            );
+        }
+        for function in &functions {
+            assert!(
+                labels.contains(function),
+                "{place}: no `{function}()` in {labels:?}"
+            );
+            assert_eq!(
+                kind(function),
+                Some(3),
+                "{place}: `{function}` is a function"
+            );
+        }
+        assert_eq!(kind("token"), Some(6), "{place}: `token` is a variable");
+        for unwanted in ["description", "as", "param.unrelated", "update_secret"] {
+            assert!(
+                !labels.contains(unwanted),
+                "{place}: `{unwanted}` offered in {labels:?}"
+            );
+        }
+    }
+    // After `=` in a result mapping a JSONPath goes, not a value; in an
+    // OAuth client's `stores` a secret's name.
+    let text = VALUES.replace("token = $.access_token", "token = ");
+    s.set("api.svc", &text);
+    let at = position(
+        &text,
+        text.find("token = ").unwrap() + "token = ".len(),
+        true,
+    );
+    let answer = s.at("textDocument/completion", "api.svc", at);
+    let labels: Vec<&str> = answer
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i["label"].as_str())
+        .collect();
+    assert!(!labels.contains(&"secret.TOKEN"), "{labels:?}");
+    let client = "oauth_client idp {\n  token_url \"https://127.0.0.1:9/token\"\n  client_id \"svc\"\n  stores { refresh_token = ";
+    let text = format!("{VALUES}\n{client}");
+    s.set("api.svc", &text);
+    let answer = s.at(
+        "textDocument/completion",
+        "api.svc",
+        position(&text, text.len(), true),
+    );
+    let labels: BTreeSet<&str> = answer
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i["label"].as_str())
+        .collect();
+    assert_eq!(labels, BTreeSet::from(["TOKEN", "OTHER"]));
+    s.lsp.shutdown();
+}

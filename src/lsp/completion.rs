@@ -9,7 +9,7 @@ use super::navigate::is_name_char;
 use super::workspace::View;
 use super::{Context, Refusal};
 use crate::check::functions::Function;
-use crate::syntax::ast::{IdentityKind, Program};
+use crate::syntax::ast::{EndpointDecl, IdentityKind, Program};
 
 pub fn complete(
     context: &mut Context,
@@ -38,13 +38,17 @@ fn items(view: View, before: &str) -> Vec<CompletionItem> {
     let words: Vec<&str> = lead.split_whitespace().collect();
     let last = words.last().copied().unwrap_or("");
     let blocks = enclosing(before);
-    let service = blocks.iter().rev().find_map(|b| b.service.clone());
+    let service = blocks
+        .iter()
+        .rev()
+        .find(|b| b.place == Where::Service)
+        .and_then(|b| b.name.clone());
 
     if lead.ends_with("secret.") {
         return secrets(program);
     }
     if lead.ends_with("param.") {
-        return params(program, service.as_deref());
+        return params(program, &blocks);
     }
     if lead.ends_with("client(") {
         return named(
@@ -91,8 +95,17 @@ fn items(view: View, before: &str) -> Vec<CompletionItem> {
         }
         _ => {}
     }
+    if value_wanted(lead) {
+        match blocks.last().map(|b| b.keyword.as_str()) {
+            // `stores { FIELD = SECRET }` names a secret; a mapping's
+            // source is a JSONPath, `header`, `status` or `body`.
+            Some("stores") => return secrets(program),
+            Some("result_mapping") => {}
+            _ => return values(program, &blocks, service.as_deref()),
+        }
+    }
 
-    // At the start of a line or after `=`: keywords, names and snippets.
+    // At the start of a line: keywords, names and snippets.
     let place = innermost(&blocks);
     // Words that continue a statement are offered where they continue
     // one: `else` and `catch` after a block's `}`, the others never first.
@@ -121,44 +134,9 @@ fn items(view: View, before: &str) -> Vec<CompletionItem> {
         || lead.trim_end().ends_with('(')
         || !words.is_empty());
     if matches!(place, Where::Statement | Where::WebRequest) || in_expression {
-        if let Some(service) = &service {
-            let vars = program
-                .services
-                .iter()
-                .filter(|s| s.name.text == *service)
-                .flat_map(|s| &s.vars);
-            for var in vars {
-                out.push(CompletionItem {
-                    label: var.name.text.clone(),
-                    kind: Some(CompletionItemKind::VARIABLE),
-                    detail: Some(format!("var {}: {}", var.name.text, var.type_name.text)),
-                    ..Default::default()
-                });
-            }
-        }
-        for function in Function::ALL {
-            out.push(CompletionItem {
-                label: function.name().to_string(),
-                kind: Some(CompletionItemKind::FUNCTION),
-                detail: Some(function.signature()),
-                documentation: Some(Documentation::String(function.summary().to_string())),
-                insert_text: Some(format!("{}($1)", function.name())),
-                insert_text_format: Some(InsertTextFormat::SNIPPET),
-                ..Default::default()
-            });
-        }
-        for word in ["secret", "param"] {
-            out.push(CompletionItem {
-                label: format!("{word}."),
-                kind: Some(CompletionItemKind::MODULE),
-                command: Some(Command::new(
-                    "suggest".to_string(),
-                    "editor.action.triggerSuggest".to_string(),
-                    None,
-                )),
-                ..Default::default()
-            });
-        }
+        out.extend(variables(program, service.as_deref()));
+        out.extend(functions());
+        out.extend(prefixes());
     }
     out.extend(snippets(place));
     out
@@ -215,21 +193,122 @@ fn secrets(program: &Program) -> Vec<CompletionItem> {
         .collect()
 }
 
-fn params(program: &Program, service: Option<&str>) -> Vec<CompletionItem> {
-    let endpoints = program
+/// Whether the text before the cursor's word leaves a value to write:
+/// after `=` (an assignment, a field, a comparison), an opening
+/// parenthesis, an interpolation's `${`, `&&`, `||` or `+`, or a comma
+/// between parentheses.
+fn value_wanted(lead: &str) -> bool {
+    let lead = lead.trim_end();
+    let open = lead.matches('(').count() > lead.matches(')').count();
+    ["=", "(", "${", "&&", "||", "+"]
+        .iter()
+        .any(|end| lead.ends_with(end))
+        || (open && lead.ends_with(','))
+}
+
+/// Everything that may be written where a value goes: the service's
+/// variables, `param.NAME` for the parameters known there, the functions,
+/// and `secret.NAME` for every secret, with the bare `secret.` and
+/// `param.` to type on from.
+fn values(program: &Program, blocks: &[Open], service: Option<&str>) -> Vec<CompletionItem> {
+    let mut out = variables(program, service);
+    out.extend(params(program, blocks).into_iter().map(|mut item| {
+        item.label = format!("param.{}", item.label);
+        item
+    }));
+    out.extend(functions());
+    out.extend(prefixes());
+    out.extend(secrets(program).into_iter().map(|mut item| {
+        item.label = format!("secret.{}", item.label);
+        item
+    }));
+    out
+}
+
+/// The variables of the service the cursor is in.
+fn variables(program: &Program, service: Option<&str>) -> Vec<CompletionItem> {
+    program
         .services
         .iter()
         .filter(|s| Some(s.name.text.as_str()) == service)
-        .flat_map(|s| &s.endpoints);
-    let mut out = Vec::new();
-    for endpoint in endpoints {
-        for param in endpoint.params.iter().flatten() {
-            if out
+        .flat_map(|s| &s.vars)
+        .map(|var| CompletionItem {
+            label: var.name.text.clone(),
+            kind: Some(CompletionItemKind::VARIABLE),
+            detail: Some(format!("var {}: {}", var.name.text, var.type_name.text)),
+            ..Default::default()
+        })
+        .collect()
+}
+
+/// Every function of the language, from the table the checker uses.
+fn functions() -> impl Iterator<Item = CompletionItem> {
+    Function::ALL.iter().map(|function| CompletionItem {
+        label: function.name().to_string(),
+        kind: Some(CompletionItemKind::FUNCTION),
+        detail: Some(function.signature()),
+        documentation: Some(Documentation::String(function.summary().to_string())),
+        insert_text: Some(format!("{}($1)", function.name())),
+        insert_text_format: Some(InsertTextFormat::SNIPPET),
+        ..Default::default()
+    })
+}
+
+/// `secret.` and `param.`, which ask the editor for the names after them.
+fn prefixes() -> impl Iterator<Item = CompletionItem> {
+    ["secret", "param"].into_iter().map(|word| CompletionItem {
+        label: format!("{word}."),
+        kind: Some(CompletionItemKind::MODULE),
+        command: Some(Command::new(
+            "suggest".to_string(),
+            "editor.action.triggerSuggest".to_string(),
+            None,
+        )),
+        ..Default::default()
+    })
+}
+
+/// The declared parameters that `param.NAME` may name at the cursor: in
+/// an endpoint (its hooks, its response), that endpoint's; in an action,
+/// those of the endpoints that process it; elsewhere in a service, those
+/// of all its endpoints; in a schedule, those of the endpoint it runs.
+fn params(program: &Program, blocks: &[Open]) -> Vec<CompletionItem> {
+    let open = |place: Where| blocks.iter().rev().find(|b| b.place == place);
+    let name = |place: Where| open(place).and_then(|b| b.name.as_deref());
+    let service =
+        name(Where::Service).and_then(|name| program.services.iter().find(|s| s.name.text == name));
+    let action = blocks
+        .iter()
+        .rev()
+        .find(|b| b.keyword == "action")
+        .and_then(|b| b.name.as_deref());
+    let endpoints: Vec<&EndpointDecl> = match (service, name(Where::Endpoint), action) {
+        (Some(service), Some(endpoint), _) => service
+            .endpoints
+            .iter()
+            .filter(|e| e.name.text == endpoint)
+            .collect(),
+        (Some(service), None, Some(action)) => service.endpoints_processing(action).collect(),
+        (Some(service), None, None) => service.endpoints.iter().collect(),
+        (None, ..) => {
+            let schedule = name(Where::Schedule)
+                .and_then(|name| program.schedules.iter().find(|s| s.name.text == name));
+            let target = schedule.and_then(|s| s.endpoint.as_ref());
+            program
+                .services
                 .iter()
-                .any(|i: &CompletionItem| i.label == param.name.text)
-            {
-                continue;
-            }
+                .filter(|s| target.is_some_and(|t| t.service.text == s.name.text))
+                .flat_map(|s| &s.endpoints)
+                .filter(|e| target.is_some_and(|t| t.endpoint.text == e.name.text))
+                .collect()
+        }
+    };
+    let declared = endpoints
+        .into_iter()
+        .flat_map(|e| e.params.iter().flatten());
+    let mut out: Vec<CompletionItem> = Vec::new();
+    for param in declared {
+        if out.iter().all(|item| item.label != param.name.text) {
             out.push(CompletionItem {
                 label: param.name.text.clone(),
                 kind: Some(CompletionItemKind::TYPE_PARAMETER),
@@ -308,12 +387,14 @@ fn snippets(place: Where) -> Vec<CompletionItem> {
     }
 }
 
-/// A block the cursor is in: the keyword that opened it, and the service
-/// it belongs to.
+/// A block the cursor is in: where it is, the first word of its header
+/// (`service`, `form`, `update`) and, for a declaration or an action, the
+/// name that follows that word.
 #[derive(Clone, Debug)]
 struct Open {
     place: Where,
-    service: Option<String>,
+    keyword: String,
+    name: Option<String>,
 }
 
 fn innermost(blocks: &[Open]) -> Where {
@@ -363,10 +444,14 @@ fn enclosing(text: &str) -> Vec<Open> {
                     | "on_failure" | "on_recovery" => Where::Statement,
                     _ => Where::Other,
                 };
-                let service = (first == "service")
-                    .then(|| words.next().map(str::to_string))
-                    .flatten();
-                stack.push(Open { place, service });
+                let named = matches!(place, Where::Service | Where::Endpoint | Where::Schedule)
+                    || first == "action";
+                let name = named.then(|| words.next().map(str::to_string)).flatten();
+                stack.push(Open {
+                    place,
+                    keyword: first.to_string(),
+                    name,
+                });
                 header_start = i + 1;
             }
             b'}' => {
@@ -394,7 +479,8 @@ mod tests {
             places,
             vec![Where::Service, Where::Statement, Where::WebRequest]
         );
-        assert_eq!(blocks[0].service.as_deref(), Some("api"));
+        assert_eq!(blocks[0].name.as_deref(), Some("api"));
+        assert_eq!(blocks[1].name.as_deref(), Some("a"));
         assert!(enclosing("secret A { locked }\n").is_empty());
         // `} else {` opens a block of statements.
         let blocks = enclosing("service s {\n action a {\n  if x {\n  } else {\n");
