@@ -30,7 +30,8 @@ pub enum Command {
     /// Check .svc files: syntax, names, types, permissions and secret rules
     #[command(
         long_about = "Parses and checks .svc files without running anything. A directory loads every \
-                      .svc file below it as one program. With no path, the current directory.\n\n\
+                      .svc file below it as one program. With no path, the project's program (`program` \
+                      in svc.toml); with no path and no svc.toml here or above, it refuses.\n\n\
                       Exits 0 when there are no errors (warnings allowed), 1 when there are errors \
                       (or warnings with --deny-warnings), 2 when files cannot be read."
     )]
@@ -341,6 +342,9 @@ pub enum SecretCommand {
         /// With --apply: run as this user or service account [default: the run's own]
         #[arg(long = "as", value_name = "ACCOUNT", requires = "apply")]
         identity: Option<String>,
+        /// With --apply: the program whose endpoint runs (files or directories) [default: the project's program]
+        #[arg(long = "program", value_name = "PATH", requires = "apply")]
+        program: Vec<PathBuf>,
     },
 }
 
@@ -367,7 +371,7 @@ pub enum RecipientsCommand {
 
 #[derive(Args, Debug)]
 pub struct CompileArgs {
-    /// The .svc file, or a directory loaded as one program [default: the project's program, or .]
+    /// The .svc file, or a directory loaded as one program [default: the project's program]
     pub path: Option<PathBuf>,
     /// What to print
     #[arg(long, value_enum, default_value = "ast")]
@@ -398,7 +402,7 @@ pub struct InitArgs {
 
 #[derive(Args, Debug)]
 pub struct FmtArgs {
-    /// Files or directories to format, or `-` for standard input [default: .]
+    /// Files or directories to format, or `-` for standard input [default: the project's program, or .]
     pub paths: Vec<PathBuf>,
     /// Change nothing; list the files that are not formatted and exit 1 if any
     #[arg(long)]
@@ -408,7 +412,7 @@ pub struct FmtArgs {
 #[derive(Args, Debug)]
 #[command(override_usage = "svc run [OPTIONS] [PATH] <SERVICE.ENDPOINT>")]
 pub struct RunArgs {
-    /// [PATH] SERVICE.ENDPOINT: the .svc file or directory (default: the project's program, or .), and the endpoint to run
+    /// [PATH] SERVICE.ENDPOINT: the .svc file or directory (default: the project's program), and the endpoint to run
     #[arg(value_name = "ARGS", num_args = 1..=2, required = true)]
     pub target: Vec<String>,
     #[command(flatten)]
@@ -451,7 +455,7 @@ pub struct RunArgs {
 #[derive(Args, Debug)]
 #[command(override_usage = "svc authorize [OPTIONS] [PATH] <CLIENT> --env <ENV> --as <IDENTITY>")]
 pub struct AuthorizeArgs {
-    /// [PATH] CLIENT: the .svc file or directory (default: the project's program, or .), and the oauth_client to authorize
+    /// [PATH] CLIENT: the .svc file or directory (default: the project's program), and the oauth_client to authorize
     #[arg(value_name = "ARGS", num_args = 1..=2, required = true)]
     pub target: Vec<String>,
     #[command(flatten)]
@@ -484,7 +488,7 @@ pub struct AuthorizeArgs {
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
-    /// .svc files or directories, loaded as one program [default: .]
+    /// .svc files or directories, loaded as one program [default: the project's program]
     pub paths: Vec<PathBuf>,
     #[command(flatten)]
     pub store: StoreArgs,
@@ -547,7 +551,7 @@ pub enum KeyCommand {
         identity: String,
         #[command(flatten)]
         store: StoreArgs,
-        /// The program whose identities the keys are for [default: the project's program, or .]
+        /// The program whose identities the keys are for [default: the project's program]
         #[arg(long = "program", value_name = "PATH")]
         program: Vec<PathBuf>,
         /// A name to recognise the key by
@@ -561,7 +565,7 @@ pub enum KeyCommand {
     List {
         #[command(flatten)]
         store: StoreArgs,
-        /// The program whose identities the keys are for [default: the project's program, or .]
+        /// The program whose identities the keys are for, to mark keys of identities it no longer declares [default: the project's program]
         #[arg(long = "program", value_name = "PATH")]
         program: Vec<PathBuf>,
         /// Print JSON instead of a table
@@ -574,7 +578,7 @@ pub enum KeyCommand {
         id: String,
         #[command(flatten)]
         store: StoreArgs,
-        /// The program whose identities the keys are for [default: the project's program, or .]
+        /// The program whose identities the keys are for [default: the project's program]
         #[arg(long = "program", value_name = "PATH")]
         program: Vec<PathBuf>,
     },
@@ -584,7 +588,7 @@ pub enum KeyCommand {
 pub enum ScheduleCommand {
     /// Each schedule's next fire times and last outcome
     List {
-        /// .svc files or directories, loaded as one program [default: .]
+        /// .svc files or directories, loaded as one program [default: the project's program]
         paths: Vec<PathBuf>,
         /// Environment whose schedule state to read [default: `environment` in svc.toml]
         #[arg(long, env = "SVC_ENV", value_name = "ENV")]
@@ -749,7 +753,7 @@ fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
 
 #[derive(Args, Debug)]
 pub struct CheckArgs {
-    /// Files or directories to check [default: the project's program, or .]
+    /// Files or directories to check [default: the project's program]
     pub paths: Vec<PathBuf>,
     /// Exit with 1 when there are warnings, not only errors
     #[arg(long)]
@@ -773,7 +777,7 @@ pub struct CheckArgs {
 
 #[derive(Args, Debug)]
 pub struct DoctorArgs {
-    /// The .svc files or directories of the program [default: the project's program, or .]
+    /// The .svc files or directories of the program [default: the project's program]
     pub paths: Vec<PathBuf>,
     #[command(flatten)]
     pub store: StoreArgs,

@@ -72,29 +72,36 @@ impl Context {
     }
 
     /// The program's paths: those given, else the project file's, else the
-    /// project's directory, else the current directory.
-    pub fn program(&self, given: &[PathBuf]) -> Vec<PathBuf> {
+    /// project's directory. With neither a path nor a project file, a
+    /// command that needs a program refuses at once: loading every `.svc`
+    /// file below a directory that is no project reads unrelated files.
+    pub fn program(&self, given: &[PathBuf]) -> Result<Vec<PathBuf>, ExitCode> {
         if !given.is_empty() {
-            return given.to_vec();
+            return Ok(given.to_vec());
         }
         match &self.project {
-            Some(project) if !project.file.program.is_empty() => project.program(),
-            Some(project) => vec![project.root.clone()],
-            None => vec![PathBuf::from(".")],
+            Some(project) if !project.file.program.is_empty() => Ok(project.program()),
+            Some(project) => Ok(vec![project.root.clone()]),
+            None => Err(no_project()),
         }
+    }
+
+    /// The paths a command that reads files (not a program) works on:
+    /// those given, else the project's program, else the current directory.
+    pub fn files(&self, given: &[PathBuf]) -> Vec<PathBuf> {
+        if self.project.is_none() && given.is_empty() {
+            return vec![PathBuf::from(".")];
+        }
+        self.program(given).unwrap_or_default()
     }
 
     /// How a command line names the program, for help lines.
     pub fn program_hint(&self, given: &[PathBuf]) -> String {
-        let paths = if given.is_empty() && self.project.is_some() {
+        if given.is_empty() {
             // The project finds its program: no path is needed.
             return String::new();
-        } else if given.is_empty() {
-            vec![PathBuf::from(".")]
-        } else {
-            given.to_vec()
-        };
-        paths
+        }
+        given
             .iter()
             .map(|p| super::run::shell_word(&p.display().to_string()))
             .collect::<Vec<_>>()
@@ -183,6 +190,19 @@ impl Context {
             Some(text) => Spec::parse(&text, files).map_err(|e| super::store_error(&e)),
         }
     }
+}
+
+/// The refusal of a command that needs a program and was given no path,
+/// where no project file is found.
+fn no_project() -> ExitCode {
+    let here = std::env::current_dir()
+        .map(|d| d.display().to_string())
+        .unwrap_or_else(|_| ".".into());
+    usage_error(
+        "svc::project::missing",
+        &format!("no svc.toml in `{here}` or any parent directory"),
+        Some("give the program's path, or run `svc init`"),
+    )
 }
 
 /// An environment's store and where its identity may come from.

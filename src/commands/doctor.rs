@@ -49,6 +49,10 @@ pub fn run(args: DoctorArgs) -> ExitCode {
         Ok(context) => context,
         Err(code) => return code,
     };
+    let paths = match context.program(&args.paths) {
+        Ok(paths) => paths,
+        Err(code) => return code,
+    };
     let mut report = Report { failed: 0 };
     match &context.project {
         Some(project) => report.ok("project", project.path.display().to_string()),
@@ -68,7 +72,7 @@ pub fn run(args: DoctorArgs) -> ExitCode {
     };
     let env = place.env.clone();
     report.ok("backend", place.backend.description.clone());
-    let checked = program_check(&mut report, &context.program(&args.paths));
+    let checked = program_check(&mut report, &paths);
     let opened = store_check(&mut report, &place);
     if let (Some(checked), Some((document, identities))) = (&checked, &opened) {
         values_check(&mut report, checked, document, &env);

@@ -22,11 +22,19 @@ pub fn run(command: KeyCommand) -> ExitCode {
         Ok(context) => context,
         Err(code) => return code,
     };
+    // Creating a key needs the program, to check the identity; listing
+    // marks the keys of identities it no longer declares when it has one.
+    let declared = match (&command, context.project.is_some() || !program.is_empty()) {
+        (KeyCommand::Create { .. }, _) | (_, true) => match context.program(program) {
+            Ok(paths) => declared_identities(&paths),
+            Err(code) => return code,
+        },
+        (_, false) => Err("no program".to_string()),
+    };
     let place = match context.place(store) {
         Ok(place) => place,
         Err(code) => return code,
     };
-    let declared = declared_identities(&context.program(program));
     let result = match command {
         KeyCommand::Create {
             identity,

@@ -24,7 +24,11 @@ pub fn run(args: RunArgs) -> ExitCode {
         Ok(context) => context,
         Err(code) => return code,
     };
-    let script = match load_paths(&context.program(&given)) {
+    let paths = match context.program(&given) {
+        Ok(paths) => paths,
+        Err(code) => return code,
+    };
+    let script = match load_paths(&paths) {
         Ok(script) => script,
         Err(code) => return code,
     };

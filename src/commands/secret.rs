@@ -89,8 +89,9 @@ pub fn run(command: SecretCommand) -> ExitCode {
         SecretCommand::Recover {
             apply: Some(run_id),
             identity,
+            program,
             ..
-        } => return apply_recovered(&context, &place, &run_id, identity),
+        } => return apply_recovered(&context, &place, &run_id, identity, &program),
         SecretCommand::Recover {
             json,
             reveal,
@@ -330,7 +331,11 @@ fn get_fresh(
     lock_timeout: std::time::Duration,
 ) -> ExitCode {
     use crate::run::refresh::FreshError;
-    let script = match super::run::load_paths(&context.program(program)) {
+    let paths = match context.program(program) {
+        Ok(paths) => paths,
+        Err(code) => return code,
+    };
+    let script = match super::run::load_paths(&paths) {
         Ok(script) => script,
         Err(code) => return code,
     };
@@ -796,8 +801,12 @@ fn apply_recovered(
     place: &Place,
     run_id: &str,
     identity: Option<String>,
+    program: &[std::path::PathBuf],
 ) -> ExitCode {
-    let paths = context.program(&[]);
+    let paths = match context.program(program) {
+        Ok(paths) => paths,
+        Err(code) => return code,
+    };
     let script = match super::run::load_paths(&paths) {
         Ok(script) => std::sync::Arc::new(script),
         Err(code) => return code,
@@ -807,7 +816,7 @@ fn apply_recovered(
         Err(error) => return store_error(&error),
     };
     let mut engine = crate::run::Engine::new(script, place.backend.clone(), Some(keys));
-    engine.program_hint = context.program_hint(&[]);
+    engine.program_hint = context.program_hint(program);
     let mut request = match block_on(engine.replay_run(run_id)) {
         Ok(request) => request,
         Err(refusal) => return super::run::refusal_exit(&refusal),
