@@ -207,16 +207,18 @@ pub enum SecretCommand {
         output: PathBuf,
     },
     /// Create an empty store for an environment
+    #[command(
+        long_about = "Creates an empty store for the environment, encrypted to the keys given with \
+                      --recipient or --recipients-file; with neither, to the public key of the identity \
+                      svc reads with (--identity, SVC_IDENTITY, `identity` in svc.toml, then \
+                      ~/.config/svc/identity.txt), which it names. Never overwrites a store.",
+        after_help = "Example: svc secret init --env dev"
+    )]
     Init {
         #[command(flatten)]
         store: StoreArgs,
-        /// Public key to encrypt to (age1..., ssh-ed25519 ..., ssh-rsa ...), repeatable
-        #[arg(
-            long = "recipient",
-            short = 'r',
-            value_name = "KEY",
-            required_unless_present = "recipients_file"
-        )]
+        /// Public key to encrypt to (age1..., ssh-ed25519 ..., ssh-rsa ...), repeatable [default: the public key of the identity svc reads with]
+        #[arg(long = "recipient", short = 'r', value_name = "KEY")]
         recipients: Vec<String>,
         /// File of public keys, one per line, as age's -R
         #[arg(long, short = 'R', value_name = "FILE", conflicts_with = "recipients")]

@@ -185,7 +185,7 @@ fn store_check(report: &mut Report, place: &Place) -> Option<(Document, Identiti
                 "store",
                 format!("there is no store for `{}` ({})", place.env, secrets.describe()),
                 format!(
-                    "create it: `svc secret init --env {} --recipient $(age-keygen -y IDENTITY_FILE)`",
+                    "create it: `svc secret init --env {}` (encrypted to the identity svc reads with)",
                     place.env
                 ),
             );

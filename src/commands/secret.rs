@@ -53,6 +53,18 @@ pub fn run(command: SecretCommand) -> ExitCode {
         Ok(place) => place,
         Err(code) => return code,
     };
+    // Every command but init and recover works on a store that exists:
+    // say so before asking for a value or an identity (`get --fresh`
+    // loads its program first, and says so if there is none).
+    if !matches!(
+        command,
+        SecretCommand::Init { .. }
+            | SecretCommand::Recover { .. }
+            | SecretCommand::Get { fresh: true, .. }
+    ) && let Err(error) = require_store(&place)
+    {
+        return store_error(&error);
+    }
     let result = match command {
         SecretCommand::Keygen { output } => keygen(&output),
         SecretCommand::Init {
@@ -102,6 +114,19 @@ pub fn run(command: SecretCommand) -> ExitCode {
     finish(result)
 }
 
+/// The store of the environment, or [`Error::StoreMissing`] that names
+/// `svc secret init`.
+fn require_store(place: &Place) -> Result<(), Error> {
+    let secrets = &place.backend.secrets;
+    if block_on(secrets.exists())? {
+        return Ok(());
+    }
+    Err(Error::StoreMissing {
+        env: place.env.clone(),
+        path: secrets.describe().trim_matches('`').into(),
+    })
+}
+
 fn finish(result: Result<(), Error>) -> ExitCode {
     match result {
         Ok(()) => exit::code(exit::SUCCESS),
@@ -135,6 +160,14 @@ fn apply(
 }
 
 fn keygen(path: &Path) -> Result<(), Error> {
+    // `-o ~/.config/svc/identity.txt` on a new machine: the directory
+    // is made, readable only by its owner.
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
+        && !parent.exists()
+    {
+        crate::secrets::atomic::create_private_dir(parent)
+            .map_err(|e| Error::io("create", parent, e))?;
+    }
     let public = keys::write_new_identity(path)?;
     outln!("{public}");
     eprintln!(
@@ -145,8 +178,21 @@ fn keygen(path: &Path) -> Result<(), Error> {
 }
 
 fn init(place: &Place, recipients: &[String], file: Option<&Path>) -> Result<(), Error> {
+    let mut own = None;
     let text = match file {
         Some(path) => std::fs::read_to_string(path).map_err(|e| Error::io("read", path, e))?,
+        None if recipients.is_empty() => {
+            // The identity svc reads with: the store it makes, it can open.
+            let found = place.find_identities()?;
+            let keys = own_recipients(&found.paths)?;
+            let text = format!(
+                "# Public keys that can decrypt {}.age, one per line.\n{}\n",
+                place.env,
+                keys.join("\n")
+            );
+            own = Some((keys, found));
+            text
+        }
         None => {
             for key in recipients {
                 Recipient::parse(key)
@@ -165,12 +211,65 @@ fn init(place: &Place, recipients: &[String], file: Option<&Path>) -> Result<(),
     };
     let secrets = &place.backend.secrets;
     block_on(secrets.init(&text))?;
-    eprintln!(
-        "created the `{}` store ({}), encrypted to the keys given",
-        place.env,
-        secrets.describe()
-    );
+    match own {
+        Some((keys, found)) => eprintln!(
+            "created the `{}` store ({}), encrypted to {} of {} ({}); \
+             `svc secret recipients add KEY --env {}` lets others open it",
+            place.env,
+            secrets.describe(),
+            keys.iter()
+                .map(|k| format!("`{k}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            found
+                .paths
+                .iter()
+                .map(|p| format!("`{}`", p.display()))
+                .collect::<Vec<_>>()
+                .join(", "),
+            found.source,
+            place.env,
+        ),
+        None => eprintln!(
+            "created the `{}` store ({}), encrypted to the keys given",
+            place.env,
+            secrets.describe()
+        ),
+    }
     Ok(())
+}
+
+/// The public keys of identity files, as recipients: an age identity's
+/// own, an SSH key's from the `.pub` file beside it.
+fn own_recipients(paths: &[std::path::PathBuf]) -> Result<Vec<String>, Error> {
+    let identities = Identities::read(paths)?;
+    let mut keys = Vec::new();
+    for key in identities.public_keys() {
+        if Recipient::parse(key).is_ok() {
+            keys.push(key.clone());
+        }
+    }
+    for path in paths {
+        let is_ssh = std::fs::read(path).is_ok_and(|bytes| bytes.starts_with(b"-----BEGIN"));
+        if !is_ssh {
+            continue;
+        }
+        let mut public = path.as_os_str().to_owned();
+        public.push(".pub");
+        let public = std::path::PathBuf::from(public);
+        match std::fs::read_to_string(&public) {
+            Ok(text) if Recipient::parse(text.trim()).is_ok() => keys.push(text.trim().to_string()),
+            _ => {
+                return Err(Error::Invalid(format!(
+                    "`{}` is an SSH key, and `{}` does not hold its public key: pass it with \
+                     `--recipient \"ssh-ed25519 ...\"`",
+                    path.display(),
+                    public.display()
+                )));
+            }
+        }
+    }
+    Ok(keys)
 }
 
 fn set(

@@ -146,7 +146,8 @@ impl Error {
                 if recipients.is_empty() {
                     help.push_str(
                         "pass `--identity FILE` or set `SVC_IDENTITY` to an age identity file (`svc init` \
-                         or `age-keygen -o key.txt` makes one) or an unencrypted OpenSSH private key",
+                         or `svc secret keygen -o ~/.config/svc/identity.txt` makes one) or an \
+                         unencrypted OpenSSH private key",
                     );
                 } else {
                     help.push_str(&format!(
@@ -189,7 +190,10 @@ impl Error {
                 .into(),
             Error::InvalidDocument { .. } => "decrypt it with `age -d` and fix the JSON; see docs/secrets.md".into(),
             Error::StoreMissing { env, .. } => {
-                format!("create it with `svc secret init --env {env} --recipient age1...`")
+                format!(
+                    "create it with `svc secret init --env {env}` (encrypted to your identity; \
+                     `--recipient KEY` names others)"
+                )
             }
             Error::StoreExists { .. } => "use `svc secret recipients add` to change who can decrypt it".into(),
             Error::InvalidEnvironment { .. } => {
