@@ -176,3 +176,164 @@ fn a_store_that_does_not_exist_yet_is_missing_and_init_names_the_identity() {
     );
     assert!(!dir.path().join("secrets/staging.age").exists());
 }
+
+/// A new user's home, and `svc init myproj --yes` in the directory above.
+struct Newcomer {
+    dir: tempfile::TempDir,
+}
+
+impl Newcomer {
+    fn new() -> Newcomer {
+        let newcomer = Newcomer {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        std::fs::create_dir(newcomer.dir.path().join("home")).unwrap();
+        let init = newcomer.svc().args(["init", "myproj", "--yes"]).run();
+        assert_eq!(init.status, 0, "{}", init.all_output());
+        newcomer
+    }
+
+    fn svc(&self) -> common::Svc {
+        svc()
+            .current_dir(self.dir.path())
+            .env("HOME", self.dir.path().join("home"))
+            .env("XDG_CONFIG_HOME", "")
+    }
+
+    fn program(&self) -> std::path::PathBuf {
+        self.dir.path().join("myproj/tokens.svc")
+    }
+
+    fn set(&self, name: &str, value: &str) {
+        let run = self
+            .svc()
+            .args(["--project", "myproj", "secret", "set", name])
+            .stdin(value)
+            .run();
+        assert_eq!(run.status, 0, "{}", run.all_output());
+    }
+}
+
+#[test]
+fn a_run_refuses_before_sending_when_a_secret_it_reads_has_no_value() {
+    let user = Newcomer::new();
+    // The token endpoint: a listener that must see no connection.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let text = std::fs::read_to_string(user.program()).unwrap().replace(
+        "https://auth.example.com/oauth2/token",
+        &format!("http://{}/token", listener.local_addr().unwrap()),
+    );
+    std::fs::write(user.program(), text).unwrap();
+
+    for extra in [&[][..], &["--dry-run"]] {
+        let run = user
+            .svc()
+            .args(["run", "myproj", "api.refresh", "--as", "token_bot"])
+            .args(extra)
+            .run();
+        assert_eq!(run.status, 2, "{extra:?}: {}", run.all_output());
+        let stderr = flat(&run.stderr);
+        for expected in [
+            "svc::store::missing_value",
+            "`API_CLIENT_ID`",
+            "`API_CLIENT_SECRET`",
+            "svc secret set API_CLIENT_ID --env dev",
+            "svc secret set API_CLIENT_SECRET --env dev",
+        ] {
+            assert!(stderr.contains(expected), "{expected}: {}", run.stderr);
+        }
+    }
+    user.set("API_CLIENT_ID", "client-id-Zr4");
+    let run = user
+        .svc()
+        .args([
+            "run",
+            "myproj",
+            "api.refresh",
+            "--as",
+            "token_bot",
+            "--dry-run",
+        ])
+        .run();
+    assert_eq!(run.status, 2, "{}", run.all_output());
+    assert!(
+        run.stderr.contains("`API_CLIENT_SECRET`") && !run.stderr.contains("`API_CLIENT_ID`"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.all_output().contains("client-id-Zr4"));
+    assert_eq!(
+        listener.accept().unwrap_err().kind(),
+        std::io::ErrorKind::WouldBlock,
+        "a request was sent"
+    );
+}
+
+#[test]
+fn the_secrets_a_run_may_read_include_its_clients_and_the_endpoints_it_runs() {
+    let p = common::Project::new();
+    std::fs::copy(
+        common::root().join("examples/hubspot_refresh.svc"),
+        p.path().join("hubspot.svc"),
+    )
+    .unwrap();
+    p.set("HUBSPOT_REFRESH_TOKEN", "refresh-token-Qm3");
+    let run = p
+        .svc()
+        .args([
+            "run",
+            "hubspot.svc",
+            "hubspot.refresh",
+            "--env",
+            "dev",
+            "--as",
+            "nightly",
+        ])
+        .run();
+    assert_eq!(run.status, 2, "{}", run.all_output());
+    let stderr = flat(&run.stderr);
+    assert!(
+        stderr.contains("`HUBSPOT_CLIENT_ID`, `HUBSPOT_CLIENT_SECRET`")
+            && !stderr.contains("`HUBSPOT_REFRESH_TOKEN`"),
+        "{}",
+        run.stderr
+    );
+
+    p.write(
+        "calls.svc",
+        r#"
+secret INNER_KEY { environment_specific }
+role r { grant run outer.go grant run inner.go }
+service_account bot { roles r }
+service inner {
+  action a {
+    web_request { method GET url "http://127.0.0.1:9/x" headers { "X-Key" = secret.INNER_KEY } }
+  }
+  endpoint go { methods GET process a }
+}
+service outer {
+  action a { run_service inner.go }
+  endpoint go { methods GET process a }
+}
+"#,
+    );
+    let run = p
+        .svc()
+        .args([
+            "run",
+            "calls.svc",
+            "outer.go",
+            "--env",
+            "dev",
+            "--as",
+            "bot",
+        ])
+        .run();
+    assert_eq!(run.status, 2, "{}", run.all_output());
+    assert!(
+        run.stderr.contains("svc::store::missing_value") && run.stderr.contains("`INNER_KEY`"),
+        "{}",
+        run.stderr
+    );
+}

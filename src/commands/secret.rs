@@ -927,6 +927,11 @@ fn apply_recovered(
         Ok(admitted) => admitted,
         Err(refusal) => return super::run::refusal_exit(&refusal),
     };
+    match block_on(engine.missing_values(admitted.request())) {
+        Ok(None) => {}
+        Ok(Some(refusal)) => return super::run::refusal_exit(&refusal),
+        Err(error) => return store_error(&error),
+    }
     let finished = block_on(engine.run(admitted));
     let record = &finished.record;
     outln!("{}", record.human().trim_end());
