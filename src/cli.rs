@@ -15,7 +15,12 @@ use crate::commands;
     long_about = "svc reads .svc files that declare secrets, roles, users and service accounts, \
                   and services whose endpoints refresh tokens. `svc check` lints them; the other \
                   commands run them and manage the encrypted secret store.",
-    after_help = "Exit codes: 0 success, 1 check errors or a failed run, 2 usage or input errors, 3 permission denied."
+    after_help = "Exit codes, the same in every command:\n  \
+                  0    success\n  \
+                  1    it ran and failed: check errors, a failed run or authorization, a problem `svc doctor` found, a backend failure\n  \
+                  2    nothing was done: bad arguments or input (no project, a program with errors, an unknown environment or name, no identity, a missing store or secret value)\n  \
+                  3    permission denied: the identity may not do what was asked\n  \
+                  141  standard output was closed by its reader (`svc secret list | head -1`)"
 )]
 pub struct Cli {
     /// The project: a directory holding svc.toml, or the file [default: found by walking up from the program path or the current directory]

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::svc;
+use common::{Project, svc};
 
 /// A report as one line: the lines a message or help wraps onto joined.
 fn flat(report: &str) -> String {
@@ -336,4 +336,283 @@ service outer {
         "{}",
         run.stderr
     );
+}
+
+#[test]
+fn a_wrong_environment_is_refused_before_anything_runs_with_the_nearest_name() {
+    let user = Newcomer::new();
+    user.set("API_CLIENT_ID", "client-id-Zr4");
+    user.set("API_CLIENT_SECRET", "client-secret-Zr5");
+    let toml = user.dir.path().join("myproj/svc.toml");
+    let mut text = std::fs::read_to_string(&toml).unwrap();
+    text.push_str("\n[environments.prod]\nlog_format = \"json\"\n");
+    std::fs::write(&toml, text).unwrap();
+    // The token endpoint: a listener that must see no connection.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let program = std::fs::read_to_string(user.program()).unwrap().replace(
+        "https://auth.example.com/oauth2/token",
+        &format!("http://{}/token", listener.local_addr().unwrap()),
+    );
+    std::fs::write(user.program(), program).unwrap();
+
+    for args in [
+        &[
+            "run",
+            "myproj",
+            "api.refresh",
+            "--as",
+            "token_bot",
+            "--env",
+            "prd",
+        ][..],
+        &[
+            "run",
+            "myproj",
+            "api.refresh",
+            "--as",
+            "token_bot",
+            "--env",
+            "prd",
+            "--dry-run",
+        ],
+        &["serve", "myproj", "--env", "prd"],
+        &["--project", "myproj", "exec", "--env", "prd", "--", "true"],
+        &[
+            "--project",
+            "myproj",
+            "key",
+            "create",
+            "--as",
+            "app",
+            "--env",
+            "prd",
+        ],
+        &["schedule", "list", "myproj", "--env", "prd"],
+        &["check", "myproj", "--env", "prd"],
+    ] {
+        let run = user.svc().args(args).run();
+        assert_eq!(run.status, 2, "{args:?}: {}", run.all_output());
+        let stderr = flat(&run.stderr);
+        assert!(
+            stderr.contains("svc::cli::unknown_environment")
+                && stderr.contains("environment `prd` has no store")
+                && stderr.contains("did you mean `prod`?"),
+            "{args:?}: {}",
+            run.stderr
+        );
+        assert!(run.stderr.lines().count() < 8, "{args:?}: {}", run.stderr);
+    }
+    // The secret commands say the store is missing, and the name meant.
+    let run = user
+        .svc()
+        .args([
+            "--project",
+            "myproj",
+            "secret",
+            "set",
+            "API_CLIENT_ID",
+            "--env",
+            "prd",
+        ])
+        .stdin("value")
+        .run();
+    assert_eq!(run.status, 2, "{}", run.all_output());
+    let stderr = flat(&run.stderr);
+    assert!(
+        stderr.contains("svc::store::missing")
+            && stderr.contains("did you mean `prod`?")
+            && stderr.contains("svc secret init --env prd"),
+        "{}",
+        run.stderr
+    );
+    // An environment svc.toml names is no typo, store or not; one with a
+    // store is known too.
+    let run = user
+        .svc()
+        .args(["--project", "myproj", "secret", "list", "--env", "prod"])
+        .run();
+    assert!(run.stderr.contains("svc::store::missing"), "{}", run.stderr);
+    assert!(!run.stderr.contains("did you mean"), "{}", run.stderr);
+    assert_eq!(
+        listener.accept().unwrap_err().kind(),
+        std::io::ErrorKind::WouldBlock,
+        "a request was sent"
+    );
+}
+
+/// The exit codes README's table lists, as `svc --help` lists them.
+fn help_exit_codes() -> Vec<u8> {
+    let run = svc().arg("--help").run();
+    let after = run
+        .stdout
+        .split("Exit codes")
+        .nth(1)
+        .expect("svc --help lists the exit codes")
+        .to_string();
+    after
+        .lines()
+        .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+        .collect()
+}
+
+#[test]
+fn every_command_keeps_to_one_table_of_exit_codes() {
+    use clap::CommandFactory;
+    let table = [
+        svc::exit::SUCCESS,
+        svc::exit::FAILURE,
+        svc::exit::USAGE,
+        svc::exit::PERMISSION_DENIED,
+        svc::exit::CLOSED_PIPE,
+    ];
+    // README's table, `svc --help` and src/exit.rs agree.
+    let readme = std::fs::read_to_string(common::root().join("README.md")).unwrap();
+    let section = readme.split("### Exit codes").nth(1).unwrap();
+    let listed: Vec<u8> = section
+        .lines()
+        .skip_while(|l| !l.starts_with("| code"))
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .filter_map(|l| {
+            l.trim_start_matches('|')
+                .split('|')
+                .next()?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .collect();
+    assert_eq!(listed, table, "README's table");
+    assert_eq!(help_exit_codes(), table, "svc --help");
+
+    // A bad argument: 2, in every command.
+    let cli = svc::cli::Cli::command();
+    let mut paths: Vec<Vec<String>> = Vec::new();
+    for command in cli.get_subcommands() {
+        let name = command.get_name().to_string();
+        if command.has_subcommands() {
+            for sub in command.get_subcommands() {
+                paths.push(vec![name.clone(), sub.get_name().to_string()]);
+            }
+        } else {
+            paths.push(vec![name]);
+        }
+    }
+    assert!(paths.len() > 25, "{paths:?}");
+    for path in &paths {
+        let run = svc().args(path).arg("--no-such-flag").run();
+        assert_eq!(run.status, 2, "{path:?}: {}", run.stderr);
+    }
+
+    // No identity: 2 in every command that opens the store (`svc doctor`
+    // reports it as a problem it found: 1).
+    let p = Project::new();
+    p.set("API_CLIENT_ID", "id-Kk2");
+    p.set("API_CLIENT_SECRET", "secret-Kk3");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let starter = std::fs::read_to_string(common::root().join("examples/starter/tokens.svc"))
+        .unwrap()
+        .replace(
+            "https://auth.example.com/oauth2/token",
+            &format!("http://127.0.0.1:{closed}/token"),
+        );
+    p.write("tokens.svc", &starter);
+    std::fs::copy(
+        common::root().join("examples/hubspot_refresh.svc"),
+        p.path().join("hubspot.svc"),
+    )
+    .unwrap();
+    let no_identity: &[(&[&str], i32)] = &[
+        (
+            &[
+                "run",
+                "tokens.svc",
+                "api.refresh",
+                "--env",
+                "dev",
+                "--as",
+                "token_bot",
+            ],
+            2,
+        ),
+        (&["secret", "list", "--env", "dev"], 2),
+        (&["secret", "get", "API_CLIENT_ID", "--env", "dev"], 2),
+        (&["secret", "set", "X", "--env", "dev"], 2),
+        (&["secret", "rm", "API_CLIENT_ID", "--env", "dev"], 2),
+        (&["secret", "history", "API_CLIENT_ID", "--env", "dev"], 2),
+        (&["secret", "rollback", "API_CLIENT_ID", "--env", "dev"], 2),
+        (&["secret", "export", "--env", "dev"], 2),
+        (&["exec", "--env", "dev", "--", "true"], 2),
+        (&["serve", "tokens.svc", "--env", "dev"], 2),
+        (
+            &[
+                "key",
+                "create",
+                "--as",
+                "app",
+                "--env",
+                "dev",
+                "--program",
+                "tokens.svc",
+            ],
+            2,
+        ),
+        (&["key", "list", "--env", "dev"], 2),
+        (&["check", "tokens.svc", "--env", "dev"], 2),
+        (
+            &[
+                "authorize",
+                "hubspot.svc",
+                "hubspot_app",
+                "--env",
+                "dev",
+                "--as",
+                "ops_oncall",
+            ],
+            2,
+        ),
+        (&["doctor", "tokens.svc", "--env", "dev"], 1),
+    ];
+    for (args, status) in no_identity {
+        let run = svc().current_dir(p.path()).args(*args).stdin("v").run();
+        assert_eq!(run.status, *status, "{args:?}: {}", run.all_output());
+        assert!(
+            run.all_output().contains("no identity") || run.all_output().contains("no_identity"),
+            "{args:?}: {}",
+            run.all_output()
+        );
+    }
+
+    // A run that fails: 1; one the identity may not run: 3.
+    let run = p
+        .svc()
+        .args([
+            "run",
+            "tokens.svc",
+            "api.refresh",
+            "--env",
+            "dev",
+            "--as",
+            "token_bot",
+        ])
+        .run();
+    assert_eq!(run.status, 1, "{}", run.all_output());
+    let run = p
+        .svc()
+        .args([
+            "run",
+            "tokens.svc",
+            "api.refresh",
+            "--env",
+            "dev",
+            "--as",
+            "app",
+        ])
+        .run();
+    assert_eq!(run.status, 3, "{}", run.all_output());
 }

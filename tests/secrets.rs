@@ -420,7 +420,7 @@ fn a_wrong_or_missing_identity_says_what_to_pass() {
         .args(["secret", "get", "TOKEN", "--env", "dev"])
         .env("SVC_IDENTITY", &stranger.path)
         .run();
-    assert_eq!(run.status, 1);
+    assert_eq!(run.status, 2);
     assert!(
         run.stderr.contains("svc::store::wrong_identity"),
         "{}",

@@ -58,6 +58,7 @@ pub fn store_error(error: &secrets::Error) -> ExitCode {
     let usage = matches!(
         error,
         secrets::Error::NoIdentity { .. }
+            | secrets::Error::WrongIdentity { .. }
             | secrets::Error::IdentityUnreadable { .. }
             | secrets::Error::IdentityInvalid { .. }
             | secrets::Error::StoreMissing { .. }

@@ -44,7 +44,7 @@ pub fn run(command: SecretCommand) -> ExitCode {
         SecretCommand::Recover { state_dir, .. } => state_dir.clone(),
         _ => None,
     };
-    let place = match context.place_with(
+    let place = match context.open_place(
         store_args,
         None,
         state_dir.as_deref(),
@@ -61,9 +61,9 @@ pub fn run(command: SecretCommand) -> ExitCode {
         SecretCommand::Init { .. }
             | SecretCommand::Recover { .. }
             | SecretCommand::Get { fresh: true, .. }
-    ) && let Err(error) = require_store(&place)
+    ) && let Err(code) = require_store(&place)
     {
-        return store_error(&error);
+        return code;
     }
     let result = match command {
         SecretCommand::Keygen { output } => keygen(&output),
@@ -115,16 +115,30 @@ pub fn run(command: SecretCommand) -> ExitCode {
 }
 
 /// The store of the environment, or [`Error::StoreMissing`] that names
-/// `svc secret init`.
-fn require_store(place: &Place) -> Result<(), Error> {
+/// `svc secret init` (and the environment meant, for a misspelt one).
+fn require_store(place: &Place) -> Result<(), ExitCode> {
     let secrets = &place.backend.secrets;
-    if block_on(secrets.exists())? {
-        return Ok(());
+    match block_on(secrets.exists()) {
+        Ok(true) => return Ok(()),
+        Ok(false) => {}
+        Err(error) => return Err(store_error(&error)),
     }
-    Err(Error::StoreMissing {
+    let missing = Error::StoreMissing {
         env: place.env.clone(),
         path: secrets.describe().trim_matches('`').into(),
-    })
+    };
+    let help = match place.unknown_environment() {
+        Some(unknown) if crate::check::suggestion(&unknown.help).is_some() => format!(
+            "{} (`svc secret init --env {}` creates a new one)",
+            unknown.help, place.env
+        ),
+        _ => missing.help().unwrap_or_default(),
+    };
+    Err(super::usage_error(
+        missing.code(),
+        &missing.to_string(),
+        Some(&help),
+    ))
 }
 
 fn finish(result: Result<(), Error>) -> ExitCode {

@@ -87,16 +87,21 @@ impl Engine {
     /// Whether a secret the run may read has no value in the environment:
     /// a run that went on would send an empty credential (and a dry run
     /// would call that a success). Checked before anything is sent; the
-    /// store's own error (no identity, unreadable) when it cannot be read.
+    /// store's own error (no identity, no store, unreadable) when a run
+    /// that reads or updates a secret cannot open it.
     pub async fn missing_values(
         &self,
         request: &RunRequest,
     ) -> Result<Option<Refusal>, crate::secrets::Error> {
         let key = format!("{}.{}", request.service, request.endpoint);
-        let Some(reads) = self.reading.get(&key) else {
+        let reads = self.reading.get(&key);
+        if reads.is_none() && !self.updates_secrets_key(&key) {
+            return Ok(None);
+        }
+        let (document, _) = self.store_document().await?;
+        let Some(reads) = reads else {
             return Ok(None);
         };
-        let (document, _) = self.store_document().await?;
         let missing: Vec<&str> = reads
             .iter()
             .map(String::as_str)
