@@ -616,3 +616,50 @@ fn every_command_keeps_to_one_table_of_exit_codes() {
         .run();
     assert_eq!(run.status, 3, "{}", run.all_output());
 }
+
+#[test]
+fn a_database_error_says_what_the_server_said_and_how_to_fix_it() {
+    let pg = common::pg::Postgres::shared();
+    let p = Project::new();
+    let url = pg.url();
+    let password = url
+        .split_once("svc:")
+        .and_then(|(_, rest)| rest.split_once('@'))
+        .map(|(password, _)| password.to_string())
+        .unwrap();
+    let cases = [
+        (
+            pg.database_url("svc_no_such_database"),
+            "3D000",
+            "database \"svc_no_such_database\" does not exist",
+            "the database the URL names does not exist on that server",
+        ),
+        (
+            url.replace(&password, "wrongpassword42"),
+            "28P01",
+            "password authentication failed for user \"svc\"",
+            "the server refused the URL's user or password",
+        ),
+    ];
+    for (backend, sqlstate, said, fix) in cases {
+        for args in [
+            &["secret", "list", "--env", "dev", "--backend", &backend][..],
+            &["backend", "status", "--backend", &backend],
+        ] {
+            let run = p.svc().args(args).run();
+            assert_eq!(run.status, 1, "{args:?}: {}", run.all_output());
+            let stderr = flat(&run.stderr);
+            for expected in ["svc::backend::unavailable", sqlstate, said, fix] {
+                assert!(stderr.contains(expected), "{expected}: {}", run.stderr);
+            }
+            for never in [
+                "db error",
+                "reconnects by itself",
+                "wrongpassword42",
+                &password,
+            ] {
+                assert!(!run.all_output().contains(never), "{never}: {}", run.stderr);
+            }
+        }
+    }
+}
