@@ -117,7 +117,7 @@ pub enum Command {
         long_about = "Runs the OAuth 2.0 authorization code flow with PKCE (S256) for an                       `oauth_client`: prints the authorization URL (and opens a browser when there                       is one), waits for the redirect on a loopback listener, checks its `state`,                       exchanges the code, and writes the tokens the client `stores` in one atomic                       update of the environment's store, with their expiry. With --device, runs the                       device authorization grant instead: prints a code to enter on another device                       and polls until it is approved. Runs as the identity given by --as, which must                       hold `update_secret` on every secret the client stores.\n\n\
                       Exit codes: 0 stored, 1 the authorization failed (nothing stored), 2 usage or \
                       script errors, 3 permission denied. See docs/authorize.md.",
-        after_help = "Example: svc authorize examples/hubspot.svc hubspot_app --env dev --as ops_oncall"
+        after_help = "Example: svc authorize examples/hubspot_refresh.svc hubspot_app --env dev --as ops_oncall"
     )]
     Authorize(AuthorizeArgs),
 
@@ -460,7 +460,7 @@ pub struct RunArgs {
 }
 
 #[derive(Args, Debug)]
-#[command(override_usage = "svc authorize [OPTIONS] [PATH] <CLIENT> --env <ENV> --as <IDENTITY>")]
+#[command(override_usage = "svc authorize [OPTIONS] [PATH] <CLIENT> --as <IDENTITY>")]
 pub struct AuthorizeArgs {
     /// [PATH] CLIENT: the .svc file or directory (default: the project's program), and the oauth_client to authorize
     #[arg(value_name = "ARGS", num_args = 1..=2, required = true)]
@@ -796,6 +796,13 @@ pub struct DoctorArgs {
     pub state_dir: Option<PathBuf>,
 }
 
+/// The command line's definition: what `svc --help`, the completions and
+/// the manual page are made from, and what the docs' command lines are
+/// parsed with (tests/docs_commands.rs).
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
+}
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     commands::context::set_project_flag(cli.project);
@@ -810,16 +817,11 @@ pub fn main() -> ExitCode {
         Command::Compile(args) => commands::compile::run(args),
         Command::Init(args) => commands::init::run(args),
         Command::Completions { shell } => {
-            clap_complete::generate(
-                shell,
-                &mut <Cli as clap::CommandFactory>::command(),
-                "svc",
-                &mut crate::output::writer(),
-            );
+            clap_complete::generate(shell, &mut command(), "svc", &mut crate::output::writer());
             ExitCode::SUCCESS
         }
         Command::Man => {
-            let page = clap_mangen::Man::new(<Cli as clap::CommandFactory>::command());
+            let page = clap_mangen::Man::new(command());
             match page.render(&mut crate::output::writer()) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(_) => ExitCode::from(crate::exit::FAILURE),
