@@ -663,3 +663,64 @@ fn a_database_error_says_what_the_server_said_and_how_to_fix_it() {
         }
     }
 }
+
+/// scripts/test.sh (what CI runs) was silent for minutes: clippy and the
+/// test build ran `--quiet`. Each step now says when it starts and how
+/// long it took, cargo shows its progress, and the test binaries are
+/// named as they run.
+#[test]
+fn the_test_script_shows_each_step_its_time_and_each_test_binary() {
+    let root = common::root();
+    let script = std::fs::read_to_string(root.join("scripts/test.sh")).unwrap();
+    assert!(script.contains("source scripts/lib/steps.sh"), "{script}");
+    for line in script
+        .lines()
+        .filter(|l| l.trim_start().starts_with("cargo "))
+    {
+        let before_harness = line.split(" -- ").next().unwrap();
+        assert!(
+            !before_harness.contains("--quiet"),
+            "cargo is quiet: {line}"
+        );
+    }
+    assert!(script.contains("cargo test --no-run"), "{script}");
+    assert!(script.contains("cargo test -- --quiet"), "{script}");
+
+    let run = std::process::Command::new("bash")
+        .args([
+            "-c",
+            "source scripts/lib/steps.sh; step first; step second; true",
+        ])
+        .current_dir(&root)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&run.stdout);
+    assert!(run.status.success(), "{out}");
+    // A second may tick between two steps: the seconds' digit is any.
+    let lines: Vec<String> = out
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| l.replace(|c: char| c.is_ascii_digit(), "#"))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "==> [#m##s] first",
+            "==> first: done in #m##s",
+            "==> [#m##s] second",
+            "==> second: done in #m##s",
+            "==> finished after #m##s",
+        ],
+        "{out}"
+    );
+    let failed = std::process::Command::new("bash")
+        .args(["-c", "source scripts/lib/steps.sh; step broken; exit 3"])
+        .current_dir(&root)
+        .output()
+        .unwrap();
+    assert_eq!(failed.status.code(), Some(3));
+    assert!(
+        String::from_utf8_lossy(&failed.stdout).contains("==> failed (exit 3) after 0m0"),
+        "{failed:?}"
+    );
+}
