@@ -724,3 +724,144 @@ fn the_test_script_shows_each_step_its_time_and_each_test_binary() {
         "{failed:?}"
     );
 }
+
+#[test]
+fn the_run_header_says_how_the_endpoint_was_called_apart_from_what_it_sends() {
+    let user = Newcomer::new();
+    user.set("API_CLIENT_ID", "client-id-Zr4");
+    user.set("API_CLIENT_SECRET", "client-secret-Zr5");
+    let run = user
+        .svc()
+        .args([
+            "run",
+            "myproj",
+            "api.refresh",
+            "--as",
+            "token_bot",
+            "--dry-run",
+        ])
+        .run();
+    assert_eq!(run.status, 0, "{}", run.all_output());
+    let mut lines = run.stdout.lines();
+    assert_eq!(
+        lines.next(),
+        Some(
+            "run api.refresh as token_bot in dev via cli, called with GET \
+             (dry run: nothing is sent or changed)"
+        ),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        lines.next().is_some_and(|l| l.contains("would send POST")),
+        "{}",
+        run.stdout
+    );
+    assert!(!run.stdout.contains("GET via cli"), "{}", run.stdout);
+}
+
+#[test]
+fn a_value_too_short_to_mask_is_not_masked_and_secret_set_says_so() {
+    let user = Newcomer::new();
+    let set = user
+        .svc()
+        .args(["--project", "myproj", "secret", "set", "API_CLIENT_ID"])
+        .stdin("e")
+        .run();
+    assert_eq!(set.status, 0, "{}", set.all_output());
+    assert!(
+        flat(&set.stderr).contains("cannot be masked") && set.stderr.contains("4 bytes"),
+        "{}",
+        set.stderr
+    );
+    user.set("API_CLIENT_SECRET", "client-secret-Zr5");
+    let run = user
+        .svc()
+        .args([
+            "run",
+            "myproj",
+            "api.refresh",
+            "--as",
+            "token_bot",
+            "--dry-run",
+        ])
+        .run();
+    assert_eq!(run.status, 0, "{}", run.all_output());
+    assert!(
+        run.stdout
+            .contains("would send POST https://auth.example.com/oauth2/token"),
+        "{}",
+        run.stdout
+    );
+    assert!(!run.stdout.contains("***uth"), "{}", run.stdout);
+    assert!(!run.all_output().contains("client-secret-Zr5"));
+}
+
+#[test]
+fn a_misspelt_secret_name_is_stored_with_a_warning_and_doctor_lists_it() {
+    let user = Newcomer::new();
+    user.set("API_CLIENT_ID", "client-id-Zr4");
+    user.set("API_CLIENT_SECRET", "client-secret-Zr5");
+    let set = user
+        .svc()
+        .args(["--project", "myproj", "secret", "set", "API_CLIENT_DI"])
+        .stdin("client-id-Zr4")
+        .run();
+    assert_eq!(set.status, 0, "{}", set.all_output());
+    let stderr = flat(&set.stderr);
+    assert!(
+        stderr.contains("warning: the project's program declares no secret `API_CLIENT_DI`")
+            && stderr.contains("did you mean `API_CLIENT_ID`?"),
+        "{}",
+        set.stderr
+    );
+    let doctor = user.svc().args(["--project", "myproj", "doctor"]).run();
+    assert!(
+        doctor.stdout.contains(
+            "warn  stored secrets: `API_CLIENT_DI` is stored in `dev` and no program declares it"
+        ) && doctor.stdout.contains("did you mean `API_CLIENT_ID`?"),
+        "{}",
+        doctor.all_output()
+    );
+    // A declared name sets quietly; outside a project there is no program
+    // to compare with.
+    let quiet = user
+        .svc()
+        .args(["--project", "myproj", "secret", "set", "API_CLIENT_ID"])
+        .stdin("client-id-Zr4")
+        .run();
+    assert!(!quiet.stderr.contains("warning"), "{}", quiet.stderr);
+    let p = Project::new();
+    let run = p
+        .svc()
+        .args(["secret", "set", "ANYTHING", "--env", "dev"])
+        .stdin("value-Kq81")
+        .run();
+    assert_eq!(run.status, 0, "{}", run.all_output());
+    assert!(!run.stderr.contains("warning"), "{}", run.stderr);
+}
+
+#[test]
+fn exec_only_suggests_the_name_meant() {
+    let user = Newcomer::new();
+    user.set("API_CLIENT_ID", "client-id-Zr4");
+    let run = user
+        .svc()
+        .args([
+            "--project",
+            "myproj",
+            "exec",
+            "--only",
+            "API_CLIENT_DI",
+            "--",
+            "true",
+        ])
+        .run();
+    assert_eq!(run.status, 2, "{}", run.all_output());
+    assert!(
+        run.stderr.contains("svc::store::no_such_secret")
+            && run.stderr.contains("did you mean `API_CLIENT_ID`?"),
+        "{}",
+        run.stderr
+    );
+}

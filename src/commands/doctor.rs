@@ -269,6 +269,26 @@ fn values_check(report: &mut Report, checked: &CheckedProgram, document: &Docume
             );
         }
     }
+    // A value stored under a name no program declares: often a misspelt
+    // `svc secret set`, whose program still reads the right name empty.
+    for name in document.secrets.keys() {
+        if declared.contains(name.as_str()) {
+            continue;
+        }
+        let remove = format!("`svc secret rm {name} --env {env}`");
+        let help = crate::check::did_you_mean(name, declared.iter().copied(), "");
+        let fix = match crate::check::suggestion(&help) {
+            Some(meant) => format!(
+                "did you mean `{meant}`? set it with `svc secret set {meant} --env {env}`, then {remove}"
+            ),
+            None => format!("declare it in the program (`secret {name} {{ }}`), or {remove}"),
+        };
+        report.warn(
+            "stored secrets",
+            format!("`{name}` is stored in `{env}` and no program declares it"),
+            fix,
+        );
+    }
 }
 
 /// A token refreshed on read that its provider makes no longer-lived than

@@ -77,7 +77,10 @@ pub fn run(command: SecretCommand) -> ExitCode {
             from_file,
             expires_in,
             ..
-        } => set(&name, &place, from_file.as_deref(), expires_in),
+        } => {
+            undeclared_warning(&context, &name);
+            set(&name, &place, from_file.as_deref(), expires_in)
+        }
         SecretCommand::Get {
             name,
             fresh: true,
@@ -112,6 +115,38 @@ pub fn run(command: SecretCommand) -> ExitCode {
         } => recover(&place, json, reveal.as_deref(), discard.as_deref()),
     };
     finish(result)
+}
+
+/// Warns, inside a project, when its program declares no secret `name`:
+/// a misspelt name would be stored where nothing reads it. It is stored
+/// anyway (a secret may be set before the program that reads it exists).
+fn undeclared_warning(context: &Context, name: &str) {
+    if context.project.is_none() {
+        return;
+    }
+    let Ok(paths) = context.program(&[]) else {
+        return;
+    };
+    let Ok(checked) = crate::program::load(&paths) else {
+        return;
+    };
+    let declared: Vec<&str> = checked
+        .program
+        .secrets
+        .iter()
+        .map(|s| s.name.as_str())
+        .collect();
+    if declared.contains(&name) {
+        return;
+    }
+    let help = crate::check::did_you_mean(
+        name,
+        declared.iter().copied(),
+        "declare it with `secret NAME { }` if the program is to read it",
+    );
+    eprintln!(
+        "warning: the project's program declares no secret `{name}` (it is stored anyway); {help}"
+    );
 }
 
 /// The store of the environment, or [`Error::StoreMissing`] that names
@@ -295,6 +330,16 @@ fn set(
     validate_name(name)?;
     let identities = open(place)?;
     let value = read_value(name, from_file)?;
+    let length = value.expose().len();
+    if length < crate::run::redact::MIN_MASKED {
+        eprintln!(
+            "warning: the value of `{name}` is {length} byte{}: svc masks values of {} bytes or more \
+             in its output (a shorter one would mask those characters everywhere), so this one \
+             cannot be masked",
+            if length == 1 { "" } else { "s" },
+            crate::run::redact::MIN_MASKED
+        );
+    }
     let at = document::now();
     let expires_at = expires_in
         .map(|d| {
