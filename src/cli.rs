@@ -4,8 +4,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use clap_complete::engine::{ArgValueCandidates, ArgValueCompleter};
 
 use crate::commands;
+use crate::commands::complete;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -75,8 +77,12 @@ pub enum Command {
     )]
     Init(InitArgs),
 
-    /// Print a shell completion script
+    /// Print a shell completion script: it asks svc for the project's names as you type
     #[command(
+        long_about = "Prints the script that makes SHELL complete svc's command lines. The script \
+                      asks svc itself as you type (COMPLETE=SHELL svc ...), so `--as`, `--env`, \
+                      SERVICE.ENDPOINT, secret and client names come from the project of the \
+                      current directory: its program and svc.toml, and the stores found.",
         after_help = "Example: svc completions bash > ~/.local/share/bash-completion/completions/svc"
     )]
     Completions {
@@ -185,7 +191,7 @@ pub enum Command {
 #[derive(Args, Debug, Clone)]
 pub struct StoreArgs {
     /// Environment of the store (dev, prod, ...) [default: `environment` in svc.toml]
-    #[arg(long, env = "SVC_ENV", value_name = "ENV")]
+    #[arg(long, env = "SVC_ENV", value_name = "ENV", add = ArgValueCandidates::new(complete::environments))]
     pub env: Option<String>,
     /// Directory holding ENV.age and ENV.recipients [default: `secrets_dir` in svc.toml, else `secrets` beside svc.toml, or in the current directory]
     #[arg(long, env = "SVC_SECRETS_DIR", value_name = "DIR")]
@@ -236,6 +242,7 @@ pub enum SecretCommand {
                       trailing newline is removed."
     )]
     Set {
+        #[arg(add = ArgValueCandidates::new(complete::secrets))]
         name: String,
         #[command(flatten)]
         store: StoreArgs,
@@ -255,6 +262,7 @@ pub enum SecretCommand {
         after_help = "Example: svc secret get GRAPH_TOKEN --env prod --fresh"
     )]
     Get {
+        #[arg(add = ArgValueCandidates::new(complete::secrets))]
         name: String,
         #[command(flatten)]
         store: StoreArgs,
@@ -278,12 +286,14 @@ pub enum SecretCommand {
     },
     /// Remove a secret
     Rm {
+        #[arg(add = ArgValueCandidates::new(complete::secrets))]
         name: String,
         #[command(flatten)]
         store: StoreArgs,
     },
     /// Show a secret's versions and dates, never values
     History {
+        #[arg(add = ArgValueCandidates::new(complete::secrets))]
         name: String,
         #[command(flatten)]
         store: StoreArgs,
@@ -293,6 +303,7 @@ pub enum SecretCommand {
     },
     /// Make an earlier value current again (as a new version)
     Rollback {
+        #[arg(add = ArgValueCandidates::new(complete::secrets))]
         name: String,
         #[command(flatten)]
         store: StoreArgs,
@@ -347,7 +358,7 @@ pub enum SecretCommand {
         #[arg(long, value_name = "RUN_ID", conflicts_with_all = ["discard", "reveal", "json"])]
         apply: Option<String>,
         /// With --apply: run as this user or service account [default: the run's own]
-        #[arg(long = "as", value_name = "ACCOUNT", requires = "apply")]
+        #[arg(long = "as", value_name = "ACCOUNT", requires = "apply", add = ArgValueCandidates::new(complete::identities))]
         identity: Option<String>,
         /// With --apply: the program whose endpoint runs (files or directories) [default: the project's program]
         #[arg(long = "program", value_name = "PATH", requires = "apply")]
@@ -420,12 +431,12 @@ pub struct FmtArgs {
 #[command(override_usage = "svc run [OPTIONS] [PATH] <SERVICE.ENDPOINT>")]
 pub struct RunArgs {
     /// [PATH] SERVICE.ENDPOINT: the .svc file or directory (default: the project's program), and the endpoint to run
-    #[arg(value_name = "ARGS", num_args = 1..=2, required = true)]
+    #[arg(value_name = "ARGS", num_args = 1..=2, required = true, add = ArgValueCompleter::new(complete::path_or_endpoint))]
     pub target: Vec<String>,
     #[command(flatten)]
     pub store: StoreArgs,
     /// The user or service account to run as
-    #[arg(long = "as", env = "SVC_AS", value_name = "IDENTITY")]
+    #[arg(long = "as", env = "SVC_AS", value_name = "IDENTITY", add = ArgValueCandidates::new(complete::identities))]
     pub identity: Option<String>,
     /// The HTTP method to call the endpoint with [default: GET if allowed, else its first method]
     #[arg(long, value_name = "METHOD")]
@@ -463,12 +474,12 @@ pub struct RunArgs {
 #[command(override_usage = "svc authorize [OPTIONS] [PATH] <CLIENT> --as <IDENTITY>")]
 pub struct AuthorizeArgs {
     /// [PATH] CLIENT: the .svc file or directory (default: the project's program), and the oauth_client to authorize
-    #[arg(value_name = "ARGS", num_args = 1..=2, required = true)]
+    #[arg(value_name = "ARGS", num_args = 1..=2, required = true, add = ArgValueCompleter::new(complete::path_or_client))]
     pub target: Vec<String>,
     #[command(flatten)]
     pub store: StoreArgs,
     /// The user or service account that authorizes (it must hold `update_secret` on what the client stores)
-    #[arg(long = "as", env = "SVC_AS", value_name = "IDENTITY")]
+    #[arg(long = "as", env = "SVC_AS", value_name = "IDENTITY", add = ArgValueCandidates::new(complete::identities))]
     pub identity: Option<String>,
     /// Use the device authorization grant (RFC 8628): a code to enter on another device, no redirect
     #[arg(long)]
@@ -554,7 +565,7 @@ pub enum KeyCommand {
     /// Create an API key for a user or service account; prints it once
     Create {
         /// The user or service account the key authenticates
-        #[arg(long = "as", value_name = "IDENTITY")]
+        #[arg(long = "as", value_name = "IDENTITY", add = ArgValueCandidates::new(complete::identities))]
         identity: String,
         #[command(flatten)]
         store: StoreArgs,
@@ -598,7 +609,7 @@ pub enum ScheduleCommand {
         /// .svc files or directories, loaded as one program [default: the project's program]
         paths: Vec<PathBuf>,
         /// Environment whose schedule state to read [default: `environment` in svc.toml]
-        #[arg(long, env = "SVC_ENV", value_name = "ENV")]
+        #[arg(long, env = "SVC_ENV", value_name = "ENV", add = ArgValueCandidates::new(complete::environments))]
         env: Option<String>,
         /// Where the schedules' state is kept [default: as `svc serve`]
         #[arg(long, env = "SVC_STATE_DIR", value_name = "DIR")]
@@ -681,14 +692,15 @@ pub struct LogsArgs {
     #[arg(
         value_name = "SERVICE.ENDPOINT",
         required_unless_present = "schedule",
-        conflicts_with = "schedule"
+        conflicts_with = "schedule",
+        add = ArgValueCandidates::new(complete::endpoints)
     )]
     pub endpoint: Option<String>,
     /// Show the runs of this schedule instead
     #[arg(long, value_name = "NAME")]
     pub schedule: Option<String>,
     /// Environment of the runs [default: `environment` in svc.toml]
-    #[arg(long, env = "SVC_ENV", value_name = "ENV")]
+    #[arg(long, env = "SVC_ENV", value_name = "ENV", add = ArgValueCandidates::new(complete::environments))]
     pub env: Option<String>,
     /// Show the last N runs
     #[arg(short = 'n', long = "lines", default_value = "20", value_name = "N")]
@@ -746,7 +758,7 @@ pub struct ExecArgs {
     #[command(flatten)]
     pub store: StoreArgs,
     /// Only these secrets, comma-separated
-    #[arg(long, value_delimiter = ',', value_name = "NAME,...")]
+    #[arg(long, value_delimiter = ',', value_name = "NAME,...", add = ArgValueCandidates::new(complete::secrets))]
     pub only: Vec<String>,
     /// The command and its arguments, after `--`
     #[arg(last = true, required = true, value_name = "COMMAND")]
@@ -769,7 +781,7 @@ pub struct CheckArgs {
     #[arg(long, value_enum, default_value = "human")]
     pub format: CheckFormat,
     /// Also report secrets the program reads that have no value in this environment's store
-    #[arg(long, value_name = "ENV")]
+    #[arg(long, value_name = "ENV", add = ArgValueCandidates::new(complete::environments))]
     pub env: Option<String>,
     /// Directory holding the secret stores (with --env) [default: as `svc secret`]
     #[arg(long, env = "SVC_SECRETS_DIR", value_name = "DIR")]
@@ -803,7 +815,38 @@ pub fn command() -> clap::Command {
     <Cli as clap::CommandFactory>::command()
 }
 
+/// `svc completions SHELL`: the script that registers svc's dynamic
+/// completion, as `COMPLETE=SHELL svc` prints it.
+fn completions(shell: clap_complete::Shell) -> ExitCode {
+    use clap_complete::env::{Bash, Elvish, EnvCompleter, Fish, Powershell, Zsh};
+    let completer: &dyn EnvCompleter = match shell {
+        clap_complete::Shell::Bash => &Bash,
+        clap_complete::Shell::Elvish => &Elvish,
+        clap_complete::Shell::Fish => &Fish,
+        clap_complete::Shell::PowerShell => &Powershell,
+        clap_complete::Shell::Zsh => &Zsh,
+        _ => {
+            return commands::usage_error(
+                "svc::cli::unknown_shell",
+                &format!("svc cannot complete for {shell}"),
+                Some("the shells are bash, elvish, fish, powershell and zsh"),
+            );
+        }
+    };
+    let mut script = Vec::new();
+    match completer.write_registration("COMPLETE", "svc", "svc", "svc", &mut script) {
+        Ok(()) => {
+            crate::output::bytes(&script);
+            ExitCode::SUCCESS
+        }
+        Err(_) => ExitCode::from(crate::exit::FAILURE),
+    }
+}
+
 pub fn main() -> ExitCode {
+    // A shell asking for completions (COMPLETE=bash svc -- svc run --as ...):
+    // answer and exit before anything else.
+    clap_complete::CompleteEnv::with_factory(command).complete();
     let cli = Cli::parse();
     commands::context::set_project_flag(cli.project);
     // `svc serve` chooses its own log format; other commands write only
@@ -816,10 +859,7 @@ pub fn main() -> ExitCode {
         Command::Fmt(args) => commands::fmt::run(args),
         Command::Compile(args) => commands::compile::run(args),
         Command::Init(args) => commands::init::run(args),
-        Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut command(), "svc", &mut crate::output::writer());
-            ExitCode::SUCCESS
-        }
+        Command::Completions { shell } => completions(shell),
         Command::Man => {
             let page = clap_mangen::Man::new(command());
             match page.render(&mut crate::output::writer()) {

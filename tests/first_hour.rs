@@ -865,3 +865,64 @@ fn exec_only_suggests_the_name_meant() {
         run.stderr
     );
 }
+
+/// What the shell gets for the word being completed: `svc` asked as the
+/// bash script of `svc completions bash` asks it.
+fn complete(dir: &std::path::Path, words: &[&str]) -> Vec<String> {
+    let run = svc()
+        .current_dir(dir)
+        .env("COMPLETE", "bash")
+        .env("_CLAP_COMPLETE_INDEX", (words.len() - 1).to_string())
+        .env("_CLAP_IFS", "\n")
+        .arg("--")
+        .args(words)
+        .run();
+    assert_eq!(run.status, 0, "{words:?}: {}", run.all_output());
+    run.stdout.lines().map(str::to_owned).collect()
+}
+
+#[test]
+fn shell_completion_offers_the_projects_names_not_file_names() {
+    let user = Newcomer::new();
+    let project = user.dir.path().join("myproj");
+    let toml = project.join("svc.toml");
+    let mut text = std::fs::read_to_string(&toml).unwrap();
+    text.push_str("\n[environments.prod]\nlog_format = \"json\"\n");
+    std::fs::write(&toml, text).unwrap();
+
+    let identities = complete(&project, &["svc", "run", "--as", ""]);
+    assert_eq!(identities, ["token_bot", "app"], "{identities:?}");
+    let envs = complete(&project, &["svc", "run", "--env", ""]);
+    assert_eq!(envs, ["dev", "prod"], "{envs:?}");
+    let endpoints = complete(&project, &["svc", "run", "api."]);
+    assert_eq!(endpoints, ["api.refresh"], "{endpoints:?}");
+    let logs = complete(&project, &["svc", "logs", "a"]);
+    assert_eq!(logs, ["api.refresh"], "{logs:?}");
+    let secrets = complete(&project, &["svc", "secret", "set", "API_C"]);
+    assert_eq!(
+        secrets,
+        ["API_CLIENT_ID", "API_CLIENT_SECRET"],
+        "{secrets:?}"
+    );
+    let only = complete(&project, &["svc", "exec", "--only", "API_A"]);
+    assert_eq!(only, ["API_ACCESS_TOKEN"], "{only:?}");
+    // From a directory below the project too; nothing from elsewhere.
+    std::fs::create_dir(project.join("notes")).unwrap();
+    let below = complete(
+        &project.join("notes"),
+        &["svc", "key", "create", "--as", "t"],
+    );
+    assert_eq!(below, ["token_bot"], "{below:?}");
+    let nowhere = tempfile::tempdir().unwrap();
+    std::fs::write(nowhere.path().join("token_notes.txt"), "").unwrap();
+    let none = complete(nowhere.path(), &["svc", "run", "--as", "t"]);
+    assert!(none.is_empty(), "{none:?}");
+
+    // The script `svc completions` prints asks svc itself.
+    let script = svc().args(["completions", "bash"]).run();
+    assert!(
+        script.stdout.contains("COMPLETE=\"bash\""),
+        "{}",
+        script.stdout
+    );
+}

@@ -4,6 +4,7 @@ pub mod authorize;
 pub mod backend;
 pub mod check;
 pub mod compile;
+pub mod complete;
 pub mod context;
 pub mod doctor;
 pub mod exec;
