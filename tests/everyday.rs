@@ -377,7 +377,7 @@ fn the_quickstart_shows_its_build_and_readme_says_how_to_install() {
     );
     let readme = std::fs::read_to_string(common::root().join("README.md")).unwrap();
     assert!(
-        readme.contains("cargo install --path ."),
+        readme.contains("cargo install --locked --path ."),
         "README says how to put svc on PATH"
     );
 }
