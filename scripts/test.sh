@@ -3,14 +3,20 @@
 #
 # Installs what the tests need when it is missing (Debian packages, npm
 # packages for the local test servers), then checks formatting and lints,
-# then runs every test. Test servers are started by the tests themselves,
-# on 127.0.0.1.
+# then builds and runs every test. Test servers are started by the tests
+# themselves, on 127.0.0.1.
+#
+# Nothing is silent for long: each step prints the time since the start
+# (and its own duration when it ends), cargo prints what it compiles, and
+# each test binary is named as it starts (`Running tests/serve.rs`); the
+# tests of a binary print a dot each.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n==> %s\n' "$*"; }
+source scripts/lib/steps.sh
 
 # Debian packages the tests use, by the command they provide.
+step "Debian packages the tests use"
 source scripts/lib/packages.sh
 packages=(
   age=age                        # interoperability of the secret store
@@ -66,7 +72,10 @@ if grep -rnE '\b(todo|unimplemented|dbg)!\(' src; then
 fi
 
 step "cargo clippy --all-targets -- -D warnings"
-cargo clippy --all-targets --quiet -- -D warnings
+cargo clippy --all-targets -- -D warnings
 
-step "cargo test"
-cargo test --quiet
+step "cargo test --no-run (build the tests)"
+cargo test --no-run
+
+step "cargo test (each binary named as it runs)"
+cargo test -- --quiet

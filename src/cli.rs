@@ -4,8 +4,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use clap_complete::engine::{ArgValueCandidates, ArgValueCompleter};
 
 use crate::commands;
+use crate::commands::complete;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -15,7 +17,12 @@ use crate::commands;
     long_about = "svc reads .svc files that declare secrets, roles, users and service accounts, \
                   and services whose endpoints refresh tokens. `svc check` lints them; the other \
                   commands run them and manage the encrypted secret store.",
-    after_help = "Exit codes: 0 success, 1 check errors or a failed run, 2 usage or input errors, 3 permission denied."
+    after_help = "Exit codes, the same in every command:\n  \
+                  0    success\n  \
+                  1    it ran and failed: check errors, a failed run or authorization, a problem `svc doctor` found, a backend failure\n  \
+                  2    nothing was done: bad arguments or input (no project, a program with errors, an unknown environment or name, no identity, a missing store or secret value)\n  \
+                  3    permission denied: the identity may not do what was asked\n  \
+                  141  standard output was closed by its reader (`svc secret list | head -1`)"
 )]
 pub struct Cli {
     /// The project: a directory holding svc.toml, or the file [default: found by walking up from the program path or the current directory]
@@ -30,7 +37,8 @@ pub enum Command {
     /// Check .svc files: syntax, names, types, permissions and secret rules
     #[command(
         long_about = "Parses and checks .svc files without running anything. A directory loads every \
-                      .svc file below it as one program. With no path, the current directory.\n\n\
+                      .svc file below it as one program. With no path, the project's program (`program` \
+                      in svc.toml); with no path and no svc.toml here or above, it refuses.\n\n\
                       Exits 0 when there are no errors (warnings allowed), 1 when there are errors \
                       (or warnings with --deny-warnings), 2 when files cannot be read.\n\n\
                       --fix applies the fixes that keep what the program means (a guard around an \
@@ -75,8 +83,12 @@ pub enum Command {
     )]
     Init(InitArgs),
 
-    /// Print a shell completion script
+    /// Print a shell completion script: it asks svc for the project's names as you type
     #[command(
+        long_about = "Prints the script that makes SHELL complete svc's command lines. The script \
+                      asks svc itself as you type (COMPLETE=SHELL svc ...), so `--as`, `--env`, \
+                      SERVICE.ENDPOINT, secret and client names come from the project of the \
+                      current directory: its program and svc.toml, and the stores found.",
         after_help = "Example: svc completions bash > ~/.local/share/bash-completion/completions/svc"
     )]
     Completions {
@@ -117,7 +129,7 @@ pub enum Command {
         long_about = "Runs the OAuth 2.0 authorization code flow with PKCE (S256) for an                       `oauth_client`: prints the authorization URL (and opens a browser when there                       is one), waits for the redirect on a loopback listener, checks its `state`,                       exchanges the code, and writes the tokens the client `stores` in one atomic                       update of the environment's store, with their expiry. With --device, runs the                       device authorization grant instead: prints a code to enter on another device                       and polls until it is approved. Runs as the identity given by --as, which must                       hold `update_secret` on every secret the client stores.\n\n\
                       Exit codes: 0 stored, 1 the authorization failed (nothing stored), 2 usage or \
                       script errors, 3 permission denied. See docs/authorize.md.",
-        after_help = "Example: svc authorize examples/hubspot.svc hubspot_app --env dev --as ops_oncall"
+        after_help = "Example: svc authorize examples/hubspot_refresh.svc hubspot_app --env dev --as ops_oncall"
     )]
     Authorize(AuthorizeArgs),
 
@@ -185,7 +197,7 @@ pub enum Command {
 #[derive(Args, Debug, Clone)]
 pub struct StoreArgs {
     /// Environment of the store (dev, prod, ...) [default: `environment` in svc.toml]
-    #[arg(long, env = "SVC_ENV", value_name = "ENV")]
+    #[arg(long, env = "SVC_ENV", value_name = "ENV", add = ArgValueCandidates::new(complete::environments))]
     pub env: Option<String>,
     /// Directory holding ENV.age and ENV.recipients [default: `secrets_dir` in svc.toml, else `secrets` beside svc.toml, or in the current directory]
     #[arg(long, env = "SVC_SECRETS_DIR", value_name = "DIR")]
@@ -212,16 +224,18 @@ pub enum SecretCommand {
         output: PathBuf,
     },
     /// Create an empty store for an environment
+    #[command(
+        long_about = "Creates an empty store for the environment, encrypted to the keys given with \
+                      --recipient or --recipients-file; with neither, to the public key of the identity \
+                      svc reads with (--identity, SVC_IDENTITY, `identity` in svc.toml, then \
+                      ~/.config/svc/identity.txt), which it names. Never overwrites a store.",
+        after_help = "Example: svc secret init --env dev"
+    )]
     Init {
         #[command(flatten)]
         store: StoreArgs,
-        /// Public key to encrypt to (age1..., ssh-ed25519 ..., ssh-rsa ...), repeatable
-        #[arg(
-            long = "recipient",
-            short = 'r',
-            value_name = "KEY",
-            required_unless_present = "recipients_file"
-        )]
+        /// Public key to encrypt to (age1..., ssh-ed25519 ..., ssh-rsa ...), repeatable [default: the public key of the identity svc reads with]
+        #[arg(long = "recipient", short = 'r', value_name = "KEY")]
         recipients: Vec<String>,
         /// File of public keys, one per line, as age's -R
         #[arg(long, short = 'R', value_name = "FILE", conflicts_with = "recipients")]
@@ -234,6 +248,7 @@ pub enum SecretCommand {
                       trailing newline is removed."
     )]
     Set {
+        #[arg(add = ArgValueCandidates::new(complete::secrets))]
         name: String,
         #[command(flatten)]
         store: StoreArgs,
@@ -253,6 +268,7 @@ pub enum SecretCommand {
         after_help = "Example: svc secret get GRAPH_TOKEN --env prod --fresh"
     )]
     Get {
+        #[arg(add = ArgValueCandidates::new(complete::secrets))]
         name: String,
         #[command(flatten)]
         store: StoreArgs,
@@ -302,12 +318,14 @@ pub enum SecretCommand {
     },
     /// Remove a secret
     Rm {
+        #[arg(add = ArgValueCandidates::new(complete::secrets))]
         name: String,
         #[command(flatten)]
         store: StoreArgs,
     },
     /// Show a secret's versions and dates, never values
     History {
+        #[arg(add = ArgValueCandidates::new(complete::secrets))]
         name: String,
         #[command(flatten)]
         store: StoreArgs,
@@ -317,6 +335,7 @@ pub enum SecretCommand {
     },
     /// Make an earlier value current again (as a new version)
     Rollback {
+        #[arg(add = ArgValueCandidates::new(complete::secrets))]
         name: String,
         #[command(flatten)]
         store: StoreArgs,
@@ -371,8 +390,11 @@ pub enum SecretCommand {
         #[arg(long, value_name = "RUN_ID", conflicts_with_all = ["discard", "reveal", "json"])]
         apply: Option<String>,
         /// With --apply: run as this user or service account [default: the run's own]
-        #[arg(long = "as", value_name = "ACCOUNT", requires = "apply")]
+        #[arg(long = "as", value_name = "ACCOUNT", requires = "apply", add = ArgValueCandidates::new(complete::identities))]
         identity: Option<String>,
+        /// With --apply: the program whose endpoint runs (files or directories) [default: the project's program]
+        #[arg(long = "program", value_name = "PATH", requires = "apply")]
+        program: Vec<PathBuf>,
     },
 }
 
@@ -399,7 +421,7 @@ pub enum RecipientsCommand {
 
 #[derive(Args, Debug)]
 pub struct CompileArgs {
-    /// The .svc file, or a directory loaded as one program [default: the project's program, or .]
+    /// The .svc file, or a directory loaded as one program [default: the project's program]
     pub path: Option<PathBuf>,
     /// What to print
     #[arg(long, value_enum, default_value = "ast")]
@@ -430,7 +452,7 @@ pub struct InitArgs {
 
 #[derive(Args, Debug)]
 pub struct FmtArgs {
-    /// Files or directories to format, or `-` for standard input [default: .]
+    /// Files or directories to format, or `-` for standard input [default: the project's program, or .]
     pub paths: Vec<PathBuf>,
     /// Change nothing; list the files that are not formatted and exit 1 if any
     #[arg(long)]
@@ -440,13 +462,13 @@ pub struct FmtArgs {
 #[derive(Args, Debug)]
 #[command(override_usage = "svc run [OPTIONS] [PATH] <SERVICE.ENDPOINT>")]
 pub struct RunArgs {
-    /// [PATH] SERVICE.ENDPOINT: the .svc file or directory (default: the project's program, or .), and the endpoint to run
-    #[arg(value_name = "ARGS", num_args = 1..=2, required = true)]
+    /// [PATH] SERVICE.ENDPOINT: the .svc file or directory (default: the project's program), and the endpoint to run
+    #[arg(value_name = "ARGS", num_args = 1..=2, required = true, add = ArgValueCompleter::new(complete::path_or_endpoint))]
     pub target: Vec<String>,
     #[command(flatten)]
     pub store: StoreArgs,
     /// The user or service account to run as
-    #[arg(long = "as", env = "SVC_AS", value_name = "IDENTITY")]
+    #[arg(long = "as", env = "SVC_AS", value_name = "IDENTITY", add = ArgValueCandidates::new(complete::identities))]
     pub identity: Option<String>,
     /// The HTTP method to call the endpoint with [default: GET if allowed, else its first method]
     #[arg(long, value_name = "METHOD")]
@@ -481,15 +503,15 @@ pub struct RunArgs {
 }
 
 #[derive(Args, Debug)]
-#[command(override_usage = "svc authorize [OPTIONS] [PATH] <CLIENT> --env <ENV> --as <IDENTITY>")]
+#[command(override_usage = "svc authorize [OPTIONS] [PATH] <CLIENT> --as <IDENTITY>")]
 pub struct AuthorizeArgs {
-    /// [PATH] CLIENT: the .svc file or directory (default: the project's program, or .), and the oauth_client to authorize
-    #[arg(value_name = "ARGS", num_args = 1..=2, required = true)]
+    /// [PATH] CLIENT: the .svc file or directory (default: the project's program), and the oauth_client to authorize
+    #[arg(value_name = "ARGS", num_args = 1..=2, required = true, add = ArgValueCompleter::new(complete::path_or_client))]
     pub target: Vec<String>,
     #[command(flatten)]
     pub store: StoreArgs,
     /// The user or service account that authorizes (it must hold `update_secret` on what the client stores)
-    #[arg(long = "as", env = "SVC_AS", value_name = "IDENTITY")]
+    #[arg(long = "as", env = "SVC_AS", value_name = "IDENTITY", add = ArgValueCandidates::new(complete::identities))]
     pub identity: Option<String>,
     /// Use the device authorization grant (RFC 8628): a code to enter on another device, no redirect
     #[arg(long)]
@@ -516,7 +538,7 @@ pub struct AuthorizeArgs {
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
-    /// .svc files or directories, loaded as one program [default: .]
+    /// .svc files or directories, loaded as one program [default: the project's program]
     pub paths: Vec<PathBuf>,
     #[command(flatten)]
     pub store: StoreArgs,
@@ -575,11 +597,11 @@ pub enum KeyCommand {
     /// Create an API key for a user or service account; prints it once
     Create {
         /// The user or service account the key authenticates
-        #[arg(long = "as", value_name = "IDENTITY")]
+        #[arg(long = "as", value_name = "IDENTITY", add = ArgValueCandidates::new(complete::identities))]
         identity: String,
         #[command(flatten)]
         store: StoreArgs,
-        /// The program whose identities the keys are for [default: the project's program, or .]
+        /// The program whose identities the keys are for [default: the project's program]
         #[arg(long = "program", value_name = "PATH")]
         program: Vec<PathBuf>,
         /// A name to recognise the key by
@@ -593,7 +615,7 @@ pub enum KeyCommand {
     List {
         #[command(flatten)]
         store: StoreArgs,
-        /// The program whose identities the keys are for [default: the project's program, or .]
+        /// The program whose identities the keys are for, to mark keys of identities it no longer declares [default: the project's program]
         #[arg(long = "program", value_name = "PATH")]
         program: Vec<PathBuf>,
         /// Print JSON instead of a table
@@ -606,7 +628,7 @@ pub enum KeyCommand {
         id: String,
         #[command(flatten)]
         store: StoreArgs,
-        /// The program whose identities the keys are for [default: the project's program, or .]
+        /// The program whose identities the keys are for [default: the project's program]
         #[arg(long = "program", value_name = "PATH")]
         program: Vec<PathBuf>,
     },
@@ -616,10 +638,10 @@ pub enum KeyCommand {
 pub enum ScheduleCommand {
     /// Each schedule's next fire times and last outcome
     List {
-        /// .svc files or directories, loaded as one program [default: .]
+        /// .svc files or directories, loaded as one program [default: the project's program]
         paths: Vec<PathBuf>,
         /// Environment whose schedule state to read [default: `environment` in svc.toml]
-        #[arg(long, env = "SVC_ENV", value_name = "ENV")]
+        #[arg(long, env = "SVC_ENV", value_name = "ENV", add = ArgValueCandidates::new(complete::environments))]
         env: Option<String>,
         /// Where the schedules' state is kept [default: as `svc serve`]
         #[arg(long, env = "SVC_STATE_DIR", value_name = "DIR")]
@@ -702,14 +724,15 @@ pub struct LogsArgs {
     #[arg(
         value_name = "SERVICE.ENDPOINT",
         required_unless_present = "schedule",
-        conflicts_with = "schedule"
+        conflicts_with = "schedule",
+        add = ArgValueCandidates::new(complete::endpoints)
     )]
     pub endpoint: Option<String>,
     /// Show the runs of this schedule instead
     #[arg(long, value_name = "NAME")]
     pub schedule: Option<String>,
     /// Environment of the runs [default: `environment` in svc.toml]
-    #[arg(long, env = "SVC_ENV", value_name = "ENV")]
+    #[arg(long, env = "SVC_ENV", value_name = "ENV", add = ArgValueCandidates::new(complete::environments))]
     pub env: Option<String>,
     /// Show the last N runs
     #[arg(short = 'n', long = "lines", default_value = "20", value_name = "N")]
@@ -767,7 +790,7 @@ pub struct ExecArgs {
     #[command(flatten)]
     pub store: StoreArgs,
     /// Only these secrets, comma-separated
-    #[arg(long, value_delimiter = ',', value_name = "NAME,...")]
+    #[arg(long, value_delimiter = ',', value_name = "NAME,...", add = ArgValueCandidates::new(complete::secrets))]
     pub only: Vec<String>,
     /// The command and its arguments, after `--`
     #[arg(last = true, required = true, value_name = "COMMAND")]
@@ -781,7 +804,7 @@ fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
 
 #[derive(Args, Debug)]
 pub struct CheckArgs {
-    /// Files or directories to check [default: the project's program, or .]
+    /// Files or directories to check [default: the project's program]
     pub paths: Vec<PathBuf>,
     /// Exit with 1 when there are warnings, not only errors
     #[arg(long)]
@@ -790,7 +813,7 @@ pub struct CheckArgs {
     #[arg(long, value_enum, default_value = "human")]
     pub format: CheckFormat,
     /// Also report secrets the program reads that have no value in this environment's store
-    #[arg(long, value_name = "ENV")]
+    #[arg(long, value_name = "ENV", add = ArgValueCandidates::new(complete::environments))]
     pub env: Option<String>,
     /// Directory holding the secret stores (with --env) [default: as `svc secret`]
     #[arg(long, env = "SVC_SECRETS_DIR", value_name = "DIR")]
@@ -814,7 +837,7 @@ pub struct CheckArgs {
 
 #[derive(Args, Debug)]
 pub struct DoctorArgs {
-    /// The .svc files or directories of the program [default: the project's program, or .]
+    /// The .svc files or directories of the program [default: the project's program]
     pub paths: Vec<PathBuf>,
     #[command(flatten)]
     pub store: StoreArgs,
@@ -826,7 +849,45 @@ pub struct DoctorArgs {
     pub state_dir: Option<PathBuf>,
 }
 
+/// The command line's definition: what `svc --help`, the completions and
+/// the manual page are made from, and what the docs' command lines are
+/// parsed with (tests/docs_commands.rs).
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
+}
+
+/// `svc completions SHELL`: the script that registers svc's dynamic
+/// completion, as `COMPLETE=SHELL svc` prints it.
+fn completions(shell: clap_complete::Shell) -> ExitCode {
+    use clap_complete::env::{Bash, Elvish, EnvCompleter, Fish, Powershell, Zsh};
+    let completer: &dyn EnvCompleter = match shell {
+        clap_complete::Shell::Bash => &Bash,
+        clap_complete::Shell::Elvish => &Elvish,
+        clap_complete::Shell::Fish => &Fish,
+        clap_complete::Shell::PowerShell => &Powershell,
+        clap_complete::Shell::Zsh => &Zsh,
+        _ => {
+            return commands::usage_error(
+                "svc::cli::unknown_shell",
+                &format!("svc cannot complete for {shell}"),
+                Some("the shells are bash, elvish, fish, powershell and zsh"),
+            );
+        }
+    };
+    let mut script = Vec::new();
+    match completer.write_registration("COMPLETE", "svc", "svc", "svc", &mut script) {
+        Ok(()) => {
+            crate::output::bytes(&script);
+            ExitCode::SUCCESS
+        }
+        Err(_) => ExitCode::from(crate::exit::FAILURE),
+    }
+}
+
 pub fn main() -> ExitCode {
+    // A shell asking for completions (COMPLETE=bash svc -- svc run --as ...):
+    // answer and exit before anything else.
+    clap_complete::CompleteEnv::with_factory(command).complete();
     let cli = Cli::parse();
     commands::context::set_project_flag(cli.project);
     // `svc serve` chooses its own log format; other commands write only
@@ -839,17 +900,9 @@ pub fn main() -> ExitCode {
         Command::Fmt(args) => commands::fmt::run(args),
         Command::Compile(args) => commands::compile::run(args),
         Command::Init(args) => commands::init::run(args),
-        Command::Completions { shell } => {
-            clap_complete::generate(
-                shell,
-                &mut <Cli as clap::CommandFactory>::command(),
-                "svc",
-                &mut crate::output::writer(),
-            );
-            ExitCode::SUCCESS
-        }
+        Command::Completions { shell } => completions(shell),
         Command::Man => {
-            let page = clap_mangen::Man::new(<Cli as clap::CommandFactory>::command());
+            let page = clap_mangen::Man::new(command());
             match page.render(&mut crate::output::writer()) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(_) => ExitCode::from(crate::exit::FAILURE),

@@ -251,4 +251,100 @@ impl Script {
             .map(|effects| effects.writes.clone())
             .unwrap_or_default()
     }
+
+    /// The secrets that must have a value before the endpoint runs: each
+    /// `secret.NAME` the checker found in its action, in the
+    /// `oauth_client`s its requests authenticate as (`auth client(NAME)`)
+    /// and in the endpoints it runs, unless a statement before the read
+    /// may write it (`update_secret`, or a `run_service` whose endpoint
+    /// may): `crm.sync` runs `crm.refresh`, which stores the token that
+    /// its later requests read. Hooks are not counted: they run after.
+    pub fn secrets_read(&self, service: &str, endpoint: &str) -> BTreeSet<String> {
+        let mut stack = Vec::new();
+        let mut secrets = BTreeSet::new();
+        self.collect_read(
+            service,
+            endpoint,
+            &BTreeSet::new(),
+            &mut stack,
+            &mut secrets,
+        );
+        secrets
+    }
+
+    fn collect_read(
+        &self,
+        service: &str,
+        endpoint: &str,
+        written: &BTreeSet<String>,
+        stack: &mut Vec<(String, String)>,
+        secrets: &mut BTreeSet<String>,
+    ) {
+        let key = (service.to_string(), endpoint.to_string());
+        if stack.contains(&key) {
+            return;
+        }
+        let Some(action) = self.endpoint_action(service, endpoint) else {
+            return;
+        };
+        enum Event<'p> {
+            Read(&'p str),
+            Written(Vec<String>),
+            Call(&'p EndpointRef),
+        }
+        let reads = &self.checked.analysis.secret_reads;
+        let within = |outer: crate::source::Span| {
+            let end = outer.start + outer.len;
+            reads.iter().filter(move |(_, at)| {
+                at.file == outer.file && at.start >= outer.start && at.start + at.len <= end
+            })
+        };
+        // In source order, which is the order a first pass runs them.
+        let mut events: Vec<(u32, Event)> = within(action.span)
+            .map(|(name, at)| (at.start, Event::Read(name.as_str())))
+            .collect();
+        action.body.walk(&mut |statement| {
+            let (start, end) = (
+                statement.span.start,
+                statement.span.start + statement.span.len,
+            );
+            match &statement.kind {
+                StatementKind::WebRequest(request) => {
+                    if let Some(Auth::Client { client, .. }) = &request.auth
+                        && let Some(decl) = self.client(client.as_str())
+                    {
+                        events.extend(
+                            within(decl.span).map(|(name, _)| (start, Event::Read(name.as_str()))),
+                        );
+                    }
+                }
+                StatementKind::UpdateSecrets { updates, .. } => events.push((
+                    end,
+                    Event::Written(updates.iter().map(|u| u.secret.text.clone()).collect()),
+                )),
+                StatementKind::RunService { endpoint, .. } => {
+                    events.push((start, Event::Call(endpoint)));
+                }
+                _ => {}
+            }
+        });
+        events.sort_by_key(|(at, _)| *at);
+        stack.push(key);
+        let mut written = written.clone();
+        for (_, event) in events {
+            match event {
+                Event::Read(name) if !written.contains(name) => {
+                    secrets.insert(name.to_string());
+                }
+                Event::Read(_) => {}
+                Event::Written(names) => written.extend(names),
+                Event::Call(call) => {
+                    let (service, endpoint) = (call.service.as_str(), call.endpoint.as_str());
+                    self.collect_read(service, endpoint, &written, stack, secrets);
+                    written.extend(self.secrets_updated(service, endpoint));
+                }
+            }
+        }
+        stack.pop();
+    }
 }

@@ -221,7 +221,7 @@ fn three_replicas_keep_one_refresh_chain_under_300_triggers() {
         db: "replicas".into(),
     };
     let key = p.key("nightly");
-    let replicas: Vec<Served> = (0..3).map(|_| p.serve(&["--no-schedules"])).collect();
+    let replicas: Vec<Served> = (0..3).map(|_| p.serve(&[".", "--no-schedules"])).collect();
     let bases: Vec<String> = replicas.iter().map(|r| r.base.clone()).collect();
     let started = Instant::now();
     // 300 triggers, 30 at a time, spread over the replicas.
@@ -332,7 +332,7 @@ schedule c { endpoint app.tick service_account bot every 1s }
 "#,
     );
     let started = Instant::now();
-    let replicas: Vec<Served> = (0..3).map(|_| p.serve(&[])).collect();
+    let replicas: Vec<Served> = (0..3).map(|_| p.serve(&["."])).collect();
     std::thread::sleep(Duration::from_secs(20).saturating_sub(started.elapsed()));
     let replicas: Vec<Served> = std::thread::scope(|scope| {
         let stopping: Vec<_> = replicas
@@ -384,8 +384,8 @@ fn a_killed_replica_releases_its_run_lock() {
         db: "killed".into(),
     };
     let key = p.key("nightly");
-    let mut first = p.serve(&["--no-schedules", "--lock-timeout", "20s"]);
-    let second = p.serve(&["--no-schedules", "--lock-timeout", "20s"]);
+    let mut first = p.serve(&[".", "--no-schedules", "--lock-timeout", "20s"]);
+    let second = p.serve(&[".", "--no-schedules", "--lock-timeout", "20s"]);
     // A run that takes the lock, then pauses before its request.
     let paused = {
         let base = first.base.clone();
@@ -442,7 +442,7 @@ fn a_restarted_database_loses_nothing_and_serve_recovers() {
         db: "restart".into(),
     };
     let key = p.key("nightly");
-    let replica = p.serve(&["--no-schedules"]);
+    let replica = p.serve(&[".", "--no-schedules"]);
     let trigger = || {
         replica
             .call("GET", "/api/services/vendor/refresh", Some(&key), None)
@@ -511,8 +511,8 @@ fn replicas_share_secrets_jobs_keys_and_logs() {
         db: "shared".into(),
     };
     let key = p.key("nightly");
-    let a = p.serve(&["--no-schedules"]);
-    let b = p.serve(&["--no-schedules"]);
+    let a = p.serve(&[".", "--no-schedules"]);
+    let b = p.serve(&[".", "--no-schedules"]);
     assert_eq!(
         a.call("GET", "/api/services/vendor/refresh", Some(&key), None)
             .status,

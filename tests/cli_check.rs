@@ -50,11 +50,19 @@ fn a_directory_is_one_program() {
 }
 
 #[test]
-fn no_argument_checks_the_current_directory() {
-    let run = svc()
-        .arg("check")
-        .current_dir(root().join("tests/check_dirs/multi"))
-        .run();
+fn no_argument_checks_the_projects_program() {
+    // A project whose svc.toml names no program: its directory. (With no
+    // svc.toml at all, `svc check` refuses: tests/first_hour.rs.)
+    let dir = tempfile::tempdir().unwrap();
+    let copied = std::process::Command::new("cp")
+        .arg("-r")
+        .arg(root().join("tests/check_dirs/multi/."))
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    std::fs::write(dir.path().join("svc.toml"), "environment = \"dev\"\n").unwrap();
+    let run = svc().arg("check").current_dir(dir.path()).run();
     assert_eq!(run.status, 0, "{}", run.stderr);
     assert!(run.stderr.contains("in 2 files"), "{}", run.stderr);
 }

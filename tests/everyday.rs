@@ -157,6 +157,8 @@ fn every_command_finds_the_project_from_another_directory() {
 #[test]
 fn run_takes_its_program_from_the_project_like_check_and_serve() {
     let user = Newcomer::new();
+    user.set("API_CLIENT_ID", "client-id-1");
+    user.set("API_CLIENT_SECRET", "client-secret-2");
     let run = user
         .svc()
         .current_dir(user.project())
@@ -195,6 +197,8 @@ fn a_key_for_an_identity_the_program_does_not_declare_is_refused() {
 #[test]
 fn a_dry_run_with_simulated_answers_takes_the_real_branches() {
     let user = Newcomer::new();
+    user.set("API_CLIENT_ID", "client-id-1");
+    user.set("API_CLIENT_SECRET", "client-secret-2");
     let mock = user.dir.path().join("answers.json");
     std::fs::write(
         &mock,
@@ -373,7 +377,7 @@ fn the_quickstart_shows_its_build_and_readme_says_how_to_install() {
     );
     let readme = std::fs::read_to_string(common::root().join("README.md")).unwrap();
     assert!(
-        readme.contains("cargo install --path ."),
+        readme.contains("cargo install --locked --path ."),
         "README says how to put svc on PATH"
     );
 }

@@ -58,8 +58,8 @@ fn a_terminated_lock_session_never_lets_a_token_be_sent_twice() {
     let pg = Postgres::shared();
     let (server, p) = rotating_pg(pg, "lock_terminated");
     let key = p.key("nightly");
-    let a = p.serve(&["--no-schedules"]);
-    let b = p.serve(&["--no-schedules"]);
+    let a = p.serve(&[".", "--no-schedules"]);
+    let b = p.serve(&[".", "--no-schedules"]);
     delay_answers(&server, 3000);
     let first = trigger(&a, &key);
     wait_for_requests(&server, 1);
@@ -104,8 +104,8 @@ fn an_idle_session_timeout_never_ends_a_run_lock() {
         "ALTER DATABASE lock_idle SET idle_session_timeout = '500ms'",
     );
     let key = p.key("nightly");
-    let a = p.serve(&["--no-schedules"]);
-    let b = p.serve(&["--no-schedules"]);
+    let a = p.serve(&[".", "--no-schedules"]);
+    let b = p.serve(&[".", "--no-schedules"]);
     delay_answers(&server, 2500);
     let first = trigger(&a, &key);
     wait_for_requests(&server, 1);
@@ -123,7 +123,7 @@ fn a_database_restart_during_a_refresh_loses_nothing() {
     let pg = Postgres::start();
     let (server, p) = rotating_pg(&pg, "restart_mid_run");
     let key = p.key("nightly");
-    let replica = p.serve(&["--no-schedules"]);
+    let replica = p.serve(&[".", "--no-schedules"]);
     delay_answers(&server, 3000);
     let first = trigger(&replica, &key);
     wait_for_requests(&server, 1);
@@ -152,11 +152,13 @@ fn an_answer_that_came_while_the_database_was_down_reaches_every_replica() {
     // Two hosts: each replica keeps its spool in a state directory of its own.
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let a = p.serve(&[
+        ".",
         "--no-schedules",
         "--state-dir",
         dir_a.path().to_str().unwrap(),
     ]);
     let b = p.serve(&[
+        ".",
         "--no-schedules",
         "--state-dir",
         dir_b.path().to_str().unwrap(),
@@ -243,7 +245,7 @@ service_account app { roles reader }
     );
     p.set("TOKEN", "token-value-Pz4");
     let key = p.key("app");
-    let replica = p.serve(&["--no-schedules"]);
+    let replica = p.serve(&[".", "--no-schedules"]);
     assert_eq!(
         replica
             .call("GET", "/api/secrets/TOKEN", Some(&key), None)
@@ -296,7 +298,7 @@ fn two_hundred_endpoints_at_once_all_succeed() {
     }
     p.project.write("app.svc", &program);
     let key = p.key("bot");
-    let replica = p.serve(&["--no-schedules"]);
+    let replica = p.serve(&[".", "--no-schedules"]);
     let statuses: Vec<u16> = std::thread::scope(|scope| {
         let calls: Vec<_> = (0..N)
             .map(|i| {
@@ -329,7 +331,7 @@ service_account app { roles reader }
     );
     p.set("TOKEN", "token-value-Au7");
     let key = p.key("app");
-    let replica = p.serve(&["--no-schedules"]);
+    let replica = p.serve(&[".", "--no-schedules"]);
     // The insert fails inside the database, as on a full disk.
     pg.psql(
         &p.db,

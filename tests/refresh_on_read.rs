@@ -307,7 +307,7 @@ fn tokens_that_live_less_than_min_valid_are_refreshed_once_not_by_every_read() {
         "the refresh said so:\n{}",
         server.stderr()
     );
-    let doctor = p.svc().args(["doctor", "--env", "dev"]).run();
+    let doctor = p.svc().args(["doctor", "app.svc", "--env", "dev"]).run();
     assert!(
         doctor
             .stdout

@@ -184,6 +184,7 @@ impl Store {
         let run = self
             .svc()
             .args(["key", "create", "--as", identity, "--env", "dev"])
+            .args(["--program", "."])
             .run();
         assert_eq!(run.status, 0, "{}", run.all_output());
         run.stdout.trim().to_string()

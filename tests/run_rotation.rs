@@ -559,7 +559,7 @@ async fn a_run_is_refused_while_the_journal_holds_an_answer_it_cannot_store() {
     // run): a failed run with that code; and nothing sent either.
     let answer = tokio::task::block_in_place(|| {
         let key = s.project.key("nightly", &[]);
-        let served = s.project.serve(&["--env", "dev"]);
+        let served = s.project.serve(&[".", "--env", "dev"]);
         let schedule_log = s
             .project
             .path()
@@ -595,6 +595,7 @@ async fn a_run_is_refused_while_the_journal_holds_an_answer_it_cannot_store() {
         .project
         .svc()
         .args(["secret", "recover", "--env", "dev", "--apply", &run_id])
+        .args(["--program", "hubspot.svc"])
         .run();
     assert_eq!(applied.status, 0, "{}", applied.all_output());
     assert_eq!(s.stored("HUBSPOT_REFRESH_TOKEN"), NEW_REFRESH);

@@ -106,7 +106,7 @@ fn runs_as_the_identity_given_with_params() {
     assert_eq!(run.status, 0, "{}", run.all_output());
     assert!(
         run.stdout
-            .contains("run ops.greet as bob in dev, GET via cli"),
+            .contains("run ops.greet as bob in dev via cli, called with GET"),
         "{}",
         run.stdout
     );
@@ -218,7 +218,11 @@ fn methods_and_endpoints_are_checked() {
             "alice",
         ])
         .run();
-    assert!(run.stdout.contains("POST via cli"), "{}", run.all_output());
+    assert!(
+        run.stdout.contains("via cli, called with POST"),
+        "{}",
+        run.all_output()
+    );
 }
 
 #[test]

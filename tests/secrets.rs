@@ -420,7 +420,7 @@ fn a_wrong_or_missing_identity_says_what_to_pass() {
         .args(["secret", "get", "TOKEN", "--env", "dev"])
         .env("SVC_IDENTITY", &stranger.path)
         .run();
-    assert_eq!(run.status, 1);
+    assert_eq!(run.status, 2);
     assert!(
         run.stderr.contains("svc::store::wrong_identity"),
         "{}",
@@ -745,7 +745,14 @@ fn exec_passes_secrets_as_environment_variables() {
 #[test]
 fn check_with_env_reports_secrets_without_a_value() {
     let p = Project::new();
-    let example = common::root().join("examples/hubspot_refresh.svc");
+    // A copy: the repository's own svc.toml would make its directory the
+    // project, and its store the one checked.
+    let example = p.path().join("hubspot_refresh.svc");
+    std::fs::copy(
+        common::root().join("examples/hubspot_refresh.svc"),
+        &example,
+    )
+    .unwrap();
     p.set("HUBSPOT_CLIENT_ID", "id");
     let run = p.svc().args(["check", "--env", "dev"]).arg(&example).run();
     assert_eq!(run.status, 1, "{}", run.stderr);

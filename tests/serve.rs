@@ -171,7 +171,16 @@ fn keys_decide_who_may_call() {
     // A key is made only for an identity the program declares...
     let refused = p
         .svc()
-        .args(["key", "create", "--as", "bott", "--env", "dev"])
+        .args([
+            "key",
+            "create",
+            "--as",
+            "bott",
+            "--env",
+            "dev",
+            "--program",
+            ".",
+        ])
         .run();
     assert_eq!(refused.status, 2, "{}", refused.all_output());
     assert!(
@@ -192,7 +201,10 @@ fn keys_decide_who_may_call() {
     );
 
     // The list shows states, never keys.
-    let list = p.svc().args(["key", "list", "--env", "dev"]).run();
+    let list = p
+        .svc()
+        .args(["key", "list", "--env", "dev", "--program", "."])
+        .run();
     assert!(
         list.stdout.contains("revoked")
             && list.stdout.contains("expired")

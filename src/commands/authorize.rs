@@ -38,7 +38,11 @@ pub fn run(args: AuthorizeArgs) -> ExitCode {
         Ok(context) => context,
         Err(code) => return code,
     };
-    let script = match load_paths(&context.program(&given)) {
+    let paths = match context.program(&given) {
+        Ok(paths) => paths,
+        Err(code) => return code,
+    };
+    let script = match load_paths(&paths) {
         Ok(script) => script,
         Err(code) => return code,
     };
@@ -107,7 +111,7 @@ fn admit<'s>(
                 Code::UnknownClient,
                 format!("no oauth_client is called `{name}`"),
             )
-            .help(crate::check::did_you_mean(
+            .help(crate::suggest::did_you_mean(
                 name,
                 names.iter().copied(),
                 fallback,

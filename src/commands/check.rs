@@ -16,7 +16,10 @@ pub fn run(args: CheckArgs) -> ExitCode {
         Ok(context) => context,
         Err(code) => return code,
     };
-    let paths = context.program(&args.paths);
+    let paths = match context.program(&args.paths) {
+        Ok(paths) => paths,
+        Err(code) => return code,
+    };
     let mut checked = match program::load(&paths) {
         Ok(checked) => checked,
         Err(error) => {

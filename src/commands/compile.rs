@@ -10,8 +10,8 @@ use crate::program;
 
 pub fn run(args: CompileArgs) -> ExitCode {
     let given: Vec<_> = args.path.iter().cloned().collect();
-    let paths = match super::context::Context::find(&given) {
-        Ok(context) => context.program(&given),
+    let paths = match super::context::Context::find(&given).and_then(|c| c.program(&given)) {
+        Ok(paths) => paths,
         Err(code) => return code,
     };
     let checked = match program::load(&paths) {

@@ -72,29 +72,36 @@ impl Context {
     }
 
     /// The program's paths: those given, else the project file's, else the
-    /// project's directory, else the current directory.
-    pub fn program(&self, given: &[PathBuf]) -> Vec<PathBuf> {
+    /// project's directory. With neither a path nor a project file, a
+    /// command that needs a program refuses at once: loading every `.svc`
+    /// file below a directory that is no project reads unrelated files.
+    pub fn program(&self, given: &[PathBuf]) -> Result<Vec<PathBuf>, ExitCode> {
         if !given.is_empty() {
-            return given.to_vec();
+            return Ok(given.to_vec());
         }
         match &self.project {
-            Some(project) if !project.file.program.is_empty() => project.program(),
-            Some(project) => vec![project.root.clone()],
-            None => vec![PathBuf::from(".")],
+            Some(project) if !project.file.program.is_empty() => Ok(project.program()),
+            Some(project) => Ok(vec![project.root.clone()]),
+            None => Err(no_project()),
         }
+    }
+
+    /// The paths a command that reads files (not a program) works on:
+    /// those given, else the project's program, else the current directory.
+    pub fn files(&self, given: &[PathBuf]) -> Vec<PathBuf> {
+        if self.project.is_none() && given.is_empty() {
+            return vec![PathBuf::from(".")];
+        }
+        self.program(given).unwrap_or_default()
     }
 
     /// How a command line names the program, for help lines.
     pub fn program_hint(&self, given: &[PathBuf]) -> String {
-        let paths = if given.is_empty() && self.project.is_some() {
+        if given.is_empty() {
             // The project finds its program: no path is needed.
             return String::new();
-        } else if given.is_empty() {
-            vec![PathBuf::from(".")]
-        } else {
-            given.to_vec()
-        };
-        paths
+        }
+        given
             .iter()
             .map(|p| super::run::shell_word(&p.display().to_string()))
             .collect::<Vec<_>>()
@@ -133,7 +140,29 @@ impl Context {
 
     /// As [`Context::place`], with the log and state directories given on
     /// the command line (for the files backend) and the backend's options.
+    /// An environment that has no store and that svc.toml does not name is
+    /// refused here, before anything runs: `--env prd` is a typo of `prod`.
     pub fn place_with(
+        &self,
+        args: &StoreArgs,
+        log_dir: Option<&Path>,
+        state_dir: Option<&Path>,
+        options: &Options,
+    ) -> Result<Place, ExitCode> {
+        let place = self.open_place(args, log_dir, state_dir, options)?;
+        if let Some(unknown) = place.unknown_environment() {
+            return Err(usage_error(
+                "svc::cli::unknown_environment",
+                &unknown.message,
+                Some(&unknown.help),
+            ));
+        }
+        Ok(place)
+    }
+
+    /// As [`Context::place_with`], for an environment whose store may not
+    /// exist yet (`svc secret`, which makes it or says it is missing).
+    pub fn open_place(
         &self,
         args: &StoreArgs,
         log_dir: Option<&Path>,
@@ -146,7 +175,14 @@ impl Context {
             Ok(backend) => backend,
             Err(error) => return Err(super::store_error(&error)),
         };
+        let named = self.named_environments();
+        let mut environments = named.clone();
+        if let Spec::Files { secrets_dir, .. } = &spec {
+            environments.extend(stores_in(secrets_dir));
+        }
         Ok(Place {
+            named: named.contains(&env),
+            environments: environments.into_iter().collect(),
             identity_flags: args.identities.clone(),
             project_identities: self
                 .project
@@ -157,6 +193,21 @@ impl Context {
             env,
             backend,
         })
+    }
+
+    /// The environments svc.toml names: its `environment` and its
+    /// `[environments.NAME]` tables.
+    fn named_environments(&self) -> std::collections::BTreeSet<String> {
+        let Some(project) = &self.project else {
+            return Default::default();
+        };
+        project
+            .file
+            .environment
+            .iter()
+            .chain(project.file.environments.keys())
+            .cloned()
+            .collect()
     }
 
     /// Where the environment's state is: `--backend` or `SVC_BACKEND`, the
@@ -185,16 +236,96 @@ impl Context {
     }
 }
 
+/// The refusal of a command that needs a program and was given no path,
+/// where no project file is found.
+fn no_project() -> ExitCode {
+    let here = std::env::current_dir()
+        .map(|d| d.display().to_string())
+        .unwrap_or_else(|_| ".".into());
+    usage_error(
+        "svc::project::missing",
+        &format!("no svc.toml in `{here}` or any parent directory"),
+        Some("give the program's path, or run `svc init`"),
+    )
+}
+
+/// The environments whose stores a files directory holds (`ENV.age`).
+fn stores_in(dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| {
+            let name = entry.ok()?.file_name().into_string().ok()?;
+            let env = name.strip_suffix(".age")?;
+            secrets::validate_environment(env).ok()?;
+            Some(env.to_string())
+        })
+        .collect()
+}
+
+/// Why an environment is unknown, and what the user may have meant.
+pub struct UnknownEnvironment {
+    pub message: String,
+    pub help: String,
+    /// The known environment the name is closest to, if one is.
+    pub meant: Option<String>,
+}
+
 /// An environment's store and where its identity may come from.
 pub struct Place {
     pub env: String,
     pub backend: Backend,
+    /// Whether svc.toml names the environment.
+    named: bool,
+    /// The environments known here: named in svc.toml, or with a store.
+    environments: Vec<String>,
     identity_flags: Vec<PathBuf>,
     project_identities: Vec<PathBuf>,
     project_file: Option<PathBuf>,
 }
 
 impl Place {
+    /// The environment, when it has no store and svc.toml does not name
+    /// it: why, and the nearest known name (or how to make it).
+    pub fn unknown_environment(&self) -> Option<UnknownEnvironment> {
+        if self.named {
+            return None;
+        }
+        // A backend that cannot say is let through: the command's own
+        // read reports why.
+        if super::block_on(self.backend.secrets.exists()).unwrap_or(true) {
+            return None;
+        }
+        let env = &self.env;
+        let where_named = match &self.project_file {
+            Some(file) => format!("`{}` does not name it", file.display()),
+            None => "there is no svc.toml to name it".to_string(),
+        };
+        let create = format!("`svc secret init --env {env}` creates its store");
+        let fallback = if self.environments.is_empty() {
+            create.clone()
+        } else {
+            format!(
+                "the environments are: {}; {create}",
+                self.environments.join(", ")
+            )
+        };
+        let meant = crate::suggest::closest(env, self.environments.iter().map(String::as_str))
+            .map(str::to_string);
+        Some(UnknownEnvironment {
+            message: format!(
+                "environment `{env}` has no store ({}) and {where_named}",
+                self.backend.secrets.describe()
+            ),
+            help: match &meant {
+                Some(meant) => format!("did you mean `{meant}`?"),
+                None => fallback,
+            },
+            meant,
+        })
+    }
+
     /// The identity files to open the store with, found in order: the
     /// `--identity` flags, `SVC_IDENTITY`, the project file's `identity`,
     /// the user's `$XDG_CONFIG_HOME/svc/identity.txt`.

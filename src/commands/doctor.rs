@@ -49,6 +49,10 @@ pub fn run(args: DoctorArgs) -> ExitCode {
         Ok(context) => context,
         Err(code) => return code,
     };
+    let paths = match context.program(&args.paths) {
+        Ok(paths) => paths,
+        Err(code) => return code,
+    };
     let mut report = Report { failed: 0 };
     match &context.project {
         Some(project) => report.ok("project", project.path.display().to_string()),
@@ -68,7 +72,7 @@ pub fn run(args: DoctorArgs) -> ExitCode {
     };
     let env = place.env.clone();
     report.ok("backend", place.backend.description.clone());
-    let checked = program_check(&mut report, &context.program(&args.paths));
+    let checked = program_check(&mut report, &paths);
     let opened = store_check(&mut report, &place);
     if let (Some(checked), Some((document, identities))) = (&checked, &opened) {
         values_check(&mut report, checked, document, &env);
@@ -181,7 +185,7 @@ fn store_check(report: &mut Report, place: &Place) -> Option<(Document, Identiti
                 "store",
                 format!("there is no store for `{}` ({})", place.env, secrets.describe()),
                 format!(
-                    "create it: `svc secret init --env {} --recipient $(age-keygen -y IDENTITY_FILE)`",
+                    "create it: `svc secret init --env {}` (encrypted to the identity svc reads with)",
                     place.env
                 ),
             );
@@ -264,6 +268,25 @@ fn values_check(report: &mut Report, checked: &CheckedProgram, document: &Docume
                 format!("`svc secret set {name} --env {env}` (the value comes from stdin)"),
             );
         }
+    }
+    // A value stored under a name no program declares: often a misspelt
+    // `svc secret set`, whose program still reads the right name empty.
+    for name in document.secrets.keys() {
+        if declared.contains(name.as_str()) {
+            continue;
+        }
+        let remove = format!("`svc secret rm {name} --env {env}`");
+        let fix = match crate::suggest::closest(name, declared.iter().copied()) {
+            Some(meant) => format!(
+                "did you mean `{meant}`? set it with `svc secret set {meant} --env {env}`, then {remove}"
+            ),
+            None => format!("declare it in the program (`secret {name} {{ }}`), or {remove}"),
+        };
+        report.warn(
+            "stored secrets",
+            format!("`{name}` is stored in `{env}` and no program declares it"),
+            fix,
+        );
     }
 }
 

@@ -22,10 +22,16 @@ pub fn run(args: ExecArgs) -> ExitCode {
     };
     for name in &args.only {
         if document.get(name).is_none() {
-            return store_error(&Error::SecretMissing {
+            let missing = Error::SecretMissing {
                 name: name.clone(),
                 env: place.env.clone(),
-            });
+            };
+            let help = crate::suggest::did_you_mean(
+                name,
+                document.secrets.keys().map(String::as_str),
+                missing.help().unwrap_or_default(),
+            );
+            return usage_error(missing.code(), &missing.to_string(), Some(&help));
         }
     }
     // Each secret handed to the command is a read, recorded before it.

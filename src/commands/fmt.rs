@@ -16,7 +16,7 @@ pub fn run(args: FmtArgs) -> ExitCode {
         return stdin(args.check);
     }
     let paths = match super::context::Context::find(&args.paths) {
-        Ok(context) => context.program(&args.paths),
+        Ok(context) => context.files(&args.paths),
         Err(code) => return code,
     };
     let found = match source::find(&paths) {

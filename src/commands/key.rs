@@ -22,11 +22,19 @@ pub fn run(command: KeyCommand) -> ExitCode {
         Ok(context) => context,
         Err(code) => return code,
     };
+    // Creating a key needs the program, to check the identity; listing
+    // marks the keys of identities it no longer declares when it has one.
+    let declared = match (&command, context.project.is_some() || !program.is_empty()) {
+        (KeyCommand::Create { .. }, _) | (_, true) => match context.program(program) {
+            Ok(paths) => declared_identities(&paths),
+            Err(code) => return code,
+        },
+        (_, false) => Err("no program".to_string()),
+    };
     let place = match context.place(store) {
         Ok(place) => place,
         Err(code) => return code,
     };
-    let declared = declared_identities(&context.program(program));
     let result = match command {
         KeyCommand::Create {
             identity,
@@ -50,7 +58,7 @@ pub fn run(command: KeyCommand) -> ExitCode {
                 return usage_error(
                     "svc::key::unknown_identity",
                     &format!("the program declares no user or service account `{identity}`"),
-                    Some(&crate::check::did_you_mean(
+                    Some(&crate::suggest::did_you_mean(
                         &identity,
                         known.iter().map(String::as_str),
                         format!("the identities are: {}", known.join(", ")),

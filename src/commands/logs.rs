@@ -21,7 +21,9 @@ pub fn run(args: LogsArgs) -> ExitCode {
         identities: Vec::new(),
         backend: args.backend.clone(),
     };
-    let place = match context.place_with(
+    // Logs need no store: where none are found, `svc::logs::none` says
+    // where svc looked.
+    let place = match context.open_place(
         &store_args,
         args.log_dir.as_deref(),
         None,

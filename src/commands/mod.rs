@@ -4,6 +4,7 @@ pub mod authorize;
 pub mod backend;
 pub mod check;
 pub mod compile;
+pub mod complete;
 pub mod context;
 pub mod doctor;
 pub mod exec;
@@ -58,6 +59,7 @@ pub fn store_error(error: &secrets::Error) -> ExitCode {
     let usage = matches!(
         error,
         secrets::Error::NoIdentity { .. }
+            | secrets::Error::WrongIdentity { .. }
             | secrets::Error::IdentityUnreadable { .. }
             | secrets::Error::IdentityInvalid { .. }
             | secrets::Error::StoreMissing { .. }

@@ -24,7 +24,11 @@ pub fn run(args: RunArgs) -> ExitCode {
         Ok(context) => context,
         Err(code) => return code,
     };
-    let script = match load_paths(&context.program(&given)) {
+    let paths = match context.program(&given) {
+        Ok(paths) => paths,
+        Err(code) => return code,
+    };
+    let script = match load_paths(&paths) {
         Ok(script) => script,
         Err(code) => return code,
     };
@@ -134,6 +138,12 @@ pub fn run(args: RunArgs) -> ExitCode {
         Ok(admitted) => admitted,
         Err(refusal) => return refusal_exit(&refusal),
     };
+    // A dry run too: it reports what the real run would meet.
+    match block_on(engine.missing_values(admitted.request())) {
+        Ok(None) => {}
+        Ok(Some(refusal)) => return refusal_exit(&refusal),
+        Err(error) => return store_error(&error),
+    }
     let finished = block_on(engine.run(admitted));
     let record = &finished.record;
     // The caller gets the response as declared: the secrets it `reveals`

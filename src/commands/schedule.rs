@@ -27,6 +27,10 @@ pub fn run(command: ScheduleCommand) -> ExitCode {
         Ok(context) => context,
         Err(code) => return code,
     };
+    let paths = match context.program(&paths) {
+        Ok(paths) => paths,
+        Err(code) => return code,
+    };
     let store_args = crate::cli::StoreArgs {
         env,
         secrets_dir,
@@ -42,7 +46,6 @@ pub fn run(command: ScheduleCommand) -> ExitCode {
         Ok(place) => place,
         Err(code) => return code,
     };
-    let paths = context.program(&paths);
     let script = match super::run::load_paths(&paths) {
         Ok(script) => script,
         Err(code) => return code,

@@ -45,7 +45,7 @@ pub fn run(command: SecretCommand) -> ExitCode {
         SecretCommand::Recover { state_dir, .. } => state_dir.clone(),
         _ => None,
     };
-    let place = match context.place_with(
+    let place = match context.open_place(
         store_args,
         None,
         state_dir.as_deref(),
@@ -54,6 +54,18 @@ pub fn run(command: SecretCommand) -> ExitCode {
         Ok(place) => place,
         Err(code) => return code,
     };
+    // Every command but init and recover works on a store that exists:
+    // say so before asking for a value or an identity (`get --fresh`
+    // loads its program first, and says so if there is none).
+    if !matches!(
+        command,
+        SecretCommand::Init { .. }
+            | SecretCommand::Recover { .. }
+            | SecretCommand::Get { fresh: true, .. }
+    ) && let Err(code) = require_store(&place)
+    {
+        return code;
+    }
     let result = match command {
         SecretCommand::Keygen { output } => keygen(&output),
         SecretCommand::Init {
@@ -66,7 +78,10 @@ pub fn run(command: SecretCommand) -> ExitCode {
             from_file,
             expires_in,
             ..
-        } => set(&name, &place, from_file.as_deref(), expires_in),
+        } => {
+            undeclared_warning(&context, &name);
+            set(&name, &place, from_file.as_deref(), expires_in)
+        }
         SecretCommand::Get {
             name,
             fresh: true,
@@ -97,8 +112,9 @@ pub fn run(command: SecretCommand) -> ExitCode {
         SecretCommand::Recover {
             apply: Some(run_id),
             identity,
+            program,
             ..
-        } => return apply_recovered(&context, &place, &run_id, identity),
+        } => return apply_recovered(&context, &place, &run_id, identity, &program),
         SecretCommand::Recover {
             json,
             reveal,
@@ -107,6 +123,65 @@ pub fn run(command: SecretCommand) -> ExitCode {
         } => recover(&place, json, reveal.as_deref(), discard.as_deref()),
     };
     finish(result)
+}
+
+/// Warns, inside a project, when its program declares no secret `name`:
+/// a misspelt name would be stored where nothing reads it. It is stored
+/// anyway (a secret may be set before the program that reads it exists).
+fn undeclared_warning(context: &Context, name: &str) {
+    if context.project.is_none() {
+        return;
+    }
+    let Ok(paths) = context.program(&[]) else {
+        return;
+    };
+    let Ok(checked) = crate::program::load(&paths) else {
+        return;
+    };
+    let declared: Vec<&str> = checked
+        .program
+        .secrets
+        .iter()
+        .map(|s| s.name.as_str())
+        .collect();
+    if declared.contains(&name) {
+        return;
+    }
+    let help = crate::suggest::did_you_mean(
+        name,
+        declared.iter().copied(),
+        "declare it with `secret NAME { }` if the program is to read it",
+    );
+    eprintln!(
+        "warning: the project's program declares no secret `{name}` (it is stored anyway); {help}"
+    );
+}
+
+/// The store of the environment, or [`Error::StoreMissing`] that names
+/// `svc secret init` (and the environment meant, for a misspelt one).
+fn require_store(place: &Place) -> Result<(), ExitCode> {
+    let secrets = &place.backend.secrets;
+    match block_on(secrets.exists()) {
+        Ok(true) => return Ok(()),
+        Ok(false) => {}
+        Err(error) => return Err(store_error(&error)),
+    }
+    let missing = Error::StoreMissing {
+        env: place.env.clone(),
+        path: secrets.describe().trim_matches('`').into(),
+    };
+    let help = match place.unknown_environment() {
+        Some(unknown) if unknown.meant.is_some() => format!(
+            "{} (`svc secret init --env {}` creates a new one)",
+            unknown.help, place.env
+        ),
+        _ => missing.help().unwrap_or_default(),
+    };
+    Err(super::usage_error(
+        missing.code(),
+        &missing.to_string(),
+        Some(&help),
+    ))
 }
 
 fn finish(result: Result<(), Error>) -> ExitCode {
@@ -142,6 +217,14 @@ fn apply(
 }
 
 fn keygen(path: &Path) -> Result<(), Error> {
+    // `-o ~/.config/svc/identity.txt` on a new machine: the directory
+    // is made, readable only by its owner.
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
+        && !parent.exists()
+    {
+        crate::secrets::atomic::create_private_dir(parent)
+            .map_err(|e| Error::io("create", parent, e))?;
+    }
     let public = keys::write_new_identity(path)?;
     outln!("{public}");
     eprintln!(
@@ -152,8 +235,21 @@ fn keygen(path: &Path) -> Result<(), Error> {
 }
 
 fn init(place: &Place, recipients: &[String], file: Option<&Path>) -> Result<(), Error> {
+    let mut own = None;
     let text = match file {
         Some(path) => std::fs::read_to_string(path).map_err(|e| Error::io("read", path, e))?,
+        None if recipients.is_empty() => {
+            // The identity svc reads with: the store it makes, it can open.
+            let found = place.find_identities()?;
+            let keys = own_recipients(&found.paths)?;
+            let text = format!(
+                "# Public keys that can decrypt {}.age, one per line.\n{}\n",
+                place.env,
+                keys.join("\n")
+            );
+            own = Some((keys, found));
+            text
+        }
         None => {
             for key in recipients {
                 Recipient::parse(key)
@@ -172,12 +268,65 @@ fn init(place: &Place, recipients: &[String], file: Option<&Path>) -> Result<(),
     };
     let secrets = &place.backend.secrets;
     block_on(secrets.init(&text))?;
-    eprintln!(
-        "created the `{}` store ({}), encrypted to the keys given",
-        place.env,
-        secrets.describe()
-    );
+    match own {
+        Some((keys, found)) => eprintln!(
+            "created the `{}` store ({}), encrypted to {} of {} ({}); \
+             `svc secret recipients add KEY --env {}` lets others open it",
+            place.env,
+            secrets.describe(),
+            keys.iter()
+                .map(|k| format!("`{k}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            found
+                .paths
+                .iter()
+                .map(|p| format!("`{}`", p.display()))
+                .collect::<Vec<_>>()
+                .join(", "),
+            found.source,
+            place.env,
+        ),
+        None => eprintln!(
+            "created the `{}` store ({}), encrypted to the keys given",
+            place.env,
+            secrets.describe()
+        ),
+    }
     Ok(())
+}
+
+/// The public keys of identity files, as recipients: an age identity's
+/// own, an SSH key's from the `.pub` file beside it.
+fn own_recipients(paths: &[std::path::PathBuf]) -> Result<Vec<String>, Error> {
+    let identities = Identities::read(paths)?;
+    let mut keys = Vec::new();
+    for key in identities.public_keys() {
+        if Recipient::parse(key).is_ok() {
+            keys.push(key.clone());
+        }
+    }
+    for path in paths {
+        let is_ssh = std::fs::read(path).is_ok_and(|bytes| bytes.starts_with(b"-----BEGIN"));
+        if !is_ssh {
+            continue;
+        }
+        let mut public = path.as_os_str().to_owned();
+        public.push(".pub");
+        let public = std::path::PathBuf::from(public);
+        match std::fs::read_to_string(&public) {
+            Ok(text) if Recipient::parse(text.trim()).is_ok() => keys.push(text.trim().to_string()),
+            _ => {
+                return Err(Error::Invalid(format!(
+                    "`{}` is an SSH key, and `{}` does not hold its public key: pass it with \
+                     `--recipient \"ssh-ed25519 ...\"`",
+                    path.display(),
+                    public.display()
+                )));
+            }
+        }
+    }
+    Ok(keys)
 }
 
 fn set(
@@ -189,6 +338,16 @@ fn set(
     validate_name(name)?;
     let identities = open(place)?;
     let value = read_value(name, from_file)?;
+    let length = value.expose().len();
+    if length < crate::run::redact::MIN_MASKED {
+        eprintln!(
+            "warning: the value of `{name}` is {length} byte{}: svc masks values of {} bytes or more \
+             in its output (a shorter one would mask those characters everywhere), so this one \
+             cannot be masked",
+            if length == 1 { "" } else { "s" },
+            crate::run::redact::MIN_MASKED
+        );
+    }
     let at = document::now();
     let expires_at = expires_in
         .map(|d| {
@@ -405,7 +564,11 @@ fn get_fresh(
     lock_timeout: std::time::Duration,
 ) -> ExitCode {
     use crate::run::refresh::FreshError;
-    let script = match super::run::load_paths(&context.program(program)) {
+    let paths = match context.program(program) {
+        Ok(paths) => paths,
+        Err(code) => return code,
+    };
+    let script = match super::run::load_paths(&paths) {
         Ok(script) => script,
         Err(code) => return code,
     };
@@ -871,8 +1034,12 @@ fn apply_recovered(
     place: &Place,
     run_id: &str,
     identity: Option<String>,
+    program: &[std::path::PathBuf],
 ) -> ExitCode {
-    let paths = context.program(&[]);
+    let paths = match context.program(program) {
+        Ok(paths) => paths,
+        Err(code) => return code,
+    };
     let script = match super::run::load_paths(&paths) {
         Ok(script) => std::sync::Arc::new(script),
         Err(code) => return code,
@@ -882,7 +1049,7 @@ fn apply_recovered(
         Err(error) => return store_error(&error),
     };
     let mut engine = crate::run::Engine::new(script, place.backend.clone(), Some(keys));
-    engine.program_hint = context.program_hint(&[]);
+    engine.program_hint = context.program_hint(program);
     let mut request = match block_on(engine.replay_run(run_id)) {
         Ok(request) => request,
         Err(refusal) => return super::run::refusal_exit(&refusal),
@@ -894,6 +1061,11 @@ fn apply_recovered(
         Ok(admitted) => admitted,
         Err(refusal) => return super::run::refusal_exit(&refusal),
     };
+    match block_on(engine.missing_values(admitted.request())) {
+        Ok(None) => {}
+        Ok(Some(refusal)) => return super::run::refusal_exit(&refusal),
+        Err(error) => return store_error(&error),
+    }
     let finished = block_on(engine.run(admitted));
     let record = &finished.record;
     outln!("{}", record.human().trim_end());

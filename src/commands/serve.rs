@@ -26,6 +26,10 @@ pub fn run(args: ServeArgs) -> ExitCode {
         Ok(context) => context,
         Err(code) => return code,
     };
+    let paths = match context.program(&args.paths) {
+        Ok(paths) => paths,
+        Err(code) => return code,
+    };
     let env = match context.env(args.store.env.as_deref()) {
         Ok(env) => env,
         Err(code) => return code,
@@ -79,7 +83,6 @@ pub fn run(args: ServeArgs) -> ExitCode {
         Ok(place) => place,
         Err(code) => return code,
     };
-    let paths = context.program(&args.paths);
     let script = match super::run::load_paths(&paths) {
         Ok(script) => Arc::new(script),
         Err(code) => return code,

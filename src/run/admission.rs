@@ -72,10 +72,68 @@ impl Engine {
         Ok(Admitted::new(request))
     }
 
-    /// Admits and runs a request.
+    /// Admits and runs a request, once every secret it may read has a
+    /// value.
     pub async fn admit_and_run(&self, request: RunRequest) -> Result<super::Finished, Refusal> {
         let admitted = self.admit(request)?;
+        match self.missing_values(admitted.request()).await {
+            Ok(None) => {}
+            Ok(Some(refusal)) => return Err(refusal),
+            Err(error) => return Err(super::engine::store_refusal(&error)),
+        }
         Ok(self.run(admitted).await)
+    }
+
+    /// Whether a secret the run may read has no value in the environment:
+    /// a run that went on would send an empty credential (and a dry run
+    /// would call that a success). Checked before anything is sent; the
+    /// store's own error (no identity, no store, unreadable) when a run
+    /// that reads or updates a secret cannot open it.
+    pub async fn missing_values(
+        &self,
+        request: &RunRequest,
+    ) -> Result<Option<Refusal>, crate::secrets::Error> {
+        let key = format!("{}.{}", request.service, request.endpoint);
+        let reads = self.reading.get(&key);
+        if reads.is_none() && !self.updates_secrets_key(&key) {
+            return Ok(None);
+        }
+        let (document, _) = self.store_document().await?;
+        let Some(reads) = reads else {
+            return Ok(None);
+        };
+        let missing: Vec<&str> = reads
+            .iter()
+            .map(String::as_str)
+            .filter(|name| document.get(name).is_none())
+            .collect();
+        if missing.is_empty() {
+            return Ok(None);
+        }
+        let env = self.env();
+        let names = missing
+            .iter()
+            .map(|n| format!("`{n}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let (noun, pronoun) = if missing.len() == 1 {
+            ("a secret that has", "it")
+        } else {
+            ("secrets that have", "them")
+        };
+        Ok(Some(Refusal {
+            code: "svc::store::missing_value",
+            message: format!("`{key}` reads {noun} no value in environment `{env}`: {names}"),
+            help: Some(format!(
+                "set {pronoun} first: {}",
+                missing
+                    .iter()
+                    .map(|n| format!("`svc secret set {n} --env {env}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+            denied: false,
+        }))
     }
 }
 
@@ -86,7 +144,7 @@ pub fn unknown_endpoint(script: &Script, key: &str) -> Refusal {
     Refusal {
         code: "svc::run::unknown_endpoint",
         message: format!("unknown endpoint `{key}`"),
-        help: Some(crate::check::did_you_mean(
+        help: Some(crate::suggest::did_you_mean(
             key,
             known.iter().map(String::as_str),
             format!("the endpoints are: {}", known.join(", ")),

@@ -44,6 +44,9 @@ pub struct Engine {
     /// The secrets each endpoint that can update any can update, by
     /// `SERVICE.ENDPOINT`.
     updating: rustc_hash::FxHashMap<String, std::collections::BTreeSet<String>>,
+    /// The secrets each endpoint that reads any may read, by
+    /// `SERVICE.ENDPOINT`: each must have a value before its run starts.
+    pub(super) reading: rustc_hash::FxHashMap<String, std::collections::BTreeSet<String>>,
     /// The redactor of the store's values, made once per version of it.
     store_redactor: std::sync::Mutex<Option<(Arc<Document>, Arc<Redactor>)>>,
     /// One gate per secret refreshed on read, so concurrent reads in this
@@ -121,6 +124,8 @@ impl Engine {
         let mut request_names = rustc_hash::FxHashMap::default();
         let mut updating: rustc_hash::FxHashMap<String, std::collections::BTreeSet<String>> =
             Default::default();
+        let mut reading: rustc_hash::FxHashMap<String, std::collections::BTreeSet<String>> =
+            Default::default();
         for service in &script.program().services {
             for action in &service.actions {
                 let mut ordinal = 0;
@@ -149,6 +154,13 @@ impl Engine {
                         secrets,
                     );
                 }
+                let read = script.secrets_read(&service.name.text, &endpoint.name.text);
+                if !read.is_empty() {
+                    reading.insert(
+                        format!("{}.{}", service.name.text, endpoint.name.text),
+                        read,
+                    );
+                }
             }
         }
         Engine {
@@ -156,6 +168,7 @@ impl Engine {
             request_names,
             mocks: None,
             updating,
+            reading,
             store_redactor: std::sync::Mutex::new(None),
             refreshing: Default::default(),
             script,
@@ -690,7 +703,7 @@ impl Engine {
     }
 }
 
-fn store_refusal(error: &secrets::Error) -> Refusal {
+pub(super) fn store_refusal(error: &secrets::Error) -> Refusal {
     Refusal {
         code: error.code(),
         message: error.to_string(),

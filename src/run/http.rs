@@ -585,8 +585,16 @@ static CRYPTO: std::sync::Once = std::sync::Once::new();
 /// reqwest is built without a default crypto provider; use ring's, once.
 pub fn install_crypto_provider() {
     CRYPTO.call_once(|| {
+        // rustls 0.23.48 deprecates ring's provider because it has no
+        // post-quantum key exchange; its replacement, aws-lc-rs, needs a C
+        // and assembly toolchain (and cmake on some machines) to build. svc
+        // keeps ring, knowingly, until rustls 0.24 makes the choice
+        // explicit: the warning would only fail `clippy -D warnings` after
+        // a `cargo update`.
+        #[allow(deprecated)]
+        let provider = rustls::crypto::ring::default_provider();
         // Another part of the process may have installed one first.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        let _ = provider.install_default();
     });
 }
 

@@ -1211,7 +1211,7 @@ where
     let mut pause = std::time::Duration::from_millis(100);
     loop {
         match write().await {
-            Err(crate::secrets::Error::Unavailable { problem })
+            Err(crate::secrets::Error::Unavailable { problem, .. })
                 if started.elapsed() + pause < OUTAGE_PATIENCE =>
             {
                 tracing::warn!("the backend is unavailable ({problem}); trying the write again");

@@ -292,14 +292,16 @@ impl RunRecord {
         } else {
             ""
         };
+        // The method the endpoint was called with, said as such: the
+        // requests it sends (`POST https://...` below) have their own.
         let _ = writeln!(
             out,
-            "run {} as {} in {}, {} via {}{dry}",
+            "run {} as {} in {} via {}, called with {}{dry}",
             self.endpoint,
             self.identity,
             self.environment,
+            self.trigger.describe(),
             self.method,
-            self.trigger.describe()
         );
         for event in &self.trace {
             render_event(&mut out, event);

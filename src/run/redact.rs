@@ -97,6 +97,12 @@ pub struct Redactor {
 
 pub const MASK: &str = "***";
 
+/// The shortest value used as a pattern, in bytes. A shorter one would
+/// mask every occurrence of its characters in every output (a secret `e`
+/// turned each `e` of a URL into `***`) and hide nothing: such a value is
+/// not masked, and `svc secret set` says so when it stores one.
+pub const MIN_MASKED: usize = 4;
+
 /// RFC 3986 unreserved characters stay; everything else is `%XX`.
 const STRICT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'-')
@@ -124,8 +130,11 @@ impl std::fmt::Debug for Redactor {
 
 /// Every form in which svc may send `value`: as is, escaped in a JSON
 /// string, form- and percent-encoded, and base64 and base64url with and
-/// without padding.
+/// without padding. None for a value shorter than [`MIN_MASKED`].
 pub fn forms(value: &str) -> Vec<String> {
+    if value.len() < MIN_MASKED {
+        return Vec::new();
+    }
     let mut out = vec![value.to_string()];
     let escaped = serde_json::to_string(value).unwrap_or_default();
     out.push(escaped.trim_matches('"').to_string());
@@ -457,20 +466,20 @@ mod tests {
     #[test]
     fn replaces_every_occurrence_longest_first() {
         let mut r = Redactor::default();
-        r.add("abc");
-        r.add("abcdef");
-        assert_eq!(r.redact("x abcdef y abc"), "x *** y ***");
+        r.add("abcd");
+        r.add("abcdefgh");
+        assert_eq!(r.redact("x abcdefgh y abcd"), "x *** y ***");
     }
 
     #[test]
     fn shared_values_are_redacted_too_longest_first() {
-        let base = Redactor::of(["abc"]);
+        let base = Redactor::of(["abcd"]);
         let mut r = Redactor::on_top_of(std::sync::Arc::new(base));
-        r.add("abcdef");
-        r.add("abc");
-        assert_eq!(r.redact("x abcdef y abc"), "x *** y ***");
+        r.add("abcdefgh");
+        r.add("abcd");
+        assert_eq!(r.redact("x abcdefgh y abcd"), "x *** y ***");
         assert!(
-            !r.values.iter().any(|k| k.form.as_str() == "abc"),
+            !r.values.iter().any(|k| k.form.as_str() == "abcd"),
             "a shared value is not copied"
         );
     }
@@ -487,9 +496,9 @@ mod tests {
     #[test]
     fn catches_the_json_escaped_form() {
         let mut r = Redactor::default();
-        r.add("a\"b");
-        let json = serde_json::to_string(&serde_json::json!({"v": "a\"b"})).unwrap();
-        assert!(!r.redact(&json).contains("a\\\"b"), "{}", r.redact(&json));
+        r.add("ab\"cd");
+        let json = serde_json::to_string(&serde_json::json!({"v": "ab\"cd"})).unwrap();
+        assert!(!r.redact(&json).contains("ab\\\"cd"), "{}", r.redact(&json));
     }
 
     #[test]
@@ -598,15 +607,29 @@ mod tests {
         let mut r = Redactor::on_top_of(Arc::new(Redactor::of_secrets([("K", "k-value")])));
         r.add("k-value");
         assert_eq!(r.bytes, 0, "the store's values are not the run's");
-        r.add("a/b");
-        assert_eq!(r.bytes, forms("a/b").iter().map(String::len).sum::<usize>());
+        r.add("a/b/c");
+        assert_eq!(
+            r.bytes,
+            forms("a/b/c").iter().map(String::len).sum::<usize>()
+        );
         assert!(!r.is_full());
     }
 
     #[test]
     fn keeps_text_around_multibyte_characters() {
         let mut r = Redactor::default();
-        r.add("ø");
-        assert_eq!(r.redact("æøå"), "æ***å");
+        r.add("øø");
+        assert_eq!(r.redact("æøøå"), "æ***å");
+    }
+
+    #[test]
+    fn a_value_shorter_than_four_bytes_masks_nothing() {
+        let mut r = Redactor::of_secrets([("ONE", "e"), ("THREE", "abc")]);
+        r.add("xy");
+        let url = "https://auth.example.com/oauth2/token?abc=1";
+        assert_eq!(r.redact(url), url);
+        assert!(r.is_empty());
+        r.add("abcd");
+        assert_eq!(r.redact("abcd"), "***");
     }
 }

@@ -241,6 +241,17 @@ impl Engine {
         let admitted = self
             .admit(request)
             .map_err(|refusal| FreshError::failed(refusal.code, refusal.message, refusal.help))?;
+        match self.missing_values(admitted.request()).await {
+            Ok(None) => {}
+            Ok(Some(refusal)) => {
+                return Err(FreshError::failed(
+                    refusal.code,
+                    refusal.message,
+                    refusal.help,
+                ));
+            }
+            Err(error) => return Err(FreshError::Store(error)),
+        }
         let finished = self.run_holding(admitted, vec![(key.clone(), lock)]).await;
         let record = finished.record;
         if record.outcome != Outcome::Success {

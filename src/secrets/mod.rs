@@ -81,7 +81,12 @@ pub enum Error {
         found: u64,
     },
     #[error("the backend is unavailable: {problem}")]
-    Unavailable { problem: String },
+    Unavailable {
+        problem: String,
+        /// How to fix the cause the server named (a database that does
+        /// not exist, a password refused), when it named one.
+        fix: Option<String>,
+    },
     #[error("the run lost its lock before its write could be committed; nothing was written")]
     LockLost,
     #[error("the read cannot be recorded in the audit log, so no value is given: {problem}")]
@@ -146,7 +151,8 @@ impl Error {
                 if recipients.is_empty() {
                     help.push_str(
                         "pass `--identity FILE` or set `SVC_IDENTITY` to an age identity file (`svc init` \
-                         or `age-keygen -o key.txt` makes one) or an unencrypted OpenSSH private key",
+                         or `svc secret keygen -o ~/.config/svc/identity.txt` makes one) or an \
+                         unencrypted OpenSSH private key",
                     );
                 } else {
                     help.push_str(&format!(
@@ -189,7 +195,10 @@ impl Error {
                 .into(),
             Error::InvalidDocument { .. } => "decrypt it with `age -d` and fix the JSON; see docs/secrets.md".into(),
             Error::StoreMissing { env, .. } => {
-                format!("create it with `svc secret init --env {env} --recipient age1...`")
+                format!(
+                    "create it with `svc secret init --env {env}` (encrypted to your identity; \
+                     `--recipient KEY` names others)"
+                )
             }
             Error::StoreExists { .. } => "use `svc secret recipients add` to change who can decrypt it".into(),
             Error::InvalidEnvironment { .. } => {
@@ -207,8 +216,11 @@ impl Error {
             }
             Error::LockTimeout { .. } => "another `svc` is still writing; try again, or look for a stuck process".into(),
             Error::Conflict { .. } => "another writer changed it first; read it again and retry".into(),
-            Error::Unavailable { .. } => {
-                "check that the database is up and reachable; svc reconnects by itself".into()
+            Error::Unavailable { fix: Some(fix), .. } => fix.clone(),
+            Error::Unavailable { fix: None, .. } => {
+                "check that PostgreSQL runs at the URL's host and port, and that its user, password \
+                 and database name are right"
+                    .into()
             }
             Error::AuditUnavailable { .. } => "every read of a secret is recorded first: free space where \
                 the audit log is written (LOG_DIR), or bring the database back, and read again"

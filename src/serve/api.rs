@@ -508,6 +508,20 @@ pub async fn run_endpoint(
             return Err(ApiError::new(status, code, refusal.message));
         }
     };
+    // The server's store lacks a value the run would send: the caller
+    // cannot fix that, the operator can (`svc secret set`).
+    match app.engine.missing_values(admitted.request()).await {
+        Ok(None) => {}
+        Ok(Some(refusal)) => {
+            tracing::warn!("{}: {}", refusal.code, refusal.message);
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "missing_value",
+                refusal.message,
+            ));
+        }
+        Err(error) => return Err(store_unavailable(error)),
+    }
     if run_async {
         let id = format!(
             "{:016x}",

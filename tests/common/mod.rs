@@ -534,10 +534,18 @@ impl Drop for Served {
 
 impl Project {
     /// Creates an API key for an identity; returns the key.
+    /// The program is the project's directory unless `extra` names one
+    /// with `--program` (the project has no svc.toml that would say so).
     pub fn key(&self, identity: &str, extra: &[&str]) -> String {
+        let program: &[&str] = if extra.contains(&"--program") {
+            &[]
+        } else {
+            &["--program", "."]
+        };
         let run = self
             .svc()
             .args(["key", "create", "--as", identity, "--env", "dev"])
+            .args(program.iter().copied())
             .args(extra.iter().copied())
             .run();
         assert_eq!(run.status, 0, "{}", run.stderr);

@@ -115,6 +115,7 @@ impl Store {
         identities: &Identities,
         change: impl FnOnce(&mut Document) -> Result<T, Error>,
     ) -> Result<T, Error> {
+        self.require()?;
         let _lock = self.lock()?;
         let mut document = self.read(identities)?;
         let result = change(&mut document)?;
@@ -130,6 +131,7 @@ impl Store {
         identities: &Identities,
         change: impl FnOnce(&mut RecipientsFile) -> Result<T, Error>,
     ) -> Result<T, Error> {
+        self.require()?;
         let _lock = self.lock()?;
         let document = self.read(identities)?;
         let mut recipients = RecipientsFile::read(&self.recipients_path())?;
@@ -142,6 +144,18 @@ impl Store {
         atomic::write_file(&recipients.path, recipients.text().as_bytes())
             .map_err(|e| Error::io("write", &recipients.path, e))?;
         Ok(result)
+    }
+
+    /// A store that was never made is missing, before its lock is asked
+    /// for: the lock's directory may not exist either.
+    fn require(&self) -> Result<(), Error> {
+        if self.path().symlink_metadata().is_ok() {
+            return Ok(());
+        }
+        Err(Error::StoreMissing {
+            env: self.env.clone(),
+            path: self.path(),
+        })
     }
 
     fn lock(&self) -> Result<Lock, Error> {

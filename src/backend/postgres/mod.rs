@@ -54,10 +54,82 @@ pub const CALL_DEADLINE: Duration = STALL;
 const STATEMENT_TIMEOUT_MS: u64 = 10_000;
 
 /// An error of the database, or of reaching it: the backend is
-/// unavailable (the message never holds the URL's password).
-pub fn unavailable(error: impl std::fmt::Display) -> Error {
-    Error::Unavailable {
-        problem: error.to_string(),
+/// unavailable. A PostgreSQL error says what the server said (its SQLSTATE
+/// and message) or why it could not be reached; the message never holds
+/// the URL's password.
+pub fn unavailable<E: std::fmt::Display + 'static>(error: E) -> Error {
+    let any: &dyn std::any::Any = &error;
+    match any.downcast_ref::<tokio_postgres::Error>() {
+        Some(error) => {
+            let (problem, fix) = cause(error);
+            Error::Unavailable { problem, fix }
+        }
+        None => Error::Unavailable {
+            problem: error.to_string(),
+            fix: None,
+        },
+    }
+}
+
+/// What went wrong in a PostgreSQL error, and how to fix it when the
+/// server's SQLSTATE says: tokio-postgres shows a server's error as
+/// "db error" and an I/O failure without its cause.
+fn cause(error: &tokio_postgres::Error) -> (String, Option<String>) {
+    use tokio_postgres::error::SqlState;
+    if let Some(db) = error.as_db_error() {
+        let code = db.code();
+        let fix = if *code == SqlState::INVALID_CATALOG_NAME {
+            Some(
+                "the database the URL names does not exist on that server: create it \
+                 (`createdb NAME`, as a user who may) or correct the URL's database name",
+            )
+        } else if *code == SqlState::INVALID_PASSWORD
+            || *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
+        {
+            Some("the server refused the URL's user or password: correct them in the URL")
+        } else if *code == SqlState::INSUFFICIENT_PRIVILEGE {
+            Some(
+                "the URL's user lacks a privilege svc needs: grant it on the database \
+                 (docs/deploy.md), or use the user that owns svc's tables",
+            )
+        } else if *code == SqlState::TOO_MANY_CONNECTIONS {
+            Some(
+                "the server has no connection to spare: raise its `max_connections`, or run fewer replicas",
+            )
+        } else if *code == SqlState::CANNOT_CONNECT_NOW {
+            Some("the server is starting or stopping: try again when it is up")
+        } else {
+            None
+        };
+        let mut problem = format!(
+            "the server said {} {}: {}",
+            db.severity(),
+            code.code(),
+            db.message()
+        );
+        if let Some(hint) = db.hint() {
+            problem.push_str(&format!(" (hint: {hint})"));
+        }
+        return (problem, fix.map(str::to_owned));
+    }
+    // I/O and TLS failures: the cause is the useful part.
+    let mut problem = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(inner) = source {
+        problem.push_str(&format!(": {inner}"));
+        source = inner.source();
+    }
+    (problem, None)
+}
+
+/// A pool's failure to hand out a connection, as [`cause`] says it.
+fn pool_cause(error: &deadpool_postgres::PoolError) -> (String, Option<String>) {
+    use deadpool_postgres::{HookError, PoolError};
+    match error {
+        PoolError::Backend(error) | PoolError::PostCreateHook(HookError::Backend(error)) => {
+            cause(error)
+        }
+        other => (other.to_string(), None),
     }
 }
 
@@ -114,11 +186,13 @@ impl Progress {
                     if now >= started + longest {
                         return Err(Error::Unavailable {
                             problem: format!("{shown} did not answer within {longest:?}"),
+                            fix: None,
                         });
                     }
                     if self.last().max(started) + STALL <= now {
                         return Err(Error::Unavailable {
                             problem: format!("{shown} answered nothing for {STALL:?}"),
+                            fix: None,
                         });
                     }
                 }
@@ -196,8 +270,12 @@ impl Database {
 
     /// A connection from the pool.
     pub async fn client(&self) -> Result<Object, Error> {
-        self.pool.get().await.map_err(|e| Error::Unavailable {
-            problem: format!("cannot reach {}: {e}", self.shown),
+        self.pool.get().await.map_err(|e| {
+            let (problem, fix) = pool_cause(&e);
+            Error::Unavailable {
+                problem: format!("cannot reach {}: {problem}", self.shown),
+                fix,
+            }
         })
     }
 
@@ -208,12 +286,13 @@ impl Database {
     ) -> Result<(tokio_postgres::Client, Arc<std::sync::atomic::AtomicBool>), Error> {
         let (client, connection) = self
             .within(async {
-                self.config
-                    .connect(self.tls.clone())
-                    .await
-                    .map_err(|e| Error::Unavailable {
-                        problem: format!("cannot reach {}: {e}", self.shown),
-                    })
+                self.config.connect(self.tls.clone()).await.map_err(|e| {
+                    let (problem, fix) = cause(&e);
+                    Error::Unavailable {
+                        problem: format!("cannot reach {}: {problem}", self.shown),
+                        fix,
+                    }
+                })
             })
             .await?;
         let alive = Arc::new(std::sync::atomic::AtomicBool::new(true));
