@@ -182,7 +182,7 @@ fn start(keys: usize) -> Server {
         .unwrap()
         .update(&identities, |document| {
             for _ in 1..keys {
-                let key = svc::serve::keys::generate("caller", None, None, now)
+                let key = svc::secrets::api_keys::generate("caller", None, None, now)
                     .expect("the system's randomness");
                 document.api_keys.insert(key.id, key.record);
             }

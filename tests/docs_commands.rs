@@ -1,7 +1,7 @@
 //! Every command line the docs show runs: each `svc ...` command in the
 //! shell code blocks of README.md and docs/*.md, and in the examples of
 //! every `--help`, parses with the real command line (clap's
-//! `try_parse_from` on `svc::cli::Cli`), and every repository path such a
+//! `try_parse_from` on `svc::commands::cli::Cli`), and every repository path such a
 //! line names exists.
 //!
 //! A line is read as a shell would split it, roughly: `# comments` are
@@ -281,7 +281,7 @@ fn problems(line: &Line, entries: &[String]) -> Vec<String> {
         if words.first().map(String::as_str) != Some("svc") {
             continue;
         }
-        if let Err(error) = svc::cli::Cli::try_parse_from(&words) {
+        if let Err(error) = svc::commands::cli::Cli::try_parse_from(&words) {
             use clap::error::ErrorKind;
             if !matches!(
                 error.kind(),
@@ -317,7 +317,7 @@ fn documented_lines() -> Vec<Line> {
         let name = page.strip_prefix(&root).unwrap().display().to_string();
         lines.extend(shell_lines(&name, &std::fs::read_to_string(page).unwrap()));
     }
-    help_examples(&svc::cli::command(), "svc", &mut lines);
+    help_examples(&svc::commands::cli::command(), "svc", &mut lines);
     lines
 }
 
@@ -414,6 +414,6 @@ fn no_usage_line_shows_an_environment_as_required() {
         }
     }
     let mut found = Vec::new();
-    visit(&mut svc::cli::command(), &mut found);
+    visit(&mut svc::commands::cli::command(), &mut found);
     assert!(found.is_empty(), "{found:#?}");
 }

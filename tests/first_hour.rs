@@ -487,7 +487,7 @@ fn every_command_keeps_to_one_table_of_exit_codes() {
     assert_eq!(help_exit_codes(), table, "svc --help");
 
     // A bad argument: 2, in every command.
-    let cli = svc::cli::Cli::command();
+    let cli = svc::commands::cli::Cli::command();
     let mut paths: Vec<Vec<String>> = Vec::new();
     for command in cli.get_subcommands() {
         let name = command.get_name().to_string();

@@ -90,7 +90,7 @@ async fn proxy(
     pki: &Pki,
     upstream: std::net::SocketAddr,
 ) -> (std::net::SocketAddr, Arc<std::sync::Mutex<Vec<String>>>) {
-    svc::run::http::install_crypto_provider();
+    svc::net::http::install_crypto_provider();
     let config = rustls::ServerConfig::builder()
         .with_no_client_auth()
         .with_single_cert(pki.chain.clone(), pki.key.clone_key())

@@ -1398,7 +1398,7 @@ fn dry_run_every_endpoint(checked: svc::program::CheckedProgram) -> Vec<svc::run
                 method: endpoint.methods[0].text.clone(),
                 params: [("p".to_string(), serde_json::json!("value"))].into(),
                 dry_run: true,
-                trigger: svc::run::Trigger::Cli,
+                trigger: svc::backend::Trigger::Cli,
                 due_at: None,
                 replay: None,
             };
@@ -1515,7 +1515,7 @@ fn run_on_a_worker(checked: svc::program::CheckedProgram) {
                 method: "GET".into(),
                 params: [("p".to_string(), serde_json::json!("x"))].into(),
                 dry_run: true,
-                trigger: svc::run::Trigger::Http,
+                trigger: svc::backend::Trigger::Http,
                 due_at: None,
                 replay: None,
             };
@@ -1524,5 +1524,5 @@ fn run_on_a_worker(checked: svc::program::CheckedProgram) {
         }))
         .unwrap();
     assert!(finished.error.is_none(), "{:?}", finished.error);
-    assert_eq!(finished.record.outcome, svc::run::Outcome::Success);
+    assert_eq!(finished.record.outcome, svc::backend::Outcome::Success);
 }

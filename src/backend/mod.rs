@@ -13,6 +13,8 @@
 pub mod files;
 pub mod jobs;
 pub mod postgres;
+pub mod record;
+pub mod schedule_state;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -22,8 +24,6 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use crate::run::RunRecord;
-use crate::schedule::ScheduleState;
 use crate::secrets::document::ApiKey;
 use crate::secrets::journal::{Entry, Listed};
 use crate::secrets::{Document, Error, Identities, SecretValue};
@@ -63,7 +63,7 @@ impl Spec {
         }
         Err(Error::Invalid(format!(
             "`{}` is not a backend: use `files`, or a URL such as postgres://user:password@host:5432/db",
-            crate::run::http::display_url_text(text)
+            crate::net::http::display_url_text(text)
         )))
     }
 }
@@ -373,6 +373,8 @@ pub trait LogStore: Send + Sync {
 
 /// What a caller may see of a job.
 pub use jobs::JobView;
+pub use record::{ErrorReport, Outcome, RunRecord, Trigger};
+pub use schedule_state::ScheduleState;
 
 /// Why a job was not started.
 #[derive(Debug)]

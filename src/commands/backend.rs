@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use super::context::Context;
 use super::{block_on, store_error, usage_error};
 use crate::backend::{Spec, postgres};
-use crate::cli::BackendCommand;
+use crate::commands::cli::BackendCommand;
 use crate::exit;
 use crate::output::outln;
 use crate::project::Dir;
@@ -97,7 +97,7 @@ pub fn run(command: BackendCommand) -> ExitCode {
                 Ok(report) => {
                     outln!(
                         "migrated `{env}` to {}: {} secret(s) copied, {} already there, {} API key(s), {} schedule state(s), {} log record(s), {} audit line(s)",
-                        crate::run::http::display_url_text(&to),
+                        crate::net::http::display_url_text(&to),
                         report.secrets_copied,
                         report.secrets_unchanged,
                         report.keys,

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 use std::process::ExitCode;
 
 use super::context::{Context, Place};
-use crate::cli::{CheckArgs, CheckFormat, StoreArgs};
+use crate::commands::cli::{CheckArgs, CheckFormat, StoreArgs};
 use crate::diagnostic::{self, Code, Diagnostic};
 use crate::exit;
 use crate::output::{out, outln};

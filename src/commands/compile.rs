@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use crate::cli::{CompileArgs, Emit};
+use crate::commands::cli::{CompileArgs, Emit};
 use crate::compile;
 use crate::exit;
 use crate::output::outln;

@@ -13,7 +13,7 @@ use std::sync::OnceLock;
 
 use super::usage_error;
 use crate::backend::{Backend, Options, Spec};
-use crate::cli::StoreArgs;
+use crate::commands::cli::StoreArgs;
 use crate::project::{self, Dir, Project};
 use crate::secrets::{self, Identities, keys};
 

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use chrono::Utc;
 
 use super::context::{Context, Place};
-use crate::cli::DoctorArgs;
+use crate::commands::cli::DoctorArgs;
 use crate::diagnostic::Code;
 use crate::exit;
 use crate::output::outln;

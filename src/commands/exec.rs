@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use super::context::Context;
 use super::store_error;
 use super::usage_error;
-use crate::cli::ExecArgs;
+use crate::commands::cli::ExecArgs;
 use crate::secrets::Error;
 
 pub fn run(args: ExecArgs) -> ExitCode {

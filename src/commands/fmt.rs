@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
-use crate::cli::FmtArgs;
+use crate::commands::cli::FmtArgs;
 use crate::exit;
 use crate::format;
 use crate::output::outln;

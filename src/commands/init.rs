@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 use super::{store_error, usage_error};
 use crate::backend::files::store::Store;
-use crate::cli::InitArgs;
+use crate::commands::cli::InitArgs;
 use crate::exit;
 use crate::output::outln;
 use crate::secrets::{Error, keys};

@@ -8,11 +8,11 @@ use serde::Serialize;
 use super::context::{Context, Place};
 use super::secret::open;
 use super::{block_on, store_error, usage_error};
-use crate::cli::KeyCommand;
+use crate::commands::cli::KeyCommand;
 use crate::exit;
 use crate::output::outln;
+use crate::secrets::api_keys;
 use crate::secrets::{Error, document};
-use crate::serve::keys;
 
 pub fn run(command: KeyCommand) -> ExitCode {
     let (KeyCommand::Create { store, program, .. }
@@ -116,7 +116,7 @@ fn create(
                 .ok_or_else(|| Error::Invalid("`--expires` is too long".into()))
         })
         .transpose()?;
-    let key = keys::generate(identity, name, expires_at, now)
+    let key = api_keys::generate(identity, name, expires_at, now)
         .map_err(|e| Error::Invalid(format!("no randomness from the operating system: {e}")))?;
     let id = key.id.clone();
     let record = key.record.clone();

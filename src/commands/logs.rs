@@ -6,16 +6,16 @@ use std::process::ExitCode;
 use super::context::Context;
 use super::{block_on, usage_error};
 use crate::backend::LogName;
-use crate::cli::LogsArgs;
+use crate::backend::Outcome;
+use crate::commands::cli::LogsArgs;
 use crate::exit;
-use crate::run::Outcome;
 
 pub fn run(args: LogsArgs) -> ExitCode {
     let context = match Context::find(&[]) {
         Ok(context) => context,
         Err(code) => return code,
     };
-    let store_args = crate::cli::StoreArgs {
+    let store_args = crate::commands::cli::StoreArgs {
         env: args.env.clone(),
         secrets_dir: None,
         identities: Vec::new(),

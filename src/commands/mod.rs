@@ -3,6 +3,7 @@
 pub mod authorize;
 pub mod backend;
 pub mod check;
+pub mod cli;
 pub mod compile;
 pub mod complete;
 pub mod context;
@@ -118,4 +119,70 @@ pub fn program_errors(checked: &CheckedProgram, consequence: &str) {
         "\n{}; {consequence}",
         report::summary(errors.len(), 0, checked.sources.len())
     );
+}
+
+/// `svc completions SHELL`: the script that registers svc's dynamic
+/// completion, as `COMPLETE=SHELL svc` prints it.
+fn completions(shell: clap_complete::Shell) -> ExitCode {
+    use clap_complete::env::{Bash, Elvish, EnvCompleter, Fish, Powershell, Zsh};
+    let completer: &dyn EnvCompleter = match shell {
+        clap_complete::Shell::Bash => &Bash,
+        clap_complete::Shell::Elvish => &Elvish,
+        clap_complete::Shell::Fish => &Fish,
+        clap_complete::Shell::PowerShell => &Powershell,
+        clap_complete::Shell::Zsh => &Zsh,
+        _ => {
+            return usage_error(
+                "svc::cli::unknown_shell",
+                &format!("svc cannot complete for {shell}"),
+                Some("the shells are bash, elvish, fish, powershell and zsh"),
+            );
+        }
+    };
+    let mut script = Vec::new();
+    match completer.write_registration("COMPLETE", "svc", "svc", "svc", &mut script) {
+        Ok(()) => {
+            crate::output::bytes(&script);
+            ExitCode::SUCCESS
+        }
+        Err(_) => ExitCode::from(crate::exit::FAILURE),
+    }
+}
+
+pub fn main() -> ExitCode {
+    // A shell asking for completions (COMPLETE=bash svc -- svc run --as ...):
+    // answer and exit before anything else.
+    clap_complete::CompleteEnv::with_factory(cli::command).complete();
+    let cli = <cli::Cli as clap::Parser>::parse();
+    context::set_project_flag(cli.project);
+    // `svc serve` chooses its own log format; other commands write only
+    // warnings and errors, for a person.
+    if !matches!(cli.command, cli::Command::Serve(_)) {
+        crate::logging::init(crate::logging::Format::Command);
+    }
+    match cli.command {
+        cli::Command::Check(args) => check::run(args),
+        cli::Command::Fmt(args) => fmt::run(args),
+        cli::Command::Compile(args) => compile::run(args),
+        cli::Command::Init(args) => init::run(args),
+        cli::Command::Completions { shell } => completions(shell),
+        cli::Command::Man => {
+            let page = clap_mangen::Man::new(cli::command());
+            match page.render(&mut crate::output::writer()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(_) => ExitCode::from(crate::exit::FAILURE),
+            }
+        }
+        cli::Command::Secret(command) => secret::run(command),
+        cli::Command::Exec(args) => exec::run(args),
+        cli::Command::Doctor(args) => doctor::run(args),
+        cli::Command::Backend(command) => backend::run(command),
+        cli::Command::Run(args) => run::run(args),
+        cli::Command::Authorize(args) => authorize::run(args),
+        cli::Command::Logs(args) => logs::run(args),
+        cli::Command::Lsp => crate::lsp::run(),
+        cli::Command::Serve(args) => serve::run(args),
+        cli::Command::Key(command) => key::run(command),
+        cli::Command::Schedule(command) => schedule::run(command),
+    }
 }

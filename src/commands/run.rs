@@ -6,12 +6,13 @@ use std::sync::Arc;
 
 use super::context::Context;
 use super::{block_on, store_error, usage_error};
-use crate::cli::{OutputFormat, RunArgs};
+use crate::backend::{Outcome, Trigger};
+use crate::commands::cli::{OutputFormat, RunArgs};
 use crate::exit;
 use crate::output::{out, outln};
 use crate::program::{self, Script};
 use crate::report::{self, Style};
-use crate::run::{Engine, Outcome, Refusal, RunRequest, Trigger};
+use crate::run::{Engine, Refusal, RunRequest};
 
 pub fn run(args: RunArgs) -> ExitCode {
     // `[PATH] SERVICE.ENDPOINT`: with one word, the program is the project's.

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::context::Context;
 use super::{block_on, usage_error};
-use crate::cli::ScheduleCommand;
+use crate::commands::cli::ScheduleCommand;
 use crate::exit;
 use crate::output::outln;
 use crate::schedule::Schedule;
@@ -31,7 +31,7 @@ pub fn run(command: ScheduleCommand) -> ExitCode {
         Ok(paths) => paths,
         Err(code) => return code,
     };
-    let store_args = crate::cli::StoreArgs {
+    let store_args = crate::commands::cli::StoreArgs {
         env,
         secrets_dir,
         identities,

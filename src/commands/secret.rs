@@ -11,7 +11,7 @@ use zeroize::Zeroizing;
 use super::context::{Context, Place};
 use super::{block_on, store_error};
 use crate::backend::{Change, Changed, RecipientChange};
-use crate::cli::{RecipientsCommand, SecretCommand};
+use crate::commands::cli::{RecipientsCommand, SecretCommand};
 use crate::exit;
 use crate::output::outln;
 use crate::secrets::document;
@@ -339,13 +339,13 @@ fn set(
     let identities = open(place)?;
     let value = read_value(name, from_file)?;
     let length = value.expose().len();
-    if length < crate::run::redact::MIN_MASKED {
+    if length < crate::redact::MIN_MASKED {
         eprintln!(
             "warning: the value of `{name}` is {length} byte{}: svc masks values of {} bytes or more \
              in its output (a shorter one would mask those characters everywhere), so this one \
              cannot be masked",
             if length == 1 { "" } else { "s" },
-            crate::run::redact::MIN_MASKED
+            crate::redact::MIN_MASKED
         );
     }
     let at = document::now();
@@ -1087,9 +1087,9 @@ fn apply_recovered(
         eprintln!("the answers of run {run_id} are stored; the journal forgot them");
     }
     exit::code(match record.outcome {
-        crate::run::Outcome::Success => exit::SUCCESS,
-        crate::run::Outcome::Failed => exit::FAILURE,
-        crate::run::Outcome::Denied => exit::PERMISSION_DENIED,
+        crate::backend::Outcome::Success => exit::SUCCESS,
+        crate::backend::Outcome::Failed => exit::FAILURE,
+        crate::backend::Outcome::Denied => exit::PERMISSION_DENIED,
     })
 }
 
@@ -1163,5 +1163,5 @@ fn masked_url(text: &str) -> String {
             .clear()
             .extend_pairs(names.iter().map(|k| (k.as_str(), "***")));
     }
-    crate::run::http::display_url(&url)
+    crate::net::http::display_url(&url)
 }

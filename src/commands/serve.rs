@@ -7,7 +7,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::context::Context;
 use super::{store_error, usage_error};
-use crate::cli::{LogFormat, ServeArgs};
+use crate::commands::cli::{LogFormat, ServeArgs};
 use crate::exit;
 use crate::logging;
 use crate::run::Engine;
@@ -161,7 +161,7 @@ async fn serve_until_stopped(
 ) -> ExitCode {
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => {
-            crate::run::http::install_crypto_provider();
+            crate::net::http::install_crypto_provider();
             match connections::tls_acceptor(cert, key) {
                 Ok(acceptor) => Some(acceptor),
                 Err(e) => {

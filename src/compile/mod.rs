@@ -2,6 +2,7 @@
 //! JSON, the OpenAPI document of its endpoints, a Graphviz picture.
 
 mod dot;
+pub mod openapi;
 
 pub use dot::dot;
 
@@ -19,5 +20,5 @@ pub fn ast(checked: &CheckedProgram) -> Value {
 
 /// The OpenAPI 3.1 document `svc serve` publishes.
 pub fn openapi(checked: &CheckedProgram) -> Value {
-    crate::serve::openapi::document(&checked.program)
+    crate::compile::openapi::document(&checked.program)
 }

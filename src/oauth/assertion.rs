@@ -135,3 +135,12 @@ impl Assertion {
         })
     }
 }
+
+impl crate::net::http::Sign for Assertion {
+    fn sign(&self) -> Result<String, crate::net::http::SignError> {
+        Assertion::sign(self).map_err(|e| crate::net::http::SignError {
+            message: e.message,
+            help: e.help,
+        })
+    }
+}

@@ -10,8 +10,8 @@ use super::assertion::{Assertion, Claims, Signer};
 use super::discovery::{self, Metadata};
 use super::error::{Code, Error};
 use super::server_url;
-use crate::run::http::{self, Http};
-use crate::run::redact::Redactor;
+use crate::net::http::{self, Http};
+use crate::redact::Redactor;
 use crate::secrets::Document;
 use crate::syntax::ast::*;
 

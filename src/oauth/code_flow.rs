@@ -26,8 +26,8 @@ use zeroize::Zeroizing;
 use super::client::{Credentials, Endpoints};
 use super::error::{Code, Error};
 use super::tokens::{self, Tokens};
-use crate::run::http::{self, Http};
-use crate::run::redact::Redactor;
+use crate::net::http::{self, Http};
+use crate::redact::Redactor;
 
 /// The path the browser is sent back to.
 pub const CALLBACK_PATH: &str = "/callback";

@@ -11,8 +11,8 @@ use super::client::{Credentials, Endpoints};
 use super::error::{Code, Error};
 use super::seconds;
 use super::tokens::{self, ErrorAnswer, Tokens};
-use crate::run::http::{self, Http};
-use crate::run::redact::Redactor;
+use crate::net::http::{self, Http};
+use crate::redact::Redactor;
 
 /// The grant type of the polling requests.
 const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:device_code";

@@ -6,8 +6,8 @@ use serde::Deserialize;
 
 use super::error::{Code, Error};
 use super::server_url;
-use crate::run::http::{self, Http};
-use crate::run::redact::Redactor;
+use crate::net::http::{self, Http};
+use crate::redact::Redactor;
 
 /// What svc reads of a discovery document.
 #[derive(Clone, Debug, Deserialize)]

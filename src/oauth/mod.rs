@@ -25,8 +25,8 @@ use base64::Engine as _;
 
 pub use error::{Code, Error};
 
-use crate::run::http;
-use crate::run::redact::Redactor;
+use crate::net::http;
+use crate::redact::Redactor;
 
 /// How long one request to an authorization server may take.
 const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -128,7 +128,7 @@ pub(crate) async fn post_form(
     );
     http.send(&request, redactor).await.map_err(|e| {
         let mut error = Error::new(Code::Request, e.message);
-        error.help = e.help;
+        error.help = Some(e.help);
         error
     })
 }

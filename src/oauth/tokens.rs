@@ -6,8 +6,8 @@ use serde::Deserialize;
 use zeroize::Zeroizing;
 
 use super::error::{Code, Error};
-use crate::run::http;
-use crate::run::redact::Redactor;
+use crate::net::http;
+use crate::redact::Redactor;
 use crate::syntax::ast::TokenField;
 
 /// A successful token response. Tokens are zeroed when dropped and never

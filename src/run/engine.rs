@@ -10,14 +10,14 @@ use chrono::Utc;
 
 use super::admission::Refusal;
 use super::error::{ErrorKind, RunError};
-use super::http::Http;
 pub use super::interpreter::Answer;
 use super::interpreter::Run;
-use super::record::{HookReport, Outcome, RunRecord, Trigger};
-use super::redact::Redactor;
 use super::trace::Trace;
+use crate::backend::record::{HookReport, Outcome, RunRecord, Trigger};
 use crate::backend::{Backend, LogName};
+use crate::net::http::Http;
 use crate::program::Script;
+use crate::redact::Redactor;
 use crate::secrets::journal;
 use crate::secrets::{self, Document, Identities};
 use crate::syntax::ast::*;
@@ -598,7 +598,7 @@ impl Engine {
             method,
             params: first.params.clone(),
             dry_run: false,
-            trigger: super::record::Trigger::Cli,
+            trigger: crate::backend::record::Trigger::Cli,
             due_at: None,
             replay: Some(replay),
         })

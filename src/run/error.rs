@@ -1,7 +1,6 @@
 //! What can stop a run, with where in the script it happened.
 
-use serde::Serialize;
-
+use crate::backend::ErrorReport;
 use crate::source::Span;
 
 /// Why a run failed. Every message is already redacted.
@@ -124,6 +123,18 @@ impl RunError {
     }
 }
 
+impl From<crate::net::http::SendError> for RunError {
+    fn from(error: crate::net::http::SendError) -> RunError {
+        RunError::new(
+            ErrorKind::WebRequest {
+                status: error.status,
+            },
+            error.message,
+        )
+        .help(error.help)
+    }
+}
+
 impl From<crate::oauth::Error> for RunError {
     fn from(error: crate::oauth::Error) -> RunError {
         RunError {
@@ -133,16 +144,4 @@ impl From<crate::oauth::Error> for RunError {
             span: None,
         }
     }
-}
-
-/// An error as it appears in `--output json` and the endpoint log.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
-pub struct ErrorReport {
-    pub code: String,
-    pub diagnostic: String,
-    pub message: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub status: Option<u16>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub help: Option<String>,
 }

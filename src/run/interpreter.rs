@@ -9,12 +9,12 @@ use chrono::Utc;
 
 use super::engine::{Engine, MAX_CALL_DEPTH, Replay};
 use super::error::{ErrorKind, RunError};
-use super::record::{Event, Shown, Trigger};
-use super::redact::{Origin, Redactor};
 use super::value::Value;
+use crate::backend::record::{Event, Shown, Trigger};
 use crate::backend::{Change, Changed, Held, LockFailure};
 use crate::check::functions::Function;
 use crate::program::Script;
+use crate::redact::{Origin, Redactor};
 use crate::secrets::{self, Document, Identities, SecretValue};
 use crate::syntax::ast::*;
 
@@ -91,7 +91,7 @@ const MAX_FOREACH_ITEMS: usize = 10_000;
 
 /// The longest string an expression makes, in bytes: as long as the longest
 /// answer a request reads, so a string doubled in a loop stops here.
-const MAX_TEXT: usize = super::http::MAX_BODY;
+const MAX_TEXT: usize = crate::net::http::MAX_BODY;
 
 /// The variables of one endpoint's run.
 pub(super) struct Frame<'e> {
@@ -338,7 +338,7 @@ impl<'e> Run<'e> {
                         ErrorKind::Limit,
                         format!(
                             "the run has seen more than {} MiB of secret values (in every form it may send them)",
-                            super::redact::MAX_LEARNED >> 20
+                            crate::redact::MAX_LEARNED >> 20
                         ),
                     )
                     .at(statement.span)

@@ -2,10 +2,10 @@
 //! mapping into service variables.
 
 use super::error::{ErrorKind, RunError};
-use super::http;
 use super::interpreter::{Frame, Run};
-use super::record::Event;
 use super::value::Value;
+use crate::backend::record::Event;
+use crate::net::http;
 use crate::syntax::ast::*;
 
 impl<'e> Run<'e> {

@@ -20,7 +20,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::http;
+use crate::net::http;
 
 /// The largest mock file read.
 const MAX_SIZE: u64 = 16 * 1024 * 1024;

@@ -17,8 +17,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::engine::{Engine, RunRequest};
-use super::record::{Outcome, RunRecord, Trigger};
 use crate::backend::LockFailure;
+use crate::backend::record::{Outcome, RunRecord, Trigger};
 use crate::secrets::{self, Entry};
 use crate::syntax::ast::RefreshedBy;
 

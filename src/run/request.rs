@@ -7,11 +7,11 @@ use zeroize::Zeroizing;
 use std::sync::Arc;
 
 use super::error::{ErrorKind, RunError};
-use super::http;
 use super::interpreter::{Frame, Run, store_failure};
-use super::record::Event;
 use super::value::Value;
+use crate::backend::record::Event;
 use crate::check::sensitivity::is_sensitive_expr;
+use crate::net::http;
 use crate::oauth::assertion::{Assertion, Claims, Signer};
 use crate::oauth::client::{Credentials, Endpoints};
 use crate::secrets::journal;
@@ -94,6 +94,7 @@ impl<'e> Run<'e> {
                     response
                 }
                 Err(error) => {
+                    let error = RunError::from(error);
                     if announced {
                         self.no_answer(depth, sequence, &built).await;
                     }

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use super::engine::Replay;
 use super::error::{ErrorKind, RunError};
 use super::interpreter::{Run, store_failure};
-use super::record::Event;
+use crate::backend::record::Event;
 use crate::secrets::journal::{self, Entry, Listed};
 
 /// How long after a send's answer was due a waiting run keeps waiting:

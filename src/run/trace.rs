@@ -13,16 +13,9 @@
 //! What was left out is said once, by a `truncated` event at the end that
 //! counts the omitted events.
 
-use super::record::{Event, Shown};
+use crate::backend::record::{Event, Shown};
 
-/// The most events a run's trace keeps (a hook's trace keeps as many).
-pub const MAX_EVENTS: usize = 1_000;
-
-/// The most bytes of text (URLs, messages, shown values) a trace keeps.
-pub const MAX_BYTES: usize = 1 << 20;
-
-/// The first passes of each loop whose events are kept, with the last.
-pub const KEPT_PASSES: usize = 3;
+pub use crate::backend::record::bounds::{KEPT_PASSES, MAX_BYTES, MAX_EVENTS};
 
 /// The events of a run, as many as the bounds keep.
 #[derive(Debug, Default)]

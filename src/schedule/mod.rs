@@ -2,15 +2,12 @@
 //! processes so an overdue run fires at once and a recent one is not
 //! repeated.
 
-pub mod state;
-
 use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-pub use state::ScheduleState;
-
+use crate::backend::ScheduleState;
 use crate::syntax::ast::ScheduleDecl;
 
 /// How long after a failed run it is tried again: 30 s, doubling, at most 1 h.

@@ -30,7 +30,7 @@ pub const MAX_ENTRIES: usize = 256;
 /// Bytes of encrypted answers kept at most, per environment.
 pub const MAX_BYTES: u64 = 64 * 1024 * 1024;
 /// The largest kept answer, sealed: a body is at most 10 MiB
-/// (`run::http::MAX_BODY`), a third more in base64.
+/// (`net::http::MAX_BODY`), a third more in base64.
 pub const MAX_ENTRY_BYTES: u64 = 16 * 1024 * 1024;
 /// How long an answer is kept.
 pub const MAX_AGE: chrono::TimeDelta = chrono::TimeDelta::days(30);

@@ -8,6 +8,7 @@
 //! `Debug` output ever contains one.
 
 pub mod age_file;
+pub mod api_keys;
 pub mod atomic;
 pub mod document;
 pub mod journal;

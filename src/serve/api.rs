@@ -13,9 +13,10 @@ use http_body_util::BodyExt;
 use serde_json::{Value, json};
 
 use super::App;
-use super::keys::{self, Rejection};
 use crate::backend::{JobRefused, LogName};
-use crate::run::{Outcome, RunRequest, Trigger};
+use crate::backend::{Outcome, Trigger};
+use crate::run::RunRequest;
+use crate::secrets::api_keys::{self, Rejection};
 use crate::syntax::ast::IdentityKind;
 
 /// An error answer: `{"error": {"code", "message"}}`.
@@ -118,7 +119,7 @@ fn store_unavailable(error: crate::secrets::Error) -> ApiError {
 
 /// A finished run as HTTP callers see it, its store failure (if any) told
 /// to the server's stderr first.
-fn answered_record(record: crate::run::RunRecord) -> crate::run::RunRecord {
+fn answered_record(record: crate::backend::RunRecord) -> crate::backend::RunRecord {
     if let Some(error) = &record.error
         && error.diagnostic.starts_with("svc::store::")
     {
@@ -136,7 +137,7 @@ fn answered_record(record: crate::run::RunRecord) -> crate::run::RunRecord {
 /// A run record as HTTP callers see it: a store failure keeps its code and
 /// loses its message and help, which name local files; the server's stderr
 /// (and the endpoint log) keep them.
-fn public_record(mut record: crate::run::RunRecord) -> crate::run::RunRecord {
+fn public_record(mut record: crate::backend::RunRecord) -> crate::backend::RunRecord {
     if let Some(error) = &mut record.error
         && error.diagnostic.starts_with("svc::store::")
     {
@@ -178,14 +179,14 @@ pub async fn authenticate(app: &App, headers: &HeaderMap) -> Result<Caller, ApiE
         .keys
         .as_ref()
         .ok_or_else(|| store_unavailable(app.engine.no_identity()))?;
-    let api_keys = app
+    let keys_in_store = app
         .engine
         .backend
         .keys
         .keys(identities)
         .await
         .map_err(store_unavailable)?;
-    let (id, key) = keys::verify(&api_keys, token, Utc::now()).map_err(unauthorized)?;
+    let (id, key) = api_keys::verify(&keys_in_store, token, Utc::now()).map_err(unauthorized)?;
     if app.script.identity(&key.identity).is_none() {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -606,7 +607,7 @@ pub async fn run_endpoint(
 /// answer that must be stored first (nothing was sent); 503 when the
 /// backend was away or the run lost its lock (nothing was written, and
 /// the caller may try again); 502 for anything else the run met.
-pub fn failed_run_status(error: Option<&crate::run::error::ErrorReport>) -> StatusCode {
+pub fn failed_run_status(error: Option<&crate::backend::ErrorReport>) -> StatusCode {
     match error.map(|e| e.diagnostic.as_str()) {
         Some("svc::run::unsettled_journal") => StatusCode::CONFLICT,
         Some("svc::backend::unavailable" | "svc::run::lock_lost") => {

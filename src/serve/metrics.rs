@@ -8,7 +8,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use std::sync::atomic::AtomicU64;
 
-use crate::run::{Outcome, RunRecord};
+use crate::backend::{Outcome, RunRecord};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RunLabels {
@@ -146,10 +146,10 @@ impl Metrics {
             Outcome::Denied => "denied",
         };
         let trigger = match &record.trigger {
-            crate::run::Trigger::Cli => "cli",
-            crate::run::Trigger::Http => "http",
-            crate::run::Trigger::Schedule { .. } => "schedule",
-            crate::run::Trigger::Read { .. } => "read",
+            crate::backend::Trigger::Cli => "cli",
+            crate::backend::Trigger::Http => "http",
+            crate::backend::Trigger::Schedule { .. } => "schedule",
+            crate::backend::Trigger::Read { .. } => "read",
         };
         self.runs
             .get_or_create(&RunLabels {

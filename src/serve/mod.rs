@@ -5,9 +5,7 @@ pub mod api;
 pub mod connections;
 mod framing;
 pub mod health;
-pub mod keys;
 pub mod metrics;
-pub mod openapi;
 pub mod scheduler;
 
 use std::sync::Arc;
@@ -68,7 +66,7 @@ impl App {
     pub fn new(engine: Engine, schedules: Schedules, limits: Limits) -> App {
         let script = engine.script.clone();
         App {
-            openapi: openapi::document(script.program()),
+            openapi: crate::compile::openapi::document(script.program()),
             script,
             engine,
             limits,
@@ -84,14 +82,14 @@ impl App {
 
     /// A run ended: counted in the metrics, and one line in the server's
     /// log (from the redacted record: names, codes and times only).
-    pub fn finished(&self, record: &crate::run::RunRecord, http_status: Option<u16>) {
+    pub fn finished(&self, record: &crate::backend::RunRecord, http_status: Option<u16>) {
         self.metrics.record(record);
         let trigger = record.trigger.describe();
         let error = record.error.as_ref().map(|e| e.diagnostic.as_str());
         let outcome = match record.outcome {
-            crate::run::Outcome::Success => "success",
-            crate::run::Outcome::Failed => "failed",
-            crate::run::Outcome::Denied => "denied",
+            crate::backend::Outcome::Success => "success",
+            crate::backend::Outcome::Failed => "failed",
+            crate::backend::Outcome::Denied => "denied",
         };
         macro_rules! line {
             ($level:ident) => {
@@ -110,7 +108,7 @@ impl App {
             };
         }
         match record.outcome {
-            crate::run::Outcome::Success => line!(info),
+            crate::backend::Outcome::Success => line!(info),
             _ => line!(warn),
         }
     }

@@ -21,9 +21,10 @@ use tokio_util::sync::CancellationToken;
 use super::App;
 use super::health::SchedulerState;
 use crate::backend::{Held, LogName};
+use crate::backend::{ScheduleState, Trigger};
 use crate::program::Script;
-use crate::run::{Finished, RunRequest, Trigger};
-use crate::schedule::{Schedule, ScheduleState};
+use crate::run::{Finished, RunRequest};
+use crate::schedule::Schedule;
 use crate::syntax::ast::HookKind;
 
 /// How often the scheduler looks again even when nothing is due: a
@@ -220,7 +221,7 @@ pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
                     }
                     Fired::Ran(None) => {
                         let now = Utc::now();
-                        app.schedules.update(&spec.name, |s| s.finished(now, crate::run::Outcome::Denied, "refused"));
+                        app.schedules.update(&spec.name, |s| s.finished(now, crate::backend::Outcome::Denied, "refused"));
                         dirty = !shared;
                     }
                     Fired::RanElsewhere(stored) => {
@@ -390,7 +391,7 @@ async fn claim_and_run(
         let now = Utc::now();
         app.schedules.update(&spec.name, |s| match &finished {
             Some(f) => s.finished(f.record.started_at, f.record.outcome, &f.record.id),
-            None => s.finished(now, crate::run::Outcome::Denied, "refused"),
+            None => s.finished(now, crate::backend::Outcome::Denied, "refused"),
         });
         app.schedules.save(app, Some(&spec.name)).await;
     }
@@ -403,8 +404,8 @@ async fn claim_and_run(
 /// the record the schedule's log keeps.
 async fn schedule_hooks(app: &App, spec: &Schedule, finished: &mut Finished, failures_before: u32) {
     let kind = match finished.record.outcome {
-        crate::run::Outcome::Failed => HookKind::OnFailure,
-        crate::run::Outcome::Success if failures_before > 0 => HookKind::OnRecovery,
+        crate::backend::Outcome::Failed => HookKind::OnFailure,
+        crate::backend::Outcome::Success if failures_before > 0 => HookKind::OnRecovery,
         _ => return,
     };
     let Some(hook) = app

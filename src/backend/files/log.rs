@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::run::RunRecord;
-use crate::run::redact::Redactor;
+use crate::backend::RunRecord;
+use crate::redact::Redactor;
 use crate::secrets::atomic::{self, Lock, LockError};
 
 /// The size at which a log is rotated unless configured otherwise.

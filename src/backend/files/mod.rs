@@ -25,9 +25,9 @@ use super::{
     KeyStore, LockFailure, Locks, LogName, LogStore, Options, RecipientChange, ScheduleStore,
     SecretStore,
 };
-use crate::run::RunRecord;
-use crate::run::redact::Redactor;
-use crate::schedule::ScheduleState;
+use crate::backend::RunRecord;
+use crate::backend::ScheduleState;
+use crate::redact::Redactor;
 use crate::secrets::atomic::{Lock, LockError};
 use crate::secrets::document::ApiKey;
 use crate::secrets::journal::{Entry, Listed};
@@ -577,7 +577,7 @@ mod tests {
             .update(&identities, |doc| {
                 let mut ids = Vec::new();
                 for _ in 0..keys {
-                    let key = crate::serve::keys::generate("bot", None, None, now).unwrap();
+                    let key = crate::secrets::api_keys::generate("bot", None, None, now).unwrap();
                     ids.push(key.id.clone());
                     doc.api_keys.insert(key.id, key.record);
                 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::schedule::ScheduleState;
+use crate::backend::ScheduleState;
 
 /// The state file of one environment.
 #[derive(Debug, Clone)]

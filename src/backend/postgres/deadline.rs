@@ -25,12 +25,12 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{Database, LONGEST_CALL, Progress};
+use crate::backend::RunRecord;
+use crate::backend::ScheduleState;
 use crate::backend::{
     Backend, Change, Changed, Held, JobRefused, JobStore, JobView, KeyIndex, KeyStore, LogName,
     LogStore, RecipientChange, ScheduleStore, SecretStore,
 };
-use crate::run::RunRecord;
-use crate::schedule::ScheduleState;
 use crate::secrets::document::ApiKey;
 use crate::secrets::{Document, Error, Identities};
 

@@ -11,9 +11,9 @@ use std::path::Path;
 
 use super::crypto;
 use super::{Database, unavailable};
+use crate::backend::RunRecord;
 use crate::backend::files::state::StateFile;
 use crate::backend::files::store::Store;
-use crate::run::RunRecord;
 use crate::secrets::{Document, Error, Identities, RecipientsFile};
 
 /// What a migration did.

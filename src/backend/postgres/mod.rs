@@ -220,7 +220,7 @@ impl Database {
         let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
             Error::Invalid(format!(
                 "`{}` is not a PostgreSQL URL: {e}",
-                crate::run::http::display_url_text(url)
+                crate::net::http::display_url_text(url)
             ))
         })?;
         // A statement may run this long on the server, whatever the URL's
@@ -343,7 +343,7 @@ fn shown_url(url: &str) -> String {
 
 /// TLS for `sslmode=require` and above: rustls with the system's roots.
 fn tls() -> tokio_postgres_rustls::MakeRustlsConnect {
-    crate::run::http::install_crypto_provider();
+    crate::net::http::install_crypto_provider();
     let mut roots = rustls::RootCertStore::empty();
     for certificate in rustls_native_certs::load_native_certs().certs {
         let _ = roots.add(certificate);

@@ -13,12 +13,12 @@ use super::crypto::{self, DataKey};
 use super::journal::{PgJournal, Spool};
 use super::locks::PgLocks;
 use super::{Database, lock_key, unavailable};
+use crate::backend::RunRecord;
+use crate::backend::ScheduleState;
 use crate::backend::{
     Backend, Change, Changed, Fence, Held, JobRefused, JobStore, JobView, KeyIndex, KeyStore,
     LogName, LogStore, Options, RecipientChange, ScheduleStore, SecretStore,
 };
-use crate::run::RunRecord;
-use crate::schedule::ScheduleState;
 use crate::secrets::document::{ApiKey, HISTORY_LIMIT, PastVersion};
 use crate::secrets::{Document, Error, Identities, SecretValue};
 

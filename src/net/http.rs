@@ -8,8 +8,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, LOCATION, RETRY_AFTER};
 
-use super::error::{ErrorKind, RunError};
-use super::redact::Redactor;
+use crate::redact::Redactor;
 
 /// The default time one attempt may take.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -76,7 +75,30 @@ pub enum Auth {
 pub struct Signed {
     /// `client_assertion` or `assertion`.
     pub field: &'static str,
-    pub assertion: std::sync::Arc<crate::oauth::assertion::Assertion>,
+    pub assertion: std::sync::Arc<dyn Sign>,
+}
+
+/// What signs an assertion for each attempt (`oauth::assertion` does).
+pub trait Sign: Send + Sync {
+    fn sign(&self) -> Result<String, SignError>;
+}
+
+/// Why an assertion could not be signed.
+#[derive(Debug, Clone)]
+pub struct SignError {
+    pub message: String,
+    pub help: Option<String>,
+}
+
+/// A request that got no answer to return: nothing came back, or the
+/// attempts ran out on transient answers.
+#[derive(Debug, Clone)]
+pub struct SendError {
+    /// The last answer's status, when one came back.
+    pub status: Option<u16>,
+    /// Redacted.
+    pub message: String,
+    pub help: String,
 }
 
 impl Auth {
@@ -88,7 +110,7 @@ impl Auth {
         let mut out = fields.clone();
         if let Some(signed) = signed {
             let jwt = signed.assertion.sign().map_err(|e| Failure {
-                reason: format!("cannot sign the assertion: {}", e.message),
+                reason: e.message,
                 help: e.help.unwrap_or_else(|| "check the signing key".into()),
                 transient: false,
                 sent: false,
@@ -169,7 +191,11 @@ impl Http {
 
     /// Sends a request, retrying transient failures. A non-2xx answer that
     /// is not transient is returned as a response, for the caller to judge.
-    pub async fn send(&self, request: &Request, redactor: &Redactor) -> Result<Response, RunError> {
+    pub async fn send(
+        &self,
+        request: &Request,
+        redactor: &Redactor,
+    ) -> Result<Response, SendError> {
         let started = Instant::now();
         let mut retries = Vec::new();
         let mut attempt: u32 = 0;
@@ -208,16 +234,16 @@ impl Http {
                              token can revoke the whole token family)"
                         );
                     }
-                    return Err(RunError::new(
-                        ErrorKind::WebRequest { status: None },
-                        redactor.redact(&format!(
+                    return Err(SendError {
+                        status: None,
+                        message: redactor.redact(&format!(
                             "{} {} failed{tried}: {}",
                             request.method,
                             display_url(&request.url),
                             failure.reason
                         )),
-                    )
-                    .help(help));
+                        help,
+                    });
                 }
             };
             let backoff = backoff(attempt);
@@ -228,15 +254,15 @@ impl Http {
                     Some(after) => format!("the server asked to wait {}s", after.as_secs()),
                     None => "the next attempt would pass `max_time`".into(),
                 };
-                return Err(RunError::new(
-                    ErrorKind::WebRequest { status },
-                    redactor.redact(&format!(
+                return Err(SendError {
+                    status,
+                    message: redactor.redact(&format!(
                         "{} {} {reason}; giving up after {attempt} attempts: {why}",
                         request.method,
                         display_url(&request.url),
                     )),
-                )
-                .help("raise `retry { max_time ... }`, or try again later"));
+                    help: "raise `retry { max_time ... }`, or try again later".into(),
+                });
             }
             retries.push(Retried { reason, wait });
             tokio::time::sleep(wait).await;

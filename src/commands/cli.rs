@@ -1,13 +1,12 @@
-//! The command line: argument definitions and dispatch.
+//! The command line's definition: its arguments, their help and their
+//! completions. [`super::main`] dispatches on it.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use clap_complete::engine::{ArgValueCandidates, ArgValueCompleter};
 
-use crate::commands;
-use crate::commands::complete;
+use super::complete;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -854,70 +853,4 @@ pub struct DoctorArgs {
 /// parsed with (tests/docs_commands.rs).
 pub fn command() -> clap::Command {
     <Cli as clap::CommandFactory>::command()
-}
-
-/// `svc completions SHELL`: the script that registers svc's dynamic
-/// completion, as `COMPLETE=SHELL svc` prints it.
-fn completions(shell: clap_complete::Shell) -> ExitCode {
-    use clap_complete::env::{Bash, Elvish, EnvCompleter, Fish, Powershell, Zsh};
-    let completer: &dyn EnvCompleter = match shell {
-        clap_complete::Shell::Bash => &Bash,
-        clap_complete::Shell::Elvish => &Elvish,
-        clap_complete::Shell::Fish => &Fish,
-        clap_complete::Shell::PowerShell => &Powershell,
-        clap_complete::Shell::Zsh => &Zsh,
-        _ => {
-            return commands::usage_error(
-                "svc::cli::unknown_shell",
-                &format!("svc cannot complete for {shell}"),
-                Some("the shells are bash, elvish, fish, powershell and zsh"),
-            );
-        }
-    };
-    let mut script = Vec::new();
-    match completer.write_registration("COMPLETE", "svc", "svc", "svc", &mut script) {
-        Ok(()) => {
-            crate::output::bytes(&script);
-            ExitCode::SUCCESS
-        }
-        Err(_) => ExitCode::from(crate::exit::FAILURE),
-    }
-}
-
-pub fn main() -> ExitCode {
-    // A shell asking for completions (COMPLETE=bash svc -- svc run --as ...):
-    // answer and exit before anything else.
-    clap_complete::CompleteEnv::with_factory(command).complete();
-    let cli = Cli::parse();
-    commands::context::set_project_flag(cli.project);
-    // `svc serve` chooses its own log format; other commands write only
-    // warnings and errors, for a person.
-    if !matches!(cli.command, Command::Serve(_)) {
-        crate::logging::init(crate::logging::Format::Command);
-    }
-    match cli.command {
-        Command::Check(args) => commands::check::run(args),
-        Command::Fmt(args) => commands::fmt::run(args),
-        Command::Compile(args) => commands::compile::run(args),
-        Command::Init(args) => commands::init::run(args),
-        Command::Completions { shell } => completions(shell),
-        Command::Man => {
-            let page = clap_mangen::Man::new(command());
-            match page.render(&mut crate::output::writer()) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(_) => ExitCode::from(crate::exit::FAILURE),
-            }
-        }
-        Command::Secret(command) => commands::secret::run(command),
-        Command::Exec(args) => commands::exec::run(args),
-        Command::Doctor(args) => commands::doctor::run(args),
-        Command::Backend(command) => commands::backend::run(command),
-        Command::Run(args) => commands::run::run(args),
-        Command::Authorize(args) => commands::authorize::run(args),
-        Command::Logs(args) => commands::logs::run(args),
-        Command::Lsp => crate::lsp::run(),
-        Command::Serve(args) => commands::serve::run(args),
-        Command::Key(command) => commands::key::run(command),
-        Command::Schedule(command) => commands::schedule::run(command),
-    }
 }

@@ -8,8 +8,20 @@ use std::fmt::Write as _;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::error::ErrorReport;
-use super::redact::Redactor;
+use crate::redact::Redactor;
+
+/// The bounds of a record's trace: `run::trace` keeps to them, and the
+/// `truncated` event names them.
+pub mod bounds {
+    /// The most events a run's trace keeps (a hook's trace keeps as many).
+    pub const MAX_EVENTS: usize = 1_000;
+
+    /// The most bytes of text (URLs, messages, shown values) a trace keeps.
+    pub const MAX_BYTES: usize = 1 << 20;
+
+    /// The first passes of each loop whose events are kept, with the last.
+    pub const KEPT_PASSES: usize = 3;
+}
 
 /// A value as it may be shown: itself, or only its length when it is
 /// sensitive.
@@ -369,7 +381,7 @@ fn render_event(out: &mut String, event: &Event) {
                         "{}would send {method} {url}; simulated answer {}",
                         pad(depth),
                         reqwest::StatusCode::from_u16(*status)
-                            .map_or(status.to_string(), super::http::status_text)
+                            .map_or(status.to_string(), crate::net::http::status_text)
                     ),
                     None => writeln!(out, "{}would send {method} {url}", pad(depth)),
                 };
@@ -382,7 +394,8 @@ fn render_event(out: &mut String, event: &Event) {
                 }
             } else {
                 let status = status.map_or("no answer".to_string(), |s| {
-                    reqwest::StatusCode::from_u16(s).map_or(s.to_string(), super::http::status_text)
+                    reqwest::StatusCode::from_u16(s)
+                        .map_or(s.to_string(), crate::net::http::status_text)
                 });
                 let tries = if *attempts > 1 {
                     format!(", {attempts} attempts")
@@ -474,8 +487,20 @@ fn render_event(out: &mut String, event: &Event) {
             out,
             "  ... and {omitted} more {} not kept (a trace keeps the first {} passes and the last of each loop, and at most {} events)",
             if *omitted == 1 { "event" } else { "events" },
-            super::trace::KEPT_PASSES,
-            super::trace::MAX_EVENTS
+            bounds::KEPT_PASSES,
+            bounds::MAX_EVENTS
         ),
     };
+}
+
+/// An error as it appears in `--output json` and the endpoint log.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct ErrorReport {
+    pub code: String,
+    pub diagnostic: String,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub help: Option<String>,
 }

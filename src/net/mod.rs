@@ -1,0 +1,3 @@
+//! Talking to other servers: the HTTP client every request goes through.
+
+pub mod http;
