@@ -252,6 +252,55 @@ impl Script {
             .unwrap_or_default()
     }
 
+    /// The command a person runs to authorize a client again: the file
+    /// that declares it, and the first identity that may store every token
+    /// it keeps.
+    pub fn reconsent_command(&self, client: &str, env: &str, identity: Option<&str>) -> String {
+        let declared = self.client(client);
+        let file = declared
+            .map(|c| self.checked.sources.get(c.span.file).name.clone())
+            .unwrap_or_else(|| "FILE".into());
+        let identity = identity.map(str::to_owned).or_else(|| {
+            let stored: Vec<&str> = declared?
+                .stores
+                .as_ref()?
+                .entries
+                .iter()
+                .map(|s| s.secret.as_str())
+                .collect();
+            self.program()
+                .identities
+                .iter()
+                .find(|i| stored.iter().all(|s| self.can_update_secret(i, s)))
+                .map(|i| i.name.text.clone())
+        });
+        format!(
+            "svc authorize {file} {client} --env {env} --as {}",
+            identity.as_deref().unwrap_or("IDENTITY")
+        )
+    }
+
+    /// The `oauth_client`s whose connection a run of the endpoint
+    /// refreshes: those whose `stores` name a secret it can update.
+    pub fn clients_refreshed(&self, service: &str, endpoint: &str) -> Vec<&OAuthClientDecl> {
+        let updated = self.secrets_updated(service, endpoint);
+        if updated.is_empty() {
+            return Vec::new();
+        }
+        self.program()
+            .oauth_clients
+            .iter()
+            .filter(|client| {
+                client.stores.as_ref().is_some_and(|stores| {
+                    stores
+                        .entries
+                        .iter()
+                        .any(|store| updated.contains(store.secret.as_str()))
+                })
+            })
+            .collect()
+    }
+
     /// The secrets that must have a value before the endpoint runs: each
     /// `secret.NAME` the checker found in its action, in the
     /// `oauth_client`s its requests authenticate as (`auth client(NAME)`)

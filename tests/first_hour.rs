@@ -464,6 +464,7 @@ fn every_command_keeps_to_one_table_of_exit_codes() {
         svc::exit::FAILURE,
         svc::exit::USAGE,
         svc::exit::PERMISSION_DENIED,
+        svc::exit::NEEDS_PERSON,
         svc::exit::CLOSED_PIPE,
     ];
     // README's table, `svc --help` and src/exit.rs agree.

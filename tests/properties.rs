@@ -1401,6 +1401,7 @@ fn dry_run_every_endpoint(checked: svc::program::CheckedProgram) -> Vec<svc::run
                 trigger: svc::backend::Trigger::Cli,
                 due_at: None,
                 replay: None,
+                force: false,
             };
             let admitted = engine.admit(request).expect("bot0 may run every endpoint");
             let finished = runtime.block_on(engine.run(admitted));
@@ -1518,6 +1519,7 @@ fn run_on_a_worker(checked: svc::program::CheckedProgram) {
                 trigger: svc::backend::Trigger::Http,
                 due_at: None,
                 replay: None,
+                force: false,
             };
             let admitted = engine.admit(request).unwrap();
             engine.run(admitted).await

@@ -10,6 +10,7 @@
 //! replicas share. `run`, `schedule`, `serve` and the commands ask a
 //! [`Backend`] and never build a path from an environment name.
 
+pub mod connection;
 pub mod files;
 pub mod jobs;
 pub mod postgres;
@@ -79,6 +80,7 @@ pub struct Backend {
     pub logs: Arc<dyn LogStore>,
     pub jobs: Arc<dyn JobStore>,
     pub journal: Arc<dyn JournalStore>,
+    pub connections: Arc<dyn ConnectionStore>,
     /// What it is, for messages: `files in secrets/` or `postgres://host/db`.
     pub description: String,
 }
@@ -350,6 +352,25 @@ pub trait ScheduleStore: Send + Sync {
     async fn save(&self, states: &BTreeMap<String, ScheduleState>) -> Result<(), Error>;
 }
 
+/// What is known of each connection (see [`connection`]).
+#[async_trait]
+pub trait ConnectionStore: Send + Sync {
+    fn describe(&self) -> String;
+    /// Every connection seen in this environment.
+    async fn load(&self) -> Result<BTreeMap<ConnectionKey, ConnectionState>, Error>;
+    async fn load_one(&self, key: &ConnectionKey) -> Result<Option<ConnectionState>, Error>;
+    /// Applies an observation atomically: what another process observed
+    /// meanwhile is read under the same lock, so replicas agree on each
+    /// transition and see it once. Returns the new state and the
+    /// transition, if the state changed.
+    async fn observe(
+        &self,
+        key: &ConnectionKey,
+        observation: &Observation,
+        at: DateTime<Utc>,
+    ) -> Result<(ConnectionState, Option<Transition>), Error>;
+}
+
 /// Which log.
 #[derive(Debug, Clone, Copy)]
 pub enum LogName<'a> {
@@ -372,6 +393,7 @@ pub trait LogStore: Send + Sync {
 }
 
 /// What a caller may see of a job.
+pub use connection::{ConnectionKey, ConnectionState, Health, Observation, Transition};
 pub use jobs::JobView;
 pub use record::{ErrorReport, Outcome, RunRecord, Trigger};
 pub use schedule_state::ScheduleState;

@@ -21,6 +21,9 @@ pub struct ScheduleState {
     /// When it was due next, as last computed (for people and `schedule list`).
     #[serde(default)]
     pub next_run_at: Option<DateTime<Utc>>,
+    /// Why the last fire was skipped (its connection needs a person).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_skip_reason: Option<String>,
 }
 
 impl ScheduleState {
@@ -29,11 +32,21 @@ impl ScheduleState {
         self.last_run_at = Some(at);
         self.last_outcome = Some(outcome);
         self.last_run_id = Some(id.to_string());
+        self.last_skip_reason = None;
         if outcome == Outcome::Success {
             self.last_success_at = Some(at);
             self.failures = 0;
         } else {
             self.failures = self.failures.saturating_add(1);
         }
+    }
+
+    /// A fire that was not started, and why: no run, no outcome, and not
+    /// a failure, so no retry comes sooner and no `on_failure` runs.
+    pub fn skipped(&mut self, at: DateTime<Utc>, reason: String) {
+        self.last_run_at = Some(at);
+        self.last_outcome = None;
+        self.last_run_id = None;
+        self.last_skip_reason = Some(reason);
     }
 }

@@ -10,6 +10,7 @@ use zeroize::Zeroizing;
 
 use super::context::{Context, Place};
 use super::run::load_paths;
+use crate::backend::connection::{ConnectionKey, Observation};
 use crate::backend::{Change, Changed, Held, LockFailure};
 use crate::commands::cli::{AuthorizeArgs, OutputFormat};
 use crate::exit;
@@ -263,6 +264,25 @@ impl Flow<'_> {
             .store(&endpoints, &response, changes, &redactor)
             .await?;
         self.events.stored(self.client, env, &stored);
+        // The connection works again: a person consented.
+        let key = ConnectionKey::default_of(&self.client.name.text);
+        let observation = Observation::Authorized {
+            refresh_token_expires_at: tokens
+                .expires_at(TokenField::RefreshToken, crate::secrets::document::now()),
+        };
+        match self
+            .place
+            .backend
+            .connections
+            .observe(&key, &observation, Utc::now())
+            .await
+        {
+            Ok((_, Some(transition))) if transition.is_recovery() => {
+                tracing::info!("connection `{key}` in `{env}` recovered");
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!("cannot record the state of connection `{key}`: {e}"),
+        }
         Ok(())
     }
 

@@ -21,6 +21,7 @@ use super::complete;
                   1    it ran and failed: check errors, a failed run or authorization, a problem `svc doctor` found, a backend failure\n  \
                   2    nothing was done: bad arguments or input (no project, a program with errors, an unknown environment or name, no identity, a missing store or secret value)\n  \
                   3    permission denied: the identity may not do what was asked\n  \
+                  4    the connection needs a person: its refresh token is dead, its client refused or its tokens revoked (`svc authorize` again)\n  \
                   141  standard output was closed by its reader (`svc secret list | head -1`)"
 )]
 pub struct Cli {
@@ -168,6 +169,10 @@ pub enum Command {
     /// Inspect schedules: next fire times and last outcomes
     #[command(subcommand)]
     Schedule(ScheduleCommand),
+
+    /// Inspect connections: whether each oauth_client's tokens still work, and how to re-consent
+    #[command(subcommand)]
+    Connection(ConnectionCommand),
 
     /// Find what stands in the way: identity, store, secret values, keys, grants, directories, clocks
     #[command(
@@ -496,6 +501,9 @@ pub struct RunArgs {
     /// Use the answers the last failed run kept in the recovery journal instead of sending again
     #[arg(long, conflicts_with = "dry_run")]
     pub replay: bool,
+    /// Run even when a connection the endpoint refreshes needs a person (`svc connection show`)
+    #[arg(long)]
+    pub force: bool,
     /// Rotate the endpoint log before it grows past this size: 16MiB, 512KiB, 0 for never
     #[arg(long, env = "SVC_LOG_MAX_BYTES", default_value = "16MiB", value_name = "SIZE", value_parser = parse_size)]
     pub log_max_bytes: u64,
@@ -660,6 +668,44 @@ pub enum ScheduleCommand {
         /// Print JSON instead of a table
         #[arg(long)]
         json: bool,
+    },
+}
+
+/// Where a connection's state is read from.
+#[derive(Args, Debug, Clone)]
+pub struct ConnectionPlace {
+    /// The .svc files or directories of the program, repeatable [default: the project's program]
+    #[arg(long = "program", value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Where the connections' state is kept (files backend) [default: as `svc serve`]
+    #[arg(long, env = "SVC_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Print JSON instead of text
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConnectionCommand {
+    /// Every connection of the environment: state, since when, failures in a row
+    #[command(after_help = "Example: svc connection list --env prod")]
+    List {
+        #[command(flatten)]
+        place: ConnectionPlace,
+    },
+    /// One connection: state, failures, last error, both tokens' expiries, the next scheduled refresh, and the command to re-consent
+    #[command(after_help = "Example: svc connection show hubspot_app --env prod")]
+    Show {
+        /// The oauth_client
+        #[arg(value_name = "CLIENT", add = ArgValueCandidates::new(complete::clients))]
+        client: String,
+        /// The connection of the client [default: the client's one connection, `default`]
+        #[arg(long, value_name = "ID", default_value = "default")]
+        connection: String,
+        #[command(flatten)]
+        place: ConnectionPlace,
     },
 }
 

@@ -6,6 +6,7 @@ pub mod check;
 pub mod cli;
 pub mod compile;
 pub mod complete;
+pub mod connection;
 pub mod context;
 pub mod doctor;
 pub mod exec;
@@ -184,5 +185,6 @@ pub fn main() -> ExitCode {
         cli::Command::Serve(args) => serve::run(args),
         cli::Command::Key(command) => key::run(command),
         cli::Command::Schedule(command) => schedule::run(command),
+        cli::Command::Connection(command) => connection::run(command),
     }
 }

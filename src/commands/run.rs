@@ -12,7 +12,7 @@ use crate::exit;
 use crate::output::{out, outln};
 use crate::program::{self, Script};
 use crate::report::{self, Style};
-use crate::run::{Engine, Refusal, RunRequest};
+use crate::run::{Engine, Refusal, RefusalKind, RunRequest};
 
 pub fn run(args: RunArgs) -> ExitCode {
     // `[PATH] SERVICE.ENDPOINT`: with one word, the program is the project's.
@@ -117,6 +117,7 @@ pub fn run(args: RunArgs) -> ExitCode {
         trigger: Trigger::Cli,
         due_at: None,
         replay: None,
+        force: args.force,
     };
     let script = Arc::new(script);
     let mut engine = Engine::new(script.clone(), place.backend.clone(), keys);
@@ -140,7 +141,7 @@ pub fn run(args: RunArgs) -> ExitCode {
         Err(refusal) => return refusal_exit(&refusal),
     };
     // A dry run too: it reports what the real run would meet.
-    match block_on(engine.missing_values(admitted.request())) {
+    match block_on(engine.preflight(admitted.request())) {
         Ok(None) => {}
         Ok(Some(refusal)) => return refusal_exit(&refusal),
         Err(error) => return store_error(&error),
@@ -235,9 +236,9 @@ pub fn refusal_exit(refusal: &Refusal) -> ExitCode {
             Style::for_stderr()
         )
     );
-    exit::code(if refusal.denied {
-        exit::PERMISSION_DENIED
-    } else {
-        exit::USAGE
+    exit::code(match refusal.kind {
+        RefusalKind::Invalid => exit::USAGE,
+        RefusalKind::Denied => exit::PERMISSION_DENIED,
+        RefusalKind::NeedsPerson(_) => exit::NEEDS_PERSON,
     })
 }

@@ -618,6 +618,7 @@ fn get_fresh(
             }
         }
         Err(FreshError::Store(error)) => store_error(&error),
+        Err(FreshError::NeedsPerson(refusal)) => super::run::refusal_exit(&refusal),
         Err(FreshError::Failed {
             code,
             message,
@@ -1061,7 +1062,7 @@ fn apply_recovered(
         Ok(admitted) => admitted,
         Err(refusal) => return super::run::refusal_exit(&refusal),
     };
-    match block_on(engine.missing_values(admitted.request())) {
+    match block_on(engine.preflight(admitted.request())) {
         Ok(None) => {}
         Ok(Some(refusal)) => return super::run::refusal_exit(&refusal),
         Err(error) => return store_error(&error),

@@ -11,6 +11,7 @@ pub mod code_flow;
 pub mod device_flow;
 pub mod discovery;
 pub mod error;
+pub mod failure;
 pub mod jwk;
 pub mod jwt;
 pub mod key_error;

@@ -45,6 +45,7 @@ struct Raw {
     expires_in: Option<serde_json::Value>,
     refresh_expires_in: Option<serde_json::Value>,
     refresh_token_expires_in: Option<serde_json::Value>,
+    x_refresh_token_expires_in: Option<serde_json::Value>,
 }
 
 /// A token's lifetime in seconds ([`super::seconds::parse`]); one of more
@@ -74,7 +75,8 @@ impl Tokens {
             token_type: raw.token_type,
             expires_in: seconds(raw.expires_in),
             refresh_expires_in: seconds(raw.refresh_expires_in)
-                .or_else(|| seconds(raw.refresh_token_expires_in)),
+                .or_else(|| seconds(raw.refresh_token_expires_in))
+                .or_else(|| seconds(raw.x_refresh_token_expires_in)),
         })
     }
 

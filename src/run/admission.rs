@@ -10,8 +10,19 @@ pub struct Refusal {
     pub code: &'static str,
     pub message: String,
     pub help: Option<String>,
-    /// Denied (exit 3) rather than a wrong request (exit 2).
-    pub denied: bool,
+    pub kind: RefusalKind,
+}
+
+/// Why a run was refused, as exit codes and HTTP statuses tell it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefusalKind {
+    /// A wrong request: exit 2, HTTP 400 (or 409 for what only the
+    /// operator can fix).
+    Invalid,
+    /// The identity may not: exit 3, HTTP 403.
+    Denied,
+    /// A connection the run refreshes needs a person: exit 4, HTTP 409.
+    NeedsPerson(crate::backend::Health),
 }
 
 impl Engine {
@@ -22,7 +33,7 @@ impl Engine {
             code,
             message,
             help,
-            denied: false,
+            kind: RefusalKind::Invalid,
         };
         let key = format!("{}.{}", request.service, request.endpoint);
         let Some(endpoint) = self.script.endpoint(&request.service, &request.endpoint) else {
@@ -34,7 +45,7 @@ impl Engine {
                 code: "svc::run::method_not_allowed",
                 message: format!("`{key}` does not allow {}", request.method),
                 help: Some(format!("it allows {}", methods.join(", "))),
-                denied: false,
+                kind: RefusalKind::Invalid,
             });
         }
         let Some(identity) = self.script.identity(&request.identity) else {
@@ -57,7 +68,7 @@ impl Engine {
                 code: "svc::run::permission_denied",
                 message: format!("`{}` may not run `{key}`", request.identity),
                 help: Some(runners_help(&key, &runners)),
-                denied: true,
+                kind: RefusalKind::Denied,
             });
         }
         // The declared parameters, on every way in: the command line, HTTP
@@ -67,7 +78,7 @@ impl Engine {
             code: "svc::run::invalid_param",
             message: e.message,
             help: Some(e.help),
-            denied: false,
+            kind: RefusalKind::Invalid,
         })?;
         Ok(Admitted::new(request))
     }
@@ -76,12 +87,25 @@ impl Engine {
     /// value.
     pub async fn admit_and_run(&self, request: RunRequest) -> Result<super::Finished, Refusal> {
         let admitted = self.admit(request)?;
-        match self.missing_values(admitted.request()).await {
+        match self.preflight(admitted.request()).await {
             Ok(None) => {}
             Ok(Some(refusal)) => return Err(refusal),
             Err(error) => return Err(super::engine::store_refusal(&error)),
         }
         Ok(self.run(admitted).await)
+    }
+
+    /// Whether an admitted run can start: every connection it refreshes
+    /// works (see `run::connections`), and every secret it may read has a
+    /// value ([`Engine::missing_values`]).
+    pub async fn preflight(
+        &self,
+        request: &RunRequest,
+    ) -> Result<Option<Refusal>, crate::secrets::Error> {
+        if let Some(refusal) = self.connection_refusal(request).await? {
+            return Ok(Some(refusal));
+        }
+        self.missing_values(request).await
     }
 
     /// Whether a secret the run may read has no value in the environment:
@@ -132,7 +156,7 @@ impl Engine {
                     .collect::<Vec<_>>()
                     .join(", ")
             )),
-            denied: false,
+            kind: RefusalKind::Invalid,
         }))
     }
 }
@@ -149,7 +173,7 @@ pub fn unknown_endpoint(script: &Script, key: &str) -> Refusal {
             known.iter().map(String::as_str),
             format!("the endpoints are: {}", known.join(", ")),
         )),
-        denied: false,
+        kind: RefusalKind::Invalid,
     }
 }
 

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 
-use super::admission::Refusal;
+use super::admission::{Refusal, RefusalKind};
 use super::error::{ErrorKind, RunError};
 pub use super::interpreter::Answer;
 use super::interpreter::Run;
@@ -92,6 +92,9 @@ pub struct RunRequest {
     /// Use these kept answers instead of sending the requests that present
     /// a secret again (`svc run --replay`).
     pub replay: Option<Replay>,
+    /// Run even when a connection it refreshes needs a person
+    /// (`svc run --force`).
+    pub force: bool,
 }
 
 /// The answers a failed run kept in the recovery journal, in the order
@@ -283,6 +286,7 @@ impl Engine {
             sends: 0,
             settling: false,
             answered_at: None,
+            refresh_token_expires_at: None,
         };
         let identity = self
             .script
@@ -310,6 +314,8 @@ impl Engine {
             self.settle_journal(&request, &run_id, &run.journaled, error.as_mut())
                 .await;
         }
+        self.observe_connections(&request, error.as_ref(), run.refresh_token_expires_at)
+            .await;
         let redactor = run.redactor;
         let mut record = RunRecord {
             id: run_id,
@@ -488,6 +494,7 @@ impl Engine {
             sends: 0,
             settling: false,
             answered_at: None,
+            refresh_token_expires_at: None,
         };
         let result = run
             .hook(service_decl, identity_decl, params, body, error.cloned())
@@ -551,7 +558,7 @@ impl Engine {
                     "a replay uses the answers a failed run kept; `svc secret recover` lists them"
                         .into(),
                 ),
-                denied: false,
+                kind: RefusalKind::Invalid,
             });
         }
         Ok(self.replay_of(&listed).await?.1)
@@ -576,7 +583,7 @@ impl Engine {
                     self.env()
                 ),
                 help: Some("`svc secret recover` lists the runs and their answers".into()),
-                denied: false,
+                kind: RefusalKind::Invalid,
             });
         }
         let (first, replay) = self.replay_of(&listed).await?;
@@ -601,6 +608,7 @@ impl Engine {
             trigger: crate::backend::record::Trigger::Cli,
             due_at: None,
             replay: Some(replay),
+            force: false,
         })
     }
 
@@ -628,7 +636,7 @@ impl Engine {
                 code: "svc::run::nothing_to_replay",
                 message: "the run kept no answer, only the record of a send".into(),
                 help: Some("`svc secret recover` lists the runs and their answers".into()),
-                denied: false,
+                kind: RefusalKind::Invalid,
             });
         };
         let (document, _) = self.store_document().await.map_err(|e| store_refusal(&e))?;
@@ -656,7 +664,7 @@ impl Engine {
                     self.env(),
                     first.run_id
                 )),
-                denied: false,
+                kind: RefusalKind::Invalid,
             });
         }
         let replay = Replay {
@@ -708,7 +716,7 @@ pub(super) fn store_refusal(error: &secrets::Error) -> Refusal {
         code: error.code(),
         message: error.to_string(),
         help: error.help(),
-        denied: false,
+        kind: RefusalKind::Invalid,
     }
 }
 

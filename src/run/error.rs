@@ -11,6 +11,16 @@ pub struct RunError {
     pub help: Option<String>,
     /// The node that failed.
     pub span: Option<Span>,
+    /// The OAuth error of the answer that failed it, redacted.
+    pub provider: Option<Box<ProviderError>>,
+}
+
+/// An OAuth error answer (RFC 6749 §5.2): what it says about the
+/// connection it came from (`oauth::failure`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProviderError {
+    pub error: String,
+    pub description: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -45,6 +55,7 @@ impl RunError {
             message: message.into(),
             help: None,
             span: None,
+            provider: None,
         }
     }
 
@@ -142,6 +153,7 @@ impl From<crate::oauth::Error> for RunError {
             message: error.message,
             help: error.help,
             span: None,
+            provider: None,
         }
     }
 }

@@ -84,6 +84,10 @@ pub(super) struct Run<'e> {
     /// When the last answer to a request came (a replayed one: when it
     /// came then): the time an `expires_in` counts from.
     pub(super) answered_at: Option<chrono::DateTime<Utc>>,
+    /// When the refresh token expires, as the last answer to a request
+    /// that sent a secret said (`refresh_token_expires_in`, or
+    /// Microsoft's `x_refresh_token_expires_in`): for the connection.
+    pub(super) refresh_token_expires_at: Option<chrono::DateTime<Utc>>,
 }
 
 /// The most items a `foreach` goes over, as `while` is bounded by its `max`.

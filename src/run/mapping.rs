@@ -52,13 +52,20 @@ impl<'e> Run<'e> {
             (300..=399, _) => "the server redirects; add `redirects N` to follow it",
             _ => "check the request against the API's documentation",
         };
-        RunError::new(
+        let mut error = RunError::new(
             ErrorKind::WebRequest {
                 status: Some(status.as_u16()),
             },
             self.redactor.redact(&message),
         )
-        .help(help)
+        .help(help);
+        error.provider = oauth.map(|(error, description)| {
+            Box::new(super::error::ProviderError {
+                error: self.redactor.redact(&error),
+                description: description.map(|d| self.redactor.redact(&d)),
+            })
+        });
+        error
     }
 
     pub(super) fn map_results(

@@ -2,6 +2,7 @@
 //! traces and replays.
 
 pub mod admission;
+mod connections;
 pub mod engine;
 pub mod error;
 mod functions;
@@ -16,7 +17,7 @@ mod settle;
 pub mod trace;
 pub mod value;
 
-pub use admission::{Refusal, unknown_endpoint};
+pub use admission::{Refusal, RefusalKind, unknown_endpoint};
 pub use engine::{Admitted, Engine, Finished, Replay, RunRequest};
 pub use error::{ErrorKind, RunError};
 pub(crate) use interpreter::through_outages;

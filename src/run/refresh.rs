@@ -85,6 +85,9 @@ pub enum FreshError {
         /// The run's record, when it ran.
         record: Option<Box<RunRecord>>,
     },
+    /// The refresh was not started: the connection it refreshes needs a
+    /// person (`RefusalKind::NeedsPerson`). Nothing was sent.
+    NeedsPerson(Box<super::Refusal>),
 }
 
 impl FreshError {
@@ -237,12 +240,16 @@ impl Engine {
             },
             due_at: None,
             replay: None,
+            force: false,
         };
         let admitted = self
             .admit(request)
             .map_err(|refusal| FreshError::failed(refusal.code, refusal.message, refusal.help))?;
-        match self.missing_values(admitted.request()).await {
+        match self.preflight(admitted.request()).await {
             Ok(None) => {}
+            Ok(Some(refusal)) if matches!(refusal.kind, super::RefusalKind::NeedsPerson(_)) => {
+                return Err(FreshError::NeedsPerson(Box::new(refusal)));
+            }
             Ok(Some(refusal)) => {
                 return Err(FreshError::failed(
                     refusal.code,

@@ -142,6 +142,18 @@ impl<'e> Run<'e> {
         if !response.status.is_success() {
             return Err(self.http_error(&built.method, &built.shown_url, &response));
         }
+        // A token answer may say when its refresh token expires: the
+        // connection remembers (`refresh_token_expires_in`, Keycloak's
+        // `refresh_expires_in`, Microsoft's `x_refresh_token_expires_in`).
+        if built.carries_secret
+            && let Ok(tokens) = crate::oauth::tokens::Tokens::parse(&response.body)
+            && let Some(expires_at) = tokens.expires_at(
+                TokenField::RefreshToken,
+                self.answered_at.unwrap_or_else(chrono::Utc::now),
+            )
+        {
+            self.refresh_token_expires_at = Some(expires_at);
+        }
         self.map_results(frame, request, &response)
     }
 

@@ -484,6 +484,7 @@ pub async fn run_endpoint(
         trigger: Trigger::Http,
         due_at: None,
         replay: None,
+        force: false,
     };
     let updates_secrets = app
         .engine
@@ -491,16 +492,13 @@ pub async fn run_endpoint(
     let admitted = match app.engine.admit(request) {
         Ok(admitted) => admitted,
         Err(refusal) => {
-            let status = if refusal.denied {
+            let denied = refusal.kind == crate::run::RefusalKind::Denied;
+            let status = if denied {
                 StatusCode::FORBIDDEN
             } else {
                 StatusCode::BAD_REQUEST
             };
-            let code = if refusal.denied {
-                "forbidden"
-            } else {
-                "bad_request"
-            };
+            let code = if denied { "forbidden" } else { "bad_request" };
             let code = if refusal.code == "svc::run::invalid_param" {
                 "invalid_param"
             } else {
@@ -511,8 +509,11 @@ pub async fn run_endpoint(
     };
     // The server's store lacks a value the run would send: the caller
     // cannot fix that, the operator can (`svc secret set`).
-    match app.engine.missing_values(admitted.request()).await {
+    match app.engine.preflight(admitted.request()).await {
         Ok(None) => {}
+        Ok(Some(refusal)) if matches!(refusal.kind, crate::run::RefusalKind::NeedsPerson(_)) => {
+            return Err(needs_person(&refusal));
+        }
         Ok(Some(refusal)) => {
             tracing::warn!("{}: {}", refusal.code, refusal.message);
             return Err(ApiError::new(
@@ -860,6 +861,22 @@ pub async fn read_secret(
     Ok(([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response())
 }
 
+/// A run refused because a connection it refreshes needs a person: 409,
+/// with the connection's state as the code, and the command that fixes it.
+fn needs_person(refusal: &crate::run::Refusal) -> ApiError {
+    let code = match refusal.kind {
+        crate::run::RefusalKind::NeedsPerson(state) => state.as_str(),
+        _ => "conflict",
+    };
+    let mut error = ApiError::new(StatusCode::CONFLICT, code, refusal.message.clone());
+    if let Some(help) = &refusal.help {
+        let mut details = serde_json::Map::new();
+        details.insert("help".into(), json!(help));
+        error.details = Some(details);
+    }
+    error
+}
+
 /// A secret declared with `refreshed_by`, refreshed first when it expires
 /// within `min_valid` (docs/serve.md). The refresh runs on a task of its
 /// own: a reader that goes away does not stop a run that writes secrets.
@@ -890,6 +907,10 @@ async fn fresh_entry(
             Ok(fresh.entry)
         }
         Err(FreshError::Store(error)) => Err(store_unavailable(error)),
+        Err(FreshError::NeedsPerson(refusal)) => {
+            let _ = app.audit(caller, name, "refresh_refused").await;
+            Err(needs_person(&refusal))
+        }
         Err(FreshError::Failed {
             code,
             message,

@@ -122,6 +122,8 @@ impl Schedules {
 enum Fired {
     /// It ran (or was refused at admission: `None`).
     Ran(Option<Box<Finished>>),
+    /// It was not started: a connection it refreshes needs a person.
+    Skipped(String),
     /// Another replica ran it: the state as stored now.
     RanElsewhere(Option<ScheduleState>),
     /// Another replica holds it now: look again soon.
@@ -219,6 +221,11 @@ pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
                         known_expiries = expiries(&app).await;
                         dirty = !shared;
                     }
+                    Fired::Skipped(reason) => {
+                        let now = Utc::now();
+                        app.schedules.update(&spec.name, |s| s.skipped(now, reason));
+                        dirty = !shared;
+                    }
                     Fired::Ran(None) => {
                         let now = Utc::now();
                         app.schedules.update(&spec.name, |s| s.finished(now, crate::backend::Outcome::Denied, "refused"));
@@ -310,6 +317,7 @@ fn fire(
         // A run due before the server started is not late, it is overdue.
         due_at: Some(due_at.max(app.started_at)),
         replay: None,
+        force: false,
     };
     let app = app.clone();
     let spec = spec.clone();
@@ -377,6 +385,18 @@ async fn claim_and_run(
     );
     let mut finished = match app.engine.admit_and_run(request).await {
         Ok(finished) => Some(Box::new(finished)),
+        Err(refusal) if matches!(refusal.kind, crate::run::RefusalKind::NeedsPerson(_)) => {
+            tracing::info!("schedule `{}` skipped: {}", spec.name, refusal.message);
+            let reason = format!("{}: {}", refusal.code, refusal.message);
+            if backend.is_shared() {
+                let now = Utc::now();
+                app.schedules
+                    .update(&spec.name, |s| s.skipped(now, reason.clone()));
+                app.schedules.save(app, Some(&spec.name)).await;
+            }
+            drop(claim);
+            return Fired::Skipped(reason);
+        }
         Err(refusal) => {
             tracing::warn!("schedule `{}` cannot run: {}", spec.name, refusal.message);
             None

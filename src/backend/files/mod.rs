@@ -6,6 +6,7 @@
 //! they hold among processes that see the same filesystem. Async jobs live
 //! in the memory of the one `svc serve`.
 
+pub mod connections;
 pub mod journal;
 pub mod log;
 pub mod state;
@@ -70,6 +71,11 @@ pub fn open(
             log_dir: log_dir.to_path_buf(),
             env: env.to_string(),
         }),
+        connections: Arc::new(connections::FileConnections::new(
+            state_dir,
+            env,
+            options.lock_timeout,
+        )),
         jobs: Arc::new(MemoryJobs(Jobs::new(options.max_jobs))),
         journal: Arc::new(FileJournal(Journal::new(
             journal::dir(state_dir, env),

@@ -31,6 +31,7 @@ use crate::backend::{
     Backend, Change, Changed, Held, JobRefused, JobStore, JobView, KeyIndex, KeyStore, LogName,
     LogStore, RecipientChange, ScheduleStore, SecretStore,
 };
+use crate::backend::{ConnectionKey, ConnectionState, ConnectionStore, Observation, Transition};
 use crate::secrets::document::ApiKey;
 use crate::secrets::{Document, Error, Identities};
 
@@ -48,6 +49,7 @@ pub fn bounded(backend: Backend, db: &Database) -> Backend {
         secrets: Arc::new(Bounded(backend.secrets, deadline.clone())),
         keys: Arc::new(Bounded(backend.keys, deadline.clone())),
         schedules: Arc::new(Bounded(backend.schedules, deadline.clone())),
+        connections: Arc::new(Bounded(backend.connections, deadline.clone())),
         logs: Arc::new(Bounded(backend.logs, deadline.clone())),
         jobs: Arc::new(Bounded(backend.jobs, deadline)),
         ..backend
@@ -193,6 +195,31 @@ impl ScheduleStore for Bounded<dyn ScheduleStore> {
 
     async fn save(&self, states: &BTreeMap<String, ScheduleState>) -> Result<(), Error> {
         self.within(LONGEST_CALL, self.0.save(states)).await
+    }
+}
+
+#[async_trait]
+impl ConnectionStore for Bounded<dyn ConnectionStore> {
+    fn describe(&self) -> String {
+        self.0.describe()
+    }
+
+    async fn load(&self) -> Result<BTreeMap<ConnectionKey, ConnectionState>, Error> {
+        self.within(LONGEST_CALL, self.0.load()).await
+    }
+
+    async fn load_one(&self, key: &ConnectionKey) -> Result<Option<ConnectionState>, Error> {
+        self.within(LONGEST_CALL, self.0.load_one(key)).await
+    }
+
+    async fn observe(
+        &self,
+        key: &ConnectionKey,
+        observation: &Observation,
+        at: DateTime<Utc>,
+    ) -> Result<(ConnectionState, Option<Transition>), Error> {
+        self.within(LONGEST_CALL, self.0.observe(key, observation, at))
+            .await
     }
 }
 

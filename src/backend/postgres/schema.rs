@@ -8,10 +8,11 @@ use super::unavailable;
 use crate::secrets::Error;
 
 /// The schema this svc reads and writes.
-pub const VERSION: i32 = 1;
+pub const VERSION: i32 = 2;
 
 /// Each migration, from version 0 to 1, 1 to 2, ...
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE svc_environments (
     name        text PRIMARY KEY,
     recipients  text NOT NULL,
@@ -100,7 +101,17 @@ CREATE TABLE svc_journal (
     created_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (env, name)
 );
-"#];
+"#,
+    r#"
+CREATE TABLE svc_connections (
+    env           text NOT NULL,
+    client        text NOT NULL,
+    connection_id text NOT NULL,
+    state         jsonb NOT NULL,
+    PRIMARY KEY (env, client, connection_id)
+);
+"#,
+];
 
 /// The advisory lock key that serialises migrations.
 const MIGRATION_LOCK: i64 = 0x7376_635f_7363_6865; // "svc_sche"

@@ -19,6 +19,7 @@ use crate::backend::{
     Backend, Change, Changed, Fence, Held, JobRefused, JobStore, JobView, KeyIndex, KeyStore,
     LogName, LogStore, Options, RecipientChange, ScheduleStore, SecretStore,
 };
+use crate::backend::{ConnectionKey, ConnectionState, ConnectionStore, Observation, Transition};
 use crate::secrets::document::{ApiKey, HISTORY_LIMIT, PastVersion};
 use crate::secrets::{Document, Error, Identities, SecretValue};
 
@@ -66,6 +67,10 @@ pub async fn backend(
                 max: options.max_jobs.max(1),
             }),
             journal: Arc::new(journal),
+            connections: Arc::new(PgConnections {
+                db: database.clone(),
+                env: env.to_string(),
+            }),
             description: format!("PostgreSQL at {}", database.shown),
         },
         &bounded_by,
@@ -911,6 +916,109 @@ impl ScheduleStore for PgSchedules {
                 .map_err(unavailable)?;
         }
         Ok(())
+    }
+}
+
+/// Connection state, a row per connection.
+struct PgConnections {
+    db: Database,
+    env: String,
+}
+
+fn connection_of(value: serde_json::Value) -> Result<ConnectionState, Error> {
+    serde_json::from_value(value)
+        .map_err(|e| Error::Invalid(format!("a connection state in the database: {e}")))
+}
+
+#[async_trait]
+impl ConnectionStore for PgConnections {
+    fn describe(&self) -> String {
+        format!("the connections of `{}` in {}", self.env, self.db.shown)
+    }
+
+    async fn load(&self) -> Result<BTreeMap<ConnectionKey, ConnectionState>, Error> {
+        let client = self.db.client().await?;
+        let rows = client
+            .query(
+                "SELECT client, connection_id, state FROM svc_connections WHERE env = $1",
+                &[&self.env],
+            )
+            .await
+            .map_err(unavailable)?;
+        rows.into_iter()
+            .map(|r| {
+                let key = ConnectionKey {
+                    client: r.get(0),
+                    connection_id: r.get(1),
+                };
+                Ok((key, connection_of(r.get(2))?))
+            })
+            .collect()
+    }
+
+    async fn load_one(&self, key: &ConnectionKey) -> Result<Option<ConnectionState>, Error> {
+        let client = self.db.client().await?;
+        let row = client
+            .query_opt(
+                "SELECT state FROM svc_connections WHERE env = $1 AND client = $2 AND connection_id = $3",
+                &[&self.env, &key.client, &key.connection_id],
+            )
+            .await
+            .map_err(unavailable)?;
+        row.map(|r| connection_of(r.get(0))).transpose()
+    }
+
+    async fn observe(
+        &self,
+        key: &ConnectionKey,
+        observation: &Observation,
+        at: DateTime<Utc>,
+    ) -> Result<(ConnectionState, Option<Transition>), Error> {
+        let mut client = self.db.client().await?;
+        let transaction = client.transaction().await.map_err(unavailable)?;
+        // The row is locked from the read to the commit: two replicas that
+        // observe at once see each other's result, and one transition once.
+        let row = transaction
+            .query_opt(
+                "SELECT state FROM svc_connections \
+                 WHERE env = $1 AND client = $2 AND connection_id = $3 FOR UPDATE",
+                &[&self.env, &key.client, &key.connection_id],
+            )
+            .await
+            .map_err(unavailable)?;
+        let current = row.map(|r| connection_of(r.get(0))).transpose()?;
+        let (next, transition) = ConnectionState::observe(current.as_ref(), observation, at);
+        let value = serde_json::to_value(&next).map_err(|e| Error::Invalid(e.to_string()))?;
+        // A connection seen for the first time by two replicas at once:
+        // the second insert waits for the first to commit and inserts
+        // nothing; that replica then observes again, on top of the row.
+        let inserted = transaction
+            .execute(
+                "INSERT INTO svc_connections (env, client, connection_id, state) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (env, client, connection_id) DO NOTHING",
+                &[&self.env, &key.client, &key.connection_id, &value],
+            )
+            .await
+            .map_err(unavailable)?;
+        if inserted == 0 {
+            if current.is_none() {
+                // Another replica created the row meanwhile: observe on top
+                // of what it wrote.
+                drop(transaction);
+                drop(client);
+                return self.observe(key, observation, at).await;
+            }
+            transaction
+                .execute(
+                    "UPDATE svc_connections SET state = $4 \
+                     WHERE env = $1 AND client = $2 AND connection_id = $3",
+                    &[&self.env, &key.client, &key.connection_id, &value],
+                )
+                .await
+                .map_err(unavailable)?;
+        }
+        transaction.commit().await.map_err(unavailable)?;
+        Ok((next, transition))
     }
 }
 

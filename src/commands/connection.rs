@@ -1,0 +1,266 @@
+//! `svc connection list` and `svc connection show`: whether each
+//! `oauth_client`'s tokens still work in an environment, and what a person
+//! does when they do not.
+
+use std::process::ExitCode;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{Value, json};
+
+use super::context::Context;
+use super::{block_on, store_error, usage_error};
+use crate::backend::connection::{ConnectionKey, ConnectionState, DEFAULT_ID};
+use crate::commands::cli::{ConnectionCommand, ConnectionPlace};
+use crate::exit;
+use crate::output::outln;
+use crate::program::Script;
+use crate::schedule::Schedule;
+use crate::syntax::ast::{OAuthClientDecl, TokenField};
+
+pub fn run(command: ConnectionCommand) -> ExitCode {
+    let (place_args, wanted) = match command {
+        ConnectionCommand::List { place } => (place, None),
+        ConnectionCommand::Show {
+            client,
+            connection,
+            place,
+        } => (place, Some((client, connection))),
+    };
+    let ConnectionPlace {
+        paths,
+        store,
+        state_dir,
+        json,
+    } = place_args;
+    let context = match Context::find(&paths) {
+        Ok(context) => context,
+        Err(code) => return code,
+    };
+    let paths = match context.program(&paths) {
+        Ok(paths) => paths,
+        Err(code) => return code,
+    };
+    let place = match context.place_with(
+        &store,
+        None,
+        state_dir.as_deref(),
+        &crate::backend::Options::default(),
+    ) {
+        Ok(place) => place,
+        Err(code) => return code,
+    };
+    let script = match super::run::load_paths(&paths) {
+        Ok(script) => script,
+        Err(code) => return code,
+    };
+    let clients: Vec<&OAuthClientDecl> = script
+        .program()
+        .oauth_clients
+        .iter()
+        .filter(|c| c.stores.is_some())
+        .collect();
+    if let Some((client, connection)) = &wanted {
+        if !clients.iter().any(|c| c.name.as_str() == client) {
+            let names: Vec<&str> = clients.iter().map(|c| c.name.as_str()).collect();
+            return usage_error(
+                "svc::connection::unknown_client",
+                &format!("no oauth_client called `{client}` stores tokens"),
+                Some(&crate::suggest::did_you_mean(
+                    client,
+                    names.iter().copied(),
+                    if names.is_empty() {
+                        "the program has no oauth_client with `stores`".into()
+                    } else {
+                        format!("the connections are those of: {}", names.join(", "))
+                    },
+                )),
+            );
+        }
+        if connection != DEFAULT_ID {
+            return usage_error(
+                "svc::connection::unknown_connection",
+                &format!("`{client}` has no connection `{connection}`"),
+                Some("a client holds one connection per environment, `default`"),
+            );
+        }
+    }
+    let states = match block_on(place.backend.connections.load()) {
+        Ok(states) => states,
+        Err(error) => return store_error(&error),
+    };
+    // Expiries, when the store opens; the states do not need it.
+    let document = place
+        .identities()
+        .ok()
+        .and_then(|ids| super::secret::document(&place, &ids).ok());
+    let schedule_states = block_on(place.backend.schedules.load()).unwrap_or_default();
+    let now = Utc::now();
+    let mut shown = Vec::new();
+    for client in clients {
+        let key = ConnectionKey::default_of(client.name.as_str());
+        if wanted
+            .as_ref()
+            .is_some_and(|(name, _)| name != client.name.as_str())
+        {
+            continue;
+        }
+        let stored = |field: TokenField| {
+            let store = client
+                .stores
+                .as_ref()?
+                .entries
+                .iter()
+                .find(|s| s.field == Some(field))?;
+            document.as_ref()?.get(store.secret.as_str())?.expires_at
+        };
+        let state = states.get(&key);
+        let next_refresh =
+            next_refresh(&script, client, &schedule_states, document.as_deref(), now);
+        shown.push(describe(
+            &script,
+            &place.env,
+            &key,
+            state,
+            state
+                .and_then(|s| s.refresh_token_expires_at)
+                .or_else(|| stored(TokenField::RefreshToken)),
+            stored(TokenField::AccessToken),
+            next_refresh,
+        ));
+    }
+    if json {
+        let text = match &wanted {
+            Some(_) => serde_json::to_string_pretty(&shown[0]),
+            None => serde_json::to_string_pretty(&shown),
+        };
+        outln!("{}", text.expect("a connection serializes"));
+        return exit::code(exit::SUCCESS);
+    }
+    if shown.is_empty() {
+        eprintln!("the program has no oauth_client with `stores`: it holds no connection");
+    }
+    for connection in &shown {
+        print_human(connection, wanted.is_some());
+    }
+    exit::code(exit::SUCCESS)
+}
+
+/// When a schedule next refreshes the client's connection, and which.
+fn next_refresh(
+    script: &Script,
+    client: &OAuthClientDecl,
+    states: &std::collections::BTreeMap<String, crate::backend::ScheduleState>,
+    document: Option<&crate::secrets::Document>,
+    now: DateTime<Utc>,
+) -> Option<(DateTime<Utc>, String)> {
+    Schedule::all(script)
+        .into_iter()
+        .filter(|s| s.enabled)
+        .filter(|s| {
+            script
+                .clients_refreshed(&s.service, &s.endpoint)
+                .iter()
+                .any(|c| c.name.as_str() == client.name.as_str())
+        })
+        .filter_map(|s| {
+            let state = states.get(&s.name).cloned().unwrap_or_default();
+            let expires_at = s
+                .before_expiry
+                .as_ref()
+                .and_then(|(secret, _)| document?.get(secret)?.expires_at);
+            let next = *s.upcoming(&state, expires_at, now, 1).first()?;
+            Some((next.max(now), s.name.clone()))
+        })
+        .min()
+}
+
+fn describe(
+    script: &Script,
+    env: &str,
+    key: &ConnectionKey,
+    state: Option<&ConnectionState>,
+    refresh_token_expires_at: Option<DateTime<Utc>>,
+    access_token_expires_at: Option<DateTime<Utc>>,
+    next_refresh: Option<(DateTime<Utc>, String)>,
+) -> Value {
+    let known = state.cloned().unwrap_or_default();
+    json!({
+        "client": key.client,
+        "connection_id": key.connection_id,
+        "environment": env,
+        "state": known.state,
+        // A connection no run has refreshed yet, nor `svc authorize` stored.
+        "observed": state.is_some(),
+        "since": known.since,
+        "consecutive_failures": known.consecutive_failures,
+        "last_success_at": known.last_success_at,
+        "last_failure_at": known.last_failure_at,
+        "last_error": known.last_error,
+        "refresh_token_expires_at": refresh_token_expires_at,
+        "access_token_expires_at": access_token_expires_at,
+        "next_refresh_at": next_refresh.as_ref().map(|(at, _)| at),
+        "next_refresh_by": next_refresh.as_ref().map(|(_, schedule)| schedule),
+        "reconsent_command": script.reconsent_command(&key.client, env, None),
+    })
+}
+
+fn print_human(c: &Value, detailed: bool) {
+    let text = |field: &str| c[field].as_str().map(str::to_owned);
+    let time = |field: &str| {
+        text(field)
+            .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+            .map(|t| {
+                t.with_timezone(&Utc)
+                    .to_rfc3339_opts(SecondsFormat::Secs, true)
+            })
+    };
+    let since = time("since").map_or(String::new(), |t| format!(" since {t}"));
+    let failures = c["consecutive_failures"].as_u64().unwrap_or(0);
+    let failures_text = if failures > 0 {
+        format!(", {failures} failed refreshes in a row")
+    } else {
+        String::new()
+    };
+    let state = text("state").unwrap_or_default();
+    let never = if c["observed"] == json!(false) {
+        " (never refreshed by svc yet)"
+    } else {
+        ""
+    };
+    outln!(
+        "{}/{}  {state}{since}{failures_text}{never}",
+        text("client").unwrap_or_default(),
+        text("connection_id").unwrap_or_default()
+    );
+    if let Some(code) = c["last_error"]["code"].as_str() {
+        let description = c["last_error"]["description"]
+            .as_str()
+            .map_or(String::new(), |d| format!(" ({d})"));
+        let at = time("last_failure_at").map_or(String::new(), |t| format!(" at {t}"));
+        outln!("  last error: {code}{description}{at}");
+    }
+    if detailed {
+        let or_unknown = |t: Option<String>| t.unwrap_or_else(|| "unknown".into());
+        outln!("  last success: {}", or_unknown(time("last_success_at")));
+        outln!(
+            "  refresh token expires: {}",
+            or_unknown(time("refresh_token_expires_at"))
+        );
+        outln!(
+            "  access token expires: {}",
+            or_unknown(time("access_token_expires_at"))
+        );
+        match (time("next_refresh_at"), text("next_refresh_by")) {
+            (Some(at), Some(schedule)) => {
+                outln!("  next scheduled refresh: {at} (schedule `{schedule}`)")
+            }
+            _ => outln!("  next scheduled refresh: none (no schedule refreshes it)"),
+        }
+    }
+    if state != "healthy" && state != "degraded" || detailed {
+        outln!(
+            "  re-consent: {}",
+            text("reconsent_command").unwrap_or_default()
+        );
+    }
+}

@@ -1,0 +1,579 @@
+//! Connections that know when they are dead: a refresh token the provider
+//! no longer accepts puts its connection in `needs_reconsent`, after which
+//! nothing refreshes it (runs exit 4, schedules skip, reads answer 409)
+//! until a person authorizes again; a provider that fails for a while only
+//! degrades it. Against oidc-provider (real revocation, real rotation) and
+//! a wiremock fault server, on 127.0.0.1.
+
+mod common;
+
+use std::io::{BufRead, Read};
+use std::process::Child;
+use std::sync::OnceLock;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::{NodeServer, Project, Run};
+use serde_json::{Value, json};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+const DEVICE: (&str, &str) = ("conn-device", "conn-device-secret-5b1e77");
+
+fn provider() -> &'static NodeServer {
+    static PROVIDER: OnceLock<NodeServer> = OnceLock::new();
+    PROVIDER.get_or_init(|| {
+        NodeServer::start(
+            "oidc",
+            json!({
+                "clients": [
+                    {"client_id": DEVICE.0, "client_secret": DEVICE.1,
+                     "token_endpoint_auth_method": "client_secret_post",
+                     "grant_types": [DEVICE_GRANT, "refresh_token"],
+                     "scope": "openid offline_access api:read",
+                     "rotate_refresh_token": true},
+                ],
+                "device_poll_interval": 1,
+            }),
+        )
+    })
+}
+
+/// A program with `oauth_client app` (its token endpoint from `endpoints`),
+/// a refresh endpoint, a schedule every second (disabled unless
+/// `schedule`) and ACCESS_TOKEN refreshed on read.
+fn program(endpoints: &str, schedule: bool) -> String {
+    let disabled = if schedule { "" } else { "disabled" };
+    format!(
+        r#"
+secret CLIENT_ID     {{ environment_specific }}
+secret CLIENT_SECRET {{ environment_specific locked }}
+secret REFRESH_TOKEN {{ environment_specific }}
+secret ACCESS_TOKEN  {{ environment_specific refreshed_by api.refresh as scheduler min_valid 1h }}
+
+oauth_client app {{
+  {endpoints}
+  client_id   secret.CLIENT_ID
+  client_auth client_secret_post(secret.CLIENT_SECRET)
+  scopes      "openid offline_access api:read"
+  stores {{
+    refresh_token = REFRESH_TOKEN
+    access_token  = ACCESS_TOKEN
+  }}
+}}
+
+role token_keeper {{
+  grant run api.refresh
+  grant update_secret REFRESH_TOKEN
+  grant update_secret ACCESS_TOKEN
+}}
+role reader {{ grant read_secret ACCESS_TOKEN }}
+
+user ops {{ roles token_keeper }}
+service_account scheduler {{ roles token_keeper }}
+service_account app_reader {{ roles reader }}
+
+service api {{
+  var token: string
+  var new_refresh_token: string
+  var expires_in: number
+
+  action refresh {{
+    web_request {{
+      auth client(app)
+      form {{
+        grant_type    = "refresh_token"
+        refresh_token = secret.REFRESH_TOKEN
+      }}
+      result_mapping {{
+        token             = $.access_token
+        new_refresh_token = $.refresh_token
+        expires_in        = $.expires_in
+      }}
+    }}
+    if has_value(new_refresh_token) {{
+      update_secret REFRESH_TOKEN = new_refresh_token
+    }}
+    if has_value(token) {{
+      update_secret ACCESS_TOKEN {{
+        value      = token
+        expires_in = expires_in
+      }}
+    }}
+  }}
+
+  endpoint refresh {{
+    methods GET POST
+    log enabled
+    process refresh
+  }}
+}}
+
+schedule keep_fresh {{
+  endpoint api.refresh
+  service_account scheduler
+  every 1s
+  {disabled}
+}}
+"#
+    )
+}
+
+fn run_refresh(p: &Project, extra: &[&str]) -> Run {
+    p.svc()
+        .args([
+            "run",
+            "app.svc",
+            "api.refresh",
+            "--env",
+            "dev",
+            "--as",
+            "ops",
+        ])
+        .args(extra.iter().copied())
+        .run()
+}
+
+/// `svc connection show app --json`.
+fn connection(p: &Project) -> Value {
+    let run = p
+        .svc()
+        .args([
+            "connection",
+            "show",
+            "app",
+            "--program",
+            "app.svc",
+            "--env",
+            "dev",
+            "--json",
+        ])
+        .run();
+    assert_eq!(run.status, 0, "{}", run.all_output());
+    serde_json::from_str(&run.stdout).expect("one JSON object")
+}
+
+fn assert_no_leak(text: &str, values: &[&str]) {
+    for value in values {
+        assert!(!value.is_empty());
+        assert!(!text.contains(value), "`{value}` leaked:\n{text}");
+    }
+}
+
+// ---- a provider that fails in every way, played by wiremock -----------------
+
+async fn answer(server: &MockServer, status: u16, body: Value) {
+    server.reset().await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(ResponseTemplate::new(status).set_body_json(body))
+        .mount(server)
+        .await;
+}
+
+async fn in_thread<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(work).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_answer_moves_the_connection_to_its_state_and_a_dead_one_is_left_alone() {
+    let server = MockServer::start().await;
+    let p = std::sync::Arc::new(Project::new());
+    p.write(
+        "app.svc",
+        &program(
+            &format!(
+                "authorize_url \"{0}/authorize\"\n  token_url \"{0}/token\"",
+                server.uri()
+            ),
+            false,
+        ),
+    );
+    p.set("CLIENT_ID", "fault-client");
+    p.set("CLIENT_SECRET", "fault-secret-Qz81");
+    p.set("REFRESH_TOKEN", "first-refresh-token-Lm3k");
+    let refresh = |extra: &'static [&'static str]| {
+        let p = p.clone();
+        in_thread(move || run_refresh(&p, extra))
+    };
+    let show = || {
+        let p = p.clone();
+        in_thread(move || connection(&p))
+    };
+    let mut outputs = String::new();
+
+    // Never refreshed: known, and not observed yet.
+    let first = show().await;
+    assert_eq!(
+        (first["state"].as_str(), first["observed"].as_bool()),
+        (Some("healthy"), Some(false))
+    );
+
+    // 503: degraded, the runs go on.
+    answer(&server, 503, json!({"error": "temporarily_unavailable"})).await;
+    let run = refresh(&[]).await;
+    assert_eq!(run.status, 1, "{}", run.stderr);
+    outputs += &run.all_output();
+    let c = show().await;
+    assert_eq!(c["state"], "degraded", "{c}");
+    assert_eq!(c["consecutive_failures"], 1);
+    assert_eq!(c["last_error"]["code"], "temporarily_unavailable");
+
+    // A good answer: healthy again, and the refresh token's expiry kept.
+    answer(
+        &server,
+        200,
+        json!({"access_token": "access-Wq9-one", "refresh_token": "second-refresh-token-Vb7n",
+               "expires_in": 3600, "refresh_token_expires_in": 86400}),
+    )
+    .await;
+    let run = refresh(&[]).await;
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    outputs += &run.all_output();
+    let c = show().await;
+    assert_eq!(
+        (c["state"].as_str(), c["consecutive_failures"].as_u64()),
+        (Some("healthy"), Some(0)),
+        "{c}"
+    );
+    let expires: chrono::DateTime<chrono::Utc> = c["refresh_token_expires_at"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let ahead = expires - chrono::Utc::now();
+    assert!(
+        ahead > chrono::TimeDelta::hours(23) && ahead <= chrono::TimeDelta::hours(24),
+        "{c}"
+    );
+
+    // Google's dead refresh token: needs_reconsent.
+    answer(
+        &server,
+        400,
+        json!({"error": "invalid_grant", "error_description": "Token has been expired or revoked."}),
+    )
+    .await;
+    let run = refresh(&[]).await;
+    assert_eq!(run.status, 1, "{}", run.stderr);
+    outputs += &run.all_output();
+    let c = show().await;
+    assert_eq!(c["state"], "needs_reconsent", "{c}");
+    assert_eq!(c["last_error"]["code"], "invalid_grant");
+    assert_eq!(
+        c["reconsent_command"],
+        "svc authorize app.svc app --env dev --as ops"
+    );
+
+    // Now nothing is sent: exit 4 and the command that fixes it.
+    let sent = server.received_requests().await.unwrap().len();
+    let run = refresh(&[]).await;
+    outputs += &run.all_output();
+    assert_eq!(run.status, 4, "{}", run.all_output());
+    assert!(
+        run.stderr.contains("svc::connection::needs_reconsent"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("svc authorize app.svc app --env dev --as ops"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        server.received_requests().await.unwrap().len(),
+        sent,
+        "a request was sent"
+    );
+    // A dry run reports what the run would meet.
+    assert_eq!(refresh(&["--dry-run"]).await.status, 4);
+
+    // --force sends anyway; a refused client is misconfigured.
+    answer(&server, 401, json!({"error": "invalid_client"})).await;
+    let run = refresh(&["--force"]).await;
+    assert_eq!(run.status, 1, "{}", run.stderr);
+    outputs += &run.all_output();
+    assert_eq!(server.received_requests().await.unwrap().len(), 1);
+    assert_eq!(show().await["state"], "misconfigured");
+    let run = refresh(&[]).await;
+    assert_eq!(run.status, 4, "{}", run.all_output());
+    assert!(
+        run.stderr.contains("svc::connection::misconfigured"),
+        "{}",
+        run.stderr
+    );
+
+    let list = {
+        let p = p.clone();
+        in_thread(move || {
+            p.svc()
+                .args(["connection", "list", "--program", "app.svc", "--env", "dev"])
+                .run()
+        })
+        .await
+    };
+    assert_eq!(list.status, 0, "{}", list.all_output());
+    assert!(
+        list.stdout.starts_with("app/default  misconfigured since "),
+        "{}",
+        list.stdout
+    );
+    assert!(
+        list.stdout.contains("last error: invalid_client"),
+        "{}",
+        list.stdout
+    );
+    outputs += &list.all_output();
+    assert_no_leak(
+        &format!("{outputs}{}", p.logs()),
+        &[
+            "fault-secret-Qz81",
+            "first-refresh-token-Lm3k",
+            "second-refresh-token-Vb7n",
+            "access-Wq9-one",
+        ],
+    );
+}
+
+// ---- oidc-provider: revoked out of band, then authorized again ---------------
+
+/// `svc authorize --device`, approved by a person in a headless browser.
+fn authorize(p: &Project) -> Run {
+    let mut child: Child = p
+        .svc()
+        .args([
+            "authorize",
+            "app.svc",
+            "app",
+            "--env",
+            "dev",
+            "--as",
+            "ops",
+            "--device",
+            "--no-browser",
+            "--output",
+            "json",
+        ])
+        .spawn();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let mut stderr = child.stderr.take().unwrap();
+    let stderr = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let mut seen = Vec::new();
+    let event = loop {
+        let line = lines
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("no device_code event: {seen:?}"));
+        seen.push(line.clone());
+        let event: Value = serde_json::from_str(&line).unwrap();
+        if event["event"] == "device_code" {
+            break event;
+        }
+    };
+    let person = common::device_consent(
+        event["verification_uri"].as_str().unwrap(),
+        event["user_code"].as_str().unwrap(),
+        "approve",
+    );
+    assert_eq!(person["outcome"], "device_approved", "{person}");
+    seen.extend(lines.iter());
+    let status = child.wait().unwrap().code().unwrap_or(-1);
+    let run = Run {
+        status,
+        stdout: seen.join("\n"),
+        stderr: stderr.join().unwrap(),
+    };
+    assert_eq!(status, 0, "{}", run.all_output());
+    run
+}
+
+/// Token requests that presented a refresh token, answered or refused.
+fn refresh_requests() -> u64 {
+    let stats = provider().get_json(&provider().url("stats_endpoint"));
+    let granted = stats["grants"]["refresh_token"].as_u64().unwrap_or(0);
+    let refused: u64 = stats["grant_errors"]
+        .as_object()
+        .map(|errors| errors.values().filter_map(Value::as_u64).sum())
+        .unwrap_or(0);
+    granted + refused
+}
+
+fn introspect(token: &str) -> Value {
+    provider()
+        .post_form(
+            &provider().url("introspection_endpoint"),
+            &[
+                ("token", token),
+                ("client_id", DEVICE.0),
+                ("client_secret", DEVICE.1),
+            ],
+            None,
+        )
+        .1
+}
+
+/// The schedule's state as `svc serve` last saved it.
+fn schedule_state(p: &Project) -> Value {
+    std::fs::read(p.path().join("state/dev/schedules.json"))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
+        .map(|v| v["schedules"]["keep_fresh"].clone())
+        .unwrap_or(Value::Null)
+}
+
+#[test]
+fn a_revoked_refresh_token_stops_every_refresh_until_a_person_consents_again() {
+    let p = Project::new();
+    let issuer = format!("issuer \"{}\"", provider().url("issuer"));
+    p.write("app.svc", &program(&issuer, false));
+    p.set("CLIENT_ID", DEVICE.0);
+    p.set("CLIENT_SECRET", DEVICE.1);
+    let mut outputs = authorize(&p).all_output();
+    let c = connection(&p);
+    assert_eq!(
+        (c["state"].as_str(), c["observed"].as_bool()),
+        (Some("healthy"), Some(true)),
+        "{c}"
+    );
+
+    // Revoked at the provider, out of band (the user removed the app).
+    let refresh_token = p.get("REFRESH_TOKEN");
+    let (status, _) = provider().post_form(
+        &provider().url("revocation_endpoint"),
+        &[
+            ("token", refresh_token.as_str()),
+            ("token_type_hint", "refresh_token"),
+            ("client_id", DEVICE.0),
+            ("client_secret", DEVICE.1),
+        ],
+        None,
+    );
+    assert_eq!(status, 200);
+    assert_eq!(introspect(&refresh_token)["active"], false);
+
+    let run = run_refresh(&p, &[]);
+    assert_eq!(run.status, 1, "{}", run.all_output());
+    outputs += &run.all_output();
+    let c = connection(&p);
+    assert_eq!(c["state"], "needs_reconsent", "{c}");
+    assert_eq!(c["last_error"]["code"], "invalid_grant");
+    let dead_at = refresh_requests();
+
+    // The schedule fires every second: each fire is skipped, not failed,
+    // and nothing reaches the provider.
+    p.write("app.svc", &program(&issuer, true));
+    let key = p.key("app_reader", &["--program", "app.svc"]);
+    let server = p.serve(&["app.svc", "--env", "dev"]);
+    let mut fires = std::collections::BTreeSet::new();
+    assert!(
+        common::eventually(30, || {
+            let state = schedule_state(&p);
+            if state["last_skip_reason"].is_string() {
+                fires.insert(state["last_run_at"].to_string());
+            }
+            fires.len() >= 3
+        }),
+        "the schedule was not skipped three times: {}\n{}",
+        schedule_state(&p),
+        server.stderr()
+    );
+    let state = schedule_state(&p);
+    assert!(
+        state["last_skip_reason"]
+            .as_str()
+            .unwrap()
+            .contains("needs_reconsent"),
+        "{state}"
+    );
+    assert_eq!(state["failures"], 0, "a skip is not a failure: {state}");
+
+    // A read of the refreshed-on-read secret: 409 at once, nothing sent.
+    let started = Instant::now();
+    let read = server.call("GET", "/api/secrets/ACCESS_TOKEN", Some(&key), None);
+    assert_eq!(read.status, 409, "{}", read.body);
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(
+        read.json()["error"]["code"],
+        "needs_reconsent",
+        "{}",
+        read.body
+    );
+    assert_eq!(
+        refresh_requests(),
+        dead_at,
+        "a refresh reached the provider"
+    );
+
+    // `svc secret get --fresh` and `svc run`: exit 4, nothing sent.
+    let fresh = p
+        .svc()
+        .args([
+            "secret",
+            "get",
+            "ACCESS_TOKEN",
+            "--env",
+            "dev",
+            "--fresh",
+            "--program",
+            "app.svc",
+        ])
+        .run();
+    assert_eq!(fresh.status, 4, "{}", fresh.all_output());
+    let run = run_refresh(&p, &[]);
+    assert_eq!(run.status, 4, "{}", run.all_output());
+    assert!(
+        run.stderr
+            .contains("svc authorize app.svc app --env dev --as ops"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        refresh_requests(),
+        dead_at,
+        "a refresh reached the provider"
+    );
+    outputs += &fresh.all_output();
+    outputs += &run.all_output();
+    outputs += &server.stderr();
+    drop(server);
+
+    // A person consents again: healthy, and refreshes work.
+    p.write("app.svc", &program(&issuer, false));
+    outputs += &authorize(&p).all_output();
+    let c = connection(&p);
+    assert_eq!(
+        (c["state"].as_str(), c["consecutive_failures"].as_u64()),
+        (Some("healthy"), Some(0)),
+        "{c}"
+    );
+    let run = run_refresh(&p, &[]);
+    assert_eq!(run.status, 0, "{}", run.all_output());
+    outputs += &run.all_output();
+    let new_refresh = p.get("REFRESH_TOKEN");
+    assert_eq!(introspect(&new_refresh)["active"], true);
+    assert_no_leak(
+        &format!("{outputs}{}", p.logs()),
+        &[
+            DEVICE.1,
+            &refresh_token,
+            &new_refresh,
+            &p.get("ACCESS_TOKEN"),
+        ],
+    );
+}
