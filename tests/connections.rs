@@ -577,3 +577,171 @@ fn a_revoked_refresh_token_stops_every_refresh_until_a_person_consents_again() {
         ],
     );
 }
+
+// ---- PostgreSQL: processes that observe at once agree ------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgresql_every_observation_counts_and_another_process_sees_the_state() {
+    use common::rotating::PgProject;
+    let server = MockServer::start().await;
+    let pg = common::pg::Postgres::shared();
+    let p = std::sync::Arc::new(PgProject::new(pg, "connections"));
+    // Four endpoints that refresh the same connection, each with its own
+    // run lock: their runs overlap.
+    let mut text = program(
+        &format!(
+            "authorize_url \"{0}/authorize\"\n  token_url \"{0}/token\"",
+            server.uri()
+        ),
+        false,
+    );
+    let endpoints = ["one", "two", "three", "four"];
+    for name in endpoints {
+        text = text.replacen(
+            "  endpoint refresh {",
+            &format!("  endpoint {name} {{\n    methods POST\n    process refresh\n  }}\n\n  endpoint refresh {{"),
+            1,
+        );
+        text = text.replacen(
+            "  grant run api.refresh\n",
+            &format!("  grant run api.refresh\n  grant run api.{name}\n"),
+            1,
+        );
+    }
+    p.project.write("app.svc", &text);
+    p.set("CLIENT_ID", "pg-fault-client");
+    p.set("CLIENT_SECRET", "pg-fault-secret-Hq71");
+    p.set("REFRESH_TOKEN", "pg-refresh-token-Xc44");
+    // A slow 503: every run is in flight at once when the answers come.
+    server.reset().await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(
+            ResponseTemplate::new(503)
+                .set_body_json(json!({"error": "temporarily_unavailable"}))
+                .set_delay(Duration::from_millis(500)),
+        )
+        .mount(&server)
+        .await;
+    let runs: Vec<_> = endpoints
+        .iter()
+        .map(|name| {
+            let p = p.clone();
+            let endpoint = format!("api.{name}");
+            tokio::task::spawn_blocking(move || {
+                p.svc()
+                    .args(["run", "app.svc", &endpoint, "--env", "dev", "--as", "ops"])
+                    .run()
+            })
+        })
+        .collect();
+    for run in runs {
+        let run = run.await.unwrap();
+        assert_eq!(run.status, 1, "{}", run.all_output());
+    }
+    let show = |p: std::sync::Arc<PgProject>| {
+        in_thread(move || {
+            let run = p
+                .svc()
+                .args([
+                    "connection",
+                    "show",
+                    "app",
+                    "--program",
+                    "app.svc",
+                    "--env",
+                    "dev",
+                    "--json",
+                ])
+                .run();
+            assert_eq!(run.status, 0, "{}", run.all_output());
+            serde_json::from_str::<Value>(&run.stdout).unwrap()
+        })
+    };
+    let c = show(p.clone()).await;
+    assert_eq!(c["state"], "degraded", "{c}");
+    assert_eq!(c["consecutive_failures"], 4, "an observation was lost: {c}");
+
+    answer(&server, 400, json!({"error": "invalid_grant"})).await;
+    let run = {
+        let p = p.clone();
+        in_thread(move || {
+            p.svc()
+                .args([
+                    "run",
+                    "app.svc",
+                    "api.refresh",
+                    "--env",
+                    "dev",
+                    "--as",
+                    "ops",
+                ])
+                .run()
+        })
+        .await
+    };
+    assert_eq!(run.status, 1, "{}", run.all_output());
+    // What the database holds, as another process reads it.
+    let stored = pg.psql(
+        &p.db,
+        "SELECT state->>'state' FROM svc_connections WHERE client = 'app' AND connection_id = 'default'",
+    );
+    assert_eq!(stored.trim(), "needs_reconsent");
+    let sent = server.received_requests().await.unwrap().len();
+    let refused = {
+        let p = p.clone();
+        in_thread(move || {
+            p.svc()
+                .args(["run", "app.svc", "api.one", "--env", "dev", "--as", "ops"])
+                .run()
+        })
+        .await
+    };
+    assert_eq!(refused.status, 4, "{}", refused.all_output());
+    assert_eq!(server.received_requests().await.unwrap().len(), sent);
+
+    // Twenty observations at once, from one process's tasks on the same
+    // database: each counts (a read-modify-write without the row lock
+    // loses some).
+    let backend = svc::backend::Backend::open(
+        &svc::backend::Spec::Postgres {
+            url: p.url.clone(),
+            state_dir: p.project.path().join("state"),
+        },
+        "dev",
+        &svc::backend::Options::default(),
+    )
+    .await
+    .unwrap();
+    let key = svc::backend::ConnectionKey::default_of("app");
+    let before = backend.connections.load_one(&key).await.unwrap().unwrap();
+    let failed = svc::backend::Observation::Failed {
+        class: svc::backend::connection::FailureClass::Transient,
+        error: svc::backend::connection::LastError {
+            code: "temporarily_unavailable".into(),
+            description: None,
+        },
+    };
+    let observing: Vec<_> = (0..20)
+        .map(|_| {
+            let (backend, key, failed) = (backend.clone(), key.clone(), failed.clone());
+            tokio::spawn(async move {
+                backend
+                    .connections
+                    .observe(&key, &failed, chrono::Utc::now())
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    for observed in observing {
+        observed.await.unwrap();
+    }
+    let after = backend.connections.load_one(&key).await.unwrap().unwrap();
+    assert_eq!(
+        after.consecutive_failures,
+        before.consecutive_failures + 20,
+        "observations were lost"
+    );
+    assert_eq!(after.state, svc::backend::Health::NeedsReconsent);
+}

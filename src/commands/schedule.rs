@@ -100,6 +100,7 @@ pub fn run(command: ScheduleCommand) -> ExitCode {
                     "next_runs": upcoming,
                     "last_run_at": state.last_run_at,
                     "last_outcome": state.last_outcome,
+                    "last_skip_reason": state.last_skip_reason,
                     "failures": state.failures,
                 })
             })
@@ -152,6 +153,11 @@ pub fn run(command: ScheduleCommand) -> ExitCode {
                 };
                 outln!("  last: {} {outcome}{failures}", time(at));
             }
+            (Some(at), None) if state.last_skip_reason.is_some() => outln!(
+                "  last: {} skipped: {}",
+                time(at),
+                state.last_skip_reason.as_deref().unwrap_or_default()
+            ),
             _ => outln!("  last: never ran"),
         }
     }
