@@ -145,11 +145,21 @@ fn failure(error: &RunError) -> Option<Observation> {
             error.code(),
             Some(error.message.clone()),
         ),
-        ErrorKind::OAuth { code } => (
-            FailureClass::Misconfigured,
-            code.as_str().to_string(),
-            Some(error.message.clone()),
-        ),
+        // The client's own values: a URL that is not one, a key that
+        // cannot sign. Discovery and the rest may pass (a provider down).
+        ErrorKind::OAuth { code } => {
+            let class = match code {
+                crate::oauth::error::Code::InvalidUrl | crate::oauth::error::Code::BadKey => {
+                    FailureClass::Misconfigured
+                }
+                _ => FailureClass::Transient,
+            };
+            (
+                class,
+                code.as_str().to_string(),
+                Some(error.message.clone()),
+            )
+        }
         _ => return None,
     };
     Some(Observation::Failed {
