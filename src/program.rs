@@ -280,11 +280,11 @@ impl Script {
         )
     }
 
-    /// The `oauth_client`s whose connection a run of the endpoint
-    /// refreshes: those whose `stores` name a secret it can update.
-    pub fn clients_refreshed(&self, service: &str, endpoint: &str) -> Vec<&OAuthClientDecl> {
-        let updated = self.secrets_updated(service, endpoint);
-        if updated.is_empty() {
+    /// The `oauth_client`s whose `stores` name one of `secrets`: given the
+    /// secrets an endpoint can update ([`Script::secrets_updated`]), the
+    /// clients whose connection a run of it refreshes.
+    pub fn clients_storing(&self, secrets: &BTreeSet<String>) -> Vec<&OAuthClientDecl> {
+        if secrets.is_empty() {
             return Vec::new();
         }
         self.program()
@@ -295,7 +295,7 @@ impl Script {
                     stores
                         .entries
                         .iter()
-                        .any(|store| updated.contains(store.secret.as_str()))
+                        .any(|store| secrets.contains(store.secret.as_str()))
                 })
             })
             .collect()

@@ -205,9 +205,7 @@ impl ConnectionState {
                     FailureClass::Misconfigured => Health::Misconfigured,
                     // A flaky provider does not revive a dead token: a
                     // connection that needs a person keeps needing one.
-                    FailureClass::Transient if next.state.needs_person() && current.is_some() => {
-                        next.state
-                    }
+                    FailureClass::Transient if next.state.needs_person() => next.state,
                     FailureClass::Transient => Health::Degraded,
                 }
             }

@@ -130,6 +130,46 @@ impl Backend {
         }
     }
 
+    /// Records what happened to a connection, logging the transition it
+    /// made, if any; a failure to record is logged, not returned: it must
+    /// not fail the run or the authorization that observed it.
+    pub async fn observe_connection(
+        &self,
+        key: &ConnectionKey,
+        observation: &Observation,
+    ) -> Option<Transition> {
+        match self.connections.observe(key, observation, Utc::now()).await {
+            Ok((_, Some(transition))) => {
+                let from = transition.from.map_or("new", Health::as_str);
+                if transition.to.needs_person() {
+                    tracing::warn!(
+                        "connection `{key}` in `{}`: {from} -> {}",
+                        self.env,
+                        transition.to
+                    );
+                } else if transition.is_recovery() {
+                    tracing::info!(
+                        "connection `{key}` in `{}` recovered: {from} -> {}",
+                        self.env,
+                        transition.to
+                    );
+                } else {
+                    tracing::info!(
+                        "connection `{key}` in `{}`: {from} -> {}",
+                        self.env,
+                        transition.to
+                    );
+                }
+                Some(transition)
+            }
+            Ok((_, None)) => None,
+            Err(e) => {
+                tracing::warn!("cannot record the state of connection `{key}`: {e}");
+                None
+            }
+        }
+    }
+
     /// Whether several processes on several hosts may share it.
     pub fn is_shared(&self) -> bool {
         self.locks.shared()

@@ -270,19 +270,10 @@ impl Flow<'_> {
             refresh_token_expires_at: tokens
                 .expires_at(TokenField::RefreshToken, crate::secrets::document::now()),
         };
-        match self
-            .place
+        self.place
             .backend
-            .connections
-            .observe(&key, &observation, Utc::now())
-            .await
-        {
-            Ok((_, Some(transition))) if transition.is_recovery() => {
-                tracing::info!("connection `{key}` in `{env}` recovered");
-            }
-            Ok(_) => {}
-            Err(e) => tracing::warn!("cannot record the state of connection `{key}`: {e}"),
-        }
+            .observe_connection(&key, &observation)
+            .await;
         Ok(())
     }
 

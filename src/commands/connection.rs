@@ -5,7 +5,7 @@
 use std::process::ExitCode;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde_json::{Value, json};
+use serde::Serialize;
 
 use super::context::Context;
 use super::{block_on, store_error, usage_error};
@@ -113,20 +113,24 @@ pub fn run(command: ConnectionCommand) -> ExitCode {
                 .find(|s| s.field == Some(field))?;
             document.as_ref()?.get(store.secret.as_str())?.expires_at
         };
-        let state = states.get(&key);
+        let observed = states.contains_key(&key);
+        let mut state = states.get(&key).cloned().unwrap_or_default();
+        state.refresh_token_expires_at = state
+            .refresh_token_expires_at
+            .or_else(|| stored(TokenField::RefreshToken));
         let next_refresh =
             next_refresh(&script, client, &schedule_states, document.as_deref(), now);
-        shown.push(describe(
-            &script,
-            &place.env,
-            &key,
+        shown.push(Shown {
+            reconsent_command: script.reconsent_command(&key.client, &place.env, None),
+            client: key.client,
+            connection_id: key.connection_id,
+            environment: place.env.clone(),
+            observed,
             state,
-            state
-                .and_then(|s| s.refresh_token_expires_at)
-                .or_else(|| stored(TokenField::RefreshToken)),
-            stored(TokenField::AccessToken),
-            next_refresh,
-        ));
+            access_token_expires_at: stored(TokenField::AccessToken),
+            next_refresh_at: next_refresh.as_ref().map(|(at, _)| *at),
+            next_refresh_by: next_refresh.map(|(_, schedule)| schedule),
+        });
     }
     if json {
         let text = match &wanted {
@@ -158,7 +162,7 @@ fn next_refresh(
         .filter(|s| s.enabled)
         .filter(|s| {
             script
-                .clients_refreshed(&s.service, &s.endpoint)
+                .clients_storing(&script.secrets_updated(&s.service, &s.endpoint))
                 .iter()
                 .any(|c| c.name.as_str() == client.name.as_str())
         })
@@ -174,93 +178,71 @@ fn next_refresh(
         .min()
 }
 
-fn describe(
-    script: &Script,
-    env: &str,
-    key: &ConnectionKey,
-    state: Option<&ConnectionState>,
-    refresh_token_expires_at: Option<DateTime<Utc>>,
+/// A connection as `list` and `show` print it.
+#[derive(Serialize)]
+struct Shown {
+    client: String,
+    connection_id: String,
+    environment: String,
+    /// Whether a run or `svc authorize` has recorded anything yet.
+    observed: bool,
+    /// As recorded; the refresh token's expiry, when none was recorded,
+    /// as the store has it.
+    #[serde(flatten)]
+    state: ConnectionState,
     access_token_expires_at: Option<DateTime<Utc>>,
-    next_refresh: Option<(DateTime<Utc>, String)>,
-) -> Value {
-    let known = state.cloned().unwrap_or_default();
-    json!({
-        "client": key.client,
-        "connection_id": key.connection_id,
-        "environment": env,
-        "state": known.state,
-        // A connection no run has refreshed yet, nor `svc authorize` stored.
-        "observed": state.is_some(),
-        "since": known.since,
-        "consecutive_failures": known.consecutive_failures,
-        "last_success_at": known.last_success_at,
-        "last_failure_at": known.last_failure_at,
-        "last_error": known.last_error,
-        "refresh_token_expires_at": refresh_token_expires_at,
-        "access_token_expires_at": access_token_expires_at,
-        "next_refresh_at": next_refresh.as_ref().map(|(at, _)| at),
-        "next_refresh_by": next_refresh.as_ref().map(|(_, schedule)| schedule),
-        "reconsent_command": script.reconsent_command(&key.client, env, None),
-    })
+    next_refresh_at: Option<DateTime<Utc>>,
+    next_refresh_by: Option<String>,
+    reconsent_command: String,
 }
 
-fn print_human(c: &Value, detailed: bool) {
-    let text = |field: &str| c[field].as_str().map(str::to_owned);
-    let time = |field: &str| {
-        text(field)
-            .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
-            .map(|t| {
-                t.with_timezone(&Utc)
-                    .to_rfc3339_opts(SecondsFormat::Secs, true)
-            })
-    };
-    let since = time("since").map_or(String::new(), |t| format!(" since {t}"));
-    let failures = c["consecutive_failures"].as_u64().unwrap_or(0);
-    let failures_text = if failures > 0 {
-        format!(", {failures} failed refreshes in a row")
+fn print_human(c: &Shown, detailed: bool) {
+    let time = |t: &Option<DateTime<Utc>>| t.map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true));
+    let s = &c.state;
+    let since = time(&s.since).map_or(String::new(), |t| format!(" since {t}"));
+    let failures = if s.consecutive_failures > 0 {
+        format!(", {} failed refreshes in a row", s.consecutive_failures)
     } else {
         String::new()
     };
-    let state = text("state").unwrap_or_default();
-    let never = if c["observed"] == json!(false) {
-        " (never refreshed by svc yet)"
-    } else {
+    let never = if c.observed {
         ""
+    } else {
+        " (never refreshed by svc yet)"
     };
     outln!(
-        "{}/{}  {state}{since}{failures_text}{never}",
-        text("client").unwrap_or_default(),
-        text("connection_id").unwrap_or_default()
+        "{}/{}  {}{since}{failures}{never}",
+        c.client,
+        c.connection_id,
+        s.state
     );
-    if let Some(code) = c["last_error"]["code"].as_str() {
-        let description = c["last_error"]["description"]
-            .as_str()
+    if let Some(error) = &s.last_error {
+        let description = error
+            .description
+            .as_ref()
             .map_or(String::new(), |d| format!(" ({d})"));
-        let at = time("last_failure_at").map_or(String::new(), |t| format!(" at {t}"));
-        outln!("  last error: {code}{description}{at}");
+        let at = time(&s.last_failure_at).map_or(String::new(), |t| format!(" at {t}"));
+        outln!("  last error: {}{description}{at}", error.code);
     }
     if detailed {
-        let or_unknown = |t: Option<String>| t.unwrap_or_else(|| "unknown".into());
-        outln!("  last success: {}", or_unknown(time("last_success_at")));
+        let or_unknown = |t: &Option<DateTime<Utc>>| time(t).unwrap_or_else(|| "unknown".into());
+        outln!("  last success: {}", or_unknown(&s.last_success_at));
         outln!(
             "  refresh token expires: {}",
-            or_unknown(time("refresh_token_expires_at"))
+            or_unknown(&s.refresh_token_expires_at)
         );
         outln!(
             "  access token expires: {}",
-            or_unknown(time("access_token_expires_at"))
+            or_unknown(&c.access_token_expires_at)
         );
-        match (time("next_refresh_at"), text("next_refresh_by")) {
+        match (time(&c.next_refresh_at), &c.next_refresh_by) {
             (Some(at), Some(schedule)) => {
                 outln!("  next scheduled refresh: {at} (schedule `{schedule}`)")
             }
             _ => outln!("  next scheduled refresh: none (no schedule refreshes it)"),
         }
     }
-    if state != "healthy" && state != "degraded" || detailed {
-        outln!(
-            "  re-consent: {}",
-            text("reconsent_command").unwrap_or_default()
-        );
+    if s.state.needs_person() || detailed {
+        outln!("  re-consent: {}", c.reconsent_command);
     }
 }

@@ -14,12 +14,10 @@ use crate::secrets;
 
 impl Engine {
     /// The connections a run of the endpoint refreshes.
-    pub fn connections_refreshed(&self, service: &str, endpoint: &str) -> Vec<ConnectionKey> {
-        self.script
-            .clients_refreshed(service, endpoint)
-            .into_iter()
-            .map(|client| ConnectionKey::default_of(client.name.as_str()))
-            .collect()
+    pub fn connections_refreshed(&self, service: &str, endpoint: &str) -> &[ConnectionKey] {
+        self.connections
+            .get(&format!("{service}.{endpoint}"))
+            .map_or(&[], Vec::as_slice)
     }
 
     /// The refusal of a run whose connection needs a person, unless the
@@ -34,11 +32,11 @@ impl Engine {
             return Ok(None);
         }
         for key in self.connections_refreshed(&request.service, &request.endpoint) {
-            let Some(state) = self.backend.connections.load_one(&key).await? else {
+            let Some(state) = self.backend.connections.load_one(key).await? else {
                 continue;
             };
             if state.state.needs_person() {
-                return Ok(Some(self.needs_person(request, &key, state.state)));
+                return Ok(Some(self.needs_person(request, key, state.state)));
             }
         }
         Ok(None)
@@ -91,31 +89,13 @@ impl Engine {
             },
         };
         for key in self.connections_refreshed(&request.service, &request.endpoint) {
-            match self
-                .backend
-                .connections
-                .observe(&key, &observation, Utc::now())
-                .await
+            if let Some(transition) = self.backend.observe_connection(key, &observation).await
+                && transition.to.needs_person()
             {
-                Ok((_, Some(transition))) => {
-                    let from = transition.from.map_or("new", Health::as_str);
-                    if transition.to.needs_person() {
-                        tracing::warn!(
-                            "connection `{key}` in `{}`: {from} -> {}; {}",
-                            self.env(),
-                            transition.to,
-                            self.script.reconsent_command(&key.client, self.env(), None)
-                        );
-                    } else {
-                        tracing::info!(
-                            "connection `{key}` in `{}`: {from} -> {}",
-                            self.env(),
-                            transition.to
-                        );
-                    }
-                }
-                Ok((_, None)) => {}
-                Err(e) => tracing::warn!("cannot record the state of connection `{key}`: {e}"),
+                tracing::warn!(
+                    "re-consent: {}",
+                    self.script.reconsent_command(&key.client, self.env(), None)
+                );
             }
         }
     }

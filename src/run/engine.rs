@@ -14,7 +14,7 @@ pub use super::interpreter::Answer;
 use super::interpreter::Run;
 use super::trace::Trace;
 use crate::backend::record::{HookReport, Outcome, RunRecord, Trigger};
-use crate::backend::{Backend, LogName};
+use crate::backend::{Backend, ConnectionKey, LogName};
 use crate::net::http::Http;
 use crate::program::Script;
 use crate::redact::Redactor;
@@ -47,6 +47,9 @@ pub struct Engine {
     /// The secrets each endpoint that reads any may read, by
     /// `SERVICE.ENDPOINT`: each must have a value before its run starts.
     pub(super) reading: rustc_hash::FxHashMap<String, std::collections::BTreeSet<String>>,
+    /// The connections each endpoint refreshes, by `SERVICE.ENDPOINT`:
+    /// those of the clients whose `stores` name a secret it can update.
+    pub(super) connections: rustc_hash::FxHashMap<String, Vec<ConnectionKey>>,
     /// The redactor of the store's values, made once per version of it.
     store_redactor: std::sync::Mutex<Option<(Arc<Document>, Arc<Redactor>)>>,
     /// One gate per secret refreshed on read, so concurrent reads in this
@@ -129,6 +132,7 @@ impl Engine {
             Default::default();
         let mut reading: rustc_hash::FxHashMap<String, std::collections::BTreeSet<String>> =
             Default::default();
+        let mut connections: rustc_hash::FxHashMap<String, Vec<ConnectionKey>> = Default::default();
         for service in &script.program().services {
             for action in &service.actions {
                 let mut ordinal = 0;
@@ -152,10 +156,16 @@ impl Engine {
             for endpoint in &service.endpoints {
                 let secrets = script.secrets_updated(&service.name.text, &endpoint.name.text);
                 if !secrets.is_empty() {
-                    updating.insert(
-                        format!("{}.{}", service.name.text, endpoint.name.text),
-                        secrets,
-                    );
+                    let key = format!("{}.{}", service.name.text, endpoint.name.text);
+                    let clients: Vec<ConnectionKey> = script
+                        .clients_storing(&secrets)
+                        .into_iter()
+                        .map(|client| ConnectionKey::default_of(client.name.as_str()))
+                        .collect();
+                    if !clients.is_empty() {
+                        connections.insert(key.clone(), clients);
+                    }
+                    updating.insert(key, secrets);
                 }
                 let read = script.secrets_read(&service.name.text, &endpoint.name.text);
                 if !read.is_empty() {
@@ -172,6 +182,7 @@ impl Engine {
             mocks: None,
             updating,
             reading,
+            connections,
             store_redactor: std::sync::Mutex::new(None),
             refreshing: Default::default(),
             script,

@@ -221,14 +221,9 @@ pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
                         known_expiries = expiries(&app).await;
                         dirty = !shared;
                     }
-                    Fired::Skipped(reason) => {
+                    fired @ (Fired::Skipped(_) | Fired::Ran(None)) => {
                         let now = Utc::now();
-                        app.schedules.update(&spec.name, |s| s.skipped(now, reason));
-                        dirty = !shared;
-                    }
-                    Fired::Ran(None) => {
-                        let now = Utc::now();
-                        app.schedules.update(&spec.name, |s| s.finished(now, crate::backend::Outcome::Denied, "refused"));
+                        app.schedules.update(&spec.name, |s| fired.record(s, now));
                         dirty = !shared;
                     }
                     Fired::RanElsewhere(stored) => {
@@ -327,6 +322,21 @@ fn fire(
     });
 }
 
+impl Fired {
+    /// What a fire that ran here (or was refused or skipped here) leaves
+    /// in its schedule's state.
+    fn record(&self, state: &mut ScheduleState, now: DateTime<Utc>) {
+        match self {
+            Fired::Ran(Some(f)) => {
+                state.finished(f.record.started_at, f.record.outcome, &f.record.id)
+            }
+            Fired::Ran(None) => state.finished(now, crate::backend::Outcome::Denied, "refused"),
+            Fired::Skipped(reason) => state.skipped(now, reason.clone()),
+            Fired::RanElsewhere(_) | Fired::Claimed => {}
+        }
+    }
+}
+
 /// Claims a due fire, checks (on a shared backend) that it is still due by
 /// the stored state, runs it, and saves its state before letting go.
 async fn claim_and_run(
@@ -383,40 +393,30 @@ async fn claim_and_run(
         due_at = %due_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         "schedule fired"
     );
-    let mut finished = match app.engine.admit_and_run(request).await {
-        Ok(finished) => Some(Box::new(finished)),
+    let fired = match app.engine.admit_and_run(request).await {
+        Ok(finished) => {
+            let mut finished = Box::new(finished);
+            schedule_hooks(app, spec, &mut finished, failures_before).await;
+            Fired::Ran(Some(finished))
+        }
         Err(refusal) if matches!(refusal.kind, crate::run::RefusalKind::NeedsPerson(_)) => {
             tracing::info!("schedule `{}` skipped: {}", spec.name, refusal.message);
-            let reason = format!("{}: {}", refusal.code, refusal.message);
-            if backend.is_shared() {
-                let now = Utc::now();
-                app.schedules
-                    .update(&spec.name, |s| s.skipped(now, reason.clone()));
-                app.schedules.save(app, Some(&spec.name)).await;
-            }
-            drop(claim);
-            return Fired::Skipped(reason);
+            Fired::Skipped(format!("{}: {}", refusal.code, refusal.message))
         }
         Err(refusal) => {
             tracing::warn!("schedule `{}` cannot run: {}", spec.name, refusal.message);
-            None
+            Fired::Ran(None)
         }
     };
-    if let Some(finished) = finished.as_mut() {
-        schedule_hooks(app, spec, finished, failures_before).await;
-    }
     if backend.is_shared() {
         // The fire's state is stored before the claim goes: a replica that
         // claims next sees it ran.
         let now = Utc::now();
-        app.schedules.update(&spec.name, |s| match &finished {
-            Some(f) => s.finished(f.record.started_at, f.record.outcome, &f.record.id),
-            None => s.finished(now, crate::backend::Outcome::Denied, "refused"),
-        });
+        app.schedules.update(&spec.name, |s| fired.record(s, now));
         app.schedules.save(app, Some(&spec.name)).await;
     }
     drop(claim);
-    Fired::Ran(finished)
+    fired
 }
 
 /// The schedule's `on_failure` after a failed fire, its `on_recovery`
