@@ -7,13 +7,11 @@
 
 mod common;
 
-use std::io::{BufRead, Read};
-use std::process::Child;
 use std::sync::OnceLock;
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{NodeServer, Project, Run};
+use common::authorizing::Authorizing;
+use common::{NodeServer, Project, Run, Svc};
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -135,10 +133,9 @@ fn run_refresh(p: &Project, extra: &[&str]) -> Run {
         .run()
 }
 
-/// `svc connection show app --json`.
-fn connection(p: &Project) -> Value {
-    let run = p
-        .svc()
+/// `svc connection show app --json`, by `svc` in the project given.
+fn connection(svc: Svc) -> Value {
+    let run = svc
         .args([
             "connection",
             "show",
@@ -199,7 +196,7 @@ async fn each_answer_moves_the_connection_to_its_state_and_a_dead_one_is_left_al
     };
     let show = || {
         let p = p.clone();
-        in_thread(move || connection(&p))
+        in_thread(move || connection(p.svc()))
     };
     let mut outputs = String::new();
 
@@ -341,64 +338,15 @@ async fn each_answer_moves_the_connection_to_its_state_and_a_dead_one_is_left_al
 
 /// `svc authorize --device`, approved by a person in a headless browser.
 fn authorize(p: &Project) -> Run {
-    let mut child: Child = p
-        .svc()
-        .args([
-            "authorize",
-            "app.svc",
-            "app",
-            "--env",
-            "dev",
-            "--as",
-            "ops",
-            "--device",
-            "--no-browser",
-            "--output",
-            "json",
-        ])
-        .spawn();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, lines) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
-    let mut stderr = child.stderr.take().unwrap();
-    let stderr = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stderr.read_to_string(&mut text);
-        text
-    });
-    let mut seen = Vec::new();
-    let event = loop {
-        let line = lines
-            .recv_timeout(Duration::from_secs(60))
-            .unwrap_or_else(|_| panic!("no device_code event: {seen:?}"));
-        seen.push(line.clone());
-        let event: Value = serde_json::from_str(&line).unwrap();
-        if event["event"] == "device_code" {
-            break event;
-        }
-    };
+    let mut authorizing = Authorizing::start(p, &["--as", "ops", "--device"]);
+    let event = authorizing.expect("device_code");
     let person = common::device_consent(
         event["verification_uri"].as_str().unwrap(),
         event["user_code"].as_str().unwrap(),
         "approve",
     );
     assert_eq!(person["outcome"], "device_approved", "{person}");
-    seen.extend(lines.iter());
-    let status = child.wait().unwrap().code().unwrap_or(-1);
-    let run = Run {
-        status,
-        stdout: seen.join("\n"),
-        stderr: stderr.join().unwrap(),
-    };
+    let (status, _, run) = authorizing.finish();
     assert_eq!(status, 0, "{}", run.all_output());
     run
 }
@@ -445,7 +393,7 @@ fn a_revoked_refresh_token_stops_every_refresh_until_a_person_consents_again() {
     p.set("CLIENT_ID", DEVICE.0);
     p.set("CLIENT_SECRET", DEVICE.1);
     let mut outputs = authorize(&p).all_output();
-    let c = connection(&p);
+    let c = connection(p.svc());
     assert_eq!(
         (c["state"].as_str(), c["observed"].as_bool()),
         (Some("healthy"), Some(true)),
@@ -470,7 +418,7 @@ fn a_revoked_refresh_token_stops_every_refresh_until_a_person_consents_again() {
     let run = run_refresh(&p, &[]);
     assert_eq!(run.status, 1, "{}", run.all_output());
     outputs += &run.all_output();
-    let c = connection(&p);
+    let c = connection(p.svc());
     assert_eq!(c["state"], "needs_reconsent", "{c}");
     assert_eq!(c["last_error"]["code"], "invalid_grant");
     let dead_at = refresh_requests();
@@ -556,7 +504,7 @@ fn a_revoked_refresh_token_stops_every_refresh_until_a_person_consents_again() {
     // A person consents again: healthy, and refreshes work.
     p.write("app.svc", &program(&issuer, false));
     outputs += &authorize(&p).all_output();
-    let c = connection(&p);
+    let c = connection(p.svc());
     assert_eq!(
         (c["state"].as_str(), c["consecutive_failures"].as_u64()),
         (Some("healthy"), Some(0)),
@@ -639,25 +587,7 @@ async fn on_postgresql_every_observation_counts_and_another_process_sees_the_sta
         let run = run.await.unwrap();
         assert_eq!(run.status, 1, "{}", run.all_output());
     }
-    let show = |p: std::sync::Arc<PgProject>| {
-        in_thread(move || {
-            let run = p
-                .svc()
-                .args([
-                    "connection",
-                    "show",
-                    "app",
-                    "--program",
-                    "app.svc",
-                    "--env",
-                    "dev",
-                    "--json",
-                ])
-                .run();
-            assert_eq!(run.status, 0, "{}", run.all_output());
-            serde_json::from_str::<Value>(&run.stdout).unwrap()
-        })
-    };
+    let show = |p: std::sync::Arc<PgProject>| in_thread(move || connection(p.svc()));
     let c = show(p.clone()).await;
     assert_eq!(c["state"], "degraded", "{c}");
     assert_eq!(c["consecutive_failures"], 4, "an observation was lost: {c}");

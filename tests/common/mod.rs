@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod authorizing;
 pub mod pg;
 pub mod rotating;
 
