@@ -430,16 +430,23 @@ fn read_value(name: &str, from_file: Option<&Path>) -> Result<SecretValue, Error
     Ok(SecretValue::new(text))
 }
 
-fn get(name: &str, place: &Place) -> Result<(), Error> {
+/// One secret's value, its read recorded in the audit log as `action`
+/// first (a read that cannot be audited does not happen).
+fn read_audited(place: &Place, name: &str, action: &str) -> Result<SecretValue, Error> {
     let identities = open(place)?;
     let document = document(place, &identities)?;
     let entry = document.get(name).ok_or_else(|| Error::SecretMissing {
         name: name.to_string(),
         env: place.env.clone(),
     })?;
-    audit_cli_reads(place, &identities, &[name], "read")?;
+    audit_cli_reads(place, &identities, &[name], action)?;
+    Ok(entry.value.clone())
+}
+
+fn get(name: &str, place: &Place) -> Result<(), Error> {
+    let value = read_audited(place, name, "read")?;
     let mut stdout = crate::output::writer();
-    writeln!(stdout, "{}", entry.value.expose())
+    writeln!(stdout, "{}", value.expose())
         .map_err(|e| Error::io("write", Path::new("standard output"), e))
 }
 
@@ -457,14 +464,8 @@ fn public_jwk(
     use crate::oauth::jwt::{Algorithm, KeyError, KeyMaterial};
 
     let read = || -> Result<Result<KeyMaterial, KeyError>, Error> {
-        let identities = open(place)?;
-        let document = document(place, &identities)?;
-        let entry = document.get(name).ok_or_else(|| Error::SecretMissing {
-            name: name.to_string(),
-            env: place.env.clone(),
-        })?;
-        audit_cli_reads(place, &identities, &[name], "public_jwk")?;
-        Ok(KeyMaterial::parse(entry.value.expose()))
+        let value = read_audited(place, name, "public_jwk")?;
+        Ok(KeyMaterial::parse(value.expose()))
     };
     let key_error = |error: KeyError| {
         super::usage_error(
