@@ -208,6 +208,20 @@ pub enum LockError {
     Io(io::Error),
 }
 
+impl LockError {
+    /// The store error of a writer that could not take the lock at
+    /// `lock_path` on `protected` within `timeout`.
+    pub fn into_error(self, lock_path: &Path, protected: &Path, timeout: Duration) -> super::Error {
+        match self {
+            LockError::TimedOut => super::Error::LockTimeout {
+                path: protected.to_path_buf(),
+                seconds: timeout.as_secs(),
+            },
+            LockError::Io(source) => super::Error::io("lock", lock_path, source),
+        }
+    }
+}
+
 impl Lock {
     /// Takes the lock, waiting at most `timeout`. A lock file that is a
     /// symbolic link is refused.

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use super::blocking;
 use crate::backend::{ConnectionKey, ConnectionState, ConnectionStore, Observation, Transition};
 use crate::secrets::Error;
-use crate::secrets::atomic::{Lock, LockError};
+use crate::secrets::atomic::Lock;
 
 pub struct FileConnections {
     path: PathBuf,
@@ -117,13 +117,8 @@ impl ConnectionStore for FileConnections {
             crate::secrets::atomic::create_private_dir(dir)
                 .map_err(|e| Error::io("create", dir, e))?;
             let lock_path = dir.join(".connections.lock");
-            let _lock = Lock::acquire(&lock_path, timeout).map_err(|e| match e {
-                LockError::TimedOut => Error::LockTimeout {
-                    path: lock_path.clone(),
-                    seconds: timeout.as_secs(),
-                },
-                LockError::Io(e) => Error::io("lock", &lock_path, e),
-            })?;
+            let _lock = Lock::acquire(&lock_path, timeout)
+                .map_err(|e| e.into_error(&lock_path, &path, timeout))?;
             let mut all = read(&path)?;
             let (next, transition) = ConnectionState::observe(all.get(&key), &observation, at);
             all.insert(key, next.clone());

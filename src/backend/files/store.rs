@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::secrets::age_file::decrypt;
-use crate::secrets::atomic::{self, Lock, LockError};
+use crate::secrets::atomic::{self, Lock};
 use crate::secrets::document::{self, Document};
 use crate::secrets::keys::{Identities, RecipientsFile};
 use crate::secrets::{Error, validate_environment};
@@ -160,13 +160,8 @@ impl Store {
 
     fn lock(&self) -> Result<Lock, Error> {
         let path = self.lock_path();
-        Lock::acquire(&path, self.lock_timeout).map_err(|e| match e {
-            LockError::TimedOut => Error::LockTimeout {
-                path: self.path(),
-                seconds: self.lock_timeout.as_secs(),
-            },
-            LockError::Io(source) => Error::io("lock", &path, source),
-        })
+        Lock::acquire(&path, self.lock_timeout)
+            .map_err(|e| e.into_error(&path, &self.path(), self.lock_timeout))
     }
 
     fn write_locked(&self, document: &Document, recipients: &RecipientsFile) -> Result<(), Error> {
