@@ -129,12 +129,20 @@ pub fn claims(token: &str) -> Option<serde_json::Map<String, serde_json::Value>>
     }
 }
 
-/// An RFC 6749 §5.2 error answer.
-#[derive(Debug, Deserialize)]
+/// An RFC 6749 §5.2 error answer. A description that is not a string is
+/// left out, not a reason to drop the error.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct ErrorAnswer {
     pub error: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "text_or_none")]
     pub error_description: Option<String>,
+}
+
+fn text_or_none<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::String(text) => Some(text),
+        _ => None,
+    })
 }
 
 impl ErrorAnswer {
@@ -256,5 +264,13 @@ mod tests {
         );
         assert!(shorten(&"x".repeat(1000)).len() < 310);
         assert!(ErrorAnswer::parse(b"<html>").is_none());
+        // A description that is not text does not lose the error.
+        let odd =
+            ErrorAnswer::parse(br#"{"error":"invalid_grant","error_description":42}"#).unwrap();
+        assert_eq!(
+            (odd.error.as_str(), odd.error_description),
+            ("invalid_grant", None)
+        );
+        assert!(ErrorAnswer::parse(br#"{"error":7}"#).is_none());
     }
 }

@@ -108,10 +108,10 @@ fn failure(error: &RunError) -> Option<Observation> {
             Some(provider) => (
                 crate::oauth::failure::classify(
                     Some(&provider.error),
-                    provider.description.as_deref(),
+                    provider.error_description.as_deref(),
                 ),
                 provider.error.clone(),
-                provider.description.clone(),
+                provider.error_description.clone(),
             ),
             None => (
                 FailureClass::Transient,

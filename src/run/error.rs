@@ -11,16 +11,9 @@ pub struct RunError {
     pub help: Option<String>,
     /// The node that failed.
     pub span: Option<Span>,
-    /// The OAuth error of the answer that failed it, redacted.
-    pub provider: Option<Box<ProviderError>>,
-}
-
-/// An OAuth error answer (RFC 6749 §5.2): what it says about the
-/// connection it came from (`oauth::failure`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct ProviderError {
-    pub error: String,
-    pub description: Option<String>,
+    /// The OAuth error of the answer that failed it, redacted: what it
+    /// says about the connection it came from (`oauth::failure`).
+    pub provider: Option<Box<crate::oauth::tokens::ErrorAnswer>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

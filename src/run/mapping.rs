@@ -6,6 +6,7 @@ use super::interpreter::{Frame, Run};
 use super::value::Value;
 use crate::backend::record::Event;
 use crate::net::http;
+use crate::oauth::tokens::ErrorAnswer;
 use crate::syntax::ast::*;
 
 impl<'e> Run<'e> {
@@ -19,24 +20,15 @@ impl<'e> Run<'e> {
         response: &http::Response,
     ) -> RunError {
         let status = response.status;
-        let oauth = serde_json::from_slice::<serde_json::Value>(&response.body)
-            .ok()
-            .and_then(|json| {
-                let error = json.get("error")?.as_str()?.to_string();
-                let description = json
-                    .get("error_description")
-                    .and_then(|d| d.as_str())
-                    .map(str::to_owned);
-                Some((error, description))
-            });
+        let oauth = ErrorAnswer::parse(&response.body);
         let mut message = format!("{method} {url} answered {}", http::status_text(status));
-        if let Some((error, description)) = &oauth {
-            message.push_str(&format!(": {error}"));
-            if let Some(description) = description {
+        if let Some(answer) = &oauth {
+            message.push_str(&format!(": {}", answer.error));
+            if let Some(description) = &answer.error_description {
                 message.push_str(&format!(" ({description})"));
             }
         }
-        let help = match (status.as_u16(), oauth.as_ref().map(|(e, _)| e.as_str())) {
+        let help = match (status.as_u16(), oauth.as_ref().map(|a| a.error.as_str())) {
             (_, Some("invalid_grant")) => {
                 "the grant was rejected: a refresh token may have been used already, revoked or expired; \
                  set a fresh one with `svc secret set`"
@@ -59,10 +51,10 @@ impl<'e> Run<'e> {
             self.redactor.redact(&message),
         )
         .help(help);
-        error.provider = oauth.map(|(error, description)| {
-            Box::new(super::error::ProviderError {
-                error: self.redactor.redact(&error),
-                description: description.map(|d| self.redactor.redact(&d)),
+        error.provider = oauth.map(|answer| {
+            Box::new(ErrorAnswer {
+                error: self.redactor.redact(&answer.error),
+                error_description: answer.error_description.map(|d| self.redactor.redact(&d)),
             })
         });
         error
