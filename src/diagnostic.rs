@@ -122,6 +122,10 @@ codes! {
     SecretInResponse => "svc::secret::in_response", Error, "A response would show a secret the endpoint does not `reveals`.";
     MissingReadGrant => "svc::permission::missing_read_grant", Error, "An identity that may run an endpoint may not read a secret its response reveals.";
     NoResponse => "svc::run_service::no_response", Error, "`run_service ... into VAR` of an endpoint that declares no `response`.";
+    UnknownEvent => "svc::notify::unknown_event", Error, "A notify lists an event svc does not send.";
+    UnlockedWebhookSecret => "svc::notify::unlocked_signing_secret", Error, "A notify signs with a secret that is not locked.";
+    KeepAliveWithoutRunner => "svc::client::keep_alive_without_runner", Error, "keep_alive on an oauth_client with no endpoint a service account may run to refresh it.";
+    IdleRefreshToken => "svc::client::idle_refresh_token", Warning, "A stored refresh token is refreshed by no schedule, refresh on read or keep_alive.";
     SkippedFile => "svc::source::skipped", Warning, "A .svc entry of a directory is not a regular file, and was not read.";
 }
 

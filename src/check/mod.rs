@@ -8,7 +8,9 @@ pub mod clients;
 pub mod fixes;
 mod flow;
 pub mod functions;
+pub mod keep_alive;
 pub mod model;
+pub mod notify;
 mod permissions;
 mod refresh;
 pub mod rotation;
@@ -104,6 +106,7 @@ fn check_program(program: &Program, texts: &dyn Texts, record_names: bool) -> An
         checker.check_client(client);
     }
     checker.check_refreshers();
+    checker.check_notifies(&program.notifies);
     let Checker {
         mut diagnostics,
         usage,
@@ -112,6 +115,7 @@ fn check_program(program: &Program, texts: &dyn Texts, record_names: bool) -> An
         ..
     } = checker;
     let (effects, actions) = permissions::check(&symbols, layout, &mut diagnostics);
+    keep_alive::check(program, &effects, &mut diagnostics);
     for service in &symbols.service_order {
         for action in &service.actions {
             flow::check_action(action, layout, &mut diagnostics);

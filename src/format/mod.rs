@@ -81,6 +81,7 @@ enum Top<'a> {
     Service(&'a ServiceDecl),
     Schedule(&'a ScheduleDecl),
     OAuthClient(&'a OAuthClientDecl),
+    Notify(&'a NotifyDecl),
 }
 
 impl Top<'_> {
@@ -92,6 +93,7 @@ impl Top<'_> {
             Top::Service(d) => d.span,
             Top::Schedule(d) => d.span,
             Top::OAuthClient(d) => d.span,
+            Top::Notify(d) => d.span,
         }
     }
 }
@@ -123,6 +125,7 @@ impl Printer<'_> {
         items.extend(program.services.iter().map(Top::Service));
         items.extend(program.schedules.iter().map(Top::Schedule));
         items.extend(program.oauth_clients.iter().map(Top::OAuthClient));
+        items.extend(program.notifies.iter().map(Top::Notify));
         items.sort_by_key(|i| i.span().start);
         let mut previous_one_line = false;
         for (index, item) in items.iter().enumerate() {
@@ -146,6 +149,7 @@ impl Printer<'_> {
                 Top::Service(service) => self.service(service),
                 Top::Schedule(schedule) => self.schedule(schedule),
                 Top::OAuthClient(client) => self.oauth_client(client),
+                Top::Notify(notify) => self.notify(notify),
             }
             self.finish_line(item.span().end());
             previous_one_line = one_line;
@@ -678,6 +682,8 @@ impl Printer<'_> {
                 "client_id" => expr(client.client_id.as_ref()?),
                 "client_auth" => client_auth(client.client_auth.as_ref()?),
                 "scopes" => plain(&client.scopes.as_ref()?.value),
+                "keep_alive" => client.keep_alive.as_ref()?.text.clone(),
+                "expiry_warning" => client.expiry_warning.as_ref()?.text.clone(),
                 _ => plain(&client.description.as_ref()?.value),
             })
         };
@@ -712,6 +718,43 @@ impl Printer<'_> {
                 p.out.push_str(name);
                 p.out.push_str(&" ".repeat(width - name.len() + 1));
                 p.out.push_str(&value);
+                p.finish_line(span.end());
+            }
+        });
+    }
+
+    /// A `notify`: one property a line, the values aligned.
+    fn notify(&mut self, notify: &NotifyDecl) {
+        self.out.push_str("notify ");
+        self.out.push_str(&notify.name.text);
+        let value = |name: &str| -> Option<String> {
+            Some(match name {
+                "url" => plain(&notify.url.as_ref()?.value),
+                "secret" => format!("secret.{}", notify.secret.as_ref()?.text),
+                "events" => {
+                    let names: Vec<&str> = notify.events.iter().map(|e| e.as_str()).collect();
+                    names.join(" ")
+                }
+                _ => plain(&notify.description.as_ref()?.value),
+            })
+        };
+        let width = notify
+            .layout
+            .iter()
+            .map(|(name, _)| name.len())
+            .max()
+            .unwrap_or(0);
+        self.block(notify.span, |p| {
+            for (index, (name, span)) in notify.layout.iter().enumerate() {
+                let Some(value) = value(name) else {
+                    continue;
+                };
+                p.leading_member(index, span.start as usize);
+                p.out.push_str(name);
+                if !value.is_empty() {
+                    p.out.push_str(&" ".repeat(width - name.len() + 1));
+                    p.out.push_str(&value);
+                }
                 p.finish_line(span.end());
             }
         });

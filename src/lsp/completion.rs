@@ -439,6 +439,7 @@ fn enclosing(text: &str) -> Vec<Open> {
                     "endpoint" => Where::Endpoint,
                     "schedule" => Where::Schedule,
                     "oauth_client" => Where::OAuthClient,
+                    "notify" => Where::Notify,
                     "web_request" => Where::WebRequest,
                     "action" | "if" | "else" | "}" | "try" | "catch" | "foreach" | "while"
                     | "on_failure" | "on_recovery" => Where::Statement,

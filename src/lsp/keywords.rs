@@ -38,6 +38,8 @@ pub enum Context {
     Schedule,
     /// `oauth_client NAME { ... }`.
     OAuthClient,
+    /// `notify NAME { ... }`.
+    Notify,
     /// A value.
     Expression,
     /// Several places.
@@ -455,6 +457,26 @@ pub const KEYWORDS: &[Keyword] = &[
         word: "min_valid",
         doc: "`refreshed_by ... min_valid 5m` (required): a read refreshes the secret first when it expires sooner than this.",
         context: Context::Secret,
+    },
+    Keyword {
+        word: "keep_alive",
+        doc: "`keep_alive 7d`: `svc serve` refreshes the client's connection when it has not been refreshed for that long; providers revoke idle refresh tokens.",
+        context: Context::OAuthClient,
+    },
+    Keyword {
+        word: "expiry_warning",
+        doc: "`expiry_warning 14d`: how long before its refresh token expires a connection is said to be expiring (the `connection.refresh_token_expiring` event, `svc doctor`); 7 days when not given.",
+        context: Context::OAuthClient,
+    },
+    Keyword {
+        word: "notify",
+        doc: "Declares a receiver of svc's events: `url`, the signing `secret` (`whsec_...`, locked) and the `events` it gets, signed as Standard Webhooks specifies.",
+        context: Context::TopLevel,
+    },
+    Keyword {
+        word: "events",
+        doc: "`events connection.needs_reconsent connection.recovered`: the events a `notify` gets, separated by spaces.",
+        context: Context::Notify,
     },
     Keyword {
         word: "environment_specific",

@@ -65,6 +65,7 @@ pub struct Program {
     pub services: Vec<ServiceDecl>,
     pub schedules: Vec<ScheduleDecl>,
     pub oauth_clients: Vec<OAuthClientDecl>,
+    pub notifies: Vec<NotifyDecl>,
 }
 
 /// One top-level declaration, as the parser reads it.
@@ -79,6 +80,7 @@ pub enum Item {
     Service(ServiceDecl),
     Schedule(ScheduleDecl),
     OAuthClient(OAuthClientDecl),
+    Notify(NotifyDecl),
 }
 
 impl Program {
@@ -90,6 +92,7 @@ impl Program {
             Item::Service(x) => self.services.push(x),
             Item::Schedule(x) => self.schedules.push(x),
             Item::OAuthClient(x) => self.oauth_clients.push(x),
+            Item::Notify(x) => self.notifies.push(x),
         }
     }
 
@@ -100,6 +103,7 @@ impl Program {
         self.services.append(&mut other.services);
         self.schedules.append(&mut other.schedules);
         self.oauth_clients.append(&mut other.oauth_clients);
+        self.notifies.append(&mut other.notifies);
     }
 }
 
@@ -217,6 +221,12 @@ pub struct OAuthClientDecl {
     pub scopes: Option<PlainString>,
     /// Where `svc authorize` keeps the tokens it obtains.
     pub stores: Option<TokenStores>,
+    /// `svc serve` refreshes a connection not refreshed for this long.
+    pub keep_alive: Option<DurationLit>,
+    /// How long before its refresh token expires a connection is said to
+    /// be expiring (the `connection.refresh_token_expiring` event, `svc
+    /// doctor`); 7 days when not given.
+    pub expiry_warning: Option<DurationLit>,
     pub description: Option<PlainString>,
     pub span: Span,
     #[serde(skip)]
@@ -266,6 +276,24 @@ impl OAuthClientDecl {
             .as_ref()
             .is_some_and(|s| s.value.split_whitespace().any(|s| s == "openid"))
     }
+}
+
+/// `notify NAME { ... }`: a receiver of svc's events, signed as Standard
+/// Webhooks specifies.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct NotifyDecl {
+    pub name: Name,
+    pub url: Option<PlainString>,
+    /// The signing secret: the name in `secret secret.NAME`.
+    pub secret: Option<Name>,
+    /// The event names, as written (`connection.recovered`).
+    pub events: Vec<Name>,
+    /// The span of `events ...`, when given.
+    pub events_span: Option<Span>,
+    pub description: Option<PlainString>,
+    pub span: Span,
+    #[serde(skip)]
+    pub layout: Layout,
 }
 
 /// How a client proves who it is to the token endpoint.

@@ -104,6 +104,7 @@ impl Builder {
             Rule::service_decl => Item::Service(self.service(pair)),
             Rule::schedule_decl => Item::Schedule(self.schedule(pair)),
             Rule::oauth_client_decl => Item::OAuthClient(self.oauth_client(pair)),
+            Rule::notify_decl => Item::Notify(self.notify(pair)),
             _ => return None,
         })
     }
@@ -951,6 +952,8 @@ impl Builder {
             client_auth: None,
             scopes: None,
             stores: None,
+            keep_alive: None,
+            expiry_warning: None,
             description: None,
             span,
             layout: Layout::new(),
@@ -968,6 +971,8 @@ impl Builder {
                 Rule::client_auth => "client_auth",
                 Rule::client_scopes => "scopes",
                 Rule::client_stores => "stores",
+                Rule::client_keep_alive => "keep_alive",
+                Rule::client_expiry_warning => "expiry_warning",
                 _ => "description",
             };
             if !self.first_time(&mut seen, key, pspan) {
@@ -1001,6 +1006,13 @@ impl Builder {
                 }
                 Rule::client_scopes => {
                     client.scopes = Some(self.plain_string(parts.next().expect("grammar: scopes")));
+                }
+                Rule::client_keep_alive => {
+                    client.keep_alive = Some(self.duration(parts.next().expect("grammar: period")));
+                }
+                Rule::client_expiry_warning => {
+                    client.expiry_warning =
+                        Some(self.duration(parts.next().expect("grammar: period")));
                 }
                 Rule::client_auth => {
                     let method = parts.next().expect("grammar: client auth");
@@ -1041,6 +1053,54 @@ impl Builder {
         }
         client.layout = seen.order;
         client
+    }
+
+    fn notify(&mut self, pair: Pair<'_, Rule>) -> NotifyDecl {
+        let span = self.span(&pair);
+        let mut inner = children(pair).skip(1);
+        let name = self.name(inner.next().expect("grammar: notify name"));
+        let mut notify = NotifyDecl {
+            name,
+            url: None,
+            secret: None,
+            events: Vec::new(),
+            events_span: None,
+            description: None,
+            span,
+            layout: Layout::new(),
+        };
+        let mut seen = Seen::default();
+        for property in inner {
+            let pspan = self.span(&property);
+            let rule = property.as_rule();
+            let key = match rule {
+                Rule::notify_url => "url",
+                Rule::notify_secret => "secret",
+                Rule::notify_events => "events",
+                _ => "description",
+            };
+            if !self.first_time(&mut seen, key, pspan) {
+                continue;
+            }
+            match rule {
+                Rule::notify_url => {
+                    let url = children(property).nth(1).expect("grammar: url");
+                    notify.url = Some(self.plain_string(url));
+                }
+                Rule::notify_secret => {
+                    let reference = children(property).nth(1).expect("grammar: secret");
+                    let name = reference.into_inner().next().expect("grammar: secret name");
+                    notify.secret = Some(self.name(name));
+                }
+                Rule::notify_events => {
+                    notify.events = children(property).skip(1).map(|e| self.name(e)).collect();
+                    notify.events_span = Some(pspan);
+                }
+                _ => notify.description = Some(self.description(property)),
+            }
+        }
+        notify.layout = seen.order;
+        notify
     }
 
     /// `(name = value, ...)` of a `run_service`: every argument named once.
