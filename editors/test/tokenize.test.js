@@ -40,6 +40,7 @@ const KEYWORDS = [
   'client_secret_post', 'private_key_jwt', 'jwt_bearer', 'client', 'none', 'cross_origin',
   'foreach', 'in', 'while', 'max', 'break', 'on_failure', 'on_recovery',
   'refreshed_by', 'min_valid', 'params', 'response', 'reveals', 'into',
+  'keep_alive', 'expiry_warning', 'notify', 'events',
 ];
 const KEYWORD_RE = new RegExp(`(?<![A-Za-z0-9_])(?:${KEYWORDS.join('|')})(?![A-Za-z0-9_])`, 'g');
 
@@ -259,7 +260,7 @@ function checkValidProgram(file, tokenized) {
 //   - in `private_key_jwt(...)` / `jwt_bearer(...)`: `NAME =` is variable.parameter;
 //   - anywhere else, these words are names: no keyword or storage.type scope.
 const CLIENT_PROPERTIES = new Set(['issuer', 'authorize_url', 'token_url', 'device_authorization_url', 'client_id',
-  'client_auth', 'scopes', 'stores', 'description']);
+  'client_auth', 'scopes', 'stores', 'description', 'keep_alive', 'expiry_warning']);
 const CLIENT_AUTH_METHODS = new Set(['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none']);
 const AUTH_METHODS = new Set(['basic', 'bearer', 'client', 'private_key_jwt', 'jwt_bearer']);
 const SIGNED_JWT = new Set(['private_key_jwt', 'jwt_bearer']);

@@ -70,6 +70,7 @@ module.exports = grammar({
         $.service_account_declaration,
         $.user_declaration,
         $.oauth_client_declaration,
+        $.notify_declaration,
       ),
 
     comment: (_) => token(seq('//', /[^\n]*/)),
@@ -176,10 +177,18 @@ module.exports = grammar({
             $.client_auth,
             $.client_scopes,
             $.client_stores,
+            $.client_period,
             $.description,
           ),
         ),
         '}',
+      ),
+
+    // `keep_alive 7d`, `expiry_warning 14d`.
+    client_period: ($) =>
+      seq(
+        field('property', choice('keep_alive', 'expiry_warning')),
+        field('value', $.duration),
       ),
 
     client_property: ($) =>
@@ -237,6 +246,32 @@ module.exports = grammar({
         optional(seq(field('name', $.identifier), '=')),
         field('value', $._expression),
       ),
+
+    // ------------------------------------------------------ notifications
+
+    notify_declaration: ($) =>
+      seq(
+        'notify',
+        field('name', $.identifier),
+        '{',
+        repeat(
+          choice($.notify_url, $.notify_secret, $.notify_events, $.description),
+        ),
+        '}',
+      ),
+
+    notify_url: ($) => seq('url', $.string),
+
+    notify_secret: ($) => seq('secret', $.secret_ref),
+
+    // The events end at the next keyword of the block, as in pest.
+    notify_events: ($) =>
+      seq(
+        'events',
+        repeat(choice($.event_name, alias($.identifier, $.event_name))),
+      ),
+
+    event_name: (_) => /[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+/,
 
     // ----------------------------------------------------------- services
 

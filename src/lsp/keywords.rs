@@ -460,22 +460,22 @@ pub const KEYWORDS: &[Keyword] = &[
     },
     Keyword {
         word: "keep_alive",
-        doc: "`keep_alive 7d`: `svc serve` refreshes the client's connection when it has not been refreshed for that long; providers revoke idle refresh tokens.",
+        doc: "`keep_alive 7d`: `svc serve` refreshes the connection when it has idled that long; providers revoke idle refresh tokens.",
         context: Context::OAuthClient,
     },
     Keyword {
         word: "expiry_warning",
-        doc: "`expiry_warning 14d`: how long before its refresh token expires a connection is said to be expiring (the `connection.refresh_token_expiring` event, `svc doctor`); 7 days when not given.",
+        doc: "`expiry_warning 14d`: warn this long before the refresh token expires (event, `svc doctor`); 7 days by default.",
         context: Context::OAuthClient,
     },
     Keyword {
         word: "notify",
-        doc: "Declares a receiver of svc's events: `url`, the signing `secret` (`whsec_...`, locked) and the `events` it gets, signed as Standard Webhooks specifies.",
+        doc: "Declares a receiver of svc's events: `url`, the `locked` signing `secret` (`whsec_...`) and the `events` it gets.",
         context: Context::TopLevel,
     },
     Keyword {
         word: "events",
-        doc: "`events connection.needs_reconsent connection.recovered`: the events a `notify` gets, separated by spaces.",
+        doc: "`events connection.needs_reconsent connection.recovered`: the events a `notify` gets.",
         context: Context::Notify,
     },
     Keyword {

@@ -19,6 +19,10 @@
   "service"
   "schedule"
   "oauth_client"
+  "notify"
+  "events"
+  "keep_alive"
+  "expiry_warning"
   "var"
   "endpoint"
   "description"
@@ -134,6 +138,9 @@
 (oauth_client_declaration
   name: (identifier) @type)
 
+(notify_declaration
+  name: (identifier) @type)
+
 (service_declaration
   name: (identifier) @module)
 
@@ -227,6 +234,8 @@
   name: (identifier) @variable.parameter)
 
 (http_method) @constant
+
+(event_name) @constant
 
 ; --------------------------------------------------------- expressions
 

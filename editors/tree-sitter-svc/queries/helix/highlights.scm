@@ -15,6 +15,10 @@
   "service"
   "schedule"
   "oauth_client"
+  "notify"
+  "events"
+  "keep_alive"
+  "expiry_warning"
   "var"
   "endpoint"
   "description"
@@ -130,6 +134,9 @@
 (oauth_client_declaration
   name: (identifier) @type)
 
+(notify_declaration
+  name: (identifier) @type)
+
 (service_declaration
   name: (identifier) @namespace)
 
@@ -223,6 +230,8 @@
   name: (identifier) @variable.parameter)
 
 (http_method) @constant
+
+(event_name) @constant
 
 ; --------------------------------------------------------- expressions
 
