@@ -11,6 +11,8 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::check::notify::Event;
+
 /// The id of the one connection a client holds per environment.
 pub const DEFAULT_ID: &str = "default";
 
@@ -132,6 +134,10 @@ pub struct ConnectionState {
     /// token expires.
     #[serde(default)]
     pub refresh_token_expires_at: Option<DateTime<Utc>>,
+    /// The refresh token expiry that `connection.refresh_token_expiring`
+    /// was sent for: once per expiry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiring_noticed_for: Option<DateTime<Utc>>,
 }
 
 /// Something that happened to a connection.
@@ -154,6 +160,19 @@ pub enum Observation {
     },
     /// Its tokens were revoked and cleared.
     Revoked,
+    /// A look at its refresh token's expiry: expiring when it is within
+    /// `within` of now.
+    ExpiryChecked { within: chrono::TimeDelta },
+}
+
+/// What an observation did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observed {
+    pub state: ConnectionState,
+    /// When the state changed.
+    pub transition: Option<Transition>,
+    /// The events it makes, in order.
+    pub events: Vec<Event>,
 }
 
 /// A change of state an observation made.
@@ -172,14 +191,16 @@ impl Transition {
 }
 
 impl ConnectionState {
-    /// The state after `observation` at `at`, and the transition when the
-    /// state changed. `self` is `None` for a connection not seen before.
+    /// The state after `observation` at `at`, the transition when the
+    /// state changed, and the events to send. `current` is `None` for a
+    /// connection not seen before.
     pub fn observe(
         current: Option<&ConnectionState>,
         observation: &Observation,
         at: DateTime<Utc>,
-    ) -> (ConnectionState, Option<Transition>) {
+    ) -> Observed {
         let mut next = current.cloned().unwrap_or_default();
+        let mut events = Vec::new();
         let to = match observation {
             Observation::Refreshed {
                 refresh_token_expires_at,
@@ -213,6 +234,17 @@ impl ConnectionState {
                 next.refresh_token_expires_at = None;
                 Health::Revoked
             }
+            Observation::ExpiryChecked { within } => {
+                if let Some(expires) = next.refresh_token_expires_at
+                    && !next.state.needs_person()
+                    && next.expiring_noticed_for != Some(expires)
+                    && at.checked_add_signed(*within).is_none_or(|edge| expires <= edge)
+                {
+                    next.expiring_noticed_for = Some(expires);
+                    events.push(Event::RefreshTokenExpiring);
+                }
+                next.state
+            }
         };
         let from = current.map(|c| c.state);
         let changed = from != Some(to);
@@ -220,7 +252,37 @@ impl ConnectionState {
             next.since = Some(at);
         }
         next.state = to;
-        (next, changed.then_some(Transition { from, to }))
+        let transition = changed.then_some(Transition { from, to });
+        if let Some(transition) = transition {
+            events.splice(0..0, transition.events());
+        }
+        Observed {
+            state: next,
+            transition,
+            events,
+        }
+    }
+}
+
+impl Transition {
+    /// The events a transition makes: `connection.created` for a
+    /// connection not seen before, then the one of the state it entered
+    /// (`connection.recovered` for a return to `healthy`).
+    pub fn events(&self) -> Vec<Event> {
+        let mut out = Vec::new();
+        if self.from.is_none() {
+            out.push(Event::Created);
+        }
+        let entered = match self.to {
+            Health::Healthy if self.is_recovery() => Some(Event::Recovered),
+            Health::Healthy => None,
+            Health::Degraded => Some(Event::Degraded),
+            Health::NeedsReconsent => Some(Event::NeedsReconsent),
+            Health::Misconfigured => Some(Event::Misconfigured),
+            Health::Revoked => Some(Event::Revoked),
+        };
+        out.extend(entered);
+        out
     }
 }
 
@@ -244,7 +306,7 @@ mod tests {
 
     #[test]
     fn each_class_of_failure_leads_to_its_state_and_a_success_recovers() {
-        let (healthy, t) = ConnectionState::observe(
+        let Observed { state: healthy, transition: t, .. } = ConnectionState::observe(
             None,
             &Observation::Refreshed {
                 refresh_token_expires_at: None,
@@ -252,28 +314,24 @@ mod tests {
             at(0),
         );
         assert_eq!(t.unwrap().from, None);
-        let (degraded, t) =
-            ConnectionState::observe(Some(&healthy), &failed(FailureClass::Transient), at(1));
+        let Observed { state: degraded, transition: t, .. } = ConnectionState::observe(Some(&healthy), &failed(FailureClass::Transient), at(1));
         assert_eq!(degraded.state, Health::Degraded);
         assert!(!t.unwrap().is_recovery());
         // A second failure of the same kind is no transition.
-        let (still, t) =
-            ConnectionState::observe(Some(&degraded), &failed(FailureClass::Transient), at(2));
+        let Observed { state: still, transition: t, .. } = ConnectionState::observe(Some(&degraded), &failed(FailureClass::Transient), at(2));
         assert_eq!(
             (still.consecutive_failures, t, still.since),
             (2, None, Some(at(1)))
         );
-        let (dead, t) =
-            ConnectionState::observe(Some(&still), &failed(FailureClass::Terminal), at(3));
+        let Observed { state: dead, transition: t, .. } = ConnectionState::observe(Some(&still), &failed(FailureClass::Terminal), at(3));
         assert_eq!(
             (dead.state, t.unwrap().from),
             (Health::NeedsReconsent, Some(Health::Degraded))
         );
         // A flaky provider does not hide that a person is needed.
-        let (dead, t) =
-            ConnectionState::observe(Some(&dead), &failed(FailureClass::Transient), at(4));
+        let Observed { state: dead, transition: t, .. } = ConnectionState::observe(Some(&dead), &failed(FailureClass::Transient), at(4));
         assert_eq!((dead.state, t), (Health::NeedsReconsent, None));
-        let (back, t) = ConnectionState::observe(
+        let Observed { state: back, transition: t, .. } = ConnectionState::observe(
             Some(&dead),
             &Observation::Authorized {
                 refresh_token_expires_at: Some(at(100)),
@@ -283,8 +341,7 @@ mod tests {
         assert!(t.unwrap().is_recovery());
         assert_eq!(back.consecutive_failures, 0);
         assert_eq!(back.refresh_token_expires_at, Some(at(100)));
-        let (wrong, _) =
-            ConnectionState::observe(Some(&back), &failed(FailureClass::Misconfigured), at(6));
+        let Observed { state: wrong, transition: _, .. } = ConnectionState::observe(Some(&back), &failed(FailureClass::Misconfigured), at(6));
         assert_eq!(wrong.state, Health::Misconfigured);
     }
 
@@ -294,11 +351,67 @@ mod tests {
             refresh_token_expires_at: Some(at(10)),
             ..ConnectionState::default()
         };
-        let (before, _) =
-            ConnectionState::observe(Some(&known), &failed(FailureClass::Transient), at(9));
+        let Observed { state: before, transition: _, .. } = ConnectionState::observe(Some(&known), &failed(FailureClass::Transient), at(9));
         assert_eq!(before.state, Health::Degraded);
-        let (after, _) =
-            ConnectionState::observe(Some(&known), &failed(FailureClass::Transient), at(10));
+        let Observed { state: after, transition: _, .. } = ConnectionState::observe(Some(&known), &failed(FailureClass::Transient), at(10));
         assert_eq!(after.state, Health::NeedsReconsent);
+    }
+
+    #[test]
+    fn each_transition_makes_its_event_once() {
+        let refreshed = Observation::Refreshed {
+            refresh_token_expires_at: None,
+        };
+        let first = ConnectionState::observe(None, &refreshed, at(0));
+        assert_eq!(first.events, [Event::Created]);
+        let again = ConnectionState::observe(Some(&first.state), &refreshed, at(1));
+        assert!(again.events.is_empty());
+        let dead =
+            ConnectionState::observe(Some(&again.state), &failed(FailureClass::Terminal), at(2));
+        assert_eq!(dead.events, [Event::NeedsReconsent]);
+        let still =
+            ConnectionState::observe(Some(&dead.state), &failed(FailureClass::Terminal), at(3));
+        assert!(still.events.is_empty());
+        let back = ConnectionState::observe(Some(&still.state), &refreshed, at(4));
+        assert_eq!(back.events, [Event::Recovered]);
+        let new_and_dead = ConnectionState::observe(None, &failed(FailureClass::Terminal), at(5));
+        assert_eq!(
+            new_and_dead.events,
+            [Event::Created, Event::NeedsReconsent]
+        );
+    }
+
+    #[test]
+    fn an_expiring_refresh_token_is_noticed_once_per_expiry() {
+        let within = Observation::ExpiryChecked {
+            within: chrono::TimeDelta::days(7),
+        };
+        let known = ConnectionState {
+            refresh_token_expires_at: Some(at(10 * 86_400)),
+            ..ConnectionState::default()
+        };
+        let early = ConnectionState::observe(Some(&known), &within, at(0));
+        assert!(early.events.is_empty());
+        let due = ConnectionState::observe(Some(&early.state), &within, at(3 * 86_400));
+        assert_eq!(due.events, [Event::RefreshTokenExpiring]);
+        let twice = ConnectionState::observe(Some(&due.state), &within, at(4 * 86_400));
+        assert!(twice.events.is_empty());
+        // A new refresh token with a new expiry is noticed again.
+        let renewed = ConnectionState::observe(
+            Some(&twice.state),
+            &Observation::Refreshed {
+                refresh_token_expires_at: Some(at(11 * 86_400)),
+            },
+            at(5 * 86_400),
+        );
+        let again = ConnectionState::observe(Some(&renewed.state), &within, at(5 * 86_400));
+        assert_eq!(again.events, [Event::RefreshTokenExpiring]);
+        // A connection that needs a person is not said to be expiring.
+        let dead = ConnectionState {
+            state: Health::NeedsReconsent,
+            ..known
+        };
+        let quiet = ConnectionState::observe(Some(&dead), &within, at(9 * 86_400));
+        assert!(quiet.events.is_empty());
     }
 }

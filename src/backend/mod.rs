@@ -13,6 +13,7 @@
 pub mod connection;
 pub mod files;
 pub mod jobs;
+pub mod outbox;
 pub mod postgres;
 pub mod record;
 pub mod schedule_state;
@@ -81,6 +82,9 @@ pub struct Backend {
     pub jobs: Arc<dyn JobStore>,
     pub journal: Arc<dyn JournalStore>,
     pub connections: Arc<dyn ConnectionStore>,
+    /// Events waiting for their receivers, written with the connection
+    /// changes that make them.
+    pub outbox: Arc<dyn Outbox>,
     /// What it is, for messages: `files in secrets/` or `postgres://host/db`.
     pub description: String,
 }
@@ -130,16 +134,27 @@ impl Backend {
         }
     }
 
-    /// Records what happened to a connection, logging the transition it
+    /// Records what happened to a connection, with the events it makes
+    /// for `subscribers` in the same update, logging the transition it
     /// made, if any; a failure to record is logged, not returned: it must
     /// not fail the run or the authorization that observed it.
     pub async fn observe_connection(
         &self,
         key: &ConnectionKey,
         observation: &Observation,
+        subscribers: &[Subscriber],
     ) -> Option<Transition> {
-        match self.connections.observe(key, observation, Utc::now()).await {
-            Ok((_, Some(transition))) => {
+        let observed = self
+            .connections
+            .observe(key, observation, subscribers, Utc::now())
+            .await;
+        if let Ok(observed) = &observed {
+            for event in &observed.events {
+                tracing::debug!("connection `{key}` in `{}`: {event}", self.env);
+            }
+        }
+        match observed.map(|o| o.transition) {
+            Ok(Some(transition)) => {
                 let from = transition.from.map_or("new", Health::as_str);
                 if transition.to.needs_person() {
                     tracing::warn!(
@@ -162,7 +177,7 @@ impl Backend {
                 }
                 Some(transition)
             }
-            Ok((_, None)) => None,
+            Ok(None) => None,
             Err(e) => {
                 tracing::warn!("cannot record the state of connection `{key}`: {e}");
                 None
@@ -401,14 +416,15 @@ pub trait ConnectionStore: Send + Sync {
     async fn load_one(&self, key: &ConnectionKey) -> Result<Option<ConnectionState>, Error>;
     /// Applies an observation atomically: what another process observed
     /// meanwhile is read under the same lock, so replicas agree on each
-    /// transition and see it once. Returns the new state and the
-    /// transition, if the state changed.
+    /// transition and see it once. The deliveries of its events to
+    /// `subscribers` are written to the outbox in the same update.
     async fn observe(
         &self,
         key: &ConnectionKey,
         observation: &Observation,
+        subscribers: &[Subscriber],
         at: DateTime<Utc>,
-    ) -> Result<(ConnectionState, Option<Transition>), Error>;
+    ) -> Result<Observed, Error>;
 }
 
 /// Which log.
@@ -433,7 +449,8 @@ pub trait LogStore: Send + Sync {
 }
 
 /// What a caller may see of a job.
-pub use connection::{ConnectionKey, ConnectionState, Health, Observation, Transition};
+pub use connection::{ConnectionKey, ConnectionState, Health, Observation, Observed, Transition};
+pub use outbox::{Outbox, Subscriber};
 pub use jobs::JobView;
 pub use record::{ErrorReport, Outcome, RunRecord, Trigger};
 pub use schedule_state::ScheduleState;

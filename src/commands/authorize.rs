@@ -272,7 +272,11 @@ impl Flow<'_> {
         };
         self.place
             .backend
-            .observe_connection(&key, &observation)
+            .observe_connection(
+                &key,
+                &observation,
+                &crate::backend::outbox::subscribers(self.script.program()),
+            )
             .await;
         Ok(())
     }

@@ -89,7 +89,10 @@ impl Engine {
             },
         };
         for key in self.connections_refreshed(&request.service, &request.endpoint) {
-            if let Some(transition) = self.backend.observe_connection(key, &observation).await
+            if let Some(transition) = self
+                .backend
+                .observe_connection(key, &observation, &self.subscribers)
+                .await
                 && transition.to.needs_person()
             {
                 tracing::warn!(

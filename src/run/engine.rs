@@ -50,6 +50,8 @@ pub struct Engine {
     /// The connections each endpoint refreshes, by `SERVICE.ENDPOINT`:
     /// those of the clients whose `stores` name a secret it can update.
     pub(super) connections: rustc_hash::FxHashMap<String, Vec<ConnectionKey>>,
+    /// The `notify` receivers, and the events each gets.
+    pub subscribers: Vec<crate::backend::Subscriber>,
     /// The redactor of the store's values, made once per version of it.
     store_redactor: std::sync::Mutex<Option<(Arc<Document>, Arc<Redactor>)>>,
     /// One gate per secret refreshed on read, so concurrent reads in this
@@ -183,6 +185,7 @@ impl Engine {
             updating,
             reading,
             connections,
+            subscribers: crate::backend::outbox::subscribers(script.program()),
             store_redactor: std::sync::Mutex::new(None),
             refreshing: Default::default(),
             script,

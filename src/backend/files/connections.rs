@@ -1,6 +1,8 @@
-//! The files backend's connection state: `STATE_DIR/ENV/connections.json`,
-//! read and rewritten whole under `.connections.lock`, so that `svc run`,
-//! `svc authorize` and `svc serve` of one environment observe in turn.
+//! The files backend's connection state and outbox:
+//! `STATE_DIR/ENV/connections.json`, read and rewritten whole under
+//! `.connections.lock`, so that `svc run`, `svc authorize` and `svc serve`
+//! of one environment observe in turn. The outbox lives in the same file:
+//! a change and the deliveries of its events are written in one rename.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -8,16 +10,20 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::blocking;
-use crate::backend::{ConnectionKey, ConnectionState, ConnectionStore, Observation, Transition};
+use crate::backend::outbox::{Attempt, Delivery};
+use crate::backend::{
+    ConnectionKey, ConnectionState, ConnectionStore, Observation, Observed, Outbox, Subscriber,
+};
 use crate::secrets::Error;
 use crate::secrets::atomic::Lock;
 
 pub struct FileConnections {
     path: PathBuf,
+    env: String,
     lock_timeout: Duration,
 }
 
@@ -34,57 +40,99 @@ struct Kept {
 struct Content {
     #[serde(default)]
     connections: Vec<Kept>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    outbox: Vec<Delivery>,
+}
+
+impl Content {
+    fn states(&self) -> BTreeMap<ConnectionKey, ConnectionState> {
+        self.connections
+            .iter()
+            .map(|k| {
+                (
+                    ConnectionKey {
+                        client: k.client.clone(),
+                        connection_id: k.connection_id.clone(),
+                    },
+                    k.state.clone(),
+                )
+            })
+            .collect()
+    }
+
+    fn set(&mut self, key: &ConnectionKey, state: ConnectionState) {
+        let kept = Kept {
+            client: key.client.clone(),
+            connection_id: key.connection_id.clone(),
+            state,
+        };
+        match self
+            .connections
+            .iter_mut()
+            .find(|k| k.client == key.client && k.connection_id == key.connection_id)
+        {
+            Some(existing) => *existing = kept,
+            None => {
+                self.connections.push(kept);
+                self.connections.sort_by(|a, b| {
+                    (&a.client, &a.connection_id).cmp(&(&b.client, &b.connection_id))
+                });
+            }
+        }
+    }
 }
 
 impl FileConnections {
     pub fn new(state_dir: &Path, env: &str, lock_timeout: Duration) -> FileConnections {
         FileConnections {
             path: state_dir.join(env).join("connections.json"),
+            env: env.to_string(),
             lock_timeout,
         }
     }
+
+    /// Reads the file under its lock, lets `change` change it, and writes
+    /// it back when `change` says so.
+    async fn update<T: Send + 'static>(
+        &self,
+        change: impl FnOnce(&mut Content) -> (T, bool) + Send + 'static,
+    ) -> Result<T, Error> {
+        let (path, timeout) = (self.path.clone(), self.lock_timeout);
+        blocking(move || {
+            let dir = path.parent().expect("the file is in a directory");
+            crate::secrets::atomic::create_private_dir(dir)
+                .map_err(|e| Error::io("create", dir, e))?;
+            let lock_path = dir.join(".connections.lock");
+            let _lock = Lock::acquire(&lock_path, timeout)
+                .map_err(|e| e.into_error(&lock_path, &path, timeout))?;
+            let mut content = read(&path)?;
+            let (out, changed) = change(&mut content);
+            if changed {
+                write(&path, &content)?;
+            }
+            Ok(out)
+        })
+        .await
+    }
 }
 
-fn read(path: &Path) -> Result<BTreeMap<ConnectionKey, ConnectionState>, Error> {
-    let content = match std::fs::read(path) {
+fn read(path: &Path) -> Result<Content, Error> {
+    match std::fs::read(path) {
         Ok(bytes) => serde_json::from_slice::<Content>(&bytes).map_err(|e| {
             Error::io(
                 "read",
                 path,
                 io::Error::new(io::ErrorKind::InvalidData, e.to_string()),
             )
-        })?,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Content::default(),
-        Err(e) => return Err(Error::io("read", path, e)),
-    };
-    Ok(content
-        .connections
-        .into_iter()
-        .map(|k| {
-            (
-                ConnectionKey {
-                    client: k.client,
-                    connection_id: k.connection_id,
-                },
-                k.state,
-            )
-        })
-        .collect())
+        }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Content::default()),
+        Err(e) => Err(Error::io("read", path, e)),
+    }
 }
 
-fn write(path: &Path, all: &BTreeMap<ConnectionKey, ConnectionState>) -> Result<(), Error> {
-    let content = Content {
-        connections: all
-            .iter()
-            .map(|(key, state)| Kept {
-                client: key.client.clone(),
-                connection_id: key.connection_id.clone(),
-                state: state.clone(),
-            })
-            .collect(),
-    };
+fn write(path: &Path, content: &Content) -> Result<(), Error> {
     let mut text =
-        serde_json::to_vec_pretty(&content).map_err(|e| Error::Invalid(e.to_string()))?;
+        serde_json::to_vec_pretty(content).map_err(|e| Error::Invalid(e.to_string()))?;
     text.push(b'\n');
     crate::secrets::atomic::write_file(path, &text).map_err(|e| Error::io("write", path, e))
 }
@@ -97,7 +145,7 @@ impl ConnectionStore for FileConnections {
 
     async fn load(&self) -> Result<BTreeMap<ConnectionKey, ConnectionState>, Error> {
         let path = self.path.clone();
-        blocking(move || read(&path)).await
+        blocking(move || read(&path).map(|content| content.states())).await
     }
 
     async fn load_one(&self, key: &ConnectionKey) -> Result<Option<ConnectionState>, Error> {
@@ -108,22 +156,94 @@ impl ConnectionStore for FileConnections {
         &self,
         key: &ConnectionKey,
         observation: &Observation,
+        subscribers: &[Subscriber],
         at: DateTime<Utc>,
-    ) -> Result<(ConnectionState, Option<Transition>), Error> {
-        let (path, timeout) = (self.path.clone(), self.lock_timeout);
+    ) -> Result<Observed, Error> {
         let (key, observation) = (key.clone(), observation.clone());
-        blocking(move || {
-            let dir = path.parent().expect("the file is in a directory");
-            crate::secrets::atomic::create_private_dir(dir)
-                .map_err(|e| Error::io("create", dir, e))?;
-            let lock_path = dir.join(".connections.lock");
-            let _lock = Lock::acquire(&lock_path, timeout)
-                .map_err(|e| e.into_error(&lock_path, &path, timeout))?;
-            let mut all = read(&path)?;
-            let (next, transition) = ConnectionState::observe(all.get(&key), &observation, at);
-            all.insert(key, next.clone());
-            write(&path, &all)?;
-            Ok((next, transition))
+        let (env, subscribers) = (self.env.clone(), subscribers.to_vec());
+        self.update(move |content| {
+            let current = content.states().remove(&key);
+            let observed = ConnectionState::observe(current.as_ref(), &observation, at);
+            let changed = current.as_ref() != Some(&observed.state);
+            content.outbox.extend(Delivery::for_events(
+                &env,
+                &key,
+                &observed.state,
+                &observed.events,
+                &subscribers,
+                at,
+            ));
+            content.set(&key, observed.state.clone());
+            (observed, changed)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl Outbox for FileConnections {
+    async fn claim(
+        &self,
+        now: DateTime<Utc>,
+        lease: TimeDelta,
+        limit: usize,
+    ) -> Result<Vec<Delivery>, Error> {
+        let until = now.checked_add_signed(lease).unwrap_or(now);
+        self.update(move |content| {
+            let before = content.outbox.len();
+            content.outbox.retain(|d| !d.is_stale(now));
+            let mut claimed = Vec::new();
+            for delivery in content.outbox.iter_mut() {
+                if claimed.len() == limit {
+                    break;
+                }
+                if delivery.is_due(now) {
+                    delivery.lease_until = Some(until);
+                    claimed.push(delivery.clone());
+                }
+            }
+            let changed = !claimed.is_empty() || content.outbox.len() != before;
+            (claimed, changed)
+        })
+        .await
+    }
+
+    async fn settle(&self, id: &str, attempt: Attempt, now: DateTime<Utc>) -> Result<(), Error> {
+        let id = id.to_string();
+        self.update(move |content| {
+            match content.outbox.iter_mut().find(|d| d.id == id) {
+                Some(delivery) => {
+                    delivery.settle(attempt, now);
+                    ((), true)
+                }
+                None => ((), false),
+            }
+        })
+        .await
+    }
+
+    async fn list(&self) -> Result<Vec<Delivery>, Error> {
+        let path = self.path.clone();
+        blocking(move || read(&path).map(|content| content.outbox)).await
+    }
+
+    async fn retry(
+        &self,
+        id: &str,
+        now: DateTime<Utc>,
+        lease: TimeDelta,
+    ) -> Result<Option<Delivery>, Error> {
+        let id = id.to_string();
+        let until = now.checked_add_signed(lease).unwrap_or(now);
+        self.update(move |content| {
+            match content.outbox.iter_mut().find(|d| d.id == id) {
+                Some(delivery) => {
+                    delivery.retry(now);
+                    delivery.lease_until = Some(until);
+                    (Some(delivery.clone()), true)
+                }
+                None => (None, false),
+            }
         })
         .await
     }

@@ -48,6 +48,11 @@ pub fn open(
     let store = Store::new(secrets_dir, env)
         .expect("the environment name was checked")
         .with_lock_timeout(options.lock_timeout);
+    let connections = Arc::new(connections::FileConnections::new(
+        state_dir,
+        env,
+        options.lock_timeout,
+    ));
     let secrets = Arc::new(FileSecrets {
         store: store.clone(),
         cache: Mutex::new(None),
@@ -71,11 +76,8 @@ pub fn open(
             log_dir: log_dir.to_path_buf(),
             env: env.to_string(),
         }),
-        connections: Arc::new(connections::FileConnections::new(
-            state_dir,
-            env,
-            options.lock_timeout,
-        )),
+        connections: connections.clone(),
+        outbox: connections,
         jobs: Arc::new(MemoryJobs(Jobs::new(options.max_jobs))),
         journal: Arc::new(FileJournal(Journal::new(
             journal::dir(state_dir, env),

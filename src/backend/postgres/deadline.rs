@@ -31,7 +31,10 @@ use crate::backend::{
     Backend, Change, Changed, Held, JobRefused, JobStore, JobView, KeyIndex, KeyStore, LogName,
     LogStore, RecipientChange, ScheduleStore, SecretStore,
 };
-use crate::backend::{ConnectionKey, ConnectionState, ConnectionStore, Observation, Transition};
+use crate::backend::outbox::{Attempt, Delivery};
+use crate::backend::{
+    ConnectionKey, ConnectionState, ConnectionStore, Observation, Observed, Outbox, Subscriber,
+};
 use crate::secrets::document::ApiKey;
 use crate::secrets::{Document, Error, Identities};
 
@@ -50,6 +53,7 @@ pub fn bounded(backend: Backend, db: &Database) -> Backend {
         keys: Arc::new(Bounded(backend.keys, deadline.clone())),
         schedules: Arc::new(Bounded(backend.schedules, deadline.clone())),
         connections: Arc::new(Bounded(backend.connections, deadline.clone())),
+        outbox: Arc::new(Bounded(backend.outbox, deadline.clone())),
         logs: Arc::new(Bounded(backend.logs, deadline.clone())),
         jobs: Arc::new(Bounded(backend.jobs, deadline)),
         ..backend
@@ -216,9 +220,45 @@ impl ConnectionStore for Bounded<dyn ConnectionStore> {
         &self,
         key: &ConnectionKey,
         observation: &Observation,
+        subscribers: &[Subscriber],
         at: DateTime<Utc>,
-    ) -> Result<(ConnectionState, Option<Transition>), Error> {
-        self.within(LONGEST_CALL, self.0.observe(key, observation, at))
+    ) -> Result<Observed, Error> {
+        self.within(
+            LONGEST_CALL,
+            self.0.observe(key, observation, subscribers, at),
+        )
+        .await
+    }
+}
+
+#[async_trait]
+impl Outbox for Bounded<dyn Outbox> {
+    async fn claim(
+        &self,
+        now: DateTime<Utc>,
+        lease: chrono::TimeDelta,
+        limit: usize,
+    ) -> Result<Vec<Delivery>, Error> {
+        self.within(LONGEST_CALL, self.0.claim(now, lease, limit))
+            .await
+    }
+
+    async fn settle(&self, id: &str, attempt: Attempt, now: DateTime<Utc>) -> Result<(), Error> {
+        self.within(LONGEST_CALL, self.0.settle(id, attempt, now))
+            .await
+    }
+
+    async fn list(&self) -> Result<Vec<Delivery>, Error> {
+        self.within(LONGEST_CALL, self.0.list()).await
+    }
+
+    async fn retry(
+        &self,
+        id: &str,
+        now: DateTime<Utc>,
+        lease: chrono::TimeDelta,
+    ) -> Result<Option<Delivery>, Error> {
+        self.within(LONGEST_CALL, self.0.retry(id, now, lease))
             .await
     }
 }

@@ -8,7 +8,7 @@ use super::unavailable;
 use crate::secrets::Error;
 
 /// The schema this svc reads and writes.
-pub const VERSION: i32 = 2;
+pub const VERSION: i32 = 3;
 
 /// Each migration, from version 0 to 1, 1 to 2, ...
 const MIGRATIONS: &[&str] = &[
@@ -110,6 +110,20 @@ CREATE TABLE svc_connections (
     state         jsonb NOT NULL,
     PRIMARY KEY (env, client, connection_id)
 );
+"#,
+    r#"
+CREATE TABLE svc_outbox (
+    env             text NOT NULL,
+    id              text NOT NULL,
+    status          text NOT NULL,
+    created_at      timestamptz NOT NULL,
+    next_attempt_at timestamptz NOT NULL,
+    lease_until     timestamptz,
+    settled_at      timestamptz,
+    delivery        jsonb NOT NULL,
+    PRIMARY KEY (env, id)
+);
+CREATE INDEX svc_outbox_due ON svc_outbox (env, next_attempt_at) WHERE status = 'pending';
 "#,
 ];
 

@@ -19,7 +19,10 @@ use crate::backend::{
     Backend, Change, Changed, Fence, Held, JobRefused, JobStore, JobView, KeyIndex, KeyStore,
     LogName, LogStore, Options, RecipientChange, ScheduleStore, SecretStore,
 };
-use crate::backend::{ConnectionKey, ConnectionState, ConnectionStore, Observation, Transition};
+use crate::backend::outbox::{Attempt, Delivery, Status};
+use crate::backend::{
+    ConnectionKey, ConnectionState, ConnectionStore, Observation, Observed, Outbox, Subscriber,
+};
 use crate::secrets::document::{ApiKey, HISTORY_LIMIT, PastVersion};
 use crate::secrets::{Document, Error, Identities, SecretValue};
 
@@ -68,6 +71,10 @@ pub async fn backend(
             }),
             journal: Arc::new(journal),
             connections: Arc::new(PgConnections {
+                db: database.clone(),
+                env: env.to_string(),
+            }),
+            outbox: Arc::new(PgOutbox {
                 db: database.clone(),
                 env: env.to_string(),
             }),
@@ -972,8 +979,9 @@ impl ConnectionStore for PgConnections {
         &self,
         key: &ConnectionKey,
         observation: &Observation,
+        subscribers: &[Subscriber],
         at: DateTime<Utc>,
-    ) -> Result<(ConnectionState, Option<Transition>), Error> {
+    ) -> Result<Observed, Error> {
         let mut client = self.db.client().await?;
         let transaction = client.transaction().await.map_err(unavailable)?;
         // The row is locked from the read to the commit: two replicas that
@@ -987,8 +995,12 @@ impl ConnectionStore for PgConnections {
             .await
             .map_err(unavailable)?;
         let current = row.map(|r| connection_of(r.get(0))).transpose()?;
-        let (next, transition) = ConnectionState::observe(current.as_ref(), observation, at);
-        let value = serde_json::to_value(&next).map_err(|e| Error::Invalid(e.to_string()))?;
+        let observed = ConnectionState::observe(current.as_ref(), observation, at);
+        if current.as_ref() == Some(&observed.state) {
+            return Ok(observed);
+        }
+        let value =
+            serde_json::to_value(&observed.state).map_err(|e| Error::Invalid(e.to_string()))?;
         // A connection seen for the first time by two replicas at once:
         // the second insert waits for the first to commit and inserts
         // nothing; that replica then observes again, on top of the row.
@@ -1006,7 +1018,7 @@ impl ConnectionStore for PgConnections {
                 // of what it wrote.
                 drop(transaction);
                 drop(client);
-                return self.observe(key, observation, at).await;
+                return self.observe(key, observation, subscribers, at).await;
             }
             transaction
                 .execute(
@@ -1017,8 +1029,193 @@ impl ConnectionStore for PgConnections {
                 .await
                 .map_err(unavailable)?;
         }
+        // The events' deliveries commit with the change, or neither does.
+        for delivery in Delivery::for_events(
+            &self.env,
+            key,
+            &observed.state,
+            &observed.events,
+            subscribers,
+            at,
+        ) {
+            insert_delivery(&transaction, &self.env, &delivery).await?;
+        }
         transaction.commit().await.map_err(unavailable)?;
-        Ok((next, transition))
+        Ok(observed)
+    }
+}
+
+/// The outbox, a row per delivery.
+struct PgOutbox {
+    db: Database,
+    env: String,
+}
+
+fn delivery_of(value: serde_json::Value) -> Result<Delivery, Error> {
+    serde_json::from_value(value)
+        .map_err(|e| Error::Invalid(format!("a delivery in the database: {e}")))
+}
+
+fn settled_at(delivery: &Delivery) -> Option<DateTime<Utc>> {
+    match delivery.status {
+        Status::Pending => None,
+        Status::Delivered => delivery.delivered_at,
+        Status::Failed => Some(delivery.next_attempt_at),
+    }
+}
+
+async fn insert_delivery(
+    client: &impl deadpool_postgres::GenericClient,
+    env: &str,
+    delivery: &Delivery,
+) -> Result<(), Error> {
+    let value = serde_json::to_value(delivery).map_err(|e| Error::Invalid(e.to_string()))?;
+    client
+        .execute(
+            "INSERT INTO svc_outbox (env, id, status, created_at, next_attempt_at, lease_until, settled_at, delivery) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            &[
+                &env,
+                &delivery.id,
+                &delivery.status.as_str(),
+                &delivery.created_at,
+                &delivery.next_attempt_at,
+                &delivery.lease_until,
+                &settled_at(delivery),
+                &value,
+            ],
+        )
+        .await
+        .map_err(unavailable)?;
+    Ok(())
+}
+
+async fn update_delivery(
+    client: &impl deadpool_postgres::GenericClient,
+    env: &str,
+    delivery: &Delivery,
+) -> Result<(), Error> {
+    let value = serde_json::to_value(delivery).map_err(|e| Error::Invalid(e.to_string()))?;
+    client
+        .execute(
+            "UPDATE svc_outbox SET status = $3, created_at = $4, next_attempt_at = $5, \
+             lease_until = $6, settled_at = $7, delivery = $8 WHERE env = $1 AND id = $2",
+            &[
+                &env,
+                &delivery.id,
+                &delivery.status.as_str(),
+                &delivery.created_at,
+                &delivery.next_attempt_at,
+                &delivery.lease_until,
+                &settled_at(delivery),
+                &value,
+            ],
+        )
+        .await
+        .map_err(unavailable)?;
+    Ok(())
+}
+
+#[async_trait]
+impl Outbox for PgOutbox {
+    async fn claim(
+        &self,
+        now: DateTime<Utc>,
+        lease: chrono::TimeDelta,
+        limit: usize,
+    ) -> Result<Vec<Delivery>, Error> {
+        let until = now.checked_add_signed(lease).unwrap_or(now);
+        let keep_since = now
+            .checked_sub_signed(crate::backend::outbox::KEEP_SETTLED)
+            .unwrap_or(now);
+        let mut client = self.db.client().await?;
+        client
+            .execute(
+                "DELETE FROM svc_outbox WHERE env = $1 AND status <> 'pending' AND settled_at < $2",
+                &[&self.env, &keep_since],
+            )
+            .await
+            .map_err(unavailable)?;
+        let transaction = client.transaction().await.map_err(unavailable)?;
+        // Rows another replica is claiming are skipped, not waited for:
+        // each due delivery goes to one sender.
+        let rows = transaction
+            .query(
+                "SELECT delivery FROM svc_outbox \
+                 WHERE env = $1 AND status = 'pending' AND next_attempt_at <= $2 \
+                 AND (lease_until IS NULL OR lease_until <= $2) \
+                 ORDER BY created_at LIMIT $3 FOR UPDATE SKIP LOCKED",
+                &[&self.env, &now, &(limit.min(1000) as i64)],
+            )
+            .await
+            .map_err(unavailable)?;
+        let mut claimed = Vec::with_capacity(rows.len());
+        for row in rows {
+            let mut delivery = delivery_of(row.get(0))?;
+            delivery.lease_until = Some(until);
+            update_delivery(&transaction, &self.env, &delivery).await?;
+            claimed.push(delivery);
+        }
+        transaction.commit().await.map_err(unavailable)?;
+        Ok(claimed)
+    }
+
+    async fn settle(&self, id: &str, attempt: Attempt, now: DateTime<Utc>) -> Result<(), Error> {
+        let mut client = self.db.client().await?;
+        let transaction = client.transaction().await.map_err(unavailable)?;
+        let row = transaction
+            .query_opt(
+                "SELECT delivery FROM svc_outbox WHERE env = $1 AND id = $2 FOR UPDATE",
+                &[&self.env, &id],
+            )
+            .await
+            .map_err(unavailable)?;
+        if let Some(row) = row {
+            let mut delivery = delivery_of(row.get(0))?;
+            delivery.settle(attempt, now);
+            update_delivery(&transaction, &self.env, &delivery).await?;
+        }
+        transaction.commit().await.map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn list(&self) -> Result<Vec<Delivery>, Error> {
+        let client = self.db.client().await?;
+        let rows = client
+            .query(
+                "SELECT delivery FROM svc_outbox WHERE env = $1 ORDER BY created_at, id",
+                &[&self.env],
+            )
+            .await
+            .map_err(unavailable)?;
+        rows.into_iter().map(|r| delivery_of(r.get(0))).collect()
+    }
+
+    async fn retry(
+        &self,
+        id: &str,
+        now: DateTime<Utc>,
+        lease: chrono::TimeDelta,
+    ) -> Result<Option<Delivery>, Error> {
+        let until = now.checked_add_signed(lease).unwrap_or(now);
+        let mut client = self.db.client().await?;
+        let transaction = client.transaction().await.map_err(unavailable)?;
+        let row = transaction
+            .query_opt(
+                "SELECT delivery FROM svc_outbox WHERE env = $1 AND id = $2 FOR UPDATE",
+                &[&self.env, &id],
+            )
+            .await
+            .map_err(unavailable)?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let mut delivery = delivery_of(row.get(0))?;
+        delivery.retry(now);
+        delivery.lease_until = Some(until);
+        update_delivery(&transaction, &self.env, &delivery).await?;
+        transaction.commit().await.map_err(unavailable)?;
+        Ok(Some(delivery))
     }
 }
 

@@ -1,0 +1,366 @@
+//! The outbox: events waiting to reach the `notify` receivers.
+//!
+//! An event is written in the same update as the connection change that
+//! makes it (files: the same `connections.json`; PostgreSQL: the same
+//! transaction), so a change is never kept without its events nor the
+//! other way round. `svc serve` delivers them: it claims due deliveries
+//! for a lease (PostgreSQL: `FOR UPDATE SKIP LOCKED`, so one replica
+//! sends each), sends, and settles each: delivered, or retried later with
+//! exponential backoff, or given up once it has failed for 24 hours.
+//!
+//! Each delivery keeps one id, sent as `webhook-id` on every attempt, so
+//! a receiver that got an event whose settlement was lost (the sender
+//! died after sending) recognizes the second copy.
+
+use std::collections::BTreeSet;
+
+use async_trait::async_trait;
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::connection::{ConnectionKey, ConnectionState};
+use crate::check::notify::Event;
+use crate::secrets::Error;
+use crate::syntax::ast::Program;
+
+/// A receiver and the events it gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subscriber {
+    /// The name of its `notify`.
+    pub notify: String,
+    pub events: BTreeSet<Event>,
+}
+
+/// The receivers a program declares.
+pub fn subscribers(program: &Program) -> Vec<Subscriber> {
+    let mut seen = BTreeSet::new();
+    program
+        .notifies
+        .iter()
+        .filter(|notify| seen.insert(notify.name.as_str()))
+        .map(|notify| Subscriber {
+            notify: notify.name.text.clone(),
+            events: notify
+                .events
+                .iter()
+                .filter_map(|e| Event::from_name(e.as_str()))
+                .collect(),
+        })
+        .collect()
+}
+
+/// Where a delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Not yet delivered; tried again at `next_attempt_at`.
+    Pending,
+    Delivered,
+    /// Given up after [`GIVE_UP_AFTER`]; `svc notify retry ID` sends it again.
+    Failed,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Delivered => "delivered",
+            Status::Failed => "failed",
+        }
+    }
+}
+
+/// One event for one receiver.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivery {
+    /// `msg_` and 32 hex digits: the `webhook-id` of every attempt.
+    pub id: String,
+    /// The `notify` it goes to.
+    pub notify: String,
+    /// `connection.needs_reconsent`, ...
+    pub event: String,
+    pub client: String,
+    pub connection_id: String,
+    /// The JSON body, exactly as signed and sent.
+    pub body: String,
+    pub created_at: DateTime<Utc>,
+    pub status: Status,
+    #[serde(default)]
+    pub attempts: u32,
+    pub next_attempt_at: DateTime<Utc>,
+    #[serde(default)]
+    pub last_error: Option<String>,
+    #[serde(default)]
+    pub delivered_at: Option<DateTime<Utc>>,
+    /// Claimed by a sender until then.
+    #[serde(default)]
+    pub lease_until: Option<DateTime<Utc>>,
+}
+
+/// How long a delivery is retried before it is given up.
+pub const GIVE_UP_AFTER: TimeDelta = TimeDelta::hours(24);
+
+/// Delivered and failed deliveries are kept this long, for `svc notify
+/// list`, then pruned.
+pub const KEEP_SETTLED: TimeDelta = TimeDelta::days(7);
+
+/// The wait before attempt `attempts + 1`: 2 s, doubling, at most an hour.
+pub fn backoff(attempts: u32) -> TimeDelta {
+    let seconds = 2i64.saturating_mul(1i64 << attempts.saturating_sub(1).min(12));
+    TimeDelta::seconds(seconds.min(3600))
+}
+
+/// What one attempt came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    Delivered,
+    /// The receiver answered something other than 2xx, or did not answer;
+    /// the error names which, never a secret.
+    Failed(String),
+}
+
+impl Delivery {
+    /// The deliveries an observation's events make: one per event per
+    /// receiver that asked for it.
+    pub fn for_events(
+        env: &str,
+        key: &ConnectionKey,
+        state: &ConnectionState,
+        events: &[Event],
+        subscribers: &[Subscriber],
+        at: DateTime<Utc>,
+    ) -> Vec<Delivery> {
+        let mut out = Vec::new();
+        for event in events {
+            let body = body(env, key, state, *event, at);
+            for subscriber in subscribers {
+                if !subscriber.events.contains(event) {
+                    continue;
+                }
+                out.push(Delivery {
+                    id: new_id(),
+                    notify: subscriber.notify.clone(),
+                    event: event.as_str().to_string(),
+                    client: key.client.clone(),
+                    connection_id: key.connection_id.clone(),
+                    body: body.clone(),
+                    created_at: at,
+                    status: Status::Pending,
+                    attempts: 0,
+                    next_attempt_at: at,
+                    last_error: None,
+                    delivered_at: None,
+                    lease_until: None,
+                });
+            }
+        }
+        out
+    }
+
+    /// Whether a sender may claim it at `now`.
+    pub fn is_due(&self, now: DateTime<Utc>) -> bool {
+        self.status == Status::Pending
+            && self.next_attempt_at <= now
+            && self.lease_until.is_none_or(|until| until <= now)
+    }
+
+    /// Whether it can be pruned at `now`.
+    pub fn is_stale(&self, now: DateTime<Utc>) -> bool {
+        let settled_at = match self.status {
+            Status::Pending => return false,
+            Status::Delivered => self.delivered_at.unwrap_or(self.created_at),
+            Status::Failed => self.next_attempt_at,
+        };
+        settled_at
+            .checked_add_signed(KEEP_SETTLED)
+            .is_some_and(|until| until <= now)
+    }
+
+    /// Records an attempt made at `now`.
+    pub fn settle(&mut self, attempt: Attempt, now: DateTime<Utc>) {
+        self.attempts = self.attempts.saturating_add(1);
+        self.lease_until = None;
+        match attempt {
+            Attempt::Delivered => {
+                self.status = Status::Delivered;
+                self.delivered_at = Some(now);
+                self.last_error = None;
+            }
+            Attempt::Failed(error) => {
+                self.last_error = Some(error);
+                let next = now.checked_add_signed(backoff(self.attempts));
+                let give_up = self.created_at.checked_add_signed(GIVE_UP_AFTER);
+                match (next, give_up) {
+                    (Some(next), Some(give_up)) if next <= give_up => {
+                        self.next_attempt_at = next;
+                    }
+                    _ => {
+                        self.status = Status::Failed;
+                        self.next_attempt_at = now;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Makes it due now again (`svc notify retry`), with 24 hours more.
+    pub fn retry(&mut self, now: DateTime<Utc>) {
+        self.status = Status::Pending;
+        self.next_attempt_at = now;
+        self.lease_until = None;
+        self.created_at = now;
+    }
+}
+
+/// The body of an event: what happened to which connection, never a
+/// token or a secret.
+fn body(
+    env: &str,
+    key: &ConnectionKey,
+    state: &ConnectionState,
+    event: Event,
+    at: DateTime<Utc>,
+) -> String {
+    let error_code = state
+        .last_error
+        .as_ref()
+        .filter(|_| state.state != super::connection::Health::Healthy)
+        .map(|e| e.code.clone());
+    let mut data = serde_json::json!({
+        "environment": env,
+        "client": key.client,
+        "connection_id": key.connection_id,
+        "state": state.state.as_str(),
+        "error_code": error_code,
+    });
+    if event == Event::RefreshTokenExpiring
+        && let Some(expires) = state.refresh_token_expires_at
+    {
+        data["refresh_token_expires_at"] = serde_json::Value::String(
+            expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        );
+    }
+    serde_json::json!({
+        "type": event.as_str(),
+        "timestamp": at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "data": data,
+    })
+    .to_string()
+}
+
+fn new_id() -> String {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).expect("the operating system's random source");
+    let mut id = String::from("msg_");
+    for byte in bytes {
+        id.push_str(&format!("{byte:02x}"));
+    }
+    id
+}
+
+/// The outbox of one environment.
+#[async_trait]
+pub trait Outbox: Send + Sync {
+    /// Claims up to `limit` due deliveries until `now + lease`: no other
+    /// sender gets them meanwhile. Prunes settled ones past keeping.
+    async fn claim(
+        &self,
+        now: DateTime<Utc>,
+        lease: TimeDelta,
+        limit: usize,
+    ) -> Result<Vec<Delivery>, Error>;
+
+    /// Records an attempt at a claimed delivery.
+    async fn settle(&self, id: &str, attempt: Attempt, now: DateTime<Utc>) -> Result<(), Error>;
+
+    /// Every delivery kept, oldest first.
+    async fn list(&self) -> Result<Vec<Delivery>, Error>;
+
+    /// Makes a delivery due now again, and claims it until `now + lease`
+    /// for the caller, who sends it; `None` when there is no such id.
+    async fn retry(
+        &self,
+        id: &str,
+        now: DateTime<Utc>,
+        lease: TimeDelta,
+    ) -> Result<Option<Delivery>, Error>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::connection::{Health, LastError};
+
+    fn at(seconds: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000 + seconds, 0).unwrap()
+    }
+
+    fn delivery() -> Delivery {
+        let state = ConnectionState {
+            state: Health::NeedsReconsent,
+            last_error: Some(LastError {
+                code: "invalid_grant".into(),
+                description: Some("revoked".into()),
+            }),
+            ..ConnectionState::default()
+        };
+        let subscribers = [
+            Subscriber {
+                notify: "ops".into(),
+                events: [Event::NeedsReconsent].into(),
+            },
+            Subscriber {
+                notify: "audit".into(),
+                events: [Event::Recovered].into(),
+            },
+        ];
+        let mut out = Delivery::for_events(
+            "prod",
+            &ConnectionKey::default_of("google"),
+            &state,
+            &[Event::NeedsReconsent],
+            &subscribers,
+            at(0),
+        );
+        assert_eq!(out.len(), 1, "only the receiver that asked gets it");
+        out.remove(0)
+    }
+
+    #[test]
+    fn the_body_names_the_connection_and_its_error_code() {
+        let d = delivery();
+        assert!(d.id.starts_with("msg_") && d.id.len() == 36);
+        let body: serde_json::Value = serde_json::from_str(&d.body).unwrap();
+        assert_eq!(body["type"], "connection.needs_reconsent");
+        assert_eq!(body["data"]["environment"], "prod");
+        assert_eq!(body["data"]["client"], "google");
+        assert_eq!(body["data"]["connection_id"], "default");
+        assert_eq!(body["data"]["state"], "needs_reconsent");
+        assert_eq!(body["data"]["error_code"], "invalid_grant");
+        assert!(!d.body.contains("revoked"), "descriptions stay home");
+    }
+
+    #[test]
+    fn failed_attempts_back_off_then_give_up_after_a_day() {
+        let mut d = delivery();
+        assert!(d.is_due(at(0)));
+        d.settle(Attempt::Failed("503".into()), at(0));
+        assert_eq!((d.status, d.next_attempt_at), (Status::Pending, at(2)));
+        assert!(!d.is_due(at(1)) && d.is_due(at(2)));
+        d.settle(Attempt::Failed("503".into()), at(2));
+        assert_eq!(d.next_attempt_at, at(6));
+        let mut now = at(6);
+        while d.status == Status::Pending {
+            d.settle(Attempt::Failed("connection refused".into()), now);
+            now = d.next_attempt_at;
+        }
+        assert_eq!(d.status, Status::Failed);
+        assert!(now <= at(86_400), "gave up within the day");
+        assert!(d.attempts > 20 && d.attempts < 40, "{}", d.attempts);
+        d.retry(at(100_000));
+        assert!(d.is_due(at(100_000)));
+        d.settle(Attempt::Delivered, at(100_001));
+        assert_eq!(d.status, Status::Delivered);
+        assert!(!d.is_stale(at(100_001)) && d.is_stale(at(100_001 + 7 * 86_400)));
+    }
+}
