@@ -21,7 +21,7 @@
 //! commands                 the command line: arguments, dispatch, each command
 //! serve lsp                the HTTP server and scheduler; the language server
 //! compile                  what is made from a program: OpenAPI, Graphviz
-//! schedule                 when schedules are due
+//! schedule notify          when schedules are due; sending events to receivers
 //! run                      the interpreter of endpoints
 //! oauth                    OAuth 2.0 flows, client authentication, JWTs and keys
 //! backend                  the storage seam: files or PostgreSQL; run records
@@ -53,6 +53,7 @@ pub mod format;
 pub mod logging;
 pub mod lsp;
 pub mod net;
+pub mod notify;
 pub mod oauth;
 pub mod output;
 pub mod program;

@@ -158,6 +158,10 @@ pub enum Trigger {
     Read {
         secret: String,
     },
+    /// `keep_alive` on the client whose connection the endpoint refreshes.
+    KeepAlive {
+        client: String,
+    },
 }
 
 impl Trigger {
@@ -167,6 +171,7 @@ impl Trigger {
             Trigger::Http => "http".into(),
             Trigger::Schedule { name } => format!("schedule {name}"),
             Trigger::Read { secret } => format!("read of {secret}"),
+            Trigger::KeepAlive { client } => format!("keep_alive of {client}"),
         }
     }
 }

@@ -214,6 +214,11 @@ async fn serve_until_stopped(
     if app.engine.backend.is_shared() {
         tokio::spawn(serve::copy_spooled_answers(app.clone(), shutdown.clone()));
     }
+    tokio::spawn(serve::keep_alive::keep_alive(app.clone(), shutdown.clone()));
+    tokio::spawn(serve::keep_alive::deliver_events(
+        app.clone(),
+        shutdown.clone(),
+    ));
     let scheduler = if app.health.scheduler() == SchedulerState::Starting {
         let task = tokio::spawn(serve::scheduler::run(app.clone(), shutdown.clone()));
         let (app, shutdown) = (app.clone(), shutdown.clone());

@@ -150,6 +150,7 @@ impl Metrics {
             crate::backend::Trigger::Http => "http",
             crate::backend::Trigger::Schedule { .. } => "schedule",
             crate::backend::Trigger::Read { .. } => "read",
+            crate::backend::Trigger::KeepAlive { .. } => "keep_alive",
         };
         self.runs
             .get_or_create(&RunLabels {

@@ -6,6 +6,7 @@ pub mod connections;
 mod framing;
 pub mod health;
 pub mod metrics;
+pub mod keep_alive;
 pub mod scheduler;
 
 use std::sync::Arc;

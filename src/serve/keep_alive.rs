@@ -1,0 +1,188 @@
+//! Keeping connections alive, and their events moving.
+//!
+//! [`keep_alive`]: a client with `keep_alive DURATION` has its connection
+//! refreshed when it was not refreshed for that long, by the run
+//! `check::keep_alive::runner` names. One replica makes each such run: it
+//! claims the client as the scheduler claims a fire, then reads the
+//! connection again before it runs.
+//!
+//! [`deliver_events`]: the outbox's deliveries are sent every second, and
+//! expiring refresh tokens are looked for every minute.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{TimeDelta, Utc};
+use tokio_util::sync::CancellationToken;
+
+use super::App;
+use crate::backend::{ConnectionKey, ConnectionState, Trigger};
+use crate::check::keep_alive::Runner;
+use crate::run::RunRequest;
+
+/// How often idle connections are looked for.
+const KEEP_ALIVE_EVERY: Duration = Duration::from_secs(5);
+/// How often the outbox is looked at.
+const DELIVER_EVERY: Duration = Duration::from_secs(1);
+/// How often refresh tokens are looked at for their expiry.
+const EXPIRIES_EVERY: Duration = Duration::from_secs(60);
+
+/// The clients kept alive: each with its idle limit and its run.
+fn kept_alive(app: &App) -> Vec<(String, TimeDelta, Runner)> {
+    let program = app.script.program();
+    let effects = &app.script.checked.analysis.effects;
+    program
+        .oauth_clients
+        .iter()
+        .filter_map(|client| {
+            let idle = client.keep_alive.as_ref()?.value?;
+            let idle = TimeDelta::from_std(idle).ok()?;
+            let runner = crate::check::keep_alive::runner(program, effects, client)?;
+            Some((client.name.text.clone(), idle, runner))
+        })
+        .collect()
+}
+
+/// Whether a connection has idled past `idle` at `now`: it worked last
+/// (or was authorized) that long ago, and needs no person.
+fn idled(state: &ConnectionState, idle: TimeDelta, now: chrono::DateTime<Utc>) -> bool {
+    if state.state.needs_person() {
+        return false;
+    }
+    let last = state.last_success_at.or(state.since);
+    last.and_then(|last| last.checked_add_signed(idle))
+        .is_none_or(|due| due <= now)
+}
+
+pub async fn keep_alive(app: Arc<App>, shutdown: CancellationToken) {
+    let clients = kept_alive(&app);
+    if clients.is_empty() {
+        return;
+    }
+    loop {
+        for (client, idle, runner) in &clients {
+            if shutdown.is_cancelled() {
+                return;
+            }
+            refresh_if_idle(&app, client, *idle, runner).await;
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(KEEP_ALIVE_EVERY) => {}
+        }
+    }
+}
+
+async fn refresh_if_idle(app: &Arc<App>, client: &str, idle: TimeDelta, runner: &Runner) {
+    let backend = &app.engine.backend;
+    let key = ConnectionKey::default_of(client);
+    let is_idle = |state: &Option<ConnectionState>| {
+        // A connection never seen has nothing to keep alive yet.
+        state
+            .as_ref()
+            .is_some_and(|state| idled(state, idle, Utc::now()))
+    };
+    match backend.connections.load_one(&key).await {
+        Ok(state) if is_idle(&state) => {}
+        Ok(_) => return,
+        Err(e) => {
+            tracing::debug!("keep_alive of `{client}`: cannot read the connection: {e}");
+            return;
+        }
+    }
+    // One replica at a time; the one that gets it reads again, since
+    // another may have just refreshed the connection.
+    let claim = match backend.locks.claim_fire(&format!("keep_alive:{client}")).await {
+        Ok(Some(claim)) => claim,
+        Ok(None) => return,
+        Err(e) => {
+            tracing::debug!("keep_alive of `{client}` cannot be claimed: {e}");
+            return;
+        }
+    };
+    match backend.connections.load_one(&key).await {
+        Ok(state) if is_idle(&state) => {}
+        _ => return,
+    }
+    tracing::info!(
+        env = app.engine.env(),
+        client,
+        endpoint = format!("{}.{}", runner.service, runner.endpoint),
+        identity = runner.account.as_str(),
+        "keep_alive: the connection has idled; refreshing it"
+    );
+    let request = RunRequest {
+        service: runner.service.clone(),
+        endpoint: runner.endpoint.clone(),
+        identity: runner.account.clone(),
+        method: "GET".into(),
+        params: Default::default(),
+        dry_run: false,
+        trigger: Trigger::KeepAlive {
+            client: client.to_string(),
+        },
+        due_at: None,
+        replay: None,
+        force: false,
+    };
+    match app.engine.admit_and_run(request).await {
+        Ok(finished) => app.finished(&finished.record, None),
+        Err(refusal) => {
+            tracing::warn!("keep_alive of `{client}` cannot run: {}", refusal.message)
+        }
+    }
+    drop(claim);
+}
+
+pub async fn deliver_events(app: Arc<App>, shutdown: CancellationToken) {
+    let sender = crate::notify::Sender::new(
+        app.script.clone(),
+        app.engine.backend.clone(),
+        app.engine.keys.clone(),
+    );
+    if !sender.has_receivers() {
+        return;
+    }
+    let mut expiries_checked: Option<Instant> = None;
+    loop {
+        if expiries_checked.is_none_or(|at| at.elapsed() >= EXPIRIES_EVERY) {
+            sender.check_expiries().await;
+            expiries_checked = Some(Instant::now());
+        }
+        // Every claimed delivery leaves the due set (sent, or put off):
+        // passes go on while there is work.
+        while sender.pass().await > 0 {
+            if shutdown.is_cancelled() {
+                return;
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(DELIVER_EVERY) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::Health;
+
+    #[test]
+    fn a_connection_idles_from_its_last_success() {
+        let at = |s: i64| chrono::DateTime::from_timestamp(1_800_000_000 + s, 0).unwrap();
+        let state = ConnectionState {
+            last_success_at: Some(at(0)),
+            since: Some(at(0)),
+            ..ConnectionState::default()
+        };
+        let idle = TimeDelta::seconds(100);
+        assert!(!idled(&state, idle, at(99)));
+        assert!(idled(&state, idle, at(100)));
+        let dead = ConnectionState {
+            state: Health::NeedsReconsent,
+            ..state
+        };
+        assert!(!idled(&dead, idle, at(1000)), "a person is needed first");
+    }
+}
