@@ -174,6 +174,10 @@ pub enum Command {
     #[command(subcommand)]
     Connection(ConnectionCommand),
 
+    /// Events for the notify receivers: deliveries pending or failed, and sending one again
+    #[command(subcommand)]
+    Notify(NotifyCommand),
+
     /// Find what stands in the way: identity, store, secret values, keys, grants, directories, clocks
     #[command(
         long_about = "Reports, for a project and an environment, what a new user gets wrong: which \
@@ -704,6 +708,28 @@ pub enum ConnectionCommand {
         /// The connection of the client [default: the client's one connection, `default`]
         #[arg(long, value_name = "ID", default_value = "default")]
         connection: String,
+        #[command(flatten)]
+        place: ConnectionPlace,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum NotifyCommand {
+    /// Deliveries not yet made (pending) and given up (failed), oldest first
+    #[command(after_help = "Example: svc notify list --env prod")]
+    List {
+        /// Delivered ones too (kept for 7 days)
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        place: ConnectionPlace,
+    },
+    /// Send a delivery again now, with the same webhook-id, and record what came of it
+    #[command(after_help = "Example: svc notify retry msg_4f1c... --env prod")]
+    Retry {
+        /// The delivery's id, as `svc notify list` shows it
+        #[arg(value_name = "ID")]
+        id: String,
         #[command(flatten)]
         place: ConnectionPlace,
     },

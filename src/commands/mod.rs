@@ -14,6 +14,7 @@ pub mod fmt;
 pub mod init;
 pub mod key;
 pub mod logs;
+pub mod notify;
 pub mod run;
 pub mod schedule;
 pub mod secret;
@@ -186,5 +187,6 @@ pub fn main() -> ExitCode {
         cli::Command::Key(command) => key::run(command),
         cli::Command::Schedule(command) => schedule::run(command),
         cli::Command::Connection(command) => connection::run(command),
+        cli::Command::Notify(command) => notify::run(command),
     }
 }
