@@ -61,18 +61,21 @@ impl Health {
         *self.scheduler.lock().unwrap_or_else(|p| p.into_inner()) = state;
     }
 
-    /// Marks the scheduler failed unless it already said why it stopped.
-    fn scheduler_ended(&self, code: &'static str, reason: &str) {
+    /// Marks the scheduler failed unless it already said why it stopped;
+    /// returns whether it did.
+    fn scheduler_ended(&self, code: &'static str, reason: &str) -> bool {
         let mut state = self.scheduler.lock().unwrap_or_else(|p| p.into_inner());
-        if !matches!(
+        if matches!(
             *state,
             SchedulerState::Off { .. } | SchedulerState::Failed { .. }
         ) {
-            *state = SchedulerState::Failed {
-                code,
-                reason: reason.to_string(),
-            };
+            return false;
         }
+        *state = SchedulerState::Failed {
+            code,
+            reason: reason.to_string(),
+        };
+        true
     }
 
     /// Whether the server is healthy: every state but `failed`.
@@ -112,11 +115,13 @@ pub async fn supervise(
     match task.await {
         Ok(()) if shutdown.is_cancelled() => {}
         Ok(()) => {
-            tracing::error!("the scheduler stopped unexpectedly; schedules do not run");
-            health.scheduler_ended(
+            // A scheduler with nothing to run says so and stops: no error.
+            if health.scheduler_ended(
                 "scheduler_stopped",
                 "the scheduler stopped unexpectedly; the server's log says why",
-            );
+            ) {
+                tracing::error!("the scheduler stopped unexpectedly; schedules do not run");
+            }
         }
         Err(error) => {
             let why = match error.try_into_panic() {

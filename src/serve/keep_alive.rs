@@ -3,8 +3,8 @@
 //! [`keep_alive`]: a client with `keep_alive DURATION` has its connection
 //! refreshed when it was not refreshed for that long, by the run
 //! `check::keep_alive::runner` names. One replica makes each such run: it
-//! claims the client as the scheduler claims a fire, then reads the
-//! connection again before it runs.
+//! takes a lock of the client's own, then reads the connection again
+//! before it runs.
 //!
 //! [`deliver_events`]: the outbox's deliveries are sent every second, and
 //! expiring refresh tokens are looked for every minute.
@@ -90,15 +90,16 @@ async fn refresh_if_idle(app: &Arc<App>, client: &str, idle: TimeDelta, runner: 
             return;
         }
     }
-    // One replica at a time; the one that gets it reads again, since
-    // another may have just refreshed the connection.
-    let claim = match backend.locks.claim_fire(&format!("keep_alive:{client}")).await {
-        Ok(Some(claim)) => claim,
-        Ok(None) => return,
-        Err(e) => {
-            tracing::debug!("keep_alive of `{client}` cannot be claimed: {e}");
-            return;
-        }
+    // One process at a time (a lock of its own, beside the endpoint's):
+    // the one that gets it reads again, since another may have just
+    // refreshed the connection.
+    let claim = match backend
+        .locks
+        .run_lock(&format!("keep_alive-{client}"), Duration::ZERO)
+        .await
+    {
+        Ok(claim) => claim,
+        Err(_) => return,
     };
     match backend.connections.load_one(&key).await {
         Ok(state) if is_idle(&state) => {}
