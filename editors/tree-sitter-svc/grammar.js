@@ -175,6 +175,7 @@ module.exports = grammar({
             $.client_property,
             $.client_auth,
             $.client_scopes,
+            $.client_refresh_token_ttl,
             $.client_stores,
             $.description,
           ),
@@ -191,6 +192,7 @@ module.exports = grammar({
             'authorize_url',
             'token_url',
             'device_authorization_url',
+            'revocation_url',
             'client_id',
           ),
         ),
@@ -217,6 +219,8 @@ module.exports = grammar({
     auth_none: (_) => 'none',
 
     client_scopes: ($) => seq('scopes', $.string),
+
+    client_refresh_token_ttl: ($) => seq('refresh_token_ttl', $.duration),
 
     client_stores: ($) => seq('stores', '{', repeat($.token_store), '}'),
 
