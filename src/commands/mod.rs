@@ -14,6 +14,7 @@ pub mod fmt;
 pub mod init;
 pub mod key;
 pub mod logs;
+pub mod revoke;
 pub mod run;
 pub mod schedule;
 pub mod secret;
