@@ -264,8 +264,9 @@ fn revoke_ends_both_tokens_at_the_provider_clears_them_and_runs_need_a_person() 
         run.stdout
     );
     assert!(
-        run.stdout
-            .contains("cleared REFRESH_TOKEN, ACCESS_TOKEN in `dev`; the connection `app/default` is revoked"),
+        run.stdout.contains(
+            "cleared REFRESH_TOKEN, ACCESS_TOKEN in `dev`; the connection `app/default` is revoked"
+        ),
         "{}",
         run.stdout
     );
@@ -451,7 +452,12 @@ async fn a_refusal_of_the_refresh_token_keeps_everything_and_says_what_happened(
     };
     assert_eq!(
         stored,
-        ["ACCESS_TOKEN", "CLIENT_ID", "CLIENT_SECRET", "REFRESH_TOKEN"]
+        [
+            "ACCESS_TOKEN",
+            "CLIENT_ID",
+            "CLIENT_SECRET",
+            "REFRESH_TOKEN"
+        ]
     );
     assert_eq!(refresh_token, "mock-refresh-token-Zt81pq");
     assert_eq!(c["state"], "healthy", "{c}");

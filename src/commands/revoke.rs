@@ -247,15 +247,16 @@ impl Revocation<'_> {
                     help: Some("try again when it is done, or raise `--lock-timeout`".into()),
                     status: exit::FAILURE,
                 },
-                LockFailure::Failed(error) => {
-                    Failure::store(&error, &Redactor::default(), "the run locks cannot be taken")
-                }
+                LockFailure::Failed(error) => Failure::store(
+                    &error,
+                    &Redactor::default(),
+                    "the run locks cannot be taken",
+                ),
             })?;
-        let document = backend
-            .secrets
-            .document(&self.keys)
-            .await
-            .map_err(|e| Failure::store(&e, &Redactor::default(), "the store cannot be read"))?;
+        let document =
+            backend.secrets.document(&self.keys).await.map_err(|e| {
+                Failure::store(&e, &Redactor::default(), "the store cannot be read")
+            })?;
         let mut redactor =
             Redactor::of(document.secrets.values().map(|entry| entry.value.expose()));
         // The tokens to revoke, refresh token first.

@@ -532,12 +532,7 @@ pub async fn audit_reads(
     names: &[&str],
     action: &str,
 ) -> Result<(), Error> {
-    let recipients = place
-        .backend
-        .secrets
-        .recipients()
-        .await
-        .unwrap_or_default();
+    let recipients = place.backend.secrets.recipients().await.unwrap_or_default();
     let opened_by = identities
         .public_keys()
         .iter()

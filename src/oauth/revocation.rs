@@ -83,8 +83,10 @@ fn refused(hint: Hint, response: &http::Response, redactor: &Redactor) -> Error 
         _ if response.status.as_u16() == 503 || response.status.as_u16() == 429 => {
             "the server is busy: try again later"
         }
-        _ => "check `revocation_url` (or the issuer's `revocation_endpoint`), or revoke the \
-              grant in the provider's console",
+        _ => {
+            "check `revocation_url` (or the issuer's `revocation_endpoint`), or revoke the \
+              grant in the provider's console"
+        }
     };
     Error::new(
         Code::RevocationFailed,
