@@ -577,8 +577,11 @@ async fn on_postgresql_every_observation_counts_and_another_process_sees_the_sta
             let p = p.clone();
             let endpoint = format!("api.{name}");
             tokio::task::spawn_blocking(move || {
+                // A run that waited out its lock would observe nothing:
+                // each must fail on the provider's answer.
                 p.svc()
                     .args(["run", "app.svc", &endpoint, "--env", "dev", "--as", "ops"])
+                    .args(["--lock-timeout", "60s"])
                     .run()
             })
         })
@@ -586,6 +589,11 @@ async fn on_postgresql_every_observation_counts_and_another_process_sees_the_sta
     for run in runs {
         let run = run.await.unwrap();
         assert_eq!(run.status, 1, "{}", run.all_output());
+        assert!(
+            run.stderr.contains("temporarily_unavailable") || run.stderr.contains("503"),
+            "not the provider's failure: {}",
+            run.stderr
+        );
     }
     let show = |p: std::sync::Arc<PgProject>| in_thread(move || connection(p.svc()));
     let c = show(p.clone()).await;
@@ -658,7 +666,7 @@ async fn on_postgresql_every_observation_counts_and_another_process_sees_the_sta
             tokio::spawn(async move {
                 backend
                     .connections
-                    .observe(&key, &failed, chrono::Utc::now())
+                    .observe(&key, &failed, &[], chrono::Utc::now())
                     .await
                     .unwrap()
             })

@@ -36,7 +36,8 @@ const KEYWORDS = [
   'as', 'sleep', 'throw', 'try', 'catch', 'web_request_error', 'grant', 'run', 'read_secret',
   'roles', 'description', 'every', 'cron', 'time_zone', 'before_expiry', 'disabled',
   'environment_specific', 'locked', 'enabled', 'oauth_client', 'issuer', 'authorize_url', 'token_url',
-  'device_authorization_url', 'client_id', 'client_auth', 'scopes', 'stores', 'client_secret_basic',
+  'device_authorization_url', 'revocation_url', 'refresh_token_ttl', 'client_id', 'client_auth', 'scopes',
+  'stores', 'client_secret_basic',
   'client_secret_post', 'private_key_jwt', 'jwt_bearer', 'client', 'none', 'cross_origin',
   'foreach', 'in', 'while', 'max', 'break', 'on_failure', 'on_recovery',
   'refreshed_by', 'min_valid', 'params', 'response', 'reveals', 'into',
@@ -259,13 +260,14 @@ function checkValidProgram(file, tokenized) {
 //   - in `stores { FIELD = SECRET }`: FIELD variable.parameter, SECRET variable.other.secret;
 //   - in `private_key_jwt(...)` / `jwt_bearer(...)`: `NAME =` is variable.parameter;
 //   - anywhere else, these words are names: no keyword or storage.type scope.
-const CLIENT_PROPERTIES = new Set(['issuer', 'authorize_url', 'token_url', 'device_authorization_url', 'client_id',
-  'client_auth', 'scopes', 'stores', 'description', 'keep_alive', 'expiry_warning']);
+const CLIENT_PROPERTIES = new Set(['issuer', 'authorize_url', 'token_url', 'device_authorization_url',
+  'revocation_url', 'refresh_token_ttl', 'client_id', 'client_auth', 'scopes', 'stores', 'description',
+  'keep_alive', 'expiry_warning']);
 const CLIENT_AUTH_METHODS = new Set(['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none']);
 const AUTH_METHODS = new Set(['basic', 'bearer', 'client', 'private_key_jwt', 'jwt_bearer']);
 const SIGNED_JWT = new Set(['private_key_jwt', 'jwt_bearer']);
 const PLACED_WORDS = new Set(['oauth_client', 'issuer', 'authorize_url', 'token_url', 'device_authorization_url',
-  'client_id', 'client_auth', 'scopes', 'stores', 'client_secret_basic', 'client_secret_post', 'private_key_jwt',
+  'revocation_url', 'refresh_token_ttl', 'client_id', 'client_auth', 'scopes', 'stores', 'client_secret_basic', 'client_secret_post', 'private_key_jwt',
   'jwt_bearer', 'client', 'none', 'key', 'alg', 'kid', 'subject', 'audience', 'scope']);
 
 // The words and punctuation of a program, each with its line and column;
@@ -529,6 +531,8 @@ function checkOauthClients(file, tk) {
 
 function checkOauthFixture(file, tk) {
   expectToken(tk, file, 'device_authorization_url "https', 'device_authorization_url', ['keyword.other.svc']);
+  expectToken(tk, file, 'revocation_url           "https', 'revocation_url', ['keyword.other.svc']);
+  expectToken(tk, file, 'refresh_token_ttl        90d', 'refresh_token_ttl', ['keyword.other.svc']);
   expectToken(tk, file, 'token_url                "https://${secret.TENANT}', 'TENANT', ['meta.interpolation.svc', 'variable.other.secret.svc']);
   expectToken(tk, file, 'client_auth              client_secret_post(', 'client_secret_post', ['keyword.other.svc']);
   expectToken(tk, file, 'client_auth              client_secret_post(', '//', ['punctuation.definition.comment.svc']);

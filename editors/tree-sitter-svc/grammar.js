@@ -176,6 +176,7 @@ module.exports = grammar({
             $.client_property,
             $.client_auth,
             $.client_scopes,
+            $.client_refresh_token_ttl,
             $.client_stores,
             $.client_period,
             $.description,
@@ -200,6 +201,7 @@ module.exports = grammar({
             'authorize_url',
             'token_url',
             'device_authorization_url',
+            'revocation_url',
             'client_id',
           ),
         ),
@@ -226,6 +228,8 @@ module.exports = grammar({
     auth_none: (_) => 'none',
 
     client_scopes: ($) => seq('scopes', $.string),
+
+    client_refresh_token_ttl: ($) => seq('refresh_token_ttl', $.duration),
 
     client_stores: ($) => seq('stores', '{', repeat($.token_store), '}'),
 

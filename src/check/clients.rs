@@ -30,10 +30,14 @@ impl<'a, 'p> Checker<'a, 'p> {
             ("authorize_url", &client.authorize_url),
             ("token_url", &client.token_url),
             ("device_authorization_url", &client.device_authorization_url),
+            ("revocation_url", &client.revocation_url),
         ] {
             if let Some(url) = url {
                 self.server_url(url, what);
             }
+        }
+        if let Some(ttl) = &client.refresh_token_ttl {
+            self.positive_duration(ttl);
         }
         let mut missing = Vec::new();
         if client.issuer.is_none() && client.token_url.is_none() {

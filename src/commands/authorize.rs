@@ -266,9 +266,13 @@ impl Flow<'_> {
         self.events.stored(self.client, env, &stored);
         // The connection works again: a person consented.
         let key = ConnectionKey::default_of(&self.client.name.text);
+        let now = crate::secrets::document::now();
         let observation = Observation::Authorized {
-            refresh_token_expires_at: tokens
-                .expires_at(TokenField::RefreshToken, crate::secrets::document::now()),
+            refresh_token_expires_at: crate::oauth::tokens::refresh_token_expires_at(
+                Some(self.client),
+                tokens.expires_at(TokenField::RefreshToken, now),
+                now,
+            ),
         };
         self.place
             .backend
@@ -354,7 +358,19 @@ impl Flow<'_> {
         let journaled = crate::run::through_outages(|| backend.journal.record(&entry))
             .await
             .is_ok();
-        let _held = self.lock_updaters().await?;
+        let _held = lock_updaters(self.script, self.client, self.place, self.args.lock_timeout)
+            .await
+            .map_err(|(key, failure)| match failure {
+                LockFailure::TimedOut => Error::new(
+                    Code::StoreFailed,
+                    format!(
+                        "a run of `{key}` did not finish within {}; nothing was stored",
+                        crate::syntax::duration::format(self.args.lock_timeout)
+                    ),
+                )
+                .help("try again when it is done, or raise `--lock-timeout`"),
+                LockFailure::Failed(error) => store_failed(&error),
+            })?;
         let by = format!(
             "{} (svc authorize {})",
             self.identity, self.client.name.text
@@ -400,73 +416,61 @@ impl Flow<'_> {
             })
             .collect())
     }
-
-    /// The run locks of every endpoint that updates a secret the client
-    /// stores: a refresh in flight would otherwise overwrite the new
-    /// tokens with the ones it got from the old refresh token.
-    async fn lock_updaters(&self) -> Result<Vec<Box<dyn Held>>, Error> {
-        let stored: Vec<&str> = self
-            .client
-            .stores
-            .iter()
-            .flat_map(|s| &s.entries)
-            .map(|s| s.secret.as_str())
-            .collect();
-        let mut keys = std::collections::BTreeSet::new();
-        for service in &self.script.program().services {
-            for endpoint in &service.endpoints {
-                let Some(action) = self
-                    .script
-                    .endpoint_action(&service.name.text, &endpoint.name.text)
-                else {
-                    continue;
-                };
-                let mut updates = false;
-                action.body.walk(&mut |statement| {
-                    if let StatementKind::UpdateSecrets { updates: list, .. } = &statement.kind {
-                        updates |= list.iter().any(|u| stored.contains(&u.secret.as_str()));
-                    }
-                });
-                if updates {
-                    keys.insert(format!("{}.{}", service.name.text, endpoint.name.text));
-                }
-            }
-        }
-        let mut held = Vec::new();
-        for key in keys {
-            match self
-                .place
-                .backend
-                .locks
-                .run_lock(&key, self.args.lock_timeout)
-                .await
-            {
-                Ok(lock) => held.push(lock),
-                Err(LockFailure::TimedOut) => {
-                    return Err(Error::new(
-                        Code::StoreFailed,
-                        format!(
-                            "a run of `{key}` did not finish within {}; nothing was stored",
-                            crate::syntax::duration::format(self.args.lock_timeout)
-                        ),
-                    )
-                    .help("try again when it is done, or raise `--lock-timeout`"));
-                }
-                Err(LockFailure::Failed(error)) => return Err(store_failed(&error)),
-            }
-        }
-        Ok(held)
-    }
 }
 
-fn store_failed(error: &crate::secrets::Error) -> Error {
+/// The run locks of every endpoint that updates a secret the client
+/// stores: a refresh in flight would otherwise overwrite the new tokens
+/// with the ones it got from the old refresh token (`svc authorize`), or
+/// store tokens just revoked (`svc connection revoke`). On failure, the
+/// endpoint whose lock was not taken.
+pub(super) async fn lock_updaters(
+    script: &Script,
+    client: &OAuthClientDecl,
+    place: &Place,
+    timeout: std::time::Duration,
+) -> Result<Vec<Box<dyn Held>>, (String, LockFailure)> {
+    let stored: Vec<&str> = client
+        .stores
+        .iter()
+        .flat_map(|s| &s.entries)
+        .map(|s| s.secret.as_str())
+        .collect();
+    let mut keys = std::collections::BTreeSet::new();
+    for service in &script.program().services {
+        for endpoint in &service.endpoints {
+            let Some(action) = script.endpoint_action(&service.name.text, &endpoint.name.text)
+            else {
+                continue;
+            };
+            let mut updates = false;
+            action.body.walk(&mut |statement| {
+                if let StatementKind::UpdateSecrets { updates: list, .. } = &statement.kind {
+                    updates |= list.iter().any(|u| stored.contains(&u.secret.as_str()));
+                }
+            });
+            if updates {
+                keys.insert(format!("{}.{}", service.name.text, endpoint.name.text));
+            }
+        }
+    }
+    let mut held = Vec::new();
+    for key in keys {
+        match place.backend.locks.run_lock(&key, timeout).await {
+            Ok(lock) => held.push(lock),
+            Err(failure) => return Err((key, failure)),
+        }
+    }
+    Ok(held)
+}
+
+pub(super) fn store_failed(error: &crate::secrets::Error) -> Error {
     let mut failed = Error::new(Code::StoreFailed, error.to_string());
     failed.help = error.help();
     failed
 }
 
 /// A time-ordered, unique id for the journal entry.
-fn run_id() -> String {
+pub(super) fn run_id() -> String {
     let millis = Utc::now().timestamp_millis().max(0) as u64;
     format!("{millis:013x}{:08x}", fastrand::u32(..))
 }

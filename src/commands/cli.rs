@@ -170,7 +170,7 @@ pub enum Command {
     #[command(subcommand)]
     Schedule(ScheduleCommand),
 
-    /// Inspect connections: whether each oauth_client's tokens still work, and how to re-consent
+    /// Inspect connections: whether each oauth_client's tokens still work, how to re-consent; revoke them
     #[command(subcommand)]
     Connection(ConnectionCommand),
 
@@ -708,6 +708,34 @@ pub enum ConnectionCommand {
         /// The connection of the client [default: the client's one connection, `default`]
         #[arg(long, value_name = "ID", default_value = "default")]
         connection: String,
+        #[command(flatten)]
+        place: ConnectionPlace,
+    },
+    /// Revoke a connection's tokens at the provider (RFC 7009), clear them from the store, and mark it revoked
+    #[command(
+        long_about = "Revokes the connection's refresh token, then its access token, at the client's \
+                      revocation endpoint (`revocation_url`, or the issuer's `revocation_endpoint`), \
+                      authenticated as the client is at its token endpoint; then removes every secret \
+                      the client `stores` in one update and marks the connection `revoked`: runs that \
+                      refresh it exit 4 until `svc authorize`. A client without a revocation endpoint \
+                      is cleared here only, and the output says so. When the provider refuses the \
+                      refresh token (or does not answer), nothing is cleared: run again, or \
+                      `--local-only`. Token values are never printed.",
+        after_help = "Example: svc connection revoke hubspot_app --env prod"
+    )]
+    Revoke {
+        /// The oauth_client
+        #[arg(value_name = "CLIENT", add = ArgValueCandidates::new(complete::clients))]
+        client: String,
+        /// The connection of the client [default: the client's one connection, `default`]
+        #[arg(long, value_name = "ID", default_value = "default")]
+        connection: String,
+        /// Clear the tokens without calling the provider: they stay valid there until they expire or are revoked in its console
+        #[arg(long)]
+        local_only: bool,
+        /// How long to wait for a run that refreshes the connection to finish
+        #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = parse_duration)]
+        lock_timeout: std::time::Duration,
         #[command(flatten)]
         place: ConnectionPlace,
     },

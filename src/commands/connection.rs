@@ -1,6 +1,6 @@
 //! `svc connection list` and `svc connection show`: whether each
 //! `oauth_client`'s tokens still work in an environment, and what a person
-//! does when they do not.
+//! does when they do not (`svc connection revoke` is in `revoke`).
 
 use std::process::ExitCode;
 
@@ -25,32 +25,25 @@ pub fn run(command: ConnectionCommand) -> ExitCode {
             connection,
             place,
         } => (place, Some((client, connection))),
+        ConnectionCommand::Revoke {
+            client,
+            connection,
+            local_only,
+            lock_timeout,
+            place,
+        } => {
+            return super::revoke::run(super::revoke::Args {
+                client,
+                connection,
+                local_only,
+                lock_timeout,
+                place,
+            });
+        }
     };
-    let ConnectionPlace {
-        paths,
-        store,
-        state_dir,
-        json,
-    } = place_args;
-    let context = match Context::find(&paths) {
-        Ok(context) => context,
-        Err(code) => return code,
-    };
-    let paths = match context.program(&paths) {
-        Ok(paths) => paths,
-        Err(code) => return code,
-    };
-    let place = match context.place_with(
-        &store,
-        None,
-        state_dir.as_deref(),
-        &crate::backend::Options::default(),
-    ) {
-        Ok(place) => place,
-        Err(code) => return code,
-    };
-    let script = match super::run::load_paths(&paths) {
-        Ok(script) => script,
+    let json = place_args.json;
+    let (script, place) = match open(&place_args, &crate::backend::Options::default()) {
+        Ok(opened) => opened,
         Err(code) => return code,
     };
     let clients: Vec<&OAuthClientDecl> = script
@@ -59,30 +52,10 @@ pub fn run(command: ConnectionCommand) -> ExitCode {
         .iter()
         .filter(|c| c.stores.is_some())
         .collect();
-    if let Some((client, connection)) = &wanted {
-        if !clients.iter().any(|c| c.name.as_str() == client) {
-            let names: Vec<&str> = clients.iter().map(|c| c.name.as_str()).collect();
-            return usage_error(
-                "svc::connection::unknown_client",
-                &format!("no oauth_client called `{client}` stores tokens"),
-                Some(&crate::suggest::did_you_mean(
-                    client,
-                    names.iter().copied(),
-                    if names.is_empty() {
-                        "the program has no oauth_client with `stores`".into()
-                    } else {
-                        format!("the connections are those of: {}", names.join(", "))
-                    },
-                )),
-            );
-        }
-        if connection != DEFAULT_ID {
-            return usage_error(
-                "svc::connection::unknown_connection",
-                &format!("`{client}` has no connection `{connection}`"),
-                Some("a client holds one connection per environment, `default`"),
-            );
-        }
+    if let Some((client, connection)) = &wanted
+        && let Err(code) = find(&script, client, connection)
+    {
+        return code;
     }
     let states = match block_on(place.backend.connections.load()) {
         Ok(states) => states,
@@ -147,6 +120,56 @@ pub fn run(command: ConnectionCommand) -> ExitCode {
         print_human(connection, wanted.is_some());
     }
     exit::code(exit::SUCCESS)
+}
+
+/// The program and the environment's backend a connection command reads.
+pub(super) fn open(
+    args: &ConnectionPlace,
+    options: &crate::backend::Options,
+) -> Result<(Script, super::context::Place), ExitCode> {
+    let context = Context::find(&args.paths)?;
+    let paths = context.program(&args.paths)?;
+    let place = context.place_with(&args.store, None, args.state_dir.as_deref(), options)?;
+    let script = super::run::load_paths(&paths)?;
+    Ok((script, place))
+}
+
+/// The client that holds the connection named on the command line.
+pub(super) fn find<'s>(
+    script: &'s Script,
+    client: &str,
+    connection: &str,
+) -> Result<&'s OAuthClientDecl, ExitCode> {
+    let clients: Vec<&OAuthClientDecl> = script
+        .program()
+        .oauth_clients
+        .iter()
+        .filter(|c| c.stores.is_some())
+        .collect();
+    let Some(found) = clients.iter().find(|c| c.name.as_str() == client) else {
+        let names: Vec<&str> = clients.iter().map(|c| c.name.as_str()).collect();
+        return Err(usage_error(
+            "svc::connection::unknown_client",
+            &format!("no oauth_client called `{client}` stores tokens"),
+            Some(&crate::suggest::did_you_mean(
+                client,
+                names.iter().copied(),
+                if names.is_empty() {
+                    "the program has no oauth_client with `stores`".into()
+                } else {
+                    format!("the connections are those of: {}", names.join(", "))
+                },
+            )),
+        ));
+    };
+    if connection != DEFAULT_ID {
+        return Err(usage_error(
+            "svc::connection::unknown_connection",
+            &format!("`{client}` has no connection `{connection}`"),
+            Some("a client holds one connection per environment, `default`"),
+        ));
+    }
+    Ok(found)
 }
 
 /// When a schedule next refreshes the client's connection, and which.

@@ -15,6 +15,7 @@ pub mod init;
 pub mod key;
 pub mod logs;
 pub mod notify;
+pub mod revoke;
 pub mod run;
 pub mod schedule;
 pub mod secret;

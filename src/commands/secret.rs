@@ -522,7 +522,17 @@ pub fn audit_cli_reads(
     names: &[&str],
     action: &str,
 ) -> Result<(), Error> {
-    let recipients = block_on(place.backend.secrets.recipients()).unwrap_or_default();
+    block_on(audit_reads(place, identities, names, action))
+}
+
+/// [`audit_cli_reads`], for a command that is running async already.
+pub async fn audit_reads(
+    place: &Place,
+    identities: &Identities,
+    names: &[&str],
+    action: &str,
+) -> Result<(), Error> {
+    let recipients = place.backend.secrets.recipients().await.unwrap_or_default();
     let opened_by = identities
         .public_keys()
         .iter()
@@ -539,9 +549,14 @@ pub fn audit_cli_reads(
             "action": action,
             "via": "cli",
         });
-        block_on(place.backend.logs.audit(&line)).map_err(|error| Error::AuditUnavailable {
-            problem: error.to_string(),
-        })?;
+        place
+            .backend
+            .logs
+            .audit(&line)
+            .await
+            .map_err(|error| Error::AuditUnavailable {
+                problem: error.to_string(),
+            })?;
     }
     Ok(())
 }

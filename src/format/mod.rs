@@ -679,6 +679,8 @@ impl Printer<'_> {
                 "authorize_url" => expr(client.authorize_url.as_ref()?),
                 "token_url" => expr(client.token_url.as_ref()?),
                 "device_authorization_url" => expr(client.device_authorization_url.as_ref()?),
+                "revocation_url" => expr(client.revocation_url.as_ref()?),
+                "refresh_token_ttl" => client.refresh_token_ttl.as_ref()?.text.clone(),
                 "client_id" => expr(client.client_id.as_ref()?),
                 "client_auth" => client_auth(client.client_auth.as_ref()?),
                 "scopes" => plain(&client.scopes.as_ref()?.value),

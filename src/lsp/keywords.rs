@@ -404,6 +404,16 @@ pub const KEYWORDS: &[Keyword] = &[
         context: Context::OAuthClient,
     },
     Keyword {
+        word: "revocation_url",
+        doc: "The token revocation endpoint (RFC 7009) of `svc connection revoke`; without it, discovery's `revocation_endpoint`.",
+        context: Context::OAuthClient,
+    },
+    Keyword {
+        word: "refresh_token_ttl",
+        doc: "How long a refresh token lives when the token answer does not say: `refresh_token_ttl 90d`.",
+        context: Context::OAuthClient,
+    },
+    Keyword {
         word: "client_id",
         doc: "The client's id (required): a string or `secret.NAME`.",
         context: Context::OAuthClient,

@@ -231,6 +231,8 @@ pub struct Endpoints {
     pub authorize: Option<url::Url>,
     pub token: url::Url,
     pub device: Option<url::Url>,
+    /// The token revocation endpoint (RFC 7009).
+    pub revocation: Option<url::Url>,
     /// The issuer, when the client names one: an `iss` in the redirect
     /// must match it (RFC 9207).
     pub issuer: Option<String>,
@@ -267,6 +269,7 @@ impl Endpoints {
             "device_authorization_url",
             redactor,
         )?;
+        let mut revocation = url_of(&client.revocation_url, "revocation_url", redactor)?;
         let mut issuer = None;
         let mut s256 = None;
         if let Some(expr) = &client.issuer {
@@ -297,6 +300,9 @@ impl Endpoints {
                     "device_authorization_endpoint",
                 )?;
             }
+            if revocation.is_none() {
+                revocation = from(&metadata.revocation_endpoint, "revocation_endpoint")?;
+            }
             s256 = metadata
                 .code_challenge_methods_supported
                 .as_ref()
@@ -314,6 +320,7 @@ impl Endpoints {
             authorize,
             token,
             device,
+            revocation,
             issuer,
             s256,
         })

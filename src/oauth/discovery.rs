@@ -19,6 +19,9 @@ pub struct Metadata {
     pub token_endpoint: Option<String>,
     #[serde(default)]
     pub device_authorization_endpoint: Option<String>,
+    /// RFC 7009 (in RFC 8414's metadata, and OpenID providers' too).
+    #[serde(default)]
+    pub revocation_endpoint: Option<String>,
     #[serde(default)]
     pub code_challenge_methods_supported: Option<Vec<String>>,
 }
@@ -87,6 +90,7 @@ pub async fn discover(http: &Http, issuer: &str, redactor: &Redactor) -> Result<
                 "device_authorization_endpoint",
                 &metadata.device_authorization_endpoint,
             ),
+            ("revocation_endpoint", &metadata.revocation_endpoint),
         ] {
             if let Some(endpoint) = endpoint {
                 server_url(endpoint, what, redactor).map_err(|e| {

@@ -52,6 +52,7 @@ codes! {
     ExpiredToken => "svc::authorize::expired_token", "The device code expired before the person approved it.";
     Request => "svc::oauth::request_failed", "A request to the authorization server got no answer.";
     NoRandomness => "svc::oauth::no_randomness", "The system's random number source failed.";
+    RevocationFailed => "svc::oauth::revocation_failed", "The revocation endpoint refused a token, or got no answer.";
 }
 
 /// An OAuth failure. The message and help are already redacted.

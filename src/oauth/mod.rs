@@ -16,6 +16,7 @@ pub mod jwk;
 pub mod jwt;
 pub mod key_error;
 pub mod keys;
+pub mod revocation;
 pub mod seconds;
 pub mod tokens;
 

@@ -115,6 +115,20 @@ impl Tokens {
     }
 }
 
+/// When a connection's new refresh token expires: as the token answer
+/// said (`answered`), else `at` plus the client's `refresh_token_ttl`, else
+/// unknown. The one rule for refreshes and `svc authorize` alike.
+pub fn refresh_token_expires_at(
+    client: Option<&crate::syntax::ast::OAuthClientDecl>,
+    answered: Option<DateTime<Utc>>,
+    at: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    answered.or_else(|| {
+        let ttl = client?.refresh_token_ttl.as_ref()?.value?;
+        at.checked_add_signed(chrono::TimeDelta::from_std(ttl).ok()?)
+    })
+}
+
 /// The claims of a JWT, decoded without checking its signature: the ID
 /// token came straight from the token endpoint over TLS (OpenID Connect
 /// Core §3.1.3.7), and svc reads only `nonce` and `exp` from it.
@@ -210,6 +224,29 @@ pub fn shorten(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_answer_says_when_the_refresh_token_expires_else_the_declared_ttl() {
+        let (program, _) = crate::syntax::parse_file(
+            crate::source::FileId::default(),
+            "oauth_client a { refresh_token_ttl 90d }\noauth_client b { }",
+        );
+        let [with, without] = &program.oauth_clients[..] else {
+            panic!("two clients")
+        };
+        let at = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let said = at + chrono::TimeDelta::hours(1);
+        assert_eq!(
+            refresh_token_expires_at(Some(with), Some(said), at),
+            Some(said)
+        );
+        assert_eq!(
+            refresh_token_expires_at(Some(with), None, at),
+            Some(at + chrono::TimeDelta::days(90))
+        );
+        assert_eq!(refresh_token_expires_at(Some(without), None, at), None);
+        assert_eq!(refresh_token_expires_at(None, None, at), None);
+    }
 
     #[test]
     fn reads_tokens_and_lifetimes() {

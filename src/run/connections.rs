@@ -79,16 +79,23 @@ impl Engine {
         if request.dry_run {
             return;
         }
-        let observation = match error {
-            None => Observation::Refreshed {
-                refresh_token_expires_at,
-            },
+        let failed = match error {
+            None => None,
             Some(error) => match failure(error) {
-                Some(observation) => observation,
+                Some(observation) => Some(observation),
                 None => return,
             },
         };
+        let now = Utc::now();
         for key in self.connections_refreshed(&request.service, &request.endpoint) {
+            // Each client may declare its own `refresh_token_ttl`.
+            let observation = failed.clone().unwrap_or_else(|| Observation::Refreshed {
+                refresh_token_expires_at: crate::oauth::tokens::refresh_token_expires_at(
+                    self.script.client(&key.client),
+                    refresh_token_expires_at,
+                    now,
+                ),
+            });
             if let Some(transition) = self
                 .backend
                 .observe_connection(key, &observation, &self.subscribers)

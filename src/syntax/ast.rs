@@ -216,6 +216,10 @@ pub struct OAuthClientDecl {
     pub authorize_url: Option<Expr>,
     pub token_url: Option<Expr>,
     pub device_authorization_url: Option<Expr>,
+    /// The token revocation endpoint (RFC 7009).
+    pub revocation_url: Option<Expr>,
+    /// How long a refresh token lives when the token answer does not say.
+    pub refresh_token_ttl: Option<DurationLit>,
     pub client_id: Option<Expr>,
     pub client_auth: Option<ClientAuth>,
     pub scopes: Option<PlainString>,
@@ -242,6 +246,7 @@ impl OAuthClientDecl {
             ("authorize_url", &self.authorize_url),
             ("token_url", &self.token_url),
             ("device_authorization_url", &self.device_authorization_url),
+            ("revocation_url", &self.revocation_url),
             ("client_id", &self.client_id),
         ] {
             if let Some(expr) = expr {

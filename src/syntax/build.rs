@@ -948,6 +948,8 @@ impl Builder {
             authorize_url: None,
             token_url: None,
             device_authorization_url: None,
+            revocation_url: None,
+            refresh_token_ttl: None,
             client_id: None,
             client_auth: None,
             scopes: None,
@@ -967,6 +969,8 @@ impl Builder {
                 Rule::client_authorize_url => "authorize_url",
                 Rule::client_token_url => "token_url",
                 Rule::client_device_url => "device_authorization_url",
+                Rule::client_revocation_url => "revocation_url",
+                Rule::client_refresh_token_ttl => "refresh_token_ttl",
                 Rule::client_id => "client_id",
                 Rule::client_auth => "client_auth",
                 Rule::client_scopes => "scopes",
@@ -1014,6 +1018,10 @@ impl Builder {
                     client.expiry_warning =
                         Some(self.duration(parts.next().expect("grammar: period")));
                 }
+                Rule::client_refresh_token_ttl => {
+                    client.refresh_token_ttl =
+                        Some(self.duration(parts.next().expect("grammar: ttl")));
+                }
                 Rule::client_auth => {
                     let method = parts.next().expect("grammar: client auth");
                     client.client_auth = match method.as_rule() {
@@ -1045,6 +1053,7 @@ impl Builder {
                         Rule::client_authorize_url => &mut client.authorize_url,
                         Rule::client_token_url => &mut client.token_url,
                         Rule::client_device_url => &mut client.device_authorization_url,
+                        Rule::client_revocation_url => &mut client.revocation_url,
                         _ => &mut client.client_id,
                     };
                     *slot = Some(value);

@@ -405,6 +405,8 @@ fn describe(rule: Rule) -> Option<&'static str> {
         kw_authorize_url => "`authorize_url`",
         kw_token_url => "`token_url`",
         kw_device_authorization_url => "`device_authorization_url`",
+        kw_revocation_url => "`revocation_url`",
+        kw_refresh_token_ttl => "`refresh_token_ttl`",
         kw_client_id => "`client_id`",
         kw_client_auth => "`client_auth`",
         kw_scopes => "`scopes`",

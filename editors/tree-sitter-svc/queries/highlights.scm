@@ -38,6 +38,8 @@
   "authorize_url"
   "token_url"
   "device_authorization_url"
+  "revocation_url"
+  "refresh_token_ttl"
   "client_id"
   "client_auth"
   "client_secret_basic"
