@@ -2284,5 +2284,22 @@ fn completion_where_a_value_goes_offers_names_functions_and_secrets() {
         .filter_map(|i| i["label"].as_str())
         .collect();
     assert_eq!(labels, BTreeSet::from(["TOKEN", "OTHER"]));
+    // `grant read_status ` names an oauth_client.
+    let text = format!(
+        "{VALUES}\noauth_client idp {{\n  token_url \"https://127.0.0.1:9/token\"\n  client_id \"svc\"\n}}\nrole watcher {{\n  grant read_status "
+    );
+    s.set("api.svc", &text);
+    let answer = s.at(
+        "textDocument/completion",
+        "api.svc",
+        position(&text, text.len(), true),
+    );
+    let labels: BTreeSet<&str> = answer
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i["label"].as_str())
+        .collect();
+    assert_eq!(labels, BTreeSet::from(["idp"]));
     s.lsp.shutdown();
 }

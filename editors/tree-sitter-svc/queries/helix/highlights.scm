@@ -25,6 +25,7 @@
   "update_secret"
   "update_secrets"
   "read_secret"
+  "read_status"
   "roles"
   "issuer"
   "authorize_url"
@@ -188,6 +189,9 @@
   account: (identifier) @type)
 
 (auth_client
+  client: (identifier) @type)
+
+(grant
   client: (identifier) @type)
 
 ; Endpoints: `SERVICE.ENDPOINT`, `SERVICE.*`.
