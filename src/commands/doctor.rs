@@ -9,11 +9,11 @@ use std::process::ExitCode;
 use chrono::Utc;
 
 use super::context::{Context, Place};
+use crate::backend::Health;
 use crate::commands::cli::DoctorArgs;
 use crate::diagnostic::Code;
 use crate::exit;
 use crate::output::outln;
-use crate::backend::Health;
 use crate::program::{self, CheckedProgram, Script};
 use crate::schedule::connections::{self, EXPIRY_WARNING, Sources};
 use std::collections::BTreeMap;
@@ -362,7 +362,9 @@ fn connections_check(
     for status in &statuses {
         let name = format!("`{}/{}`", status.client, status.connection_id);
         let s = &status.state;
-        let since = s.since.map_or(String::new(), |t| format!(" since {}", time(t)));
+        let since = s
+            .since
+            .map_or(String::new(), |t| format!(" since {}", time(t)));
         let error = s.last_error.as_ref().map_or(String::new(), |e| {
             let description = e
                 .description
