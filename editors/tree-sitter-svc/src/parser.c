@@ -6,7 +6,7 @@
 #pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 #endif
 
-#define LANGUAGE_VERSION 15
+#define LANGUAGE_VERSION 14
 #define STATE_COUNT 417
 #define LARGE_STATE_COUNT 4
 #define SYMBOL_COUNT 262
@@ -17,7 +17,7 @@
 #define MAX_ALIAS_SEQUENCE_LENGTH 7
 #define MAX_RESERVED_WORD_SET_SIZE 0
 #define PRODUCTION_ID_COUNT 58
-#define SUPERTYPE_COUNT 3
+#define SUPERTYPE_COUNT 0
 
 enum ts_symbol_identifiers {
   sym_identifier = 1,
@@ -2655,59 +2655,6 @@ static const TSStateId ts_primary_state_ids[STATE_COUNT] = {
   [416] = 416,
 };
 
-static const TSSymbol ts_supertype_symbols[SUPERTYPE_COUNT] = {
-  sym__declaration,
-  sym__expression,
-  sym__statement,
-};
-
-static const TSMapSlice ts_supertype_map_slices[] = {
-  [sym__declaration] = {.index = 0, .length = 7},
-  [sym__expression] = {.index = 7, .length = 15},
-  [sym__statement] = {.index = 22, .length = 13},
-};
-
-static const TSSymbol ts_supertype_map_entries[] = {
-  [0] =
-    sym_oauth_client_declaration,
-    sym_role_declaration,
-    sym_schedule_declaration,
-    sym_secret_declaration,
-    sym_service_account_declaration,
-    sym_service_declaration,
-    sym_user_declaration,
-  [7] =
-    alias_sym_variable,
-    sym__duration_literal,
-    sym_binary_expression,
-    sym_boolean,
-    sym_call,
-    sym_duration,
-    sym_error_ref,
-    sym_null,
-    sym_number,
-    sym_param_ref,
-    sym_parenthesized_expression,
-    sym_run_ref,
-    sym_secret_ref,
-    sym_string,
-    sym_unary_expression,
-  [22] =
-    sym_break_statement,
-    sym_foreach_loop,
-    sym_if_statement,
-    sym_log,
-    sym_run_service,
-    sym_sleep,
-    sym_throw,
-    sym_try_catch,
-    sym_update_secret,
-    sym_update_secrets,
-    sym_update_variables,
-    sym_web_request,
-    sym_while_loop,
-};
-
 static bool ts_lex(TSLexer *lexer, TSStateId state) {
   START_LEXER();
   eof = lexer->eof(lexer);
@@ -5087,7 +5034,7 @@ static bool ts_lex_keywords(TSLexer *lexer, TSStateId state) {
   }
 }
 
-static const TSLexerMode ts_lex_modes[STATE_COUNT] = {
+static const TSLexMode ts_lex_modes[STATE_COUNT] = {
   [0] = {.lex_state = 0},
   [1] = {.lex_state = 35},
   [2] = {.lex_state = 35},
@@ -14727,7 +14674,6 @@ TS_PUBLIC const TSLanguage *tree_sitter_svc(void) {
     .state_count = STATE_COUNT,
     .large_state_count = LARGE_STATE_COUNT,
     .production_id_count = PRODUCTION_ID_COUNT,
-    .supertype_count = SUPERTYPE_COUNT,
     .field_count = FIELD_COUNT,
     .max_alias_sequence_length = MAX_ALIAS_SEQUENCE_LENGTH,
     .parse_table = &ts_parse_table[0][0],
@@ -14738,9 +14684,6 @@ TS_PUBLIC const TSLanguage *tree_sitter_svc(void) {
     .field_names = ts_field_names,
     .field_map_slices = ts_field_map_slices,
     .field_map_entries = ts_field_map_entries,
-    .supertype_map_slices = ts_supertype_map_slices,
-    .supertype_map_entries = ts_supertype_map_entries,
-    .supertype_symbols = ts_supertype_symbols,
     .symbol_metadata = ts_symbol_metadata,
     .public_symbol_map = ts_symbol_map,
     .alias_map = ts_non_terminal_alias_map,
@@ -14750,13 +14693,6 @@ TS_PUBLIC const TSLanguage *tree_sitter_svc(void) {
     .keyword_lex_fn = ts_lex_keywords,
     .keyword_capture_token = sym_identifier,
     .primary_state_ids = ts_primary_state_ids,
-    .name = "svc",
-    .max_reserved_word_set_size = 0,
-    .metadata = {
-      .major_version = 0,
-      .minor_version = 1,
-      .patch_version = 0,
-    },
   };
   return &language;
 }
