@@ -68,7 +68,7 @@ codes! {
     UnknownService => "svc::name::unknown_service", Error, "A service is named but not declared.";
     UnknownEndpoint => "svc::name::unknown_endpoint", Error, "An endpoint is named but not declared.";
     UnknownFunction => "svc::name::unknown_function", Error, "A function svc does not know is called.";
-    UnknownClient => "svc::name::unknown_client", Error, "A request authenticates as an oauth_client that is not declared.";
+    UnknownClient => "svc::name::unknown_client", Error, "An oauth_client is named (by a request's authentication or a `read_status` grant) but not declared.";
     UnknownArgument => "svc::name::unknown_argument", Error, "A construct is given an argument it does not take.";
     UnknownTokenField => "svc::name::unknown_token_field", Error, "An oauth_client stores a token field svc does not know.";
     UnknownErrorField => "svc::name::unknown_error_field", Error, "error.FIELD is used outside catch, or the field does not exist.";

@@ -4,7 +4,9 @@ use rustc_hash::FxHashMap as HashMap;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use crate::check::symbols::{grants_read_secret, grants_run, grants_update_secret};
+use crate::check::symbols::{
+    grants_read_secret, grants_read_status, grants_run, grants_update_secret,
+};
 use crate::check::{self, Analysis};
 use crate::diagnostic::{self, Code, Diagnostic};
 use crate::source::{self, LoadError, SourceMap};
@@ -210,6 +212,12 @@ impl Script {
     pub fn can_read_secret(&self, identity: &IdentityDecl, secret: &str) -> bool {
         self.roles_of(identity)
             .any(|r| grants_read_secret(r, secret))
+    }
+
+    /// Whether `identity` may read the state of `client`'s connections.
+    pub fn can_read_status(&self, identity: &IdentityDecl, client: &str) -> bool {
+        self.roles_of(identity)
+            .any(|r| grants_read_status(r, client))
     }
 
     /// The users and service accounts allowed to run an endpoint.

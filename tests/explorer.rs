@@ -5,10 +5,62 @@ mod common;
 
 use common::{NodeServer, Project};
 use serde_json::json;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
 
 const CLIENT_ID: &str = "explorer-client";
 const CLIENT_SECRET: &str = "explorer-client-secret-61c0d9";
 const OLD_TOKEN: &str = "previous-access-token-77e2aa";
+const USER_REFRESH_TOKEN: &str = "dead-user-refresh-token-4f0c1b";
+
+/// A client that stores a person's tokens, refreshed by `users.refresh`
+/// from PROVIDER's token endpoint.
+const USER_APP: &str = r#"
+secret USER_REFRESH_TOKEN { environment_specific }
+secret USER_ACCESS_TOKEN  { environment_specific }
+
+oauth_client user_app {
+  authorize_url "PROVIDER/authorize"
+  token_url     "PROVIDER/token"
+  client_id     "explorer-user-app"
+  client_auth   none
+  stores {
+    refresh_token = USER_REFRESH_TOKEN
+    access_token  = USER_ACCESS_TOKEN
+  }
+}
+
+role user_refresher {
+  grant run users.refresh
+  grant update_secret USER_REFRESH_TOKEN
+  grant update_secret USER_ACCESS_TOKEN
+}
+role watcher { grant read_status user_app }
+user user_keeper { roles user_refresher }
+
+service users {
+  var token: string
+
+  action refresh {
+    web_request {
+      auth client(user_app)
+      form {
+        grant_type    = "refresh_token"
+        refresh_token = secret.USER_REFRESH_TOKEN
+      }
+      result_mapping { token = $.access_token }
+    }
+    if has_value(token) {
+      update_secret USER_ACCESS_TOKEN = token
+    }
+  }
+
+  endpoint refresh {
+    methods POST
+    process refresh
+  }
+}
+"#;
 
 #[test]
 fn the_explorer_lists_runs_and_shows_logs_without_values() {
@@ -27,7 +79,7 @@ fn the_explorer_lists_runs_and_shows_logs_without_values() {
     // An endpoint with a contract: the explorer builds its form from it.
     let script = script.replace(
         "service_account quickstart_bot { roles demo_refresher }",
-        "service_account quickstart_bot { roles demo_refresher calc_user }",
+        "service_account quickstart_bot { roles demo_refresher calc_user watcher }",
     ) + r#"
 role calc_user { grant run calc.add }
 
@@ -51,7 +103,39 @@ service calc {
   }
 }
 "#;
+    // A connection whose provider no longer accepts its refresh token: the
+    // explorer shows its state and the command that re-consents.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let provider = runtime.block_on(async {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/token"))
+            .respond_with(
+                ResponseTemplate::new(400).set_body_json(json!({"error": "invalid_grant"})),
+            )
+            .mount(&server)
+            .await;
+        server
+    });
+    let script = script + &USER_APP.replace("PROVIDER", &provider.uri());
     p.write("demo.svc", &script);
+    p.set("USER_REFRESH_TOKEN", USER_REFRESH_TOKEN);
+    let refused = p
+        .svc()
+        .args([
+            "run",
+            "demo.svc",
+            "users.refresh",
+            "--env",
+            "dev",
+            "--as",
+            "user_keeper",
+        ])
+        .run();
+    assert_eq!(refused.status, 1, "{}", refused.all_output());
     p.set("DEMO_CLIENT_ID", CLIENT_ID);
     p.set("DEMO_CLIENT_SECRET", CLIENT_SECRET);
     p.set("DEMO_ACCESS_TOKEN", OLD_TOKEN);
@@ -64,7 +148,16 @@ service calc {
         .env("SVC_KEY", &key)
         .env("SVC_ENDPOINT", "demo.refresh")
         .env("SVC_CONTRACT_ENDPOINT", "calc.add")
-        .env("SVC_FORBIDDEN", format!("{CLIENT_SECRET},{OLD_TOKEN}"))
+        .env(
+            "SVC_FORBIDDEN",
+            format!("{CLIENT_SECRET},{OLD_TOKEN},{USER_REFRESH_TOKEN}"),
+        )
+        .env("SVC_CONNECTION", "user_app/default")
+        .env("SVC_CONNECTION_STATE", "needs_reconsent")
+        .env(
+            "SVC_RECONSENT",
+            "svc authorize demo.svc user_app --env dev --as user_keeper",
+        )
         .env("SCREENSHOT", &screenshot)
         .output()
         .expect("node is installed");
@@ -83,6 +176,7 @@ service calc {
         "badge_agrees_with_the_key",
         "badge_follows_a_forgotten_key",
         "contract_form_and_response",
+        "connection_state_and_reconsent",
     ] {
         assert!(
             result["checks"].to_string().contains(check),

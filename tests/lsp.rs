@@ -2284,5 +2284,27 @@ fn completion_where_a_value_goes_offers_names_functions_and_secrets() {
         .filter_map(|i| i["label"].as_str())
         .collect();
     assert_eq!(labels, BTreeSet::from(["TOKEN", "OTHER"]));
+    // `grant read_status ` in a role names an oauth_client.
+    let declared = format!(
+        "{VALUES}\noauth_client idp {{\n  token_url \"https://127.0.0.1:9/token\"\n  client_id \"svc\"\n  client_auth none\n}}\n"
+    );
+    s.set("api.svc", &declared);
+    // Parsed (before a request is answered) while it parses.
+    s.lsp.sync();
+    let typed = format!("{declared}role watcher {{\n  grant read_status ");
+    let text = format!("{typed}\n}}\n");
+    s.set("api.svc", &text);
+    let answer = s.at(
+        "textDocument/completion",
+        "api.svc",
+        position(&text, typed.len(), true),
+    );
+    let labels: BTreeSet<&str> = answer
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i["label"].as_str())
+        .collect();
+    assert_eq!(labels, BTreeSet::from(["idp"]));
     s.lsp.shutdown();
 }

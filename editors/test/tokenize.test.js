@@ -33,7 +33,7 @@ const KEYWORDS = [
   'web_request', 'method', 'url', 'query', 'headers', 'form', 'json', 'body', 'auth', 'basic',
   'bearer', 'timeout', 'retry', 'attempts', 'max_time', 'redirects', 'result_mapping', 'header',
   'status', 'if', 'else', 'update_secret', 'update_secrets', 'value', 'expires_in', 'run_service',
-  'as', 'sleep', 'throw', 'try', 'catch', 'web_request_error', 'grant', 'run', 'read_secret',
+  'as', 'sleep', 'throw', 'try', 'catch', 'web_request_error', 'grant', 'run', 'read_secret', 'read_status',
   'roles', 'description', 'every', 'cron', 'time_zone', 'before_expiry', 'disabled',
   'environment_specific', 'locked', 'enabled', 'oauth_client', 'issuer', 'authorize_url', 'token_url',
   'device_authorization_url', 'revocation_url', 'refresh_token_ttl', 'client_id', 'client_auth', 'scopes',
@@ -501,6 +501,9 @@ function checkOauthClients(file, tk) {
   expectToken(tk, file, 'refresh_token = APP_REFRESH_TOKEN', '=', ['keyword.operator.assignment.svc']);
   expectToken(tk, file, 'refresh_token = APP_REFRESH_TOKEN', 'APP_REFRESH_TOKEN', ['variable.other.secret.svc']);
   expectToken(tk, file, 'access_token  = APP_ACCESS_TOKEN', 'APP_ACCESS_TOKEN', ['variable.other.secret.svc']);
+  // `grant read_status CLIENT` names a client, not a secret.
+  expectToken(tk, file, 'grant read_status app', 'read_status', ['keyword.other.svc']);
+  expectToken(tk, file, 'grant read_status app', 'app', ['entity.name.type.oauth-client.svc']);
   expectToken(tk, file, 'oauth_client signed {', 'signed', ['entity.name.type.oauth-client.svc']);
   expectToken(tk, file, 'issuer      "https://login', 'issuer', ['keyword.other.svc']);
   expectToken(tk, file, 'client_auth private_key_jwt(secret.SIGNING_KEY', 'private_key_jwt', ['keyword.other.svc']);

@@ -128,6 +128,7 @@ module.exports = grammar({
           seq('run', field('endpoint', $.endpoint_pattern)),
           seq('update_secret', field('secret', $.identifier)),
           seq('read_secret', field('secret', $.identifier)),
+          seq('read_status', field('client', $.identifier)),
         ),
       ),
 

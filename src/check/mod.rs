@@ -340,6 +340,9 @@ impl<'a, 'p> Checker<'a, 'p> {
                             self.usage.secret_used(secret.as_str());
                         }
                     }
+                    GrantKind::ReadStatus(client) => {
+                        self.resolve_client(client);
+                    }
                 }
             }
         }

@@ -887,7 +887,7 @@ impl<'a, 'p> Checker<'a, 'p> {
     }
 
     /// Reports an unknown client unless it is declared.
-    fn resolve_client(&mut self, name: &Name) {
+    pub(super) fn resolve_client(&mut self, name: &Name) {
         self.used(|| Symbol::Client(name.text.clone()), name.span);
         if self.symbols.clients.contains_key(name.as_str()) {
             return;

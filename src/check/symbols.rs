@@ -223,6 +223,13 @@ pub fn grants_read_secret(role: &RoleDecl, secret: &str) -> bool {
         .any(|g| matches!(&g.kind, GrantKind::ReadSecret(s) if s.text == secret))
 }
 
+/// Whether a role grants `read_status` on an `oauth_client`'s connections.
+pub fn grants_read_status(role: &RoleDecl, client: &str) -> bool {
+    role.grants
+        .iter()
+        .any(|g| matches!(&g.kind, GrantKind::ReadStatus(c) if c.text == client))
+}
+
 fn insert<'p, T>(
     table: &mut HashMap<&'p str, &'p T>,
     name: &'p Name,

@@ -184,8 +184,10 @@ pub enum Command {
                       identity it found and whether it opens the store, secrets the program reads that \
                       have no value, API keys of identities the program no longer declares, schedules \
                       whose accounts lack grants (and every other error of `svc check`), state or log \
-                      directories that cannot be written, and schedule runs recorded in the future \
-                      (clock skew). Exits 0 when all is well, 1 otherwise.",
+                      directories that cannot be written, schedule runs recorded in the future \
+                      (clock skew), and connections that need a person (`needs_reconsent`, \
+                      `misconfigured`: a failure, with the command that re-consents; a refresh token \
+                      expiring within 7 days: a warning). Exits 0 when all is well, 1 otherwise.",
         after_help = "Example: svc doctor --env prod"
     )]
     Doctor(DoctorArgs),

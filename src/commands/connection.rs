@@ -5,17 +5,16 @@
 use std::process::ExitCode;
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use serde::Serialize;
 
 use super::context::Context;
 use super::{block_on, store_error, usage_error};
-use crate::backend::connection::{ConnectionKey, ConnectionState, DEFAULT_ID};
+use crate::backend::connection::DEFAULT_ID;
 use crate::commands::cli::{ConnectionCommand, ConnectionPlace};
 use crate::exit;
 use crate::output::outln;
 use crate::program::Script;
-use crate::schedule::Schedule;
-use crate::syntax::ast::{OAuthClientDecl, TokenField};
+use crate::schedule::connections::{self, ConnectionStatus, Sources};
+use crate::syntax::ast::OAuthClientDecl;
 
 pub fn run(command: ConnectionCommand) -> ExitCode {
     let (place_args, wanted) = match command {
@@ -46,12 +45,6 @@ pub fn run(command: ConnectionCommand) -> ExitCode {
         Ok(opened) => opened,
         Err(code) => return code,
     };
-    let clients: Vec<&OAuthClientDecl> = script
-        .program()
-        .oauth_clients
-        .iter()
-        .filter(|c| c.stores.is_some())
-        .collect();
     if let Some((client, connection)) = &wanted
         && let Err(code) = find(&script, client, connection)
     {
@@ -67,44 +60,17 @@ pub fn run(command: ConnectionCommand) -> ExitCode {
         .ok()
         .and_then(|ids| super::secret::document(&place, &ids).ok());
     let schedule_states = block_on(place.backend.schedules.load()).unwrap_or_default();
-    let now = Utc::now();
-    let mut shown = Vec::new();
-    for client in clients {
-        let key = ConnectionKey::default_of(client.name.as_str());
-        if wanted
-            .as_ref()
-            .is_some_and(|(name, _)| name != client.name.as_str())
-        {
-            continue;
-        }
-        let stored = |field: TokenField| {
-            let store = client
-                .stores
-                .as_ref()?
-                .entries
-                .iter()
-                .find(|s| s.field == Some(field))?;
-            document.as_ref()?.get(store.secret.as_str())?.expires_at
-        };
-        let observed = states.contains_key(&key);
-        let mut state = states.get(&key).cloned().unwrap_or_default();
-        state.refresh_token_expires_at = state
-            .refresh_token_expires_at
-            .or_else(|| stored(TokenField::RefreshToken));
-        let next_refresh =
-            next_refresh(&script, client, &schedule_states, document.as_deref(), now);
-        shown.push(Shown {
-            reconsent_command: script.reconsent_command(&key.client, &place.env, None),
-            client: key.client,
-            connection_id: key.connection_id,
-            environment: place.env.clone(),
-            observed,
-            state,
-            access_token_expires_at: stored(TokenField::AccessToken),
-            next_refresh_at: next_refresh.as_ref().map(|(at, _)| *at),
-            next_refresh_by: next_refresh.map(|(_, schedule)| schedule),
-        });
-    }
+    let shown: Vec<ConnectionStatus> = connections::statuses(&Sources {
+        script: &script,
+        environment: &place.env,
+        states: &states,
+        document: document.as_deref(),
+        schedules: &schedule_states,
+        now: Utc::now(),
+    })
+    .into_iter()
+    .filter(|c| wanted.as_ref().is_none_or(|(name, _)| *name == c.client))
+    .collect();
     if json {
         let text = match &wanted {
             Some(_) => serde_json::to_string_pretty(&shown[0]),
@@ -140,12 +106,7 @@ pub(super) fn find<'s>(
     client: &str,
     connection: &str,
 ) -> Result<&'s OAuthClientDecl, ExitCode> {
-    let clients: Vec<&OAuthClientDecl> = script
-        .program()
-        .oauth_clients
-        .iter()
-        .filter(|c| c.stores.is_some())
-        .collect();
+    let clients: Vec<&OAuthClientDecl> = connections::clients(script).collect();
     let Some(found) = clients.iter().find(|c| c.name.as_str() == client) else {
         let names: Vec<&str> = clients.iter().map(|c| c.name.as_str()).collect();
         return Err(usage_error(
@@ -172,54 +133,7 @@ pub(super) fn find<'s>(
     Ok(found)
 }
 
-/// When a schedule next refreshes the client's connection, and which.
-fn next_refresh(
-    script: &Script,
-    client: &OAuthClientDecl,
-    states: &std::collections::BTreeMap<String, crate::backend::ScheduleState>,
-    document: Option<&crate::secrets::Document>,
-    now: DateTime<Utc>,
-) -> Option<(DateTime<Utc>, String)> {
-    Schedule::all(script)
-        .into_iter()
-        .filter(|s| s.enabled)
-        .filter(|s| {
-            script
-                .clients_storing(&script.secrets_updated(&s.service, &s.endpoint))
-                .iter()
-                .any(|c| c.name.as_str() == client.name.as_str())
-        })
-        .filter_map(|s| {
-            let state = states.get(&s.name).cloned().unwrap_or_default();
-            let expires_at = s
-                .before_expiry
-                .as_ref()
-                .and_then(|(secret, _)| document?.get(secret)?.expires_at);
-            let next = *s.upcoming(&state, expires_at, now, 1).first()?;
-            Some((next.max(now), s.name.clone()))
-        })
-        .min()
-}
-
-/// A connection as `list` and `show` print it.
-#[derive(Serialize)]
-struct Shown {
-    client: String,
-    connection_id: String,
-    environment: String,
-    /// Whether a run or `svc authorize` has recorded anything yet.
-    observed: bool,
-    /// As recorded; the refresh token's expiry, when none was recorded,
-    /// as the store has it.
-    #[serde(flatten)]
-    state: ConnectionState,
-    access_token_expires_at: Option<DateTime<Utc>>,
-    next_refresh_at: Option<DateTime<Utc>>,
-    next_refresh_by: Option<String>,
-    reconsent_command: String,
-}
-
-fn print_human(c: &Shown, detailed: bool) {
+fn print_human(c: &ConnectionStatus, detailed: bool) {
     let time = |t: &Option<DateTime<Utc>>| t.map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, true));
     let s = &c.state;
     let since = time(&s.since).map_or(String::new(), |t| format!(" since {t}"));

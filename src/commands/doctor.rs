@@ -9,11 +9,13 @@ use std::process::ExitCode;
 use chrono::Utc;
 
 use super::context::{Context, Place};
+use crate::backend::Health;
 use crate::commands::cli::DoctorArgs;
 use crate::diagnostic::Code;
 use crate::exit;
 use crate::output::outln;
-use crate::program::{self, CheckedProgram};
+use crate::program::{self, CheckedProgram, Script};
+use crate::schedule::connections::{self, EXPIRY_WARNING, Sources};
 use std::collections::BTreeMap;
 
 use super::block_on;
@@ -109,6 +111,11 @@ pub fn run(args: DoctorArgs) -> ExitCode {
                 "make it a directory svc's user can write, or choose another with the flag, SVC_* or svc.toml",
             ),
         }
+    }
+    // A program that runs has connections: each one's state.
+    if let Some(Ok(script)) = checked.map(Script::new) {
+        let document = opened.as_ref().map(|(document, _)| document);
+        connections_check(&mut report, &script, &place, document);
     }
     journal_check(&mut report, &place);
     clock_check(&mut report, &place);
@@ -317,6 +324,134 @@ fn refresh_check(report: &mut Report, checked: &CheckedProgram, document: &Docum
                 ),
             );
         }
+    }
+}
+
+/// No connection needs a person (`needs_reconsent`, `misconfigured`: a
+/// failure, with the command that re-consents), and no refresh token
+/// expires within a week unnoticed (a warning).
+fn connections_check(
+    report: &mut Report,
+    script: &Script,
+    place: &Place,
+    document: Option<&Document>,
+) {
+    let states = match block_on(place.backend.connections.load()) {
+        Ok(states) => states,
+        Err(error) => {
+            report.fail(
+                "connections",
+                error.to_string(),
+                error.help().unwrap_or_default(),
+            );
+            return;
+        }
+    };
+    let schedules = block_on(place.backend.schedules.load()).unwrap_or_default();
+    let now = Utc::now();
+    let statuses = connections::statuses(&Sources {
+        script,
+        environment: &place.env,
+        states: &states,
+        document,
+        schedules: &schedules,
+        now,
+    });
+    let time = |t: chrono::DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let mut troubled = 0;
+    for status in &statuses {
+        let name = format!("`{}/{}`", status.client, status.connection_id);
+        let s = &status.state;
+        let since = s
+            .since
+            .map_or(String::new(), |t| format!(" since {}", time(t)));
+        let error = s.last_error.as_ref().map_or(String::new(), |e| {
+            let description = e
+                .description
+                .as_ref()
+                .map_or(String::new(), |d| format!(" ({d})"));
+            format!(", last error: {}{description}", e.code)
+        });
+        let command = &status.reconsent_command;
+        match s.state {
+            Health::NeedsReconsent => {
+                troubled += 1;
+                report.fail(
+                    "connections",
+                    format!(
+                        "{name} is needs_reconsent{since}{error}: the provider no longer \
+                         accepts its refresh token, and nothing refreshes it"
+                    ),
+                    format!("a person consents again: `{command}`"),
+                );
+            }
+            Health::Misconfigured => {
+                troubled += 1;
+                report.fail(
+                    "connections",
+                    format!(
+                        "{name} is misconfigured{since}{error}: the provider refuses the \
+                         client, and nothing refreshes it"
+                    ),
+                    format!(
+                        "correct the client's values (`oauth_client {}`, its secrets), then \
+                         `{command}`",
+                        status.client
+                    ),
+                );
+            }
+            Health::Revoked => {
+                troubled += 1;
+                report.warn(
+                    "connections",
+                    format!("{name} is revoked{since}: its tokens were cleared"),
+                    format!("to use it again, a person consents: `{command}`"),
+                );
+            }
+            Health::Degraded => {
+                troubled += 1;
+                report.warn(
+                    "connections",
+                    format!(
+                        "{name} is degraded{since}, {} failed refreshes in a row{error}; runs \
+                         go on",
+                        s.consecutive_failures
+                    ),
+                    "see `svc connection show` and the endpoint's log; it recovers by itself \
+                     when the provider answers again",
+                );
+            }
+            Health::Healthy => {}
+        }
+        if !s.state.needs_person()
+            && status.refresh_token_expires_within(EXPIRY_WARNING, now)
+            && let Some(at) = s.refresh_token_expires_at
+        {
+            troubled += 1;
+            let when = if at <= now {
+                format!("expired at {}", time(at))
+            } else {
+                format!(
+                    "expires at {}, in {}",
+                    time(at),
+                    super::secret::human_duration((at - now).num_seconds())
+                )
+            };
+            report.warn(
+                "connections",
+                format!("the refresh token of {name} {when}"),
+                format!("a person consents again before then: `{command}`"),
+            );
+        }
+    }
+    if !statuses.is_empty() && troubled == 0 {
+        report.ok(
+            "connections",
+            format!(
+                "{} connection(s), each healthy, no refresh token expiring within 7 days",
+                statuses.len()
+            ),
+        );
     }
 }
 

@@ -30,6 +30,11 @@ pub fn document(program: &Program) -> Value {
     }
     paths.insert("/api/jobs/{id}".into(), jobs_path());
     paths.insert("/api/secrets/{name}".into(), secret_path(program));
+    paths.insert("/api/connections".into(), connections_path());
+    paths.insert(
+        "/api/connections/{client}/{connection_id}".into(),
+        connection_path(),
+    );
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -340,6 +345,44 @@ fn secret_read() -> Value {
     })
 }
 
+fn connections_path() -> Value {
+    json!({
+        "get": {
+            "operationId": "list_connections",
+            "summary": "The state of each connection whose client the caller holds `read_status` on; never a token",
+            "tags": ["svc"],
+            "responses": {
+                "200": {"description": "The connections the caller may read (possibly none)", "content": {"application/json": {"schema": {
+                    "type": "object",
+                    "required": ["connections"],
+                    "properties": {"connections": {"type": "array", "items": {"$ref": "#/components/schemas/Connection"}}}
+                }}}},
+                "401": {"$ref": "#/components/responses/Unauthorized"}
+            }
+        }
+    })
+}
+
+fn connection_path() -> Value {
+    json!({
+        "get": {
+            "operationId": "show_connection",
+            "summary": "The state of one connection, for callers granted `read_status CLIENT`; never a token",
+            "tags": ["svc"],
+            "parameters": [
+                {"name": "client", "in": "path", "required": true, "schema": {"type": "string"}},
+                {"name": "connection_id", "in": "path", "required": true, "schema": {"type": "string"}}
+            ],
+            "responses": {
+                "200": {"description": "The connection", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Connection"}}}},
+                "401": {"$ref": "#/components/responses/Unauthorized"},
+                "403": {"$ref": "#/components/responses/Forbidden"},
+                "404": {"$ref": "#/components/responses/NotFound"}
+            }
+        }
+    })
+}
+
 fn components() -> Value {
     let error = json!({"description": "An error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}});
     json!({
@@ -390,6 +433,30 @@ fn components() -> Value {
                     "endpoint": {"type": "string"},
                     "url": {"type": "string"},
                     "record": {"$ref": "#/components/schemas/RunRecord"}
+                }
+            },
+            "Connection": {
+                "type": "object",
+                "required": ["client", "connection_id", "environment", "state", "observed", "consecutive_failures", "reconsent_command"],
+                "properties": {
+                    "client": {"type": "string"},
+                    "connection_id": {"type": "string"},
+                    "environment": {"type": "string"},
+                    "state": {"type": "string", "enum": ["healthy", "degraded", "needs_reconsent", "misconfigured", "revoked"]},
+                    "observed": {"type": "boolean"},
+                    "since": {"type": ["string", "null"], "format": "date-time"},
+                    "consecutive_failures": {"type": "integer", "minimum": 0},
+                    "last_success_at": {"type": ["string", "null"], "format": "date-time"},
+                    "last_failure_at": {"type": ["string", "null"], "format": "date-time"},
+                    "last_error": {"oneOf": [
+                        {"type": "null"},
+                        {"type": "object", "required": ["code"], "properties": {"code": {"type": "string"}, "description": {"type": "string"}}}
+                    ]},
+                    "refresh_token_expires_at": {"type": ["string", "null"], "format": "date-time"},
+                    "access_token_expires_at": {"type": ["string", "null"], "format": "date-time"},
+                    "next_refresh_at": {"type": ["string", "null"], "format": "date-time"},
+                    "next_refresh_by": {"type": ["string", "null"]},
+                    "reconsent_command": {"type": "string"}
                 }
             },
             "Secret": {

@@ -1225,6 +1225,7 @@ fn grant(grant: &Grant) -> String {
         ),
         GrantKind::UpdateSecret(secret) => format!("grant update_secret {}", secret.text),
         GrantKind::ReadSecret(secret) => format!("grant read_secret {}", secret.text),
+        GrantKind::ReadStatus(client) => format!("grant read_status {}", client.text),
     }
 }
 

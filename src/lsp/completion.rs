@@ -50,7 +50,7 @@ fn items(view: View, before: &str) -> Vec<CompletionItem> {
     if lead.ends_with("param.") {
         return params(program, &blocks);
     }
-    if lead.ends_with("client(") {
+    if lead.ends_with("client(") || matches!(words.as_slice(), [.., "grant", "read_status"]) {
         return named(
             program.oauth_clients.iter().map(|c| &c.name.text),
             CompletionItemKind::INTERFACE,

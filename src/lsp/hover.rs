@@ -284,6 +284,7 @@ fn grant_text(grant: &Grant) -> String {
         ),
         GrantKind::UpdateSecret(name) => format!("`update_secret {}`", name.text),
         GrantKind::ReadSecret(name) => format!("`read_secret {}`", name.text),
+        GrantKind::ReadStatus(name) => format!("`read_status {}`", name.text),
     }
 }
 

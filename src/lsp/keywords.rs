@@ -55,12 +55,12 @@ pub const KEYWORDS: &[Keyword] = &[
     },
     Keyword {
         word: "role",
-        doc: "Declares a role, a set of grants: `grant run SERVICE.ENDPOINT`, `grant update_secret NAME`, `grant read_secret NAME`.",
+        doc: "Declares a role, a set of grants: `grant run SERVICE.ENDPOINT`, `update_secret NAME`, `read_secret NAME`, `read_status CLIENT`.",
         context: Context::TopLevel,
     },
     Keyword {
         word: "grant",
-        doc: "Gives the role's holders a permission: `run SERVICE.ENDPOINT` (or `SERVICE.*`), `update_secret NAME` or `read_secret NAME`.",
+        doc: "Gives the role's holders a permission: `run SERVICE.ENDPOINT` (or `.*`), `update_secret NAME`, `read_secret NAME`, `read_status CLIENT`.",
         context: Context::Role,
     },
     Keyword {
@@ -81,6 +81,11 @@ pub const KEYWORDS: &[Keyword] = &[
     Keyword {
         word: "read_secret",
         doc: "`grant read_secret NAME`: holders may fetch the secret's value through `svc serve`, or from a response that `reveals` it.",
+        context: Context::Role,
+    },
+    Keyword {
+        word: "read_status",
+        doc: "`grant read_status CLIENT`: holders may read the state of the client's connections through `svc serve`, never a token.",
         context: Context::Role,
     },
     Keyword {

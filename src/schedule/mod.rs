@@ -2,6 +2,8 @@
 //! processes so an overdue run fires at once and a recent one is not
 //! repeated.
 
+pub mod connections;
+
 use std::str::FromStr;
 use std::time::Duration;
 

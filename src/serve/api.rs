@@ -16,6 +16,7 @@ use super::App;
 use crate::backend::{JobRefused, LogName};
 use crate::backend::{Outcome, Trigger};
 use crate::run::RunRequest;
+use crate::schedule::connections::{self, ConnectionStatus, Sources};
 use crate::secrets::api_keys::{self, Rejection};
 use crate::syntax::ast::IdentityKind;
 
@@ -294,18 +295,23 @@ pub async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
     // A scrape never waits on a database: it shows the store as last read,
     // and reads it again behind the answer for the next scrape. Files are
     // read here (a stat, and a decryption when they changed).
+    // The connections' gauges, likewise: set behind the answer on a
+    // database, before it with files.
     let document = if app.engine.backend.is_shared() {
         use std::sync::atomic::Ordering;
         if !app.metrics_reading.swap(true, Ordering::SeqCst) {
             let reader = app.clone();
             tokio::spawn(async move {
-                let _ = reader.engine.store_document().await;
+                let document = reader.engine.store_document().await.ok();
+                set_connection_metrics(&reader, document.as_ref().map(|(d, _)| &**d)).await;
                 reader.metrics_reading.store(false, Ordering::SeqCst);
             });
         }
         app.engine.backend.secrets.cached_document()
     } else {
-        store_document(&app).await.ok()
+        let document = store_document(&app).await.ok();
+        set_connection_metrics(&app, document.as_deref()).await;
+        document
     };
     if let Some(document) = document {
         let now = Utc::now();
@@ -329,6 +335,31 @@ pub async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
         )],
         app.metrics.encode(),
     )
+}
+
+/// Reads the connections' states and sets their gauges; a store that
+/// cannot be read leaves them as last set.
+async fn set_connection_metrics(app: &App, document: Option<&crate::secrets::Document>) {
+    let states = match app.engine.backend.connections.load().await {
+        Ok(states) => states,
+        Err(error) => {
+            tracing::warn!(
+                "{}: the connections' metrics keep their last values: {error}",
+                error.code()
+            );
+            return;
+        }
+    };
+    let schedules = app.schedules.snapshot();
+    app.metrics
+        .set_connections(&connections::statuses(&Sources {
+            script: &app.script,
+            environment: app.engine.env(),
+            states: &states,
+            document,
+            schedules: &schedules,
+            now: Utc::now(),
+        }));
 }
 
 pub async fn catalog(State(app): State<Arc<App>>) -> Json<Value> {
@@ -859,6 +890,97 @@ pub async fn read_secret(
         "expires_at": entry.expires_at,
     });
     Ok(([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response())
+}
+
+/// Every connection of the program as `svc connection show --json` shows
+/// it: the recorded states, the tokens' expiries (when the store opens)
+/// and the schedules' next runs.
+async fn connection_statuses(app: &App) -> Result<Vec<ConnectionStatus>, ApiError> {
+    let states = app
+        .engine
+        .backend
+        .connections
+        .load()
+        .await
+        .map_err(store_unavailable)?;
+    let document = app.engine.store_document().await.ok().map(|(d, _)| d);
+    let schedules = app.schedules.snapshot();
+    Ok(connections::statuses(&Sources {
+        script: &app.script,
+        environment: app.engine.env(),
+        states: &states,
+        document: document.as_deref(),
+        schedules: &schedules,
+        now: Utc::now(),
+    }))
+}
+
+/// `GET /api/connections`: the connections whose client the caller holds
+/// `read_status` on (none: an empty list). Never a token.
+pub async fn list_connections(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let caller = authenticate(&app, &headers).await?;
+    let identity = app
+        .script
+        .identity(&caller.identity)
+        .expect("authenticated");
+    let readable: Vec<ConnectionStatus> = connection_statuses(&app)
+        .await?
+        .into_iter()
+        .filter(|c| app.script.can_read_status(identity, &c.client))
+        .collect();
+    Ok((
+        [(header::CACHE_CONTROL, "no-store")],
+        Json(json!({ "connections": readable })),
+    )
+        .into_response())
+}
+
+/// `GET /api/connections/CLIENT/ID`: one connection, for a caller that
+/// holds `read_status CLIENT`.
+pub async fn show_connection(
+    State(app): State<Arc<App>>,
+    Path((client, connection_id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let caller = authenticate(&app, &headers).await?;
+    let identity = app
+        .script
+        .identity(&caller.identity)
+        .expect("authenticated");
+    if !connections::clients(&app.script).any(|c| c.name.as_str() == client) {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_client",
+            format!("no oauth_client called `{client}` stores tokens"),
+        ));
+    }
+    if !app.script.can_read_status(identity, &client) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "`{}` may not read the state of `{client}`; grant `read_status {client}` to one \
+                 of its roles",
+                caller.identity
+            ),
+        ));
+    }
+    if !connections::exists(&app.script, &client, &connection_id) {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_connection",
+            format!("`{client}` has no connection `{connection_id}`"),
+        ));
+    }
+    let found = connection_statuses(&app)
+        .await?
+        .into_iter()
+        .find(|c| c.client == client && c.connection_id == connection_id)
+        .expect("every connection of the program has a status");
+    Ok(([(header::CACHE_CONTROL, "no-store")], Json(found)).into_response())
 }
 
 /// A run refused because a connection it refreshes needs a person: 409,

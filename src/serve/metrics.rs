@@ -8,7 +8,8 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use std::sync::atomic::AtomicU64;
 
-use crate::backend::{Outcome, RunRecord};
+use crate::backend::{Health, Outcome, RunRecord};
+use crate::schedule::connections::ConnectionStatus;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RunLabels {
@@ -42,6 +43,22 @@ struct StateLabel {
     state: String,
 }
 
+/// A connection, named as `svc connection show --json` names it.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ConnectionLabels {
+    environment: String,
+    client: String,
+    connection_id: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ConnectionStateLabels {
+    environment: String,
+    client: String,
+    connection_id: String,
+    state: String,
+}
+
 pub struct Metrics {
     registry: Registry,
     runs: Family<RunLabels, Counter>,
@@ -49,6 +66,8 @@ pub struct Metrics {
     expiry: Family<SecretLabel, Gauge<f64, AtomicU64>>,
     next_runs: Family<ScheduleLabel, Gauge<f64, AtomicU64>>,
     scheduler: Family<StateLabel, Gauge>,
+    connection_state: Family<ConnectionStateLabels, Gauge>,
+    refresh_token_expiry: Family<ConnectionLabels, Gauge<f64, AtomicU64>>,
     connections: Gauge,
     closed: Family<ReasonLabel, Counter>,
 }
@@ -113,6 +132,18 @@ impl Default for Metrics {
             "The scheduler's state: 1 for the current one (starting, running, standby, off, failed)",
             scheduler.clone(),
         );
+        let connection_state = Family::<ConnectionStateLabels, Gauge>::default();
+        registry.register(
+            "connection_state",
+            "Each connection's state: 1 for the current one (healthy, degraded, needs_reconsent, misconfigured, revoked)",
+            connection_state.clone(),
+        );
+        let refresh_token_expiry = Family::<ConnectionLabels, Gauge<f64, AtomicU64>>::default();
+        registry.register(
+            "connection_refresh_token_expiry_timestamp_seconds",
+            "When each connection's refresh token expires, as a Unix time (only when known)",
+            refresh_token_expiry.clone(),
+        );
         let connections = Gauge::default();
         registry.register(
             "http_connections",
@@ -128,6 +159,8 @@ impl Default for Metrics {
         Metrics {
             registry,
             scheduler,
+            connection_state,
+            refresh_token_expiry,
             connections,
             closed,
             runs,
@@ -190,6 +223,39 @@ impl Metrics {
                     state: state.to_string(),
                 })
                 .set(i64::from(state == current));
+        }
+    }
+
+    /// Sets the gauges of the connections (`svc connection show`): 1 for
+    /// each one's state and 0 for the others; the refresh token's expiry
+    /// where it is known, and none where it is not.
+    pub fn set_connections(&self, statuses: &[ConnectionStatus]) {
+        for status in statuses {
+            for state in Health::ALL {
+                self.connection_state
+                    .get_or_create(&ConnectionStateLabels {
+                        environment: status.environment.clone(),
+                        client: status.client.clone(),
+                        connection_id: status.connection_id.clone(),
+                        state: state.as_str().to_string(),
+                    })
+                    .set(i64::from(state == status.state.state));
+            }
+            let labels = ConnectionLabels {
+                environment: status.environment.clone(),
+                client: status.client.clone(),
+                connection_id: status.connection_id.clone(),
+            };
+            match status.state.refresh_token_expires_at {
+                Some(at) => {
+                    self.refresh_token_expiry
+                        .get_or_create(&labels)
+                        .set(at.timestamp_millis() as f64 / 1000.0);
+                }
+                None => {
+                    self.refresh_token_expiry.remove(&labels);
+                }
+            }
         }
     }
 

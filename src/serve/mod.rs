@@ -211,6 +211,11 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/jobs/{id}", get(api::job))
         .route("/api/secrets", get(api::list_secrets))
         .route("/api/secrets/{name}", get(api::read_secret))
+        .route("/api/connections", get(api::list_connections))
+        .route(
+            "/api/connections/{client}/{connection_id}",
+            get(api::show_connection),
+        )
         .fallback(api::not_found)
         .layer(axum::middleware::from_fn(api::log_refusals))
         .with_state(app)

@@ -155,6 +155,8 @@ pub enum GrantKind {
     Run(EndpointPattern),
     UpdateSecret(Name),
     ReadSecret(Name),
+    /// `read_status CLIENT`: the state of the client's connections.
+    ReadStatus(Name),
 }
 
 /// `service.endpoint` or `service.*` in a grant.

@@ -194,6 +194,7 @@ impl Builder {
                     let kind = match rule {
                         Rule::grant_run => GrantKind::Run(self.endpoint_pattern(target)),
                         Rule::grant_update_secret => GrantKind::UpdateSecret(self.name(target)),
+                        Rule::grant_read_status => GrantKind::ReadStatus(self.name(target)),
                         _ => GrantKind::ReadSecret(self.name(target)),
                     };
                     role.grants.push(Grant { kind, span: pspan });

@@ -352,6 +352,7 @@ fn describe(rule: Rule) -> Option<&'static str> {
         kw_update_secret => "`update_secret`",
         kw_update_secrets => "`update_secrets`",
         kw_read_secret => "`read_secret`",
+        kw_read_status => "`read_status`",
         kw_user => "`user`",
         kw_service_account => "`service_account`",
         kw_roles => "`roles`",

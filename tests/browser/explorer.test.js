@@ -3,6 +3,7 @@
 //
 //   SVC_URL=http://127.0.0.1:PORT SVC_KEY=svc_... SVC_ENDPOINT=demo.refresh \
 //   SVC_FORBIDDEN=value1,value2 SCREENSHOT=/tmp/explorer.png \
+//   [SVC_CONNECTION=client/default SVC_CONNECTION_STATE=needs_reconsent SVC_RECONSENT='svc authorize ...'] \
 //   node tests/browser/explorer.test.js
 //
 // Prints exactly one JSON line on stdout: {"ok":true,"checks":[...],...} and
@@ -195,6 +196,31 @@ async function main() {
   pass(`secrets_table_rows:${secretRows}`);
   await noSecretsInPage('after loading secrets');
   pass('no_secret_values_after_secrets');
+
+  // ---- connections ----
+  // SVC_CONNECTION=CLIENT/ID: its row shows SVC_CONNECTION_STATE and the
+  // re-consent command SVC_RECONSENT.
+  const connection = env('SVC_CONNECTION', false);
+  if (connection) {
+    const connectionsState = await settled('[data-testid="connections"]');
+    if (connectionsState !== 'ok') throw new Error(`connections failed: ${await textOf('[data-testid="connections-status"]')}`);
+    const row = `[data-testid="connections"] tr[data-testid="connection-row"][data-connection=${q(connection)}]`;
+    if (await page.locator(row).count() !== 1) {
+      const listed = await page.$$eval('[data-testid="connection-row"]', (nodes) => nodes.map(n => n.dataset.connection));
+      throw new Error(`the connections table does not list ${connection}; it lists: ${listed.join(', ') || 'nothing'}`);
+    }
+    await page.waitForSelector(row, { state: 'visible' });
+    // The badge shows the state's name (in capitals, by its style).
+    const shownState = (await textOf(`${row} [data-testid="connection-state"]`)).toLowerCase();
+    const wantedState = env('SVC_CONNECTION_STATE');
+    if (!shownState.startsWith(wantedState) || await page.getAttribute(row, 'data-state') !== wantedState) {
+      throw new Error(`${connection} shows state "${shownState}", not ${wantedState}`);
+    }
+    const command = await textOf(`${row} [data-testid="reconsent-command"]`);
+    if (command !== env('SVC_RECONSENT')) throw new Error(`${connection} shows the re-consent command "${command}"`);
+    await noSecretsInPage('after loading connections');
+    pass('connection_state_and_reconsent');
+  }
 
   // ---- run the endpoint ----
   const result = `[data-testid=${q('result-' + endpoint)}]`;

@@ -33,6 +33,7 @@
   "update_secret"
   "update_secrets"
   "read_secret"
+  "read_status"
   "roles"
   "issuer"
   "authorize_url"
@@ -201,6 +202,9 @@
   account: (identifier) @type)
 
 (auth_client
+  client: (identifier) @type)
+
+(grant
   client: (identifier) @type)
 
 ; Endpoints: `SERVICE.ENDPOINT`, `SERVICE.*`.

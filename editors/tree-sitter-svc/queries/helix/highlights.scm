@@ -29,6 +29,7 @@
   "update_secret"
   "update_secrets"
   "read_secret"
+  "read_status"
   "roles"
   "issuer"
   "authorize_url"
@@ -197,6 +198,9 @@
   account: (identifier) @type)
 
 (auth_client
+  client: (identifier) @type)
+
+(grant
   client: (identifier) @type)
 
 ; Endpoints: `SERVICE.ENDPOINT`, `SERVICE.*`.
