@@ -233,7 +233,7 @@ async fn the_state_of_connections_is_served_measured_and_checked_without_tokens(
     assert_eq!(run.status, 0, "{}", run.all_output());
     assert!(
         run.stdout.contains(
-            "ok    connections: 2 connection(s), each healthy, no refresh token expiring within 7 days"
+            "ok    connections: 2 connection(s), each healthy, no refresh token expiring within its expiry_warning (7 days by default)"
         ),
         "{}",
         run.stdout

@@ -423,8 +423,13 @@ fn connections_check(
             }
             Health::Healthy => {}
         }
+        // The client's `expiry_warning`, 7 days when it declares none.
+        let warning = script
+            .client(&status.client)
+            .and_then(|c| chrono::TimeDelta::from_std(c.expiry_warning_period()).ok())
+            .unwrap_or(EXPIRY_WARNING);
         if !s.state.needs_person()
-            && status.refresh_token_expires_within(EXPIRY_WARNING, now)
+            && status.refresh_token_expires_within(warning, now)
             && let Some(at) = s.refresh_token_expires_at
         {
             troubled += 1;
@@ -448,7 +453,8 @@ fn connections_check(
         report.ok(
             "connections",
             format!(
-                "{} connection(s), each healthy, no refresh token expiring within 7 days",
+                "{} connection(s), each healthy, no refresh token expiring within its \
+                 expiry_warning (7 days by default)",
                 statuses.len()
             ),
         );

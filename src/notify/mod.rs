@@ -37,9 +37,6 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Deliveries claimed per pass.
 const BATCH: usize = 32;
 
-/// The default `expiry_warning`.
-pub const EXPIRY_WARNING: TimeDelta = TimeDelta::days(7);
-
 /// A signing key: the decoded part of a `whsec_` secret.
 pub struct SigningKey(ring::hmac::Key);
 
@@ -275,14 +272,7 @@ impl Sender {
     /// declared.
     fn expiry_warning(&self, key: &ConnectionKey) -> Option<TimeDelta> {
         let client = self.script.client(&key.client)?;
-        Some(
-            client
-                .expiry_warning
-                .as_ref()
-                .and_then(|d| d.value)
-                .and_then(|d| TimeDelta::from_std(d).ok())
-                .unwrap_or(EXPIRY_WARNING),
-        )
+        TimeDelta::from_std(client.expiry_warning_period()).ok()
     }
 }
 

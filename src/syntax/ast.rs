@@ -277,6 +277,15 @@ impl OAuthClientDecl {
             .map(|s| &s.secret)
     }
 
+    /// How long before its refresh token expires a connection of this
+    /// client counts as expiring: `expiry_warning`, or 7 days.
+    pub fn expiry_warning_period(&self) -> Duration {
+        self.expiry_warning
+            .as_ref()
+            .and_then(|d| d.value)
+            .unwrap_or(Duration::from_secs(7 * 86_400))
+    }
+
     /// Whether `openid` is among the scopes.
     pub fn is_openid(&self) -> bool {
         self.scopes
