@@ -400,7 +400,11 @@ async fn a_dead_connection_is_said_once_signed_and_its_recovery_once() {
     let key = p.key("app_reader", &["--program", "app.svc"]);
     let server = Arc::new(p.serve(&["app.svc", "--env", "dev"]));
     let dead = receiver.wait_for("connection.needs_reconsent", 30).await;
-    assert_eq!(dead.body["data"]["state"], "needs_reconsent", "{}", dead.raw);
+    assert_eq!(
+        dead.body["data"]["state"], "needs_reconsent",
+        "{}",
+        dead.raw
+    );
     assert_eq!(dead.body["data"]["error_code"], "invalid_grant");
     assert_eq!(dead.body["data"]["environment"], "dev");
     assert_eq!(dead.body["data"]["client"], "app");
@@ -423,7 +427,11 @@ async fn a_dead_connection_is_said_once_signed_and_its_recovery_once() {
         "the schedule was not skipped ten times: {}",
         schedule_state(&p)
     );
-    assert_eq!(refresh_requests(), dead_at, "a refresh reached the provider");
+    assert_eq!(
+        refresh_requests(),
+        dead_at,
+        "a refresh reached the provider"
+    );
 
     // A read of the refreshed-on-read secret: 409 at once, nothing sent.
     let started = Instant::now();
@@ -434,7 +442,11 @@ async fn a_dead_connection_is_said_once_signed_and_its_recovery_once() {
     assert_eq!(read.status, 409, "{}", read.body);
     assert!(started.elapsed() < Duration::from_secs(2));
     assert_eq!(read.json()["error"]["code"], "needs_reconsent");
-    assert_eq!(refresh_requests(), dead_at, "a refresh reached the provider");
+    assert_eq!(
+        refresh_requests(),
+        dead_at,
+        "a refresh reached the provider"
+    );
 
     // A person consents again, while the server runs: recovered, once.
     outputs += &{
@@ -539,7 +551,15 @@ async fn a_flaky_provider_degrades_and_recovers_and_a_receiver_down_gets_each_ev
         let (p, id) = (p.clone(), id.clone());
         in_thread(move || {
             p.svc()
-                .args(["notify", "retry", &id, "--env", "dev", "--program", "app.svc"])
+                .args([
+                    "notify",
+                    "retry",
+                    &id,
+                    "--env",
+                    "dev",
+                    "--program",
+                    "app.svc",
+                ])
                 .run()
         })
         .await
@@ -557,7 +577,10 @@ async fn a_flaky_provider_degrades_and_recovers_and_a_receiver_down_gets_each_ev
     let degraded = receiver.wait_for("connection.degraded", 60).await;
     assert_eq!(degraded.id, id, "the webhook-id changed between attempts");
     assert_eq!(degraded.body["data"]["state"], "degraded");
-    assert_eq!(degraded.body["data"]["error_code"], "temporarily_unavailable");
+    assert_eq!(
+        degraded.body["data"]["error_code"],
+        "temporarily_unavailable"
+    );
 
     // The provider answers again: recovered.
     token_answer(
@@ -592,7 +615,12 @@ async fn a_flaky_provider_degrades_and_recovers_and_a_receiver_down_gets_each_ev
     };
     assert!(kept.iter().all(|d| d["status"] == "delivered"), "{kept:?}");
     outputs += &server.stderr();
-    let bodies: String = receiver.events().await.iter().map(|e| e.raw.clone()).collect();
+    let bodies: String = receiver
+        .events()
+        .await
+        .iter()
+        .map(|e| e.raw.clone())
+        .collect();
     assert_no_leak(
         &format!("{outputs}{bodies}{}", p.logs()),
         &[
@@ -676,7 +704,12 @@ async fn keep_alive_refreshes_a_connection_nobody_uses() {
     assert!(receiver.events().await.is_empty());
     assert_no_leak(
         &format!("{}{}{}", server.stderr(), logs.stdout, p.logs()),
-        &["idle-secret-Ge04", "idle-refresh-token-Yt88", "idle-refresh-two-Ob67", "idle-access-Mn21"],
+        &[
+            "idle-secret-Ge04",
+            "idle-refresh-token-Yt88",
+            "idle-refresh-two-Ob67",
+            "idle-access-Mn21",
+        ],
     );
 }
 
@@ -782,7 +815,12 @@ async fn on_postgresql_three_replicas_deliver_each_event_once_even_after_a_kill(
     for replica in &replicas {
         outputs += &replica.stderr();
     }
-    let bodies: String = receiver.events().await.iter().map(|e| e.raw.clone()).collect();
+    let bodies: String = receiver
+        .events()
+        .await
+        .iter()
+        .map(|e| e.raw.clone())
+        .collect();
     assert_no_leak(
         &format!("{outputs}{bodies}{}", p.project.logs()),
         &[

@@ -1107,6 +1107,7 @@ fn program() -> impl Strategy<Value = Program> {
                         services,
                         schedules,
                         oauth_clients: Vec::new(),
+                        notifies: Vec::new(),
                     },
                 )
             })

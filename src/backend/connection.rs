@@ -238,7 +238,9 @@ impl ConnectionState {
                 if let Some(expires) = next.refresh_token_expires_at
                     && !next.state.needs_person()
                     && next.expiring_noticed_for != Some(expires)
-                    && at.checked_add_signed(*within).is_none_or(|edge| expires <= edge)
+                    && at
+                        .checked_add_signed(*within)
+                        .is_none_or(|edge| expires <= edge)
                 {
                     next.expiring_noticed_for = Some(expires);
                     events.push(Event::RefreshTokenExpiring);
@@ -306,7 +308,11 @@ mod tests {
 
     #[test]
     fn each_class_of_failure_leads_to_its_state_and_a_success_recovers() {
-        let Observed { state: healthy, transition: t, .. } = ConnectionState::observe(
+        let Observed {
+            state: healthy,
+            transition: t,
+            ..
+        } = ConnectionState::observe(
             None,
             &Observation::Refreshed {
                 refresh_token_expires_at: None,
@@ -314,24 +320,44 @@ mod tests {
             at(0),
         );
         assert_eq!(t.unwrap().from, None);
-        let Observed { state: degraded, transition: t, .. } = ConnectionState::observe(Some(&healthy), &failed(FailureClass::Transient), at(1));
+        let Observed {
+            state: degraded,
+            transition: t,
+            ..
+        } = ConnectionState::observe(Some(&healthy), &failed(FailureClass::Transient), at(1));
         assert_eq!(degraded.state, Health::Degraded);
         assert!(!t.unwrap().is_recovery());
         // A second failure of the same kind is no transition.
-        let Observed { state: still, transition: t, .. } = ConnectionState::observe(Some(&degraded), &failed(FailureClass::Transient), at(2));
+        let Observed {
+            state: still,
+            transition: t,
+            ..
+        } = ConnectionState::observe(Some(&degraded), &failed(FailureClass::Transient), at(2));
         assert_eq!(
             (still.consecutive_failures, t, still.since),
             (2, None, Some(at(1)))
         );
-        let Observed { state: dead, transition: t, .. } = ConnectionState::observe(Some(&still), &failed(FailureClass::Terminal), at(3));
+        let Observed {
+            state: dead,
+            transition: t,
+            ..
+        } = ConnectionState::observe(Some(&still), &failed(FailureClass::Terminal), at(3));
         assert_eq!(
             (dead.state, t.unwrap().from),
             (Health::NeedsReconsent, Some(Health::Degraded))
         );
         // A flaky provider does not hide that a person is needed.
-        let Observed { state: dead, transition: t, .. } = ConnectionState::observe(Some(&dead), &failed(FailureClass::Transient), at(4));
+        let Observed {
+            state: dead,
+            transition: t,
+            ..
+        } = ConnectionState::observe(Some(&dead), &failed(FailureClass::Transient), at(4));
         assert_eq!((dead.state, t), (Health::NeedsReconsent, None));
-        let Observed { state: back, transition: t, .. } = ConnectionState::observe(
+        let Observed {
+            state: back,
+            transition: t,
+            ..
+        } = ConnectionState::observe(
             Some(&dead),
             &Observation::Authorized {
                 refresh_token_expires_at: Some(at(100)),
@@ -341,7 +367,11 @@ mod tests {
         assert!(t.unwrap().is_recovery());
         assert_eq!(back.consecutive_failures, 0);
         assert_eq!(back.refresh_token_expires_at, Some(at(100)));
-        let Observed { state: wrong, transition: _, .. } = ConnectionState::observe(Some(&back), &failed(FailureClass::Misconfigured), at(6));
+        let Observed {
+            state: wrong,
+            transition: _,
+            ..
+        } = ConnectionState::observe(Some(&back), &failed(FailureClass::Misconfigured), at(6));
         assert_eq!(wrong.state, Health::Misconfigured);
     }
 
@@ -351,9 +381,17 @@ mod tests {
             refresh_token_expires_at: Some(at(10)),
             ..ConnectionState::default()
         };
-        let Observed { state: before, transition: _, .. } = ConnectionState::observe(Some(&known), &failed(FailureClass::Transient), at(9));
+        let Observed {
+            state: before,
+            transition: _,
+            ..
+        } = ConnectionState::observe(Some(&known), &failed(FailureClass::Transient), at(9));
         assert_eq!(before.state, Health::Degraded);
-        let Observed { state: after, transition: _, .. } = ConnectionState::observe(Some(&known), &failed(FailureClass::Transient), at(10));
+        let Observed {
+            state: after,
+            transition: _,
+            ..
+        } = ConnectionState::observe(Some(&known), &failed(FailureClass::Transient), at(10));
         assert_eq!(after.state, Health::NeedsReconsent);
     }
 
@@ -375,10 +413,7 @@ mod tests {
         let back = ConnectionState::observe(Some(&still.state), &refreshed, at(4));
         assert_eq!(back.events, [Event::Recovered]);
         let new_and_dead = ConnectionState::observe(None, &failed(FailureClass::Terminal), at(5));
-        assert_eq!(
-            new_and_dead.events,
-            [Event::Created, Event::NeedsReconsent]
-        );
+        assert_eq!(new_and_dead.events, [Event::Created, Event::NeedsReconsent]);
     }
 
     #[test]

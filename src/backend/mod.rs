@@ -450,8 +450,8 @@ pub trait LogStore: Send + Sync {
 
 /// What a caller may see of a job.
 pub use connection::{ConnectionKey, ConnectionState, Health, Observation, Observed, Transition};
-pub use outbox::{Outbox, Subscriber};
 pub use jobs::JobView;
+pub use outbox::{Outbox, Subscriber};
 pub use record::{ErrorReport, Outcome, RunRecord, Trigger};
 pub use schedule_state::ScheduleState;
 

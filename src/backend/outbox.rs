@@ -236,9 +236,8 @@ fn body(
     if event == Event::RefreshTokenExpiring
         && let Some(expires) = state.refresh_token_expires_at
     {
-        data["refresh_token_expires_at"] = serde_json::Value::String(
-            expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        );
+        data["refresh_token_expires_at"] =
+            serde_json::Value::String(expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
     }
     serde_json::json!({
         "type": event.as_str(),

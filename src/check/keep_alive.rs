@@ -187,7 +187,10 @@ pub fn check(
                     refresh_token.text
                 ),
             )
-            .label(client.name.span, "no schedule, refresh on read or keep_alive")
+            .label(
+                client.name.span,
+                "no schedule, refresh on read or keep_alive",
+            )
             .help(format!(
                 "add `keep_alive 7d` to oauth_client `{}` (svc serve then refreshes it when it \
                  has idled that long), or a schedule that runs its refresh",

@@ -74,11 +74,7 @@ pub fn run(command: NotifyCommand) -> ExitCode {
         Ok(keys) => Arc::new(keys),
         Err(error) => return store_error(&error),
     };
-    let sender = crate::notify::Sender::new(
-        Arc::new(script),
-        place.backend.clone(),
-        Some(keys),
-    );
+    let sender = crate::notify::Sender::new(Arc::new(script), place.backend.clone(), Some(keys));
     let outcome = block_on(async {
         let delivery = place
             .backend
@@ -117,7 +113,9 @@ pub fn run(command: NotifyCommand) -> ExitCode {
                         "{} ({}) was not delivered to notify `{}`: {error}",
                         delivery.event, delivery.id, delivery.notify
                     ),
-                    Some("it stays pending: `svc serve` tries it again, with backoff, for 24 hours"),
+                    Some(
+                        "it stays pending: `svc serve` tries it again, with backoff, for 24 hours"
+                    ),
                     crate::report::Style::for_stderr(),
                 )
             );

@@ -55,7 +55,10 @@ impl SigningKey {
                 key.len()
             ));
         }
-        Ok(SigningKey(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &key)))
+        Ok(SigningKey(ring::hmac::Key::new(
+            ring::hmac::HMAC_SHA256,
+            &key,
+        )))
     }
 
     /// The `webhook-signature` header's value.
@@ -177,7 +180,9 @@ impl Sender {
         };
         let url = match url::Url::parse(&url.value) {
             Ok(url) => url,
-            Err(e) => return Attempt::Failed(format!("the URL of notify `{}`: {e}", notify.name.text)),
+            Err(e) => {
+                return Attempt::Failed(format!("the URL of notify `{}`: {e}", notify.name.text));
+            }
         };
         let timestamp = Utc::now().timestamp();
         let signature = key.sign(&delivery.id, timestamp, &delivery.body);
@@ -218,9 +223,10 @@ impl Sender {
     }
 
     async fn signing_secret(&self, name: &str) -> Result<crate::secrets::SecretValue, String> {
-        let keys = self.keys.as_ref().ok_or_else(|| {
-            format!("no identity to decrypt the signing secret `{name}` with")
-        })?;
+        let keys = self
+            .keys
+            .as_ref()
+            .ok_or_else(|| format!("no identity to decrypt the signing secret `{name}` with"))?;
         let document = self
             .backend
             .secrets
@@ -293,7 +299,11 @@ mod tests {
 
     #[test]
     fn a_malformed_secret_is_refused_without_showing_it() {
-        for secret in ["MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "whsec_not base64!", "whsec_c2hvcnQ="] {
+        for secret in [
+            "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            "whsec_not base64!",
+            "whsec_c2hvcnQ=",
+        ] {
             let error = SigningKey::parse(secret).err().unwrap();
             assert!(!error.contains(secret), "{error}");
         }

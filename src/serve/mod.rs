@@ -5,8 +5,8 @@ pub mod api;
 pub mod connections;
 mod framing;
 pub mod health;
-pub mod metrics;
 pub mod keep_alive;
+pub mod metrics;
 pub mod scheduler;
 
 use std::sync::Arc;

@@ -131,8 +131,7 @@ fn read(path: &Path) -> Result<Content, Error> {
 }
 
 fn write(path: &Path, content: &Content) -> Result<(), Error> {
-    let mut text =
-        serde_json::to_vec_pretty(content).map_err(|e| Error::Invalid(e.to_string()))?;
+    let mut text = serde_json::to_vec_pretty(content).map_err(|e| Error::Invalid(e.to_string()))?;
     text.push(b'\n');
     crate::secrets::atomic::write_file(path, &text).map_err(|e| Error::io("write", path, e))
 }
@@ -210,15 +209,15 @@ impl Outbox for FileConnections {
 
     async fn settle(&self, id: &str, attempt: Attempt, now: DateTime<Utc>) -> Result<(), Error> {
         let id = id.to_string();
-        self.update(move |content| {
-            match content.outbox.iter_mut().find(|d| d.id == id) {
+        self.update(
+            move |content| match content.outbox.iter_mut().find(|d| d.id == id) {
                 Some(delivery) => {
                     delivery.settle(attempt, now);
                     ((), true)
                 }
                 None => ((), false),
-            }
-        })
+            },
+        )
         .await
     }
 
@@ -235,16 +234,16 @@ impl Outbox for FileConnections {
     ) -> Result<Option<Delivery>, Error> {
         let id = id.to_string();
         let until = now.checked_add_signed(lease).unwrap_or(now);
-        self.update(move |content| {
-            match content.outbox.iter_mut().find(|d| d.id == id) {
+        self.update(
+            move |content| match content.outbox.iter_mut().find(|d| d.id == id) {
                 Some(delivery) => {
                     delivery.retry(now);
                     delivery.lease_until = Some(until);
                     (Some(delivery.clone()), true)
                 }
                 None => (None, false),
-            }
-        })
+            },
+        )
         .await
     }
 }

@@ -27,11 +27,11 @@ use chrono::{DateTime, Utc};
 use super::{Database, LONGEST_CALL, Progress};
 use crate::backend::RunRecord;
 use crate::backend::ScheduleState;
+use crate::backend::outbox::{Attempt, Delivery};
 use crate::backend::{
     Backend, Change, Changed, Held, JobRefused, JobStore, JobView, KeyIndex, KeyStore, LogName,
     LogStore, RecipientChange, ScheduleStore, SecretStore,
 };
-use crate::backend::outbox::{Attempt, Delivery};
 use crate::backend::{
     ConnectionKey, ConnectionState, ConnectionStore, Observation, Observed, Outbox, Subscriber,
 };

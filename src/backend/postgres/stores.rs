@@ -15,11 +15,11 @@ use super::locks::PgLocks;
 use super::{Database, lock_key, unavailable};
 use crate::backend::RunRecord;
 use crate::backend::ScheduleState;
+use crate::backend::outbox::{Attempt, Delivery, Status};
 use crate::backend::{
     Backend, Change, Changed, Fence, Held, JobRefused, JobStore, JobView, KeyIndex, KeyStore,
     LogName, LogStore, Options, RecipientChange, ScheduleStore, SecretStore,
 };
-use crate::backend::outbox::{Attempt, Delivery, Status};
 use crate::backend::{
     ConnectionKey, ConnectionState, ConnectionStore, Observation, Observed, Outbox, Subscriber,
 };
