@@ -180,6 +180,12 @@ struct Receiver {
 impl Receiver {
     /// On `listener` when given (a port reserved while it was down).
     async fn start(listener: Option<TcpListener>) -> Receiver {
+        Receiver::start_slow(listener, Duration::ZERO).await
+    }
+
+    /// One that takes `delay` to answer: senders that do not keep their
+    /// claims apart all send within that time.
+    async fn start_slow(listener: Option<TcpListener>, delay: Duration) -> Receiver {
         let builder = MockServer::builder();
         let server = match listener {
             Some(listener) => builder.listener(listener).start().await,
@@ -187,7 +193,7 @@ impl Receiver {
         };
         Mock::given(method("POST"))
             .and(path("/hooks"))
-            .respond_with(ResponseTemplate::new(200))
+            .respond_with(ResponseTemplate::new(200).set_delay(delay))
             .mount(&server)
             .await;
         Receiver { server }
@@ -772,8 +778,9 @@ async fn on_postgresql_three_replicas_deliver_each_event_once_even_after_a_kill(
     }
     drop(replicas);
 
-    // The receiver comes up, the replicas come back: delivered once.
-    let receiver = Receiver::start(Some(listen_again(&hook))).await;
+    // The receiver comes up, slow to answer, and the replicas come back:
+    // delivered once.
+    let receiver = Receiver::start_slow(Some(listen_again(&hook)), Duration::from_secs(2)).await;
     let replicas: Vec<_> = (0..3).map(|_| serve(&p)).collect();
     let degraded = receiver.wait_for("connection.degraded", 90).await;
     let waiting = {
