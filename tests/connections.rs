@@ -586,6 +586,10 @@ async fn on_postgresql_every_observation_counts_and_another_process_sees_the_sta
             })
         })
         .collect();
+    // A run whose database call outlived its deadline (no progress for
+    // 4 s on a loaded machine) says it could not record the failure:
+    // that one is not counted. A lost update says nothing.
+    let mut recorded = 0;
     for run in runs {
         let run = run.await.unwrap();
         assert_eq!(run.status, 1, "{}", run.all_output());
@@ -594,11 +598,21 @@ async fn on_postgresql_every_observation_counts_and_another_process_sees_the_sta
             "not the provider's failure: {}",
             run.stderr
         );
+        if !run.stderr.contains("cannot record the state of connection") {
+            recorded += 1;
+        }
     }
     let show = |p: std::sync::Arc<PgProject>| in_thread(move || connection(p.svc()));
     let c = show(p.clone()).await;
     assert_eq!(c["state"], "degraded", "{c}");
-    assert_eq!(c["consecutive_failures"], 4, "an observation was lost: {c}");
+    assert!(
+        recorded >= 3,
+        "the database refused most records: {recorded}"
+    );
+    assert_eq!(
+        c["consecutive_failures"], recorded,
+        "an observation was lost: {c}"
+    );
 
     answer(&server, 400, json!({"error": "invalid_grant"})).await;
     let run = {
