@@ -839,3 +839,147 @@ async fn on_postgresql_three_replicas_deliver_each_event_once_even_after_a_kill(
         ],
     );
 }
+
+// ---- svc connection delete ----------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_connection_revokes_it_clears_it_and_says_so_once() {
+    let tokens = MockServer::start().await;
+    let receiver = Receiver::start(None).await;
+    let p = Arc::new(Project::new());
+    p.write(
+        "app.svc",
+        &program(
+            &wiremock_endpoints(&tokens),
+            &format!("revocation_url \"{}/revoke\"", tokens.uri()),
+            false,
+            &receiver.url(),
+            "connection.created connection.revoked connection.deleted",
+        ),
+    );
+    p.set("CLIENT_ID", "gone-client");
+    p.set("CLIENT_SECRET", "gone-secret-Hv52");
+    p.set("REFRESH_TOKEN", "gone-refresh-token-Az07");
+    p.set("HOOK_KEY", &signing_secret());
+    token_answer(
+        &tokens,
+        200,
+        json!({"access_token": "gone-access-Pe33", "refresh_token": "gone-refresh-two-Ck81",
+               "expires_in": 3600}),
+    )
+    .await;
+    Mock::given(method("POST"))
+        .and(path("/revoke"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&tokens)
+        .await;
+    let run = {
+        let p = p.clone();
+        in_thread(move || run_refresh(p.svc(), &[])).await
+    };
+    assert_eq!(run.status, 0, "{}", run.all_output());
+    let server = p.serve(&["app.svc", "--env", "dev"]);
+    receiver.wait_for("connection.created", 30).await;
+
+    let deleted = {
+        let p = p.clone();
+        in_thread(move || {
+            p.svc()
+                .args([
+                    "connection",
+                    "delete",
+                    "app",
+                    "--env",
+                    "dev",
+                    "--program",
+                    "app.svc",
+                ])
+                .run()
+        })
+        .await
+    };
+    assert_eq!(deleted.status, 0, "{}", deleted.all_output());
+    assert!(
+        deleted
+            .stdout
+            .contains("the connection `app/default` is deleted"),
+        "{}",
+        deleted.stdout
+    );
+    let event = receiver.wait_for("connection.deleted", 30).await;
+    assert_eq!(event.body["data"]["state"], "deleted", "{}", event.raw);
+    assert_eq!(event.body["data"]["client"], "app");
+    // Both tokens went to the revocation endpoint, refresh token first.
+    let revoked: Vec<String> = tokens
+        .received_requests()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.url.path() == "/revoke")
+        .map(|r| String::from_utf8_lossy(&r.body).into_owned())
+        .collect();
+    assert_eq!(revoked.len(), 2, "{revoked:?}");
+    assert!(revoked[0].contains("gone-refresh-two-Ck81"), "{revoked:?}");
+    // Nothing is left: the secrets, the record.
+    let show = {
+        let p = p.clone();
+        in_thread(move || {
+            p.svc()
+                .args([
+                    "connection",
+                    "show",
+                    "app",
+                    "--program",
+                    "app.svc",
+                    "--env",
+                    "dev",
+                    "--json",
+                ])
+                .run()
+        })
+        .await
+    };
+    assert_eq!(show.status, 0, "{}", show.all_output());
+    let shown: Value = serde_json::from_str(&show.stdout).unwrap();
+    assert_eq!(shown["observed"], false, "{shown}");
+    let listed = {
+        let p = p.clone();
+        in_thread(move || p.svc().args(["secret", "list", "--env", "dev"]).run()).await
+    };
+    assert!(
+        !listed.stdout.contains("REFRESH_TOKEN"),
+        "{}",
+        listed.stdout
+    );
+    assert!(!listed.stdout.contains("ACCESS_TOKEN"), "{}", listed.stdout);
+    assert_eq!(
+        receiver.counts().await,
+        BTreeMap::from([
+            ("connection.created".to_string(), 1),
+            ("connection.deleted".to_string(), 1),
+        ]),
+        "a deletion is not also a revocation"
+    );
+    let bodies: String = receiver
+        .events()
+        .await
+        .iter()
+        .map(|e| e.raw.clone())
+        .collect();
+    assert_no_leak(
+        &format!(
+            "{}{}{}{bodies}{}",
+            deleted.all_output(),
+            show.all_output(),
+            server.stderr(),
+            p.logs()
+        ),
+        &[
+            "gone-secret-Hv52",
+            "gone-refresh-token-Az07",
+            "gone-refresh-two-Ck81",
+            "gone-access-Pe33",
+            &signing_secret(),
+        ],
+    );
+}

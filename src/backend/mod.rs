@@ -425,6 +425,16 @@ pub trait ConnectionStore: Send + Sync {
         subscribers: &[Subscriber],
         at: DateTime<Utc>,
     ) -> Result<Observed, Error>;
+
+    /// Forgets a connection, writing the deliveries of
+    /// `connection.deleted` to `subscribers` in the same update. Returns
+    /// whether it was known.
+    async fn delete(
+        &self,
+        key: &ConnectionKey,
+        subscribers: &[Subscriber],
+        at: DateTime<Utc>,
+    ) -> Result<bool, Error>;
 }
 
 /// Which log.

@@ -157,6 +157,47 @@ impl Delivery {
         out
     }
 
+    /// The deliveries of `connection.deleted`: the connection as it was
+    /// last known, its state now `deleted`.
+    pub fn for_deletion(
+        env: &str,
+        key: &ConnectionKey,
+        subscribers: &[Subscriber],
+        at: DateTime<Utc>,
+    ) -> Vec<Delivery> {
+        let body = serde_json::json!({
+            "type": Event::Deleted.as_str(),
+            "timestamp": at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            "data": {
+                "environment": env,
+                "client": key.client,
+                "connection_id": key.connection_id,
+                "state": "deleted",
+                "error_code": null,
+            },
+        })
+        .to_string();
+        subscribers
+            .iter()
+            .filter(|s| s.events.contains(&Event::Deleted))
+            .map(|s| Delivery {
+                id: new_id(),
+                notify: s.notify.clone(),
+                event: Event::Deleted.as_str().to_string(),
+                client: key.client.clone(),
+                connection_id: key.connection_id.clone(),
+                body: body.clone(),
+                created_at: at,
+                status: Status::Pending,
+                attempts: 0,
+                next_attempt_at: at,
+                last_error: None,
+                delivered_at: None,
+                lease_until: None,
+            })
+            .collect()
+    }
+
     /// Whether a sender may claim it at `now`.
     pub fn is_due(&self, now: DateTime<Utc>) -> bool {
         self.status == Status::Pending

@@ -741,6 +741,31 @@ pub enum ConnectionCommand {
         #[command(flatten)]
         place: ConnectionPlace,
     },
+    /// Revoke a connection's tokens at the provider as `revoke` does, clear them, and forget the connection (event `connection.deleted`)
+    #[command(
+        long_about = "Does what `svc connection revoke` does (the tokens revoked at the provider, \
+                      then cleared from the store in one update; nothing cleared when the provider \
+                      refuses the refresh token), then forgets the connection's state and sends \
+                      `connection.deleted` to the `notify` receivers that list it. Token values are \
+                      never printed.",
+        after_help = "Example: svc connection delete hubspot_app --env prod"
+    )]
+    Delete {
+        /// The oauth_client
+        #[arg(value_name = "CLIENT", add = ArgValueCandidates::new(complete::clients))]
+        client: String,
+        /// The connection of the client [default: the client's one connection, `default`]
+        #[arg(long, value_name = "ID", default_value = "default")]
+        connection: String,
+        /// Clear the tokens without calling the provider: they stay valid there until they expire or are revoked in its console
+        #[arg(long)]
+        local_only: bool,
+        /// How long to wait for a run that refreshes the connection to finish
+        #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = parse_duration)]
+        lock_timeout: std::time::Duration,
+        #[command(flatten)]
+        place: ConnectionPlace,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -37,6 +37,23 @@ pub fn run(command: ConnectionCommand) -> ExitCode {
                 local_only,
                 lock_timeout,
                 place,
+                delete: false,
+            });
+        }
+        ConnectionCommand::Delete {
+            client,
+            connection,
+            local_only,
+            lock_timeout,
+            place,
+        } => {
+            return super::revoke::run(super::revoke::Args {
+                client,
+                connection,
+                local_only,
+                lock_timeout,
+                place,
+                delete: true,
             });
         }
     };

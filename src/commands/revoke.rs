@@ -49,6 +49,8 @@ pub struct Args {
     pub local_only: bool,
     pub lock_timeout: std::time::Duration,
     pub place: ConnectionPlace,
+    /// `svc connection delete`: forget the connection afterwards.
+    pub delete: bool,
 }
 
 pub fn run(args: Args) -> ExitCode {
@@ -169,7 +171,7 @@ impl Done {
                     "client": self.key.client,
                     "connection_id": self.key.connection_id,
                     "environment": place.env,
-                    "state": "revoked",
+                    "state": if args.delete { "deleted" } else { "revoked" },
                     "revocation_endpoint": endpoint,
                     "revoked": self.revoked.iter().map(|h| h.as_str()).collect::<Vec<_>>(),
                     "not_revoked_at_provider": self.not_asked,
@@ -197,12 +199,20 @@ impl Done {
             } else {
                 format!("cleared {}", self.cleared.join(", "))
             };
-            outln!(
-                "{cleared} in `{}`; the connection `{}` is revoked",
-                place.env,
-                self.key
-            );
-            outln!("re-consent: {reconsent}");
+            if args.delete {
+                outln!(
+                    "{cleared} in `{}`; the connection `{}` is deleted",
+                    place.env,
+                    self.key
+                );
+            } else {
+                outln!(
+                    "{cleared} in `{}`; the connection `{}` is revoked",
+                    place.env,
+                    self.key
+                );
+                outln!("re-consent: {reconsent}");
+            }
         }
         if let Some(error) = &self.partial {
             eprint!(
@@ -426,13 +436,26 @@ impl Revocation<'_> {
         if journaled && let Err(e) = backend.journal.settled(&journal_key, &run_id).await {
             tracing::warn!("cannot prune the recovery journal: {e}");
         }
-        backend
-            .observe_connection(
-                &key,
-                &Observation::Revoked,
-                &crate::backend::outbox::subscribers(self.script.program()),
-            )
-            .await;
+        let subscribers = crate::backend::outbox::subscribers(self.script.program());
+        if self.args.delete {
+            // The tokens are gone; what is left is the record, and the
+            // event that says so, written together.
+            backend
+                .connections
+                .delete(&key, &subscribers, Utc::now())
+                .await
+                .map_err(|e| {
+                    Failure::store(
+                        &e,
+                        &redactor,
+                        "the tokens were cleared, but the connection's record cannot be removed",
+                    )
+                })?;
+        } else {
+            backend
+                .observe_connection(&key, &Observation::Revoked, &subscribers)
+                .await;
+        }
         Ok(done)
     }
 

@@ -177,6 +177,28 @@ impl ConnectionStore for FileConnections {
         })
         .await
     }
+
+    async fn delete(
+        &self,
+        key: &ConnectionKey,
+        subscribers: &[Subscriber],
+        at: DateTime<Utc>,
+    ) -> Result<bool, Error> {
+        let key = key.clone();
+        let (env, subscribers) = (self.env.clone(), subscribers.to_vec());
+        self.update(move |content| {
+            let before = content.connections.len();
+            content
+                .connections
+                .retain(|k| !(k.client == key.client && k.connection_id == key.connection_id));
+            let known = content.connections.len() != before;
+            content
+                .outbox
+                .extend(Delivery::for_deletion(&env, &key, &subscribers, at));
+            (known, true)
+        })
+        .await
+    }
 }
 
 #[async_trait]

@@ -229,6 +229,16 @@ impl ConnectionStore for Bounded<dyn ConnectionStore> {
         )
         .await
     }
+
+    async fn delete(
+        &self,
+        key: &ConnectionKey,
+        subscribers: &[Subscriber],
+        at: DateTime<Utc>,
+    ) -> Result<bool, Error> {
+        self.within(LONGEST_CALL, self.0.delete(key, subscribers, at))
+            .await
+    }
 }
 
 #[async_trait]

@@ -1043,6 +1043,39 @@ impl ConnectionStore for PgConnections {
         transaction.commit().await.map_err(unavailable)?;
         Ok(observed)
     }
+
+    async fn delete(
+        &self,
+        key: &ConnectionKey,
+        subscribers: &[Subscriber],
+        at: DateTime<Utc>,
+    ) -> Result<bool, Error> {
+        self.forget(key, subscribers, at).await
+    }
+}
+
+impl PgConnections {
+    async fn forget(
+        &self,
+        key: &ConnectionKey,
+        subscribers: &[Subscriber],
+        at: DateTime<Utc>,
+    ) -> Result<bool, Error> {
+        let mut client = self.db.client().await?;
+        let transaction = client.transaction().await.map_err(unavailable)?;
+        let deleted = transaction
+            .execute(
+                "DELETE FROM svc_connections WHERE env = $1 AND client = $2 AND connection_id = $3",
+                &[&self.env, &key.client, &key.connection_id],
+            )
+            .await
+            .map_err(unavailable)?;
+        for delivery in Delivery::for_deletion(&self.env, key, subscribers, at) {
+            insert_delivery(&transaction, &self.env, &delivery).await?;
+        }
+        transaction.commit().await.map_err(unavailable)?;
+        Ok(deleted > 0)
+    }
 }
 
 /// The outbox, a row per delivery.
