@@ -14,13 +14,11 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use common::authorizing::Authorizing;
 use common::{NodeServer, Project, Run, Svc};
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 const DEVICE: (&str, &str) = ("events-device", "events-device-secret-8c2e41");
 /// The receiver's signing key, as Standard Webhooks gives it out.
 const SIGNING_KEY: &[u8; 32] = b"svc-events-test-signing-key-0042";
@@ -34,110 +32,13 @@ fn signing_secret() -> String {
 
 fn provider() -> &'static NodeServer {
     static PROVIDER: OnceLock<NodeServer> = OnceLock::new();
-    PROVIDER.get_or_init(|| {
-        NodeServer::start(
-            "oidc",
-            json!({
-                "clients": [
-                    {"client_id": DEVICE.0, "client_secret": DEVICE.1,
-                     "token_endpoint_auth_method": "client_secret_post",
-                     "grant_types": [DEVICE_GRANT, "refresh_token"],
-                     "scope": "openid offline_access api:read",
-                     "rotate_refresh_token": true},
-                ],
-                "device_poll_interval": 1,
-            }),
-        )
-    })
+    PROVIDER.get_or_init(|| common::authorizing::device_provider(DEVICE))
 }
 
-/// A program with `oauth_client app` (`endpoints` and `extra` inside it),
-/// a refresh endpoint, a schedule every second (disabled unless
-/// `schedule`), ACCESS_TOKEN refreshed on read, and `notify ops` to
+/// The program of tests/common/authorizing.rs, with `notify ops` to
 /// `hook` for `events`.
 fn program(endpoints: &str, extra: &str, schedule: bool, hook: &str, events: &str) -> String {
-    let disabled = if schedule { "" } else { "disabled" };
-    format!(
-        r#"
-secret CLIENT_ID     {{ environment_specific }}
-secret CLIENT_SECRET {{ environment_specific locked }}
-secret REFRESH_TOKEN {{ environment_specific }}
-secret ACCESS_TOKEN  {{ environment_specific refreshed_by api.refresh as scheduler min_valid 1h }}
-secret HOOK_KEY      {{ environment_specific locked }}
-
-oauth_client app {{
-  {endpoints}
-  client_id   secret.CLIENT_ID
-  client_auth client_secret_post(secret.CLIENT_SECRET)
-  scopes      "openid offline_access api:read"
-  {extra}
-  stores {{
-    refresh_token = REFRESH_TOKEN
-    access_token  = ACCESS_TOKEN
-  }}
-}}
-
-notify ops {{
-  url    "{hook}"
-  secret secret.HOOK_KEY
-  events {events}
-}}
-
-role token_keeper {{
-  grant run api.refresh
-  grant update_secret REFRESH_TOKEN
-  grant update_secret ACCESS_TOKEN
-}}
-role reader {{ grant read_secret ACCESS_TOKEN }}
-
-user ops {{ roles token_keeper }}
-service_account scheduler {{ roles token_keeper }}
-service_account app_reader {{ roles reader }}
-
-service api {{
-  var token: string
-  var new_refresh_token: string
-  var expires_in: number
-
-  action refresh {{
-    web_request {{
-      auth client(app)
-      form {{
-        grant_type    = "refresh_token"
-        refresh_token = secret.REFRESH_TOKEN
-      }}
-      result_mapping {{
-        token             = $.access_token
-        new_refresh_token = $.refresh_token
-        expires_in        = $.expires_in
-      }}
-    }}
-    if has_value(new_refresh_token) {{
-      update_secret REFRESH_TOKEN = new_refresh_token
-    }}
-    if has_value(token) {{
-      update_secret ACCESS_TOKEN {{
-        value      = token
-        expires_in = expires_in
-      }}
-    }}
-  }}
-
-  endpoint refresh {{
-    methods GET POST
-    log enabled
-    process refresh
-  }}
-}}
-
-schedule keep_fresh {{
-  endpoint api.refresh
-  service_account scheduler
-  every 1s
-  {disabled}
-}}
-"#
-    )
+    common::authorizing::refresh_program(endpoints, extra, schedule, Some((hook, events)))
 }
 
 fn assert_no_leak(text: &str, values: &[&str]) {
@@ -336,32 +237,6 @@ fn wiremock_endpoints(server: &MockServer) -> String {
 
 // ---- oidc-provider: revoked out of band, then authorized again ---------------
 
-/// `svc authorize --device`, approved by a person in a headless browser.
-fn authorize(p: &Project) -> Run {
-    let mut authorizing = Authorizing::start(p, &["--as", "ops", "--device"]);
-    let event = authorizing.expect("device_code");
-    let person = common::device_consent(
-        event["verification_uri"].as_str().unwrap(),
-        event["user_code"].as_str().unwrap(),
-        "approve",
-    );
-    assert_eq!(person["outcome"], "device_approved", "{person}");
-    let (status, _, run) = authorizing.finish();
-    assert_eq!(status, 0, "{}", run.all_output());
-    run
-}
-
-/// Token requests that presented a refresh token, answered or refused.
-fn refresh_requests() -> u64 {
-    let stats = provider().get_json(&provider().url("stats_endpoint"));
-    let granted = stats["grants"]["refresh_token"].as_u64().unwrap_or(0);
-    let refused: u64 = stats["grant_errors"]
-        .as_object()
-        .map(|errors| errors.values().filter_map(Value::as_u64).sum())
-        .unwrap_or(0);
-    granted + refused
-}
-
 /// The schedule's state as `svc serve` last saved it.
 fn schedule_state(p: &Project) -> Value {
     std::fs::read(p.path().join("state/dev/schedules.json"))
@@ -385,7 +260,7 @@ async fn a_dead_connection_is_said_once_signed_and_its_recovery_once() {
     p.set("HOOK_KEY", &signing_secret());
     let mut outputs = {
         let p = p.clone();
-        in_thread(move || authorize(&p).all_output()).await
+        in_thread(move || common::authorizing::authorize_device(&p).all_output()).await
     };
     // Revoked at the provider, out of band (the user removed the app).
     let refresh_token = p.get("REFRESH_TOKEN");
@@ -416,7 +291,7 @@ async fn a_dead_connection_is_said_once_signed_and_its_recovery_once() {
     assert_eq!(dead.body["data"]["client"], "app");
     assert_eq!(dead.body["data"]["connection_id"], "default");
     assert!(dead.id.starts_with("msg_"), "{}", dead.id);
-    let dead_at = refresh_requests();
+    let dead_at = common::authorizing::refresh_requests(provider());
 
     // Ten more ticks of the schedule: each skipped, nothing sent.
     let mut fires = std::collections::BTreeSet::new();
@@ -434,7 +309,7 @@ async fn a_dead_connection_is_said_once_signed_and_its_recovery_once() {
         schedule_state(&p)
     );
     assert_eq!(
-        refresh_requests(),
+        common::authorizing::refresh_requests(provider()),
         dead_at,
         "a refresh reached the provider"
     );
@@ -449,7 +324,7 @@ async fn a_dead_connection_is_said_once_signed_and_its_recovery_once() {
     assert!(started.elapsed() < Duration::from_secs(2));
     assert_eq!(read.json()["error"]["code"], "needs_reconsent");
     assert_eq!(
-        refresh_requests(),
+        common::authorizing::refresh_requests(provider()),
         dead_at,
         "a refresh reached the provider"
     );
@@ -457,14 +332,20 @@ async fn a_dead_connection_is_said_once_signed_and_its_recovery_once() {
     // A person consents again, while the server runs: recovered, once.
     outputs += &{
         let p = p.clone();
-        in_thread(move || authorize(&p).all_output()).await
+        in_thread(move || common::authorizing::authorize_device(&p).all_output()).await
     };
     let recovered = receiver.wait_for("connection.recovered", 30).await;
     assert_eq!(recovered.body["data"]["state"], "healthy");
     assert_eq!(recovered.body["data"]["error_code"], Value::Null);
     // The schedule refreshes again; a few of its fires make no event.
-    let before = refresh_requests();
-    assert!(eventually(20, move || refresh_requests() >= before + 2).await);
+    let before = common::authorizing::refresh_requests(provider());
+    assert!(
+        eventually(
+            20,
+            move || common::authorizing::refresh_requests(provider()) >= before + 2
+        )
+        .await
+    );
     let counts = receiver.counts().await;
     assert_eq!(
         counts,

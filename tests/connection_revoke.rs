@@ -10,32 +10,16 @@ mod common;
 use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, TimeDelta, Utc};
-use common::authorizing::Authorizing;
 use common::{NodeServer, Project, Run};
 use serde_json::{Value, json};
 use wiremock::matchers::{body_string_contains, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 const DEVICE: (&str, &str) = ("revoke-device", "revoke-device-secret-9c4d21");
 
 fn provider() -> &'static NodeServer {
     static PROVIDER: OnceLock<NodeServer> = OnceLock::new();
-    PROVIDER.get_or_init(|| {
-        NodeServer::start(
-            "oidc",
-            json!({
-                "clients": [
-                    {"client_id": DEVICE.0, "client_secret": DEVICE.1,
-                     "token_endpoint_auth_method": "client_secret_post",
-                     "grant_types": [DEVICE_GRANT, "refresh_token"],
-                     "scope": "openid offline_access api:read",
-                     "rotate_refresh_token": true},
-                ],
-                "device_poll_interval": 1,
-            }),
-        )
-    })
+    PROVIDER.get_or_init(|| common::authorizing::device_provider(DEVICE))
 }
 
 /// A program with `oauth_client app` (its endpoints and extra properties
@@ -193,21 +177,6 @@ fn assert_after(at: DateTime<Utc>, before: DateTime<Utc>, after: DateTime<Utc>, 
 
 // ---- oidc-provider: revoked for real ----------------------------------------
 
-/// `svc authorize --device`, approved by a person in a headless browser.
-fn authorize(p: &Project) -> Run {
-    let mut authorizing = Authorizing::start(p, &["--as", "ops", "--device"]);
-    let event = authorizing.expect("device_code");
-    let person = common::device_consent(
-        event["verification_uri"].as_str().unwrap(),
-        event["user_code"].as_str().unwrap(),
-        "approve",
-    );
-    assert_eq!(person["outcome"], "device_approved", "{person}");
-    let (status, _, run) = authorizing.finish();
-    assert_eq!(status, 0, "{}", run.all_output());
-    run
-}
-
 /// What the provider's introspection endpoint (RFC 7662) says of a token.
 fn introspect(token: &str) -> Value {
     let (status, answer) = provider().post_form(
@@ -236,7 +205,7 @@ fn revoke_ends_both_tokens_at_the_provider_clears_them_and_runs_need_a_person() 
     p.set("CLIENT_ID", DEVICE.0);
     p.set("CLIENT_SECRET", DEVICE.1);
     let before = Utc::now();
-    let mut outputs = authorize(&p).all_output();
+    let mut outputs = common::authorizing::authorize_device(&p).all_output();
     let after = Utc::now();
     let c = connection(&p);
     assert_eq!(c["state"], "healthy", "{c}");

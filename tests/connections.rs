@@ -10,112 +10,21 @@ mod common;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::authorizing::Authorizing;
 use common::{NodeServer, Project, Run, Svc};
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 const DEVICE: (&str, &str) = ("conn-device", "conn-device-secret-5b1e77");
 
 fn provider() -> &'static NodeServer {
     static PROVIDER: OnceLock<NodeServer> = OnceLock::new();
-    PROVIDER.get_or_init(|| {
-        NodeServer::start(
-            "oidc",
-            json!({
-                "clients": [
-                    {"client_id": DEVICE.0, "client_secret": DEVICE.1,
-                     "token_endpoint_auth_method": "client_secret_post",
-                     "grant_types": [DEVICE_GRANT, "refresh_token"],
-                     "scope": "openid offline_access api:read",
-                     "rotate_refresh_token": true},
-                ],
-                "device_poll_interval": 1,
-            }),
-        )
-    })
+    PROVIDER.get_or_init(|| common::authorizing::device_provider(DEVICE))
 }
 
-/// A program with `oauth_client app` (its token endpoint from `endpoints`),
-/// a refresh endpoint, a schedule every second (disabled unless
-/// `schedule`) and ACCESS_TOKEN refreshed on read.
+/// The program of tests/common/authorizing.rs, without a notify.
 fn program(endpoints: &str, schedule: bool) -> String {
-    let disabled = if schedule { "" } else { "disabled" };
-    format!(
-        r#"
-secret CLIENT_ID     {{ environment_specific }}
-secret CLIENT_SECRET {{ environment_specific locked }}
-secret REFRESH_TOKEN {{ environment_specific }}
-secret ACCESS_TOKEN  {{ environment_specific refreshed_by api.refresh as scheduler min_valid 1h }}
-
-oauth_client app {{
-  {endpoints}
-  client_id   secret.CLIENT_ID
-  client_auth client_secret_post(secret.CLIENT_SECRET)
-  scopes      "openid offline_access api:read"
-  stores {{
-    refresh_token = REFRESH_TOKEN
-    access_token  = ACCESS_TOKEN
-  }}
-}}
-
-role token_keeper {{
-  grant run api.refresh
-  grant update_secret REFRESH_TOKEN
-  grant update_secret ACCESS_TOKEN
-}}
-role reader {{ grant read_secret ACCESS_TOKEN }}
-
-user ops {{ roles token_keeper }}
-service_account scheduler {{ roles token_keeper }}
-service_account app_reader {{ roles reader }}
-
-service api {{
-  var token: string
-  var new_refresh_token: string
-  var expires_in: number
-
-  action refresh {{
-    web_request {{
-      auth client(app)
-      form {{
-        grant_type    = "refresh_token"
-        refresh_token = secret.REFRESH_TOKEN
-      }}
-      result_mapping {{
-        token             = $.access_token
-        new_refresh_token = $.refresh_token
-        expires_in        = $.expires_in
-      }}
-    }}
-    if has_value(new_refresh_token) {{
-      update_secret REFRESH_TOKEN = new_refresh_token
-    }}
-    if has_value(token) {{
-      update_secret ACCESS_TOKEN {{
-        value      = token
-        expires_in = expires_in
-      }}
-    }}
-  }}
-
-  endpoint refresh {{
-    methods GET POST
-    log enabled
-    process refresh
-  }}
-}}
-
-schedule keep_fresh {{
-  endpoint api.refresh
-  service_account scheduler
-  every 1s
-  {disabled}
-}}
-"#
-    )
+    common::authorizing::refresh_program(endpoints, "", schedule, None)
 }
 
 fn run_refresh(p: &Project, extra: &[&str]) -> Run {
@@ -336,32 +245,6 @@ async fn each_answer_moves_the_connection_to_its_state_and_a_dead_one_is_left_al
 
 // ---- oidc-provider: revoked out of band, then authorized again ---------------
 
-/// `svc authorize --device`, approved by a person in a headless browser.
-fn authorize(p: &Project) -> Run {
-    let mut authorizing = Authorizing::start(p, &["--as", "ops", "--device"]);
-    let event = authorizing.expect("device_code");
-    let person = common::device_consent(
-        event["verification_uri"].as_str().unwrap(),
-        event["user_code"].as_str().unwrap(),
-        "approve",
-    );
-    assert_eq!(person["outcome"], "device_approved", "{person}");
-    let (status, _, run) = authorizing.finish();
-    assert_eq!(status, 0, "{}", run.all_output());
-    run
-}
-
-/// Token requests that presented a refresh token, answered or refused.
-fn refresh_requests() -> u64 {
-    let stats = provider().get_json(&provider().url("stats_endpoint"));
-    let granted = stats["grants"]["refresh_token"].as_u64().unwrap_or(0);
-    let refused: u64 = stats["grant_errors"]
-        .as_object()
-        .map(|errors| errors.values().filter_map(Value::as_u64).sum())
-        .unwrap_or(0);
-    granted + refused
-}
-
 fn introspect(token: &str) -> Value {
     provider()
         .post_form(
@@ -392,7 +275,7 @@ fn a_revoked_refresh_token_stops_every_refresh_until_a_person_consents_again() {
     p.write("app.svc", &program(&issuer, false));
     p.set("CLIENT_ID", DEVICE.0);
     p.set("CLIENT_SECRET", DEVICE.1);
-    let mut outputs = authorize(&p).all_output();
+    let mut outputs = common::authorizing::authorize_device(&p).all_output();
     let c = connection(p.svc());
     assert_eq!(
         (c["state"].as_str(), c["observed"].as_bool()),
@@ -421,7 +304,7 @@ fn a_revoked_refresh_token_stops_every_refresh_until_a_person_consents_again() {
     let c = connection(p.svc());
     assert_eq!(c["state"], "needs_reconsent", "{c}");
     assert_eq!(c["last_error"]["code"], "invalid_grant");
-    let dead_at = refresh_requests();
+    let dead_at = common::authorizing::refresh_requests(provider());
 
     // The schedule fires every second: each fire is skipped, not failed,
     // and nothing reaches the provider.
@@ -463,7 +346,7 @@ fn a_revoked_refresh_token_stops_every_refresh_until_a_person_consents_again() {
         read.body
     );
     assert_eq!(
-        refresh_requests(),
+        common::authorizing::refresh_requests(provider()),
         dead_at,
         "a refresh reached the provider"
     );
@@ -492,7 +375,7 @@ fn a_revoked_refresh_token_stops_every_refresh_until_a_person_consents_again() {
         run.stderr
     );
     assert_eq!(
-        refresh_requests(),
+        common::authorizing::refresh_requests(provider()),
         dead_at,
         "a refresh reached the provider"
     );
@@ -503,7 +386,7 @@ fn a_revoked_refresh_token_stops_every_refresh_until_a_person_consents_again() {
 
     // A person consents again: healthy, and refreshes work.
     p.write("app.svc", &program(&issuer, false));
-    outputs += &authorize(&p).all_output();
+    outputs += &common::authorizing::authorize_device(&p).all_output();
     let c = connection(p.svc());
     assert_eq!(
         (c["state"].as_str(), c["consecutive_failures"].as_u64()),

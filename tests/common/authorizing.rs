@@ -97,3 +97,149 @@ impl Authorizing {
         )
     }
 }
+
+/// An oidc-provider on 127.0.0.1 with one confidential client for the
+/// device flow, whose refresh tokens rotate (real revocation and
+/// introspection).
+pub fn device_provider(client: (&str, &str)) -> super::NodeServer {
+    super::NodeServer::start(
+        "oidc",
+        serde_json::json!({
+            "clients": [
+                {"client_id": client.0, "client_secret": client.1,
+                 "token_endpoint_auth_method": "client_secret_post",
+                 "grant_types": ["urn:ietf:params:oauth:grant-type:device_code", "refresh_token"],
+                 "scope": "openid offline_access api:read",
+                 "rotate_refresh_token": true},
+            ],
+            "device_poll_interval": 1,
+        }),
+    )
+}
+
+/// `svc authorize app.svc app --device --as ops`, approved by a person
+/// in a headless browser.
+pub fn authorize_device(p: &Project) -> Run {
+    let mut authorizing = Authorizing::start(p, &["--as", "ops", "--device"]);
+    let event = authorizing.expect("device_code");
+    let person = super::device_consent(
+        event["verification_uri"].as_str().unwrap(),
+        event["user_code"].as_str().unwrap(),
+        "approve",
+    );
+    assert_eq!(person["outcome"], "device_approved", "{person}");
+    let (status, _, run) = authorizing.finish();
+    assert_eq!(status, 0, "{}", run.all_output());
+    run
+}
+
+/// Token requests that presented a refresh token to the provider,
+/// answered or refused (its stats endpoint).
+pub fn refresh_requests(provider: &super::NodeServer) -> u64 {
+    let stats = provider.get_json(&provider.url("stats_endpoint"));
+    let granted = stats["grants"]["refresh_token"].as_u64().unwrap_or(0);
+    let refused: u64 = stats["grant_errors"]
+        .as_object()
+        .map(|errors| errors.values().filter_map(Value::as_u64).sum())
+        .unwrap_or(0);
+    granted + refused
+}
+
+/// A program with `oauth_client app` (`endpoints` and `extra` inside it),
+/// a refresh endpoint, a schedule every second (disabled unless
+/// `schedule`), ACCESS_TOKEN refreshed on read, and, given a hook and
+/// events, `notify ops` signing with HOOK_KEY.
+pub fn refresh_program(
+    endpoints: &str,
+    extra: &str,
+    schedule: bool,
+    notify: Option<(&str, &str)>,
+) -> String {
+    let disabled = if schedule { "" } else { "disabled" };
+    let (hook_key, notify) = match notify {
+        Some((hook, events)) => (
+            "secret HOOK_KEY      { environment_specific locked }",
+            format!(
+                "notify ops {{\n  url    \"{hook}\"\n  secret secret.HOOK_KEY\n  events {events}\n}}"
+            ),
+        ),
+        None => ("", String::new()),
+    };
+    format!(
+        r#"
+secret CLIENT_ID     {{ environment_specific }}
+secret CLIENT_SECRET {{ environment_specific locked }}
+secret REFRESH_TOKEN {{ environment_specific }}
+secret ACCESS_TOKEN  {{ environment_specific refreshed_by api.refresh as scheduler min_valid 1h }}
+{hook_key}
+
+oauth_client app {{
+  {endpoints}
+  client_id   secret.CLIENT_ID
+  client_auth client_secret_post(secret.CLIENT_SECRET)
+  scopes      "openid offline_access api:read"
+  {extra}
+  stores {{
+    refresh_token = REFRESH_TOKEN
+    access_token  = ACCESS_TOKEN
+  }}
+}}
+
+{notify}
+
+role token_keeper {{
+  grant run api.refresh
+  grant update_secret REFRESH_TOKEN
+  grant update_secret ACCESS_TOKEN
+}}
+role reader {{ grant read_secret ACCESS_TOKEN }}
+
+user ops {{ roles token_keeper }}
+service_account scheduler {{ roles token_keeper }}
+service_account app_reader {{ roles reader }}
+
+service api {{
+  var token: string
+  var new_refresh_token: string
+  var expires_in: number
+
+  action refresh {{
+    web_request {{
+      auth client(app)
+      form {{
+        grant_type    = "refresh_token"
+        refresh_token = secret.REFRESH_TOKEN
+      }}
+      result_mapping {{
+        token             = $.access_token
+        new_refresh_token = $.refresh_token
+        expires_in        = $.expires_in
+      }}
+    }}
+    if has_value(new_refresh_token) {{
+      update_secret REFRESH_TOKEN = new_refresh_token
+    }}
+    if has_value(token) {{
+      update_secret ACCESS_TOKEN {{
+        value      = token
+        expires_in = expires_in
+      }}
+    }}
+  }}
+
+  endpoint refresh {{
+    methods GET POST
+    log enabled
+    process refresh
+  }}
+}}
+
+schedule keep_fresh {{
+  endpoint api.refresh
+  service_account scheduler
+  every 1s
+  {disabled}
+}}
+"#
+    )
+}

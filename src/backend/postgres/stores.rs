@@ -1038,7 +1038,7 @@ impl ConnectionStore for PgConnections {
             subscribers,
             at,
         ) {
-            insert_delivery(&transaction, &self.env, &delivery).await?;
+            save_delivery(&transaction, &self.env, &delivery).await?;
         }
         transaction.commit().await.map_err(unavailable)?;
         Ok(observed)
@@ -1071,7 +1071,7 @@ impl PgConnections {
             .await
             .map_err(unavailable)?;
         for delivery in Delivery::for_deletion(&self.env, key, subscribers, at) {
-            insert_delivery(&transaction, &self.env, &delivery).await?;
+            save_delivery(&transaction, &self.env, &delivery).await?;
         }
         transaction.commit().await.map_err(unavailable)?;
         Ok(deleted > 0)
@@ -1097,7 +1097,8 @@ fn settled_at(delivery: &Delivery) -> Option<DateTime<Utc>> {
     }
 }
 
-async fn insert_delivery(
+/// Writes a delivery as it is now: inserted, or updated in place.
+async fn save_delivery(
     client: &impl deadpool_postgres::GenericClient,
     env: &str,
     delivery: &Delivery,
@@ -1106,33 +1107,9 @@ async fn insert_delivery(
     client
         .execute(
             "INSERT INTO svc_outbox (env, id, status, created_at, next_attempt_at, lease_until, settled_at, delivery) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            &[
-                &env,
-                &delivery.id,
-                &delivery.status.as_str(),
-                &delivery.created_at,
-                &delivery.next_attempt_at,
-                &delivery.lease_until,
-                &settled_at(delivery),
-                &value,
-            ],
-        )
-        .await
-        .map_err(unavailable)?;
-    Ok(())
-}
-
-async fn update_delivery(
-    client: &impl deadpool_postgres::GenericClient,
-    env: &str,
-    delivery: &Delivery,
-) -> Result<(), Error> {
-    let value = serde_json::to_value(delivery).map_err(|e| Error::Invalid(e.to_string()))?;
-    client
-        .execute(
-            "UPDATE svc_outbox SET status = $3, created_at = $4, next_attempt_at = $5, \
-             lease_until = $6, settled_at = $7, delivery = $8 WHERE env = $1 AND id = $2",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (env, id) DO UPDATE SET status = $3, created_at = $4, next_attempt_at = $5, \
+             lease_until = $6, settled_at = $7, delivery = $8",
             &[
                 &env,
                 &delivery.id,
@@ -1186,7 +1163,7 @@ impl Outbox for PgOutbox {
         for row in rows {
             let mut delivery = delivery_of(row.get(0))?;
             delivery.lease_until = Some(until);
-            update_delivery(&transaction, &self.env, &delivery).await?;
+            save_delivery(&transaction, &self.env, &delivery).await?;
             claimed.push(delivery);
         }
         transaction.commit().await.map_err(unavailable)?;
@@ -1206,7 +1183,7 @@ impl Outbox for PgOutbox {
         if let Some(row) = row {
             let mut delivery = delivery_of(row.get(0))?;
             delivery.settle(attempt, now);
-            update_delivery(&transaction, &self.env, &delivery).await?;
+            save_delivery(&transaction, &self.env, &delivery).await?;
         }
         transaction.commit().await.map_err(unavailable)?;
         Ok(())
@@ -1246,7 +1223,7 @@ impl Outbox for PgOutbox {
         let mut delivery = delivery_of(row.get(0))?;
         delivery.retry(now);
         delivery.lease_until = Some(until);
-        update_delivery(&transaction, &self.env, &delivery).await?;
+        save_delivery(&transaction, &self.env, &delivery).await?;
         transaction.commit().await.map_err(unavailable)?;
         Ok(Some(delivery))
     }
