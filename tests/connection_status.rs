@@ -363,6 +363,17 @@ async fn the_state_of_connections_is_served_measured_and_checked_without_tokens(
         async move { in_thread(move || server.call("GET", path, key.as_deref(), None)).await }
     };
 
+    // Whom the key speaks for, and what state it may read.
+    let who = call("/api/whoami", Some(watch_key.clone())).await;
+    assert_eq!(
+        who.json()["can_read_status"],
+        json!(["app"]),
+        "{}",
+        who.body
+    );
+    let who = call("/api/whoami", Some(blind_key.clone())).await;
+    assert_eq!(who.json()["can_read_status"], json!([]), "{}", who.body);
+
     // The list: only what the key may read, each as `svc connection show --json`.
     let list = call("/api/connections", Some(watch_key.clone())).await;
     outputs += &list.body;

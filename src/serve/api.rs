@@ -454,6 +454,12 @@ pub async fn whoami(
         .filter(|s| app.script.can_read_secret(identity, &s.name.text))
         .map(|s| s.name.text.clone())
         .collect();
+    let can_read_status: Vec<String> = program
+        .oauth_clients
+        .iter()
+        .filter(|c| app.script.can_read_status(identity, &c.name.text))
+        .map(|c| c.name.text.clone())
+        .collect();
     Ok(Json(json!({
         "identity": caller.identity,
         "kind": match identity.kind { IdentityKind::User => "user", IdentityKind::ServiceAccount => "service_account" },
@@ -461,6 +467,7 @@ pub async fn whoami(
         "roles": identity.roles.iter().map(|r| r.text.clone()).collect::<Vec<_>>(),
         "can_run": can_run,
         "can_read": can_read,
+        "can_read_status": can_read_status,
     })))
 }
 
