@@ -470,7 +470,7 @@ fn report_update_grants<'p>(
             symbols
                 .secrets
                 .get(w.secret.as_str())
-                .is_some_and(|s| s.environment_specific && s.locked.is_none())
+                .is_some_and(|s| s.is_environment_specific() && s.locked.is_none())
         });
         let mut seen: BTreeSet<(&str, &str)> = BTreeSet::new();
         for write in &writes {
