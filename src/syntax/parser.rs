@@ -419,7 +419,7 @@ fn describe(rule: Rule) -> Option<&'static str> {
         kw_client => "`client`",
         kw_refreshed_by => "`refreshed_by`",
         kw_min_valid => "`min_valid`",
-        kw_per_account | per_account => "`per_account`",
+        per_account => "`per_account`",
         kw_return_to => "`return_to`",
         kw_connect => "`connect`",
         kw_for_each_connection => "`for_each_connection`",
