@@ -371,6 +371,8 @@ schedule t {
     assert!(assert_formats_well("per-account forms", text));
     assert_eq!(svc::format::format(text).unwrap(), text);
     // Laid out badly, it comes back the same.
-    let squeezed = text.replace("  ", "      ").replace(" for_connection", "   for_connection");
+    let squeezed = text
+        .replace("  ", "      ")
+        .replace(" for_connection", "   for_connection");
     assert_eq!(svc::format::format(&squeezed).unwrap(), text);
 }

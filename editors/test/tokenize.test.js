@@ -136,14 +136,14 @@ function locate(tokenized, file, lineText, needle, nth = 0) {
 // every scope in `scopes` (each a prefix, see `has`).
 // examples/hubspot_accounts.svc: the forms of connected accounts.
 function checkAccounts(file, tk) {
-  expectToken(tk, file, 'HUBSPOT_REFRESH_TOKEN { per_account }', 'per_account', ['keyword.other.svc']);
+  expectToken(tk, file, 'CUSTOMER_REFRESH_TOKEN    { per_account }', 'per_account', ['keyword.other.svc']);
   expectToken(tk, file, '  per_account', 'per_account', ['keyword.other.svc']);
   expectToken(tk, file, 'return_to', 'return_to', ['keyword.other.svc']);
   expectSpan(tk, file, 'return_to', '"https://app.example.com/settings/integrations"', ['string.quoted.double.svc'], { whole: 'string' });
-  expectToken(tk, file, 'grant connect hubspot_app', 'connect', ['keyword.other.svc']);
-  expectToken(tk, file, 'grant connect hubspot_app', 'hubspot_app', ['entity.name.type.oauth-client.svc']);
-  expectToken(tk, file, 'for_each_connection hubspot_app', 'for_each_connection', ['keyword.other.svc']);
-  expectToken(tk, file, 'for_each_connection hubspot_app', 'hubspot_app', ['entity.name.type.oauth-client.svc']);
+  expectToken(tk, file, 'grant connect hubspot_customers', 'connect', ['keyword.other.svc']);
+  expectToken(tk, file, 'grant connect hubspot_customers', 'hubspot_customers', ['entity.name.type.oauth-client.svc']);
+  expectToken(tk, file, 'for_each_connection hubspot_customers', 'for_each_connection', ['keyword.other.svc']);
+  expectToken(tk, file, 'for_each_connection hubspot_customers', 'hubspot_customers', ['entity.name.type.oauth-client.svc']);
   expectToken(tk, file, 'concurrency 16', 'concurrency', ['keyword.other.svc']);
   expectToken(tk, file, 'connection.tags.plan', 'connection', ['variable.language.connection.svc']);
   expectToken(tk, file, 'connection.tags.plan', 'plan', ['variable.other.connection.svc'], 1);

@@ -240,10 +240,12 @@ impl<'p> Accounts<'p> {
         self.endpoints
             .iter()
             .flat_map(|(service, endpoints)| {
-                endpoints.iter().filter_map(move |(endpoint, (clients, _))| {
-                    let client = clients.iter().next()?;
-                    Some((format!("{service}.{endpoint}"), client.to_string()))
-                })
+                endpoints
+                    .iter()
+                    .filter_map(move |(endpoint, (clients, _))| {
+                        let client = clients.iter().next()?;
+                        Some((format!("{service}.{endpoint}"), client.to_string()))
+                    })
             })
             .collect()
     }
@@ -328,7 +330,10 @@ impl<'a, 'p> Checker<'a, 'p> {
                             runs.span,
                             format!("runs for a connection of {}", clients.join(", ")),
                         )
-                        .label(secret.name.span, "not a `per_account` secret of that client")
+                        .label(
+                            secret.name.span,
+                            "not a `per_account` secret of that client",
+                        )
                         .help(format!(
                             "refresh `{}` with an endpoint that reads and updates no per-account \
                              secret, or declare it `per_account` and store it in that client",
@@ -604,7 +609,10 @@ impl<'a, 'p> Checker<'a, 'p> {
                         Code::NeedlessConnection,
                         format!("`{}` does not run for a connection", target.display()),
                     )
-                    .label(connection.span, "a connection for an endpoint that has none")
+                    .label(
+                        connection.span,
+                        "a connection for an endpoint that has none",
+                    )
                     .label(target.span, "reads and updates no per-account secret")
                     .help("remove `for_connection EXPR`"),
                 );
@@ -687,7 +695,10 @@ impl<'a, 'p> Checker<'a, 'p> {
                             format!("`{}` does not run for a connection", runs.display()),
                         )
                         .label(runs.span, "reads and updates no per-account secret")
-                        .label(name.span, format!("runs once per connection of `{}`", name.text))
+                        .label(
+                            name.span,
+                            format!("runs once per connection of `{}`", name.text),
+                        )
                         .help(format!(
                             "run an endpoint that uses the secrets `{}` stores, or remove \
                              `for_each_connection`",
@@ -695,8 +706,7 @@ impl<'a, 'p> Checker<'a, 'p> {
                         )),
                     ),
                     Some(clients) if !clients.contains(name.as_str()) => {
-                        let names: Vec<String> =
-                            clients.iter().map(|c| format!("`{c}`")).collect();
+                        let names: Vec<String> = clients.iter().map(|c| format!("`{c}`")).collect();
                         self.push(
                             Diagnostic::new(
                                 Code::InvalidForEachConnection,
@@ -732,7 +742,10 @@ impl<'a, 'p> Checker<'a, 'p> {
                                 runs.display()
                             ),
                         )
-                        .label(runs.span, format!("reaches the per-account `{}`", witness.secret))
+                        .label(
+                            runs.span,
+                            format!("reaches the per-account `{}`", witness.secret),
+                        )
                         .help(format!(
                             "add `for_each_connection {}`: the endpoint then runs once per \
                              connection",

@@ -1665,12 +1665,16 @@ impl Builder {
         let field = self.name(parts.next().expect("grammar: connection field"));
         let key = parts.next().map(|key| self.name(key));
         match (field.as_str(), key) {
-            ("id", None) => return ExprKind::Connection {
-                field: ConnectionField::Id,
-            },
-            ("tags", Some(key)) => return ExprKind::Connection {
-                field: ConnectionField::Tag(key),
-            },
+            ("id", None) => {
+                return ExprKind::Connection {
+                    field: ConnectionField::Id,
+                };
+            }
+            ("tags", Some(key)) => {
+                return ExprKind::Connection {
+                    field: ConnectionField::Tag(key),
+                };
+            }
             _ => {}
         }
         self.diagnostics.push(
