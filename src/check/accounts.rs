@@ -8,7 +8,9 @@
 //! endpoint**: it runs for one connection of that client, which its caller
 //! gives (`?connection=ID`, `for_each_connection`, a read of a per-account
 //! secret, or `run_service ... for_connection EXPR`). `run_service` from a
-//! per-account endpoint passes its connection on.
+//! per-account endpoint passes its connection on. What an endpoint reaches
+//! in its own connection is part of the effects model
+//! ([`Effects::in_connection`], built with the `run_service` call graph).
 //!
 //! The rules here make sure a per-account secret is only ever reached with
 //! a connection to reach it for: a schedule without `for_each_connection`,
@@ -18,9 +20,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::model::Effects;
 use super::{Checker, Symbols, values};
 use crate::diagnostic::{Code, Diagnostic};
-use crate::source::Span;
 use crate::syntax::ast::*;
 
 /// The parameter `svc serve` reserves for the connection of a run.
@@ -29,41 +31,29 @@ pub const RESERVED_PARAM: &str = "connection";
 /// The most runs a `for_each_connection` schedule makes at once.
 pub const MAX_CONCURRENCY: u64 = 256;
 
-type Key<'p> = (&'p str, &'p str);
-
-/// A per-account secret an endpoint reaches, and where.
-#[derive(Clone, Copy)]
-struct Witness<'p> {
-    secret: &'p str,
-    span: Span,
-}
-
-/// The clients whose per-account secrets an endpoint reaches (one, unless
-/// reported), and the first secret it reaches.
-type Reach<'p> = (BTreeSet<&'p str>, Witness<'p>);
-
-/// What an endpoint's own statements do (its action, hooks and response).
-#[derive(Default)]
-struct Own<'p> {
-    /// The per-account secrets it reads or updates, each first where.
-    secrets: Vec<Witness<'p>>,
-    /// The endpoints it runs: target, whether a connection is named, span.
-    calls: Vec<(Key<'p>, bool, Span)>,
-}
-
 /// Which endpoints run for a connection, and of which client.
 pub struct Accounts<'p> {
     /// Each `per_account` secret, and the `per_account` client that stores
     /// it (`None` when none does: reported).
     secrets: BTreeMap<&'p str, Option<&'p str>>,
-    /// Each per-account endpoint: the clients whose per-account secrets it
-    /// reaches (one, unless reported), and the first secret it reaches.
-    endpoints: BTreeMap<&'p str, BTreeMap<&'p str, Reach<'p>>>,
-    own: BTreeMap<Key<'p>, Own<'p>>,
+    /// Each per-account endpoint, by service and endpoint.
+    endpoints: BTreeMap<String, BTreeMap<String, Reach<'p>>>,
+}
+
+/// What a per-account endpoint reaches in the connection it runs for.
+struct Reach<'p> {
+    /// The clients whose per-account secrets it reaches: one, unless
+    /// reported.
+    clients: BTreeSet<&'p str>,
+    /// The per-account secrets it reaches, by name.
+    secrets: Vec<&'p str>,
 }
 
 impl<'p> Accounts<'p> {
-    pub fn analyse(symbols: &Symbols<'p>) -> Accounts<'p> {
+    /// From the effects model: an endpoint is per-account when what it
+    /// reads or updates in its own connection
+    /// ([`Effects::in_connection`]) holds a per-account secret.
+    pub fn new(symbols: &Symbols<'p>, effects: &BTreeMap<String, Effects>) -> Accounts<'p> {
         let mut secrets = BTreeMap::new();
         for secret in &symbols.secret_order {
             if !secret.per_account {
@@ -76,143 +66,33 @@ impl<'p> Accounts<'p> {
                 .map(|c| c.name.as_str());
             secrets.entry(secret.name.as_str()).or_insert(client);
         }
-        let mut accounts = Accounts {
-            secrets,
-            endpoints: BTreeMap::new(),
-            own: BTreeMap::new(),
-        };
+        let mut endpoints: BTreeMap<String, BTreeMap<String, Reach<'p>>> = BTreeMap::new();
         for service in &symbols.service_order {
             for endpoint in &service.endpoints {
-                let key = (service.name.as_str(), endpoint.name.as_str());
-                if accounts.own.contains_key(&key) {
+                let key = format!("{}.{}", service.name.text, endpoint.name.text);
+                let Some(effects) = effects.get(&key) else {
+                    continue;
+                };
+                let reached: Vec<(&'p str, Option<&'p str>)> = secrets
+                    .iter()
+                    .filter(|(name, _)| effects.in_connection.contains(**name))
+                    .map(|(name, client)| (*name, *client))
+                    .collect();
+                if reached.is_empty() {
                     continue;
                 }
-                let own = accounts.own_of(symbols, key, endpoint);
-                accounts.own.insert(key, own);
-            }
-        }
-        let keys: Vec<Key<'p>> = accounts.own.keys().copied().collect();
-        for key in keys {
-            let mut visited = BTreeSet::new();
-            let mut clients = BTreeSet::new();
-            let mut witness = None;
-            accounts.reach(key, &mut visited, &mut clients, &mut witness);
-            if let Some(witness) = witness {
-                accounts
-                    .endpoints
-                    .entry(key.0)
+                let reach = Reach {
+                    clients: reached.iter().filter_map(|(_, c)| *c).collect(),
+                    secrets: reached.iter().map(|(s, _)| *s).collect(),
+                };
+                endpoints
+                    .entry(service.name.text.clone())
                     .or_default()
-                    .insert(key.1, (clients, witness));
+                    .entry(endpoint.name.text.clone())
+                    .or_insert(reach);
             }
         }
-        accounts
-    }
-
-    fn own_of(&self, symbols: &Symbols<'p>, key: Key<'p>, endpoint: &'p EndpointDecl) -> Own<'p> {
-        let mut own = Own::default();
-        let mut blocks: Vec<&'p Block> = Vec::new();
-        if let Some(action) = symbols.endpoint_action(key.0, key.1) {
-            blocks.push(&action.body);
-        }
-        for hook in [&endpoint.on_failure, &endpoint.on_recovery]
-            .into_iter()
-            .flatten()
-        {
-            blocks.push(&hook.body);
-        }
-        let mut exprs: Vec<&'p Expr> = Vec::new();
-        if let Some(response) = &endpoint.response {
-            exprs.extend(response.expressions());
-        }
-        for block in blocks {
-            block.walk(&mut |statement| {
-                exprs.extend(statement.expressions());
-                match &statement.kind {
-                    StatementKind::UpdateSecrets { updates, .. } => {
-                        for update in updates {
-                            self.note(&mut own, update.secret.as_str(), update.span);
-                        }
-                    }
-                    StatementKind::RunService {
-                        endpoint: target,
-                        for_connection,
-                        ..
-                    } => {
-                        if let Some((service, decl)) = symbols
-                            .services
-                            .get_key_value(target.service.as_str())
-                            .and_then(|(s, t)| {
-                                t.endpoints.get(target.endpoint.as_str()).map(|e| (*s, e))
-                            })
-                        {
-                            own.calls.push((
-                                (service, decl.name.as_str()),
-                                for_connection.is_some(),
-                                statement.span,
-                            ));
-                        }
-                    }
-                    StatementKind::WebRequest(request) => {
-                        if let Some(Auth::Client { client, .. }) = &request.auth
-                            && let Some(client) = symbols.clients.get(client.as_str())
-                        {
-                            for (_, expr) in client.expressions() {
-                                exprs.push(expr);
-                            }
-                        }
-                    }
-                    _ => {}
-                }
-            });
-        }
-        for expr in exprs {
-            expr.walk(&mut |e| {
-                if let ExprKind::Secret { name } = &e.kind {
-                    self.note(&mut own, name.as_str(), e.span);
-                }
-            });
-        }
-        own
-    }
-
-    fn note(&self, own: &mut Own<'p>, secret: &'p str, span: Span) {
-        if self.secrets.contains_key(secret) && !own.secrets.iter().any(|w| w.secret == secret) {
-            own.secrets.push(Witness { secret, span });
-        }
-    }
-
-    /// The clients `key` reaches, itself and through the endpoints it runs
-    /// without naming a connection.
-    fn reach(
-        &self,
-        key: Key<'p>,
-        visited: &mut BTreeSet<Key<'p>>,
-        clients: &mut BTreeSet<&'p str>,
-        witness: &mut Option<Witness<'p>>,
-    ) {
-        if !visited.insert(key) {
-            return;
-        }
-        let Some(own) = self.own.get(&key) else {
-            return;
-        };
-        for found in &own.secrets {
-            if let Some(Some(client)) = self.secrets.get(found.secret) {
-                clients.insert(client);
-            }
-            witness.get_or_insert(*found);
-        }
-        for &(target, named, span) in &own.calls {
-            if named {
-                continue;
-            }
-            let before = witness.is_some();
-            self.reach(target, visited, clients, witness);
-            // Through a call, the caller reaches it where it runs it.
-            if !before && let Some(w) = witness.as_mut() {
-                w.span = span;
-            }
-        }
+        Accounts { secrets, endpoints }
     }
 
     /// Whether `SERVICE.ENDPOINT` runs for a connection.
@@ -226,7 +106,7 @@ impl<'p> Accounts<'p> {
 
     /// The clients whose connections `SERVICE.ENDPOINT` runs for.
     fn clients_of(&self, service: &str, endpoint: &str) -> Option<&BTreeSet<&'p str>> {
-        self.reach_of(service, endpoint).map(|(c, _)| c)
+        self.reach_of(service, endpoint).map(|r| &r.clients)
     }
 
     /// The `per_account` client that stores a per-account secret.
@@ -240,12 +120,10 @@ impl<'p> Accounts<'p> {
         self.endpoints
             .iter()
             .flat_map(|(service, endpoints)| {
-                endpoints
-                    .iter()
-                    .filter_map(move |(endpoint, (clients, _))| {
-                        let client = clients.iter().next()?;
-                        Some((format!("{service}.{endpoint}"), client.to_string()))
-                    })
+                endpoints.iter().filter_map(move |(endpoint, reach)| {
+                    let client = reach.clients.iter().next()?;
+                    Some((format!("{service}.{endpoint}"), client.to_string()))
+                })
             })
             .collect()
     }
@@ -517,10 +395,11 @@ impl<'a, 'p> Checker<'a, 'p> {
         }
         let key = (service.name.as_str(), endpoint.name.as_str());
         let per_account = accounts.reach_of(key.0, key.1);
-        if let Some((clients, witness)) = per_account
-            && clients.len() > 1
+        if let Some(reach) = per_account
+            && reach.clients.len() > 1
         {
-            let names: Vec<String> = clients.iter().map(|c| format!("`{c}`")).collect();
+            let names: Vec<String> = reach.clients.iter().map(|c| format!("`{c}`")).collect();
+            let secrets: Vec<String> = reach.secrets.iter().map(|c| format!("`{c}`")).collect();
             self.push(
                 Diagnostic::new(
                     Code::TwoClients,
@@ -531,8 +410,10 @@ impl<'a, 'p> Checker<'a, 'p> {
                         names.join(" and ")
                     ),
                 )
-                .label(endpoint.name.span, "runs for one connection, of one client")
-                .label(witness.span, format!("reaches `{}`", witness.secret))
+                .label(
+                    endpoint.name.span,
+                    format!("reaches {}", secrets.join(", ")),
+                )
                 .help(
                     "a connection id names a connection of one client: split the endpoint, or \
                      run the other client's endpoint with `for_connection EXPR`",
@@ -730,8 +611,9 @@ impl<'a, 'p> Checker<'a, 'p> {
             }
             None => {
                 if let Some(runs) = runs
-                    && let Some((_, witness)) =
+                    && let Some(reach) =
                         accounts.reach_of(runs.service.as_str(), runs.endpoint.as_str())
+                    && let Some(secret) = reach.secrets.first()
                 {
                     self.push(
                         Diagnostic::new(
@@ -742,16 +624,11 @@ impl<'a, 'p> Checker<'a, 'p> {
                                 runs.display()
                             ),
                         )
-                        .label(
-                            runs.span,
-                            format!("reaches the per-account `{}`", witness.secret),
-                        )
+                        .label(runs.span, format!("reaches the per-account `{secret}`"))
                         .help(format!(
                             "add `for_each_connection {}`: the endpoint then runs once per \
                              connection",
-                            accounts
-                                .client_of_secret(witness.secret)
-                                .unwrap_or("CLIENT")
+                            accounts.client_of_secret(secret).unwrap_or("CLIENT")
                         )),
                     );
                 }
@@ -824,5 +701,49 @@ impl<'a, 'p> Checker<'a, 'p> {
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::source::{FileId, NoTexts};
+
+    const PROGRAM: &str = r#"secret ID { environment_specific }
+secret RT { per_account }
+oauth_client app { token_url "https://idp.example.com/t" client_id secret.ID client_auth none per_account stores { refresh_token = RT } }
+service api {
+  action refresh { update_secret RT = "x" }
+  action inner { run_service api.refresh }
+  action outer { run_service api.refresh for_connection "acme" }
+  action plain { log secret.ID }
+  endpoint refresh { process refresh }
+  endpoint inner { process inner }
+  endpoint outer { process outer }
+  endpoint plain { process plain }
+}
+"#;
+
+    #[test]
+    fn an_endpoint_is_per_account_through_what_it_runs_without_naming_a_connection() {
+        let (program, diagnostics) = crate::syntax::parse_file(FileId(0), PROGRAM);
+        assert!(diagnostics.is_empty(), "{diagnostics:?}");
+        let analysis = crate::check::check(&program, &NoTexts);
+        let per_account: Vec<(&str, &str)> = analysis
+            .per_account
+            .iter()
+            .map(|(e, c)| (e.as_str(), c.as_str()))
+            .collect();
+        assert_eq!(
+            per_account,
+            [("api.inner", "app"), ("api.refresh", "app")],
+            "{:?}",
+            analysis.diagnostics
+        );
+        // The effects model keeps both views: `outer` runs what updates
+        // `RT`, but not in a connection of its own.
+        let outer = &analysis.effects["api.outer"];
+        assert!(outer.writes.contains("RT"));
+        assert!(!outer.in_connection.contains("RT"));
+        assert!(analysis.effects["api.inner"].in_connection.contains("RT"));
     }
 }

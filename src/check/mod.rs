@@ -111,7 +111,8 @@ fn check_program(program: &Program, texts: &dyn Texts, record_names: bool) -> An
     }
     checker.check_refreshers();
     checker.check_notifies(&program.notifies);
-    let accounts = accounts::Accounts::analyse(&symbols);
+    let (effects, actions) = permissions::check(&symbols, layout, &mut checker.diagnostics);
+    let accounts = accounts::Accounts::new(&symbols, &effects);
     checker.check_accounts(&accounts);
     let per_account = accounts.per_account_endpoints();
     let Checker {
@@ -121,7 +122,6 @@ fn check_program(program: &Program, texts: &dyn Texts, record_names: bool) -> An
         names,
         ..
     } = checker;
-    let (effects, actions) = permissions::check(&symbols, layout, &mut diagnostics);
     keep_alive::check(program, &effects, &mut diagnostics);
     for service in &symbols.service_order {
         for action in &service.actions {
