@@ -235,7 +235,13 @@ impl<'a, 'p> Checker<'a, 'p> {
                 .help(
                     "a per-account value is stored by each account's consent and its refreshes, \
                      never by a person with `svc secret set`: remove `locked`",
-                ),
+                )
+                .fix(self.layout.remove_word(
+                    locked,
+                    format!("Unlock `{}`", secret.name.text),
+                    // Who may update it changes: a person decides.
+                    false,
+                )),
             );
         }
         if accounts.client_of_secret(secret.name.as_str()).is_some() {
