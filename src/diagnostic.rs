@@ -68,7 +68,7 @@ codes! {
     UnknownService => "svc::name::unknown_service", Error, "A service is named but not declared.";
     UnknownEndpoint => "svc::name::unknown_endpoint", Error, "An endpoint is named but not declared.";
     UnknownFunction => "svc::name::unknown_function", Error, "A function svc does not know is called.";
-    UnknownClient => "svc::name::unknown_client", Error, "An oauth_client is named (by a request's authentication or a `read_status` grant) but not declared.";
+    UnknownClient => "svc::name::unknown_client", Error, "An oauth_client is named (by a request's authentication, a `read_status` or `connect` grant, or `for_each_connection`) but not declared.";
     UnknownArgument => "svc::name::unknown_argument", Error, "A construct is given an argument it does not take.";
     UnknownTokenField => "svc::name::unknown_token_field", Error, "An oauth_client stores a token field svc does not know.";
     UnknownErrorField => "svc::name::unknown_error_field", Error, "error.FIELD is used outside catch, or the field does not exist.";
@@ -126,6 +126,17 @@ codes! {
     UnlockedWebhookSecret => "svc::notify::unlocked_signing_secret", Error, "A notify signs with a secret that is not locked.";
     KeepAliveWithoutRunner => "svc::client::keep_alive_without_runner", Error, "keep_alive on an oauth_client with no endpoint a service account may run to refresh it.";
     IdleRefreshToken => "svc::client::idle_refresh_token", Warning, "A stored refresh token is refreshed by no schedule, refresh on read or keep_alive.";
+    UnknownConnectionField => "svc::name::unknown_connection_field", Error, "`connection.FIELD` outside a per-account endpoint, or a field other than `id` and `tags.KEY`.";
+    ReservedParam => "svc::param::reserved", Error, "An endpoint declares a parameter named `connection`, which `svc serve` reserves.";
+    InvalidConcurrency => "svc::value::invalid_concurrency", Error, "A schedule's `concurrency` is 0 or more than 256.";
+    InvalidReturnTo => "svc::client::invalid_return_to", Error, "A `return_to` URL is not https (or http to loopback), or has a query or fragment.";
+    StoreNotPerAccount => "svc::account::store_not_per_account", Error, "A `per_account` oauth_client stores a secret not declared `per_account`.";
+    NotStoredPerAccount => "svc::account::not_stored_per_account", Error, "A `per_account` secret is not stored by a `per_account` oauth_client.";
+    PerAccountLocked => "svc::account::locked", Error, "A secret is both `per_account` and `locked`.";
+    OutsideConnection => "svc::account::outside_connection", Error, "A per-account secret or endpoint is reached where no connection is given.";
+    TwoClients => "svc::account::two_clients", Error, "An endpoint reaches the per-account secrets of two oauth_clients.";
+    InvalidForEachConnection => "svc::account::invalid_for_each_connection", Error, "`for_each_connection` names a client that is not `per_account`, or the endpoint is not one of its per-account endpoints.";
+    NeedlessConnection => "svc::account::needless_connection", Error, "`for_connection` on a run of an endpoint that is not per-account.";
     SkippedFile => "svc::source::skipped", Warning, "A .svc entry of a directory is not a regular file, and was not read.";
 }
 

@@ -332,3 +332,47 @@ fn slashes_in_a_string_inside_an_interpolation_are_not_a_comment() {
     assert!(assert_formats_well("nested string", text));
     assert_eq!(svc::format::format(text).unwrap(), text);
 }
+
+#[test]
+fn per_account_forms_come_back_as_written() {
+    let text = "\
+secret A { per_account }
+
+secret B {
+  environment_specific
+  per_account
+  description \"both\"
+}
+
+role r {
+  grant connect app
+}
+
+oauth_client app {
+  token_url \"https://x.example.com/t\"
+  per_account
+  return_to \"https://a.example.com/x\" \"http://127.0.0.1:8080/\"
+}
+
+service s {
+  var out: json
+  action a {
+    run_service s.e(n = 1) for_connection connection.tags.team + \"-x\" as bot into out
+    log \"${connection.id}\"
+  }
+}
+
+schedule t {
+  endpoint s.e
+  for_each_connection app
+  concurrency 4
+}
+";
+    assert!(assert_formats_well("per-account forms", text));
+    assert_eq!(svc::format::format(text).unwrap(), text);
+    // Laid out badly, it comes back the same.
+    let squeezed = text
+        .replace("  ", "      ")
+        .replace(" for_connection", "   for_connection");
+    assert_eq!(svc::format::format(&squeezed).unwrap(), text);
+}

@@ -806,6 +806,7 @@ fn simple_statement(ctx: Arc<Ctx>, depth: u32) -> BoxedStrategy<Statement> {
                             span: Span::default(),
                         },
                         args: Vec::new(),
+                        for_connection: None,
                         as_account: account.map(|a| name(&a)),
                         into: None,
                     })
@@ -968,6 +969,7 @@ fn secret_decl(
         name: name(&format!("S{index}")),
         environment_specific: *env,
         locked: locked.then(Span::default),
+        per_account: false,
         description: description.as_deref().map(plain),
         refreshed_by: None,
         span: Span::default(),
@@ -1267,6 +1269,8 @@ fn schedules(
                     on_failure: None,
                     on_recovery: None,
                     params: Vec::new(),
+                    for_each_connection: None,
+                    concurrency: None,
                     span: Span::default(),
                     layout: Layout::new(),
                 };

@@ -535,6 +535,7 @@ proptest! {
             name: name("TOKEN"),
             environment_specific: env,
             locked: locked.then(Span::default),
+            per_account: false,
             description: description.map(|value| PlainString { value, span: Span::default() }),
             refreshed_by: Some(RefreshedBy {
                 endpoint: EndpointRef { service: name(&service), endpoint: name(&endpoint), span: Span::default() },

@@ -42,6 +42,7 @@ const KEYWORDS = [
   'foreach', 'in', 'while', 'max', 'break', 'on_failure', 'on_recovery',
   'refreshed_by', 'min_valid', 'params', 'response', 'reveals', 'into',
   'keep_alive', 'expiry_warning', 'notify', 'events',
+  'per_account', 'return_to', 'connect', 'for_each_connection', 'concurrency', 'for_connection',
 ];
 const KEYWORD_RE = new RegExp(`(?<![A-Za-z0-9_])(?:${KEYWORDS.join('|')})(?![A-Za-z0-9_])`, 'g');
 
@@ -133,6 +134,22 @@ function locate(tokenized, file, lineText, needle, nth = 0) {
 
 // `needle` (found on the line containing `lineText`) is one token that has
 // every scope in `scopes` (each a prefix, see `has`).
+// examples/hubspot_accounts.svc: the forms of connected accounts.
+function checkAccounts(file, tk) {
+  expectToken(tk, file, 'CUSTOMER_REFRESH_TOKEN    { per_account }', 'per_account', ['keyword.other.svc']);
+  expectToken(tk, file, '  per_account', 'per_account', ['keyword.other.svc']);
+  expectToken(tk, file, 'return_to', 'return_to', ['keyword.other.svc']);
+  expectSpan(tk, file, 'return_to', '"https://app.example.com/settings/integrations"', ['string.quoted.double.svc'], { whole: 'string' });
+  expectToken(tk, file, 'grant connect hubspot_customers', 'connect', ['keyword.other.svc']);
+  expectToken(tk, file, 'grant connect hubspot_customers', 'hubspot_customers', ['entity.name.type.oauth-client.svc']);
+  expectToken(tk, file, 'for_each_connection hubspot_customers', 'for_each_connection', ['keyword.other.svc']);
+  expectToken(tk, file, 'for_each_connection hubspot_customers', 'hubspot_customers', ['entity.name.type.oauth-client.svc']);
+  expectToken(tk, file, 'concurrency 16', 'concurrency', ['keyword.other.svc']);
+  expectToken(tk, file, 'connection.tags.plan', 'connection', ['variable.language.connection.svc']);
+  expectToken(tk, file, 'connection.tags.plan', 'plan', ['variable.other.connection.svc'], 1);
+  expectToken(tk, file, '${connection.id}', 'id', ['variable.other.connection.svc']);
+}
+
 function expectToken(tokenized, file, lineText, needle, scopes, nth = 0) {
   const at = locate(tokenized, file, lineText, needle, nth);
   if (!check(at !== null, `${rel(file)}: no \`${needle}\` on a line containing \`${lineText}\``)) return;
@@ -262,7 +279,7 @@ function checkValidProgram(file, tokenized) {
 //   - anywhere else, these words are names: no keyword or storage.type scope.
 const CLIENT_PROPERTIES = new Set(['issuer', 'authorize_url', 'token_url', 'device_authorization_url',
   'revocation_url', 'refresh_token_ttl', 'client_id', 'client_auth', 'scopes', 'stores', 'description',
-  'keep_alive', 'expiry_warning']);
+  'keep_alive', 'expiry_warning', 'per_account', 'return_to']);
 const CLIENT_AUTH_METHODS = new Set(['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none']);
 const AUTH_METHODS = new Set(['basic', 'bearer', 'client', 'private_key_jwt', 'jwt_bearer']);
 const SIGNED_JWT = new Set(['private_key_jwt', 'jwt_bearer']);
@@ -595,6 +612,7 @@ async function main() {
   }
   const specific = [
     ['hubspot_refresh.svc', checkHubspot],
+    ['hubspot_accounts.svc', checkAccounts],
     ['graph_client_credentials.svc', checkGraph],
     [path.join('quickstart', 'quickstart.svc'), checkQuickstart],
   ];

@@ -88,6 +88,7 @@ module.exports = grammar({
           choice(
             $.environment_specific,
             $.locked,
+            $.per_account,
             $.refreshed_by,
             $.description,
           ),
@@ -98,6 +99,9 @@ module.exports = grammar({
     environment_specific: (_) => 'environment_specific',
 
     locked: (_) => 'locked',
+
+    // On a secret: a value per connection; on a client: many connections.
+    per_account: (_) => 'per_account',
 
     description: ($) => seq('description', $.string),
 
@@ -129,6 +133,7 @@ module.exports = grammar({
           seq('update_secret', field('secret', $.identifier)),
           seq('read_secret', field('secret', $.identifier)),
           seq('read_status', field('client', $.identifier)),
+          seq('connect', field('client', $.identifier)),
         ),
       ),
 
@@ -180,6 +185,8 @@ module.exports = grammar({
             $.client_refresh_token_ttl,
             $.client_stores,
             $.client_period,
+            $.per_account,
+            $.client_return_to,
             $.description,
           ),
         ),
@@ -229,6 +236,9 @@ module.exports = grammar({
     auth_none: (_) => 'none',
 
     client_scopes: ($) => seq('scopes', $.string),
+
+    // `return_to "URL" "URL" ...`: where a hosted consent may return.
+    client_return_to: ($) => seq('return_to', repeat1($.string)),
 
     client_refresh_token_ttl: ($) => seq('refresh_token_ttl', $.duration),
 
@@ -580,6 +590,7 @@ module.exports = grammar({
         'run_service',
         field('endpoint', $.endpoint_ref),
         optional(field('arguments', $.arguments)),
+        optional(seq('for_connection', field('connection', $._expression))),
         optional(seq('as', field('account', $.identifier))),
         optional(seq('into', field('into', $.identifier))),
       ),
@@ -632,6 +643,8 @@ module.exports = grammar({
             $.description,
             $.hook,
             $.schedule_params,
+            $.for_each_connection,
+            $.concurrency,
           ),
         ),
         '}',
@@ -642,6 +655,11 @@ module.exports = grammar({
     schedule_endpoint: ($) => seq('endpoint', $.endpoint_ref),
 
     schedule_account: ($) => seq('service_account', field('account', $.identifier)),
+
+    for_each_connection: ($) =>
+      seq('for_each_connection', field('client', $.identifier)),
+
+    concurrency: ($) => seq('concurrency', $.integer),
 
     every: ($) => seq('every', $.duration),
 
@@ -670,6 +688,7 @@ module.exports = grammar({
         $.param_ref,
         $.error_ref,
         $.run_ref,
+        $.connection_ref,
         $.call,
         alias($.identifier, $.variable),
         alias($._duration_literal, $.duration),
@@ -724,6 +743,19 @@ module.exports = grammar({
 
     run_ref: ($) =>
       seq('run.', field('name', alias($._immediate_identifier, $.identifier))),
+
+    // `connection.id`, `connection.tags.KEY`.
+    connection_ref: ($) =>
+      seq(
+        'connection.',
+        field('field', alias($._immediate_identifier, $.identifier)),
+        optional(
+          seq(
+            token.immediate('.'),
+            field('key', alias($._immediate_identifier, $.identifier)),
+          ),
+        ),
+      ),
 
     boolean: (_) => choice('true', 'false'),
 

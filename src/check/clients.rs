@@ -113,6 +113,7 @@ impl<'a, 'p> Checker<'a, 'p> {
             | ExprKind::Param { .. }
             | ExprKind::Error { .. }
             | ExprKind::Run { .. }
+            | ExprKind::Connection { .. }
             | ExprKind::Call { .. }
             | ExprKind::Not { .. }
             | ExprKind::Binary { .. } => {
@@ -317,7 +318,7 @@ impl<'a, 'p> Checker<'a, 'p> {
         }
         self.usage.secret_used(name.as_str());
         let secret = self.symbols.secrets[name.as_str()];
-        if !secret.environment_specific {
+        if !secret.is_environment_specific() {
             self.push(
                 Diagnostic::new(
                     Code::SecretNotEnvironmentSpecific,

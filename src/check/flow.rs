@@ -260,7 +260,15 @@ fn is_present(expr: &Expr, known: &Known) -> bool {
             Some(_) => args.iter().all(|a| is_present(a, known)),
             None => true,
         },
-        ExprKind::Error { .. } | ExprKind::Run { .. } => true,
+        ExprKind::Error { .. }
+        | ExprKind::Run { .. }
+        | ExprKind::Connection {
+            field: ConnectionField::Id,
+        } => true,
+        // A tag the connection does not have is null.
+        ExprKind::Connection {
+            field: ConnectionField::Tag(_),
+        } => false,
         ExprKind::Variable { .. } | ExprKind::Secret { .. } | ExprKind::Param { .. } => {
             Nullable::of(expr).is_some_and(|n| known.contains(&n))
         }

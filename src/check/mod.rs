@@ -4,6 +4,7 @@
 //! problem it finds in one pass, and hands the interpreter what it learned
 //! (which variables carry secrets).
 
+pub mod accounts;
 pub mod clients;
 pub mod fixes;
 mod flow;
@@ -51,6 +52,9 @@ pub struct Analysis {
     /// Where each name is declared and used, when the check was asked to
     /// record them ([`check_with_names`]).
     pub names: Option<model::Names>,
+    /// The per-account endpoints, by `SERVICE.ENDPOINT`, each with the
+    /// `per_account` client whose connections it runs for.
+    pub per_account: BTreeMap<String, String>,
 }
 
 impl Analysis {
@@ -107,6 +111,10 @@ fn check_program(program: &Program, texts: &dyn Texts, record_names: bool) -> An
     }
     checker.check_refreshers();
     checker.check_notifies(&program.notifies);
+    let (effects, actions) = permissions::check(&symbols, layout, &mut checker.diagnostics);
+    let accounts = accounts::Accounts::new(&symbols, &effects);
+    checker.check_accounts(&accounts);
+    let per_account = accounts.per_account_endpoints();
     let Checker {
         mut diagnostics,
         usage,
@@ -114,7 +122,6 @@ fn check_program(program: &Program, texts: &dyn Texts, record_names: bool) -> An
         names,
         ..
     } = checker;
-    let (effects, actions) = permissions::check(&symbols, layout, &mut diagnostics);
     keep_alive::check(program, &effects, &mut diagnostics);
     for service in &symbols.service_order {
         for action in &service.actions {
@@ -139,6 +146,7 @@ fn check_program(program: &Program, texts: &dyn Texts, record_names: bool) -> An
         effects,
         actions,
         names: names.finish(),
+        per_account,
     }
 }
 
@@ -340,7 +348,7 @@ impl<'a, 'p> Checker<'a, 'p> {
                             self.usage.secret_used(secret.as_str());
                         }
                     }
-                    GrantKind::ReadStatus(client) => {
+                    GrantKind::ReadStatus(client) | GrantKind::Connect(client) => {
                         self.resolve_client(client);
                     }
                 }
@@ -417,6 +425,9 @@ impl<'a, 'p> Checker<'a, 'p> {
                 }
             }
             None => missing.push("`endpoint SERVICE.ENDPOINT`"),
+        }
+        if let Some(client) = &schedule.for_each_connection {
+            self.resolve_client(client);
         }
         match &schedule.service_account {
             Some(account) => {

@@ -312,6 +312,10 @@ pub struct Effects {
     pub writes: std::collections::BTreeSet<String>,
     /// Endpoints it runs (`SERVICE.ENDPOINT`).
     pub runs: std::collections::BTreeSet<String>,
+    /// Secrets it reads or updates for the connection it runs for: its
+    /// own, and those of the endpoints it runs without `for_connection`
+    /// (which run for a connection they name).
+    pub in_connection: std::collections::BTreeSet<String>,
 }
 
 #[cfg(test)]

@@ -24,6 +24,9 @@ fn key_text(key: Key<'_>) -> String {
 struct Call<'p> {
     target: Key<'p>,
     as_account: Option<&'p Name>,
+    /// `for_connection EXPR`: the callee runs for the connection it names,
+    /// not the caller's.
+    names_connection: bool,
     span: Span,
 }
 
@@ -85,7 +88,30 @@ fn effects(graph: &Graph<'_>) -> BTreeMap<String, Effects> {
                 }
             }
         }
+        effects.in_connection = in_connection(graph, start);
         out.insert(key_text(start), effects);
+    }
+    out
+}
+
+/// The secrets `start` reads or updates for its own connection: its own,
+/// and those of what it runs without naming a connection.
+fn in_connection(graph: &Graph<'_>, start: Key<'_>) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let mut visited = BTreeSet::from([start]);
+    let mut stack = vec![start];
+    while let Some(key) = stack.pop() {
+        for write in graph.writes.get(&key).into_iter().flatten() {
+            out.insert(write.secret.text.clone());
+        }
+        for read in graph.reads.get(&key).into_iter().flatten() {
+            out.insert(read.to_string());
+        }
+        for call in graph.calls.get(&key).into_iter().flatten() {
+            if !call.names_connection && visited.insert(call.target) {
+                stack.push(call.target);
+            }
+        }
     }
     out
 }
@@ -226,6 +252,7 @@ fn visit_writes_and_calls<'p>(
         StatementKind::RunService {
             endpoint,
             as_account,
+            for_connection,
             ..
         } => {
             if symbols
@@ -235,6 +262,7 @@ fn visit_writes_and_calls<'p>(
                 calls.push(Call {
                     target: (endpoint.service.as_str(), endpoint.endpoint.as_str()),
                     as_account: as_account.as_ref(),
+                    names_connection: for_connection.is_some(),
                     span: statement.span,
                 });
             }
@@ -470,7 +498,7 @@ fn report_update_grants<'p>(
             symbols
                 .secrets
                 .get(w.secret.as_str())
-                .is_some_and(|s| s.environment_specific && s.locked.is_none())
+                .is_some_and(|s| s.is_environment_specific() && s.locked.is_none())
         });
         let mut seen: BTreeSet<(&str, &str)> = BTreeSet::new();
         for write in &writes {

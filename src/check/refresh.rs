@@ -42,7 +42,7 @@ impl<'p> Checker<'_, 'p> {
                 )),
             );
         }
-        if !secret.environment_specific {
+        if !secret.is_environment_specific() {
             self.push(
                 Diagnostic::new(
                     Code::SecretNotEnvironmentSpecific,

@@ -505,10 +505,14 @@ impl<'a, 'p> Checker<'a, 'p> {
             StatementKind::RunService {
                 endpoint,
                 args,
+                for_connection,
                 as_account,
                 into,
             } => {
                 self.resolve_endpoint(&endpoint.service, Some(&endpoint.endpoint));
+                if let Some(connection) = for_connection {
+                    self.expect_type(connection, Type::String, scope, "a connection id");
+                }
                 if let Some(account) = as_account {
                     self.resolve_service_account(account);
                 }
@@ -665,7 +669,7 @@ impl<'a, 'p> Checker<'a, 'p> {
             }
             Some(secret) => {
                 self.usage.secret_used(name.as_str());
-                if !secret.environment_specific {
+                if !secret.is_environment_specific() {
                     self.push(
                         Diagnostic::new(
                             Code::SecretNotEnvironmentSpecific,
@@ -1207,6 +1211,9 @@ impl<'a, 'p> Checker<'a, 'p> {
                     .and_then(|p| p.param_type())
                     .map_or(Inferred::Unknown, |t| Inferred::Known(t.value_type()))
             }
+            // Where a connection is in scope: checked with the per-account
+            // rules (`accounts`). A tag that is not set is null.
+            ExprKind::Connection { .. } => Inferred::Known(Type::String),
             ExprKind::Run { field } => self.scoped_field(
                 expr,
                 field,

@@ -341,6 +341,9 @@ impl Printer<'_> {
         if secret.locked.is_some() {
             flags.push("locked");
         }
+        if secret.per_account {
+            flags.push("per_account");
+        }
         if let Some(refresher) = &refresher {
             flags.push(refresher);
         }
@@ -359,7 +362,7 @@ impl Printer<'_> {
             let mut first = true;
             for (name, span) in &secret.layout {
                 let line = match *name {
-                    "environment_specific" | "locked" => name.to_string(),
+                    "environment_specific" | "locked" | "per_account" => name.to_string(),
                     "refreshed_by" => match &refresher {
                         Some(refresher) => refresher.clone(),
                         None => continue,
@@ -642,6 +645,14 @@ impl Printer<'_> {
                     .before_expiry
                     .as_ref()
                     .map(|b| format!("before_expiry {} {}", b.secret.text, b.lead.text)),
+                "for_each_connection" => schedule
+                    .for_each_connection
+                    .as_ref()
+                    .map(|c| format!("for_each_connection {}", c.text)),
+                "concurrency" => schedule
+                    .concurrency
+                    .as_ref()
+                    .map(|n| format!("concurrency {}", n.value)),
                 "disabled" => Some("disabled".to_string()),
                 "on_failure" | "on_recovery" => None,
                 "params" => {
@@ -686,13 +697,21 @@ impl Printer<'_> {
                 "scopes" => plain(&client.scopes.as_ref()?.value),
                 "keep_alive" => client.keep_alive.as_ref()?.text.clone(),
                 "expiry_warning" => client.expiry_warning.as_ref()?.text.clone(),
+                "return_to" => client
+                    .return_to
+                    .iter()
+                    .map(|url| plain(&url.value))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                // A flag: the word alone.
+                "per_account" => String::new(),
                 _ => plain(&client.description.as_ref()?.value),
             })
         };
         let width = client
             .layout
             .iter()
-            .filter(|(name, _)| *name != "stores")
+            .filter(|(name, _)| *name != "stores" && *name != "per_account")
             .map(|(name, _)| name.len())
             .max()
             .unwrap_or(0);
@@ -718,8 +737,10 @@ impl Printer<'_> {
                 };
                 p.leading_member(index, span.start as usize);
                 p.out.push_str(name);
-                p.out.push_str(&" ".repeat(width - name.len() + 1));
-                p.out.push_str(&value);
+                if !value.is_empty() {
+                    p.out.push_str(&" ".repeat(width - name.len() + 1));
+                    p.out.push_str(&value);
+                }
                 p.finish_line(span.end());
             }
         });
@@ -840,6 +861,7 @@ impl Printer<'_> {
             StatementKind::RunService {
                 endpoint,
                 args,
+                for_connection,
                 as_account,
                 into,
             } => {
@@ -851,6 +873,10 @@ impl Printer<'_> {
                         .map(|a| format!("{} = {}", a.name.value, expr(&a.value)))
                         .collect();
                     self.out.push_str(&format!("({})", args.join(", ")));
+                }
+                if let Some(connection) = for_connection {
+                    self.out
+                        .push_str(&format!(" for_connection {}", expr(connection)));
                 }
                 if let Some(account) = as_account {
                     self.out.push_str(&format!(" as {}", account.text));
@@ -1226,6 +1252,7 @@ fn grant(grant: &Grant) -> String {
         GrantKind::UpdateSecret(secret) => format!("grant update_secret {}", secret.text),
         GrantKind::ReadSecret(secret) => format!("grant read_secret {}", secret.text),
         GrantKind::ReadStatus(client) => format!("grant read_status {}", client.text),
+        GrantKind::Connect(client) => format!("grant connect {}", client.text),
     }
 }
 
@@ -1340,6 +1367,13 @@ fn write_expr(out: &mut String, e: &Expr) {
             out.push_str("run.");
             out.push_str(&field.text);
         }
+        ExprKind::Connection { field } => match field {
+            ConnectionField::Id => out.push_str("connection.id"),
+            ConnectionField::Tag(key) => {
+                out.push_str("connection.tags.");
+                out.push_str(&key.text);
+            }
+        },
         ExprKind::Call { function, args } => {
             out.push_str(&function.text);
             out.push('(');

@@ -50,7 +50,22 @@ fn items(view: View, before: &str) -> Vec<CompletionItem> {
     if lead.ends_with("param.") {
         return params(program, &blocks);
     }
-    if lead.ends_with("client(") || matches!(words.as_slice(), [.., "grant", "read_status"]) {
+    if lead.ends_with("connection.") {
+        return ["id", "tags."]
+            .into_iter()
+            .map(|field| CompletionItem {
+                label: field.to_string(),
+                kind: Some(CompletionItemKind::FIELD),
+                ..Default::default()
+            })
+            .collect();
+    }
+    if lead.ends_with("client(")
+        || matches!(
+            words.as_slice(),
+            [.., "grant", "read_status" | "connect"] | [.., "for_each_connection"]
+        )
+    {
         return named(
             program.oauth_clients.iter().map(|c| &c.name.text),
             CompletionItemKind::INTERFACE,
@@ -144,6 +159,7 @@ fn items(view: View, before: &str) -> Vec<CompletionItem> {
 
 /// Keywords that continue a statement begun before them, never start one.
 const CONTINUING: &[&str] = &[
+    "for_connection",
     "else",
     "catch",
     "in",
@@ -175,7 +191,7 @@ fn secrets(program: &Program) -> Vec<CompletionItem> {
         .secrets
         .iter()
         .map(|secret| {
-            let mut detail = String::from(if secret.environment_specific {
+            let mut detail = String::from(if secret.is_environment_specific() {
                 "environment-specific"
             } else {
                 "shared"

@@ -285,6 +285,7 @@ fn grant_text(grant: &Grant) -> String {
         GrantKind::UpdateSecret(name) => format!("`update_secret {}`", name.text),
         GrantKind::ReadSecret(name) => format!("`read_secret {}`", name.text),
         GrantKind::ReadStatus(name) => format!("`read_status {}`", name.text),
+        GrantKind::Connect(name) => format!("`connect {}`", name.text),
     }
 }
 
@@ -296,7 +297,7 @@ fn describe_secret(view: View, name: &str, header: &dyn Fn(String) -> String) ->
         return header(format!("secret {name}"));
     };
     let mut text = header(format!("secret {name}"));
-    let scope = if secret.environment_specific {
+    let scope = if secret.is_environment_specific() {
         "environment-specific: each environment has its own value"
     } else {
         "shared: one value for every environment"

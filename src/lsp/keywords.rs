@@ -494,6 +494,36 @@ pub const KEYWORDS: &[Keyword] = &[
         context: Context::Notify,
     },
     Keyword {
+        word: "per_account",
+        doc: "On an `oauth_client`: one connection per connected account. On a secret: a value per connection (implies `environment_specific`).",
+        context: Context::OAuthClient,
+    },
+    Keyword {
+        word: "return_to",
+        doc: "`return_to \"https://app.example.com/settings\" ...`: where a hosted consent may send the browser back. `per_account` clients only.",
+        context: Context::OAuthClient,
+    },
+    Keyword {
+        word: "connect",
+        doc: "`grant connect CLIENT`: holders may create consent links for, tag and delete the client's connections through `svc serve`.",
+        context: Context::Role,
+    },
+    Keyword {
+        word: "for_each_connection",
+        doc: "`for_each_connection CLIENT`: the schedule runs its endpoint once per healthy connection of the `per_account` client.",
+        context: Context::Schedule,
+    },
+    Keyword {
+        word: "concurrency",
+        doc: "`concurrency 16`: at most this many connections of a `for_each_connection` schedule run at once (1 to 256).",
+        context: Context::Schedule,
+    },
+    Keyword {
+        word: "for_connection",
+        doc: "`run_service S.E(...) for_connection EXPR`: runs a per-account endpoint for the connection with that id.",
+        context: Context::Statement,
+    },
+    Keyword {
         word: "environment_specific",
         doc: "The secret has its own value in each environment (`dev`, `prod`, ...). Only such secrets may be updated by a run.",
         context: Context::Secret,
@@ -525,11 +555,17 @@ pub fn keyword(word: &str) -> Option<&'static Keyword> {
     KEYWORDS.iter().find(|keyword| keyword.word == word)
 }
 
+/// Keywords written in a second context besides their own.
+const ALSO: &[(&str, Context)] = &[("per_account", Context::Secret)];
+
 /// The keywords written in `context`.
 pub fn in_context(context: Context) -> impl Iterator<Item = &'static Keyword> {
-    KEYWORDS
-        .iter()
-        .filter(move |keyword| keyword.context == context)
+    KEYWORDS.iter().filter(move |keyword| {
+        keyword.context == context
+            || ALSO
+                .iter()
+                .any(|(word, also)| *word == keyword.word && *also == context)
+    })
 }
 
 #[cfg(test)]

@@ -401,11 +401,13 @@ impl<'e> Run<'e> {
                 StatementKind::UpdateSecrets { updates, .. } => {
                     self.update_secrets(frame, updates).await
                 }
+                // `for_connection`: the connections runtime of issue 23.
                 StatementKind::RunService {
                     endpoint,
                     args,
                     as_account,
                     into,
+                    ..
                 } => {
                     self.run_service(frame, endpoint, args, as_account.as_ref(), into.as_ref())
                         .await
@@ -745,7 +747,7 @@ impl<'e> Run<'e> {
             let Some(secret) = script.secret(name) else {
                 return Err(denied(format!("secret `{name}` is not declared")));
             };
-            if secret.locked.is_some() || !secret.environment_specific {
+            if secret.locked.is_some() || !secret.is_environment_specific() {
                 return Err(denied(format!(
                     "secret `{name}` may not be updated by a run"
                 )));
@@ -1023,6 +1025,9 @@ impl<'e> Run<'e> {
                     _ => Value::Null,
                 }
             }
+            // The connection of a per-account run: the connections runtime
+            // of issue 23 gives it its value.
+            ExprKind::Connection { .. } => Value::Null,
             ExprKind::Error { field } => match (&frame.error, field.as_str()) {
                 (None, _) => Value::Null,
                 (Some(error), "code") => Value::String(error.code()),

@@ -112,6 +112,9 @@ pub struct SecretDecl {
     pub name: Name,
     pub environment_specific: bool,
     pub locked: Option<Span>,
+    /// `per_account`: one value per connection of the `per_account` client
+    /// that stores it. Implies `environment_specific`.
+    pub per_account: bool,
     pub description: Option<PlainString>,
     /// `refreshed_by SERVICE.ENDPOINT as ACCOUNT min_valid DURATION`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -131,6 +134,14 @@ pub struct RefreshedBy {
     /// `None` when left out: the checker reports it (it is required).
     pub min_valid: Option<DurationLit>,
     pub span: Span,
+}
+
+impl SecretDecl {
+    /// Whether it has its own value in each environment: declared so, or
+    /// `per_account` (a value per connection, of one environment).
+    pub fn is_environment_specific(&self) -> bool {
+        self.environment_specific || self.per_account
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -157,6 +168,9 @@ pub enum GrantKind {
     ReadSecret(Name),
     /// `read_status CLIENT`: the state of the client's connections.
     ReadStatus(Name),
+    /// `connect CLIENT`: create consent links for, tag and delete the
+    /// connections of a `per_account` client.
+    Connect(Name),
 }
 
 /// `service.endpoint` or `service.*` in a grant.
@@ -233,6 +247,12 @@ pub struct OAuthClientDecl {
     /// be expiring (the `connection.refresh_token_expiring` event, `svc
     /// doctor`); 7 days when not given.
     pub expiry_warning: Option<DurationLit>,
+    /// `per_account`: one connection per connected account, each with an
+    /// id its caller chooses.
+    pub per_account: bool,
+    /// `return_to "URL" ...`: where a hosted consent may send the browser
+    /// back (same scheme, host and port, a path under the URL's path).
+    pub return_to: Vec<PlainString>,
     pub description: Option<PlainString>,
     pub span: Span,
     #[serde(skip)]
@@ -695,6 +715,9 @@ pub enum StatementKind {
         endpoint: EndpointRef,
         /// `(name = value, ...)`: the callee's parameters.
         args: Vec<Field>,
+        /// `for_connection EXPR`: the connection a per-account callee
+        /// runs for (from an endpoint that has none of its own to pass on).
+        for_connection: Option<Expr>,
         as_account: Option<Name>,
         /// `into VAR`: the callee's response body goes into VAR.
         into: Option<Name>,
@@ -936,6 +959,11 @@ pub struct ScheduleDecl {
     pub on_recovery: Option<Hook>,
     /// `params { name = value }`: fixed values for the endpoint's parameters.
     pub params: Vec<Field>,
+    /// `for_each_connection CLIENT`: the endpoint runs once per healthy
+    /// connection of the `per_account` client each time the schedule fires.
+    pub for_each_connection: Option<Name>,
+    /// `concurrency N`: at most N of those runs at once.
+    pub concurrency: Option<Integer>,
     pub span: Span,
     #[serde(skip)]
     pub layout: Layout,
@@ -1006,6 +1034,10 @@ pub enum ExprKind {
     Run {
         field: Name,
     },
+    /// `connection.id`, `connection.tags.KEY` inside a per-account endpoint.
+    Connection {
+        field: ConnectionField,
+    },
     Call {
         function: Name,
         args: Vec<Expr>,
@@ -1018,6 +1050,16 @@ pub enum ExprKind {
         lhs: Box<Expr>,
         rhs: Box<Expr>,
     },
+}
+
+/// What `connection.FIELD` reads of the connection a run is for.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectionField {
+    /// `connection.id`: the id its caller chose.
+    Id,
+    /// `connection.tags.KEY`: the tag's value, or null.
+    Tag(Name),
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -1106,7 +1148,8 @@ impl Expr {
             | ExprKind::Secret { .. }
             | ExprKind::Param { .. }
             | ExprKind::Error { .. }
-            | ExprKind::Run { .. } => {}
+            | ExprKind::Run { .. }
+            | ExprKind::Connection { .. } => {}
         }
     }
 
@@ -1223,7 +1266,15 @@ impl Statement {
             StatementKind::Foreach { iterable, .. } => vec![iterable],
             StatementKind::While { condition, .. } => vec![condition],
             StatementKind::Break => vec![],
-            StatementKind::RunService { args, .. } => args.iter().map(|a| &a.value).collect(),
+            StatementKind::RunService {
+                args,
+                for_connection,
+                ..
+            } => args
+                .iter()
+                .map(|a| &a.value)
+                .chain(for_connection.iter())
+                .collect(),
             StatementKind::Sleep { .. } | StatementKind::Try { .. } => Vec::new(),
         }
     }

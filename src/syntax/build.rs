@@ -118,6 +118,7 @@ impl Builder {
             name,
             environment_specific: false,
             locked: None,
+            per_account: false,
             description: None,
             refreshed_by: None,
             span,
@@ -139,6 +140,11 @@ impl Builder {
                 Rule::locked => {
                     if self.first_time(&mut seen, "locked", pspan) {
                         decl.locked = Some(pspan);
+                    }
+                }
+                Rule::per_account => {
+                    if self.first_time(&mut seen, "per_account", pspan) {
+                        decl.per_account = true;
                     }
                 }
                 Rule::description => {
@@ -195,6 +201,7 @@ impl Builder {
                         Rule::grant_run => GrantKind::Run(self.endpoint_pattern(target)),
                         Rule::grant_update_secret => GrantKind::UpdateSecret(self.name(target)),
                         Rule::grant_read_status => GrantKind::ReadStatus(self.name(target)),
+                        Rule::grant_connect => GrantKind::Connect(self.name(target)),
                         _ => GrantKind::ReadSecret(self.name(target)),
                     };
                     role.grants.push(Grant { kind, span: pspan });
@@ -453,11 +460,16 @@ impl Builder {
                 let mut parts = children(pair).skip(1);
                 let endpoint = self.endpoint_ref(parts.next().expect("grammar: endpoint"));
                 let mut args = Vec::new();
+                let mut for_connection = None;
                 let mut as_account = None;
                 let mut into = None;
                 while let Some(part) = parts.next() {
                     match part.as_rule() {
                         Rule::run_arguments => args = self.named_arguments(part),
+                        Rule::for_connection => {
+                            let expr = children(part).nth(1).expect("grammar: connection");
+                            for_connection = Some(self.expr(expr));
+                        }
                         Rule::kw_as => {
                             as_account = parts.next().map(|p| self.name(p));
                         }
@@ -468,6 +480,7 @@ impl Builder {
                 StatementKind::RunService {
                     endpoint,
                     args,
+                    for_connection,
                     as_account,
                     into,
                 }
@@ -957,6 +970,8 @@ impl Builder {
             stores: None,
             keep_alive: None,
             expiry_warning: None,
+            per_account: false,
+            return_to: Vec::new(),
             description: None,
             span,
             layout: Layout::new(),
@@ -978,9 +993,15 @@ impl Builder {
                 Rule::client_stores => "stores",
                 Rule::client_keep_alive => "keep_alive",
                 Rule::client_expiry_warning => "expiry_warning",
+                Rule::per_account => "per_account",
+                Rule::client_return_to => "return_to",
                 _ => "description",
             };
             if !self.first_time(&mut seen, key, pspan) {
+                continue;
+            }
+            if rule == Rule::per_account {
+                client.per_account = true;
                 continue;
             }
             if rule == Rule::description {
@@ -1011,6 +1032,9 @@ impl Builder {
                 }
                 Rule::client_scopes => {
                     client.scopes = Some(self.plain_string(parts.next().expect("grammar: scopes")));
+                }
+                Rule::client_return_to => {
+                    client.return_to = parts.map(|url| self.plain_string(url)).collect();
                 }
                 Rule::client_keep_alive => {
                     client.keep_alive = Some(self.duration(parts.next().expect("grammar: period")));
@@ -1300,6 +1324,8 @@ impl Builder {
             on_failure: None,
             on_recovery: None,
             params: Vec::new(),
+            for_each_connection: None,
+            concurrency: None,
             span,
         };
         let mut seen = Seen::default();
@@ -1330,6 +1356,8 @@ impl Builder {
                 Rule::time_zone => "time_zone",
                 Rule::before_expiry => "before_expiry",
                 Rule::disabled => "disabled",
+                Rule::for_each_connection => "for_each_connection",
+                Rule::concurrency => "concurrency",
                 _ => "description",
             };
             if !self.first_time(&mut seen, key, pspan) {
@@ -1351,6 +1379,8 @@ impl Builder {
                 Rule::every => schedule.every = Some(self.duration(value)),
                 Rule::cron => schedule.cron = Some(self.plain_string(value)),
                 Rule::time_zone => schedule.time_zone = Some(self.plain_string(value)),
+                Rule::for_each_connection => schedule.for_each_connection = Some(self.name(value)),
+                Rule::concurrency => schedule.concurrency = Some(self.integer(value)),
                 _ => {
                     let secret = self.name(value);
                     let lead = self.duration(parts.next().expect("grammar: lead time"));
@@ -1619,11 +1649,43 @@ impl Builder {
             Rule::run_ref => ExprKind::Run {
                 field: self.name(pair.into_inner().next().expect("grammar: run field")),
             },
+            Rule::connection_ref => self.connection_ref(pair, span),
             _ => ExprKind::Variable {
                 name: self.name(pair),
             },
         };
         (Expr { kind, span }, height)
+    }
+
+    /// `connection.id` or `connection.tags.KEY`; any other field is
+    /// reported, and built as `null`.
+    fn connection_ref(&mut self, pair: Pair<'_, Rule>, span: Span) -> ExprKind {
+        let written = pair.as_str().to_string();
+        let mut parts = pair.into_inner();
+        let field = self.name(parts.next().expect("grammar: connection field"));
+        let key = parts.next().map(|key| self.name(key));
+        match (field.as_str(), key) {
+            ("id", None) => {
+                return ExprKind::Connection {
+                    field: ConnectionField::Id,
+                };
+            }
+            ("tags", Some(key)) => {
+                return ExprKind::Connection {
+                    field: ConnectionField::Tag(key),
+                };
+            }
+            _ => {}
+        }
+        self.diagnostics.push(
+            Diagnostic::new(
+                Code::UnknownConnectionField,
+                format!("`{written}` is not a field of a connection"),
+            )
+            .label(span, "not a field svc knows")
+            .help("a connection has `connection.id` and `connection.tags.KEY`"),
+        );
+        ExprKind::Null
     }
 
     /// The parts of a string, and the height of its tallest interpolation.

@@ -89,11 +89,17 @@
   "cron"
   "time_zone"
   "before_expiry"
+  "connect"
+  "return_to"
+  "for_each_connection"
+  "concurrency"
+  "for_connection"
 ] @keyword
 
 [
   (environment_specific)
   (locked)
+  (per_account)
   (log_state)
   (disabled)
   (cross_origin)
@@ -207,6 +213,9 @@
 (grant
   client: (identifier) @type)
 
+(for_each_connection
+  client: (identifier) @type)
+
 ; Endpoints: `SERVICE.ENDPOINT`, `SERVICE.*`.
 (endpoint_ref
   service: (identifier) @module
@@ -255,6 +264,7 @@
   "param."
   "error."
   "run."
+  "connection."
 ] @variable.builtin
 
 (secret_ref
@@ -268,6 +278,12 @@
 
 (run_ref
   name: (identifier) @variable.member)
+
+(connection_ref
+  field: (identifier) @variable.member)
+
+(connection_ref
+  key: (identifier) @property)
 
 (string) @string
 

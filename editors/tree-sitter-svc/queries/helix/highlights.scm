@@ -85,11 +85,17 @@
   "cron"
   "time_zone"
   "before_expiry"
+  "connect"
+  "return_to"
+  "for_each_connection"
+  "concurrency"
+  "for_connection"
 ] @keyword
 
 [
   (environment_specific)
   (locked)
+  (per_account)
   (log_state)
   (disabled)
   (cross_origin)
@@ -203,6 +209,9 @@
 (grant
   client: (identifier) @type)
 
+(for_each_connection
+  client: (identifier) @type)
+
 ; Endpoints: `SERVICE.ENDPOINT`, `SERVICE.*`.
 (endpoint_ref
   service: (identifier) @namespace
@@ -251,6 +260,7 @@
   "param."
   "error."
   "run."
+  "connection."
 ] @variable.builtin
 
 (secret_ref
@@ -264,6 +274,12 @@
 
 (run_ref
   name: (identifier) @variable.other.member)
+
+(connection_ref
+  field: (identifier) @variable.other.member)
+
+(connection_ref
+  key: (identifier) @variable.other.member)
 
 (string) @string
 
