@@ -249,6 +249,30 @@ impl Script {
         !self.secrets_updated(service, endpoint).is_empty()
     }
 
+    /// The per-account endpoint a run of this one reaches — itself, or one
+    /// it runs, however deep — and the client whose connections it runs
+    /// for; `None` when the run needs no connected account.
+    pub fn per_account_reached(&self, service: &str, endpoint: &str) -> Option<(String, String)> {
+        let analysis = &self.checked.analysis;
+        let mut seen = BTreeSet::new();
+        let mut stack = vec![format!("{service}.{endpoint}")];
+        while let Some(key) = stack.pop() {
+            if let Some(client) = analysis.per_account.get(&key) {
+                return Some((key, client.clone()));
+            }
+            if let Some(effects) = analysis.effects.get(&key) {
+                stack.extend(
+                    effects
+                        .runs
+                        .iter()
+                        .filter(|r| seen.insert((*r).clone()))
+                        .cloned(),
+                );
+            }
+        }
+        None
+    }
+
     /// The secrets that running the endpoint can update, itself or through
     /// the endpoints it runs: the checker's model says.
     pub fn secrets_updated(&self, service: &str, endpoint: &str) -> BTreeSet<String> {

@@ -119,6 +119,18 @@ fn admit<'s>(
             )),
         ));
     };
+    if client.per_account {
+        return Err(usage(
+            Error::new(
+                Code::PerAccountNotYet,
+                format!(
+                    "oauth_client `{name}` holds one connection per account (`per_account`): svc \
+                     checks such programs, but does not keep tokens per account yet"
+                ),
+            )
+            .help("remove `per_account` to keep one connection per environment"),
+        ));
+    }
     let stores: Vec<&TokenStore> = client.stores.iter().flat_map(|s| &s.entries).collect();
     if stores.is_empty() {
         return Err(usage(

@@ -123,6 +123,16 @@ pub(super) fn find<'s>(
     client: &str,
     connection: &str,
 ) -> Result<&'s OAuthClientDecl, ExitCode> {
+    if script.client(client).is_some_and(|c| c.per_account) {
+        return Err(usage_error(
+            "svc::connection::per_account_not_yet",
+            &format!(
+                "`{client}` holds one connection per account (`per_account`): svc checks such \
+                 programs, but keeps no connections per account yet"
+            ),
+            Some("remove `per_account` to keep one connection per environment"),
+        ));
+    }
     let clients: Vec<&OAuthClientDecl> = connections::clients(script).collect();
     let Some(found) = clients.iter().find(|c| c.name.as_str() == client) else {
         let names: Vec<&str> = clients.iter().map(|c| c.name.as_str()).collect();

@@ -25,6 +25,10 @@ pub enum RefusalKind {
     NeedsPerson(crate::backend::Health),
 }
 
+/// The refusal of a run for a connected account (`per_account`), which
+/// svc checks but does not run yet.
+pub const PER_ACCOUNT_NOT_RUN: &str = "svc::run::per_account_not_run_yet";
+
 impl Engine {
     /// Checks a request before running it: the endpoint exists, allows the
     /// method, and the identity exists and may run it.
@@ -70,6 +74,29 @@ impl Engine {
                 help: Some(runners_help(&key, &runners)),
                 kind: RefusalKind::Denied,
             });
+        }
+        // Runs for connected accounts are checked, not yet run: the values
+        // of per-account secrets are not kept per account yet.
+        if let Some((reached, client)) = self
+            .script
+            .per_account_reached(&request.service, &request.endpoint)
+        {
+            let through = if reached == key {
+                String::new()
+            } else {
+                format!(" (through `{reached}`)")
+            };
+            return Err(refuse(
+                PER_ACCOUNT_NOT_RUN,
+                format!(
+                    "`{key}` runs for one connected account of `{client}`{through}: svc checks \
+                     per-account programs, but does not run them yet"
+                ),
+                Some(format!(
+                    "keep one connection per environment (remove `per_account` from \
+                     `oauth_client {client}` and its secrets) to run it today"
+                )),
+            ));
         }
         // The declared parameters, on every way in: the command line, HTTP
         // and schedules all come through here.

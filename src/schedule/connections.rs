@@ -72,11 +72,13 @@ pub struct Sources<'a> {
 
 /// The `oauth_client`s that hold a connection: those with `stores`.
 pub fn clients(script: &Script) -> impl Iterator<Item = &OAuthClientDecl> {
+    // A `per_account` client's connections are its accounts', which svc
+    // does not keep yet: it has no `default` one to show.
     script
         .program()
         .oauth_clients
         .iter()
-        .filter(|c| c.stores.is_some())
+        .filter(|c| c.stores.is_some() && !c.per_account)
 }
 
 /// Whether `client`/`connection_id` names a connection of the program.

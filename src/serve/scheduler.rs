@@ -399,7 +399,10 @@ async fn claim_and_run(
             schedule_hooks(app, spec, &mut finished, failures_before).await;
             Fired::Ran(Some(finished))
         }
-        Err(refusal) if matches!(refusal.kind, crate::run::RefusalKind::NeedsPerson(_)) => {
+        Err(refusal)
+            if matches!(refusal.kind, crate::run::RefusalKind::NeedsPerson(_))
+                || refusal.code == crate::run::admission::PER_ACCOUNT_NOT_RUN =>
+        {
             tracing::info!("schedule `{}` skipped: {}", spec.name, refusal.message);
             Fired::Skipped(format!("{}: {}", refusal.code, refusal.message))
         }
