@@ -81,9 +81,19 @@ service customers {{
     process refresh
   }}
 
+  action for_acme {{
+    run_service customers.refresh for_connection "acme-42" as bot
+  }}
+
   endpoint shared {{
     methods POST
     process shared
+  }}
+
+  // Not per-account itself: it names the account it runs for.
+  endpoint acme {{
+    methods POST
+    process for_acme
   }}
 }}
 
@@ -143,6 +153,26 @@ async fn a_per_account_program_checks_clean_and_says_what_it_does_not_run_yet() 
         run.stderr
     );
     assert!(run.stderr.contains("help"), "{}", run.stderr);
+
+    // One that reaches a per-account endpoint is refused too, and says
+    // through which.
+    let through = blocking(vec![
+        "run",
+        "app.svc",
+        "customers.acme",
+        "--env",
+        "dev",
+        "--as",
+        "ops",
+    ])
+    .await
+    .unwrap();
+    assert_eq!(through.status, 2, "{}", through.all_output());
+    assert!(
+        through.stderr.contains("through `customers.refresh`"),
+        "{}",
+        through.stderr
+    );
 
     let authorize = blocking(vec![
         "authorize",

@@ -28,7 +28,7 @@ fn the_examples_directory_is_one_clean_program() {
         .run();
     assert_eq!(run.status, 0, "{}", run.stderr);
     assert!(
-        run.stderr.contains("no problems in 7 files"),
+        run.stderr.contains("no problems in 8 files"),
         "{}",
         run.stderr
     );
