@@ -161,8 +161,12 @@ pub enum Observation {
     /// Its tokens were revoked and cleared.
     Revoked,
     /// A look at its refresh token's expiry: expiring when it is within
-    /// `within` of now.
-    ExpiryChecked { within: chrono::TimeDelta },
+    /// `within` of now (and not past). The recorded expiry counts, or
+    /// else `stored_expiry`, the store's for the refresh token's secret.
+    ExpiryChecked {
+        within: chrono::TimeDelta,
+        stored_expiry: Option<DateTime<Utc>>,
+    },
 }
 
 /// What an observation did.
@@ -234,8 +238,14 @@ impl ConnectionState {
                 next.refresh_token_expires_at = None;
                 Health::Revoked
             }
-            Observation::ExpiryChecked { within } => {
-                if let Some(expires) = next.refresh_token_expires_at
+            Observation::ExpiryChecked {
+                within,
+                stored_expiry,
+            } => {
+                // An expiry already past is no warning: the next refresh
+                // says whether the token still works.
+                if let Some(expires) = next.refresh_token_expires_at.or(*stored_expiry)
+                    && expires > at
                     && !next.state.needs_person()
                     && next.expiring_noticed_for != Some(expires)
                     && at
@@ -420,6 +430,7 @@ mod tests {
     fn an_expiring_refresh_token_is_noticed_once_per_expiry() {
         let within = Observation::ExpiryChecked {
             within: chrono::TimeDelta::days(7),
+            stored_expiry: None,
         };
         let known = ConnectionState {
             refresh_token_expires_at: Some(at(10 * 86_400)),
@@ -444,9 +455,21 @@ mod tests {
         // A connection that needs a person is not said to be expiring.
         let dead = ConnectionState {
             state: Health::NeedsReconsent,
-            ..known
+            ..known.clone()
         };
         let quiet = ConnectionState::observe(Some(&dead), &within, at(9 * 86_400));
         assert!(quiet.events.is_empty());
+        // Past its expiry: no warning. Known only from the store: one.
+        let past = ConnectionState::observe(Some(&known), &within, at(11 * 86_400));
+        assert!(past.events.is_empty());
+        let from_store = ConnectionState::observe(
+            Some(&ConnectionState::default()),
+            &Observation::ExpiryChecked {
+                within: chrono::TimeDelta::days(7),
+                stored_expiry: Some(at(10 * 86_400)),
+            },
+            at(5 * 86_400),
+        );
+        assert_eq!(from_store.events, [Event::RefreshTokenExpiring]);
     }
 }

@@ -95,6 +95,9 @@ pub struct Delivery {
     /// Claimed by a sender until then.
     #[serde(default)]
     pub lease_until: Option<DateTime<Utc>>,
+    /// Which claim holds it: only that sender's attempt is recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_token: Option<String>,
 }
 
 /// How long a delivery is retried before it is given up.
@@ -115,8 +118,22 @@ pub fn backoff(attempts: u32) -> TimeDelta {
 pub enum Attempt {
     Delivered,
     /// The receiver answered something other than 2xx, or did not answer;
-    /// the error names which, never a secret.
+    /// the error names which, never a secret. Tried again later.
     Failed(String),
+    /// It cannot be sent at all (its `notify` is no longer declared):
+    /// given up at once.
+    Undeliverable(String),
+}
+
+/// What asking to send a delivery again came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Retry {
+    /// Claimed for the caller, due now.
+    Claimed(Delivery),
+    /// A sender holds it right now.
+    Busy,
+    /// No delivery has that id.
+    Unknown,
 }
 
 impl Delivery {
@@ -151,6 +168,7 @@ impl Delivery {
                     last_error: None,
                     delivered_at: None,
                     lease_until: None,
+                    lease_token: None,
                 });
             }
         }
@@ -194,6 +212,7 @@ impl Delivery {
                 last_error: None,
                 delivered_at: None,
                 lease_until: None,
+                lease_token: None,
             })
             .collect()
     }
@@ -217,15 +236,34 @@ impl Delivery {
             .is_some_and(|until| until <= now)
     }
 
+    /// Claims it for a sender until `until`, with a token of its own.
+    pub fn claim(&mut self, until: DateTime<Utc>) {
+        self.lease_until = Some(until);
+        self.lease_token = Some(new_id());
+    }
+
+    /// Whether the claim `token` still holds it: a sender whose lease ran
+    /// out (and another took it over) has its attempt ignored, so a late
+    /// failure never undoes another's delivery.
+    pub fn is_held_by(&self, token: &str) -> bool {
+        self.status == Status::Pending && self.lease_token.as_deref() == Some(token)
+    }
+
     /// Records an attempt made at `now`.
     pub fn settle(&mut self, attempt: Attempt, now: DateTime<Utc>) {
         self.attempts = self.attempts.saturating_add(1);
         self.lease_until = None;
+        self.lease_token = None;
         match attempt {
             Attempt::Delivered => {
                 self.status = Status::Delivered;
                 self.delivered_at = Some(now);
                 self.last_error = None;
+            }
+            Attempt::Undeliverable(error) => {
+                self.last_error = Some(error);
+                self.status = Status::Failed;
+                self.next_attempt_at = now;
             }
             Attempt::Failed(error) => {
                 self.last_error = Some(error);
@@ -244,12 +282,18 @@ impl Delivery {
         }
     }
 
-    /// Makes it due now again (`svc notify retry`), with 24 hours more.
-    pub fn retry(&mut self, now: DateTime<Utc>) {
+    /// Whether a sender's claim on it is live at `now`.
+    pub fn is_claimed(&self, now: DateTime<Utc>) -> bool {
+        self.status == Status::Pending && self.lease_until.is_some_and(|until| until > now)
+    }
+
+    /// Makes it due now again (`svc notify retry`), with 24 hours more,
+    /// and claims it for the caller until `until`.
+    pub fn retry(&mut self, now: DateTime<Utc>, until: DateTime<Utc>) {
         self.status = Status::Pending;
         self.next_attempt_at = now;
-        self.lease_until = None;
         self.created_at = now;
+        self.claim(until);
     }
 }
 
@@ -310,20 +354,23 @@ pub trait Outbox: Send + Sync {
         limit: usize,
     ) -> Result<Vec<Delivery>, Error>;
 
-    /// Records an attempt at a claimed delivery.
-    async fn settle(&self, id: &str, attempt: Attempt, now: DateTime<Utc>) -> Result<(), Error>;
+    /// Records an attempt at a delivery claimed with `lease_token`;
+    /// nothing when that claim no longer holds it. Returns whether it was
+    /// recorded.
+    async fn settle(
+        &self,
+        id: &str,
+        lease_token: &str,
+        attempt: Attempt,
+        now: DateTime<Utc>,
+    ) -> Result<bool, Error>;
 
     /// Every delivery kept, oldest first.
     async fn list(&self) -> Result<Vec<Delivery>, Error>;
 
     /// Makes a delivery due now again, and claims it until `now + lease`
-    /// for the caller, who sends it; `None` when there is no such id.
-    async fn retry(
-        &self,
-        id: &str,
-        now: DateTime<Utc>,
-        lease: TimeDelta,
-    ) -> Result<Option<Delivery>, Error>;
+    /// for the caller, who sends it — unless a sender holds it now.
+    async fn retry(&self, id: &str, now: DateTime<Utc>, lease: TimeDelta) -> Result<Retry, Error>;
 }
 
 #[cfg(test)]
@@ -397,10 +444,20 @@ mod tests {
         assert_eq!(d.status, Status::Failed);
         assert!(now <= at(86_400), "gave up within the day");
         assert!(d.attempts > 20 && d.attempts < 40, "{}", d.attempts);
-        d.retry(at(100_000));
-        assert!(d.is_due(at(100_000)));
+        d.retry(at(100_000), at(100_060));
+        assert!(d.is_claimed(at(100_001)) && !d.is_due(at(100_001)));
+        let token = d.lease_token.clone().unwrap();
+        assert!(d.is_held_by(&token) && !d.is_held_by("another"));
         d.settle(Attempt::Delivered, at(100_001));
+        assert!(
+            !d.is_held_by(&token),
+            "a settled delivery is held by no one"
+        );
         assert_eq!(d.status, Status::Delivered);
         assert!(!d.is_stale(at(100_001)) && d.is_stale(at(100_001 + 7 * 86_400)));
+        // A receiver no longer declared: given up at once.
+        let mut gone = delivery();
+        gone.settle(Attempt::Undeliverable("no notify".into()), at(5));
+        assert_eq!((gone.status, gone.attempts), (Status::Failed, 1));
     }
 }

@@ -36,8 +36,15 @@ impl<'a, 'p> Checker<'a, 'p> {
                 self.server_url(url, what);
             }
         }
-        if let Some(ttl) = &client.refresh_token_ttl {
-            self.positive_duration(ttl);
+        for period in [
+            &client.refresh_token_ttl,
+            &client.keep_alive,
+            &client.expiry_warning,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            self.positive_duration(period);
         }
         let mut missing = Vec::new();
         if client.issuer.is_none() && client.token_url.is_none() {

@@ -24,6 +24,8 @@ pub struct Runner {
     pub endpoint: String,
     /// A service account allowed to run it.
     pub account: String,
+    /// The schedule it is taken from, whose parameters it runs with.
+    pub schedule: Option<String>,
 }
 
 /// The endpoints that refresh a client's connection, as
@@ -84,6 +86,7 @@ fn refreshed_on_its_own(program: &Program, refreshers: &[(String, String)]) -> O
             service: by.endpoint.service.text.clone(),
             endpoint: by.endpoint.endpoint.text.clone(),
             account: by.service_account.text.clone(),
+            schedule: None,
         })
     });
     by_read.or_else(|| {
@@ -94,6 +97,7 @@ fn refreshed_on_its_own(program: &Program, refreshers: &[(String, String)]) -> O
                 service: endpoint.service.text.clone(),
                 endpoint: endpoint.endpoint.text.clone(),
                 account: account.text.clone(),
+                schedule: Some(schedule.name.text.clone()),
             })
         })
     })
@@ -129,6 +133,7 @@ pub fn runner(
             service: service.clone(),
             endpoint: endpoint.clone(),
             account: account.name.text.clone(),
+            schedule: None,
         })
     })
 }

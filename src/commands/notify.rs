@@ -8,7 +8,7 @@ use chrono::{SecondsFormat, Utc};
 
 use super::context::Context;
 use super::{block_on, store_error, usage_error};
-use crate::backend::outbox::{Attempt, Delivery, Status};
+use crate::backend::outbox::{Attempt, Delivery, Retry, Status};
 use crate::commands::cli::{ConnectionPlace, NotifyCommand};
 use crate::exit;
 use crate::output::outln;
@@ -76,26 +76,33 @@ pub fn run(command: NotifyCommand) -> ExitCode {
     };
     let sender = crate::notify::Sender::new(Arc::new(script), place.backend.clone(), Some(keys));
     let outcome = block_on(async {
-        let delivery = place
+        let delivery = match place
             .backend
             .outbox
             .retry(&id, Utc::now(), crate::notify::LEASE)
-            .await?;
-        let Some(delivery) = delivery else {
-            return Ok(None);
+            .await?
+        {
+            Retry::Claimed(delivery) => delivery,
+            Retry::Busy => return Ok(Err(true)),
+            Retry::Unknown => return Ok(Err(false)),
         };
         let attempt = sender.send(&delivery).await;
         sender.settle(&delivery, attempt.clone()).await;
-        Ok(Some((delivery, attempt)))
+        Ok(Ok((delivery, attempt)))
     });
     match outcome {
         Err(error) => store_error(&error),
-        Ok(None) => usage_error(
+        Ok(Err(false)) => usage_error(
             "svc::notify::unknown_delivery",
             &format!("no delivery `{id}` in `{}`", place.env),
             Some("`svc notify list --all` shows the deliveries kept"),
         ),
-        Ok(Some((delivery, Attempt::Delivered))) => {
+        Ok(Err(true)) => usage_error(
+            "svc::notify::being_sent",
+            &format!("`svc serve` is sending `{id}` right now"),
+            Some("`svc notify list` shows what came of it in a minute at most"),
+        ),
+        Ok(Ok((delivery, Attempt::Delivered))) => {
             outln!(
                 "delivered {} ({}) to notify `{}`",
                 delivery.event,
@@ -104,7 +111,7 @@ pub fn run(command: NotifyCommand) -> ExitCode {
             );
             exit::code(exit::SUCCESS)
         }
-        Ok(Some((delivery, Attempt::Failed(error)))) => {
+        Ok(Ok((delivery, Attempt::Failed(error) | Attempt::Undeliverable(error)))) => {
             eprint!(
                 "{}",
                 crate::report::render_error(

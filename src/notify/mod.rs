@@ -27,15 +27,19 @@ use crate::program::Script;
 use crate::redact::Redactor;
 use crate::secrets::Identities;
 
-/// How long a claimed delivery is kept from other senders: well over one
-/// attempt's timeout.
+/// How long a claimed delivery is kept from other senders: longer than a
+/// whole batch's attempts, sent one after another.
 pub const LEASE: TimeDelta = TimeDelta::seconds(60);
 
 /// How long one attempt may take.
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Deliveries claimed per pass.
-const BATCH: usize = 32;
+/// Deliveries claimed per pass: `BATCH` attempts of at most
+/// `ATTEMPT_TIMEOUT` end well within the `LEASE`.
+const BATCH: usize = 3;
+
+const _: () =
+    assert!((BATCH as u64) * ATTEMPT_TIMEOUT.as_secs() * 3 / 2 < LEASE.num_seconds() as u64);
 
 /// A signing key: the decoded part of a `whsec_` secret.
 pub struct SigningKey(ring::hmac::Key);
@@ -49,7 +53,7 @@ impl SigningKey {
         let key = base64::engine::general_purpose::STANDARD
             .decode(encoded)
             .map_err(|_| "the signing secret is not `whsec_` and base64".to_string())?;
-        if key.len() < 24 {
+        if !(24..=64).contains(&key.len()) {
             return Err(format!(
                 "the signing key is {} bytes; Standard Webhooks asks for 24 to 64",
                 key.len()
@@ -129,6 +133,9 @@ impl Sender {
 
     /// Records an attempt, logging what it came to.
     pub async fn settle(&self, delivery: &Delivery, attempt: Attempt) {
+        let Some(token) = delivery.lease_token.as_deref() else {
+            return;
+        };
         match &attempt {
             Attempt::Delivered => tracing::info!(
                 "event {} ({}) delivered to notify `{}`",
@@ -136,20 +143,25 @@ impl Sender {
                 delivery.id,
                 delivery.notify
             ),
-            Attempt::Failed(error) => tracing::warn!(
+            Attempt::Failed(error) | Attempt::Undeliverable(error) => tracing::warn!(
                 "event {} ({}) not delivered to notify `{}`: {error}",
                 delivery.event,
                 delivery.id,
                 delivery.notify
             ),
         }
-        if let Err(e) = self
+        match self
             .backend
             .outbox
-            .settle(&delivery.id, attempt, Utc::now())
+            .settle(&delivery.id, token, attempt, Utc::now())
             .await
         {
-            tracing::warn!("cannot record the delivery of {}: {e}", delivery.id);
+            Ok(true) => {}
+            Ok(false) => tracing::info!(
+                "the attempt at {} came after its claim ran out; another sender's stands",
+                delivery.id
+            ),
+            Err(e) => tracing::warn!("cannot record the delivery of {}: {e}", delivery.id),
         }
     }
 
@@ -162,7 +174,7 @@ impl Sender {
             .iter()
             .find(|n| n.name.as_str() == delivery.notify)
         else {
-            return Attempt::Failed(format!(
+            return Attempt::Undeliverable(format!(
                 "notify `{}` is no longer declared",
                 delivery.notify
             ));
@@ -246,7 +258,9 @@ impl Sender {
 
     /// Looks for refresh tokens that expire within their client's
     /// `expiry_warning`, and records each once: the record makes the
-    /// `connection.refresh_token_expiring` event.
+    /// `connection.refresh_token_expiring` event. The expiry is the one
+    /// recorded with the connection, or else the store's for the client's
+    /// refresh token, as `svc doctor` reads it.
     pub async fn check_expiries(&self) {
         let now = Utc::now();
         let states = match self.backend.connections.load().await {
@@ -256,11 +270,23 @@ impl Sender {
                 return;
             }
         };
+        let document = match &self.keys {
+            Some(keys) => self.backend.secrets.document(keys).await.ok(),
+            None => None,
+        };
         for (key, state) in &states {
             let Some(within) = self.expiry_warning(key) else {
                 continue;
             };
-            let observation = Observation::ExpiryChecked { within };
+            let stored_expiry = self
+                .script
+                .client(&key.client)
+                .and_then(|c| c.store_of(crate::syntax::ast::TokenField::RefreshToken))
+                .and_then(|secret| document.as_ref()?.get(secret.as_str())?.expires_at);
+            let observation = Observation::ExpiryChecked {
+                within,
+                stored_expiry,
+            };
             // Written only when there is something to say.
             if ConnectionState::observe(Some(state), &observation, now)
                 .events

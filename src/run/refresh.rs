@@ -221,13 +221,10 @@ impl Engine {
                 refreshed: None,
             });
         }
-        let method = match self.script.endpoint(&service, &endpoint) {
-            Some(decl) if !decl.allows("GET") => decl
-                .methods
-                .first()
-                .map_or("GET".into(), |m| m.text.to_ascii_uppercase()),
-            _ => "GET".into(),
-        };
+        let method = self
+            .script
+            .endpoint(&service, &endpoint)
+            .map_or("GET".into(), |decl| decl.method_to_run());
         let request = RunRequest {
             service,
             endpoint,

@@ -44,14 +44,29 @@ fn kept_alive(app: &App) -> Vec<(String, TimeDelta, Runner)> {
 }
 
 /// Whether a connection has idled past `idle` at `now`: it worked last
-/// (or was authorized) that long ago, and needs no person.
+/// (or was authorized) that long ago, and needs no person. After a failed
+/// refresh it waits before the next try — a minute, doubling with each
+/// failure in a row, at most `idle` — so a provider that refuses is not
+/// asked every few seconds.
 fn idled(state: &ConnectionState, idle: TimeDelta, now: chrono::DateTime<Utc>) -> bool {
     if state.state.needs_person() {
         return false;
     }
     let last = state.last_success_at.or(state.since);
-    last.and_then(|last| last.checked_add_signed(idle))
-        .is_none_or(|due| due <= now)
+    let due = last.and_then(|last| last.checked_add_signed(idle));
+    if due.is_some_and(|due| due > now) {
+        return false;
+    }
+    match state.last_failure_at {
+        Some(failed) if last.is_none_or(|last| failed > last) => {
+            let doublings = state.consecutive_failures.saturating_sub(1).min(16);
+            let wait = TimeDelta::minutes(1i64 << doublings).min(idle);
+            failed
+                .checked_add_signed(wait)
+                .is_none_or(|retry| retry <= now)
+        }
+        _ => true,
+    }
 }
 
 pub async fn keep_alive(app: Arc<App>, shutdown: CancellationToken) {
@@ -112,12 +127,23 @@ async fn refresh_if_idle(app: &Arc<App>, client: &str, idle: TimeDelta, runner: 
         identity = runner.account.as_str(),
         "keep_alive: the connection has idled; refreshing it"
     );
+    // As the program runs it already: the method a run nobody asked for
+    // uses, and the schedule's parameters when it comes from one.
+    let method = app
+        .script
+        .endpoint(&runner.service, &runner.endpoint)
+        .map_or("GET".into(), |decl| decl.method_to_run());
+    let params = runner
+        .schedule
+        .as_deref()
+        .map(|schedule| super::scheduler::schedule_params(&app.script, schedule))
+        .unwrap_or_default();
     let request = RunRequest {
         service: runner.service.clone(),
         endpoint: runner.endpoint.clone(),
         identity: runner.account.clone(),
-        method: "GET".into(),
-        params: Default::default(),
+        method,
+        params,
         dry_run: false,
         trigger: Trigger::KeepAlive {
             client: client.to_string(),
@@ -141,12 +167,18 @@ pub async fn deliver_events(app: Arc<App>, shutdown: CancellationToken) {
         app.engine.backend.clone(),
         app.engine.keys.clone(),
     );
-    if !sender.has_receivers() {
-        return;
-    }
+    // Without a receiver, deliveries left from one that was removed are
+    // still settled (given up), once a minute.
+    let every = if sender.has_receivers() {
+        DELIVER_EVERY
+    } else {
+        EXPIRIES_EVERY
+    };
     let mut expiries_checked: Option<Instant> = None;
     loop {
-        if expiries_checked.is_none_or(|at| at.elapsed() >= EXPIRIES_EVERY) {
+        if sender.has_receivers()
+            && expiries_checked.is_none_or(|at| at.elapsed() >= EXPIRIES_EVERY)
+        {
             sender.check_expiries().await;
             expiries_checked = Some(Instant::now());
         }
@@ -159,7 +191,7 @@ pub async fn deliver_events(app: Arc<App>, shutdown: CancellationToken) {
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(DELIVER_EVERY) => {}
+            _ = tokio::time::sleep(every) => {}
         }
     }
 }
@@ -182,8 +214,29 @@ mod tests {
         assert!(idled(&state, idle, at(100)));
         let dead = ConnectionState {
             state: Health::NeedsReconsent,
-            ..state
+            ..state.clone()
         };
         assert!(!idled(&dead, idle, at(1000)), "a person is needed first");
+        // Failed twice in a row at 200: the next try waits two minutes,
+        // but never longer than `idle` (here 100 s).
+        let failing = ConnectionState {
+            state: Health::Degraded,
+            last_failure_at: Some(at(200)),
+            consecutive_failures: 2,
+            ..state
+        };
+        assert!(!idled(&failing, idle, at(299)));
+        assert!(idled(&failing, idle, at(300)));
+        let long_idle = TimeDelta::days(7);
+        let stale = ConnectionState {
+            last_success_at: Some(at(0)),
+            since: Some(at(0)),
+            last_failure_at: Some(at(8 * 86_400)),
+            consecutive_failures: 2,
+            state: Health::Degraded,
+            ..ConnectionState::default()
+        };
+        assert!(!idled(&stale, long_idle, at(8 * 86_400 + 119)));
+        assert!(idled(&stale, long_idle, at(8 * 86_400 + 120)));
     }
 }

@@ -288,23 +288,7 @@ fn fire(
         endpoint: spec.endpoint.clone(),
         identity: spec.account.clone(),
         method: "GET".into(),
-        // The schedule's fixed values for the endpoint's parameters.
-        params: app
-            .engine
-            .script
-            .schedule(&spec.name)
-            .map(|decl| {
-                decl.params
-                    .iter()
-                    .filter_map(|f| {
-                        Some((
-                            f.name.value.clone(),
-                            crate::check::values::constant(&f.value)?,
-                        ))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default(),
+        params: schedule_params(&app.engine.script, &spec.name),
         dry_run: false,
         trigger: Trigger::Schedule {
             name: spec.name.clone(),
@@ -320,6 +304,27 @@ fn fire(
         let fired = claim_and_run(&app, &spec, request, due_at).await;
         let _ = done.send((index, fired));
     });
+}
+
+/// A schedule's fixed values for its endpoint's parameters.
+pub fn schedule_params(
+    script: &Script,
+    schedule: &str,
+) -> std::collections::BTreeMap<String, serde_json::Value> {
+    script
+        .schedule(schedule)
+        .map(|decl| {
+            decl.params
+                .iter()
+                .filter_map(|f| {
+                    Some((
+                        f.name.value.clone(),
+                        crate::check::values::constant(&f.value)?,
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 impl Fired {

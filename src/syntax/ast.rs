@@ -671,6 +671,19 @@ impl HookKind {
 }
 
 impl EndpointDecl {
+    /// The method a run that no caller asked for uses (refresh on read,
+    /// keep-alive): `GET` when allowed, else the first the endpoint allows.
+    pub fn method_to_run(&self) -> String {
+        if self.allows("GET") {
+            return "GET".into();
+        }
+        self.methods
+            .first()
+            .map_or("GET".into(), |m| m.text.to_ascii_uppercase())
+    }
+}
+
+impl EndpointDecl {
     pub fn log_enabled(&self) -> bool {
         self.log.as_ref().is_some_and(|l| l.enabled)
     }

@@ -14,7 +14,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::blocking;
-use crate::backend::outbox::{Attempt, Delivery};
+use crate::backend::outbox::{Attempt, Delivery, Retry};
 use crate::backend::{
     ConnectionKey, ConnectionState, ConnectionStore, Observation, Observed, Outbox, Subscriber,
 };
@@ -219,7 +219,7 @@ impl Outbox for FileConnections {
                     break;
                 }
                 if delivery.is_due(now) {
-                    delivery.lease_until = Some(until);
+                    delivery.claim(until);
                     claimed.push(delivery.clone());
                 }
             }
@@ -229,17 +229,27 @@ impl Outbox for FileConnections {
         .await
     }
 
-    async fn settle(&self, id: &str, attempt: Attempt, now: DateTime<Utc>) -> Result<(), Error> {
-        let id = id.to_string();
-        self.update(
-            move |content| match content.outbox.iter_mut().find(|d| d.id == id) {
+    async fn settle(
+        &self,
+        id: &str,
+        lease_token: &str,
+        attempt: Attempt,
+        now: DateTime<Utc>,
+    ) -> Result<bool, Error> {
+        let (id, token) = (id.to_string(), lease_token.to_string());
+        self.update(move |content| {
+            match content
+                .outbox
+                .iter_mut()
+                .find(|d| d.id == id && d.is_held_by(&token))
+            {
                 Some(delivery) => {
                     delivery.settle(attempt, now);
-                    ((), true)
+                    (true, true)
                 }
-                None => ((), false),
-            },
-        )
+                None => (false, false),
+            }
+        })
         .await
     }
 
@@ -248,24 +258,106 @@ impl Outbox for FileConnections {
         blocking(move || read(&path).map(|content| content.outbox)).await
     }
 
-    async fn retry(
-        &self,
-        id: &str,
-        now: DateTime<Utc>,
-        lease: TimeDelta,
-    ) -> Result<Option<Delivery>, Error> {
+    async fn retry(&self, id: &str, now: DateTime<Utc>, lease: TimeDelta) -> Result<Retry, Error> {
         let id = id.to_string();
         let until = now.checked_add_signed(lease).unwrap_or(now);
         self.update(
             move |content| match content.outbox.iter_mut().find(|d| d.id == id) {
+                Some(delivery) if delivery.is_claimed(now) => (Retry::Busy, false),
                 Some(delivery) => {
-                    delivery.retry(now);
-                    delivery.lease_until = Some(until);
-                    (Some(delivery.clone()), true)
+                    delivery.retry(now, until);
+                    (Retry::Claimed(delivery.clone()), true)
                 }
-                None => (None, false),
+                None => (Retry::Unknown, false),
             },
         )
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::connection::{FailureClass, LastError};
+    use crate::backend::outbox::Status;
+    use crate::check::notify::Event;
+
+    fn at(seconds: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000 + seconds, 0).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_sender_whose_claim_ran_out_does_not_undo_another_s_delivery() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileConnections::new(dir.path(), "dev", Duration::from_secs(5));
+        let subscribers = [Subscriber {
+            notify: "ops".into(),
+            events: [Event::Degraded].into(),
+        }];
+        let failed = Observation::Failed {
+            class: FailureClass::Transient,
+            error: LastError {
+                code: "temporarily_unavailable".into(),
+                description: None,
+            },
+        };
+        let key = ConnectionKey::default_of("app");
+        store
+            .observe(&key, &failed, &subscribers, at(0))
+            .await
+            .unwrap();
+        let lease = TimeDelta::seconds(60);
+
+        let first = store.claim(at(1), lease, 3).await.unwrap();
+        assert_eq!(first.len(), 1);
+        assert!(
+            store.claim(at(2), lease, 3).await.unwrap().is_empty(),
+            "claimed twice"
+        );
+        // The first sender is slow; its lease runs out, a second takes over
+        // and delivers.
+        let second = store.claim(at(62), lease, 3).await.unwrap();
+        assert_eq!(second.len(), 1);
+        let (a, b) = (
+            first[0].lease_token.clone().unwrap(),
+            second[0].lease_token.clone().unwrap(),
+        );
+        assert_ne!(a, b);
+        assert!(
+            store
+                .settle(&second[0].id, &b, Attempt::Delivered, at(63))
+                .await
+                .unwrap()
+        );
+        // The first sender's late failure changes nothing.
+        let late = Attempt::Failed("timed out".into());
+        assert!(!store.settle(&first[0].id, &a, late, at(64)).await.unwrap());
+        let kept = store.list().await.unwrap();
+        assert_eq!(kept[0].status, Status::Delivered);
+        // Nor may a person's retry take it while a sender holds it.
+        store
+            .observe(
+                &key,
+                &Observation::Refreshed {
+                    refresh_token_expires_at: None,
+                },
+                &[],
+                at(70),
+            )
+            .await
+            .unwrap();
+        store
+            .observe(&key, &failed, &subscribers, at(71))
+            .await
+            .unwrap();
+        let held = store.claim(at(72), lease, 3).await.unwrap();
+        assert_eq!(
+            store.retry(&held[0].id, at(73), lease).await.unwrap(),
+            crate::backend::outbox::Retry::Busy
+        );
+        assert_eq!(
+            store.retry("msg_none", at(73), lease).await.unwrap(),
+            crate::backend::outbox::Retry::Unknown
+        );
     }
 }

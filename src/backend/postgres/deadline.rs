@@ -27,7 +27,7 @@ use chrono::{DateTime, Utc};
 use super::{Database, LONGEST_CALL, Progress};
 use crate::backend::RunRecord;
 use crate::backend::ScheduleState;
-use crate::backend::outbox::{Attempt, Delivery};
+use crate::backend::outbox::{Attempt, Delivery, Retry};
 use crate::backend::{
     Backend, Change, Changed, Held, JobRefused, JobStore, JobView, KeyIndex, KeyStore, LogName,
     LogStore, RecipientChange, ScheduleStore, SecretStore,
@@ -253,8 +253,14 @@ impl Outbox for Bounded<dyn Outbox> {
             .await
     }
 
-    async fn settle(&self, id: &str, attempt: Attempt, now: DateTime<Utc>) -> Result<(), Error> {
-        self.within(LONGEST_CALL, self.0.settle(id, attempt, now))
+    async fn settle(
+        &self,
+        id: &str,
+        lease_token: &str,
+        attempt: Attempt,
+        now: DateTime<Utc>,
+    ) -> Result<bool, Error> {
+        self.within(LONGEST_CALL, self.0.settle(id, lease_token, attempt, now))
             .await
     }
 
@@ -267,7 +273,7 @@ impl Outbox for Bounded<dyn Outbox> {
         id: &str,
         now: DateTime<Utc>,
         lease: chrono::TimeDelta,
-    ) -> Result<Option<Delivery>, Error> {
+    ) -> Result<Retry, Error> {
         self.within(LONGEST_CALL, self.0.retry(id, now, lease))
             .await
     }

@@ -15,7 +15,7 @@ use super::locks::PgLocks;
 use super::{Database, lock_key, unavailable};
 use crate::backend::RunRecord;
 use crate::backend::ScheduleState;
-use crate::backend::outbox::{Attempt, Delivery, Status};
+use crate::backend::outbox::{Attempt, Delivery, Retry, Status};
 use crate::backend::{
     Backend, Change, Changed, Fence, Held, JobRefused, JobStore, JobView, KeyIndex, KeyStore,
     LogName, LogStore, Options, RecipientChange, ScheduleStore, SecretStore,
@@ -1162,7 +1162,7 @@ impl Outbox for PgOutbox {
         let mut claimed = Vec::with_capacity(rows.len());
         for row in rows {
             let mut delivery = delivery_of(row.get(0))?;
-            delivery.lease_until = Some(until);
+            delivery.claim(until);
             save_delivery(&transaction, &self.env, &delivery).await?;
             claimed.push(delivery);
         }
@@ -1170,7 +1170,13 @@ impl Outbox for PgOutbox {
         Ok(claimed)
     }
 
-    async fn settle(&self, id: &str, attempt: Attempt, now: DateTime<Utc>) -> Result<(), Error> {
+    async fn settle(
+        &self,
+        id: &str,
+        lease_token: &str,
+        attempt: Attempt,
+        now: DateTime<Utc>,
+    ) -> Result<bool, Error> {
         let mut client = self.db.client().await?;
         let transaction = client.transaction().await.map_err(unavailable)?;
         let row = transaction
@@ -1180,13 +1186,19 @@ impl Outbox for PgOutbox {
             )
             .await
             .map_err(unavailable)?;
+        let mut settled = false;
         if let Some(row) = row {
             let mut delivery = delivery_of(row.get(0))?;
-            delivery.settle(attempt, now);
-            save_delivery(&transaction, &self.env, &delivery).await?;
+            // Another sender took it over when this one's lease ran out:
+            // its outcome stands.
+            if delivery.is_held_by(lease_token) {
+                delivery.settle(attempt, now);
+                save_delivery(&transaction, &self.env, &delivery).await?;
+                settled = true;
+            }
         }
         transaction.commit().await.map_err(unavailable)?;
-        Ok(())
+        Ok(settled)
     }
 
     async fn list(&self) -> Result<Vec<Delivery>, Error> {
@@ -1206,7 +1218,7 @@ impl Outbox for PgOutbox {
         id: &str,
         now: DateTime<Utc>,
         lease: chrono::TimeDelta,
-    ) -> Result<Option<Delivery>, Error> {
+    ) -> Result<Retry, Error> {
         let until = now.checked_add_signed(lease).unwrap_or(now);
         let mut client = self.db.client().await?;
         let transaction = client.transaction().await.map_err(unavailable)?;
@@ -1218,14 +1230,16 @@ impl Outbox for PgOutbox {
             .await
             .map_err(unavailable)?;
         let Some(row) = row else {
-            return Ok(None);
+            return Ok(Retry::Unknown);
         };
         let mut delivery = delivery_of(row.get(0))?;
-        delivery.retry(now);
-        delivery.lease_until = Some(until);
+        if delivery.is_claimed(now) {
+            return Ok(Retry::Busy);
+        }
+        delivery.retry(now, until);
         save_delivery(&transaction, &self.env, &delivery).await?;
         transaction.commit().await.map_err(unavailable)?;
-        Ok(Some(delivery))
+        Ok(Retry::Claimed(delivery))
     }
 }
 
