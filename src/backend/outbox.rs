@@ -129,7 +129,7 @@ pub enum Attempt {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Retry {
     /// Claimed for the caller, due now.
-    Claimed(Delivery),
+    Claimed(Box<Delivery>),
     /// A sender holds it right now.
     Busy,
     /// No delivery has that id.

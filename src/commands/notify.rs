@@ -82,7 +82,7 @@ pub fn run(command: NotifyCommand) -> ExitCode {
             .retry(&id, Utc::now(), crate::notify::LEASE)
             .await?
         {
-            Retry::Claimed(delivery) => delivery,
+            Retry::Claimed(delivery) => *delivery,
             Retry::Busy => return Ok(Err(true)),
             Retry::Unknown => return Ok(Err(false)),
         };

@@ -266,7 +266,7 @@ impl Outbox for FileConnections {
                 Some(delivery) if delivery.is_claimed(now) => (Retry::Busy, false),
                 Some(delivery) => {
                     delivery.retry(now, until);
-                    (Retry::Claimed(delivery.clone()), true)
+                    (Retry::Claimed(Box::new(delivery.clone())), true)
                 }
                 None => (Retry::Unknown, false),
             },

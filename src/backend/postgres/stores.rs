@@ -1239,7 +1239,7 @@ impl Outbox for PgOutbox {
         delivery.retry(now, until);
         save_delivery(&transaction, &self.env, &delivery).await?;
         transaction.commit().await.map_err(unavailable)?;
-        Ok(Retry::Claimed(delivery))
+        Ok(Retry::Claimed(Box::new(delivery)))
     }
 }
 
