@@ -700,7 +700,55 @@ async fn on_postgresql_three_replicas_deliver_each_event_once_even_after_a_kill(
         "SELECT count(*) FROM svc_outbox WHERE status = 'delivered'",
     );
     assert_eq!(delivered.trim(), "2");
-    for replica in &replicas {
+
+    // Every replica reads the same state from the database: the API, and
+    // the gauges (read behind the scrape, so polled).
+    let key = {
+        let p = p.clone();
+        in_thread(move || {
+            let run = p
+                .svc()
+                .args(["key", "create", "--as", "status_bot", "--env", "dev"])
+                .args(["--program", "app.svc"])
+                .run();
+            assert_eq!(run.status, 0, "{}", run.all_output());
+            run.stdout.trim().to_string()
+        })
+        .await
+    };
+    let replicas = Arc::new(replicas);
+    for index in 0..3 {
+        let (replicas, key) = (replicas.clone(), key.clone());
+        let answer = in_thread(move || {
+            replicas[index].call("GET", "/api/connections/app/default", Some(&key), None)
+        })
+        .await;
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        let shown = answer.json();
+        assert_eq!(
+            (
+                shown["state"].as_str(),
+                shown["consecutive_failures"].as_u64()
+            ),
+            (Some("healthy"), Some(0)),
+            "{shown}"
+        );
+        outputs += &answer.body;
+    }
+    let gauge = "svc_connection_state{environment=\"dev\",client=\"app\",connection_id=\"default\",state=\"healthy\"} 1";
+    let scraped = replicas.clone();
+    assert!(
+        eventually(20, move || {
+            scraped[0]
+                .call("GET", "/metrics", None, None)
+                .body
+                .contains(gauge)
+        })
+        .await,
+        "{}",
+        replicas[0].call("GET", "/metrics", None, None).body
+    );
+    for replica in replicas.iter() {
         outputs += &replica.stderr();
     }
     let bodies: String = receiver

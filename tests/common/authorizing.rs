@@ -197,6 +197,8 @@ role reader {{ grant read_secret ACCESS_TOKEN }}
 user ops {{ roles token_keeper }}
 service_account scheduler {{ roles token_keeper }}
 service_account app_reader {{ roles reader }}
+role status_reader {{ grant read_status app }}
+service_account status_bot {{ roles status_reader }}
 
 service api {{
   var token: string
