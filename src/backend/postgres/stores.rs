@@ -872,9 +872,18 @@ struct PgSchedules {
     env: String,
 }
 
-fn state_of(value: serde_json::Value) -> Result<ScheduleState, Error> {
+/// A JSON column read back into what was written there; `what` names it
+/// in the error.
+fn stored<T: serde::de::DeserializeOwned>(
+    value: serde_json::Value,
+    what: &str,
+) -> Result<T, Error> {
     serde_json::from_value(value)
-        .map_err(|e| Error::Invalid(format!("a schedule state in the database: {e}")))
+        .map_err(|e| Error::Invalid(format!("{what} in the database: {e}")))
+}
+
+fn state_of(value: serde_json::Value) -> Result<ScheduleState, Error> {
+    stored(value, "a schedule state")
 }
 
 #[async_trait]
@@ -933,8 +942,7 @@ struct PgConnections {
 }
 
 fn connection_of(value: serde_json::Value) -> Result<ConnectionState, Error> {
-    serde_json::from_value(value)
-        .map_err(|e| Error::Invalid(format!("a connection state in the database: {e}")))
+    stored(value, "a connection state")
 }
 
 #[async_trait]
@@ -1050,17 +1058,6 @@ impl ConnectionStore for PgConnections {
         subscribers: &[Subscriber],
         at: DateTime<Utc>,
     ) -> Result<bool, Error> {
-        self.forget(key, subscribers, at).await
-    }
-}
-
-impl PgConnections {
-    async fn forget(
-        &self,
-        key: &ConnectionKey,
-        subscribers: &[Subscriber],
-        at: DateTime<Utc>,
-    ) -> Result<bool, Error> {
         let mut client = self.db.client().await?;
         let transaction = client.transaction().await.map_err(unavailable)?;
         let deleted = transaction
@@ -1085,8 +1082,7 @@ struct PgOutbox {
 }
 
 fn delivery_of(value: serde_json::Value) -> Result<Delivery, Error> {
-    serde_json::from_value(value)
-        .map_err(|e| Error::Invalid(format!("a delivery in the database: {e}")))
+    stored(value, "a delivery")
 }
 
 fn settled_at(delivery: &Delivery) -> Option<DateTime<Utc>> {
