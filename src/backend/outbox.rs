@@ -147,30 +147,22 @@ impl Delivery {
         subscribers: &[Subscriber],
         at: DateTime<Utc>,
     ) -> Vec<Delivery> {
+        let error_code = state
+            .last_error
+            .as_ref()
+            .filter(|_| state.state != super::connection::Health::Healthy)
+            .map(|e| e.code.as_str());
         let mut out = Vec::new();
         for event in events {
-            let body = body(env, key, state, *event, at);
-            for subscriber in subscribers {
-                if !subscriber.events.contains(event) {
-                    continue;
-                }
-                out.push(Delivery {
-                    id: new_id(),
-                    notify: subscriber.notify.clone(),
-                    event: event.as_str().to_string(),
-                    client: key.client.clone(),
-                    connection_id: key.connection_id.clone(),
-                    body: body.clone(),
-                    created_at: at,
-                    status: Status::Pending,
-                    attempts: 0,
-                    next_attempt_at: at,
-                    last_error: None,
-                    delivered_at: None,
-                    lease_until: None,
-                    lease_token: None,
-                });
-            }
+            let expires = state
+                .refresh_token_expires_at
+                .filter(|_| *event == Event::RefreshTokenExpiring);
+            let said = Said {
+                state: state.state.as_str(),
+                error_code,
+                refresh_token_expires_at: expires,
+            };
+            out.extend(deliveries(env, key, *event, &said, subscribers, at));
         }
         out
     }
@@ -183,38 +175,12 @@ impl Delivery {
         subscribers: &[Subscriber],
         at: DateTime<Utc>,
     ) -> Vec<Delivery> {
-        let body = serde_json::json!({
-            "type": Event::Deleted.as_str(),
-            "timestamp": at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            "data": {
-                "environment": env,
-                "client": key.client,
-                "connection_id": key.connection_id,
-                "state": "deleted",
-                "error_code": null,
-            },
-        })
-        .to_string();
-        subscribers
-            .iter()
-            .filter(|s| s.events.contains(&Event::Deleted))
-            .map(|s| Delivery {
-                id: new_id(),
-                notify: s.notify.clone(),
-                event: Event::Deleted.as_str().to_string(),
-                client: key.client.clone(),
-                connection_id: key.connection_id.clone(),
-                body: body.clone(),
-                created_at: at,
-                status: Status::Pending,
-                attempts: 0,
-                next_attempt_at: at,
-                last_error: None,
-                delivered_at: None,
-                lease_until: None,
-                lease_token: None,
-            })
-            .collect()
+        let said = Said {
+            state: "deleted",
+            error_code: None,
+            refresh_token_expires_at: None,
+        };
+        deliveries(env, key, Event::Deleted, &said, subscribers, at)
     }
 
     /// Whether a sender may claim it at `now`.
@@ -297,39 +263,67 @@ impl Delivery {
     }
 }
 
-/// The body of an event: what happened to which connection, never a
-/// token or a secret.
-fn body(
+/// What an event says of its connection's state: never a token, a
+/// secret or the provider's description.
+struct Said<'a> {
+    state: &'a str,
+    error_code: Option<&'a str>,
+    /// Only in `connection.refresh_token_expiring`.
+    refresh_token_expires_at: Option<DateTime<Utc>>,
+}
+
+/// One event's delivery to each receiver that asked for it, with one body.
+fn deliveries(
     env: &str,
     key: &ConnectionKey,
-    state: &ConnectionState,
     event: Event,
+    said: &Said<'_>,
+    subscribers: &[Subscriber],
     at: DateTime<Utc>,
-) -> String {
-    let error_code = state
-        .last_error
-        .as_ref()
-        .filter(|_| state.state != super::connection::Health::Healthy)
-        .map(|e| e.code.clone());
+) -> Vec<Delivery> {
+    let wanted: Vec<&Subscriber> = subscribers
+        .iter()
+        .filter(|s| s.events.contains(&event))
+        .collect();
+    if wanted.is_empty() {
+        return Vec::new();
+    }
     let mut data = serde_json::json!({
         "environment": env,
         "client": key.client,
         "connection_id": key.connection_id,
-        "state": state.state.as_str(),
-        "error_code": error_code,
+        "state": said.state,
+        "error_code": said.error_code,
     });
-    if event == Event::RefreshTokenExpiring
-        && let Some(expires) = state.refresh_token_expires_at
-    {
+    if let Some(expires) = said.refresh_token_expires_at {
         data["refresh_token_expires_at"] =
             serde_json::Value::String(expires.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
     }
-    serde_json::json!({
+    let body = serde_json::json!({
         "type": event.as_str(),
         "timestamp": at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         "data": data,
     })
-    .to_string()
+    .to_string();
+    wanted
+        .into_iter()
+        .map(|subscriber| Delivery {
+            id: new_id(),
+            notify: subscriber.notify.clone(),
+            event: event.as_str().to_string(),
+            client: key.client.clone(),
+            connection_id: key.connection_id.clone(),
+            body: body.clone(),
+            created_at: at,
+            status: Status::Pending,
+            attempts: 0,
+            next_attempt_at: at,
+            last_error: None,
+            delivered_at: None,
+            lease_until: None,
+            lease_token: None,
+        })
+        .collect()
 }
 
 fn new_id() -> String {
