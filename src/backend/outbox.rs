@@ -154,8 +154,10 @@ impl Delivery {
             .map(|e| e.code.as_str());
         let mut out = Vec::new();
         for event in events {
+            // The expiry the warning was made for: recorded with the
+            // connection, or read from the store.
             let expires = state
-                .refresh_token_expires_at
+                .expiring_noticed_for
                 .filter(|_| *event == Event::RefreshTokenExpiring);
             let said = Said {
                 state: state.state.as_str(),
@@ -419,6 +421,29 @@ mod tests {
         assert_eq!(body["data"]["state"], "needs_reconsent");
         assert_eq!(body["data"]["error_code"], "invalid_grant");
         assert!(!d.body.contains("revoked"), "descriptions stay home");
+    }
+
+    #[test]
+    fn an_expiring_event_names_the_expiry_it_warns_of() {
+        let expires = at(86_400);
+        let state = ConnectionState {
+            expiring_noticed_for: Some(expires),
+            ..ConnectionState::default()
+        };
+        let subscribers = [Subscriber {
+            notify: "ops".into(),
+            events: [Event::RefreshTokenExpiring].into(),
+        }];
+        let out = Delivery::for_events(
+            "prod",
+            &ConnectionKey::default_of("google"),
+            &state,
+            &[Event::RefreshTokenExpiring],
+            &subscribers,
+            at(0),
+        );
+        let body: serde_json::Value = serde_json::from_str(&out[0].body).unwrap();
+        assert_eq!(body["data"]["refresh_token_expires_at"], "2027-01-16T08:00:00Z");
     }
 
     #[test]
