@@ -443,7 +443,10 @@ mod tests {
             at(0),
         );
         let body: serde_json::Value = serde_json::from_str(&out[0].body).unwrap();
-        assert_eq!(body["data"]["refresh_token_expires_at"], "2027-01-16T08:00:00Z");
+        assert_eq!(
+            body["data"]["refresh_token_expires_at"],
+            "2027-01-16T08:00:00Z"
+        );
     }
 
     #[test]

@@ -178,34 +178,14 @@ impl<'a, 'p> Checker<'a, 'p> {
             );
             return;
         };
-        self.secret_reads.push((name.text.clone(), key.span));
-        if !self.resolve_secret(name) {
-            return;
-        }
-        self.usage.secret_used(name.as_str());
-        let secret = self.symbols.secrets[name.as_str()];
-        if secret.locked.is_none() {
-            self.push(
-                Diagnostic::new(
-                    Code::UnlockedSigningKey,
-                    format!("the signing key `{}` is not locked", name.text),
-                )
-                .label(key.span, "signs JWTs")
-                .label(secret.name.span, "declared without `locked`")
-                .help(format!(
-                    "a private key is changed by people, never by a run: add `locked` to `secret {}`",
-                    name.text
-                ))
-                .fix(self.layout.add_word(
-                    secret.span,
-                    "locked",
-                    format!("Lock `{}`", name.text),
-                    // Nothing updates a signing key; were something to,
-                    // the check says so once it is locked.
-                    true,
-                )),
-            );
-        }
+        self.locked_signer(
+            name,
+            key.span,
+            Code::UnlockedSigningKey,
+            "the signing key",
+            "signs JWTs",
+            "a private key is changed by people, never by a run",
+        );
     }
 
     pub(super) fn algorithm(&mut self, alg: Option<&PlainString>) {

@@ -215,6 +215,45 @@ impl<'a, 'p> Checker<'a, 'p> {
         false
     }
 
+    /// A secret that signs (a JWT key, a webhook secret): read, declared,
+    /// and `locked` — nothing but a person may change what others trust.
+    /// When it is not locked, `code` says so (`noun` is what it is,
+    /// `signs` labels the use, `why` starts the help) with the fix that
+    /// locks it.
+    pub fn locked_signer(
+        &mut self,
+        name: &'p Name,
+        used_at: Span,
+        code: Code,
+        noun: &str,
+        signs: &str,
+        why: &str,
+    ) {
+        self.secret_reads.push((name.text.clone(), used_at));
+        if !self.resolve_secret(name) {
+            return;
+        }
+        self.usage.secret_used(name.as_str());
+        let secret = self.symbols.secrets[name.as_str()];
+        if secret.locked.is_some() {
+            return;
+        }
+        self.push(
+            Diagnostic::new(code, format!("{noun} `{}` is not locked", name.text))
+                .label(used_at, signs)
+                .label(secret.name.span, "declared without `locked`")
+                .help(format!("{why}: add `locked` to `secret {}`", name.text))
+                .fix(self.layout.add_word(
+                    secret.span,
+                    "locked",
+                    format!("Lock `{}`", name.text),
+                    // Nothing may update a signing secret; were something
+                    // to, the check says so once it is locked.
+                    true,
+                )),
+        );
+    }
+
     /// Resolves `service.endpoint`, reporting what is unknown.
     pub fn resolve_endpoint(&mut self, service: &Name, endpoint: Option<&Name>) -> bool {
         self.used(

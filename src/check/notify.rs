@@ -169,33 +169,14 @@ impl<'a, 'p> Checker<'a, 'p> {
     }
 
     fn notify_secret(&mut self, name: &'p Name) {
-        self.secret_reads.push((name.text.clone(), name.span));
-        if !self.resolve_secret(name) {
-            return;
-        }
-        self.usage.secret_used(name.as_str());
-        let secret = self.symbols.secrets[name.as_str()];
-        if secret.locked.is_none() {
-            self.push(
-                Diagnostic::new(
-                    Code::UnlockedWebhookSecret,
-                    format!("the signing secret `{}` is not locked", name.text),
-                )
-                .label(name.span, "signs events")
-                .label(secret.name.span, "declared without `locked`")
-                .help(format!(
-                    "receivers trust whoever holds it, so no run may change it: add `locked` to \
-                     `secret {}`",
-                    name.text
-                ))
-                .fix(self.layout.add_word(
-                    secret.span,
-                    "locked",
-                    format!("Lock `{}`", name.text),
-                    true,
-                )),
-            );
-        }
+        self.locked_signer(
+            name,
+            name.span,
+            Code::UnlockedWebhookSecret,
+            "the signing secret",
+            "signs events",
+            "receivers trust whoever holds it, so no run may change it",
+        );
     }
 }
 
