@@ -18,58 +18,16 @@ pub fn run(command: NotifyCommand) -> ExitCode {
         NotifyCommand::List { all, place } => (place, None, all),
         NotifyCommand::Retry { id, place } => (place, Some(id), true),
     };
-    let ConnectionPlace {
-        paths,
-        store,
-        state_dir,
-        json,
-    } = place_args;
-    let context = match Context::find(&paths) {
-        Ok(context) => context,
-        Err(code) => return code,
-    };
-    let place = match context.place_with(
-        &store,
-        None,
-        state_dir.as_deref(),
-        &crate::backend::Options::default(),
-    ) {
-        Ok(place) => place,
-        Err(code) => return code,
-    };
     let Some(id) = retry else {
-        let deliveries = match block_on(place.backend.outbox.list()) {
-            Ok(deliveries) => deliveries,
-            Err(error) => return store_error(&error),
+        return list(&place_args, all);
+    };
+    // As `svc connection revoke` opens them: the program (for the
+    // receiver's URL and secret) and the environment.
+    let (script, place) =
+        match super::connection::open(&place_args, &crate::backend::Options::default()) {
+            Ok(opened) => opened,
+            Err(code) => return code,
         };
-        let shown: Vec<&Delivery> = deliveries
-            .iter()
-            .filter(|d| all || d.status != Status::Delivered)
-            .collect();
-        if json {
-            let text = serde_json::to_string_pretty(&serde_json::json!({ "deliveries": shown }));
-            outln!("{}", text.expect("deliveries serialize"));
-        } else if shown.is_empty() {
-            outln!(
-                "no deliveries {}in `{}`",
-                if all { "" } else { "pending or failed " },
-                place.env
-            );
-        } else {
-            for delivery in shown {
-                print(delivery);
-            }
-        }
-        return exit::code(exit::SUCCESS);
-    };
-    let paths = match context.program(&paths) {
-        Ok(paths) => paths,
-        Err(code) => return code,
-    };
-    let script = match super::run::load_paths(&paths) {
-        Ok(script) => script,
-        Err(code) => return code,
-    };
     let keys = match place.identities() {
         Ok(keys) => Arc::new(keys),
         Err(error) => return store_error(&error),
@@ -129,6 +87,46 @@ pub fn run(command: NotifyCommand) -> ExitCode {
             exit::code(exit::FAILURE)
         }
     }
+}
+
+/// `svc notify list`: needs the environment, not the program.
+fn list(args: &ConnectionPlace, all: bool) -> ExitCode {
+    let context = match Context::find(&args.paths) {
+        Ok(context) => context,
+        Err(code) => return code,
+    };
+    let place = match context.place_with(
+        &args.store,
+        None,
+        args.state_dir.as_deref(),
+        &crate::backend::Options::default(),
+    ) {
+        Ok(place) => place,
+        Err(code) => return code,
+    };
+    let deliveries = match block_on(place.backend.outbox.list()) {
+        Ok(deliveries) => deliveries,
+        Err(error) => return store_error(&error),
+    };
+    let shown: Vec<&Delivery> = deliveries
+        .iter()
+        .filter(|d| all || d.status != Status::Delivered)
+        .collect();
+    if args.json {
+        let text = serde_json::to_string_pretty(&serde_json::json!({ "deliveries": shown }));
+        outln!("{}", text.expect("deliveries serialize"));
+    } else if shown.is_empty() {
+        outln!(
+            "no deliveries {}in `{}`",
+            if all { "" } else { "pending or failed " },
+            place.env
+        );
+    } else {
+        for delivery in shown {
+            print(delivery);
+        }
+    }
+    exit::code(exit::SUCCESS)
 }
 
 fn print(delivery: &Delivery) {
