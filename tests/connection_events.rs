@@ -146,6 +146,11 @@ impl Receiver {
         out
     }
 
+    /// Every body received, as sent, for searching them for secrets.
+    async fn bodies(&self) -> String {
+        self.events().await.iter().map(|e| e.raw.as_str()).collect()
+    }
+
     /// How many of each event type arrived.
     async fn counts(&self) -> BTreeMap<String, usize> {
         let mut counts = BTreeMap::new();
@@ -205,18 +210,21 @@ fn deliveries(svc: Svc, all: bool) -> Vec<Value> {
     listed["deliveries"].as_array().unwrap().clone()
 }
 
-fn run_refresh(svc: Svc, extra: &[&str]) -> Run {
-    svc.args([
-        "run",
-        "app.svc",
-        "api.refresh",
-        "--env",
-        "dev",
-        "--as",
-        "ops",
-    ])
-    .args(extra.iter().copied())
-    .run()
+/// `svc run app.svc api.refresh --env dev --as ops`, off the async threads.
+async fn refresh(svc: Svc) -> Run {
+    in_thread(move || {
+        svc.args([
+            "run",
+            "app.svc",
+            "api.refresh",
+            "--env",
+            "dev",
+            "--as",
+            "ops",
+        ])
+        .run()
+    })
+    .await
 }
 
 async fn token_answer(server: &MockServer, status: u16, body: Value) {
@@ -399,10 +407,7 @@ async fn a_flaky_provider_degrades_and_recovers_and_a_receiver_down_gets_each_ev
 
     // 503: degraded, and one delivery waits in the outbox.
     token_answer(&tokens, 503, json!({"error": "temporarily_unavailable"})).await;
-    let run = {
-        let p = p.clone();
-        in_thread(move || run_refresh(p.svc(), &[])).await
-    };
+    let run = refresh(p.svc()).await;
     assert_eq!(run.status, 1, "{}", run.all_output());
     outputs += &run.all_output();
     let waiting = {
@@ -477,10 +482,7 @@ async fn a_flaky_provider_degrades_and_recovers_and_a_receiver_down_gets_each_ev
                "expires_in": 3600}),
     )
     .await;
-    let run = {
-        let p = p.clone();
-        in_thread(move || run_refresh(p.svc(), &[])).await
-    };
+    let run = refresh(p.svc()).await;
     assert_eq!(run.status, 0, "{}", run.all_output());
     outputs += &run.all_output();
     receiver.wait_for("connection.recovered", 30).await;
@@ -502,12 +504,7 @@ async fn a_flaky_provider_degrades_and_recovers_and_a_receiver_down_gets_each_ev
     };
     assert!(kept.iter().all(|d| d["status"] == "delivered"), "{kept:?}");
     outputs += &server.stderr();
-    let bodies: String = receiver
-        .events()
-        .await
-        .iter()
-        .map(|e| e.raw.clone())
-        .collect();
+    let bodies: String = receiver.bodies().await;
     assert_no_leak(
         &format!("{outputs}{bodies}{}", p.logs()),
         &[
@@ -548,10 +545,7 @@ async fn keep_alive_refreshes_a_connection_nobody_uses() {
                "expires_in": 3600}),
     )
     .await;
-    let run = {
-        let p = p.clone();
-        in_thread(move || run_refresh(p.svc(), &[])).await
-    };
+    let run = refresh(p.svc()).await;
     assert_eq!(run.status, 0, "{}", run.all_output());
     let sent = tokens.received_requests().await.unwrap().len();
 
@@ -627,10 +621,7 @@ async fn on_postgresql_three_replicas_deliver_each_event_once_even_after_a_kill(
 
     // A state change while the receiver is down.
     token_answer(&tokens, 503, json!({"error": "temporarily_unavailable"})).await;
-    let run = {
-        let p = p.clone();
-        in_thread(move || run_refresh(p.svc(), &[])).await
-    };
+    let run = refresh(p.svc()).await;
     assert_eq!(run.status, 1, "{}", run.all_output());
     let stored = pg.psql(
         &p.db,
@@ -678,10 +669,7 @@ async fn on_postgresql_three_replicas_deliver_each_event_once_even_after_a_kill(
                "expires_in": 3600}),
     )
     .await;
-    let run = {
-        let p = p.clone();
-        in_thread(move || run_refresh(p.svc(), &[])).await
-    };
+    let run = refresh(p.svc()).await;
     assert_eq!(run.status, 0, "{}", run.all_output());
     receiver.wait_for("connection.recovered", 30).await;
     // A duplicate would come within a pass or two (one a second per
@@ -751,12 +739,7 @@ async fn on_postgresql_three_replicas_deliver_each_event_once_even_after_a_kill(
     for replica in replicas.iter() {
         outputs += &replica.stderr();
     }
-    let bodies: String = receiver
-        .events()
-        .await
-        .iter()
-        .map(|e| e.raw.clone())
-        .collect();
+    let bodies: String = receiver.bodies().await;
     assert_no_leak(
         &format!("{outputs}{bodies}{}", p.project.logs()),
         &[
@@ -802,10 +785,7 @@ async fn deleting_a_connection_revokes_it_clears_it_and_says_so_once() {
         .respond_with(ResponseTemplate::new(200))
         .mount(&tokens)
         .await;
-    let run = {
-        let p = p.clone();
-        in_thread(move || run_refresh(p.svc(), &[])).await
-    };
+    let run = refresh(p.svc()).await;
     assert_eq!(run.status, 0, "{}", run.all_output());
     let server = p.serve(&["app.svc", "--env", "dev"]);
     receiver.wait_for("connection.created", 30).await;
@@ -889,12 +869,7 @@ async fn deleting_a_connection_revokes_it_clears_it_and_says_so_once() {
         ]),
         "a deletion is not also a revocation"
     );
-    let bodies: String = receiver
-        .events()
-        .await
-        .iter()
-        .map(|e| e.raw.clone())
-        .collect();
+    let bodies: String = receiver.bodies().await;
     assert_no_leak(
         &format!(
             "{}{}{}{bodies}{}",

@@ -204,6 +204,20 @@ impl Newcomer {
         self.dir.path().join("myproj/tokens.svc")
     }
 
+    /// `svc run myproj api.refresh --as token_bot --dry-run`.
+    fn dry_run(&self) -> common::Run {
+        self.svc()
+            .args([
+                "run",
+                "myproj",
+                "api.refresh",
+                "--as",
+                "token_bot",
+                "--dry-run",
+            ])
+            .run()
+    }
+
     fn set(&self, name: &str, value: &str) {
         let run = self
             .svc()
@@ -245,17 +259,7 @@ fn a_run_refuses_before_sending_when_a_secret_it_reads_has_no_value() {
         }
     }
     user.set("API_CLIENT_ID", "client-id-Zr4");
-    let run = user
-        .svc()
-        .args([
-            "run",
-            "myproj",
-            "api.refresh",
-            "--as",
-            "token_bot",
-            "--dry-run",
-        ])
-        .run();
+    let run = user.dry_run();
     assert_eq!(run.status, 2, "{}", run.all_output());
     assert!(
         run.stderr.contains("`API_CLIENT_SECRET`") && !run.stderr.contains("`API_CLIENT_ID`"),
@@ -731,17 +735,7 @@ fn the_run_header_says_how_the_endpoint_was_called_apart_from_what_it_sends() {
     let user = Newcomer::new();
     user.set("API_CLIENT_ID", "client-id-Zr4");
     user.set("API_CLIENT_SECRET", "client-secret-Zr5");
-    let run = user
-        .svc()
-        .args([
-            "run",
-            "myproj",
-            "api.refresh",
-            "--as",
-            "token_bot",
-            "--dry-run",
-        ])
-        .run();
+    let run = user.dry_run();
     assert_eq!(run.status, 0, "{}", run.all_output());
     let mut lines = run.stdout.lines();
     assert_eq!(
@@ -776,17 +770,7 @@ fn a_value_too_short_to_mask_is_not_masked_and_secret_set_says_so() {
         set.stderr
     );
     user.set("API_CLIENT_SECRET", "client-secret-Zr5");
-    let run = user
-        .svc()
-        .args([
-            "run",
-            "myproj",
-            "api.refresh",
-            "--as",
-            "token_bot",
-            "--dry-run",
-        ])
-        .run();
+    let run = user.dry_run();
     assert_eq!(run.status, 0, "{}", run.all_output());
     assert!(
         run.stdout
