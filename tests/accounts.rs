@@ -108,6 +108,18 @@ schedule every_account {{
     )
 }
 
+/// Runs svc in the project, off the async threads, and checks it refused
+/// with exit 2 and says `says` on stderr.
+async fn refused(p: &std::sync::Arc<Project>, args: Vec<&'static str>, says: &str) -> common::Run {
+    let p = p.clone();
+    let run = tokio::task::spawn_blocking(move || p.svc().args(args).run())
+        .await
+        .unwrap();
+    assert_eq!(run.status, 2, "{}", run.all_output());
+    assert!(run.stderr.contains(says), "{}", run.stderr);
+    run
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_per_account_program_checks_clean_and_says_what_it_does_not_run_yet() {
     let server = MockServer::start().await;
@@ -135,83 +147,69 @@ async fn a_per_account_program_checks_clean_and_says_what_it_does_not_run_yet() 
         check.all_output()
     );
 
-    let run = blocking(vec![
-        "run",
-        "app.svc",
-        "customers.refresh",
-        "--env",
-        "dev",
-        "--as",
-        "ops",
-    ])
-    .await
-    .unwrap();
-    assert_eq!(run.status, 2, "{}", run.all_output());
-    assert!(
-        run.stderr.contains("svc::run::per_account_not_run_yet"),
-        "{}",
-        run.stderr
-    );
+    let run = refused(
+        &p,
+        vec![
+            "run",
+            "app.svc",
+            "customers.refresh",
+            "--env",
+            "dev",
+            "--as",
+            "ops",
+        ],
+        "svc::run::per_account_not_run_yet",
+    )
+    .await;
     assert!(run.stderr.contains("help"), "{}", run.stderr);
 
     // One that reaches a per-account endpoint is refused too, and says
     // through which.
-    let through = blocking(vec![
-        "run",
-        "app.svc",
-        "customers.acme",
-        "--env",
-        "dev",
-        "--as",
-        "ops",
-    ])
-    .await
-    .unwrap();
-    assert_eq!(through.status, 2, "{}", through.all_output());
-    assert!(
-        through.stderr.contains("through `customers.refresh`"),
-        "{}",
-        through.stderr
-    );
+    refused(
+        &p,
+        vec![
+            "run",
+            "app.svc",
+            "customers.acme",
+            "--env",
+            "dev",
+            "--as",
+            "ops",
+        ],
+        "through `customers.refresh`",
+    )
+    .await;
 
-    let authorize = blocking(vec![
-        "authorize",
-        "app.svc",
-        "hub",
-        "--env",
-        "dev",
-        "--as",
-        "ops",
-        "--no-browser",
-    ])
-    .await
-    .unwrap();
-    assert_eq!(authorize.status, 2, "{}", authorize.all_output());
-    assert!(
-        authorize
-            .stderr
-            .contains("svc::authorize::per_account_not_yet"),
-        "{}",
-        authorize.stderr
-    );
+    refused(
+        &p,
+        vec![
+            "authorize",
+            "app.svc",
+            "hub",
+            "--env",
+            "dev",
+            "--as",
+            "ops",
+            "--no-browser",
+        ],
+        "svc::authorize::per_account_not_yet",
+    )
+    .await;
 
-    let show = blocking(vec![
-        "connection",
-        "show",
-        "hub",
-        "--program",
-        "app.svc",
-        "--env",
-        "dev",
-    ])
-    .await
-    .unwrap();
-    assert_eq!(show.status, 2, "{}", show.all_output());
-    assert!(
-        show.stderr.contains("svc::connection::per_account_not_yet"),
-        "{}",
-        show.stderr
-    );
+    refused(
+        &p,
+        vec![
+            "connection",
+            "show",
+            "hub",
+            "--program",
+            "app.svc",
+            "--env",
+            "dev",
+        ],
+        "svc::connection::per_account_not_yet",
+    )
+    .await;
 
     // Nothing reached the token endpoint so far; the program's other
     // endpoint runs as ever.
