@@ -8,6 +8,7 @@
 
 mod common;
 
+use common::authorizing::{revoke_out_of_band, schedule_state};
 use std::collections::BTreeMap;
 use std::net::TcpListener;
 use std::sync::{Arc, OnceLock};
@@ -245,15 +246,6 @@ fn wiremock_endpoints(server: &MockServer) -> String {
 
 // ---- oidc-provider: revoked out of band, then authorized again ---------------
 
-/// The schedule's state as `svc serve` last saved it.
-fn schedule_state(p: &Project) -> Value {
-    std::fs::read(p.path().join("state/dev/schedules.json"))
-        .ok()
-        .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
-        .map(|v| v["schedules"]["keep_fresh"].clone())
-        .unwrap_or(Value::Null)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_connection_is_said_once_signed_and_its_recovery_once() {
     let receiver = Receiver::start(None).await;
@@ -272,17 +264,7 @@ async fn a_dead_connection_is_said_once_signed_and_its_recovery_once() {
     };
     // Revoked at the provider, out of band (the user removed the app).
     let refresh_token = p.get("REFRESH_TOKEN");
-    let (status, _) = provider().post_form(
-        &provider().url("revocation_endpoint"),
-        &[
-            ("token", refresh_token.as_str()),
-            ("token_type_hint", "refresh_token"),
-            ("client_id", DEVICE.0),
-            ("client_secret", DEVICE.1),
-        ],
-        None,
-    );
-    assert_eq!(status, 200);
+    revoke_out_of_band(provider(), DEVICE, &refresh_token);
 
     // The schedule's next refresh finds it dead.
     p.write("app.svc", &write(true));
@@ -306,7 +288,7 @@ async fn a_dead_connection_is_said_once_signed_and_its_recovery_once() {
     let watched = p.clone();
     assert!(
         eventually(40, move || {
-            let state = schedule_state(&watched);
+            let state = schedule_state(&watched, "keep_fresh");
             if state["last_skip_reason"].is_string() {
                 fires.insert(state["last_run_at"].to_string());
             }
@@ -314,7 +296,7 @@ async fn a_dead_connection_is_said_once_signed_and_its_recovery_once() {
         })
         .await,
         "the schedule was not skipped ten times: {}",
-        schedule_state(&p)
+        schedule_state(&p, "keep_fresh")
     );
     assert_eq!(
         common::authorizing::refresh_requests(provider()),

@@ -7,6 +7,7 @@
 
 mod common;
 
+use common::authorizing::introspect;
 use std::sync::{Arc, OnceLock};
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -177,21 +178,6 @@ fn assert_after(at: DateTime<Utc>, before: DateTime<Utc>, after: DateTime<Utc>, 
 
 // ---- oidc-provider: revoked for real ----------------------------------------
 
-/// What the provider's introspection endpoint (RFC 7662) says of a token.
-fn introspect(token: &str) -> Value {
-    let (status, answer) = provider().post_form(
-        &provider().url("introspection_endpoint"),
-        &[
-            ("token", token),
-            ("client_id", DEVICE.0),
-            ("client_secret", DEVICE.1),
-        ],
-        None,
-    );
-    assert_eq!(status, 200, "{answer}");
-    answer
-}
-
 #[test]
 fn revoke_ends_both_tokens_at_the_provider_clears_them_and_runs_need_a_person() {
     let p = Project::new();
@@ -218,8 +204,14 @@ fn revoke_ends_both_tokens_at_the_provider_clears_them_and_runs_need_a_person() 
 
     let refresh_token = p.get("REFRESH_TOKEN");
     let access_token = p.get("ACCESS_TOKEN");
-    assert_eq!(introspect(&refresh_token)["active"], true);
-    assert_eq!(introspect(&access_token)["active"], true);
+    assert_eq!(
+        introspect(provider(), DEVICE, &refresh_token)["active"],
+        true
+    );
+    assert_eq!(
+        introspect(provider(), DEVICE, &access_token)["active"],
+        true
+    );
 
     let run = revoke(&p, &[]);
     assert_eq!(run.status, 0, "{}", run.all_output());
@@ -241,8 +233,14 @@ fn revoke_ends_both_tokens_at_the_provider_clears_them_and_runs_need_a_person() 
     );
 
     // The provider no longer takes either token.
-    assert_eq!(introspect(&refresh_token)["active"], false);
-    assert_eq!(introspect(&access_token)["active"], false);
+    assert_eq!(
+        introspect(provider(), DEVICE, &refresh_token)["active"],
+        false
+    );
+    assert_eq!(
+        introspect(provider(), DEVICE, &access_token)["active"],
+        false
+    );
 
     // Cleared in the store, and nothing left in the recovery journal.
     assert_eq!(secrets_held(&p), ["CLIENT_ID", "CLIENT_SECRET"]);

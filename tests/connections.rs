@@ -7,6 +7,7 @@
 
 mod common;
 
+use common::authorizing::{introspect, revoke_out_of_band, schedule_state};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -245,29 +246,6 @@ async fn each_answer_moves_the_connection_to_its_state_and_a_dead_one_is_left_al
 
 // ---- oidc-provider: revoked out of band, then authorized again ---------------
 
-fn introspect(token: &str) -> Value {
-    provider()
-        .post_form(
-            &provider().url("introspection_endpoint"),
-            &[
-                ("token", token),
-                ("client_id", DEVICE.0),
-                ("client_secret", DEVICE.1),
-            ],
-            None,
-        )
-        .1
-}
-
-/// The schedule's state as `svc serve` last saved it.
-fn schedule_state(p: &Project) -> Value {
-    std::fs::read(p.path().join("state/dev/schedules.json"))
-        .ok()
-        .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
-        .map(|v| v["schedules"]["keep_fresh"].clone())
-        .unwrap_or(Value::Null)
-}
-
 #[test]
 fn a_revoked_refresh_token_stops_every_refresh_until_a_person_consents_again() {
     let p = Project::new();
@@ -285,18 +263,11 @@ fn a_revoked_refresh_token_stops_every_refresh_until_a_person_consents_again() {
 
     // Revoked at the provider, out of band (the user removed the app).
     let refresh_token = p.get("REFRESH_TOKEN");
-    let (status, _) = provider().post_form(
-        &provider().url("revocation_endpoint"),
-        &[
-            ("token", refresh_token.as_str()),
-            ("token_type_hint", "refresh_token"),
-            ("client_id", DEVICE.0),
-            ("client_secret", DEVICE.1),
-        ],
-        None,
+    revoke_out_of_band(provider(), DEVICE, &refresh_token);
+    assert_eq!(
+        introspect(provider(), DEVICE, &refresh_token)["active"],
+        false
     );
-    assert_eq!(status, 200);
-    assert_eq!(introspect(&refresh_token)["active"], false);
 
     let run = run_refresh(&p, &[]);
     assert_eq!(run.status, 1, "{}", run.all_output());
@@ -314,17 +285,17 @@ fn a_revoked_refresh_token_stops_every_refresh_until_a_person_consents_again() {
     let mut fires = std::collections::BTreeSet::new();
     assert!(
         common::eventually(30, || {
-            let state = schedule_state(&p);
+            let state = schedule_state(&p, "keep_fresh");
             if state["last_skip_reason"].is_string() {
                 fires.insert(state["last_run_at"].to_string());
             }
             fires.len() >= 3
         }),
         "the schedule was not skipped three times: {}\n{}",
-        schedule_state(&p),
+        schedule_state(&p, "keep_fresh"),
         server.stderr()
     );
-    let state = schedule_state(&p);
+    let state = schedule_state(&p, "keep_fresh");
     assert!(
         state["last_skip_reason"]
             .as_str()
@@ -397,7 +368,7 @@ fn a_revoked_refresh_token_stops_every_refresh_until_a_person_consents_again() {
     assert_eq!(run.status, 0, "{}", run.all_output());
     outputs += &run.all_output();
     let new_refresh = p.get("REFRESH_TOKEN");
-    assert_eq!(introspect(&new_refresh)["active"], true);
+    assert_eq!(introspect(provider(), DEVICE, &new_refresh)["active"], true);
     assert_no_leak(
         &format!("{outputs}{}", p.logs()),
         &[

@@ -245,3 +245,43 @@ schedule keep_fresh {{
 "#
     )
 }
+
+/// What the provider's introspection endpoint (RFC 7662) says of a token.
+pub fn introspect(provider: &super::NodeServer, client: (&str, &str), token: &str) -> Value {
+    let (status, answer) = provider.post_form(
+        &provider.url("introspection_endpoint"),
+        &[
+            ("token", token),
+            ("client_id", client.0),
+            ("client_secret", client.1),
+        ],
+        None,
+    );
+    assert_eq!(status, 200, "{answer}");
+    answer
+}
+
+/// Revokes a refresh token at the provider behind svc's back, as a user
+/// who removes the app does.
+pub fn revoke_out_of_band(provider: &super::NodeServer, client: (&str, &str), token: &str) {
+    let (status, answer) = provider.post_form(
+        &provider.url("revocation_endpoint"),
+        &[
+            ("token", token),
+            ("token_type_hint", "refresh_token"),
+            ("client_id", client.0),
+            ("client_secret", client.1),
+        ],
+        None,
+    );
+    assert_eq!(status, 200, "{answer}");
+}
+
+/// A schedule's state as `svc serve` last saved it (files backend).
+pub fn schedule_state(p: &Project, schedule: &str) -> Value {
+    std::fs::read(p.path().join("state/dev/schedules.json"))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
+        .map(|v| v["schedules"][schedule].clone())
+        .unwrap_or(Value::Null)
+}
