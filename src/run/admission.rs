@@ -77,11 +77,8 @@ impl Engine {
         }
         // Runs for connected accounts are checked, not yet run: the values
         // of per-account secrets are not kept per account yet.
-        if let Some((reached, client)) = self
-            .script
-            .per_account_reached(&request.service, &request.endpoint)
-        {
-            let through = if reached == key {
+        if let Some((reached, client)) = self.per_account.get(&key) {
+            let through = if *reached == key {
                 String::new()
             } else {
                 format!(" (through `{reached}`)")

@@ -50,6 +50,10 @@ pub struct Engine {
     /// The connections each endpoint refreshes, by `SERVICE.ENDPOINT`:
     /// those of the clients whose `stores` name a secret it can update.
     pub(super) connections: rustc_hash::FxHashMap<String, Vec<ConnectionKey>>,
+    /// The endpoints whose runs reach a per-account endpoint, by
+    /// `SERVICE.ENDPOINT`: the one reached and its client (refused at
+    /// admission until per-account runs exist).
+    pub(super) per_account: rustc_hash::FxHashMap<String, (String, String)>,
     /// The `notify` receivers, and the events each gets.
     pub subscribers: Vec<crate::backend::Subscriber>,
     /// The redactor of the store's values, made once per version of it.
@@ -135,6 +139,7 @@ impl Engine {
         let mut reading: rustc_hash::FxHashMap<String, std::collections::BTreeSet<String>> =
             Default::default();
         let mut connections: rustc_hash::FxHashMap<String, Vec<ConnectionKey>> = Default::default();
+        let mut per_account: rustc_hash::FxHashMap<String, (String, String)> = Default::default();
         for service in &script.program().services {
             for action in &service.actions {
                 let mut ordinal = 0;
@@ -156,6 +161,14 @@ impl Engine {
                 });
             }
             for endpoint in &service.endpoints {
+                if let Some(reached) =
+                    script.per_account_reached(&service.name.text, &endpoint.name.text)
+                {
+                    per_account.insert(
+                        format!("{}.{}", service.name.text, endpoint.name.text),
+                        reached,
+                    );
+                }
                 let secrets = script.secrets_updated(&service.name.text, &endpoint.name.text);
                 if !secrets.is_empty() {
                     let key = format!("{}.{}", service.name.text, endpoint.name.text);
@@ -185,6 +198,7 @@ impl Engine {
             updating,
             reading,
             connections,
+            per_account,
             subscribers: crate::backend::outbox::subscribers(script.program()),
             store_redactor: std::sync::Mutex::new(None),
             refreshing: Default::default(),

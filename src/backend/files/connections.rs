@@ -45,6 +45,13 @@ struct Content {
 }
 
 impl Content {
+    fn get(&self, key: &ConnectionKey) -> Option<&ConnectionState> {
+        self.connections
+            .iter()
+            .find(|k| k.client == key.client && k.connection_id == key.connection_id)
+            .map(|k| &k.state)
+    }
+
     fn states(&self) -> BTreeMap<ConnectionKey, ConnectionState> {
         self.connections
             .iter()
@@ -148,7 +155,8 @@ impl ConnectionStore for FileConnections {
     }
 
     async fn load_one(&self, key: &ConnectionKey) -> Result<Option<ConnectionState>, Error> {
-        Ok(self.load().await?.remove(key))
+        let (path, key) = (self.path.clone(), key.clone());
+        blocking(move || read(&path).map(|content| content.get(&key).cloned())).await
     }
 
     async fn observe(
@@ -161,7 +169,7 @@ impl ConnectionStore for FileConnections {
         let (key, observation) = (key.clone(), observation.clone());
         let (env, subscribers) = (self.env.clone(), subscribers.to_vec());
         self.update(move |content| {
-            let current = content.states().remove(&key);
+            let current = content.get(&key).cloned();
             let observed = ConnectionState::observe(current.as_ref(), &observation, at);
             let changed = current.as_ref() != Some(&observed.state);
             content.outbox.extend(Delivery::for_events(
