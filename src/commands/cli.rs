@@ -725,22 +725,7 @@ pub enum ConnectionCommand {
                       `--local-only`. Token values are never printed.",
         after_help = "Example: svc connection revoke hubspot_app --env prod"
     )]
-    Revoke {
-        /// The oauth_client
-        #[arg(value_name = "CLIENT", add = ArgValueCandidates::new(complete::clients))]
-        client: String,
-        /// The connection of the client [default: the client's one connection, `default`]
-        #[arg(long, value_name = "ID", default_value = "default")]
-        connection: String,
-        /// Clear the tokens without calling the provider: they stay valid there until they expire or are revoked in its console
-        #[arg(long)]
-        local_only: bool,
-        /// How long to wait for a run that refreshes the connection to finish
-        #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = parse_duration)]
-        lock_timeout: std::time::Duration,
-        #[command(flatten)]
-        place: ConnectionPlace,
-    },
+    Revoke(RevokeArgs),
     /// Revoke a connection's tokens at the provider as `revoke` does, clear them, and forget the connection (event `connection.deleted`)
     #[command(
         long_about = "Does what `svc connection revoke` does (the tokens revoked at the provider, \
@@ -750,22 +735,26 @@ pub enum ConnectionCommand {
                       never printed.",
         after_help = "Example: svc connection delete hubspot_app --env prod"
     )]
-    Delete {
-        /// The oauth_client
-        #[arg(value_name = "CLIENT", add = ArgValueCandidates::new(complete::clients))]
-        client: String,
-        /// The connection of the client [default: the client's one connection, `default`]
-        #[arg(long, value_name = "ID", default_value = "default")]
-        connection: String,
-        /// Clear the tokens without calling the provider: they stay valid there until they expire or are revoked in its console
-        #[arg(long)]
-        local_only: bool,
-        /// How long to wait for a run that refreshes the connection to finish
-        #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = parse_duration)]
-        lock_timeout: std::time::Duration,
-        #[command(flatten)]
-        place: ConnectionPlace,
-    },
+    Delete(RevokeArgs),
+}
+
+/// Which connection `svc connection revoke` and `delete` end, and how.
+#[derive(Args, Debug)]
+pub struct RevokeArgs {
+    /// The oauth_client
+    #[arg(value_name = "CLIENT", add = ArgValueCandidates::new(complete::clients))]
+    pub client: String,
+    /// The connection of the client [default: the client's one connection, `default`]
+    #[arg(long, value_name = "ID", default_value = "default")]
+    pub connection: String,
+    /// Clear the tokens without calling the provider: they stay valid there until they expire or are revoked in its console
+    #[arg(long)]
+    pub local_only: bool,
+    /// How long to wait for a run that refreshes the connection to finish
+    #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = parse_duration)]
+    pub lock_timeout: std::time::Duration,
+    #[command(flatten)]
+    pub place: ConnectionPlace,
 }
 
 #[derive(Subcommand, Debug)]

@@ -24,38 +24,8 @@ pub fn run(command: ConnectionCommand) -> ExitCode {
             connection,
             place,
         } => (place, Some((client, connection))),
-        ConnectionCommand::Revoke {
-            client,
-            connection,
-            local_only,
-            lock_timeout,
-            place,
-        } => {
-            return super::revoke::run(super::revoke::Args {
-                client,
-                connection,
-                local_only,
-                lock_timeout,
-                place,
-                delete: false,
-            });
-        }
-        ConnectionCommand::Delete {
-            client,
-            connection,
-            local_only,
-            lock_timeout,
-            place,
-        } => {
-            return super::revoke::run(super::revoke::Args {
-                client,
-                connection,
-                local_only,
-                lock_timeout,
-                place,
-                delete: true,
-            });
-        }
+        ConnectionCommand::Revoke(args) => return super::revoke::run(args, false),
+        ConnectionCommand::Delete(args) => return super::revoke::run(args, true),
     };
     let json = place_args.json;
     let (script, place) = match open(&place_args, &crate::backend::Options::default()) {

@@ -30,7 +30,7 @@ use super::authorize::{lock_updaters, run_id};
 use super::context::Place;
 use crate::backend::connection::{ConnectionKey, Observation};
 use crate::backend::{Change, LockFailure};
-use crate::commands::cli::ConnectionPlace;
+use crate::commands::cli::RevokeArgs;
 use crate::exit;
 use crate::net::http::{self, Http};
 use crate::oauth::client::{Credentials, Endpoints};
@@ -42,18 +42,9 @@ use crate::report::{self, Style};
 use crate::secrets::{Identities, journal};
 use crate::syntax::ast::{OAuthClientDecl, TokenField};
 
-/// What `svc connection revoke` was asked.
-pub struct Args {
-    pub client: String,
-    pub connection: String,
-    pub local_only: bool,
-    pub lock_timeout: std::time::Duration,
-    pub place: ConnectionPlace,
-    /// `svc connection delete`: forget the connection afterwards.
-    pub delete: bool,
-}
-
-pub fn run(args: Args) -> ExitCode {
+/// `svc connection revoke`, or with `delete`, `svc connection delete`
+/// (which forgets the connection afterwards).
+pub fn run(args: RevokeArgs, delete: bool) -> ExitCode {
     let options = crate::backend::Options {
         lock_timeout: args.lock_timeout,
         ..crate::backend::Options::default()
@@ -76,10 +67,11 @@ pub fn run(args: Args) -> ExitCode {
         place: &place,
         keys,
         args: &args,
+        delete,
     };
     match super::block_on(revocation.run()) {
         Ok(done) => {
-            done.print(&args, &place, &script);
+            done.print(&args, &place, &script, delete);
             if done.partial.is_some() {
                 exit::code(exit::FAILURE)
             } else {
@@ -158,7 +150,7 @@ struct Done {
 }
 
 impl Done {
-    fn print(&self, args: &Args, place: &Place, script: &Script) {
+    fn print(&self, args: &RevokeArgs, place: &Place, script: &Script, delete: bool) {
         let reconsent = script.reconsent_command(&self.key.client, &place.env, None);
         let endpoint = self.endpoint.as_ref().map(http::display_url);
         if args.place.json {
@@ -171,7 +163,7 @@ impl Done {
                     "client": self.key.client,
                     "connection_id": self.key.connection_id,
                     "environment": place.env,
-                    "state": if args.delete { "deleted" } else { "revoked" },
+                    "state": if delete { "deleted" } else { "revoked" },
                     "revocation_endpoint": endpoint,
                     "revoked": self.revoked.iter().map(|h| h.as_str()).collect::<Vec<_>>(),
                     "not_revoked_at_provider": self.not_asked,
@@ -199,7 +191,7 @@ impl Done {
             } else {
                 format!("cleared {}", self.cleared.join(", "))
             };
-            if args.delete {
+            if delete {
                 outln!(
                     "{cleared} in `{}`; the connection `{}` is deleted",
                     place.env,
@@ -234,7 +226,9 @@ struct Revocation<'a> {
     client: &'a OAuthClientDecl,
     place: &'a Place,
     keys: Arc<Identities>,
-    args: &'a Args,
+    args: &'a RevokeArgs,
+    /// `svc connection delete`: forget the connection afterwards.
+    delete: bool,
 }
 
 impl Revocation<'_> {
@@ -437,7 +431,7 @@ impl Revocation<'_> {
             tracing::warn!("cannot prune the recovery journal: {e}");
         }
         let subscribers = crate::backend::outbox::subscribers(self.script.program());
-        if self.args.delete {
+        if self.delete {
             // The tokens are gone; what is left is the record, and the
             // event that says so, written together.
             backend
