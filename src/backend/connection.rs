@@ -138,6 +138,11 @@ pub struct ConnectionState {
     /// was sent for: once per expiry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expiring_noticed_for: Option<DateTime<Utc>>,
+    /// A connected account's tags (`key=value`, at most 16): set when it
+    /// is connected and by `PATCH`/`svc connection tag`; never changed by
+    /// an observation.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub tags: std::collections::BTreeMap<String, String>,
 }
 
 /// Something that happened to a connection.

@@ -10,6 +10,7 @@
 //! replicas share. `run`, `schedule`, `serve` and the commands ask a
 //! [`Backend`] and never build a path from an environment name.
 
+pub mod accounts;
 pub mod connection;
 pub mod files;
 pub mod jobs;
@@ -82,6 +83,8 @@ pub struct Backend {
     pub jobs: Arc<dyn JobStore>,
     pub journal: Arc<dyn JournalStore>,
     pub connections: Arc<dyn ConnectionStore>,
+    /// The values of per-account secrets, by connection.
+    pub accounts: Arc<dyn AccountSecrets>,
     /// Events waiting for their receivers, written with the connection
     /// changes that make them.
     pub outbox: Arc<dyn Outbox>,
@@ -182,6 +185,48 @@ impl Backend {
                 tracing::warn!("cannot record the state of connection `{key}`: {e}");
                 None
             }
+        }
+    }
+
+    /// The values a connection's tokens are kept in: a connected
+    /// account's own (`per_account`), or the shared store's for the one
+    /// connection of a client.
+    pub async fn connection_values(
+        &self,
+        identities: &Identities,
+        key: &ConnectionKey,
+        per_account: bool,
+    ) -> Result<Arc<Document>, Error> {
+        if per_account {
+            self.accounts.document(identities, key).await
+        } else {
+            self.secrets.document(identities).await
+        }
+    }
+
+    /// Applies changes to where a connection's tokens are kept, in one
+    /// atomic write, committed only while every lock in `locks` is held.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn apply_to_connection(
+        &self,
+        identities: &Identities,
+        key: &ConnectionKey,
+        per_account: bool,
+        changes: Vec<Change>,
+        by: &str,
+        at: DateTime<Utc>,
+        locks: &[&dyn Held],
+    ) -> Result<Vec<Changed>, Error> {
+        if per_account {
+            self.accounts
+                .apply(identities, key, changes, by, at, locks)
+                .await
+        } else {
+            let (changed, _) = self
+                .secrets
+                .apply_fenced(identities, changes, by, at, locks)
+                .await?;
+            Ok(changed)
         }
     }
 
@@ -426,6 +471,16 @@ pub trait ConnectionStore: Send + Sync {
         at: DateTime<Utc>,
     ) -> Result<Observed, Error>;
 
+    /// A page of connections, in the order of (client, id).
+    async fn page(&self, query: &ConnectionQuery) -> Result<ConnectionPage, Error>;
+
+    /// Replaces a connection's tags; `false` when it is not known.
+    async fn set_tags(
+        &self,
+        key: &ConnectionKey,
+        tags: BTreeMap<String, String>,
+    ) -> Result<bool, Error>;
+
     /// Forgets a connection, writing the deliveries of
     /// `connection.deleted` to `subscribers` in the same update. Returns
     /// whether it was known.
@@ -459,6 +514,7 @@ pub trait LogStore: Send + Sync {
 }
 
 /// What a caller may see of a job.
+pub use accounts::{AccountSecrets, ConnectionPage, ConnectionQuery, Reach};
 pub use connection::{ConnectionKey, ConnectionState, Health, Observation, Observed, Transition};
 pub use jobs::JobView;
 pub use outbox::{Outbox, Subscriber};
@@ -527,6 +583,34 @@ pub trait JournalStore: Send + Sync {
             Some(run) => listed.into_iter().filter(|l| l.run_id == run).collect(),
             None => Vec::new(),
         })
+    }
+}
+
+/// How long a write that must not be lost (a rotated token, the answer
+/// that carries it) is tried again while the backend is unreachable: a
+/// database restart or a fail-over takes seconds.
+const OUTAGE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Runs a backend write, trying again with backoff while the backend is
+/// unavailable (only then: any other error is final).
+pub async fn through_outages<T, F, Fut>(mut write: F) -> Result<T, crate::secrets::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, crate::secrets::Error>>,
+{
+    let started = std::time::Instant::now();
+    let mut pause = std::time::Duration::from_millis(100);
+    loop {
+        match write().await {
+            Err(crate::secrets::Error::Unavailable { problem, .. })
+                if started.elapsed() + pause < OUTAGE_PATIENCE =>
+            {
+                tracing::warn!("the backend is unavailable ({problem}); trying the write again");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(std::time::Duration::from_secs(2));
+            }
+            other => return other,
+        }
     }
 }
 

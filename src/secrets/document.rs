@@ -46,6 +46,10 @@ pub struct Document {
     /// Hashes of API keys for `svc serve`, by key id. Never the keys.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub api_keys: BTreeMap<String, ApiKey>,
+    /// The values of per-account secrets (files backend), by client, then
+    /// connection id, then secret.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub accounts: BTreeMap<String, BTreeMap<String, BTreeMap<String, Entry>>>,
 }
 
 fn default_format() -> u32 {
@@ -120,6 +124,7 @@ impl Document {
             environment: Some(environment.to_string()),
             secrets: BTreeMap::new(),
             api_keys: BTreeMap::new(),
+            accounts: BTreeMap::new(),
         }
     }
 

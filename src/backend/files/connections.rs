@@ -186,6 +186,47 @@ impl ConnectionStore for FileConnections {
         .await
     }
 
+    async fn page(
+        &self,
+        query: &crate::backend::ConnectionQuery,
+    ) -> Result<crate::backend::ConnectionPage, Error> {
+        let query = query.clone();
+        let limit = query.limit.clamp(1, crate::backend::accounts::MAX_PAGE);
+        self.update(move |content| {
+            let found: Vec<(ConnectionKey, ConnectionState)> = content
+                .states()
+                .into_iter()
+                .filter(|(key, _)| query.after.as_ref().is_none_or(|after| key > after))
+                .filter(|(key, state)| query.matches(key, state))
+                .take(limit + 1)
+                .collect();
+            (crate::backend::ConnectionPage::of(found, limit), false)
+        })
+        .await
+    }
+
+    async fn set_tags(
+        &self,
+        key: &ConnectionKey,
+        tags: BTreeMap<String, String>,
+    ) -> Result<bool, Error> {
+        let key = key.clone();
+        self.update(move |content| {
+            let found = content
+                .connections
+                .iter_mut()
+                .find(|k| k.client == key.client && k.connection_id == key.connection_id);
+            match found {
+                Some(kept) => {
+                    kept.state.tags = tags;
+                    (true, true)
+                }
+                None => (false, false),
+            }
+        })
+        .await
+    }
+
     async fn delete(
         &self,
         key: &ConnectionKey,

@@ -61,6 +61,7 @@ pub fn open(
     Backend {
         env: env.to_string(),
         keys: secrets.clone(),
+        accounts: secrets.clone(),
         secrets,
         locks: Arc::new(FileLocks {
             secrets_dir: secrets_dir.to_path_buf(),
@@ -256,6 +257,100 @@ impl SecretStore for FileSecrets {
     async fn export(&self, _identities: &Identities) -> Result<Vec<u8>, Error> {
         let path = self.store.path();
         std::fs::read(&path).map_err(|e| Error::io("read", &path, e))
+    }
+}
+
+/// The values of per-account secrets live in the store's document too,
+/// under `accounts`: one file, one lock, for small numbers of connections.
+#[async_trait]
+impl crate::backend::AccountSecrets for FileSecrets {
+    async fn document(
+        &self,
+        identities: &Identities,
+        key: &crate::backend::ConnectionKey,
+    ) -> Result<Arc<Document>, Error> {
+        let store = self.read_now(identities)?;
+        let mut document = Document::new(self.store.env());
+        if let Some(values) = store
+            .accounts
+            .get(&key.client)
+            .and_then(|c| c.get(&key.connection_id))
+        {
+            document.secrets = values.clone();
+        }
+        Ok(Arc::new(document))
+    }
+
+    async fn apply(
+        &self,
+        identities: &Identities,
+        key: &crate::backend::ConnectionKey,
+        changes: Vec<Change>,
+        by: &str,
+        at: DateTime<Utc>,
+        locks: &[&dyn Held],
+    ) -> Result<Vec<Changed>, Error> {
+        if locks.iter().any(|l| l.lost()) {
+            return Err(Error::LockLost);
+        }
+        let store = self.store.clone();
+        let keys = identities.clone();
+        let (by, key) = (by.to_string(), key.clone());
+        let env = store.env().to_string();
+        let (changed, document) = blocking(move || {
+            store.update(&keys, |doc| {
+                let mut values = Document::new(&env);
+                values.secrets = doc
+                    .accounts
+                    .get_mut(&key.client)
+                    .and_then(|c| c.remove(&key.connection_id))
+                    .unwrap_or_default();
+                let mut done = Vec::new();
+                for change in changes {
+                    done.push(super::apply_to_document(
+                        &mut values,
+                        change,
+                        &by,
+                        at,
+                        &env,
+                    )?);
+                }
+                if !values.secrets.is_empty() {
+                    doc.accounts
+                        .entry(key.client.clone())
+                        .or_default()
+                        .insert(key.connection_id.clone(), values.secrets);
+                }
+                Ok((done, doc.clone()))
+            })
+        })
+        .await?;
+        self.cached(Arc::new(document));
+        Ok(changed)
+    }
+
+    async fn forget(
+        &self,
+        identities: &Identities,
+        key: &crate::backend::ConnectionKey,
+    ) -> Result<(), Error> {
+        let store = self.store.clone();
+        let keys = identities.clone();
+        let key = key.clone();
+        let document = blocking(move || {
+            store.update(&keys, |doc| {
+                if let Some(client) = doc.accounts.get_mut(&key.client) {
+                    client.remove(&key.connection_id);
+                    if client.is_empty() {
+                        doc.accounts.remove(&key.client);
+                    }
+                }
+                Ok(doc.clone())
+            })
+        })
+        .await?;
+        self.cached(Arc::new(document));
+        Ok(())
     }
 }
 

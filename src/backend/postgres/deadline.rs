@@ -53,6 +53,7 @@ pub fn bounded(backend: Backend, db: &Database) -> Backend {
         keys: Arc::new(Bounded(backend.keys, deadline.clone())),
         schedules: Arc::new(Bounded(backend.schedules, deadline.clone())),
         connections: Arc::new(Bounded(backend.connections, deadline.clone())),
+        accounts: Arc::new(Bounded(backend.accounts, deadline.clone())),
         outbox: Arc::new(Bounded(backend.outbox, deadline.clone())),
         logs: Arc::new(Bounded(backend.logs, deadline.clone())),
         jobs: Arc::new(Bounded(backend.jobs, deadline)),
@@ -203,6 +204,39 @@ impl ScheduleStore for Bounded<dyn ScheduleStore> {
 }
 
 #[async_trait]
+impl crate::backend::AccountSecrets for Bounded<dyn crate::backend::AccountSecrets> {
+    async fn document(
+        &self,
+        identities: &Identities,
+        key: &ConnectionKey,
+    ) -> Result<Arc<Document>, Error> {
+        self.within(LONGEST_CALL, self.0.document(identities, key))
+            .await
+    }
+
+    async fn apply(
+        &self,
+        identities: &Identities,
+        key: &ConnectionKey,
+        changes: Vec<Change>,
+        by: &str,
+        at: DateTime<Utc>,
+        locks: &[&dyn Held],
+    ) -> Result<Vec<Changed>, Error> {
+        self.within(
+            LONGEST_CALL,
+            self.0.apply(identities, key, changes, by, at, locks),
+        )
+        .await
+    }
+
+    async fn forget(&self, identities: &Identities, key: &ConnectionKey) -> Result<(), Error> {
+        self.within(LONGEST_CALL, self.0.forget(identities, key))
+            .await
+    }
+}
+
+#[async_trait]
 impl ConnectionStore for Bounded<dyn ConnectionStore> {
     fn describe(&self) -> String {
         self.0.describe()
@@ -214,6 +248,21 @@ impl ConnectionStore for Bounded<dyn ConnectionStore> {
 
     async fn load_one(&self, key: &ConnectionKey) -> Result<Option<ConnectionState>, Error> {
         self.within(LONGEST_CALL, self.0.load_one(key)).await
+    }
+
+    async fn page(
+        &self,
+        query: &crate::backend::ConnectionQuery,
+    ) -> Result<crate::backend::ConnectionPage, Error> {
+        self.within(LONGEST_CALL, self.0.page(query)).await
+    }
+
+    async fn set_tags(
+        &self,
+        key: &ConnectionKey,
+        tags: BTreeMap<String, String>,
+    ) -> Result<bool, Error> {
+        self.within(LONGEST_CALL, self.0.set_tags(key, tags)).await
     }
 
     async fn observe(

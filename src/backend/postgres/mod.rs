@@ -10,6 +10,7 @@
 //! that bumps the environment's revision, which readers compare with
 //! their cached copy on every read (no stale cache across replicas).
 
+mod accounts;
 mod crypto;
 mod deadline;
 mod journal;

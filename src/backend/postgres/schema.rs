@@ -8,7 +8,7 @@ use super::unavailable;
 use crate::secrets::Error;
 
 /// The schema this svc reads and writes.
-pub const VERSION: i32 = 3;
+pub const VERSION: i32 = 4;
 
 /// Each migration, from version 0 to 1, 1 to 2, ...
 const MIGRATIONS: &[&str] = &[
@@ -124,6 +124,21 @@ CREATE TABLE svc_outbox (
     PRIMARY KEY (env, id)
 );
 CREATE INDEX svc_outbox_due ON svc_outbox (env, next_attempt_at) WHERE status = 'pending';
+"#,
+    r#"
+CREATE TABLE svc_account_secrets (
+    env           text NOT NULL,
+    client        text NOT NULL,
+    connection_id text NOT NULL,
+    name          text NOT NULL,
+    version       bigint NOT NULL,
+    key_id        integer NOT NULL,
+    sealed        bytea NOT NULL,
+    updated_at    timestamptz,
+    updated_by    text,
+    expires_at    timestamptz,
+    PRIMARY KEY (env, client, connection_id, name)
+);
 "#,
 ];
 

@@ -51,7 +51,7 @@ pub async fn backend(
         Backend {
             env: env.to_string(),
             keys: secrets.clone(),
-            secrets,
+            secrets: secrets.clone(),
             locks: Arc::new(PgLocks::new(database.clone(), env, spool)),
             schedules: Arc::new(PgSchedules {
                 db: database.clone(),
@@ -74,6 +74,11 @@ pub async fn backend(
                 db: database.clone(),
                 env: env.to_string(),
             }),
+            accounts: Arc::new(super::accounts::PgAccounts::new(
+                database.clone(),
+                env,
+                secrets.clone(),
+            )),
             outbox: Arc::new(PgOutbox {
                 db: database.clone(),
                 env: env.to_string(),
@@ -132,7 +137,7 @@ impl PgSecrets {
     }
 
     /// A data key, opened with the identities (and kept open).
-    async fn data_key(
+    pub(super) async fn data_key(
         &self,
         client: &impl GenericClient,
         identities: &Identities,
@@ -292,7 +297,7 @@ impl PgSecrets {
 
 /// Whether the session a fence names still holds its advisory lock (a
 /// `bigint` key shows in `pg_locks` as its high and low halves).
-async fn still_held(
+pub(super) async fn still_held(
     transaction: &tokio_postgres::Transaction<'_>,
     fence: &Fence,
 ) -> Result<bool, Error> {
@@ -1052,6 +1057,86 @@ impl ConnectionStore for PgConnections {
         Ok(observed)
     }
 
+    async fn page(
+        &self,
+        query: &crate::backend::ConnectionQuery,
+    ) -> Result<crate::backend::ConnectionPage, Error> {
+        let limit = query.limit.clamp(1, crate::backend::accounts::MAX_PAGE);
+        let state = query.state.map(|s| s.as_str().to_string());
+        let prefix = query.reach.prefix.as_ref().map(|p| {
+            let escaped = p
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            format!("{escaped}%")
+        });
+        let tags =
+            serde_json::to_value(&query.reach.tags).map_err(|e| Error::Invalid(e.to_string()))?;
+        let (after_client, after_id) = match &query.after {
+            Some(key) => (Some(key.client.clone()), Some(key.connection_id.clone())),
+            None => (None, None),
+        };
+        let fetch = (limit + 1) as i64;
+        let client = self.db.client().await?;
+        let statement = client
+            .prepare_cached(
+                "SELECT client, connection_id, state FROM svc_connections \
+                 WHERE env = $1 AND ($2::text IS NULL OR client = $2) \
+                 AND ($3::text IS NULL OR state->>'state' = $3) \
+                 AND ($4::text IS NULL OR connection_id LIKE $4) \
+                 AND COALESCE(state->'tags', '{}'::jsonb) @> $5::jsonb \
+                 AND ($6::text IS NULL OR (client, connection_id) > ($6, $7)) \
+                 ORDER BY client, connection_id LIMIT $8",
+            )
+            .await
+            .map_err(unavailable)?;
+        let rows = client
+            .query(
+                &statement,
+                &[
+                    &self.env,
+                    &query.client,
+                    &state,
+                    &prefix,
+                    &tags,
+                    &after_client,
+                    &after_id,
+                    &fetch,
+                ],
+            )
+            .await
+            .map_err(unavailable)?;
+        let found = rows
+            .into_iter()
+            .map(|r| {
+                let key = ConnectionKey {
+                    client: r.get(0),
+                    connection_id: r.get(1),
+                };
+                Ok((key, connection_of(r.get(2))?))
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        Ok(crate::backend::ConnectionPage::of(found, limit))
+    }
+
+    async fn set_tags(
+        &self,
+        key: &ConnectionKey,
+        tags: BTreeMap<String, String>,
+    ) -> Result<bool, Error> {
+        let tags = serde_json::to_value(&tags).map_err(|e| Error::Invalid(e.to_string()))?;
+        let client = self.db.client().await?;
+        let updated = client
+            .execute(
+                "UPDATE svc_connections SET state = jsonb_set(state, '{tags}', $4::jsonb) \
+                 WHERE env = $1 AND client = $2 AND connection_id = $3",
+                &[&self.env, &key.client, &key.connection_id, &tags],
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(updated > 0)
+    }
+
     async fn delete(
         &self,
         key: &ConnectionKey,
@@ -1063,6 +1148,14 @@ impl ConnectionStore for PgConnections {
         let deleted = transaction
             .execute(
                 "DELETE FROM svc_connections WHERE env = $1 AND client = $2 AND connection_id = $3",
+                &[&self.env, &key.client, &key.connection_id],
+            )
+            .await
+            .map_err(unavailable)?;
+        // Its values go with it, in the same transaction.
+        transaction
+            .execute(
+                "DELETE FROM svc_account_secrets WHERE env = $1 AND client = $2 AND connection_id = $3",
                 &[&self.env, &key.client, &key.connection_id],
             )
             .await

@@ -1,0 +1,241 @@
+//! The values of per-account secrets: a row per (environment, client,
+//! connection, secret) in `svc_account_secrets`, sealed with the
+//! environment's data key and bound to `CLIENT/CONNECTION/NAME` and the
+//! version, so that a value cannot be moved to another account's row.
+//!
+//! A write takes the rows of its connection `FOR UPDATE` and leaves the
+//! environment's revision alone: refreshing one account does not make
+//! every replica re-read the shared secrets, and two accounts never wait
+//! for each other.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::crypto;
+use super::stores::{PgSecrets, still_held};
+use super::{Database, unavailable};
+use crate::backend::{AccountSecrets, Change, Changed, ConnectionKey, Held};
+use crate::secrets::document::Entry;
+use crate::secrets::{Document, Error, Identities, SecretValue};
+
+pub struct PgAccounts {
+    db: Database,
+    env: String,
+    /// For the environment's data keys, opened once.
+    secrets: Arc<PgSecrets>,
+}
+
+impl PgAccounts {
+    pub fn new(db: Database, env: &str, secrets: Arc<PgSecrets>) -> PgAccounts {
+        PgAccounts {
+            db,
+            env: env.to_string(),
+            secrets,
+        }
+    }
+}
+
+/// What a sealed account value is bound to, besides the environment and
+/// the version.
+fn bound_name(key: &ConnectionKey, name: &str) -> String {
+    format!("{}/{}/{name}", key.client, key.connection_id)
+}
+
+/// A row, opened.
+async fn open_row(
+    secrets: &PgSecrets,
+    client: &impl tokio_postgres::GenericClient,
+    identities: &Identities,
+    env: &str,
+    key: &ConnectionKey,
+    row: &tokio_postgres::Row,
+) -> Result<(String, Entry), Error> {
+    let name: String = row.get(0);
+    let version: i64 = row.get(1);
+    let key_id: i32 = row.get(2);
+    let sealed: Vec<u8> = row.get(3);
+    let data_key = secrets.data_key(client, identities, key_id).await?;
+    let plaintext = crypto::open(&data_key, env, &bound_name(key, &name), version, &sealed)?;
+    let text = String::from_utf8(plaintext.to_vec()).map_err(|_| Error::Corrupted {
+        path: format!("`{name}` of connection `{key}`").into(),
+        problem: "its value is not text".into(),
+    })?;
+    Ok((
+        name,
+        Entry {
+            value: SecretValue::new(text),
+            version: version as u64,
+            updated_at: row.get(4),
+            updated_by: row.get(5),
+            expires_at: row.get(6),
+            history: Vec::new(),
+        },
+    ))
+}
+
+const SELECT: &str = "SELECT name, version, key_id, sealed, updated_at, updated_by, expires_at \
+     FROM svc_account_secrets WHERE env = $1 AND client = $2 AND connection_id = $3";
+
+#[async_trait]
+impl AccountSecrets for PgAccounts {
+    async fn document(
+        &self,
+        identities: &Identities,
+        key: &ConnectionKey,
+    ) -> Result<Arc<Document>, Error> {
+        let client = self.db.client().await?;
+        let statement = client.prepare_cached(SELECT).await.map_err(unavailable)?;
+        let rows = client
+            .query(&statement, &[&self.env, &key.client, &key.connection_id])
+            .await
+            .map_err(unavailable)?;
+        let mut document = Document::new(&self.env);
+        for row in &rows {
+            let (name, entry) =
+                open_row(&self.secrets, &**client, identities, &self.env, key, row).await?;
+            document.secrets.insert(name, entry);
+        }
+        Ok(Arc::new(document))
+    }
+
+    async fn apply(
+        &self,
+        identities: &Identities,
+        key: &ConnectionKey,
+        changes: Vec<Change>,
+        by: &str,
+        at: DateTime<Utc>,
+        locks: &[&dyn Held],
+    ) -> Result<Vec<Changed>, Error> {
+        let mut fences = Vec::new();
+        for lock in locks {
+            match lock.fence() {
+                Some(fence) if !lock.lost() => fences.push(fence),
+                _ => return Err(Error::LockLost),
+            }
+        }
+        let mut client = self.db.client().await?;
+        let transaction = client.transaction().await.map_err(unavailable)?;
+        // The current data key, held steady against a change of recipients.
+        let current_key: i32 = transaction
+            .query_opt(
+                "SELECT current_key FROM svc_environments WHERE name = $1 FOR SHARE",
+                &[&self.env],
+            )
+            .await
+            .map_err(unavailable)?
+            .ok_or_else(|| Error::StoreMissing {
+                env: self.env.clone(),
+                path: self.db.shown.clone().into(),
+            })?
+            .get(0);
+        let data_key = self
+            .secrets
+            .data_key(&*transaction, identities, current_key)
+            .await?;
+        let rows = transaction
+            .query(
+                &format!("{SELECT} FOR UPDATE"),
+                &[&self.env, &key.client, &key.connection_id],
+            )
+            .await
+            .map_err(unavailable)?;
+        let mut values = Document::new(&self.env);
+        for row in &rows {
+            let (name, entry) = open_row(
+                &self.secrets,
+                &*transaction,
+                identities,
+                &self.env,
+                key,
+                row,
+            )
+            .await?;
+            values.secrets.insert(name, entry);
+        }
+        let before: std::collections::BTreeMap<String, u64> = values
+            .secrets
+            .iter()
+            .map(|(name, entry)| (name.clone(), entry.version))
+            .collect();
+        let mut done = Vec::new();
+        for change in changes {
+            done.push(crate::backend::apply_to_document(
+                &mut values,
+                change,
+                by,
+                at,
+                &self.env,
+            )?);
+        }
+        for name in before.keys() {
+            if !values.secrets.contains_key(name) {
+                transaction
+                    .execute(
+                        "DELETE FROM svc_account_secrets \
+                         WHERE env = $1 AND client = $2 AND connection_id = $3 AND name = $4",
+                        &[&self.env, &key.client, &key.connection_id, name],
+                    )
+                    .await
+                    .map_err(unavailable)?;
+            }
+        }
+        for (name, entry) in &values.secrets {
+            if before.get(name) == Some(&entry.version) {
+                continue;
+            }
+            let version = entry.version as i64;
+            let sealed = crypto::seal(
+                &data_key,
+                &self.env,
+                &bound_name(key, name),
+                version,
+                entry.value.expose().as_bytes(),
+            )?;
+            transaction
+                .execute(
+                    "INSERT INTO svc_account_secrets \
+                     (env, client, connection_id, name, version, key_id, sealed, updated_at, updated_by, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                     ON CONFLICT (env, client, connection_id, name) DO UPDATE SET version = $5, \
+                     key_id = $6, sealed = $7, updated_at = $8, updated_by = $9, expires_at = $10",
+                    &[
+                        &self.env,
+                        &key.client,
+                        &key.connection_id,
+                        name,
+                        &version,
+                        &current_key,
+                        &sealed,
+                        &entry.updated_at,
+                        &entry.updated_by,
+                        &entry.expires_at,
+                    ],
+                )
+                .await
+                .map_err(unavailable)?;
+        }
+        // Last, after the row locks that order this write among others.
+        for fence in &fences {
+            if !still_held(&transaction, fence).await? {
+                return Err(Error::LockLost);
+            }
+        }
+        transaction.commit().await.map_err(unavailable)?;
+        Ok(done)
+    }
+
+    async fn forget(&self, _identities: &Identities, key: &ConnectionKey) -> Result<(), Error> {
+        let client = self.db.client().await?;
+        client
+            .execute(
+                "DELETE FROM svc_account_secrets WHERE env = $1 AND client = $2 AND connection_id = $3",
+                &[&self.env, &key.client, &key.connection_id],
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+}
