@@ -249,6 +249,17 @@ impl Script {
         !self.secrets_updated(service, endpoint).is_empty()
     }
 
+    /// The `per_account` client whose connections `SERVICE.ENDPOINT` runs
+    /// for, when it is a per-account endpoint (it reads or updates a
+    /// per-account secret in its own connection).
+    pub fn per_account_client(&self, service: &str, endpoint: &str) -> Option<&str> {
+        self.checked
+            .analysis
+            .per_account
+            .get(&format!("{service}.{endpoint}"))
+            .map(String::as_str)
+    }
+
     /// The per-account endpoint a run of this one reaches — itself, or one
     /// it runs, however deep — and the client whose connections it runs
     /// for; `None` when the run needs no connected account.
@@ -288,6 +299,18 @@ impl Script {
     /// that declares it, and the first identity that may store every token
     /// it keeps.
     pub fn reconsent_command(&self, client: &str, env: &str, identity: Option<&str>) -> String {
+        self.reconsent_command_for(client, None, env, identity)
+    }
+
+    /// As [`Script::reconsent_command`], for one connected account of a
+    /// `per_account` client.
+    pub fn reconsent_command_for(
+        &self,
+        client: &str,
+        connection: Option<&str>,
+        env: &str,
+        identity: Option<&str>,
+    ) -> String {
         let declared = self.client(client);
         let file = declared
             .map(|c| self.checked.sources.get(c.span.file).name.clone())
@@ -306,8 +329,9 @@ impl Script {
                 .find(|i| stored.iter().all(|s| self.can_update_secret(i, s)))
                 .map(|i| i.name.text.clone())
         });
+        let connection = connection.map_or(String::new(), |id| format!(" --connection {id}"));
         format!(
-            "svc authorize {file} {client} --env {env} --as {}",
+            "svc authorize {file} {client}{connection} --env {env} --as {}",
             identity.as_deref().unwrap_or("IDENTITY")
         )
     }

@@ -1407,6 +1407,7 @@ fn dry_run_every_endpoint(checked: svc::program::CheckedProgram) -> Vec<svc::run
                 due_at: None,
                 replay: None,
                 force: false,
+                connection: None,
             };
             let admitted = engine.admit(request).expect("bot0 may run every endpoint");
             let finished = runtime.block_on(engine.run(admitted));
@@ -1525,6 +1526,7 @@ fn run_on_a_worker(checked: svc::program::CheckedProgram) {
                 due_at: None,
                 replay: None,
                 force: false,
+                connection: None,
             };
             let admitted = engine.admit(request).unwrap();
             engine.run(admitted).await

@@ -118,6 +118,7 @@ pub fn run(args: RunArgs) -> ExitCode {
         due_at: None,
         replay: None,
         force: args.force,
+        connection: args.connection.clone(),
     };
     let script = Arc::new(script);
     let mut engine = Engine::new(script.clone(), place.backend.clone(), keys);
@@ -131,7 +132,7 @@ pub fn run(args: RunArgs) -> ExitCode {
     }
     let mut request = request;
     if args.replay {
-        match block_on(engine.replay_for(service, endpoint)) {
+        match block_on(engine.replay_for(service, endpoint, args.connection.as_deref())) {
             Ok(replay) => request.replay = Some(replay),
             Err(refusal) => return refusal_exit(&refusal),
         }
@@ -240,5 +241,6 @@ pub fn refusal_exit(refusal: &Refusal) -> ExitCode {
         RefusalKind::Invalid => exit::USAGE,
         RefusalKind::Denied => exit::PERMISSION_DENIED,
         RefusalKind::NeedsPerson(_) => exit::NEEDS_PERSON,
+        RefusalKind::NotFound => exit::USAGE,
     })
 }

@@ -23,11 +23,10 @@ pub enum RefusalKind {
     Denied,
     /// A connection the run refreshes needs a person: exit 4, HTTP 409.
     NeedsPerson(crate::backend::Health),
+    /// The connection it names does not exist (or the caller may not
+    /// reach it): exit 2, HTTP 404.
+    NotFound,
 }
-
-/// The refusal of a run for a connected account (`per_account`), which
-/// svc checks but does not run yet.
-pub const PER_ACCOUNT_NOT_RUN: &str = "svc::run::per_account_not_run_yet";
 
 impl Engine {
     /// Checks a request before running it: the endpoint exists, allows the
@@ -75,25 +74,37 @@ impl Engine {
                 kind: RefusalKind::Denied,
             });
         }
-        // Runs for connected accounts are checked, not yet run: the values
-        // of per-account secrets are not kept per account yet.
-        if let Some((reached, client)) = self.per_account.get(&key) {
-            let through = if *reached == key {
-                String::new()
-            } else {
-                format!(" (through `{reached}`)")
-            };
-            return Err(refuse(
-                PER_ACCOUNT_NOT_RUN,
-                format!(
-                    "`{key}` runs for one connected account of `{client}`{through}: svc checks \
-                     per-account programs, but does not run them yet"
-                ),
-                Some(format!(
-                    "keep one connection per environment (remove `per_account` from \
-                     `oauth_client {client}` and its secrets) to run it today"
-                )),
-            ));
+        // A per-account endpoint runs for exactly one connection, which
+        // its caller names; no other endpoint takes one.
+        match (self.per_account.get(&key), &request.connection) {
+            (Some(client), None) => {
+                return Err(refuse(
+                    "svc::run::connection_required",
+                    format!("`{key}` runs for one connected account of `{client}`: name it"),
+                    Some(
+                        "pass `--connection ID` (over HTTP: `?connection=ID`); `svc connection \
+                         list` shows the ids"
+                            .into(),
+                    ),
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(refuse(
+                    "svc::run::not_per_account",
+                    format!("`{key}` does not run for a connected account"),
+                    Some("drop the connection: it reads no per-account secret".into()),
+                ));
+            }
+            (Some(_), Some(id)) => {
+                if let Some(problem) = crate::backend::accounts::invalid_id(id) {
+                    return Err(refuse(
+                        "svc::connection::invalid_id",
+                        format!("`{}` is not a connection id: {problem}", id.escape_debug()),
+                        Some(crate::backend::accounts::ID_HELP.into()),
+                    ));
+                }
+            }
+            (None, None) => {}
         }
         // The declared parameters, on every way in: the command line, HTTP
         // and schedules all come through here.
@@ -150,10 +161,25 @@ impl Engine {
         let Some(reads) = reads else {
             return Ok(None);
         };
+        // A per-account secret has its value in the run's connection.
+        let account = match self.account_of(request) {
+            Some(account) => {
+                let keys = self.keys.as_ref().ok_or_else(|| self.no_identity())?;
+                Some(self.backend.accounts.document(keys, &account).await?)
+            }
+            None => None,
+        };
+        // Without an account of its own, a run reaches per-account secrets
+        // only in an account it names (`for_connection`): checked there.
+        let has_value = |name: &str| match (&account, self.script.secret(name)) {
+            (Some(values), Some(secret)) if secret.per_account => values.get(name).is_some(),
+            (None, Some(secret)) if secret.per_account => true,
+            _ => document.get(name).is_some(),
+        };
         let missing: Vec<&str> = reads
             .iter()
             .map(String::as_str)
-            .filter(|name| document.get(name).is_none())
+            .filter(|name| !has_value(name))
             .collect();
         if missing.is_empty() {
             return Ok(None);
@@ -172,14 +198,20 @@ impl Engine {
         Ok(Some(Refusal {
             code: "svc::store::missing_value",
             message: format!("`{key}` reads {noun} no value in environment `{env}`: {names}"),
-            help: Some(format!(
-                "set {pronoun} first: {}",
-                missing
-                    .iter()
-                    .map(|n| format!("`svc secret set {n} --env {env}`"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )),
+            help: Some(match &request.connection {
+                Some(id) => format!(
+                    "connect the account first: `svc authorize ... --connection {id}`, or a \
+                     hosted consent link (docs/connections.md)"
+                ),
+                None => format!(
+                    "set {pronoun} first: {}",
+                    missing
+                        .iter()
+                        .map(|n| format!("`svc secret set {n} --env {env}`"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            }),
             kind: RefusalKind::Invalid,
         }))
     }

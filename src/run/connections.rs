@@ -13,11 +13,36 @@ use crate::backend::connection::{ConnectionKey, FailureClass, LastError, Observa
 use crate::secrets;
 
 impl Engine {
-    /// The connections a run of the endpoint refreshes.
-    pub fn connections_refreshed(&self, service: &str, endpoint: &str) -> &[ConnectionKey] {
-        self.connections
-            .get(&format!("{service}.{endpoint}"))
-            .map_or(&[], Vec::as_slice)
+    /// The connections a run refreshes: the one connection of each
+    /// single-connection client, and the run's own of a `per_account` one.
+    pub fn connections_refreshed(&self, request: &RunRequest) -> Vec<ConnectionKey> {
+        let key = format!("{}.{}", request.service, request.endpoint);
+        let Some(clients) = self.connections.get(&key) else {
+            return Vec::new();
+        };
+        clients
+            .iter()
+            .filter_map(
+                |(client, per_account)| match (per_account, &request.connection) {
+                    (false, _) => Some(ConnectionKey::default_of(client)),
+                    (true, Some(id)) => Some(ConnectionKey {
+                        client: client.clone(),
+                        connection_id: id.clone(),
+                    }),
+                    (true, None) => None,
+                },
+            )
+            .collect()
+    }
+
+    /// The connection a per-account run runs for.
+    pub fn account_of(&self, request: &RunRequest) -> Option<ConnectionKey> {
+        let key = format!("{}.{}", request.service, request.endpoint);
+        let client = self.per_account.get(&key)?;
+        Some(ConnectionKey {
+            client: client.clone(),
+            connection_id: request.connection.clone()?,
+        })
     }
 
     /// The refusal of a run whose connection needs a person, unless the
@@ -26,17 +51,23 @@ impl Engine {
         &self,
         request: &RunRequest,
     ) -> Result<Option<Refusal>, secrets::Error> {
+        // The connection a per-account run names must exist.
+        if let Some(account) = self.account_of(request)
+            && self.backend.connections.load_one(&account).await?.is_none()
+        {
+            return Ok(Some(unknown_connection(&account)));
+        }
         // A replay sends nothing new: its kept answers may be what saves
         // the connection.
         if request.force || request.replay.is_some() {
             return Ok(None);
         }
-        for key in self.connections_refreshed(&request.service, &request.endpoint) {
-            let Some(state) = self.backend.connections.load_one(key).await? else {
+        for key in self.connections_refreshed(request) {
+            let Some(state) = self.backend.connections.load_one(&key).await? else {
                 continue;
             };
             if state.state.needs_person() {
-                return Ok(Some(self.needs_person(request, key, state.state)));
+                return Ok(Some(self.needs_person(request, &key, state.state)));
             }
         }
         Ok(None)
@@ -87,7 +118,7 @@ impl Engine {
             },
         };
         let now = Utc::now();
-        for key in self.connections_refreshed(&request.service, &request.endpoint) {
+        for key in &self.connections_refreshed(request) {
             // Each client may declare its own `refresh_token_ttl`.
             let observation = failed.clone().unwrap_or_else(|| Observation::Refreshed {
                 refresh_token_expires_at: crate::oauth::tokens::refresh_token_expires_at(
@@ -108,6 +139,21 @@ impl Engine {
                 );
             }
         }
+    }
+}
+
+/// The refusal of a run for a connection that does not exist: the same
+/// whether it never did or the caller may not reach it.
+pub fn unknown_connection(key: &ConnectionKey) -> Refusal {
+    Refusal {
+        code: "svc::connection::unknown",
+        message: format!("`{}` has no connection `{}`", key.client, key.connection_id),
+        help: Some(format!(
+            "`svc connection list --client {}` shows its connections; an account is connected by \
+             `svc authorize` or a hosted consent link",
+            key.client
+        )),
+        kind: RefusalKind::NotFound,
     }
 }
 

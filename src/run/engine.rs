@@ -12,9 +12,10 @@ use super::admission::{Refusal, RefusalKind};
 use super::error::{ErrorKind, RunError};
 pub use super::interpreter::Answer;
 use super::interpreter::Run;
+use super::run_key;
 use super::trace::Trace;
 use crate::backend::record::{HookReport, Outcome, RunRecord, Trigger};
-use crate::backend::{Backend, ConnectionKey, LogName};
+use crate::backend::{Backend, LogName};
 use crate::net::http::Http;
 use crate::program::Script;
 use crate::redact::Redactor;
@@ -47,13 +48,14 @@ pub struct Engine {
     /// The secrets each endpoint that reads any may read, by
     /// `SERVICE.ENDPOINT`: each must have a value before its run starts.
     pub(super) reading: rustc_hash::FxHashMap<String, std::collections::BTreeSet<String>>,
-    /// The connections each endpoint refreshes, by `SERVICE.ENDPOINT`:
-    /// those of the clients whose `stores` name a secret it can update.
-    pub(super) connections: rustc_hash::FxHashMap<String, Vec<ConnectionKey>>,
-    /// The endpoints whose runs reach a per-account endpoint, by
-    /// `SERVICE.ENDPOINT`: the one reached and its client (refused at
-    /// admission until per-account runs exist).
-    pub(super) per_account: rustc_hash::FxHashMap<String, (String, String)>,
+    /// The clients whose connection each endpoint refreshes, by
+    /// `SERVICE.ENDPOINT`: those whose `stores` name a secret it can
+    /// update, and whether each is `per_account` (then the connection is
+    /// the run's).
+    pub(super) connections: rustc_hash::FxHashMap<String, Vec<(String, bool)>>,
+    /// The per-account endpoints, by `SERVICE.ENDPOINT`, and the client
+    /// whose connections they run for.
+    pub(super) per_account: rustc_hash::FxHashMap<String, String>,
     /// The `notify` receivers, and the events each gets.
     pub subscribers: Vec<crate::backend::Subscriber>,
     /// The redactor of the store's values, made once per version of it.
@@ -104,6 +106,9 @@ pub struct RunRequest {
     /// Run even when a connection it refreshes needs a person
     /// (`svc run --force`).
     pub force: bool,
+    /// The connection a per-account endpoint runs for (`--connection`,
+    /// `?connection=`, a `for_each_connection` schedule).
+    pub connection: Option<String>,
 }
 
 /// The answers a failed run kept in the recovery journal, in the order
@@ -138,8 +143,9 @@ impl Engine {
             Default::default();
         let mut reading: rustc_hash::FxHashMap<String, std::collections::BTreeSet<String>> =
             Default::default();
-        let mut connections: rustc_hash::FxHashMap<String, Vec<ConnectionKey>> = Default::default();
-        let mut per_account: rustc_hash::FxHashMap<String, (String, String)> = Default::default();
+        let mut connections: rustc_hash::FxHashMap<String, Vec<(String, bool)>> =
+            Default::default();
+        let mut per_account: rustc_hash::FxHashMap<String, String> = Default::default();
         for service in &script.program().services {
             for action in &service.actions {
                 let mut ordinal = 0;
@@ -161,21 +167,21 @@ impl Engine {
                 });
             }
             for endpoint in &service.endpoints {
-                if let Some(reached) =
-                    script.per_account_reached(&service.name.text, &endpoint.name.text)
+                if let Some(client) =
+                    script.per_account_client(&service.name.text, &endpoint.name.text)
                 {
                     per_account.insert(
                         format!("{}.{}", service.name.text, endpoint.name.text),
-                        reached,
+                        client.to_string(),
                     );
                 }
                 let secrets = script.secrets_updated(&service.name.text, &endpoint.name.text);
                 if !secrets.is_empty() {
                     let key = format!("{}.{}", service.name.text, endpoint.name.text);
-                    let clients: Vec<ConnectionKey> = script
+                    let clients: Vec<(String, bool)> = script
                         .clients_storing(&secrets)
                         .into_iter()
-                        .map(|client| ConnectionKey::default_of(client.name.as_str()))
+                        .map(|client| (client.name.text.clone(), client.per_account))
                         .collect();
                     if !clients.is_empty() {
                         connections.insert(key.clone(), clients);
@@ -221,20 +227,32 @@ impl Engine {
         self.updating.contains_key(&format!("{service}.{endpoint}"))
     }
 
-    /// As [`Engine::updates_secrets`], by `SERVICE.ENDPOINT`.
+    /// As [`Engine::updates_secrets`], by `SERVICE.ENDPOINT` (or a run
+    /// key, `SERVICE.ENDPOINT@CONNECTION`).
     pub fn updates_secrets_key(&self, key: &str) -> bool {
-        self.updating.contains_key(key)
+        self.updating.contains_key(run_key::endpoint_of(key))
     }
 
-    /// The command that replays the last failed run of `SERVICE.ENDPOINT`.
+    /// The `per_account` client whose connections `SERVICE.ENDPOINT` runs
+    /// for, when it is a per-account endpoint.
+    pub fn per_account_client(&self, key: &str) -> Option<&str> {
+        self.per_account
+            .get(run_key::endpoint_of(key))
+            .map(String::as_str)
+    }
+
+    /// The command that replays the last failed run of a run key
+    /// (`SERVICE.ENDPOINT`, `@CONNECTION` for a per-account run).
     pub fn replay_command(&self, key: &str, identity: &str) -> String {
         let program = if self.program_hint.is_empty() {
             String::new()
         } else {
             format!("{} ", self.program_hint)
         };
+        let (endpoint, connection) = run_key::split(key);
+        let connection = connection.map_or(String::new(), |id| format!(" --connection {id}"));
         format!(
-            "svc run {program}{key} --env {} --as {identity} --replay",
+            "svc run {program}{endpoint}{connection} --env {} --as {identity} --replay",
             self.env()
         )
     }
@@ -242,7 +260,7 @@ impl Engine {
     /// The secrets a run of `SERVICE.ENDPOINT` can update (none for an
     /// endpoint the program does not declare).
     pub fn secrets_updated(&self, key: &str) -> Option<&std::collections::BTreeSet<String>> {
-        self.updating.get(key)
+        self.updating.get(run_key::endpoint_of(key))
     }
 
     /// The store's document and a redactor of all its values, shared by
@@ -307,6 +325,7 @@ impl Engine {
             breaking: false,
             subject: None,
             replay: request.replay.clone(),
+            account: None,
             identity: request.identity.clone(),
             params: request.params.clone(),
             based_on: BTreeMap::new(),
@@ -320,15 +339,29 @@ impl Engine {
             .script
             .identity(&request.identity)
             .expect("the request was admitted: the identity exists");
-        let (variables, result) = run
-            .endpoint(
-                &request.service,
-                &request.endpoint,
-                identity,
-                std::borrow::Cow::Borrowed(&request.params),
-                0,
-            )
-            .await;
+        let account = match self.account_of(&request) {
+            Some(key) => self.backend.connections.load_one(&key).await.map(|state| {
+                Some(super::interpreter::Account {
+                    tags: state.map(|s| s.tags).unwrap_or_default(),
+                    key,
+                })
+            }),
+            None => Ok(None),
+        };
+        let (variables, result) = match account {
+            Ok(account) => {
+                run.account = account;
+                run.endpoint(
+                    &request.service,
+                    &request.endpoint,
+                    identity,
+                    std::borrow::Cow::Borrowed(&request.params),
+                    0,
+                )
+                .await
+            }
+            Err(e) => (BTreeMap::new(), Err(super::interpreter::store_failure(&e))),
+        };
         let outcome = match &result {
             Ok(_) => Outcome::Success,
             Err(e) if e.kind == ErrorKind::PermissionDenied => Outcome::Denied,
@@ -515,6 +548,7 @@ impl Engine {
             breaking: false,
             subject: Some((subject.id.clone(), subject.endpoint.clone())),
             replay: None,
+            account: None,
             identity: identity.to_string(),
             params: params.clone(),
             based_on: BTreeMap::new(),
@@ -567,8 +601,13 @@ impl Engine {
     }
 
     /// The kept answers of the last failed run of an endpoint, for a replay.
-    pub async fn replay_for(&self, service: &str, endpoint: &str) -> Result<Replay, Refusal> {
-        let key = format!("{service}.{endpoint}");
+    pub async fn replay_for(
+        &self,
+        service: &str,
+        endpoint: &str,
+        connection: Option<&str>,
+    ) -> Result<Replay, Refusal> {
+        let key = run_key::join(&format!("{service}.{endpoint}"), connection);
         let journal = &self.backend.journal;
         let listed = journal
             .latest_recoverable(&key)
@@ -615,10 +654,8 @@ impl Engine {
             });
         }
         let (first, replay) = self.replay_of(&listed).await?;
-        let (service, endpoint) = first
-            .endpoint
-            .split_once('.')
-            .unwrap_or((first.endpoint.as_str(), ""));
+        let (endpoint_key, connection) = run_key::split(&first.endpoint);
+        let (service, endpoint) = endpoint_key.split_once('.').unwrap_or((endpoint_key, ""));
         let method = match self.script.endpoint(service, endpoint) {
             Some(decl) if !decl.allows("POST") => decl
                 .methods
@@ -637,6 +674,7 @@ impl Engine {
             due_at: None,
             replay: Some(replay),
             force: false,
+            connection: connection.map(str::to_string),
         })
     }
 
@@ -667,7 +705,10 @@ impl Engine {
                 kind: RefusalKind::Invalid,
             });
         };
-        let (document, _) = self.store_document().await.map_err(|e| store_refusal(&e))?;
+        let document = self
+            .view_of(&first.endpoint)
+            .await
+            .map_err(|e| store_refusal(&e))?;
         let newer: Vec<&String> = first
             .based_on
             .iter()
@@ -702,6 +743,27 @@ impl Engine {
         Ok((first, replay))
     }
 
+    /// The values a run of a run key reads: the store's, and for a
+    /// per-account run its connection's too.
+    async fn view_of(&self, key: &str) -> Result<Arc<Document>, secrets::Error> {
+        let (document, _) = self.store_document().await?;
+        let (endpoint, connection) = run_key::split(key);
+        let (Some(client), Some(id)) = (self.per_account_client(endpoint), connection) else {
+            return Ok(document);
+        };
+        let keys = self.keys.as_ref().ok_or_else(|| self.no_identity())?;
+        let account = crate::backend::ConnectionKey {
+            client: client.to_string(),
+            connection_id: id.to_string(),
+        };
+        let values = self.backend.accounts.document(keys, &account).await?;
+        let mut view = Document::new(self.env());
+        view.secrets = document.secrets.clone();
+        view.secrets
+            .extend(values.secrets.iter().map(|(n, e)| (n.clone(), e.clone())));
+        Ok(Arc::new(view))
+    }
+
     /// After a run: a success makes the answers it kept, and older ones
     /// of its endpoint, obsolete; a failure that kept a good answer says
     /// how to replay it.
@@ -713,7 +775,8 @@ impl Engine {
         error: Option<&mut RunError>,
     ) {
         let journal = &self.backend.journal;
-        let key = format!("{}.{}", request.service, request.endpoint);
+        let endpoint = format!("{}.{}", request.service, request.endpoint);
+        let key = run_key::join(&endpoint, request.connection.as_deref());
         let Some(error) = error else {
             if let Err(e) = journal.settled(&key, run_id).await {
                 tracing::warn!("cannot prune the recovery journal: {e}");

@@ -11,7 +11,7 @@ use super::engine::{Engine, MAX_CALL_DEPTH, Replay};
 use super::error::{ErrorKind, RunError};
 use super::value::Value;
 use crate::backend::record::{Event, Shown, Trigger};
-use crate::backend::{Change, Changed, Held, LockFailure};
+use crate::backend::{Change, Changed, ConnectionKey, Held, LockFailure};
 use crate::check::functions::Function;
 use crate::program::Script;
 use crate::redact::{Origin, Redactor};
@@ -59,6 +59,9 @@ pub(super) struct Run<'e> {
     pub(super) journaled: Vec<u16>,
     /// The kept answers a replay uses instead of sending requests again.
     pub(super) replay: Option<Replay>,
+    /// The connection a per-account run runs for: its `secret.X` of a
+    /// per-account secret is this connection's value.
+    pub(super) account: Option<Account>,
     /// Discovery documents fetched by this run, by issuer.
     pub(super) discovered: crate::oauth::client::Discovered,
     /// A `break` ran: blocks return until the innermost loop takes it.
@@ -88,6 +91,13 @@ pub(super) struct Run<'e> {
     /// that sent a secret said (`refresh_token_expires_in`, or
     /// Microsoft's `x_refresh_token_expires_in`): for the connection.
     pub(super) refresh_token_expires_at: Option<chrono::DateTime<Utc>>,
+}
+
+/// The connection a per-account run runs for.
+#[derive(Debug, Clone)]
+pub(super) struct Account {
+    pub(super) key: ConnectionKey,
+    pub(super) tags: BTreeMap<String, String>,
 }
 
 /// The most items a `foreach` goes over, as `while` is bounded by its `max`.
@@ -192,11 +202,12 @@ impl<'e> Run<'e> {
                 contract: endpoint_decl.and_then(|e| e.params.as_deref()),
                 ..Frame::new(script, service_decl, identity, key.clone(), params, depth)
             };
-            let locked = match self.lock_endpoint(&key, service, endpoint).await {
+            let lock_key = self.lock_key(&key);
+            let locked = match self.lock_endpoint(&lock_key, service, endpoint).await {
                 Ok(locked) => locked,
                 Err(error) => return (BTreeMap::new(), Err(error)),
             };
-            let mut result = match self.admitted_under_lock(&key).await {
+            let mut result = match self.admitted_under_lock(&key, &lock_key).await {
                 Ok(()) => self.block(&mut frame, &action.body).await.map(|()| None),
                 Err(error) => Err(error),
             };
@@ -225,13 +236,13 @@ impl<'e> Run<'e> {
                     .engine
                     .backend
                     .journal
-                    .settled(&key, &self.run_id)
+                    .settled(&self.journal_key(), &self.run_id)
                     .await
             {
                 tracing::warn!("cannot prune the recovery journal: {e}");
             }
             if locked {
-                self.held.retain(|(k, _)| *k != key);
+                self.held.retain(|(k, _)| *k != lock_key);
             }
             let variables = frame
                 .vars
@@ -266,6 +277,26 @@ impl<'e> Run<'e> {
             )
         };
         self.block(&mut frame, body).await
+    }
+
+    /// The run key of an endpoint in this run: its own for a per-account
+    /// endpoint run for a connection (each account has its own lock and
+    /// journal), else the endpoint's.
+    pub(super) fn lock_key(&self, key: &str) -> String {
+        match &self.account {
+            Some(account) if self.engine.per_account_client(key).is_some() => {
+                super::run_key::join(key, Some(&account.key.connection_id))
+            }
+            _ => key.to_string(),
+        }
+    }
+
+    /// The key this run's journaled answers are filed under.
+    pub(super) fn journal_key(&self) -> String {
+        super::run_key::join(
+            &self.endpoint_key,
+            self.account.as_ref().map(|a| a.key.connection_id.as_str()),
+        )
     }
 
     /// Takes the run lock of an endpoint that can update secrets, so two
@@ -310,11 +341,11 @@ impl<'e> Run<'e> {
     /// the lock, before its first statement: settles the recovery journal
     /// (`run::settle`), and, for the endpoint the run was asked for, notes
     /// the versions of the secrets it may replace.
-    async fn admitted_under_lock(&mut self, key: &str) -> Result<(), RunError> {
+    async fn admitted_under_lock(&mut self, key: &str, lock_key: &str) -> Result<(), RunError> {
         if self.dry_run || !self.engine.updates_secrets_key(key) {
             return Ok(());
         }
-        self.settle_journal_before(key).await?;
+        self.settle_journal_before(lock_key).await?;
         if key == self.endpoint_key && self.based_on.is_empty() && self.replay.is_none() {
             self.load_document().await?;
             let document = self.document()?;
@@ -405,12 +436,44 @@ impl<'e> Run<'e> {
                 StatementKind::RunService {
                     endpoint,
                     args,
+                    for_connection,
                     as_account,
                     into,
-                    ..
                 } => {
-                    self.run_service(frame, endpoint, args, as_account.as_ref(), into.as_ref())
-                        .await
+                    let account = match for_connection {
+                        Some(expr) => Some(self.named_connection(frame, endpoint, expr).await?),
+                        None => None,
+                    };
+                    match account {
+                        // The callee runs for the connection named; this
+                        // run's own (if any) is back after it.
+                        Some(account) => {
+                            let outer = self.account.replace(account);
+                            self.document = None;
+                            let result = self
+                                .run_service(
+                                    frame,
+                                    endpoint,
+                                    args,
+                                    as_account.as_ref(),
+                                    into.as_ref(),
+                                )
+                                .await;
+                            self.account = outer;
+                            self.document = None;
+                            result
+                        }
+                        None => {
+                            self.run_service(
+                                frame,
+                                endpoint,
+                                args,
+                                as_account.as_ref(),
+                                into.as_ref(),
+                            )
+                            .await
+                        }
+                    }
                 }
                 StatementKind::Sleep { duration } => {
                     let wait = duration.value.unwrap_or_default();
@@ -846,25 +909,69 @@ impl<'e> Run<'e> {
             let document = self.document.as_ref()?;
             fenced.then(|| document.get(name).map_or(0, |e| e.version))
         };
-        let to_write: Vec<Change> = changes
-            .iter()
-            .map(|(name, value, expires_at, _)| Change::Set {
+        let per_account = |name: &str| script.secret(name).is_some_and(|s| s.per_account);
+        let mut shared: Vec<Change> = Vec::new();
+        let mut own: Vec<Change> = Vec::new();
+        for (name, value, expires_at, span) in &changes {
+            let change = Change::Set {
                 name: name.clone(),
                 value: value.clone(),
                 expires_at: *expires_at,
                 expect: expected(name),
+            };
+            if !per_account(name) {
+                shared.push(change);
+            } else if self.account.is_some() {
+                own.push(change);
+            } else {
+                return Err(RunError::new(
+                    ErrorKind::PermissionDenied,
+                    format!("`{name}` has a value per connected account, and this run has none"),
+                )
+                .at(*span));
+            }
+        }
+        // One atomic, durable write for the shared secrets of the block,
+        // and one for the connection's own, each committed only while
+        // every lock of the run is still held.
+        let locks: Vec<&dyn Held> = self.held.iter().map(|(_, held)| held.as_ref()).collect();
+        let mut changed_shared = Vec::new();
+        if !shared.is_empty() {
+            let secrets = &self.engine.backend.secrets;
+            let (changed, document) = crate::backend::through_outages(|| {
+                secrets.apply_fenced(&keys, shared.clone(), &by, now, &locks)
+            })
+            .await
+            .map_err(|e| store_failure(&e))?;
+            changed_shared = changed;
+            // The new store, or a fresh read at the next secret read.
+            self.document = document;
+        }
+        let mut changed_own = Vec::new();
+        if let Some(account) = self.account.as_ref().filter(|_| !own.is_empty()) {
+            let accounts = &self.engine.backend.accounts;
+            changed_own = crate::backend::through_outages(|| {
+                accounts.apply(&keys, &account.key, own.clone(), &by, now, &locks)
+            })
+            .await
+            .map_err(|e| store_failure(&e))?;
+        }
+        if self.account.is_some() {
+            // The run's view of the store mixes both: read it again.
+            self.document = None;
+        }
+        drop(locks);
+        let (mut from_shared, mut from_own) = (changed_shared.into_iter(), changed_own.into_iter());
+        let changed: Vec<Changed> = changes
+            .iter()
+            .filter_map(|(name, ..)| {
+                if per_account(name) {
+                    from_own.next()
+                } else {
+                    from_shared.next()
+                }
             })
             .collect();
-        // One atomic, durable write for the whole block, committed only
-        // while every lock of the run is still held.
-        let secrets = &self.engine.backend.secrets;
-        let locks: Vec<&dyn Held> = self.held.iter().map(|(_, held)| held.as_ref()).collect();
-        let (changed, document) =
-            through_outages(|| secrets.apply_fenced(&keys, to_write.clone(), &by, now, &locks))
-                .await
-                .map_err(|e| store_failure(&e))?;
-        // The new store, or a fresh read at the next secret read.
-        self.document = document;
         let versions = changed.into_iter().map(|c| match c {
             Changed::Set(version) => version,
             _ => 0,
@@ -1025,9 +1132,16 @@ impl<'e> Run<'e> {
                     _ => Value::Null,
                 }
             }
-            // The connection of a per-account run: the connections runtime
-            // of issue 23 gives it its value.
-            ExprKind::Connection { .. } => Value::Null,
+            ExprKind::Connection { field } => match (&self.account, field) {
+                (None, _) => Value::Null,
+                (Some(account), ConnectionField::Id) => {
+                    Value::String(account.key.connection_id.clone())
+                }
+                (Some(account), ConnectionField::Tag(key)) => account
+                    .tags
+                    .get(key.as_str())
+                    .map_or(Value::Null, |v| Value::String(v.clone())),
+            },
             ExprKind::Error { field } => match (&frame.error, field.as_str()) {
                 (None, _) => Value::Null,
                 (Some(error), "code") => Value::String(error.code()),
@@ -1175,8 +1289,99 @@ impl<'e> Run<'e> {
         let mut merged = Redactor::on_top_of(redactor);
         merged.absorb(&self.redactor);
         self.redactor = merged;
-        self.document = Some(document);
+        let Some(account) = &self.account else {
+            self.document = Some(document);
+            return Ok(());
+        };
+        // A per-account run reads the shared secrets and its connection's
+        // values as one document: per-account names are never shared ones.
+        let keys = self.keys()?;
+        let values = self
+            .engine
+            .backend
+            .accounts
+            .document(&keys, &account.key)
+            .await
+            .map_err(|e| store_failure(&e))?;
+        let mut view = Document::new(self.engine.env());
+        view.secrets = document.secrets.clone();
+        for (name, entry) in &values.secrets {
+            self.redactor.add(entry.value.expose());
+            view.secrets.insert(name.clone(), entry.clone());
+        }
+        self.document = Some(Arc::new(view));
         Ok(())
+    }
+
+    /// The connection `for_connection EXPR` names for a per-account
+    /// callee: it must be one of the callee's client, and exist.
+    async fn named_connection(
+        &mut self,
+        frame: &Frame<'e>,
+        target: &'e EndpointRef,
+        expr: &'e Expr,
+    ) -> Result<Account, RunError> {
+        let key = target.display();
+        let id = self.eval(frame, expr).map_err(|e| e.at(expr.span))?;
+        let id = id.to_text();
+        let Some(client) = self.engine.per_account_client(&key) else {
+            return Err(RunError::new(
+                ErrorKind::Type,
+                format!("`{key}` does not run for a connected account"),
+            )
+            .at(expr.span));
+        };
+        if let Some(problem) = crate::backend::accounts::invalid_id(&id) {
+            return Err(RunError::new(
+                ErrorKind::Type,
+                format!("`for_connection` is not a connection id: {problem}"),
+            )
+            .at(expr.span));
+        }
+        let account = ConnectionKey {
+            client: client.to_string(),
+            connection_id: id,
+        };
+        let state = self
+            .engine
+            .backend
+            .connections
+            .load_one(&account)
+            .await
+            .map_err(|e| store_failure(&e))?;
+        let Some(state) = state else {
+            let refusal = super::connections::unknown_connection(&account);
+            return Err(RunError::new(ErrorKind::Type, refusal.message).at(expr.span));
+        };
+        // What the callee reads must have a value in that account, as
+        // admission makes sure for a run asked for one.
+        if let Some(reads) = self.engine.reading.get(&key) {
+            let keys = self.keys()?;
+            let values = self
+                .engine
+                .backend
+                .accounts
+                .document(&keys, &account)
+                .await
+                .map_err(|e| store_failure(&e))?;
+            let script = self.script();
+            if let Some(missing) = reads.iter().find(|name| {
+                script.secret(name).is_some_and(|s| s.per_account) && values.get(name).is_none()
+            }) {
+                return Err(RunError::new(
+                    ErrorKind::Store {
+                        code: "svc::store::missing_value",
+                    },
+                    format!("connection `{account}` has no value of `{missing}`"),
+                )
+                .at(expr.span)
+                .help("connect the account again (`svc authorize ... --connection ID`)"));
+            }
+        }
+        Ok(Account {
+            key: account,
+            tags: state.tags,
+        })
     }
 
     /// The store, loaded before the statement that reads it.
@@ -1201,34 +1406,6 @@ impl<'e> Run<'e> {
         let sources = &self.script().checked.sources;
         let text = sources.get(span.file).snippet(span);
         text.split_whitespace().collect::<Vec<_>>().join(" ")
-    }
-}
-
-/// How long a write that must not be lost (a rotated token, the answer
-/// that carries it) is tried again while the backend is unreachable: a
-/// database restart or a fail-over takes seconds.
-const OUTAGE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// Runs a backend write, trying again with backoff while the backend is
-/// unavailable (only then: any other error is final).
-pub(crate) async fn through_outages<T, F, Fut>(mut write: F) -> Result<T, crate::secrets::Error>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, crate::secrets::Error>>,
-{
-    let started = std::time::Instant::now();
-    let mut pause = std::time::Duration::from_millis(100);
-    loop {
-        match write().await {
-            Err(crate::secrets::Error::Unavailable { problem, .. })
-                if started.elapsed() + pause < OUTAGE_PATIENCE =>
-            {
-                tracing::warn!("the backend is unavailable ({problem}); trying the write again");
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(std::time::Duration::from_secs(2));
-            }
-            other => return other,
-        }
     }
 }
 

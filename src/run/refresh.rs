@@ -17,8 +17,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::engine::{Engine, RunRequest};
-use crate::backend::LockFailure;
 use crate::backend::record::{Outcome, RunRecord, Trigger};
+use crate::backend::{ConnectionKey, LockFailure};
 use crate::secrets::{self, Entry};
 use crate::syntax::ast::RefreshedBy;
 
@@ -32,10 +32,37 @@ pub struct Gates {
     short_lived: Mutex<HashMap<String, u64>>,
 }
 
+/// The most short-lived versions remembered: with one per connected
+/// account, the memory would otherwise grow with the accounts.
+const MAX_SHORT_LIVED: usize = 10_000;
+
+/// A reader's turn at a gate; the gate goes when its last reader does, so
+/// the gates of a server do not grow with the connected accounts read.
+struct Turn<'g> {
+    gates: &'g Gates,
+    name: String,
+    gate: Option<Arc<tokio::sync::Mutex<()>>>,
+}
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        let mut gates = self.gates.gates.lock().unwrap_or_else(|p| p.into_inner());
+        // The map's and this turn's: nobody else waits.
+        if self.gate.take().is_some_and(|g| Arc::strong_count(&g) <= 2) {
+            gates.remove(&self.name);
+        }
+    }
+}
+
 impl Gates {
-    fn gate(&self, name: &str) -> Arc<tokio::sync::Mutex<()>> {
+    fn gate(&self, name: &str) -> Turn<'_> {
         let mut gates = self.gates.lock().unwrap_or_else(|p| p.into_inner());
-        gates.entry(name.to_string()).or_default().clone()
+        let gate = gates.entry(name.to_string()).or_default().clone();
+        Turn {
+            gates: self,
+            name: name.to_string(),
+            gate: Some(gate),
+        }
     }
 
     /// Whether `entry` is a short-lived version a refresh of this process
@@ -54,10 +81,11 @@ impl Gates {
     }
 
     fn made_short_lived(&self, name: &str, version: u64) {
-        self.short_lived
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(name.to_string(), version);
+        let mut short_lived = self.short_lived.lock().unwrap_or_else(|p| p.into_inner());
+        if short_lived.len() >= MAX_SHORT_LIVED && !short_lived.contains_key(name) {
+            short_lived.clear();
+        }
+        short_lived.insert(name.to_string(), version);
     }
 }
 
@@ -158,7 +186,21 @@ impl Engine {
     /// Reads a secret, refreshing it first when it is declared with
     /// `refreshed_by` and is not valid for `min_valid` more.
     pub async fn read_fresh(&self, name: &str) -> Result<Fresh, FreshError> {
-        let current = self.current(name).await?;
+        self.read_fresh_for(name, None).await
+    }
+
+    /// As [`Engine::read_fresh`], for a per-account secret: the value of
+    /// one connected account, refreshed by a run for that account.
+    pub async fn read_fresh_for(
+        &self,
+        name: &str,
+        account: Option<&ConnectionKey>,
+    ) -> Result<Fresh, FreshError> {
+        let gate_name = match account {
+            Some(key) => format!("{name}@{}", key.connection_id),
+            None => name.to_string(),
+        };
+        let current = self.current(name, account).await?;
         let Some(refresher) = self.refresher(name) else {
             return Ok(Fresh {
                 entry: current,
@@ -172,7 +214,7 @@ impl Engine {
             .unwrap_or(Duration::ZERO);
         let usable = |entry: Option<&Entry>| {
             let now = Utc::now();
-            is_fresh(entry, min_valid, now) || self.refreshing.good_enough(name, entry, now)
+            is_fresh(entry, min_valid, now) || self.refreshing.good_enough(&gate_name, entry, now)
         };
         if usable(current.as_ref()) {
             return Ok(Fresh {
@@ -184,9 +226,10 @@ impl Engine {
         // another refreshed takes that refresh's result.
         let seen = current.as_ref().map(|e| e.version);
         // Readers of this process queue here; the first refreshes.
-        let gate = self.refreshing.gate(name);
-        let _turn = gate.lock().await;
-        let current = self.current(name).await?;
+        let turn = self.refreshing.gate(&gate_name);
+        let gate = turn.gate.clone().expect("a turn holds its gate");
+        let _in_turn = gate.lock().await;
+        let current = self.current(name, account).await?;
         if changed_since(seen, current.as_ref(), Utc::now()) || usable(current.as_ref()) {
             return Ok(Fresh {
                 entry: current,
@@ -196,7 +239,13 @@ impl Engine {
         // Other processes, schedules and `svc run` take this lock too.
         let service = refresher.endpoint.service.text.clone();
         let endpoint = refresher.endpoint.endpoint.text.clone();
-        let key = format!("{service}.{endpoint}");
+        let connection = account
+            .filter(|_| {
+                self.per_account_client(&format!("{service}.{endpoint}"))
+                    .is_some()
+            })
+            .map(|key| key.connection_id.clone());
+        let key = super::run_key::join(&format!("{service}.{endpoint}"), connection.as_deref());
         let lock = match self.backend.locks.run_lock(&key, self.lock_timeout).await {
             Ok(lock) => lock,
             Err(LockFailure::TimedOut) => {
@@ -213,7 +262,7 @@ impl Engine {
             }
             Err(LockFailure::Failed(error)) => return Err(FreshError::Store(error)),
         };
-        let before = self.current(name).await?;
+        let before = self.current(name, account).await?;
         // Another process may have refreshed it while this one waited.
         if changed_since(seen, before.as_ref(), Utc::now()) || usable(before.as_ref()) {
             return Ok(Fresh {
@@ -238,6 +287,7 @@ impl Engine {
             due_at: None,
             replay: None,
             force: false,
+            connection,
         };
         let admitted = self
             .admit(request)
@@ -279,7 +329,7 @@ impl Engine {
                 record: Some(Box::new(record)),
             });
         }
-        let after = self.current(name).await?;
+        let after = self.current(name, account).await?;
         let updated = match (&before, &after) {
             (_, None) => false,
             (None, Some(_)) => true,
@@ -304,7 +354,7 @@ impl Engine {
         {
             // Refreshing again would make no fresher token: this one is
             // handed out until half its lifetime is left.
-            self.refreshing.made_short_lived(name, entry.version);
+            self.refreshing.made_short_lived(&gate_name, entry.version);
             tracing::warn!(env = self.env(), run = record.id.as_str(), "{warning}");
         }
         Ok(Fresh {
@@ -313,8 +363,26 @@ impl Engine {
         })
     }
 
-    /// The secret's entry as stored now.
-    async fn current(&self, name: &str) -> Result<Option<Entry>, FreshError> {
+    /// The secret's entry as stored now: a connected account's own for a
+    /// per-account secret.
+    async fn current(
+        &self,
+        name: &str,
+        account: Option<&ConnectionKey>,
+    ) -> Result<Option<Entry>, FreshError> {
+        if let Some(key) = account {
+            let keys = self
+                .keys
+                .as_ref()
+                .ok_or_else(|| FreshError::Store(self.no_identity()))?;
+            let values = self
+                .backend
+                .accounts
+                .document(keys, key)
+                .await
+                .map_err(FreshError::Store)?;
+            return Ok(values.get(name).cloned());
+        }
         let (document, _) = self.store_document().await.map_err(FreshError::Store)?;
         Ok(document.get(name).cloned())
     }

@@ -645,7 +645,7 @@ impl<'e> Run<'e> {
     async fn no_answer(&mut self, depth: usize, sequence: u32, built: &Built) {
         let entry = self.entry(sequence, built, journal::NO_ANSWER, None);
         let journal = self.engine.backend.journal.clone();
-        if let Err(e) = super::interpreter::through_outages(|| journal.record(&entry)).await {
+        if let Err(e) = crate::backend::through_outages(|| journal.record(&entry)).await {
             self.trace.push(Event::Journal {
                 depth,
                 message: format!(
@@ -669,7 +669,7 @@ impl<'e> Run<'e> {
         let journal = self.engine.backend.journal.clone();
         let entry = self.entry(sequence, built, response.status.as_u16(), Some(response));
         let status = entry.status;
-        let written = super::interpreter::through_outages(|| journal.record(&entry)).await;
+        let written = crate::backend::through_outages(|| journal.record(&entry)).await;
         let message = match written {
             Ok(_) => {
                 self.journaled.push(status);

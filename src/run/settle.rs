@@ -92,8 +92,11 @@ impl Run<'_> {
         updates: &BTreeSet<String>,
     ) -> Vec<(String, Vec<Listed>)> {
         let mut runs: BTreeMap<&str, Vec<Listed>> = BTreeMap::new();
+        // A connected account's answers stand in the way of runs for the
+        // same account only; others' in the way of runs for none.
+        let own = self.account.as_ref().map(|a| a.key.connection_id.as_str());
         for l in listed {
-            if l.run_id == self.run_id {
+            if l.run_id == self.run_id || super::run_key::split(&l.endpoint).1 != own {
                 continue;
             }
             let overlaps = self
@@ -213,10 +216,8 @@ impl Run<'_> {
         answers: VecDeque<Entry>,
     ) -> Result<(), RunError> {
         let script = self.script();
-        let (service, endpoint) = first
-            .endpoint
-            .split_once('.')
-            .unwrap_or((first.endpoint.as_str(), ""));
+        let endpoint_key = super::run_key::endpoint_of(&first.endpoint);
+        let (service, endpoint) = endpoint_key.split_once('.').unwrap_or((endpoint_key, ""));
         let identity = script
             .identity(&first.identity)
             .or_else(|| script.identity(&self.identity))
@@ -237,7 +238,7 @@ impl Run<'_> {
             run_id: run_id.to_string(),
             entries: answers,
         });
-        let outer_key = std::mem::replace(&mut self.endpoint_key, first.endpoint.clone());
+        let outer_key = std::mem::replace(&mut self.endpoint_key, endpoint_key.to_string());
         let params = std::borrow::Cow::Owned(first.params.clone());
         self.settling = true;
         let (_, result) = self.endpoint(service, endpoint, identity, params, 0).await;

@@ -503,9 +503,12 @@ pub async fn run_endpoint(
     }
     let mut params: BTreeMap<String, Value> = BTreeMap::new();
     let mut run_async = false;
+    let mut connection = None;
     for (name, value) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
         if name == "async" {
             run_async = matches!(value.as_ref(), "true" | "1" | "yes");
+        } else if name == crate::check::accounts::RESERVED_PARAM {
+            connection = Some(value.into_owned());
         } else {
             params.insert(name.into_owned(), Value::String(value.into_owned()));
         }
@@ -523,6 +526,7 @@ pub async fn run_endpoint(
         due_at: None,
         replay: None,
         force: false,
+        connection,
     };
     let updates_secrets = app
         .engine
@@ -551,6 +555,13 @@ pub async fn run_endpoint(
         Ok(None) => {}
         Ok(Some(refusal)) if matches!(refusal.kind, crate::run::RefusalKind::NeedsPerson(_)) => {
             return Err(needs_person(&refusal));
+        }
+        Ok(Some(refusal)) if refusal.kind == crate::run::RefusalKind::NotFound => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_connection",
+                refusal.message,
+            ));
         }
         Ok(Some(refusal)) => {
             tracing::warn!("{}: {}", refusal.code, refusal.message);

@@ -151,6 +151,7 @@ async fn refresh_if_idle(app: &Arc<App>, client: &str, idle: TimeDelta, runner: 
         due_at: None,
         replay: None,
         force: false,
+        connection: None,
     };
     match app.engine.admit_and_run(request).await {
         Ok(finished) => app.finished(&finished.record, None),
