@@ -1,28 +1,28 @@
 //! `svc authorize`: the first tokens of an `oauth_client`, with a person's
 //! consent, stored in one atomic update.
 
+use std::collections::BTreeMap;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
-use zeroize::Zeroizing;
 
 use super::context::{Context, Place};
 use super::run::load_paths;
-use crate::backend::connection::{ConnectionKey, Observation};
-use crate::backend::{Change, Changed, Held, LockFailure};
+use crate::backend::connection::ConnectionKey;
+use crate::backend::{Change, Changed};
 use crate::commands::cli::{AuthorizeArgs, OutputFormat};
 use crate::exit;
-use crate::net::http::{self, Http};
+use crate::net::http::Http;
 use crate::oauth::client::{Credentials, Endpoints};
-use crate::oauth::tokens::Tokens;
+use crate::oauth::consent::{self, StoreFailure, Target};
 use crate::oauth::{Code, Error, code_flow, device_flow};
 use crate::output::{outln, strip_controls};
 use crate::program::Script;
 use crate::redact::Redactor;
 use crate::report::{self, Style};
-use crate::secrets::{Identities, SecretValue, journal};
+use crate::secrets::Identities;
 use crate::syntax::ast::*;
 
 pub fn run(args: AuthorizeArgs) -> ExitCode {
@@ -47,7 +47,27 @@ pub fn run(args: AuthorizeArgs) -> ExitCode {
         Ok(script) => script,
         Err(code) => return code,
     };
-    let client = match admit(&script, &client_name, args.identity.as_deref()) {
+    let tags = match args
+        .tags
+        .iter()
+        .map(|t| crate::backend::accounts::parse_tag(t))
+        .collect::<Result<BTreeMap<String, String>, String>>()
+    {
+        Ok(tags) => tags,
+        Err(problem) => {
+            return events.fail(
+                &Error::new(Code::ConnectionRequired, problem)
+                    .help("write each tag as `--tag KEY=VALUE`"),
+                exit::USAGE,
+            );
+        }
+    };
+    let client = match admit(
+        &script,
+        &client_name,
+        args.identity.as_deref(),
+        args.connection.as_deref(),
+    ) {
         Ok(client) => client,
         Err((error, status)) => return events.fail(&error, status),
     };
@@ -72,6 +92,7 @@ pub fn run(args: AuthorizeArgs) -> ExitCode {
         identity,
         args: &args,
         events: &events,
+        tags,
     };
     match super::block_on(flow.run()) {
         Ok(()) => exit::code(exit::SUCCESS),
@@ -93,6 +114,7 @@ fn admit<'s>(
     script: &'s Script,
     name: &str,
     identity: Option<&str>,
+    connection: Option<&str>,
 ) -> Result<&'s OAuthClientDecl, (Error, u8)> {
     let usage = |error: Error| (error, exit::USAGE);
     let Some(client) = script.client(name) else {
@@ -119,17 +141,37 @@ fn admit<'s>(
             )),
         ));
     };
-    if client.per_account {
-        return Err(usage(
-            Error::new(
-                Code::PerAccountNotYet,
-                format!(
-                    "oauth_client `{name}` holds one connection per account (`per_account`): svc \
-                     checks such programs, but does not keep tokens per account yet"
-                ),
-            )
-            .help("remove `per_account` to keep one connection per environment"),
-        ));
+    match (client.per_account, connection) {
+        (true, None) => {
+            return Err(usage(
+                Error::new(
+                    Code::ConnectionRequired,
+                    format!(
+                        "oauth_client `{name}` holds one connection per connected account \
+                         (`per_account`): which account is this?"
+                    ),
+                )
+                .help("pass `--connection ID`, the id your app knows the account by"),
+            ));
+        }
+        (true, Some(id)) => {
+            if let Some(problem) = crate::backend::accounts::invalid_id(id) {
+                return Err(usage(Error::new(
+                    Code::ConnectionRequired,
+                    format!("`{}` is not a connection id: {problem}", id.escape_debug()),
+                )));
+            }
+        }
+        (false, Some(id)) if id != crate::backend::connection::DEFAULT_ID => {
+            return Err(usage(
+                Error::new(
+                    Code::ConnectionRequired,
+                    format!("oauth_client `{name}` holds one connection, `default`, not `{id}`"),
+                )
+                .help("drop `--connection`, or declare the client `per_account`"),
+            ));
+        }
+        _ => {}
     }
     let stores: Vec<&TokenStore> = client.stores.iter().flat_map(|s| &s.entries).collect();
     if stores.is_empty() {
@@ -204,6 +246,8 @@ struct Flow<'a> {
     identity: String,
     args: &'a AuthorizeArgs,
     events: &'a Events,
+    /// `--tag`s: the connected account's tags.
+    tags: BTreeMap<String, String>,
 }
 
 impl Flow<'_> {
@@ -271,220 +315,90 @@ impl Flow<'_> {
             code_flow::check_nonce(&tokens, &pending)?;
             (tokens, response)
         };
-        let changes = self.changes(&tokens)?;
-        let stored = self
-            .store(&endpoints, &response, changes, &redactor)
-            .await?;
-        self.events.stored(self.client, env, &stored);
-        // The connection works again: a person consented.
-        let key = ConnectionKey::default_of(&self.client.name.text);
-        let now = crate::secrets::document::now();
-        let observation = Observation::Authorized {
-            refresh_token_expires_at: crate::oauth::tokens::refresh_token_expires_at(
-                Some(self.client),
-                tokens.expires_at(TokenField::RefreshToken, now),
-                now,
-            ),
-        };
-        self.place
-            .backend
-            .observe_connection(
-                &key,
-                &observation,
-                &crate::backend::outbox::subscribers(self.script.program()),
-            )
-            .await;
-        Ok(())
-    }
-
-    /// The update of every stored secret; an error, and nothing stored,
-    /// when the answer lacks one of the tokens.
-    fn changes(&self, tokens: &Tokens) -> Result<Vec<(String, Change)>, Error> {
-        let now = crate::secrets::document::now();
-        let mut changes = Vec::new();
-        for store in self.client.stores.iter().flat_map(|s| &s.entries) {
-            let Some(field) = store.field else { continue };
-            let Some(value) = tokens.get(field) else {
-                let help = match field {
-                    TokenField::RefreshToken => {
-                        "ask for offline access: add `offline_access` to `scopes` (OpenID Connect), \
-                         or the provider's own parameter to `authorize_url` (Google: \
-                         `?access_type=offline&prompt=consent`)"
-                    }
-                    TokenField::IdToken => "add `openid` to `scopes`",
-                    TokenField::AccessToken => "check the client's grant types at the provider",
-                };
-                return Err(Error::new(
-                    Code::MissingToken,
-                    format!(
-                        "the token response has no `{}` for `{}`; nothing was stored",
-                        field.name(),
-                        store.secret.text
-                    ),
-                )
-                .help(help));
-            };
-            changes.push((
-                store.secret.text.clone(),
-                Change::Set {
-                    name: store.secret.text.clone(),
-                    value: SecretValue::new(value),
-                    expires_at: tokens.expires_at(field, now),
-                    expect: None,
-                },
-            ));
-        }
-        Ok(changes)
-    }
-
-    /// Keeps the answer in the recovery journal, takes the run locks of
-    /// the endpoints that update these secrets, and writes them all at once.
-    async fn store(
-        &self,
-        endpoints: &Endpoints,
-        response: &http::Response,
-        changes: Vec<(String, Change)>,
-        redactor: &Redactor,
-    ) -> Result<Vec<Stored>, Error> {
-        let backend = &self.place.backend;
-        let run_id = run_id();
-        let key = format!("authorize.{}", self.client.name.text);
-        let entry = journal::Entry {
-            format: journal::FORMAT,
-            run_id: run_id.clone(),
-            endpoint: key.clone(),
-            environment: self.place.env.clone(),
-            sequence: 0,
-            received_at: Utc::now(),
-            method: "POST".into(),
-            url: endpoints.token.to_string(),
-            status: response.status.as_u16(),
-            headers: Vec::new(),
-            body: Zeroizing::new(response.body.clone()),
-            identity: String::new(),
-            based_on: Default::default(),
-            params: Default::default(),
-            answer_by: None,
-            rotating: true,
-        };
-        let journaled = crate::run::through_outages(|| backend.journal.record(&entry))
-            .await
-            .is_ok();
-        let _held = lock_updaters(self.script, self.client, self.place, self.args.lock_timeout)
-            .await
-            .map_err(|(key, failure)| match failure {
-                LockFailure::TimedOut => Error::new(
-                    Code::StoreFailed,
-                    format!(
-                        "a run of `{key}` did not finish within {}; nothing was stored",
-                        crate::syntax::duration::format(self.args.lock_timeout)
-                    ),
-                )
-                .help("try again when it is done, or raise `--lock-timeout`"),
-                LockFailure::Failed(error) => store_failed(&error),
-            })?;
+        let target = self.target();
+        let changes = consent::token_changes(self.client, &tokens)?;
         let by = format!(
             "{} (svc authorize {})",
             self.identity, self.client.name.text
         );
-        let to_write: Vec<Change> = changes.iter().map(|(_, c)| c.clone()).collect();
-        let now = crate::secrets::document::now();
-        let written = crate::run::through_outages(|| {
-            backend
-                .secrets
-                .apply(&self.keys, to_write.clone(), &by, now)
-        })
-        .await;
-        let (changed, _) = match written {
-            Ok(written) => written,
-            Err(error) => {
-                let mut failed = store_failed(&error);
-                failed.message = redactor.redact(&failed.message);
-                if journaled {
-                    failed.help = Some(format!(
-                        "the tokens are kept in the recovery journal: `svc secret recover --env {} --reveal {run_id}` shows them",
-                        self.place.env
-                    ));
+        let changed = target
+            .store(
+                &endpoints.token,
+                &response,
+                changes.clone(),
+                &by,
+                self.args.lock_timeout,
+            )
+            .await
+            .map_err(|failure| match failure {
+                StoreFailure::Busy(key, timeout) => Error::new(
+                    Code::StoreFailed,
+                    format!(
+                        "a run of `{key}` did not finish within {}; nothing was stored",
+                        crate::syntax::duration::format(timeout)
+                    ),
+                )
+                .help("try again when it is done, or raise `--lock-timeout`"),
+                StoreFailure::Store { error, kept } => {
+                    let mut failed = store_failed(&error);
+                    failed.message = redactor.redact(&failed.message);
+                    if let Some(run_id) = kept {
+                        failed.help = Some(format!(
+                            "the tokens are kept in the recovery journal: `svc secret recover --env {} --reveal {run_id}` shows them",
+                            self.place.env
+                        ));
+                    }
+                    failed
                 }
-                return Err(failed);
-            }
-        };
-        if journaled && let Err(e) = backend.journal.settled(&key, &run_id).await {
-            tracing::warn!("cannot prune the recovery journal: {e}");
-        }
-        Ok(changes
+            })?;
+        let stored: Vec<Stored> = changes
             .into_iter()
             .zip(changed)
-            .map(|((name, change), changed)| Stored {
-                name,
-                version: match changed {
-                    Changed::Set(version) => version,
-                    _ => 0,
-                },
-                expires_at: match change {
-                    Change::Set { expires_at, .. } => expires_at,
-                    _ => None,
-                },
+            .filter_map(|(change, changed)| match change {
+                Change::Set {
+                    name, expires_at, ..
+                } => Some(Stored {
+                    name,
+                    version: match changed {
+                        Changed::Set(version) => version,
+                        _ => 0,
+                    },
+                    expires_at,
+                }),
+                _ => None,
             })
-            .collect())
+            .collect();
+        self.events.stored(self.client, env, &stored);
+        // The connection works again: a person consented.
+        let tags = (!self.tags.is_empty()).then(|| self.tags.clone());
+        target.connected(&tokens, tags).await;
+        Ok(())
     }
-}
 
-/// The run locks of every endpoint that updates a secret the client
-/// stores: a refresh in flight would otherwise overwrite the new tokens
-/// with the ones it got from the old refresh token (`svc authorize`), or
-/// store tokens just revoked (`svc connection revoke`). On failure, the
-/// endpoint whose lock was not taken.
-pub(super) async fn lock_updaters(
-    script: &Script,
-    client: &OAuthClientDecl,
-    place: &Place,
-    timeout: std::time::Duration,
-) -> Result<Vec<Box<dyn Held>>, (String, LockFailure)> {
-    let stored: Vec<&str> = client
-        .stores
-        .iter()
-        .flat_map(|s| &s.entries)
-        .map(|s| s.secret.as_str())
-        .collect();
-    let mut keys = std::collections::BTreeSet::new();
-    for service in &script.program().services {
-        for endpoint in &service.endpoints {
-            let Some(action) = script.endpoint_action(&service.name.text, &endpoint.name.text)
-            else {
-                continue;
-            };
-            let mut updates = false;
-            action.body.walk(&mut |statement| {
-                if let StatementKind::UpdateSecrets { updates: list, .. } = &statement.kind {
-                    updates |= list.iter().any(|u| stored.contains(&u.secret.as_str()));
-                }
-            });
-            if updates {
-                keys.insert(format!("{}.{}", service.name.text, endpoint.name.text));
-            }
+    /// The connection this authorization is for.
+    fn target(&self) -> Target<'_> {
+        let connection_id = self
+            .args
+            .connection
+            .clone()
+            .unwrap_or_else(|| crate::backend::connection::DEFAULT_ID.to_string());
+        Target {
+            script: self.script,
+            client: self.client,
+            backend: &self.place.backend,
+            keys: &self.keys,
+            key: ConnectionKey {
+                client: self.client.name.text.clone(),
+                connection_id,
+            },
         }
     }
-    let mut held = Vec::new();
-    for key in keys {
-        match place.backend.locks.run_lock(&key, timeout).await {
-            Ok(lock) => held.push(lock),
-            Err(failure) => return Err((key, failure)),
-        }
-    }
-    Ok(held)
 }
 
 pub(super) fn store_failed(error: &crate::secrets::Error) -> Error {
     let mut failed = Error::new(Code::StoreFailed, error.to_string());
     failed.help = error.help();
     failed
-}
-
-/// A time-ordered, unique id for the journal entry.
-pub(super) fn run_id() -> String {
-    let millis = Utc::now().timestamp_millis().max(0) as u64;
-    format!("{millis:013x}{:08x}", fastrand::u32(..))
 }
 
 /// Opens the URL in the user's browser, when there is a display for one;

@@ -285,8 +285,11 @@ pub enum SecretCommand {
         /// Refresh the secret first if its `refreshed_by` says it is due
         #[arg(long)]
         fresh: bool,
-        /// The program that declares the secret, for --fresh (files or directories) [default: the project's program]
-        #[arg(long = "program", value_name = "PATH", requires = "fresh")]
+        /// The connected account whose value to read, for a `per_account` secret
+        #[arg(long, value_name = "ID")]
+        connection: Option<String>,
+        /// The program that declares the secret, for --fresh and --connection (files or directories) [default: the project's program]
+        #[arg(long = "program", value_name = "PATH")]
         program: Vec<PathBuf>,
         /// How long to wait for another run of the refresher, for --fresh: 30s, 5m
         #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "60s", requires = "fresh")]
@@ -510,6 +513,9 @@ pub struct RunArgs {
     /// Run even when a connection the endpoint refreshes needs a person (`svc connection show`)
     #[arg(long)]
     pub force: bool,
+    /// The connected account a per-account endpoint runs for (its connection id)
+    #[arg(long, value_name = "ID")]
+    pub connection: Option<String>,
     /// Rotate the endpoint log before it grows past this size: 16MiB, 512KiB, 0 for never
     #[arg(long, env = "SVC_LOG_MAX_BYTES", default_value = "16MiB", value_name = "SIZE", value_parser = parse_size)]
     pub log_max_bytes: u64,
@@ -529,6 +535,12 @@ pub struct AuthorizeArgs {
     /// Use the device authorization grant (RFC 8628): a code to enter on another device, no redirect
     #[arg(long)]
     pub device: bool,
+    /// The connected account to authorize, for a `per_account` client: the id your app knows it by (a new one is created, an existing one re-consented)
+    #[arg(long, value_name = "ID")]
+    pub connection: Option<String>,
+    /// A tag of the connected account, KEY=VALUE (repeatable; replaces its tags)
+    #[arg(long = "tag", value_name = "KEY=VALUE", requires = "connection")]
+    pub tags: Vec<String>,
     /// Print the authorization URL without opening a browser
     #[arg(long)]
     pub no_browser: bool,
@@ -695,9 +707,23 @@ pub struct ConnectionPlace {
 
 #[derive(Subcommand, Debug)]
 pub enum ConnectionCommand {
-    /// Every connection of the environment: state, since when, failures in a row
-    #[command(after_help = "Example: svc connection list --env prod")]
+    /// Every connection of the environment: state, since when, failures in a row; the connected accounts of `per_account` clients too
+    #[command(
+        after_help = "Example: svc connection list --env prod --client hubspot_app --tag plan=pro"
+    )]
     List {
+        /// Only the connections of this oauth_client
+        #[arg(long, value_name = "CLIENT", add = ArgValueCandidates::new(complete::clients))]
+        client: Option<String>,
+        /// Only connections in this state: healthy, degraded, needs_reconsent, misconfigured, revoked
+        #[arg(long, value_name = "STATE")]
+        state: Option<String>,
+        /// Only connected accounts with this tag, KEY=VALUE (repeatable: all must match)
+        #[arg(long = "tag", value_name = "KEY=VALUE")]
+        tags: Vec<String>,
+        /// Only connected accounts whose id starts with this
+        #[arg(long, value_name = "PREFIX")]
+        prefix: Option<String>,
         #[command(flatten)]
         place: ConnectionPlace,
     },
@@ -710,6 +736,23 @@ pub enum ConnectionCommand {
         /// The connection of the client [default: the client's one connection, `default`]
         #[arg(long, value_name = "ID", default_value = "default")]
         connection: String,
+        #[command(flatten)]
+        place: ConnectionPlace,
+    },
+    /// Replace a connected account's tags
+    #[command(
+        after_help = "Example: svc connection tag hubspot_app --connection acme-42 plan=pro team=blue"
+    )]
+    Tag {
+        /// The oauth_client
+        #[arg(value_name = "CLIENT", add = ArgValueCandidates::new(complete::clients))]
+        client: String,
+        /// The connected account
+        #[arg(long, value_name = "ID")]
+        connection: String,
+        /// Its tags, KEY=VALUE (none: no tags)
+        #[arg(value_name = "KEY=VALUE")]
+        tags: Vec<String>,
         #[command(flatten)]
         place: ConnectionPlace,
     },

@@ -8,7 +8,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 use super::context::Context;
 use super::{block_on, store_error, usage_error};
-use crate::backend::connection::DEFAULT_ID;
+use crate::backend::connection::{ConnectionKey, ConnectionState, DEFAULT_ID, Health};
 use crate::commands::cli::{ConnectionCommand, ConnectionPlace};
 use crate::exit;
 use crate::output::outln;
@@ -17,62 +17,292 @@ use crate::schedule::connections::{self, ConnectionStatus, Sources};
 use crate::syntax::ast::OAuthClientDecl;
 
 pub fn run(command: ConnectionCommand) -> ExitCode {
-    let (place_args, wanted) = match command {
-        ConnectionCommand::List { place } => (place, None),
+    match command {
+        ConnectionCommand::List {
+            client,
+            state,
+            tags,
+            prefix,
+            place,
+        } => list(place, client, state, tags, prefix),
         ConnectionCommand::Show {
             client,
             connection,
             place,
-        } => (place, Some((client, connection))),
-        ConnectionCommand::Revoke(args) => return super::revoke::run(args, false),
-        ConnectionCommand::Delete(args) => return super::revoke::run(args, true),
-    };
+        } => show(place, &client, &connection),
+        ConnectionCommand::Tag {
+            client,
+            connection,
+            tags,
+            place,
+        } => tag(place, &client, &connection, &tags),
+        ConnectionCommand::Revoke(args) => super::revoke::run(args, false),
+        ConnectionCommand::Delete(args) => super::revoke::run(args, true),
+    }
+}
+
+/// What a listing and a status read: the program, the environment, the
+/// single-connection clients' states and the store, when it opens.
+struct Opened {
+    script: Script,
+    place: super::context::Place,
+    states: std::collections::BTreeMap<ConnectionKey, ConnectionState>,
+    document: Option<std::sync::Arc<crate::secrets::Document>>,
+    schedules: std::collections::BTreeMap<String, crate::backend::ScheduleState>,
+}
+
+impl Opened {
+    fn new(place_args: &ConnectionPlace) -> Result<Opened, ExitCode> {
+        let (script, place) = open(place_args, &crate::backend::Options::default())?;
+        let states = block_on(place.backend.connections.load()).map_err(|e| store_error(&e))?;
+        // Expiries, when the store opens; the states do not need it.
+        let document = place
+            .identities()
+            .ok()
+            .and_then(|ids| super::secret::document(&place, &ids).ok());
+        let schedules = block_on(place.backend.schedules.load()).unwrap_or_default();
+        Ok(Opened {
+            script,
+            place,
+            states,
+            document,
+            schedules,
+        })
+    }
+
+    fn sources(&self) -> Sources<'_> {
+        Sources {
+            script: &self.script,
+            environment: &self.place.env,
+            states: &self.states,
+            document: self.document.as_deref(),
+            schedules: &self.schedules,
+            now: Utc::now(),
+        }
+    }
+}
+
+fn list(
+    place_args: ConnectionPlace,
+    client: Option<String>,
+    state: Option<String>,
+    tags: Vec<String>,
+    prefix: Option<String>,
+) -> ExitCode {
     let json = place_args.json;
+    let opened = match Opened::new(&place_args) {
+        Ok(opened) => opened,
+        Err(code) => return code,
+    };
+    let script = &opened.script;
+    if let Some(name) = &client
+        && let Err(code) = find_client(script, name)
+    {
+        return code;
+    }
+    let state = match state.as_deref().map(parse_state).transpose() {
+        Ok(state) => state,
+        Err(code) => return code,
+    };
+    let mut reach = crate::backend::Reach {
+        prefix,
+        ..Default::default()
+    };
+    for tag in &tags {
+        match crate::backend::accounts::parse_tag(tag) {
+            Ok((key, value)) => {
+                reach.tags.insert(key, value);
+            }
+            Err(problem) => {
+                return usage_error(
+                    "svc::connection::invalid_tag",
+                    &problem,
+                    Some("write `--tag KEY=VALUE`"),
+                );
+            }
+        }
+    }
+    let sources = opened.sources();
+    // The single-connection clients first, in the program's order; then
+    // every connected account, page by page, in the order of their ids.
+    let mut shown: Vec<ConnectionStatus> = if reach.is_all() {
+        connections::statuses(&sources)
+            .into_iter()
+            .filter(|c| client.as_ref().is_none_or(|name| *name == c.client))
+            .filter(|c| state.is_none_or(|s| s == c.state.state))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    for declared in connections::all_clients(script).filter(|c| c.per_account) {
+        if client
+            .as_ref()
+            .is_some_and(|name| name != declared.name.as_str())
+        {
+            continue;
+        }
+        let mut query = crate::backend::ConnectionQuery {
+            client: Some(declared.name.text.clone()),
+            state,
+            reach: reach.clone(),
+            after: None,
+            limit: crate::backend::accounts::MAX_PAGE,
+        };
+        loop {
+            let page = match block_on(opened.place.backend.connections.page(&query)) {
+                Ok(page) => page,
+                Err(error) => return store_error(&error),
+            };
+            for (key, recorded) in &page.connections {
+                shown.push(connections::account_status(
+                    &sources, declared, key, recorded, None,
+                ));
+            }
+            match page.next {
+                Some(next) => query.after = Some(next),
+                None => break,
+            }
+        }
+    }
+    if json {
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&shown).expect("a connection serializes")
+        );
+        return exit::code(exit::SUCCESS);
+    }
+    if shown.is_empty() {
+        if connections::all_clients(script).next().is_none() {
+            eprintln!("the program has no oauth_client with `stores`: it holds no connection");
+        } else {
+            eprintln!("no connection matches");
+        }
+    }
+    for connection in &shown {
+        print_human(connection, false);
+    }
+    exit::code(exit::SUCCESS)
+}
+
+fn show(place_args: ConnectionPlace, client: &str, connection: &str) -> ExitCode {
+    let json = place_args.json;
+    let opened = match Opened::new(&place_args) {
+        Ok(opened) => opened,
+        Err(code) => return code,
+    };
+    let found = match find(&opened.script, client, connection) {
+        Ok(found) => found,
+        Err(code) => return code,
+    };
+    let sources = opened.sources();
+    let status = if found.per_account {
+        let key = ConnectionKey {
+            client: client.to_string(),
+            connection_id: connection.to_string(),
+        };
+        let recorded = match block_on(opened.place.backend.connections.load_one(&key)) {
+            Ok(Some(recorded)) => recorded,
+            Ok(None) => return unknown_connection(client, connection),
+            Err(error) => return store_error(&error),
+        };
+        let values = opened
+            .place
+            .identities()
+            .ok()
+            .and_then(|ids| block_on(opened.place.backend.accounts.document(&ids, &key)).ok());
+        connections::account_status(&sources, found, &key, &recorded, values.as_deref())
+    } else {
+        match connections::statuses(&sources)
+            .into_iter()
+            .find(|c| c.client == client)
+        {
+            Some(status) => status,
+            None => return unknown_connection(client, connection),
+        }
+    };
+    if json {
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&status).expect("a connection serializes")
+        );
+    } else {
+        print_human(&status, true);
+    }
+    exit::code(exit::SUCCESS)
+}
+
+fn tag(place_args: ConnectionPlace, client: &str, connection: &str, tags: &[String]) -> ExitCode {
     let (script, place) = match open(&place_args, &crate::backend::Options::default()) {
         Ok(opened) => opened,
         Err(code) => return code,
     };
-    if let Some((client, connection)) = &wanted
-        && let Err(code) = find(&script, client, connection)
-    {
-        return code;
-    }
-    let states = match block_on(place.backend.connections.load()) {
-        Ok(states) => states,
-        Err(error) => return store_error(&error),
+    let found = match find(&script, client, connection) {
+        Ok(found) => found,
+        Err(code) => return code,
     };
-    // Expiries, when the store opens; the states do not need it.
-    let document = place
-        .identities()
-        .ok()
-        .and_then(|ids| super::secret::document(&place, &ids).ok());
-    let schedule_states = block_on(place.backend.schedules.load()).unwrap_or_default();
-    let shown: Vec<ConnectionStatus> = connections::statuses(&Sources {
-        script: &script,
-        environment: &place.env,
-        states: &states,
-        document: document.as_deref(),
-        schedules: &schedule_states,
-        now: Utc::now(),
-    })
-    .into_iter()
-    .filter(|c| wanted.as_ref().is_none_or(|(name, _)| *name == c.client))
-    .collect();
-    if json {
-        let text = match &wanted {
-            Some(_) => serde_json::to_string_pretty(&shown[0]),
-            None => serde_json::to_string_pretty(&shown),
-        };
-        outln!("{}", text.expect("a connection serializes"));
-        return exit::code(exit::SUCCESS);
+    if !found.per_account {
+        return usage_error(
+            "svc::connection::not_per_account",
+            &format!("`{client}` holds one connection, which has no tags"),
+            Some("tags are for the connected accounts of a `per_account` client"),
+        );
     }
-    if shown.is_empty() {
-        eprintln!("the program has no oauth_client with `stores`: it holds no connection");
+    let mut parsed = std::collections::BTreeMap::new();
+    for tag in tags {
+        match crate::backend::accounts::parse_tag(tag) {
+            Ok((key, value)) => {
+                parsed.insert(key, value);
+            }
+            Err(problem) => {
+                return usage_error("svc::connection::invalid_tag", &problem, None);
+            }
+        }
     }
-    for connection in &shown {
-        print_human(connection, wanted.is_some());
+    if let Some(problem) = crate::backend::accounts::invalid_tags(&parsed) {
+        return usage_error("svc::connection::invalid_tag", &problem, None);
     }
-    exit::code(exit::SUCCESS)
+    let key = ConnectionKey {
+        client: client.to_string(),
+        connection_id: connection.to_string(),
+    };
+    match block_on(place.backend.connections.set_tags(&key, parsed.clone())) {
+        Ok(true) => {
+            if place_args.json {
+                outln!(
+                    "{}",
+                    serde_json::json!({"client": client, "connection_id": connection, "tags": parsed})
+                );
+            } else {
+                outln!("tagged `{key}`: {} tag(s)", parsed.len());
+            }
+            exit::code(exit::SUCCESS)
+        }
+        Ok(false) => unknown_connection(client, connection),
+        Err(error) => store_error(&error),
+    }
+}
+
+fn parse_state(text: &str) -> Result<Health, ExitCode> {
+    Health::ALL
+        .into_iter()
+        .find(|h| h.as_str() == text)
+        .ok_or_else(|| {
+            usage_error(
+                "svc::connection::invalid_state",
+                &format!("`{text}` is not a connection state"),
+                Some("the states are: healthy, degraded, needs_reconsent, misconfigured, revoked"),
+            )
+        })
+}
+
+fn unknown_connection(client: &str, connection: &str) -> ExitCode {
+    usage_error(
+        "svc::connection::unknown_connection",
+        &format!("`{client}` has no connection `{connection}`"),
+        Some(&format!(
+            "`svc connection list --client {client}` shows its connections"
+        )),
+    )
 }
 
 /// The program and the environment's backend a connection command reads.
@@ -87,40 +317,59 @@ pub(super) fn open(
     Ok((script, place))
 }
 
-/// The client that holds the connection named on the command line.
+/// An oauth_client that holds connections.
+fn find_client<'s>(script: &'s Script, client: &str) -> Result<&'s OAuthClientDecl, ExitCode> {
+    let clients: Vec<&OAuthClientDecl> = connections::all_clients(script).collect();
+    clients
+        .iter()
+        .find(|c| c.name.as_str() == client)
+        .copied()
+        .ok_or_else(|| {
+            let names: Vec<&str> = clients.iter().map(|c| c.name.as_str()).collect();
+            usage_error(
+                "svc::connection::unknown_client",
+                &format!("no oauth_client called `{client}` stores tokens"),
+                Some(&crate::suggest::did_you_mean(
+                    client,
+                    names.iter().copied(),
+                    if names.is_empty() {
+                        "the program has no oauth_client with `stores`".into()
+                    } else {
+                        format!("the connections are those of: {}", names.join(", "))
+                    },
+                )),
+            )
+        })
+}
+
+/// The client that holds the connection named on the command line: its
+/// one connection `default`, or a connected account's id (whether the
+/// account exists is the backend's to say).
 pub(super) fn find<'s>(
     script: &'s Script,
     client: &str,
     connection: &str,
 ) -> Result<&'s OAuthClientDecl, ExitCode> {
-    if script.client(client).is_some_and(|c| c.per_account) {
-        return Err(usage_error(
-            "svc::connection::per_account_not_yet",
-            &format!(
-                "`{client}` holds one connection per account (`per_account`): svc checks such \
-                 programs, but keeps no connections per account yet"
-            ),
-            Some("remove `per_account` to keep one connection per environment"),
-        ));
-    }
-    let clients: Vec<&OAuthClientDecl> = connections::clients(script).collect();
-    let Some(found) = clients.iter().find(|c| c.name.as_str() == client) else {
-        let names: Vec<&str> = clients.iter().map(|c| c.name.as_str()).collect();
-        return Err(usage_error(
-            "svc::connection::unknown_client",
-            &format!("no oauth_client called `{client}` stores tokens"),
-            Some(&crate::suggest::did_you_mean(
-                client,
-                names.iter().copied(),
-                if names.is_empty() {
-                    "the program has no oauth_client with `stores`".into()
-                } else {
-                    format!("the connections are those of: {}", names.join(", "))
-                },
-            )),
-        ));
-    };
-    if connection != DEFAULT_ID {
+    let found = find_client(script, client)?;
+    if found.per_account {
+        if let Some(problem) = crate::backend::accounts::invalid_id(connection) {
+            return Err(usage_error(
+                "svc::connection::invalid_id",
+                &format!(
+                    "`{}` is not a connection id: {problem}",
+                    connection.escape_debug()
+                ),
+                Some(crate::backend::accounts::ID_HELP),
+            ));
+        }
+        if connection == DEFAULT_ID {
+            return Err(usage_error(
+                "svc::connection::connection_required",
+                &format!("`{client}` holds one connection per connected account: which one?"),
+                Some("pass `--connection ID`; `svc connection list` shows the ids"),
+            ));
+        }
+    } else if connection != DEFAULT_ID {
         return Err(usage_error(
             "svc::connection::unknown_connection",
             &format!("`{client}` has no connection `{connection}`"),

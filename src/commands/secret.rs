@@ -84,11 +84,22 @@ pub fn run(command: SecretCommand) -> ExitCode {
         }
         SecretCommand::Get {
             name,
-            fresh: true,
+            fresh,
             program,
             lock_timeout,
+            connection,
             ..
-        } => return get_fresh(&name, &place, &context, &program, lock_timeout),
+        } if fresh || connection.is_some() => {
+            return get_fresh(
+                &name,
+                &place,
+                &context,
+                &program,
+                lock_timeout,
+                connection.as_deref(),
+                fresh,
+            );
+        }
         SecretCommand::Get { name, .. } => get(&name, &place),
         SecretCommand::PublicJwk {
             name,
@@ -522,7 +533,7 @@ pub fn audit_cli_reads(
     names: &[&str],
     action: &str,
 ) -> Result<(), Error> {
-    block_on(audit_reads(place, identities, names, action))
+    block_on(audit_reads(place, identities, names, action, None))
 }
 
 /// [`audit_cli_reads`], for a command that is running async already.
@@ -531,6 +542,7 @@ pub async fn audit_reads(
     identities: &Identities,
     names: &[&str],
     action: &str,
+    connection: Option<&crate::backend::ConnectionKey>,
 ) -> Result<(), Error> {
     let recipients = place.backend.secrets.recipients().await.unwrap_or_default();
     let opened_by = identities
@@ -541,7 +553,7 @@ pub async fn audit_reads(
         .cloned()
         .unwrap_or_else(|| identities.label.clone());
     for name in names {
-        let line = serde_json::json!({
+        let mut line = serde_json::json!({
             "at": document::now(),
             "user": local_user(),
             "recipient": opened_by,
@@ -549,6 +561,10 @@ pub async fn audit_reads(
             "action": action,
             "via": "cli",
         });
+        if let Some(key) = connection {
+            line["client"] = key.client.clone().into();
+            line["connection_id"] = key.connection_id.clone().into();
+        }
         place
             .backend
             .logs
@@ -578,6 +594,8 @@ fn get_fresh(
     context: &Context,
     program: &[std::path::PathBuf],
     lock_timeout: std::time::Duration,
+    connection: Option<&str>,
+    fresh: bool,
 ) -> ExitCode {
     use crate::run::refresh::FreshError;
     let paths = match context.program(program) {
@@ -597,10 +615,70 @@ fn get_fresh(
             ),
         );
     }
+    let per_account = script.secret(name).is_some_and(|s| s.per_account);
+    let account = match (per_account, connection) {
+        (true, None) => {
+            return super::usage_error(
+                "svc::secret::connection_required",
+                &format!("`{name}` has a value per connected account: which one?"),
+                Some("pass `--connection ID`; `svc connection list` shows the ids"),
+            );
+        }
+        (false, Some(_)) => {
+            return super::usage_error(
+                "svc::secret::not_per_account",
+                &format!("`{name}` is not `per_account`: it has one value per environment"),
+                Some("drop `--connection`"),
+            );
+        }
+        (true, Some(id)) => {
+            if let Some(problem) = crate::backend::accounts::invalid_id(id) {
+                return super::usage_error(
+                    "svc::connection::invalid_id",
+                    &format!("`{}` is not a connection id: {problem}", id.escape_debug()),
+                    Some(crate::backend::accounts::ID_HELP),
+                );
+            }
+            let client = script
+                .program()
+                .oauth_clients
+                .iter()
+                .find(|c| {
+                    c.per_account
+                        && c.stores
+                            .iter()
+                            .flat_map(|s| &s.entries)
+                            .any(|e| e.secret.as_str() == name)
+                })
+                .map(|c| c.name.text.clone())
+                .unwrap_or_default();
+            Some(crate::backend::ConnectionKey {
+                client,
+                connection_id: id.to_string(),
+            })
+        }
+        (false, None) => None,
+    };
     let identities = match open(place) {
         Ok(identities) => identities,
         Err(error) => return store_error(&error),
     };
+    if let Some(key) = &account {
+        match block_on(place.backend.connections.load_one(key)) {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                return super::usage_error(
+                    "svc::connection::unknown",
+                    &format!("`{}` has no connection `{}`", key.client, key.connection_id),
+                    Some(&format!(
+                        "`svc connection list --client {}` shows its connections",
+                        key.client
+                    )),
+                );
+            }
+            Err(error) => return store_error(&error),
+        }
+    }
     let script = std::sync::Arc::new(script);
     let mut engine = crate::run::Engine::new(
         script,
@@ -609,7 +687,26 @@ fn get_fresh(
     );
     engine.lock_timeout = lock_timeout;
     engine.program_hint = context.program_hint(program);
-    match block_on(engine.read_fresh(name)) {
+    let read = async {
+        match (&account, fresh) {
+            (_, true) => engine.read_fresh_for(name, account.as_ref()).await,
+            (Some(key), false) => {
+                let keys = engine.keys.as_deref().expect("opened above");
+                let values = place
+                    .backend
+                    .accounts
+                    .document(keys, key)
+                    .await
+                    .map_err(crate::run::refresh::FreshError::Store)?;
+                Ok(crate::run::refresh::Fresh {
+                    entry: values.get(name).cloned(),
+                    refreshed: None,
+                })
+            }
+            (None, false) => engine.read_fresh(name).await,
+        }
+    };
+    match block_on(read) {
         Ok(fresh) => {
             if let Some(record) = &fresh.refreshed {
                 eprintln!(
@@ -624,7 +721,13 @@ fn get_fresh(
                 });
             };
             let identities = engine.keys.as_deref().expect("opened above");
-            if let Err(error) = audit_cli_reads(place, identities, &[name], "read") {
+            if let Err(error) = block_on(audit_reads(
+                place,
+                identities,
+                &[name],
+                "read",
+                account.as_ref(),
+            )) {
                 return store_error(&error);
             }
             let mut stdout = crate::output::writer();

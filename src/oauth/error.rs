@@ -31,7 +31,7 @@ macro_rules! codes {
 codes! {
     UnknownClient => "svc::authorize::unknown_client", "The program declares no oauth_client of that name.";
     NothingToStore => "svc::authorize::nothing_to_store", "The oauth_client has no `stores` block.";
-    PerAccountNotYet => "svc::authorize::per_account_not_yet", "The oauth_client holds one connection per account, which svc checks but does not authorize yet.";
+    ConnectionRequired => "svc::authorize::connection", "The oauth_client is `per_account` and `--connection ID` is missing or not an id (or a tag is not `KEY=VALUE`), or a single-connection client was given another id than `default`.";
     Unsupported => "svc::authorize::unsupported", "The client cannot do the flow asked for (no authorization or device endpoint).";
     BadListen => "svc::authorize::bad_listen", "`--listen` is not a loopback address, or cannot be bound.";
     NoIdentity => "svc::authorize::no_identity", "`--as` is missing: svc authorize runs as a user or service account.";

@@ -8,7 +8,9 @@
 pub mod assertion;
 pub mod client;
 pub mod code_flow;
+pub mod consent;
 pub mod device_flow;
+pub mod disconnect;
 pub mod discovery;
 pub mod error;
 pub mod failure;
