@@ -1,93 +1,92 @@
-//! Per-account programs: checked today, not run yet. A program with a
-//! `per_account` client checks clean; running one of its per-account
-//! endpoints, authorizing the client, or reading its connections is
-//! refused with a stable code and a help line (exit 2), a schedule over its
-//! connections is skipped, not failed, and the program's other endpoints
-//! run as ever.
+//! Connected accounts from the command line: one `per_account` client,
+//! several customer accounts authorized by a person (the device flow of a
+//! real oidc-provider on 127.0.0.1, approved in headless Chromium), each
+//! with its own rotating refresh token. Each account's runs, reads, locks
+//! and revocation touch that account only; what the program cannot do
+//! without naming an account is refused with a stable code.
 
 mod common;
 
-use common::Project;
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use std::sync::OnceLock;
 
-fn program(base: &str) -> String {
+use common::authorizing::{Authorizing, introspect, revoke_out_of_band};
+use common::{NodeServer, Project, Run};
+use serde_json::Value;
+
+const DEVICE: (&str, &str) = ("accounts-device", "accounts-device-secret-7c2d90");
+
+fn provider() -> &'static NodeServer {
+    static PROVIDER: OnceLock<NodeServer> = OnceLock::new();
+    PROVIDER.get_or_init(|| common::authorizing::device_provider(DEVICE))
+}
+
+fn program(issuer: &str, schedule: bool) -> String {
     format!(
         r#"
-secret CLIENT_ID              {{ environment_specific }}
-secret CUSTOMER_REFRESH_TOKEN {{ per_account }}
-secret CUSTOMER_ACCESS_TOKEN  {{ per_account }}
-secret SHARED_TOKEN           {{ environment_specific }}
+secret CLIENT_ID     {{ environment_specific }}
+secret CLIENT_SECRET {{ environment_specific locked }}
+secret ACCOUNT_REFRESH_TOKEN {{ per_account }}
+secret ACCOUNT_ACCESS_TOKEN  {{ per_account refreshed_by api.refresh as scheduler min_valid 1h }}
 
-oauth_client hub {{
-  authorize_url "{base}/authorize"
-  token_url   "{base}/token"
+oauth_client app {{
+  issuer      "{issuer}"
   client_id   secret.CLIENT_ID
-  client_auth none
+  client_auth client_secret_post(secret.CLIENT_SECRET)
+  scopes      "openid offline_access api:read"
   per_account
   stores {{
-    refresh_token = CUSTOMER_REFRESH_TOKEN
-    access_token  = CUSTOMER_ACCESS_TOKEN
+    refresh_token = ACCOUNT_REFRESH_TOKEN
+    access_token  = ACCOUNT_ACCESS_TOKEN
   }}
 }}
 
-role refresher {{
-  grant run customers.*
-  grant update_secret CUSTOMER_REFRESH_TOKEN
-  grant update_secret CUSTOMER_ACCESS_TOKEN
-  grant update_secret SHARED_TOKEN
+role token_keeper {{
+  grant run api.*
+  grant update_secret ACCOUNT_REFRESH_TOKEN
+  grant update_secret ACCOUNT_ACCESS_TOKEN
+  grant read_secret ACCOUNT_ACCESS_TOKEN
 }}
-service_account bot {{ roles refresher }}
-user ops {{ roles refresher }}
+user ops {{ roles token_keeper }}
+service_account scheduler {{ roles token_keeper }}
 
-service customers {{
+service api {{
   var token: string
-  var refresh: string
+  var new_refresh_token: string
+  var expires_in: number
 
   action refresh {{
+    log "refreshing ${{connection.id}}/${{connection.tags.plan}}"
     web_request {{
-      auth client(hub)
+      auth client(app)
       form {{
         grant_type    = "refresh_token"
-        refresh_token = secret.CUSTOMER_REFRESH_TOKEN
+        refresh_token = secret.ACCOUNT_REFRESH_TOKEN
       }}
       result_mapping {{
-        token   = $.access_token
-        refresh = $.refresh_token
+        token             = $.access_token
+        new_refresh_token = $.refresh_token
+        expires_in        = $.expires_in
       }}
     }}
-    if has_value(token) && has_value(refresh) {{
-      update_secrets {{
-        CUSTOMER_REFRESH_TOKEN = refresh
-        CUSTOMER_ACCESS_TOKEN  = token
+    if has_value(new_refresh_token) {{
+      update_secret ACCOUNT_REFRESH_TOKEN = new_refresh_token
+    }}
+    if has_value(token) {{
+      update_secret ACCOUNT_ACCESS_TOKEN {{
+        value      = token
+        expires_in = expires_in
       }}
     }}
   }}
 
-  action shared {{
-    web_request {{
-      method POST
-      url "{base}/token"
-      form {{ grant_type = "client_credentials" }}
-      result_mapping {{ token = $.access_token }}
-    }}
-    if has_value(token) {{
-      update_secret SHARED_TOKEN = token
-    }}
+  action for_acme {{
+    run_service api.refresh for_connection "acme-1" as scheduler
   }}
 
   endpoint refresh {{
     methods GET POST
+    log enabled
     process refresh
-  }}
-
-  action for_acme {{
-    run_service customers.refresh for_connection "acme-42" as bot
-  }}
-
-  endpoint shared {{
-    methods POST
-    process shared
   }}
 
   // Not per-account itself: it names the account it runs for.
@@ -98,160 +97,401 @@ service customers {{
 }}
 
 schedule every_account {{
-  endpoint            customers.refresh
-  service_account     bot
-  for_each_connection hub
-  concurrency         4
+  endpoint            api.refresh
+  service_account     scheduler
+  for_each_connection app
+  concurrency         2
   every               1s
+  {disabled}
 }}
-"#
+"#,
+        disabled = if schedule { "" } else { "disabled" }
     )
 }
 
-/// Runs svc in the project, off the async threads, and checks it refused
-/// with exit 2 and says `says` on stderr.
-async fn refused(p: &std::sync::Arc<Project>, args: Vec<&'static str>, says: &str) -> common::Run {
-    let p = p.clone();
-    let run = tokio::task::spawn_blocking(move || p.svc().args(args).run())
-        .await
-        .unwrap();
-    assert_eq!(run.status, 2, "{}", run.all_output());
-    assert!(run.stderr.contains(says), "{}", run.stderr);
+fn project() -> Project {
+    let p = Project::new();
+    p.write("app.svc", &program(&provider().url("issuer"), false));
+    p.set("CLIENT_ID", DEVICE.0);
+    p.set("CLIENT_SECRET", DEVICE.1);
+    p
+}
+
+/// `svc authorize app.svc app --device --connection ID`, approved by a
+/// person in a headless browser.
+fn connect(p: &Project, id: &str, tags: &[&str]) -> Run {
+    let mut extra = vec!["--as", "ops", "--device", "--connection", id];
+    for tag in tags {
+        extra.extend(["--tag", tag]);
+    }
+    let mut authorizing = Authorizing::start(p, &extra);
+    let event = authorizing.expect("device_code");
+    let person = common::device_consent(
+        event["verification_uri"].as_str().unwrap(),
+        event["user_code"].as_str().unwrap(),
+        "approve",
+    );
+    assert_eq!(person["outcome"], "device_approved", "{person}");
+    let (status, _, run) = authorizing.finish();
+    assert_eq!(status, 0, "{}", run.all_output());
     run
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_per_account_program_checks_clean_and_says_what_it_does_not_run_yet() {
-    let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/token"))
-        .respond_with(
-            ResponseTemplate::new(200)
-                .set_body_json(serde_json::json!({"access_token": "shared-access-Tb41"})),
-        )
-        .mount(&server)
-        .await;
-    let p = std::sync::Arc::new(Project::new());
-    p.write("app.svc", &program(&server.uri()));
-    p.set("CLIENT_ID", "accounts-client");
-    let blocking = |args: Vec<&'static str>| {
-        let p = p.clone();
-        tokio::task::spawn_blocking(move || p.svc().args(args).run())
-    };
+/// A per-account secret's value for one account.
+fn value(p: &Project, name: &str, id: &str) -> String {
+    let run = p
+        .svc()
+        .args([
+            "secret",
+            "get",
+            name,
+            "--connection",
+            id,
+            "--program",
+            "app.svc",
+            "--env",
+            "dev",
+        ])
+        .run();
+    assert_eq!(run.status, 0, "{}", run.all_output());
+    run.stdout.trim().to_string()
+}
 
-    let check = blocking(vec!["check", "app.svc"]).await.unwrap();
+fn svc(p: &Project, args: &[&str]) -> Run {
+    p.svc().args(args.iter().copied()).run()
+}
+
+fn run_refresh(p: &Project, extra: &[&str]) -> Run {
+    let mut args = vec![
+        "run",
+        "app.svc",
+        "api.refresh",
+        "--env",
+        "dev",
+        "--as",
+        "ops",
+    ];
+    args.extend_from_slice(extra);
+    svc(p, &args)
+}
+
+fn refused(run: &Run, code: &str) {
+    assert_eq!(run.status, 2, "{}", run.all_output());
+    assert!(run.stderr.contains(code), "{}", run.stderr);
+    assert!(run.stderr.contains("help"), "{}", run.stderr);
+}
+
+fn assert_no_leak(text: &str, values: &[String]) {
+    for value in values {
+        assert!(!value.is_empty());
+        assert!(!text.contains(value.as_str()), "a token leaked:\n{text}");
+    }
+}
+
+#[test]
+fn each_connected_account_keeps_and_refreshes_its_own_tokens() {
+    let p = project();
+    let check = svc(&p, &["check", "app.svc"]);
     assert_eq!(check.status, 0, "{}", check.all_output());
+
+    let mut outputs = String::new();
+    outputs += &connect(&p, "acme-1", &["plan=pro"]).all_output();
+    outputs += &connect(&p, "beta@2", &["plan=free", "team=blue"]).all_output();
+    let acme_refresh = value(&p, "ACCOUNT_REFRESH_TOKEN", "acme-1");
+    let beta_refresh = value(&p, "ACCOUNT_REFRESH_TOKEN", "beta@2");
+    assert_ne!(acme_refresh, beta_refresh);
+    // Nothing per-account lands in the shared secrets.
+    let shared = svc(&p, &["secret", "list", "--env", "dev"]);
+    assert!(!shared.stdout.contains("ACCOUNT_"), "{}", shared.stdout);
+
+    // Both accounts, with their tags and state; a filter by tag.
+    let list = svc(
+        &p,
+        &[
+            "connection",
+            "list",
+            "--program",
+            "app.svc",
+            "--env",
+            "dev",
+            "--json",
+        ],
+    );
+    assert_eq!(list.status, 0, "{}", list.all_output());
+    let listed: Value = serde_json::from_str(&list.stdout).unwrap();
+    let ids: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["connection_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["acme-1", "beta@2"], "{listed}");
+    assert_eq!(listed[0]["tags"]["plan"], "pro", "{listed}");
+    assert_eq!(listed[1]["state"], "healthy", "{listed}");
+    let blue = svc(
+        &p,
+        &[
+            "connection",
+            "list",
+            "--program",
+            "app.svc",
+            "--env",
+            "dev",
+            "--json",
+            "--tag",
+            "team=blue",
+        ],
+    );
+    let blue: Value = serde_json::from_str(&blue.stdout).unwrap();
+    assert_eq!(blue.as_array().unwrap().len(), 1, "{blue}");
+    assert_eq!(blue[0]["connection_id"], "beta@2");
+
+    // A run for one account rotates that account's refresh token only,
+    // and sees its id and tags.
+    let run = run_refresh(&p, &["--connection", "acme-1"]);
+    assert_eq!(run.status, 0, "{}", run.all_output());
     assert!(
-        !check.all_output().contains("error"),
+        run.all_output().contains("acme-1/pro"),
         "{}",
-        check.all_output()
+        run.all_output()
+    );
+    outputs += &run.all_output();
+    let acme_rotated = value(&p, "ACCOUNT_REFRESH_TOKEN", "acme-1");
+    assert_ne!(acme_rotated, acme_refresh);
+    assert_eq!(value(&p, "ACCOUNT_REFRESH_TOKEN", "beta@2"), beta_refresh);
+    assert_eq!(
+        introspect(provider(), DEVICE, &acme_refresh)["active"],
+        false,
+        "the old refresh token was spent"
+    );
+    assert_eq!(
+        introspect(provider(), DEVICE, &beta_refresh)["active"],
+        true
     );
 
-    let run = refused(
+    // An endpoint that names its account runs it too.
+    let acme = svc(
         &p,
-        vec![
-            "run",
-            "app.svc",
-            "customers.refresh",
-            "--env",
-            "dev",
-            "--as",
-            "ops",
-        ],
-        "svc::run::per_account_not_run_yet",
-    )
-    .await;
-    assert!(run.stderr.contains("help"), "{}", run.stderr);
+        &["run", "app.svc", "api.acme", "--env", "dev", "--as", "ops"],
+    );
+    assert_eq!(acme.status, 0, "{}", acme.all_output());
+    outputs += &acme.all_output();
+    assert_ne!(value(&p, "ACCOUNT_REFRESH_TOKEN", "acme-1"), acme_rotated);
+    assert_eq!(value(&p, "ACCOUNT_REFRESH_TOKEN", "beta@2"), beta_refresh);
 
-    // One that reaches a per-account endpoint is refused too, and says
-    // through which.
-    refused(
+    // A fresh read refreshes only when due: the access token is valid for
+    // less than its `min_valid` (1h) at oidc-provider, so it refreshes.
+    let fresh = svc(
         &p,
-        vec![
-            "run",
-            "app.svc",
-            "customers.acme",
-            "--env",
-            "dev",
-            "--as",
-            "ops",
-        ],
-        "through `customers.refresh`",
-    )
-    .await;
-
-    refused(
-        &p,
-        vec![
-            "authorize",
-            "app.svc",
-            "hub",
-            "--env",
-            "dev",
-            "--as",
-            "ops",
-            "--no-browser",
-        ],
-        "svc::authorize::per_account_not_yet",
-    )
-    .await;
-
-    refused(
-        &p,
-        vec![
-            "connection",
-            "show",
-            "hub",
+        &[
+            "secret",
+            "get",
+            "ACCOUNT_ACCESS_TOKEN",
+            "--connection",
+            "beta@2",
+            "--fresh",
             "--program",
             "app.svc",
             "--env",
             "dev",
         ],
-        "svc::connection::per_account_not_yet",
-    )
-    .await;
-
-    // Nothing reached the token endpoint so far; the program's other
-    // endpoint runs as ever.
-    assert!(server.received_requests().await.unwrap().is_empty());
-    let shared = blocking(vec![
-        "run",
-        "app.svc",
-        "customers.shared",
-        "--env",
-        "dev",
-        "--as",
-        "ops",
-    ])
-    .await
-    .unwrap();
-    assert_eq!(shared.status, 0, "{}", shared.all_output());
-
-    // The schedule over the accounts is skipped, with the reason.
-    let served = p.serve(&["app.svc", "--env", "dev"]);
-    let state = p.path().join("state/dev/schedules.json");
-    let skipped = {
-        let state = state.clone();
-        tokio::task::spawn_blocking(move || {
-            common::eventually(20, || {
-                std::fs::read_to_string(&state)
-                    .is_ok_and(|text| text.contains("per_account_not_run_yet"))
-            })
-        })
-        .await
-        .unwrap()
-    };
-    assert!(
-        skipped,
-        "not skipped: {:?}\n{}",
-        std::fs::read_to_string(&state),
-        served.stderr()
     );
-    let saved: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    assert_eq!(fresh.status, 0, "{}", fresh.all_output());
+    assert!(fresh.stderr.contains("refreshed"), "{}", fresh.stderr);
+    let beta_rotated = value(&p, "ACCOUNT_REFRESH_TOKEN", "beta@2");
+    assert_ne!(beta_rotated, beta_refresh);
     assert_eq!(
-        saved["schedules"]["every_account"]["failures"], 0,
-        "{saved}"
+        fresh.stdout.trim(),
+        value(&p, "ACCOUNT_ACCESS_TOKEN", "beta@2")
     );
-    assert_eq!(server.received_requests().await.unwrap().len(), 1);
+
+    // What cannot run without an account, or with one that is not.
+    refused(&run_refresh(&p, &[]), "svc::run::connection_required");
+    refused(
+        &run_refresh(&p, &["--connection", "nobody"]),
+        "svc::connection::unknown",
+    );
+    refused(
+        &run_refresh(&p, &["--connection", "a b"]),
+        "svc::connection::invalid_id",
+    );
+    refused(
+        &svc(
+            &p,
+            &[
+                "authorize",
+                "app.svc",
+                "app",
+                "--env",
+                "dev",
+                "--as",
+                "ops",
+                "--no-browser",
+            ],
+        ),
+        "svc::authorize::connection",
+    );
+
+    // Tags are replaced; `show` says the account's state and re-consent.
+    let tagged = svc(
+        &p,
+        &[
+            "connection",
+            "tag",
+            "app",
+            "--connection",
+            "acme-1",
+            "plan=enterprise",
+            "--program",
+            "app.svc",
+            "--env",
+            "dev",
+        ],
+    );
+    assert_eq!(tagged.status, 0, "{}", tagged.all_output());
+    let shown = svc(
+        &p,
+        &[
+            "connection",
+            "show",
+            "app",
+            "--connection",
+            "acme-1",
+            "--program",
+            "app.svc",
+            "--env",
+            "dev",
+            "--json",
+        ],
+    );
+    assert_eq!(shown.status, 0, "{}", shown.all_output());
+    let shown: Value = serde_json::from_str(&shown.stdout).unwrap();
+    assert_eq!(shown["tags"]["plan"], "enterprise", "{shown}");
+    assert!(shown["access_token_expires_at"].is_string(), "{shown}");
+    assert!(
+        shown["reconsent_command"]
+            .as_str()
+            .unwrap()
+            .contains("--connection acme-1"),
+        "{shown}"
+    );
+
+    // Deleting one account revokes its tokens at the provider and forgets
+    // it; the other keeps working.
+    let deleted = svc(
+        &p,
+        &[
+            "connection",
+            "delete",
+            "app",
+            "--connection",
+            "beta@2",
+            "--program",
+            "app.svc",
+            "--env",
+            "dev",
+        ],
+    );
+    assert_eq!(deleted.status, 0, "{}", deleted.all_output());
+    outputs += &deleted.all_output();
+    assert_eq!(
+        introspect(provider(), DEVICE, &beta_rotated)["active"],
+        false
+    );
+    refused(
+        &run_refresh(&p, &["--connection", "beta@2"]),
+        "svc::connection::unknown",
+    );
+    let again = run_refresh(&p, &["--connection", "acme-1"]);
+    assert_eq!(again.status, 0, "{}", again.all_output());
+    outputs += &again.all_output();
+
+    // No output held a token: the run logs neither.
+    let logs = svc(&p, &["logs", "app.svc", "api.refresh", "--env", "dev"]);
+    outputs += &logs.all_output();
+    assert_no_leak(
+        &outputs,
+        &[
+            acme_refresh,
+            acme_rotated,
+            beta_refresh,
+            beta_rotated,
+            value(&p, "ACCOUNT_ACCESS_TOKEN", "acme-1"),
+        ],
+    );
+}
+
+/// `svc connection show app --connection ID --json`.
+fn account(p: &Project, id: &str) -> Value {
+    let run = svc(
+        p,
+        &[
+            "connection",
+            "show",
+            "app",
+            "--connection",
+            id,
+            "--program",
+            "app.svc",
+            "--env",
+            "dev",
+            "--json",
+        ],
+    );
+    assert_eq!(run.status, 0, "{}", run.all_output());
+    serde_json::from_str(&run.stdout).unwrap()
+}
+
+#[test]
+fn a_schedule_refreshes_every_account_that_works_and_leaves_a_dead_one_alone() {
+    let p = project();
+    for id in ["one", "two", "three"] {
+        connect(&p, id, &[]);
+    }
+    let first: Vec<String> = ["one", "two", "three"]
+        .iter()
+        .map(|id| value(&p, "ACCOUNT_REFRESH_TOKEN", id))
+        .collect();
+    // The customer of `three` removed the app at the provider.
+    revoke_out_of_band(provider(), DEVICE, &first[2]);
+    p.write("app.svc", &program(&provider().url("issuer"), true));
+    let served = p.serve(&["app.svc", "--env", "dev"]);
+
+    // Each working account is refreshed, tick after tick; the dead one
+    // needs a person after its one refusal.
+    let mut seen = vec![first[0].clone(), first[1].clone()];
+    let rotated_twice = common::eventually(30, || {
+        let now = [
+            value(&p, "ACCOUNT_REFRESH_TOKEN", "one"),
+            value(&p, "ACCOUNT_REFRESH_TOKEN", "two"),
+        ];
+        for token in now {
+            if !seen.contains(&token) {
+                seen.push(token);
+            }
+        }
+        // Two rotations of each: at least two ticks ran.
+        seen.len() >= 6
+    });
+    assert!(rotated_twice, "{}", served.stderr());
+    let dead = account(&p, "three");
+    assert_eq!(dead["state"], "needs_reconsent", "{dead}");
+    assert_eq!(dead["last_error"]["code"], "invalid_grant", "{dead}");
+    assert_eq!(account(&p, "one")["state"], "healthy");
+
+    // The ticks go on; the dead account is never asked again.
+    let before = value(&p, "ACCOUNT_REFRESH_TOKEN", "one");
+    assert!(common::eventually(20, || value(
+        &p,
+        "ACCOUNT_REFRESH_TOKEN",
+        "one"
+    ) != before));
+    assert_eq!(account(&p, "three")["consecutive_failures"], 1);
+    let state = common::authorizing::schedule_state(&p, "every_account");
+    assert!(state["last_run_at"].is_string(), "{state}");
+
+    let mut log = served.stderr();
+    log += &svc(&p, &["logs", "app.svc", "api.refresh", "--env", "dev"]).all_output();
+    assert!(log.contains("connected account"), "{log}");
+    assert_no_leak(&log, &seen);
 }

@@ -70,20 +70,49 @@ pub struct Sources<'a> {
     pub now: DateTime<Utc>,
 }
 
-/// The `oauth_client`s that hold a connection: those with `stores`.
+/// The `oauth_client`s that hold one connection each: those with
+/// `stores` that are not `per_account` (whose connections are the
+/// accounts connected, listed from the backend).
 pub fn clients(script: &Script) -> impl Iterator<Item = &OAuthClientDecl> {
-    // A `per_account` client's connections are its accounts', which svc
-    // does not keep yet: it has no `default` one to show.
+    all_clients(script).filter(|c| !c.per_account)
+}
+
+/// Every `oauth_client` that holds connections: those with `stores`.
+pub fn all_clients(script: &Script) -> impl Iterator<Item = &OAuthClientDecl> {
     script
         .program()
         .oauth_clients
         .iter()
-        .filter(|c| c.stores.is_some() && !c.per_account)
+        .filter(|c| c.stores.is_some())
 }
 
-/// Whether `client`/`connection_id` names a connection of the program.
+/// Whether `client`/`connection_id` names the one connection of a
+/// single-connection client of the program.
 pub fn exists(script: &Script, client: &str, connection_id: &str) -> bool {
     connection_id == DEFAULT_ID && clients(script).any(|c| c.name.as_str() == client)
+}
+
+/// A connected account of a `per_account` client as it is recorded;
+/// `values`, its tokens, when they were read (for their expiries).
+pub fn account_status(
+    sources: &Sources<'_>,
+    client: &OAuthClientDecl,
+    key: &ConnectionKey,
+    state: &ConnectionState,
+    values: Option<&Document>,
+) -> ConnectionStatus {
+    let accounts = Sources {
+        document: values,
+        ..*sources
+    };
+    let mut status = status_of(&accounts, client, key.clone(), Some(state));
+    status.reconsent_command = sources.script.reconsent_command_for(
+        &key.client,
+        Some(&key.connection_id),
+        sources.environment,
+        None,
+    );
+    status
 }
 
 /// Every connection of the program, in the order its clients are declared.
@@ -95,6 +124,15 @@ pub fn statuses(sources: &Sources<'_>) -> Vec<ConnectionStatus> {
 
 fn status(sources: &Sources<'_>, client: &OAuthClientDecl) -> ConnectionStatus {
     let key = ConnectionKey::default_of(client.name.as_str());
+    status_of(sources, client, key.clone(), sources.states.get(&key))
+}
+
+fn status_of(
+    sources: &Sources<'_>,
+    client: &OAuthClientDecl,
+    key: ConnectionKey,
+    recorded: Option<&ConnectionState>,
+) -> ConnectionStatus {
     let stored = |field: TokenField| {
         let store = client
             .stores
@@ -104,8 +142,8 @@ fn status(sources: &Sources<'_>, client: &OAuthClientDecl) -> ConnectionStatus {
             .find(|s| s.field == Some(field))?;
         sources.document?.get(store.secret.as_str())?.expires_at
     };
-    let observed = sources.states.contains_key(&key);
-    let mut state = sources.states.get(&key).cloned().unwrap_or_default();
+    let observed = recorded.is_some();
+    let mut state = recorded.cloned().unwrap_or_default();
     state.refresh_token_expires_at = state
         .refresh_token_expires_at
         .or_else(|| stored(TokenField::RefreshToken));

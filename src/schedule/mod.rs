@@ -40,7 +40,14 @@ pub struct Schedule {
     /// `before_expiry SECRET LEAD`.
     pub before_expiry: Option<(String, Duration)>,
     pub enabled: bool,
+    /// `for_each_connection CLIENT` with its `concurrency`: each fire runs
+    /// the endpoint once per connected account that can be refreshed.
+    pub for_each_connection: Option<(String, usize)>,
 }
+
+/// How many runs a `for_each_connection` fire makes at once when the
+/// schedule does not say.
+pub const DEFAULT_CONCURRENCY: usize = 4;
 
 #[derive(Debug, Clone)]
 pub enum Timing {
@@ -93,6 +100,15 @@ impl Schedule {
                 None => None,
             },
             enabled: !decl.disabled,
+            for_each_connection: decl.for_each_connection.as_ref().map(|client| {
+                let concurrency = decl
+                    .concurrency
+                    .as_ref()
+                    .and_then(|c| usize::try_from(c.value).ok())
+                    .filter(|c| *c > 0)
+                    .unwrap_or(DEFAULT_CONCURRENCY);
+                (client.text.clone(), concurrency)
+            }),
         })
     }
 

@@ -128,6 +128,22 @@ enum Fired {
     RanElsewhere(Option<ScheduleState>),
     /// Another replica holds it now: look again soon.
     Claimed,
+    /// A `for_each_connection` fire ran once per connected account.
+    FannedOut(FanOut),
+}
+
+/// What a `for_each_connection` fire did.
+#[derive(Debug, Default)]
+struct FanOut {
+    started_at: Option<DateTime<Utc>>,
+    succeeded: usize,
+    failed: usize,
+    /// Accounts that need a person (never sent to), and those whose
+    /// `before_expiry` secret is not due yet.
+    skipped: usize,
+    not_due: usize,
+    /// The last run's id.
+    last_run: Option<String>,
 }
 
 /// The expiries of the secrets `before_expiry` schedules watch.
@@ -221,6 +237,11 @@ pub async fn run(app: Arc<App>, shutdown: CancellationToken) {
                         known_expiries = expiries(&app).await;
                         dirty = !shared;
                     }
+                    fired @ Fired::FannedOut(_) => {
+                        let now = Utc::now();
+                        app.schedules.update(&spec.name, |s| fired.record(s, now));
+                        dirty = !shared;
+                    }
                     fired @ (Fired::Skipped(_) | Fired::Ran(None)) => {
                         let now = Utc::now();
                         app.schedules.update(&spec.name, |s| fired.record(s, now));
@@ -297,6 +318,7 @@ fn fire(
         due_at: Some(due_at.max(app.started_at)),
         replay: None,
         force: false,
+        connection: None,
     };
     let app = app.clone();
     let spec = spec.clone();
@@ -337,6 +359,15 @@ impl Fired {
             }
             Fired::Ran(None) => state.finished(now, crate::backend::Outcome::Denied, "refused"),
             Fired::Skipped(reason) => state.skipped(now, reason.clone()),
+            Fired::FannedOut(fan) => {
+                let outcome = if fan.failed > 0 {
+                    crate::backend::Outcome::Failed
+                } else {
+                    crate::backend::Outcome::Success
+                };
+                let id = fan.last_run.clone().unwrap_or_else(|| "none".into());
+                state.finished(fan.started_at.unwrap_or(now), outcome, &id);
+            }
             Fired::RanElsewhere(_) | Fired::Claimed => {}
         }
     }
@@ -398,23 +429,11 @@ async fn claim_and_run(
         due_at = %due_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         "schedule fired"
     );
-    let fired = match app.engine.admit_and_run(request).await {
-        Ok(finished) => {
-            let mut finished = Box::new(finished);
-            schedule_hooks(app, spec, &mut finished, failures_before).await;
-            Fired::Ran(Some(finished))
+    let fired = match &spec.for_each_connection {
+        Some((client, concurrency)) => {
+            Fired::FannedOut(fan_out(app, spec, client, *concurrency, request).await)
         }
-        Err(refusal)
-            if matches!(refusal.kind, crate::run::RefusalKind::NeedsPerson(_))
-                || refusal.code == crate::run::admission::PER_ACCOUNT_NOT_RUN =>
-        {
-            tracing::info!("schedule `{}` skipped: {}", spec.name, refusal.message);
-            Fired::Skipped(format!("{}: {}", refusal.code, refusal.message))
-        }
-        Err(refusal) => {
-            tracing::warn!("schedule `{}` cannot run: {}", spec.name, refusal.message);
-            Fired::Ran(None)
-        }
+        None => run_once(app, spec, request, failures_before).await,
     };
     if backend.is_shared() {
         // The fire's state is stored before the claim goes: a replica that
@@ -425,6 +444,166 @@ async fn claim_and_run(
     }
     drop(claim);
     fired
+}
+
+/// A fire of a schedule without `for_each_connection`: one run.
+async fn run_once(
+    app: &Arc<App>,
+    spec: &Schedule,
+    request: RunRequest,
+    failures_before: u32,
+) -> Fired {
+    match app.engine.admit_and_run(request).await {
+        Ok(finished) => {
+            let mut finished = Box::new(finished);
+            schedule_hooks(app, spec, &mut finished, failures_before).await;
+            Fired::Ran(Some(finished))
+        }
+        Err(refusal) if matches!(refusal.kind, crate::run::RefusalKind::NeedsPerson(_)) => {
+            tracing::info!("schedule `{}` skipped: {}", spec.name, refusal.message);
+            Fired::Skipped(format!("{}: {}", refusal.code, refusal.message))
+        }
+        Err(refusal) => {
+            tracing::warn!("schedule `{}` cannot run: {}", spec.name, refusal.message);
+            Fired::Ran(None)
+        }
+    }
+}
+
+/// How many connected accounts a fan-out reads at a time.
+const FAN_OUT_PAGE: usize = 500;
+
+/// A `for_each_connection` fire: the endpoint once per connected account
+/// of `client` that can be refreshed — not one in `needs_reconsent`,
+/// `misconfigured` or `revoked`; a `degraded` one runs — at most
+/// `concurrency` at once, reading the accounts page by page so that memory
+/// does not grow with their number. Each run takes its account's own run
+/// lock, so no two refreshes of one account overlap, here or elsewhere.
+async fn fan_out(
+    app: &Arc<App>,
+    spec: &Schedule,
+    client: &str,
+    concurrency: usize,
+    template: RunRequest,
+) -> FanOut {
+    let backend = &app.engine.backend;
+    let mut fan = FanOut {
+        started_at: Some(Utc::now()),
+        ..FanOut::default()
+    };
+    let permits = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
+    let mut runs = tokio::task::JoinSet::new();
+    let mut query = crate::backend::ConnectionQuery {
+        client: Some(client.to_string()),
+        limit: FAN_OUT_PAGE,
+        ..Default::default()
+    };
+    let tally = |fan: &mut FanOut, ran: Result<Result<Finished, crate::run::Refusal>, _>| match ran
+    {
+        Ok(Ok(finished)) => {
+            app.finished(&finished.record, None);
+            fan.last_run = Some(finished.record.id.clone());
+            if finished.record.outcome == crate::backend::Outcome::Success {
+                fan.succeeded += 1;
+            } else {
+                fan.failed += 1;
+            }
+        }
+        Ok(Err(refusal)) if matches!(refusal.kind, crate::run::RefusalKind::NeedsPerson(_)) => {
+            fan.skipped += 1;
+        }
+        Ok(Err(refusal)) => {
+            tracing::warn!("schedule `{}` cannot run: {}", spec.name, refusal.message);
+            fan.failed += 1;
+        }
+        Err(_) => fan.failed += 1,
+    };
+    'pages: loop {
+        let page = match backend.connections.page(&query).await {
+            Ok(page) => page,
+            Err(e) => {
+                tracing::warn!(
+                    "schedule `{}` cannot list the accounts of `{client}`: {e}",
+                    spec.name
+                );
+                fan.failed += 1;
+                break 'pages;
+            }
+        };
+        for (key, state) in page.connections {
+            if state.state.needs_person() {
+                fan.skipped += 1;
+                continue;
+            }
+            if !due_by_expiry(app, spec, &key).await {
+                fan.not_due += 1;
+                continue;
+            }
+            let Ok(permit) = permits.clone().acquire_owned().await else {
+                break 'pages;
+            };
+            let request = RunRequest {
+                connection: Some(key.connection_id),
+                ..template.clone()
+            };
+            let app = app.clone();
+            runs.spawn(async move {
+                let _permit = permit;
+                app.engine.admit_and_run(request).await
+            });
+            // What finished goes now: the set holds the runs in flight.
+            while let Some(ran) = runs.try_join_next() {
+                tally(&mut fan, ran);
+            }
+        }
+        match page.next {
+            Some(next) => query.after = Some(next),
+            None => break,
+        }
+    }
+    while let Some(ran) = runs.join_next().await {
+        tally(&mut fan, ran);
+    }
+    tracing::info!(
+        env = app.engine.env(),
+        schedule = spec.name.as_str(),
+        succeeded = fan.succeeded,
+        failed = fan.failed,
+        skipped = fan.skipped,
+        not_due = fan.not_due,
+        "schedule ran once per connected account of `{client}`"
+    );
+    fan
+}
+
+/// Whether a connected account is due by the schedule's `before_expiry`,
+/// whose secret has a value per account: when the value expires within the
+/// lead, or has no known expiry. Due when the schedule has none.
+async fn due_by_expiry(app: &App, spec: &Schedule, key: &crate::backend::ConnectionKey) -> bool {
+    let Some((secret, lead)) = &spec.before_expiry else {
+        return true;
+    };
+    if !app
+        .engine
+        .script
+        .secret(secret)
+        .is_some_and(|s| s.per_account)
+    {
+        return true;
+    }
+    let Some(keys) = app.engine.keys.as_ref() else {
+        return true;
+    };
+    let expires_at = match app.engine.backend.accounts.document(keys, key).await {
+        Ok(values) => values.get(secret).and_then(|e| e.expires_at),
+        Err(_) => return true,
+    };
+    let lead = chrono::TimeDelta::from_std(*lead).unwrap_or(chrono::TimeDelta::MAX);
+    expires_at.is_none_or(|at| {
+        Utc::now()
+            .checked_add_signed(lead)
+            .is_none_or(|edge| at <= edge)
+    })
 }
 
 /// The schedule's `on_failure` after a failed fire, its `on_recovery`
