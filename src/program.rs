@@ -220,6 +220,13 @@ impl Script {
             .any(|r| grants_read_status(r, client))
     }
 
+    /// Whether the identity may connect accounts of a `per_account`
+    /// client (`grant connect CLIENT`): consent links, tags, deletion.
+    pub fn can_connect(&self, identity: &IdentityDecl, client: &str) -> bool {
+        self.roles_of(identity)
+            .any(|r| crate::check::symbols::grants_connect(r, client))
+    }
+
     /// The users and service accounts allowed to run an endpoint.
     pub fn runners(&self, service: &str, endpoint: &str) -> Vec<String> {
         self.program()

@@ -230,6 +230,14 @@ pub fn grants_read_status(role: &RoleDecl, client: &str) -> bool {
         .any(|g| matches!(&g.kind, GrantKind::ReadStatus(c) if c.text == client))
 }
 
+/// Whether a role grants `connect` on an `oauth_client`: creating consent
+/// links for its accounts, changing their tags, deleting them.
+pub fn grants_connect(role: &RoleDecl, client: &str) -> bool {
+    role.grants
+        .iter()
+        .any(|g| matches!(&g.kind, GrantKind::Connect(c) if c.text == client))
+}
+
 fn insert<'p, T>(
     table: &mut HashMap<&'p str, &'p T>,
     name: &'p Name,
