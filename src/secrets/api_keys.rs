@@ -48,6 +48,8 @@ pub fn generate(
             created_at: now,
             expires_at,
             revoked_at: None,
+            connection_prefix: None,
+            connection_tags: Default::default(),
         },
         token,
     })

@@ -104,6 +104,14 @@ pub struct ApiKey {
     pub expires_at: Option<DateTime<Utc>>,
     #[serde(default, with = "super::timestamp::optional")]
     pub revoked_at: Option<DateTime<Utc>>,
+    /// Limits the key to the connected accounts whose id starts with this
+    /// (`svc key create --connection-prefix`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection_prefix: Option<String>,
+    /// Limits the key to the connected accounts with every one of these
+    /// tags (`--connection-tag KEY=VALUE`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub connection_tags: BTreeMap<String, String>,
 }
 
 /// A new value for a secret.

@@ -139,6 +139,7 @@ CREATE TABLE svc_account_secrets (
     expires_at    timestamptz,
     PRIMARY KEY (env, client, connection_id, name)
 );
+ALTER TABLE svc_api_keys ADD COLUMN reach jsonb;
 "#,
 ];
 

@@ -791,7 +791,7 @@ impl KeyStore for PgSecrets {
         }
         let rows = client
             .query(
-                "SELECT id, identity, name, hash, created_at, expires_at, revoked_at \
+                "SELECT id, identity, name, hash, created_at, expires_at, revoked_at, reach \
                  FROM svc_api_keys WHERE env = $1",
                 &[&self.env],
             )
@@ -809,6 +809,13 @@ impl KeyStore for PgSecrets {
                         created_at: r.get(4),
                         expires_at: r.get(5),
                         revoked_at: r.get(6),
+                        connection_prefix: r
+                            .get::<_, Option<serde_json::Value>>(7)
+                            .and_then(|v| v.get("prefix")?.as_str().map(str::to_string)),
+                        connection_tags: r
+                            .get::<_, Option<serde_json::Value>>(7)
+                            .and_then(|v| serde_json::from_value(v.get("tags")?.clone()).ok())
+                            .unwrap_or_default(),
                     },
                 )
             })
@@ -825,14 +832,17 @@ impl KeyStore for PgSecrets {
     }
 
     async fn add(&self, _identities: &Identities, id: &str, key: ApiKey) -> Result<(), Error> {
+        let reach: Option<serde_json::Value> = (key.connection_prefix.is_some()
+            || !key.connection_tags.is_empty())
+        .then(|| serde_json::json!({"prefix": key.connection_prefix, "tags": key.connection_tags}));
         let mut client = self.db.client().await?;
         let transaction = client.transaction().await.map_err(unavailable)?;
         bump(&transaction, &self.env, || self.missing()).await?;
         transaction
             .execute(
-                "INSERT INTO svc_api_keys (env, id, identity, name, hash, created_at, expires_at, revoked_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (env, id) DO UPDATE SET \
-                 identity = $3, name = $4, hash = $5, created_at = $6, expires_at = $7, revoked_at = $8",
+                "INSERT INTO svc_api_keys (env, id, identity, name, hash, created_at, expires_at, revoked_at, reach) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (env, id) DO UPDATE SET \
+                 identity = $3, name = $4, hash = $5, created_at = $6, expires_at = $7, revoked_at = $8, reach = $9",
                 &[
                     &self.env,
                     &id,
@@ -842,6 +852,7 @@ impl KeyStore for PgSecrets {
                     &key.created_at,
                     &key.expires_at,
                     &key.revoked_at,
+                    &reach,
                 ],
             )
             .await
