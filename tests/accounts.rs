@@ -48,6 +48,17 @@ role token_keeper {{
 }}
 user ops {{ roles token_keeper }}
 service_account scheduler {{ roles token_keeper }}
+role app_backend {{
+  grant connect app
+  grant read_status app
+  grant run api.refresh
+  grant read_secret ACCOUNT_ACCESS_TOKEN
+  grant update_secret ACCOUNT_REFRESH_TOKEN
+  grant update_secret ACCOUNT_ACCESS_TOKEN
+}}
+service_account backend {{ roles app_backend }}
+role viewer {{ grant read_status app }}
+service_account viewer_bot {{ roles viewer }}
 
 service api {{
   var token: string
@@ -494,4 +505,222 @@ fn a_schedule_refreshes_every_account_that_works_and_leaves_a_dead_one_alone() {
     log += &svc(&p, &["logs", "app.svc", "api.refresh", "--env", "dev"]).all_output();
     assert!(log.contains("connected account"), "{log}");
     assert_no_leak(&log, &seen);
+}
+
+fn ids(listed: &Value) -> Vec<String> {
+    listed["connections"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{listed}"))
+        .iter()
+        .map(|c| c["connection_id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn the_connections_api_pages_reads_tags_deletes_and_keeps_keys_to_their_accounts() {
+    let p = project();
+    connect(&p, "acme-1", &["plan=pro", "team=red"]);
+    connect(&p, "acme-2", &["plan=free", "team=blue"]);
+    connect(&p, "beta-3", &["plan=pro", "team=blue"]);
+    let served = p.serve(&["app.svc", "--env", "dev"]);
+    let program = ["--program", "app.svc"];
+    let key = p.key("backend", &program);
+    let blue = p.key(
+        "backend",
+        &["--program", "app.svc", "--connection-tag", "team=blue"],
+    );
+    let acme = p.key(
+        "backend",
+        &["--program", "app.svc", "--connection-prefix", "acme-"],
+    );
+    let viewer = p.key("viewer_bot", &program);
+    let get = |path: &str, key: &str| served.call("GET", path, Some(key), None);
+
+    // Page by page, with a cursor.
+    let first = get("/api/connections?client=app&limit=2", &key);
+    assert_eq!(first.status, 200, "{}", first.body);
+    let first = first.json();
+    assert_eq!(ids(&first), ["acme-1", "acme-2"], "{first}");
+    assert!(first["connections"][0]["value"].is_null());
+    let cursor = first["next_cursor"]
+        .as_str()
+        .expect("a next page")
+        .to_string();
+    let second = get(
+        &format!("/api/connections?client=app&limit=2&cursor={cursor}"),
+        &key,
+    )
+    .json();
+    assert_eq!(ids(&second), ["beta-3"], "{second}");
+    assert!(second["next_cursor"].is_null(), "{second}");
+    let pro = get("/api/connections?tag=plan%3Dpro", &key).json();
+    assert_eq!(ids(&pro), ["acme-1", "beta-3"], "{pro}");
+    assert_eq!(
+        get("/api/connections?cursor=nonsense", &key).status,
+        400,
+        "a cursor svc did not make"
+    );
+
+    // One connection, and one account's token: its own.
+    let one = get("/api/connections/app/acme-2", &key).json();
+    assert_eq!(
+        (one["state"].as_str(), one["tags"]["team"].as_str()),
+        (Some("healthy"), Some("blue")),
+        "{one}"
+    );
+    let token = get(
+        "/api/connections/app/acme-2/secrets/ACCOUNT_ACCESS_TOKEN",
+        &key,
+    );
+    assert_eq!(token.status, 200, "{}", token.body);
+    let token = token.json();
+    assert_eq!(token["connection_id"], "acme-2");
+    let acme2_access = value(&p, "ACCOUNT_ACCESS_TOKEN", "acme-2");
+    assert_eq!(token["value"], acme2_access.as_str());
+    assert_ne!(acme2_access, value(&p, "ACCOUNT_ACCESS_TOKEN", "acme-1"));
+    // Not a per-account secret of the client, an unknown account.
+    assert_eq!(
+        get("/api/connections/app/acme-2/secrets/CLIENT_SECRET", &key).status,
+        403
+    );
+    assert_eq!(
+        get(
+            "/api/connections/app/nobody/secrets/ACCOUNT_ACCESS_TOKEN",
+            &key
+        )
+        .status,
+        404
+    );
+    // Reading needs `read_secret`; the status alone does not give it.
+    assert_eq!(get("/api/connections/app/acme-2", &viewer).status, 200);
+    assert_eq!(
+        get(
+            "/api/connections/app/acme-2/secrets/ACCOUNT_ACCESS_TOKEN",
+            &viewer
+        )
+        .status,
+        403
+    );
+
+    // A key limited to some accounts sees those only: the others are 404,
+    // as if they did not exist.
+    assert_eq!(
+        ids(&get("/api/connections", &blue).json()),
+        ["acme-2", "beta-3"]
+    );
+    assert_eq!(
+        ids(&get("/api/connections", &acme).json()),
+        ["acme-1", "acme-2"]
+    );
+    assert_eq!(get("/api/connections/app/acme-1", &blue).status, 404);
+    assert_eq!(
+        get(
+            "/api/connections/app/acme-1/secrets/ACCOUNT_ACCESS_TOKEN",
+            &blue
+        )
+        .status,
+        404
+    );
+    assert_eq!(get("/api/connections/app/beta-3", &acme).status, 404);
+    let elsewhere = served.call(
+        "POST",
+        "/api/services/api/refresh?connection=acme-1",
+        Some(&blue),
+        None,
+    );
+    assert_eq!(elsewhere.status, 404, "{}", elsewhere.body);
+
+    // A run for one account, over HTTP; without one it is refused.
+    let ran = served.call(
+        "POST",
+        "/api/services/api/refresh?connection=acme-2",
+        Some(&key),
+        None,
+    );
+    assert_eq!(ran.status, 200, "{}", ran.body);
+    assert_ne!(value(&p, "ACCOUNT_ACCESS_TOKEN", "acme-2"), acme2_access);
+    let without = served.call("POST", "/api/services/api/refresh", Some(&key), None);
+    assert_eq!(without.status, 400, "{}", without.body);
+    assert_eq!(
+        without.json()["error"]["code"],
+        "connection_required",
+        "{}",
+        without.body
+    );
+
+    // Tags change with `connect`, not with `read_status`.
+    let tags = r#"{"tags": {"plan": "enterprise", "team": "blue"}}"#;
+    assert_eq!(
+        served
+            .call(
+                "PATCH",
+                "/api/connections/app/acme-1",
+                Some(&viewer),
+                Some(tags)
+            )
+            .status,
+        403
+    );
+    let patched = served.call(
+        "PATCH",
+        "/api/connections/app/acme-1",
+        Some(&key),
+        Some(tags),
+    );
+    assert_eq!(patched.status, 200, "{}", patched.body);
+    assert_eq!(patched.json()["tags"]["plan"], "enterprise");
+    assert_eq!(
+        ids(&get("/api/connections", &blue).json()),
+        ["acme-1", "acme-2", "beta-3"]
+    );
+    let bad = served.call(
+        "PATCH",
+        "/api/connections/app/acme-1",
+        Some(&key),
+        Some(r#"{"tags": {"9": "x"}}"#),
+    );
+    assert_eq!(bad.status, 400, "{}", bad.body);
+
+    // Deleting revokes at the provider and forgets the account.
+    let beta_refresh = value(&p, "ACCOUNT_REFRESH_TOKEN", "beta-3");
+    assert_eq!(
+        served
+            .call("DELETE", "/api/connections/app/beta-3", Some(&viewer), None)
+            .status,
+        403
+    );
+    let deleted = served.call("DELETE", "/api/connections/app/beta-3", Some(&key), None);
+    assert_eq!(deleted.status, 200, "{}", deleted.body);
+    assert_eq!(
+        deleted.json()["revoked"][0],
+        "refresh_token",
+        "{}",
+        deleted.body
+    );
+    assert_eq!(
+        introspect(provider(), DEVICE, &beta_refresh)["active"],
+        false
+    );
+    assert_eq!(get("/api/connections/app/beta-3", &key).status, 404);
+    assert_eq!(
+        ids(&get("/api/connections", &key).json()),
+        ["acme-1", "acme-2"]
+    );
+
+    // No token in the server's log, the listings or the audit.
+    let mut text = served.stderr();
+    text += &first.to_string();
+    let audit = std::fs::read_to_string(p.path().join("logs/dev/audit.jsonl")).unwrap();
+    // Each read of an account's token is recorded with its account.
+    assert!(
+        audit.lines().any(|l| l.contains("\"action\":\"read\"")
+            && l.contains("\"connection_id\":\"acme-2\"")
+            && l.contains("ACCOUNT_ACCESS_TOKEN")),
+        "{audit}"
+    );
+    text += &audit;
+    assert_no_leak(
+        &text,
+        &[beta_refresh, value(&p, "ACCOUNT_REFRESH_TOKEN", "acme-1")],
+    );
 }

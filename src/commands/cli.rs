@@ -635,6 +635,12 @@ pub enum KeyCommand {
         /// The key stops working after this long: 30d, 12h
         #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
         expires: Option<std::time::Duration>,
+        /// Limit the key to connected accounts with this tag, KEY=VALUE (repeatable: all must match); others answer 404
+        #[arg(long = "connection-tag", value_name = "KEY=VALUE")]
+        connection_tags: Vec<String>,
+        /// Limit the key to connected accounts whose id starts with this; others answer 404
+        #[arg(long, value_name = "PREFIX")]
+        connection_prefix: Option<String>,
     },
     /// List the API keys: id, identity, name, dates; never the keys
     List {

@@ -40,6 +40,8 @@ pub fn run(command: KeyCommand) -> ExitCode {
             identity,
             name,
             expires,
+            connection_tags,
+            connection_prefix,
             ..
         } => {
             let known = match &declared {
@@ -65,7 +67,36 @@ pub fn run(command: KeyCommand) -> ExitCode {
                     )),
                 );
             }
-            create(&identity, &place, name, expires)
+            let mut reach = crate::backend::Reach {
+                prefix: connection_prefix,
+                ..Default::default()
+            };
+            for tag in &connection_tags {
+                match crate::backend::accounts::parse_tag(tag) {
+                    Ok((key, value)) => {
+                        reach.tags.insert(key, value);
+                    }
+                    Err(problem) => {
+                        return usage_error(
+                            "svc::key::invalid_tag",
+                            &problem,
+                            Some("write `--connection-tag KEY=VALUE`"),
+                        );
+                    }
+                }
+            }
+            if reach
+                .prefix
+                .as_deref()
+                .is_some_and(|p| p.is_empty() || crate::backend::accounts::invalid_id(p).is_some())
+            {
+                return usage_error(
+                    "svc::key::invalid_prefix",
+                    "`--connection-prefix` is the start of a connection id",
+                    Some(crate::backend::accounts::ID_HELP),
+                );
+            }
+            create(&identity, &place, name, expires, reach)
         }
         KeyCommand::List { json, .. } => list(&place, json, declared.ok().as_deref()),
         KeyCommand::Revoke { id, .. } => revoke(&id, &place),
@@ -93,6 +124,7 @@ fn create(
     place: &Place,
     name: Option<String>,
     expires: Option<std::time::Duration>,
+    reach: crate::backend::Reach,
 ) -> Result<(), Error> {
     let valid = identity
         .chars()
@@ -119,7 +151,9 @@ fn create(
     let key = api_keys::generate(identity, name, expires_at, now)
         .map_err(|e| Error::Invalid(format!("no randomness from the operating system: {e}")))?;
     let id = key.id.clone();
-    let record = key.record.clone();
+    let mut record = key.record.clone();
+    record.connection_prefix = reach.prefix;
+    record.connection_tags = reach.tags;
     block_on(place.backend.keys.add(&identities, &id, record))?;
     outln!("{}", key.token.as_str());
     eprintln!(
@@ -142,6 +176,11 @@ struct Listed<'a> {
     /// the program could not be read).
     #[serde(skip_serializing_if = "Option::is_none")]
     identity_declared: Option<bool>,
+    /// The connected accounts it is limited to, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    connection_prefix: Option<&'a str>,
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    connection_tags: &'a std::collections::BTreeMap<String, String>,
 }
 
 fn list(place: &Place, json: bool, declared: Option<&[String]>) -> Result<(), Error> {
@@ -168,6 +207,8 @@ fn list(place: &Place, json: bool, declared: Option<&[String]>) -> Result<(), Er
                 "active"
             },
             identity_declared: declared.map(|_| !gone(&key.identity)),
+            connection_prefix: key.connection_prefix.as_deref(),
+            connection_tags: &key.connection_tags,
         })
         .collect();
     if json {

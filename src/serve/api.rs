@@ -16,7 +16,7 @@ use super::App;
 use crate::backend::{JobRefused, LogName};
 use crate::backend::{Outcome, Trigger};
 use crate::run::RunRequest;
-use crate::schedule::connections::{self, ConnectionStatus, Sources};
+use crate::schedule::connections::{self, Sources};
 use crate::secrets::api_keys::{self, Rejection};
 use crate::syntax::ast::IdentityKind;
 
@@ -27,11 +27,15 @@ pub struct ApiError {
     message: String,
     allow: Option<String>,
     /// More fields of the error object (a failed refresh's run).
-    details: Option<serde_json::Map<String, Value>>,
+    pub(super) details: Option<serde_json::Map<String, Value>>,
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+    pub(super) fn new(
+        status: StatusCode,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> ApiError {
         ApiError {
             status,
             code,
@@ -101,7 +105,7 @@ async fn store_document(app: &App) -> Result<Arc<crate::secrets::Document>, ApiE
 
 /// A store that cannot be read, told to HTTP callers with a code and no
 /// local path; the details (the store's path, the OS error) go to stderr.
-fn store_unavailable(error: crate::secrets::Error) -> ApiError {
+pub(super) fn store_unavailable(error: crate::secrets::Error) -> ApiError {
     tracing::error!("{}: {error}", error.code());
     let code = if matches!(error, crate::secrets::Error::Unavailable { .. }) {
         "backend_unavailable"
@@ -152,9 +156,12 @@ fn public_record(mut record: crate::backend::RunRecord) -> crate::backend::RunRe
 }
 
 /// Who is calling.
+#[derive(Debug, Clone)]
 pub struct Caller {
     pub identity: String,
     pub key_id: String,
+    /// The connected accounts the key may reach (all, unless limited).
+    pub reach: crate::backend::Reach,
 }
 
 /// Authenticates the `Authorization: Bearer` key against the store.
@@ -202,6 +209,10 @@ pub async fn authenticate(app: &App, headers: &HeaderMap) -> Result<Caller, ApiE
     Ok(Caller {
         identity: key.identity.clone(),
         key_id: id.to_string(),
+        reach: crate::backend::Reach {
+            prefix: key.connection_prefix.clone(),
+            tags: key.connection_tags.clone(),
+        },
     })
 }
 
@@ -528,6 +539,30 @@ pub async fn run_endpoint(
         force: false,
         connection,
     };
+    // A key limited to some connected accounts reaches no other: 404, as
+    // for one that does not exist.
+    if let (Some(id), false) = (&request.connection, caller.reach.is_all())
+        && let Some(client) = app.engine.per_account_client(&key)
+    {
+        let account = crate::backend::ConnectionKey {
+            client: client.to_string(),
+            connection_id: id.clone(),
+        };
+        let state = app
+            .engine
+            .backend
+            .connections
+            .load_one(&account)
+            .await
+            .map_err(store_unavailable)?;
+        if !state.is_some_and(|s| caller.reach.reaches(&account, &s)) {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_connection",
+                format!("`{client}` has no connection `{id}`"),
+            ));
+        }
+    }
     let updates_secrets = app
         .engine
         .updates_secrets(&request.service, &request.endpoint);
@@ -541,12 +576,20 @@ pub async fn run_endpoint(
                 StatusCode::BAD_REQUEST
             };
             let code = if denied { "forbidden" } else { "bad_request" };
-            let code = if refusal.code == "svc::run::invalid_param" {
-                "invalid_param"
-            } else {
-                code
+            let code = match refusal.code {
+                "svc::run::invalid_param" => "invalid_param",
+                "svc::run::connection_required" => "connection_required",
+                "svc::run::not_per_account" => "not_per_account",
+                "svc::connection::invalid_id" => "invalid_connection_id",
+                _ => code,
             };
-            return Err(ApiError::new(status, code, refusal.message));
+            let mut error = ApiError::new(status, code, refusal.message);
+            if let Some(help) = refusal.help {
+                let mut details = serde_json::Map::new();
+                details.insert("help".into(), json!(help));
+                error.details = Some(details);
+            }
+            return Err(error);
         }
     };
     // The server's store lacks a value the run would send: the caller
@@ -669,7 +712,7 @@ pub fn failed_run_status(error: Option<&crate::backend::ErrorReport>) -> StatusC
 
 /// Reads a request body of at most `max_body_bytes` within `body_timeout`:
 /// 413 when it is (or says it is) larger, 408 when it comes too slowly.
-async fn read_body(
+pub(super) async fn read_body(
     limits: &super::Limits,
     headers: &HeaderMap,
     body: Body,
@@ -878,7 +921,7 @@ pub async fn read_secret(
         ));
     }
     let entry = if app.engine.refresher(&name).is_some() {
-        fresh_entry(&app, &caller, &name).await?
+        fresh_entry(&app, &caller, &name, None).await?
     } else {
         store_document(&app).await?.get(&name).cloned()
     };
@@ -910,97 +953,6 @@ pub async fn read_secret(
     Ok(([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response())
 }
 
-/// Every connection of the program as `svc connection show --json` shows
-/// it: the recorded states, the tokens' expiries (when the store opens)
-/// and the schedules' next runs.
-async fn connection_statuses(app: &App) -> Result<Vec<ConnectionStatus>, ApiError> {
-    let states = app
-        .engine
-        .backend
-        .connections
-        .load()
-        .await
-        .map_err(store_unavailable)?;
-    let document = app.engine.store_document().await.ok().map(|(d, _)| d);
-    let schedules = app.schedules.snapshot();
-    Ok(connections::statuses(&Sources {
-        script: &app.script,
-        environment: app.engine.env(),
-        states: &states,
-        document: document.as_deref(),
-        schedules: &schedules,
-        now: Utc::now(),
-    }))
-}
-
-/// `GET /api/connections`: the connections whose client the caller holds
-/// `read_status` on (none: an empty list). Never a token.
-pub async fn list_connections(
-    State(app): State<Arc<App>>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let caller = authenticate(&app, &headers).await?;
-    let identity = app
-        .script
-        .identity(&caller.identity)
-        .expect("authenticated");
-    let readable: Vec<ConnectionStatus> = connection_statuses(&app)
-        .await?
-        .into_iter()
-        .filter(|c| app.script.can_read_status(identity, &c.client))
-        .collect();
-    Ok((
-        [(header::CACHE_CONTROL, "no-store")],
-        Json(json!({ "connections": readable })),
-    )
-        .into_response())
-}
-
-/// `GET /api/connections/CLIENT/ID`: one connection, for a caller that
-/// holds `read_status CLIENT`.
-pub async fn show_connection(
-    State(app): State<Arc<App>>,
-    Path((client, connection_id)): Path<(String, String)>,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    let caller = authenticate(&app, &headers).await?;
-    let identity = app
-        .script
-        .identity(&caller.identity)
-        .expect("authenticated");
-    if !connections::clients(&app.script).any(|c| c.name.as_str() == client) {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "unknown_client",
-            format!("no oauth_client called `{client}` stores tokens"),
-        ));
-    }
-    if !app.script.can_read_status(identity, &client) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            format!(
-                "`{}` may not read the state of `{client}`; grant `read_status {client}` to one \
-                 of its roles",
-                caller.identity
-            ),
-        ));
-    }
-    if !connections::exists(&app.script, &client, &connection_id) {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "unknown_connection",
-            format!("`{client}` has no connection `{connection_id}`"),
-        ));
-    }
-    let found = connection_statuses(&app)
-        .await?
-        .into_iter()
-        .find(|c| c.client == client && c.connection_id == connection_id)
-        .expect("every connection of the program has a status");
-    Ok(([(header::CACHE_CONTROL, "no-store")], Json(found)).into_response())
-}
-
 /// A run refused because a connection it refreshes needs a person: 409,
 /// with the connection's state as the code, and the command that fixes it.
 fn needs_person(refusal: &crate::run::Refusal) -> ApiError {
@@ -1020,17 +972,24 @@ fn needs_person(refusal: &crate::run::Refusal) -> ApiError {
 /// A secret declared with `refreshed_by`, refreshed first when it expires
 /// within `min_valid` (docs/serve.md). The refresh runs on a task of its
 /// own: a reader that goes away does not stop a run that writes secrets.
-async fn fresh_entry(
+pub(super) async fn fresh_entry(
     app: &Arc<App>,
     caller: &Caller,
     name: &str,
+    account: Option<&crate::backend::ConnectionKey>,
 ) -> Result<Option<crate::secrets::Entry>, ApiError> {
     use crate::run::refresh::FreshError;
     let task_app = app.clone();
     let task_name = name.to_string();
+    let task_account = account.cloned();
     let read = app
         .tracker
-        .spawn(async move { task_app.engine.read_fresh(&task_name).await })
+        .spawn(async move {
+            task_app
+                .engine
+                .read_fresh_for(&task_name, task_account.as_ref())
+                .await
+        })
         .await
         .map_err(|_| {
             ApiError::new(
@@ -1048,7 +1007,7 @@ async fn fresh_entry(
         }
         Err(FreshError::Store(error)) => Err(store_unavailable(error)),
         Err(FreshError::NeedsPerson(refusal)) => {
-            let _ = app.audit(caller, name, "refresh_refused").await;
+            let _ = app.audit_in(caller, name, "refresh_refused", account).await;
             Err(needs_person(&refusal))
         }
         Err(FreshError::Failed {
@@ -1057,7 +1016,7 @@ async fn fresh_entry(
             help,
             record,
         }) => {
-            let _ = app.audit(caller, name, "refresh_failed").await;
+            let _ = app.audit_in(caller, name, "refresh_failed", account).await;
             let mut details = serde_json::Map::new();
             let backend_down = code == "svc::backend::unavailable";
             let public_message = if code.starts_with("svc::store::") || backend_down {

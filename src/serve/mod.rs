@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod connections;
+pub mod connections_api;
 mod framing;
 pub mod health;
 pub mod keep_alive;
@@ -123,7 +124,18 @@ impl App {
         secret: &str,
         action: &str,
     ) -> Result<(), crate::secrets::Error> {
-        let line = json!({
+        self.audit_in(caller, secret, action, None).await
+    }
+
+    /// As [`App::audit`], of a connected account's value.
+    pub async fn audit_in(
+        &self,
+        caller: &api::Caller,
+        secret: &str,
+        action: &str,
+        account: Option<&crate::backend::ConnectionKey>,
+    ) -> Result<(), crate::secrets::Error> {
+        let mut line = json!({
             "at": crate::secrets::document::now(),
             "identity": caller.identity,
             "key": caller.key_id,
@@ -131,6 +143,10 @@ impl App {
             "action": action,
             "via": "http",
         });
+        if let Some(key) = account {
+            line["client"] = key.client.clone().into();
+            line["connection_id"] = key.connection_id.clone().into();
+        }
         self.record_audit(&line).await
     }
 
@@ -211,10 +227,16 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/jobs/{id}", get(api::job))
         .route("/api/secrets", get(api::list_secrets))
         .route("/api/secrets/{name}", get(api::read_secret))
-        .route("/api/connections", get(api::list_connections))
+        .route("/api/connections", get(connections_api::list))
         .route(
             "/api/connections/{client}/{connection_id}",
-            get(api::show_connection),
+            get(connections_api::show)
+                .patch(connections_api::patch)
+                .delete(connections_api::delete),
+        )
+        .route(
+            "/api/connections/{client}/{connection_id}/secrets/{name}",
+            get(connections_api::read_secret),
         )
         .fallback(api::not_found)
         .layer(axum::middleware::from_fn(api::log_refusals))
