@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 
 use super::connection::{ConnectionKey, ConnectionState, Health};
 use super::{Change, Changed, Held};
-use crate::secrets::{Document, Error, Identities};
+use crate::secrets::{Document, Error, Identities, SecretValue};
 
 /// The most tags a connection has.
 pub const MAX_TAGS: usize = 16;
@@ -214,6 +214,36 @@ pub fn decode_cursor(cursor: &str) -> Option<ConnectionKey> {
     })
 }
 
+/// A connected account brought in from elsewhere (`svc connection
+/// import`): its id, tags, and the values of the client's secrets.
+pub struct Imported {
+    pub connection_id: String,
+    pub tags: BTreeMap<String, String>,
+    /// Secret, value, expiry.
+    pub values: Vec<(String, SecretValue, Option<DateTime<Utc>>)>,
+}
+
+impl std::fmt::Debug for Imported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Imported({}, {} values)",
+            self.connection_id,
+            self.values.len()
+        )
+    }
+}
+
+/// The state an imported account starts in: healthy since now.
+pub fn imported_state(tags: &BTreeMap<String, String>, at: DateTime<Utc>) -> ConnectionState {
+    ConnectionState {
+        state: Health::Healthy,
+        since: Some(at),
+        tags: tags.clone(),
+        ..ConnectionState::default()
+    }
+}
+
 /// The values of per-account secrets, one document per connection.
 #[async_trait]
 pub trait AccountSecrets: Send + Sync {
@@ -239,6 +269,19 @@ pub trait AccountSecrets: Send + Sync {
 
     /// Forgets every value of a connection.
     async fn forget(&self, identities: &Identities, key: &ConnectionKey) -> Result<(), Error>;
+
+    /// Creates connected accounts of `client` with their values, healthy,
+    /// without events; an id that exists is left as it is. Says, for each,
+    /// whether it was created. Values are written before the account, so
+    /// an interrupted import leaves no account without its tokens.
+    async fn import(
+        &self,
+        identities: &Identities,
+        client: &str,
+        accounts: &[Imported],
+        by: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<bool>, Error>;
 }
 
 #[cfg(test)]

@@ -745,6 +745,26 @@ pub enum ConnectionCommand {
         #[command(flatten)]
         place: ConnectionPlace,
     },
+    /// Bring in connected accounts from elsewhere: one JSON object a line, each with its id, tags and tokens
+    #[command(
+        long_about = "Reads FILE (`-`: standard input), one JSON object a line: {\"connection_id\": \"acme-42\", \
+                      \"tags\": {\"plan\": \"pro\"}, \"refresh_token\": \"...\", \"access_token\": \"...\", \
+                      \"expires_in\": 3600} (or \"access_token_expires_at\"). Each token goes to the secret the \
+                      client `stores` it in; the accounts start healthy, and send no event. An id that exists \
+                      is left as it is. A line that is not an account stops the import before anything is \
+                      written; token values are never printed.",
+        after_help = "Example: svc connection import hubspot_app accounts.jsonl --env prod"
+    )]
+    Import {
+        /// The per_account oauth_client
+        #[arg(value_name = "CLIENT", add = ArgValueCandidates::new(complete::clients))]
+        client: String,
+        /// The file of accounts, one JSON object a line (`-`: standard input)
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        #[command(flatten)]
+        place: ConnectionPlace,
+    },
     /// Replace a connected account's tags
     #[command(
         after_help = "Example: svc connection tag hubspot_app --connection acme-42 plan=pro team=blue"

@@ -36,6 +36,11 @@ pub fn run(command: ConnectionCommand) -> ExitCode {
             tags,
             place,
         } => tag(place, &client, &connection, &tags),
+        ConnectionCommand::Import {
+            client,
+            file,
+            place,
+        } => super::import::run(place, &client, &file),
         ConnectionCommand::Revoke(args) => super::revoke::run(args, false),
         ConnectionCommand::Delete(args) => super::revoke::run(args, true),
     }

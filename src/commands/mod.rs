@@ -11,6 +11,7 @@ pub mod context;
 pub mod doctor;
 pub mod exec;
 pub mod fmt;
+mod import;
 pub mod init;
 pub mod key;
 pub mod logs;

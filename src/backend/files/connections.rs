@@ -90,6 +90,27 @@ impl Content {
 }
 
 impl FileConnections {
+    /// Creates the connections given that are not known yet, in one
+    /// write; says for each whether it was created.
+    pub(super) async fn create_absent(
+        &self,
+        created: Vec<(ConnectionKey, ConnectionState)>,
+    ) -> Result<Vec<bool>, Error> {
+        self.update(move |content| {
+            let mut made = Vec::new();
+            for (key, state) in created {
+                let absent = content.get(&key).is_none();
+                if absent {
+                    content.set(&key, state);
+                }
+                made.push(absent);
+            }
+            let changed = made.iter().any(|m| *m);
+            (made, changed)
+        })
+        .await
+    }
+
     pub fn new(state_dir: &Path, env: &str, lock_timeout: Duration) -> FileConnections {
         FileConnections {
             path: state_dir.join(env).join("connections.json"),

@@ -57,6 +57,7 @@ pub fn open(
         store: store.clone(),
         cache: Mutex::new(None),
         keys: Mutex::new(None),
+        connections: connections.clone(),
     });
     Backend {
         env: env.to_string(),
@@ -136,6 +137,8 @@ pub struct FileSecrets {
     /// The key index and the document it was last found in (held weakly:
     /// an old document, secrets and all, is not kept alive for it).
     keys: Mutex<Option<(Weak<Document>, KeyIndex)>>,
+    /// Where an import records the accounts it creates.
+    connections: Arc<connections::FileConnections>,
 }
 
 impl FileSecrets {
@@ -327,6 +330,90 @@ impl crate::backend::AccountSecrets for FileSecrets {
         .await?;
         self.cached(Arc::new(document));
         Ok(changed)
+    }
+
+    async fn import(
+        &self,
+        identities: &Identities,
+        client: &str,
+        accounts: &[crate::backend::accounts::Imported],
+        by: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<bool>, Error> {
+        use crate::backend::ConnectionStore;
+        // The values of the accounts not known yet, then the accounts.
+        let mut absent = Vec::new();
+        for account in accounts {
+            let key = crate::backend::ConnectionKey {
+                client: client.to_string(),
+                connection_id: account.connection_id.clone(),
+            };
+            if self.connections.load_one(&key).await?.is_none() {
+                absent.push(account);
+            }
+        }
+        let store = self.store.clone();
+        let keys = identities.clone();
+        let (client_name, by) = (client.to_string(), by.to_string());
+        let env = store.env().to_string();
+        let writes: Vec<(String, Vec<Change>)> = absent
+            .iter()
+            .map(|account| {
+                let changes = account
+                    .values
+                    .iter()
+                    .map(|(name, value, expires_at)| Change::Set {
+                        name: name.clone(),
+                        value: value.clone(),
+                        expires_at: *expires_at,
+                        expect: None,
+                    })
+                    .collect();
+                (account.connection_id.clone(), changes)
+            })
+            .collect();
+        let document = blocking(move || {
+            store.update(&keys, |doc| {
+                for (id, changes) in writes {
+                    let mut values = Document::new(&env);
+                    for change in changes {
+                        super::apply_to_document(&mut values, change, &by, at, &env)?;
+                    }
+                    doc.accounts
+                        .entry(client_name.clone())
+                        .or_default()
+                        .insert(id, values.secrets);
+                }
+                Ok(doc.clone())
+            })
+        })
+        .await?;
+        self.cached(Arc::new(document));
+        let created = self
+            .connections
+            .create_absent(
+                absent
+                    .iter()
+                    .map(|account| {
+                        (
+                            crate::backend::ConnectionKey {
+                                client: client.to_string(),
+                                connection_id: account.connection_id.clone(),
+                            },
+                            crate::backend::accounts::imported_state(&account.tags, at),
+                        )
+                    })
+                    .collect(),
+            )
+            .await?;
+        let mut made = created.into_iter();
+        let absent_ids: Vec<&str> = absent.iter().map(|a| a.connection_id.as_str()).collect();
+        Ok(accounts
+            .iter()
+            .map(|account| {
+                absent_ids.contains(&account.connection_id.as_str()) && made.next().unwrap_or(false)
+            })
+            .collect())
     }
 
     async fn forget(

@@ -16,6 +16,7 @@ use chrono::{DateTime, Utc};
 use super::crypto;
 use super::stores::{PgSecrets, still_held};
 use super::{Database, unavailable};
+use crate::backend::accounts::Imported;
 use crate::backend::{AccountSecrets, Change, Changed, ConnectionKey, Held};
 use crate::secrets::document::Entry;
 use crate::secrets::{Document, Error, Identities, SecretValue};
@@ -225,6 +226,107 @@ impl AccountSecrets for PgAccounts {
         }
         transaction.commit().await.map_err(unavailable)?;
         Ok(done)
+    }
+
+    async fn import(
+        &self,
+        identities: &Identities,
+        client: &str,
+        accounts: &[Imported],
+        by: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<bool>, Error> {
+        let mut db = self.db.client().await?;
+        let transaction = db.transaction().await.map_err(unavailable)?;
+        let current_key: i32 = transaction
+            .query_opt(
+                "SELECT current_key FROM svc_environments WHERE name = $1 FOR SHARE",
+                &[&self.env],
+            )
+            .await
+            .map_err(unavailable)?
+            .ok_or_else(|| Error::StoreMissing {
+                env: self.env.clone(),
+                path: self.db.shown.clone().into(),
+            })?
+            .get(0);
+        let data_key = self
+            .secrets
+            .data_key(&*transaction, identities, current_key)
+            .await?;
+        let insert_value = transaction
+            .prepare(
+                "INSERT INTO svc_account_secrets \
+                 (env, client, connection_id, name, version, key_id, sealed, updated_at, updated_by, expires_at) \
+                 VALUES ($1, $2, $3, $4, 1, $5, $6, $7, $8, $9)",
+            )
+            .await
+            .map_err(unavailable)?;
+        let insert_connection = transaction
+            .prepare(
+                "INSERT INTO svc_connections (env, client, connection_id, state) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (env, client, connection_id) DO NOTHING",
+            )
+            .await
+            .map_err(unavailable)?;
+        let mut created = Vec::with_capacity(accounts.len());
+        for account in accounts {
+            let state =
+                serde_json::to_value(crate::backend::accounts::imported_state(&account.tags, at))
+                    .map_err(|e| Error::Invalid(e.to_string()))?;
+            // One transaction: the values and the account appear together.
+            let inserted = transaction
+                .execute(
+                    &insert_connection,
+                    &[&self.env, &client, &account.connection_id, &state],
+                )
+                .await
+                .map_err(unavailable)?;
+            created.push(inserted > 0);
+            if inserted == 0 {
+                continue;
+            }
+            let key = ConnectionKey {
+                client: client.to_string(),
+                connection_id: account.connection_id.clone(),
+            };
+            // Leftovers of an account deleted on a backend that kept them.
+            transaction
+                .execute(
+                    "DELETE FROM svc_account_secrets WHERE env = $1 AND client = $2 AND connection_id = $3",
+                    &[&self.env, &client, &account.connection_id],
+                )
+                .await
+                .map_err(unavailable)?;
+            for (name, value, expires_at) in &account.values {
+                let sealed = crypto::seal(
+                    &data_key,
+                    &self.env,
+                    &bound_name(&key, name),
+                    1,
+                    value.expose().as_bytes(),
+                )?;
+                transaction
+                    .execute(
+                        &insert_value,
+                        &[
+                            &self.env,
+                            &client,
+                            &account.connection_id,
+                            name,
+                            &current_key,
+                            &sealed,
+                            &at,
+                            &by,
+                            expires_at,
+                        ],
+                    )
+                    .await
+                    .map_err(unavailable)?;
+            }
+        }
+        transaction.commit().await.map_err(unavailable)?;
+        Ok(created)
     }
 
     async fn forget(&self, _identities: &Identities, key: &ConnectionKey) -> Result<(), Error> {

@@ -234,6 +234,21 @@ impl crate::backend::AccountSecrets for Bounded<dyn crate::backend::AccountSecre
         self.within(LONGEST_CALL, self.0.forget(identities, key))
             .await
     }
+
+    async fn import(
+        &self,
+        identities: &Identities,
+        client: &str,
+        accounts: &[crate::backend::accounts::Imported],
+        by: &str,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<bool>, Error> {
+        self.within(
+            LONGEST_CALL * BULK,
+            self.0.import(identities, client, accounts, by, at),
+        )
+        .await
+    }
 }
 
 #[async_trait]
