@@ -17,6 +17,7 @@ pub mod jobs;
 pub mod outbox;
 pub mod postgres;
 pub mod record;
+pub mod run_key;
 pub mod schedule_state;
 
 use std::collections::BTreeMap;

@@ -92,12 +92,12 @@ pub fn token_changes(client: &OAuthClientDecl, tokens: &Tokens) -> Result<Vec<Ch
 impl Target<'_> {
     /// The key journal entries and locks name this consent by.
     fn journal_key(&self, what: &str) -> String {
-        let key = format!("{what}.{}", self.client.name.text);
-        if self.client.per_account {
-            format!("{key}@{}", self.key.connection_id)
-        } else {
-            key
-        }
+        crate::backend::run_key::join(
+            &format!("{what}.{}", self.client.name.text),
+            self.client
+                .per_account
+                .then_some(self.key.connection_id.as_str()),
+        )
     }
 
     /// The run locks of every endpoint that updates a secret the client
@@ -133,11 +133,10 @@ impl Target<'_> {
                     let per_account = script
                         .per_account_client(&service.name.text, &endpoint.name.text)
                         .is_some();
-                    keys.insert(if per_account {
-                        format!("{key}@{}", self.key.connection_id)
-                    } else {
-                        key
-                    });
+                    keys.insert(crate::backend::run_key::join(
+                        &key,
+                        per_account.then_some(self.key.connection_id.as_str()),
+                    ));
                 }
             }
         }

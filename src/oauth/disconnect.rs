@@ -214,7 +214,7 @@ impl Disconnect<'_> {
             partial: None,
         };
         let run_id = super::consent::run_id();
-        let journal_key = crate::run::run_key::join(
+        let journal_key = crate::backend::run_key::join(
             &format!("revoke.{client_name}"),
             per_account.then_some(key.connection_id.as_str()),
         );

@@ -285,7 +285,7 @@ impl<'e> Run<'e> {
     pub(super) fn lock_key(&self, key: &str) -> String {
         match &self.account {
             Some(account) if self.engine.per_account_client(key).is_some() => {
-                super::run_key::join(key, Some(&account.key.connection_id))
+                crate::backend::run_key::join(key, Some(&account.key.connection_id))
             }
             _ => key.to_string(),
         }
@@ -293,7 +293,7 @@ impl<'e> Run<'e> {
 
     /// The key this run's journaled answers are filed under.
     pub(super) fn journal_key(&self) -> String {
-        super::run_key::join(
+        crate::backend::run_key::join(
             &self.endpoint_key,
             self.account.as_ref().map(|a| a.key.connection_id.as_str()),
         )

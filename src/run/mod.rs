@@ -13,7 +13,6 @@ mod operators;
 pub mod params;
 pub mod refresh;
 mod request;
-pub mod run_key;
 mod settle;
 pub mod trace;
 pub mod value;

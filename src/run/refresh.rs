@@ -245,7 +245,8 @@ impl Engine {
                     .is_some()
             })
             .map(|key| key.connection_id.clone());
-        let key = super::run_key::join(&format!("{service}.{endpoint}"), connection.as_deref());
+        let key =
+            crate::backend::run_key::join(&format!("{service}.{endpoint}"), connection.as_deref());
         let lock = match self.backend.locks.run_lock(&key, self.lock_timeout).await {
             Ok(lock) => lock,
             Err(LockFailure::TimedOut) => {

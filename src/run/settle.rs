@@ -96,7 +96,7 @@ impl Run<'_> {
         // same account only; others' in the way of runs for none.
         let own = self.account.as_ref().map(|a| a.key.connection_id.as_str());
         for l in listed {
-            if l.run_id == self.run_id || super::run_key::split(&l.endpoint).1 != own {
+            if l.run_id == self.run_id || crate::backend::run_key::split(&l.endpoint).1 != own {
                 continue;
             }
             let overlaps = self
@@ -216,7 +216,7 @@ impl Run<'_> {
         answers: VecDeque<Entry>,
     ) -> Result<(), RunError> {
         let script = self.script();
-        let endpoint_key = super::run_key::endpoint_of(&first.endpoint);
+        let endpoint_key = crate::backend::run_key::endpoint_of(&first.endpoint);
         let (service, endpoint) = endpoint_key.split_once('.').unwrap_or((endpoint_key, ""));
         let identity = script
             .identity(&first.identity)

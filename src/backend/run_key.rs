@@ -1,4 +1,4 @@
-//! Run keys: what locks, the recovery journal and settling name a run by.
+//! Run keys: what run locks and the recovery journal name a run by.
 //!
 //! `SERVICE.ENDPOINT` for a run of an endpoint; for a run of a
 //! per-account endpoint, `SERVICE.ENDPOINT@CONNECTION`: each connected
