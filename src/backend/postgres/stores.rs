@@ -132,8 +132,19 @@ impl PgSecrets {
         Ok((row.get(0), row.get(1), row.get(2)))
     }
 
-    async fn revision(&self, client: &impl GenericClient) -> Result<i64, Error> {
-        Ok(self.environment(client).await?.0)
+    /// The environment's revision, by a statement prepared once per
+    /// session: what every read and every authenticated request asks.
+    async fn revision_now(&self, client: &Object) -> Result<i64, Error> {
+        let statement = client
+            .prepare_cached("SELECT revision FROM svc_environments WHERE name = $1")
+            .await
+            .map_err(unavailable)?;
+        let row = client
+            .query_opt(&statement, &[&self.env])
+            .await
+            .map_err(unavailable)?
+            .ok_or_else(|| self.missing())?;
+        Ok(row.get(0))
     }
 
     /// A data key, opened with the identities (and kept open).
@@ -186,7 +197,7 @@ impl PgSecrets {
     /// revision (all of them the first time).
     async fn refreshed(&self, identities: &Identities) -> Result<Arc<Document>, Error> {
         let client = self.db.client().await?;
-        let revision = self.revision(&**client).await?;
+        let revision = self.revision_now(&client).await?;
         let cached = self.cache.lock().unwrap_or_else(|p| p.into_inner()).clone();
         if let Some((seen, document)) = &cached
             && *seen == revision
@@ -779,7 +790,7 @@ impl PgSecrets {
 impl KeyStore for PgSecrets {
     async fn keys(&self, _identities: &Identities) -> Result<KeyIndex, Error> {
         let client = self.db.client().await?;
-        let revision = self.revision(&**client).await?;
+        let revision = self.revision_now(&client).await?;
         if let Some((seen, keys)) = self
             .api_keys
             .lock()
@@ -989,11 +1000,14 @@ impl ConnectionStore for PgConnections {
 
     async fn load_one(&self, key: &ConnectionKey) -> Result<Option<ConnectionState>, Error> {
         let client = self.db.client().await?;
-        let row = client
-            .query_opt(
+        let statement = client
+            .prepare_cached(
                 "SELECT state FROM svc_connections WHERE env = $1 AND client = $2 AND connection_id = $3",
-                &[&self.env, &key.client, &key.connection_id],
             )
+            .await
+            .map_err(unavailable)?;
+        let row = client
+            .query_opt(&statement, &[&self.env, &key.client, &key.connection_id])
             .await
             .map_err(unavailable)?;
         row.map(|r| connection_of(r.get(0))).transpose()
@@ -1456,11 +1470,12 @@ impl LogStore for PgLogs {
 
     async fn audit(&self, line: &serde_json::Value) -> Result<(), Error> {
         let client = self.db.client().await?;
+        let statement = client
+            .prepare_cached("INSERT INTO svc_audit (env, line) VALUES ($1, $2)")
+            .await
+            .map_err(unavailable)?;
         client
-            .execute(
-                "INSERT INTO svc_audit (env, line) VALUES ($1, $2)",
-                &[&self.env, line],
-            )
+            .execute(&statement, &[&self.env, line])
             .await
             .map_err(unavailable)?;
         Ok(())
