@@ -379,11 +379,14 @@ async fn the_state_of_connections_is_served_measured_and_checked_without_tokens(
     outputs += &list.body;
     assert_eq!(list.status, 200, "{}", list.body);
     assert!(list.headers.contains("no-store"), "{}", list.headers);
-    assert_eq!(list.json(), json!({"connections": [app.clone()]}));
+    assert_eq!(
+        list.json(),
+        json!({"connections": [app.clone()], "next_cursor": null})
+    );
     let list = call("/api/connections", Some(blind_key.clone())).await;
     assert_eq!(
         (list.status, list.json()),
-        (200, json!({"connections": []}))
+        (200, json!({"connections": [], "next_cursor": null}))
     );
     let list = call("/api/connections", None).await;
     assert_eq!(list.status, 401, "{}", list.body);

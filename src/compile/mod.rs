@@ -20,5 +20,5 @@ pub fn ast(checked: &CheckedProgram) -> Value {
 
 /// The OpenAPI 3.1 document `svc serve` publishes.
 pub fn openapi(checked: &CheckedProgram) -> Value {
-    crate::compile::openapi::document(&checked.program)
+    crate::compile::openapi::document(checked)
 }

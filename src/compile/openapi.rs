@@ -7,20 +7,26 @@ use serde_json::{Value, json};
 
 use crate::syntax::ast::*;
 
-/// Builds the document. It depends only on the program, so `svc compile
-/// --emit openapi` and the server publish the same one.
-pub fn document(program: &Program) -> Value {
+/// Builds the document. It depends only on the checked program, so `svc
+/// compile --emit openapi` and the server publish the same one.
+pub fn document(checked: &crate::program::CheckedProgram) -> Value {
+    let program = &checked.program;
     let mut paths = serde_json::Map::new();
     for service in &program.services {
         for endpoint in &service.endpoints {
             let params = endpoint_params(service, endpoint);
+            let per_account = checked
+                .analysis
+                .per_account
+                .get(&format!("{}.{}", service.name.text, endpoint.name.text));
             let mut item = serde_json::Map::new();
             for method in &endpoint.methods {
                 let method = method.text.to_ascii_lowercase();
-                item.insert(
-                    method.clone(),
-                    operation(service, endpoint, &method, &params),
-                );
+                let mut operation = operation(service, endpoint, &method, &params);
+                if let Some(client) = per_account {
+                    add_connection(&mut operation, client);
+                }
+                item.insert(method.clone(), operation);
             }
             paths.insert(
                 format!("/api/services/{}/{}", service.name.text, endpoint.name.text),
@@ -34,6 +40,10 @@ pub fn document(program: &Program) -> Value {
     paths.insert(
         "/api/connections/{client}/{connection_id}".into(),
         connection_path(),
+    );
+    paths.insert(
+        "/api/connections/{client}/{connection_id}/secrets/{name}".into(),
+        account_secret_path(),
     );
     json!({
         "openapi": "3.1.0",
@@ -345,39 +355,142 @@ fn secret_read() -> Value {
     })
 }
 
+/// A per-account endpoint's operation takes the account it runs for.
+fn add_connection(operation: &mut Value, client: &str) {
+    if let Some(parameters) = operation["parameters"].as_array_mut() {
+        parameters.push(json!({
+            "name": "connection",
+            "in": "query",
+            "required": true,
+            "description": format!("The connected account of `{client}` the run is for (its connection id)"),
+            "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:@-]{1,128}$"}
+        }));
+    }
+    if let Some(responses) = operation["responses"].as_object_mut() {
+        responses.insert(
+            "404".into(),
+            json!({"$ref": "#/components/responses/NotFound"}),
+        );
+    }
+}
+
 fn connections_path() -> Value {
+    let query = |name: &str, description: &str| json!({"name": name, "in": "query", "required": false, "description": description, "schema": {"type": "string"}});
     json!({
         "get": {
             "operationId": "list_connections",
-            "summary": "The state of each connection whose client the caller holds `read_status` on; never a token",
+            "summary": "A page of the connections whose client the caller holds `read_status` or `connect` on; never a token",
             "tags": ["svc"],
+            "parameters": [
+                query("client", "Only this oauth_client's"),
+                query("state", "Only those in this state"),
+                query("tag", "Only connected accounts with this tag, KEY=VALUE (repeatable)"),
+                query("prefix", "Only connected accounts whose id starts with this"),
+                {"name": "limit", "in": "query", "required": false, "description": "At most this many (100 unless given)", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+                query("cursor", "Where the page starts: `next_cursor` of the page before")
+            ],
             "responses": {
                 "200": {"description": "The connections the caller may read (possibly none)", "content": {"application/json": {"schema": {
                     "type": "object",
-                    "required": ["connections"],
-                    "properties": {"connections": {"type": "array", "items": {"$ref": "#/components/schemas/Connection"}}}
+                    "required": ["connections", "next_cursor"],
+                    "properties": {
+                        "connections": {"type": "array", "items": {"$ref": "#/components/schemas/Connection"}},
+                        "next_cursor": {"type": ["string", "null"]}
+                    }
                 }}}},
-                "401": {"$ref": "#/components/responses/Unauthorized"}
+                "400": {"description": "A filter, limit or cursor that is not one", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+                "401": {"$ref": "#/components/responses/Unauthorized"},
+                "403": {"$ref": "#/components/responses/Forbidden"},
+                "404": {"$ref": "#/components/responses/NotFound"}
             }
         }
     })
 }
 
+fn connection_parameters() -> Value {
+    json!([
+        {"name": "client", "in": "path", "required": true, "schema": {"type": "string"}},
+        {"name": "connection_id", "in": "path", "required": true, "schema": {"type": "string"}}
+    ])
+}
+
 fn connection_path() -> Value {
+    let answers = |what: &str| {
+        json!({
+            "200": {"description": what, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Connection"}}}},
+            "401": {"$ref": "#/components/responses/Unauthorized"},
+            "403": {"$ref": "#/components/responses/Forbidden"},
+            "404": {"$ref": "#/components/responses/NotFound"}
+        })
+    };
     json!({
         "get": {
             "operationId": "show_connection",
-            "summary": "The state of one connection, for callers granted `read_status CLIENT`; never a token",
+            "summary": "The state of one connection, for callers granted `read_status CLIENT` or `connect CLIENT`; never a token",
             "tags": ["svc"],
-            "parameters": [
-                {"name": "client", "in": "path", "required": true, "schema": {"type": "string"}},
-                {"name": "connection_id", "in": "path", "required": true, "schema": {"type": "string"}}
-            ],
+            "parameters": connection_parameters(),
+            "responses": answers("The connection")
+        },
+        "patch": {
+            "operationId": "tag_connection",
+            "summary": "Replace a connected account's tags (`connect CLIENT`)",
+            "tags": ["svc"],
+            "parameters": connection_parameters(),
+            "requestBody": {"required": true, "content": {"application/json": {"schema": {
+                "type": "object",
+                "required": ["tags"],
+                "properties": {"tags": {"type": "object", "additionalProperties": {"type": "string"}, "maxProperties": 16}}
+            }}}},
+            "responses": answers("The connection with its new tags")
+        },
+        "delete": {
+            "operationId": "delete_connection",
+            "summary": "Revoke a connection's tokens at the provider, clear them, and forget it (`connect CLIENT`)",
+            "tags": ["svc"],
+            "parameters": connection_parameters(),
             "responses": {
-                "200": {"description": "The connection", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Connection"}}}},
+                "200": {"description": "Deleted", "content": {"application/json": {"schema": {
+                    "type": "object",
+                    "required": ["client", "connection_id", "state", "revoked", "cleared"],
+                    "properties": {
+                        "client": {"type": "string"},
+                        "connection_id": {"type": "string"},
+                        "state": {"const": "deleted"},
+                        "revoked": {"type": "array", "items": {"type": "string"}},
+                        "not_revoked_at_provider": {"type": ["string", "null"]},
+                        "cleared": {"type": "array", "items": {"type": "string"}},
+                        "error": {}
+                    }
+                }}}},
                 "401": {"$ref": "#/components/responses/Unauthorized"},
                 "403": {"$ref": "#/components/responses/Forbidden"},
-                "404": {"$ref": "#/components/responses/NotFound"}
+                "404": {"$ref": "#/components/responses/NotFound"},
+                "409": {"description": "A run of the connection did not finish in time", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}},
+                "502": {"description": "The provider refused the revocation: nothing was cleared", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+            }
+        }
+    })
+}
+
+fn account_secret_path() -> Value {
+    let mut parameters = connection_parameters();
+    if let Some(list) = parameters.as_array_mut() {
+        list.push(
+            json!({"name": "name", "in": "path", "required": true, "schema": {"type": "string"}}),
+        );
+    }
+    json!({
+        "get": {
+            "operationId": "read_account_secret",
+            "summary": "A connected account's value of a per-account secret (`read_secret NAME`), refreshed first when its `refreshed_by` says so",
+            "tags": ["svc"],
+            "parameters": parameters,
+            "responses": {
+                "200": {"description": "The value", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Secret"}}}},
+                "401": {"$ref": "#/components/responses/Unauthorized"},
+                "403": {"$ref": "#/components/responses/Forbidden"},
+                "404": {"$ref": "#/components/responses/NotFound"},
+                "409": {"description": "The account needs a person: nothing was sent", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
             }
         }
     })
@@ -456,7 +569,8 @@ fn components() -> Value {
                     "access_token_expires_at": {"type": ["string", "null"], "format": "date-time"},
                     "next_refresh_at": {"type": ["string", "null"], "format": "date-time"},
                     "next_refresh_by": {"type": ["string", "null"]},
-                    "reconsent_command": {"type": "string"}
+                    "reconsent_command": {"type": "string"},
+                    "tags": {"type": "object", "additionalProperties": {"type": "string"}}
                 }
             },
             "Secret": {
@@ -467,7 +581,9 @@ fn components() -> Value {
                     "value": {"type": "string"},
                     "version": {"type": "integer"},
                     "updated_at": {"type": ["string", "null"], "format": "date-time"},
-                    "expires_at": {"type": ["string", "null"], "format": "date-time"}
+                    "expires_at": {"type": ["string", "null"], "format": "date-time"},
+                    "client": {"type": "string", "description": "A connected account's value: its client"},
+                    "connection_id": {"type": "string", "description": "A connected account's value: its id"}
                 }
             }
         }

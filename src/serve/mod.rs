@@ -68,7 +68,7 @@ impl App {
     pub fn new(engine: Engine, schedules: Schedules, limits: Limits) -> App {
         let script = engine.script.clone();
         App {
-            openapi: crate::compile::openapi::document(script.program()),
+            openapi: crate::compile::openapi::document(&script.checked),
             script,
             engine,
             limits,
