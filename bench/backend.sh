@@ -53,7 +53,7 @@ missing=()
 for tool in hyperfine wrk jq age curl node python3 psql pgrep; do
   command -v "$tool" >/dev/null || missing+=("$tool")
 done
-pgbin="$(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V | tail -1)"
+source bench/lib/postgres.sh
 [ -n "$pgbin" ] && [ -x "$pgbin/initdb" ] && [ -x "$pgbin/pg_ctl" ] || missing+=("PostgreSQL's server (/usr/lib/postgresql/*/bin/initdb)")
 if [ "$(id -u)" = 0 ]; then
   getent passwd postgres >/dev/null || missing+=("the postgres user (Debian's postgresql package makes it)")
@@ -77,8 +77,6 @@ HELPER="$root/bench/backend.py"
 
 work="$(mktemp -d /tmp/svc-bench-backend-XXXXXX)"
 pids=()
-pgdir=""
-as_pg=()
 cleanup() {
   set +e
   if [ -n "$KEEP_LOGS" ]; then
@@ -89,10 +87,7 @@ cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null; done
   exec 9>&-
-  if [ -n "$pgdir" ] && [ -f "$pgdir/data/postmaster.pid" ]; then
-    "${as_pg[@]}" "$pgbin/pg_ctl" -D "$pgdir/data" -m immediate -w stop >/dev/null 2>&1
-  fi
-  [ -n "$pgdir" ] && rm -rf "$pgdir"
+  stop_postgres
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -107,35 +102,8 @@ record load_start "$(loadavg)"
 export NO_COLOR=1
 
 # ---------------------------------------------------------------- PostgreSQL
-step "starting PostgreSQL ($pgbin) on 127.0.0.1"
-pgdir="$(mktemp -d /tmp/svc-bench-pg-XXXXXX)"
-if [ "$(id -u)" = 0 ]; then
-  chown postgres: "$pgdir"
-  as_pg=(runuser -u postgres --)
-fi
-(cd "$pgdir" && env -u PGDATA -u PGHOST -u PGPORT "${as_pg[@]}" "$pgbin/initdb" -D "$pgdir/data" -U postgres \
-   --auth-local=trust --auth-host=scram-sha-256 --no-sync --locale=C --encoding=UTF8 >/dev/null)
-pgport=""
-for _ in 1 2 3 4 5; do
-  pgport="$(free_port)"
-  # Default durability (fsync, synchronous_commit): the files backend fsyncs too.
-  if (cd "$pgdir" && "${as_pg[@]}" "$pgbin/pg_ctl" -D "$pgdir/data" -l "$pgdir/server.log" \
-        -o "-p $pgport -k '$pgdir' -c listen_addresses=127.0.0.1 -c max_connections=300 $PG_OPTS" \
-        -w -t 60 start >/dev/null); then
-    break
-  fi
-  grep -q "already in use" "$pgdir/server.log" || { cat "$pgdir/server.log" >&2; die "pg_ctl start failed"; }
-  pgport=""
-done
-[ -n "$pgport" ] || die "no free port for PostgreSQL"
-pgpass="$(python3 -c 'import secrets, string; print("".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(24)))')"
-psql_admin() { env -u PGPASSWORD psql -X -q -A -t -v ON_ERROR_STOP=1 -h "$pgdir" -p "$pgport" -U postgres -d postgres "$@"; }
-psql_admin -c "CREATE ROLE svc LOGIN PASSWORD '$pgpass'"
+start_postgres
 record postgres_version "$(psql_admin -c 'SHOW server_version' | sed 's/^/PostgreSQL /; s/ (.*//')"
-new_database() { psql_admin -c "CREATE DATABASE $1 OWNER svc" >&2; echo "postgres://svc:$pgpass@127.0.0.1:$pgport/$1"; }
-postmaster_pid() { head -1 "$pgdir/data/postmaster.pid"; }
-# The postmaster and its children (one backend per connection).
-pg_pids() { local pm; pm="$(postmaster_pid)"; echo "$pm" "$(pgrep -P "$pm" | tr '\n' ' ')"; }
 
 # A project directory with an identity: key.txt, public.txt.
 new_identity() {
