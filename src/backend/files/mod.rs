@@ -7,6 +7,7 @@
 //! in the memory of the one `svc serve`.
 
 pub mod connections;
+pub mod consent_sessions;
 pub mod journal;
 pub mod log;
 pub mod state;
@@ -79,6 +80,11 @@ pub fn open(
         }),
         connections: connections.clone(),
         outbox: connections,
+        consent_sessions: Arc::new(consent_sessions::FileConsentSessions::new(
+            state_dir,
+            env,
+            options.lock_timeout,
+        )),
         jobs: Arc::new(MemoryJobs(Jobs::new(options.max_jobs))),
         journal: Arc::new(FileJournal(Journal::new(
             journal::dir(state_dir, env),
