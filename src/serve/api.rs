@@ -31,7 +31,11 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+    pub(super) fn new(
+        status: StatusCode,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> ApiError {
         ApiError {
             status,
             code,
@@ -70,13 +74,14 @@ impl IntoResponse for ApiError {
 pub struct Refused(pub &'static str);
 
 /// Writes a log line for each refused request: method, path (not the
-/// query: it may carry parameters), status and code.
+/// query: it may carry parameters; nor a connect link's token), status and
+/// code.
 pub async fn log_refusals(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
     let method = request.method().clone();
-    let path = request.uri().path().to_string();
+    let path = super::consent::shown_path(request.uri().path()).to_string();
     let response = next.run(request).await;
     if let Some(Refused(code)) = response.extensions().get::<Refused>().copied() {
         tracing::warn!(
@@ -101,7 +106,7 @@ async fn store_document(app: &App) -> Result<Arc<crate::secrets::Document>, ApiE
 
 /// A store that cannot be read, told to HTTP callers with a code and no
 /// local path; the details (the store's path, the OS error) go to stderr.
-fn store_unavailable(error: crate::secrets::Error) -> ApiError {
+pub(super) fn store_unavailable(error: crate::secrets::Error) -> ApiError {
     tracing::error!("{}: {error}", error.code());
     let code = if matches!(error, crate::secrets::Error::Unavailable { .. }) {
         "backend_unavailable"
@@ -669,7 +674,7 @@ pub fn failed_run_status(error: Option<&crate::backend::ErrorReport>) -> StatusC
 
 /// Reads a request body of at most `max_body_bytes` within `body_timeout`:
 /// 413 when it is (or says it is) larger, 408 when it comes too slowly.
-async fn read_body(
+pub(super) async fn read_body(
     limits: &super::Limits,
     headers: &HeaderMap,
     body: Body,

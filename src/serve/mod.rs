@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod connections;
+pub mod consent;
 mod framing;
 pub mod health;
 pub mod keep_alive;
@@ -12,7 +13,7 @@ pub mod scheduler;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::{any, get};
+use axum::routing::{any, get, post};
 use serde_json::{Value, json};
 use tokio_util::task::TaskTracker;
 
@@ -61,6 +62,8 @@ pub struct App {
     audit_failing: std::sync::atomic::AtomicBool,
     /// A scrape's read of the store runs behind it (`api::metrics`): one at a time.
     pub metrics_reading: std::sync::atomic::AtomicBool,
+    /// Hosted consent (`--public-url`); `None`: off.
+    pub consent: Option<consent::Hosted>,
 }
 
 impl App {
@@ -78,6 +81,7 @@ impl App {
             started_at: chrono::Utc::now(),
             audit_failing: std::sync::atomic::AtomicBool::new(false),
             metrics_reading: std::sync::atomic::AtomicBool::new(false),
+            consent: None,
         }
     }
 
@@ -216,6 +220,9 @@ pub fn router(app: Arc<App>) -> Router {
             "/api/connections/{client}/{connection_id}",
             get(api::show_connection),
         )
+        .route("/api/connect/sessions", post(consent::create_session))
+        .route("/connect/callback", get(consent::callback))
+        .route("/connect/{token}", get(consent::open_link))
         .fallback(api::not_found)
         .layer(axum::middleware::from_fn(api::log_refusals))
         .with_state(app)
