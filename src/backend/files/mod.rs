@@ -2,6 +2,7 @@
 //! kept it. `SECRETS_DIR/ENV.age` and `ENV.recipients` (the store, with
 //! the API keys inside it), `SECRETS_DIR/.ENV.ENDPOINT.run.lock` (run
 //! locks), `STATE_DIR/ENV/schedules.json` and `.scheduler.lock`,
+//! `STATE_DIR/ENV/connections.json` and `connect_sessions.json`,
 //! `STATE_DIR/ENV/journal/`, and `LOG_DIR/ENV/*.jsonl`. Locks are `flock`s:
 //! they hold among processes that see the same filesystem. Async jobs live
 //! in the memory of the one `svc serve`.
