@@ -99,7 +99,7 @@ fn secrets_live_in_the_database_sealed_and_export_to_age() {
     let status = p.svc().args(["backend", "status"]).run();
     assert_eq!(status.status, 0, "{}", status.all_output());
     assert!(
-        status.stdout.contains("schema version: 4")
+        status.stdout.contains("schema version: 5")
             && status.stdout.contains("environment dev: 1 secret(s)"),
         "{}",
         status.stdout

@@ -12,6 +12,7 @@
 
 pub mod accounts;
 pub mod connection;
+pub mod consent_sessions;
 pub mod files;
 pub mod jobs;
 pub mod outbox;
@@ -89,6 +90,8 @@ pub struct Backend {
     /// Events waiting for their receivers, written with the connection
     /// changes that make them.
     pub outbox: Arc<dyn Outbox>,
+    /// The hosted consents of `svc serve` in progress.
+    pub consent_sessions: Arc<dyn ConsentSessions>,
     /// What it is, for messages: `files in secrets/` or `postgres://host/db`.
     pub description: String,
 }
@@ -517,6 +520,7 @@ pub trait LogStore: Send + Sync {
 /// What a caller may see of a job.
 pub use accounts::{AccountSecrets, ConnectionPage, ConnectionQuery, Reach};
 pub use connection::{ConnectionKey, ConnectionState, Health, Observation, Observed, Transition};
+pub use consent_sessions::ConsentSessions;
 pub use jobs::JobView;
 pub use outbox::{Outbox, Subscriber};
 pub use record::{ErrorReport, Outcome, RunRecord, Trigger};

@@ -615,6 +615,9 @@ pub struct ServeArgs {
     /// Rotate a log (endpoint, schedule, audit) before it grows past this size: 16MiB, 512KiB, 0 for never
     #[arg(long, env = "SVC_LOG_MAX_BYTES", default_value = "16MiB", value_name = "SIZE", value_parser = parse_size)]
     pub log_max_bytes: u64,
+    /// The URL customers' browsers reach this server at (https, or http to loopback): turns on hosted consent, `POST /api/connect/sessions` and `/connect/...`
+    #[arg(long, env = "SVC_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -111,7 +111,32 @@ pub fn run(args: ServeArgs) -> ExitCode {
         max_body_bytes: usize::try_from(args.max_body_bytes).unwrap_or(usize::MAX),
         body_timeout: args.body_timeout,
     };
-    let app = Arc::new(App::new(engine, schedules, limits));
+    let hosted = match args.public_url.as_deref().map(serve::consent::public_url) {
+        None => None,
+        Some(Ok(url)) => {
+            let hosted = serve::consent::Hosted::new(&url);
+            tracing::info!(
+                "hosted consent is on: register {} as a redirect URI of each per_account client",
+                hosted.redirect_uri()
+            );
+            Some(hosted)
+        }
+        Some(Err(problem)) => {
+            return usage_error(
+                "svc::serve::invalid_public_url",
+                &format!("`--public-url`: {problem}"),
+                Some(
+                    "give the origin your customers' browsers reach this server at, such as \
+                     `--public-url https://svc.example.com` (plain http only to 127.0.0.1, ::1 \
+                     or localhost); its /connect/callback is the redirect URI to register with \
+                     the provider",
+                ),
+            );
+        }
+    };
+    let mut app = App::new(engine, schedules, limits);
+    app.consent = hosted;
+    let app = Arc::new(app);
     if args.no_schedules {
         app.health.set_scheduler(SchedulerState::Off {
             reason: "--no-schedules",

@@ -45,6 +45,9 @@ pub fn document(checked: &crate::program::CheckedProgram) -> Value {
         "/api/connections/{client}/{connection_id}/secrets/{name}".into(),
         account_secret_path(),
     );
+    if program.oauth_clients.iter().any(|c| c.per_account) {
+        paths.insert("/api/connect/sessions".into(), connect_sessions_path());
+    }
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -491,6 +494,46 @@ fn account_secret_path() -> Value {
                 "403": {"$ref": "#/components/responses/Forbidden"},
                 "404": {"$ref": "#/components/responses/NotFound"},
                 "409": {"description": "The account needs a person: nothing was sent", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+            }
+        }
+    })
+}
+
+/// `POST /api/connect/sessions` (hosted consent, docs/connections.md).
+fn connect_sessions_path() -> Value {
+    let error = |description: &str| json!({"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}});
+    json!({
+        "post": {
+            "operationId": "create_connect_session",
+            "summary": "A single-use consent link, valid 10 minutes, for one connection of a `per_account` client; for callers granted `connect CLIENT`",
+            "tags": ["svc"],
+            "requestBody": {
+                "required": true,
+                "content": {"application/json": {"schema": {
+                    "type": "object",
+                    "required": ["client", "connection_id"],
+                    "additionalProperties": false,
+                    "properties": {
+                        "client": {"type": "string", "description": "A `per_account` oauth_client"},
+                        "connection_id": {"type": "string", "pattern": "^[A-Za-z0-9._:@-]{1,128}$"},
+                        "tags": {"type": "object", "maxProperties": 16, "additionalProperties": {"type": "string"}, "description": "Replace the connection's tags when the consent succeeds; without them a reconnected account keeps its own"},
+                        "return_to": {"type": "string", "format": "uri", "description": "Where the browser goes back: under one of the client's `return_to` URLs"}
+                    }
+                }}}
+            },
+            "responses": {
+                "201": {"description": "The link to hand to the customer's browser", "content": {"application/json": {"schema": {
+                    "type": "object",
+                    "required": ["url", "expires_at"],
+                    "properties": {
+                        "url": {"type": "string", "format": "uri"},
+                        "expires_at": {"type": "string", "format": "date-time"}
+                    }
+                }}}},
+                "400": error("`bad_body`, `invalid_connection_id`, `invalid_tags`, `invalid_return_to` or `return_to_not_allowed`"),
+                "401": {"$ref": "#/components/responses/Unauthorized"},
+                "403": {"$ref": "#/components/responses/Forbidden"},
+                "404": error("`unknown_client`, `not_per_account`, or `hosted_consent_off`: the server has no `--public-url`")
             }
         }
     })

@@ -40,9 +40,85 @@ pub struct Pending {
     pub url: url::Url,
     pub redirect_uri: String,
     listener: TcpListener,
-    state: String,
-    verifier: Zeroizing<String>,
+    authorization: Authorization,
+}
+
+/// What one authorization request carries that its redirect and its code
+/// exchange must match: a random `state`, a PKCE verifier, and a `nonce`
+/// when `openid` is asked. Made fresh for each request; the loopback flow
+/// keeps it in memory, the hosted consent of `svc serve` in its backend.
+pub struct Authorization {
+    pub state: String,
+    pub verifier: Zeroizing<String>,
     pub nonce: Option<String>,
+}
+
+impl Authorization {
+    /// Fresh values for a request asking for `scopes`.
+    pub fn new(scopes: Option<&str>) -> Result<Authorization, Error> {
+        let openid = scopes.is_some_and(|s| s.split_whitespace().any(|s| s == "openid"));
+        Ok(Authorization {
+            state: super::random_token(16)?,
+            verifier: Zeroizing::new(super::random_token(32)?),
+            nonce: if openid {
+                Some(super::random_token(16)?)
+            } else {
+                None
+            },
+        })
+    }
+
+    /// The authorization URL (RFC 6749 §4.1.1): the client's authorization
+    /// endpoint with `response_type=code`, the client id, `redirect_uri`,
+    /// the scopes (and `prompt=consent` when `offline_access` is asked),
+    /// the state, the S256 challenge and the nonce.
+    pub fn url(
+        &self,
+        endpoints: &Endpoints,
+        client_id: &str,
+        scopes: Option<&str>,
+        redirect_uri: &str,
+    ) -> Result<url::Url, Error> {
+        let mut url = authorization_endpoint(endpoints)?.clone();
+        let given: Vec<String> = url.query_pairs().map(|(k, _)| k.into_owned()).collect();
+        {
+            let mut query = url.query_pairs_mut();
+            query
+                .append_pair("response_type", "code")
+                .append_pair("client_id", client_id)
+                .append_pair("redirect_uri", redirect_uri);
+            if let Some(scopes) = scopes {
+                let scopes = scopes.split_whitespace().collect::<Vec<_>>().join(" ");
+                query.append_pair("scope", &scopes);
+                // OpenID Connect Core §11: `offline_access` is only honoured
+                // with consent asked for.
+                if scopes.split(' ').any(|s| s == "offline_access")
+                    && !given.iter().any(|k| k == "prompt")
+                {
+                    query.append_pair("prompt", "consent");
+                }
+            }
+            query
+                .append_pair("state", &self.state)
+                .append_pair("code_challenge", &challenge(&self.verifier))
+                .append_pair("code_challenge_method", "S256");
+            if let Some(nonce) = &self.nonce {
+                query.append_pair("nonce", nonce);
+            }
+        }
+        Ok(url)
+    }
+}
+
+/// The client's authorization endpoint, or why the code flow cannot run.
+fn authorization_endpoint(endpoints: &Endpoints) -> Result<&url::Url, Error> {
+    endpoints.authorize.as_ref().ok_or_else(|| {
+        Error::new(
+            Code::Unsupported,
+            "the client has no authorization endpoint",
+        )
+        .help("add `authorize_url` (or an `issuer` whose discovery names one), or use `--device`")
+    })
 }
 
 /// The PKCE S256 challenge of a verifier.
@@ -57,15 +133,7 @@ pub async fn start(
     scopes: Option<&str>,
     listen: Option<SocketAddr>,
 ) -> Result<Pending, Error> {
-    let Some(authorize) = &endpoints.authorize else {
-        return Err(Error::new(
-            Code::Unsupported,
-            "the client has no authorization endpoint",
-        )
-        .help(
-            "add `authorize_url` (or an `issuer` whose discovery names one), or use `--device`",
-        ));
-    };
+    authorization_endpoint(endpoints)?;
     let address = listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
     if !address.ip().is_loopback() {
         return Err(Error::new(
@@ -83,48 +151,13 @@ pub async fn start(
         .local_addr()
         .map_err(|e| Error::new(Code::BadListen, format!("cannot listen on {address}: {e}")))?;
     let redirect_uri = format!("http://{bound}{CALLBACK_PATH}");
-    let state = super::random_token(16)?;
-    let verifier = Zeroizing::new(super::random_token(32)?);
-    let openid = scopes.is_some_and(|s| s.split_whitespace().any(|s| s == "openid"));
-    let nonce = if openid {
-        Some(super::random_token(16)?)
-    } else {
-        None
-    };
-    let mut url = authorize.clone();
-    let given: Vec<String> = url.query_pairs().map(|(k, _)| k.into_owned()).collect();
-    {
-        let mut query = url.query_pairs_mut();
-        query
-            .append_pair("response_type", "code")
-            .append_pair("client_id", client_id)
-            .append_pair("redirect_uri", &redirect_uri);
-        if let Some(scopes) = scopes {
-            let scopes = scopes.split_whitespace().collect::<Vec<_>>().join(" ");
-            query.append_pair("scope", &scopes);
-            // OpenID Connect Core §11: `offline_access` is only honoured
-            // with consent asked for.
-            if scopes.split(' ').any(|s| s == "offline_access")
-                && !given.iter().any(|k| k == "prompt")
-            {
-                query.append_pair("prompt", "consent");
-            }
-        }
-        query
-            .append_pair("state", &state)
-            .append_pair("code_challenge", &challenge(&verifier))
-            .append_pair("code_challenge_method", "S256");
-        if let Some(nonce) = &nonce {
-            query.append_pair("nonce", nonce);
-        }
-    }
+    let authorization = Authorization::new(scopes)?;
+    let url = authorization.url(endpoints, client_id, scopes, &redirect_uri)?;
     Ok(Pending {
         url,
         redirect_uri,
         listener,
-        state,
-        verifier,
-        nonce,
+        authorization,
     })
 }
 
@@ -149,7 +182,7 @@ const MAX_WAITING: usize = 32;
 pub async fn wait(pending: &Pending, issuer: Option<&str>, timeout: Duration) -> Outcome {
     let (sender, mut outcomes) = mpsc::channel::<Outcome>(1);
     let expected = Arc::new(Expected {
-        state: pending.state.clone(),
+        state: pending.authorization.state.clone(),
         issuer: issuer.map(str::to_owned),
         done: AtomicBool::new(false),
         turned_away: AtomicUsize::new(0),
@@ -327,73 +360,84 @@ impl Expected {
     }
 
     fn judge(&self, pairs: &[(String, String)]) -> (Outcome, Response<Full<Bytes>>) {
-        let get = |name: &str| {
-            pairs
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.as_str())
-        };
-        let failed = |code: Code, message: String, help: &str| {
-            (
-                Err(Error::new(code, message).help(help)),
-                page(
-                    StatusCode::BAD_REQUEST,
-                    "Authorization failed",
-                    "svc did not get the authorization. The terminal says why; you can close this tab.",
-                ),
-            )
-        };
-        // The state is right (`answer` checked it): another issuer means
-        // the person was sent to another server (RFC 9207).
-        if let (Some(expected), Some(iss)) = (&self.issuer, get("iss"))
-            && iss.trim_end_matches('/') != expected.trim_end_matches('/')
-        {
-            return failed(
-                Code::StateMismatch,
-                format!(
-                    "the redirect comes from issuer `{}`, not `{expected}`",
-                    tokens::shorten(iss)
-                ),
-                "another authorization server answered (RFC 9207); nothing was stored",
-            );
-        }
-        if let Some(error) = get("error") {
-            let description = get("error_description")
-                .map(|d| format!(": {}", tokens::shorten(d)))
-                .unwrap_or_default();
-            let code = if error == "access_denied" {
-                Code::AccessDenied
-            } else {
-                Code::AuthorizationError
-            };
-            return failed(
-                code,
-                format!(
-                    "the authorization server answered `{}`{description}",
-                    tokens::shorten(error)
-                ),
-                if code == Code::AccessDenied {
-                    "consent was refused; nothing was stored"
-                } else {
-                    "check the client's registration (redirect URI, scopes); nothing was stored"
-                },
-            );
-        }
-        match get("code").filter(|c| !c.is_empty()) {
-            Some(code) => (
-                Ok(Zeroizing::new(code.to_string())),
+        match redirect_code(pairs, self.issuer.as_deref()) {
+            Ok(code) => (
+                Ok(code),
                 page(
                     StatusCode::OK,
                     "Authorized",
                     "svc received the authorization and is storing the tokens. You can close this tab.",
                 ),
             ),
-            None => failed(
-                Code::AuthorizationError,
-                "the redirect carries neither a code nor an error".into(),
-                "nothing was stored",
+            Err(error) => (
+                Err(error),
+                page(
+                    StatusCode::BAD_REQUEST,
+                    "Authorization failed",
+                    "svc did not get the authorization. The terminal says why; you can close this tab.",
+                ),
             ),
         }
+    }
+}
+
+/// The code a redirect whose `state` was checked brings, or why it brings
+/// none: another issuer than `issuer` answered (its `iss`, RFC 9207), the
+/// server sent an `error` (`access_denied` when consent was refused), or
+/// neither a code nor an error came.
+pub fn redirect_code(
+    pairs: &[(String, String)],
+    issuer: Option<&str>,
+) -> Result<Zeroizing<String>, Error> {
+    let get = |name: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    // The state is right (the caller checked it): another issuer means
+    // the person was sent to another server (RFC 9207).
+    if let (Some(expected), Some(iss)) = (issuer, get("iss"))
+        && iss.trim_end_matches('/') != expected.trim_end_matches('/')
+    {
+        return Err(Error::new(
+            Code::StateMismatch,
+            format!(
+                "the redirect comes from issuer `{}`, not `{expected}`",
+                tokens::shorten(iss)
+            ),
+        )
+        .help("another authorization server answered (RFC 9207); nothing was stored"));
+    }
+    if let Some(error) = get("error") {
+        let description = get("error_description")
+            .map(|d| format!(": {}", tokens::shorten(d)))
+            .unwrap_or_default();
+        let code = if error == "access_denied" {
+            Code::AccessDenied
+        } else {
+            Code::AuthorizationError
+        };
+        return Err(Error::new(
+            code,
+            format!(
+                "the authorization server answered `{}`{description}",
+                tokens::shorten(error)
+            ),
+        )
+        .help(if code == Code::AccessDenied {
+            "consent was refused; nothing was stored"
+        } else {
+            "check the client's registration (redirect URI, scopes); nothing was stored"
+        }));
+    }
+    match get("code").filter(|c| !c.is_empty()) {
+        Some(code) => Ok(Zeroizing::new(code.to_string())),
+        None => Err(Error::new(
+            Code::AuthorizationError,
+            "the redirect carries neither a code nor an error",
+        )
+        .help("nothing was stored")),
     }
 }
 
@@ -433,17 +477,40 @@ pub async fn exchange(
     code: &str,
     redactor: &mut Redactor,
 ) -> Result<(Tokens, http::Response), Error> {
+    exchange_code(
+        http,
+        &endpoints.token,
+        credentials,
+        &pending.redirect_uri,
+        &pending.authorization.verifier,
+        code,
+        redactor,
+    )
+    .await
+}
+
+/// Exchanges a code at `token_url`, with the redirect URI and the PKCE
+/// verifier its authorization request was made with.
+pub async fn exchange_code(
+    http: &Http,
+    token_url: &url::Url,
+    credentials: &Credentials,
+    redirect_uri: &str,
+    verifier: &str,
+    code: &str,
+    redactor: &mut Redactor,
+) -> Result<(Tokens, http::Response), Error> {
     redactor.add(code);
-    redactor.add(&pending.verifier);
+    redactor.add(verifier);
     let form = vec![
         ("grant_type".to_string(), "authorization_code".to_string()),
         ("code".to_string(), code.to_string()),
-        ("redirect_uri".to_string(), pending.redirect_uri.clone()),
-        ("code_verifier".to_string(), pending.verifier.to_string()),
+        ("redirect_uri".to_string(), redirect_uri.to_string()),
+        ("code_verifier".to_string(), verifier.to_string()),
     ];
     super::token_request(
         http,
-        &endpoints.token,
+        token_url,
         form,
         credentials,
         "the code exchange",
@@ -454,12 +521,18 @@ pub async fn exchange(
 
 /// Checks the ID token's `nonce` against the one sent.
 pub fn check_nonce(tokens: &Tokens, pending: &Pending) -> Result<(), Error> {
-    let (Some(nonce), Some(id_token)) = (&pending.nonce, &tokens.id_token) else {
+    nonce_matches(tokens, pending.authorization.nonce.as_deref())
+}
+
+/// Checks the ID token's `nonce` against `nonce`, the one sent (when one
+/// was, and an ID token came).
+pub fn nonce_matches(tokens: &Tokens, nonce: Option<&str>) -> Result<(), Error> {
+    let (Some(nonce), Some(id_token)) = (nonce, &tokens.id_token) else {
         return Ok(());
     };
     let claimed = tokens::claims(id_token)
         .and_then(|claims| claims.get("nonce")?.as_str().map(str::to_owned));
-    if claimed.as_deref() == Some(nonce.as_str()) {
+    if claimed.as_deref() == Some(nonce) {
         return Ok(());
     }
     Err(Error::new(

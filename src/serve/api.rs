@@ -74,13 +74,14 @@ impl IntoResponse for ApiError {
 pub struct Refused(pub &'static str);
 
 /// Writes a log line for each refused request: method, path (not the
-/// query: it may carry parameters), status and code.
+/// query: it may carry parameters; nor a connect link's token), status and
+/// code.
 pub async fn log_refusals(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
     let method = request.method().clone();
-    let path = request.uri().path().to_string();
+    let path = super::consent::shown_path(request.uri().path()).to_string();
     let response = next.run(request).await;
     if let Some(Refused(code)) = response.extensions().get::<Refused>().copied() {
         tracing::warn!(

@@ -4,6 +4,7 @@
 pub mod api;
 pub mod connections;
 pub mod connections_api;
+pub mod consent;
 mod framing;
 pub mod health;
 pub mod keep_alive;
@@ -13,7 +14,7 @@ pub mod scheduler;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::{any, get};
+use axum::routing::{any, get, post};
 use serde_json::{Value, json};
 use tokio_util::task::TaskTracker;
 
@@ -62,6 +63,8 @@ pub struct App {
     audit_failing: std::sync::atomic::AtomicBool,
     /// A scrape's read of the store runs behind it (`api::metrics`): one at a time.
     pub metrics_reading: std::sync::atomic::AtomicBool,
+    /// Hosted consent (`--public-url`); `None`: off.
+    pub consent: Option<consent::Hosted>,
 }
 
 impl App {
@@ -79,6 +82,7 @@ impl App {
             started_at: chrono::Utc::now(),
             audit_failing: std::sync::atomic::AtomicBool::new(false),
             metrics_reading: std::sync::atomic::AtomicBool::new(false),
+            consent: None,
         }
     }
 
@@ -238,6 +242,9 @@ pub fn router(app: Arc<App>) -> Router {
             "/api/connections/{client}/{connection_id}/secrets/{name}",
             get(connections_api::read_secret),
         )
+        .route("/api/connect/sessions", post(consent::create_session))
+        .route("/connect/callback", get(consent::callback))
+        .route("/connect/{token}", get(consent::open_link))
         .fallback(api::not_found)
         .layer(axum::middleware::from_fn(api::log_refusals))
         .with_state(app)

@@ -14,6 +14,17 @@
 //
 //   node tests/browser/consent.js '{"device": "http://127.0.0.1:P/device", "user_code": "BCDF-GHJK", "login": "alice", "action": "deny"}'
 //
+// Hosted consent (`svc serve --public-url`): "url" is svc's connect link,
+// which sends the browser on to the provider (or the provider's
+// authorization URL itself), and "provider" is the origin of the provider's
+// pages (any URL of it). The browser logs in and answers there as above,
+// and the run ends where it lands after leaving the provider (the app's
+// return_to, or svc's own page; or svc's page at once when svc refuses the
+// link): outcome "returned", with "final_url", "status" and "text" of that
+// page, whatever it says.
+//
+//   node tests/browser/consent.js '{"url": "http://127.0.0.1:S/connect/TOKEN", "provider": "http://127.0.0.1:P", "action": "approve"}'
+//
 // Other keys (all optional): "password" (any value logs in; default
 // "password"), "deny_at" ("consent", the default; "login": Cancel on the
 // login page; "confirm", device flow only: Abort on the device confirmation
@@ -24,7 +35,7 @@
 // its end, 1 when it did not (or the request was bad); the line comes before
 // the browser is closed, which takes about a second more:
 //   {"ok": true, "mode": "code"|"device", "action": "approve"|"deny",
-//    "outcome": "redirected" | "device_approved" | "device_denied",
+//    "outcome": "redirected" | "device_approved" | "device_denied" | "returned",
 //    "final_url": "...",        // where the browser ended up; a code value is
 //                               // replaced by REDACTED, never printed
 //    "status": 200,             // HTTP status of the final page, when there was one
@@ -133,6 +144,12 @@ function parseRequest() {
   let startUrl;
   try { startUrl = new URL(start); } catch { fail(`not a URL: ${start}`); }
   if (startUrl.hostname !== ALLOWED_HOST) fail(`the provider must be on ${ALLOWED_HOST}, not ${startUrl.hostname}`);
+  let providerUrl = startUrl;
+  if (request.provider !== undefined) {
+    if (mode === 'device') fail('"provider" is for the code flow only');
+    try { providerUrl = new URL(request.provider); } catch { fail(`not a URL: ${request.provider}`); }
+    if (providerUrl.hostname !== ALLOWED_HOST) fail(`the provider must be on ${ALLOWED_HOST}, not ${providerUrl.hostname}`);
+  }
   const action = request.action ?? 'approve';
   if (!['approve', 'deny'].includes(action)) fail('"action" must be "approve" or "deny"');
   const denyAt = request.deny_at ?? 'consent';
@@ -148,7 +165,8 @@ function parseRequest() {
   return {
     mode,
     start: startUrl.toString(),
-    origin: startUrl.origin,
+    origin: providerUrl.origin,
+    hosted: request.provider !== undefined,
     userCode: request.user_code,
     action,
     denyAt: action === 'deny' ? denyAt : undefined,
@@ -254,6 +272,11 @@ async function main(req) {
       result.text = await textOfPage();
       result.redirect = redirectParams(here);
       result.outcome = 'redirected';
+      if (req.hosted) {
+        // Where svc sent the browser back: the test reads it.
+        result.outcome = 'returned';
+        return;
+      }
       if (req.mode === 'device') fail(`the device flow left the provider for ${redact(here)}`);
       if (req.action === 'approve' && !result.redirect.code) {
         fail(`redirected without a code: ${result.redirect.error ?? 'no error either'}${result.redirect.error_description ? ` (${result.redirect.error_description})` : ''}`);

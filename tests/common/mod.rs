@@ -400,6 +400,17 @@ impl Project {
     /// As [`Project::serve`], started through a wrapper command that execs
     /// it (such as `prlimit --nofile=100:100`).
     pub fn serve_wrapped(&self, wrapper: &[&str], args: &[&str]) -> Served {
+        self.serve_listening(wrapper, "127.0.0.1:0", args)
+    }
+
+    /// As [`Project::serve`], listening on `listen` (such as a port picked
+    /// with [`free_port`], for a server whose URL must be known before it
+    /// starts).
+    pub fn serve_at(&self, listen: &str, args: &[&str]) -> Served {
+        self.serve_listening(&[], listen, args)
+    }
+
+    fn serve_listening(&self, wrapper: &[&str], listen: &str, args: &[&str]) -> Served {
         use std::io::BufRead;
         let mut command = match wrapper.split_first() {
             Some((program, wrapper_args)) => {
@@ -412,7 +423,7 @@ impl Project {
         let mut child = command
             .arg("serve")
             .args(args)
-            .args(["--listen", "127.0.0.1:0"])
+            .args(["--listen", listen])
             .current_dir(self.dir.path())
             .env("SVC_IDENTITY", &self.key.path)
             .env("NO_COLOR", "1")
@@ -442,6 +453,15 @@ impl Project {
             stderr,
         }
     }
+}
+
+/// A port of 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// An HTTP answer.

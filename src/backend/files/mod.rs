@@ -2,11 +2,13 @@
 //! kept it. `SECRETS_DIR/ENV.age` and `ENV.recipients` (the store, with
 //! the API keys inside it), `SECRETS_DIR/.ENV.ENDPOINT.run.lock` (run
 //! locks), `STATE_DIR/ENV/schedules.json` and `.scheduler.lock`,
+//! `STATE_DIR/ENV/connections.json` and `connect_sessions.json`,
 //! `STATE_DIR/ENV/journal/`, and `LOG_DIR/ENV/*.jsonl`. Locks are `flock`s:
 //! they hold among processes that see the same filesystem. Async jobs live
 //! in the memory of the one `svc serve`.
 
 pub mod connections;
+pub mod consent_sessions;
 pub mod journal;
 pub mod log;
 pub mod state;
@@ -80,6 +82,11 @@ pub fn open(
         }),
         connections: connections.clone(),
         outbox: connections,
+        consent_sessions: Arc::new(consent_sessions::FileConsentSessions::new(
+            state_dir,
+            env,
+            options.lock_timeout,
+        )),
         jobs: Arc::new(MemoryJobs(Jobs::new(options.max_jobs))),
         journal: Arc::new(FileJournal(Journal::new(
             journal::dir(state_dir, env),

@@ -27,6 +27,7 @@ use chrono::{DateTime, Utc};
 use super::{Database, LONGEST_CALL, Progress};
 use crate::backend::RunRecord;
 use crate::backend::ScheduleState;
+use crate::backend::consent_sessions::{Claim, ConsentSession, ConsentSessions};
 use crate::backend::outbox::{Attempt, Delivery, Retry};
 use crate::backend::{
     Backend, Change, Changed, Held, JobRefused, JobStore, JobView, KeyIndex, KeyStore, LogName,
@@ -55,6 +56,7 @@ pub fn bounded(backend: Backend, db: &Database) -> Backend {
         connections: Arc::new(Bounded(backend.connections, deadline.clone())),
         accounts: Arc::new(Bounded(backend.accounts, deadline.clone())),
         outbox: Arc::new(Bounded(backend.outbox, deadline.clone())),
+        consent_sessions: Arc::new(Bounded(backend.consent_sessions, deadline.clone())),
         logs: Arc::new(Bounded(backend.logs, deadline.clone())),
         jobs: Arc::new(Bounded(backend.jobs, deadline)),
         ..backend
@@ -302,6 +304,31 @@ impl ConnectionStore for Bounded<dyn ConnectionStore> {
     ) -> Result<bool, Error> {
         self.within(LONGEST_CALL, self.0.delete(key, subscribers, at))
             .await
+    }
+}
+
+#[async_trait]
+impl ConsentSessions for Bounded<dyn ConsentSessions> {
+    fn describe(&self) -> String {
+        self.0.describe()
+    }
+
+    async fn create(&self, session: &ConsentSession, now: DateTime<Utc>) -> Result<(), Error> {
+        self.within(LONGEST_CALL, self.0.create(session, now)).await
+    }
+
+    async fn open(
+        &self,
+        token_hash: &str,
+        browser: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Claim, Error> {
+        self.within(LONGEST_CALL, self.0.open(token_hash, browser, now))
+            .await
+    }
+
+    async fn finish(&self, state: &str, now: DateTime<Utc>) -> Result<Claim, Error> {
+        self.within(LONGEST_CALL, self.0.finish(state, now)).await
     }
 }
 

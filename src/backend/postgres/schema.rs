@@ -8,7 +8,7 @@ use super::unavailable;
 use crate::secrets::Error;
 
 /// The schema this svc reads and writes.
-pub const VERSION: i32 = 4;
+pub const VERSION: i32 = 5;
 
 /// Each migration, from version 0 to 1, 1 to 2, ...
 const MIGRATIONS: &[&str] = &[
@@ -140,6 +140,18 @@ CREATE TABLE svc_account_secrets (
     PRIMARY KEY (env, client, connection_id, name)
 );
 ALTER TABLE svc_api_keys ADD COLUMN reach jsonb;
+"#,
+    r#"
+CREATE TABLE svc_connect_sessions (
+    env        text NOT NULL,
+    token_hash text NOT NULL,
+    state      text NOT NULL,
+    expires_at timestamptz NOT NULL,
+    session    jsonb NOT NULL,
+    PRIMARY KEY (env, token_hash)
+);
+CREATE UNIQUE INDEX svc_connect_sessions_state ON svc_connect_sessions (env, state);
+CREATE INDEX svc_connect_sessions_expiry ON svc_connect_sessions (env, expires_at);
 "#,
 ];
 

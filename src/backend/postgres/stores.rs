@@ -83,6 +83,10 @@ pub async fn backend(
                 db: database.clone(),
                 env: env.to_string(),
             }),
+            consent_sessions: Arc::new(super::consent_sessions::PgConsentSessions::new(
+                database.clone(),
+                env,
+            )),
             description: format!("PostgreSQL at {}", database.shown),
         },
         &bounded_by,
@@ -901,7 +905,7 @@ struct PgSchedules {
 
 /// A JSON column read back into what was written there; `what` names it
 /// in the error.
-fn stored<T: serde::de::DeserializeOwned>(
+pub(super) fn stored<T: serde::de::DeserializeOwned>(
     value: serde_json::Value,
     what: &str,
 ) -> Result<T, Error> {
