@@ -11,6 +11,7 @@
 //! their cached copy on every read (no stale cache across replicas).
 
 mod accounts;
+mod audit;
 mod consent_sessions;
 mod crypto;
 mod deadline;

@@ -60,6 +60,7 @@ pub async fn backend(
             logs: Arc::new(PgLogs {
                 db: database.clone(),
                 env: env.to_string(),
+                audit: super::audit::GroupCommit::new(database.clone(), env),
                 appended: AtomicU64::new(0),
                 keep_records: options.log_keep_records,
                 keep_days: options.log_keep_days,
@@ -1365,6 +1366,8 @@ impl Outbox for PgOutbox {
 struct PgLogs {
     db: Database,
     env: String,
+    /// Audit lines, committed in groups.
+    audit: super::audit::GroupCommit,
     appended: AtomicU64,
     keep_records: usize,
     keep_days: u32,
@@ -1473,16 +1476,7 @@ impl LogStore for PgLogs {
     }
 
     async fn audit(&self, line: &serde_json::Value) -> Result<(), Error> {
-        let client = self.db.client().await?;
-        let statement = client
-            .prepare_cached("INSERT INTO svc_audit (env, line) VALUES ($1, $2)")
-            .await
-            .map_err(unavailable)?;
-        client
-            .execute(&statement, &[&self.env, line])
-            .await
-            .map_err(unavailable)?;
-        Ok(())
+        self.audit.append(line).await
     }
 }
 

@@ -1,0 +1,132 @@
+//! The audit log on PostgreSQL, with group commit: every read that hands
+//! out a secret waits until its line is durable, and the lines of reads
+//! that come together are written in one statement and one commit.
+//!
+//! The first caller to find no write in flight writes what has queued up
+//! (its own line first) on a task of its own, then what queued meanwhile,
+//! until nothing waits; the others only queue and wait for the write that
+//! takes their line. A line is never answered before its commit, and a
+//! failed write fails each of its callers: the fail-closed audit holds.
+
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::oneshot;
+
+use super::{Database, unavailable};
+use crate::secrets::Error;
+
+/// The most lines one statement writes.
+const MAX_BATCH: usize = 256;
+
+type Waiter = oneshot::Sender<Result<(), String>>;
+
+#[derive(Default)]
+struct Queue {
+    lines: Vec<(serde_json::Value, Waiter)>,
+    writing: bool,
+}
+
+/// The writer's turn; if its task is cancelled (its runtime ends), the
+/// turn goes, and the lines still queued fail instead of waiting for a
+/// writer that will not come.
+struct Writing {
+    queue: Arc<Mutex<Queue>>,
+    armed: bool,
+}
+
+impl Drop for Writing {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        queue.writing = false;
+        for (_, waiter) in queue.lines.drain(..) {
+            let _ = waiter.send(Err("the audit writer stopped".into()));
+        }
+    }
+}
+
+/// The audit lines of one environment, written in groups.
+#[derive(Clone)]
+pub struct GroupCommit {
+    db: Database,
+    env: String,
+    queue: Arc<Mutex<Queue>>,
+}
+
+impl GroupCommit {
+    pub fn new(db: Database, env: &str) -> GroupCommit {
+        GroupCommit {
+            db,
+            env: env.to_string(),
+            queue: Arc::default(),
+        }
+    }
+
+    /// Appends a line; returns once it is durable.
+    pub async fn append(&self, line: &serde_json::Value) -> Result<(), Error> {
+        let (sender, answer) = oneshot::channel();
+        let lead = {
+            let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+            queue.lines.push((line.clone(), sender));
+            !std::mem::replace(&mut queue.writing, true)
+        };
+        if lead {
+            // On a task of its own: a caller that goes away (a client that
+            // hung up) does not leave the others waiting.
+            let writer = self.clone();
+            tokio::spawn(async move { writer.write_all().await });
+        }
+        match answer.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(problem)) => Err(Error::Unavailable { problem, fix: None }),
+            Err(_) => Err(Error::Unavailable {
+                problem: "the audit writer stopped".into(),
+                fix: None,
+            }),
+        }
+    }
+
+    /// Writes what is queued, a group at a time, until nothing is.
+    async fn write_all(&self) {
+        let mut writing = Writing {
+            queue: self.queue.clone(),
+            armed: true,
+        };
+        loop {
+            let group: Vec<(serde_json::Value, Waiter)> = {
+                let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+                if queue.lines.is_empty() {
+                    // Under the same lock as the look: the next line
+                    // finds no writer, and becomes one.
+                    queue.writing = false;
+                    writing.armed = false;
+                    return;
+                }
+                let take = queue.lines.len().min(MAX_BATCH);
+                queue.lines.drain(..take).collect()
+            };
+            let (lines, waiters): (Vec<_>, Vec<_>) = group.into_iter().unzip();
+            let result = self.write(&lines).await.map_err(|e| e.to_string());
+            for waiter in waiters {
+                let _ = waiter.send(result.clone());
+            }
+        }
+    }
+
+    async fn write(&self, lines: &[serde_json::Value]) -> Result<(), Error> {
+        let client = self.db.client().await?;
+        let statement = client
+            .prepare_cached(
+                "INSERT INTO svc_audit (env, line) SELECT $1, line FROM unnest($2::jsonb[]) AS line",
+            )
+            .await
+            .map_err(unavailable)?;
+        client
+            .execute(&statement, &[&self.env, &lines])
+            .await
+            .map_err(unavailable)?;
+        Ok(())
+    }
+}
