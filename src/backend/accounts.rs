@@ -254,6 +254,15 @@ pub trait AccountSecrets: Send + Sync {
         key: &ConnectionKey,
     ) -> Result<Arc<Document>, Error>;
 
+    /// A connected account's state and values together (`None`: no such
+    /// account): what a read of its token needs, in one statement on a
+    /// database.
+    async fn account(
+        &self,
+        identities: &Identities,
+        key: &ConnectionKey,
+    ) -> Result<Option<(ConnectionState, Arc<Document>)>, Error>;
+
     /// Applies changes to one connection's values in one atomic, durable
     /// write, committed only while every lock in `locks` is held
     /// ([`Error::LockLost`] otherwise).

@@ -183,6 +183,32 @@ impl Engine {
         self.script.secret(secret)?.refreshed_by.as_ref()
     }
 
+    /// Whether a value of a secret declared with `refreshed_by` may be
+    /// handed out as it is: valid for its `min_valid` more, or a
+    /// short-lived one this process made with half its life left. (A
+    /// secret without `refreshed_by` is never refreshed on read.)
+    pub fn fresh_enough(
+        &self,
+        name: &str,
+        account: Option<&ConnectionKey>,
+        entry: Option<&Entry>,
+    ) -> bool {
+        let Some(refresher) = self.refresher(name) else {
+            return true;
+        };
+        let min_valid = refresher
+            .min_valid
+            .as_ref()
+            .and_then(|d| d.value)
+            .unwrap_or(Duration::ZERO);
+        let gate_name = match account {
+            Some(key) => format!("{name}@{}", key.connection_id),
+            None => name.to_string(),
+        };
+        let now = Utc::now();
+        is_fresh(entry, min_valid, now) || self.refreshing.good_enough(&gate_name, entry, now)
+    }
+
     /// Reads a secret, refreshing it first when it is declared with
     /// `refreshed_by` and is not valid for `min_valid` more.
     pub async fn read_fresh(&self, name: &str) -> Result<Fresh, FreshError> {

@@ -569,23 +569,30 @@ pub async fn read_secret(
             format!("`{client_name}` keeps no per-account secret `{name}`"),
         ));
     }
-    reached(&app, &caller, declared, &id, false).await?;
-    let entry = if app.engine.refresher(&name).is_some() {
-        super::api::fresh_entry(&app, &caller, &name, Some(&key)).await?
-    } else {
-        let keys = app
+    let keys = app
+        .engine
+        .keys
+        .as_ref()
+        .ok_or_else(|| store_unavailable(app.engine.no_identity()))?;
+    // The account's state and values in one read: the common case, a
+    // token still fresh, is answered from it.
+    let (_, values) = match accounts::invalid_id(&id) {
+        Some(_) => None,
+        None => app
             .engine
-            .keys
-            .as_ref()
-            .ok_or_else(|| store_unavailable(app.engine.no_identity()))?;
-        app.engine
             .backend
             .accounts
-            .document(keys, &key)
+            .account(keys, &key)
             .await
-            .map_err(store_unavailable)?
-            .get(&name)
-            .cloned()
+            .map_err(store_unavailable)?,
+    }
+    .filter(|(state, _)| caller.reach.reaches(&key, state))
+    .ok_or_else(|| not_found(&client_name, &id))?;
+    let stored = values.get(&name).cloned();
+    let entry = if app.engine.fresh_enough(&name, Some(&key), stored.as_ref()) {
+        stored
+    } else {
+        super::api::fresh_entry(&app, &caller, &name, Some(&key)).await?
     };
     let Some(entry) = entry else {
         return Err(ApiError::new(

@@ -274,6 +274,19 @@ impl SecretStore for FileSecrets {
 /// under `accounts`: one file, one lock, for small numbers of connections.
 #[async_trait]
 impl crate::backend::AccountSecrets for FileSecrets {
+    async fn account(
+        &self,
+        identities: &Identities,
+        key: &crate::backend::ConnectionKey,
+    ) -> Result<Option<(crate::backend::ConnectionState, Arc<Document>)>, Error> {
+        use crate::backend::ConnectionStore;
+        let Some(state) = self.connections.load_one(key).await? else {
+            return Ok(None);
+        };
+        let values = crate::backend::AccountSecrets::document(self, identities, key).await?;
+        Ok(Some((state, values)))
+    }
+
     async fn document(
         &self,
         identities: &Identities,

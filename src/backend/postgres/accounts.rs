@@ -17,7 +17,7 @@ use super::crypto;
 use super::stores::{PgSecrets, still_held};
 use super::{Database, unavailable};
 use crate::backend::accounts::Imported;
-use crate::backend::{AccountSecrets, Change, Changed, ConnectionKey, Held};
+use crate::backend::{AccountSecrets, Change, Changed, ConnectionKey, ConnectionState, Held};
 use crate::secrets::document::Entry;
 use crate::secrets::{Document, Error, Identities, SecretValue};
 
@@ -79,8 +79,49 @@ async fn open_row(
 const SELECT: &str = "SELECT name, version, key_id, sealed, updated_at, updated_by, expires_at \
      FROM svc_account_secrets WHERE env = $1 AND client = $2 AND connection_id = $3";
 
+/// An account's state with each of its values, one row a value (one row
+/// of nulls for an account without values).
+const SELECT_ACCOUNT: &str = "SELECT a.name, a.version, a.key_id, a.sealed, a.updated_at, \
+     a.updated_by, a.expires_at, c.state FROM svc_connections c LEFT JOIN svc_account_secrets a \
+     ON a.env = c.env AND a.client = c.client AND a.connection_id = c.connection_id \
+     WHERE c.env = $1 AND c.client = $2 AND c.connection_id = $3";
+
 #[async_trait]
 impl AccountSecrets for PgAccounts {
+    async fn account(
+        &self,
+        identities: &Identities,
+        key: &ConnectionKey,
+    ) -> Result<Option<(ConnectionState, Arc<Document>)>, Error> {
+        let client = self.db.client().await?;
+        let statement = client
+            .prepare_cached(SELECT_ACCOUNT)
+            .await
+            .map_err(unavailable)?;
+        let rows = client
+            .query(&statement, &[&self.env, &key.client, &key.connection_id])
+            .await
+            .map_err(unavailable)?;
+        let Some(first) = rows.first() else {
+            return Ok(None);
+        };
+        let state: ConnectionState =
+            serde_json::from_value(first.get(7)).map_err(|e| Error::Corrupted {
+                path: format!("connection `{key}`").into(),
+                problem: format!("its state is not one: {e}"),
+            })?;
+        let mut document = Document::new(&self.env);
+        for row in rows
+            .iter()
+            .filter(|r| r.get::<_, Option<String>>(0).is_some())
+        {
+            let (name, entry) =
+                open_row(&self.secrets, &**client, identities, &self.env, key, row).await?;
+            document.secrets.insert(name, entry);
+        }
+        Ok(Some((state, Arc::new(document))))
+    }
+
     async fn document(
         &self,
         identities: &Identities,

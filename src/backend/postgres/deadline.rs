@@ -207,6 +207,15 @@ impl ScheduleStore for Bounded<dyn ScheduleStore> {
 
 #[async_trait]
 impl crate::backend::AccountSecrets for Bounded<dyn crate::backend::AccountSecrets> {
+    async fn account(
+        &self,
+        identities: &Identities,
+        key: &ConnectionKey,
+    ) -> Result<Option<(ConnectionState, Arc<Document>)>, Error> {
+        self.within(LONGEST_CALL, self.0.account(identities, key))
+            .await
+    }
+
     async fn document(
         &self,
         identities: &Identities,
