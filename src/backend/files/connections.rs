@@ -5,26 +5,23 @@
 //! a change and the deliveries of its events are written in one rename.
 
 use std::collections::BTreeMap;
-use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::blocking;
+use super::json_file::JsonFile;
 use crate::backend::outbox::{Attempt, Delivery, Retry};
 use crate::backend::{
     ConnectionKey, ConnectionState, ConnectionStore, Observation, Observed, Outbox, Subscriber,
 };
 use crate::secrets::Error;
-use crate::secrets::atomic::Lock;
 
 pub struct FileConnections {
-    path: PathBuf,
+    file: JsonFile,
     env: String,
-    lock_timeout: Duration,
 }
 
 /// One connection as the file keeps it.
@@ -113,9 +110,12 @@ impl FileConnections {
 
     pub fn new(state_dir: &Path, env: &str, lock_timeout: Duration) -> FileConnections {
         FileConnections {
-            path: state_dir.join(env).join("connections.json"),
+            file: JsonFile::new(
+                state_dir.join(env).join("connections.json"),
+                ".connections.lock",
+                lock_timeout,
+            ),
             env: env.to_string(),
-            lock_timeout,
         }
     }
 
@@ -125,59 +125,26 @@ impl FileConnections {
         &self,
         change: impl FnOnce(&mut Content) -> (T, bool) + Send + 'static,
     ) -> Result<T, Error> {
-        let (path, timeout) = (self.path.clone(), self.lock_timeout);
-        blocking(move || {
-            let dir = path.parent().expect("the file is in a directory");
-            crate::secrets::atomic::create_private_dir(dir)
-                .map_err(|e| Error::io("create", dir, e))?;
-            let lock_path = dir.join(".connections.lock");
-            let _lock = Lock::acquire(&lock_path, timeout)
-                .map_err(|e| e.into_error(&lock_path, &path, timeout))?;
-            let mut content = read(&path)?;
-            let (out, changed) = change(&mut content);
-            if changed {
-                write(&path, &content)?;
-            }
-            Ok(out)
-        })
-        .await
+        self.file.update(change).await
     }
-}
 
-fn read(path: &Path) -> Result<Content, Error> {
-    match std::fs::read(path) {
-        Ok(bytes) => serde_json::from_slice::<Content>(&bytes).map_err(|e| {
-            Error::io(
-                "read",
-                path,
-                io::Error::new(io::ErrorKind::InvalidData, e.to_string()),
-            )
-        }),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Content::default()),
-        Err(e) => Err(Error::io("read", path, e)),
+    async fn read(&self) -> Result<Content, Error> {
+        self.file.read().await
     }
-}
-
-fn write(path: &Path, content: &Content) -> Result<(), Error> {
-    let mut text = serde_json::to_vec_pretty(content).map_err(|e| Error::Invalid(e.to_string()))?;
-    text.push(b'\n');
-    crate::secrets::atomic::write_file(path, &text).map_err(|e| Error::io("write", path, e))
 }
 
 #[async_trait]
 impl ConnectionStore for FileConnections {
     fn describe(&self) -> String {
-        format!("`{}`", self.path.display())
+        format!("`{}`", self.file.path.display())
     }
 
     async fn load(&self) -> Result<BTreeMap<ConnectionKey, ConnectionState>, Error> {
-        let path = self.path.clone();
-        blocking(move || read(&path).map(|content| content.states())).await
+        Ok(self.read().await?.states())
     }
 
     async fn load_one(&self, key: &ConnectionKey) -> Result<Option<ConnectionState>, Error> {
-        let (path, key) = (self.path.clone(), key.clone());
-        blocking(move || read(&path).map(|content| content.get(&key).cloned())).await
+        Ok(self.read().await?.get(key).cloned())
     }
 
     async fn observe(
@@ -324,8 +291,7 @@ impl Outbox for FileConnections {
     }
 
     async fn list(&self) -> Result<Vec<Delivery>, Error> {
-        let path = self.path.clone();
-        blocking(move || read(&path).map(|content| content.outbox)).await
+        Ok(self.read().await?.outbox)
     }
 
     async fn retry(&self, id: &str, now: DateTime<Utc>, lease: TimeDelta) -> Result<Retry, Error> {

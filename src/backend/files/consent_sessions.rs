@@ -3,22 +3,19 @@
 //! so that a link opened twice, or a callback replayed, finds the session
 //! as the first one left it. Stale sessions are pruned at each write.
 
-use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::blocking;
+use super::json_file::JsonFile;
 use crate::backend::consent_sessions::{Claim, ConsentSession, ConsentSessions, Verdict};
 use crate::secrets::Error;
-use crate::secrets::atomic::Lock;
 
 pub struct FileConsentSessions {
-    path: PathBuf,
-    lock_timeout: Duration,
+    file: JsonFile,
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -30,8 +27,11 @@ struct Content {
 impl FileConsentSessions {
     pub fn new(state_dir: &Path, env: &str, lock_timeout: Duration) -> FileConsentSessions {
         FileConsentSessions {
-            path: state_dir.join(env).join("connect_sessions.json"),
-            lock_timeout,
+            file: JsonFile::new(
+                state_dir.join(env).join("connect_sessions.json"),
+                ".connect_sessions.lock",
+                lock_timeout,
+            ),
         }
     }
 
@@ -42,25 +42,15 @@ impl FileConsentSessions {
         now: DateTime<Utc>,
         change: impl FnOnce(&mut Content) -> (T, bool) + Send + 'static,
     ) -> Result<T, Error> {
-        let (path, timeout) = (self.path.clone(), self.lock_timeout);
-        blocking(move || {
-            let dir = path.parent().expect("the file is in a directory");
-            crate::secrets::atomic::create_private_dir(dir)
-                .map_err(|e| Error::io("create", dir, e))?;
-            let lock_path = dir.join(".connect_sessions.lock");
-            let _lock = Lock::acquire(&lock_path, timeout)
-                .map_err(|e| e.into_error(&lock_path, &path, timeout))?;
-            let mut content = read(&path)?;
-            let (out, mut changed) = change(&mut content);
-            let before = content.sessions.len();
-            content.sessions.retain(|s| !s.is_stale(now));
-            changed |= content.sessions.len() != before;
-            if changed {
-                write(&path, &content)?;
-            }
-            Ok(out)
-        })
-        .await
+        self.file
+            .update(move |content: &mut Content| {
+                let (out, mut changed) = change(content);
+                let before = content.sessions.len();
+                content.sessions.retain(|s| !s.is_stale(now));
+                changed |= content.sessions.len() != before;
+                (out, changed)
+            })
+            .await
     }
 
     /// Applies a step to the session `find` picks.
@@ -83,30 +73,10 @@ impl FileConsentSessions {
     }
 }
 
-fn read(path: &Path) -> Result<Content, Error> {
-    match std::fs::read(path) {
-        Ok(bytes) => serde_json::from_slice::<Content>(&bytes).map_err(|e| {
-            Error::io(
-                "read",
-                path,
-                io::Error::new(io::ErrorKind::InvalidData, e.to_string()),
-            )
-        }),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Content::default()),
-        Err(e) => Err(Error::io("read", path, e)),
-    }
-}
-
-fn write(path: &Path, content: &Content) -> Result<(), Error> {
-    let mut text = serde_json::to_vec_pretty(content).map_err(|e| Error::Invalid(e.to_string()))?;
-    text.push(b'\n');
-    crate::secrets::atomic::write_file(path, &text).map_err(|e| Error::io("write", path, e))
-}
-
 #[async_trait]
 impl ConsentSessions for FileConsentSessions {
     fn describe(&self) -> String {
-        format!("`{}`", self.path.display())
+        format!("`{}`", self.file.path.display())
     }
 
     async fn create(&self, session: &ConsentSession, now: DateTime<Utc>) -> Result<(), Error> {

@@ -10,6 +10,7 @@
 pub mod connections;
 pub mod consent_sessions;
 pub mod journal;
+mod json_file;
 pub mod log;
 pub mod state;
 pub mod store;
