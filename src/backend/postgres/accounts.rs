@@ -38,6 +38,34 @@ impl PgAccounts {
     }
 }
 
+impl PgAccounts {
+    /// The environment's current data key, opened, and its id: held
+    /// steady against a change of recipients until the transaction ends.
+    async fn current_key(
+        &self,
+        client: &impl tokio_postgres::GenericClient,
+        identities: &Identities,
+    ) -> Result<(i32, crypto::DataKey), Error> {
+        let current_key: i32 = client
+            .query_opt(
+                "SELECT current_key FROM svc_environments WHERE name = $1 FOR SHARE",
+                &[&self.env],
+            )
+            .await
+            .map_err(unavailable)?
+            .ok_or_else(|| Error::StoreMissing {
+                env: self.env.clone(),
+                path: self.db.shown.clone().into(),
+            })?
+            .get(0);
+        let data_key = self
+            .secrets
+            .data_key(client, identities, current_key)
+            .await?;
+        Ok((current_key, data_key))
+    }
+}
+
 /// What a sealed account value is bound to, besides the environment and
 /// the version.
 fn bound_name(key: &ConnectionKey, name: &str) -> String {
@@ -160,23 +188,7 @@ impl AccountSecrets for PgAccounts {
         }
         let mut client = self.db.client().await?;
         let transaction = client.transaction().await.map_err(unavailable)?;
-        // The current data key, held steady against a change of recipients.
-        let current_key: i32 = transaction
-            .query_opt(
-                "SELECT current_key FROM svc_environments WHERE name = $1 FOR SHARE",
-                &[&self.env],
-            )
-            .await
-            .map_err(unavailable)?
-            .ok_or_else(|| Error::StoreMissing {
-                env: self.env.clone(),
-                path: self.db.shown.clone().into(),
-            })?
-            .get(0);
-        let data_key = self
-            .secrets
-            .data_key(&*transaction, identities, current_key)
-            .await?;
+        let (current_key, data_key) = self.current_key(&*transaction, identities).await?;
         let rows = transaction
             .query(
                 &format!("{SELECT} FOR UPDATE"),
@@ -279,22 +291,7 @@ impl AccountSecrets for PgAccounts {
     ) -> Result<Vec<bool>, Error> {
         let mut db = self.db.client().await?;
         let transaction = db.transaction().await.map_err(unavailable)?;
-        let current_key: i32 = transaction
-            .query_opt(
-                "SELECT current_key FROM svc_environments WHERE name = $1 FOR SHARE",
-                &[&self.env],
-            )
-            .await
-            .map_err(unavailable)?
-            .ok_or_else(|| Error::StoreMissing {
-                env: self.env.clone(),
-                path: self.db.shown.clone().into(),
-            })?
-            .get(0);
-        let data_key = self
-            .secrets
-            .data_key(&*transaction, identities, current_key)
-            .await?;
+        let (current_key, data_key) = self.current_key(&*transaction, identities).await?;
         let insert_value = transaction
             .prepare(
                 "INSERT INTO svc_account_secrets \
