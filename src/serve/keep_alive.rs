@@ -79,7 +79,11 @@ pub async fn keep_alive(app: Arc<App>, shutdown: CancellationToken) {
             if shutdown.is_cancelled() {
                 return;
             }
-            refresh_if_idle(&app, client, *idle, runner).await;
+            if app.script.client(client).is_some_and(|c| c.per_account) {
+                accounts_if_idle(&app, client, *idle, runner, &shutdown).await;
+            } else {
+                refresh_if_idle(&app, &ConnectionKey::default_of(client), *idle, runner).await;
+            }
         }
         tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -88,16 +92,54 @@ pub async fn keep_alive(app: Arc<App>, shutdown: CancellationToken) {
     }
 }
 
-async fn refresh_if_idle(app: &Arc<App>, client: &str, idle: TimeDelta, runner: &Runner) {
+/// The connected accounts of a `per_account` client that idled, a page
+/// at a time, each refreshed as one connection is.
+async fn accounts_if_idle(
+    app: &Arc<App>,
+    client: &str,
+    idle: TimeDelta,
+    runner: &Runner,
+    shutdown: &CancellationToken,
+) {
+    let mut query = crate::backend::ConnectionQuery {
+        client: Some(client.to_string()),
+        limit: 500,
+        ..Default::default()
+    };
+    loop {
+        let page = match app.engine.backend.connections.page(&query).await {
+            Ok(page) => page,
+            Err(e) => {
+                tracing::debug!("keep_alive of `{client}`: cannot list its accounts: {e}");
+                return;
+            }
+        };
+        for (key, state) in &page.connections {
+            if shutdown.is_cancelled() {
+                return;
+            }
+            if idled(state, idle, Utc::now()) {
+                refresh_if_idle(app, key, idle, runner).await;
+            }
+        }
+        match page.next {
+            Some(next) => query.after = Some(next),
+            None => return,
+        }
+    }
+}
+
+async fn refresh_if_idle(app: &Arc<App>, key: &ConnectionKey, idle: TimeDelta, runner: &Runner) {
     let backend = &app.engine.backend;
-    let key = ConnectionKey::default_of(client);
+    let client = key.client.as_str();
+    let per_account = app.script.client(client).is_some_and(|c| c.per_account);
     let is_idle = |state: &Option<ConnectionState>| {
         // A connection never seen has nothing to keep alive yet.
         state
             .as_ref()
             .is_some_and(|state| idled(state, idle, Utc::now()))
     };
-    match backend.connections.load_one(&key).await {
+    match backend.connections.load_one(key).await {
         Ok(state) if is_idle(&state) => {}
         Ok(_) => return,
         Err(e) => {
@@ -110,19 +152,26 @@ async fn refresh_if_idle(app: &Arc<App>, client: &str, idle: TimeDelta, runner: 
     // refreshed the connection.
     let claim = match backend
         .locks
-        .run_lock(&format!("keep_alive-{client}"), Duration::ZERO)
+        .run_lock(
+            &crate::backend::run_key::join(
+                &format!("keep_alive-{client}"),
+                per_account.then_some(key.connection_id.as_str()),
+            ),
+            Duration::ZERO,
+        )
         .await
     {
         Ok(claim) => claim,
         Err(_) => return,
     };
-    match backend.connections.load_one(&key).await {
+    match backend.connections.load_one(key).await {
         Ok(state) if is_idle(&state) => {}
         _ => return,
     }
     tracing::info!(
         env = app.engine.env(),
         client,
+        connection = key.connection_id.as_str(),
         endpoint = format!("{}.{}", runner.service, runner.endpoint),
         identity = runner.account.as_str(),
         "keep_alive: the connection has idled; refreshing it"
@@ -151,7 +200,11 @@ async fn refresh_if_idle(app: &Arc<App>, client: &str, idle: TimeDelta, runner: 
         due_at: None,
         replay: None,
         force: false,
-        connection: None,
+        // The account, to an endpoint that runs for one.
+        connection: app
+            .engine
+            .per_account_client(&format!("{}.{}", runner.service, runner.endpoint))
+            .map(|_| key.connection_id.clone()),
     };
     match app.engine.admit_and_run(request).await {
         Ok(finished) => app.finished(&finished.record, None),
