@@ -52,18 +52,24 @@ impl Engine {
         request: &RunRequest,
     ) -> Result<Option<Refusal>, secrets::Error> {
         // The connection a per-account run names must exist.
-        if let Some(account) = self.account_of(request)
-            && self.backend.connections.load_one(&account).await?.is_none()
-        {
-            return Ok(Some(unknown_connection(&account)));
-        }
+        let account = match self.account_of(request) {
+            Some(key) => match self.backend.connections.load_one(&key).await? {
+                Some(state) => Some((key, state)),
+                None => return Ok(Some(unknown_connection(&key))),
+            },
+            None => None,
+        };
         // A replay sends nothing new: its kept answers may be what saves
         // the connection.
         if request.force || request.replay.is_some() {
             return Ok(None);
         }
         for key in self.connections_refreshed(request) {
-            let Some(state) = self.backend.connections.load_one(&key).await? else {
+            let state = match &account {
+                Some((read, state)) if *read == key => Some(state.clone()),
+                _ => self.backend.connections.load_one(&key).await?,
+            };
+            let Some(state) = state else {
                 continue;
             };
             if state.state.needs_person() {

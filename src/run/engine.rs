@@ -332,6 +332,7 @@ impl Engine {
             settled: Vec::new(),
             sends: 0,
             settling: false,
+            journal_settled: false,
             answered_at: None,
             refresh_token_expires_at: None,
         };
@@ -371,7 +372,10 @@ impl Engine {
             Ok(answer) => (answer, None),
             Err(error) => (None, Some(error)),
         };
-        if !request.dry_run {
+        // A successful run that settled its journal under its lock has
+        // nothing left to forget.
+        let settled_under_lock = error.is_none() && run.journal_settled;
+        if !request.dry_run && !settled_under_lock {
             self.settle_journal(&request, &run_id, &run.journaled, error.as_mut())
                 .await;
         }
@@ -555,6 +559,7 @@ impl Engine {
             settled: Vec::new(),
             sends: 0,
             settling: false,
+            journal_settled: false,
             answered_at: None,
             refresh_token_expires_at: None,
         };

@@ -84,6 +84,9 @@ pub(super) struct Run<'e> {
     /// Replaying another run's kept answers to settle them (`run::settle`),
     /// which forgets them itself.
     pub(super) settling: bool,
+    /// The run forgot its kept answers (and older ones of its endpoint)
+    /// while it held its lock: nothing is left to forget at its end.
+    pub(super) journal_settled: bool,
     /// When the last answer to a request came (a replayed one: when it
     /// came then): the time an `expires_in` counts from.
     pub(super) answered_at: Option<chrono::DateTime<Utc>>,
@@ -232,14 +235,17 @@ impl<'e> Run<'e> {
                 && !self.settling
                 && !self.dry_run
                 && !self.held.is_empty()
-                && let Err(e) = self
+            {
+                match self
                     .engine
                     .backend
                     .journal
                     .settled(&self.journal_key(), &self.run_id)
                     .await
-            {
-                tracing::warn!("cannot prune the recovery journal: {e}");
+                {
+                    Ok(_) => self.journal_settled = true,
+                    Err(e) => tracing::warn!("cannot prune the recovery journal: {e}"),
+                }
             }
             if locked {
                 self.held.retain(|(k, _)| *k != lock_key);
