@@ -724,3 +724,32 @@ fn the_connections_api_pages_reads_tags_deletes_and_keeps_keys_to_their_accounts
         &[beta_refresh, value(&p, "ACCOUNT_REFRESH_TOKEN", "acme-1")],
     );
 }
+
+#[test]
+fn keep_alive_refreshes_each_account_nobody_uses() {
+    let p = project();
+    connect(&p, "quiet-1", &[]);
+    connect(&p, "quiet-2", &[]);
+    let before = [
+        value(&p, "ACCOUNT_REFRESH_TOKEN", "quiet-1"),
+        value(&p, "ACCOUNT_REFRESH_TOKEN", "quiet-2"),
+    ];
+    // No schedule, no reads: only keep_alive refreshes them.
+    p.write(
+        "app.svc",
+        &program(&provider().url("issuer"), false)
+            .replace("  per_account\n", "  per_account\n  keep_alive 2s\n"),
+    );
+    let served = p.serve(&["app.svc", "--env", "dev"]);
+    let refreshed = common::eventually(40, || {
+        value(&p, "ACCOUNT_REFRESH_TOKEN", "quiet-1") != before[0]
+            && value(&p, "ACCOUNT_REFRESH_TOKEN", "quiet-2") != before[1]
+    });
+    assert!(refreshed, "not kept alive:\n{}", served.stderr());
+    let log = served.stderr();
+    assert!(
+        log.contains("keep_alive") && log.contains("quiet-2"),
+        "{log}"
+    );
+    assert_no_leak(&log, &before);
+}
