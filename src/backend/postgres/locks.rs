@@ -43,6 +43,9 @@ use crate::secrets::Error;
 /// How often an idle lock session proves it is there.
 const HEARTBEAT: Duration = Duration::from_secs(10);
 
+/// How many local mutexes are kept before the unused ones go.
+const LOCAL_PRUNE_AT: usize = 4096;
+
 /// The session that holds this process's locks.
 struct Session {
     client: tokio_postgres::Client,
@@ -121,12 +124,13 @@ impl PgLocks {
 
     /// The local mutex of a lock key.
     fn local(&self, key: i64) -> Arc<tokio::sync::Mutex<()>> {
-        self.local
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(key)
-            .or_default()
-            .clone()
+        let mut local = self.local.lock().unwrap_or_else(|p| p.into_inner());
+        // One a lock key ever used would grow with the connected accounts:
+        // those nobody holds or waits for go, now and then.
+        if local.len() >= LOCAL_PRUNE_AT {
+            local.retain(|_, mutex| Arc::strong_count(mutex) > 1);
+        }
+        local.entry(key).or_default().clone()
     }
 
     /// One attempt at an advisory lock, with the local mutex held.
