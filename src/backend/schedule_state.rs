@@ -24,16 +24,11 @@ pub struct ScheduleState {
     /// Why the last fire was skipped (its connection needs a person).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_skip_reason: Option<String>,
-    /// When the `for_each_connection` tick running now started: other
-    /// replicas that see it help with its accounts.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tick_started_at: Option<DateTime<Utc>>,
 }
 
 impl ScheduleState {
     /// Records a finished run.
     pub fn finished(&mut self, at: DateTime<Utc>, outcome: Outcome, id: &str) {
-        self.tick_started_at = None;
         self.last_run_at = Some(at);
         self.last_outcome = Some(outcome);
         self.last_run_id = Some(id.to_string());

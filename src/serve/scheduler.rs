@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::{DateTime, SubsecRound, Utc};
+use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
 use super::App;
@@ -42,9 +42,6 @@ const CLAIMED_ELSEWHERE: Duration = Duration::from_millis(500);
 pub struct Schedules {
     specs: Vec<Schedule>,
     states: Mutex<BTreeMap<String, ScheduleState>>,
-    /// The `for_each_connection` ticks of other replicas this one helped
-    /// with, by schedule: each once.
-    helped: Mutex<BTreeMap<String, DateTime<Utc>>>,
     /// The last save of the state failed.
     save_failing: AtomicBool,
 }
@@ -58,7 +55,6 @@ impl Schedules {
         Schedules {
             specs,
             states: Mutex::new(states),
-            helped: Mutex::default(),
             save_failing: AtomicBool::new(false),
         }
     }
@@ -146,8 +142,6 @@ struct FanOut {
     /// `before_expiry` secret is not due yet.
     skipped: usize,
     not_due: usize,
-    /// Accounts another replica refreshed (or is refreshing) this tick.
-    elsewhere: usize,
     /// The last run's id.
     last_run: Option<String>,
 }
@@ -390,10 +384,7 @@ async fn claim_and_run(
     let backend = &app.engine.backend;
     let claim: Box<dyn Held> = match backend.locks.claim_fire(&spec.name).await {
         Ok(Some(claim)) => claim,
-        Ok(None) => {
-            help_with_tick(app, spec, &request).await;
-            return Fired::Claimed;
-        }
+        Ok(None) => return Fired::Claimed,
         Err(e) => {
             tracing::warn!("schedule `{}` cannot be claimed: {e}", spec.name);
             return Fired::Claimed;
@@ -440,14 +431,7 @@ async fn claim_and_run(
     );
     let fired = match &spec.for_each_connection {
         Some((client, concurrency)) => {
-            // Other replicas see the tick and help with its accounts.
-            let started = Utc::now();
-            if backend.is_shared() {
-                app.schedules
-                    .update(&spec.name, |s| s.tick_started_at = Some(started));
-                app.schedules.save(app, Some(&spec.name)).await;
-            }
-            Fired::FannedOut(fan_out(app, spec, client, *concurrency, request, started).await)
+            Fired::FannedOut(fan_out(app, spec, client, *concurrency, request).await)
         }
         None => run_once(app, spec, request, failures_before).await,
     };
@@ -501,11 +485,10 @@ async fn fan_out(
     client: &str,
     concurrency: usize,
     template: RunRequest,
-    tick: DateTime<Utc>,
 ) -> FanOut {
     let backend = &app.engine.backend;
     let mut fan = FanOut {
-        started_at: Some(tick),
+        started_at: Some(Utc::now()),
         ..FanOut::default()
     };
     let permits = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
@@ -515,9 +498,9 @@ async fn fan_out(
         limit: FAN_OUT_PAGE,
         ..Default::default()
     };
-    let tally = |fan: &mut FanOut, ran: Result<Ran, _>| match ran {
-        Ok(Ran::Elsewhere) => fan.elsewhere += 1,
-        Ok(Ran::Ran(Ok(finished))) => {
+    let tally = |fan: &mut FanOut, ran: Result<Result<Finished, crate::run::Refusal>, _>| match ran
+    {
+        Ok(Ok(finished)) => {
             app.finished(&finished.record, None);
             fan.last_run = Some(finished.record.id.clone());
             if finished.record.outcome == crate::backend::Outcome::Success {
@@ -526,12 +509,10 @@ async fn fan_out(
                 fan.failed += 1;
             }
         }
-        Ok(Ran::Ran(Err(refusal)))
-            if matches!(refusal.kind, crate::run::RefusalKind::NeedsPerson(_)) =>
-        {
+        Ok(Err(refusal)) if matches!(refusal.kind, crate::run::RefusalKind::NeedsPerson(_)) => {
             fan.skipped += 1;
         }
-        Ok(Ran::Ran(Err(refusal))) => {
+        Ok(Err(refusal)) => {
             tracing::warn!("schedule `{}` cannot run: {}", spec.name, refusal.message);
             fan.failed += 1;
         }
@@ -562,13 +543,13 @@ async fn fan_out(
                 break 'pages;
             };
             let request = RunRequest {
-                connection: Some(key.connection_id.clone()),
+                connection: Some(key.connection_id),
                 ..template.clone()
             };
             let app = app.clone();
             runs.spawn(async move {
                 let _permit = permit;
-                run_for_account(&app, request, &key, tick).await
+                app.engine.admit_and_run(request).await
             });
             // What finished goes now: the set holds the runs in flight.
             while let Some(ran) = runs.try_join_next() {
@@ -590,121 +571,9 @@ async fn fan_out(
         failed = fan.failed,
         skipped = fan.skipped,
         not_due = fan.not_due,
-        by_other_replicas = fan.elsewhere,
         "schedule ran once per connected account of `{client}`"
     );
     fan
-}
-
-/// What one account's turn in a tick came to.
-enum Ran {
-    Ran(Result<Box<Finished>, crate::run::Refusal>),
-    /// Another replica holds its lock, or refreshed it this tick.
-    Elsewhere,
-}
-
-/// One account's run in a tick, under the account's own run lock, taken
-/// without waiting: a replica that finds it taken leaves the account to
-/// the one that has it, and one that finds the account refreshed since the
-/// tick started (its tokens written, or a failure recorded) leaves it too.
-/// So each account is refreshed once a tick however many replicas help.
-async fn run_for_account(
-    app: &Arc<App>,
-    request: RunRequest,
-    key: &crate::backend::ConnectionKey,
-    tick: DateTime<Utc>,
-) -> Ran {
-    let engine = &app.engine;
-    let lock_key = crate::backend::run_key::join(
-        &format!("{}.{}", request.service, request.endpoint),
-        Some(&key.connection_id),
-    );
-    let lock = match engine
-        .backend
-        .locks
-        .run_lock(&lock_key, Duration::ZERO)
-        .await
-    {
-        Ok(lock) => lock,
-        Err(crate::backend::LockFailure::TimedOut) => return Ran::Elsewhere,
-        Err(crate::backend::LockFailure::Failed(error)) => {
-            return Ran::Ran(Err(crate::run::Refusal {
-                code: error.code(),
-                message: error.to_string(),
-                help: error.help(),
-                kind: crate::run::RefusalKind::Invalid,
-            }));
-        }
-    };
-    if let Some(keys) = engine.keys.as_ref()
-        && let Ok(Some((state, values))) = engine.backend.accounts.account(keys, key).await
-    {
-        // Stored values keep whole seconds.
-        let since = tick.trunc_subsecs(0);
-        let written = values
-            .secrets
-            .values()
-            .any(|e| e.updated_at.is_some_and(|at| at >= since));
-        let failed = state.last_failure_at.is_some_and(|at| at >= tick);
-        if written || failed {
-            return Ran::Elsewhere;
-        }
-    }
-    let admitted = match engine.admit(request) {
-        Ok(admitted) => admitted,
-        Err(refusal) => return Ran::Ran(Err(refusal)),
-    };
-    match engine.preflight(admitted.request()).await {
-        Ok(None) => {}
-        Ok(Some(refusal)) => return Ran::Ran(Err(refusal)),
-        Err(error) => {
-            return Ran::Ran(Err(crate::run::Refusal {
-                code: error.code(),
-                message: error.to_string(),
-                help: error.help(),
-                kind: crate::run::RefusalKind::Invalid,
-            }));
-        }
-    }
-    Ran::Ran(Ok(Box::new(
-        engine.run_holding(admitted, vec![(lock_key, lock)]).await,
-    )))
-}
-
-/// On a shared backend, a replica that finds another running a
-/// `for_each_connection` tick helps with it, once: the accounts it gets
-/// first are its to refresh.
-async fn help_with_tick(app: &Arc<App>, spec: &Schedule, request: &RunRequest) {
-    let Some((client, concurrency)) = &spec.for_each_connection else {
-        return;
-    };
-    if !app.engine.backend.is_shared() {
-        return;
-    }
-    let Ok(Some(stored)) = app.engine.backend.schedules.load_one(&spec.name).await else {
-        return;
-    };
-    let Some(tick) = stored.tick_started_at else {
-        return;
-    };
-    {
-        let mut helped = app
-            .schedules
-            .helped
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        if helped.get(&spec.name) == Some(&tick) {
-            return;
-        }
-        helped.insert(spec.name.clone(), tick);
-    }
-    let fan = fan_out(app, spec, client, *concurrency, request.clone(), tick).await;
-    tracing::info!(
-        env = app.engine.env(),
-        schedule = spec.name.as_str(),
-        refreshed = fan.succeeded,
-        "helped another replica's tick"
-    );
 }
 
 /// Whether a connected account is due by the schedule's `before_expiry`,
