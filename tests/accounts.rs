@@ -280,7 +280,9 @@ fn each_connected_account_keeps_and_refreshes_its_own_tokens() {
         true
     );
 
-    // An endpoint that names its account runs it too.
+    // An endpoint that names its account runs it too, and the account's
+    // state follows.
+    let succeeded = account(&p, "acme-1")["last_success_at"].clone();
     let acme = svc(
         &p,
         &["run", "app.svc", "api.acme", "--env", "dev", "--as", "ops"],
@@ -289,6 +291,9 @@ fn each_connected_account_keeps_and_refreshes_its_own_tokens() {
     outputs += &acme.all_output();
     assert_ne!(value(&p, "ACCOUNT_REFRESH_TOKEN", "acme-1"), acme_rotated);
     assert_eq!(value(&p, "ACCOUNT_REFRESH_TOKEN", "beta@2"), beta_refresh);
+    let after = account(&p, "acme-1");
+    assert!(after["last_success_at"].is_string(), "{after}");
+    assert_ne!(after["last_success_at"], succeeded, "{after}");
 
     // A fresh read refreshes only when due: the access token is valid for
     // less than its `min_valid` (1h) at oidc-provider, so it refreshes.

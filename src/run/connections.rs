@@ -112,6 +112,7 @@ impl Engine {
         request: &RunRequest,
         error: Option<&RunError>,
         refresh_token_expires_at: Option<DateTime<Utc>>,
+        named: &[ConnectionKey],
     ) {
         if request.dry_run {
             return;
@@ -124,7 +125,15 @@ impl Engine {
             },
         };
         let now = Utc::now();
-        for key in &self.connections_refreshed(request) {
+        // And the accounts the run named (`for_connection`) for a callee
+        // that refreshes them.
+        let mut keys = self.connections_refreshed(request);
+        for key in named {
+            if !keys.contains(key) {
+                keys.push(key.clone());
+            }
+        }
+        for key in &keys {
             // Each client may declare its own `refresh_token_ttl`.
             let observation = failed.clone().unwrap_or_else(|| Observation::Refreshed {
                 refresh_token_expires_at: crate::oauth::tokens::refresh_token_expires_at(

@@ -333,6 +333,7 @@ impl Engine {
             sends: 0,
             settling: false,
             journal_settled: false,
+            named_accounts: Vec::new(),
             answered_at: None,
             refresh_token_expires_at: None,
         };
@@ -379,8 +380,13 @@ impl Engine {
             self.settle_journal(&request, &run_id, &run.journaled, error.as_mut())
                 .await;
         }
-        self.observe_connections(&request, error.as_ref(), run.refresh_token_expires_at)
-            .await;
+        self.observe_connections(
+            &request,
+            error.as_ref(),
+            run.refresh_token_expires_at,
+            &run.named_accounts,
+        )
+        .await;
         let redactor = run.redactor;
         let mut record = RunRecord {
             id: run_id,
@@ -560,6 +566,7 @@ impl Engine {
             sends: 0,
             settling: false,
             journal_settled: false,
+            named_accounts: Vec::new(),
             answered_at: None,
             refresh_token_expires_at: None,
         };

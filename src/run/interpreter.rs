@@ -87,6 +87,9 @@ pub(super) struct Run<'e> {
     /// The run forgot its kept answers (and older ones of its endpoint)
     /// while it held its lock: nothing is left to forget at its end.
     pub(super) journal_settled: bool,
+    /// The accounts `for_connection` named for callees that refresh them:
+    /// their state follows the run's end too.
+    pub(super) named_accounts: Vec<ConnectionKey>,
     /// When the last answer to a request came (a replayed one: when it
     /// came then): the time an `expires_in` counts from.
     pub(super) answered_at: Option<chrono::DateTime<Utc>>,
@@ -454,6 +457,13 @@ impl<'e> Run<'e> {
                         // The callee runs for the connection named; this
                         // run's own (if any) is back after it.
                         Some(account) => {
+                            let key =
+                                format!("{}.{}", endpoint.service.text, endpoint.endpoint.text);
+                            if self.engine.updates_secrets_key(&key)
+                                && !self.named_accounts.contains(&account.key)
+                            {
+                                self.named_accounts.push(account.key.clone());
+                            }
                             let outer = self.account.replace(account);
                             self.document = None;
                             let result = self
