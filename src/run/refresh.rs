@@ -129,6 +129,24 @@ impl FreshError {
     }
 }
 
+/// The gate of a secret's reads (and the key of its short-lived
+/// versions): one per connected account for a per-account secret.
+fn gate_name(name: &str, account: Option<&ConnectionKey>) -> String {
+    match account {
+        Some(key) => format!("{name}@{}", key.connection_id),
+        None => name.to_string(),
+    }
+}
+
+/// A refresher's `min_valid`, zero when it declares none.
+fn min_valid(refresher: &RefreshedBy) -> Duration {
+    refresher
+        .min_valid
+        .as_ref()
+        .and_then(|d| d.value)
+        .unwrap_or(Duration::ZERO)
+}
+
 /// Whether an entry stays valid for `min_valid` more from `now`. An entry
 /// with no expiry cannot be shown to, so it is not fresh.
 pub fn is_fresh(entry: Option<&Entry>, min_valid: Duration, now: DateTime<Utc>) -> bool {
@@ -196,17 +214,11 @@ impl Engine {
         let Some(refresher) = self.refresher(name) else {
             return true;
         };
-        let min_valid = refresher
-            .min_valid
-            .as_ref()
-            .and_then(|d| d.value)
-            .unwrap_or(Duration::ZERO);
-        let gate_name = match account {
-            Some(key) => format!("{name}@{}", key.connection_id),
-            None => name.to_string(),
-        };
         let now = Utc::now();
-        is_fresh(entry, min_valid, now) || self.refreshing.good_enough(&gate_name, entry, now)
+        is_fresh(entry, min_valid(refresher), now)
+            || self
+                .refreshing
+                .good_enough(&gate_name(name, account), entry, now)
     }
 
     /// Reads a secret, refreshing it first when it is declared with
@@ -222,10 +234,7 @@ impl Engine {
         name: &str,
         account: Option<&ConnectionKey>,
     ) -> Result<Fresh, FreshError> {
-        let gate_name = match account {
-            Some(key) => format!("{name}@{}", key.connection_id),
-            None => name.to_string(),
-        };
+        let gate_name = gate_name(name, account);
         let current = self.current(name, account).await?;
         let Some(refresher) = self.refresher(name) else {
             return Ok(Fresh {
@@ -233,15 +242,8 @@ impl Engine {
                 refreshed: None,
             });
         };
-        let min_valid = refresher
-            .min_valid
-            .as_ref()
-            .and_then(|d| d.value)
-            .unwrap_or(Duration::ZERO);
-        let usable = |entry: Option<&Entry>| {
-            let now = Utc::now();
-            is_fresh(entry, min_valid, now) || self.refreshing.good_enough(&gate_name, entry, now)
-        };
+        let min_valid = min_valid(refresher);
+        let usable = |entry: Option<&Entry>| self.fresh_enough(name, account, entry);
         if usable(current.as_ref()) {
             return Ok(Fresh {
                 entry: current,
