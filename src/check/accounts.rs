@@ -62,7 +62,7 @@ impl<'p> Accounts<'p> {
             let client = symbols
                 .client_order
                 .iter()
-                .find(|c| c.per_account && stores(c, secret.name.as_str()))
+                .find(|c| c.per_account && c.stores_secret(secret.name.as_str()))
                 .map(|c| c.name.as_str());
             secrets.entry(secret.name.as_str()).or_insert(client);
         }
@@ -127,14 +127,6 @@ impl<'p> Accounts<'p> {
             })
             .collect()
     }
-}
-
-fn stores(client: &OAuthClientDecl, secret: &str) -> bool {
-    client
-        .stores
-        .iter()
-        .flat_map(|s| s.entries.iter())
-        .any(|s| s.secret.as_str() == secret)
 }
 
 /// Every `connection.FIELD` in an expression.
@@ -251,7 +243,7 @@ impl<'a, 'p> Checker<'a, 'p> {
         let stored_by = symbols
             .client_order
             .iter()
-            .find(|c| stores(c, secret.name.as_str()));
+            .find(|c| c.stores_secret(secret.name.as_str()));
         let diagnostic = match stored_by {
             Some(client) => Diagnostic::new(
                 Code::NotStoredPerAccount,

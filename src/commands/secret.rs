@@ -632,10 +632,10 @@ fn get_fresh(
             );
         }
         (true, Some(id)) => {
-            if let Some(problem) = crate::backend::accounts::invalid_id(id) {
+            if let Err(problem) = crate::backend::accounts::check_id(id) {
                 return super::usage_error(
                     "svc::connection::invalid_id",
-                    &format!("`{}` is not a connection id: {problem}", id.escape_debug()),
+                    &problem,
                     Some(crate::backend::accounts::ID_HELP),
                 );
             }
@@ -643,13 +643,7 @@ fn get_fresh(
                 .program()
                 .oauth_clients
                 .iter()
-                .find(|c| {
-                    c.per_account
-                        && c.stores
-                            .iter()
-                            .flat_map(|s| &s.entries)
-                            .any(|e| e.secret.as_str() == name)
-                })
+                .find(|c| c.per_account && c.stores_secret(name))
                 .map(|c| c.name.text.clone())
                 .unwrap_or_default();
             Some(crate::backend::ConnectionKey {

@@ -557,12 +557,7 @@ pub async fn read_secret(
             ),
         ));
     }
-    let stored_by_client = declared
-        .stores
-        .iter()
-        .flat_map(|s| &s.entries)
-        .any(|e| e.secret.as_str() == name);
-    if !declared.per_account || !stored_by_client {
+    if !declared.per_account || !declared.stores_secret(&name) {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "unknown_secret",

@@ -288,6 +288,14 @@ impl OAuthClientDecl {
     }
 
     /// The secret a token field is kept in.
+    /// Whether its `stores` keeps a token in `secret`.
+    pub fn stores_secret(&self, secret: &str) -> bool {
+        self.stores
+            .iter()
+            .flat_map(|s| &s.entries)
+            .any(|s| s.secret.as_str() == secret)
+    }
+
     pub fn store_of(&self, field: TokenField) -> Option<&Name> {
         self.stores
             .as_ref()?
