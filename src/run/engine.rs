@@ -769,11 +769,17 @@ impl Engine {
             connection_id: id.to_string(),
         };
         let values = self.backend.accounts.document(keys, &account).await?;
+        Ok(Arc::new(self.account_view(&document, &values)))
+    }
+
+    /// What a per-account run reads: the shared secrets and the account's
+    /// values as one document (per-account names are never shared ones).
+    pub(super) fn account_view(&self, shared: &Document, values: &Document) -> Document {
         let mut view = Document::new(self.env());
-        view.secrets = document.secrets.clone();
+        view.secrets = shared.secrets.clone();
         view.secrets
             .extend(values.secrets.iter().map(|(n, e)| (n.clone(), e.clone())));
-        Ok(Arc::new(view))
+        view
     }
 
     /// After a run: a success makes the answers it kept, and older ones

@@ -1319,13 +1319,10 @@ impl<'e> Run<'e> {
             .document(&keys, &account.key)
             .await
             .map_err(|e| store_failure(&e))?;
-        let mut view = Document::new(self.engine.env());
-        view.secrets = document.secrets.clone();
-        for (name, entry) in &values.secrets {
+        for entry in values.secrets.values() {
             self.redactor.add(entry.value.expose());
-            view.secrets.insert(name.clone(), entry.clone());
         }
-        self.document = Some(Arc::new(view));
+        self.document = Some(Arc::new(self.engine.account_view(&document, &values)));
         Ok(())
     }
 
