@@ -51,6 +51,17 @@ pub fn invalid_id(id: &str) -> Option<String> {
     })
 }
 
+/// A connection id, or why it is not one, as a refusal says it.
+pub fn check_id(id: &str) -> Result<(), String> {
+    match invalid_id(id) {
+        Some(problem) => Err(format!(
+            "`{}` is not a connection id: {problem}",
+            id.escape_debug()
+        )),
+        None => Ok(()),
+    }
+}
+
 /// What a refusal of a connection id says to do.
 pub const ID_HELP: &str = "a connection id is the id your app knows the account by: 1 to 128 \
      letters, digits and `. _ : @ -`, such as `acme-42`";

@@ -155,11 +155,8 @@ fn admit<'s>(
             ));
         }
         (true, Some(id)) => {
-            if let Some(problem) = crate::backend::accounts::invalid_id(id) {
-                return Err(usage(Error::new(
-                    Code::ConnectionRequired,
-                    format!("`{}` is not a connection id: {problem}", id.escape_debug()),
-                )));
+            if let Err(problem) = crate::backend::accounts::check_id(id) {
+                return Err(usage(Error::new(Code::ConnectionRequired, problem)));
             }
         }
         (false, Some(id)) if id != crate::backend::connection::DEFAULT_ID => {

@@ -357,13 +357,10 @@ pub(super) fn find<'s>(
 ) -> Result<&'s OAuthClientDecl, ExitCode> {
     let found = find_client(script, client)?;
     if found.per_account {
-        if let Some(problem) = crate::backend::accounts::invalid_id(connection) {
+        if let Err(problem) = crate::backend::accounts::check_id(connection) {
             return Err(usage_error(
                 "svc::connection::invalid_id",
-                &format!(
-                    "`{}` is not a connection id: {problem}",
-                    connection.escape_debug()
-                ),
+                &problem,
                 Some(crate::backend::accounts::ID_HELP),
             ));
         }

@@ -96,10 +96,10 @@ impl Engine {
                 ));
             }
             (Some(_), Some(id)) => {
-                if let Some(problem) = crate::backend::accounts::invalid_id(id) {
+                if let Err(problem) = crate::backend::accounts::check_id(id) {
                     return Err(refuse(
                         "svc::connection::invalid_id",
-                        format!("`{}` is not a connection id: {problem}", id.escape_debug()),
+                        problem,
                         Some(crate::backend::accounts::ID_HELP.into()),
                     ));
                 }

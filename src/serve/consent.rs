@@ -185,14 +185,11 @@ pub async fn create_session(
             ),
         ));
     }
-    if let Some(problem) = crate::backend::accounts::invalid_id(&asked.connection_id) {
+    if let Err(problem) = crate::backend::accounts::check_id(&asked.connection_id) {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "invalid_connection_id",
-            format!(
-                "`{}` is not a connection id: {problem}",
-                asked.connection_id.escape_debug()
-            ),
+            problem,
         ));
     }
     let return_to = match &asked.return_to {
