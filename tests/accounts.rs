@@ -67,28 +67,7 @@ service api {{
 
   action refresh {{
     log "refreshing ${{connection.id}}/${{connection.tags.plan}}"
-    web_request {{
-      auth client(app)
-      form {{
-        grant_type    = "refresh_token"
-        refresh_token = secret.ACCOUNT_REFRESH_TOKEN
-      }}
-      result_mapping {{
-        token             = $.access_token
-        new_refresh_token = $.refresh_token
-        expires_in        = $.expires_in
-      }}
-    }}
-    if has_value(new_refresh_token) {{
-      update_secret ACCOUNT_REFRESH_TOKEN = new_refresh_token
-    }}
-    if has_value(token) {{
-      update_secret ACCOUNT_ACCESS_TOKEN {{
-        value      = token
-        expires_in = expires_in
-      }}
-    }}
-  }}
+{refresh}  }}
 
   action for_acme {{
     run_service api.refresh for_connection "acme-1" as scheduler
@@ -116,6 +95,8 @@ schedule every_account {{
   {disabled}
 }}
 "#,
+        refresh =
+            common::authorizing::refresh_body("ACCOUNT_REFRESH_TOKEN", "ACCOUNT_ACCESS_TOKEN"),
         disabled = if schedule { "" } else { "disabled" }
     )
 }

@@ -76,28 +76,7 @@ service api {{
   var expires_in: number
 
   action refresh {{
-    web_request {{
-      auth client(app)
-      form {{
-        grant_type    = "refresh_token"
-        refresh_token = secret.ACCOUNT_REFRESH_TOKEN
-      }}
-      result_mapping {{
-        token             = $.access_token
-        new_refresh_token = $.refresh_token
-        expires_in        = $.expires_in
-      }}
-    }}
-    if has_value(new_refresh_token) {{
-      update_secret ACCOUNT_REFRESH_TOKEN = new_refresh_token
-    }}
-    if has_value(token) {{
-      update_secret ACCOUNT_ACCESS_TOKEN {{
-        value      = token
-        expires_in = expires_in
-      }}
-    }}
-  }}
+{refresh}  }}
 
   endpoint refresh {{
     methods POST
@@ -105,7 +84,9 @@ service api {{
     process refresh
   }}
 }}
-"#
+"#,
+        refresh =
+            common::authorizing::refresh_body("ACCOUNT_REFRESH_TOKEN", "ACCOUNT_ACCESS_TOKEN")
     )
 }
 

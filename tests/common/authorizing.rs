@@ -206,28 +206,7 @@ service api {{
   var expires_in: number
 
   action refresh {{
-    web_request {{
-      auth client(app)
-      form {{
-        grant_type    = "refresh_token"
-        refresh_token = secret.REFRESH_TOKEN
-      }}
-      result_mapping {{
-        token             = $.access_token
-        new_refresh_token = $.refresh_token
-        expires_in        = $.expires_in
-      }}
-    }}
-    if has_value(new_refresh_token) {{
-      update_secret REFRESH_TOKEN = new_refresh_token
-    }}
-    if has_value(token) {{
-      update_secret ACCESS_TOKEN {{
-        value      = token
-        expires_in = expires_in
-      }}
-    }}
-  }}
+{refresh}  }}
 
   endpoint refresh {{
     methods GET POST
@@ -242,7 +221,8 @@ schedule keep_fresh {{
   every 1s
   {disabled}
 }}
-"#
+"#,
+        refresh = refresh_body("REFRESH_TOKEN", "ACCESS_TOKEN")
     )
 }
 
@@ -284,4 +264,35 @@ pub fn schedule_state(p: &Project, schedule: &str) -> Value {
         .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
         .map(|v| v["schedules"][schedule].clone())
         .unwrap_or(Value::Null)
+}
+
+/// The statements of the refresh every test program of a connection runs
+/// (`auth client(app)`, rotation kept, the access token's expiry): the
+/// body of an action whose service has `token`, `new_refresh_token` and
+/// `expires_in`, storing in the secrets given.
+pub fn refresh_body(refresh_secret: &str, access_secret: &str) -> String {
+    format!(
+        r#"    web_request {{
+      auth client(app)
+      form {{
+        grant_type    = "refresh_token"
+        refresh_token = secret.{refresh_secret}
+      }}
+      result_mapping {{
+        token             = $.access_token
+        new_refresh_token = $.refresh_token
+        expires_in        = $.expires_in
+      }}
+    }}
+    if has_value(new_refresh_token) {{
+      update_secret {refresh_secret} = new_refresh_token
+    }}
+    if has_value(token) {{
+      update_secret {access_secret} {{
+        value      = token
+        expires_in = expires_in
+      }}
+    }}
+"#
+    )
 }
