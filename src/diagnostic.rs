@@ -137,6 +137,16 @@ codes! {
     TwoClients => "svc::account::two_clients", Error, "An endpoint reaches the per-account secrets of two oauth_clients.";
     InvalidForEachConnection => "svc::account::invalid_for_each_connection", Error, "`for_each_connection` names a client that is not `per_account`, or the endpoint is not one of its per-account endpoints.";
     NeedlessConnection => "svc::account::needless_connection", Error, "`for_connection` on a run of an endpoint that is not per-account.";
+    UnknownProvider => "svc::provider::unknown", Error, "`provider NAME` names no profile of the catalog (`svc provider list`).";
+    UnknownProviderParameter => "svc::provider::unknown_parameter", Error, "A `provider` argument the profile has no parameter for.";
+    MissingProviderParameter => "svc::provider::missing_parameter", Error, "A parameter the profile needs (one without a default) is not given.";
+    ProviderUrlDiffers => "svc::provider::url_differs", Warning, "A URL the client states is not the one its provider profile documents.";
+    ClientAuthNotAccepted => "svc::provider::client_auth_not_accepted", Error, "The client authenticates in a way its provider's token endpoint does not accept.";
+    OfflineScopeMissing => "svc::provider::offline_scope_missing", Error, "The client stores a refresh token but does not ask for the scope without which its provider issues none.";
+    RotatedTokenNotStored => "svc::provider::rotated_token_not_stored", Error, "A written-out refresh for a provider that rotates refresh tokens does not store the new one.";
+    GrantNotOffered => "svc::provider::grant_not_offered", Error, "`refresh_tokens` or `client_credentials` for a provider whose profile has no such grant.";
+    GrantWithoutStore => "svc::token_grant::missing_store", Error, "`refresh_tokens` or `client_credentials` of a client that does not store the tokens it needs.";
+    WrittenOutGrant => "svc::token_grant::written_out", Warning, "A refresh written out by hand that `refresh_tokens client(NAME)` would do in one statement.";
     SkippedFile => "svc::source::skipped", Warning, "A .svc entry of a directory is not a regular file, and was not read.";
 }
 

@@ -28,6 +28,7 @@
 //! net                      the HTTP client
 //! program                  a program loaded, parsed and checked
 //! check                    names, types, permissions, fixes; the semantic model
+//! providers                provider profiles: the catalog, and programs filled from it
 //! format report            formatting sources; rendering diagnostics
 //! syntax                   the grammar, the AST and its spans
 //! diagnostic               one finding, with its span, help and fixes
@@ -58,6 +59,7 @@ pub mod oauth;
 pub mod output;
 pub mod program;
 pub mod project;
+pub mod providers;
 pub mod redact;
 pub mod report;
 pub mod run;

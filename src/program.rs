@@ -35,7 +35,8 @@ pub fn load(paths: &[PathBuf]) -> Result<CheckedProgram, LoadError> {
 
 /// Parses and checks sources already in memory.
 pub fn check_sources(sources: SourceMap) -> CheckedProgram {
-    let (program, mut parse_diagnostics) = syntax::parse_program(&sources);
+    let (mut program, mut parse_diagnostics) = syntax::parse_program(&sources);
+    crate::providers::fill::fill(&mut program);
     // After a syntax error the program is missing whatever the broken file
     // declared; checking it would only report follow-on noise.
     let syntax_failed = parse_diagnostics.iter().any(|d| d.code == Code::Syntax);

@@ -47,7 +47,8 @@ impl<'a, 'p> Checker<'a, 'p> {
             self.positive_duration(period);
         }
         let mut missing = Vec::new();
-        if client.issuer.is_none() && client.token_url.is_none() {
+        // A profile's missing parameter is said by `check_provider`.
+        if client.issuer.is_none() && client.token_url.is_none() && client.provider.is_none() {
             missing.push("`issuer \"https://...\"` (or `token_url`)");
         }
         if client.client_id.is_none() {

@@ -128,6 +128,7 @@ impl Flow<'_, '_> {
                 false
             }
             StatementKind::Throw { .. } => true,
+            StatementKind::TokenGrant(grant) => self.block(&grant.steps, known),
             StatementKind::Try { body, catches } => {
                 let before = known.clone();
                 let mut outcomes = Vec::new();

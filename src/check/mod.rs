@@ -13,6 +13,7 @@ pub mod keep_alive;
 pub mod model;
 pub mod notify;
 mod permissions;
+mod providers;
 mod refresh;
 pub mod rotation;
 pub mod sensitivity;
@@ -108,6 +109,7 @@ fn check_program(program: &Program, texts: &dyn Texts, record_names: bool) -> An
     }
     for client in &symbols.client_order {
         checker.check_client(client);
+        checker.check_provider(client);
     }
     checker.check_refreshers();
     checker.check_notifies(&program.notifies);
@@ -135,6 +137,7 @@ fn check_program(program: &Program, texts: &dyn Texts, record_names: bool) -> An
     sensitivity::check_cross_origin(&symbols, &sensitive, &mut diagnostics);
     let rotating = rotation::analyse(&symbols);
     rotation::check_retries(&symbols, &rotating, &mut diagnostics);
+    providers::check_written_out(&symbols, &rotating, &mut diagnostics);
     usage.report(&symbols, layout, &mut diagnostics);
     diagnostic::sort(&mut diagnostics);
     Analysis {

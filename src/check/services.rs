@@ -477,6 +477,10 @@ impl<'a, 'p> Checker<'a, 'p> {
                 }
             }
             StatementKind::WebRequest(request) => self.check_web_request(request, scope),
+            StatementKind::TokenGrant(grant) => {
+                self.check_token_grant(grant, statement.span);
+                self.check_block(&grant.steps, scope);
+            }
             StatementKind::If(if_statement) => {
                 self.expect_bool(&if_statement.condition, scope, "an `if` condition");
                 self.check_block(&if_statement.then_block, scope);

@@ -686,6 +686,19 @@ impl Printer<'_> {
         self.out.push_str(&client.name.text);
         let value = |name: &str| -> Option<String> {
             Some(match name {
+                "provider" => {
+                    let provider = client.provider.as_ref()?;
+                    let mut text = provider.name.text.clone();
+                    if !provider.args.is_empty() {
+                        let args: Vec<String> = provider
+                            .args
+                            .iter()
+                            .map(|a| format!("{} = {}", a.name.value, expr(&a.value)))
+                            .collect();
+                        text.push_str(&format!("({})", args.join(", ")));
+                    }
+                    text
+                }
                 "issuer" => expr(client.issuer.as_ref()?),
                 "authorize_url" => expr(client.authorize_url.as_ref()?),
                 "token_url" => expr(client.token_url.as_ref()?),
@@ -837,6 +850,11 @@ impl Printer<'_> {
                 self.statements(body);
             }
             StatementKind::Break => self.out.push_str("break"),
+            StatementKind::TokenGrant(grant) => self.out.push_str(&format!(
+                "{} client({})",
+                grant.grant.keyword(),
+                grant.client.text
+            )),
             StatementKind::UpdateSecrets { updates, grouped } => {
                 if !grouped && let [update] = updates.as_slice() {
                     self.out.push_str("update_secret ");

@@ -238,6 +238,9 @@ pub struct Endpoints {
     pub issuer: Option<String>,
     /// Whether the server said it supports PKCE with S256 (`None`: it did not say).
     pub s256: Option<bool>,
+    /// Extra parameters of the authorization request, from the client's
+    /// provider profile (Google's `access_type=offline`).
+    pub authorize_params: Vec<(String, String)>,
 }
 
 /// Discovery documents already fetched, by issuer.
@@ -316,6 +319,13 @@ impl Endpoints {
             )
             .help("the discovery document names none: give `token_url`")
         })?;
+        let authorize_params = client
+            .provider
+            .as_ref()
+            .and_then(|p| crate::providers::get(&p.name.text))
+            .and_then(|p| p.authorization.as_ref())
+            .map(|a| a.params.clone().into_iter().collect())
+            .unwrap_or_default();
         Ok(Endpoints {
             authorize,
             token,
@@ -323,6 +333,7 @@ impl Endpoints {
             revocation,
             issuer,
             s256,
+            authorize_params,
         })
     }
 }

@@ -98,6 +98,15 @@ impl Authorization {
                     query.append_pair("prompt", "consent");
                 }
             }
+            // The provider's own (Google's `access_type=offline`), unless
+            // the URL or the code above already says.
+            let mut sent: Vec<String> = url_keys(&given, scopes);
+            for (name, value) in &endpoints.authorize_params {
+                if !sent.contains(name) {
+                    query.append_pair(name, value);
+                    sent.push(name.clone());
+                }
+            }
             query
                 .append_pair("state", &self.state)
                 .append_pair("code_challenge", &challenge(&self.verifier))
@@ -108,6 +117,16 @@ impl Authorization {
         }
         Ok(url)
     }
+}
+
+/// The parameters an authorization URL already has: its own query's, and
+/// `prompt` when `offline_access` made the flow ask for consent.
+fn url_keys(given: &[String], scopes: Option<&str>) -> Vec<String> {
+    let mut keys = given.to_vec();
+    if scopes.is_some_and(|s| s.split_whitespace().any(|s| s == "offline_access")) {
+        keys.push("prompt".into());
+    }
+    keys
 }
 
 /// The client's authorization endpoint, or why the code flow cannot run.

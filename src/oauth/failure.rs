@@ -7,6 +7,7 @@
 //! `error_description` they send.
 
 use crate::backend::connection::FailureClass;
+use crate::providers::{FailureMeaning, Profile};
 
 /// A provider's answer: its `error` (`None`: any), a fragment its
 /// `error_description` holds (empty: any), and what it means.
@@ -61,8 +62,23 @@ const fn shape(error: Option<&'static str>, fragment: &'static str, class: Failu
 /// How the failure of a run that refreshes a connection is sorted, by the
 /// OAuth `error` and `error_description` of the answer that failed it
 /// (`None` when no answer came, or it held no OAuth error).
-pub fn classify(error: Option<&str>, description: Option<&str>) -> FailureClass {
+pub fn classify(
+    profile: Option<&Profile>,
+    error: Option<&str>,
+    description: Option<&str>,
+) -> FailureClass {
     let description = description.unwrap_or("");
+    // The provider's own documented failures first.
+    for failure in profile.map_or(&[][..], |p| p.failures.as_slice()) {
+        let fragment = failure.description.as_deref().unwrap_or("");
+        if error == Some(failure.error.as_str()) && description.contains(fragment) {
+            return match failure.means {
+                FailureMeaning::Reconsent => Terminal,
+                FailureMeaning::Misconfigured => Misconfigured,
+                FailureMeaning::Transient => Transient,
+            };
+        }
+    }
     for shape in SHAPES {
         let error_fits = shape.error.is_none() || shape.error == error;
         if error_fits && description.contains(shape.fragment) {
@@ -126,7 +142,7 @@ mod tests {
         ];
         for (error, description, class) in cases {
             assert_eq!(
-                classify(error, description),
+                classify(None, error, description),
                 class,
                 "{error:?} {description:?}"
             );

@@ -166,6 +166,21 @@ impl ErrorAnswer {
             .filter(|e| !e.error.is_empty())
     }
 
+    /// The error of an answer that names it in another field than
+    /// `error`, as a provider profile says (HubSpot: `status`, with the
+    /// description in `message`).
+    pub fn parse_field(body: &[u8], field: &str) -> Option<ErrorAnswer> {
+        let json: serde_json::Value = serde_json::from_slice(body).ok()?;
+        let error = json.get(field)?.as_str().filter(|e| !e.is_empty())?;
+        let description = ["error_description", "message"]
+            .iter()
+            .find_map(|d| json.get(*d)?.as_str().map(str::to_string));
+        Some(ErrorAnswer {
+            error: error.to_string(),
+            error_description: description,
+        })
+    }
+
     /// `error`, and `error_description` when given; redacted, and cut
     /// short (the server wrote it, and it is shown in a terminal).
     pub fn describe(&self, redactor: &Redactor) -> String {

@@ -117,13 +117,9 @@ impl Engine {
         if request.dry_run {
             return;
         }
-        let failed = match error {
-            None => None,
-            Some(error) => match failure(error) {
-                Some(observation) => Some(observation),
-                None => return,
-            },
-        };
+        if error.is_some_and(|e| failure(e, None).is_none()) {
+            return;
+        }
         let now = Utc::now();
         // And the accounts the run named (`for_connection`) for a callee
         // that refreshes them.
@@ -134,8 +130,15 @@ impl Engine {
             }
         }
         for key in &keys {
-            // Each client may declare its own `refresh_token_ttl`.
-            let observation = failed.clone().unwrap_or_else(|| Observation::Refreshed {
+            // Each client may declare its own `refresh_token_ttl`, and
+            // its provider's profile knows its own failures.
+            let profile = self
+                .script
+                .client(&key.client)
+                .and_then(|c| c.provider.as_ref())
+                .and_then(|p| crate::providers::get(&p.name.text));
+            let failed = error.and_then(|e| failure(e, profile));
+            let observation = failed.unwrap_or_else(|| Observation::Refreshed {
                 refresh_token_expires_at: crate::oauth::tokens::refresh_token_expires_at(
                     self.script.client(&key.client),
                     refresh_token_expires_at,
@@ -173,11 +176,12 @@ pub fn unknown_connection(key: &ConnectionKey) -> Refusal {
 }
 
 /// What a run's error says about its connection, if anything.
-fn failure(error: &RunError) -> Option<Observation> {
+fn failure(error: &RunError, profile: Option<&crate::providers::Profile>) -> Option<Observation> {
     let (class, code, description) = match &error.kind {
         ErrorKind::WebRequest { .. } => match &error.provider {
             Some(provider) => (
                 crate::oauth::failure::classify(
+                    profile,
                     Some(&provider.error),
                     provider.error_description.as_deref(),
                 ),

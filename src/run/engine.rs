@@ -178,9 +178,19 @@ impl Engine {
                 let secrets = script.secrets_updated(&service.name.text, &endpoint.name.text);
                 if !secrets.is_empty() {
                     let key = format!("{}.{}", service.name.text, endpoint.name.text);
+                    let read = script.secrets_read(&service.name.text, &endpoint.name.text);
+                    // A client's connection is its refresh token: an endpoint
+                    // that neither sends nor stores it (`client_credentials`
+                    // of a client that also holds a person's consent) does not
+                    // refresh it.
                     let clients: Vec<(String, bool)> = script
                         .clients_storing(&secrets)
                         .into_iter()
+                        .filter(|client| {
+                            client
+                                .store_of(TokenField::RefreshToken)
+                                .is_none_or(|r| secrets.contains(&r.text) || read.contains(&r.text))
+                        })
                         .map(|client| (client.name.text.clone(), client.per_account))
                         .collect();
                     if !clients.is_empty() {

@@ -422,6 +422,8 @@ impl<'e> Run<'e> {
                     Ok(())
                 }
                 StatementKind::WebRequest(request) => self.web_request(frame, request).await,
+                // Written out by `providers::fill`: its request and updates.
+                StatementKind::TokenGrant(grant) => self.block(frame, &grant.steps).await,
                 StatementKind::If(if_statement) => {
                     let taken = self.condition(frame, &if_statement.condition)?;
                     let condition = self.source_text(if_statement.condition.span);

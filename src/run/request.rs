@@ -139,6 +139,11 @@ impl<'e> Run<'e> {
         if built.carries_secret && !replayed {
             self.keep(depth, sequence, &built, &response).await;
         }
+        if request.token_request
+            && let Some(error) = self.token_failure(request, &built, &response)
+        {
+            return Err(error);
+        }
         if !response.status.is_success() {
             return Err(self.http_error(&built.method, &built.shown_url, &response));
         }
@@ -155,6 +160,61 @@ impl<'e> Run<'e> {
             self.refresh_token_expires_at = Some(expires_at);
         }
         self.map_results(frame, request, &response)
+    }
+
+    /// The failure a token answer of `refresh_tokens` or
+    /// `client_credentials` says: an error with a 2xx status (GitHub and
+    /// Slack answer 200 with `error`), or an error its provider names in
+    /// another field (the profile's failures), so that the connection's
+    /// health can read it.
+    fn token_failure(
+        &self,
+        request: &WebRequest,
+        built: &Built,
+        response: &http::Response,
+    ) -> Option<RunError> {
+        let profile = match &request.auth {
+            Some(Auth::Client { client, .. }) => self
+                .script()
+                .client(client.as_str())
+                .and_then(|c| c.provider.as_ref())
+                .and_then(|p| crate::providers::get(&p.name.text)),
+            _ => None,
+        };
+        let answer = crate::oauth::tokens::ErrorAnswer::parse(&response.body).or_else(|| {
+            profile?
+                .failures
+                .iter()
+                .filter_map(|f| f.error_field.as_deref())
+                .find_map(|field| {
+                    crate::oauth::tokens::ErrorAnswer::parse_field(&response.body, field)
+                })
+        })?;
+        if response.status.is_success() {
+            // An answer with an access token succeeded, whatever else it says.
+            let tokens = crate::oauth::tokens::Tokens::parse(&response.body).ok();
+            if tokens.is_some_and(|t| t.access_token.is_some()) {
+                return None;
+            }
+        }
+        let mut error = self.http_error(&built.method, &built.shown_url, response);
+        if error.provider.is_none() {
+            error.message = self.redactor.redact(&format!(
+                "{}: {}{}",
+                error.message,
+                answer.error,
+                answer
+                    .error_description
+                    .as_deref()
+                    .map(|d| format!(" ({d})"))
+                    .unwrap_or_default()
+            ));
+            error.provider = Some(Box::new(crate::oauth::tokens::ErrorAnswer {
+                error: self.redactor.redact(&answer.error),
+                error_description: answer.error_description.map(|d| self.redactor.redact(&d)),
+            }));
+        }
+        Some(error)
     }
 
     /// The credentials and token endpoint of an `oauth_client`, for

@@ -227,6 +227,14 @@ pub struct IdentityDecl {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct OAuthClientDecl {
     pub name: Name,
+    /// `provider NAME(...)`: the client's endpoints and behaviour come from
+    /// a provider profile; what the client states itself wins.
+    pub provider: Option<ProviderUse>,
+    /// The properties filled from the profile (`providers::fill`), not
+    /// written in the source: `svc fmt` leaves them out, the checker does
+    /// not hold them to rules the client's author wrote.
+    #[serde(skip)]
+    pub filled: Vec<&'static str>,
     /// OpenID Connect discovery (or RFC 8414) finds the endpoints.
     pub issuer: Option<Expr>,
     pub authorize_url: Option<Expr>,
@@ -319,6 +327,20 @@ impl OAuthClientDecl {
         self.scopes
             .as_ref()
             .is_some_and(|s| s.value.split_whitespace().any(|s| s == "openid"))
+    }
+}
+
+/// `provider NAME` or `provider NAME(param = value, ...)` in a client.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ProviderUse {
+    pub name: Name,
+    pub args: Vec<Field>,
+    pub span: Span,
+}
+
+impl ProviderUse {
+    pub fn arg(&self, name: &str) -> Option<&Field> {
+        self.args.iter().find(|a| a.name.value == name)
     }
 }
 
@@ -773,6 +795,47 @@ pub enum StatementKind {
     },
     /// Leaves the innermost loop.
     Break,
+    /// `refresh_tokens client(NAME)` or `client_credentials client(NAME)`.
+    TokenGrant(Box<TokenGrant>),
+}
+
+/// A token request as a client and its provider profile say: the grant,
+/// the client, and the ordinary statements that perform it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TokenGrant {
+    pub grant: GrantType,
+    pub client: Name,
+    /// What the statement does, written out: the request to the client's
+    /// token endpoint and the updates of its `stores`, built by
+    /// `providers::fill` once every client is known (empty before, and
+    /// when the client cannot say). Every analysis and the interpreter
+    /// read these as if they had been written here.
+    pub steps: Block,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GrantType {
+    RefreshToken,
+    ClientCredentials,
+}
+
+impl GrantType {
+    /// The statement's keyword.
+    pub fn keyword(self) -> &'static str {
+        match self {
+            GrantType::RefreshToken => "refresh_tokens",
+            GrantType::ClientCredentials => "client_credentials",
+        }
+    }
+
+    /// The `grant_type` it sends (RFC 6749 §6 and §4.4.2).
+    pub fn grant_type(self) -> &'static str {
+        match self {
+            GrantType::RefreshToken => "refresh_token",
+            GrantType::ClientCredentials => "client_credentials",
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -838,6 +901,11 @@ pub struct WebRequest {
     /// port are followed (without the body, credentials or secret headers).
     pub cross_origin: Option<Span>,
     pub result_mapping: Vec<Mapping>,
+    /// An OAuth token request written out by `refresh_tokens` or
+    /// `client_credentials`: a 2xx answer that carries an `error` is a
+    /// failure (GitHub and Slack answer errors with 200).
+    #[serde(skip)]
+    pub token_request: bool,
     pub span: Span,
     #[serde(skip)]
     pub layout: Layout,
@@ -1256,6 +1324,7 @@ impl Block {
                 StatementKind::Foreach { body, .. } | StatementKind::While { body, .. } => {
                     body.walk(f)
                 }
+                StatementKind::TokenGrant(grant) => grant.steps.walk(f),
                 StatementKind::UpdateVariables { .. }
                 | StatementKind::WebRequest(_)
                 | StatementKind::UpdateSecrets { .. }
@@ -1296,7 +1365,9 @@ impl Statement {
                 .map(|a| &a.value)
                 .chain(for_connection.iter())
                 .collect(),
-            StatementKind::Sleep { .. } | StatementKind::Try { .. } => Vec::new(),
+            StatementKind::Sleep { .. }
+            | StatementKind::Try { .. }
+            | StatementKind::TokenGrant(_) => Vec::new(),
         }
     }
 }

@@ -465,7 +465,9 @@ impl Builder {
                 let mut into = None;
                 while let Some(part) = parts.next() {
                     match part.as_rule() {
-                        Rule::run_arguments => args = self.named_arguments(part),
+                        Rule::run_arguments => {
+                            args = self.named_arguments(part, "run_service api.list(page = 2)")
+                        }
                         Rule::for_connection => {
                             let expr = children(part).nth(1).expect("grammar: connection");
                             for_connection = Some(self.expr(expr));
@@ -526,6 +528,24 @@ impl Builder {
                 }
             }
             Rule::break_statement => StatementKind::Break,
+            Rule::token_grant => {
+                let mut parts = children(pair);
+                let grant = match parts.next().expect("grammar: grant").as_rule() {
+                    Rule::kw_refresh_tokens => GrantType::RefreshToken,
+                    _ => GrantType::ClientCredentials,
+                };
+                let client = children(parts.next().expect("grammar: client"))
+                    .nth(1)
+                    .expect("grammar: client name");
+                StatementKind::TokenGrant(Box::new(TokenGrant {
+                    grant,
+                    client: self.name(client),
+                    steps: Block {
+                        statements: Vec::new(),
+                        span,
+                    },
+                }))
+            }
             rule => unreachable!("grammar: unexpected statement {rule:?}"),
         };
         Statement { kind, span }
@@ -958,6 +978,8 @@ impl Builder {
         let name = self.name(inner.next().expect("grammar: client name"));
         let mut client = OAuthClientDecl {
             name,
+            provider: None,
+            filled: Vec::new(),
             issuer: None,
             authorize_url: None,
             token_url: None,
@@ -981,6 +1003,7 @@ impl Builder {
             let pspan = self.span(&property);
             let rule = property.as_rule();
             let key = match rule {
+                Rule::client_provider => "provider",
                 Rule::client_issuer => "issuer",
                 Rule::client_authorize_url => "authorize_url",
                 Rule::client_token_url => "token_url",
@@ -1010,6 +1033,23 @@ impl Builder {
             }
             let mut parts = children(property).skip(1);
             match rule {
+                Rule::client_provider => {
+                    let name = self.name(parts.next().expect("grammar: provider name"));
+                    let args = parts
+                        .next()
+                        .map(|args| {
+                            self.named_arguments(
+                                args,
+                                "provider microsoft(tenant = \"contoso.onmicrosoft.com\")",
+                            )
+                        })
+                        .unwrap_or_default();
+                    client.provider = Some(ProviderUse {
+                        name,
+                        args,
+                        span: pspan,
+                    });
+                }
                 Rule::client_stores => {
                     let entries = parts
                         .map(|entry| {
@@ -1138,7 +1178,8 @@ impl Builder {
     }
 
     /// `(name = value, ...)` of a `run_service`: every argument named once.
-    fn named_arguments(&mut self, pair: Pair<'_, Rule>) -> Vec<Field> {
+    /// Arguments that all have names; `example` shows them named.
+    fn named_arguments(&mut self, pair: Pair<'_, Rule>, example: &str) -> Vec<Field> {
         let mut out: Vec<Field> = Vec::new();
         for argument in children(pair) {
             let span = self.span(&argument);
@@ -1152,7 +1193,7 @@ impl Builder {
                 self.diagnostics.push(
                     Diagnostic::new(Code::UnknownArgument, "a parameter without a name")
                         .label(span, "which parameter is this?")
-                        .help("name it: `run_service api.list(page = 2)`"),
+                        .help(format!("name it: `{example}`")),
                 );
                 continue;
             };

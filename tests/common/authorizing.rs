@@ -71,6 +71,12 @@ impl Authorizing {
         event
     }
 
+    /// Stops svc without waiting for a redirect that will not come.
+    pub fn abort(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Waits for svc to end: its status, every line it printed and its
     /// standard error.
     pub fn finish(mut self) -> (i32, Vec<Value>, Run) {

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod authorizing;
+pub mod emulator;
 pub mod pg;
 pub mod rotating;
 
@@ -999,4 +1000,29 @@ pub fn answer_json(mut stream: std::net::TcpStream, status: &str, body: &str) {
         "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
         body.len()
     );
+}
+
+/// One HTTP request by curl, redirects not followed: the status, the
+/// redirect's target (empty without one) and the body.
+pub fn http_request(method: &str, url: &str, body: Option<&str>) -> (u16, String, String) {
+    let mut curl = Command::new("curl");
+    curl.args([
+        "-s",
+        "-o",
+        "-",
+        "-w",
+        "\n%{http_code}\n%{redirect_url}",
+        "-X",
+        method,
+    ]);
+    if let Some(body) = body {
+        curl.arg("--data-binary").arg(body);
+    }
+    let output = curl.arg(url).output().expect("curl is installed");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let mut parts = text.rsplitn(3, '\n');
+    let redirect = parts.next().unwrap_or("").to_string();
+    let status = parts.next().unwrap_or("0").parse().unwrap_or(0);
+    let body = parts.next().unwrap_or("").to_string();
+    (status, redirect, body)
 }

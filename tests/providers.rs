@@ -1,0 +1,300 @@
+//! Every profile of the provider catalog, against the provider emulator
+//! (tests/common/emulator.rs) built from the same profile: a client written
+//! with `provider NAME` checks clean, `svc authorize` runs the code flow
+//! (the profile's parameters, scopes and PKCE), `refresh_tokens` refreshes
+//! three times storing what each answer carries (a rotated refresh token
+//! kept, none presented twice), and the profile's failure shape for a dead
+//! refresh token leaves the connection needing a new consent.
+
+mod common;
+
+use common::emulator::{CLIENT_ID, CLIENT_SECRET, Emulator};
+use common::{Project, Run};
+use serde_json::Value;
+use svc::providers::{self, AuthMethod, Profile};
+
+/// The program of one profile: `oauth_client app` on the emulator, with
+/// its parameters' examples, the first client authentication it accepts
+/// and the scopes it needs for a refresh token.
+fn program(profile: &Profile, emulator: &Emulator) -> String {
+    let name = &profile.name;
+    let args: Vec<String> = profile
+        .parameters
+        .iter()
+        .filter(|p| p.default.is_none())
+        .map(|p| format!("{} = \"{}\"", p.name, p.example))
+        .collect();
+    let provider = if args.is_empty() {
+        name.clone()
+    } else {
+        format!("{name}({})", args.join(", "))
+    };
+    let auth = match profile.client_auth.methods[0] {
+        AuthMethod::ClientSecretBasic => "client_secret_basic(secret.CLIENT_SECRET)",
+        AuthMethod::ClientSecretPost => "client_secret_post(secret.CLIENT_SECRET)",
+        AuthMethod::None => "none",
+        AuthMethod::PrivateKeyJwt => panic!("{name}: the emulator has no private_key_jwt"),
+    };
+    let separator = profile
+        .authorization
+        .as_ref()
+        .and_then(|a| a.scope_separator.clone())
+        .unwrap_or(" ".into());
+    let mut scopes: Vec<String> = profile.offline_scopes().to_vec();
+    scopes.push("read".into());
+    let authorize = if profile.authorization.is_some() {
+        format!("authorize_url \"{}\"", emulator.url(name, "authorize"))
+    } else {
+        String::new()
+    };
+    let refresh = profile.refresh.is_some();
+    let (refresh_secret, refresh_store, refresh_grant) = if refresh {
+        (
+            "secret REFRESH_TOKEN { environment_specific }",
+            "refresh_token = REFRESH_TOKEN",
+            "grant update_secret REFRESH_TOKEN",
+        )
+    } else {
+        ("", "", "")
+    };
+    let mut actions = String::new();
+    if refresh {
+        actions.push_str(
+            "  action refresh { refresh_tokens client(app) }\n  \
+             endpoint refresh { methods GET POST  process refresh }\n",
+        );
+    }
+    if profile.client_credentials.is_some() {
+        actions.push_str(
+            "  action machine { client_credentials client(app) }\n  \
+             endpoint machine { methods GET POST  process machine }\n",
+        );
+    }
+    if actions.is_empty() {
+        actions.push_str("  action nothing { log \"no grant to run\" }\n  endpoint nothing { methods GET  process nothing }\n");
+    }
+    format!(
+        r#"secret CLIENT_ID     {{ environment_specific }}
+secret CLIENT_SECRET {{ environment_specific locked }}
+secret ACCESS_TOKEN  {{ environment_specific }}
+{refresh_secret}
+
+oauth_client app {{
+  provider    {provider}
+  token_url   "{token}"
+  {authorize}
+  client_id   secret.CLIENT_ID
+  client_auth {auth}
+  scopes      "{scopes}"
+  stores {{ access_token = ACCESS_TOKEN  {refresh_store} }}
+}}
+
+role keeper {{
+  grant run tokens.*
+  grant update_secret ACCESS_TOKEN
+  {refresh_grant}
+}}
+user ops {{ roles keeper }}
+
+service tokens {{
+{actions}}}
+"#,
+        token = emulator.url(name, "token"),
+        scopes = scopes.join(&separator),
+    )
+}
+
+fn svc_run(p: &Project, endpoint: &str) -> Run {
+    p.svc()
+        .args(["run", "app.svc", endpoint, "--env", "dev", "--as", "ops"])
+        .run()
+}
+
+/// `svc authorize app.svc app`, its authorization URL followed to the
+/// emulator (which consents at once) and the redirect back to svc.
+fn authorize(p: &Project) -> Result<(), String> {
+    let mut authorizing = common::authorizing::Authorizing::start(p, &["--as", "ops"]);
+    let event = authorizing.expect("authorize_url");
+    let url = event["url"].as_str().ok_or("no url")?.to_string();
+    let (status, location, body) = common::http_request("GET", &url, None);
+    if status != 302 {
+        authorizing.abort();
+        return Err(format!(
+            "the emulator refused the authorization request ({status}): {body}"
+        ));
+    }
+    let (status, _, body) = common::http_request("GET", &location, None);
+    let (code, _, run) = authorizing.finish();
+    if code != 0 {
+        return Err(format!(
+            "svc authorize failed ({status} {body}): {}",
+            run.all_output()
+        ));
+    }
+    Ok(())
+}
+
+fn stored(p: &Project) -> Value {
+    p.document()["secrets"].clone()
+}
+
+/// Runs one profile end to end; what went wrong, if anything.
+fn exercise(profile: &Profile, emulator: &Emulator) -> Result<(), String> {
+    let name = profile.name.as_str();
+    let p = Project::new();
+    p.write("app.svc", &program(profile, emulator));
+    p.set("CLIENT_ID", CLIENT_ID);
+    p.set("CLIENT_SECRET", CLIENT_SECRET);
+    let check = p.svc().args(["check", "app.svc"]).run();
+    if check.status != 0 {
+        return Err(format!("svc check: {}", check.all_output()));
+    }
+    if profile.authorization.is_some() {
+        authorize(&p)?;
+        let stats = emulator.stats(name);
+        let access = stored(&p)["ACCESS_TOKEN"]["value"].clone();
+        if access != stats["last_access_token"] {
+            return Err(format!(
+                "after consent ACCESS_TOKEN is {access}, the emulator issued {}",
+                stats["last_access_token"]
+            ));
+        }
+        if profile.refresh.is_some() {
+            let refresh = stored(&p)["REFRESH_TOKEN"]["value"].clone();
+            if stats["live_refresh_tokens"] != Value::Array(vec![refresh.clone()]) {
+                return Err(format!(
+                    "after consent REFRESH_TOKEN is {refresh}; live: {}",
+                    stats["live_refresh_tokens"]
+                ));
+            }
+        }
+    } else if profile.refresh.is_some() {
+        return Err("a refresh token without a code flow: nothing issues the first one".into());
+    }
+    if profile.refresh.is_some() {
+        for round in 1..=3 {
+            let run = svc_run(&p, "tokens.refresh");
+            if run.status != 0 {
+                return Err(format!("refresh {round}: {}", run.all_output()));
+            }
+            let stats = emulator.stats(name);
+            let secrets = stored(&p);
+            if secrets["ACCESS_TOKEN"]["value"] != stats["last_access_token"] {
+                return Err(format!(
+                    "refresh {round}: ACCESS_TOKEN is not the new access token"
+                ));
+            }
+            // What a later refresh needs: the one live refresh token.
+            if stats["live_refresh_tokens"]
+                != Value::Array(vec![secrets["REFRESH_TOKEN"]["value"].clone()])
+            {
+                return Err(format!(
+                    "refresh {round}: REFRESH_TOKEN {} is not the live one {}",
+                    secrets["REFRESH_TOKEN"]["value"], stats["live_refresh_tokens"]
+                ));
+            }
+            let expires = &secrets["ACCESS_TOKEN"]["expires_at"];
+            let documented = profile
+                .access_token
+                .as_ref()
+                .is_some_and(|a| a.expires_in || a.lifetime.is_some())
+                || profile.access_token.is_none();
+            if documented && expires.is_null() {
+                return Err(format!("refresh {round}: ACCESS_TOKEN has no expiry"));
+            }
+            if stats["reused"] != 0 {
+                return Err(format!(
+                    "refresh {round}: a spent refresh token was presented again"
+                ));
+            }
+            if run
+                .all_output()
+                .contains(stats["last_access_token"].as_str().unwrap_or("-"))
+            {
+                return Err(format!("refresh {round}: the access token was printed"));
+            }
+        }
+        // A person removes the app: the profile's failure shape comes back.
+        emulator.revoke_all(name);
+        let run = svc_run(&p, "tokens.refresh");
+        if run.status == 0 {
+            return Err("a refresh after revocation succeeded".into());
+        }
+        let show = p
+            .svc()
+            .args([
+                "connection",
+                "show",
+                "app",
+                "--program",
+                "app.svc",
+                "--env",
+                "dev",
+                "--json",
+            ])
+            .run();
+        let state: Value = serde_json::from_str(&show.stdout).unwrap_or(Value::Null);
+        if state["state"] != "needs_reconsent" {
+            return Err(format!(
+                "after the provider's failure the connection is {}, not needs_reconsent: {}",
+                state["state"],
+                run.all_output()
+            ));
+        }
+    }
+    if profile.client_credentials.is_some() {
+        let run = svc_run(&p, "tokens.machine");
+        if run.status != 0 {
+            return Err(format!("client_credentials: {}", run.all_output()));
+        }
+        if stored(&p)["ACCESS_TOKEN"]["value"] != emulator.stats(name)["last_access_token"] {
+            return Err("client_credentials: ACCESS_TOKEN is not the new token".into());
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn every_profile_authorizes_refreshes_three_times_and_fails_as_documented() {
+    let catalog = providers::catalog();
+    assert!(catalog.len() >= 40, "{} profiles", catalog.len());
+    let emulator = Emulator::start();
+    let failures: Vec<String> = std::thread::scope(|scope| {
+        let chunks: Vec<&[Profile]> = catalog.chunks(catalog.len().div_ceil(4)).collect();
+        let handles: Vec<_> = chunks
+            .into_iter()
+            .map(|chunk| {
+                let emulator = &emulator;
+                scope.spawn(move || {
+                    chunk
+                        .iter()
+                        .filter_map(|profile| {
+                            exercise(profile, emulator)
+                                .err()
+                                .map(|e| format!("{}: {e}", profile.name))
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+fn the_catalog_is_sound() {
+    let problems = providers::problems();
+    assert!(
+        problems.is_empty(),
+        "{}",
+        problems
+            .iter()
+            .map(|(name, problem)| format!("providers/{name}.toml: {problem}"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
