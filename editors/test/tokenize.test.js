@@ -43,6 +43,7 @@ const KEYWORDS = [
   'refreshed_by', 'min_valid', 'params', 'response', 'reveals', 'into',
   'keep_alive', 'expiry_warning', 'notify', 'events',
   'per_account', 'return_to', 'connect', 'for_each_connection', 'concurrency', 'for_connection',
+  'provider', 'refresh_tokens', 'client_credentials',
 ];
 const KEYWORD_RE = new RegExp(`(?<![A-Za-z0-9_])(?:${KEYWORDS.join('|')})(?![A-Za-z0-9_])`, 'g');
 
@@ -272,20 +273,23 @@ function checkValidProgram(file, tokenized) {
 // over the program's words (outside comments and strings), not the grammar's:
 //   - `oauth_client NAME {` at the top level: storage.type, the name entity.name.type.oauth-client;
 //   - directly in that block, a property (`issuer`, `token_url`, `client_auth`, `stores`, ...): keyword,
-//     and the method after `client_auth`: keyword;
+//     and the method after `client_auth`: keyword; the profile after `provider`: support.type.provider,
+//     and its parameters in `provider NAME(...)` as a signed JWT's arguments;
 //   - `auth METHOD(`: both keywords; in `client(NAME)`, NAME is variable.other.oauth-client;
+//   - `refresh_tokens client(NAME)`, `client_credentials client(NAME)`: both keywords, NAME as after `auth`;
 //   - in `stores { FIELD = SECRET }`: FIELD variable.parameter, SECRET variable.other.secret;
 //   - in `private_key_jwt(...)` / `jwt_bearer(...)`: `NAME =` is variable.parameter;
 //   - anywhere else, these words are names: no keyword or storage.type scope.
 const CLIENT_PROPERTIES = new Set(['issuer', 'authorize_url', 'token_url', 'device_authorization_url',
   'revocation_url', 'refresh_token_ttl', 'client_id', 'client_auth', 'scopes', 'stores', 'description',
-  'keep_alive', 'expiry_warning', 'per_account', 'return_to']);
+  'keep_alive', 'expiry_warning', 'per_account', 'return_to', 'provider']);
 const CLIENT_AUTH_METHODS = new Set(['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'none']);
 const AUTH_METHODS = new Set(['basic', 'bearer', 'client', 'private_key_jwt', 'jwt_bearer']);
 const SIGNED_JWT = new Set(['private_key_jwt', 'jwt_bearer']);
+const TOKEN_GRANTS = new Set(['refresh_tokens', 'client_credentials']);
 const PLACED_WORDS = new Set(['oauth_client', 'issuer', 'authorize_url', 'token_url', 'device_authorization_url',
   'revocation_url', 'refresh_token_ttl', 'client_id', 'client_auth', 'scopes', 'stores', 'client_secret_basic', 'client_secret_post', 'private_key_jwt',
-  'jwt_bearer', 'client', 'none', 'key', 'alg', 'kid', 'subject', 'audience', 'scope']);
+  'jwt_bearer', 'client', 'none', 'key', 'alg', 'kid', 'subject', 'audience', 'scope', 'provider']);
 
 // The words and punctuation of a program, each with its line and column;
 // comments, strings (with their interpolations) and JSONPaths are skipped.
@@ -342,6 +346,14 @@ function checkKeywordPlaces(file, tokenized) {
         expectWord(k + 1, ['keyword']);
         if (SIGNED_JWT.has(next.text)) opens = 'arguments';
       }
+      if (w.text === 'provider' && next && next.word && next.row === w.row) {
+        expectWord(k + 1, ['support.type.provider.svc']);
+        if (words[k + 2] && words[k + 2].text === '(') opens = 'arguments';
+      }
+    } else if (TOKEN_GRANTS.has(w.text) && !member && next && next.text === 'client' && words[k + 2] && words[k + 2].text === '(') {
+      expectWord(k, ['keyword']);
+      expectWord(k + 1, ['keyword']);
+      opens = 'client-reference';
     } else if (w.text === 'auth' && !member && next && AUTH_METHODS.has(next.text) && words[k + 2] && words[k + 2].text === '(') {
       expectWord(k, ['keyword']);
       expectWord(k + 1, ['keyword']);
@@ -591,6 +603,46 @@ function checkOauthFixture(file, tk) {
   expectToken(tk, file, 'form { grant_type = "client_credentials"  client_id = client }', 'client_id', ['variable.other.property.svc']);
 }
 
+// A client's provider profile, and the statements that request its tokens.
+function checkProvidersFixture(file, tk) {
+  expectToken(tk, file, 'provider    xero', 'provider', ['keyword.other.svc']);
+  expectToken(tk, file, 'provider    xero', 'xero', ['support.type.provider.svc']);
+  // `provider NAME(param = value)`: the parameters are named arguments; a comment follows.
+  expectToken(tk, file, 'provider microsoft(', 'provider', ['keyword.other.svc']);
+  expectToken(tk, file, 'provider microsoft(', 'microsoft', ['support.type.provider.svc']);
+  expectToken(tk, file, 'provider microsoft(', '(', ['punctuation.section.parens.begin.svc']);
+  expectToken(tk, file, 'provider microsoft(', 'tenant', ['variable.parameter.svc']);
+  expectToken(tk, file, 'provider microsoft(', '=', ['keyword.operator.assignment.svc']);
+  expectSpan(tk, file, 'provider microsoft(', '"contoso.onmicrosoft.com"', ['string.quoted.double.svc'], { whole: 'string' });
+  expectToken(tk, file, 'provider microsoft(', ')', ['punctuation.section.parens.end.svc']);
+  expectToken(tk, file, 'provider microsoft(', '//', ['punctuation.definition.comment.svc']);
+  expectToken(tk, file, 'client_id   "11111111', 'client_id', ['keyword.other.svc']);
+  // A whole client on one line: what follows the parameters is read as before.
+  expectToken(tk, file, 'oauth_client desk {', 'provider', ['keyword.other.svc']);
+  expectToken(tk, file, 'oauth_client desk {', 'zendesk', ['support.type.provider.svc']);
+  expectToken(tk, file, 'oauth_client desk {', 'subdomain', ['variable.parameter.svc']);
+  expectToken(tk, file, 'oauth_client desk {', 'ZENDESK_SUBDOMAIN', ['variable.other.secret.svc']);
+  expectToken(tk, file, 'oauth_client desk {', 'client_id', ['keyword.other.svc']);
+  expectToken(tk, file, 'oauth_client desk {', 'stores', ['keyword.other.svc']);
+  // The token requests: the keyword, `client` and the client's name.
+  expectToken(tk, file, 'refresh_tokens client(xero)', 'refresh_tokens', ['keyword.other.svc']);
+  expectToken(tk, file, 'refresh_tokens client(xero)', 'client', ['keyword.other.svc']);
+  expectToken(tk, file, 'refresh_tokens client(xero)', '(', ['punctuation.section.parens.begin.svc']);
+  expectToken(tk, file, 'refresh_tokens client(xero)', 'xero', ['variable.other.oauth-client.svc']);
+  expectToken(tk, file, 'refresh_tokens client(xero)', ')', ['punctuation.section.parens.end.svc']);
+  expectToken(tk, file, 'client_credentials client(graph)', 'client_credentials', ['keyword.other.svc']);
+  expectToken(tk, file, 'client_credentials client(graph)', 'client', ['keyword.other.svc'], 1);
+  expectToken(tk, file, 'client_credentials client(graph)', 'graph', ['variable.other.oauth-client.svc']);
+  // Over two lines.
+  expectToken(tk, file, '      refresh_tokens', 'refresh_tokens', ['keyword.other.svc']);
+  expectToken(tk, file, 'client(desk)', 'client', ['keyword.other.svc']);
+  expectToken(tk, file, 'client(desk)', 'desk', ['variable.other.oauth-client.svc']);
+  expectToken(tk, file, 'client(desk)', '//', ['punctuation.definition.comment.svc']);
+  // Where it is not a keyword, `provider` is a name.
+  expectToken(tk, file, 'var provider: string', 'provider', ['entity.name']);
+  expectToken(tk, file, 'log provider', 'provider', ['variable.other.svc']);
+}
+
 async function main() {
   const grammarJson = fs.readFileSync(GRAMMAR, 'utf8');
   const grammar = await loadGrammar();
@@ -632,6 +684,9 @@ async function main() {
   }
   if (check(fixtures.has('oauth.svc'), 'editors/test/fixtures/oauth.svc not found')) {
     checkOauthFixture(path.join(FIXTURES, 'oauth.svc'), fixtures.get('oauth.svc'));
+  }
+  if (check(fixtures.has('providers.svc'), 'editors/test/fixtures/providers.svc not found')) {
+    checkProvidersFixture(path.join(FIXTURES, 'providers.svc'), fixtures.get('providers.svc'));
   }
 
   // The checker's test programs (`// expect: CODE...` on their first line):

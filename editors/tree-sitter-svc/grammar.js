@@ -179,6 +179,7 @@ module.exports = grammar({
         '{',
         repeat(
           choice(
+            $.client_provider,
             $.client_property,
             $.client_auth,
             $.client_scopes,
@@ -198,6 +199,15 @@ module.exports = grammar({
       seq(
         field('property', choice('keep_alive', 'expiry_warning')),
         field('value', $.duration),
+      ),
+
+    // `provider NAME` or `provider NAME(param = value, ...)`: the client's
+    // endpoints and behaviour from a provider profile.
+    client_provider: ($) =>
+      seq(
+        'provider',
+        field('provider', $.identifier),
+        optional(field('arguments', $.arguments)),
       ),
 
     client_property: ($) =>
@@ -409,6 +419,16 @@ module.exports = grammar({
         $.foreach_loop,
         $.while_loop,
         $.break_statement,
+        $.token_grant,
+      ),
+
+    // `refresh_tokens client(NAME)` and `client_credentials client(NAME)`: a
+    // token request as the client (and its provider profile) says, storing
+    // what comes back in the client's `stores`.
+    token_grant: ($) =>
+      seq(
+        field('kind', choice('refresh_tokens', 'client_credentials')),
+        $.auth_client,
       ),
 
     // Loops: `foreach` over a JSON array; `while` with a mandatory bound.

@@ -504,6 +504,21 @@ pub const KEYWORDS: &[Keyword] = &[
         context: Context::OAuthClient,
     },
     Keyword {
+        word: "provider",
+        doc: "`provider NAME` or `provider NAME(param = ...)`: endpoints and behaviour from a profile (`svc provider show NAME`); its own settings win.",
+        context: Context::OAuthClient,
+    },
+    Keyword {
+        word: "refresh_tokens",
+        doc: "`refresh_tokens client(NAME)`: refreshes as its profile or the standard says, into `stores`: rotated refresh token, access token, expiry.",
+        context: Context::Statement,
+    },
+    Keyword {
+        word: "client_credentials",
+        doc: "`client_credentials client(NAME)`: fetches a machine token with the client credentials grant into the client's `stores` `access_token`.",
+        context: Context::Statement,
+    },
+    Keyword {
         word: "connect",
         doc: "`grant connect CLIENT`: holders may create consent links for, tag and delete the client's connections through `svc serve`.",
         context: Context::Role,

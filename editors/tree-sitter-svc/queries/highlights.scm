@@ -94,6 +94,9 @@
   "for_each_connection"
   "concurrency"
   "for_connection"
+  "provider"
+  "refresh_tokens"
+  "client_credentials"
 ] @keyword
 
 [
@@ -215,6 +218,10 @@
 
 (for_each_connection
   client: (identifier) @type)
+
+; A client's provider profile, one of svc's own: `provider microsoft`.
+(client_provider
+  provider: (identifier) @type.builtin)
 
 ; Endpoints: `SERVICE.ENDPOINT`, `SERVICE.*`.
 (endpoint_ref
