@@ -298,3 +298,250 @@ fn the_catalog_is_sound() {
             .join("\n")
     );
 }
+
+#[test]
+fn docs_providers_md_is_generated_from_the_catalog() {
+    let run = common::svc().args(["provider", "list", "--markdown"]).run();
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    let path = common::root().join("docs/providers.md");
+    let written = std::fs::read_to_string(&path).unwrap_or_default();
+    if written != run.stdout && std::env::var_os("UPDATE_DOCS").is_some() {
+        std::fs::write(&path, &run.stdout).unwrap();
+        return;
+    }
+    assert!(
+        written == run.stdout,
+        "docs/providers.md is not the catalog's: regenerate it with \
+         `cargo run -- provider list --markdown > docs/providers.md` (or UPDATE_DOCS=1 cargo test --test providers)"
+    );
+    // Every profile has its section, and every source is linked.
+    for profile in providers::catalog() {
+        assert!(
+            written.contains(&format!("\n## {}\n", profile.name)),
+            "{}",
+            profile.name
+        );
+        for (_, source) in profile.sources() {
+            assert!(written.contains(source), "{}: {source}", profile.name);
+        }
+    }
+    assert!(written.contains("## Not expressible yet"));
+}
+
+/// `svc init DIR --provider NAME --yes`: for every profile, a project
+/// that checks clean, placeholders for its parameters included.
+#[test]
+fn svc_init_with_every_profile_makes_a_project_that_checks_clean() {
+    let catalog = providers::catalog();
+    let home = tempfile::tempdir().unwrap();
+    let key = common::age_keygen(home.path(), "key.txt");
+    let failures: Vec<String> = std::thread::scope(|scope| {
+        let handles: Vec<_> = catalog
+            .chunks(catalog.len().div_ceil(4))
+            .map(|chunk| {
+                let (home, key) = (&home, &key);
+                scope.spawn(move || {
+                    let mut failures = Vec::new();
+                    for profile in chunk {
+                        let dir = home.path().join(&profile.name);
+                        let init = common::svc()
+                            .args(["init"])
+                            .arg(&dir)
+                            .args(["--provider", &profile.name, "--yes", "--identity"])
+                            .arg(&key.path)
+                            .run();
+                        if init.status != 0 {
+                            failures.push(format!(
+                                "{}: svc init: {}",
+                                profile.name,
+                                init.all_output()
+                            ));
+                            continue;
+                        }
+                        let check = common::svc().current_dir(&dir).args(["check"]).run();
+                        if check.status != 0 || !check.stderr.contains("no problems") {
+                            failures.push(format!(
+                                "{}: svc check: {}",
+                                profile.name,
+                                check.all_output()
+                            ));
+                        }
+                        let program = std::fs::read_to_string(dir.join("tokens.svc")).unwrap();
+                        if !program.contains(&format!("provider    {}", profile.name)) {
+                            failures
+                                .push(format!("{}: no `provider` line:\n{program}", profile.name));
+                        }
+                        if !init
+                            .stdout
+                            .contains(&format!("{}_CLIENT_ID", profile.name.to_uppercase()))
+                        {
+                            failures.push(format!("{}: next steps: {}", profile.name, init.stdout));
+                        }
+                    }
+                    failures
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+fn svc_provider_list_and_show() {
+    let run = common::svc().args(["provider", "list", "--json"]).run();
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    let rows: Value = serde_json::from_str(&run.stdout).unwrap();
+    let names: Vec<&str> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    for wanted in [
+        "google",
+        "microsoft",
+        "salesforce",
+        "hubspot",
+        "xero",
+        "quickbooks",
+        "slack",
+        "github",
+        "github_app",
+        "gitlab",
+        "atlassian",
+        "zoom",
+        "dropbox",
+        "box",
+        "zendesk",
+        "shopify",
+        "stripe",
+        "notion",
+        "linear",
+        "asana",
+        "pipedrive",
+        "spotify",
+        "x",
+        "linkedin",
+        "okta",
+        "auth0",
+        "keycloak",
+        "docusign",
+        "calendly",
+        "mailchimp",
+        "discord",
+        "twitch",
+        "strava",
+        "fitbit",
+        "reddit",
+        "intercom",
+        "miro",
+        "figma",
+        "airtable",
+        "monday",
+        "sage",
+    ] {
+        assert!(names.contains(&wanted), "{wanted} is not in the catalog");
+    }
+    let xero = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "xero")
+        .unwrap();
+    assert_eq!(xero["rotation"], "always", "{xero}");
+
+    let run = common::svc().args(["provider", "list"]).run();
+    assert!(
+        run.stdout
+            .lines()
+            .any(|l| l.starts_with("zendesk") && l.ends_with("subdomain")),
+        "{}",
+        run.stdout
+    );
+
+    let run = common::svc().args(["provider", "show", "xero"]).run();
+    assert_eq!(run.status, 0, "{}", run.stderr);
+    for expected in [
+        "https://identity.xero.com/connect/token",
+        "client_secret_basic",
+        "offline_access",
+        "rotation",
+        "always",
+        "60d",
+        "https://developer.xero.com/faq/oauth2",
+    ] {
+        assert!(run.stdout.contains(expected), "{expected}:\n{}", run.stdout);
+    }
+    let run = common::svc()
+        .args(["provider", "show", "zendesk", "--json"])
+        .run();
+    let zendesk: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(zendesk["name"], "zendesk");
+    assert_eq!(zendesk["parameter"][0]["name"], "subdomain", "{zendesk}");
+
+    let run = common::svc().args(["provider", "show", "hubspto"]).run();
+    assert_eq!(run.status, 2, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("svc::provider::unknown"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("did you mean `hubspot`"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// The profile's URLs with the client's arguments in place: a literal
+/// argument as text, a secret argument as an interpolation of the secret,
+/// a default where none is given.
+#[test]
+fn a_profile_fills_its_urls_from_the_clients_arguments() {
+    let source = r#"
+secret ID { environment_specific }
+secret SUB { environment_specific locked }
+oauth_client ms { provider microsoft(tenant = "contoso.onmicrosoft.com") client_id secret.ID client_auth none }
+oauth_client common { provider microsoft client_id secret.ID client_auth none }
+oauth_client zd { provider zendesk(subdomain = secret.SUB) client_id secret.ID client_auth none }
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("p.svc"), source).unwrap();
+    let loaded = svc::program::load(&[dir.path().join("p.svc")]).unwrap();
+    let client = |name: &str| {
+        loaded
+            .program
+            .oauth_clients
+            .iter()
+            .find(|c| c.name.text == name)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(
+        client("ms").token_url.unwrap().as_plain_string().unwrap(),
+        "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token"
+    );
+    assert_eq!(
+        client("common")
+            .authorize_url
+            .unwrap()
+            .as_plain_string()
+            .unwrap(),
+        "https://login.microsoftonline.com/common/oauth2/v2.0/authorize"
+    );
+    let zd = client("zd").token_url.unwrap();
+    assert_eq!(
+        zd.as_plain_string(),
+        None,
+        "a secret is not known before a run"
+    );
+    assert_eq!(zd.literal_prefix().unwrap(), "https://");
+    assert!(
+        format!("{zd:?}").contains("SUB"),
+        "the secret is interpolated: {zd:?}"
+    );
+}

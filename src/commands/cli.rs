@@ -174,6 +174,17 @@ pub enum Command {
     #[command(subcommand)]
     Connection(ConnectionCommand),
 
+    /// The provider profiles: what svc knows about each OAuth 2.0 provider, with its sources
+    #[command(
+        subcommand,
+        long_about = "The provider profiles compiled into svc (providers/*.toml): each provider's \
+                      endpoints, client authentication, rotation, token lifetimes, the scopes and \
+                      parameters it needs to issue a refresh token and how it says a refresh \
+                      failed, every value with the documentation page it was taken from. A client \
+                      uses one with `provider NAME`. See docs/providers.md."
+    )]
+    Provider(ProviderCommand),
+
     /// Events for the notify receivers: deliveries pending or failed, and sending one again
     #[command(subcommand)]
     Notify(NotifyCommand),
@@ -461,6 +472,9 @@ pub struct InitArgs {
     /// The environment of the first store
     #[arg(long, default_value = "dev", value_name = "ENV")]
     pub env: String,
+    /// Start from a provider profile: its client, secrets, role, refresh endpoint and schedule (svc provider list)
+    #[arg(long, value_name = "NAME")]
+    pub provider: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -665,6 +679,29 @@ pub enum KeyCommand {
         /// The program whose identities the keys are for [default: the project's program]
         #[arg(long = "program", value_name = "PATH")]
         program: Vec<PathBuf>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ProviderCommand {
+    /// Every profile: name, provider, rotation, PKCE, parameters
+    #[command(after_help = "Example: svc provider list --json | jq -r '.[].name'")]
+    List {
+        /// Print JSON (an array of objects, each with `name`) instead of a table
+        #[arg(long, conflicts_with = "markdown")]
+        json: bool,
+        /// Print docs/providers.md, the catalog for people
+        #[arg(long)]
+        markdown: bool,
+    },
+    /// One profile: its endpoints, client authentication, rotation, expiries, scopes and sources
+    #[command(after_help = "Example: svc provider show microsoft")]
+    Show {
+        /// The profile's name, as `provider NAME` writes it
+        name: String,
+        /// Print the profile as JSON
+        #[arg(long)]
+        json: bool,
     },
 }
 

@@ -32,6 +32,29 @@ pub fn run(args: InitArgs) -> ExitCode {
     if let Err(error) = crate::secrets::validate_environment(&args.env) {
         return store_error(&error);
     }
+    let profile = match &args.provider {
+        None => None,
+        Some(name) => match crate::providers::get(name) {
+            Some(profile) => Some(profile),
+            None => {
+                let help = match crate::suggest::closest(name, crate::providers::names()) {
+                    Some(close) => {
+                        format!("did you mean `{close}`? `svc provider list` shows them all")
+                    }
+                    None => "`svc provider list` shows the profiles".to_string(),
+                };
+                return usage_error(
+                    "svc::provider::unknown",
+                    &format!("no provider profile is called `{name}`"),
+                    Some(&help),
+                );
+            }
+        },
+    };
+    let starter = match profile {
+        Some(profile) => crate::providers::starter::program(profile),
+        None => STARTER.to_string(),
+    };
     let program = dir.join("tokens.svc");
     let project_file = dir.join(crate::project::FILE_NAME);
     let store = match Store::new(dir.join("secrets"), &args.env) {
@@ -61,7 +84,7 @@ pub fn run(args: InitArgs) -> ExitCode {
             None,
         );
     }
-    if let Err(e) = std::fs::write(&program, STARTER) {
+    if let Err(e) = std::fs::write(&program, &starter) {
         return usage_error(
             "svc::init::io",
             &format!("cannot write `{}`: {e}", program.display()),
@@ -143,10 +166,46 @@ pub fn run(args: InitArgs) -> ExitCode {
         args.env
     );
     outln!("  svc{project} check                     # the starter program checks clean");
-    outln!("  svc{project} secret set API_CLIENT_ID  # values come from stdin");
-    outln!("  svc{project} secret set API_CLIENT_SECRET");
-    outln!("  edit tokens.svc: the token endpoint's URL and scope");
-    outln!("  svc{project} run api.refresh --as token_bot");
+    match profile {
+        None => {
+            outln!("  svc{project} secret set API_CLIENT_ID  # values come from stdin");
+            outln!("  svc{project} secret set API_CLIENT_SECRET");
+            outln!("  edit tokens.svc: the token endpoint's URL and scope");
+            outln!("  svc{project} run api.refresh --as token_bot");
+        }
+        Some(profile) => {
+            let upper = profile.name.to_uppercase();
+            outln!("  svc{project} secret set {upper}_CLIENT_ID   # values come from stdin");
+            if starter.contains(&format!("{upper}_CLIENT_SECRET")) {
+                outln!("  svc{project} secret set {upper}_CLIENT_SECRET");
+            }
+            if !profile.parameters.is_empty() {
+                outln!(
+                    "  edit tokens.svc: the provider's parameters ({})",
+                    profile
+                        .parameters
+                        .iter()
+                        .map(|p| p.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+            if profile.authorization.is_some() {
+                outln!(
+                    "  svc{project} authorize {} --as ops     # connect an account",
+                    profile.name
+                );
+            }
+            if starter.contains("refresh_tokens") {
+                outln!(
+                    "  svc{project} run {}_tokens.refresh --as ops",
+                    profile.name
+                );
+            } else if starter.contains("client_credentials") {
+                outln!("  svc{project} run {}_tokens.token --as ops", profile.name);
+            }
+        }
+    }
     outln!("  svc{project} serve                     # HTTP, explorer and schedules");
     outln!("  svc{project} doctor                    # what stands in the way, if anything");
     exit::code(exit::SUCCESS)

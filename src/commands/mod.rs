@@ -16,6 +16,7 @@ pub mod init;
 pub mod key;
 pub mod logs;
 pub mod notify;
+pub mod provider;
 pub mod revoke;
 pub mod run;
 pub mod schedule;
@@ -189,6 +190,7 @@ pub fn main() -> ExitCode {
         cli::Command::Key(command) => key::run(command),
         cli::Command::Schedule(command) => schedule::run(command),
         cli::Command::Connection(command) => connection::run(command),
+        cli::Command::Provider(command) => provider::run(command),
         cli::Command::Notify(command) => notify::run(command),
     }
 }

@@ -8,8 +8,10 @@
 //! profile ([`fill`]); the checker holds a program to the profile, and
 //! `refresh_tokens client(NAME)` refreshes as the profile says.
 
+pub mod docs;
 pub mod fill;
 mod profile;
+pub mod starter;
 
 use std::sync::OnceLock;
 

@@ -10,14 +10,14 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// A provider profile, as its file says.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Profile {
     /// The profile's name: the file's name, a lower-case identifier.
-    #[serde(skip)]
+    #[serde(skip_deserializing)]
     pub name: String,
     /// The provider's name as people write it (`Microsoft Entra ID`).
     pub title: String,
@@ -48,7 +48,7 @@ pub struct Profile {
     pub not_expressible: Vec<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Parameter {
     pub name: String,
@@ -62,7 +62,7 @@ pub struct Parameter {
     pub source: String,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Endpoints {
     pub source: String,
@@ -75,7 +75,7 @@ pub struct Endpoints {
     pub device_authorization_url: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClientAuth {
     pub source: String,
@@ -83,7 +83,7 @@ pub struct ClientAuth {
     pub methods: Vec<AuthMethod>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AuthMethod {
     ClientSecretBasic,
@@ -104,7 +104,7 @@ impl AuthMethod {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Authorization {
     pub source: String,
@@ -122,14 +122,14 @@ pub struct Authorization {
     pub scope_separator: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Pkce {
     Required,
     Supported,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Refresh {
     pub source: String,
@@ -138,7 +138,11 @@ pub struct Refresh {
     #[serde(default)]
     pub params: BTreeMap<String, String>,
     /// How long a refresh token lives, as documented (`60d`).
-    #[serde(default, deserialize_with = "duration")]
+    #[serde(
+        default,
+        deserialize_with = "duration",
+        serialize_with = "duration_text"
+    )]
     pub refresh_token_lifetime: Option<Duration>,
     /// The field of a token answer that says when the refresh token
     /// expires (`x_refresh_token_expires_in`).
@@ -147,7 +151,7 @@ pub struct Refresh {
 }
 
 /// What a refresh does to the refresh token it presents.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Rotation {
     /// Every answer brings a new refresh token; the one presented is spent.
@@ -168,20 +172,24 @@ impl Rotation {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AccessToken {
     pub source: String,
     /// How long an access token lives, as documented: the expiry of an
     /// answer without `expires_in`.
-    #[serde(default, deserialize_with = "duration")]
+    #[serde(
+        default,
+        deserialize_with = "duration",
+        serialize_with = "duration_text"
+    )]
     pub lifetime: Option<Duration>,
     /// Whether token answers carry `expires_in` (most do).
     #[serde(default = "yes")]
     pub expires_in: bool,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClientCredentials {
     pub source: String,
@@ -191,7 +199,7 @@ pub struct ClientCredentials {
 }
 
 /// One way the token endpoint says a refresh failed.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Failure {
     pub source: String,
@@ -212,7 +220,7 @@ pub struct Failure {
 }
 
 /// What a failure says about the connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FailureMeaning {
     /// The refresh token is dead: a person must consent again.
@@ -230,6 +238,13 @@ impl FailureMeaning {
             FailureMeaning::Misconfigured => "misconfigured",
             FailureMeaning::Transient => "transient",
         }
+    }
+}
+
+fn duration_text<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => s.serialize_str(&crate::syntax::duration::format(*d)),
+        None => s.serialize_none(),
     }
 }
 
