@@ -1,6 +1,6 @@
 //! A rotated refresh token is never lost, and never presented twice.
 //!
-//! `examples/hubspot_refresh.svc`, pointed at a provider played by wiremock
+//! The HubSpot refresh written out by hand (tests/fixtures/hubspot_refresh_by_hand.svc), pointed at a provider played by wiremock
 //! on 127.0.0.1 that rotates the refresh token: a malformed field in the
 //! same answer, a store that cannot be written, or a crash between the
 //! answer and the write leave the answer in the recovery journal, and
@@ -24,10 +24,12 @@ const OLD_ACCESS: &str = "old-access-token-Q1w2e3";
 const NEW_REFRESH: &str = "rotated-refresh-token-N3w9";
 const NEW_ACCESS: &str = "new-access-token-R4t5y6";
 
-/// The example as shipped, sending to the mock server instead of HubSpot.
+/// The HubSpot refresh written out by hand (as examples/hubspot_refresh.svc
+/// was before `refresh_tokens`), sending to the mock server instead of HubSpot.
 fn example(server: &str) -> String {
     let text =
-        std::fs::read_to_string(common::root().join("examples/hubspot_refresh.svc")).unwrap();
+        std::fs::read_to_string(common::root().join("tests/fixtures/hubspot_refresh_by_hand.svc"))
+            .unwrap();
     assert!(text.contains("https://api.hubapi.com/oauth/v1/token"));
     text.replace("https://api.hubapi.com", server)
 }
