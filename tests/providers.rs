@@ -113,7 +113,11 @@ fn svc_run(p: &Project, endpoint: &str) -> Run {
 /// `svc authorize app.svc app`, its authorization URL followed to the
 /// emulator (which consents at once) and the redirect back to svc.
 fn authorize(p: &Project) -> Result<(), String> {
-    let mut authorizing = common::authorizing::Authorizing::start(p, &["--as", "ops"]);
+    authorize_with(p, "app.svc", "app", &["--as", "ops"])
+}
+
+fn authorize_with(p: &Project, program: &str, client: &str, extra: &[&str]) -> Result<(), String> {
+    let mut authorizing = common::authorizing::Authorizing::start_with(p, program, client, extra);
     let event = authorizing.expect("authorize_url");
     let url = event["url"].as_str().ok_or("no url")?.to_string();
     let (status, location, body) = common::http_request("GET", &url, None);
@@ -212,6 +216,33 @@ fn exercise(profile: &Profile, emulator: &Emulator) -> Result<(), String> {
                 .contains(stats["last_access_token"].as_str().unwrap_or("-"))
             {
                 return Err(format!("refresh {round}: the access token was printed"));
+            }
+        }
+        // Where the provider says when its refresh token expires (or
+        // documents a lifetime), the connection knows.
+        let says = profile.refresh.as_ref().is_some_and(|r| {
+            r.refresh_token_expires_field.is_some() || r.refresh_token_lifetime.is_some()
+        });
+        if says {
+            let show = p
+                .svc()
+                .args([
+                    "connection",
+                    "show",
+                    "app",
+                    "--program",
+                    "app.svc",
+                    "--env",
+                    "dev",
+                ])
+                .arg("--json")
+                .run();
+            let state: Value = serde_json::from_str(&show.stdout).unwrap_or(Value::Null);
+            if state["refresh_token_expires_at"].is_null() {
+                return Err(format!(
+                    "the connection has no refresh token expiry: {}",
+                    show.stdout
+                ));
             }
         }
         // A person removes the app: the profile's failure shape comes back.
@@ -544,4 +575,210 @@ oauth_client zd { provider zendesk(subdomain = secret.SUB) client_id secret.ID c
         format!("{zd:?}").contains("SUB"),
         "the secret is interpolated: {zd:?}"
     );
+}
+
+/// Inside a per-account endpoint, `refresh_tokens` refreshes the
+/// connection the run is for, and only that one.
+#[test]
+fn refresh_tokens_in_a_per_account_endpoint_refreshes_that_connection() {
+    let emulator = Emulator::start();
+    let p = Project::new();
+    p.write(
+        "app.svc",
+        &format!(
+            r#"secret CLIENT_ID     {{ environment_specific }}
+secret CLIENT_SECRET {{ environment_specific locked }}
+secret REFRESH_TOKEN {{ per_account }}
+secret ACCESS_TOKEN  {{ per_account }}
+
+oauth_client app {{
+  provider      xero
+  token_url     "{token}"
+  authorize_url "{authorize}"
+  per_account
+  client_id     secret.CLIENT_ID
+  client_auth   client_secret_basic(secret.CLIENT_SECRET)
+  scopes        "offline_access accounting.transactions"
+  stores {{ refresh_token = REFRESH_TOKEN  access_token = ACCESS_TOKEN }}
+}}
+
+role keeper {{
+  grant run tokens.refresh
+  grant update_secret REFRESH_TOKEN
+  grant update_secret ACCESS_TOKEN
+  grant read_secret ACCESS_TOKEN
+}}
+user ops {{ roles keeper }}
+
+service tokens {{
+  action refresh {{ refresh_tokens client(app) }}
+  endpoint refresh {{ methods GET POST  process refresh }}
+}}
+"#,
+            token = emulator.url("xero", "token"),
+            authorize = emulator.url("xero", "authorize"),
+        ),
+    );
+    p.set("CLIENT_ID", CLIENT_ID);
+    p.set("CLIENT_SECRET", CLIENT_SECRET);
+    let token_of = |id: &str| {
+        let run = p
+            .svc()
+            .args([
+                "secret",
+                "get",
+                "ACCESS_TOKEN",
+                "--env",
+                "dev",
+                "--connection",
+                id,
+                "--program",
+                "app.svc",
+            ])
+            .run();
+        assert_eq!(run.status, 0, "{}", run.all_output());
+        run.stdout.trim().to_string()
+    };
+    for id in ["acme", "globex"] {
+        authorize_with(&p, "app.svc", "app", &["--as", "ops", "--connection", id]).unwrap();
+    }
+    let before_globex = token_of("globex");
+    for round in 1..=3 {
+        let run = p
+            .svc()
+            .args([
+                "run",
+                "app.svc",
+                "tokens.refresh",
+                "--env",
+                "dev",
+                "--as",
+                "ops",
+            ])
+            .args(["--connection", "acme"])
+            .run();
+        assert_eq!(run.status, 0, "round {round}: {}", run.all_output());
+        let stats = emulator.stats("xero");
+        assert_eq!(
+            token_of("acme"),
+            stats["last_access_token"],
+            "round {round}"
+        );
+        assert_eq!(stats["reused"], 0, "round {round}");
+    }
+    // The other account's tokens were not touched, and still refresh.
+    assert_eq!(token_of("globex"), before_globex);
+    let run = p
+        .svc()
+        .args([
+            "run",
+            "app.svc",
+            "tokens.refresh",
+            "--env",
+            "dev",
+            "--as",
+            "ops",
+        ])
+        .args(["--connection", "globex"])
+        .run();
+    assert_eq!(run.status, 0, "{}", run.all_output());
+    let stats = emulator.stats("xero");
+    assert_eq!(token_of("globex"), stats["last_access_token"]);
+    // Xero rotates: one live refresh token per account, the rest spent.
+    assert_eq!(
+        stats["live_refresh_tokens"].as_array().unwrap().len(),
+        2,
+        "{stats}"
+    );
+    assert_eq!(stats["reused"], 0);
+}
+
+/// The examples rewritten on their profiles run end to end, pointed at
+/// the emulator: examples/hubspot_refresh.svc through a consent and a
+/// refresh, examples/graph_client_credentials.svc through a token fetch.
+#[test]
+fn the_examples_on_profiles_run_end_to_end() {
+    let emulator = Emulator::start();
+    let p = Project::new();
+    let example = |file: &str, provider_line: &str, urls: &[(&str, String)]| {
+        let text = std::fs::read_to_string(common::root().join("examples").join(file)).unwrap();
+        assert!(text.contains(provider_line), "{file}: {provider_line}");
+        let lines: String = urls
+            .iter()
+            .map(|(what, url)| format!("\n  {what} \"{url}\""))
+            .collect();
+        p.write(
+            file,
+            &text.replace(provider_line, &format!("{provider_line}{lines}")),
+        );
+    };
+    example(
+        "hubspot_refresh.svc",
+        "provider    hubspot",
+        &[
+            ("token_url", emulator.url("hubspot", "token")),
+            ("authorize_url", emulator.url("hubspot", "authorize")),
+        ],
+    );
+    example(
+        "graph_client_credentials.svc",
+        "provider    microsoft(tenant = \"contoso.onmicrosoft.com\")",
+        &[("token_url", emulator.url("microsoft", "token"))],
+    );
+    for prefix in ["HUBSPOT", "GRAPH"] {
+        p.set(&format!("{prefix}_CLIENT_ID"), CLIENT_ID);
+        p.set(&format!("{prefix}_CLIENT_SECRET"), CLIENT_SECRET);
+    }
+    authorize_with(
+        &p,
+        "hubspot_refresh.svc",
+        "hubspot_app",
+        &["--as", "ops_oncall"],
+    )
+    .unwrap();
+    let run = p
+        .svc()
+        .args([
+            "run",
+            "hubspot_refresh.svc",
+            "hubspot.refresh",
+            "--env",
+            "dev",
+            "--as",
+            "nightly",
+        ])
+        .run();
+    assert_eq!(run.status, 0, "{}", run.all_output());
+    let secrets = stored(&p);
+    let stats = emulator.stats("hubspot");
+    assert_eq!(
+        secrets["HUBSPOT_ACCESS_TOKEN"]["value"],
+        stats["last_access_token"]
+    );
+    assert!(!secrets["HUBSPOT_ACCESS_TOKEN"]["expires_at"].is_null());
+    // HubSpot keeps its refresh token: the one from the consent stays.
+    assert_eq!(
+        stats["live_refresh_tokens"],
+        Value::Array(vec![secrets["HUBSPOT_REFRESH_TOKEN"]["value"].clone()])
+    );
+
+    let run = p
+        .svc()
+        .args([
+            "run",
+            "graph_client_credentials.svc",
+            "graph.refresh",
+            "--env",
+            "dev",
+            "--as",
+            "scheduler",
+        ])
+        .run();
+    assert_eq!(run.status, 0, "{}", run.all_output());
+    let secrets = stored(&p);
+    assert_eq!(
+        secrets["GRAPH_TOKEN"]["value"],
+        emulator.stats("microsoft")["last_access_token"]
+    );
+    assert!(!secrets["GRAPH_TOKEN"]["expires_at"].is_null());
 }

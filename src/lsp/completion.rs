@@ -248,6 +248,7 @@ fn variables(program: &Program, service: Option<&str>) -> Vec<CompletionItem> {
         .iter()
         .filter(|s| Some(s.name.text.as_str()) == service)
         .flat_map(|s| &s.vars)
+        .filter(|var| !crate::providers::fill::is_answer_variable(&var.name.text))
         .map(|var| CompletionItem {
             label: var.name.text.clone(),
             kind: Some(CompletionItemKind::VARIABLE),

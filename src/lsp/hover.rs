@@ -181,7 +181,11 @@ pub fn describe(view: View, symbol: &Symbol) -> String {
                     .collect();
                 text.push_str(&format!(
                     "\n\n{} variables, {} actions; endpoints: {}",
-                    service.vars.len(),
+                    service
+                        .vars
+                        .iter()
+                        .filter(|v| !crate::providers::fill::is_answer_variable(&v.name.text))
+                        .count(),
                     service.actions.len(),
                     list(&endpoints)
                 ));

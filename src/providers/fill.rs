@@ -57,6 +57,13 @@ pub fn template_parts(template: &str) -> Result<Vec<Part<'_>>, String> {
 /// meet the program's own variables.
 pub const VARIABLES: &str = "token_answer.";
 
+/// Whether a service variable is one a token grant keeps an answer's
+/// field in: written by `fill`, not by the program's author, so editors
+/// do not offer it.
+pub fn is_answer_variable(name: &str) -> bool {
+    name.starts_with(VARIABLES)
+}
+
 /// Fills every client from its profile, and writes out every token grant.
 pub fn fill(program: &mut Program) {
     for client in &mut program.oauth_clients {

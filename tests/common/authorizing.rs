@@ -21,12 +21,17 @@ pub struct Authorizing {
 
 impl Authorizing {
     pub fn start(p: &Project, extra: &[&str]) -> Authorizing {
+        Authorizing::start_with(p, "app.svc", "app", extra)
+    }
+
+    /// `svc authorize PROGRAM CLIENT --env dev --no-browser --output json`.
+    pub fn start_with(p: &Project, program: &str, client: &str, extra: &[&str]) -> Authorizing {
         let mut child = p
             .svc()
             .args([
                 "authorize",
-                "app.svc",
-                "app",
+                program,
+                client,
                 "--env",
                 "dev",
                 "--no-browser",
