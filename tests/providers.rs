@@ -105,9 +105,33 @@ service tokens {{
 }
 
 fn svc_run(p: &Project, endpoint: &str) -> Run {
+    svc_run_for(p, endpoint, &[])
+}
+
+/// `svc run app.svc ENDPOINT --env dev --as ops`, and more arguments.
+fn svc_run_for(p: &Project, endpoint: &str, extra: &[&str]) -> Run {
     p.svc()
         .args(["run", "app.svc", endpoint, "--env", "dev", "--as", "ops"])
+        .args(extra)
         .run()
+}
+
+/// `svc connection show app --json`: the connection's state.
+fn connection(p: &Project) -> Value {
+    let show = p
+        .svc()
+        .args([
+            "connection",
+            "show",
+            "app",
+            "--program",
+            "app.svc",
+            "--env",
+            "dev",
+        ])
+        .arg("--json")
+        .run();
+    serde_json::from_str(&show.stdout).unwrap_or(Value::Null)
 }
 
 /// `svc authorize app.svc app`, its authorization URL followed to the
@@ -224,24 +248,10 @@ fn exercise(profile: &Profile, emulator: &Emulator) -> Result<(), String> {
             r.refresh_token_expires_field.is_some() || r.refresh_token_lifetime.is_some()
         });
         if says {
-            let show = p
-                .svc()
-                .args([
-                    "connection",
-                    "show",
-                    "app",
-                    "--program",
-                    "app.svc",
-                    "--env",
-                    "dev",
-                ])
-                .arg("--json")
-                .run();
-            let state: Value = serde_json::from_str(&show.stdout).unwrap_or(Value::Null);
+            let state = connection(&p);
             if state["refresh_token_expires_at"].is_null() {
                 return Err(format!(
-                    "the connection has no refresh token expiry: {}",
-                    show.stdout
+                    "the connection has no refresh token expiry: {state}"
                 ));
             }
         }
@@ -251,20 +261,7 @@ fn exercise(profile: &Profile, emulator: &Emulator) -> Result<(), String> {
         if run.status == 0 {
             return Err("a refresh after revocation succeeded".into());
         }
-        let show = p
-            .svc()
-            .args([
-                "connection",
-                "show",
-                "app",
-                "--program",
-                "app.svc",
-                "--env",
-                "dev",
-                "--json",
-            ])
-            .run();
-        let state: Value = serde_json::from_str(&show.stdout).unwrap_or(Value::Null);
+        let state = connection(&p);
         if state["state"] != "needs_reconsent" {
             return Err(format!(
                 "after the provider's failure the connection is {}, not needs_reconsent: {}",
@@ -644,19 +641,7 @@ service tokens {{
     }
     let before_globex = token_of("globex");
     for round in 1..=3 {
-        let run = p
-            .svc()
-            .args([
-                "run",
-                "app.svc",
-                "tokens.refresh",
-                "--env",
-                "dev",
-                "--as",
-                "ops",
-            ])
-            .args(["--connection", "acme"])
-            .run();
+        let run = svc_run_for(&p, "tokens.refresh", &["--connection", "acme"]);
         assert_eq!(run.status, 0, "round {round}: {}", run.all_output());
         let stats = emulator.stats("xero");
         assert_eq!(
@@ -668,19 +653,7 @@ service tokens {{
     }
     // The other account's tokens were not touched, and still refresh.
     assert_eq!(token_of("globex"), before_globex);
-    let run = p
-        .svc()
-        .args([
-            "run",
-            "app.svc",
-            "tokens.refresh",
-            "--env",
-            "dev",
-            "--as",
-            "ops",
-        ])
-        .args(["--connection", "globex"])
-        .run();
+    let run = svc_run_for(&p, "tokens.refresh", &["--connection", "globex"]);
     assert_eq!(run.status, 0, "{}", run.all_output());
     let stats = emulator.stats("xero");
     assert_eq!(token_of("globex"), stats["last_access_token"]);

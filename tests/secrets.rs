@@ -785,7 +785,7 @@ fn check_with_env_reports_secrets_without_a_value() {
         run.stderr
     );
     assert!(
-        run.stderr.contains("hubspot_refresh.svc:16:36"),
+        run.stderr.contains("hubspot_refresh.svc:18:34"),
         "{}",
         run.stderr
     );

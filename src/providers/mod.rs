@@ -102,8 +102,13 @@ pub fn problems() -> Vec<(String, String)> {
                 say(format!("parameter `{}` is used by no URL", p.name));
             }
         }
-        if profile.client_auth.methods.is_empty() {
-            say("`client_auth.methods` is empty".into());
+        match profile.client_auth.methods.first() {
+            None => say("`client_auth.methods` is empty".into()),
+            // The first is what `svc init` writes, with a client secret or none.
+            Some(AuthMethod::PrivateKeyJwt) => {
+                say("the first of `client_auth.methods` is `private_key_jwt`, which `svc init` cannot write".into())
+            }
+            Some(_) => {}
         }
         if profile.authorization.is_some() != profile.endpoints.authorize_url.is_some() {
             say("`authorization` and `endpoints.authorize_url` come together".into());
