@@ -24,7 +24,15 @@ fn compile_emits_the_checked_ast() {
         (Some(0), Some(7))
     );
     let statements = &program["services"][0]["actions"][0]["body"]["statements"];
-    assert_eq!(statements[1]["kind"]["statement"], "web_request");
+    let grant = &statements[0]["kind"];
+    assert_eq!(grant["statement"], "token_grant", "{grant}");
+    assert_eq!(grant["client"]["text"], "hubspot_app");
+    // Checked means filled: the statements `refresh_tokens` stands for.
+    assert_eq!(
+        grant["steps"]["statements"][1]["kind"]["statement"],
+        "web_request",
+        "{grant}"
+    );
     // A program with errors is not compiled.
     let run = svc()
         .args(["compile", "tests/check/unknown_secret_fails.svc"])
