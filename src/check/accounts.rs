@@ -451,8 +451,13 @@ impl<'a, 'p> Checker<'a, 'p> {
         if refs.is_empty() {
             return;
         }
-        let outside: Vec<&EndpointDecl> = service
+        let Some(table) = self.symbols.services.get(service.name.as_str()) else {
+            return;
+        };
+        let outside: Vec<&EndpointDecl> = table
             .endpoints_processing(action.name.as_str())
+            .iter()
+            .copied()
             .filter(|e| !accounts.is_per_account(service.name.as_str(), e.name.as_str()))
             .collect();
         if let Some(endpoint) = outside.first() {

@@ -5,6 +5,7 @@
 //! (which variables carry secrets).
 
 pub mod accounts;
+pub mod call_graph;
 pub mod clients;
 pub mod fixes;
 mod flow;

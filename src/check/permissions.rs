@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 // Names are short and not chosen by an attacker: FxHash is faster than SipHash here.
 use rustc_hash::FxHashMap as HashMap;
 
+use super::call_graph;
 use super::fixes::{Layout, WithGrant};
 use super::model::{ActionEffects, Effects};
 use super::symbols::Symbols;
@@ -36,7 +37,6 @@ struct Call<'p> {
 struct Write<'p> {
     secret: &'p Name,
     span: Span,
-    via: Option<String>,
 }
 
 struct Graph<'p> {
@@ -48,6 +48,31 @@ struct Graph<'p> {
     order: Vec<Key<'p>>,
     /// What each action's own statements do, by `SERVICE.ACTION`.
     actions: BTreeMap<String, ActionEffects>,
+}
+
+impl<'p> Graph<'p> {
+    /// The endpoints `key` runs by the calls `keep` keeps.
+    fn targets(
+        &self,
+        key: Key<'p>,
+        keep: impl Fn(&Call<'p>) -> bool,
+    ) -> impl Iterator<Item = Key<'p>> {
+        self.calls
+            .get(&key)
+            .into_iter()
+            .flatten()
+            .filter(move |c| keep(c))
+            .map(|c| c.target)
+    }
+
+    /// The secrets `key`'s own statements update.
+    fn own_writes(&self, key: Key<'p>) -> impl Iterator<Item = &'p str> + '_ {
+        self.writes
+            .get(&key)
+            .into_iter()
+            .flatten()
+            .map(|w| w.secret.as_str())
+    }
 }
 
 /// Checks the grants along the call graph; returns what running each
@@ -67,50 +92,77 @@ pub fn check<'p>(
 }
 
 /// What running each endpoint can do: its own reads and updates, and those
-/// of every endpoint it runs, directly or not, as whichever identity.
+/// of every endpoint it runs, directly or not, as whichever identity; the
+/// endpoints it runs itself (a caller walks them for what lies further).
+/// Each component of the call graph is summed once, callees first.
 fn effects(graph: &Graph<'_>) -> BTreeMap<String, Effects> {
-    let mut out = BTreeMap::new();
-    for &start in &graph.order {
-        let mut effects = Effects::default();
-        let mut visited = BTreeSet::from([start]);
-        let mut stack = vec![start];
-        while let Some(key) = stack.pop() {
-            for write in graph.writes.get(&key).into_iter().flatten() {
-                effects.writes.insert(write.secret.text.clone());
-            }
-            for read in graph.reads.get(&key).into_iter().flatten() {
-                effects.reads.insert(read.to_string());
-            }
-            for call in graph.calls.get(&key).into_iter().flatten() {
-                effects.runs.insert(key_text(call.target));
-                if visited.insert(call.target) {
-                    stack.push(call.target);
+    let mut reached: HashMap<Key<'_>, (BTreeSet<String>, BTreeSet<String>)> = HashMap::default();
+    let all = call_graph::components(&graph.order, |key| graph.targets(key, |_| true));
+    for component in &all {
+        let (mut reads, mut writes) = (BTreeSet::new(), BTreeSet::new());
+        for &key in component {
+            writes.extend(graph.own_writes(key).map(str::to_string));
+            reads.extend(
+                graph
+                    .reads
+                    .get(&key)
+                    .into_iter()
+                    .flatten()
+                    .map(|r| r.to_string()),
+            );
+            for target in graph.targets(key, |_| true) {
+                if let Some((r, w)) = reached.get(&target) {
+                    reads.extend(r.iter().cloned());
+                    writes.extend(w.iter().cloned());
                 }
             }
         }
-        effects.in_connection = in_connection(graph, start);
-        out.insert(key_text(start), effects);
+        for &key in component {
+            reached.insert(key, (reads.clone(), writes.clone()));
+        }
+    }
+    let mut in_connection = in_connection(graph);
+    let mut out = BTreeMap::new();
+    for &key in &graph.order {
+        let (reads, writes) = reached.remove(&key).unwrap_or_default();
+        out.insert(
+            key_text(key),
+            Effects {
+                reads,
+                writes,
+                runs: graph.targets(key, |_| true).map(key_text).collect(),
+                in_connection: in_connection.remove(&key).unwrap_or_default(),
+            },
+        );
     }
     out
 }
 
-/// The secrets `start` reads or updates for its own connection: its own,
-/// and those of what it runs without naming a connection.
-fn in_connection(graph: &Graph<'_>, start: Key<'_>) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
-    let mut visited = BTreeSet::from([start]);
-    let mut stack = vec![start];
-    while let Some(key) = stack.pop() {
-        for write in graph.writes.get(&key).into_iter().flatten() {
-            out.insert(write.secret.text.clone());
-        }
-        for read in graph.reads.get(&key).into_iter().flatten() {
-            out.insert(read.to_string());
-        }
-        for call in graph.calls.get(&key).into_iter().flatten() {
-            if !call.names_connection && visited.insert(call.target) {
-                stack.push(call.target);
+/// The secrets each endpoint reads or updates for its own connection: its
+/// own, and those of what it runs without naming a connection.
+fn in_connection<'p>(graph: &Graph<'p>) -> HashMap<Key<'p>, BTreeSet<String>> {
+    let same = |call: &Call<'_>| !call.names_connection;
+    let mut out: HashMap<Key<'p>, BTreeSet<String>> = HashMap::default();
+    for component in call_graph::components(&graph.order, |key| graph.targets(key, same)) {
+        let mut secrets = BTreeSet::new();
+        for &key in &component {
+            secrets.extend(graph.own_writes(key).map(str::to_string));
+            secrets.extend(
+                graph
+                    .reads
+                    .get(&key)
+                    .into_iter()
+                    .flatten()
+                    .map(|r| r.to_string()),
+            );
+            for target in graph.targets(key, same) {
+                if let Some(theirs) = out.get(&target) {
+                    secrets.extend(theirs.iter().cloned());
+                }
             }
+        }
+        for key in component {
+            out.insert(key, secrets.clone());
         }
     }
     out
@@ -245,7 +297,6 @@ fn visit_writes_and_calls<'p>(
                 writes.push(Write {
                     secret: &update.secret,
                     span: update.span,
-                    via: None,
                 });
             }
         }
@@ -271,75 +322,137 @@ fn visit_writes_and_calls<'p>(
     }
 }
 
-/// Every secret `key` can update when run by one identity: its own updates
-/// and those of endpoints it calls without `as`.
-fn transitive_writes<'p>(graph: &Graph<'p>, key: Key<'p>) -> Vec<Write<'p>> {
-    let mut out: Vec<Write<'p>> = graph.writes.get(&key).cloned().unwrap_or_default();
-    let mut visited: BTreeSet<Key<'p>> = BTreeSet::from([key]);
-    // (endpoint to explore, span of the call in `key`'s action, path text)
-    let mut stack: Vec<(Key<'p>, Span, String)> = Vec::new();
-    for call in graph.calls.get(&key).into_iter().flatten() {
-        if call.as_account.is_none() {
-            stack.push((call.target, call.span, key_text(call.target)));
-        }
-    }
-    while let Some((target, span, path)) = stack.pop() {
-        if !visited.insert(target) {
-            continue;
-        }
-        for write in graph.writes.get(&target).into_iter().flatten() {
-            out.push(Write {
-                secret: write.secret,
-                span,
-                via: Some(path.clone()),
-            });
-        }
-        for call in graph.calls.get(&target).into_iter().flatten() {
-            if call.as_account.is_none() {
-                stack.push((
-                    call.target,
-                    span,
-                    format!("{path} → {}", key_text(call.target)),
-                ));
+/// Where one endpoint's run updates a secret: its own update (`next`
+/// `None`), or the first `run_service` on the way to one (`next` the
+/// endpoint it runs).
+#[derive(Clone, Copy)]
+struct Origin<'p> {
+    secret: &'p Name,
+    span: Span,
+    next: Option<Key<'p>>,
+}
+
+/// Every secret each endpoint can update when run by one identity: its
+/// own updates and those of endpoints it runs without `as`, each once, with
+/// where the way to it starts. One pass over the call graph's components,
+/// callees first; the path of a write is followed only when it is shown
+/// ([`path_of`]).
+fn transitive_writes<'p>(graph: &Graph<'p>) -> HashMap<Key<'p>, Vec<Origin<'p>>> {
+    let same_identity = |call: &Call<'_>| call.as_account.is_none();
+    let mut out: HashMap<Key<'p>, Vec<Origin<'p>>> = HashMap::default();
+    for component in call_graph::components(&graph.order, |key| graph.targets(key, same_identity)) {
+        for &key in &component {
+            let mut origins: Vec<Origin<'p>> = Vec::new();
+            let add = |origin: Origin<'p>, origins: &mut Vec<Origin<'p>>| {
+                if !origins.iter().any(|o| o.secret.text == origin.secret.text) {
+                    origins.push(origin);
+                }
+            };
+            for write in graph.writes.get(&key).into_iter().flatten() {
+                add(
+                    Origin {
+                        secret: write.secret,
+                        span: write.span,
+                        next: None,
+                    },
+                    &mut origins,
+                );
             }
+            for call in graph.calls.get(&key).into_iter().flatten() {
+                if !same_identity(call) {
+                    continue;
+                }
+                // A callee in the same cycle may not be summed yet: the
+                // cycle is an error of its own.
+                for theirs in out.get(&call.target).into_iter().flatten() {
+                    add(
+                        Origin {
+                            secret: theirs.secret,
+                            span: call.span,
+                            next: Some(call.target),
+                        },
+                        &mut origins,
+                    );
+                }
+            }
+            out.insert(key, origins);
         }
     }
     out
 }
 
+/// The endpoints a write of `secret` goes through from `first` on: `a.b →
+/// a.c`.
+fn path_of(writes: &HashMap<Key<'_>, Vec<Origin<'_>>>, first: Key<'_>, secret: &str) -> String {
+    let mut names = vec![key_text(first)];
+    let mut seen = BTreeSet::from([first]);
+    let mut at = first;
+    while let Some(next) = writes
+        .get(&at)
+        .and_then(|origins| origins.iter().find(|o| o.secret.text == secret))
+        .and_then(|o| o.next)
+    {
+        if !seen.insert(next) {
+            break;
+        }
+        names.push(key_text(next));
+        at = next;
+    }
+    names.join(" → ")
+}
+
+/// Each cycle of `run_service` calls, once: a component of the call
+/// graph with more than one endpoint, or one that runs itself. It is shown
+/// from its first endpoint, along calls inside the component back to it.
 fn report_cycles(graph: &Graph<'_>, diagnostics: &mut Vec<Diagnostic>) {
-    // Tarjan-free: a DFS from each endpoint, reporting a back edge to the
-    // start once. Programs have few calls, so this is cheap.
-    let mut reported: BTreeSet<BTreeSet<String>> = BTreeSet::new();
-    for &start in &graph.order {
-        let mut stack: Vec<(Key<'_>, Vec<Key<'_>>, Option<Span>)> =
-            vec![(start, vec![start], None)];
-        let mut visited: BTreeSet<Key<'_>> = BTreeSet::new();
-        while let Some((node, path, first_span)) = stack.pop() {
+    for component in call_graph::components(&graph.order, |key| graph.targets(key, |_| true)) {
+        let start = component[0];
+        let members: BTreeSet<Key<'_>> = component.iter().copied().collect();
+        if component.len() == 1 && !graph.targets(start, |_| true).any(|t| t == start) {
+            continue;
+        }
+        // Breadth first from `start` inside the component, to a call back to it.
+        let mut came_from: HashMap<Key<'_>, (Key<'_>, Span)> = HashMap::default();
+        let mut queue = std::collections::VecDeque::from([start]);
+        let mut closing: Option<(Key<'_>, Span)> = None;
+        while let Some(node) = queue.pop_front() {
             for call in graph.calls.get(&node).into_iter().flatten() {
-                let span = first_span.unwrap_or(call.span);
                 if call.target == start {
-                    let members: BTreeSet<String> = path.iter().map(|k| key_text(*k)).collect();
-                    if reported.insert(members) {
-                        let mut names: Vec<String> =
-                            path.iter().map(|k| format!("`{}`", key_text(*k))).collect();
-                        names.push(format!("`{}`", key_text(start)));
-                        diagnostics.push(
-                            Diagnostic::new(
-                                Code::RunServiceCycle,
-                                format!("`{}` ends up calling itself", key_text(start)),
-                            )
-                            .label(span, format!("the cycle: {}", names.join(" → ")))
-                            .help("remove one of the `run_service` calls in the cycle"),
-                        );
-                    }
-                } else if visited.insert(call.target) {
-                    let mut next = path.clone();
-                    next.push(call.target);
-                    stack.push((call.target, next, Some(span)));
+                    closing = Some((node, call.span));
+                    break;
+                }
+                if members.contains(&call.target) && !came_from.contains_key(&call.target) {
+                    came_from.insert(call.target, (node, call.span));
+                    queue.push_back(call.target);
                 }
             }
+            if closing.is_some() {
+                break;
+            }
         }
+        let Some((last, closing_span)) = closing else {
+            continue;
+        };
+        let mut path = vec![last];
+        let mut span = closing_span;
+        let mut at = last;
+        while at != start {
+            let (previous, call_span) = came_from[&at];
+            span = call_span;
+            path.push(previous);
+            at = previous;
+        }
+        path.reverse();
+        let mut names: Vec<String> = path.iter().map(|k| format!("`{}`", key_text(*k))).collect();
+        names.push(format!("`{}`", key_text(start)));
+        diagnostics.push(
+            Diagnostic::new(
+                Code::RunServiceCycle,
+                format!("`{}` ends up calling itself", key_text(start)),
+            )
+            .label(span, format!("the cycle: {}", names.join(" → ")))
+            .help("remove one of the `run_service` calls in the cycle"),
+        );
     }
 }
 
@@ -486,6 +599,7 @@ fn report_update_grants<'p>(
     runners: &Runners<'p>,
     diagnostics: &mut Vec<Diagnostic>,
 ) {
+    let all_writes = transitive_writes(graph);
     for &key in &graph.order {
         let Some(who) = runners.get(&key) else {
             continue;
@@ -493,7 +607,7 @@ fn report_update_grants<'p>(
         if who.is_empty() {
             continue;
         }
-        let mut writes = transitive_writes(graph, key);
+        let mut writes = all_writes.get(&key).cloned().unwrap_or_default();
         writes.retain(|w| {
             symbols
                 .secrets
@@ -525,9 +639,12 @@ fn report_update_grants<'p>(
                         refreshed.name.text
                     ),
                 };
-                let at = match &write.via {
+                let at = match write.next {
                     None => format!("updates `{secret}`"),
-                    Some(path) => format!("updates `{secret}` through `{path}`"),
+                    Some(first) => format!(
+                        "updates `{secret}` through `{}`",
+                        path_of(&all_writes, first, secret)
+                    ),
                 };
                 let mut diagnostic = Diagnostic::new(
                     Code::MissingUpdateGrant,

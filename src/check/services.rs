@@ -83,8 +83,7 @@ impl<'a, 'p> Checker<'a, 'p> {
             }
         }
         for action in &service.actions {
-            let processing: Vec<&'p EndpointDecl> =
-                service.endpoints_processing(&action.name.text).collect();
+            let processing: &[&'p EndpointDecl] = table.endpoints_processing(&action.name.text);
             let contracts = (!processing.is_empty())
                 .then(|| {
                     processing

@@ -31,9 +31,17 @@ pub struct ServiceSymbols<'p> {
     pub vars: HashMap<&'p str, &'p VarDecl>,
     pub actions: HashMap<&'p str, &'p ActionDecl>,
     pub endpoints: HashMap<&'p str, &'p EndpointDecl>,
+    /// The endpoints that process each action, in their order: looked up
+    /// once, not by a scan of every endpoint per action.
+    pub processing: HashMap<&'p str, Vec<&'p EndpointDecl>>,
 }
 
 impl<'p> ServiceSymbols<'p> {
+    /// The endpoints that process `action`.
+    pub fn endpoints_processing(&self, action: &str) -> &[&'p EndpointDecl] {
+        self.processing.get(action).map_or(&[], Vec::as_slice)
+    }
+
     pub fn var_type(&self, name: &str) -> Option<Type> {
         self.vars
             .get(name)
@@ -122,6 +130,7 @@ impl<'p> Symbols<'p> {
                 vars: HashMap::default(),
                 actions: HashMap::default(),
                 endpoints: HashMap::default(),
+                processing: HashMap::default(),
             };
             for var in &service.vars {
                 insert(
@@ -152,6 +161,13 @@ impl<'p> Symbols<'p> {
                     diagnostics,
                     |e| &e.name,
                 );
+                if let Some(action) = &endpoint.process {
+                    table
+                        .processing
+                        .entry(action.as_str())
+                        .or_default()
+                        .push(endpoint);
+                }
             }
             symbols.services.insert(service.name.as_str(), table);
             symbols.service_order.push(service);
