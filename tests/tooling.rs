@@ -29,8 +29,7 @@ fn compile_emits_the_checked_ast() {
     assert_eq!(grant["client"]["text"], "hubspot_app");
     // Checked means filled: the statements `refresh_tokens` stands for.
     assert_eq!(
-        grant["steps"]["statements"][1]["kind"]["statement"],
-        "web_request",
+        grant["steps"]["statements"][1]["kind"]["statement"], "web_request",
         "{grant}"
     );
     // A program with errors is not compiled.
