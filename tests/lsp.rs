@@ -717,7 +717,7 @@ fn rename_edits_every_file_and_the_program_stays_clean() {
 
 /// The language lets a variable be called `status` or `expires_in`
 /// (docs/language.md, "Keywords are only keywords where the grammar
-/// expects them"; examples/hubspot_refresh.svc has `var expires_in`), so a
+/// expects them"; tests/fixtures/hubspot_refresh_by_hand.svc has `var expires_in`), so a
 /// rename to such a name must be allowed.
 #[test]
 fn rename_to_a_word_that_is_a_keyword_only_elsewhere_is_allowed() {

@@ -451,7 +451,8 @@ vim.api.nvim_create_autocmd('VimEnter', {{
 "#,
         site = site.path().display()
     );
-    let example = common::root().join("examples/hubspot_refresh.svc");
+    // The HubSpot refresh written out by hand: every kind of token in one file.
+    let example = common::root().join("tests/fixtures/hubspot_refresh_by_hand.svc");
     let found = nvim::run(&init, &common::root(), example.to_str().unwrap(), None);
     assert_eq!(
         found.first().map(String::as_str),
