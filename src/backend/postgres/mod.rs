@@ -344,17 +344,92 @@ fn shown_url(url: &str) -> String {
     }
 }
 
-/// TLS for `sslmode=require` and above: rustls with the system's roots.
+/// TLS for `sslmode=prefer` (the default) and above: rustls with the
+/// system's roots. The roots (some 150 files) are read at the first
+/// certificate to verify, not when the database is opened: a server that
+/// declines TLS, or `sslmode=disable`, never costs their loading.
 fn tls() -> tokio_postgres_rustls::MakeRustlsConnect {
     crate::net::http::install_crypto_provider();
-    let mut roots = rustls::RootCertStore::empty();
-    for certificate in rustls_native_certs::load_native_certs().certs {
-        let _ = roots.add(certificate);
-    }
     let config = rustls::ClientConfig::builder()
-        .with_root_certificates(roots)
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(SystemRoots::default()))
         .with_no_client_auth();
     tokio_postgres_rustls::MakeRustlsConnect::new(config)
+}
+
+/// rustls's own verification of a server's certificate against the
+/// system's roots, with the roots read once, on first use. Nothing is
+/// verified differently: every call goes to `WebPkiServerVerifier`.
+#[derive(Debug, Default)]
+struct SystemRoots {
+    verifier: std::sync::OnceLock<Result<Arc<rustls::client::WebPkiServerVerifier>, String>>,
+}
+
+impl SystemRoots {
+    fn verifier(&self) -> Result<&Arc<rustls::client::WebPkiServerVerifier>, rustls::Error> {
+        self.verifier
+            .get_or_init(|| {
+                let mut roots = rustls::RootCertStore::empty();
+                for certificate in rustls_native_certs::load_native_certs().certs {
+                    let _ = roots.add(certificate);
+                }
+                rustls::client::WebPkiServerVerifier::builder(Arc::new(roots))
+                    .build()
+                    .map_err(|e| format!("no usable system roots: {e}"))
+            })
+            .as_ref()
+            .map_err(|e| rustls::Error::General(e.clone()))
+    }
+
+    fn algorithms() -> rustls::crypto::WebPkiSupportedAlgorithms {
+        rustls::crypto::CryptoProvider::get_default()
+            .map(|p| p.signature_verification_algorithms)
+            .unwrap_or_else(|| {
+                #[allow(deprecated)]
+                rustls::crypto::ring::default_provider().signature_verification_algorithms
+            })
+    }
+}
+
+impl rustls::client::danger::ServerCertVerifier for SystemRoots {
+    fn verify_server_cert(
+        &self,
+        end_entity: &rustls_pki_types::CertificateDer<'_>,
+        intermediates: &[rustls_pki_types::CertificateDer<'_>],
+        server_name: &rustls_pki_types::ServerName<'_>,
+        ocsp_response: &[u8],
+        now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        self.verifier()?.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        )
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &Self::algorithms())
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls_pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &Self::algorithms())
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        Self::algorithms().supported_schemes()
+    }
 }
 
 /// Opens an environment in a database, migrating the schema first;

@@ -159,7 +159,21 @@ CREATE INDEX svc_connect_sessions_expiry ON svc_connect_sessions (env, expires_a
 const MIGRATION_LOCK: i64 = 0x7376_635f_7363_6865; // "svc_sche"
 
 /// Creates or migrates the schema; refuses a database a newer svc wrote.
+///
+/// Every process opens the database, most of them short (`svc run`, `svc
+/// secret get`): a schema already current is found by one statement,
+/// without the migration lock or any DDL. Only a database that is new or
+/// behind takes the lock and migrates.
 pub async fn migrate(client: &mut Client) -> Result<i32, Error> {
+    if let Ok(Some(row)) = client
+        .query_opt("SELECT version FROM svc_schema", &[])
+        .await
+    {
+        let version: i32 = row.get(0);
+        if version == VERSION {
+            return Ok(version);
+        }
+    }
     client
         .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
         .await

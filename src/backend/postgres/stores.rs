@@ -1,7 +1,6 @@
 //! Each store of the backend, on the database's tables.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -61,7 +60,6 @@ pub async fn backend(
                 db: database.clone(),
                 env: env.to_string(),
                 audit: super::audit::GroupCommit::new(database.clone(), env),
-                appended: AtomicU64::new(0),
                 keep_records: options.log_keep_records,
                 keep_days: options.log_keep_days,
             }),
@@ -1368,7 +1366,6 @@ struct PgLogs {
     env: String,
     /// Audit lines, committed in groups.
     audit: super::audit::GroupCommit,
-    appended: AtomicU64,
     keep_records: usize,
     keep_days: u32,
 }
@@ -1379,6 +1376,9 @@ fn log_key(log: LogName<'_>) -> String {
         LogName::Schedule(schedule) => format!("schedule:{schedule}"),
     }
 }
+
+/// One append in this many prunes the logs, on average.
+const PRUNE_ONE_IN: u32 = 64;
 
 impl PgLogs {
     /// Drops what is past the retention: older than the days kept, and
@@ -1434,12 +1434,10 @@ impl LogStore for PgLogs {
             )
             .await
             .map_err(unavailable)?;
-        // Pruning is cheap with the index, but not free: every so often.
-        if self
-            .appended
-            .fetch_add(1, Ordering::Relaxed)
-            .is_multiple_of(64)
-        {
+        // Pruning is cheap with the index, but not free: one append in 64
+        // on average, drawn at random so that short processes (`svc run`,
+        // one append each) share the work instead of each pruning first.
+        if fastrand::u32(..PRUNE_ONE_IN) == 0 {
             self.prune(&client, &key).await?;
         }
         Ok(())
