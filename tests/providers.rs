@@ -755,3 +755,58 @@ fn the_examples_on_profiles_run_end_to_end() {
     );
     assert!(!secrets["GRAPH_TOKEN"]["expires_at"].is_null());
 }
+
+/// A secret parameter is checked where it is used: one that would move
+/// the client's token endpoint to another host fails the run before
+/// anything is sent, and its value is not shown.
+#[test]
+fn a_secret_parameter_that_is_not_one_url_part_stops_the_run() {
+    let p = Project::new();
+    p.write(
+        "app.svc",
+        r#"secret CLIENT_ID     { environment_specific }
+secret CLIENT_SECRET { environment_specific locked }
+secret SUBDOMAIN     { environment_specific locked }
+secret REFRESH_TOKEN { environment_specific }
+secret ACCESS_TOKEN  { environment_specific }
+
+oauth_client app {
+  provider    zendesk(subdomain = secret.SUBDOMAIN)
+  client_id   secret.CLIENT_ID
+  client_auth client_secret_post(secret.CLIENT_SECRET)
+  stores { refresh_token = REFRESH_TOKEN  access_token = ACCESS_TOKEN }
+}
+
+role keeper {
+  grant run tokens.refresh
+  grant update_secret REFRESH_TOKEN
+  grant update_secret ACCESS_TOKEN
+}
+user ops { roles keeper }
+
+service tokens {
+  action refresh { refresh_tokens client(app) }
+  endpoint refresh { methods GET POST  process refresh }
+}
+"#,
+    );
+    let moved = "127.0.0.1:9/steal#";
+    p.set("CLIENT_ID", CLIENT_ID);
+    p.set("CLIENT_SECRET", CLIENT_SECRET);
+    p.set("SUBDOMAIN", moved);
+    p.set("REFRESH_TOKEN", "rt-never-sent-4Kq");
+    let run = svc_run(&p, "tokens.refresh");
+    assert_ne!(run.status, 0, "{}", run.all_output());
+    assert!(
+        run.all_output().contains("svc::oauth::invalid_url"),
+        "{}",
+        run.all_output()
+    );
+    assert!(
+        run.all_output().contains("SUBDOMAIN"),
+        "{}",
+        run.all_output()
+    );
+    assert!(!run.all_output().contains(moved), "{}", run.all_output());
+    assert!(!run.all_output().contains("rt-never-sent-4Kq"));
+}

@@ -28,6 +28,26 @@ pub struct Runner {
     pub schedule: Option<String>,
 }
 
+/// Whether a run that updates `writes` and reads `reads` refreshes the
+/// client's connection. A connection is its refresh token: with one, the
+/// run must send or store it (a `client_credentials` run of the same
+/// client does neither, and keeps nothing alive); without one, updating
+/// any secret the client stores is the refresh.
+pub fn refreshes_connection(
+    client: &OAuthClientDecl,
+    writes: &BTreeSet<String>,
+    reads: &BTreeSet<String>,
+) -> bool {
+    match client.store_of(TokenField::RefreshToken) {
+        Some(refresh) => writes.contains(&refresh.text) || reads.contains(&refresh.text),
+        None => client
+            .stores
+            .iter()
+            .flat_map(|s| &s.entries)
+            .any(|s| writes.contains(&s.secret.text)),
+    }
+}
+
 /// The endpoints that refresh a client's connection, as
 /// `SERVICE.ENDPOINT`, in the order declared.
 pub fn refreshers(
@@ -35,18 +55,13 @@ pub fn refreshers(
     effects: &BTreeMap<String, Effects>,
     client: &OAuthClientDecl,
 ) -> Vec<(String, String)> {
-    let stored: BTreeSet<&str> = client
-        .stores
-        .iter()
-        .flat_map(|stores| stores.entries.iter().map(|s| s.secret.as_str()))
-        .collect();
     let mut out = Vec::new();
     for service in &program.services {
         for endpoint in &service.endpoints {
             let key = format!("{}.{}", service.name.text, endpoint.name.text);
             let refreshes = effects
                 .get(&key)
-                .is_some_and(|e| e.writes.iter().any(|w| stored.contains(w.as_str())));
+                .is_some_and(|e| refreshes_connection(client, &e.writes, &e.reads));
             if refreshes {
                 out.push((service.name.text.clone(), endpoint.name.text.clone()));
             }

@@ -137,6 +137,24 @@ impl<'p> Checker<'_, 'p> {
                 );
             }
             self.constant_argument(&arg.value, reads);
+            if let Some(text) = arg.value.as_plain_string()
+                && !providers::fill::is_url_part(&text)
+            {
+                self.push(
+                    Diagnostic::new(
+                        Code::InvalidUrl,
+                        format!(
+                            "`{}` cannot stand in {}'s URLs",
+                            arg.name.value, profile.title
+                        ),
+                    )
+                    .label(arg.value.span, "not one part of a URL")
+                    .help(
+                        "a parameter is a host name, a label, a realm or a tenant: letters, digits \
+                         and `.`, `-`, `_`, `~`, `:`",
+                    ),
+                );
+            }
         }
         for parameter in &profile.parameters {
             if parameter.default.is_none() && use_.arg(&parameter.name).is_none() {

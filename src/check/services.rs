@@ -445,9 +445,30 @@ impl<'a, 'p> Checker<'a, 'p> {
             ..Scope::new(table, None, vec![endpoint.as_str()])
         };
         self.check_block(&hook.body, &mut scope);
+        // The updates a grant is written out as carry its span: said once.
+        let mut grants: Vec<crate::source::Span> = Vec::new();
         hook.body.walk(&mut |statement| {
+            // A token grant stores tokens: written out or not (a schedule's
+            // hook has no service to write it out in), it updates secrets.
+            if let StatementKind::TokenGrant(grant) = &statement.kind {
+                self.push(
+                    Diagnostic::new(
+                        Code::HookUpdatesSecret,
+                        format!(
+                            "`{}` runs `{} client({})`",
+                            kind.keyword(),
+                            grant.grant.keyword(),
+                            grant.client.text
+                        ),
+                    )
+                    .label(statement.span, "a hook may not update a secret")
+                    .help("hooks report (a webhook, a log, a notifier's `run_service`); refresh tokens in actions"),
+                );
+                grants.push(statement.span);
+                return;
+            }
             if let StatementKind::UpdateSecrets { updates, .. } = &statement.kind {
-                for update in updates {
+                for update in updates.iter().filter(|u| !grants.contains(&u.span)) {
                     self.push(
                         Diagnostic::new(
                             Code::HookUpdatesSecret,

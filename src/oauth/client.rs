@@ -60,6 +60,34 @@ pub fn value(
     }
 }
 
+/// A URL filled from the client's provider profile: each secret in it (a
+/// parameter, such as Zendesk's `subdomain = secret.ZENDESK_SUBDOMAIN`)
+/// must be one part of the URL, as a literal parameter must be for the
+/// checker: a value with `/`, `@` or `#` would send the client's
+/// credentials to another host. The value itself is never shown.
+fn profile_parameters(expr: &Expr, what: &str, document: &Document) -> Result<(), Error> {
+    let ExprKind::String { parts } = &expr.kind else {
+        return Ok(());
+    };
+    for part in parts {
+        if let StringPart::Interpolation { expr } = part
+            && let ExprKind::Secret { name } = &expr.kind
+            && let Some(entry) = document.get(name.as_str())
+            && !crate::providers::fill::is_url_part(entry.value.expose())
+        {
+            return Err(Error::new(
+                Code::InvalidUrl,
+                format!(
+                    "secret `{}` cannot stand in the client's `{what}`: it is not one part of a URL",
+                    name.text
+                ),
+            )
+            .help("a provider parameter is a host name, a label, a realm or a tenant: letters, digits and `.`, `-`, `_`, `~`, `:`"));
+        }
+    }
+    Ok(())
+}
+
 /// How the client authenticates, with its values.
 enum Method {
     Basic(Zeroizing<String>),
@@ -260,6 +288,9 @@ impl Endpoints {
         let url_of = |expr: &Option<Expr>, what: &str, redactor: &mut Redactor| {
             expr.as_ref()
                 .map(|e| {
+                    if client.filled.contains(&what) {
+                        profile_parameters(e, what, document)?;
+                    }
                     let text = value(e, what, document, env, redactor)?;
                     server_url(&text, what, redactor)
                 })

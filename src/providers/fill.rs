@@ -57,6 +57,17 @@ pub fn template_parts(template: &str) -> Result<Vec<Part<'_>>, String> {
 /// meet the program's own variables.
 pub const VARIABLES: &str = "token_answer.";
 
+/// Whether a parameter's value can stand in a profile's URL as one part
+/// (a host label or name, a realm, a tenant): letters, digits and `.`, `-`,
+/// `_`, `~`, `:`. Anything else (`/`, `?`, `#`, `@`, spaces) could move the
+/// URL to another host, where the client's credentials would go.
+pub fn is_url_part(value: &str) -> bool {
+    !value.is_empty()
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '~' | ':'))
+}
+
 /// Whether a service variable is one a token grant keeps an answer's
 /// field in: written by `fill`, not by the program's author, so editors
 /// do not offer it.
@@ -108,11 +119,10 @@ pub fn fill(program: &mut Program) {
 }
 
 /// The fields of an answer a grant reads, and their variables' types.
-const ANSWER_FIELDS: [(&str, &str); 4] = [
+const ANSWER_FIELDS: [(&str, &str); 3] = [
     ("access_token", "string"),
     ("refresh_token", "string"),
     ("expires_in", "json"),
-    ("refresh_token_expires_in", "json"),
 ];
 
 fn fill_client(client: &mut OAuthClientDecl, profile: &Profile) {
@@ -280,12 +290,6 @@ fn steps(
     ];
     if grant.grant == GrantType::RefreshToken {
         fields.push(("refresh_token", "$.refresh_token".into()));
-        if let Some(field) = profile
-            .and_then(|p| p.refresh.as_ref())
-            .and_then(|r| r.refresh_token_expires_field.as_ref())
-        {
-            fields.push(("refresh_token_expires_in", format!("$.{field}")));
-        }
     }
     used.extend(fields.iter().map(|(field, _)| *field));
     let mappings = fields
@@ -320,13 +324,12 @@ fn steps(
     if grant.grant == GrantType::RefreshToken
         && let Some(refresh) = refresh
     {
-        let expires = profile
-            .and_then(|p| p.refresh.as_ref())
-            .and_then(|r| r.refresh_token_expires_field.as_ref())
-            .map(|_| b.variable(&var("refresh_token_expires_in")));
+        // Without an expiry of its own: a malformed expiry field must not
+        // keep the new token from being stored while the old one is spent.
+        // The connection learns when it expires from the answer itself.
         out.push(b.when_present(
             &var("refresh_token"),
-            b.update(&refresh.text, b.variable(&var("refresh_token")), expires),
+            b.update(&refresh.text, b.variable(&var("refresh_token")), None),
         ));
     }
     // An answer without `expires_in`: the profile's documented lifetime.

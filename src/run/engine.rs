@@ -187,9 +187,7 @@ impl Engine {
                         .clients_storing(&secrets)
                         .into_iter()
                         .filter(|client| {
-                            client
-                                .store_of(TokenField::RefreshToken)
-                                .is_none_or(|r| secrets.contains(&r.text) || read.contains(&r.text))
+                            crate::check::keep_alive::refreshes_connection(client, &secrets, &read)
                         })
                         .map(|client| (client.name.text.clone(), client.per_account))
                         .collect();
