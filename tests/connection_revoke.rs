@@ -115,25 +115,6 @@ fn revoke(p: &Project, extra: &[&str]) -> Run {
         .run()
 }
 
-/// `svc connection show app --json`.
-fn connection(p: &Project) -> Value {
-    let run = p
-        .svc()
-        .args([
-            "connection",
-            "show",
-            "app",
-            "--program",
-            "app.svc",
-            "--env",
-            "dev",
-            "--json",
-        ])
-        .run();
-    assert_eq!(run.status, 0, "{}", run.all_output());
-    serde_json::from_str(&run.stdout).expect("one JSON object")
-}
-
 /// The names of the secrets the store holds.
 fn secrets_held(p: &Project) -> Vec<String> {
     p.document()["secrets"]
@@ -193,7 +174,7 @@ fn revoke_ends_both_tokens_at_the_provider_clears_them_and_runs_need_a_person() 
     let before = Utc::now();
     let mut outputs = common::authorizing::authorize_device(&p).all_output();
     let after = Utc::now();
-    let c = connection(&p);
+    let c = common::connection_show(p.svc(), "app");
     assert_eq!(c["state"], "healthy", "{c}");
     assert_after(
         time(&c["refresh_token_expires_at"]),
@@ -270,7 +251,7 @@ fn revoke_ends_both_tokens_at_the_provider_clears_them_and_runs_need_a_person() 
         "{audit}"
     );
 
-    let c = connection(&p);
+    let c = common::connection_show(p.svc(), "app");
     assert_eq!(c["state"], "revoked", "{c}");
     assert_eq!(c["refresh_token_expires_at"], Value::Null, "{c}");
 
@@ -356,7 +337,14 @@ async fn a_client_without_a_revocation_endpoint_is_cleared_here_and_says_so() {
     );
     let (stored, c, refresh) = {
         let p = p.clone();
-        in_thread(move || (secrets_held(&p), connection(&p), run_refresh(&p))).await
+        in_thread(move || {
+            (
+                secrets_held(&p),
+                common::connection_show(p.svc(), "app"),
+                run_refresh(&p),
+            )
+        })
+        .await
     };
     assert_eq!(stored, ["CLIENT_ID", "CLIENT_SECRET"]);
     assert_eq!(c["state"], "revoked", "{c}");
@@ -415,7 +403,14 @@ async fn a_refusal_of_the_refresh_token_keeps_everything_and_says_what_happened(
     assert_eq!(requests.len(), 1);
     let (stored, c, refresh_token) = {
         let p = p.clone();
-        in_thread(move || (secrets_held(&p), connection(&p), p.get("REFRESH_TOKEN"))).await
+        in_thread(move || {
+            (
+                secrets_held(&p),
+                common::connection_show(p.svc(), "app"),
+                p.get("REFRESH_TOKEN"),
+            )
+        })
+        .await
     };
     assert_eq!(
         stored,
@@ -445,7 +440,7 @@ async fn a_refusal_of_the_refresh_token_keeps_everything_and_says_what_happened(
     assert_eq!(server.received_requests().await.unwrap().len(), 1);
     let (stored, c) = {
         let p = p.clone();
-        in_thread(move || (secrets_held(&p), connection(&p))).await
+        in_thread(move || (secrets_held(&p), common::connection_show(p.svc(), "app"))).await
     };
     assert_eq!(stored, ["CLIENT_ID", "CLIENT_SECRET"]);
     assert_eq!(c["state"], "revoked", "{c}");
@@ -531,7 +526,7 @@ async fn revocation_sends_each_token_with_its_hint_as_the_client_authenticates()
 
     let (stored, c) = {
         let p = p.clone();
-        in_thread(move || (secrets_held(&p), connection(&p))).await
+        in_thread(move || (secrets_held(&p), common::connection_show(p.svc(), "app"))).await
     };
     assert_eq!(stored, ["CLIENT_ID", "CLIENT_SECRET"]);
     assert_eq!(c["state"], "revoked", "{c}");
@@ -565,7 +560,7 @@ async fn a_refresh_records_the_declared_ttl_unless_the_answer_says_otherwise() {
     let before = Utc::now();
     let (run, c) = {
         let p = p.clone();
-        in_thread(move || (run_refresh(&p), connection(&p))).await
+        in_thread(move || (run_refresh(&p), common::connection_show(p.svc(), "app"))).await
     };
     let after = Utc::now();
     assert_eq!(run.status, 0, "{}", run.all_output());
@@ -589,7 +584,7 @@ async fn a_refresh_records_the_declared_ttl_unless_the_answer_says_otherwise() {
     let before = Utc::now();
     let (run, c) = {
         let p = p.clone();
-        in_thread(move || (run_refresh(&p), connection(&p))).await
+        in_thread(move || (run_refresh(&p), common::connection_show(p.svc(), "app"))).await
     };
     let after = Utc::now();
     assert_eq!(run.status, 0, "{}", run.all_output());

@@ -155,24 +155,6 @@ fn doctor(p: &Project) -> Run {
     p.svc().args(["doctor", "app.svc", "--env", "dev"]).run()
 }
 
-fn show(p: &Project, client: &str) -> Value {
-    let run = p
-        .svc()
-        .args([
-            "connection",
-            "show",
-            client,
-            "--program",
-            "app.svc",
-            "--env",
-            "dev",
-            "--json",
-        ])
-        .run();
-    assert_eq!(run.status, 0, "{}", run.all_output());
-    serde_json::from_str(&run.stdout).expect("one JSON object")
-}
-
 /// The lines of `/metrics` that start with `prefix`.
 fn metric_lines(text: &str, prefix: &str) -> Vec<String> {
     let mut lines: Vec<String> = text
@@ -304,11 +286,11 @@ async fn the_state_of_connections_is_served_measured_and_checked_without_tokens(
     }
     let app = {
         let p = p.clone();
-        in_thread(move || show(&p, "app")).await
+        in_thread(move || common::connection_show(p.svc(), "app")).await
     };
     let other = {
         let p = p.clone();
-        in_thread(move || show(&p, "other")).await
+        in_thread(move || common::connection_show(p.svc(), "other")).await
     };
     assert_eq!(app["state"], "needs_reconsent", "{app}");
     assert_eq!(other["state"], "degraded", "{other}");

@@ -11,7 +11,7 @@ use common::authorizing::{introspect, revoke_out_of_band, schedule_state};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use common::{NodeServer, Project, Run, Svc};
+use common::{NodeServer, Project, Run};
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -41,24 +41,6 @@ fn run_refresh(p: &Project, extra: &[&str]) -> Run {
         ])
         .args(extra.iter().copied())
         .run()
-}
-
-/// `svc connection show app --json`, by `svc` in the project given.
-fn connection(svc: Svc) -> Value {
-    let run = svc
-        .args([
-            "connection",
-            "show",
-            "app",
-            "--program",
-            "app.svc",
-            "--env",
-            "dev",
-            "--json",
-        ])
-        .run();
-    assert_eq!(run.status, 0, "{}", run.all_output());
-    serde_json::from_str(&run.stdout).expect("one JSON object")
 }
 
 fn assert_no_leak(text: &str, values: &[&str]) {
@@ -106,7 +88,7 @@ async fn each_answer_moves_the_connection_to_its_state_and_a_dead_one_is_left_al
     };
     let show = || {
         let p = p.clone();
-        in_thread(move || connection(p.svc()))
+        in_thread(move || common::connection_show(p.svc(), "app"))
     };
     let mut outputs = String::new();
 
@@ -254,7 +236,7 @@ fn a_revoked_refresh_token_stops_every_refresh_until_a_person_consents_again() {
     p.set("CLIENT_ID", DEVICE.0);
     p.set("CLIENT_SECRET", DEVICE.1);
     let mut outputs = common::authorizing::authorize_device(&p).all_output();
-    let c = connection(p.svc());
+    let c = common::connection_show(p.svc(), "app");
     assert_eq!(
         (c["state"].as_str(), c["observed"].as_bool()),
         (Some("healthy"), Some(true)),
@@ -272,7 +254,7 @@ fn a_revoked_refresh_token_stops_every_refresh_until_a_person_consents_again() {
     let run = run_refresh(&p, &[]);
     assert_eq!(run.status, 1, "{}", run.all_output());
     outputs += &run.all_output();
-    let c = connection(p.svc());
+    let c = common::connection_show(p.svc(), "app");
     assert_eq!(c["state"], "needs_reconsent", "{c}");
     assert_eq!(c["last_error"]["code"], "invalid_grant");
     let dead_at = common::authorizing::refresh_requests(provider());
@@ -358,7 +340,7 @@ fn a_revoked_refresh_token_stops_every_refresh_until_a_person_consents_again() {
     // A person consents again: healthy, and refreshes work.
     p.write("app.svc", &program(&issuer, false));
     outputs += &common::authorizing::authorize_device(&p).all_output();
-    let c = connection(p.svc());
+    let c = common::connection_show(p.svc(), "app");
     assert_eq!(
         (c["state"].as_str(), c["consecutive_failures"].as_u64()),
         (Some("healthy"), Some(0)),
@@ -456,7 +438,8 @@ async fn on_postgresql_every_observation_counts_and_another_process_sees_the_sta
             recorded += 1;
         }
     }
-    let show = |p: std::sync::Arc<PgProject>| in_thread(move || connection(p.svc()));
+    let show =
+        |p: std::sync::Arc<PgProject>| in_thread(move || common::connection_show(p.svc(), "app"));
     let c = show(p.clone()).await;
     assert_eq!(c["state"], "degraded", "{c}");
     assert!(

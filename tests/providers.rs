@@ -104,6 +104,25 @@ service tokens {{
     )
 }
 
+/// What `check` finds wrong with each profile of the catalog, run on four
+/// threads (each profile starts its own `svc` processes).
+fn each_profile(
+    catalog: &[Profile],
+    check: impl Fn(&Profile) -> Vec<String> + Sync,
+) -> Vec<String> {
+    std::thread::scope(|scope| {
+        let check = &check;
+        let handles: Vec<_> = catalog
+            .chunks(catalog.len().div_ceil(4))
+            .map(|chunk| scope.spawn(move || chunk.iter().flat_map(check).collect::<Vec<_>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    })
+}
+
 fn svc_run(p: &Project, endpoint: &str) -> Run {
     svc_run_for(p, endpoint, &[])
 }
@@ -114,24 +133,6 @@ fn svc_run_for(p: &Project, endpoint: &str, extra: &[&str]) -> Run {
         .args(["run", "app.svc", endpoint, "--env", "dev", "--as", "ops"])
         .args(extra)
         .run()
-}
-
-/// `svc connection show app --json`: the connection's state.
-fn connection(p: &Project) -> Value {
-    let show = p
-        .svc()
-        .args([
-            "connection",
-            "show",
-            "app",
-            "--program",
-            "app.svc",
-            "--env",
-            "dev",
-        ])
-        .arg("--json")
-        .run();
-    serde_json::from_str(&show.stdout).unwrap_or(Value::Null)
 }
 
 /// `svc authorize app.svc app`, its authorization URL followed to the
@@ -248,7 +249,7 @@ fn exercise(profile: &Profile, emulator: &Emulator) -> Result<(), String> {
             r.refresh_token_expires_field.is_some() || r.refresh_token_lifetime.is_some()
         });
         if says {
-            let state = connection(&p);
+            let state = common::connection_show(p.svc(), "app");
             if state["refresh_token_expires_at"].is_null() {
                 return Err(format!(
                     "the connection has no refresh token expiry: {state}"
@@ -261,7 +262,7 @@ fn exercise(profile: &Profile, emulator: &Emulator) -> Result<(), String> {
         if run.status == 0 {
             return Err("a refresh after revocation succeeded".into());
         }
-        let state = connection(&p);
+        let state = common::connection_show(p.svc(), "app");
         if state["state"] != "needs_reconsent" {
             return Err(format!(
                 "after the provider's failure the connection is {}, not needs_reconsent: {}",
@@ -287,27 +288,11 @@ fn every_profile_authorizes_refreshes_three_times_and_fails_as_documented() {
     let catalog = providers::catalog();
     assert!(catalog.len() >= 40, "{} profiles", catalog.len());
     let emulator = Emulator::start();
-    let failures: Vec<String> = std::thread::scope(|scope| {
-        let chunks: Vec<&[Profile]> = catalog.chunks(catalog.len().div_ceil(4)).collect();
-        let handles: Vec<_> = chunks
+    let failures = each_profile(catalog, |profile| {
+        exercise(profile, &emulator)
+            .err()
+            .map(|e| format!("{}: {e}", profile.name))
             .into_iter()
-            .map(|chunk| {
-                let emulator = &emulator;
-                scope.spawn(move || {
-                    chunk
-                        .iter()
-                        .filter_map(|profile| {
-                            exercise(profile, emulator)
-                                .err()
-                                .map(|e| format!("{}: {e}", profile.name))
-                        })
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap())
             .collect()
     });
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
@@ -363,57 +348,38 @@ fn svc_init_with_every_profile_makes_a_project_that_checks_clean() {
     let catalog = providers::catalog();
     let home = tempfile::tempdir().unwrap();
     let key = common::age_keygen(home.path(), "key.txt");
-    let failures: Vec<String> = std::thread::scope(|scope| {
-        let handles: Vec<_> = catalog
-            .chunks(catalog.len().div_ceil(4))
-            .map(|chunk| {
-                let (home, key) = (&home, &key);
-                scope.spawn(move || {
-                    let mut failures = Vec::new();
-                    for profile in chunk {
-                        let dir = home.path().join(&profile.name);
-                        let init = common::svc()
-                            .args(["init"])
-                            .arg(&dir)
-                            .args(["--provider", &profile.name, "--yes", "--identity"])
-                            .arg(&key.path)
-                            .run();
-                        if init.status != 0 {
-                            failures.push(format!(
-                                "{}: svc init: {}",
-                                profile.name,
-                                init.all_output()
-                            ));
-                            continue;
-                        }
-                        let check = common::svc().current_dir(&dir).args(["check"]).run();
-                        if check.status != 0 || !check.stderr.contains("no problems") {
-                            failures.push(format!(
-                                "{}: svc check: {}",
-                                profile.name,
-                                check.all_output()
-                            ));
-                        }
-                        let program = std::fs::read_to_string(dir.join("tokens.svc")).unwrap();
-                        if !program.contains(&format!("provider    {}", profile.name)) {
-                            failures
-                                .push(format!("{}: no `provider` line:\n{program}", profile.name));
-                        }
-                        if !init
-                            .stdout
-                            .contains(&format!("{}_CLIENT_ID", profile.name.to_uppercase()))
-                        {
-                            failures.push(format!("{}: next steps: {}", profile.name, init.stdout));
-                        }
-                    }
-                    failures
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap())
-            .collect()
+    let failures = each_profile(catalog, |profile| {
+        let mut failures = Vec::new();
+        let dir = home.path().join(&profile.name);
+        let init = common::svc()
+            .args(["init"])
+            .arg(&dir)
+            .args(["--provider", &profile.name, "--yes", "--identity"])
+            .arg(&key.path)
+            .run();
+        if init.status != 0 {
+            failures.push(format!("{}: svc init: {}", profile.name, init.all_output()));
+            return failures;
+        }
+        let check = common::svc().current_dir(&dir).args(["check"]).run();
+        if check.status != 0 || !check.stderr.contains("no problems") {
+            failures.push(format!(
+                "{}: svc check: {}",
+                profile.name,
+                check.all_output()
+            ));
+        }
+        let program = std::fs::read_to_string(dir.join("tokens.svc")).unwrap();
+        if !program.contains(&format!("provider    {}", profile.name)) {
+            failures.push(format!("{}: no `provider` line:\n{program}", profile.name));
+        }
+        if !init
+            .stdout
+            .contains(&format!("{}_CLIENT_ID", profile.name.to_uppercase()))
+        {
+            failures.push(format!("{}: next steps: {}", profile.name, init.stdout));
+        }
+        failures
     });
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }

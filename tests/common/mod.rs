@@ -1026,3 +1026,22 @@ pub fn http_request(method: &str, url: &str, body: Option<&str>) -> (u16, String
     let body = parts.next().unwrap_or("").to_string();
     (status, redirect, body)
 }
+
+/// `svc connection show CLIENT --program app.svc --env dev --json`, by the
+/// `svc` given (a project's, on files or a database): the connection's state.
+pub fn connection_show(svc: Svc, client: &str) -> serde_json::Value {
+    let run = svc
+        .args([
+            "connection",
+            "show",
+            client,
+            "--program",
+            "app.svc",
+            "--env",
+            "dev",
+            "--json",
+        ])
+        .run();
+    assert_eq!(run.status, 0, "{}", run.all_output());
+    serde_json::from_str(&run.stdout).expect("one JSON object")
+}
