@@ -34,21 +34,9 @@ pub fn run(args: InitArgs) -> ExitCode {
     }
     let profile = match &args.provider {
         None => None,
-        Some(name) => match crate::providers::get(name) {
-            Some(profile) => Some(profile),
-            None => {
-                let help = match crate::suggest::closest(name, crate::providers::names()) {
-                    Some(close) => {
-                        format!("did you mean `{close}`? `svc provider list` shows them all")
-                    }
-                    None => "`svc provider list` shows the profiles".to_string(),
-                };
-                return usage_error(
-                    "svc::provider::unknown",
-                    &format!("no provider profile is called `{name}`"),
-                    Some(&help),
-                );
-            }
+        Some(name) => match super::provider::profile(name) {
+            Ok(profile) => Some(profile),
+            Err(refused) => return refused,
         },
     };
     let starter = match profile {

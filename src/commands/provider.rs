@@ -33,10 +33,7 @@ fn list(json: bool, markdown: bool) -> ExitCode {
                     "title": p.title,
                     "docs": p.docs,
                     "rotation": p.refresh.as_ref().map(|r| r.rotation.name()),
-                    "pkce": p.authorization.as_ref().and_then(|a| a.pkce).map(|p| match p {
-                        Pkce::Required => "required",
-                        Pkce::Supported => "supported",
-                    }),
+                    "pkce": p.authorization.as_ref().and_then(|a| a.pkce).map(Pkce::name),
                     "parameters": p.parameters.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
                     "code_flow": p.authorization.is_some(),
                     "client_credentials": p.client_credentials.is_some(),
@@ -80,17 +77,26 @@ fn list(json: bool, markdown: bool) -> ExitCode {
     exit::code(exit::SUCCESS)
 }
 
-fn show(name: &str, json: bool) -> ExitCode {
-    let Some(profile) = providers::get(name) else {
+/// The profile called `name`, or the usage error that names the closest
+/// one (`svc provider show`, `svc init --provider`).
+pub fn profile(name: &str) -> Result<&'static providers::Profile, ExitCode> {
+    providers::get(name).ok_or_else(|| {
         let help = match crate::suggest::closest(name, providers::names()) {
             Some(close) => format!("did you mean `{close}`? `svc provider list` shows them all"),
             None => "`svc provider list` shows the profiles".to_string(),
         };
-        return usage_error(
+        usage_error(
             "svc::provider::unknown",
             &format!("no provider profile is called `{name}`"),
             Some(&help),
-        );
+        )
+    })
+}
+
+fn show(name: &str, json: bool) -> ExitCode {
+    let profile = match profile(name) {
+        Ok(profile) => profile,
+        Err(refused) => return refused,
     };
     if json {
         outln!(

@@ -72,11 +72,7 @@ pub fn facts(profile: &Profile) -> Vec<Fact> {
             fact("authorization parameters", pairs(&a.params), &a.source);
         }
         if let Some(pkce) = a.pkce {
-            let text = match pkce {
-                Pkce::Required => "required",
-                Pkce::Supported => "supported",
-            };
-            fact("PKCE", text.into(), &a.source);
+            fact("PKCE", pkce.name().into(), &a.source);
         }
         if let Some(separator) = &a.scope_separator {
             fact("scope separator", format!("`{separator}`"), &a.source);
@@ -195,11 +191,11 @@ pub fn markdown(catalog: &[Profile]) -> String {
     );
     for p in catalog {
         let rotation = p.refresh.as_ref().map_or("none", |r| r.rotation.name());
-        let pkce = match p.authorization.as_ref().and_then(|a| a.pkce) {
-            Some(Pkce::Required) => "required",
-            Some(Pkce::Supported) => "supported",
-            None => "",
-        };
+        let pkce = p
+            .authorization
+            .as_ref()
+            .and_then(|a| a.pkce)
+            .map_or("", Pkce::name);
         let params: Vec<String> = p
             .parameters
             .iter()

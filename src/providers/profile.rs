@@ -129,6 +129,15 @@ pub enum Pkce {
     Supported,
 }
 
+impl Pkce {
+    pub fn name(self) -> &'static str {
+        match self {
+            Pkce::Required => "required",
+            Pkce::Supported => "supported",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Refresh {
@@ -317,12 +326,6 @@ impl Profile {
         self.refresh
             .as_ref()
             .is_some_and(|r| r.rotation != Rotation::Never)
-    }
-
-    pub fn requires_pkce(&self) -> bool {
-        self.authorization
-            .as_ref()
-            .is_some_and(|a| a.pkce == Some(Pkce::Required))
     }
 
     pub fn offline_scopes(&self) -> &[String] {

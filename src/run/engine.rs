@@ -176,9 +176,9 @@ impl Engine {
                     );
                 }
                 let secrets = script.secrets_updated(&service.name.text, &endpoint.name.text);
+                let read = script.secrets_read(&service.name.text, &endpoint.name.text);
                 if !secrets.is_empty() {
                     let key = format!("{}.{}", service.name.text, endpoint.name.text);
-                    let read = script.secrets_read(&service.name.text, &endpoint.name.text);
                     // A client's connection is its refresh token: an endpoint
                     // that neither sends nor stores it (`client_credentials`
                     // of a client that also holds a person's consent) does not
@@ -196,7 +196,6 @@ impl Engine {
                     }
                     updating.insert(key, secrets);
                 }
-                let read = script.secrets_read(&service.name.text, &endpoint.name.text);
                 if !read.is_empty() {
                     reading.insert(
                         format!("{}.{}", service.name.text, endpoint.name.text),
