@@ -652,3 +652,99 @@ fn migrate_copies_an_environment_from_files_once() {
         "files-value-2"
     );
 }
+
+/// A replica answers reads from what it knows and confirms each with the
+/// revision its audit line's commit returns: a change made anywhere before
+/// a read began is what that read sees, on every replica, with no waiting.
+#[test]
+fn reads_answer_every_change_committed_before_them_on_every_replica() {
+    let pg = Postgres::shared();
+    let p = PgProject::new(pg, "read_path");
+    p.project.write(
+        "app.svc",
+        r#"
+secret ACCESS_TOKEN { environment_specific }
+secret LATE_TOKEN   { environment_specific }
+role reader {
+  grant read_secret ACCESS_TOKEN
+  grant read_secret LATE_TOKEN
+}
+service_account app { roles reader }
+"#,
+    );
+    p.set("ACCESS_TOKEN", "value-0");
+    let key = p.key("app");
+    let replicas = [
+        p.serve(&[".", "--no-schedules"]),
+        p.serve(&[".", "--no-schedules"]),
+    ];
+    let read = |replica: &Served, name: &str, key: &str| {
+        replica.call("GET", &format!("/api/secrets/{name}"), Some(key), None)
+    };
+    // Every replica has the store and the keys in its caches.
+    for replica in &replicas {
+        let answer = read(replica, "ACCESS_TOKEN", &key);
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        assert_eq!(answer.json()["value"], "value-0");
+    }
+    // Another process writes; the next read of each replica has it, and a
+    // version once answered is never followed by an older one.
+    let mut last_version = 0;
+    for round in 1..=5 {
+        let value = format!("value-{round}");
+        p.set("ACCESS_TOKEN", &value);
+        let mut versions = Vec::new();
+        for replica in &replicas {
+            let answer = read(replica, "ACCESS_TOKEN", &key);
+            assert_eq!(answer.status, 200, "{}", answer.body);
+            assert_eq!(answer.json()["value"], value.as_str(), "round {round}");
+            versions.push(answer.json()["version"].as_u64().unwrap());
+        }
+        assert!(
+            versions
+                .iter()
+                .all(|v| *v == versions[0] && *v > last_version)
+        );
+        last_version = versions[0];
+    }
+    // A secret that had no value when the caches were read.
+    assert_eq!(read(&replicas[0], "LATE_TOKEN", &key).status, 404);
+    p.set("LATE_TOKEN", "late");
+    for replica in &replicas {
+        let answer = read(replica, "LATE_TOKEN", &key);
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        assert_eq!(answer.json()["value"], "late");
+    }
+    // A key made elsewhere works at once; revoked elsewhere, it stops at
+    // once, though every replica had it in its cache.
+    let fresh = p.key("app");
+    for replica in &replicas {
+        assert_eq!(read(replica, "ACCESS_TOKEN", &fresh).status, 200);
+    }
+    let id = fresh.split('_').nth(1).unwrap().to_string();
+    let revoke = p.svc().args(["key", "revoke", &id, "--env", "dev"]).run();
+    assert_eq!(revoke.status, 0, "{}", revoke.all_output());
+    for replica in &replicas {
+        let answer = read(replica, "ACCESS_TOKEN", &fresh);
+        assert_eq!(answer.status, 401, "{}", answer.body);
+        assert!(!answer.body.contains("value-5"), "{}", answer.body);
+    }
+    // The audit says which reads handed out a value and which were taken
+    // back because the key had gone when the read was confirmed.
+    assert!(id.chars().all(|c| c.is_ascii_alphanumeric()), "{id}");
+    let audit = pg.psql(
+        &p.db,
+        &format!("SELECT line->>'action' FROM svc_audit WHERE line->>'key' = '{id}' ORDER BY id"),
+    );
+    let audit: Vec<&str> = audit.lines().map(str::trim).collect();
+    assert_eq!(
+        audit.iter().filter(|a| **a == "read").count(),
+        4,
+        "{audit:?}"
+    );
+    assert_eq!(
+        audit.iter().filter(|a| **a == "read_withdrawn").count(),
+        2,
+        "{audit:?}"
+    );
+}

@@ -73,6 +73,22 @@ impl Spec {
     }
 }
 
+/// A count of the changes made to an environment's shared state
+/// (PostgreSQL): every write raises it, so a replica's cached copy is as new
+/// as the revision it was read at.
+pub type Revision = i64;
+
+/// How current a read of the shared state must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadAt {
+    /// As the backend has it now: a database is asked every time.
+    Now,
+    /// As of the newest revision this process has heard of, from its
+    /// caches: for a read that confirms itself afterwards (an audited read
+    /// of `svc serve`), or whose answer does not hand out a value.
+    Known,
+}
+
 /// One environment's state, in whichever backend holds it.
 #[derive(Clone)]
 pub struct Backend {
@@ -339,6 +355,22 @@ pub trait SecretStore: Send + Sync {
         None
     }
 
+    /// The document as of the newest revision this process has heard of:
+    /// the backend is asked only when the cached copy is older. A read that
+    /// hands out a value from it confirms it afterwards against the
+    /// revision its audit line's commit returns ([`LogStore::audit`]);
+    /// [`SecretStore::document`] asks the backend every time.
+    async fn document_as_known(&self, identities: &Identities) -> Result<Arc<Document>, Error> {
+        self.document(identities).await
+    }
+
+    /// The oldest revision among the cached document and key index: what a
+    /// read `as_known` may lag behind. `None` where every read is current
+    /// (files).
+    fn cached_revision(&self) -> Option<Revision> {
+        None
+    }
+
     /// One secret with its history (`None` when it has no value).
     async fn entry(
         &self,
@@ -380,6 +412,11 @@ pub type KeyIndex = Arc<BTreeMap<String, ApiKey>>;
 pub trait KeyStore: Send + Sync {
     /// The current index: a key revoked or added is in it at once.
     async fn keys(&self, identities: &Identities) -> Result<KeyIndex, Error>;
+    /// The index as of the newest revision this process has heard of, as
+    /// [`SecretStore::document_as_known`] says.
+    async fn keys_as_known(&self, identities: &Identities) -> Result<KeyIndex, Error> {
+        self.keys(identities).await
+    }
     async fn add(&self, identities: &Identities, id: &str, key: ApiKey) -> Result<(), Error>;
     /// Marks a key revoked; an error if it is unknown or revoked already.
     async fn revoke(
@@ -513,8 +550,11 @@ pub trait LogStore: Send + Sync {
     async fn read_last(&self, log: LogName<'_>, count: usize) -> Result<Vec<RunRecord>, Error>;
     /// Whether anything is logged for this environment at all.
     async fn any(&self) -> Result<bool, Error>;
-    /// Appends a line to the audit log (who read which secret).
-    async fn audit(&self, line: &serde_json::Value) -> Result<(), Error>;
+    /// Appends a line to the audit log (who read which secret); returns
+    /// once it is durable, with the environment's revision as of its commit
+    /// where the state is shared (`None` on files): a read made from what
+    /// this process knew is as new as that, or it reads again.
+    async fn audit(&self, line: &serde_json::Value) -> Result<Option<Revision>, Error>;
 }
 
 /// What a caller may see of a job.

@@ -683,7 +683,11 @@ fn get_fresh(
     engine.program_hint = context.program_hint(program);
     let read = async {
         match (&account, fresh) {
-            (_, true) => engine.read_fresh_for(name, account.as_ref()).await,
+            (_, true) => {
+                engine
+                    .read_fresh_for(name, account.as_ref(), crate::backend::ReadAt::Now)
+                    .await
+            }
             (Some(key), false) => {
                 let keys = engine.keys.as_deref().expect("opened above");
                 let values = place

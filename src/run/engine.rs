@@ -13,6 +13,7 @@ use super::error::{ErrorKind, RunError};
 pub use super::interpreter::Answer;
 use super::interpreter::Run;
 use super::trace::Trace;
+use crate::backend::ReadAt;
 use crate::backend::record::{HookReport, Outcome, RunRecord, Trigger};
 use crate::backend::run_key;
 use crate::backend::{Backend, LogName};
@@ -273,8 +274,19 @@ impl Engine {
     /// The store's document and a redactor of all its values, shared by
     /// every run until the store changes.
     pub async fn store_document(&self) -> Result<(Arc<Document>, Arc<Redactor>), secrets::Error> {
+        self.store_document_at(ReadAt::Now).await
+    }
+
+    /// The environment's store, read as [`ReadAt`] says.
+    pub async fn store_document_at(
+        &self,
+        at: ReadAt,
+    ) -> Result<(Arc<Document>, Arc<Redactor>), secrets::Error> {
         let keys = self.keys.as_ref().ok_or_else(|| self.no_identity())?;
-        let document = self.backend.secrets.document(keys).await?;
+        let document = match at {
+            ReadAt::Now => self.backend.secrets.document(keys).await?,
+            ReadAt::Known => self.backend.secrets.document_as_known(keys).await?,
+        };
         let mut cached = self
             .store_redactor
             .lock()

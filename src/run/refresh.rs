@@ -18,7 +18,7 @@ use chrono::{DateTime, Utc};
 
 use super::engine::{Engine, RunRequest};
 use crate::backend::record::{Outcome, RunRecord, Trigger};
-use crate::backend::{ConnectionKey, LockFailure};
+use crate::backend::{ConnectionKey, LockFailure, ReadAt};
 use crate::secrets::{self, Entry};
 use crate::syntax::ast::RefreshedBy;
 
@@ -224,18 +224,22 @@ impl Engine {
     /// Reads a secret, refreshing it first when it is declared with
     /// `refreshed_by` and is not valid for `min_valid` more.
     pub async fn read_fresh(&self, name: &str) -> Result<Fresh, FreshError> {
-        self.read_fresh_for(name, None).await
+        self.read_fresh_for(name, None, ReadAt::Now).await
     }
 
     /// As [`Engine::read_fresh`], for a per-account secret: the value of
-    /// one connected account, refreshed by a run for that account.
+    /// one connected account, refreshed by a run for that account. The
+    /// first look reads the store as `at` says (a connected account's
+    /// values are always read as they are now); whether to refresh is
+    /// decided on the store as it is now.
     pub async fn read_fresh_for(
         &self,
         name: &str,
         account: Option<&ConnectionKey>,
+        at: ReadAt,
     ) -> Result<Fresh, FreshError> {
         let gate_name = gate_name(name, account);
-        let current = self.current(name, account).await?;
+        let current = self.current(name, account, at).await?;
         let Some(refresher) = self.refresher(name) else {
             return Ok(Fresh {
                 entry: current,
@@ -257,7 +261,7 @@ impl Engine {
         let turn = self.refreshing.gate(&gate_name);
         let gate = turn.gate.clone().expect("a turn holds its gate");
         let _in_turn = gate.lock().await;
-        let current = self.current(name, account).await?;
+        let current = self.current(name, account, ReadAt::Now).await?;
         if changed_since(seen, current.as_ref(), Utc::now()) || usable(current.as_ref()) {
             return Ok(Fresh {
                 entry: current,
@@ -291,7 +295,7 @@ impl Engine {
             }
             Err(LockFailure::Failed(error)) => return Err(FreshError::Store(error)),
         };
-        let before = self.current(name, account).await?;
+        let before = self.current(name, account, ReadAt::Now).await?;
         // Another process may have refreshed it while this one waited.
         if changed_since(seen, before.as_ref(), Utc::now()) || usable(before.as_ref()) {
             return Ok(Fresh {
@@ -358,7 +362,7 @@ impl Engine {
                 record: Some(Box::new(record)),
             });
         }
-        let after = self.current(name, account).await?;
+        let after = self.current(name, account, ReadAt::Now).await?;
         let updated = match (&before, &after) {
             (_, None) => false,
             (None, Some(_)) => true,
@@ -398,6 +402,7 @@ impl Engine {
         &self,
         name: &str,
         account: Option<&ConnectionKey>,
+        at: ReadAt,
     ) -> Result<Option<Entry>, FreshError> {
         if let Some(key) = account {
             let keys = self
@@ -412,7 +417,10 @@ impl Engine {
                 .map_err(FreshError::Store)?;
             return Ok(values.get(name).cloned());
         }
-        let (document, _) = self.store_document().await.map_err(FreshError::Store)?;
+        let (document, _) = self
+            .store_document_at(at)
+            .await
+            .map_err(FreshError::Store)?;
         Ok(document.get(name).cloned())
     }
 }

@@ -13,7 +13,7 @@ use http_body_util::BodyExt;
 use serde_json::{Value, json};
 
 use super::App;
-use crate::backend::{JobRefused, LogName};
+use crate::backend::{JobRefused, LogName, ReadAt};
 use crate::backend::{Outcome, Trigger};
 use crate::run::RunRequest;
 use crate::schedule::connections::{self, Sources};
@@ -95,10 +95,11 @@ pub async fn log_refusals(
     response
 }
 
-/// The environment's store as it is now, or 503 when it cannot be read.
-async fn store_document(app: &App) -> Result<Arc<crate::secrets::Document>, ApiError> {
+/// The environment's store, read as `at` says, or 503 when it cannot be
+/// read.
+async fn store_document(app: &App, at: ReadAt) -> Result<Arc<crate::secrets::Document>, ApiError> {
     app.engine
-        .store_document()
+        .store_document_at(at)
         .await
         .map(|(document, _)| document)
         .map_err(store_unavailable)
@@ -165,8 +166,16 @@ pub struct Caller {
     pub reach: crate::backend::Reach,
 }
 
-/// Authenticates the `Authorization: Bearer` key against the store.
+/// Authenticates the `Authorization: Bearer` key against the store as it
+/// is now.
 pub async fn authenticate(app: &App, headers: &HeaderMap) -> Result<Caller, ApiError> {
+    authenticate_at(app, headers, ReadAt::Now).await
+}
+
+/// Authenticates against the key index read as `at` says. A key refused by
+/// an index read as known is asked of the store as it is now: a key added
+/// on another replica a moment ago is not refused for this one's cache.
+async fn authenticate_at(app: &App, headers: &HeaderMap, at: ReadAt) -> Result<Caller, ApiError> {
     let unauthorized = |rejection: Rejection| {
         ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -188,14 +197,19 @@ pub async fn authenticate(app: &App, headers: &HeaderMap) -> Result<Caller, ApiE
         .keys
         .as_ref()
         .ok_or_else(|| store_unavailable(app.engine.no_identity()))?;
-    let keys_in_store = app
-        .engine
-        .backend
-        .keys
-        .keys(identities)
-        .await
-        .map_err(store_unavailable)?;
-    let (id, key) = api_keys::verify(&keys_in_store, token, Utc::now()).map_err(unauthorized)?;
+    let keys = &app.engine.backend.keys;
+    let keys_in_store = match at {
+        ReadAt::Now => keys.keys(identities).await,
+        ReadAt::Known => keys.keys_as_known(identities).await,
+    }
+    .map_err(store_unavailable)?;
+    let (id, key) = match api_keys::verify(&keys_in_store, token, Utc::now()) {
+        Ok(found) => found,
+        Err(_) if at == ReadAt::Known => {
+            return Box::pin(authenticate_at(app, headers, ReadAt::Now)).await;
+        }
+        Err(rejection) => return Err(unauthorized(rejection)),
+    };
     if app.script.identity(&key.identity).is_none() {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
@@ -321,7 +335,7 @@ pub async fn metrics(State(app): State<Arc<App>>) -> impl IntoResponse {
         }
         app.engine.backend.secrets.cached_document()
     } else {
-        let document = store_document(&app).await.ok();
+        let document = store_document(&app, ReadAt::Now).await.ok();
         set_connection_metrics(&app, document.as_deref()).await;
         document
     };
@@ -879,7 +893,7 @@ pub async fn list_secrets(
     headers: HeaderMap,
 ) -> Result<Json<Value>, ApiError> {
     authenticate(&app, &headers).await?;
-    let document = store_document(&app).await?;
+    let document = store_document(&app, ReadAt::Now).await?;
     let now = Utc::now();
     let secrets: Vec<Value> = document
         .secrets
@@ -899,19 +913,83 @@ pub async fn list_secrets(
     Ok(Json(json!({"secrets": secrets})))
 }
 
+/// `GET /api/secrets/NAME`: the value, if the caller may read it.
+///
+/// The hot path of every app that uses svc, so it asks a shared database
+/// nothing before the value is found: the key and the value come from what
+/// this replica knows ([`ReadAt::Known`]). The audit line, which must be
+/// durable before the value leaves, comes back with the environment's
+/// revision as of its commit; a read that used an older state reads again,
+/// from the store as it is then. So a value committed before the read began
+/// (on any replica) is never answered with an older one, and a key revoked
+/// anywhere is refused at once.
 pub async fn read_secret(
     State(app): State<Arc<App>>,
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let caller = authenticate(&app, &headers).await?;
+    let read_from = app.engine.backend.secrets.cached_revision();
+    let (caller, entry) = read_value(&app, &headers, &name, ReadAt::Known).await?;
+    // Recorded before the value leaves, or it does not leave.
+    let confirmed = app.audit(&caller, &name, "read").await.map_err(|error| {
+        // A database that does not answer is the backend's outage, as for
+        // any other call; a log that refuses the line (a full disk, a
+        // revoked privilege) is the audit's.
+        let code = if matches!(error, crate::secrets::Error::Unavailable { .. }) {
+            "backend_unavailable"
+        } else {
+            "audit_unavailable"
+        };
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            code,
+            format!(
+                "the read of `{name}` cannot be recorded in the audit log, so it is refused; the \
+                 server's log says why"
+            ),
+        )
+    })?;
+    let entry = match (read_from, confirmed) {
+        (Some(read_from), Some(confirmed)) if confirmed > read_from => {
+            match read_value(&app, &headers, &name, ReadAt::Known).await {
+                Ok((_, entry)) => entry,
+                Err(refused) => {
+                    // The line says a value was read; none left.
+                    let _ = app.audit(&caller, &name, "read_withdrawn").await;
+                    return Err(refused);
+                }
+            }
+        }
+        _ => entry,
+    };
+    let body = json!({
+        "name": name,
+        "value": entry.value.expose(),
+        "version": entry.version,
+        "updated_at": entry.updated_at,
+        "expires_at": entry.expires_at,
+    });
+    Ok(([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response())
+}
+
+/// One read of a secret for `read_secret`, up to its audit: the caller, its
+/// permission, and the value, as `at` says. A secret without a value in a
+/// store read as known is looked up in the store as it is now: a value set
+/// on another replica a moment ago is not refused for this one's cache.
+async fn read_value(
+    app: &Arc<App>,
+    headers: &HeaderMap,
+    name: &str,
+    at: ReadAt,
+) -> Result<(Caller, crate::secrets::Entry), ApiError> {
+    let caller = authenticate_at(app, headers, at).await?;
     let identity = app
         .script
         .identity(&caller.identity)
         .expect("authenticated");
-    if !app.script.can_read_secret(identity, &name) {
+    if !app.script.can_read_secret(identity, name) {
         // Refused either way: a record that cannot be written changes nothing.
-        let _ = app.audit(&caller, &name, "denied").await;
+        let _ = app.audit(&caller, name, "denied").await;
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden",
@@ -921,11 +999,14 @@ pub async fn read_secret(
             ),
         ));
     }
-    let entry = if app.engine.refresher(&name).is_some() {
-        fresh_entry(&app, &caller, &name, None).await?
+    let mut entry = if app.engine.refresher(name).is_some() {
+        fresh_entry(app, &caller, name, None, at).await?
     } else {
-        store_document(&app).await?.get(&name).cloned()
+        store_document(app, at).await?.get(name).cloned()
     };
+    if entry.is_none() && at == ReadAt::Known {
+        entry = store_document(app, ReadAt::Now).await?.get(name).cloned();
+    }
     let Some(entry) = entry else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
@@ -933,25 +1014,7 @@ pub async fn read_secret(
             format!("`{name}` has no value in this environment"),
         ));
     };
-    // Recorded before the value leaves, or it does not leave.
-    if app.audit(&caller, &name, "read").await.is_err() {
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "audit_unavailable",
-            format!(
-                "the read of `{name}` cannot be recorded in the audit log, so it is refused; the \
-                 server's log says why"
-            ),
-        ));
-    }
-    let body = json!({
-        "name": name,
-        "value": entry.value.expose(),
-        "version": entry.version,
-        "updated_at": entry.updated_at,
-        "expires_at": entry.expires_at,
-    });
-    Ok(([(header::CACHE_CONTROL, "no-store")], Json(body)).into_response())
+    Ok((caller, entry))
 }
 
 /// A run refused because a connection it refreshes needs a person: 409,
@@ -978,6 +1041,7 @@ pub(super) async fn fresh_entry(
     caller: &Caller,
     name: &str,
     account: Option<&crate::backend::ConnectionKey>,
+    at: ReadAt,
 ) -> Result<Option<crate::secrets::Entry>, ApiError> {
     use crate::run::refresh::FreshError;
     let task_app = app.clone();
@@ -988,7 +1052,7 @@ pub(super) async fn fresh_entry(
         .spawn(async move {
             task_app
                 .engine
-                .read_fresh_for(&task_name, task_account.as_ref())
+                .read_fresh_for(&task_name, task_account.as_ref(), at)
                 .await
         })
         .await

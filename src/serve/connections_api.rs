@@ -587,7 +587,14 @@ pub async fn read_secret(
     let entry = if app.engine.fresh_enough(&name, Some(&key), stored.as_ref()) {
         stored
     } else {
-        super::api::fresh_entry(&app, &caller, &name, Some(&key)).await?
+        super::api::fresh_entry(
+            &app,
+            &caller,
+            &name,
+            Some(&key),
+            crate::backend::ReadAt::Now,
+        )
+        .await?
     };
     let Some(entry) = entry else {
         return Err(ApiError::new(

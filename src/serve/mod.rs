@@ -122,12 +122,14 @@ impl App {
     /// Records who read (or was refused) which secret, in the audit log of
     /// the environment. An error means the record was not written: a read
     /// that would hand out a value must then be refused (as Vault does).
+    /// On a shared backend it returns the environment's revision as of the
+    /// record's commit ([`crate::backend::LogStore::audit`]).
     pub async fn audit(
         &self,
         caller: &api::Caller,
         secret: &str,
         action: &str,
-    ) -> Result<(), crate::secrets::Error> {
+    ) -> Result<Option<crate::backend::Revision>, crate::secrets::Error> {
         self.audit_in(caller, secret, action, None).await
     }
 
@@ -138,7 +140,7 @@ impl App {
         secret: &str,
         action: &str,
         account: Option<&crate::backend::ConnectionKey>,
-    ) -> Result<(), crate::secrets::Error> {
+    ) -> Result<Option<crate::backend::Revision>, crate::secrets::Error> {
         let mut line = json!({
             "at": crate::secrets::document::now(),
             "identity": caller.identity,
@@ -154,14 +156,17 @@ impl App {
         self.record_audit(&line).await
     }
 
-    async fn record_audit(&self, line: &Value) -> Result<(), crate::secrets::Error> {
+    async fn record_audit(
+        &self,
+        line: &Value,
+    ) -> Result<Option<crate::backend::Revision>, crate::secrets::Error> {
         use std::sync::atomic::Ordering;
         match self.engine.backend.logs.audit(line).await {
-            Ok(()) => {
+            Ok(revision) => {
                 if self.audit_failing.swap(false, Ordering::SeqCst) {
                     tracing::info!("the audit log takes records again: reads are served");
                 }
-                Ok(())
+                Ok(revision)
             }
             Err(error) => {
                 self.audit_failing.store(true, Ordering::SeqCst);

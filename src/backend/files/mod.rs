@@ -26,8 +26,8 @@ use chrono::{DateTime, Utc};
 use super::jobs::Jobs;
 use super::{
     Backend, Change, Changed, Held, JobRefused, JobStore, JobView, JournalStore, KeyIndex,
-    KeyStore, LockFailure, Locks, LogName, LogStore, Options, RecipientChange, ScheduleStore,
-    SecretStore,
+    KeyStore, LockFailure, Locks, LogName, LogStore, Options, RecipientChange, Revision,
+    ScheduleStore, SecretStore,
 };
 use crate::backend::RunRecord;
 use crate::backend::ScheduleState;
@@ -702,10 +702,11 @@ impl LogStore for FileLogs {
         Ok(self.log_dir.join(&self.env).is_dir())
     }
 
-    async fn audit(&self, line: &serde_json::Value) -> Result<(), Error> {
+    async fn audit(&self, line: &serde_json::Value) -> Result<Option<Revision>, Error> {
         let path = self.log_dir.join(&self.env).join("audit.jsonl");
         log::append_line(&path, format!("{line}\n").as_bytes())
-            .map_err(|e| Error::io("write", &path, e))
+            .map_err(|e| Error::io("write", &path, e))?;
+        Ok(None)
     }
 }
 

@@ -7,7 +7,15 @@
 //! until nothing waits; the others only queue and wait for the write that
 //! takes their line. A line is never answered before its commit, and a
 //! failed write fails each of its callers: the fail-closed audit holds.
+//!
+//! The statement that writes a group also reads the environment's revision
+//! as of its snapshot, taken after every line of the group was queued: a
+//! reader learns the revision at no cost, and a read made from this
+//! replica's caches that is older reads again before its value leaves
+//! (`serve::api::read_secret`). Replicas then agree without a statement per
+//! read: a value committed before a read began is the value it returns.
 
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::oneshot;
@@ -18,7 +26,18 @@ use crate::secrets::Error;
 /// The most lines one statement writes.
 const MAX_BATCH: usize = 256;
 
-type Waiter = oneshot::Sender<Result<(), String>>;
+/// A line's answer: the environment's revision at its commit, or why it
+/// was not written.
+type Waiter = oneshot::Sender<Result<i64, Failure>>;
+
+/// Why a group was not written: the database did not answer (an outage of
+/// the backend), or it answered with a refusal (the audit's own failure:
+/// a privilege taken away, a table that takes no row).
+#[derive(Clone)]
+enum Failure {
+    Outage(String),
+    Refused(String),
+}
 
 #[derive(Default)]
 struct Queue {
@@ -42,7 +61,7 @@ impl Drop for Writing {
         let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
         queue.writing = false;
         for (_, waiter) in queue.lines.drain(..) {
-            let _ = waiter.send(Err("the audit writer stopped".into()));
+            let _ = waiter.send(Err(Failure::Outage("the audit writer stopped".into())));
         }
     }
 }
@@ -53,19 +72,23 @@ pub struct GroupCommit {
     db: Database,
     env: String,
     queue: Arc<Mutex<Queue>>,
+    /// The newest revision heard of, which each commit raises.
+    known: Arc<AtomicI64>,
 }
 
 impl GroupCommit {
-    pub fn new(db: Database, env: &str) -> GroupCommit {
+    pub fn new(db: Database, env: &str, known: Arc<AtomicI64>) -> GroupCommit {
         GroupCommit {
             db,
             env: env.to_string(),
             queue: Arc::default(),
+            known,
         }
     }
 
-    /// Appends a line; returns once it is durable.
-    pub async fn append(&self, line: &serde_json::Value) -> Result<(), Error> {
+    /// Appends a line; returns once it is durable, with the environment's
+    /// revision as of its commit.
+    pub async fn append(&self, line: &serde_json::Value) -> Result<i64, Error> {
         let (sender, answer) = oneshot::channel();
         let lead = {
             let mut queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
@@ -79,8 +102,9 @@ impl GroupCommit {
             tokio::spawn(async move { writer.write_all().await });
         }
         match answer.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(problem)) => Err(Error::Unavailable { problem, fix: None }),
+            Ok(Ok(revision)) => Ok(revision),
+            Ok(Err(Failure::Outage(problem))) => Err(Error::Unavailable { problem, fix: None }),
+            Ok(Err(Failure::Refused(problem))) => Err(Error::AuditUnavailable { problem }),
             Err(_) => Err(Error::Unavailable {
                 problem: "the audit writer stopped".into(),
                 fix: None,
@@ -108,25 +132,43 @@ impl GroupCommit {
                 queue.lines.drain(..take).collect()
             };
             let (lines, waiters): (Vec<_>, Vec<_>) = group.into_iter().unzip();
-            let result = self.write(&lines).await.map_err(|e| e.to_string());
+            let result = self.write(&lines).await;
             for waiter in waiters {
                 let _ = waiter.send(result.clone());
             }
         }
     }
 
-    async fn write(&self, lines: &[serde_json::Value]) -> Result<(), Error> {
-        let client = self.db.client().await?;
+    async fn write(&self, lines: &[serde_json::Value]) -> Result<i64, Failure> {
+        let refused = |error: tokio_postgres::Error| match error.as_db_error() {
+            Some(_) => Failure::Refused(unavailable(error).to_string()),
+            None => Failure::Outage(unavailable(error).to_string()),
+        };
+        let client = self
+            .db
+            .client()
+            .await
+            .map_err(|e| Failure::Outage(e.to_string()))?;
         let statement = client
             .prepare_cached(
-                "INSERT INTO svc_audit (env, line) SELECT $1, line FROM unnest($2::jsonb[]) AS line",
+                "WITH written AS (INSERT INTO svc_audit (env, line) \
+                 SELECT $1, line FROM unnest($2::jsonb[]) AS line) \
+                 SELECT revision FROM svc_environments WHERE name = $1",
             )
             .await
-            .map_err(unavailable)?;
-        client
-            .execute(&statement, &[&self.env, &lines])
+            .map_err(refused)?;
+        let row = client
+            .query_opt(&statement, &[&self.env, &lines])
             .await
-            .map_err(unavailable)?;
-        Ok(())
+            .map_err(refused)?
+            .ok_or_else(|| {
+                Failure::Refused(format!(
+                    "the environment `{}` is not in the database",
+                    self.env
+                ))
+            })?;
+        let revision: i64 = row.get(0);
+        self.known.fetch_max(revision, Ordering::SeqCst);
+        Ok(revision)
     }
 }

@@ -31,7 +31,7 @@ use crate::backend::consent_sessions::{Claim, ConsentSession, ConsentSessions};
 use crate::backend::outbox::{Attempt, Delivery, Retry};
 use crate::backend::{
     Backend, Change, Changed, Held, JobRefused, JobStore, JobView, KeyIndex, KeyStore, LogName,
-    LogStore, RecipientChange, ScheduleStore, SecretStore,
+    LogStore, RecipientChange, Revision, ScheduleStore, SecretStore,
 };
 use crate::backend::{
     ConnectionKey, ConnectionState, ConnectionStore, Observation, Observed, Outbox, Subscriber,
@@ -129,6 +129,15 @@ impl SecretStore for Bounded<dyn SecretStore> {
         self.0.cached_document()
     }
 
+    async fn document_as_known(&self, identities: &Identities) -> Result<Arc<Document>, Error> {
+        self.within(LONGEST_CALL, self.0.document_as_known(identities))
+            .await
+    }
+
+    fn cached_revision(&self) -> Option<Revision> {
+        self.0.cached_revision()
+    }
+
     async fn entry(
         &self,
         identities: &Identities,
@@ -168,6 +177,11 @@ impl SecretStore for Bounded<dyn SecretStore> {
 impl KeyStore for Bounded<dyn KeyStore> {
     async fn keys(&self, identities: &Identities) -> Result<KeyIndex, Error> {
         self.within(LONGEST_CALL, self.0.keys(identities)).await
+    }
+
+    async fn keys_as_known(&self, identities: &Identities) -> Result<KeyIndex, Error> {
+        self.within(LONGEST_CALL, self.0.keys_as_known(identities))
+            .await
     }
 
     async fn add(&self, identities: &Identities, id: &str, key: ApiKey) -> Result<(), Error> {
@@ -398,7 +412,7 @@ impl LogStore for Bounded<dyn LogStore> {
         self.within(LONGEST_CALL, self.0.any()).await
     }
 
-    async fn audit(&self, line: &serde_json::Value) -> Result<(), Error> {
+    async fn audit(&self, line: &serde_json::Value) -> Result<Option<Revision>, Error> {
         self.within(LONGEST_CALL, self.0.audit(line)).await
     }
 }

@@ -1,6 +1,7 @@
 //! Each store of the backend, on the database's tables.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -33,12 +34,14 @@ pub async fn backend(
     env: &str,
     options: &Options,
 ) -> Backend {
+    let known = Arc::new(AtomicI64::new(-1));
     let secrets = Arc::new(PgSecrets {
         db: database.clone(),
         env: env.to_string(),
         keys: Mutex::new(HashMap::new()),
         cache: Mutex::new(None),
         api_keys: Mutex::new(None),
+        known: known.clone(),
     });
     let spool = Arc::new(Spool::new(state_dir, env));
     let journal = PgJournal::new(database.clone(), env, spool.clone());
@@ -59,7 +62,7 @@ pub async fn backend(
             logs: Arc::new(PgLogs {
                 db: database.clone(),
                 env: env.to_string(),
-                audit: super::audit::GroupCommit::new(database.clone(), env),
+                audit: super::audit::GroupCommit::new(database.clone(), env, known),
                 keep_records: options.log_keep_records,
                 keep_days: options.log_keep_days,
             }),
@@ -102,6 +105,10 @@ pub struct PgSecrets {
     cache: Mutex<Option<(i64, Arc<Document>)>>,
     /// The key index as of a revision.
     api_keys: Mutex<Option<(i64, KeyIndex)>>,
+    /// The newest revision of the environment this process has heard of
+    /// (from a read of it, a write, or an audit line's commit): the caches
+    /// are current for a read `as_known` while they are at it.
+    known: Arc<AtomicI64>,
 }
 
 /// A row of `svc_secrets` or `svc_secret_history`, before opening.
@@ -147,7 +154,20 @@ impl PgSecrets {
             .await
             .map_err(unavailable)?
             .ok_or_else(|| self.missing())?;
-        Ok(row.get(0))
+        let revision = row.get(0);
+        self.heard_of(revision);
+        Ok(revision)
+    }
+
+    /// The database said the environment is at `revision` (or later).
+    fn heard_of(&self, revision: i64) {
+        self.known.fetch_max(revision, Ordering::SeqCst);
+    }
+
+    /// Whether a cache read at `revision` holds every change this process
+    /// has heard of.
+    fn is_known_current(&self, revision: i64) -> bool {
+        revision >= self.known.load(Ordering::SeqCst)
     }
 
     /// A data key, opened with the identities (and kept open).
@@ -253,7 +273,15 @@ impl PgSecrets {
             );
         }
         let document = Arc::new(document);
-        *self.cache.lock().unwrap_or_else(|p| p.into_inner()) = Some((newest, document.clone()));
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        // Two reads may refresh at once: the cache never goes back to the
+        // older of their answers.
+        if let Some((have, newer)) = &*cache
+            && *have > newest
+        {
+            return Ok(newer.clone());
+        }
+        *cache = Some((newest, document.clone()));
         Ok(document)
     }
 
@@ -464,7 +492,32 @@ impl SecretStore for PgSecrets {
             }
         }
         transaction.commit().await.map_err(unavailable)?;
+        self.heard_of(revision);
         Ok((done, None))
+    }
+
+    async fn document_as_known(&self, identities: &Identities) -> Result<Arc<Document>, Error> {
+        let cached = self.cache.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        match cached {
+            Some((seen, document)) if self.is_known_current(seen) => Ok(document),
+            _ => self.refreshed(identities).await,
+        }
+    }
+
+    fn cached_revision(&self) -> Option<i64> {
+        let document = self
+            .cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map_or(-1, |(seen, _)| *seen);
+        let keys = self
+            .api_keys
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map_or(-1, |(seen, _)| *seen);
+        Some(document.min(keys))
     }
 
     fn cached_document(&self) -> Option<Arc<Document>> {
@@ -838,11 +891,29 @@ impl KeyStore for PgSecrets {
         // keys are the same (a secret was written), the index stays.
         let mut index = self.api_keys.lock().unwrap_or_else(|p| p.into_inner());
         let keys = match index.take() {
+            // A read that refreshed at once with a newer answer keeps it.
+            Some((have, newer)) if have > revision => {
+                *index = Some((have, newer.clone()));
+                return Ok(newer);
+            }
             Some((_, built)) if *built == keys => built,
             _ => Arc::new(keys),
         };
         *index = Some((revision, keys.clone()));
         Ok(keys)
+    }
+
+    async fn keys_as_known(&self, identities: &Identities) -> Result<KeyIndex, Error> {
+        if let Some((seen, keys)) = self
+            .api_keys
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            && self.is_known_current(*seen)
+        {
+            return Ok(keys.clone());
+        }
+        self.keys(identities).await
     }
 
     async fn add(&self, _identities: &Identities, id: &str, key: ApiKey) -> Result<(), Error> {
@@ -1473,8 +1544,8 @@ impl LogStore for PgLogs {
         Ok(row.is_some())
     }
 
-    async fn audit(&self, line: &serde_json::Value) -> Result<(), Error> {
-        self.audit.append(line).await
+    async fn audit(&self, line: &serde_json::Value) -> Result<Option<i64>, Error> {
+        self.audit.append(line).await.map(Some)
     }
 }
 
