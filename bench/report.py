@@ -136,7 +136,7 @@ matter more than the absolute times.
     # bench/serve_keys.sh write: this script does not measure them.
     if os.path.exists(results):
         old = open(results).read()
-        for block in ("serve_soak", "backend", "serve_keys"):
+        for block in ("serve_soak", "backend", "serve_keys", "accounts", "read_path"):
             begin, end = f"<!-- {block}: begin -->", f"<!-- {block}: end -->"
             if begin in old and end in old:
                 text += "\n" + old[old.index(begin):old.index(end) + len(end)] + "\n"
