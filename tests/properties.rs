@@ -1535,3 +1535,77 @@ fn run_on_a_worker(checked: svc::program::CheckedProgram) {
     assert!(finished.error.is_none(), "{:?}", finished.error);
     assert_eq!(finished.record.outcome, svc::backend::Outcome::Success);
 }
+
+/// What a random edit inserts: text that keeps a program whole, and text
+/// that breaks it or mends what an earlier edit broke.
+const PIECES: &[&str] = &[
+    "",
+    " ",
+    "\n",
+    "x",
+    "}",
+    "{",
+    "\"",
+    "é",
+    "// note\n",
+    "secret EDITED { environment_specific }\n",
+    "role edited { }\n",
+    "service edited {\n}\n",
+    "log \"m\"\n",
+];
+
+/// The nearest start of a character at or before `at`.
+fn char_start(text: &str, mut at: usize) -> usize {
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    at
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 48,
+        ..ProptestConfig::default()
+    })]
+
+    /// The editor re-parses only the declarations an edit touches
+    /// (`svc lsp`); after any sequence of edits, what it holds is what a
+    /// parse of the whole text gives, and that is what `svc check` parses.
+    #[test]
+    fn an_incremental_parse_after_random_edits_equals_a_whole_parse(
+        program in program(),
+        edits in proptest::collection::vec(
+            (any::<proptest::sample::Index>(), 0usize..40, select(PIECES)),
+            1..10,
+        ),
+    ) {
+        use svc::syntax::incremental::{self, Reparsed};
+        let file = FileId(0);
+        let mut text = svc::format::print(&program);
+        let parsed = incremental::parse(file, &text);
+        let mut held = parsed.program;
+        let mut outline = parsed.outline.expect("a printed program parses");
+        for (at, delete, insert) in edits {
+            let from = char_start(&text, at.index(text.len() + 1));
+            let to = char_start(&text, (from + delete).min(text.len()));
+            text.replace_range(from..to, insert);
+            let whole = incremental::parse(file, &text);
+            let (checked, check_diagnostics) = svc::syntax::parse_file(file, &text);
+            prop_assert_eq!(&whole.program, &checked);
+            prop_assert_eq!(&whole.diagnostics, &check_diagnostics);
+            match outline.reparse(file, &text) {
+                Reparsed::Failed(diagnostics) => {
+                    prop_assert!(whole.outline.is_none(), "{}", text);
+                    prop_assert_eq!(diagnostics, whole.diagnostics, "{}", text);
+                }
+                Reparsed::Parsed(change) => {
+                    prop_assert!(whole.outline.is_some(), "{}", text);
+                    let (_, diagnostics) = outline.apply(change, &mut held, [0; ITEM_KINDS]);
+                    prop_assert_eq!(&held, &whole.program, "{}", text);
+                    prop_assert_eq!(diagnostics, whole.diagnostics, "{}", text);
+                    prop_assert_eq!(outline.text(), text.as_str());
+                }
+            }
+        }
+    }
+}

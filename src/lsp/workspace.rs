@@ -4,8 +4,11 @@
 //! A folder is one program, as `svc check DIR` loads it (or as its
 //! `svc.toml` names it). A file opened outside every folder is a program
 //! of its own. Each file is parsed on its own, when its text changes, and
-//! its declarations replace the ones it had in the program, in place; so
-//! an edit costs one file's parse and one check of the program.
+//! only the declarations an edit touches are read again
+//! ([`syntax::incremental`]): they replace the ones they were in the
+//! program, in place, and the file's later declarations move with the
+//! text. So an edit costs the parse of a declaration or two, and one check
+//! of the program, however large the file.
 
 use std::path::{Path, PathBuf};
 
@@ -14,9 +17,10 @@ use lsp_types::Uri;
 use super::text::{Encoding, LineIndex};
 use crate::check::model::Names;
 use crate::check::{self, Analysis};
-use crate::diagnostic::{self, Code, Diagnostic};
+use crate::diagnostic::{self, Diagnostic};
 use crate::source::{self, FileId, Span};
-use crate::syntax::{self, ast::Program};
+use crate::syntax::ast::{ITEM_KINDS, Program};
+use crate::syntax::incremental::{self, Outline, Reparsed};
 
 /// One `.svc` file of a program.
 #[derive(Debug)]
@@ -32,7 +36,10 @@ pub struct Document {
     /// How many declarations of each kind the file has in the program,
     /// in the order of [`Program`]'s vectors. While a file does not parse,
     /// the program keeps what it declared when it last did.
-    counts: [usize; KINDS],
+    counts: [usize; ITEM_KINDS],
+    /// The text that last parsed, and where its declarations lie: what
+    /// the program holds of this file.
+    outline: Option<Outline>,
     /// What parsing the current text found.
     syntax: Vec<Diagnostic>,
     /// Whether the program holds the current text's declarations.
@@ -45,9 +52,6 @@ pub struct Document {
     unparsed: bool,
 }
 
-/// The kinds of declaration: the vectors of a [`Program`].
-const KINDS: usize = 6;
-
 impl Document {
     fn new(uri: Uri, path: PathBuf) -> Document {
         Document {
@@ -56,7 +60,8 @@ impl Document {
             text: String::new(),
             lines: LineIndex::new(""),
             open: false,
-            counts: [0; KINDS],
+            counts: [0; ITEM_KINDS],
+            outline: None,
             syntax: Vec::new(),
             current: true,
             ever_parsed: false,
@@ -71,15 +76,45 @@ impl Document {
         self.unparsed = true;
     }
 
-    /// Parses the text: its declarations, if it parses.
-    fn parse(&mut self, file: FileId) -> Option<Program> {
+    /// Parses the text, and puts its declarations in `program`, which
+    /// holds the file's from index `at` of each vector: only those an edit
+    /// touched are read again when the file parsed before.
+    fn parse_into(&mut self, file: FileId, program: &mut Program, at: [usize; ITEM_KINDS]) {
         self.unparsed = false;
-        let (program, syntax) = syntax::parse_file(file, &self.text);
-        let failed = syntax.iter().any(|d| d.code == Code::Syntax);
-        self.current = !failed;
-        self.ever_parsed |= !failed;
+        let reparsed = match &self.outline {
+            Some(outline) => outline.reparse(file, &self.text),
+            None => {
+                let parsed = incremental::parse(file, &self.text);
+                match parsed.outline {
+                    Some(outline) => {
+                        self.counts = replace(program, at, self.counts, parsed.program);
+                        self.outline = Some(outline);
+                        self.parsed(parsed.diagnostics);
+                        return;
+                    }
+                    None => Reparsed::Failed(parsed.diagnostics),
+                }
+            }
+        };
+        match (reparsed, &mut self.outline) {
+            (Reparsed::Parsed(change), Some(outline)) => {
+                let (counts, diagnostics) = outline.apply(change, program, at);
+                self.counts = counts;
+                self.parsed(diagnostics);
+            }
+            (Reparsed::Failed(diagnostics), _) => {
+                self.current = false;
+                self.syntax = diagnostics;
+            }
+            (Reparsed::Parsed(_), None) => unreachable!("a change is of an outline"),
+        }
+    }
+
+    /// The text parsed: the program holds its declarations.
+    fn parsed(&mut self, syntax: Vec<Diagnostic>) {
+        self.current = true;
+        self.ever_parsed = true;
         self.syntax = syntax;
-        (!failed).then_some(program)
     }
 
     /// Whether the spans of the program's analysis point into this text.
@@ -226,14 +261,11 @@ impl Project {
     /// Parses the files whose text changed, and puts each one's
     /// declarations in the program in place of the ones it had.
     fn parse_changed(&mut self) {
-        let mut at = [0; KINDS];
+        let mut at = [0; ITEM_KINDS];
         for index in 0..self.files.len() {
             let file = FileId(index as u32);
-            if self.files[index].unparsed
-                && let Some(parsed) = self.files[index].parse(file)
-            {
-                self.files[index].counts =
-                    replace(&mut self.program, at, self.files[index].counts, parsed);
+            if self.files[index].unparsed {
+                self.files[index].parse_into(file, &mut self.program, at);
             }
             for (kind, count) in self.files[index].counts.iter().enumerate() {
                 at[kind] += count;
@@ -313,10 +345,10 @@ impl Project {
 /// counts. The other files' declarations only move.
 fn replace(
     program: &mut Program,
-    at: [usize; KINDS],
-    counts: [usize; KINDS],
+    at: [usize; ITEM_KINDS],
+    counts: [usize; ITEM_KINDS],
     parsed: Program,
-) -> [usize; KINDS] {
+) -> [usize; ITEM_KINDS] {
     fn splice<T>(into: &mut Vec<T>, at: usize, count: usize, new: Vec<T>) -> usize {
         let added = new.len();
         into.splice(at..at + count, new);
@@ -334,6 +366,7 @@ fn replace(
             counts[5],
             parsed.oauth_clients,
         ),
+        splice(&mut program.notifies, at[6], counts[6], parsed.notifies),
     ]
 }
 
@@ -481,6 +514,7 @@ pub fn uri_of_path(path: &Path) -> Option<Uri> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::diagnostic::Code;
 
     fn uri(name: &str) -> Uri {
         format!("file:///ws/{name}").parse().unwrap()
@@ -490,7 +524,7 @@ mod tests {
     fn fresh(project: &Project) -> Program {
         let mut program = Program::default();
         for (i, document) in project.files.iter().enumerate() {
-            program.append(syntax::parse_file(FileId(i as u32), &document.text).0);
+            program.append(crate::syntax::parse_file(FileId(i as u32), &document.text).0);
         }
         program
     }
@@ -555,5 +589,50 @@ mod tests {
             "{:?}",
             per_file[1]
         );
+    }
+
+    #[test]
+    fn edits_in_one_file_keep_the_program_a_fresh_parse_gives() {
+        let mut project = Project::new(Some(PathBuf::from("/ws")));
+        project.add(uri("a.svc"), "/ws/a.svc".into(), "secret A { }\n".into());
+        let mut text = String::from(
+            "notify n {\n  url \"https://hooks.example/x\"\n  events connection.recovered\n}\n",
+        );
+        for i in 0..20 {
+            text.push_str(&format!(
+                "secret S{i} {{ environment_specific }}\nservice s{i} {{\n  action a {{ log \"{i}\" }}\n}}\n"
+            ));
+        }
+        let b = project.add(uri("b.svc"), "/ws/b.svc".into(), text.clone());
+        project.add(
+            uri("c.svc"),
+            "/ws/c.svc".into(),
+            "role r { grant read_secret A }\n".into(),
+        );
+        project.analyzed();
+        assert_eq!(project.program, fresh(&project));
+        assert_eq!(project.program.notifies.len(), 1);
+        // Into a declaration, out of it again, a declaration broken and
+        // mended, one added and one removed: after each, what a parse of
+        // every file from scratch gives.
+        let at = text.find("log \"7\"").unwrap() + 5;
+        let edits: [(usize, usize, &str); 5] = [
+            (at, at, "seven "),
+            (at, at + 6, ""),
+            (at - 6, at - 6, "}"),
+            (at - 6, at - 5, ""),
+            (0, 0, "secret NEW { }\n"),
+        ];
+        for (from, to, insert) in edits {
+            text.replace_range(from..to, insert);
+            project.set_text(b, text.clone());
+            project.analyzed();
+            if project.document(b).is_current() {
+                assert_eq!(project.program, fresh(&project), "after {insert:?}");
+            }
+        }
+        assert!(project.document(b).is_current());
+        assert_eq!(project.program.notifies.len(), 1);
+        assert_eq!(project.program.secrets.len(), 22);
     }
 }

@@ -83,6 +83,24 @@ pub enum Item {
     Notify(NotifyDecl),
 }
 
+/// How many kinds of declaration there are: the vectors of a [`Program`].
+pub const ITEM_KINDS: usize = 7;
+
+impl Item {
+    /// Which vector of a [`Program`] holds it, in their order.
+    pub fn kind(&self) -> usize {
+        match self {
+            Item::Secret(_) => 0,
+            Item::Role(_) => 1,
+            Item::Identity(_) => 2,
+            Item::Service(_) => 3,
+            Item::Schedule(_) => 4,
+            Item::OAuthClient(_) => 5,
+            Item::Notify(_) => 6,
+        }
+    }
+}
+
 impl Program {
     pub fn push(&mut self, item: Item) {
         match item {

@@ -6,7 +6,9 @@ pub mod ast;
 mod build;
 pub mod comments;
 pub mod duration;
+pub mod incremental;
 pub mod parser;
+pub mod spans;
 mod split;
 
 use crate::diagnostic::Diagnostic;
@@ -70,19 +72,48 @@ fn parse_declarations<'t, E>(
     start: usize,
     parse_next: impl Fn(usize) -> Result<pest::iterators::Pairs<'t, parser::Rule>, E>,
 ) -> Result<(ast::Program, Vec<Diagnostic>), (E, Vec<Diagnostic>)> {
-    let mut builder = build::Builder::new(file);
     let mut program = ast::Program::default();
+    let (diagnostics, end) = each_declaration(file, start, parse_next, |item, _| {
+        program.push(item);
+    });
+    match end {
+        Ok(()) => Ok((program, diagnostics)),
+        Err(error) => Err((error, diagnostics)),
+    }
+}
+
+/// Parses and builds the declarations of a file from offset `start` on,
+/// giving each to `found` with the stretch of text it was read from (its
+/// leading blanks and comments, then the declaration) and what building it
+/// reported; stops at the end of the text, or at the first syntax error.
+/// Returns every declaration's reports, and how it stopped.
+pub(crate) fn each_declaration<'t, E>(
+    file: FileId,
+    start: usize,
+    mut parse_next: impl FnMut(usize) -> Result<pest::iterators::Pairs<'t, parser::Rule>, E>,
+    mut found: impl FnMut(ast::Item, incremental::Extent),
+) -> (Vec<Diagnostic>, Result<(), E>) {
+    let mut builder = build::Builder::new(file);
     let mut offset = start;
     loop {
         let mut pairs = match parse_next(offset) {
             Ok(pairs) => pairs,
-            Err(error) => return Err((error, builder.diagnostics)),
+            Err(error) => return (builder.diagnostics, Err(error)),
         };
         let next = pairs.next().expect("grammar: next_item");
         let consumed = next.as_span().end();
+        let reported = builder.diagnostics.len();
         match builder.item(next, offset) {
-            Some(item) => program.push(item),
-            None => return Ok((program, builder.diagnostics)),
+            Some(item) => {
+                let extent = incremental::Extent {
+                    kind: item.kind(),
+                    start: offset,
+                    end: offset + consumed,
+                    diagnostics: builder.diagnostics[reported..].to_vec(),
+                };
+                found(item, extent);
+            }
+            None => return (builder.diagnostics, Ok(())),
         }
         offset += consumed;
     }
