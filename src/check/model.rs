@@ -146,56 +146,72 @@ pub struct Declaration {
 /// The index of one program.
 #[derive(Debug, Default)]
 pub struct Names {
-    /// Per file, sorted by start.
-    occurrences: HashMap<FileId, Vec<Occurrence>>,
     /// Every declaration, in program order; a name declared twice has two.
     pub declarations: Vec<Declaration>,
+    /// Every occurrence as recorded, until a question needs the index.
+    recorded: Vec<Occurrence>,
+    /// Built on the first question: an editor checks after every edit,
+    /// and most checks are asked only for their diagnostics.
+    index: std::sync::OnceLock<Index>,
+}
+
+#[derive(Debug, Default)]
+struct Index {
+    /// Per file, sorted by start.
+    occurrences: HashMap<FileId, Vec<Occurrence>>,
     by_symbol: HashMap<Symbol, Vec<Span>>,
 }
 
 impl Names {
     /// The index of what a [`Recorder`] recorded.
     fn new(recorded: Recorder) -> Names {
-        let mut names = Names {
+        Names {
             declarations: recorded.declarations,
-            ..Names::default()
-        };
-        for occurrence in recorded.occurrences {
-            names
-                .by_symbol
-                .entry(occurrence.symbol.clone())
-                .or_default()
-                .push(occurrence.span);
-            names
-                .occurrences
-                .entry(occurrence.span.file)
-                .or_default()
-                .push(occurrence);
+            recorded: recorded.occurrences,
+            index: std::sync::OnceLock::new(),
         }
-        // A name the checker resolved twice (a client's secret is checked
-        // as a value and as a credential) is one occurrence.
-        for list in names.occurrences.values_mut() {
-            list.sort_by(|a, b| {
-                (a.span.start, a.span.len, a.declaration, &a.symbol).cmp(&(
-                    b.span.start,
-                    b.span.len,
-                    b.declaration,
-                    &b.symbol,
-                ))
-            });
-            list.dedup();
-        }
-        for spans in names.by_symbol.values_mut() {
-            spans.sort_by_key(|s| (s.file, s.start, s.len));
-            spans.dedup();
-        }
-        names
+    }
+
+    fn index(&self) -> &Index {
+        self.index.get_or_init(|| {
+            let mut index = Index::default();
+            for occurrence in &self.recorded {
+                index
+                    .by_symbol
+                    .entry(occurrence.symbol.clone())
+                    .or_default()
+                    .push(occurrence.span);
+                index
+                    .occurrences
+                    .entry(occurrence.span.file)
+                    .or_default()
+                    .push(occurrence.clone());
+            }
+            // A name the checker resolved twice (a client's secret is
+            // checked as a value and as a credential) is one occurrence.
+            for list in index.occurrences.values_mut() {
+                list.sort_by(|a, b| {
+                    (a.span.start, a.span.len, a.declaration, &a.symbol).cmp(&(
+                        b.span.start,
+                        b.span.len,
+                        b.declaration,
+                        &b.symbol,
+                    ))
+                });
+                list.dedup();
+            }
+            for spans in index.by_symbol.values_mut() {
+                spans.sort_by_key(|s| (s.file, s.start, s.len));
+                spans.dedup();
+            }
+            index
+        })
     }
 
     /// The name written at a byte offset of a file (the offset may be just
     /// past its last character, where an editor's cursor stands after typing).
     pub fn at(&self, file: FileId, offset: usize) -> Option<&Occurrence> {
-        let list = self.occurrences.get(&file)?;
+        let list = self.index().occurrences.get(&file)?;
         let after = list.partition_point(|o| (o.span.start as usize) <= offset);
         list[..after]
             .iter()
@@ -216,11 +232,17 @@ impl Names {
 
     /// Every span of a symbol, declarations included, in program order.
     pub fn spans(&self, symbol: &Symbol) -> &[Span] {
-        self.by_symbol.get(symbol).map_or(&[], Vec::as_slice)
+        self.index()
+            .by_symbol
+            .get(symbol)
+            .map_or(&[], Vec::as_slice)
     }
 
     pub fn in_file(&self, file: FileId) -> &[Occurrence] {
-        self.occurrences.get(&file).map_or(&[], Vec::as_slice)
+        self.index()
+            .occurrences
+            .get(&file)
+            .map_or(&[], Vec::as_slice)
     }
 }
 

@@ -349,8 +349,14 @@ impl Server {
                     && let Some((project, file)) = self.workspace.find(&p.text_document.uri)
                 {
                     let target = &mut self.workspace.projects[project];
-                    let mut text = target.document(file).text.clone();
-                    text::apply_changes(&mut text, p.content_changes, self.encoding);
+                    let document = target.document(file);
+                    let mut text = document.text.clone();
+                    text::apply_changes(
+                        &mut text,
+                        &document.lines,
+                        p.content_changes,
+                        self.encoding,
+                    );
                     target.set_text(file, text);
                     let now = Instant::now();
                     let in_burst = self

@@ -27,9 +27,8 @@ impl LineIndex {
     pub fn new(text: &str) -> LineIndex {
         let bytes = text.as_bytes();
         let mut starts = vec![0];
-        for (i, &b) in bytes.iter().enumerate() {
-            let ends = b == b'\n' || (b == b'\r' && bytes.get(i + 1) != Some(&b'\n'));
-            if ends {
+        for i in memchr::memchr2_iter(b'\n', b'\r', bytes) {
+            if bytes[i] == b'\n' || bytes.get(i + 1) != Some(&b'\n') {
                 starts.push(i + 1);
             }
         }
@@ -103,20 +102,27 @@ fn floor_char_boundary(text: &str, mut offset: usize) -> usize {
 
 /// Applies the changes of one `didChange`, in order, as the protocol
 /// says: each range is in the text as the previous change left it.
+/// `lines` is the index of `text` as it is before the changes.
 pub fn apply_changes(
     text: &mut String,
+    lines: &LineIndex,
     changes: Vec<TextDocumentContentChangeEvent>,
     encoding: Encoding,
 ) {
+    let mut index = std::borrow::Cow::Borrowed(lines);
+    let mut stale = false;
     for change in changes {
         match change.range {
             None => *text = change.text,
             Some(range) => {
-                let index = LineIndex::new(text);
+                if stale {
+                    index = std::borrow::Cow::Owned(LineIndex::new(text));
+                }
                 let bytes = index.bytes(text, range, encoding);
                 text.replace_range(bytes, &change.text);
             }
         }
+        stale = true;
     }
 }
 
@@ -168,6 +174,12 @@ mod tests {
     }
 
     #[test]
+    fn lines_end_at_newline_crlf_and_a_lone_cr() {
+        let index = LineIndex::new("a\r\nb\rc\nd\r");
+        assert_eq!(index.starts, [0, 3, 5, 7, 9]);
+    }
+
+    #[test]
     fn changes_apply_in_order() {
         let mut text = String::from("secret A { }\n");
         let change = |l1, c1, l2, c2, t: &str| TextDocumentContentChangeEvent {
@@ -175,8 +187,10 @@ mod tests {
             range_length: None,
             text: t.into(),
         };
+        let lines = LineIndex::new(&text);
         apply_changes(
             &mut text,
+            &lines,
             vec![change(0, 7, 0, 8, "BB"), change(0, 12, 0, 12, "locked ")],
             Encoding::Utf16,
         );
