@@ -104,34 +104,41 @@ pub fn parse(file: FileId, text: &str) -> Parsed {
     }
 }
 
-/// How many leading bytes `a` and `b` share.
+/// How many leading bytes `a` and `b` share: halves compared whole, so a
+/// 2 MB text costs a few long comparisons, not one per byte or chunk.
 fn common_prefix(a: &[u8], b: &[u8]) -> usize {
-    const CHUNK: usize = 64;
-    let shortest = a.len().min(b.len());
-    let mut at = 0;
-    while at + CHUNK <= shortest && a[at..at + CHUNK] == b[at..at + CHUNK] {
-        at += CHUNK;
+    let (mut same, mut end) = (0, a.len().min(b.len()));
+    // `a[..same] == b[..same]`, and the first difference is before `end`
+    // (or there is none).
+    while same < end {
+        let mid = same + (end - same).div_ceil(2);
+        if a[same..mid] == b[same..mid] {
+            same = mid;
+        } else if mid - same == 1 {
+            break;
+        } else {
+            end = mid;
+        }
     }
-    while at < shortest && a[at] == b[at] {
-        at += 1;
-    }
-    at
+    same
 }
 
 /// How many trailing bytes `a` and `b` share, at most `limit`.
 fn common_suffix(a: &[u8], b: &[u8], limit: usize) -> usize {
-    const CHUNK: usize = 64;
     let limit = limit.min(a.len()).min(b.len());
-    let mut n = 0;
-    while n + CHUNK <= limit
-        && a[a.len() - n - CHUNK..a.len() - n] == b[b.len() - n - CHUNK..b.len() - n]
-    {
-        n += CHUNK;
+    let tail = |s: &[u8], n: usize| s.len() - n;
+    let (mut same, mut end) = (0, limit);
+    while same < end {
+        let mid = same + (end - same).div_ceil(2);
+        if a[tail(a, mid)..tail(a, same)] == b[tail(b, mid)..tail(b, same)] {
+            same = mid;
+        } else if mid - same == 1 {
+            break;
+        } else {
+            end = mid;
+        }
     }
-    while n < limit && a[a.len() - n - 1] == b[b.len() - n - 1] {
-        n += 1;
-    }
-    n
+    same
 }
 
 impl Outline {
@@ -364,6 +371,23 @@ mod tests {
         // a comment\n\
         service s {\n  action a { log \"x\" }\n  endpoint e { methods GET process a }\n}\n\
         service_account bot { roles r }\n";
+
+    #[test]
+    fn common_ends_are_found_whatever_their_length() {
+        let text: Vec<u8> = (0..5000u32).map(|i| (i % 251) as u8).collect();
+        for at in [0, 1, 63, 64, 65, 2500, 4999] {
+            let mut other = text.clone();
+            other[at] ^= 0xff;
+            assert_eq!(common_prefix(&text, &other), at);
+            assert_eq!(
+                common_suffix(&text, &other, text.len()),
+                text.len() - at - 1
+            );
+        }
+        assert_eq!(common_prefix(&text, &text[..10]), 10);
+        assert_eq!(common_suffix(&text, &text, 7), 7);
+        assert_eq!(common_prefix(b"", b"x"), 0);
+    }
 
     #[test]
     fn an_edit_inside_one_declaration_equals_a_whole_parse() {
