@@ -132,14 +132,15 @@ matter more than the absolute times.
     if os.path.exists(notes):
         text += "\n" + open(notes).read()
     results = os.path.join(os.path.dirname(__file__), "RESULTS.md")
-    # Keep the sections bench/serve_soak.sh, bench/backend.sh and
-    # bench/serve_keys.sh write: this script does not measure them.
+    # Keep every marked section (`<!-- NAME: begin -->` ... `<!-- NAME:
+    # end -->`): the other scripts write theirs (serve_soak, backend,
+    # serve_keys, accounts, read_path), and measurements written by hand
+    # are kept the same way. This script does not measure them.
     if os.path.exists(results):
+        import re
         old = open(results).read()
-        for block in ("serve_soak", "backend", "serve_keys", "accounts", "read_path"):
-            begin, end = f"<!-- {block}: begin -->", f"<!-- {block}: end -->"
-            if begin in old and end in old:
-                text += "\n" + old[old.index(begin):old.index(end) + len(end)] + "\n"
+        for found in re.finditer(r"<!-- ([a-z_0-9]+): begin -->.*?<!-- \1: end -->", old, re.S):
+            text += "\n" + found.group(0) + "\n"
     with open(results, "w") as f:
         f.write(text)
 
