@@ -143,10 +143,21 @@ pub struct Analyzed {
 }
 
 impl Analyzed {
-    fn of(program: &Program, files: &[Document]) -> Analyzed {
+    /// The check of a program; with `names`, where every name is declared
+    /// and used (what hover, definition, references and rename read).
+    fn of(program: &Program, files: &[Document], names: bool) -> Analyzed {
+        let texts = Texts(files);
         Analyzed {
-            analysis: check::check_with_names(program, &Texts(files)),
+            analysis: if names {
+                check::check_with_names(program, &texts)
+            } else {
+                check::check(program, &texts)
+            },
         }
+    }
+
+    fn has_names(&self) -> bool {
+        self.analysis.names.is_some()
     }
 }
 
@@ -287,17 +298,29 @@ impl Project {
         self.analyzed.is_none() || !self.edited.is_empty()
     }
 
-    /// The program checked, with its files.
+    /// The program checked, with its files and its names: what requests
+    /// read.
     pub fn view(&mut self) -> View<'_> {
+        self.view_with(true)
+    }
+
+    /// The program checked; with `names`, names recorded too. Diagnostics
+    /// alone, which every edit asks for, skip recording the names (a tenth
+    /// of the check); the first request after an edit that needs them
+    /// checks again with them.
+    fn view_with(&mut self, names: bool) -> View<'_> {
         if self.analyzed.is_none() {
             self.parse_changed();
+        }
+        if names && let Some(old) = self.analyzed.take_if(|analyzed| !analyzed.has_names()) {
+            drop_elsewhere(old);
         }
         let program = &self.program;
         let files = &self.files;
         View {
             analyzed: self
                 .analyzed
-                .get_or_insert_with(|| Analyzed::of(program, files)),
+                .get_or_insert_with(|| Analyzed::of(program, files, names)),
             program,
             files,
         }
@@ -313,7 +336,7 @@ impl Project {
     pub fn diagnostics(&mut self) -> Vec<Vec<Diagnostic>> {
         let View {
             analyzed, files, ..
-        } = self.view();
+        } = self.view_with(false);
         let mut per_file: Vec<Vec<Diagnostic>> = files.iter().map(|d| d.syntax.clone()).collect();
         // With a file that never parsed, the program misses its
         // declarations, and the check would report every use of them: as
@@ -651,5 +674,25 @@ mod tests {
         assert!(project.document(b).is_current());
         assert_eq!(project.program.notifies.len(), 1);
         assert_eq!(project.program.secrets.len(), 22);
+    }
+
+    #[test]
+    fn diagnostics_skip_the_names_and_a_request_gets_them() {
+        let mut project = Project::new(Some(PathBuf::from("/ws")));
+        let a = project.add(
+            uri("a.svc"),
+            "/ws/a.svc".into(),
+            "secret A { }\nrole r { grant read_secret A grant read_secret B }\n".into(),
+        );
+        let without = project.diagnostics();
+        assert!(!project.analyzed.as_ref().unwrap().has_names());
+        let offset = project.document(a).text.find("read_secret A").unwrap() + 12;
+        let found = project.view().names().at(a, offset).cloned();
+        assert_eq!(found.map(|o| o.symbol.name().to_string()), Some("A".into()));
+        assert!(project.analyzed.as_ref().unwrap().has_names());
+        // The same findings either way, and the check with names is kept.
+        assert_eq!(project.diagnostics(), without);
+        assert!(project.analyzed.as_ref().unwrap().has_names());
+        assert!(without[0].iter().any(|d| d.code == Code::UnknownSecret));
     }
 }
