@@ -670,6 +670,7 @@ role reader {
   grant read_secret LATE_TOKEN
 }
 service_account app { roles reader }
+service_account other { }
 "#,
     );
     p.set("ACCESS_TOKEN", "value-0");
@@ -728,6 +729,22 @@ service_account app { roles reader }
         let answer = read(replica, "ACCESS_TOKEN", &fresh);
         assert_eq!(answer.status, 401, "{}", answer.body);
         assert!(!answer.body.contains("value-5"), "{}", answer.body);
+    }
+    // A key revoked elsewhere is refused as revoked (401), not as lacking
+    // the grant, though the replicas had it in their caches.
+    let outsider = p.key("other");
+    for replica in &replicas {
+        assert_eq!(read(replica, "ACCESS_TOKEN", &outsider).status, 403);
+    }
+    let outsider_id = outsider.split('_').nth(1).unwrap().to_string();
+    let revoke = p
+        .svc()
+        .args(["key", "revoke", &outsider_id, "--env", "dev"])
+        .run();
+    assert_eq!(revoke.status, 0, "{}", revoke.all_output());
+    for replica in &replicas {
+        let answer = read(replica, "ACCESS_TOKEN", &outsider);
+        assert_eq!(answer.status, 401, "{}", answer.body);
     }
     // The audit says which reads handed out a value and which were taken
     // back because the key had gone when the read was confirmed.

@@ -555,3 +555,42 @@ proptest! {
         prop_assert_eq!(formatted.as_ref(), Ok(&text));
     }
 }
+
+/// On PostgreSQL a replica authenticates a read from its cached keys and
+/// confirms the key with the read's audit line; a refresh would come before
+/// that line, so a key revoked elsewhere must not cause one.
+#[test]
+fn a_key_revoked_on_another_process_causes_no_refresh() {
+    let tokens = TokenServer::start(Mode::Grant, true);
+    let pg = common::pg::Postgres::shared();
+    let p = common::rotating::PgProject::new(pg, "revoked_no_refresh");
+    p.project.write("app.svc", &program(tokens.port));
+    // Due: valid for less than `min_valid`.
+    let run = p
+        .svc()
+        .args([
+            "secret",
+            "set",
+            "API_TOKEN",
+            "--env",
+            "dev",
+            "--expires-in",
+            "1m",
+        ])
+        .stdin(STALE)
+        .run();
+    assert_eq!(run.status, 0, "{}", run.all_output());
+    p.set("PLAIN", "plain-value");
+    let key = p.key("app");
+    let replica = p.serve(&["app.svc", "--no-schedules"]);
+    // The replica has the keys and the store in its caches.
+    let plain = replica.call("GET", "/api/secrets/PLAIN", Some(&key), None);
+    assert_eq!(plain.status, 200, "{}", plain.body);
+    let id = key.split('_').nth(1).unwrap().to_string();
+    let revoke = p.svc().args(["key", "revoke", &id, "--env", "dev"]).run();
+    assert_eq!(revoke.status, 0, "{}", revoke.all_output());
+    let answer = replica.call("GET", "/api/secrets/API_TOKEN", Some(&key), None);
+    assert_eq!(answer.status, 401, "{}", answer.body);
+    assert_eq!(tokens.requests(), 0, "the revoked key caused a refresh");
+    assert!(!answer.body.contains(STALE));
+}

@@ -982,12 +982,17 @@ async fn read_value(
     name: &str,
     at: ReadAt,
 ) -> Result<(Caller, crate::secrets::Entry), ApiError> {
-    let caller = authenticate_at(app, headers, at).await?;
+    let mut caller = authenticate_at(app, headers, at).await?;
     let identity = app
         .script
         .identity(&caller.identity)
         .expect("authenticated");
     if !app.script.can_read_secret(identity, name) {
+        if at == ReadAt::Known {
+            // A refusal is not confirmed by an audit line: the key is
+            // checked as it is now first (a revoked key is a 401).
+            return Box::pin(read_value(app, headers, name, ReadAt::Now)).await;
+        }
         // Refused either way: a record that cannot be written changes nothing.
         let _ = app.audit(&caller, name, "denied").await;
         return Err(ApiError::new(
@@ -1000,6 +1005,14 @@ async fn read_value(
         ));
     }
     let mut entry = if app.engine.refresher(name).is_some() {
+        if at == ReadAt::Known {
+            // A refresh is done before the audit line can confirm the key:
+            // a key that would cause one is checked as it is now first.
+            let cached = store_document(app, ReadAt::Known).await?.get(name).cloned();
+            if !app.engine.fresh_enough(name, None, cached.as_ref()) {
+                caller = authenticate_at(app, headers, ReadAt::Now).await?;
+            }
+        }
         fresh_entry(app, &caller, name, None, at).await?
     } else {
         store_document(app, at).await?.get(name).cloned()

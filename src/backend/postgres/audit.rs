@@ -140,9 +140,20 @@ impl GroupCommit {
     }
 
     async fn write(&self, lines: &[serde_json::Value]) -> Result<i64, Failure> {
-        let refused = |error: tokio_postgres::Error| match error.as_db_error() {
-            Some(_) => Failure::Refused(unavailable(error).to_string()),
-            None => Failure::Outage(unavailable(error).to_string()),
+        // The server's refusal of the statement (a privilege taken away, a
+        // table that takes no row) is the audit's failure; a server that
+        // is going away, out of resources or cancelling is an outage
+        // (SQLSTATE classes 08, 53, 57, 58, XX), as is no answer at all.
+        let refused = |error: tokio_postgres::Error| {
+            let outage = error.as_db_error().is_none_or(|db| {
+                matches!(&db.code().code()[..2], "08" | "53" | "57" | "58" | "XX")
+            });
+            let problem = unavailable(error).to_string();
+            if outage {
+                Failure::Outage(problem)
+            } else {
+                Failure::Refused(problem)
+            }
         };
         let client = self
             .db
