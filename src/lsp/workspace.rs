@@ -20,7 +20,7 @@ use crate::check::{self, Analysis};
 use crate::diagnostic::{self, Diagnostic};
 use crate::source::{self, FileId, Span};
 use crate::syntax::ast::{ITEM_KINDS, Program};
-use crate::syntax::incremental::{self, Outline, Reparsed};
+use crate::syntax::incremental::{Outline, Reparsed};
 
 /// One `.svc` file of a program.
 #[derive(Debug)]
@@ -37,9 +37,9 @@ pub struct Document {
     /// in the order of [`Program`]'s vectors. While a file does not parse,
     /// the program keeps what it declared when it last did.
     counts: [usize; ITEM_KINDS],
-    /// The text that last parsed, and where its declarations lie: what
-    /// the program holds of this file.
-    outline: Option<Outline>,
+    /// The text that last parsed (empty before one did), and where its
+    /// declarations lie: what the program holds of this file.
+    outline: Outline,
     /// What parsing the current text found.
     syntax: Vec<Diagnostic>,
     /// Whether the program holds the current text's declarations.
@@ -61,7 +61,7 @@ impl Document {
             lines: LineIndex::new(""),
             open: false,
             counts: [0; ITEM_KINDS],
-            outline: None,
+            outline: Outline::default(),
             syntax: Vec::new(),
             current: true,
             ever_parsed: false,
@@ -81,32 +81,16 @@ impl Document {
     /// touched are read again when the file parsed before.
     fn parse_into(&mut self, file: FileId, program: &mut Program, at: [usize; ITEM_KINDS]) {
         self.unparsed = false;
-        let reparsed = match &self.outline {
-            Some(outline) => outline.reparse(file, &self.text),
-            None => {
-                let parsed = incremental::parse(file, &self.text);
-                match parsed.outline {
-                    Some(outline) => {
-                        self.counts = replace(program, at, self.counts, parsed.program);
-                        self.outline = Some(outline);
-                        self.parsed(parsed.diagnostics);
-                        return;
-                    }
-                    None => Reparsed::Failed(parsed.diagnostics),
-                }
-            }
-        };
-        match (reparsed, &mut self.outline) {
-            (Reparsed::Parsed(change), Some(outline)) => {
-                let (counts, diagnostics) = outline.apply(change, program, at);
+        match self.outline.reparse(file, &self.text) {
+            Reparsed::Parsed(change) => {
+                let (counts, diagnostics) = self.outline.apply(change, program, at);
                 self.counts = counts;
                 self.parsed(diagnostics);
             }
-            (Reparsed::Failed(diagnostics), _) => {
+            Reparsed::Failed(diagnostics) => {
                 self.current = false;
                 self.syntax = diagnostics;
             }
-            (Reparsed::Parsed(_), None) => unreachable!("a change is of an outline"),
         }
     }
 
@@ -378,36 +362,6 @@ fn drop_elsewhere(old: Analyzed) {
         tracing::debug!("freeing on this thread: {error}");
     }
     drop(kept);
-}
-
-/// Replaces the declarations a file has in the program, which start at
-/// `at` and number `counts` of each kind, by `parsed`; returns the new
-/// counts. The other files' declarations only move.
-fn replace(
-    program: &mut Program,
-    at: [usize; ITEM_KINDS],
-    counts: [usize; ITEM_KINDS],
-    parsed: Program,
-) -> [usize; ITEM_KINDS] {
-    fn splice<T>(into: &mut Vec<T>, at: usize, count: usize, new: Vec<T>) -> usize {
-        let added = new.len();
-        into.splice(at..at + count, new);
-        added
-    }
-    [
-        splice(&mut program.secrets, at[0], counts[0], parsed.secrets),
-        splice(&mut program.roles, at[1], counts[1], parsed.roles),
-        splice(&mut program.identities, at[2], counts[2], parsed.identities),
-        splice(&mut program.services, at[3], counts[3], parsed.services),
-        splice(&mut program.schedules, at[4], counts[4], parsed.schedules),
-        splice(
-            &mut program.oauth_clients,
-            at[5],
-            counts[5],
-            parsed.oauth_clients,
-        ),
-        splice(&mut program.notifies, at[6], counts[6], parsed.notifies),
-    ]
 }
 
 /// A checked program and its files, to answer a request.

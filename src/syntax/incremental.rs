@@ -71,36 +71,25 @@ fn text_start(text: &str) -> usize {
     }
 }
 
-/// Parses a whole file, one declaration at a time, on this thread.
+/// Parses a whole file, one declaration at a time, on this thread: an
+/// edit of the empty text.
 pub fn parse(file: FileId, text: &str) -> Parsed {
-    let mut program = Program::default();
-    let mut extents = Vec::new();
-    let (mut diagnostics, end) = each_declaration(
-        file,
-        text_start(text),
-        |offset| parser::parse_next_item(file, text, offset),
-        |item, extent| {
-            program.push(item);
-            extents.push(extent);
-        },
-    );
-    match end {
-        Ok(()) => Parsed {
-            program,
-            diagnostics,
-            outline: Some(Outline {
-                text: text.to_string(),
-                extents,
-            }),
-        },
-        Err(error) => {
-            diagnostics.push(*error);
+    let mut outline = Outline::default();
+    match outline.reparse(file, text) {
+        Reparsed::Parsed(change) => {
+            let mut program = Program::default();
+            let (_, diagnostics) = outline.apply(change, &mut program, [0; ITEM_KINDS]);
             Parsed {
-                program: Program::default(),
+                program,
                 diagnostics,
-                outline: None,
+                outline: Some(outline),
             }
         }
+        Reparsed::Failed(diagnostics) => Parsed {
+            program: Program::default(),
+            diagnostics,
+            outline: None,
+        },
     }
 }
 
@@ -157,7 +146,7 @@ impl Outline {
         let start = text_start(&self.text);
         if prefix < start || text_start(text) != start {
             // The byte-order mark changed: nothing can be kept.
-            return self.whole(file, text);
+            return self.parse_from(file, text, 0, text_start(text), None);
         }
         // The first declaration whose stretch reaches the change; one that
         // ends right where it starts is read again too.
@@ -166,7 +155,21 @@ impl Outline {
             .extents
             .get(first)
             .map_or_else(|| self.extents.last().map_or(start, |e| e.end), |e| e.start);
-        let unchanged_from = new.len() - suffix;
+        self.parse_from(file, text, first, from, Some((new.len() - suffix, delta)))
+    }
+
+    /// Parses `text` from offset `from`, in place of the outline's
+    /// declarations from `first` on. With `kept`, where the unchanged end
+    /// of the text starts and how far it moved: parsing stops at the first
+    /// old declaration boundary there, and the declarations after it stay.
+    fn parse_from(
+        &self,
+        file: FileId,
+        text: &str,
+        first: usize,
+        from: usize,
+        kept: Option<(usize, isize)>,
+    ) -> Reparsed {
         let mut items = Vec::new();
         let mut extents = Vec::new();
         let mut resumed = None;
@@ -174,7 +177,9 @@ impl Outline {
             file,
             from,
             |offset| {
-                if offset >= unchanged_from {
+                if let Some((unchanged_from, delta)) = kept
+                    && offset >= unchanged_from
+                {
                     let old_offset = (offset as isize - delta) as usize;
                     if let Ok(j) = self.extents.binary_search_by(|e| e.end.cmp(&old_offset)) {
                         resumed = Some(j + 1);
@@ -205,57 +210,8 @@ impl Outline {
                     removed: resumed - first,
                     items,
                     extents,
-                    delta,
+                    delta: kept.map_or(0, |(_, delta)| delta),
                     text: text.to_string(),
-                })
-            }
-        }
-    }
-
-    /// A parse of the whole text, as a change of every declaration.
-    fn whole(&self, file: FileId, text: &str) -> Reparsed {
-        let parsed = parse(file, text);
-        match parsed.outline {
-            None => Reparsed::Failed(parsed.diagnostics),
-            Some(outline) => {
-                let mut items = Vec::new();
-                let Program {
-                    secrets,
-                    roles,
-                    identities,
-                    services,
-                    schedules,
-                    oauth_clients,
-                    notifies,
-                } = parsed.program;
-                let mut by_kind = (
-                    secrets.into_iter(),
-                    roles.into_iter(),
-                    identities.into_iter(),
-                    services.into_iter(),
-                    schedules.into_iter(),
-                    oauth_clients.into_iter(),
-                    notifies.into_iter(),
-                );
-                for extent in &outline.extents {
-                    let item = match extent.kind {
-                        0 => by_kind.0.next().map(Item::Secret),
-                        1 => by_kind.1.next().map(Item::Role),
-                        2 => by_kind.2.next().map(Item::Identity),
-                        3 => by_kind.3.next().map(Item::Service),
-                        4 => by_kind.4.next().map(Item::Schedule),
-                        5 => by_kind.5.next().map(Item::OAuthClient),
-                        _ => by_kind.6.next().map(Item::Notify),
-                    };
-                    items.extend(item);
-                }
-                Reparsed::Parsed(Change {
-                    first: 0,
-                    removed: self.extents.len(),
-                    items,
-                    extents: outline.extents,
-                    delta: 0,
-                    text: outline.text,
                 })
             }
         }
@@ -419,6 +375,9 @@ mod tests {
                     0,
                     "notify n {\n  url \"https://example.com\"\n  events connection.recovered\n}\n",
                 ),
+                (0, 3, ""),
+                (0, 0, "\u{feff}"),
+                (3, 3, " "),
                 (0, 3, ""),
             ],
         );
