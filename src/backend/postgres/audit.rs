@@ -15,12 +15,11 @@
 //! (`serve::api::read_secret`). Replicas then agree without a statement per
 //! read: a value committed before a read began is the value it returns.
 
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::oneshot;
 
-use super::{Database, unavailable};
+use super::{Database, KnownRevision, unavailable};
 use crate::secrets::Error;
 
 /// The most lines one statement writes.
@@ -73,11 +72,11 @@ pub struct GroupCommit {
     env: String,
     queue: Arc<Mutex<Queue>>,
     /// The newest revision heard of, which each commit raises.
-    known: Arc<AtomicI64>,
+    known: KnownRevision,
 }
 
 impl GroupCommit {
-    pub fn new(db: Database, env: &str, known: Arc<AtomicI64>) -> GroupCommit {
+    pub fn new(db: Database, env: &str, known: KnownRevision) -> GroupCommit {
         GroupCommit {
             db,
             env: env.to_string(),
@@ -179,7 +178,7 @@ impl GroupCommit {
                 ))
             })?;
         let revision: i64 = row.get(0);
-        self.known.fetch_max(revision, Ordering::SeqCst);
+        self.known.heard(revision);
         Ok(revision)
     }
 }

@@ -455,6 +455,29 @@ impl Database {
     }
 }
 
+/// The newest revision of an environment this process has heard of (from
+/// a read of it, a write, or an audit line's commit), shared by the stores
+/// that learn it: a cache read at it or later holds every change heard of.
+#[derive(Clone)]
+pub struct KnownRevision(Arc<std::sync::atomic::AtomicI64>);
+
+impl KnownRevision {
+    fn new() -> KnownRevision {
+        KnownRevision(Arc::new(std::sync::atomic::AtomicI64::new(-1)))
+    }
+
+    /// The database said the environment is at `revision` (or later).
+    fn heard(&self, revision: i64) {
+        self.0
+            .fetch_max(revision, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Whether what was read at `revision` holds every change heard of.
+    fn is_covered_by(&self, revision: i64) -> bool {
+        revision >= self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
 /// A stable 64-bit key for an advisory lock.
 pub fn lock_key(what: &str) -> i64 {
     use sha2::Digest;

@@ -1,7 +1,6 @@
 //! Each store of the backend, on the database's tables.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -12,7 +11,7 @@ use tokio_postgres::GenericClient;
 use super::crypto::{self, DataKey};
 use super::journal::{PgJournal, Spool};
 use super::locks::PgLocks;
-use super::{Database, lock_key, unavailable};
+use super::{Database, KnownRevision, lock_key, unavailable};
 use crate::backend::RunRecord;
 use crate::backend::ScheduleState;
 use crate::backend::outbox::{Attempt, Delivery, Retry, Status};
@@ -34,7 +33,7 @@ pub async fn backend(
     env: &str,
     options: &Options,
 ) -> Backend {
-    let known = Arc::new(AtomicI64::new(-1));
+    let known = KnownRevision::new();
     let secrets = Arc::new(PgSecrets {
         db: database.clone(),
         env: env.to_string(),
@@ -105,10 +104,9 @@ pub struct PgSecrets {
     cache: Mutex<Option<(i64, Arc<Document>)>>,
     /// The key index as of a revision.
     api_keys: Mutex<Option<(i64, KeyIndex)>>,
-    /// The newest revision of the environment this process has heard of
-    /// (from a read of it, a write, or an audit line's commit): the caches
-    /// are current for a read `as_known` while they are at it.
-    known: Arc<AtomicI64>,
+    /// The newest revision heard of: the caches are current for a read
+    /// `as_known` while they are at it.
+    known: KnownRevision,
 }
 
 /// A row of `svc_secrets` or `svc_secret_history`, before opening.
@@ -155,19 +153,8 @@ impl PgSecrets {
             .map_err(unavailable)?
             .ok_or_else(|| self.missing())?;
         let revision = row.get(0);
-        self.heard_of(revision);
+        self.known.heard(revision);
         Ok(revision)
-    }
-
-    /// The database said the environment is at `revision` (or later).
-    fn heard_of(&self, revision: i64) {
-        self.known.fetch_max(revision, Ordering::SeqCst);
-    }
-
-    /// Whether a cache read at `revision` holds every change this process
-    /// has heard of.
-    fn is_known_current(&self, revision: i64) -> bool {
-        revision >= self.known.load(Ordering::SeqCst)
     }
 
     /// A data key, opened with the identities (and kept open).
@@ -492,14 +479,14 @@ impl SecretStore for PgSecrets {
             }
         }
         transaction.commit().await.map_err(unavailable)?;
-        self.heard_of(revision);
+        self.known.heard(revision);
         Ok((done, None))
     }
 
     async fn document_as_known(&self, identities: &Identities) -> Result<Arc<Document>, Error> {
         let cached = self.cache.lock().unwrap_or_else(|p| p.into_inner()).clone();
         match cached {
-            Some((seen, document)) if self.is_known_current(seen) => Ok(document),
+            Some((seen, document)) if self.known.is_covered_by(seen) => Ok(document),
             _ => self.refreshed(identities).await,
         }
     }
@@ -909,7 +896,7 @@ impl KeyStore for PgSecrets {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .as_ref()
-            && self.is_known_current(*seen)
+            && self.known.is_covered_by(*seen)
         {
             return Ok(keys.clone());
         }
