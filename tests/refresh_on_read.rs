@@ -185,8 +185,14 @@ service api {{
 fn project(server: &TokenServer, expires_in: &str) -> Project {
     let p = Project::new();
     p.write("app.svc", &program(server.port));
-    let run = p
-        .svc()
+    set_stale_token(p.svc(), expires_in);
+    p
+}
+
+/// Sets API_TOKEN to the stale value, expiring in `expires_in`, with `svc`
+/// on the project's backend.
+fn set_stale_token(svc: common::Svc, expires_in: &str) {
+    let run = svc
         .args([
             "secret",
             "set",
@@ -198,8 +204,7 @@ fn project(server: &TokenServer, expires_in: &str) -> Project {
         ])
         .stdin(STALE)
         .run();
-    assert_eq!(run.status, 0, "{}", run.stderr);
-    p
+    assert_eq!(run.status, 0, "{}", run.all_output());
 }
 
 fn api_token(p: &Project) -> serde_json::Value {
@@ -566,20 +571,7 @@ fn a_key_revoked_on_another_process_causes_no_refresh() {
     let p = common::rotating::PgProject::new(pg, "revoked_no_refresh");
     p.project.write("app.svc", &program(tokens.port));
     // Due: valid for less than `min_valid`.
-    let run = p
-        .svc()
-        .args([
-            "secret",
-            "set",
-            "API_TOKEN",
-            "--env",
-            "dev",
-            "--expires-in",
-            "1m",
-        ])
-        .stdin(STALE)
-        .run();
-    assert_eq!(run.status, 0, "{}", run.all_output());
+    set_stale_token(p.svc(), "1m");
     p.set("PLAIN", "plain-value");
     let key = p.key("app");
     let replica = p.serve(&["app.svc", "--no-schedules"]);
