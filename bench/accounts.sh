@@ -36,7 +36,7 @@ CONCURRENCY="${CONCURRENCY:-32}"
 REPORT="${REPORT:-1}"
 step() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }
 die() { echo "bench/accounts.sh: $*" >&2; exit 2; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+source bench/lib/free_port.sh
 
 missing=()
 for tool in wrk jq curl node python3 psql pgrep; do

@@ -28,6 +28,8 @@ import threading
 import time
 import urllib.parse
 
+from backend import percentile  # bench/backend.py: nearest rank
+
 # ---------------------------------------------------------------- wrk
 
 
@@ -85,13 +87,6 @@ def statements(before, after):
 
 
 # ---------------------------------------------------------------- consistency
-
-
-def percentile(sorted_values, q):
-    if not sorted_values:
-        return float("nan")
-    rank = max(1, int(-(-q * len(sorted_values) // 1)))
-    return sorted_values[min(rank, len(sorted_values)) - 1]
 
 
 class Replica:

@@ -73,7 +73,7 @@ SVC="${SVC:-$root/target/release/svc}"
 HELPER="$root/bench/read_path.py"
 step() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }
 die() { echo "bench/read_path.sh: $*" >&2; exit 2; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+source bench/lib/free_port.sh
 
 case "$WRITER" in http|cli) ;; *) die "WRITER is http or cli, not $WRITER" ;; esac
 missing=()

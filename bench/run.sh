@@ -53,7 +53,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+source bench/lib/free_port.sh
 results="$work/results.txt"
 : > "$results"
 record() { printf '%s\t%s\n' "$1" "$2" >> "$results"; }

@@ -2,7 +2,8 @@
 # when run as root, in a temporary directory, on 127.0.0.1 only, with a
 # role `svc` whose password only this script knows. Sourced by the
 # benchmarks (bash); they call start_postgres after setting `work` and
-# their `die`, `step` and `free_port`, and stop_postgres in their cleanup.
+# their `die` and `step` and sourcing bench/lib/free_port.sh, and
+# stop_postgres in their cleanup.
 #
 # Sets: pgbin, pgdir, pgport, pgpass, as_pg (the command prefix to run as
 # `postgres`). Defines: psql_admin, new_database NAME (prints its URL),
