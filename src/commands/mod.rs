@@ -30,18 +30,34 @@ use crate::program::CheckedProgram;
 use crate::report::{self, Style};
 use crate::secrets;
 
+/// Whether the command's runtime has a worker thread per core.
+static WORKER_THREADS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Gives the command's runtime a worker thread per core, before its first
+/// use: for `svc serve`, which answers many requests at once.
+pub fn use_worker_threads() {
+    WORKER_THREADS.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
 /// The one runtime of a command: backends connect and run on it, so
-/// every wait for one goes through [`block_on`].
+/// every wait for one goes through [`block_on`]. Commands other than
+/// `svc serve` wait for one thing after another: their runtime runs on
+/// the thread that waits (tasks it spawned, such as a database
+/// connection's, advance while it waits). With worker threads, each round
+/// trip to the database hopped between threads twice, which cost a
+/// one-shot `svc run` more than its statements did.
 pub fn runtime() -> &'static tokio::runtime::Runtime {
     static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
     RUNTIME.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .unwrap_or_else(|e| {
-                eprintln!("error: cannot start svc's runtime: {e}");
-                std::process::exit(i32::from(exit::USAGE))
-            })
+        let mut builder = if WORKER_THREADS.load(std::sync::atomic::Ordering::SeqCst) {
+            tokio::runtime::Builder::new_multi_thread()
+        } else {
+            tokio::runtime::Builder::new_current_thread()
+        };
+        builder.enable_all().build().unwrap_or_else(|e| {
+            eprintln!("error: cannot start svc's runtime: {e}");
+            std::process::exit(i32::from(exit::USAGE))
+        })
     })
 }
 
@@ -162,7 +178,9 @@ pub fn main() -> ExitCode {
     context::set_project_flag(cli.project);
     // `svc serve` chooses its own log format; other commands write only
     // warnings and errors, for a person.
-    if !matches!(cli.command, cli::Command::Serve(_)) {
+    if matches!(cli.command, cli::Command::Serve(_)) {
+        use_worker_threads();
+    } else {
         crate::logging::init(crate::logging::Format::Command);
     }
     match cli.command {
