@@ -13,6 +13,48 @@ use common::rotating::*;
 use common::{Project, Run, Served};
 
 #[test]
+fn the_history_keeps_the_last_five_versions_and_starts_over_after_a_removal() {
+    let pg = Postgres::shared();
+    let p = PgProject::new(pg, "history_bounds");
+    let values: Vec<String> = (1..=7).map(|i| format!("history-value-{i}-Tq4")).collect();
+    for value in &values {
+        p.set("TOKEN", value);
+    }
+    let versions = |p: &PgProject| -> Vec<u64> {
+        let history = p
+            .svc()
+            .args(["secret", "history", "TOKEN", "--env", "dev", "--json"])
+            .run();
+        assert_eq!(history.status, 0, "{}", history.all_output());
+        let listed: serde_json::Value = serde_json::from_str(&history.stdout).unwrap();
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["version"].as_u64().unwrap())
+            .collect()
+    };
+    // The current version (7) and the five before it.
+    assert_eq!(versions(&p), vec![7, 6, 5, 4, 3, 2]);
+    // The oldest kept version opens: sealed as its own version.
+    let rollback = p
+        .svc()
+        .args(["secret", "rollback", "TOKEN", "--env", "dev", "--to", "2"])
+        .run();
+    assert_eq!(rollback.status, 0, "{}", rollback.all_output());
+    assert_eq!(p.get("TOKEN"), values[1]);
+    assert_eq!(versions(&p), vec![8, 7, 6, 5, 4, 3]);
+    let rm = p
+        .svc()
+        .args(["secret", "rm", "TOKEN", "--env", "dev"])
+        .run();
+    assert_eq!(rm.status, 0, "{}", rm.all_output());
+    p.set("TOKEN", "after-removal-Zp2");
+    assert_eq!(p.get("TOKEN"), "after-removal-Zp2");
+    assert_eq!(versions(&p), vec![1], "a secret set again starts over");
+}
+
+#[test]
 fn secrets_live_in_the_database_sealed_and_export_to_age() {
     let pg = Postgres::shared();
     let p = PgProject::new(pg, "sealed");

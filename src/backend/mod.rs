@@ -129,6 +129,10 @@ pub struct Options {
     pub log_keep_records: usize,
     /// ...for at most this many days (files rotate by size instead).
     pub log_keep_days: u32,
+    /// The command will take a run lock soon (a run of an endpoint that
+    /// updates secrets): a backend whose locks need a database session of
+    /// their own starts opening it while it opens.
+    pub locks_soon: bool,
 }
 
 impl Default for Options {
@@ -138,6 +142,7 @@ impl Default for Options {
             lock_timeout: crate::backend::files::store::DEFAULT_LOCK_TIMEOUT,
             log_keep_records: 10_000,
             log_keep_days: 90,
+            locks_soon: false,
         }
     }
 }
@@ -283,6 +288,17 @@ pub enum Change {
         name: String,
         to: Option<u64>,
     },
+}
+
+impl Change {
+    /// The secret it changes.
+    pub fn name(&self) -> &str {
+        match self {
+            Change::Set { name, .. } | Change::Remove { name } | Change::Rollback { name, .. } => {
+                name
+            }
+        }
+    }
 }
 
 /// What a change did.

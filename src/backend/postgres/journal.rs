@@ -20,12 +20,14 @@
 //! recorded is not made.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::Utc;
+use tokio_postgres::GenericClient;
+use tokio_postgres::types::Type;
 
-use super::{Database, crypto, unavailable};
+use super::{Database, KnownRecipients, KnownRevision, crypto, unavailable};
 use crate::backend::JournalStore;
 use crate::backend::files::journal::Journal;
 use crate::secrets::journal::{self, Entry, Listed};
@@ -80,7 +82,7 @@ impl Spool {
                 .and_then(|n| n.to_str())
                 .unwrap_or_default()
                 .to_string();
-            db.within(insert(db, &self.env, &name, answer, &sealed))
+            db.within(insert(db, &self.env, &name, answer, &sealed, false))
                 .await?;
             self.files.forget(answer)?;
             copied += 1;
@@ -96,33 +98,68 @@ impl Spool {
 }
 
 /// Inserts a sealed answer; an answer (or the lack of one) concludes its
-/// send, which goes in the same transaction.
+/// send, which goes in the same transaction. With `listing`, returns the
+/// journal as of that transaction, for its bounds. The statements go out
+/// together (pipelined): one wait for the database.
 async fn insert(
     db: &Database,
     env: &str,
     name: &str,
     listed: &Listed,
     sealed: &[u8],
-) -> Result<(), Error> {
+    listing: bool,
+) -> Result<Vec<Listed>, Error> {
     let mut client = db.client().await?;
     let transaction = client.transaction().await.map_err(unavailable)?;
-    transaction
-        .execute(
-            "INSERT INTO svc_journal (env, name, sealed) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-            &[&env, &name, &sealed],
+    let keep = async {
+        transaction
+            .execute_typed(
+                "INSERT INTO svc_journal (env, name, sealed) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                &[(&env, Type::TEXT), (&name, Type::TEXT), (&sealed, Type::BYTEA)],
+            )
+            .await
+            .map_err(unavailable)
+    };
+    let conclude = async {
+        if listed.is_sent() {
+            return Ok(0);
+        }
+        transaction
+            .execute_typed(
+                "DELETE FROM svc_journal WHERE env = $1 AND name = $2",
+                &[(&env, Type::TEXT), (&listed.sent_name(), Type::TEXT)],
+            )
+            .await
+            .map_err(unavailable)
+    };
+    let list = async {
+        if !listing {
+            return Ok(Vec::new());
+        }
+        list_in(&*transaction, env).await
+    };
+    let (_, _, listed) = tokio::try_join!(keep, conclude, list)?;
+    transaction.commit().await.map_err(unavailable)?;
+    Ok(listed)
+}
+
+/// The journal's entries, by name.
+async fn list_in(client: &impl GenericClient, env: &str) -> Result<Vec<Listed>, Error> {
+    let rows = client
+        .query_typed(
+            "SELECT name, octet_length(sealed) FROM svc_journal WHERE env = $1 ORDER BY name",
+            &[(&env, Type::TEXT)],
         )
         .await
         .map_err(unavailable)?;
-    if !listed.is_sent() {
-        transaction
-            .execute(
-                "DELETE FROM svc_journal WHERE env = $1 AND name = $2",
-                &[&env, &listed.sent_name()],
-            )
-            .await
-            .map_err(unavailable)?;
-    }
-    transaction.commit().await.map_err(unavailable)
+    Ok(rows
+        .iter()
+        .filter_map(|r| {
+            let name: String = r.get(0);
+            let bytes: i32 = r.get(1);
+            Listed::parse_name(&name, name.clone(), bytes.max(0) as u64)
+        })
+        .collect())
 }
 
 /// The recovery journal in `svc_journal`, with its spool.
@@ -130,49 +167,62 @@ pub(super) struct PgJournal {
     db: Database,
     env: String,
     spool: Arc<Spool>,
+    /// The newest revision of the environment heard of.
+    known: KnownRevision,
     /// The environment's recipients as last read: answers are sealed to
-    /// them when the database cannot tell.
-    recipients: Mutex<Option<String>>,
+    /// them while no newer revision was heard of, and when the database
+    /// cannot tell.
+    recipients: KnownRecipients,
 }
 
 impl PgJournal {
-    pub(super) fn new(db: Database, env: &str, spool: Arc<Spool>) -> PgJournal {
+    pub(super) fn new(
+        db: Database,
+        env: &str,
+        spool: Arc<Spool>,
+        known: KnownRevision,
+        recipients: KnownRecipients,
+    ) -> PgJournal {
         PgJournal {
             db,
             env: env.to_string(),
             spool,
-            recipients: Mutex::new(None),
+            known,
+            recipients,
         }
     }
 
-    /// The environment's recipients, from the database when it answers,
-    /// else as last read.
+    /// The environment's recipients: as read at the newest revision heard
+    /// of, else from the database when it answers, else as last read.
     pub(super) async fn recipients(&self) -> Result<String, Error> {
+        if let Some(recipients) = self.recipients.current(&self.known) {
+            return Ok(recipients);
+        }
         let read = self
             .db
             .within(async {
                 let client = self.db.client().await?;
                 let row = client
-                    .query_opt(
-                        "SELECT recipients FROM svc_environments WHERE name = $1",
-                        &[&self.env],
+                    .query_typed_opt(
+                        "SELECT revision, recipients FROM svc_environments WHERE name = $1",
+                        &[(&self.env, Type::TEXT)],
                     )
                     .await
                     .map_err(unavailable)?;
-                Ok(row.map(|r| r.get::<_, String>(0)))
+                Ok(row.map(|r| (r.get::<_, i64>(0), r.get::<_, String>(1))))
             })
             .await;
-        let mut known = self.recipients.lock().unwrap_or_else(|p| p.into_inner());
         match read {
-            Ok(Some(recipients)) => {
-                *known = Some(recipients.clone());
+            Ok(Some((revision, recipients))) => {
+                self.known.heard(revision);
+                self.recipients.heard(revision, &recipients);
                 Ok(recipients)
             }
             Ok(None) => Err(Error::StoreMissing {
                 env: self.env.clone(),
                 path: self.db.shown.clone().into(),
             }),
-            Err(error) => known.clone().ok_or(error),
+            Err(error) => self.recipients.last().ok_or(error),
         }
     }
 
@@ -183,47 +233,42 @@ impl PgJournal {
         crypto::age_encrypt(&json, recipients)
     }
 
-    /// Drops what is past the journal's bounds.
-    async fn prune(&self) -> Result<usize, Error> {
-        let listed = self.list_database().await?;
-        let drop = journal::past_bounds(&listed, Utc::now());
+    /// Drops what is past the journal's bounds in `listed`.
+    async fn prune(&self, listed: &[Listed]) -> Result<usize, Error> {
+        let drop: Vec<&str> = journal::past_bounds(listed, Utc::now())
+            .iter()
+            .map(|l| l.handle.as_str())
+            .collect();
+        self.delete_named(&drop).await
+    }
+
+    /// Deletes the entries of these names, in one statement.
+    async fn delete_named(&self, names: &[&str]) -> Result<usize, Error> {
+        if names.is_empty() {
+            return Ok(0);
+        }
         self.db
             .within(async {
                 let client = self.db.client().await?;
-                for l in &drop {
-                    client
-                        .execute(
-                            "DELETE FROM svc_journal WHERE env = $1 AND name = $2",
-                            &[&self.env, &l.handle],
-                        )
-                        .await
-                        .map_err(unavailable)?;
-                }
-                Ok(drop.len())
+                let removed = client
+                    .execute_typed(
+                        "DELETE FROM svc_journal WHERE env = $1 AND name = ANY($2)",
+                        &[(&self.env, Type::TEXT), (&names, Type::TEXT_ARRAY)],
+                    )
+                    .await
+                    .map_err(unavailable)?;
+                Ok(removed as usize)
             })
             .await
     }
 
     async fn list_database(&self) -> Result<Vec<Listed>, Error> {
-        self.db.within(async {
-            let client = self.db.client().await?;
-            let rows = client
-                .query(
-                    "SELECT name, octet_length(sealed) FROM svc_journal WHERE env = $1 ORDER BY name",
-                    &[&self.env],
-                )
-                .await
-                .map_err(unavailable)?;
-            Ok(rows
-                .iter()
-                .filter_map(|r| {
-                    let name: String = r.get(0);
-                    let bytes: i32 = r.get(1);
-                    Listed::parse_name(&name, name.clone(), bytes.max(0) as u64)
-                })
-                .collect())
-        })
-        .await
+        self.db
+            .within(async {
+                let client = self.db.client().await?;
+                list_in(&**client, &self.env).await
+            })
+            .await
     }
 
     async fn delete_where(&self, sql: &str, value: &str) -> Result<usize, Error> {
@@ -276,10 +321,10 @@ impl JournalStore for PgJournal {
             .ok_or_else(|| Error::Invalid(format!("`{name}` is not a journal entry's name")))?;
         match self
             .db
-            .within(insert(&self.db, &self.env, &name, &listed, &sealed))
+            .within(insert(&self.db, &self.env, &name, &listed, &sealed, true))
             .await
         {
-            Ok(()) => {
+            Ok(journal) => {
                 if local.is_ok() {
                     let path = self.spool.dir().join(format!("{name}.age"));
                     let in_spool = Listed {
@@ -288,7 +333,7 @@ impl JournalStore for PgJournal {
                     };
                     self.spool.files.forget(&in_spool)?;
                 }
-                self.prune().await
+                self.prune(&journal).await
             }
             Err(error) if local.is_ok() => {
                 tracing::warn!(
@@ -309,9 +354,9 @@ impl JournalStore for PgJournal {
         self.db.within(async {
             let client = self.db.client().await?;
             client
-                .execute(
+                .execute_typed(
                     "INSERT INTO svc_journal (env, name, sealed) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-                    &[&self.env, &name, &sealed],
+                    &[(&self.env, Type::TEXT), (&name, Type::TEXT), (&sealed, Type::BYTEA)],
                 )
                 .await
                 .map_err(unavailable)?;
@@ -349,18 +394,13 @@ impl JournalStore for PgJournal {
     }
 
     async fn settled(&self, endpoint: &str, run_id: &str) -> Result<usize, Error> {
-        let mut removed = 0;
-        for listed in self.list_database().await? {
-            if listed.endpoint == endpoint && listed.run_id.as_str() <= run_id {
-                removed += self
-                    .delete_where(
-                        "DELETE FROM svc_journal WHERE env = $1 AND name = $2",
-                        &listed.handle,
-                    )
-                    .await?;
-            }
-        }
-        Ok(removed)
+        let listed = self.list_database().await?;
+        let settled: Vec<&str> = listed
+            .iter()
+            .filter(|l| l.endpoint == endpoint && l.run_id.as_str() <= run_id)
+            .map(|l| l.handle.as_str())
+            .collect();
+        self.delete_named(&settled).await
     }
 
     async fn discard(&self, run_id: &str) -> Result<usize, Error> {

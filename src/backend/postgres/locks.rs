@@ -29,14 +29,14 @@
 //! sees them before anyone sends the secret they replace.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
 use super::journal::Spool;
-use super::{CALL_DEADLINE, Database, lock_key, unavailable};
+use super::{CALL_DEADLINE, Database, Session, lock_key, unavailable};
 use crate::backend::{Fence, Held, LockFailure, Locks};
 use crate::secrets::Error;
 
@@ -46,20 +46,7 @@ const HEARTBEAT: Duration = Duration::from_secs(10);
 /// How many local mutexes are kept before the unused ones go.
 const LOCAL_PRUNE_AT: usize = 4096;
 
-/// The session that holds this process's locks.
-struct Session {
-    client: tokio_postgres::Client,
-    /// The server process of the session: what a [`Fence`] names.
-    pid: i32,
-    /// False once the session ended.
-    alive: Arc<AtomicBool>,
-}
-
 impl Session {
-    fn alive(&self) -> bool {
-        self.alive.load(Ordering::SeqCst) && !self.client.is_closed()
-    }
-
     /// One statement on the session, within the database's deadline.
     async fn ask(&self, db: &Database, sql: &str, key: i64) -> Result<bool, Error> {
         db.within(async {
@@ -78,6 +65,7 @@ impl Session {
 pub(super) struct PgLocks {
     db: Database,
     env: String,
+    /// Its mutex is held while the session opens: two callers never open two.
     session: tokio::sync::Mutex<Option<Arc<Session>>>,
     /// One holder per lock key in this process.
     local: Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
@@ -105,18 +93,7 @@ impl PgLocks {
             return Ok(session.clone());
         }
         // A session that the server does not close for idling.
-        let (client, alive) = self.db.session().await?;
-        let pid: i32 = self
-            .db
-            .within(async {
-                let row = client
-                    .query_one("SELECT pg_backend_pid()", &[])
-                    .await
-                    .map_err(unavailable)?;
-                Ok(row.get(0))
-            })
-            .await?;
-        let session = Arc::new(Session { client, pid, alive });
+        let session = Arc::new(self.db.session().await?);
         heartbeat(Arc::downgrade(&session), self.db.progress.clone());
         *current = Some(session.clone());
         Ok(session)

@@ -215,6 +215,26 @@ pub struct Database {
     tls: tokio_postgres_rustls::MakeRustlsConnect,
     /// `postgres://host:port/db`, without user and password.
     pub shown: String,
+    /// A session being opened ahead ([`Database::open_session_soon`]).
+    spare: Arc<std::sync::Mutex<Option<Opening>>>,
+}
+
+/// A session on its way.
+type Opening = tokio::task::JoinHandle<Result<Session, Error>>;
+
+/// A database session of svc's own, outside the pool.
+pub(super) struct Session {
+    pub(super) client: tokio_postgres::Client,
+    /// The server process of the session: what a lock's fence names.
+    pub(super) pid: i32,
+    /// False once the session ended.
+    pub(super) alive: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Session {
+    pub(super) fn alive(&self) -> bool {
+        self.alive.load(std::sync::atomic::Ordering::SeqCst) && !self.client.is_closed()
+    }
 }
 
 impl Database {
@@ -268,6 +288,7 @@ impl Database {
             config: Arc::new(config),
             tls,
             shown: shown_url(url),
+            spare: Arc::default(),
         })
     }
 
@@ -282,11 +303,30 @@ impl Database {
         })
     }
 
-    /// A session of its own, outside the pool, and the task that drives
-    /// it; `alive` turns false when the session ends.
-    async fn session(
-        &self,
-    ) -> Result<(tokio_postgres::Client, Arc<std::sync::atomic::AtomicBool>), Error> {
+    /// Starts opening a session of its own in the background, for the
+    /// next [`Database::session`] to take: a command that will take a lock
+    /// soon (a run that updates secrets) does not wait for the connection
+    /// then. Needs a tokio runtime.
+    pub fn open_session_soon(&self) {
+        let db = self.clone();
+        let opening = tokio::spawn(async move { db.new_session().await });
+        *self.spare.lock().unwrap_or_else(|p| p.into_inner()) = Some(opening);
+    }
+
+    /// A session of its own, outside the pool: the one opened ahead when it
+    /// is there and alive, else a new one.
+    async fn session(&self) -> Result<Session, Error> {
+        let spare = self.spare.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(opening) = spare
+            && let Ok(Ok(session)) = opening.await
+            && session.alive()
+        {
+            return Ok(session);
+        }
+        self.new_session().await
+    }
+
+    async fn new_session(&self) -> Result<Session, Error> {
         let (client, connection) = self
             .within(async {
                 self.config.connect(self.tls.clone()).await.map_err(|e| {
@@ -306,8 +346,23 @@ impl Database {
             }
             flag.store(false, std::sync::atomic::Ordering::SeqCst);
         });
-        never_idle_out(&client).await;
-        Ok((client, alive))
+        // Both at once (pipelined): one wait for the database.
+        let pid = async {
+            self.within(async {
+                let row = client
+                    .query_one("SELECT pg_backend_pid()", &[])
+                    .await
+                    .map_err(unavailable)?;
+                Ok(row.get(0))
+            })
+            .await
+        };
+        let ((), pid) = tokio::join!(never_idle_out(&client), pid);
+        Ok(Session {
+            client,
+            pid: pid?,
+            alive,
+        })
     }
 
     /// Creates or migrates the schema; returns its version.
@@ -441,6 +496,9 @@ pub async fn open(
     options: &Options,
 ) -> Result<Backend, Error> {
     let database = Database::connect(url)?;
+    if options.locks_soon {
+        database.open_session_soon();
+    }
     database.migrate().await?;
     Ok(stores::backend(database, state_dir, env, options).await)
 }
@@ -475,6 +533,45 @@ impl KnownRevision {
     /// Whether what was read at `revision` holds every change heard of.
     fn is_covered_by(&self, revision: i64) -> bool {
         revision >= self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// The environment's recipients as read at a revision, shared by the
+/// secrets store (whose revision check reads them along) and the journal
+/// (which seals answers to them): the journal asks the database again
+/// only when a newer revision was heard of. Once read, they also say that
+/// the environment exists (an environment is never deleted).
+#[derive(Clone, Default)]
+pub struct KnownRecipients(Arc<std::sync::Mutex<Option<(i64, String)>>>);
+
+impl KnownRecipients {
+    fn slot(&self) -> std::sync::MutexGuard<'_, Option<(i64, String)>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The database said the recipients at `revision` are these.
+    fn heard(&self, revision: i64, recipients: &str) {
+        let mut known = self.slot();
+        if known.as_ref().is_none_or(|(at, _)| *at <= revision) {
+            *known = Some((revision, recipients.to_string()));
+        }
+    }
+
+    /// The recipients, when they were read at a revision that holds every
+    /// change heard of.
+    fn current(&self, heard: &KnownRevision) -> Option<String> {
+        self.slot()
+            .as_ref()
+            .filter(|(at, _)| heard.is_covered_by(*at))
+            .map(|(_, recipients)| recipients.clone())
+    }
+
+    /// The recipients as last read, however long ago: what an answer is
+    /// sealed to while the database cannot tell.
+    fn last(&self) -> Option<String> {
+        self.slot()
+            .as_ref()
+            .map(|(_, recipients)| recipients.clone())
     }
 }
 

@@ -165,14 +165,15 @@ const MIGRATION_LOCK: i64 = 0x7376_635f_7363_6865; // "svc_sche"
 /// without the migration lock or any DDL. Only a database that is new or
 /// behind takes the lock and migrates.
 pub async fn migrate(client: &mut Client) -> Result<i32, Error> {
-    if let Ok(Some(row)) = client
-        .query_opt("SELECT version FROM svc_schema", &[])
-        .await
+    // Asked as a simple query: one round trip, where a statement is
+    // prepared first (every process that opens the database asks this).
+    if let Ok(messages) = client.simple_query("SELECT version FROM svc_schema").await
+        && messages.iter().any(|message| {
+            matches!(message, tokio_postgres::SimpleQueryMessage::Row(row)
+                if row.get(0) == Some(VERSION.to_string().as_str()))
+        })
     {
-        let version: i32 = row.get(0);
-        if version == VERSION {
-            return Ok(version);
-        }
+        return Ok(VERSION);
     }
     client
         .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])

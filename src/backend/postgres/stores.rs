@@ -7,11 +7,12 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::Object;
 use tokio_postgres::GenericClient;
+use tokio_postgres::types::Type;
 
 use super::crypto::{self, DataKey};
 use super::journal::{PgJournal, Spool};
 use super::locks::PgLocks;
-use super::{Database, KnownRevision, lock_key, unavailable};
+use super::{Database, KnownRecipients, KnownRevision, lock_key, unavailable};
 use crate::backend::RunRecord;
 use crate::backend::ScheduleState;
 use crate::backend::outbox::{Attempt, Delivery, Retry, Status};
@@ -34,6 +35,7 @@ pub async fn backend(
     options: &Options,
 ) -> Backend {
     let known = KnownRevision::new();
+    let recipients = KnownRecipients::default();
     let secrets = Arc::new(PgSecrets {
         db: database.clone(),
         env: env.to_string(),
@@ -41,11 +43,19 @@ pub async fn backend(
         cache: Mutex::new(None),
         api_keys: Mutex::new(None),
         known: known.clone(),
+        recipients: recipients.clone(),
     });
     let spool = Arc::new(Spool::new(state_dir, env));
-    let journal = PgJournal::new(database.clone(), env, spool.clone());
+    let journal = PgJournal::new(
+        database.clone(),
+        env,
+        spool.clone(),
+        known.clone(),
+        recipients,
+    );
     // Known from the start, so that an answer can be sealed even when the
-    // database goes away before the first one comes.
+    // database goes away before the first one comes (and the environment
+    // known to exist without asking again).
     let _ = journal.recipients().await;
     let bounded_by = database.clone();
     super::deadline::bounded(
@@ -107,6 +117,8 @@ pub struct PgSecrets {
     /// The newest revision heard of: the caches are current for a read
     /// `as_known` while they are at it.
     known: KnownRevision,
+    /// The recipients, read along with the revision.
+    recipients: KnownRecipients,
 }
 
 /// A row of `svc_secrets` or `svc_secret_history`, before opening.
@@ -141,10 +153,11 @@ impl PgSecrets {
     }
 
     /// The environment's revision, by a statement prepared once per
-    /// session: what every read and every authenticated request asks.
+    /// session: what every read and every authenticated request asks. The
+    /// recipients come along, for the journal to seal answers to.
     async fn revision_now(&self, client: &Object) -> Result<i64, Error> {
         let statement = client
-            .prepare_cached("SELECT revision FROM svc_environments WHERE name = $1")
+            .prepare_cached("SELECT revision, recipients FROM svc_environments WHERE name = $1")
             .await
             .map_err(unavailable)?;
         let row = client
@@ -154,6 +167,7 @@ impl PgSecrets {
             .ok_or_else(|| self.missing())?;
         let revision = row.get(0);
         self.known.heard(revision);
+        self.recipients.heard(revision, row.get::<_, &str>(1));
         Ok(revision)
     }
 
@@ -168,9 +182,9 @@ impl PgSecrets {
             return Ok(key.clone());
         }
         let row = client
-            .query_opt(
+            .query_typed_opt(
                 "SELECT wrapped FROM svc_data_keys WHERE env = $1 AND id = $2",
-                &[&self.env, &id],
+                &[(&self.env, Type::TEXT), (&id, Type::INT4)],
             )
             .await
             .map_err(unavailable)?
@@ -207,42 +221,57 @@ impl PgSecrets {
     /// revision (all of them the first time).
     async fn refreshed(&self, identities: &Identities) -> Result<Arc<Document>, Error> {
         let client = self.db.client().await?;
-        let revision = self.revision_now(&client).await?;
         let cached = self.cache.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let since = cached.as_ref().map_or(-1, |(seen, _)| *seen);
+        // The revision, and the rows changed since the cached one, in one
+        // statement (one snapshot, prepared once per session): when nothing
+        // changed, its one row holds the revision alone.
+        let statement = client
+            .prepare_cached(
+                "SELECT e.revision, e.recipients, s.name, s.version, s.key_id, s.sealed, \
+                        s.updated_at, s.updated_by, s.expires_at, s.removed, s.revision \
+                 FROM svc_environments e \
+                 LEFT JOIN svc_secrets s ON s.env = e.name AND s.revision > $2 \
+                 WHERE e.name = $1",
+            )
+            .await
+            .map_err(unavailable)?;
+        let rows = client
+            .query(&statement, &[&self.env, &since])
+            .await
+            .map_err(unavailable)?;
+        let first = rows.first().ok_or_else(|| self.missing())?;
+        let revision: i64 = first.get(0);
+        self.known.heard(revision);
+        self.recipients.heard(revision, first.get::<_, &str>(1));
         if let Some((seen, document)) = &cached
             && *seen == revision
         {
             return Ok(document.clone());
         }
-        let since = cached.as_ref().map_or(-1, |(seen, _)| *seen);
-        let rows = client
-            .query(
-                "SELECT name, version, key_id, sealed, updated_at, updated_by, expires_at, removed, revision \
-                 FROM svc_secrets WHERE env = $1 AND revision > $2",
-                &[&self.env, &since],
-            )
-            .await
-            .map_err(unavailable)?;
         let mut document = match &cached {
             Some((_, document)) => (**document).clone(),
             None => Document::new(&self.env),
         };
         let mut newest = revision;
         for row in rows {
-            let name: String = row.get(0);
-            let removed: bool = row.get(7);
-            newest = newest.max(row.get::<_, i64>(8));
+            // The one row of an environment where nothing changed.
+            let Some(name) = row.get::<_, Option<String>>(2) else {
+                continue;
+            };
+            let removed: bool = row.get(9);
+            newest = newest.max(row.get::<_, i64>(10));
             if removed {
                 document.secrets.remove(&name);
                 continue;
             }
             let sealed = Sealed {
-                version: row.get(1),
-                key_id: row.get(2),
-                sealed: row.get::<_, Option<Vec<u8>>>(3).unwrap_or_default(),
-                updated_at: row.get(4),
-                updated_by: row.get(5),
-                expires_at: row.get(6),
+                version: row.get(3),
+                key_id: row.get(4),
+                sealed: row.get::<_, Option<Vec<u8>>>(5).unwrap_or_default(),
+                updated_at: row.get(6),
+                updated_by: row.get(7),
+                expires_at: row.get(8),
             };
             let value = self
                 .open_value(&**client, identities, &name, &sealed)
@@ -333,10 +362,14 @@ pub(super) async fn still_held(
     let key = fence.key as u64;
     let (high, low) = ((key >> 32) as u32, key as u32);
     let row = transaction
-        .query_one(
+        .query_typed_one(
             "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted \
              AND pid = $1 AND classid = $2 AND objid = $3 AND objsubid = 1)",
-            &[&fence.session, &high, &low],
+            &[
+                (&fence.session, Type::INT4),
+                (&high, Type::OID),
+                (&low, Type::OID),
+            ],
         )
         .await
         .map_err(unavailable)?;
@@ -351,10 +384,10 @@ async fn bump(
     missing: impl FnOnce() -> Error,
 ) -> Result<(i64, i32, String), Error> {
     let row = transaction
-        .query_opt(
+        .query_typed_opt(
             "UPDATE svc_environments SET revision = revision + 1 WHERE name = $1 \
              RETURNING revision, current_key, recipients",
-            &[&env],
+            &[(&env, Type::TEXT)],
         )
         .await
         .map_err(unavailable)?
@@ -375,6 +408,9 @@ impl SecretStore for PgSecrets {
     }
 
     async fn exists(&self) -> Result<bool, Error> {
+        if self.recipients.last().is_some() {
+            return Ok(true);
+        }
         let client = self.db.client().await?;
         let row = client
             .query_opt(
@@ -455,6 +491,7 @@ impl SecretStore for PgSecrets {
         let key = self
             .data_key(&*transaction, identities, current_key)
             .await?;
+        let mut current = self.current_rows(&transaction, &changes).await?;
         let mut done = Vec::new();
         for change in changes {
             done.push(
@@ -464,6 +501,7 @@ impl SecretStore for PgSecrets {
                     &key,
                     current_key,
                     revision,
+                    &mut current,
                     change,
                     by,
                     at,
@@ -606,7 +644,46 @@ impl SecretStore for PgSecrets {
     }
 }
 
+/// The current rows of the secrets a write changes, locked until it
+/// commits; `None` for a secret that has none (or was removed).
+type CurrentRows = HashMap<String, Option<Sealed>>;
+
 impl PgSecrets {
+    /// The rows of every secret `changes` name, in one statement.
+    async fn current_rows(
+        &self,
+        transaction: &tokio_postgres::Transaction<'_>,
+        changes: &[Change],
+    ) -> Result<CurrentRows, Error> {
+        let names: Vec<&str> = changes.iter().map(Change::name).collect();
+        let mut current: CurrentRows = names.iter().map(|n| (n.to_string(), None)).collect();
+        let rows = transaction
+            .query_typed(
+                "SELECT name, version, key_id, sealed, updated_at, updated_by, expires_at, removed \
+                 FROM svc_secrets WHERE env = $1 AND name = ANY($2) FOR UPDATE",
+                &[(&self.env, Type::TEXT), (&names, Type::TEXT_ARRAY)],
+            )
+            .await
+            .map_err(unavailable)?;
+        for r in rows {
+            if r.get::<_, bool>(7) {
+                continue;
+            }
+            current.insert(
+                r.get(0),
+                Some(Sealed {
+                    version: r.get(1),
+                    key_id: r.get(2),
+                    sealed: r.get::<_, Option<Vec<u8>>>(3).unwrap_or_default(),
+                    updated_at: r.get(4),
+                    updated_by: r.get(5),
+                    expires_at: r.get(6),
+                }),
+            );
+        }
+        Ok(current)
+    }
+
     #[allow(clippy::too_many_arguments)]
     async fn apply_one(
         &self,
@@ -615,33 +692,14 @@ impl PgSecrets {
         key: &DataKey,
         key_id: i32,
         revision: i64,
+        rows: &mut CurrentRows,
         change: Change,
         by: &str,
         at: DateTime<Utc>,
     ) -> Result<Changed, Error> {
-        let current = |name: &str| {
-            let name = name.to_string();
-            async move {
-                transaction
-                    .query_opt(
-                        "SELECT version, key_id, sealed, updated_at, updated_by, expires_at, removed \
-                         FROM svc_secrets WHERE env = $1 AND name = $2 FOR UPDATE",
-                        &[&self.env, &name],
-                    )
-                    .await
-                    .map_err(unavailable)
-                    .map(|row| {
-                        row.filter(|r| !r.get::<_, bool>(6)).map(|r| Sealed {
-                            version: r.get(0),
-                            key_id: r.get(1),
-                            sealed: r.get::<_, Option<Vec<u8>>>(2).unwrap_or_default(),
-                            updated_at: r.get(3),
-                            updated_by: r.get(4),
-                            expires_at: r.get(5),
-                        })
-                    })
-            }
-        };
+        // Taken out while it changes; a new value goes back in, for a later
+        // change of the same secret in this write.
+        let mut current = |name: &str| rows.get_mut(name).and_then(Option::take);
         match change {
             Change::Set {
                 name,
@@ -649,7 +707,7 @@ impl PgSecrets {
                 expires_at,
                 expect,
             } => {
-                let old = current(&name).await?;
+                let old = current(&name);
                 if let Some(expected) = expect {
                     let found = old.as_ref().map_or(0, |o| o.version as u64);
                     if found != expected {
@@ -660,7 +718,7 @@ impl PgSecrets {
                         });
                     }
                 }
-                let version = self
+                let written = self
                     .write(
                         transaction,
                         key,
@@ -674,10 +732,12 @@ impl PgSecrets {
                         at,
                     )
                     .await?;
+                let version = written.version;
+                rows.insert(name, Some(written));
                 Ok(Changed::Set(version as u64))
             }
             Change::Remove { name } => {
-                if current(&name).await?.is_none() {
+                if current(&name).is_none() {
                     return Err(Error::SecretMissing {
                         name,
                         env: self.env.clone(),
@@ -701,7 +761,7 @@ impl PgSecrets {
                 Ok(Changed::Removed)
             }
             Change::Rollback { name, to } => {
-                let Some(old) = current(&name).await? else {
+                let Some(old) = current(&name) else {
                     return Err(Error::SecretMissing {
                         name,
                         env: self.env.clone(),
@@ -733,7 +793,7 @@ impl PgSecrets {
                     })?,
                 };
                 let restored = past.version;
-                let version = self
+                let written = self
                     .write(
                         transaction,
                         key,
@@ -747,6 +807,8 @@ impl PgSecrets {
                         at,
                     )
                     .await?;
+                let version = written.version;
+                rows.insert(name, Some(written));
                 Ok(Changed::RolledBack {
                     restored,
                     version: version as u64,
@@ -756,7 +818,9 @@ impl PgSecrets {
     }
 
     /// Writes a new current value, the old one going to the history (which
-    /// keeps the last few). Returns the new version.
+    /// keeps the last few). Returns the new row. Its three statements touch
+    /// different rows and go out together (pipelined on the connection): one
+    /// wait for the database instead of three.
     #[allow(clippy::too_many_arguments)]
     async fn write(
         &self,
@@ -770,62 +834,83 @@ impl PgSecrets {
         expires_at: Option<DateTime<Utc>>,
         by: &str,
         at: DateTime<Utc>,
-    ) -> Result<i64, Error> {
-        let version = match &old {
-            Some(old) => {
-                transaction
-                    .execute(
+    ) -> Result<Sealed, Error> {
+        let version = old.as_ref().map_or(1, |old| old.version + 1);
+        let sealed = crypto::seal(key, &self.env, name, version, value.as_bytes())?;
+        let keep_history = async {
+            match &old {
+                Some(old) => transaction
+                    .execute_typed(
                         "INSERT INTO svc_secret_history \
                          (env, name, version, key_id, sealed, updated_at, updated_by, expires_at) \
                          VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
                         &[
-                            &self.env,
-                            &name,
-                            &old.version,
-                            &old.key_id,
-                            &old.sealed,
-                            &old.updated_at,
-                            &old.updated_by,
-                            &old.expires_at,
+                            (&self.env, Type::TEXT),
+                            (&name, Type::TEXT),
+                            (&old.version, Type::INT8),
+                            (&old.key_id, Type::INT4),
+                            (&old.sealed, Type::BYTEA),
+                            (&old.updated_at, Type::TIMESTAMPTZ),
+                            (&old.updated_by, Type::TEXT),
+                            (&old.expires_at, Type::TIMESTAMPTZ),
                         ],
                     )
                     .await
-                    .map_err(unavailable)?;
-                let keep_from = old.version + 1 - HISTORY_LIMIT as i64;
-                transaction
-                    .execute(
-                        "DELETE FROM svc_secret_history WHERE env = $1 AND name = $2 AND version < $3",
-                        &[&self.env, &name, &keep_from],
-                    )
-                    .await
-                    .map_err(unavailable)?;
-                old.version + 1
-            }
-            None => {
-                // New, or set again after a removal: the history starts over.
-                transaction
-                    .execute(
-                        "DELETE FROM svc_secret_history WHERE env = $1 AND name = $2",
-                        &[&self.env, &name],
-                    )
-                    .await
-                    .map_err(unavailable)?;
-                1
+                    .map_err(unavailable),
+                // New, or set again after a removal: no history to keep.
+                None => Ok(0),
             }
         };
-        let sealed = crypto::seal(key, &self.env, name, version, value.as_bytes())?;
-        transaction
-            .execute(
-                "INSERT INTO svc_secrets \
-                 (env, name, version, key_id, sealed, updated_at, updated_by, expires_at, removed, revision) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, false, $9) \
-                 ON CONFLICT (env, name) DO UPDATE SET version = $3, key_id = $4, sealed = $5, \
-                 updated_at = $6, updated_by = $7, expires_at = $8, removed = false, revision = $9",
-                &[&self.env, &name, &version, &key_id, &sealed, &at, &by, &expires_at, &revision],
-            )
-            .await
-            .map_err(unavailable)?;
-        Ok(version)
+        // Past the history's limit (the old value itself is within it); a
+        // secret that is new, or set again after a removal, starts over.
+        let keep_from = old
+            .as_ref()
+            .map_or(i64::MAX, |old| old.version + 1 - HISTORY_LIMIT as i64);
+        let drop_history = async {
+            transaction
+                .execute_typed(
+                    "DELETE FROM svc_secret_history WHERE env = $1 AND name = $2 AND version < $3",
+                    &[
+                        (&self.env, Type::TEXT),
+                        (&name, Type::TEXT),
+                        (&keep_from, Type::INT8),
+                    ],
+                )
+                .await
+                .map_err(unavailable)
+        };
+        let set = async {
+            transaction
+                .execute_typed(
+                    "INSERT INTO svc_secrets \
+                     (env, name, version, key_id, sealed, updated_at, updated_by, expires_at, removed, revision) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, false, $9) \
+                     ON CONFLICT (env, name) DO UPDATE SET version = $3, key_id = $4, sealed = $5, \
+                     updated_at = $6, updated_by = $7, expires_at = $8, removed = false, revision = $9",
+                    &[
+                        (&self.env, Type::TEXT),
+                        (&name, Type::TEXT),
+                        (&version, Type::INT8),
+                        (&key_id, Type::INT4),
+                        (&sealed, Type::BYTEA),
+                        (&at, Type::TIMESTAMPTZ),
+                        (&by, Type::TEXT),
+                        (&expires_at, Type::TIMESTAMPTZ),
+                        (&revision, Type::INT8),
+                    ],
+                )
+                .await
+                .map_err(unavailable)
+        };
+        tokio::try_join!(keep_history, drop_history, set)?;
+        Ok(Sealed {
+            version,
+            key_id,
+            sealed,
+            updated_at: Some(at),
+            updated_by: Some(by.to_string()),
+            expires_at,
+        })
     }
 }
 
@@ -1086,10 +1171,14 @@ impl ConnectionStore for PgConnections {
         // The row is locked from the read to the commit: two replicas that
         // observe at once see each other's result, and one transition once.
         let row = transaction
-            .query_opt(
+            .query_typed_opt(
                 "SELECT state FROM svc_connections \
                  WHERE env = $1 AND client = $2 AND connection_id = $3 FOR UPDATE",
-                &[&self.env, &key.client, &key.connection_id],
+                &[
+                    (&self.env, Type::TEXT),
+                    (&key.client, Type::TEXT),
+                    (&key.connection_id, Type::TEXT),
+                ],
             )
             .await
             .map_err(unavailable)?;
@@ -1100,33 +1189,38 @@ impl ConnectionStore for PgConnections {
         }
         let value =
             serde_json::to_value(&observed.state).map_err(|e| Error::Invalid(e.to_string()))?;
-        // A connection seen for the first time by two replicas at once:
-        // the second insert waits for the first to commit and inserts
-        // nothing; that replica then observes again, on top of the row.
-        let inserted = transaction
-            .execute(
-                "INSERT INTO svc_connections (env, client, connection_id, state) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (env, client, connection_id) DO NOTHING",
-                &[&self.env, &key.client, &key.connection_id, &value],
-            )
-            .await
-            .map_err(unavailable)?;
-        if inserted == 0 {
-            if current.is_none() {
-                // Another replica created the row meanwhile: observe on top
-                // of what it wrote.
-                drop(transaction);
-                drop(client);
-                return self.observe(key, observation, subscribers, at).await;
-            }
+        if current.is_some() {
+            // The row is locked: it is there until this commits.
             transaction
-                .execute(
+                .execute_typed(
                     "UPDATE svc_connections SET state = $4 \
                      WHERE env = $1 AND client = $2 AND connection_id = $3",
+                    &[
+                        (&self.env, Type::TEXT),
+                        (&key.client, Type::TEXT),
+                        (&key.connection_id, Type::TEXT),
+                        (&value, Type::JSONB),
+                    ],
+                )
+                .await
+                .map_err(unavailable)?;
+        } else {
+            // A connection seen for the first time by two replicas at once:
+            // the second insert waits for the first to commit and inserts
+            // nothing; that replica then observes again, on top of the row.
+            let inserted = transaction
+                .execute(
+                    "INSERT INTO svc_connections (env, client, connection_id, state) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (env, client, connection_id) DO NOTHING",
                     &[&self.env, &key.client, &key.connection_id, &value],
                 )
                 .await
                 .map_err(unavailable)?;
+            if inserted == 0 {
+                drop(transaction);
+                drop(client);
+                return self.observe(key, observation, subscribers, at).await;
+            }
         }
         // The events' deliveries commit with the change, or neither does.
         for delivery in Delivery::for_events(
@@ -1486,9 +1580,13 @@ impl LogStore for PgLogs {
         let key = log_key(log);
         let client = self.db.client().await?;
         client
-            .execute(
+            .execute_typed(
                 "INSERT INTO svc_logs (env, log, record) VALUES ($1, $2, $3)",
-                &[&self.env, &key, &value],
+                &[
+                    (&self.env, Type::TEXT),
+                    (&key, Type::TEXT),
+                    (&value, Type::JSONB),
+                ],
             )
             .await
             .map_err(unavailable)?;
