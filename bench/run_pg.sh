@@ -127,6 +127,41 @@ if [ -n "${SVC_OLD:-}" ]; then
   printf '; older svc on PostgreSQL %.1f ms: %.2fx' "$old" "$(echo "$old / $files" | bc -l)"
 fi
 printf ' (load %s)\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
+
+# What one run asks of the database: PostgreSQL logs every connection and
+# statement for three more runs of each binary, and the log is counted.
+pg_logging() { # on|off
+  if [ "$1" = on ]; then
+    psql_admin -c "ALTER SYSTEM SET log_statement = 'all'" -c "ALTER SYSTEM SET log_connections = on" >/dev/null
+  else
+    psql_admin -c "ALTER SYSTEM RESET log_statement" -c "ALTER SYSTEM RESET log_connections" >/dev/null
+  fi
+  psql_admin -c "SELECT pg_reload_conf()" >/dev/null
+  local want=none; [ "$1" = on ] && want=all
+  for _ in $(seq 50); do [ "$(psql_admin -c 'SHOW log_statement')" = "$want" ] && return; sleep 0.1; done
+  die "PostgreSQL did not take log_statement=$want"
+}
+count_run() { # BINARY NAME
+  local from
+  pg_logging on
+  from=$(($(wc -l < "$pgdir/server.log") + 1))
+  for _ in 1 2 3; do
+    (cd "$work/pg" && SVC_IDENTITY=key.txt SVC_BACKEND="$url" "$1" run vendor.svc vendor.refresh --env bench --as nightly >/dev/null 2>&1) \
+      || die "a traced run of $2 failed"
+  done
+  pg_logging off
+  tail -n +"$from" "$pgdir/server.log" | grep -v "ALTER SYSTEM\|pg_reload_conf\|SHOW log_statement" > "$work/trace.log"
+  awk -v name="$2" '
+    /connection authorized: user=svc/ { connections++ }
+    /LOG:  (statement|execute [^ ]+): / { statements++ }
+    /LOG:  statement: (START TRANSACTION|BEGIN)/ { transactions++ }
+    END { printf "per run, %s: %.1f connections, %.1f statements (BEGIN and COMMIT included), %.1f explicit transactions\n",
+                 name, connections / 3, statements / 3, transactions / 3 }' "$work/trace.log"
+}
+step "what one run asks of PostgreSQL (3 logged runs each)"
+count_run "$SVC" "this svc"
+[ -n "${SVC_OLD:-}" ] && count_run "$SVC_OLD" "older svc"
+
 stats="$(curl -sf "$(token token_endpoint | sed 's|/token$|/stats|')")"
 echo "token server: $stats" >&2
 [ "$(echo "$stats" | jq -r ".reused_refresh_tokens // 0")" = 0 ] || die "a refresh token was presented twice"
