@@ -628,3 +628,70 @@ async fn a_journaled_answer_is_never_stored_over_a_newer_value() {
     assert_eq!(s.stored("HUBSPOT_REFRESH_TOKEN"), "newer-refresh-token-U8");
     assert!(s.journal_files().is_empty());
 }
+
+/// A service that sends the client's credentials and stores nothing, then
+/// fails: `{server}` is the provider's base URL.
+const PEEK: &str = r#"
+secret HUBSPOT_CLIENT_ID     { environment_specific }
+secret HUBSPOT_CLIENT_SECRET { environment_specific locked }
+
+role peeker { grant run peek.fetch }
+service_account watcher { roles peeker }
+
+service peek {
+  var token: string
+  action fetch {
+    web_request {
+      method POST
+      url "{server}/oauth/v1/token"
+      form {
+        grant_type    = "client_credentials"
+        client_id     = secret.HUBSPOT_CLIENT_ID
+        client_secret = secret.HUBSPOT_CLIENT_SECRET
+      }
+      result_mapping { token = $.access_token }
+    }
+    web_request {
+      method GET
+      url "{server}/broken"
+    }
+  }
+  endpoint fetch { methods GET  log enabled  process fetch }
+}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_updates_no_secret_keeps_no_answer() {
+    let s = setup().await;
+    Mock::given(method("POST"))
+        .and(path("/oauth/v1/token"))
+        .respond_with(rotating_answer(json!(1800)))
+        .expect(1)
+        .mount(&s.server)
+        .await;
+    s.project
+        .write("peek.svc", &PEEK.replace("{server}", &s.server.uri()));
+    let call = s.project.svc().args([
+        "run",
+        "peek.svc",
+        "peek.fetch",
+        "--env",
+        "dev",
+        "--as",
+        "watcher",
+    ]);
+    let failed = tokio::task::spawn_blocking(move || call.run())
+        .await
+        .unwrap();
+    // It failed after the answer came: a run that stores what it is
+    // answered would have kept the answer (see the malformed-field test).
+    assert_eq!(failed.status, 1, "{}", failed.all_output());
+    assert!(failed.stdout.contains("/broken"), "{}", failed.all_output());
+    assert!(
+        !failed.all_output().contains("recovery journal"),
+        "{}",
+        failed.all_output()
+    );
+    assert!(s.journal_files().is_empty(), "{:?}", s.journal_files());
+    assert_eq!(s.stored("HUBSPOT_REFRESH_TOKEN"), OLD_REFRESH);
+}

@@ -384,7 +384,7 @@ pub enum SecretCommand {
     },
     /// List the answers kept in the recovery journal (redacted), or reveal, apply or discard one
     #[command(
-        long_about = "A run keeps every answer to a request that sent a secret in an encrypted \
+        long_about = "A run of an endpoint that updates secrets keeps every answer to a request that sent a secret in an encrypted \
                       recovery journal (STATE_DIR/ENV/journal, or the database) until its updates are \
                       written. A failed run leaves its answers there, and the next run of an endpoint \
                       that updates the same secrets stores them before it sends anything. This command \

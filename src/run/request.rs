@@ -136,7 +136,11 @@ impl<'e> Run<'e> {
         });
         // The answer to a request that sent a secret may carry the next
         // one (a rotated refresh token): keep it before anything reads it.
-        if built.carries_secret && !replayed {
+        // A run that updates no secret has nothing to recover from it (the
+        // journal's answers are replayed through the run's updates), so it
+        // keeps none: no sealing and no fsync on every fetch.
+        if built.carries_secret && !replayed && self.engine.updates_secrets_key(&self.endpoint_key)
+        {
             self.keep(depth, sequence, &built, &response).await;
         }
         if request.token_request
