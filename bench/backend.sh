@@ -246,7 +246,7 @@ EOF
      printf '%s' "$CLIENT_ID" | "$SVC" secret set CLIENT_ID --env bench 2>/dev/null
      printf '%s' "$CLIENT_SECRET" | "$SVC" secret set CLIENT_SECRET --env bench 2>/dev/null
      printf '%s' "$seeded" | "$SVC" secret set REFRESH_TOKEN --env bench 2>/dev/null
-     "$SVC" key create --as nightly --env bench 2>/dev/null > api-key.txt)
+     "$SVC" key create --as nightly --env bench --program vendor.svc > api-key.txt)
     key_of[$s]="$(cat "$p/api-key.txt")"
     bases=(); spids=()
     for r in $(seq "${replicas_of[$s]}"); do

@@ -43,7 +43,7 @@ fi
 
 step "building svc (cargo build --release)"
 cargo build --release --quiet
-SVC="$root/target/release/svc"
+SVC="${SVC:-$root/target/release/svc}"
 
 work="$(mktemp -d)"
 pids=()
@@ -258,7 +258,7 @@ if wants serve; then
   script > "$p/api.svc"
   serve_port="$(free_port)"
   (cd "$p"
-   SVC_IDENTITY=key.txt "$SVC" key create --as bot --env bench 2> /dev/null > api-key.txt)
+   SVC_IDENTITY=key.txt "$SVC" key create --as bot --env bench --program api.svc > api-key.txt)
   (cd "$p" && exec env SVC_IDENTITY=key.txt "$SVC" serve api.svc --env bench --no-schedules \
      --listen "127.0.0.1:$serve_port" > "$work/serve.out" 2>&1) &
   serve_pid=$!

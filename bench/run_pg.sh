@@ -155,8 +155,9 @@ count_run() { # BINARY NAME
     /connection authorized: user=svc/ { connections++ }
     /LOG:  (statement|execute [^ ]+): / { statements++ }
     /LOG:  statement: (START TRANSACTION|BEGIN)/ { transactions++ }
-    END { printf "per run, %s: %.1f connections, %.1f statements (BEGIN and COMMIT included), %.1f explicit transactions\n",
-                 name, connections / 3, statements / 3, transactions / 3 }' "$work/trace.log"
+    /LOG:  execute s[0-9]+: / { prepared++ }
+    END { printf "per run, %s: %.1f connections, %.1f statements (BEGIN and COMMIT included; %.1f of them prepared first, a round trip more each), %.1f explicit transactions\n",
+                 name, connections / 3, statements / 3, prepared / 3, transactions / 3 }' "$work/trace.log"
 }
 step "what one run asks of PostgreSQL (3 logged runs each)"
 count_run "$SVC" "this svc"
