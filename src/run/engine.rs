@@ -815,6 +815,12 @@ impl Engine {
         let endpoint = format!("{}.{}", request.service, request.endpoint);
         let key = run_key::join(&endpoint, request.connection.as_deref());
         let Some(error) = error else {
+            // A run that kept no answer, of an endpoint that updates no
+            // secret (and so keeps none), has nothing there to settle.
+            if journaled.is_empty() && request.replay.is_none() && !self.updates_secrets_key(&key)
+            {
+                return;
+            }
             if let Err(e) = journal.settled(&key, run_id).await {
                 tracing::warn!("cannot prune the recovery journal: {e}");
             }
