@@ -817,8 +817,7 @@ impl Engine {
         let Some(error) = error else {
             // A run that kept no answer, of an endpoint that updates no
             // secret (and so keeps none), has nothing there to settle.
-            if journaled.is_empty() && request.replay.is_none() && !self.updates_secrets_key(&key)
-            {
+            if journaled.is_empty() && request.replay.is_none() && !self.updates_secrets_key(&key) {
                 return;
             }
             if let Err(e) = journal.settled(&key, run_id).await {
