@@ -138,8 +138,12 @@ impl<'e> Run<'e> {
         // one (a rotated refresh token): keep it before anything reads it.
         // A run that updates no secret has nothing to recover from it (the
         // journal's answers are replayed through the run's updates), so it
-        // keeps none: no sealing and no fsync on every fetch.
-        if built.carries_secret && !replayed && self.engine.updates_secrets_key(&self.endpoint_key)
+        // keeps none: no sealing and no fsync on every fetch. A request that
+        // spends a secret its run replaces is always kept (a hook's
+        // `run_service` of a refresh runs under the hook's key).
+        if built.carries_secret
+            && !replayed
+            && (built.rotating || self.engine.updates_secrets_key(&self.endpoint_key))
         {
             self.keep(depth, sequence, &built, &response).await;
         }
