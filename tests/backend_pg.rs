@@ -807,3 +807,135 @@ service_account other { }
         "{audit:?}"
     );
 }
+
+/// An answer that arrives after a recipient was removed (by another
+/// process, while the request was out) is sealed to the recipients left:
+/// the removed key cannot open it. The journal does not trust the
+/// recipients it read before the request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_is_sealed_to_the_recipients_left_after_a_removal_during_its_request() {
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    let pg = Postgres::shared();
+    let p = PgProject::new(pg, "reseal");
+    let other = common::age_keygen(p.project.path(), "other.txt");
+    let add = p
+        .svc()
+        .args(["secret", "recipients", "add", &other.public, "--env", "dev"])
+        .run();
+    assert_eq!(add.status, 0, "{}", add.all_output());
+    p.set("REFRESH", "refresh-before-Hx2");
+    let server = MockServer::start().await;
+    // The answer waits long enough for the removal; its `expires_in` is
+    // malformed, so the run fails and the answer stays in the journal.
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(serde_json::json!({
+                    "access_token": "access-after-Qv7",
+                    "refresh_token": "refresh-after-Jm4",
+                    "expires_in": "soon",
+                }))
+                .set_delay(Duration::from_secs(3)),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    p.project.write(
+        "vendor.svc",
+        &format!(
+            r#"
+secret REFRESH {{ environment_specific }}
+role refresher {{
+  grant run vendor.refresh
+  grant update_secret REFRESH
+}}
+service_account nightly {{ roles refresher }}
+service vendor {{
+  var next: string
+  var ttl: number
+  action refresh {{
+    web_request {{
+      method POST
+      url "{}/token"
+      form {{ grant_type = "refresh_token"  refresh_token = secret.REFRESH }}
+      result_mapping {{
+        next = $.refresh_token
+        ttl  = $.expires_in
+      }}
+    }}
+    update_secret REFRESH = next
+  }}
+  endpoint refresh {{ methods POST  log enabled  process refresh }}
+}}
+"#,
+            server.uri()
+        ),
+    );
+    let call = p.svc().args([
+        "run",
+        "vendor.svc",
+        "vendor.refresh",
+        "--env",
+        "dev",
+        "--as",
+        "nightly",
+    ]);
+    let run = tokio::task::spawn_blocking(move || call.run());
+    // Once the request is out, another process removes the other key.
+    let asked = Instant::now();
+    while server.received_requests().await.unwrap().is_empty() {
+        assert!(asked.elapsed() < Duration::from_secs(30), "no request came");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let removal = p.svc().args([
+        "secret",
+        "recipients",
+        "remove",
+        &other.public,
+        "--env",
+        "dev",
+    ]);
+    let removed = tokio::task::spawn_blocking(move || removal.run())
+        .await
+        .unwrap();
+    assert_eq!(removed.status, 0, "{}", removed.all_output());
+    let failed = run.await.unwrap();
+    assert_eq!(failed.status, 1, "{}", failed.all_output());
+    assert!(
+        failed
+            .stdout
+            .contains("the answer is kept in the recovery journal"),
+        "{}",
+        failed.all_output()
+    );
+    // The kept answer (and the send's record, concluded) in the database.
+    let hex = pg.psql(
+        &p.db,
+        "SELECT encode(sealed, 'hex') FROM svc_journal WHERE name LIKE '%-200-%'",
+    );
+    let hex = hex.trim();
+    assert!(!hex.is_empty(), "no answer in svc_journal");
+    let bytes: Vec<u8> = (0..hex.len() / 2)
+        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
+        .collect();
+    let file = p.project.path().join("answer.age");
+    std::fs::write(&file, bytes).unwrap();
+    let opens = |key: &std::path::Path| {
+        std::process::Command::new("age")
+            .arg("-d")
+            .arg("-i")
+            .arg(key)
+            .arg(&file)
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    assert!(!opens(&other.path), "the removed key opens the answer");
+    assert!(
+        opens(&p.project.key.path),
+        "the remaining key cannot open it"
+    );
+}

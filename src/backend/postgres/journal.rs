@@ -82,7 +82,7 @@ impl Spool {
                 .and_then(|n| n.to_str())
                 .unwrap_or_default()
                 .to_string();
-            db.within(insert(db, &self.env, &name, answer, &sealed, false))
+            db.within(insert(db, &self.env, &name, answer, &sealed, None, false))
                 .await?;
             self.files.forget(answer)?;
             copied += 1;
@@ -97,8 +97,64 @@ impl Spool {
     }
 }
 
-/// Inserts a sealed answer; an answer (or the lack of one) concludes its
-/// send, which goes in the same transaction. With `listing`, returns the
+/// Keeps a sealed entry if the environment's recipients are still the
+/// ones it was sealed to ($4); answers the environment's revision and
+/// recipients either way. (A change of recipients that commits while this
+/// runs is one the entry was sealed before, as when it is read first.)
+const KEEP_IF_SEALED_TO: &str = "WITH env AS (SELECT revision, recipients FROM svc_environments WHERE name = $1), \
+     kept AS (INSERT INTO svc_journal (env, name, sealed) SELECT $1, $2, $3 FROM env \
+              WHERE env.recipients = $4 ON CONFLICT DO NOTHING) \
+     SELECT revision, recipients FROM env";
+
+/// What became of an entry offered to the journal.
+enum Inserted {
+    /// Kept; with the journal as of that transaction when it was asked for.
+    Kept(Vec<Listed>),
+    /// Not kept: the environment's recipients are no longer the ones it
+    /// was sealed to. These are.
+    Resealing { revision: i64, recipients: String },
+}
+
+/// Keeps `sealed` under `name`; with `sealed_to`, only while those are
+/// still the environment's recipients: when they are not, returns the
+/// environment's revision and recipients instead.
+async fn keep_if_sealed_to(
+    client: &impl GenericClient,
+    env: &str,
+    name: &str,
+    sealed: &[u8],
+    sealed_to: Option<&str>,
+) -> Result<Option<(i64, String)>, Error> {
+    let Some(recipients) = sealed_to else {
+        client
+            .execute_typed(
+                "INSERT INTO svc_journal (env, name, sealed) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                &[(&env, Type::TEXT), (&name, Type::TEXT), (&sealed, Type::BYTEA)],
+            )
+            .await
+            .map_err(unavailable)?;
+        return Ok(None);
+    };
+    let row = client
+        .query_typed_opt(
+            KEEP_IF_SEALED_TO,
+            &[
+                (&env, Type::TEXT),
+                (&name, Type::TEXT),
+                (&sealed, Type::BYTEA),
+                (&recipients, Type::TEXT),
+            ],
+        )
+        .await
+        .map_err(unavailable)?
+        .ok_or_else(|| Error::Invalid(format!("environment `{env}` has no store")))?;
+    let now: String = row.get(1);
+    Ok((now != recipients).then(|| (row.get(0), now)))
+}
+
+/// Inserts a sealed answer (checked against the recipients it was sealed
+/// to, when given); an answer (or the lack of one) concludes its send,
+/// which goes in the same transaction. With `listing`, returns the
 /// journal as of that transaction, for its bounds. The statements go out
 /// together (pipelined): one wait for the database.
 async fn insert(
@@ -107,19 +163,12 @@ async fn insert(
     name: &str,
     listed: &Listed,
     sealed: &[u8],
+    sealed_to: Option<&str>,
     listing: bool,
-) -> Result<Vec<Listed>, Error> {
+) -> Result<Inserted, Error> {
     let mut client = db.client().await?;
     let transaction = client.transaction().await.map_err(unavailable)?;
-    let keep = async {
-        transaction
-            .execute_typed(
-                "INSERT INTO svc_journal (env, name, sealed) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-                &[(&env, Type::TEXT), (&name, Type::TEXT), (&sealed, Type::BYTEA)],
-            )
-            .await
-            .map_err(unavailable)
-    };
+    let keep = keep_if_sealed_to(&*transaction, env, name, sealed, sealed_to);
     let conclude = async {
         if listed.is_sent() {
             return Ok(0);
@@ -138,9 +187,16 @@ async fn insert(
         }
         list_in(&*transaction, env).await
     };
-    let (_, _, listed) = tokio::try_join!(keep, conclude, list)?;
+    let (changed, _, listed) = tokio::try_join!(keep, conclude, list)?;
+    if let Some((revision, recipients)) = changed {
+        // Dropped: the transaction rolls back, the send stays open.
+        return Ok(Inserted::Resealing {
+            revision,
+            recipients,
+        });
+    }
     transaction.commit().await.map_err(unavailable)?;
-    Ok(listed)
+    Ok(Inserted::Kept(listed))
 }
 
 /// The journal's entries, by name.
@@ -226,6 +282,23 @@ impl PgJournal {
         }
     }
 
+    /// The environment's recipients changed since an entry was sealed to
+    /// the ones known: they are these now. An entry is sealed again a few
+    /// times at most.
+    fn resealing(&self, revision: i64, recipients: &str, times: &mut u32) -> Result<(), Error> {
+        *times += 1;
+        if *times > 3 {
+            return Err(Error::Invalid(format!(
+                "the recipients of `{}` changed {} times while an answer was being kept; \
+                 try again when they stay put",
+                self.env, *times
+            )));
+        }
+        self.known.heard(revision);
+        self.recipients.heard(revision, recipients);
+        Ok(())
+    }
+
     fn seal(entry: &Entry, recipients: &str) -> Result<Vec<u8>, Error> {
         let json = zeroize::Zeroizing::new(
             serde_json::to_vec(entry).map_err(|e| Error::Invalid(e.to_string()))?,
@@ -297,72 +370,94 @@ impl JournalStore for PgJournal {
     }
 
     async fn record(&self, entry: &Entry) -> Result<usize, Error> {
-        let recipients = self.recipients().await?;
-        let sealed = Self::seal(entry, &recipients)?;
         let name = journal::entry_name(entry);
-        // On this host first: kept, whatever the database does next. A
-        // state directory that cannot be written leaves the database alone
-        // to keep it (svc doctor checks that directory).
-        let spool = self.spool.clone();
-        let (spooled_name, spooled) = (name.clone(), sealed.clone());
-        let local =
-            tokio::task::spawn_blocking(move || spool.files.keep_sealed(&spooled_name, &spooled))
-                .await
-                .map_err(|_| Error::Invalid("a file task stopped unexpectedly".into()))
-                .and_then(|written| written);
-        if let Err(error) = &local {
-            tracing::error!(
-                "{}: the answer of run {} cannot be kept on this host, only in the database: {error}",
-                error.code(),
-                entry.run_id
-            );
-        }
-        let listed = Listed::parse_name(&name, name.clone(), sealed.len() as u64)
-            .ok_or_else(|| Error::Invalid(format!("`{name}` is not a journal entry's name")))?;
-        match self
-            .db
-            .within(insert(&self.db, &self.env, &name, &listed, &sealed, true))
+        let mut resealed = 0;
+        loop {
+            let recipients = self.recipients().await?;
+            let sealed = Self::seal(entry, &recipients)?;
+            // On this host first: kept, whatever the database does next. A
+            // state directory that cannot be written leaves the database
+            // alone to keep it (svc doctor checks that directory).
+            let spool = self.spool.clone();
+            let (spooled_name, spooled) = (name.clone(), sealed.clone());
+            let local = tokio::task::spawn_blocking(move || {
+                spool.files.keep_sealed(&spooled_name, &spooled)
+            })
             .await
-        {
-            Ok(journal) => {
-                if local.is_ok() {
-                    let path = self.spool.dir().join(format!("{name}.age"));
-                    let in_spool = Listed {
-                        handle: path.to_string_lossy().into_owned(),
-                        ..listed
-                    };
-                    self.spool.files.forget(&in_spool)?;
-                }
-                self.prune(&journal).await
-            }
-            Err(error) if local.is_ok() => {
-                tracing::warn!(
-                    "the answer of run {} is kept in `{}` until the database answers again: {error}",
-                    entry.run_id,
-                    self.spool.dir().display()
+            .map_err(|_| Error::Invalid("a file task stopped unexpectedly".into()))
+            .and_then(|written| written);
+            if let Err(error) = &local {
+                tracing::error!(
+                    "{}: the answer of run {} cannot be kept on this host, only in the database: {error}",
+                    error.code(),
+                    entry.run_id
                 );
-                Ok(0)
             }
-            Err(error) => Err(error),
+            let listed = Listed::parse_name(&name, name.clone(), sealed.len() as u64)
+                .ok_or_else(|| Error::Invalid(format!("`{name}` is not a journal entry's name")))?;
+            let inserted = self
+                .db
+                .within(insert(
+                    &self.db,
+                    &self.env,
+                    &name,
+                    &listed,
+                    &sealed,
+                    Some(&recipients),
+                    true,
+                ))
+                .await;
+            match inserted {
+                Ok(Inserted::Kept(journal)) => {
+                    if local.is_ok() {
+                        let path = self.spool.dir().join(format!("{name}.age"));
+                        let in_spool = Listed {
+                            handle: path.to_string_lossy().into_owned(),
+                            ..listed
+                        };
+                        self.spool.files.forget(&in_spool)?;
+                    }
+                    return self.prune(&journal).await;
+                }
+                Ok(Inserted::Resealing {
+                    revision,
+                    recipients,
+                }) => {
+                    self.resealing(revision, &recipients, &mut resealed)?;
+                }
+                Err(error) if local.is_ok() => {
+                    tracing::warn!(
+                        "the answer of run {} is kept in `{}` until the database answers again: {error}",
+                        entry.run_id,
+                        self.spool.dir().display()
+                    );
+                    return Ok(0);
+                }
+                Err(error) => return Err(error),
+            }
         }
     }
 
     async fn sending(&self, entry: &Entry) -> Result<(), Error> {
-        let recipients = self.recipients().await?;
-        let sealed = Self::seal(entry, &recipients)?;
         let name = journal::entry_name(entry);
-        self.db.within(async {
-            let client = self.db.client().await?;
-            client
-                .execute_typed(
-                    "INSERT INTO svc_journal (env, name, sealed) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-                    &[(&self.env, Type::TEXT), (&name, Type::TEXT), (&sealed, Type::BYTEA)],
-                )
-                .await
-                .map_err(unavailable)?;
-            Ok(())
-        })
-        .await
+        let mut resealed = 0;
+        loop {
+            let recipients = self.recipients().await?;
+            let sealed = Self::seal(entry, &recipients)?;
+            let changed = self
+                .db
+                .within(async {
+                    let client = self.db.client().await?;
+                    keep_if_sealed_to(&**client, &self.env, &name, &sealed, Some(&recipients)).await
+                })
+                .await?;
+            match changed {
+                None => return Ok(()),
+                Some((revision, recipients)) => {
+                    self.resealing(revision, &recipients, &mut resealed)?
+                }
+            }
+        }
     }
 
     async fn list(&self) -> Result<Vec<Listed>, Error> {
