@@ -160,17 +160,21 @@ async fn copy_secrets(
             _ => {}
         }
         let sealed = crypto::seal(&key, env, name, version, entry.value.expose().as_bytes())?;
-        transaction
-            .execute(
-                "INSERT INTO svc_secrets \
-                 (env, name, version, key_id, sealed, updated_at, updated_by, expires_at, removed, revision) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, false, $9) \
-                 ON CONFLICT (env, name) DO UPDATE SET version = $3, key_id = $4, sealed = $5, \
-                 updated_at = $6, updated_by = $7, expires_at = $8, removed = false, revision = $9",
-                &[&env, name, &version, &key_id, &sealed, &entry.updated_at, &entry.updated_by, &entry.expires_at, &revision],
-            )
-            .await
-            .map_err(unavailable)?;
+        super::stores::upsert_secret(
+            &transaction,
+            env,
+            &super::stores::CurrentRow {
+                name,
+                version,
+                key_id,
+                sealed: &sealed,
+                updated_at: entry.updated_at,
+                updated_by: entry.updated_by.as_deref(),
+                expires_at: entry.expires_at,
+                revision,
+            },
+        )
+        .await?;
         transaction
             .execute(
                 "DELETE FROM svc_secret_history WHERE env = $1 AND name = $2",

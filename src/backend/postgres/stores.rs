@@ -353,6 +353,48 @@ impl PgSecrets {
     }
 }
 
+/// A secret's current row, as a write or `svc backend migrate` stores it.
+pub(super) struct CurrentRow<'a> {
+    pub name: &'a str,
+    pub version: i64,
+    pub key_id: i32,
+    pub sealed: &'a [u8],
+    pub updated_at: Option<DateTime<Utc>>,
+    pub updated_by: Option<&'a str>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revision: i64,
+}
+
+/// Writes a secret's current row, in place of the one there (a removed
+/// secret's too).
+pub(super) async fn upsert_secret(
+    transaction: &tokio_postgres::Transaction<'_>,
+    env: &str,
+    row: &CurrentRow<'_>,
+) -> Result<u64, Error> {
+    transaction
+        .execute_typed(
+            "INSERT INTO svc_secrets \
+             (env, name, version, key_id, sealed, updated_at, updated_by, expires_at, removed, revision) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, false, $9) \
+             ON CONFLICT (env, name) DO UPDATE SET version = $3, key_id = $4, sealed = $5, \
+             updated_at = $6, updated_by = $7, expires_at = $8, removed = false, revision = $9",
+            &[
+                (&env, Type::TEXT),
+                (&row.name, Type::TEXT),
+                (&row.version, Type::INT8),
+                (&row.key_id, Type::INT4),
+                (&row.sealed, Type::BYTEA),
+                (&row.updated_at, Type::TIMESTAMPTZ),
+                (&row.updated_by, Type::TEXT),
+                (&row.expires_at, Type::TIMESTAMPTZ),
+                (&row.revision, Type::INT8),
+            ],
+        )
+        .await
+        .map_err(unavailable)
+}
+
 /// Whether the session a fence names still holds its advisory lock (a
 /// `bigint` key shows in `pg_locks` as its high and low halves).
 pub(super) async fn still_held(
@@ -581,7 +623,8 @@ impl SecretStore for PgSecrets {
     ) -> Result<Vec<String>, Error> {
         let mut client = self.db.client().await?;
         let transaction = client.transaction().await.map_err(unavailable)?;
-        let (_, current_key, recipients) = bump(&transaction, &self.env, || self.missing()).await?;
+        let (revision, current_key, recipients) =
+            bump(&transaction, &self.env, || self.missing()).await?;
         let lines: Vec<String> = recipients.lines().map(str::to_owned).collect();
         let lines = super::super::edit_recipients(&lines, &change)?;
         let text = format!("{}\n", lines.join("\n"));
@@ -629,6 +672,9 @@ impl SecretStore for PgSecrets {
             .await
             .map_err(unavailable)?;
         transaction.commit().await.map_err(unavailable)?;
+        // What this process seals to from now on.
+        self.known.heard(revision);
+        self.recipients.heard(revision, &text);
         Ok(lines)
     }
 
@@ -879,29 +925,17 @@ impl PgSecrets {
                 .await
                 .map_err(unavailable)
         };
-        let set = async {
-            transaction
-                .execute_typed(
-                    "INSERT INTO svc_secrets \
-                     (env, name, version, key_id, sealed, updated_at, updated_by, expires_at, removed, revision) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, false, $9) \
-                     ON CONFLICT (env, name) DO UPDATE SET version = $3, key_id = $4, sealed = $5, \
-                     updated_at = $6, updated_by = $7, expires_at = $8, removed = false, revision = $9",
-                    &[
-                        (&self.env, Type::TEXT),
-                        (&name, Type::TEXT),
-                        (&version, Type::INT8),
-                        (&key_id, Type::INT4),
-                        (&sealed, Type::BYTEA),
-                        (&at, Type::TIMESTAMPTZ),
-                        (&by, Type::TEXT),
-                        (&expires_at, Type::TIMESTAMPTZ),
-                        (&revision, Type::INT8),
-                    ],
-                )
-                .await
-                .map_err(unavailable)
+        let row = CurrentRow {
+            name,
+            version,
+            key_id,
+            sealed: &sealed,
+            updated_at: Some(at),
+            updated_by: Some(by),
+            expires_at,
+            revision,
         };
+        let set = upsert_secret(transaction, &self.env, &row);
         tokio::try_join!(keep_history, drop_history, set)?;
         Ok(Sealed {
             version,
