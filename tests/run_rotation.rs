@@ -695,3 +695,86 @@ async fn a_run_that_updates_no_secret_keeps_no_answer() {
     assert!(s.journal_files().is_empty(), "{:?}", s.journal_files());
     assert_eq!(s.stored("HUBSPOT_REFRESH_TOKEN"), OLD_REFRESH);
 }
+
+/// An endpoint whose failure hook refreshes a token through `run_service`:
+/// `{server}` is the provider's base URL.
+const HOOKED: &str = r#"
+secret REFRESH { environment_specific }
+
+role refresher {
+  grant run vendor.ping
+  grant run vendor.refresh
+  grant update_secret REFRESH
+}
+service_account keeper { roles refresher }
+
+service vendor {
+  var next: string
+  var ttl: number
+  action ping {
+    web_request {
+      method GET
+      url "{server}/ping"
+    }
+  }
+  action refresh {
+    web_request {
+      method POST
+      url "{server}/oauth/v1/token"
+      form {
+        grant_type    = "refresh_token"
+        refresh_token = secret.REFRESH
+      }
+      result_mapping {
+        next = $.refresh_token
+        ttl  = $.expires_in
+      }
+    }
+    update_secret REFRESH = next
+  }
+  endpoint ping {
+    methods GET
+    process ping
+    on_failure { run_service vendor.refresh }
+  }
+  endpoint refresh { methods POST  process refresh }
+}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hook_that_refreshes_through_run_service_keeps_the_rotated_answer() {
+    let s = setup().await;
+    s.project.set("REFRESH", OLD_REFRESH);
+    Mock::given(method("GET"))
+        .and(path("/ping"))
+        .respond_with(ResponseTemplate::new(404))
+        .mount(&s.server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/oauth/v1/token"))
+        .respond_with(rotating_answer(json!("soon")))
+        .expect(1)
+        .mount(&s.server)
+        .await;
+    s.project
+        .write("hooked.svc", &HOOKED.replace("{server}", &s.server.uri()));
+    let call = s.project.svc().args([
+        "run",
+        "hooked.svc",
+        "vendor.ping",
+        "--env",
+        "dev",
+        "--as",
+        "keeper",
+    ]);
+    let failed = tokio::task::spawn_blocking(move || call.run())
+        .await
+        .unwrap();
+    assert_eq!(failed.status, 1, "{}", failed.all_output());
+    assert_eq!(s.presented().await, vec![OLD_REFRESH.to_string()]);
+    // The hook's refresh failed on `expires_in`; the rotated token it was
+    // answered is kept, and is the only way back to it.
+    assert_eq!(s.stored("REFRESH"), OLD_REFRESH);
+    let files = s.journal_files();
+    assert_eq!(files.len(), 1, "{files:?}\n{}", failed.all_output());
+}

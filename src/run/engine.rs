@@ -592,7 +592,11 @@ impl Engine {
         let result = run
             .hook(service_decl, identity_decl, params, body, error.cloned())
             .await;
-        if !run.journaled.is_empty()
+        // A hook that failed after an answer came keeps it: a `run_service`
+        // of a refresh may have been answered a rotated token it never
+        // stored (`svc secret recover` shows it).
+        if result.is_ok()
+            && !run.journaled.is_empty()
             && let Err(e) = self.backend.journal.settled(&key, &run_id).await
         {
             tracing::warn!("cannot prune the recovery journal after a hook: {e}");
