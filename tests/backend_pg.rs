@@ -12,6 +12,39 @@ use common::pg::Postgres;
 use common::rotating::*;
 use common::{Project, Run, Served};
 
+/// `svc secret recipients add|remove KEY` on the project's database.
+fn change_recipients(p: &PgProject, change: &str, key: &str) {
+    let run = p
+        .svc()
+        .args(["secret", "recipients", change, key, "--env", "dev"])
+        .run();
+    assert_eq!(run.status, 0, "{}", run.all_output());
+}
+
+/// The `bytea` one row of `sql` selects (as `encode(..., 'hex')`), in `file`.
+fn bytea_file(pg: &Postgres, db: &str, sql: &str, file: &std::path::Path) {
+    let hex = pg.psql(db, sql);
+    let hex = hex.trim();
+    assert!(!hex.is_empty(), "no row for {sql}");
+    let bytes: Vec<u8> = (0..hex.len() / 2)
+        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
+        .collect();
+    std::fs::write(file, bytes).unwrap();
+}
+
+/// Whether Debian's `age` opens `file` with the identity `key`.
+fn age_opens(key: &std::path::Path, file: &std::path::Path) -> bool {
+    std::process::Command::new("age")
+        .arg("-d")
+        .arg("-i")
+        .arg(key)
+        .arg(file)
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
 #[test]
 fn the_history_keeps_the_last_five_versions_and_starts_over_after_a_removal() {
     let pg = Postgres::shared();
@@ -154,57 +187,29 @@ fn a_removed_recipient_cannot_open_what_is_written_after() {
     let pg = Postgres::shared();
     let p = PgProject::new(pg, "recipients");
     let other = common::age_keygen(p.project.path(), "other.txt");
-    let add = p
-        .svc()
-        .args(["secret", "recipients", "add", &other.public, "--env", "dev"])
-        .run();
-    assert_eq!(add.status, 0, "{}", add.all_output());
+    change_recipients(&p, "add", &other.public);
     p.set("BEFORE", "written-before-removal");
     // The other key opens the data key of today.
     let wrapped = |id: i32| {
-        let hex = pg.psql(
+        let path = p.project.path().join(format!("key{id}.age"));
+        bytea_file(
+            pg,
             &p.db,
             &format!("SELECT encode(wrapped, 'hex') FROM svc_data_keys WHERE id = {id}"),
+            &path,
         );
-        let bytes: Vec<u8> = (0..hex.trim().len() / 2)
-            .map(|i| u8::from_str_radix(&hex.trim()[2 * i..2 * i + 2], 16).unwrap())
-            .collect();
-        let path = p.project.path().join(format!("key{id}.age"));
-        std::fs::write(&path, bytes).unwrap();
         path
     };
-    let opens = |key: &std::path::Path, file: &std::path::Path| {
-        std::process::Command::new("age")
-            .arg("-d")
-            .arg("-i")
-            .arg(key)
-            .arg(file)
-            .output()
-            .unwrap()
-            .status
-            .success()
-    };
-    assert!(opens(&other.path, &wrapped(1)));
-    let remove = p
-        .svc()
-        .args([
-            "secret",
-            "recipients",
-            "remove",
-            &other.public,
-            "--env",
-            "dev",
-        ])
-        .run();
-    assert_eq!(remove.status, 0, "{}", remove.all_output());
+    assert!(age_opens(&other.path, &wrapped(1)));
+    change_recipients(&p, "remove", &other.public);
     p.set("AFTER", "written-after-removal");
     let key_of_after = pg.psql(&p.db, "SELECT key_id FROM svc_secrets WHERE name = 'AFTER'");
     assert_eq!(key_of_after.trim(), "2", "a new data key after the removal");
     assert!(
-        !opens(&other.path, &wrapped(2)),
+        !age_opens(&other.path, &wrapped(2)),
         "the removed key opens the new data key"
     );
-    assert!(opens(&p.project.key.path, &wrapped(2)));
+    assert!(age_opens(&p.project.key.path, &wrapped(2)));
     let denied = p
         .svc()
         .env("SVC_IDENTITY", &other.path)
@@ -819,11 +824,7 @@ async fn an_answer_is_sealed_to_the_recipients_left_after_a_removal_during_its_r
     let pg = Postgres::shared();
     let p = PgProject::new(pg, "reseal");
     let other = common::age_keygen(p.project.path(), "other.txt");
-    let add = p
-        .svc()
-        .args(["secret", "recipients", "add", &other.public, "--env", "dev"])
-        .run();
-    assert_eq!(add.status, 0, "{}", add.all_output());
+    change_recipients(&p, "add", &other.public);
     p.set("REFRESH", "refresh-before-Hx2");
     let server = MockServer::start().await;
     // The answer waits long enough for the removal; its `expires_in` is
@@ -889,18 +890,7 @@ service vendor {{
         assert!(asked.elapsed() < Duration::from_secs(30), "no request came");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let removal = p.svc().args([
-        "secret",
-        "recipients",
-        "remove",
-        &other.public,
-        "--env",
-        "dev",
-    ]);
-    let removed = tokio::task::spawn_blocking(move || removal.run())
-        .await
-        .unwrap();
-    assert_eq!(removed.status, 0, "{}", removed.all_output());
+    tokio::task::block_in_place(|| change_recipients(&p, "remove", &other.public));
     let failed = run.await.unwrap();
     assert_eq!(failed.status, 1, "{}", failed.all_output());
     assert!(
@@ -911,31 +901,19 @@ service vendor {{
         failed.all_output()
     );
     // The kept answer (and the send's record, concluded) in the database.
-    let hex = pg.psql(
+    let file = p.project.path().join("answer.age");
+    bytea_file(
+        pg,
         &p.db,
         "SELECT encode(sealed, 'hex') FROM svc_journal WHERE name LIKE '%-200-%'",
+        &file,
     );
-    let hex = hex.trim();
-    assert!(!hex.is_empty(), "no answer in svc_journal");
-    let bytes: Vec<u8> = (0..hex.len() / 2)
-        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
-        .collect();
-    let file = p.project.path().join("answer.age");
-    std::fs::write(&file, bytes).unwrap();
-    let opens = |key: &std::path::Path| {
-        std::process::Command::new("age")
-            .arg("-d")
-            .arg("-i")
-            .arg(key)
-            .arg(&file)
-            .output()
-            .unwrap()
-            .status
-            .success()
-    };
-    assert!(!opens(&other.path), "the removed key opens the answer");
     assert!(
-        opens(&p.project.key.path),
+        !age_opens(&other.path, &file),
+        "the removed key opens the answer"
+    );
+    assert!(
+        age_opens(&p.project.key.path, &file),
         "the remaining key cannot open it"
     );
 }

@@ -60,19 +60,24 @@ async fn setup() -> Setup {
 
 impl Setup {
     async fn run(&self, program: &str, extra: &[&str]) -> Run {
-        self.project.write("hubspot.svc", program);
+        self.run_in("hubspot.svc", program, "hubspot.refresh", "nightly", extra)
+            .await
+    }
+
+    /// `svc run FILE ENDPOINT --as IDENTITY`, with `program` in `file`.
+    async fn run_in(
+        &self,
+        file: &str,
+        program: &str,
+        endpoint: &str,
+        identity: &str,
+        extra: &[&str],
+    ) -> Run {
+        self.project.write(file, program);
         let call = self
             .project
             .svc()
-            .args([
-                "run",
-                "hubspot.svc",
-                "hubspot.refresh",
-                "--env",
-                "dev",
-                "--as",
-                "nightly",
-            ])
+            .args(["run", file, endpoint, "--env", "dev", "--as", identity])
             .args(extra.iter().copied());
         tokio::task::spawn_blocking(move || call.run())
             .await
@@ -669,20 +674,10 @@ async fn a_run_that_updates_no_secret_keeps_no_answer() {
         .expect(1)
         .mount(&s.server)
         .await;
-    s.project
-        .write("peek.svc", &PEEK.replace("{server}", &s.server.uri()));
-    let call = s.project.svc().args([
-        "run",
-        "peek.svc",
-        "peek.fetch",
-        "--env",
-        "dev",
-        "--as",
-        "watcher",
-    ]);
-    let failed = tokio::task::spawn_blocking(move || call.run())
-        .await
-        .unwrap();
+    let program = PEEK.replace("{server}", &s.server.uri());
+    let failed = s
+        .run_in("peek.svc", &program, "peek.fetch", "watcher", &[])
+        .await;
     // It failed after the answer came: a run that stores what it is
     // answered would have kept the answer (see the malformed-field test).
     assert_eq!(failed.status, 1, "{}", failed.all_output());
@@ -756,20 +751,10 @@ async fn a_hook_that_refreshes_through_run_service_keeps_the_rotated_answer() {
         .expect(1)
         .mount(&s.server)
         .await;
-    s.project
-        .write("hooked.svc", &HOOKED.replace("{server}", &s.server.uri()));
-    let call = s.project.svc().args([
-        "run",
-        "hooked.svc",
-        "vendor.ping",
-        "--env",
-        "dev",
-        "--as",
-        "keeper",
-    ]);
-    let failed = tokio::task::spawn_blocking(move || call.run())
-        .await
-        .unwrap();
+    let program = HOOKED.replace("{server}", &s.server.uri());
+    let failed = s
+        .run_in("hooked.svc", &program, "vendor.ping", "keeper", &[])
+        .await;
     assert_eq!(failed.status, 1, "{}", failed.all_output());
     assert_eq!(s.presented().await, vec![OLD_REFRESH.to_string()]);
     // The hook's refresh failed on `expires_in`; the rotated token it was
