@@ -106,6 +106,14 @@ const KEEP_IF_SEALED_TO: &str = "WITH env AS (SELECT revision, recipients FROM s
               WHERE env.recipients = $4 ON CONFLICT DO NOTHING) \
      SELECT revision, recipients FROM env";
 
+/// The error of an environment the database has no row of.
+fn store_missing(db: &Database, env: &str) -> Error {
+    Error::StoreMissing {
+        env: env.to_string(),
+        path: db.shown.clone().into(),
+    }
+}
+
 /// What became of an entry offered to the journal.
 enum Inserted {
     /// Kept; with the journal as of that transaction when it was asked for.
@@ -120,6 +128,7 @@ enum Inserted {
 /// environment's revision and recipients instead.
 async fn keep_if_sealed_to(
     client: &impl GenericClient,
+    db: &Database,
     env: &str,
     name: &str,
     sealed: &[u8],
@@ -147,7 +156,7 @@ async fn keep_if_sealed_to(
         )
         .await
         .map_err(unavailable)?
-        .ok_or_else(|| Error::Invalid(format!("environment `{env}` has no store")))?;
+        .ok_or_else(|| store_missing(db, env))?;
     let now: String = row.get(1);
     Ok((now != recipients).then(|| (row.get(0), now)))
 }
@@ -168,7 +177,7 @@ async fn insert(
 ) -> Result<Inserted, Error> {
     let mut client = db.client().await?;
     let transaction = client.transaction().await.map_err(unavailable)?;
-    let keep = keep_if_sealed_to(&*transaction, env, name, sealed, sealed_to);
+    let keep = keep_if_sealed_to(&*transaction, db, env, name, sealed, sealed_to);
     let conclude = async {
         if listed.is_sent() {
             return Ok(0);
@@ -274,10 +283,7 @@ impl PgJournal {
                 self.recipients.heard(revision, &recipients);
                 Ok(recipients)
             }
-            Ok(None) => Err(Error::StoreMissing {
-                env: self.env.clone(),
-                path: self.db.shown.clone().into(),
-            }),
+            Ok(None) => Err(store_missing(&self.db, &self.env)),
             Err(error) => self.recipients.last().ok_or(error),
         }
     }
@@ -448,7 +454,15 @@ impl JournalStore for PgJournal {
                 .db
                 .within(async {
                     let client = self.db.client().await?;
-                    keep_if_sealed_to(&**client, &self.env, &name, &sealed, Some(&recipients)).await
+                    keep_if_sealed_to(
+                        &**client,
+                        &self.db,
+                        &self.env,
+                        &name,
+                        &sealed,
+                        Some(&recipients),
+                    )
+                    .await
                 })
                 .await?;
             match changed {
