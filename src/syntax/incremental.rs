@@ -93,41 +93,38 @@ pub fn parse(file: FileId, text: &str) -> Parsed {
     }
 }
 
-/// How many leading bytes `a` and `b` share: halves compared whole, so a
-/// 2 MB text costs a few long comparisons, not one per byte or chunk.
+/// How many leading bytes `a` and `b` share.
 fn common_prefix(a: &[u8], b: &[u8]) -> usize {
-    let (mut same, mut end) = (0, a.len().min(b.len()));
-    // `a[..same] == b[..same]`, and the first difference is before `end`
-    // (or there is none).
-    while same < end {
-        let mid = same + (end - same).div_ceil(2);
-        if a[same..mid] == b[same..mid] {
-            same = mid;
-        } else if mid - same == 1 {
-            break;
-        } else {
-            end = mid;
-        }
-    }
-    same
+    common_run(a.len().min(b.len()), |from, to| a[from..to] == b[from..to])
 }
 
 /// How many trailing bytes `a` and `b` share, at most `limit`.
 fn common_suffix(a: &[u8], b: &[u8], limit: usize) -> usize {
-    let limit = limit.min(a.len()).min(b.len());
     let tail = |s: &[u8], n: usize| s.len() - n;
-    let (mut same, mut end) = (0, limit);
-    while same < end {
-        let mid = same + (end - same).div_ceil(2);
-        if a[tail(a, mid)..tail(a, same)] == b[tail(b, mid)..tail(b, same)] {
-            same = mid;
-        } else if mid - same == 1 {
+    common_run(limit.min(a.len()).min(b.len()), |from, to| {
+        a[tail(a, to)..tail(a, from)] == b[tail(b, to)..tail(b, from)]
+    })
+}
+
+/// The length of a common run of at most `limit` bytes, where
+/// `same(from, to)` says whether bytes `from..to` of the run agree: halves
+/// compared whole, so a 2 MB text costs a few long comparisons, not one per
+/// byte or chunk.
+fn common_run(limit: usize, same: impl Fn(usize, usize) -> bool) -> usize {
+    let (mut agreed, mut end) = (0, limit);
+    // Bytes `..agreed` agree, and the first difference is before `end` (or
+    // there is none).
+    while agreed < end {
+        let mid = agreed + (end - agreed).div_ceil(2);
+        if same(agreed, mid) {
+            agreed = mid;
+        } else if mid - agreed == 1 {
             break;
         } else {
             end = mid;
         }
     }
-    same
+    agreed
 }
 
 impl Outline {
