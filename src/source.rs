@@ -60,7 +60,7 @@ pub const BOM: char = '\u{feff}';
 
 /// The text of each file of a program, for what needs more than spans:
 /// the fixes that keep a file's layout.
-pub trait Texts {
+pub trait Texts: Sync {
     /// `None` when the text is unknown, or is not the one the program's
     /// spans point into (an editor's file that no longer parses).
     fn text(&self, file: FileId) -> Option<&str>;

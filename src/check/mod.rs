@@ -87,12 +87,28 @@ pub fn check_with_names(program: &Program, texts: &dyn Texts) -> Analysis {
     check_program(program, texts, true)
 }
 
+/// From how many services on, the data-flow analyses run on a thread of
+/// their own while the checker's passes run on this one: below it, a
+/// thread costs more than it saves.
+const PARALLEL_FROM_SERVICES: usize = 64;
+
 fn check_program(program: &Program, texts: &dyn Texts, record_names: bool) -> Analysis {
+    check_program_split(program, texts, record_names, PARALLEL_FROM_SERVICES)
+}
+
+/// [`check_program`], on two threads when the program has at least
+/// `parallel_from` services.
+fn check_program_split(
+    program: &Program,
+    texts: &dyn Texts,
+    record_names: bool,
+    parallel_from: usize,
+) -> Analysis {
     let mut diagnostics = Vec::new();
     let mut recorder = model::Recorder::new(record_names);
     let layout = fixes::Layout::new(texts);
     let symbols = Symbols::collect(program, &mut diagnostics, &mut recorder);
-    let mut checker = Checker {
+    let checker = Checker {
         symbols: &symbols,
         diagnostics,
         usage: usage::Usage::default(),
@@ -100,57 +116,90 @@ fn check_program(program: &Program, texts: &dyn Texts, record_names: bool) -> An
         names: recorder,
         layout,
     };
-    checker.check_roles();
-    checker.check_identities();
-    for service in &symbols.service_order {
-        checker.check_service(service);
-    }
-    for schedule in &symbols.schedule_order {
-        checker.check_schedule(schedule);
-    }
-    for client in &symbols.client_order {
-        checker.check_client(client);
-        checker.check_provider(client);
-    }
-    checker.check_refreshers();
-    checker.check_notifies(&program.notifies);
-    let (effects, actions) = permissions::check(&symbols, layout, &mut checker.diagnostics);
-    let accounts = accounts::Accounts::new(&symbols, &effects);
-    checker.check_accounts(&accounts);
-    let per_account = accounts.per_account_endpoints();
-    let Checker {
+    // The two halves read the symbols and nothing the other writes; their
+    // diagnostics are joined in the order one thread would push them.
+    let (checked, flows) = if symbols.service_order.len() >= parallel_from {
+        std::thread::scope(|scope| {
+            let flows = scope.spawn(|| DataFlows::analyse(&symbols, layout));
+            let checked = checker.check_all(program);
+            let flows = flows
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (checked, flows)
+        })
+    } else {
+        (
+            checker.check_all(program),
+            DataFlows::analyse(&symbols, layout),
+        )
+    };
+    let Checked {
         mut diagnostics,
         usage,
         secret_reads,
         names,
-        ..
-    } = checker;
-    keep_alive::check(program, &effects, &mut diagnostics);
-    for service in &symbols.service_order {
-        for action in &service.actions {
-            flow::check_action(action, layout, &mut diagnostics);
-        }
-    }
-    let sensitive = sensitivity::analyse(&symbols);
-    sensitivity::check_plain_http(&symbols, &sensitive, &mut diagnostics);
-    let derived = sensitivity::derive(&symbols, &sensitive);
-    sensitivity::check_responses(&symbols, layout, &sensitive, &derived, &mut diagnostics);
-    sensitivity::check_cross_origin(&symbols, &sensitive, &mut diagnostics);
-    let rotating = rotation::analyse(&symbols);
-    rotation::check_retries(&symbols, &rotating, &mut diagnostics);
-    providers::check_written_out(&symbols, &rotating, &mut diagnostics);
+        effects,
+        actions,
+        per_account,
+    } = checked;
+    diagnostics.extend(flows.diagnostics);
     usage.report(&symbols, layout, &mut diagnostics);
     diagnostic::sort(&mut diagnostics);
     Analysis {
         diagnostics,
-        sensitive,
-        derived,
+        sensitive: flows.sensitive,
+        derived: flows.derived,
         secret_reads,
-        rotating,
+        rotating: flows.rotating,
         effects,
         actions,
         names: names.finish(),
         per_account,
+    }
+}
+
+/// What the checker's passes found: names, grants, permissions, accounts.
+struct Checked<'p> {
+    diagnostics: Vec<Diagnostic>,
+    usage: usage::Usage<'p>,
+    secret_reads: Vec<(String, Span)>,
+    names: model::Recorder,
+    effects: BTreeMap<String, model::Effects>,
+    actions: BTreeMap<String, model::ActionEffects>,
+    per_account: BTreeMap<String, String>,
+}
+
+/// What the data-flow analyses found: the order of each action's
+/// statements, where secret values flow, which tokens rotate.
+struct DataFlows {
+    diagnostics: Vec<Diagnostic>,
+    sensitive: BTreeMap<String, BTreeSet<String>>,
+    derived: sensitivity::Derived,
+    rotating: rotation::Rotating,
+}
+
+impl DataFlows {
+    fn analyse(symbols: &Symbols<'_>, layout: fixes::Layout<'_>) -> DataFlows {
+        let mut diagnostics = Vec::new();
+        for service in &symbols.service_order {
+            for action in &service.actions {
+                flow::check_action(action, layout, &mut diagnostics);
+            }
+        }
+        let sensitive = sensitivity::analyse(symbols);
+        sensitivity::check_plain_http(symbols, &sensitive, &mut diagnostics);
+        let derived = sensitivity::derive(symbols, &sensitive);
+        sensitivity::check_responses(symbols, layout, &sensitive, &derived, &mut diagnostics);
+        sensitivity::check_cross_origin(symbols, &sensitive, &mut diagnostics);
+        let rotating = rotation::analyse(symbols);
+        rotation::check_retries(symbols, &rotating, &mut diagnostics);
+        providers::check_written_out(symbols, &rotating, &mut diagnostics);
+        DataFlows {
+            diagnostics,
+            sensitive,
+            derived,
+            rotating,
+        }
     }
 }
 
@@ -166,6 +215,39 @@ pub(crate) struct Checker<'a, 'p> {
 }
 
 impl<'a, 'p> Checker<'a, 'p> {
+    /// Every pass of the checker, in order.
+    fn check_all(mut self, program: &'p Program) -> Checked<'p> {
+        let symbols = self.symbols;
+        self.check_roles();
+        self.check_identities();
+        for service in &symbols.service_order {
+            self.check_service(service);
+        }
+        for schedule in &symbols.schedule_order {
+            self.check_schedule(schedule);
+        }
+        for client in &symbols.client_order {
+            self.check_client(client);
+            self.check_provider(client);
+        }
+        self.check_refreshers();
+        self.check_notifies(&program.notifies);
+        let (effects, actions) = permissions::check(symbols, self.layout, &mut self.diagnostics);
+        let accounts = accounts::Accounts::new(symbols, &effects);
+        self.check_accounts(&accounts);
+        let per_account = accounts.per_account_endpoints();
+        keep_alive::check(program, &effects, &mut self.diagnostics);
+        Checked {
+            diagnostics: self.diagnostics,
+            usage: self.usage,
+            secret_reads: self.secret_reads,
+            names: self.names,
+            effects,
+            actions,
+            per_account,
+        }
+    }
+
     pub fn push(&mut self, diagnostic: Diagnostic) {
         self.diagnostics.push(diagnostic);
     }
@@ -574,5 +656,52 @@ impl<'a, 'p> Checker<'a, 'p> {
                 .help(crate::syntax::duration::HELP),
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::{SourceFile, SourceMap};
+
+    /// `n` services, each with a finding of the checker's passes (a runner
+    /// without the grant to update what its endpoint updates) and one from the data flows (an update
+    /// that runs whether or not the request answered).
+    fn services_with_findings(n: usize) -> String {
+        (0..n)
+            .map(|i| {
+                format!(
+                    "secret S{i} {{ environment_specific }}\n\
+                     role r{i} {{ grant run s{i}.refresh }}\n\
+                     service_account b{i} {{ roles r{i} }}\n\
+                     service s{i} {{\n  var token: string\n  action a {{\n    web_request {{\n\
+                     \x20     method POST\n      url \"https://127.0.0.1/t\"\n\
+                     \x20     result_mapping {{ token = $.access_token }}\n    }}\n\
+                     \x20   update_secret S{i} = token\n  }}\n\
+                     \x20 endpoint refresh {{ methods POST process a }}\n}}\n"
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn two_threads_find_what_one_finds_in_the_same_order() {
+        let text = services_with_findings(80);
+        let mut sources = SourceMap::new();
+        sources.add(SourceFile::new("a.svc", "a.svc", text.as_str()));
+        let (program, parse) = crate::syntax::parse_program(&sources);
+        assert!(parse.is_empty(), "{parse:?}");
+        let one = check_program_split(&program, &sources, true, usize::MAX);
+        let two = check_program_split(&program, &sources, true, 0);
+        let codes: BTreeSet<_> = one.diagnostics.iter().map(|d| d.code).collect();
+        assert!(codes.contains(&Code::UnguardedSecretUpdate), "{codes:?}");
+        assert!(codes.len() > 1, "{codes:?}");
+        assert_eq!(one.diagnostics, two.diagnostics);
+        assert_eq!(one.sensitive, two.sensitive);
+        assert_eq!(one.secret_reads, two.secret_reads);
+        assert_eq!(
+            one.effects.keys().collect::<Vec<_>>(),
+            two.effects.keys().collect::<Vec<_>>()
+        );
     }
 }
