@@ -319,13 +319,7 @@ impl Disconnect<'_> {
                 name: s.secret.text.clone(),
             })
             .collect();
-        done.cleared = changes
-            .iter()
-            .filter_map(|c| match c {
-                Change::Remove { name } => Some(name.clone()),
-                _ => None,
-            })
-            .collect();
+        done.cleared = changes.iter().map(|c| c.name().to_string()).collect();
         if !changes.is_empty() {
             let by = &self.by;
             let now = crate::secrets::document::now();
