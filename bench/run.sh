@@ -7,6 +7,11 @@
 #   RUNS=10 bash bench/run.sh      # fewer repetitions per command
 #   ROUNDS=5 DURATION=5 bash bench/run.sh  # wrk rounds of section 4, and seconds each
 #   ONLY=refresh,check bash bench/run.sh   # some of: refresh check set serve schedules
+#   SVC=/path/to/svc bash bench/run.sh     # another binary (still builds target/release)
+#
+# It writes bench/RESULTS.md's top table only when every section ran: a run
+# of some sections prints its table and leaves the file (REPORT=1 writes it
+# anyway, REPORT=0 never).
 #
 # Needs: hyperfine, wrk, jq, age, curl (Debian), node, python3, and hurl
 # 8.0.1 (installed into bench/.tools with `cargo install hurl@8.0.1 --locked`
@@ -20,6 +25,7 @@ RUNS="${RUNS:-30}"
 ONLY="${ONLY:-refresh,check,set,serve,schedules}"
 DURATION="${DURATION:-10}"
 ROUNDS="${ROUNDS:-3}"
+if [ "$ONLY" = "refresh,check,set,serve,schedules" ]; then REPORT="${REPORT:-1}"; else REPORT="${REPORT:-0}"; fi
 wants() { [[ ",$ONLY," == *",$1,"* ]]; }
 step() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }
 
@@ -49,6 +55,8 @@ work="$(mktemp -d)"
 pids=()
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  # A killed server may still be writing its logs into $work.
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -263,8 +271,8 @@ if wants serve; then
      --listen "127.0.0.1:$serve_port" > "$work/serve.out" 2>&1) &
   serve_pid=$!
   pids+=("$serve_pid")
+  # `exec` all the way down: the subshell's pid is svc's, whatever the binary is named.
   for _ in $(seq 100); do grep -q listening "$work/serve.out" 2>/dev/null && break; sleep 0.1; done
-  serve_pid=$(pgrep -f "svc serve api.svc --env bench --no-schedules --listen 127.0.0.1:$serve_port" | head -1)
   key="$(cat "$p/api-key.txt")"
   cat > "$work/post.lua" <<EOF
 wrk.method = "POST"
@@ -327,9 +335,9 @@ json.dump({"schedules": states}, open(f"{p}/state/bench/schedules.json", "w"))
 EOF
   sched_port="$(free_port)"
   (cd "$p" && exec env SVC_IDENTITY=key.txt "$SVC" serve schedules.svc --env bench --listen "127.0.0.1:$sched_port" > "$work/sched.out" 2>&1) &
-  pids+=($!)
+  sched_pid=$!
+  pids+=("$sched_pid")
   for _ in $(seq 200); do grep -q listening "$work/sched.out" 2>/dev/null && break; sleep 0.1; done
-  sched_pid=$(pgrep -f "svc serve schedules.svc --env bench --listen 127.0.0.1:$sched_port" | head -1)
   sleep 26
   record schedules_rss_kib "$(awk '/VmRSS/ { print $2 }' "/proc/$sched_pid/status")"
   record schedules_peak_rss_kib "$(awk '/VmHWM/ { print $2 }' "/proc/$sched_pid/status")"
@@ -352,4 +360,4 @@ EOF
 fi
 
 # ---------------------------------------------------------------- the table
-python3 bench/report.py "$results" "$HURL"
+REPORT="$REPORT" python3 bench/report.py "$results" "$HURL"
