@@ -1005,15 +1005,22 @@ async fn read_value(
         ));
     }
     let mut entry = if app.engine.refresher(name).is_some() {
+        let mut fresh = None;
         if at == ReadAt::Known {
-            // A refresh is done before the audit line can confirm the key:
-            // a key that would cause one is checked as it is now first.
             let cached = store_document(app, ReadAt::Known).await?.get(name).cloned();
-            if !app.engine.fresh_enough(name, None, cached.as_ref()) {
+            if app.engine.fresh_enough(name, None, cached.as_ref()) {
+                // What the refresh task would answer: no task, no second look.
+                fresh = Some(cached);
+            } else {
+                // A refresh is done before the audit line can confirm the
+                // key: a key that would cause one is checked as it is now first.
                 caller = authenticate_at(app, headers, ReadAt::Now).await?;
             }
         }
-        fresh_entry(app, &caller, name, None, at).await?
+        match fresh {
+            Some(cached) => cached,
+            None => fresh_entry(app, &caller, name, None, at).await?,
+        }
     } else {
         store_document(app, at).await?.get(name).cloned()
     };
