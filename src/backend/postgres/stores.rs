@@ -131,6 +131,21 @@ struct Sealed {
     expires_at: Option<DateTime<Utc>>,
 }
 
+impl Sealed {
+    /// The six columns `version, key_id, sealed, updated_at, updated_by,
+    /// expires_at` of `row`, in that order from column `first`.
+    fn read(row: &tokio_postgres::Row, first: usize) -> Sealed {
+        Sealed {
+            version: row.get(first),
+            key_id: row.get(first + 1),
+            sealed: row.get::<_, Option<Vec<u8>>>(first + 2).unwrap_or_default(),
+            updated_at: row.get(first + 3),
+            updated_by: row.get(first + 4),
+            expires_at: row.get(first + 5),
+        }
+    }
+}
+
 impl PgSecrets {
     fn missing(&self) -> Error {
         Error::StoreMissing {
@@ -265,14 +280,7 @@ impl PgSecrets {
                 document.secrets.remove(&name);
                 continue;
             }
-            let sealed = Sealed {
-                version: row.get(3),
-                key_id: row.get(4),
-                sealed: row.get::<_, Option<Vec<u8>>>(5).unwrap_or_default(),
-                updated_at: row.get(6),
-                updated_by: row.get(7),
-                expires_at: row.get(8),
-            };
+            let sealed = Sealed::read(&row, 3);
             let value = self
                 .open_value(&**client, identities, &name, &sealed)
                 .await?;
@@ -318,14 +326,7 @@ impl PgSecrets {
             .map_err(unavailable)?;
         let mut out = Vec::new();
         for row in rows {
-            let sealed = Sealed {
-                version: row.get(0),
-                key_id: row.get(1),
-                sealed: row.get(2),
-                updated_at: row.get(3),
-                updated_by: row.get(4),
-                expires_at: row.get(5),
-            };
+            let sealed = Sealed::read(&row, 0);
             out.push(PastVersion {
                 value: self.open_value(client, identities, name, &sealed).await?,
                 version: sealed.version as u64,
@@ -715,17 +716,7 @@ impl PgSecrets {
             if r.get::<_, bool>(7) {
                 continue;
             }
-            current.insert(
-                r.get(0),
-                Some(Sealed {
-                    version: r.get(1),
-                    key_id: r.get(2),
-                    sealed: r.get::<_, Option<Vec<u8>>>(3).unwrap_or_default(),
-                    updated_at: r.get(4),
-                    updated_by: r.get(5),
-                    expires_at: r.get(6),
-                }),
-            );
+            current.insert(r.get(0), Some(Sealed::read(&r, 1)));
         }
         Ok(current)
     }
