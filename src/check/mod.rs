@@ -670,8 +670,9 @@ mod tests {
     use crate::source::{SourceFile, SourceMap};
 
     /// `n` services, each with a finding of the checker's passes (a runner
-    /// without the grant to update what its endpoint updates) and one from the data flows (an update
-    /// that runs whether or not the request answered).
+    /// without the grant to update what its endpoint updates) and one of
+    /// the data flows (an update that runs whether or not the request
+    /// answered).
     fn services_with_findings(n: usize) -> String {
         (0..n)
             .map(|i| {

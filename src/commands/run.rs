@@ -71,7 +71,7 @@ pub fn run(args: RunArgs) -> ExitCode {
     crate::backend::files::log::set_max_bytes(args.log_max_bytes);
     let options = crate::backend::Options {
         lock_timeout: args.lock_timeout,
-        locks_soon: !args.dry_run && !script.secrets_updated(service, endpoint).is_empty(),
+        locks_soon: !args.dry_run && script.updates_secrets(service, endpoint),
         ..crate::backend::Options::default()
     };
     let place = match context.place_with(
