@@ -5,30 +5,19 @@
 //! `cargo bench --bench check`; criterion reports MB/s (throughput) and the
 //! time per program, from which bench/run.sh derives the time per service.
 
+mod common;
+
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use svc::program;
 use svc::source::{SourceFile, SourceMap};
 
-/// The program of `services` services, as bench/gen_services.py writes it.
-fn generate(services: usize) -> String {
-    let output = std::process::Command::new("python3")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/bench/gen_services.py"
-        ))
-        .arg(services.to_string())
-        .output()
-        .expect("python3 runs bench/gen_services.py");
-    String::from_utf8(output.stdout).unwrap()
-}
-
 fn check(c: &mut Criterion) {
     let mut group = c.benchmark_group("check");
     group.sample_size(10);
     for services in [10, 100, 1_000, 10_000] {
-        let text = generate(services);
+        let text = common::generate(services);
         group.throughput(Throughput::Bytes(text.len() as u64));
         group.bench_with_input(BenchmarkId::from_parameter(services), &text, |b, text| {
             b.iter(|| {

@@ -17,24 +17,13 @@
 //! else is an error. It is a measurement, not a parser svc uses: it builds
 //! no AST and reports no diagnostics. `cargo bench --bench front_end`.
 
+mod common;
+
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use svc::source::FileId;
 use svc::syntax;
-
-/// The program of `services` services, as bench/gen_services.py writes it.
-fn generate(services: usize) -> String {
-    let output = std::process::Command::new("python3")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/bench/gen_services.py"
-        ))
-        .arg(services.to_string())
-        .output()
-        .expect("python3 runs bench/gen_services.py");
-    String::from_utf8(output.stdout).unwrap()
-}
 
 /// Every declaration parsed by pest, its pairs dropped; returns how many,
 /// or `None` at a syntax error.
@@ -54,7 +43,7 @@ fn pest_recognize(text: &str) -> Option<usize> {
 }
 
 fn front_end(c: &mut Criterion) {
-    let text = generate(200);
+    let text = common::generate(200);
     assert!(text.len() < 512 * 1024, "one thread: {}", text.len());
     let declarations = pest_recognize(&text).expect("the program parses");
     let mut nodes = Vec::new();
