@@ -34,15 +34,7 @@ fn bytea_file(pg: &Postgres, db: &str, sql: &str, file: &std::path::Path) {
 
 /// Whether Debian's `age` opens `file` with the identity `key`.
 fn age_opens(key: &std::path::Path, file: &std::path::Path) -> bool {
-    std::process::Command::new("age")
-        .arg("-d")
-        .arg("-i")
-        .arg(key)
-        .arg(file)
-        .output()
-        .unwrap()
-        .status
-        .success()
+    common::age_decrypt_file(key, file).status.success()
 }
 
 #[test]
@@ -136,13 +128,7 @@ fn secrets_live_in_the_database_sealed_and_export_to_age() {
         "{}",
         String::from_utf8_lossy(&export.stderr)
     );
-    let opened = std::process::Command::new("age")
-        .arg("-d")
-        .arg("-i")
-        .arg(&p.project.key.path)
-        .arg(&file)
-        .output()
-        .unwrap();
+    let opened = common::age_decrypt_file(&p.project.key.path, &file);
     assert!(
         opened.status.success(),
         "{}",

@@ -236,14 +236,19 @@ impl Project {
 
     /// The store decrypted by the real `age`.
     pub fn age_decrypt(&self, key: &Path) -> Output {
-        Command::new("age")
-            .arg("-d")
-            .arg("-i")
-            .arg(key)
-            .arg(self.store())
-            .output()
-            .unwrap()
+        age_decrypt_file(key, &self.store())
     }
+}
+
+/// `file` decrypted by the real `age` with the identity `key`.
+pub fn age_decrypt_file(key: &Path, file: &Path) -> Output {
+    Command::new("age")
+        .arg("-d")
+        .arg("-i")
+        .arg(key)
+        .arg(file)
+        .output()
+        .unwrap()
 }
 
 impl Project {
