@@ -9,9 +9,7 @@
 # `postgres`). Defines: psql_admin, new_database NAME (prints its URL),
 # postmaster_pid, pg_pids.
 #
-# PG_OPTS adds server options ("-c synchronous_commit=off"); PG_LOG, a
-# path, keeps the server's log there when the benchmark ends (with
-# PG_OPTS="-c log_statement=all", a trace of every statement).
+# PG_OPTS adds server options ("-c synchronous_commit=off").
 
 pgbin="$(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V | tail -1)"
 pgdir=""
@@ -53,6 +51,5 @@ stop_postgres() {
   if [ -n "$pgdir" ] && [ -f "$pgdir/data/postmaster.pid" ]; then
     "${as_pg[@]}" "$pgbin/pg_ctl" -D "$pgdir/data" -m immediate -w stop >/dev/null 2>&1
   fi
-  [ -n "${PG_LOG:-}" ] && [ -n "$pgdir" ] && cp "$pgdir/server.log" "$PG_LOG"
   [ -n "$pgdir" ] && rm -rf "$pgdir"
 }
