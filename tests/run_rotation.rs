@@ -736,9 +736,16 @@ service vendor {
 }
 "#;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_hook_that_refreshes_through_run_service_keeps_the_rotated_answer() {
-    let s = setup().await;
+/// The hook's refresh, fixed: `ttl` no longer mapped from `expires_in`.
+fn hooked_fixed(program: &str) -> String {
+    let fixed = program.replace("        ttl  = $.expires_in\n", "");
+    assert_ne!(fixed, program, "the hooked program maps expires_in");
+    fixed
+}
+
+/// Runs `vendor.ping`, whose failure hook refreshes through `run_service`
+/// and fails on the rotated answer's `expires_in`: the answer is kept.
+async fn hook_keeps_a_rotated_answer(s: &Setup) -> (String, Run) {
     s.project.set("REFRESH", OLD_REFRESH);
     Mock::given(method("GET"))
         .and(path("/ping"))
@@ -746,9 +753,18 @@ async fn a_hook_that_refreshes_through_run_service_keeps_the_rotated_answer() {
         .mount(&s.server)
         .await;
     Mock::given(method("POST"))
-        .and(path("/oauth/v1/token"))
+        .and(body_string_contains(OLD_REFRESH))
         .respond_with(rotating_answer(json!("soon")))
         .expect(1)
+        .mount(&s.server)
+        .await;
+    Mock::given(method("POST"))
+        .and(body_string_contains(NEW_REFRESH))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "access_token": "newer-access-token-T7",
+            "refresh_token": "newer-refresh-token-U8",
+            "expires_in": 1800,
+        })))
         .mount(&s.server)
         .await;
     let program = HOOKED.replace("{server}", &s.server.uri());
@@ -762,4 +778,70 @@ async fn a_hook_that_refreshes_through_run_service_keeps_the_rotated_answer() {
     assert_eq!(s.stored("REFRESH"), OLD_REFRESH);
     let files = s.journal_files();
     assert_eq!(files.len(), 1, "{files:?}\n{}", failed.all_output());
+    (program, failed)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hook_that_refreshes_through_run_service_keeps_the_rotated_answer() {
+    let s = setup().await;
+    let (program, failed) = hook_keeps_a_rotated_answer(&s).await;
+    // It is kept as a run of the endpoint the hook ran, with that
+    // endpoint's identity: `svc secret recover` names it so.
+    let listed = s
+        .project
+        .svc()
+        .args(["secret", "recover", "--env", "dev", "--json"])
+        .run();
+    assert_eq!(listed.status, 0, "{}", listed.all_output());
+    let answers: Vec<serde_json::Value> = serde_json::from_str(&listed.stdout).unwrap();
+    assert_eq!(answers.len(), 1, "{answers:?}");
+    assert_eq!(answers[0]["endpoint"], "vendor.refresh", "{answers:?}");
+
+    // The next refresh stores the kept answer before it sends anything,
+    // and presents the rotated token, never the spent one.
+    let next = s
+        .run_in(
+            "hooked.svc",
+            &hooked_fixed(&program),
+            "vendor.refresh",
+            "keeper",
+            &[],
+        )
+        .await;
+    assert_eq!(next.status, 0, "{}", next.all_output());
+    assert!(
+        next.stdout.contains("kept an answer that was never stored"),
+        "{}",
+        next.stdout
+    );
+    assert_eq!(s.presented().await, [OLD_REFRESH, NEW_REFRESH]);
+    assert_eq!(s.stored("REFRESH"), "newer-refresh-token-U8");
+    assert!(s.journal_files().is_empty(), "settled");
+    s.assert_no_leak(&format!("{}{}", failed.all_output(), next.all_output()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hooks_kept_answer_is_recovered_by_recover_apply() {
+    let s = setup().await;
+    let (program, failed) = hook_keeps_a_rotated_answer(&s).await;
+    s.project.write("hooked.svc", &hooked_fixed(&program));
+    let listed = s
+        .project
+        .svc()
+        .args(["secret", "recover", "--env", "dev", "--json"])
+        .run();
+    let answers: Vec<serde_json::Value> = serde_json::from_str(&listed.stdout).unwrap();
+    let run_id = answers[0]["run_id"].as_str().unwrap().to_string();
+    let applied = s
+        .project
+        .svc()
+        .args(["secret", "recover", "--env", "dev", "--apply", &run_id])
+        .args(["--program", "hooked.svc"])
+        .run();
+    assert_eq!(applied.status, 0, "{}", applied.all_output());
+    // Stored from the kept answer: nothing sent again.
+    assert_eq!(s.presented().await, [OLD_REFRESH]);
+    assert_eq!(s.stored("REFRESH"), NEW_REFRESH);
+    assert!(s.journal_files().is_empty(), "settled");
+    s.assert_no_leak(&format!("{}{}", failed.all_output(), applied.all_output()));
 }

@@ -339,6 +339,7 @@ impl Engine {
             held,
             run_id: run_id.clone(),
             endpoint_key: endpoint_key.clone(),
+            root_depth: 0,
             journaled: Vec::new(),
             discovered: Default::default(),
             breaking: false,
@@ -572,6 +573,7 @@ impl Engine {
             held: Vec::new(),
             run_id: run_id.clone(),
             endpoint_key: key.clone(),
+            root_depth: 0,
             journaled: Vec::new(),
             discovered: Default::default(),
             breaking: false,
@@ -835,16 +837,28 @@ impl Engine {
             None => None,
         };
         if let Some(kept) = kept {
-            let command = self.replay_command(&key, &request.identity);
-            let note = format!(
-                "the answer that run {kept} received is kept in the recovery journal: fix the \
-                 program, then `{command}` uses it without sending the request again"
-            );
-            error.help = Some(match error.help.take() {
-                Some(help) => format!("{help}; {note}"),
-                None => note,
-            });
+            self.kept_answer_help(&key, &request.identity, kept, error);
         }
+    }
+
+    /// Adds to the error of a failed run of `key` that run `kept`'s answer
+    /// waits in the recovery journal, and how to store it.
+    pub(super) fn kept_answer_help(
+        &self,
+        key: &str,
+        identity: &str,
+        kept: &str,
+        error: &mut RunError,
+    ) {
+        let command = self.replay_command(key, identity);
+        let note = format!(
+            "the answer that run {kept} received is kept in the recovery journal: fix the \
+             program, then `{command}` uses it without sending the request again"
+        );
+        error.help = Some(match error.help.take() {
+            Some(help) => format!("{help}; {note}"),
+            None => note,
+        });
     }
 }
 
@@ -858,7 +872,7 @@ pub(super) fn store_refusal(error: &secrets::Error) -> Refusal {
 }
 
 /// A time-ordered, unique run id: milliseconds since 1970 and randomness.
-fn new_run_id() -> String {
+pub(super) fn new_run_id() -> String {
     let millis = Utc::now().timestamp_millis().max(0) as u64;
     format!("{millis:013x}{:08x}", fastrand::u32(..))
 }

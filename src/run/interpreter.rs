@@ -55,6 +55,10 @@ pub(super) struct Run<'e> {
     pub(super) run_id: String,
     /// The endpoint the run was asked for, as `SERVICE.ENDPOINT`.
     pub(super) endpoint_key: String,
+    /// The call depth of that endpoint: 0, or deeper for a hook's
+    /// `run_service` of an endpoint that updates secrets, which runs as a
+    /// run of its own ([`Run::own_run`]).
+    pub(super) root_depth: usize,
     /// The statuses of the answers this run kept in the recovery journal.
     pub(super) journaled: Vec<u16>,
     /// The kept answers a replay uses instead of sending requests again.
@@ -234,7 +238,7 @@ impl<'e> Run<'e> {
             // lock: the next run must not find them and take them for
             // unsettled ones.
             if result.is_ok()
-                && depth == 0
+                && depth == self.root_depth
                 && !self.settling
                 && !self.dry_run
                 && !self.held.is_empty()
@@ -708,16 +712,26 @@ impl<'e> Run<'e> {
             })?,
             None => given,
         };
-        let (_, result) = self
-            .endpoint(
-                target.service.as_str(),
-                target.endpoint.as_str(),
-                identity,
-                std::borrow::Cow::Owned(params),
-                frame.depth + 1,
-            )
-            .await;
-        let answer = result?;
+        let own_run = !self.dry_run
+            && !self.engine.updates_secrets_key(&self.endpoint_key)
+            && self
+                .engine
+                .updates_secrets(target.service.as_str(), target.endpoint.as_str());
+        let answer = if own_run {
+            self.own_run(target, identity, params, frame.depth + 1)
+                .await?
+        } else {
+            let (_, result) = self
+                .endpoint(
+                    target.service.as_str(),
+                    target.endpoint.as_str(),
+                    identity,
+                    std::borrow::Cow::Owned(params),
+                    frame.depth + 1,
+                )
+                .await;
+            result?
+        };
         if let Some(into) = into {
             let body = answer.map_or(serde_json::Value::Null, |a| a.body);
             let target_type = frame
@@ -747,6 +761,64 @@ impl<'e> Run<'e> {
             frame.vars.insert(into.as_str(), value);
         }
         Ok(())
+    }
+
+    /// A `run_service` of an endpoint that updates secrets from a run whose
+    /// own endpoint updates none (a hook's): the callee runs as a run of
+    /// its own, with its own id, and the answers it keeps are filed under
+    /// its key, identity and parameters. The next run of that endpoint
+    /// then settles them, and `svc secret recover --apply` can replay them;
+    /// filed under the hook, a rotated refresh token they carry would be
+    /// lost, and the spent one sent again.
+    async fn own_run(
+        &mut self,
+        target: &'e EndpointRef,
+        identity: &'e IdentityDecl,
+        params: BTreeMap<String, serde_json::Value>,
+        depth: usize,
+    ) -> Result<Option<Answer>, RunError> {
+        let run_id = super::engine::new_run_id();
+        let outer = OwnRun {
+            run_id: std::mem::replace(&mut self.run_id, run_id.clone()),
+            endpoint_key: std::mem::replace(&mut self.endpoint_key, target.display()),
+            root_depth: std::mem::replace(&mut self.root_depth, depth),
+            identity: std::mem::replace(&mut self.identity, identity.name.text.clone()),
+            params: std::mem::replace(&mut self.params, params.clone()),
+            based_on: std::mem::take(&mut self.based_on),
+            journaled: std::mem::take(&mut self.journaled),
+            sends: std::mem::take(&mut self.sends),
+            journal_settled: std::mem::take(&mut self.journal_settled),
+        };
+        self.trace.push(Event::Journal {
+            depth,
+            message: format!("`{}` runs as run {run_id} of its own", self.endpoint_key),
+        });
+        let (_, result) = self
+            .endpoint(
+                target.service.as_str(),
+                target.endpoint.as_str(),
+                identity,
+                std::borrow::Cow::Owned(params),
+                depth,
+            )
+            .await;
+        let key = self.journal_key();
+        let journaled = std::mem::replace(&mut self.journaled, outer.journaled);
+        self.run_id = outer.run_id;
+        self.endpoint_key = outer.endpoint_key;
+        self.root_depth = outer.root_depth;
+        let identity = std::mem::replace(&mut self.identity, outer.identity);
+        self.params = outer.params;
+        self.based_on = outer.based_on;
+        self.sends = outer.sends;
+        self.journal_settled = outer.journal_settled;
+        result.map_err(|mut error| {
+            if journaled.iter().any(|s| (200..300).contains(s)) {
+                self.engine
+                    .kept_answer_help(&key, &identity, &run_id, &mut error);
+            }
+            error
+        })
     }
 
     /// The response an endpoint declares, from its variables after the run.
@@ -1485,4 +1557,18 @@ impl RunError {
         }
         self
     }
+}
+
+/// What a run of its own ([`Run::own_run`]) sets aside of the run it is
+/// called from, and gives back when it ends.
+struct OwnRun {
+    run_id: String,
+    endpoint_key: String,
+    root_depth: usize,
+    identity: String,
+    params: BTreeMap<String, serde_json::Value>,
+    based_on: BTreeMap<String, u64>,
+    journaled: Vec<u16>,
+    sends: u32,
+    journal_settled: bool,
 }

@@ -140,7 +140,8 @@ impl<'e> Run<'e> {
         // journal's answers are replayed through the run's updates), so it
         // keeps none: no sealing and no fsync on every fetch. A request that
         // spends a secret its run replaces is always kept (a hook's
-        // `run_service` of a refresh runs under the hook's key).
+        // `run_service` of a refresh runs as a run of its own, under the
+        // refresh's key: `Run::own_run`).
         if built.carries_secret
             && !replayed
             && (built.rotating || self.engine.updates_secrets_key(&self.endpoint_key))
