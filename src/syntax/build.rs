@@ -1,14 +1,13 @@
-//! Builds the AST from pest pairs.
+//! Builds the AST from the parse tree (`tree`).
 //!
 //! The grammar guarantees the shape of the tree, so the builder can take
 //! children in order. What the grammar leaves open (a property given twice,
 //! an unknown escape, a malformed duration) becomes a diagnostic here.
 
-use pest::iterators::Pair;
-
 use super::ast::*;
 use super::duration;
 use super::parser::Rule;
+use super::tree::{Pair, Pairs};
 use crate::diagnostic::{Code, Diagnostic};
 use crate::source::{FileId, Span};
 
@@ -31,7 +30,7 @@ pub struct Builder {
 }
 
 /// Children of a pair.
-fn children<'i>(pair: Pair<'i, Rule>) -> pest::iterators::Pairs<'i, Rule> {
+fn children(pair: Pair<'_>) -> Pairs<'_> {
     pair.into_inner()
 }
 
@@ -54,7 +53,7 @@ impl Builder {
 
     /// The span of a pair, without the whitespace and comments pest leaves
     /// at the end of a rule that ends in a repetition or an option.
-    fn span(&self, pair: &Pair<'_, Rule>) -> Span {
+    fn span(&self, pair: &Pair<'_>) -> Span {
         let s = pair.as_span();
         Span::new(
             self.file,
@@ -63,7 +62,7 @@ impl Builder {
         )
     }
 
-    fn name(&self, pair: Pair<'_, Rule>) -> Name {
+    fn name(&self, pair: Pair<'_>) -> Name {
         Name {
             text: pair.as_str().to_string(),
             span: self.span(&pair),
@@ -91,7 +90,7 @@ impl Builder {
 
     /// Builds the declaration of a `next_item` pair whose positions are
     /// relative to `offset`; `None` at the end of the file.
-    pub fn item(&mut self, pair: Pair<'_, Rule>, offset: usize) -> Option<Item> {
+    pub fn item(&mut self, pair: Pair<'_>, offset: usize) -> Option<Item> {
         self.offset = offset;
         let pair = children(pair).next()?;
         Some(match pair.as_rule() {
@@ -109,7 +108,7 @@ impl Builder {
         })
     }
 
-    fn secret(&mut self, pair: Pair<'_, Rule>) -> SecretDecl {
+    fn secret(&mut self, pair: Pair<'_>) -> SecretDecl {
         let span = self.span(&pair);
         let mut inner = children(pair).skip(1);
         let name = self.name(inner.next().expect("grammar: secret name"));
@@ -159,7 +158,7 @@ impl Builder {
         decl
     }
 
-    fn refreshed_by(&mut self, pair: Pair<'_, Rule>, span: Span) -> RefreshedBy {
+    fn refreshed_by(&mut self, pair: Pair<'_>, span: Span) -> RefreshedBy {
         // kw_refreshed_by endpoint_ref kw_as ident (kw_min_valid duration)?
         let mut parts = children(pair).skip(1);
         let endpoint = self.endpoint_ref(parts.next().expect("grammar: refresher"));
@@ -173,12 +172,12 @@ impl Builder {
         }
     }
 
-    fn description(&mut self, pair: Pair<'_, Rule>) -> PlainString {
+    fn description(&mut self, pair: Pair<'_>) -> PlainString {
         let string = children(pair).nth(1).expect("grammar: description string");
         self.plain_string(string)
     }
 
-    fn role(&mut self, pair: Pair<'_, Rule>) -> RoleDecl {
+    fn role(&mut self, pair: Pair<'_>) -> RoleDecl {
         let span = self.span(&pair);
         let mut inner = children(pair).skip(1);
         let name = self.name(inner.next().expect("grammar: role name"));
@@ -218,7 +217,7 @@ impl Builder {
         role
     }
 
-    fn endpoint_pattern(&mut self, pair: Pair<'_, Rule>) -> EndpointPattern {
+    fn endpoint_pattern(&mut self, pair: Pair<'_>) -> EndpointPattern {
         let span = self.span(&pair);
         let mut inner = pair.into_inner();
         let service = self.name(inner.next().expect("grammar: service"));
@@ -231,7 +230,7 @@ impl Builder {
         }
     }
 
-    fn endpoint_ref(&mut self, pair: Pair<'_, Rule>) -> EndpointRef {
+    fn endpoint_ref(&mut self, pair: Pair<'_>) -> EndpointRef {
         let span = self.span(&pair);
         let mut inner = pair.into_inner();
         let service = self.name(inner.next().expect("grammar: service"));
@@ -243,7 +242,7 @@ impl Builder {
         }
     }
 
-    fn identity(&mut self, pair: Pair<'_, Rule>, kind: IdentityKind) -> IdentityDecl {
+    fn identity(&mut self, pair: Pair<'_>, kind: IdentityKind) -> IdentityDecl {
         let span = self.span(&pair);
         let mut inner = children(pair).skip(1);
         let name = self.name(inner.next().expect("grammar: identity name"));
@@ -276,7 +275,7 @@ impl Builder {
         identity
     }
 
-    fn service(&mut self, pair: Pair<'_, Rule>) -> ServiceDecl {
+    fn service(&mut self, pair: Pair<'_>) -> ServiceDecl {
         let span = self.span(&pair);
         let mut inner = children(pair).skip(1);
         let name = self.name(inner.next().expect("grammar: service name"));
@@ -320,7 +319,7 @@ impl Builder {
         service
     }
 
-    fn endpoint(&mut self, pair: Pair<'_, Rule>) -> EndpointDecl {
+    fn endpoint(&mut self, pair: Pair<'_>) -> EndpointDecl {
         let span = self.span(&pair);
         let mut inner = children(pair).skip(1);
         let name = self.name(inner.next().expect("grammar: endpoint name"));
@@ -406,7 +405,7 @@ impl Builder {
         self.depth <= MAX_DEPTH
     }
 
-    fn block(&mut self, pair: Pair<'_, Rule>) -> Block {
+    fn block(&mut self, pair: Pair<'_>) -> Block {
         let span = self.span(&pair);
         let statements = if self.enter(span) {
             children(pair).map(|s| self.statement(s)).collect()
@@ -417,7 +416,7 @@ impl Builder {
         Block { statements, span }
     }
 
-    fn statement(&mut self, pair: Pair<'_, Rule>) -> Statement {
+    fn statement(&mut self, pair: Pair<'_>) -> Statement {
         let span = self.span(&pair);
         let kind = match pair.as_rule() {
             Rule::update_variables => {
@@ -551,7 +550,7 @@ impl Builder {
         Statement { kind, span }
     }
 
-    fn catch(&mut self, pair: Pair<'_, Rule>) -> Catch {
+    fn catch(&mut self, pair: Pair<'_>) -> Catch {
         let span = self.span(&pair);
         let mut filter = CatchFilter::Any;
         let mut body = Block::default();
@@ -575,7 +574,7 @@ impl Builder {
         Catch { filter, body, span }
     }
 
-    fn if_statement(&mut self, pair: Pair<'_, Rule>) -> IfStatement {
+    fn if_statement(&mut self, pair: Pair<'_>) -> IfStatement {
         let mut parts = children(pair).skip(1);
         let condition = self.expr(parts.next().expect("grammar: condition"));
         let then_block = self.block(parts.next().expect("grammar: then block"));
@@ -605,7 +604,7 @@ impl Builder {
         }
     }
 
-    fn secret_update(&mut self, pair: Pair<'_, Rule>) -> SecretUpdate {
+    fn secret_update(&mut self, pair: Pair<'_>) -> SecretUpdate {
         let span = self.span(&pair);
         let mut parts = children(pair);
         let secret = self.name(parts.next().expect("grammar: secret"));
@@ -643,7 +642,7 @@ impl Builder {
         update
     }
 
-    fn web_request(&mut self, pair: Pair<'_, Rule>) -> WebRequest {
+    fn web_request(&mut self, pair: Pair<'_>) -> WebRequest {
         let mut request = WebRequest {
             span: self.span(&pair),
             ..WebRequest::default()
@@ -750,7 +749,7 @@ impl Builder {
     }
 
     /// The `auth` of a request; `None` when its arguments were wrong (reported).
-    fn auth(&mut self, pair: Pair<'_, Rule>, span: Span) -> Option<Auth> {
+    fn auth(&mut self, pair: Pair<'_>, span: Span) -> Option<Auth> {
         let kind = pair.as_rule();
         if kind == Rule::private_key_jwt {
             return self
@@ -789,7 +788,7 @@ impl Builder {
     /// misplaced arguments are reported and left out.
     fn arguments(
         &mut self,
-        pair: Pair<'_, Rule>,
+        pair: Pair<'_>,
         construct: &str,
         known: &[&'static str],
     ) -> Vec<(&'static str, Expr, Span)> {
@@ -903,7 +902,7 @@ impl Builder {
     /// client id too.
     fn private_key_jwt(
         &mut self,
-        pair: Pair<'_, Rule>,
+        pair: Pair<'_>,
         span: Span,
         standalone: bool,
     ) -> Option<PrivateKeyJwt> {
@@ -943,7 +942,7 @@ impl Builder {
         })
     }
 
-    fn jwt_bearer(&mut self, pair: Pair<'_, Rule>, span: Span) -> Option<JwtBearer> {
+    fn jwt_bearer(&mut self, pair: Pair<'_>, span: Span) -> Option<JwtBearer> {
         const KNOWN: [&str; 7] = [
             "key", "issuer", "subject", "audience", "scope", "alg", "kid",
         ];
@@ -972,7 +971,7 @@ impl Builder {
         })
     }
 
-    fn oauth_client(&mut self, pair: Pair<'_, Rule>) -> OAuthClientDecl {
+    fn oauth_client(&mut self, pair: Pair<'_>) -> OAuthClientDecl {
         let span = self.span(&pair);
         let mut inner = children(pair).skip(1);
         let name = self.name(inner.next().expect("grammar: client name"));
@@ -1129,7 +1128,7 @@ impl Builder {
         client
     }
 
-    fn notify(&mut self, pair: Pair<'_, Rule>) -> NotifyDecl {
+    fn notify(&mut self, pair: Pair<'_>) -> NotifyDecl {
         let span = self.span(&pair);
         let mut inner = children(pair).skip(1);
         let name = self.name(inner.next().expect("grammar: notify name"));
@@ -1179,7 +1178,7 @@ impl Builder {
 
     /// `(name = value, ...)` of a `run_service`: every argument named once.
     /// Arguments that all have names; `example` shows them named.
-    fn named_arguments(&mut self, pair: Pair<'_, Rule>, example: &str) -> Vec<Field> {
+    fn named_arguments(&mut self, pair: Pair<'_>, example: &str) -> Vec<Field> {
         let mut out: Vec<Field> = Vec::new();
         for argument in children(pair) {
             let span = self.span(&argument);
@@ -1222,7 +1221,7 @@ impl Builder {
     }
 
     /// `params { NAME: TYPE[?] [= DEFAULT] ... }`.
-    fn param_decls(&mut self, pair: Pair<'_, Rule>) -> Vec<ParamDecl> {
+    fn param_decls(&mut self, pair: Pair<'_>) -> Vec<ParamDecl> {
         let mut out: Vec<ParamDecl> = Vec::new();
         for decl in children(pair).skip(1) {
             let span = self.span(&decl);
@@ -1260,7 +1259,7 @@ impl Builder {
         out
     }
 
-    fn response(&mut self, pair: Pair<'_, Rule>) -> ResponseDecl {
+    fn response(&mut self, pair: Pair<'_>) -> ResponseDecl {
         let span = self.span(&pair);
         let mut response = ResponseDecl {
             status: None,
@@ -1302,7 +1301,7 @@ impl Builder {
         response
     }
 
-    fn fields<'i>(&mut self, pairs: impl Iterator<Item = Pair<'i, Rule>>) -> Vec<Field> {
+    fn fields<'i>(&mut self, pairs: impl Iterator<Item = Pair<'i>>) -> Vec<Field> {
         pairs
             .map(|field| {
                 let span = self.span(&field);
@@ -1322,7 +1321,7 @@ impl Builder {
             .collect()
     }
 
-    fn mapping(&mut self, pair: Pair<'_, Rule>) -> Mapping {
+    fn mapping(&mut self, pair: Pair<'_>) -> Mapping {
         let span = self.span(&pair);
         let mut parts = children(pair);
         let target = self.name(parts.next().expect("grammar: mapping target"));
@@ -1347,7 +1346,7 @@ impl Builder {
         }
     }
 
-    fn schedule(&mut self, pair: Pair<'_, Rule>) -> ScheduleDecl {
+    fn schedule(&mut self, pair: Pair<'_>) -> ScheduleDecl {
         let span = self.span(&pair);
         let mut inner = children(pair).skip(1);
         let name = self.name(inner.next().expect("grammar: schedule name"));
@@ -1437,7 +1436,7 @@ impl Builder {
         schedule
     }
 
-    fn hook(&mut self, pair: Pair<'_, Rule>) -> (HookKind, Hook) {
+    fn hook(&mut self, pair: Pair<'_>) -> (HookKind, Hook) {
         let span = self.span(&pair);
         let mut parts = children(pair);
         let kind = match parts.next().expect("grammar: hook keyword").as_rule() {
@@ -1448,7 +1447,7 @@ impl Builder {
         (kind, Hook { body, span })
     }
 
-    fn duration(&mut self, pair: Pair<'_, Rule>) -> DurationLit {
+    fn duration(&mut self, pair: Pair<'_>) -> DurationLit {
         let span = self.span(&pair);
         let text = pair.as_str().to_string();
         let value = match duration::parse(&text) {
@@ -1468,7 +1467,7 @@ impl Builder {
         DurationLit { text, value, span }
     }
 
-    fn integer(&mut self, pair: Pair<'_, Rule>) -> Integer {
+    fn integer(&mut self, pair: Pair<'_>) -> Integer {
         let span = self.span(&pair);
         let value = pair.as_str().parse().unwrap_or_else(|_| {
             self.diagnostics.push(
@@ -1484,7 +1483,7 @@ impl Builder {
         Integer { value, span }
     }
 
-    fn plain_string(&mut self, pair: Pair<'_, Rule>) -> PlainString {
+    fn plain_string(&mut self, pair: Pair<'_>) -> PlainString {
         let span = self.span(&pair);
         let mut value = String::new();
         for part in pair.into_inner() {
@@ -1500,7 +1499,7 @@ impl Builder {
         PlainString { value, span }
     }
 
-    fn escape(&mut self, pair: &Pair<'_, Rule>) -> Option<char> {
+    fn escape(&mut self, pair: &Pair<'_>) -> Option<char> {
         let c = match pair.as_str() {
             "\\\"" => '"',
             "\\\\" => '\\',
@@ -1521,7 +1520,7 @@ impl Builder {
     }
 
     /// Builds an expression that stands on its own (a condition, a value).
-    pub fn expr(&mut self, pair: Pair<'_, Rule>) -> Expr {
+    pub fn expr(&mut self, pair: Pair<'_>) -> Expr {
         self.expression_too_deep = false;
         self.nested_expr(pair).0
     }
@@ -1534,7 +1533,7 @@ impl Builder {
     /// every pass over the AST (checker, formatter, serializer, interpreter,
     /// even `Drop`) recurses through it: its height counts too, so no input
     /// can build a tree taller than the limit.
-    fn nested_expr(&mut self, pair: Pair<'_, Rule>) -> (Expr, usize) {
+    fn nested_expr(&mut self, pair: Pair<'_>) -> (Expr, usize) {
         let span = self.span(&pair);
         let built = if self.enter(span) {
             let mut tokens = children(pair).peekable();
@@ -1554,7 +1553,7 @@ impl Builder {
 
     fn binary<'i>(
         &mut self,
-        tokens: &mut std::iter::Peekable<impl Iterator<Item = Pair<'i, Rule>>>,
+        tokens: &mut std::iter::Peekable<impl Iterator<Item = Pair<'i>>>,
         min_precedence: u8,
     ) -> (Expr, usize) {
         let (mut lhs, mut height) = self.unary(tokens);
@@ -1608,7 +1607,7 @@ impl Builder {
 
     fn unary<'i>(
         &mut self,
-        tokens: &mut std::iter::Peekable<impl Iterator<Item = Pair<'i, Rule>>>,
+        tokens: &mut std::iter::Peekable<impl Iterator<Item = Pair<'i>>>,
     ) -> (Expr, usize) {
         let token = tokens.next().expect("grammar: operand");
         if token.as_rule() == Rule::not {
@@ -1635,7 +1634,7 @@ impl Builder {
         self.primary(token)
     }
 
-    fn primary(&mut self, pair: Pair<'_, Rule>) -> (Expr, usize) {
+    fn primary(&mut self, pair: Pair<'_>) -> (Expr, usize) {
         let span = self.span(&pair);
         let mut height = 1;
         let kind = match pair.as_rule() {
@@ -1700,7 +1699,7 @@ impl Builder {
 
     /// `connection.id` or `connection.tags.KEY`; any other field is
     /// reported, and built as `null`.
-    fn connection_ref(&mut self, pair: Pair<'_, Rule>, span: Span) -> ExprKind {
+    fn connection_ref(&mut self, pair: Pair<'_>, span: Span) -> ExprKind {
         let written = pair.as_str().to_string();
         let mut parts = pair.into_inner();
         let field = self.name(parts.next().expect("grammar: connection field"));
@@ -1730,7 +1729,7 @@ impl Builder {
     }
 
     /// The parts of a string, and the height of its tallest interpolation.
-    fn string_parts(&mut self, pair: Pair<'_, Rule>) -> (Vec<StringPart>, usize) {
+    fn string_parts(&mut self, pair: Pair<'_>) -> (Vec<StringPart>, usize) {
         let mut parts: Vec<StringPart> = Vec::new();
         let mut tallest = 0;
         let push_text = |parts: &mut Vec<StringPart>, text: &str| {
@@ -1786,7 +1785,7 @@ fn precedence(op: BinaryOp) -> u8 {
 }
 
 /// Where the content of a pair ends, before trailing whitespace and comments.
-fn content_end(pair: &Pair<'_, Rule>) -> usize {
+fn content_end(pair: &Pair<'_>) -> usize {
     let start = pair.as_span().start();
     let text = pair.as_str();
     // Most pairs end with their last token: what pest skips after it

@@ -5,11 +5,13 @@
 pub mod ast;
 mod build;
 pub mod comments;
+mod descent;
 pub mod duration;
 pub mod incremental;
 pub mod parser;
 pub mod spans;
 mod split;
+pub mod tree;
 
 use crate::diagnostic::Diagnostic;
 use crate::source::{BOM, FileId, SourceMap};
@@ -70,7 +72,7 @@ fn parse_whole(file: FileId, text: &str, start: usize) -> (ast::Program, Vec<Dia
 fn parse_declarations<'t, E>(
     file: FileId,
     start: usize,
-    parse_next: impl Fn(usize) -> Result<pest::iterators::Pairs<'t, parser::Rule>, E>,
+    parse_next: impl Fn(usize) -> Result<tree::Tree<'t>, E>,
 ) -> Result<(ast::Program, Vec<Diagnostic>), (E, Vec<Diagnostic>)> {
     let mut program = ast::Program::default();
     let (diagnostics, end) = each_declaration(file, start, parse_next, |item, _| {
@@ -90,17 +92,17 @@ fn parse_declarations<'t, E>(
 pub(crate) fn each_declaration<'t, E>(
     file: FileId,
     start: usize,
-    mut parse_next: impl FnMut(usize) -> Result<pest::iterators::Pairs<'t, parser::Rule>, E>,
+    mut parse_next: impl FnMut(usize) -> Result<tree::Tree<'t>, E>,
     mut found: impl FnMut(ast::Item, incremental::Extent),
 ) -> (Vec<Diagnostic>, Result<(), E>) {
     let mut builder = build::Builder::new(file);
     let mut offset = start;
     loop {
-        let mut pairs = match parse_next(offset) {
-            Ok(pairs) => pairs,
+        let tree = match parse_next(offset) {
+            Ok(tree) => tree,
             Err(error) => return (builder.diagnostics, Err(error)),
         };
-        let next = pairs.next().expect("grammar: next_item");
+        let next = tree.root().expect("grammar: next_item");
         let consumed = next.as_span().end();
         let reported = builder.diagnostics.len();
         match builder.item(next, offset) {

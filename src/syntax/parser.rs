@@ -1,10 +1,12 @@
-//! The pest parser, and the translation of its errors into words users know.
+//! Parsing a declaration (the hand-written parser, pest for what it
+//! refuses), and the translation of pest's errors into words users know.
 
 use std::collections::BTreeSet;
 
 use pest::error::{ErrorVariant, InputLocation};
 use pest_derive::Parser;
 
+use super::tree::Tree;
 use crate::diagnostic::{Code, Diagnostic};
 use crate::source::{FileId, Span};
 
@@ -13,37 +15,53 @@ use crate::source::{FileId, Span};
 pub struct SvcParser;
 
 /// Parses the declaration that starts at `offset` (after whitespace and
-/// comments), or the end of the file. Positions in the pairs are relative
+/// comments), or the end of the file. Positions in the tree are relative
 /// to `offset`; in a diagnostic they are absolute.
+///
+/// The hand-written parser (`descent`) reads it; what that refuses, pest
+/// reads again, and explains when it refuses it too.
 pub fn parse_next_item(
     file: FileId,
     text: &str,
     offset: usize,
-) -> Result<pest::iterators::Pairs<'_, Rule>, Box<Diagnostic>> {
+) -> Result<Tree<'_>, Box<Diagnostic>> {
     use pest::Parser as _;
     let rest = &text[offset..];
-    try_parse_next_item(rest).ok_or_else(|| {
-        // Tracking every attempt makes parsing several times slower, so it
-        // is switched on only to explain an error, on a second parse. The
-        // switch is global: detailed parses take turns, and a plain parse
-        // that overlaps one is merely slower.
-        static DETAILED: std::sync::Mutex<()> = std::sync::Mutex::new(());
-        let _turn = DETAILED
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        pest::set_error_detail(true);
-        let detailed = SvcParser::parse(Rule::next_item, rest);
-        pest::set_error_detail(false);
-        match detailed {
-            Err(error) => Box::new(syntax_diagnostic(file, text, offset, &error)),
-            Ok(_) => unreachable!("pest parses the same input the same way"),
-        }
-    })
+    if let Ok(tree) = super::descent::parse_next_item(rest) {
+        return Ok(tree);
+    }
+    // Tracking every attempt makes parsing several times slower, so it is
+    // switched on only here. The switch is global: detailed parses take
+    // turns, and a plain parse that overlaps one is merely slower.
+    static DETAILED: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = DETAILED
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    pest::set_error_detail(true);
+    let detailed = SvcParser::parse(Rule::next_item, rest);
+    pest::set_error_detail(false);
+    match detailed {
+        // Nested deeper than the hand-written parser goes.
+        Ok(pairs) => Ok(Tree::from_pest(rest, pairs)),
+        Err(error) => Err(Box::new(syntax_diagnostic(file, text, offset, &error))),
+    }
 }
 
 /// Parses the declaration at the start of `text` (after whitespace and
 /// comments), or its end; `None` on a syntax error, unexplained.
-pub fn try_parse_next_item(text: &str) -> Option<pest::iterators::Pairs<'_, Rule>> {
+pub fn try_parse_next_item(text: &str) -> Option<Tree<'_>> {
+    match super::descent::parse_next_item(text) {
+        Ok(tree) => Some(tree),
+        Err(super::descent::Refused::Syntax) => None,
+        Err(super::descent::Refused::TooDeep) => {
+            pest_next_item(text).map(|pairs| Tree::from_pest(text, pairs))
+        }
+    }
+}
+
+/// pest's own parse of the declaration at the start of `text`: the
+/// grammar's reference, for tests and benchmarks.
+pub fn pest_next_item(text: &str) -> Option<pest::iterators::Pairs<'_, Rule>> {
     use pest::Parser as _;
     SvcParser::parse(Rule::next_item, text).ok()
 }
