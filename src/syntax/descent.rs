@@ -31,15 +31,16 @@ const MAX_NESTING: usize = 160;
 pub enum Refused {
     /// The text does not follow the grammar.
     Syntax,
-    /// Nested deeper than [`MAX_NESTING`], or longer than 4 GiB.
-    TooDeep,
+    /// Nested deeper than [`MAX_NESTING`] (or a text of 4 GiB, which no
+    /// program file is): pest decides.
+    LeftToPest,
 }
 
 /// Parses the declaration at the start of `text` (after blanks and
 /// comments), or its end, as pest's `next_item` does.
 pub fn parse_next_item(text: &str) -> Result<Tree<'_>, Refused> {
     if text.len() >= u32::MAX as usize {
-        return Err(Refused::TooDeep);
+        return Err(Refused::LeftToPest);
     }
     let mut parser = Parser {
         b: text.as_bytes(),
@@ -50,7 +51,7 @@ pub fn parse_next_item(text: &str) -> Result<Tree<'_>, Refused> {
     };
     let matched = parser.next_item();
     if parser.too_deep {
-        return Err(Refused::TooDeep);
+        return Err(Refused::LeftToPest);
     }
     if !matched {
         return Err(Refused::Syntax);
@@ -1420,7 +1421,7 @@ mod tests {
     use crate::syntax::parser::pest_next_item;
 
     /// Both parsers over `text`, declaration by declaration: the same
-    /// trees, and the same refusal (or this one's `TooDeep`, where pest
+    /// trees, and the same refusal (or this one's `LeftToPest`, where pest
     /// decides). Returns how many declarations were compared.
     fn agree(text: &str) -> Result<usize, String> {
         let mut offset = 0;
@@ -1451,7 +1452,9 @@ mod tests {
                     }
                     offset += root.as_span().end();
                 }
-                (Err(Refused::Syntax), None) | (Err(Refused::TooDeep), _) => return Ok(compared),
+                (Err(Refused::Syntax), None) | (Err(Refused::LeftToPest), _) => {
+                    return Ok(compared);
+                }
                 (Ok(_), None) => {
                     return Err(format!("accepted at offset {offset} what pest refuses"));
                 }
@@ -1875,7 +1878,7 @@ mod tests {
             "if true { ".repeat(MAX_NESTING + 1),
             " }".repeat(MAX_NESTING + 1)
         );
-        assert_eq!(parse_next_item(&deep).err(), Some(Refused::TooDeep));
+        assert_eq!(parse_next_item(&deep).err(), Some(Refused::LeftToPest));
         let shallow = format!(
             "service s {{ action a {{ {}log 1{} }} }}",
             "if true { ".repeat(70),
@@ -1894,7 +1897,7 @@ mod tests {
             );
             assert_eq!(
                 parse_next_item(&text).err(),
-                Some(Refused::TooDeep),
+                Some(Refused::LeftToPest),
                 "{open}"
             );
         }
@@ -1902,12 +1905,12 @@ mod tests {
             "service s {{ action a {{ if a {{ }}{} }} }}",
             " else if a { }".repeat(n)
         );
-        assert_eq!(parse_next_item(&chain).err(), Some(Refused::TooDeep));
+        assert_eq!(parse_next_item(&chain).err(), Some(Refused::LeftToPest));
         let path = format!(
             "service s {{ action a {{ web_request {{ result_mapping {{ v = ${}{} }} }} }} }}",
             "[".repeat(n),
             "]".repeat(n)
         );
-        assert_eq!(parse_next_item(&path).err(), Some(Refused::TooDeep));
+        assert_eq!(parse_next_item(&path).err(), Some(Refused::LeftToPest));
     }
 }

@@ -53,7 +53,7 @@ pub fn try_parse_next_item(text: &str) -> Option<Tree<'_>> {
     match super::descent::parse_next_item(text) {
         Ok(tree) => Some(tree),
         Err(super::descent::Refused::Syntax) => None,
-        Err(super::descent::Refused::TooDeep) => {
+        Err(super::descent::Refused::LeftToPest) => {
             pest_next_item(text).map(|pairs| Tree::from_pest(text, pairs))
         }
     }
