@@ -209,43 +209,18 @@ fn write_out(
     clients: &BTreeMap<String, OAuthClientDecl>,
     used: &mut BTreeSet<&'static str>,
 ) {
-    for statement in &mut block.statements {
+    block.walk_mut(&mut |statement| {
         let span = statement.span;
-        match &mut statement.kind {
-            StatementKind::TokenGrant(grant) => {
-                if let Some(client) = clients.get(&grant.client.text) {
-                    let profile = client
-                        .provider
-                        .as_ref()
-                        .and_then(|p| super::get(&p.name.text));
-                    grant.steps.statements = steps(grant, client, profile, span, used);
-                }
-            }
-            StatementKind::If(statement) => {
-                write_out(&mut statement.then_block, clients, used);
-                if let Some(block) = &mut statement.else_block {
-                    write_out(block, clients, used);
-                }
-            }
-            StatementKind::Try { body, catches } => {
-                write_out(body, clients, used);
-                for catch in catches {
-                    write_out(&mut catch.body, clients, used);
-                }
-            }
-            StatementKind::Foreach { body, .. } | StatementKind::While { body, .. } => {
-                write_out(body, clients, used);
-            }
-            StatementKind::UpdateVariables { .. }
-            | StatementKind::WebRequest(_)
-            | StatementKind::UpdateSecrets { .. }
-            | StatementKind::RunService { .. }
-            | StatementKind::Sleep { .. }
-            | StatementKind::Log { .. }
-            | StatementKind::Throw { .. }
-            | StatementKind::Break => {}
+        if let StatementKind::TokenGrant(grant) = &mut statement.kind
+            && let Some(client) = clients.get(&grant.client.text)
+        {
+            let profile = client
+                .provider
+                .as_ref()
+                .and_then(|p| super::get(&p.name.text));
+            grant.steps.statements = steps(grant, client, profile, span, used);
         }
-    }
+    });
 }
 
 /// The statements of one grant: empty when the client stores no access
@@ -489,5 +464,46 @@ fn synthetic_name(text: &str, span: Span) -> Name {
     Name {
         text: text.to_string(),
         span,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::FileId;
+
+    /// A grant is written out wherever it stands: in branches, loops and
+    /// `try`/`catch`, however deep.
+    #[test]
+    fn grants_in_nested_blocks_are_written_out() {
+        let text = r#"
+secret R { environment_specific }
+secret A { environment_specific }
+oauth_client c {
+  token_url "https://auth.example.com/token"
+  client_id "id"
+  stores { refresh_token = R  access_token = A }
+}
+service s {
+  action a {
+    refresh_tokens client(c)
+    if true {
+      try { while true max 2 { refresh_tokens client(c) } }
+      catch { foreach x in param.items { refresh_tokens client(c) } }
+    } else { refresh_tokens client(c) }
+  }
+}
+"#;
+        let (mut program, diagnostics) = crate::syntax::parse_file(FileId(0), text);
+        assert!(diagnostics.is_empty(), "{diagnostics:?}");
+        fill(&mut program);
+        let mut grants = 0;
+        program.services[0].actions[0].body.walk(&mut |statement| {
+            if let StatementKind::TokenGrant(grant) = &statement.kind {
+                grants += 1;
+                assert!(!grant.steps.statements.is_empty(), "{:?}", statement.span);
+            }
+        });
+        assert_eq!(grants, 4);
     }
 }

@@ -1354,6 +1354,40 @@ impl Block {
             }
         }
     }
+
+    /// As [`Block::walk`], each statement given to `f` to change before
+    /// its nested blocks are walked.
+    pub fn walk_mut(&mut self, f: &mut impl FnMut(&mut Statement)) {
+        for statement in &mut self.statements {
+            f(statement);
+            match &mut statement.kind {
+                StatementKind::If(if_statement) => {
+                    if_statement.then_block.walk_mut(f);
+                    if let Some(else_block) = &mut if_statement.else_block {
+                        else_block.walk_mut(f);
+                    }
+                }
+                StatementKind::Try { body, catches } => {
+                    body.walk_mut(f);
+                    for catch in catches {
+                        catch.body.walk_mut(f);
+                    }
+                }
+                StatementKind::Foreach { body, .. } | StatementKind::While { body, .. } => {
+                    body.walk_mut(f)
+                }
+                StatementKind::TokenGrant(grant) => grant.steps.walk_mut(f),
+                StatementKind::UpdateVariables { .. }
+                | StatementKind::WebRequest(_)
+                | StatementKind::UpdateSecrets { .. }
+                | StatementKind::RunService { .. }
+                | StatementKind::Sleep { .. }
+                | StatementKind::Log { .. }
+                | StatementKind::Throw { .. }
+                | StatementKind::Break => {}
+            }
+        }
+    }
 }
 
 impl Statement {
