@@ -90,9 +90,12 @@ def main():
         median = f" (median of {len(rounds)} rounds)" if rounds else ""
         rows.append(("4. serve, 64 clients", "token server directly" + median, f"{direct:.0f} req/s, p50 {values['serve_direct_p50_ms']:.2f} ms, p99 {values['serve_direct_p99_ms']:.2f} ms", "", ""))
         rows.append(("4. serve, 64 clients", "through svc serve (fetch: no secret written)" + median, f"{svc:.0f} req/s, p50 {values['serve_svc_p50_ms']:.2f} ms, p99 {values['serve_svc_p99_ms']:.2f} ms", "", ""))
-        rows.append(("4. serve, 64 clients", "svc throughput / direct", f"{svc / direct:.2f}", ">= 0.70", verdict(svc / direct >= 0.70)))
+        rows.append(("4. serve, 64 clients", "svc throughput / direct", f"{svc / direct:.2f}", ">= 0.80", verdict(svc / direct >= 0.80)))
         overhead = values["serve_svc_p99_ms"] - values["serve_direct_p99_ms"]
-        rows.append(("4. serve, 64 clients", "p99 overhead", f"{overhead:.2f} ms", "< 2 ms", verdict(overhead < 2)))
+        # Below zero the direct side's p99 had a spike svc's did not: noise
+        # (likely with one round), not an overhead that meets the target.
+        said = verdict(overhead < 2) if overhead >= 0 else "noise: direct's p99 above svc's"
+        rows.append(("4. serve, 64 clients", "p99 overhead", f"{overhead:.2f} ms", "< 2 ms", said))
         rows.append(("4. serve, 64 clients", "refresh endpoint (stores each token; runs take turns)",
                      f"{values['serve_refresh_rps']:.0f} req/s, p99 {values['serve_refresh_p99_ms']:.1f} ms", "", ""))
     if "schedules_rss_kib" in values:
