@@ -228,7 +228,7 @@ impl SecretStore for FileSecrets {
                 for change in changes {
                     done.push(super::apply_to_document(doc, change, &by, at, &env)?);
                 }
-                Ok((done, doc.clone()))
+                Ok(done)
             })
         })
         .await?;
@@ -345,7 +345,7 @@ impl crate::backend::AccountSecrets for FileSecrets {
                         .or_default()
                         .insert(key.connection_id.clone(), values.secrets);
                 }
-                Ok((done, doc.clone()))
+                Ok(done)
             })
         })
         .await?;
@@ -393,7 +393,7 @@ impl crate::backend::AccountSecrets for FileSecrets {
                 (account.connection_id.clone(), changes)
             })
             .collect();
-        let document = blocking(move || {
+        let ((), document) = blocking(move || {
             store.update(&keys, |doc| {
                 for (id, changes) in writes {
                     let mut values = Document::new(&env);
@@ -405,7 +405,7 @@ impl crate::backend::AccountSecrets for FileSecrets {
                         .or_default()
                         .insert(id, values.secrets);
                 }
-                Ok(doc.clone())
+                Ok(())
             })
         })
         .await?;
@@ -445,7 +445,7 @@ impl crate::backend::AccountSecrets for FileSecrets {
         let store = self.store.clone();
         let keys = identities.clone();
         let key = key.clone();
-        let document = blocking(move || {
+        let ((), document) = blocking(move || {
             store.update(&keys, |doc| {
                 if let Some(client) = doc.accounts.get_mut(&key.client) {
                     client.remove(&key.connection_id);
@@ -453,7 +453,7 @@ impl crate::backend::AccountSecrets for FileSecrets {
                         doc.accounts.remove(&key.client);
                     }
                 }
-                Ok(doc.clone())
+                Ok(())
             })
         })
         .await?;
@@ -474,10 +474,10 @@ impl KeyStore for FileSecrets {
         let store = self.store.clone();
         let keys = identities.clone();
         let id = id.to_string();
-        let document = blocking(move || {
+        let ((), document) = blocking(move || {
             store.update(&keys, |doc| {
                 doc.api_keys.insert(id, key);
-                Ok(doc.clone())
+                Ok(())
             })
         })
         .await?;
@@ -494,10 +494,10 @@ impl KeyStore for FileSecrets {
         let store = self.store.clone();
         let keys = identities.clone();
         let id = id.to_string();
-        let document = blocking(move || {
+        let ((), document) = blocking(move || {
             store.update(&keys, |doc| {
                 revoke_in(&mut doc.api_keys, &id, at)?;
-                Ok(doc.clone())
+                Ok(())
             })
         })
         .await?;
@@ -785,7 +785,7 @@ mod tests {
         let store = Store::new(&secrets_dir, "dev").unwrap();
         store.init(&format!("{}\n", identity.to_public())).unwrap();
         let now = crate::secrets::document::now();
-        let ids = store
+        let (ids, _) = store
             .update(&identities, |doc| {
                 let mut ids = Vec::new();
                 for _ in 0..keys {

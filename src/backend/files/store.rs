@@ -109,19 +109,20 @@ impl Store {
 
     /// Changes the store: takes the lock, reads the current document inside
     /// it, applies `change`, and writes the result atomically. If `change`
-    /// fails, nothing is written.
+    /// fails, nothing is written. Returns what `change` returned and the
+    /// document as written (callers cache it: no copy of it is made).
     pub fn update<T>(
         &self,
         identities: &Identities,
         change: impl FnOnce(&mut Document) -> Result<T, Error>,
-    ) -> Result<T, Error> {
+    ) -> Result<(T, Document), Error> {
         self.require()?;
         let _lock = self.lock()?;
         let mut document = self.read(identities)?;
         let result = change(&mut document)?;
         let recipients = RecipientsFile::read(&self.recipients_path())?;
         self.write_locked(&document, &recipients)?;
-        Ok(result)
+        Ok((result, document))
     }
 
     /// Changes the recipients file and re-encrypts the store to the new
