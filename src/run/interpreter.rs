@@ -57,7 +57,7 @@ pub(super) struct Run<'e> {
     pub(super) endpoint_key: String,
     /// The call depth of that endpoint: 0, or deeper for a hook's
     /// `run_service` of an endpoint that updates secrets, which runs as a
-    /// run of its own ([`Run::own_run`]).
+    /// run of its own ([`Run::enter_own_run`]).
     pub(super) root_depth: usize,
     /// The statuses of the answers this run kept in the recovery journal.
     pub(super) journaled: Vec<u16>,
@@ -717,21 +717,20 @@ impl<'e> Run<'e> {
             && self
                 .engine
                 .updates_secrets(target.service.as_str(), target.endpoint.as_str());
-        let answer = if own_run {
-            self.own_run(target, identity, params, frame.depth + 1)
-                .await?
-        } else {
-            let (_, result) = self
-                .endpoint(
-                    target.service.as_str(),
-                    target.endpoint.as_str(),
-                    identity,
-                    std::borrow::Cow::Owned(params),
-                    frame.depth + 1,
-                )
-                .await;
-            result?
-        };
+        let outer = own_run.then(|| self.enter_own_run(target, identity, &params, frame.depth + 1));
+        let (_, result) = self
+            .endpoint(
+                target.service.as_str(),
+                target.endpoint.as_str(),
+                identity,
+                std::borrow::Cow::Owned(params),
+                frame.depth + 1,
+            )
+            .await;
+        let answer = match outer {
+            Some(outer) => self.leave_own_run(outer, result),
+            None => result,
+        }?;
         if let Some(into) = into {
             let body = answer.map_or(serde_json::Value::Null, |a| a.body);
             let target_type = frame
@@ -769,53 +768,51 @@ impl<'e> Run<'e> {
     /// its key, identity and parameters. The next run of that endpoint
     /// then settles them, and `svc secret recover --apply` can replay them;
     /// filed under the hook, a rotated refresh token they carry would be
-    /// lost, and the spent one sent again.
-    async fn own_run(
+    /// lost, and the spent one sent again. Returns the calling run's state,
+    /// for [`Run::leave_own_run`].
+    fn enter_own_run(
         &mut self,
-        target: &'e EndpointRef,
-        identity: &'e IdentityDecl,
-        params: BTreeMap<String, serde_json::Value>,
+        target: &EndpointRef,
+        identity: &IdentityDecl,
+        params: &BTreeMap<String, serde_json::Value>,
         depth: usize,
-    ) -> Result<Option<Answer>, RunError> {
-        let run_id = super::engine::new_run_id();
-        let outer = OwnRun {
-            run_id: std::mem::replace(&mut self.run_id, run_id.clone()),
-            endpoint_key: std::mem::replace(&mut self.endpoint_key, target.display()),
-            root_depth: std::mem::replace(&mut self.root_depth, depth),
-            identity: std::mem::replace(&mut self.identity, identity.name.text.clone()),
-            params: std::mem::replace(&mut self.params, params.clone()),
-            based_on: std::mem::take(&mut self.based_on),
-            journaled: std::mem::take(&mut self.journaled),
-            sends: std::mem::take(&mut self.sends),
-            journal_settled: std::mem::take(&mut self.journal_settled),
+    ) -> OwnRun {
+        let mut own = OwnRun {
+            run_id: super::engine::new_run_id(),
+            endpoint_key: target.display(),
+            root_depth: depth,
+            identity: identity.name.text.clone(),
+            params: params.clone(),
+            based_on: BTreeMap::new(),
+            journaled: Vec::new(),
+            sends: 0,
+            journal_settled: false,
         };
+        own.swap(self);
         self.trace.push(Event::Journal {
             depth,
-            message: format!("`{}` runs as run {run_id} of its own", self.endpoint_key),
+            message: format!(
+                "`{}` runs as run {} of its own",
+                self.endpoint_key, self.run_id
+            ),
         });
-        let (_, result) = self
-            .endpoint(
-                target.service.as_str(),
-                target.endpoint.as_str(),
-                identity,
-                std::borrow::Cow::Owned(params),
-                depth,
-            )
-            .await;
+        own
+    }
+
+    /// Gives the calling run its state back after a run of its own; a
+    /// failure that kept a good answer says how to store it.
+    fn leave_own_run(
+        &mut self,
+        mut outer: OwnRun,
+        result: Result<Option<Answer>, RunError>,
+    ) -> Result<Option<Answer>, RunError> {
         let key = self.journal_key();
-        let journaled = std::mem::replace(&mut self.journaled, outer.journaled);
-        self.run_id = outer.run_id;
-        self.endpoint_key = outer.endpoint_key;
-        self.root_depth = outer.root_depth;
-        let identity = std::mem::replace(&mut self.identity, outer.identity);
-        self.params = outer.params;
-        self.based_on = outer.based_on;
-        self.sends = outer.sends;
-        self.journal_settled = outer.journal_settled;
+        outer.swap(self);
+        let own = outer;
         result.map_err(|mut error| {
-            if journaled.iter().any(|s| (200..300).contains(s)) {
+            if own.journaled.iter().any(|s| (200..300).contains(s)) {
                 self.engine
-                    .kept_answer_help(&key, &identity, &run_id, &mut error);
+                    .kept_answer_help(&key, &own.identity, &own.run_id, &mut error);
             }
             error
         })
@@ -1559,8 +1556,9 @@ impl RunError {
     }
 }
 
-/// What a run of its own ([`Run::own_run`]) sets aside of the run it is
-/// called from, and gives back when it ends.
+/// The state a run of its own ([`Run::enter_own_run`]) has apart from the
+/// run it is called from: exchanged with the run's as it starts, and
+/// again as it ends.
 struct OwnRun {
     run_id: String,
     endpoint_key: String,
@@ -1571,4 +1569,18 @@ struct OwnRun {
     journaled: Vec<u16>,
     sends: u32,
     journal_settled: bool,
+}
+
+impl OwnRun {
+    fn swap(&mut self, run: &mut Run<'_>) {
+        std::mem::swap(&mut self.run_id, &mut run.run_id);
+        std::mem::swap(&mut self.endpoint_key, &mut run.endpoint_key);
+        std::mem::swap(&mut self.root_depth, &mut run.root_depth);
+        std::mem::swap(&mut self.identity, &mut run.identity);
+        std::mem::swap(&mut self.params, &mut run.params);
+        std::mem::swap(&mut self.based_on, &mut run.based_on);
+        std::mem::swap(&mut self.journaled, &mut run.journaled);
+        std::mem::swap(&mut self.sends, &mut run.sends);
+        std::mem::swap(&mut self.journal_settled, &mut run.journal_settled);
+    }
 }

@@ -141,7 +141,7 @@ impl<'e> Run<'e> {
         // keeps none: no sealing and no fsync on every fetch. A request that
         // spends a secret its run replaces is always kept (a hook's
         // `run_service` of a refresh runs as a run of its own, under the
-        // refresh's key: `Run::own_run`).
+        // refresh's key: `Run::enter_own_run`).
         if built.carries_secret
             && !replayed
             && (built.rotating || self.engine.updates_secrets_key(&self.endpoint_key))
