@@ -98,15 +98,36 @@ impl Setup {
         }
     }
 
-    /// `svc secret recover --discard` for every run the journal keeps.
-    fn discard_journal(&self) {
+    /// What `svc secret recover --json` lists: the kept answers.
+    fn kept_answers(&self) -> Vec<serde_json::Value> {
         let listed = self
             .project
             .svc()
             .args(["secret", "recover", "--env", "dev", "--json"])
             .run();
         assert_eq!(listed.status, 0, "{}", listed.all_output());
-        let answers: Vec<serde_json::Value> = serde_json::from_str(&listed.stdout).unwrap();
+        serde_json::from_str(&listed.stdout).unwrap()
+    }
+
+    /// A run after one that kept a rotated answer (see `rotating_twice`):
+    /// it stored the kept answer first, presented the rotated token, never
+    /// the spent one, stored the newer pair's refresh token in `name`, and
+    /// left the journal settled.
+    async fn assert_stored_first(&self, next: &Run, name: &str) {
+        assert_eq!(next.status, 0, "{}", next.all_output());
+        assert!(
+            next.stdout.contains("kept an answer that was never stored"),
+            "{}",
+            next.stdout
+        );
+        assert_eq!(self.presented().await, [OLD_REFRESH, NEW_REFRESH]);
+        assert_eq!(self.stored(name), "newer-refresh-token-U8");
+        assert!(self.journal_files().is_empty(), "settled");
+    }
+
+    /// `svc secret recover --discard` for every run the journal keeps.
+    fn discard_journal(&self) {
+        let answers = self.kept_answers();
         let mut runs: Vec<&str> = answers
             .iter()
             .map(|a| a["run_id"].as_str().unwrap())
@@ -524,15 +545,7 @@ async fn the_next_run_stores_a_journaled_answer_before_it_sends_anything() {
     // first, and the run presents the rotated token, not the spent one.
     let fixed = without_expires_in(&program);
     let next = s.run(&fixed, &[]).await;
-    assert_eq!(next.status, 0, "{}", next.all_output());
-    assert!(
-        next.stdout.contains("kept an answer that was never stored"),
-        "{}",
-        next.stdout
-    );
-    assert_eq!(s.presented().await, [OLD_REFRESH, NEW_REFRESH]);
-    assert_eq!(s.stored("HUBSPOT_REFRESH_TOKEN"), "newer-refresh-token-U8");
-    assert!(s.journal_files().is_empty(), "settled");
+    s.assert_stored_first(&next, "HUBSPOT_REFRESH_TOKEN").await;
     s.assert_no_leak(&format!("{}{}", failed.all_output(), next.all_output()));
 }
 
@@ -591,12 +604,7 @@ async fn a_run_is_refused_while_the_journal_holds_an_answer_it_cannot_store() {
     // A person applies it once the program is fixed.
     s.project
         .write("hubspot.svc", &without_expires_in(&program));
-    let listed = s
-        .project
-        .svc()
-        .args(["secret", "recover", "--env", "dev", "--json"])
-        .run();
-    let answers: Vec<serde_json::Value> = serde_json::from_str(&listed.stdout).unwrap();
+    let answers = s.kept_answers();
     let run_id = answers[0]["run_id"].as_str().unwrap().to_string();
     let applied = s
         .project
@@ -787,13 +795,7 @@ async fn a_hook_that_refreshes_through_run_service_keeps_the_rotated_answer() {
     let (program, failed) = hook_keeps_a_rotated_answer(&s).await;
     // It is kept as a run of the endpoint the hook ran, with that
     // endpoint's identity: `svc secret recover` names it so.
-    let listed = s
-        .project
-        .svc()
-        .args(["secret", "recover", "--env", "dev", "--json"])
-        .run();
-    assert_eq!(listed.status, 0, "{}", listed.all_output());
-    let answers: Vec<serde_json::Value> = serde_json::from_str(&listed.stdout).unwrap();
+    let answers = s.kept_answers();
     assert_eq!(answers.len(), 1, "{answers:?}");
     assert_eq!(answers[0]["endpoint"], "vendor.refresh", "{answers:?}");
 
@@ -808,15 +810,7 @@ async fn a_hook_that_refreshes_through_run_service_keeps_the_rotated_answer() {
             &[],
         )
         .await;
-    assert_eq!(next.status, 0, "{}", next.all_output());
-    assert!(
-        next.stdout.contains("kept an answer that was never stored"),
-        "{}",
-        next.stdout
-    );
-    assert_eq!(s.presented().await, [OLD_REFRESH, NEW_REFRESH]);
-    assert_eq!(s.stored("REFRESH"), "newer-refresh-token-U8");
-    assert!(s.journal_files().is_empty(), "settled");
+    s.assert_stored_first(&next, "REFRESH").await;
     s.assert_no_leak(&format!("{}{}", failed.all_output(), next.all_output()));
 }
 
@@ -825,12 +819,7 @@ async fn a_hooks_kept_answer_is_recovered_by_recover_apply() {
     let s = setup().await;
     let (program, failed) = hook_keeps_a_rotated_answer(&s).await;
     s.project.write("hooked.svc", &hooked_fixed(&program));
-    let listed = s
-        .project
-        .svc()
-        .args(["secret", "recover", "--env", "dev", "--json"])
-        .run();
-    let answers: Vec<serde_json::Value> = serde_json::from_str(&listed.stdout).unwrap();
+    let answers = s.kept_answers();
     let run_id = answers[0]["run_id"].as_str().unwrap().to_string();
     let applied = s
         .project
