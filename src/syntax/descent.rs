@@ -1343,7 +1343,7 @@ impl Parser<'_> {
                 if self.word(b"true") || self.word(b"false") {
                     return self.leaf(Rule::boolean, start);
                 }
-                self.prefixed_ref(Rule::secret_ref, b"secret.")
+                self.secret_ref()
                     || self.prefixed_ref(Rule::param_ref, b"param.")
                     || self.prefixed_ref(Rule::error_ref, b"error.")
                     || self.prefixed_ref(Rule::run_ref, b"run.")
